@@ -1,0 +1,135 @@
+"""Input checks shared by every public entry point.
+
+They turn bad input into a specific :mod:`gmmhmm.errors` exception at the
+boundary, so nothing downstream ever sees NaN, the wrong shape or a bad
+``lengths`` array.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import (
+    DimensionMismatchError,
+    InvalidInputError,
+    InvalidLengthsError,
+    InvalidParameterError,
+    NonFiniteInputError,
+    NotFittedError,
+)
+
+
+def check_array(
+    X: Any,
+    *,
+    name: str = "X",
+    dtype: Any = np.float64,
+    ensure_2d: bool = True,
+    min_samples: int = 1,
+    n_features: int | None = None,
+) -> np.ndarray:
+    """Return ``X`` as a C-contiguous float array of shape (n_samples, n_features).
+
+    A 1-D array is refused (as scikit-learn does) unless ``ensure_2d`` is
+    False, in which case it becomes one column.
+    """
+    try:
+        arr = np.asarray(X)
+    except Exception as exc:  # ragged lists and the like
+        raise InvalidInputError(f"{name} cannot be converted to an array: {exc}") from exc
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise InvalidInputError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if np.iscomplexobj(arr):
+        raise InvalidInputError(f"{name} must be real, got complex dtype {arr.dtype}")
+    if arr.ndim == 1 and not ensure_2d:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2:
+        raise InvalidInputError(
+            f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}"
+            + ("; reshape 1-D data with X.reshape(-1, 1)" if arr.ndim == 1 else "")
+        )
+    if arr.shape[1] == 0:
+        raise InvalidInputError(f"{name} has no features (shape {arr.shape})")
+    if arr.shape[0] < min_samples:
+        raise InvalidInputError(
+            f"{name} has {arr.shape[0]} sample(s); at least {min_samples} required"
+        )
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(arr).all():
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise NonFiniteInputError(
+            f"{name} contains NaN or infinity (first at row {bad[0]}, column {bad[1]})"
+        )
+    if n_features is not None and arr.shape[1] != n_features:
+        raise DimensionMismatchError(
+            f"{name} has {arr.shape[1]} features but the model expects {n_features}"
+        )
+    return arr
+
+
+def check_lengths(lengths: Any, n_samples: int) -> np.ndarray:
+    """Return ``lengths`` as int64 sequence lengths that sum to ``n_samples``.
+
+    ``None`` means one sequence of all samples.
+    """
+    if lengths is None:
+        return np.array([n_samples], dtype=np.int64)
+    arr = np.asarray(lengths)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1 or arr.size == 0:
+        raise InvalidLengthsError(f"lengths must be a non-empty 1-D array, got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer):
+        if not np.issubdtype(arr.dtype, np.floating) or not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
+            raise InvalidLengthsError(f"lengths must be integers, got {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if np.any(arr <= 0):
+        i = int(np.flatnonzero(arr <= 0)[0])
+        raise InvalidLengthsError(f"lengths must be positive; sequence {i} has length {arr[i]}")
+    if int(arr.sum()) != n_samples:
+        raise InvalidLengthsError(
+            f"lengths sum to {int(arr.sum())} but X has {n_samples} samples"
+        )
+    return arr
+
+
+def check_sample_weight(sample_weight: Any, n_samples: int, dtype: Any = np.float64) -> np.ndarray:
+    """Return non-negative finite per-sample weights (ones when ``None``)."""
+    if sample_weight is None:
+        return np.ones(n_samples, dtype=dtype)
+    w = np.asarray(sample_weight, dtype=dtype)
+    if w.ndim != 1 or w.shape[0] != n_samples:
+        raise InvalidInputError(
+            f"sample_weight must have shape ({n_samples},), got {w.shape}"
+        )
+    if not np.isfinite(w).all():
+        raise NonFiniteInputError("sample_weight contains NaN or infinity")
+    if np.any(w < 0):
+        raise InvalidInputError("sample_weight must be non-negative")
+    if w.sum() <= 0:
+        raise InvalidInputError("sample_weight sums to zero")
+    return w
+
+
+def check_in(value: Any, allowed: tuple, name: str) -> Any:
+    """Raise :class:`InvalidParameterError` unless ``value`` is one of ``allowed``."""
+    if value not in allowed:
+        raise InvalidParameterError(f"{name} must be one of {list(allowed)}, got {value!r}")
+    return value
+
+
+def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    """Raise :class:`InvalidParameterError` unless ``value`` is an integer >= minimum."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InvalidParameterError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_is_fitted(model: Any, attribute: str) -> None:
+    """Raise :class:`NotFittedError` if ``model`` lacks the fitted ``attribute``."""
+    if not hasattr(model, attribute):
+        raise NotFittedError(
+            f"This {type(model).__name__} instance is not fitted yet; call fit first"
+        )

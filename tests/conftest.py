@@ -1,0 +1,33 @@
+"""Shared fixtures.
+
+Integration tests use the real recordings in ../shared/data/fsdd (or
+$GMMHMM_FSDD_DIR). They fail, never skip, when the data is missing: CI and
+every developer machine have it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def fsdd_dir() -> Path:
+    path = Path(os.environ.get("GMMHMM_FSDD_DIR", REPO_ROOT.parent / "shared" / "data" / "fsdd"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def fsdd_path() -> Path:
+    """Folder of the Free Spoken Digit Dataset; fails loudly when absent."""
+    path = fsdd_dir()
+    recordings = path / "recordings"
+    if not recordings.is_dir() or not any(recordings.glob("*.wav")):
+        pytest.fail(
+            f"FSDD recordings not found at {recordings}. Integration tests need "
+            "../shared/data/fsdd (or set GMMHMM_FSDD_DIR)."
+        )
+    return path
