@@ -1,0 +1,199 @@
+"""HTK/Kaldi-style MFCC analysis, vectorised over frames.
+
+Per frame, in Kaldi's order: dither, DC removal, raw log energy,
+pre-emphasis, window, zero-padded FFT power spectrum, triangular mel
+filterbank (triangles in the mel domain, mel = 1127 ln(1 + f / 700)),
+floored log, orthonormal DCT-II, lifter, optional log-energy in place of c0.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from ..errors import AudioError, InvalidInputError, InvalidParameterError, NonFiniteInputError
+from .config import FeatureConfig
+
+# Floor of mel energies and frame energies before the log. Signals are in
+# full-scale units, where int16 quantisation noise is ~1e-8 per FFT bin, so
+# only digital silence reaches the floor.
+LOG_FLOOR = 1e-10
+
+
+def hz_to_mel(freq_hz: np.ndarray | float) -> np.ndarray:
+    """HTK mel scale: ``1127 ln(1 + f / 700)``."""
+    return 1127.0 * np.log1p(np.asarray(freq_hz, dtype=np.float64) / 700.0)
+
+
+def mel_to_hz(mel: np.ndarray | float) -> np.ndarray:
+    """Inverse of :func:`hz_to_mel`."""
+    return 700.0 * np.expm1(np.asarray(mel, dtype=np.float64) / 1127.0)
+
+
+def mel_band_edges_hz(n_mels: int, low_freq_hz: float, high_freq_hz: float) -> np.ndarray:
+    """(n_mels + 2,) filter edges in Hz: band m spans edges m..m+2, peaks at m+1."""
+    mels = np.linspace(hz_to_mel(low_freq_hz), hz_to_mel(high_freq_hz), n_mels + 2)
+    return mel_to_hz(mels)
+
+
+def mel_filterbank(
+    sample_rate_hz: int, n_fft: int, n_mels: int, low_freq_hz: float, high_freq_hz: float
+) -> np.ndarray:
+    """Triangular mel filters, shape (n_mels, n_fft // 2 + 1).
+
+    Triangles are linear in mel (as Kaldi builds them), peak 1, and zero
+    outside ``[low_freq_hz, high_freq_hz]``.
+    """
+    if not 0 <= low_freq_hz < high_freq_hz <= sample_rate_hz / 2:
+        raise InvalidParameterError(
+            f"need 0 <= low_freq_hz ({low_freq_hz}) < high_freq_hz ({high_freq_hz}) <= Nyquist"
+        )
+    edges = hz_to_mel(mel_band_edges_hz(n_mels, low_freq_hz, high_freq_hz))
+    bin_mel = hz_to_mel(np.arange(n_fft // 2 + 1) * sample_rate_hz / n_fft)
+    left, centre, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bin_mel - left) / (centre - left)
+    falling = (right - bin_mel) / (right - centre)
+    return np.maximum(0.0, np.minimum(rising, falling))
+
+
+def window_function(name: str, length: int) -> np.ndarray:
+    """Symmetric analysis window as HTK/Kaldi define it."""
+    phase = 2 * np.pi * np.arange(length) / (length - 1)
+    if name == "hamming":
+        return 0.54 - 0.46 * np.cos(phase)
+    hann = 0.5 - 0.5 * np.cos(phase)
+    if name == "hann":
+        return hann
+    if name == "povey":
+        return hann**0.85
+    raise InvalidParameterError(f"unknown window {name!r}")
+
+
+def frame_signal(signal: np.ndarray, frame_length: int, frame_shift: int, snip_edges: bool = True) -> np.ndarray:
+    """Cut a 1-D signal into overlapping frames, shape (n_frames, frame_length).
+
+    ``snip_edges=True``: frame t covers samples ``[t S, t S + L)`` and only
+    frames inside the signal are kept (HTK; Kaldi's default).
+    ``snip_edges=False``: ``(n + S // 2) // S`` frames, frame t centred near
+    ``t S + S / 2``, the signal mirrored past both ends (Kaldi's
+    ``--snip-edges=false``).
+    """
+    n = signal.shape[0]
+    if snip_edges:
+        n_frames = 1 + (n - frame_length) // frame_shift if n >= frame_length else 0
+        starts = np.arange(n_frames) * frame_shift
+    else:
+        n_frames = (n + frame_shift // 2) // frame_shift
+        starts = np.arange(n_frames) * frame_shift + frame_shift // 2 - frame_length // 2
+    idx = starts[:, None] + np.arange(frame_length)
+    if not snip_edges and n_frames:
+        idx = np.mod(idx, 2 * n)  # symmetric reflection with period 2n
+        idx = np.where(idx >= n, 2 * n - 1 - idx, idx)
+    return signal[idx]
+
+
+@lru_cache(maxsize=32)
+def _tables(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Window, filterbank (transposed) and lifted DCT matrix for one config."""
+    window = window_function(config.window, config.frame_length)
+    fbank_t = np.ascontiguousarray(
+        mel_filterbank(config.sample_rate_hz, config.n_fft, config.n_mels,
+                       config.low_freq_hz, config.high_freq_effective_hz).T
+    )
+    first = 1 if config.energy == "none" else 0
+    k = np.arange(first, first + config.n_ceps)[:, None]
+    m = config.n_mels
+    dct = np.sqrt(2.0 / m) * np.cos(np.pi * k * (2 * np.arange(m) + 1) / (2 * m))  # orthonormal DCT-II rows
+    if first == 0:
+        dct[0] /= np.sqrt(2.0)
+    if config.cep_lifter > 0:
+        lift = config.cep_lifter
+        dct *= (1.0 + 0.5 * lift * np.sin(np.pi * k / lift))
+    for a in (window, fbank_t, dct):
+        a.flags.writeable = False
+    return window, fbank_t, np.ascontiguousarray(dct.T)
+
+
+def _check_signal(signal: np.ndarray, sample_rate_hz: int, config: FeatureConfig | None) -> tuple[np.ndarray, FeatureConfig]:
+    if config is None:
+        config = FeatureConfig(sample_rate_hz=int(sample_rate_hz))
+    if not isinstance(config, FeatureConfig):
+        raise InvalidParameterError(f"config must be a FeatureConfig, got {type(config).__name__}")
+    if sample_rate_hz != config.sample_rate_hz:
+        raise InvalidParameterError(
+            f"signal is at {sample_rate_hz} Hz but config.sample_rate_hz is {config.sample_rate_hz}; "
+            "resample it first (extract_features does)"
+        )
+    x = np.asarray(signal)
+    if x.ndim != 1 or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise InvalidInputError(f"signal must be a 1-D real array, got shape {x.shape} dtype {x.dtype}")
+    x = np.asarray(x, dtype=np.float64)
+    if not np.isfinite(x).all():
+        raise NonFiniteInputError("signal contains NaN or infinity")
+    shortest = config.frame_length if config.snip_edges else (config.frame_shift + 1) // 2
+    if x.shape[0] < shortest:
+        raise AudioError(
+            f"signal has {x.shape[0]} samples, too short for one {config.window_ms:g} ms frame "
+            f"({shortest} samples at {config.sample_rate_hz} Hz)"
+        )
+    return x, config
+
+
+def _power_and_energy(x: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Power spectra (n_frames, n_fft/2+1) and raw log frame energies (n_frames,)."""
+    window, _, _ = _tables(config)
+    frames = frame_signal(x, config.frame_length, config.frame_shift, config.snip_edges)
+    if config.dither > 0:
+        rng = np.random.default_rng(config.dither_seed)
+        frames = frames + config.dither * rng.standard_normal(frames.shape)
+    if config.remove_dc:
+        frames = frames - frames.mean(axis=1, keepdims=True)
+    log_energy = np.log(np.maximum(np.einsum("ij,ij->i", frames, frames), LOG_FLOOR))
+    if config.preemphasis > 0:
+        # Per frame, first sample against itself, as HTK and Kaldi do.
+        shifted = np.concatenate([frames[:, :1], frames[:, :-1]], axis=1)
+        frames = frames - config.preemphasis * shifted
+    spec = np.fft.rfft(frames * window, n=config.n_fft, axis=1)
+    power = spec.real**2 + spec.imag**2
+    return power, log_energy
+
+
+def log_mel_spectrogram(
+    signal: np.ndarray, sample_rate_hz: int, config: FeatureConfig | None = None
+) -> np.ndarray:
+    """Floored natural-log mel filterbank energies, shape (n_frames, n_mels).
+
+    ``config`` defaults to ``FeatureConfig(sample_rate_hz=sample_rate_hz)``;
+    its rate must match ``sample_rate_hz``.
+    """
+    x, config = _check_signal(signal, sample_rate_hz, config)
+    power, _ = _power_and_energy(x, config)
+    _, fbank_t, _ = _tables(config)
+    return np.log(np.maximum(power @ fbank_t, LOG_FLOOR))
+
+
+def mfcc(signal: np.ndarray, sample_rate_hz: int, config: FeatureConfig | None = None) -> np.ndarray:
+    """Mel-frequency cepstral coefficients, shape (n_frames, config.n_ceps).
+
+    Parameters
+    ----------
+    signal : ndarray of shape (n_samples,)
+        Audio in full-scale units (as returned by :func:`load_audio`).
+    sample_rate_hz : int
+        Rate of ``signal``; must equal ``config.sample_rate_hz``.
+    config : FeatureConfig, optional
+        Analysis settings (deltas and CMVN fields are not used here).
+
+    Raises
+    ------
+    AudioError
+        The signal is too short for one frame.
+    """
+    x, config = _check_signal(signal, sample_rate_hz, config)
+    power, log_energy = _power_and_energy(x, config)
+    _, fbank_t, dct_t = _tables(config)
+    ceps = np.log(np.maximum(power @ fbank_t, LOG_FLOOR)) @ dct_t
+    if config.energy == "log_energy":
+        ceps[:, 0] = log_energy
+    return ceps

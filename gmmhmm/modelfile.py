@@ -1,0 +1,405 @@
+"""Model files: one ``.npz`` holding arrays plus a JSON header, never pickle.
+
+Layout of a file written by :func:`save`::
+
+    __header__          uint8 array: UTF-8 JSON (see below)
+    <path>/<to>/<array> one entry per ndarray in the model tree
+
+The header is ``{"format": "gmmhmm-model", "version": 1, "model": NODE,
+"metadata": VALUE}`` where a NODE is ``{"class": name, "params": {...},
+"attributes": {...}}`` and every VALUE is tagged JSON:
+
+* ``{"t": "json", "v": ...}`` for None, bool, int, float, str;
+* ``{"t": "array", "key": ...}`` for ndarrays and numpy scalars (0-d arrays,
+  so dtypes survive bit for bit);
+* ``{"t": "list" | "tuple", "items": [VALUE, ...]}``;
+* ``{"t": "dict", "items": [[key, VALUE], ...]}`` (keys: str, int, float, bool, None);
+* ``{"t": "model", "node": NODE}`` for a nested model.
+
+Classes are found by name in an explicit registry filled by
+:func:`register_model_class`; a file can never make us import or build any
+other class. Models list what to store in ``_saved_attributes`` and provide
+``get_params()``; loading calls ``cls(**params)`` and sets the attributes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import logging
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from .errors import InvalidParameterError, ModelFileError
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "gmmhmm-model"
+FORMAT_VERSION = 1
+HEADER_KEY = "__header__"
+
+# Modules whose import registers gmmhmm's own model classes. A fixed list:
+# what a file names is only ever looked up, never imported.
+_BUILTIN_MODEL_MODULES = ("gmmhmm.mixture", "gmmhmm.hmm", "gmmhmm.graphs")
+
+_REGISTRY: dict[str, type] = {}
+
+T = TypeVar("T", bound=type)
+
+
+def register_model_class(cls: T) -> T:
+    """Class decorator: allow :func:`load` to rebuild instances of ``cls`` by name."""
+    if not isinstance(cls, type):
+        raise InvalidParameterError(f"register_model_class expects a class, got {cls!r}")
+    name = cls.__name__
+    old = _REGISTRY.get(name)
+    if old is not None and old is not cls and (old.__module__, old.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise InvalidParameterError(
+            f"a different model class named {name!r} is already registered ({old.__module__}.{old.__qualname__})"
+        )
+    _REGISTRY[name] = cls
+    return cls
+
+
+def registered_classes() -> dict[str, type]:
+    """Copy of the registry (name -> class)."""
+    _import_builtin_models()
+    return dict(_REGISTRY)
+
+
+def _import_builtin_models() -> None:
+    for module in _BUILTIN_MODEL_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:  # a layer not written yet must not break loading others
+            logger.debug("could not import %s: %s", module, exc)
+
+
+# ----------------------------------------------------------------------------
+# Atomic npz writing and safe npz reading, shared with gmmhmm.features.store
+# ----------------------------------------------------------------------------
+
+def _header_array(header: Mapping[str, Any]) -> np.ndarray:
+    return np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+
+
+def atomic_savez(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` as an uncompressed npz, atomically.
+
+    The data goes to a temporary file in the same directory, is fsync'ed
+    and renamed over ``path``, so ``path`` is either the old file or the
+    complete new one, even if the process dies mid-write.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=path.name + ".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # persist the rename itself; not possible on every platform
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def read_npz(path: str | os.PathLike, expected_format: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read a gmmhmm npz file fully: (header dict, arrays), refusing anything odd.
+
+    Raises :class:`ModelFileError` for a missing, truncated, corrupt,
+    pickle-bearing, foreign, other-format or newer-version file.
+    """
+    name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise ModelFileError(f"{name}: no such file")
+    with open(name, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":  # np.load would try to unpickle anything not zip or .npy
+        what = "empty" if not magic else "a bare .npy array" if magic == b"\x93NUM" else "not an .npz archive"
+        raise ModelFileError(f"{name}: not a gmmhmm file ({what})")
+    try:
+        with np.load(name, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise ModelFileError(
+                f"{name}: refusing a file that needs pickle (object arrays or pickled data); "
+                "gmmhmm files never contain any"
+            ) from exc
+        raise ModelFileError(f"{name}: corrupt or not a gmmhmm file ({exc})") from exc
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+        raise ModelFileError(f"{name}: corrupt or truncated file ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # zip/npy parsing can fail in many ways on garbage
+        raise ModelFileError(f"{name}: unreadable file ({type(exc).__name__}: {exc})") from exc
+    raw = arrays.pop(HEADER_KEY, None)
+    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
+        raise ModelFileError(f"{name}: not a gmmhmm file (an .npz without a gmmhmm header)")
+    try:
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{name}: corrupt header ({exc})") from exc
+    if not isinstance(header, dict) or not isinstance(header.get("format"), str):
+        raise ModelFileError(f"{name}: not a gmmhmm file (header has no format name)")
+    if header["format"] != expected_format:
+        raise ModelFileError(f"{name}: is a {header['format']!r} file, expected {expected_format!r}")
+    version = header.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ModelFileError(f"{name}: corrupt header (bad format version {version!r})")
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{name}: written by a newer gmmhmm (format version {version}; this version reads up to "
+            f"{FORMAT_VERSION}); upgrade gmmhmm"
+        )
+    return header, arrays
+
+
+# ----------------------------------------------------------------------------
+# Encoding a model tree
+# ----------------------------------------------------------------------------
+
+def _get_params(model: Any) -> dict[str, Any]:
+    getter = getattr(model, "get_params", None)
+    if getter is None:
+        raise ModelFileError(f"{type(model).__name__} has no get_params(); it cannot be saved")
+    try:
+        return dict(getter(deep=False))
+    except TypeError:
+        return dict(getter())
+
+
+class _Encoder:
+    def __init__(self) -> None:
+        self.arrays: dict[str, np.ndarray] = {}
+
+    def _key(self, where: str) -> str:
+        key, i = where, 1
+        while key in self.arrays or key == HEADER_KEY:
+            key, i = f"{where}~{i}", i + 1
+        return key
+
+    def model(self, model: Any, where: str) -> dict[str, Any]:
+        cls = type(model)
+        if _REGISTRY.get(cls.__name__) is not cls:
+            raise ModelFileError(
+                f"{cls.__module__}.{cls.__qualname__} at {where or 'top level'} is not a registered "
+                "model class (decorate it with gmmhmm.modelfile.register_model_class)"
+            )
+        params = {}
+        for name, value in _get_params(model).items():
+            if isinstance(value, (np.random.RandomState, np.random.Generator)):
+                logger.warning("%s: random_state %r cannot be stored; saved as None", cls.__name__, value)
+                value = None
+            params[name] = self.value(value, f"{where}params/{name}")
+        attributes = {}
+        for name in getattr(cls, "_saved_attributes", ()):
+            if hasattr(model, name):  # an unfitted model simply lacks them
+                attributes[name] = self.value(getattr(model, name), f"{where}{name}")
+        return {"class": cls.__name__, "params": params, "attributes": attributes}
+
+    def value(self, v: Any, where: str) -> dict[str, Any]:
+        if v is None or isinstance(v, (bool, int, float, str)):
+            return {"t": "json", "v": v}
+        if isinstance(v, (np.ndarray, np.generic)):
+            arr = np.asarray(v)
+            if arr.dtype.hasobject or arr.dtype.kind == "V":
+                raise ModelFileError(f"{where}: cannot store an array of dtype {arr.dtype} without pickle")
+            key = self._key(where)
+            self.arrays[key] = arr
+            return {"t": "array", "key": key}
+        if isinstance(v, (list, tuple)):
+            return {"t": type(v).__name__,
+                    "items": [self.value(x, f"{where}/{i}") for i, x in enumerate(v)]}
+        if isinstance(v, dict):
+            items = []
+            for k, x in v.items():
+                if not (k is None or isinstance(k, (bool, int, float, str))):
+                    raise ModelFileError(f"{where}: dict key {k!r} is not a str, int, float, bool or None")
+                items.append([k, self.value(x, f"{where}/{k}")])
+            return {"t": "dict", "items": items}
+        if hasattr(v, "get_params"):
+            return {"t": "model", "node": self.model(v, where + "/")}
+        raise ModelFileError(f"{where}: cannot store a value of type {type(v).__name__}")
+
+
+# ----------------------------------------------------------------------------
+# Decoding
+# ----------------------------------------------------------------------------
+
+class _Decoder:
+    def __init__(self, name: str, arrays: Mapping[str, np.ndarray], build: bool) -> None:
+        self.name, self.arrays, self.build = name, arrays, build
+
+    def fail(self, msg: str) -> ModelFileError:
+        return ModelFileError(f"{self.name}: corrupt model file ({msg})")
+
+    def value(self, spec: Any) -> Any:
+        if not isinstance(spec, dict) or "t" not in spec:
+            raise self.fail(f"bad value entry {spec!r:.80}")
+        t = spec["t"]
+        if t == "json":
+            return spec.get("v")
+        if t == "array":
+            key = spec.get("key")
+            if key not in self.arrays:
+                raise self.fail(f"array {key!r} is missing")
+            arr = self.arrays[key]
+            if not self.build:
+                return {"shape": list(arr.shape), "dtype": str(arr.dtype)}
+            return arr[()] if arr.ndim == 0 else arr  # 0-d arrays were numpy scalars
+        if t in ("list", "tuple"):
+            items = [self.value(x) for x in self._seq(spec.get("items"))]
+            return tuple(items) if t == "tuple" and self.build else items
+        if t == "dict":
+            out = {}
+            for pair in self._seq(spec.get("items")):
+                if not isinstance(pair, list) or len(pair) != 2:
+                    raise self.fail("bad dict item")
+                out[pair[0]] = self.value(pair[1])
+            return out
+        if t == "model":
+            return self.model(spec.get("node"))
+        raise self.fail(f"unknown value type {t!r}")
+
+    def _seq(self, items: Any) -> list:
+        if not isinstance(items, list):
+            raise self.fail("bad item list")
+        return items
+
+    def model(self, node: Any) -> Any:
+        if not isinstance(node, dict) or not isinstance(node.get("class"), str):
+            raise self.fail("bad model entry")
+        params, attrs = node.get("params"), node.get("attributes")
+        if not isinstance(params, dict) or not isinstance(attrs, dict):
+            raise self.fail("model entry lacks params or attributes")
+        params = {k: self.value(v) for k, v in params.items()}
+        attrs = {k: self.value(v) for k, v in attrs.items()}
+        if not self.build:
+            return {"class": node["class"], "params": params, "attributes": attrs}
+        cls = _REGISTRY.get(node["class"])
+        if cls is None:
+            raise ModelFileError(
+                f"{self.name}: unknown model class {node['class']!r}; known classes: {sorted(_REGISTRY)}"
+            )
+        try:
+            model = cls(**params)
+        except Exception as exc:
+            raise ModelFileError(f"{self.name}: cannot build {cls.__name__} from the stored parameters ({exc})") from exc
+        allowed = set(getattr(cls, "_saved_attributes", ()))
+        for name, value in attrs.items():
+            if name not in allowed:
+                raise self.fail(f"{cls.__name__} does not save an attribute named {name!r}")
+            setattr(model, name, value)
+        return model
+
+
+# ----------------------------------------------------------------------------
+# Public API
+# ----------------------------------------------------------------------------
+
+def save(model: Any, path: str | os.PathLike, *, metadata: Mapping[str, Any] | None = None) -> None:
+    """Write ``model`` (and optional JSON-able ``metadata``) to ``path`` atomically.
+
+    The file is written exactly at ``path`` (no suffix is added); ``.npz``
+    is the conventional suffix. Arrays round-trip bit for bit.
+
+    Raises
+    ------
+    ModelFileError
+        The model is of an unregistered class or holds a value that cannot
+        be stored without pickle.
+    """
+    enc = _Encoder()
+    root = enc.model(model, "")
+    meta = enc.value(dict(metadata) if metadata is not None else {}, "metadata")
+    header = {"format": FORMAT, "version": FORMAT_VERSION, "model": root, "metadata": meta}
+    arrays = {HEADER_KEY: _header_array(header), **enc.arrays}
+    atomic_savez(path, arrays)
+    logger.info("saved %s to %s", type(model).__name__, os.fspath(path))
+
+
+def load(path: str | os.PathLike, *, with_metadata: bool = False) -> Any:
+    """Rebuild the model saved at ``path``; ``(model, metadata)`` if ``with_metadata``.
+
+    Raises
+    ------
+    ModelFileError
+        Missing, corrupt, truncated, foreign, pickle-bearing or newer-version
+        file, or a class not in the registry.
+    """
+    _import_builtin_models()
+    name = os.fspath(path)
+    header, arrays = read_npz(name, FORMAT)
+    dec = _Decoder(name, arrays, build=True)
+    model = dec.model(header.get("model"))
+    if with_metadata:
+        return model, dec.value(header.get("metadata", {"t": "json", "v": {}}))
+    return model
+
+
+def load_metadata(path: str | os.PathLike) -> Any:
+    """The user metadata stored with a model, without building the model."""
+    name = os.fspath(path)
+    header, arrays = read_npz(name, FORMAT)
+    return _Decoder(name, arrays, build=True).value(header.get("metadata", {"t": "json", "v": {}}))
+
+
+def describe(path: str | os.PathLike) -> dict[str, Any]:
+    """Summary of a model file without building the model.
+
+    Returns ``{"format", "version", "class", "params", "attributes",
+    "metadata", "file_size_bytes"}``; arrays appear as ``{"shape", "dtype"}``
+    and nested models as ``{"class", "params", "attributes"}``.
+    """
+    name = os.fspath(path)
+    header, arrays = read_npz(name, FORMAT)
+    dec = _Decoder(name, arrays, build=False)
+    root = dec.model(header.get("model"))
+    return {
+        "format": header["format"],
+        "version": header["version"],
+        **root,
+        "metadata": dec.value(header.get("metadata", {"t": "json", "v": {}})),
+        "file_size_bytes": os.path.getsize(name),
+    }
+
+
+M = TypeVar("M")
+
+
+class ModelFileMixin:
+    """Gives models ``model.save(path)`` and ``Class.load(path)``."""
+
+    _saved_attributes: tuple[str, ...] = ()
+
+    def save(self, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> None:
+        """Write this model to ``path`` (see :func:`gmmhmm.modelfile.save`)."""
+        save(self, path, metadata=metadata)
+
+    @classmethod
+    def load(cls: type[M], path: str | os.PathLike) -> M:
+        """Load a model file, checking that it holds an instance of this class."""
+        model = load(path)
+        if not isinstance(model, cls):
+            raise ModelFileError(
+                f"{os.fspath(path)} holds a {type(model).__name__}, not a {cls.__name__}"
+            )
+        return model
