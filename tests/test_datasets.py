@@ -1,0 +1,88 @@
+"""FSDD file listing, name parsing and splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gmmhmm.datasets import (
+    DatasetError,
+    default_fsdd_dir,
+    list_fsdd,
+    loso_folds,
+    official_split,
+    parse_name,
+    split,
+)
+from gmmhmm.errors import InvalidParameterError
+
+
+def make_fake_fsdd(root: Path, speakers=("anna", "bob"), digits=range(3), takes=range(7)) -> Path:
+    rec = root / "recordings"
+    rec.mkdir(parents=True)
+    for s in speakers:
+        for d in digits:
+            for t in takes:
+                (rec / f"{d}_{s}_{t}.wav").write_bytes(b"")
+    (rec / "README.txt").write_text("not a recording")
+    (rec / "x_bob_1.wav").write_bytes(b"")
+    return root
+
+
+def test_parse_name():
+    u = parse_name("/a/b/7_jackson_32.wav")
+    assert (u.digit, u.speaker, u.index, u.utt_id) == ("7", "jackson", 32, "jackson_7_32")
+    assert u.path == Path("/a/b/7_jackson_32.wav")
+    assert parse_name("7_jackson.wav") is None
+    assert parse_name("12_jackson_3.wav") is None
+    assert parse_name("7_jackson_3.flac") is None
+
+
+def test_list_and_official_split(tmp_path):
+    make_fake_fsdd(tmp_path)
+    utts = list_fsdd(tmp_path)
+    assert len(utts) == 2 * 3 * 7
+    assert utts == list_fsdd(tmp_path / "recordings")  # either folder works
+    train, test = official_split(utts)
+    assert {u.index for u in test} == set(range(5))
+    assert {u.index for u in train} == {5, 6}
+    assert len(train) + len(test) == len(utts)
+    assert not {u.path for u in train} & {u.path for u in test}
+
+
+def test_loso_folds(tmp_path):
+    make_fake_fsdd(tmp_path, speakers=("anna", "bob", "carl"))
+    utts = list_fsdd(tmp_path)
+    folds = loso_folds(utts)
+    assert [f[0] for f in folds] == ["anna", "bob", "carl"]
+    for spk, train, test in folds:
+        assert {u.speaker for u in test} == {spk}
+        assert spk not in {u.speaker for u in train}
+        assert len(train) + len(test) == len(utts)
+    assert split(utts, "loso") == folds
+    assert split(utts, "official")[0][0] == "official"
+    with pytest.raises(InvalidParameterError, match="split must be"):
+        split(utts, "random")
+
+
+def test_missing_empty_and_single_speaker(tmp_path, monkeypatch):
+    with pytest.raises(DatasetError, match="does not exist"):
+        list_fsdd(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no FSDD recordings"):
+        list_fsdd(tmp_path / "empty")
+    make_fake_fsdd(tmp_path / "one", speakers=("anna",))
+    with pytest.raises(DatasetError, match="two speakers"):
+        loso_folds(list_fsdd(tmp_path / "one"))
+    monkeypatch.setenv("GMMHMM_FSDD_DIR", str(tmp_path / "one"))
+    assert default_fsdd_dir() == tmp_path / "one"
+    assert len(list_fsdd()) == 21
+
+
+def test_real_fsdd_official_split(fsdd_path):
+    utts = list_fsdd(fsdd_path)
+    assert len(utts) == 3000
+    train, test = official_split(utts)
+    assert (len(train), len(test)) == (2700, 300)
+    assert len(loso_folds(utts)) == 6
