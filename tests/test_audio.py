@@ -1,0 +1,115 @@
+"""load_audio: formats, channel mixing, resampling and every AudioError case."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from gmmhmm.errors import AudioError
+from gmmhmm.features import FeatureConfig, extract_features, load_audio, mfcc
+
+
+def _tones(rate_hz: int, seconds: float, freqs_hz=(300.0, 1100.0, 2500.0)) -> np.ndarray:
+    t = np.arange(int(rate_hz * seconds)) / rate_hz
+    return sum(0.2 * np.sin(2 * np.pi * f * t + i) for i, f in enumerate(freqs_hz))
+
+
+def test_int16_wav_is_scaled_to_full_scale(tmp_path):
+    ints = np.array([0, 16384, -32768, 32767, -1], dtype=np.int16)
+    sf.write(tmp_path / "a.wav", ints, 8000, subtype="PCM_16")
+    x, rate = load_audio(tmp_path / "a.wav")
+    assert rate == 8000 and x.dtype == np.float64
+    np.testing.assert_array_equal(x, ints / 32768.0)
+
+
+def test_stereo_is_mixed_to_mono(tmp_path):
+    rng = np.random.default_rng(0)
+    left, right = rng.uniform(-0.5, 0.5, (2, 1000))
+    sf.write(tmp_path / "s.wav", np.stack([left, right], axis=1), 16000, subtype="DOUBLE")
+    x, _ = load_audio(tmp_path / "s.wav")
+    np.testing.assert_allclose(x, (left + right) / 2, rtol=0, atol=1e-15)
+
+
+def test_int16_and_float_wav_give_the_same_features(tmp_path):
+    x = np.round(_tones(8000, 0.5) * 32767) / 32768.0  # exactly representable in int16
+    sf.write(tmp_path / "i.wav", x, 8000, subtype="PCM_16")
+    sf.write(tmp_path / "f.wav", x, 8000, subtype="FLOAT")
+    sf.write(tmp_path / "f.flac", x, 8000, subtype="PCM_16")
+    cfg = FeatureConfig.fsdd()
+    a = extract_features(tmp_path / "i.wav", cfg)
+    np.testing.assert_allclose(extract_features(tmp_path / "f.wav", cfg), a, atol=1e-6)
+    np.testing.assert_array_equal(extract_features(tmp_path / "f.flac", cfg), a)
+
+
+def test_resampling_48k_to_8k_gives_close_features(tmp_path):
+    # Same band-limited signal sampled at 48 kHz and at 8 kHz.
+    sf.write(tmp_path / "hi.wav", _tones(48000, 1.0), 48000, subtype="FLOAT")
+    sf.write(tmp_path / "lo.wav", _tones(8000, 1.0), 8000, subtype="FLOAT")
+    x, rate = load_audio(tmp_path / "hi.wav", sample_rate_hz=8000)
+    assert rate == 8000 and x.shape == (8000,)
+    cfg = FeatureConfig.fsdd()
+    hi = mfcc(x, 8000, cfg)[1:-1]  # skip the resampling filter's edge transients
+    lo = mfcc(load_audio(tmp_path / "lo.wav")[0], 8000, cfg)[1:-1]
+    # A 100 Hz shift of one tone changes these cepstra by ~25; resampling error is ~1e-5.
+    np.testing.assert_allclose(hi, lo, atol=1e-3)
+
+
+def test_odd_rate_is_resampled_to_requested_length(tmp_path):
+    sf.write(tmp_path / "o.wav", _tones(11025, 0.5), 11025, subtype="PCM_16")
+    x, rate = load_audio(tmp_path / "o.wav", sample_rate_hz=8000)
+    assert rate == 8000 and abs(x.shape[0] - 4000) <= 1
+
+
+def _valid_wav_bytes(tmp_path) -> bytes:
+    sf.write(tmp_path / "ok.wav", _tones(8000, 0.2), 8000, subtype="PCM_16")
+    return (tmp_path / "ok.wav").read_bytes()
+
+
+def _broken_files(tmp_path):
+    good = _valid_wav_bytes(tmp_path)
+    files = {
+        "empty.wav": b"",
+        "text.wav": b"this is not audio, just text renamed to .wav\n" * 10,
+        "header.wav": good[:20],
+        "truncated.wav": good[: len(good) // 2],
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    sf.write(tmp_path / "zero.wav", np.zeros(0), 8000, subtype="PCM_16")
+    nan = _tones(8000, 0.2)
+    nan[100] = np.nan
+    sf.write(tmp_path / "nan.wav", nan, 8000, subtype="FLOAT")
+    inf = _tones(8000, 0.2)
+    inf[5] = np.inf
+    sf.write(tmp_path / "inf.wav", inf, 8000, subtype="DOUBLE")
+    return {
+        "empty.wav": "unreadable",
+        "text.wav": "unreadable",
+        "header.wav": "unreadable",
+        "truncated.wav": "truncated",
+        "zero.wav": "no samples",
+        "nan.wav": "NaN",
+        "inf.wav": "NaN or infinity",
+        "missing.wav": "no such",
+    }
+
+
+def test_every_broken_file_raises_audio_error_naming_it(tmp_path):
+    for name, words in _broken_files(tmp_path).items():
+        with pytest.raises(AudioError) as info:
+            load_audio(tmp_path / name)
+        assert name in str(info.value) and words in str(info.value), str(info.value)
+
+
+def test_audio_too_short_for_one_frame(tmp_path):
+    sf.write(tmp_path / "short.wav", _tones(8000, 0.02), 8000, subtype="PCM_16")  # 160 < 200 samples
+    load_audio(tmp_path / "short.wav")  # readable on its own
+    with pytest.raises(AudioError, match=r"short\.wav.*too short for one 25 ms frame"):
+        extract_features(tmp_path / "short.wav", FeatureConfig.fsdd())
+
+
+def test_bad_sample_rate_argument(tmp_path):
+    sf.write(tmp_path / "a.wav", _tones(8000, 0.1), 8000)
+    with pytest.raises(AudioError, match="sample_rate_hz"):
+        load_audio(tmp_path / "a.wav", sample_rate_hz=0)

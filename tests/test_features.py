@@ -1,0 +1,335 @@
+"""MFCC front end: filterbank, framing, cepstra, deltas, CMVN, config, pipeline, feature files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import tomllib
+
+import numpy as np
+import pytest
+import scipy.fft
+import soundfile as sf
+
+from gmmhmm.errors import (
+    AudioError,
+    InvalidInputError,
+    InvalidParameterError,
+    ModelFileError,
+    NonFiniteInputError,
+)
+from gmmhmm.features import (
+    FeatureConfig,
+    add_deltas,
+    cmvn,
+    cmvn_per_speaker,
+    deltas,
+    extract_features,
+    extract_many,
+    frame_signal,
+    hz_to_mel,
+    load_features,
+    log_mel_spectrogram,
+    mel_band_edges_hz,
+    mel_filterbank,
+    mel_to_hz,
+    mfcc,
+    save_features,
+    window_function,
+)
+
+RNG = np.random.default_rng(1234)
+
+
+def _noise(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(scale=0.1, size=n)
+
+
+# --- filterbank -------------------------------------------------------------
+
+def test_mel_scale_round_trip_and_htk_anchor():
+    f = np.array([0.0, 100.0, 1000.0, 7999.0])
+    np.testing.assert_allclose(mel_to_hz(hz_to_mel(f)), f, atol=1e-9)
+    assert abs(hz_to_mel(700.0) - 1127.0 * np.log(2.0)) < 1e-9
+
+
+def test_filterbank_respects_band_edges():
+    fb = mel_filterbank(16000, 512, 20, low_freq_hz=300.0, high_freq_hz=3400.0)
+    freqs = np.arange(257) * 16000 / 512
+    assert fb.shape == (20, 257)
+    assert np.all(fb[:, (freqs < 300.0) | (freqs > 3400.0)] == 0)
+    assert np.all(fb >= 0) and np.all(fb <= 1)
+    # every filter is non-empty and peaks near its centre
+    edges = mel_band_edges_hz(20, 300.0, 3400.0)
+    peaks = freqs[fb.argmax(axis=1)]
+    assert np.all(np.abs(peaks - edges[1:-1]) <= 16000 / 512)
+
+
+def test_pure_tone_energy_lands_in_its_mel_band():
+    for rate, n_mels in ((8000, 23), (16000, 26)):
+        cfg = FeatureConfig(sample_rate_hz=rate, n_mels=n_mels, preemphasis=0.0)
+        centres = mel_band_edges_hz(n_mels, cfg.low_freq_hz, cfg.high_freq_effective_hz)[1:-1]
+        t = np.arange(rate // 2) / rate
+        for band in (3, 8, 12, 17, n_mels - 3):
+            tone = 0.5 * np.sin(2 * np.pi * centres[band] * t)
+            logmel = log_mel_spectrogram(tone, rate, cfg)
+            assert logmel.shape[1] == n_mels
+            assert np.all(logmel.argmax(axis=1) == band), (rate, band)
+
+
+def test_silence_is_floored_not_minus_infinity():
+    cfg = FeatureConfig(sample_rate_hz=8000, n_mels=23, energy="log_energy")
+    assert np.isfinite(log_mel_spectrogram(np.zeros(4000), 8000, cfg)).all()
+    assert np.isfinite(mfcc(np.zeros(4000), 8000, cfg)).all()
+
+
+# --- framing and windows ------------------------------------------------------
+
+@pytest.mark.parametrize("n", [200, 201, 279, 280, 1000])
+def test_snip_edges_frame_count_and_content(n):
+    x = np.arange(n, dtype=float)
+    frames = frame_signal(x, 200, 80, snip_edges=True)
+    assert frames.shape == (1 + (n - 200) // 80, 200)
+    for t in range(frames.shape[0]):
+        np.testing.assert_array_equal(frames[t], x[t * 80 : t * 80 + 200])
+
+
+def test_no_snip_edges_reflects_around_the_signal():
+    x = np.arange(10, dtype=float)
+    frames = frame_signal(x, 6, 4, snip_edges=False)
+    assert frames.shape[0] == (10 + 2) // 4
+    # frame t starts at 4 t + 2 - 3; index -1 mirrors to 0, index 10 to 9.
+    np.testing.assert_array_equal(frames[0], [0, 0, 1, 2, 3, 4])
+    np.testing.assert_array_equal(frames[2], [7, 8, 9, 9, 8, 7])
+
+
+def test_windows():
+    ham, hann, povey = (window_function(w, 5) for w in ("hamming", "hann", "povey"))
+    np.testing.assert_allclose(ham, [0.08, 0.54, 1.0, 0.54, 0.08])
+    np.testing.assert_allclose(hann, [0.0, 0.5, 1.0, 0.5, 0.0])
+    np.testing.assert_allclose(povey, hann**0.85)
+
+
+# --- cepstra -------------------------------------------------------------------
+
+def test_mfcc_is_lifted_orthonormal_dct_of_log_mel():
+    cfg = FeatureConfig(sample_rate_hz=16000)
+    x = _noise(8000)
+    logmel = log_mel_spectrogram(x, 16000, cfg)
+    lifter = 1 + 11 * np.sin(np.pi * np.arange(13) / 22)
+    expected = scipy.fft.dct(logmel, type=2, norm="ortho", axis=1)[:, :13] * lifter
+    np.testing.assert_allclose(mfcc(x, 16000, cfg), expected, rtol=1e-10, atol=1e-10)
+    assert mfcc(x, 16000, cfg).shape == (1 + (8000 - 400) // 160, 13)
+
+
+def test_energy_options():
+    x = _noise(4000) + 0.3  # a DC offset the energy must ignore
+    base = FeatureConfig(sample_rate_hz=8000, n_mels=23)
+    c0 = mfcc(x, 8000, base)
+    e = mfcc(x, 8000, base.replace(energy="log_energy"))
+    frames = frame_signal(x, 200, 80)
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    np.testing.assert_allclose(e[:, 0], np.log((frames**2).sum(axis=1)), rtol=1e-12)
+    np.testing.assert_array_equal(e[:, 1:], c0[:, 1:])
+    none = mfcc(x, 8000, base.replace(energy="none", cep_lifter=0.0))
+    plain = mfcc(x, 8000, base.replace(n_ceps=14, cep_lifter=0.0))
+    np.testing.assert_allclose(none, plain[:, 1:], rtol=1e-12)
+
+
+def test_dither_is_seeded_and_reproducible():
+    x = _noise(4000)
+    cfg = FeatureConfig(sample_rate_hz=8000, n_mels=23, dither=1e-3, dither_seed=7)
+    a, b = mfcc(x, 8000, cfg), mfcc(x, 8000, cfg)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, mfcc(x, 8000, cfg.replace(dither_seed=8)))
+    assert not np.array_equal(a, mfcc(x, 8000, cfg.replace(dither=0.0)))
+
+
+def test_mfcc_input_errors():
+    cfg = FeatureConfig(sample_rate_hz=8000, n_mels=23)
+    with pytest.raises(InvalidParameterError, match="8000"):
+        mfcc(_noise(4000), 16000, cfg)
+    with pytest.raises(InvalidInputError, match="1-D"):
+        mfcc(np.zeros((2, 4000)), 8000, cfg)
+    bad = _noise(4000)
+    bad[3] = np.nan
+    with pytest.raises(NonFiniteInputError):
+        mfcc(bad, 8000, cfg)
+    with pytest.raises(AudioError, match="too short"):
+        mfcc(np.zeros(199), 8000, cfg)
+    assert mfcc(np.zeros(200), 8000, cfg).shape == (1, 13)
+
+
+# --- deltas --------------------------------------------------------------------
+
+def test_delta_of_linear_ramp_is_its_slope():
+    t = np.arange(30, dtype=float)[:, None]
+    x = np.hstack([3.0 * t - 5, -0.5 * t, np.full_like(t, 2.0)])
+    for w in (1, 2, 3):
+        d = deltas(x, window=w)
+        np.testing.assert_allclose(d[w:-w], np.tile([3.0, -0.5, 0.0], (30 - 2 * w, 1)), atol=1e-12)
+        np.testing.assert_allclose(d[:, 2], 0.0)
+    # edge replication: the first frame sees c_{-1} = c_{-2} = c_0
+    np.testing.assert_allclose(deltas(x, 2)[0, 0], (1 * 3 + 2 * 6) / 10)
+
+
+def test_acceleration_of_a_parabola():
+    t = np.arange(40, dtype=float)[:, None]
+    full = add_deltas(t**2, order=2, window=2)
+    assert full.shape == (40, 3)
+    np.testing.assert_array_equal(full[:, :1], t**2)
+    np.testing.assert_allclose(full[2:-2, 1], 2 * t[2:-2, 0])  # d/dt t^2 = 2t
+    np.testing.assert_allclose(full[4:-4, 2], 2.0)
+    assert add_deltas(t, order=0).shape == (40, 1)
+
+
+# --- CMVN ----------------------------------------------------------------------
+
+def test_cmvn_zero_mean_unit_variance_and_constant_columns():
+    x = RNG.normal(loc=[5, -3, 0], scale=[2, 0.1, 1], size=(200, 3))
+    x[:, 2] = 4.0
+    y = cmvn(x)
+    np.testing.assert_allclose(y.mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(y.std(axis=0), [1, 1, 0], atol=1e-12)
+    assert np.isfinite(y).all()
+    z = cmvn(x, variance=False)
+    np.testing.assert_allclose(z, x - x.mean(axis=0))
+
+
+def test_cmvn_per_speaker_pools_each_speakers_utterances():
+    utts = [RNG.normal(loc=m, size=(n, 4)) for m, n in ((1, 50), (9, 30), (1, 70), (-4, 20))]
+    spk = ["a", "b", "a", "c"]
+    out = cmvn_per_speaker(utts, spk)
+    pooled_a = np.concatenate([out[0], out[2]])
+    np.testing.assert_allclose(pooled_a.mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(pooled_a.std(axis=0), 1, atol=1e-12)
+    assert abs(out[0].mean()) > 1e-6  # each utterance alone is not centred
+    np.testing.assert_allclose(out[1], cmvn(utts[1]))
+    np.testing.assert_allclose(out[3], cmvn(utts[3]))
+    with pytest.raises(InvalidInputError, match="speaker ids"):
+        cmvn_per_speaker(utts, spk[:3])
+
+
+# --- config --------------------------------------------------------------------
+
+def test_config_round_trips_through_dict_json_and_toml():
+    cfg = FeatureConfig(sample_rate_hz=8000, n_mels=23, high_freq_hz=-200.0, window="povey")
+    assert FeatureConfig.from_dict(cfg.to_dict()) == cfg
+    assert FeatureConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in FeatureConfig.fsdd().to_dict().items())
+    assert FeatureConfig.from_dict(tomllib.loads(toml)) == FeatureConfig.fsdd()
+    assert cfg.high_freq_effective_hz == 3800.0
+    assert (cfg.frame_length, cfg.frame_shift, cfg.n_fft, cfg.n_features) == (200, 80, 256, 39)
+    with pytest.raises(AttributeError):
+        cfg.n_mels = 40  # frozen
+
+
+def test_config_rejects_unknown_keys_and_bad_values():
+    with pytest.raises(InvalidParameterError, match=r"unknown feature setting.*'n_mel'"):
+        FeatureConfig.from_dict({"n_mel": 23})
+    bad = [
+        {"window": "kaiser"}, {"energy": "both"}, {"cmvn": "global"}, {"window_ms": 0},
+        {"sample_rate_hz": 8000.5}, {"high_freq_hz": 9000.0}, {"low_freq_hz": 8000.0},
+        {"n_ceps": 30}, {"preemphasis": 1.5}, {"dither": -1.0}, {"delta_window": 0},
+        {"remove_dc": "yes"}, {"preemphasis": float("nan")},
+    ]
+    for kwargs in bad:
+        with pytest.raises(InvalidParameterError):
+            FeatureConfig(**kwargs)
+
+
+# --- pipeline ------------------------------------------------------------------
+
+def _write(path, seconds=0.5, rate=8000, seed=0):
+    sf.write(path, _noise(int(rate * seconds), seed), rate, subtype="PCM_16")
+    return path
+
+
+def test_extract_features_pipeline_matches_its_parts(tmp_path):
+    cfg = FeatureConfig.fsdd()
+    path = _write(tmp_path / "a.wav")
+    feats = extract_features(path, cfg)
+    signal = sf.read(path, dtype="float64")[0]
+    expected = cmvn(add_deltas(mfcc(signal, 8000, cfg), 2, 2))
+    np.testing.assert_allclose(feats, expected)
+    assert feats.shape == (1 + (4000 - 200) // 80, 39)
+    np.testing.assert_array_equal(extract_features(signal, cfg, sample_rate_hz=8000), feats)
+    raw = extract_features(path, cfg.replace(cmvn="none", delta_order=0))
+    np.testing.assert_array_equal(raw, mfcc(signal, 8000, cfg))
+    with pytest.raises(InvalidParameterError, match="sample_rate_hz"):
+        extract_features(signal, cfg)
+
+
+def test_extract_many_reports_bad_files_and_goes_on(tmp_path, caplog):
+    paths = [_write(tmp_path / f"{i}.wav", seed=i) for i in range(4)]
+    (tmp_path / "bad.wav").write_text("not audio")
+    paths.insert(2, tmp_path / "bad.wav")
+    cfg = FeatureConfig.fsdd()
+    with caplog.at_level(logging.WARNING, logger="gmmhmm"):
+        feats, failures = extract_many(paths, cfg, progress=True)
+    assert list(feats) == [str(p) for p in paths if p.name != "bad.wav"]
+    assert len(failures) == 1 and failures[0][0] == str(tmp_path / "bad.wav")
+    assert "unreadable" in failures[0][1] and "bad.wav" in caplog.text
+    np.testing.assert_array_equal(feats[str(paths[0])], extract_features(paths[0], cfg))
+    feats2, failures2 = extract_many(paths, cfg, n_jobs=2)
+    assert failures2 == failures
+    for k in feats:
+        np.testing.assert_array_equal(feats2[k], feats[k])
+
+
+def test_extract_many_speaker_cmvn(tmp_path):
+    paths = [_write(tmp_path / f"{spk}_{i}.wav", seed=i) for spk in "ab" for i in range(2)]
+    cfg = FeatureConfig.fsdd().replace(cmvn="speaker")
+    with pytest.raises(InvalidParameterError, match="speaker_of"):
+        extract_many(paths, cfg)
+    feats, _ = extract_many(paths, cfg, speaker_of=lambda p: p.rsplit("/", 1)[-1][0])
+    pooled = np.concatenate([feats[str(p)] for p in paths[:2]])
+    np.testing.assert_allclose(pooled.mean(axis=0), 0, atol=1e-10)
+    np.testing.assert_allclose(pooled.std(axis=0), 1, atol=1e-10)
+
+
+# --- feature files -------------------------------------------------------------
+
+def test_feature_file_round_trip_is_exact(tmp_path):
+    feats = {f"utt{i}": RNG.normal(size=(n, 39)) for i, n in enumerate((5, 1, 17))}
+    meta = {"config": FeatureConfig.fsdd().to_dict(), "note": "ok"}
+    path = tmp_path / "feats.npz"
+    save_features(path, feats, meta)
+    back, meta2 = load_features(path)
+    assert list(back) == list(feats) and meta2 == meta
+    for k in feats:
+        assert back[k].tobytes() == feats[k].tobytes()
+    assert FeatureConfig.from_dict(meta2["config"]) == FeatureConfig.fsdd()
+
+
+def test_feature_file_errors(tmp_path):
+    with pytest.raises(InvalidInputError, match="same dimension"):
+        save_features(tmp_path / "x.npz", {"a": np.zeros((2, 3)), "b": np.zeros((2, 4))}, {})
+    with pytest.raises(InvalidInputError, match="JSON"):
+        save_features(tmp_path / "x.npz", {"a": np.zeros((2, 3))}, {"bad": object()})
+    assert not (tmp_path / "x.npz").exists()
+    np.savez(tmp_path / "plain.npz", features=np.zeros((2, 2)))
+    with pytest.raises(ModelFileError, match="not a gmmhmm file"):
+        load_features(tmp_path / "plain.npz")
+    path = tmp_path / "f.npz"
+    save_features(path, {"a": np.ones((3, 2))}, {})
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError):
+        load_features(path)
+
+
+# --- real recordings -------------------------------------------------------------
+
+@pytest.mark.integration
+def test_fsdd_recordings(fsdd_path):
+    paths = sorted((fsdd_path / "recordings").glob("*_jackson_*.wav"))[:5]
+    cfg = FeatureConfig.fsdd()
+    feats, failures = extract_many(paths, cfg)
+    assert failures == [] and len(feats) == 5
+    for p in paths:
+        x = feats[str(p)]
+        n = sf.info(p).frames
+        assert x.shape == (1 + (n - 200) // 80, 39)
+        assert np.isfinite(x).all()
+        np.testing.assert_allclose(x.mean(axis=0), 0, atol=1e-8)
