@@ -1,0 +1,51 @@
+"""Compiled inner loops of the E-step (numba, cached on disk)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def packed_outer(X, out):
+    """out[t, p] = X[t, i] * X[t, j] over the upper triangle (i <= j), row-major."""
+    n, d = X.shape
+    for t in range(n):
+        p = 0
+        for i in range(d):
+            xi = X[t, i]
+            for j in range(i, d):
+                out[t, p] = xi * X[t, j]
+                p += 1
+    return out
+
+
+@njit(cache=True, nogil=True)
+def normalize_log_resp(log_prob, weights, log_norm):
+    """Turn weighted log-probabilities into responsibilities in place.
+
+    ``log_prob`` (N, K) becomes ``weights[t] * exp(log_prob - logsumexp)``
+    row by row; ``log_norm[t]`` receives the row's logsumexp. Subtracting the
+    row maximum first keeps exp() in range for any frame.
+    """
+    n, k = log_prob.shape
+    for t in range(n):
+        m = log_prob[t, 0]
+        for j in range(1, k):
+            if log_prob[t, j] > m:
+                m = log_prob[t, j]
+        if m == -np.inf:  # the frame is impossible under every component
+            log_norm[t] = m
+            for j in range(k):
+                log_prob[t, j] = 0.0
+            continue
+        s = 0.0
+        for j in range(k):
+            e = np.exp(log_prob[t, j] - m)
+            log_prob[t, j] = e
+            s += e
+        log_norm[t] = m + np.log(s)
+        scale = weights[t] / s
+        for j in range(k):
+            log_prob[t, j] *= scale
+    return log_norm

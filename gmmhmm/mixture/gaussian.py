@@ -1,0 +1,316 @@
+"""Gaussian densities and parameter estimates, one small function per covariance type.
+
+Shapes follow scikit-learn: ``means`` (K, D); covariances, precisions and
+precision Cholesky factors are (K, D, D) for ``'full'``, (D, D) for
+``'tied'``, (K, D) for ``'diag'`` and (K,) for ``'spherical'``. A precision
+Cholesky factor ``U`` is upper triangular with ``precision = U @ U.T``.
+
+Log-densities are computed as one matrix product per block of rows: the
+quadratic form ``(x - mu)^T P (x - mu)`` expands into a linear function of the
+features ``[x**2, x]`` (diag) or ``[upper-triangle of x x^T, x]`` (full), so
+all K components cost one GEMM instead of K triangular solves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg
+
+from .._validation import check_in
+from ..errors import InvalidInputError, InvalidParameterError
+from . import _kernels
+from .stats import COVARIANCE_TYPES, GaussianStats
+
+__all__ = [
+    "COVARIANCE_TYPES",
+    "log_gaussian_density",
+    "precisions_cholesky_from_covariances",
+    "precisions_cholesky_from_precisions",
+    "precisions_from_precisions_cholesky",
+    "covariances_from_precisions_cholesky",
+    "log_det_precisions_cholesky",
+    "estimate_gaussian_parameters",
+]
+
+_LOG_2PI = np.log(2.0 * np.pi)
+# Rows per block: the (rows x features) design matrix stays around 16 MB.
+_BLOCK_ELEMENTS = 1 << 21
+
+
+def check_covariance_type(covariance_type: str) -> str:
+    return check_in(covariance_type, COVARIANCE_TYPES, "covariance_type")
+
+
+# --------------------------------------------------------------------------
+# precision Cholesky factors
+# --------------------------------------------------------------------------
+
+def _not_pd(what: str, k: int | None) -> InvalidParameterError:
+    where = "" if k is None else f" of component {k}"
+    return InvalidParameterError(
+        f"the {what}{where} is not symmetric positive definite; increase reg_covar "
+        "or check the data for duplicated / constant points"
+    )
+
+
+def _chol_full_stack(matrices: np.ndarray, what: str, lower_from_flip: bool) -> np.ndarray:
+    out = np.empty_like(matrices)
+    eye = np.eye(matrices.shape[-1], dtype=matrices.dtype)
+    for k, m in enumerate(matrices):
+        if not np.all(np.isfinite(m)):
+            raise _not_pd(what, k if len(matrices) > 1 or what != "tied covariance" else None)
+        try:
+            if lower_from_flip:
+                # precision = U U^T with U upper: Cholesky of the reversed matrix, reversed back
+                out[k] = np.flipud(np.fliplr(linalg.cholesky(np.flipud(np.fliplr(m)), lower=True)))
+            else:
+                chol = linalg.cholesky(m, lower=True)
+                out[k] = linalg.solve_triangular(chol, eye, lower=True).T
+        except linalg.LinAlgError:
+            raise _not_pd(what, k) from None
+    return out
+
+
+def precisions_cholesky_from_covariances(covariances: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Upper-triangular ``U`` with ``inv(covariance) = U @ U.T`` (sklearn's layout).
+
+    Raises :class:`InvalidParameterError` naming the component whose
+    covariance is not positive definite.
+    """
+    check_covariance_type(covariance_type)
+    cov = np.asarray(covariances)
+    if covariance_type == "full":
+        return _chol_full_stack(cov, "covariance", lower_from_flip=False)
+    if covariance_type == "tied":
+        return _chol_full_stack(cov[None], "tied covariance", lower_from_flip=False)[0]
+    if not np.all(np.isfinite(cov)) or np.any(cov <= 0):
+        bad = np.flatnonzero(~(np.isfinite(cov) & (cov > 0)).reshape(len(cov), -1).all(axis=1))
+        raise _not_pd("covariance", int(bad[0]))
+    return 1.0 / np.sqrt(cov)
+
+
+def precisions_cholesky_from_precisions(precisions: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Upper-triangular ``U`` with ``precision = U @ U.T`` straight from precisions."""
+    check_covariance_type(covariance_type)
+    prec = np.asarray(precisions)
+    if covariance_type == "full":
+        return _chol_full_stack(prec, "precision", lower_from_flip=True)
+    if covariance_type == "tied":
+        return _chol_full_stack(prec[None], "precision", lower_from_flip=True)[0]
+    if not np.all(np.isfinite(prec)) or np.any(prec <= 0):
+        bad = np.flatnonzero(~(np.isfinite(prec) & (prec > 0)).reshape(len(prec), -1).all(axis=1))
+        raise _not_pd("precision", int(bad[0]))
+    return np.sqrt(prec)
+
+
+def precisions_from_precisions_cholesky(precisions_cholesky: np.ndarray, covariance_type: str) -> np.ndarray:
+    """``U @ U.T`` per component (or ``U**2`` for diag / spherical)."""
+    check_covariance_type(covariance_type)
+    u = np.asarray(precisions_cholesky)
+    if covariance_type in ("full", "tied"):
+        return u @ np.swapaxes(u, -1, -2)
+    return u**2
+
+
+def covariances_from_precisions_cholesky(precisions_cholesky: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Invert precision Cholesky factors back into covariances."""
+    check_covariance_type(covariance_type)
+    u = np.asarray(precisions_cholesky)
+    if covariance_type in ("full", "tied"):
+        stack = u[None] if covariance_type == "tied" else u
+        eye = np.eye(u.shape[-1], dtype=u.dtype)
+        # covariance = inv(U U^T) = V^T V with V = inv(U)
+        v = np.stack([linalg.solve_triangular(uk, eye, lower=False) for uk in stack])
+        cov = np.swapaxes(v, -1, -2) @ v
+        return cov[0] if covariance_type == "tied" else cov
+    return 1.0 / u**2
+
+
+def log_det_precisions_cholesky(precisions_cholesky: np.ndarray, covariance_type: str, n_features: int) -> np.ndarray:
+    """``log det U`` = half the log-determinant of the precision, per component."""
+    u = np.asarray(precisions_cholesky)
+    if covariance_type == "full":
+        return np.log(np.diagonal(u, axis1=1, axis2=2)).sum(axis=1)
+    if covariance_type == "tied":
+        return np.log(np.diag(u)).sum()
+    if covariance_type == "diag":
+        return np.log(u).sum(axis=1)
+    return n_features * np.log(u)
+
+
+# --------------------------------------------------------------------------
+# log-densities
+# --------------------------------------------------------------------------
+
+def _triu_weights(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    iu, ju = np.triu_indices(d)
+    factor = np.where(iu == ju, 1.0, 2.0)  # off-diagonal terms appear twice in x^T P x
+    return iu, ju, factor
+
+
+class DensityPlan:
+    """Everything a block of rows needs to get log N(x | mu_k, Sigma_k) by one GEMM.
+
+    ``log N = features(x - center) @ W + b`` where ``features`` is
+    ``[x**2, x]`` (diag, spherical), ``[triu(x x^T), x]`` (full) or
+    ``x @ U`` (tied, followed by a squared distance). Shifting by ``center``
+    (the mean of the means) keeps the expanded quadratic form free of
+    cancellation when the data sit far from the origin.
+    """
+
+    def __init__(self, means: np.ndarray, precisions_cholesky: np.ndarray, covariance_type: str, dtype=None):
+        check_covariance_type(covariance_type)
+        means = np.asarray(means)
+        dtype = np.dtype(dtype or means.dtype)
+        k, d = means.shape
+        self.covariance_type = covariance_type
+        self.dtype = dtype
+        self.n_components, self.n_features = k, d
+        self.center = means.mean(axis=0)
+        mu = means - self.center
+        u = np.asarray(precisions_cholesky, dtype=np.float64)
+        log_det = log_det_precisions_cholesky(u, covariance_type, d)
+        if covariance_type == "tied":
+            self.U = u.astype(dtype)
+            mu_u = mu @ u
+            self.mu_u_t = np.ascontiguousarray((2.0 * mu_u).T, dtype=dtype)  # (D, K)
+            self.b = (-(mu_u**2).sum(axis=1)).astype(dtype)
+            self.const = log_det - 0.5 * d * _LOG_2PI
+            return
+        if covariance_type in ("diag", "spherical"):
+            prec = u**2 if covariance_type == "diag" else np.repeat((u**2)[:, None], d, axis=1)
+            W = np.concatenate([-0.5 * prec, mu * prec], axis=1)
+            quad = (mu**2 * prec).sum(axis=1)
+        else:
+            prec = u @ np.swapaxes(u, 1, 2)
+            iu, ju, factor = _triu_weights(d)
+            p_mu = np.einsum("kij,kj->ki", prec, mu)
+            W = np.concatenate([-0.5 * factor * prec[:, iu, ju], p_mu], axis=1)
+            quad = (mu * p_mu).sum(axis=1)
+        self.W = np.ascontiguousarray(W.T, dtype=dtype)  # (F, K)
+        self.b = (-0.5 * quad + log_det - 0.5 * d * _LOG_2PI).astype(dtype)
+
+    @property
+    def n_design(self) -> int:
+        d = self.n_features
+        if self.covariance_type == "full":
+            return d * (d + 1) // 2 + d
+        if self.covariance_type == "tied":
+            return d
+        return 2 * d
+
+    def block_rows(self) -> int:
+        return int(max(64, min(8192, _BLOCK_ELEMENTS // max(self.n_design, self.n_components))))
+
+    def design(self, Xb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Feature rows of a block (already converted to ``self.dtype``)."""
+        xc = Xb - self.center.astype(self.dtype)
+        n, d = xc.shape
+        if self.covariance_type == "tied":
+            return xc @ self.U
+        if out is None:
+            out = np.empty((n, self.n_design), dtype=self.dtype)
+        out = out[:n]
+        if self.covariance_type == "full":
+            _kernels.packed_outer(xc, out[:, : self.n_design - d])
+        else:
+            np.multiply(xc, xc, out=out[:, :d])
+        out[:, self.n_design - d:] = xc
+        return out
+
+    def log_density(self, design: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """(n, K) log-densities of a block from its design rows."""
+        if self.covariance_type == "tied":
+            res = np.matmul(design, self.mu_u_t, out=out)
+            res -= (design**2).sum(axis=1)[:, None]
+            res += self.b
+            res *= 0.5
+            res += self.const
+            return res
+        res = np.matmul(design, self.W, out=out)
+        res += self.b
+        return res
+
+
+def _check_model_arrays(X, means, precisions_cholesky, covariance_type):
+    X = np.asarray(X)
+    means = np.asarray(means)
+    if X.ndim != 2 or means.ndim != 2 or X.shape[1] != means.shape[1]:
+        raise InvalidInputError(
+            f"X must be (n_samples, {means.shape[-1]}) to match means {means.shape}, got {X.shape}"
+        )
+    k, d = means.shape
+    expected = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[covariance_type]
+    if np.shape(precisions_cholesky) != expected:
+        raise InvalidInputError(
+            f"precisions_cholesky for {covariance_type!r} must have shape {expected}, "
+            f"got {np.shape(precisions_cholesky)}"
+        )
+    return X, means
+
+
+def log_gaussian_density(X: np.ndarray, means: np.ndarray, precisions_cholesky: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Log-density ``log N(x_t | mu_k, Sigma_k)`` of every row under every component.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    means : ndarray of shape (n_components, n_features)
+    precisions_cholesky : ndarray
+        Upper-triangular precision factors in scikit-learn's layout.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+
+    Returns
+    -------
+    log_prob : ndarray of shape (n_samples, n_components)
+        In the result type of ``X`` and ``means`` (float32 stays float32).
+    """
+    check_covariance_type(covariance_type)
+    X, means = _check_model_arrays(X, means, precisions_cholesky, covariance_type)
+    dtype = np.result_type(X.dtype, means.dtype, np.float32)
+    plan = DensityPlan(means, precisions_cholesky, covariance_type, dtype=dtype)
+    n = X.shape[0]
+    out = np.empty((n, plan.n_components), dtype=dtype)
+    step = plan.block_rows()
+    buf = None if covariance_type == "tied" else np.empty((min(step, n), plan.n_design), dtype=dtype)
+    for start in range(0, n, step):
+        xb = np.asarray(X[start:start + step], dtype=dtype)
+        plan.log_density(plan.design(xb, buf), out=out[start:start + step])
+    return out
+
+
+# --------------------------------------------------------------------------
+# M-step
+# --------------------------------------------------------------------------
+
+def estimate_gaussian_parameters(stats: GaussianStats, reg_covar: float) -> tuple[np.ndarray, np.ndarray]:
+    """Means and covariances from sufficient statistics (the M-step).
+
+    ``reg_covar`` is added to the covariance diagonal, which also floors
+    variances of constant features. Like scikit-learn, ``10 * eps`` is added to
+    each count so an empty component yields finite (meaningless) values; the
+    caller decides whether to keep its previous parameters instead.
+
+    Returns
+    -------
+    means : ndarray of shape (n_components, n_features)
+    covariances : ndarray in the layout of ``stats.covariance_type``
+    """
+    if reg_covar < 0 or not np.isfinite(reg_covar):
+        raise InvalidParameterError(f"reg_covar must be a finite number >= 0, got {reg_covar!r}")
+    n = stats.n + 10 * np.finfo(stats.n.dtype).eps
+    means = stats.s1 / n[:, None]
+    ct = stats.covariance_type
+    d = stats.n_features
+    if ct == "full":
+        cov = stats.s2 / n[:, None, None] - means[:, :, None] * means[:, None, :]
+        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+        cov[:, np.arange(d), np.arange(d)] += reg_covar
+    elif ct == "tied":
+        cov = (stats.s2 - (n[:, None] * means).T @ means) / n.sum()
+        cov = 0.5 * (cov + cov.T)
+        cov.flat[:: d + 1] += reg_covar
+    else:
+        var = np.maximum(stats.s2 / n[:, None] - means**2, 0.0) + reg_covar
+        cov = var if ct == "diag" else var.mean(axis=1)
+    return means, cov

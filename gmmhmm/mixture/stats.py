@@ -1,0 +1,135 @@
+"""Additive sufficient statistics of K Gaussians (Kaldi's accumulator).
+
+Statistics from any split of the data add up to the statistics of the whole,
+so the E-step can run over shards, processes or a cluster and the M-step
+(:func:`gmmhmm.mixture.gaussian.estimate_gaussian_parameters`) sees one sum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validation import check_in
+from ..errors import InvalidInputError
+from . import _kernels
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+# rows per block when building packed outer products (keeps temporaries small)
+_BLOCK_ELEMENTS = 1 << 21
+
+
+def unpack_upper(packed: np.ndarray, n_features: int) -> np.ndarray:
+    """(..., D(D+1)/2) row-major upper triangles -> symmetric (..., D, D)."""
+    iu, ju = np.triu_indices(n_features)
+    out = np.empty(packed.shape[:-1] + (n_features, n_features), dtype=packed.dtype)
+    out[..., iu, ju] = packed
+    out[..., ju, iu] = packed
+    return out
+
+
+def packed_second_moments(X: np.ndarray, resp: np.ndarray) -> np.ndarray:
+    """``resp.T @ triu(x x^T)`` over rows, in blocks: (K, D(D+1)/2) in float64."""
+    n, d = X.shape
+    p = d * (d + 1) // 2
+    step = max(64, _BLOCK_ELEMENTS // p)
+    acc = np.zeros((resp.shape[1], p))
+    buf = np.empty((min(step, n), p), dtype=X.dtype)
+    for start in range(0, n, step):
+        xb = X[start:start + step]
+        q = _kernels.packed_outer(xb, buf[: len(xb)])
+        acc += resp[start:start + step].T @ q
+    return acc
+
+
+@dataclass
+class GaussianStats:
+    """Zeroth, first and second order statistics of K weighted Gaussians.
+
+    Attributes
+    ----------
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    n : ndarray of shape (K,)
+        ``sum_t w_tk``.
+    s1 : ndarray of shape (K, D)
+        ``sum_t w_tk x_t``.
+    s2 : ndarray
+        ``sum_t w_tk x_t**2`` (K, D) for diag and spherical;
+        ``sum_t w_tk x_t x_t^T`` (K, D, D) for full;
+        ``sum_t (sum_k w_tk) x_t x_t^T`` (D, D) for tied.
+    """
+
+    covariance_type: str
+    n: np.ndarray
+    s1: np.ndarray
+    s2: np.ndarray
+
+    @property
+    def n_components(self) -> int:
+        return self.s1.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.s1.shape[1]
+
+    @classmethod
+    def zeros(cls, n_components: int, n_features: int, covariance_type: str, dtype=np.float64) -> "GaussianStats":
+        """Empty statistics, the identity of ``+``."""
+        check_in(covariance_type, COVARIANCE_TYPES, "covariance_type")
+        k, d = n_components, n_features
+        shape2 = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k, d)}[covariance_type]
+        return cls(covariance_type, np.zeros(k, dtype), np.zeros((k, d), dtype), np.zeros(shape2, dtype))
+
+    @classmethod
+    def from_posteriors(cls, X: np.ndarray, resp: np.ndarray, covariance_type: str) -> "GaussianStats":
+        """Statistics of rows ``X`` (N, D) with non-negative frame weights ``resp`` (N, K).
+
+        Accumulated in float64 whatever the input dtype, since raw second
+        moments lose precision quickly in float32.
+        """
+        check_in(covariance_type, COVARIANCE_TYPES, "covariance_type")
+        X = np.asarray(X)
+        resp = np.asarray(resp)
+        if X.ndim != 2 or resp.ndim != 2 or X.shape[0] != resp.shape[0]:
+            raise InvalidInputError(
+                f"X (N, D) and resp (N, K) must have the same number of rows, got {X.shape} and {resp.shape}"
+            )
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        resp = np.ascontiguousarray(resp, dtype=np.float64)
+        n = resp.sum(axis=0)
+        s1 = resp.T @ X
+        if covariance_type == "full":
+            s2 = unpack_upper(packed_second_moments(X, resp), X.shape[1])
+        elif covariance_type == "tied":
+            s2 = (X * resp.sum(axis=1)[:, None]).T @ X
+        else:
+            s2 = resp.T @ (X * X)
+        return cls(covariance_type, n, s1, s2)
+
+    def _check_compatible(self, other: "GaussianStats") -> None:
+        if not isinstance(other, GaussianStats):
+            raise TypeError(f"cannot add GaussianStats and {type(other).__name__}")
+        if other.covariance_type != self.covariance_type or other.s1.shape != self.s1.shape:
+            raise InvalidInputError(
+                f"cannot add {self.covariance_type} stats of shape {self.s1.shape} to "
+                f"{other.covariance_type} stats of shape {other.s1.shape}"
+            )
+
+    def __add__(self, other: "GaussianStats") -> "GaussianStats":
+        self._check_compatible(other)
+        return GaussianStats(self.covariance_type, self.n + other.n, self.s1 + other.s1, self.s2 + other.s2)
+
+    def __iadd__(self, other: "GaussianStats") -> "GaussianStats":
+        self._check_compatible(other)
+        self.n += other.n
+        self.s1 += other.s1
+        self.s2 += other.s2
+        return self
+
+    def __radd__(self, other):
+        # lets sum(list_of_stats) work (sum starts from 0)
+        if isinstance(other, int) and other == 0:
+            return self
+        return NotImplemented

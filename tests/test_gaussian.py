@@ -1,0 +1,159 @@
+"""Gaussian densities, precision factors, additive statistics and the M-step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+from gmmhmm.errors import InvalidInputError, InvalidParameterError
+from gmmhmm.mixture import (
+    GaussianStats,
+    covariances_from_precisions_cholesky,
+    estimate_gaussian_parameters,
+    log_gaussian_density,
+    precisions_cholesky_from_covariances,
+    precisions_cholesky_from_precisions,
+    precisions_from_precisions_cholesky,
+)
+
+TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def random_covariances(rng, covariance_type, k, d):
+    a = rng.normal(size=(k, d, d))
+    full = a @ a.transpose(0, 2, 1) + 0.5 * np.eye(d)
+    return {
+        "full": full,
+        "tied": full[0],
+        "diag": rng.uniform(0.3, 3.0, size=(k, d)),
+        "spherical": rng.uniform(0.3, 3.0, size=k),
+    }[covariance_type]
+
+
+def dense_covariance(cov, covariance_type, k, d):
+    return {
+        "full": lambda: cov[k],
+        "tied": lambda: cov,
+        "diag": lambda: np.diag(cov[k]),
+        "spherical": lambda: cov[k] * np.eye(d),
+    }[covariance_type]()
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("offset", [0.0, 50.0])
+def test_log_density_matches_scipy(covariance_type, offset):
+    rng = np.random.default_rng(1)
+    k, d = 4, 5
+    X = rng.normal(size=(300, d)) * 2 + offset
+    means = rng.normal(size=(k, d)) + offset
+    cov = random_covariances(rng, covariance_type, k, d)
+    pc = precisions_cholesky_from_covariances(cov, covariance_type)
+    got = log_gaussian_density(X, means, pc, covariance_type)
+    want = np.stack(
+        [multivariate_normal(means[j], dense_covariance(cov, covariance_type, j, d)).logpdf(X) for j in range(k)],
+        axis=1,
+    )
+    assert got.shape == (300, k)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_log_density_float32_stays_float32(covariance_type):
+    rng = np.random.default_rng(2)
+    k, d = 3, 4
+    X = rng.normal(size=(100, d))
+    means = rng.normal(size=(k, d))
+    pc = precisions_cholesky_from_covariances(random_covariances(rng, covariance_type, k, d), covariance_type)
+    ref = log_gaussian_density(X, means, pc, covariance_type)
+    got = log_gaussian_density(X.astype(np.float32), means.astype(np.float32), pc.astype(np.float32), covariance_type)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_precision_factor_round_trips(covariance_type):
+    rng = np.random.default_rng(3)
+    cov = random_covariances(rng, covariance_type, 3, 4)
+    pc = precisions_cholesky_from_covariances(cov, covariance_type)
+    np.testing.assert_allclose(covariances_from_precisions_cholesky(pc, covariance_type), cov, rtol=1e-10)
+    prec = precisions_from_precisions_cholesky(pc, covariance_type)
+    np.testing.assert_allclose(precisions_cholesky_from_precisions(prec, covariance_type), pc, rtol=1e-10, atol=1e-12)
+    if covariance_type in ("full", "tied"):
+        np.testing.assert_allclose(prec @ cov, np.broadcast_to(np.eye(4), prec.shape), atol=1e-9)
+        assert np.allclose(np.tril(pc if pc.ndim == 2 else pc[1], -1), 0)  # upper triangular
+
+
+def test_not_positive_definite_names_component():
+    cov = np.stack([np.eye(3), np.eye(3)])
+    cov[1, 0, 0] = -1.0
+    with pytest.raises(InvalidParameterError, match="component 1"):
+        precisions_cholesky_from_covariances(cov, "full")
+    with pytest.raises(InvalidParameterError, match="component 2"):
+        precisions_cholesky_from_covariances(np.array([1.0, 2.0, 0.0]), "spherical")
+    with pytest.raises(InvalidParameterError, match="covariance_type"):
+        precisions_cholesky_from_covariances(cov, "banana")
+
+
+def test_density_shape_mismatch_is_clear():
+    with pytest.raises(InvalidInputError, match="match means"):
+        log_gaussian_density(np.zeros((3, 2)), np.zeros((2, 3)), np.ones((2, 3)), "diag")
+
+
+def brute_force_stats(X, resp, covariance_type):
+    n = resp.sum(0)
+    s1 = resp.T @ X
+    outer = X[:, :, None] * X[:, None, :]
+    if covariance_type == "full":
+        s2 = np.einsum("tk,tij->kij", resp, outer)
+    elif covariance_type == "tied":
+        s2 = np.einsum("t,tij->ij", resp.sum(1), outer)
+    else:
+        s2 = resp.T @ X**2
+    return n, s1, s2
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_stats_from_posteriors_and_additivity(covariance_type):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(40, 3))
+    resp = rng.uniform(size=(40, 2))
+    whole = GaussianStats.from_posteriors(X, resp, covariance_type)
+    for got, want in zip((whole.n, whole.s1, whole.s2), brute_force_stats(X, resp, covariance_type)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    parts = GaussianStats.from_posteriors(X[:15], resp[:15], covariance_type) + GaussianStats.from_posteriors(
+        X[15:], resp[15:], covariance_type
+    )
+    acc = GaussianStats.zeros(2, 3, covariance_type)
+    acc += parts
+    assert (acc.n_components, acc.n_features) == (2, 3)
+    for a, b in ((acc.n, whole.n), (acc.s1, whole.s1), (acc.s2, whole.s2)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    with pytest.raises(InvalidInputError):
+        whole + GaussianStats.zeros(3, 3, covariance_type)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_m_step_matches_weighted_moments(covariance_type):
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, 3)) + 10.0
+    resp = rng.dirichlet(np.ones(2), size=200)
+    means, cov = estimate_gaussian_parameters(GaussianStats.from_posteriors(X, resp, covariance_type), 1e-6)
+    nk = resp.sum(0)
+    want_means = resp.T @ X / nk[:, None]
+    np.testing.assert_allclose(means, want_means, rtol=1e-12)
+    full = np.stack([(resp[:, j, None] * (X - want_means[j])).T @ (X - want_means[j]) / nk[j] for j in range(2)])
+    want = {
+        "full": full + 1e-6 * np.eye(3),
+        "tied": (full * nk[:, None, None]).sum(0) / nk.sum() + 1e-6 * np.eye(3),
+        "diag": np.diagonal(full, axis1=1, axis2=2) + 1e-6,
+        "spherical": np.diagonal(full, axis1=1, axis2=2).mean(1) + 1e-6,
+    }[covariance_type]
+    np.testing.assert_allclose(cov, want, rtol=1e-9)
+
+
+def test_m_step_floors_constant_feature():
+    X = np.column_stack([np.full(20, 3.0), np.arange(20.0)])
+    stats = GaussianStats.from_posteriors(X, np.ones((20, 1)), "diag")
+    _, cov = estimate_gaussian_parameters(stats, 1e-3)
+    assert np.all(np.isfinite(cov)) and cov[0, 0] == pytest.approx(1e-3, rel=1e-6)
