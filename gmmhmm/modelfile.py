@@ -47,7 +47,10 @@ HEADER_KEY = "__header__"
 
 # Modules whose import registers gmmhmm's own model classes. A fixed list:
 # what a file names is only ever looked up, never imported.
-_BUILTIN_MODEL_MODULES = ("gmmhmm.mixture", "gmmhmm.hmm", "gmmhmm.graphs")
+_BUILTIN_MODEL_MODULES = (
+    "gmmhmm.mixture", "gmmhmm.hmm", "gmmhmm.graphs", "gmmhmm.graphs.models", "gmmhmm.classifier",
+)
+_IMPORT_FAILURES: dict[str, str] = {}
 
 _REGISTRY: dict[str, type] = {}
 
@@ -78,8 +81,14 @@ def _import_builtin_models() -> None:
     for module in _BUILTIN_MODEL_MODULES:
         try:
             importlib.import_module(module)
-        except ImportError as exc:  # a layer not written yet must not break loading others
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # an absent layer is fine; a missing dependency is not
+                _IMPORT_FAILURES[module] = f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a broken or absent layer must not stop loading the others' models
+            _IMPORT_FAILURES[module] = f"{type(exc).__name__}: {exc}"
             logger.debug("could not import %s: %s", module, exc)
+        else:
+            _IMPORT_FAILURES.pop(module, None)
 
 
 # ----------------------------------------------------------------------------
@@ -296,8 +305,9 @@ class _Decoder:
             return {"class": node["class"], "params": params, "attributes": attrs}
         cls = _REGISTRY.get(node["class"])
         if cls is None:
+            failed = "".join(f"; {m} failed to import ({e})" for m, e in _IMPORT_FAILURES.items())
             raise ModelFileError(
-                f"{self.name}: unknown model class {node['class']!r}; known classes: {sorted(_REGISTRY)}"
+                f"{self.name}: unknown model class {node['class']!r}; known classes: {sorted(_REGISTRY)}{failed}"
             )
         try:
             model = cls(**params)
