@@ -53,6 +53,13 @@ def test_mel_scale_round_trip_and_htk_anchor():
     assert abs(hz_to_mel(700.0) - 1127.0 * np.log(2.0)) < 1e-9
 
 
+def test_band_edges_match_librosa_htk_mel_frequencies():
+    import librosa
+
+    ours = mel_band_edges_hz(23, 20.0, 4000.0)
+    np.testing.assert_allclose(ours, librosa.mel_frequencies(25, fmin=20.0, fmax=4000.0, htk=True), rtol=1e-6)
+
+
 def test_filterbank_respects_band_edges():
     fb = mel_filterbank(16000, 512, 20, low_freq_hz=300.0, high_freq_hz=3400.0)
     freqs = np.arange(257) * 16000 / 512
