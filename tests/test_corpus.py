@@ -1,0 +1,145 @@
+"""Corpus shards and index: round trips, incremental writing, every refusal."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from gmmhmm.corpus import INDEX_NAME, Corpus, load_shard
+from gmmhmm.errors import (DimensionMismatchError, InvalidInputError, ModelFileError,
+                           NonFiniteInputError)
+
+
+def _utterances(n=23, dim=4, seed=0, labels=True, dtype=np.float32):
+    rng = np.random.RandomState(seed)
+    out = []
+    for i in range(n):
+        X = rng.randn(rng.randint(5, 40), dim).astype(dtype)
+        label = [i % 3, f"w{i}", ["one", "two"]][i % 3] if labels else None
+        out.append((f"utt{i:03d}", X, label) if labels else (f"utt{i:03d}", X))
+    return out
+
+
+def test_round_trip_whole_utterances_in_order(tmp_path):
+    utts = _utterances()
+    corpus = Corpus.create(tmp_path / "c", iter(utts), frames_per_shard=100,
+                           feature_config={"n_mfcc": 13})
+    assert len(corpus) > 3
+    assert corpus.n_utterances == len(utts)
+    assert corpus.n_frames == sum(len(u[1]) for u in utts)
+    assert corpus.n_features == 4 and corpus.dtype == np.float32 and corpus.has_labels
+    got = []
+    for path, info in zip(corpus.shards, corpus.shard_info):
+        X, lengths, ids, labels = load_shard(path)
+        assert X.dtype == np.float32 and X.shape[0] == info.n_frames == lengths.sum()
+        # a shard closes as soon as it reaches the target, so only its last utterance crosses it
+        assert lengths[:-1].sum() < 100
+        got += [(i, x, lab) for i, x, lab in zip(ids, np.split(X, np.cumsum(lengths)[:-1]), labels)]
+    assert [g[0] for g in got] == [u[0] for u in utts]
+    assert [g[2] for g in got] == [u[2] for u in utts]
+    for g, u in zip(got, utts):
+        np.testing.assert_array_equal(g[1], u[1])
+    reopened = Corpus.open(tmp_path / "c")  # the folder works as well as the index file
+    assert reopened.shards == corpus.shards and reopened.feature_config == {"n_mfcc": 13}
+    assert sum(len(X) for X, *_ in reopened) == corpus.n_frames
+    assert not [p for p in os.listdir(tmp_path / "c") if ".tmp" in p]
+
+
+def test_shard_paths_are_relative_so_the_corpus_can_move(tmp_path):
+    Corpus.create(tmp_path / "a", _utterances(labels=False), frames_per_shard=200)
+    os.rename(tmp_path / "a", tmp_path / "b")
+    corpus = Corpus.open(tmp_path / "b" / INDEX_NAME)
+    X, lengths, ids, labels = corpus.load_shard(0)
+    assert labels is None and len(ids) == len(lengths)
+
+
+def test_shards_are_written_while_the_input_is_consumed(tmp_path):
+    out = tmp_path / "c"
+
+    def gen():
+        for k, u in enumerate(_utterances(n=40, labels=False)):
+            if k == 30:  # by now, > 300 frames were produced: earlier shards must be on disk
+                assert (out / "shard-00000.npz").is_file()
+            yield u
+    Corpus.create(out, gen(), frames_per_shard=100)
+
+
+def test_feature_config_object_and_integer_features(tmp_path):
+    from gmmhmm.features.config import FeatureConfig
+
+    cfg = FeatureConfig.fsdd()
+    utts = [("a", np.arange(12).reshape(4, 3)), ("b", np.ones((2, 3), dtype=np.int32))]
+    corpus = Corpus.create(tmp_path, utts, feature_config=cfg)
+    assert FeatureConfig.from_dict(corpus.feature_config) == cfg
+    X, *_ = corpus.load_shard(0)
+    assert X.dtype == np.float64
+    np.testing.assert_array_equal(X[:4], np.arange(12).reshape(4, 3))
+
+
+@pytest.mark.parametrize("utts, error, match", [
+    ([("a", np.zeros((3, 2))), ("b", np.zeros((3, 5)))], DimensionMismatchError, "5 features"),
+    ([("a", np.array([[0.0, np.nan]]))], NonFiniteInputError, "NaN"),
+    ([("a", np.zeros(3))], InvalidInputError, "2-D"),
+    ([("a", np.zeros((2, 2))), ("a", np.zeros((2, 2)))], InvalidInputError, "duplicate"),
+    ([("a", np.zeros((2, 2)), 1), ("b", np.zeros((2, 2)))], InvalidInputError, "label"),
+    ([("a",)], InvalidInputError, "utt_id"),
+    ([], InvalidInputError, "at least one"),
+    ([("a", np.zeros((2, 2)), object())], InvalidInputError, "JSON"),
+])
+def test_bad_utterances_are_refused(tmp_path, utts, error, match):
+    with pytest.raises(error, match=match):
+        Corpus.create(tmp_path, utts)
+
+
+def test_missing_shard_is_reported(tmp_path):
+    corpus = Corpus.create(tmp_path, _utterances(), frames_per_shard=100)
+    os.remove(corpus.shards[1])
+    with pytest.raises(ModelFileError, match="missing"):
+        corpus.load_shard(1)
+    with pytest.raises(ModelFileError, match="missing"):
+        Corpus.open(tmp_path)
+
+
+def test_shard_that_disagrees_with_the_index(tmp_path):
+    corpus = Corpus.create(tmp_path, _utterances(), frames_per_shard=100)
+    a, b = corpus.shards[0], corpus.shards[1]
+    os.replace(b, a)  # shard 0 now holds shard 1's frames
+    with pytest.raises(ModelFileError, match="index says"):
+        corpus.load_shard(0)
+
+
+def test_shard_with_other_dimension(tmp_path):
+    c1 = Corpus.create(tmp_path / "one", _utterances(dim=4), frames_per_shard=100)
+    c2 = Corpus.create(tmp_path / "two", _utterances(dim=3), frames_per_shard=100)
+    with pytest.raises(DimensionMismatchError, match="3 features"):
+        c1.load_shard(c2.shards[0])
+
+
+@pytest.mark.parametrize("text", [
+    "{not json",
+    json.dumps({"format": "something-else"}),
+    json.dumps({"format": "gmmhmm-corpus", "version": 99}),
+    json.dumps({"format": "gmmhmm-corpus", "version": 1, "n_features": 3}),
+    json.dumps({"format": "gmmhmm-corpus", "version": 1, "n_features": 3, "dtype": "<f8",
+                "has_labels": False, "shards": []}),
+])
+def test_corrupt_index(tmp_path, text):
+    (tmp_path / INDEX_NAME).write_text(text)
+    with pytest.raises(ModelFileError):
+        Corpus.open(tmp_path)
+
+
+def test_corrupt_or_foreign_shard(tmp_path):
+    corpus = Corpus.create(tmp_path, _utterances(), frames_per_shard=100)
+    with open(corpus.shards[0], "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(ModelFileError):
+        corpus.load_shard(0)
+    np.save(tmp_path / "x.npy", np.zeros(3))
+    with pytest.raises(ModelFileError):
+        load_shard(tmp_path / "x.npy")
+    with pytest.raises(ModelFileError, match="no corpus index"):
+        Corpus.open(tmp_path / "nowhere")
