@@ -1,0 +1,497 @@
+"""Emission-agnostic HMM: parameters, additive statistics, EM loop, decoding.
+
+The base class never looks inside its emissions. A subclass supplies an
+emission object (see :mod:`gmmhmm.hmm.emissions`) through ``_emission()``,
+which turns frames into per-state log-likelihoods ``(n_frames, n_states)``
+and accumulates statistics from per-state posteriors, and implements
+``_update_emission(stats)``, ``_init_emission(X, lengths, rng)`` and
+``_check_emission()``.
+
+Training is the additive cycle (Kaldi-style accumulators and estimators)::
+
+    stats = model.accumulate(X1, lengths1) + model.accumulate(X2, lengths2)
+    model.update(stats)
+
+and :meth:`BaseHMM.fit` is exactly a loop over it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .. import _validation as V
+from ..errors import (ConvergenceError, DimensionMismatchError, InvalidInputError,
+                      InvalidParameterError, SequenceTooShortError)
+from . import kernels
+from .monitor import ConvergenceMonitor
+
+_log = logging.getLogger(__name__)
+
+DECODER_ALGORITHMS = ("viterbi", "map")
+IMPLEMENTATIONS = ("log", "scaling")
+# Frames per forward-backward batch: bounds the (frames x states) work arrays.
+_BATCH_FRAMES = 1 << 18
+
+
+def check_random_state(seed: Any) -> np.random.RandomState:
+    """Turn ``None``, an int, a RandomState or a Generator into a RandomState."""
+    if seed is None or isinstance(seed, (int, np.integer)):
+        return np.random.RandomState(seed)
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    if isinstance(seed, np.random.Generator):
+        return np.random.RandomState(seed.integers(2**32 - 1))
+    raise InvalidParameterError(f"random_state must be None, an int or a RandomState, got {seed!r}")
+
+
+@dataclass
+class HMMStats:
+    """Additive Baum-Welch statistics of an HMM over some sequences.
+
+    Attributes
+    ----------
+    start : ndarray (n_states,)
+        Expected counts of the first state of each sequence.
+    trans : ndarray (n_states, n_states)
+        Expected transition counts.
+    emission : object
+        The emission's statistics (supports ``+``), e.g. a ``GaussianStats``.
+    log_prob : float
+        Total log-likelihood of the accumulated sequences.
+    n_sequences, n_frames : int
+    """
+
+    start: np.ndarray
+    trans: np.ndarray
+    emission: Any
+    log_prob: float
+    n_sequences: int
+    n_frames: int
+
+    def __add__(self, other: "HMMStats") -> "HMMStats":
+        if not isinstance(other, HMMStats):
+            return NotImplemented
+        return HMMStats(self.start + other.start, self.trans + other.trans,
+                        self.emission + other.emission, self.log_prob + other.log_prob,
+                        self.n_sequences + other.n_sequences, self.n_frames + other.n_frames)
+
+    def __radd__(self, other: Any) -> "HMMStats":
+        if isinstance(other, (int, float)) and other == 0:  # lets sum() work
+            return self
+        return NotImplemented
+
+
+def sequence_offsets(lengths: np.ndarray) -> np.ndarray:
+    """Offsets ``[0, l0, l0 + l1, ...]`` of sequences stored back to back."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets
+
+
+def min_frames(startprob: np.ndarray, transmat: np.ndarray, endprob: np.ndarray) -> int:
+    """Fewest frames of any path with non-zero probability (0 if none exists)."""
+    reach = startprob > 0
+    allowed = transmat > 0
+    for n in range(1, len(startprob) + 1):
+        if np.any(reach & (endprob > 0)):
+            return n
+        reach = (reach[:, None] & allowed).any(axis=0)
+    return 0
+
+
+def _batches(lengths: np.ndarray, max_frames: int = _BATCH_FRAMES):
+    """Yield (first sequence, last sequence + 1) ranges of about ``max_frames`` frames."""
+    start, total = 0, 0
+    for i, n in enumerate(lengths):
+        if total and total + n > max_frames:
+            yield start, i
+            start, total = i, 0
+        total += n
+    yield start, len(lengths)
+
+
+class BaseHMM:
+    """HMM base class: start/transition parameters and all sequence algorithms.
+
+    Subclasses add emission parameters. See :class:`gmmhmm.hmm.GaussianHMM`
+    for the parameters.
+
+    ``endprob_`` (optional, shape (n_components,)) weights the state of the
+    last frame; it is absent by default (every state may end a sequence, as in
+    hmmlearn) and is never re-estimated. Setting zeros there (e.g. only the
+    last state of a left-to-right model may end) makes sequences shorter than
+    the topology allows raise :class:`~gmmhmm.errors.SequenceTooShortError`.
+    """
+
+    #: Fitted attributes a model file must store (subclasses extend it).
+    _saved_attributes: tuple[str, ...] = ("startprob_", "transmat_", "n_features")
+
+    def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
+                 algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2,
+                 verbose=False, params="st", init_params="st", implementation="log"):
+        self.n_components = n_components
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.algorithm = algorithm
+        self.random_state = random_state
+        self.n_iter = n_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.params = params
+        self.init_params = init_params
+        self.implementation = implementation
+        self.monitor_ = ConvergenceMonitor(tol, n_iter, verbose)
+
+    # ------------------------------------------------------------ sklearn API
+
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return sorted(p.name for p in sig.parameters.values()
+                      if p.name != "self" and p.kind != p.VAR_KEYWORD)
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters, as in scikit-learn."""
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **params: Any) -> "BaseHMM":
+        """Set constructor parameters, as in scikit-learn."""
+        valid = self._get_param_names()
+        for key, value in params.items():
+            if key not in valid:
+                raise InvalidParameterError(
+                    f"Invalid parameter {key!r} for {type(self).__name__}; valid: {valid}")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self) -> str:
+        sig = inspect.signature(type(self).__init__)
+        changed = []
+        for name in self._get_param_names():
+            value = getattr(self, name)
+            default = sig.parameters[name].default
+            if not (isinstance(value, type(default)) and np.array_equal(value, default)
+                    if isinstance(value, np.ndarray) else value is default or value == default):
+                changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    # -------------------------------------------------------- validation
+
+    def _check_hyperparameters(self) -> None:
+        V.check_positive_int(self.n_components, "n_components")
+        V.check_positive_int(self.n_iter, "n_iter", minimum=0)
+        V.check_in(self.algorithm, DECODER_ALGORITHMS, "algorithm")
+        V.check_in(self.implementation, IMPLEMENTATIONS, "implementation")
+        for name in ("params", "init_params"):
+            if not isinstance(getattr(self, name), str):
+                raise InvalidParameterError(f"{name} must be a string of letters, got "
+                                            f"{getattr(self, name)!r}")
+
+    def _check_distribution(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        value = np.asarray(getattr(self, name), dtype=np.float64)
+        if value.shape != shape:
+            raise InvalidParameterError(f"{name} must have shape {shape}, got {value.shape}")
+        if not np.all(np.isfinite(value)) or np.any(value < 0):
+            raise InvalidParameterError(f"{name} must be finite and non-negative")
+        sums = value.sum(axis=-1)
+        if not np.allclose(sums, 1.0):
+            raise InvalidParameterError(f"{name} must sum to 1 along its last axis, got sums {sums}")
+        return value
+
+    def _check(self) -> None:
+        """Validate the current parameters (raises InvalidParameterError)."""
+        self._check_hyperparameters()
+        S = self.n_components
+        self.startprob_ = self._check_distribution("startprob_", (S,))
+        self.transmat_ = self._check_distribution("transmat_", (S, S))
+        if getattr(self, "endprob_", None) is not None:
+            end = np.asarray(self.endprob_, dtype=np.float64)
+            if end.shape != (S,) or not np.all(np.isfinite(end)) or np.any(end < 0) or not end.any():
+                raise InvalidParameterError(
+                    f"endprob_ must be {S} non-negative weights, not all zero; got {end}")
+            self.endprob_ = end
+        self._check_emission()
+
+    def _endprob(self) -> np.ndarray:
+        end = getattr(self, "endprob_", None)
+        return np.ones(self.n_components) if end is None else end
+
+    def _validate_X(self, X: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray]:
+        X = V.check_array(X, n_features=getattr(self, "n_features", None))
+        return X, V.check_lengths(lengths, X.shape[0])
+
+    def _fitted_check(self) -> None:
+        V.check_is_fitted(self, "startprob_")
+        self._check()
+
+    # -------------------------------------------------- sequence algorithms
+
+    def _raise_zero_likelihood(self, log_probs: np.ndarray, lengths: np.ndarray,
+                               first: int = 0) -> None:
+        bad = np.flatnonzero(~np.isfinite(log_probs))
+        if not len(bad):
+            return
+        i = int(bad[0])
+        seq = first + i
+        n = int(lengths[seq])
+        need = min_frames(self.startprob_, self.transmat_, self._endprob())
+        if log_probs[i] == np.inf or np.isnan(log_probs[i]):
+            raise ConvergenceError(f"sequence {seq} ({n} frames) has a non-finite log-likelihood; "
+                                   "the model parameters are degenerate")
+        if need == 0 or n < need:
+            raise SequenceTooShortError(
+                f"sequence {seq} has {n} frame(s) but the model's topology needs at least "
+                f"{need} (it has zero probability under the model)")
+        raise InvalidInputError(f"sequence {seq} ({n} frames) has zero likelihood under the model "
+                                "(no state path with non-zero probability)")
+
+    def _forward_backward(self, X: np.ndarray, lengths: np.ndarray):
+        """Yield (first, stop, framelogprob, cache, log_probs, posteriors, xi_sum) per batch."""
+        emission = self._emission()
+        use_log = self.implementation == "log"
+        end = self._endprob()
+        offsets = sequence_offsets(lengths)
+        for first, stop in _batches(lengths):
+            a, b = offsets[first], offsets[stop]
+            flp, cache = emission.log_likelihood(X[a:b])
+            log_probs, post, xi = kernels.forward_backward_multi(
+                self.startprob_, self.transmat_, end, flp, offsets[first:stop + 1] - a, use_log)
+            self._raise_zero_likelihood(log_probs, lengths, first)
+            yield first, stop, a, b, emission, cache, log_probs, post, xi
+
+    def accumulate(self, X: Any, lengths: Any = None) -> HMMStats:
+        """E-step: Baum-Welch statistics of ``X`` under the current parameters.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        lengths : array-like of int, optional
+            Lengths of the sequences stored back to back in ``X``.
+
+        Returns
+        -------
+        HMMStats
+            Additive statistics; sum the results of several calls (any split
+            of the data into whole sequences) and pass them to :meth:`update`.
+        """
+        self._fitted_check()
+        X, lengths = self._validate_X(X, lengths)
+        S = self.n_components
+        start = np.zeros(S)
+        trans = np.zeros((S, S))
+        emission_stats = None
+        log_prob = 0.0
+        offsets = sequence_offsets(lengths)
+        for first, stop, a, b, emission, cache, log_probs, post, xi in self._forward_backward(X, lengths):
+            start += post[offsets[first:stop] - a].sum(axis=0)
+            trans += xi
+            part = emission.accumulate(X[a:b], post, cache)
+            emission_stats = part if emission_stats is None else emission_stats + part
+            log_prob += float(log_probs.sum())
+        return HMMStats(start, trans, emission_stats, log_prob, len(lengths), X.shape[0])
+
+    def update(self, stats: HMMStats) -> "BaseHMM":
+        """M-step: re-estimate the parameters named in ``params`` from ``stats``."""
+        self._fitted_check()
+        if "s" in self.params:
+            self.startprob_ = self._reestimate(self.startprob_, stats.start, self.startprob_prior)
+        if "t" in self.params:
+            self.transmat_ = self._reestimate(self.transmat_, stats.trans, self.transmat_prior)
+        self._update_emission(stats.emission)
+        return self
+
+    @staticmethod
+    def _reestimate(old: np.ndarray, counts: np.ndarray, prior: Any) -> np.ndarray:
+        """Dirichlet-MAP update that keeps structural zeros exactly zero."""
+        new = np.maximum(np.asarray(prior, dtype=float) - 1.0 + counts, 0.0)
+        new = np.where(old == 0, 0.0, new)
+        total = new.sum(axis=-1, keepdims=True)
+        # A row with no evidence (an unvisited state) keeps its old values.
+        return np.where(total > 0, new / np.where(total > 0, total, 1.0), old)
+
+    def fit(self, X: Any, lengths: Any = None) -> "BaseHMM":
+        """Estimate the parameters with Baum-Welch (EM).
+
+        Parameters named in ``init_params`` are initialised from the data
+        first; others must already be set. Only those in ``params`` are
+        updated.
+
+        Returns
+        -------
+        self
+        """
+        self._check_hyperparameters()
+        X, lengths = self._validate_X(X, lengths)
+        self._init(X, lengths)
+        self._check()
+        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        self.monitor_._reset()
+        for _ in range(self.n_iter):
+            stats = self.accumulate(X, lengths)
+            self.update(stats)
+            self.monitor_.report(stats.log_prob)
+            if self.monitor_.converged:
+                break
+        return self
+
+    def _needs_init(self, code: str, name: str) -> bool:
+        if code in self.init_params:
+            if hasattr(self, name):
+                _log.warning("Even though the %r attribute is set, it will be overwritten "
+                             "during initialization because 'init_params' contains %r", name, code)
+            return True
+        return not hasattr(self, name)
+
+    def _init(self, X: np.ndarray, lengths: np.ndarray) -> None:
+        if hasattr(self, "n_features") and self.n_features != X.shape[1]:
+            raise DimensionMismatchError(
+                f"X has {X.shape[1]} features but the model expects {self.n_features}")
+        self.n_features = X.shape[1]
+        rng = check_random_state(self.random_state)
+        S = self.n_components
+        labels = self._init_emission(X, lengths, rng)
+        # Start and transition counts of the emission's nearest-state
+        # segmentation (plus one) beat hmmlearn's random Dirichlet draws,
+        # which are often nearly deterministic and stall EM.
+        starts = sequence_offsets(lengths)[:-1]
+        if self._needs_init("s", "startprob_"):
+            counts = np.bincount(labels[starts], minlength=S) + 1.0
+            self.startprob_ = counts / counts.sum()
+        if self._needs_init("t", "transmat_"):
+            same_seq = np.ones(len(labels) - 1, dtype=bool)
+            same_seq[starts[1:] - 1] = False
+            counts = np.ones((S, S))
+            np.add.at(counts, (labels[:-1][same_seq], labels[1:][same_seq]), 1.0)
+            self.transmat_ = counts / counts.sum(axis=1, keepdims=True)
+        n_scalars = sum(v for k, v in self._get_n_fit_scalars_per_param().items() if k in self.params)
+        if X.size < n_scalars:
+            _log.warning("Fitting a model with %d free scalar parameters with only %d data "
+                         "points will result in a degenerate solution.", n_scalars, X.size)
+
+    # ------------------------------------------------------------ scoring
+
+    def _score(self, X: Any, lengths: Any, posteriors: bool):
+        self._fitted_check()
+        X, lengths = self._validate_X(X, lengths)
+        if not posteriors:
+            emission = self._emission()
+            offsets = sequence_offsets(lengths)
+            total = 0.0
+            for first, stop in _batches(lengths):
+                a, b = offsets[first], offsets[stop]
+                flp, _ = emission.log_likelihood(X[a:b], need_cache=False)
+                lp = kernels.forward_multi(self.startprob_, self.transmat_, self._endprob(), flp,
+                                           offsets[first:stop + 1] - a,
+                                           self.implementation == "log")
+                self._raise_zero_likelihood(lp, lengths, first)
+                total += float(lp.sum())
+            return total, None
+        out = np.empty((X.shape[0], self.n_components))
+        total = 0.0
+        for _, _, a, b, _, _, log_probs, post, _ in self._forward_backward(X, lengths):
+            out[a:b] = post
+            total += float(log_probs.sum())
+        return total, out
+
+    def score(self, X: Any, lengths: Any = None) -> float:
+        """Log-likelihood of ``X`` under the model."""
+        return self._score(X, lengths, posteriors=False)[0]
+
+    def score_samples(self, X: Any, lengths: Any = None) -> tuple[float, np.ndarray]:
+        """Log-likelihood of ``X`` and state posteriors (n_samples, n_components)."""
+        return self._score(X, lengths, posteriors=True)
+
+    def predict_proba(self, X: Any, lengths: Any = None) -> np.ndarray:
+        """State posteriors (n_samples, n_components)."""
+        return self.score_samples(X, lengths)[1]
+
+    def decode(self, X: Any, lengths: Any = None, algorithm: str | None = None
+               ) -> tuple[float, np.ndarray]:
+        """Most likely state sequence.
+
+        ``algorithm='viterbi'`` returns the joint log-probability of the best
+        path; ``'map'`` picks each frame's most probable state and, as
+        hmmlearn does, returns the sum of those maximum posteriors.
+        """
+        algorithm = V.check_in(algorithm or self.algorithm, DECODER_ALGORITHMS, "algorithm")
+        if algorithm == "map":
+            _, post = self.score_samples(X, lengths)
+            return float(post.max(axis=1).sum()), post.argmax(axis=1)
+        self._fitted_check()
+        X, lengths = self._validate_X(X, lengths)
+        emission = self._emission()
+        offsets = sequence_offsets(lengths)
+        states = np.empty(X.shape[0], dtype=np.int64)
+        total = 0.0
+        for first, stop in _batches(lengths):
+            a, b = offsets[first], offsets[stop]
+            flp, _ = emission.log_likelihood(X[a:b], need_cache=False)
+            lp, path = kernels.viterbi_multi(self.startprob_, self.transmat_, self._endprob(),
+                                             flp, offsets[first:stop + 1] - a)
+            self._raise_zero_likelihood(lp, lengths, first)
+            states[a:b] = path
+            total += float(lp.sum())
+        return total, states
+
+    def predict(self, X: Any, lengths: Any = None) -> np.ndarray:
+        """Most likely state of each frame (per ``algorithm``)."""
+        return self.decode(X, lengths)[1]
+
+    def sample(self, n_samples: int = 1, random_state: Any = None, currstate: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n_samples`` frames. Returns (X (n_samples, n_features), states (n_samples,))."""
+        self._fitted_check()
+        n_samples = V.check_positive_int(n_samples, "n_samples")
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        transmat_cdf = np.cumsum(self.transmat_, axis=1)
+        if currstate is None:
+            currstate = int((np.cumsum(self.startprob_) > rng.rand()).argmax())
+        emission = self._emission()
+        states = [currstate]
+        frames = [emission.sample(currstate, rng)]
+        for _ in range(n_samples - 1):
+            currstate = int((transmat_cdf[currstate] > rng.rand()).argmax())
+            states.append(currstate)
+            frames.append(emission.sample(currstate, rng))
+        return np.atleast_2d(np.array(frames)), np.array(states, dtype=int)
+
+    def get_stationary_distribution(self) -> np.ndarray:
+        """Stationary distribution of the state chain."""
+        V.check_is_fitted(self, "transmat_")
+        eigvals, eigvecs = np.linalg.eig(self.transmat_.T)
+        vec = np.real_if_close(eigvecs[:, np.argmax(eigvals.real)])
+        return np.real(vec / vec.sum())
+
+    def _n_parameters(self) -> int:
+        return int(sum(self._get_n_fit_scalars_per_param().values()))
+
+    def aic(self, X: Any, lengths: Any = None) -> float:
+        """Akaike information criterion: ``-2 log L + 2 k``."""
+        return -2 * self.score(X, lengths) + 2 * self._n_parameters()
+
+    def bic(self, X: Any, lengths: Any = None) -> float:
+        """Bayesian information criterion: ``-2 log L + k log(n_samples)``."""
+        return -2 * self.score(X, lengths) + self._n_parameters() * np.log(len(X))
+
+    # ------------------------------------------------- subclass interface
+
+    def _emission(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _init_emission(self, X, lengths, rng) -> np.ndarray:  # pragma: no cover - abstract
+        """Initialise emission parameters; return each frame's nearest state (N,)."""
+        raise NotImplementedError
+
+    def _check_emission(self):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _update_emission(self, stats):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _get_n_fit_scalars_per_param(self) -> dict[str, int]:  # pragma: no cover - abstract
+        raise NotImplementedError

@@ -1,0 +1,117 @@
+"""Emission objects: per-state frame log-likelihoods and their statistics.
+
+An emission is built from a model's current parameters and is read-only.
+The HMM base class only calls
+
+* ``log_likelihood(X, need_cache=True) -> (framelogprob (N, S), cache)``
+* ``accumulate(X, state_posteriors (N, S), cache) -> GaussianStats``
+* ``sample(state, rng) -> (n_features,)``
+
+Both emissions reuse :mod:`gmmhmm.mixture.gaussian` for the densities and
+:class:`gmmhmm.mixture.stats.GaussianStats` for the statistics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..mixture.gaussian import log_gaussian_density, precisions_cholesky_from_covariances
+from ..mixture.stats import GaussianStats
+
+
+def full_covariances(covars: np.ndarray, covariance_type: str, n_components: int,
+                     n_features: int) -> np.ndarray:
+    """Expand sklearn-shaped covariances to (n_components, D, D) matrices."""
+    covars = np.asarray(covars, dtype=np.float64)
+    if covariance_type == "full":
+        return covars
+    if covariance_type == "diag":
+        return covars[:, :, None] * np.eye(n_features)
+    if covariance_type == "tied":
+        return np.broadcast_to(covars, (n_components, n_features, n_features)).copy()
+    return covars.reshape(-1)[:, None, None] * np.eye(n_features)  # spherical
+
+
+class GaussianEmission:
+    """One Gaussian per state (sklearn covariance shapes)."""
+
+    def __init__(self, means: np.ndarray, covars: np.ndarray, covariance_type: str):
+        self.means = np.asarray(means, dtype=np.float64)
+        self.covars = np.asarray(covars, dtype=np.float64)
+        self.covariance_type = covariance_type
+        self.precisions_cholesky = precisions_cholesky_from_covariances(self.covars, covariance_type)
+
+    def log_likelihood(self, X: np.ndarray, need_cache: bool = True):
+        return log_gaussian_density(X, self.means, self.precisions_cholesky,
+                                    self.covariance_type), None
+
+    def accumulate(self, X: np.ndarray, posteriors: np.ndarray, cache) -> GaussianStats:
+        return GaussianStats.from_posteriors(X, posteriors, self.covariance_type)
+
+    def sample(self, state: int, rng: np.random.RandomState) -> np.ndarray:
+        S, D = self.means.shape
+        cov = full_covariances(self.covars, self.covariance_type, S, D)[state]
+        return rng.multivariate_normal(self.means[state], cov)
+
+
+class GMMEmission:
+    """A Gaussian mixture per state, evaluated as one stacked set of S*M Gaussians.
+
+    Component ``s * n_mix + m`` is mixture ``m`` of state ``s``. hmmlearn's
+    per-state ``'tied'`` covariance (one matrix per state, shared by its
+    mixtures) is evaluated and accumulated as ``'full'`` with repeated matrices.
+
+    Parameters
+    ----------
+    weights : (S, M)
+    means : (S, M, D)
+    covars : (S, M) spherical, (S, M, D) diag, (S, M, D, D) full, (S, D, D) tied
+    """
+
+    def __init__(self, weights: np.ndarray, means: np.ndarray, covars: np.ndarray,
+                 covariance_type: str):
+        self.weights = np.asarray(weights, dtype=np.float64)
+        S, M, D = np.shape(means)
+        self.n_states, self.n_mix = S, M
+        self.means = np.asarray(means, dtype=np.float64).reshape(S * M, D)
+        covars = np.asarray(covars, dtype=np.float64)
+        if covariance_type == "tied":
+            covars = np.repeat(covars, M, axis=0)
+            self.stats_type = "full"
+        else:
+            covars = covars.reshape((S * M,) + covars.shape[2:])
+            self.stats_type = covariance_type
+        self.covariance_type = covariance_type
+        self.covars = covars  # stacked, in stats_type shape
+        self.precisions_cholesky = precisions_cholesky_from_covariances(covars, self.stats_type)
+        with np.errstate(divide="ignore"):
+            self.log_weights = np.log(self.weights).reshape(S * M)
+
+    def log_likelihood(self, X: np.ndarray, need_cache: bool = True):
+        """State log-likelihoods (N, S); the cache holds log within-state responsibilities."""
+        N = X.shape[0]
+        comp = log_gaussian_density(X, self.means, self.precisions_cholesky, self.stats_type)
+        comp += self.log_weights
+        comp = comp.reshape(N, self.n_states, self.n_mix)
+        if self.n_mix == 1:
+            return comp[:, :, 0].copy(), (np.zeros_like(comp) if need_cache else None)
+        top = comp.max(axis=2, keepdims=True)
+        top = np.where(np.isfinite(top), top, 0.0)
+        with np.errstate(under="ignore", divide="ignore"):
+            state = np.log(np.exp(comp - top).sum(axis=2, keepdims=True)) + top
+        if not need_cache:
+            return state[:, :, 0], None
+        comp -= state
+        return state[:, :, 0].copy(), comp
+
+    def accumulate(self, X: np.ndarray, posteriors: np.ndarray, cache: np.ndarray) -> GaussianStats:
+        with np.errstate(under="ignore"):
+            resp = posteriors[:, :, None] * np.exp(cache)
+        return GaussianStats.from_posteriors(X, resp.reshape(X.shape[0], -1), self.stats_type)
+
+    def sample(self, state: int, rng: np.random.RandomState) -> np.ndarray:
+        m = rng.choice(self.n_mix, p=self.weights[state])
+        k = state * self.n_mix + m
+        D = self.means.shape[1]
+        cov = full_covariances(self.covars[k:k + 1], self.stats_type, 1, D)[0]
+        return rng.multivariate_normal(self.means[k], cov)

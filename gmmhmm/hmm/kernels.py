@@ -1,0 +1,446 @@
+"""Compiled forward-backward and Viterbi kernels.
+
+Single-sequence functions (``forward_log``, ``backward_log``,
+``forward_scaling``, ``backward_scaling``, ``viterbi``) are public so that
+composite-graph code can reuse them. The ``*_multi`` functions run many
+sequences stored back to back in one array, addressed by ``offsets``
+(``offsets[i]:offsets[i + 1]`` are the frames of sequence ``i``), in parallel
+over sequences.
+
+Two forward-backward implementations:
+
+* **scaling** (fast path, used in training): works on
+  ``B = exp(framelogprob - rowmax)`` and renormalises the forward vector at
+  every frame, so the S^2 inner loop has no exp/log. Per-sequence
+  log-likelihood is ``sum(log c_t) + sum(rowmax_t)``.
+* **log**: everything in log space with log-sum-exp; slower, but immune to
+  the rare case where every reachable state's scaled likelihood underflows.
+  The scaling kernels fall back to it per sequence when that happens.
+
+A sequence whose total likelihood is zero gets log-likelihood ``-inf``;
+callers turn that into a clear error.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = [
+    "forward_log",
+    "backward_log",
+    "forward_scaling",
+    "backward_scaling",
+    "viterbi",
+    "forward_backward_log",
+    "forward_backward_scaling",
+    "forward_backward_multi",
+    "forward_multi",
+    "viterbi_multi",
+]
+
+
+@njit(cache=True)
+def _logsumexp(a):
+    m = -np.inf
+    for v in a:
+        if v > m:
+            m = v
+    if m == -np.inf:
+        return -np.inf
+    s = 0.0
+    for v in a:
+        s += np.exp(v - m)
+    return m + np.log(s)
+
+
+# ---------------------------------------------------------------- log space
+
+
+@njit(cache=True)
+def forward_log(log_startprob, log_transmat, framelogprob, log_endprob):
+    """Log forward lattice. Returns (log-likelihood, fwdlattice (N, S)).
+
+    ``log_endprob`` (S,) weights the state occupied at the last frame
+    (zeros everywhere for hmmlearn semantics; ``-inf`` forbids ending there).
+    """
+    n, s = framelogprob.shape
+    fwd = np.empty((n, s))
+    buf = np.empty(s)
+    for j in range(s):
+        fwd[0, j] = log_startprob[j] + framelogprob[0, j]
+    for t in range(1, n):
+        for j in range(s):
+            for i in range(s):
+                buf[i] = fwd[t - 1, i] + log_transmat[i, j]
+            fwd[t, j] = _logsumexp(buf) + framelogprob[t, j]
+    for j in range(s):
+        buf[j] = fwd[n - 1, j] + log_endprob[j]
+    return _logsumexp(buf), fwd
+
+
+@njit(cache=True)
+def backward_log(log_startprob, log_transmat, framelogprob, log_endprob):
+    """Log backward lattice (N, S); the last row is ``log_endprob``."""
+    n, s = framelogprob.shape
+    bwd = np.empty((n, s))
+    buf = np.empty(s)
+    bwd[n - 1, :] = log_endprob
+    for t in range(n - 2, -1, -1):
+        for i in range(s):
+            for j in range(s):
+                buf[j] = log_transmat[i, j] + framelogprob[t + 1, j] + bwd[t + 1, j]
+            bwd[t, i] = _logsumexp(buf)
+    return bwd
+
+
+@njit(cache=True)
+def _posteriors_xi_log(log_transmat, framelogprob, fwd, bwd, log_prob, posteriors, xi_sum):
+    """Write state posteriors into ``posteriors`` and add expected transitions to ``xi_sum``."""
+    n, s = framelogprob.shape
+    row = np.empty(s)
+    for t in range(n):
+        for j in range(s):
+            row[j] = fwd[t, j] + bwd[t, j]
+        norm = _logsumexp(row)  # == log_prob up to rounding; renormalise per frame
+        for j in range(s):
+            posteriors[t, j] = np.exp(row[j] - norm)
+    for t in range(n - 1):
+        for i in range(s):
+            if fwd[t, i] == -np.inf:
+                continue
+            for j in range(s):
+                v = fwd[t, i] + log_transmat[i, j] + framelogprob[t + 1, j] + bwd[t + 1, j] - log_prob
+                if v > -np.inf:
+                    xi_sum[i, j] += np.exp(v)
+
+
+@njit(cache=True)
+def forward_backward_log(startprob, transmat, framelogprob, endprob):
+    """Log-space forward-backward of one sequence.
+
+    Returns (log-likelihood, posteriors (N, S), expected transition counts (S, S)).
+    """
+    n, s = framelogprob.shape
+    log_start = np.log(startprob)
+    log_trans = np.log(transmat)
+    posteriors = np.zeros((n, s))
+    xi_sum = np.zeros((s, s))
+    log_end = np.log(endprob)
+    log_prob, fwd = forward_log(log_start, log_trans, framelogprob, log_end)
+    if log_prob == -np.inf:
+        return log_prob, posteriors, xi_sum
+    bwd = backward_log(log_start, log_trans, framelogprob, log_end)
+    _posteriors_xi_log(log_trans, framelogprob, fwd, bwd, log_prob, posteriors, xi_sum)
+    return log_prob, posteriors, xi_sum
+
+
+# ------------------------------------------------------------------ scaling
+
+
+@njit(cache=True)
+def _scaled_likelihood(framelogprob, frameprob, rowmax):
+    """frameprob = exp(framelogprob - rowmax); returns False if a row is all -inf."""
+    n, s = framelogprob.shape
+    for t in range(n):
+        m = -np.inf
+        for j in range(s):
+            if framelogprob[t, j] > m:
+                m = framelogprob[t, j]
+        if m == -np.inf:
+            return False
+        rowmax[t] = m
+        for j in range(s):
+            frameprob[t, j] = np.exp(framelogprob[t, j] - m)
+    return True
+
+
+@njit(cache=True)
+def forward_scaling(startprob, transmat, frameprob, endprob):
+    """Scaled forward pass on (scaled) likelihoods ``frameprob`` (N, S).
+
+    Returns (log-likelihood of ``frameprob``, normalised fwdlattice (N, S),
+    scaling factors (N + 1,)); the last factor is the end weighting
+    ``sum_j fwd[-1, j] * endprob[j]``. The log-likelihood is ``-inf`` if a
+    factor is zero.
+    """
+    n, s = frameprob.shape
+    fwd = np.zeros((n, s))
+    scale = np.zeros(n + 1)
+    log_prob = 0.0
+    for t in range(n):
+        if t == 0:
+            for j in range(s):
+                fwd[0, j] = startprob[j] * frameprob[0, j]
+        else:
+            for i in range(s):
+                a = fwd[t - 1, i]
+                if a == 0.0:
+                    continue
+                for j in range(s):
+                    fwd[t, j] += a * transmat[i, j]
+            for j in range(s):
+                fwd[t, j] *= frameprob[t, j]
+        c = 0.0
+        for j in range(s):
+            c += fwd[t, j]
+        scale[t] = c
+        if c == 0.0:
+            return -np.inf, fwd, scale
+        inv = 1.0 / c
+        for j in range(s):
+            fwd[t, j] *= inv
+        log_prob += np.log(c)
+    c = 0.0
+    for j in range(s):
+        c += fwd[n - 1, j] * endprob[j]
+    scale[n] = c
+    if c == 0.0:
+        return -np.inf, fwd, scale
+    return log_prob + np.log(c), fwd, scale
+
+
+@njit(cache=True)
+def backward_scaling(transmat, frameprob, scale, endprob):
+    """Scaled backward lattice matching :func:`forward_scaling`'s factors.
+
+    ``fwd * bwd`` is then the state posterior, with no further normalisation.
+    """
+    n, s = frameprob.shape
+    bwd = np.empty((n, s))
+    tmp = np.empty(s)
+    for j in range(s):
+        bwd[n - 1, j] = endprob[j] / scale[n]
+    for t in range(n - 2, -1, -1):
+        inv = 1.0 / scale[t + 1]
+        for j in range(s):
+            tmp[j] = frameprob[t + 1, j] * bwd[t + 1, j] * inv
+        for i in range(s):
+            acc = 0.0
+            for j in range(s):
+                acc += transmat[i, j] * tmp[j]
+            bwd[t, i] = acc
+    return bwd
+
+
+@njit(cache=True)
+def _fb_scaling_into(startprob, transmat, framelogprob, endprob, posteriors, xi_sum):
+    """Scaled forward-backward of one sequence writing into preallocated outputs.
+
+    Only O(S) extra memory beyond a scaled-likelihood copy: the backward
+    vector is kept as a single row and posteriors overwrite the forward rows.
+    Returns the log-likelihood (``-inf`` if the scaled pass underflowed).
+    """
+    n, s = framelogprob.shape
+    frameprob = np.empty((n, s))
+    rowmax = np.empty(n)
+    if not _scaled_likelihood(framelogprob, frameprob, rowmax):
+        return -np.inf
+    fwd = posteriors  # forward rows are overwritten by posteriors going back
+    scale = np.empty(n)
+    log_prob = 0.0
+    for t in range(n):
+        if t == 0:
+            for j in range(s):
+                fwd[0, j] = startprob[j] * frameprob[0, j]
+        else:
+            for j in range(s):
+                fwd[t, j] = 0.0
+            for i in range(s):
+                a = fwd[t - 1, i]
+                if a == 0.0:
+                    continue
+                for j in range(s):
+                    fwd[t, j] += a * transmat[i, j]
+            for j in range(s):
+                fwd[t, j] *= frameprob[t, j]
+        c = 0.0
+        for j in range(s):
+            c += fwd[t, j]
+        if c == 0.0:
+            return -np.inf
+        scale[t] = c
+        inv = 1.0 / c
+        for j in range(s):
+            fwd[t, j] *= inv
+        log_prob += np.log(c) + rowmax[t]
+
+    bwd = np.empty(s)
+    c_end = 0.0
+    for j in range(s):
+        c_end += fwd[n - 1, j] * endprob[j]
+    if c_end == 0.0:
+        return -np.inf
+    log_prob += np.log(c_end)
+    for j in range(s):
+        bwd[j] = endprob[j] / c_end
+        fwd[n - 1, j] *= bwd[j]
+    tmp = np.empty(s)
+    for t in range(n - 2, -1, -1):
+        inv = 1.0 / scale[t + 1]
+        for j in range(s):
+            tmp[j] = frameprob[t + 1, j] * bwd[j] * inv
+        total = 0.0
+        for i in range(s):
+            a = fwd[t, i]
+            acc = 0.0
+            if a != 0.0:
+                for j in range(s):
+                    w = transmat[i, j] * tmp[j]
+                    acc += w
+                    xi_sum[i, j] += a * w
+            else:
+                for j in range(s):
+                    acc += transmat[i, j] * tmp[j]
+            bwd[i] = acc
+            fwd[t, i] = a * acc
+            total += fwd[t, i]
+        if total > 0.0:  # 1 up to rounding; renormalise for safety
+            inv = 1.0 / total
+            for i in range(s):
+                fwd[t, i] *= inv
+    return log_prob
+
+
+@njit(cache=True)
+def forward_backward_scaling(startprob, transmat, framelogprob, endprob):
+    """Scaled forward-backward of one sequence (log-likelihoods in, as the log path).
+
+    Returns (log-likelihood, posteriors (N, S), expected transition counts (S, S)).
+    Falls back to the log-space computation if the scaled pass underflows.
+    """
+    n, s = framelogprob.shape
+    posteriors = np.zeros((n, s))
+    xi_sum = np.zeros((s, s))
+    log_prob = _fb_scaling_into(startprob, transmat, framelogprob, endprob, posteriors, xi_sum)
+    if log_prob == -np.inf:
+        return forward_backward_log(startprob, transmat, framelogprob, endprob)
+    return log_prob, posteriors, xi_sum
+
+
+# ------------------------------------------------------------------ Viterbi
+
+
+@njit(cache=True)
+def viterbi(log_startprob, log_transmat, framelogprob, log_endprob):
+    """Most likely state path of one sequence. Returns (log-probability, states (N,)).
+
+    The forward pass keeps only the max scores (a contiguous, branch-light
+    loop over the transposed transition matrix); back-pointers are recovered
+    during the backtrace, one argmax per frame.
+    """
+    n, s = framelogprob.shape
+    log_trans_t = np.ascontiguousarray(log_transmat.T)
+    delta = np.empty((n, s))
+    for j in range(s):
+        delta[0, j] = log_startprob[j] + framelogprob[0, j]
+    for t in range(1, n):
+        prev = delta[t - 1]
+        for j in range(s):
+            row = log_trans_t[j]
+            best = -np.inf
+            for i in range(s):
+                v = prev[i] + row[i]
+                best = v if v > best else best
+            delta[t, j] = best + framelogprob[t, j]
+    states = np.empty(n, dtype=np.int64)
+    best = -np.inf
+    arg = 0
+    for j in range(s):
+        v = delta[n - 1, j] + log_endprob[j]
+        if v > best:
+            best = v
+            arg = j
+    states[n - 1] = arg
+    for t in range(n - 1, 0, -1):
+        j = states[t]
+        b = -np.inf
+        a = 0
+        for i in range(s):
+            v = delta[t - 1, i] + log_transmat[i, j]
+            if v > b:
+                b = v
+                a = i
+        states[t - 1] = a
+    return best, states
+
+
+# ------------------------------------------------------- many sequences
+
+
+@njit(cache=True, parallel=True)
+def forward_backward_multi(startprob, transmat, endprob, framelogprob, offsets, use_log):
+    """Forward-backward over sequences ``offsets[i]:offsets[i+1]`` of ``framelogprob``.
+
+    Returns (per-sequence log-likelihoods (n_seq,), posteriors (N, S),
+    summed expected transition counts (S, S)). Sequences with zero likelihood
+    get ``-inf`` and zero posteriors.
+    """
+    n_seq = offsets.shape[0] - 1
+    n, s = framelogprob.shape
+    log_probs = np.empty(n_seq)
+    posteriors = np.zeros((n, s))
+    xi_parts = np.zeros((n_seq, s, s))
+    log_start = np.log(startprob)
+    log_trans = np.log(transmat)
+    log_end = np.log(endprob)
+    for k in prange(n_seq):
+        a, b = offsets[k], offsets[k + 1]
+        flp = framelogprob[a:b]
+        post = posteriors[a:b]
+        lp = -np.inf
+        if not use_log:
+            lp = _fb_scaling_into(startprob, transmat, flp, endprob, post, xi_parts[k])
+        if lp == -np.inf:  # log path, or fallback when the scaled pass underflowed
+            xi_parts[k, :, :] = 0.0
+            post[:, :] = 0.0
+            lp, fwd = forward_log(log_start, log_trans, flp, log_end)
+            if lp > -np.inf:
+                bwd = backward_log(log_start, log_trans, flp, log_end)
+                _posteriors_xi_log(log_trans, flp, fwd, bwd, lp, post, xi_parts[k])
+        log_probs[k] = lp
+    xi_sum = np.zeros((s, s))
+    for k in range(n_seq):
+        xi_sum += xi_parts[k]
+    return log_probs, posteriors, xi_sum
+
+
+@njit(cache=True, parallel=True)
+def forward_multi(startprob, transmat, endprob, framelogprob, offsets, use_log):
+    """Per-sequence log-likelihoods only (forward pass), for ``score``."""
+    n_seq = offsets.shape[0] - 1
+    log_probs = np.empty(n_seq)
+    log_start = np.log(startprob)
+    log_trans = np.log(transmat)
+    log_end = np.log(endprob)
+    for k in prange(n_seq):
+        flp = framelogprob[offsets[k]:offsets[k + 1]]
+        lp = -np.inf
+        if not use_log:
+            n, s = flp.shape
+            frameprob = np.empty((n, s))
+            rowmax = np.empty(n)
+            if _scaled_likelihood(flp, frameprob, rowmax):
+                lp, _, _ = forward_scaling(startprob, transmat, frameprob, endprob)
+                lp += rowmax.sum()
+        if lp == -np.inf:
+            lp, _ = forward_log(log_start, log_trans, flp, log_end)
+        log_probs[k] = lp
+    return log_probs
+
+
+@njit(cache=True, parallel=True)
+def viterbi_multi(startprob, transmat, endprob, framelogprob, offsets):
+    """Viterbi over many sequences. Returns (per-sequence log-probabilities, states (N,))."""
+    n_seq = offsets.shape[0] - 1
+    log_probs = np.empty(n_seq)
+    states = np.empty(framelogprob.shape[0], dtype=np.int64)
+    log_start = np.log(startprob)
+    log_trans = np.log(transmat)
+    log_end = np.log(endprob)
+    for k in prange(n_seq):
+        a, b = offsets[k], offsets[k + 1]
+        lp, path = viterbi(log_start, log_trans, framelogprob[a:b], log_end)
+        log_probs[k] = lp
+        states[a:b] = path
+    return log_probs, states
