@@ -12,6 +12,8 @@ The header is ``{"format": "gmmhmm-model", "version": 1, "model": NODE,
 * ``{"t": "json", "v": ...}`` for None, bool, int, float, str;
 * ``{"t": "array", "key": ...}`` for ndarrays and numpy scalars (0-d arrays,
   so dtypes survive bit for bit);
+* ``{"t": "object_array", "shape": [...], "items": [...]}`` for object arrays
+  of plain str/int/float/bool/None (such as mixed-type ``classes_``);
 * ``{"t": "list" | "tuple", "items": [VALUE, ...]}``;
 * ``{"t": "dict", "items": [[key, VALUE], ...]}`` (keys: str, int, float, bool, None);
 * ``{"t": "model", "node": NODE}`` for a nested model.
@@ -229,6 +231,9 @@ class _Encoder:
             return {"t": "json", "v": v}
         if isinstance(v, (np.ndarray, np.generic)):
             arr = np.asarray(v)
+            if arr.dtype == object and all(x is None or isinstance(x, (bool, int, float, str)) for x in arr.flat):
+                # e.g. classes_ of mixed labels: kept as JSON, rebuilt as an object array
+                return {"t": "object_array", "shape": list(arr.shape), "items": arr.ravel().tolist()}
             if arr.dtype.hasobject or arr.dtype.kind == "V":
                 raise ModelFileError(f"{where}: cannot store an array of dtype {arr.dtype} without pickle")
             key = self._key(where)
@@ -274,6 +279,15 @@ class _Decoder:
             if not self.build:
                 return {"shape": list(arr.shape), "dtype": str(arr.dtype)}
             return arr[()] if arr.ndim == 0 else arr  # 0-d arrays were numpy scalars
+        if t == "object_array":
+            items, shape = self._seq(spec.get("items")), spec.get("shape")
+            if not isinstance(shape, list) or int(np.prod(shape)) != len(items):
+                raise self.fail("bad object array")
+            if not self.build:
+                return {"shape": shape, "dtype": "object"}
+            arr = np.empty(len(items), dtype=object)
+            arr[:] = items
+            return arr.reshape(shape)
         if t in ("list", "tuple"):
             items = [self.value(x) for x in self._seq(spec.get("items"))]
             return tuple(items) if t == "tuple" and self.build else items

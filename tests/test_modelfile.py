@@ -70,6 +70,7 @@ def _fitted(seed=0):
     m.lower_bound_ = float("-inf")
     m.labels_ = ("a", "b", "é")
     m.best_ = np.float32(0.1)
+    m.missing_ = None
     return m
 
 
@@ -106,11 +107,21 @@ def test_round_trip_is_exact_with_nested_models(tmp_path):
                            "scale": np.arange(3, dtype=np.int16)})
     back, meta = load(path, with_metadata=True)
     _assert_same(m, back)
-    assert not hasattr(back, "missing_")
     assert meta["features"] == {"n_mels": 23, "high_freq_hz": None} and meta["labels"] == ["zero", "one"]
     _assert_same(meta["scale"], np.arange(3, dtype=np.int16))
     assert back.words_["zero"] is not back.words_["one"]
     assert modelfile.load_metadata(path)["labels"] == ["zero", "one"]
+
+
+def test_object_arrays_of_plain_values_round_trip_without_pickle(tmp_path):
+    m = _ToyModel()
+    m.labels_ = np.array(["zero", 1, None, 2.5, True, "é"], dtype=object).reshape(2, 3)
+    save(m, tmp_path / "m.npz")
+    back = load(tmp_path / "m.npz").labels_
+    assert back.dtype == object and back.shape == (2, 3)
+    assert [type(x) for x in back.flat] == [type(x) for x in m.labels_.flat]
+    assert back.tolist() == m.labels_.tolist()
+    assert describe(tmp_path / "m.npz")["attributes"]["labels_"] == {"shape": [2, 3], "dtype": "object"}
 
 
 def test_unfitted_model_and_class_load(tmp_path):
