@@ -1,0 +1,129 @@
+"""Monophone model set: 3-state left-to-right phone HMMs with diagonal GMM emissions.
+
+All states' Gaussians are stacked into one set of ``n_pdfs * n_mix``
+components so a single :func:`gmmhmm.mixture.gaussian.log_gaussian_density`
+call scores every state of every phone for a block of frames.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp
+
+from .._validation import check_array, check_is_fitted, check_positive_int
+from ..errors import InvalidParameterError
+from ..mixture.gaussian import log_gaussian_density
+from ..modelfile import register_model_class
+from .lexicon import Lexicon
+
+
+@register_model_class
+class PhoneModelSet:
+    """Parameters of a set of phone HMMs (HTK's HMM set, Kaldi's AM).
+
+    Parameters
+    ----------
+    phones : list of str
+        Phone names; pdf ``p * n_states + j`` is state ``j`` of phone ``p``.
+    n_states : int
+        Emitting states per phone.
+    n_mix : int
+        Gaussians per state.
+    lexicon_text : str
+        The lexicon the models were trained with (``word phone ...`` lines),
+        kept so a model file is all a decoder needs.
+    feature_config : dict or None
+        :class:`gmmhmm.features.FeatureConfig` settings of the training features.
+
+    Attributes
+    ----------
+    weights_ : ndarray (n_pdfs, n_mix)
+    means_, covars_ : ndarray (n_pdfs * n_mix, n_features)
+    self_loop_ : ndarray (n_pdfs,)
+        Self-loop probability of each state; it leaves with ``1 - self_loop_``.
+    var_floor_ : ndarray (n_features,)
+    """
+
+    _saved_attributes = ("weights_", "means_", "covars_", "self_loop_", "var_floor_")
+
+    def __init__(self, phones: list[str], n_states: int = 3, n_mix: int = 1,
+                 lexicon_text: str = "", feature_config: dict | None = None) -> None:
+        self.phones = list(phones)
+        self.n_states = n_states
+        self.n_mix = n_mix
+        self.lexicon_text = lexicon_text
+        self.feature_config = feature_config
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {"phones": list(self.phones), "n_states": self.n_states, "n_mix": self.n_mix,
+                "lexicon_text": self.lexicon_text, "feature_config": self.feature_config}
+
+    @property
+    def n_pdfs(self) -> int:
+        return len(self.phones) * self.n_states
+
+    @property
+    def n_features(self) -> int:
+        check_is_fitted(self, "means_")
+        return self.means_.shape[1]
+
+    @property
+    def lexicon(self) -> Lexicon:
+        return Lexicon.from_text(self.lexicon_text, "model lexicon", silence=self.phones[-1])
+
+    def init_flat(self, mean: np.ndarray, var: np.ndarray, var_floor: np.ndarray, self_loop: float = 0.6) -> None:
+        """HCompV flat start: every state one Gaussian at the global mean and variance."""
+        check_positive_int(self.n_states, "n_states")
+        self.n_mix = 1
+        self.weights_ = np.ones((self.n_pdfs, 1))
+        self.means_ = np.tile(mean, (self.n_pdfs, 1))
+        self.covars_ = np.tile(np.maximum(var, var_floor), (self.n_pdfs, 1))
+        self.self_loop_ = np.full(self.n_pdfs, self_loop)
+        self.var_floor_ = np.asarray(var_floor, dtype=np.float64)
+
+    def transition_log_probs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(log self-loop, log leave) per pdf."""
+        return np.log(self.self_loop_), np.log1p(-self.self_loop_)
+
+    def component_log_likelihood(self, X: np.ndarray) -> np.ndarray:
+        """``log w_k + log N(x_t | k)`` for every stacked component: (T, n_pdfs * n_mix)."""
+        prec_chol = 1.0 / np.sqrt(self.covars_)
+        lw = np.log(np.maximum(self.weights_, 1e-300)).ravel()
+        return log_gaussian_density(X, self.means_, prec_chol, "diag") + lw
+
+    def state_log_likelihood(self, X: np.ndarray) -> np.ndarray:
+        """Per-state emission log-likelihoods (T, n_pdfs)."""
+        check_is_fitted(self, "means_")
+        X = check_array(X, n_features=self.n_features)
+        comp = self.component_log_likelihood(X)
+        return logsumexp(comp.reshape(len(X), self.n_pdfs, self.n_mix), axis=2)
+
+    def split_mixtures(self, n_mix: int, perturb: float = 0.2) -> None:
+        """HHEd MU: double the heaviest components until each state has ``n_mix``.
+
+        A split component's weight is halved and its two copies move
+        ``perturb`` standard deviations either way along every dimension.
+        """
+        check_is_fitted(self, "means_")
+        if n_mix < self.n_mix:
+            raise InvalidParameterError(f"cannot split {self.n_mix} mixtures down to {n_mix}")
+        D = self.n_features
+        w = self.weights_.copy()
+        mu = self.means_.reshape(self.n_pdfs, self.n_mix, D)
+        var = self.covars_.reshape(self.n_pdfs, self.n_mix, D)
+        mu, var = [list(m) for m in mu], [list(v) for v in var]
+        w = [list(r) for r in w]
+        for p in range(self.n_pdfs):
+            while len(w[p]) < n_mix:
+                k = int(np.argmax(w[p]))
+                sd = np.sqrt(var[p][k])
+                m = mu[p][k]
+                w[p][k] /= 2
+                mu[p][k] = m + perturb * sd
+                w[p].append(w[p][k])
+                mu[p].append(m - perturb * sd)
+                var[p].append(var[p][k].copy())
+        self.n_mix = n_mix
+        self.weights_ = np.array(w)
+        self.means_ = np.array(mu).reshape(-1, D)
+        self.covars_ = np.array(var).reshape(-1, D)

@@ -1,0 +1,209 @@
+"""Embedded Baum-Welch training of phone models from word transcripts.
+
+As HTK's HCompV + HERest + HHEd MU and Kaldi's monophone stage: each
+utterance's transcript becomes a composite HMM (optional silence at the ends
+and between words); the E-step accumulates additive statistics over all
+utterances and the M-step re-estimates every phone at once::
+
+    trainer = EmbeddedTrainer(Lexicon.digits())
+    trainer.flat_start(features)
+    for _ in range(n_iter):
+        stats = trainer.accumulate(features, transcripts)   # any shard split, then +
+        trainer.update(stats)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import logsumexp
+
+from .._validation import check_array
+from ..errors import ConvergenceError, InvalidInputError, InvalidParameterError
+from ..mixture.gaussian import estimate_gaussian_parameters
+from ..mixture.stats import GaussianStats
+from . import kernels
+from .graph import Graph, utterance_graph
+from .lexicon import Lexicon
+from .models import PhoneModelSet
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EmbeddedStats:
+    """Additive statistics of one E-step pass (Kaldi's accumulators).
+
+    Attributes
+    ----------
+    gaussian : GaussianStats over the stacked ``n_pdfs * n_mix`` components
+    trans_self, trans_leave : (n_pdfs,) expected self-loop / leaving transition counts
+    log_likelihood : float, total over the accumulated utterances
+    n_frames, n_utterances, n_skipped : int
+    """
+
+    gaussian: GaussianStats
+    trans_self: np.ndarray
+    trans_leave: np.ndarray
+    log_likelihood: float = 0.0
+    n_frames: int = 0
+    n_utterances: int = 0
+    n_skipped: int = 0
+    skipped: list = field(default_factory=list)
+
+    def __add__(self, other: "EmbeddedStats") -> "EmbeddedStats":
+        if not isinstance(other, EmbeddedStats):
+            return NotImplemented
+        return EmbeddedStats(self.gaussian + other.gaussian, self.trans_self + other.trans_self,
+                             self.trans_leave + other.trans_leave,
+                             self.log_likelihood + other.log_likelihood, self.n_frames + other.n_frames,
+                             self.n_utterances + other.n_utterances, self.n_skipped + other.n_skipped,
+                             self.skipped + other.skipped)
+
+    def __radd__(self, other):
+        if isinstance(other, int) and other == 0:  # sum(list_of_stats)
+            return self
+        return NotImplemented
+
+
+class EmbeddedTrainer:
+    """Accumulate / update cycle of embedded re-estimation over a :class:`PhoneModelSet`.
+
+    Parameters
+    ----------
+    lexicon : Lexicon
+    n_states : int
+        Emitting states per phone model.
+    sil_prob : float
+        Probability of the optional silence at each word boundary.
+    var_floor_frac : float
+        Variance floor as a fraction of the global variance (HCompV ``-f``).
+    min_occupancy : float
+        A Gaussian seen for fewer frames keeps its previous parameters.
+    feature_config : dict, optional
+        Stored in the model for decoders.
+    """
+
+    def __init__(self, lexicon: Lexicon, n_states: int = 3, sil_prob: float = 0.5,
+                 var_floor_frac: float = 0.01, min_occupancy: float = 2.0,
+                 feature_config: dict | None = None) -> None:
+        if not 0.0 < var_floor_frac <= 1.0:
+            raise InvalidParameterError(f"var_floor_frac must be in (0, 1], got {var_floor_frac}")
+        self.lexicon = lexicon
+        self.sil_prob = sil_prob
+        self.min_occupancy = min_occupancy
+        self.var_floor_frac = var_floor_frac
+        self.model = PhoneModelSet(lexicon.phones, n_states=n_states, lexicon_text=lexicon.to_text(),
+                                   feature_config=feature_config)
+        self._graphs: dict[tuple[str, ...], Graph] = {}
+
+    def graph(self, words: Sequence[str]) -> Graph:
+        key = tuple(words)
+        if key not in self._graphs:
+            g = utterance_graph(self.lexicon, list(words), self.sil_prob, self.model.n_states)
+            g.min_frames_ = g.min_frames
+            self._graphs[key] = g
+        return self._graphs[key]
+
+    def flat_start(self, features: Sequence[np.ndarray]) -> PhoneModelSet:
+        """Every state at the global mean and variance of ``features`` (HCompV)."""
+        if len(features) == 0:
+            raise InvalidInputError("no training utterances")
+        n, s1, s2 = 0, 0.0, 0.0
+        for i, X in enumerate(features):
+            X = check_array(X, name=f"features[{i}]")
+            n += len(X)
+            s1 = s1 + X.sum(0)
+            s2 = s2 + (X * X).sum(0)
+        mean = s1 / n
+        var = np.maximum(s2 / n - mean**2, 1e-10)
+        self.model.init_flat(mean, var, self.var_floor_frac * var)
+        return self.model
+
+    def accumulate(self, features: Sequence[np.ndarray], transcripts: Sequence[Sequence[str]]) -> EmbeddedStats:
+        """E-step over utterances: forward-backward on each composite HMM.
+
+        Utterances shorter than their transcript's fewest frames are skipped
+        (and counted in ``n_skipped``), as HERest does.
+        """
+        m = self.model
+        if len(features) != len(transcripts):
+            raise InvalidInputError(f"{len(features)} feature arrays but {len(transcripts)} transcripts")
+        D = m.n_features
+        gstats = GaussianStats.zeros(m.n_pdfs * m.n_mix, D, "diag")
+        ts, tl = np.zeros(m.n_pdfs), np.zeros(m.n_pdfs)
+        log_self, log_leave = m.transition_log_probs()
+        total, n_frames, n_utts, skipped = 0.0, 0, 0, []
+        for i, (X, words) in enumerate(zip(features, transcripts)):
+            X = check_array(X, name=f"features[{i}]", n_features=D)
+            g = self.graph(words)
+            if len(X) < g.min_frames_:
+                skipped.append(i)
+                logger.warning("utterance %d: %d frames < %d needed by %s; skipped", i, len(X), g.min_frames_, words)
+                continue
+            comp = m.component_log_likelihood(X).reshape(len(X), m.n_pdfs, m.n_mix)
+            ll = logsumexp(comp, axis=2)
+            logp, init, final = g.log_probs(log_self, log_leave)
+            log_z, gamma, arc_counts, final_counts = kernels.forward_backward(
+                ll, g.state_pdf, g.arc_src, g.arc_dst, logp, init, final, m.n_pdfs)
+            if not np.isfinite(log_z):
+                skipped.append(i)
+                logger.warning("utterance %d: no path through %s; skipped", i, words)
+                continue
+            resp = np.exp(comp - ll[:, :, None]) * gamma[:, :, None]
+            gstats += GaussianStats.from_posteriors(X, resp.reshape(len(X), -1), "diag")
+            self_arcs = g.arc_kind == 0
+            np.add.at(ts, g.arc_tid[self_arcs], arc_counts[self_arcs])
+            np.add.at(tl, g.arc_tid[~self_arcs], arc_counts[~self_arcs])
+            fin = g.final_tid >= 0
+            np.add.at(tl, g.final_tid[fin], final_counts[fin])
+            total += log_z
+            n_frames += len(X)
+            n_utts += 1
+        return EmbeddedStats(gstats, ts, tl, total, n_frames, n_utts, len(skipped), skipped)
+
+    def update(self, stats: EmbeddedStats) -> PhoneModelSet:
+        """M-step: weights, means, floored variances and self-loops from ``stats``."""
+        m = self.model
+        if stats.n_frames == 0:
+            raise ConvergenceError("no utterance could be aligned to its transcript; nothing to re-estimate")
+        if stats.gaussian.n_components != m.n_pdfs * m.n_mix:
+            raise InvalidInputError(
+                f"stats hold {stats.gaussian.n_components} Gaussians but the model has {m.n_pdfs * m.n_mix}")
+        n = stats.gaussian.n
+        means, var = estimate_gaussian_parameters(stats.gaussian, reg_covar=0.0)
+        ok = n >= self.min_occupancy  # rarely seen Gaussians keep their parameters
+        m.means_ = np.where(ok[:, None], means, m.means_)
+        m.covars_ = np.where(ok[:, None], np.maximum(var, m.var_floor_), m.covars_)
+        n_state = n.reshape(m.n_pdfs, m.n_mix)
+        occ = n_state.sum(1, keepdims=True)
+        seen = occ[:, 0] > 0
+        w = np.where(seen[:, None], n_state / np.maximum(occ, 1e-300), m.weights_)
+        w = np.maximum(w, 1e-5)
+        m.weights_ = w / w.sum(1, keepdims=True)
+        out = stats.trans_self + stats.trans_leave
+        m.self_loop_ = np.where(out > 0, stats.trans_self / np.maximum(out, 1e-300), m.self_loop_).clip(1e-3, 0.999)
+        return m
+
+    def fit(self, features: Sequence[np.ndarray], transcripts: Sequence[Sequence[str]],
+            mixtures: Sequence[int] = (1, 2, 4, 8), n_iter: int | Sequence[int] = 4) -> list[float]:
+        """Flat start, then re-estimation and mixture splitting on the ``mixtures`` schedule.
+
+        Returns the average per-frame log-likelihood of every E-step.
+        """
+        iters = [n_iter] * len(mixtures) if isinstance(n_iter, int) else list(n_iter)
+        self.flat_start(features)
+        history = []
+        for n_mix, k in zip(mixtures, iters):
+            if n_mix != self.model.n_mix:
+                self.model.split_mixtures(n_mix)
+            for it in range(k):
+                stats = self.accumulate(features, transcripts)
+                self.update(stats)
+                history.append(stats.log_likelihood / stats.n_frames)
+                logger.info("mix %d iter %d: avg log-lik/frame %.4f (%d utts, %d skipped)",
+                            n_mix, it + 1, history[-1], stats.n_utterances, stats.n_skipped)
+        return history
