@@ -129,6 +129,19 @@ def test_mfcc_is_lifted_orthonormal_dct_of_log_mel():
     assert mfcc(x, 16000, cfg).shape == (1 + (8000 - 400) // 160, 13)
 
 
+def test_gain_only_moves_c0_and_log_energy():
+    # log-mel shifts by 2 ln g in every band; the orthonormal DCT maps a constant
+    # shift c to c * sqrt(n_mels) in c0 and to nothing elsewhere.
+    x, g = _noise(4000), 3.7
+    cfg = FeatureConfig(sample_rate_hz=8000, n_mels=23)
+    diff = mfcc(g * x, 8000, cfg) - mfcc(x, 8000, cfg)
+    np.testing.assert_allclose(diff[:, 0], 2 * np.log(g) * np.sqrt(23), rtol=1e-9)
+    np.testing.assert_allclose(diff[:, 1:], 0, atol=1e-9)
+    cfg_e = cfg.replace(energy="log_energy")
+    diff_e = mfcc(g * x, 8000, cfg_e) - mfcc(x, 8000, cfg_e)
+    np.testing.assert_allclose(diff_e[:, 0], 2 * np.log(g), rtol=1e-9)
+
+
 def test_energy_options():
     x = _noise(4000) + 0.3  # a DC offset the energy must ignore
     base = FeatureConfig(sample_rate_hz=8000, n_mels=23)
@@ -201,6 +214,12 @@ def test_cmvn_zero_mean_unit_variance_and_constant_columns():
     assert np.isfinite(y).all()
     z = cmvn(x, variance=False)
     np.testing.assert_allclose(z, x - x.mean(axis=0))
+
+
+def test_cmvn_ignores_per_column_affine_changes():
+    x = RNG.normal(size=(100, 4))
+    scale, shift = np.array([0.5, 2.0, 10.0, 1e-3]), np.array([-3.0, 0.0, 7.0, 1e6])
+    np.testing.assert_allclose(cmvn(x * scale + shift), cmvn(x), atol=1e-6)
 
 
 def test_cmvn_per_speaker_pools_each_speakers_utterances():
