@@ -9,6 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from .._validation import check_positive_int
 from ..errors import AudioError, GmmhmmError, InvalidInputError, InvalidParameterError, NonFiniteInputError
 from .audio import load_audio, resample
 from .cmvn import cmvn, cmvn_per_speaker
@@ -48,12 +49,13 @@ def extract_features(
     if isinstance(path_or_signal, np.ndarray):
         if sample_rate_hz is None:
             raise InvalidParameterError("sample_rate_hz is required when passing a signal array")
+        rate = check_positive_int(sample_rate_hz, "sample_rate_hz")
         signal = path_or_signal
-        if signal.ndim != 1:
-            raise InvalidInputError(f"signal must be 1-D (mono), got shape {signal.shape}")
+        if signal.ndim != 1 or signal.dtype.kind not in "fiu":
+            raise InvalidInputError(f"signal must be a 1-D real array, got shape {signal.shape} dtype {signal.dtype}")
         if not np.isfinite(signal).all():
             raise NonFiniteInputError("signal contains NaN or infinity")
-        signal = resample(signal, int(sample_rate_hz), config.sample_rate_hz)
+        signal = resample(signal, rate, config.sample_rate_hz)
         feats = mfcc(signal, config.sample_rate_hz, config)
     else:
         signal, _ = load_audio(path_or_signal, config.sample_rate_hz)
