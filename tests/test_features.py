@@ -284,6 +284,11 @@ def test_extract_features_pipeline_matches_its_parts(tmp_path):
     np.testing.assert_array_equal(raw, mfcc(signal, 8000, cfg))
     with pytest.raises(InvalidParameterError, match="sample_rate_hz"):
         extract_features(signal, cfg)
+    with pytest.raises(InvalidInputError, match="1-D"):
+        extract_features(np.stack([signal, signal]), cfg, sample_rate_hz=8000)
+    with pytest.raises(NonFiniteInputError):
+        extract_features(np.full(4000, np.inf), cfg, sample_rate_hz=8000)
+    assert extract_features(np.repeat(signal, 2), cfg, sample_rate_hz=16000).shape == feats.shape
 
 
 def test_extract_many_reports_bad_files_and_goes_on(tmp_path, caplog):
