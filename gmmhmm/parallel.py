@@ -1,0 +1,410 @@
+"""EM over a sharded corpus: serial, local processes or a Dask cluster.
+
+Every gmmhmm model follows the additive-statistics protocol::
+
+    stats = model.accumulate(<one shard>) + model.accumulate(<another shard>)
+    model.update(stats)
+
+so one E-step is a map over shards followed by a reduction with ``+``, and
+the M-step runs on the driver. The three backends differ only in where the
+map runs:
+
+* serial (``n_jobs=1``, ``client=None``);
+* ``n_jobs`` local worker processes (forkserver/spawn, never fork);
+* a ``dask.distributed.Client``: the workers read the shards from a path
+  they share; the statistics are summed with a tree of ``+`` tasks.
+
+The driver ships the model (its parameters, a few KB) to the workers once
+per iteration and never the data. Whatever the backend, the partial
+statistics are combined in the same pairwise tree over the shard order, so
+every backend gives the same model as the serial run.
+
+Each shard's statistics travel with a tally of which shards and how many
+frames they cover; before an update the driver checks that every shard of
+the corpus was counted exactly once, so a lost or duplicated shard can never
+silently bias the model. A worker that dies makes the iteration be retried
+(``max_retries`` times), then :class:`WorkerFailedError` is raised.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import logging
+import math
+import multiprocessing
+import os
+import pickle
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _validation as V
+from .corpus import Corpus
+from .errors import ConvergenceError, GmmhmmError, InvalidParameterError
+
+logger = logging.getLogger(__name__)
+
+# Environment variables that size the BLAS / OpenMP thread pools of a worker.
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "BLIS_NUM_THREADS", "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+
+
+class WorkerFailedError(GmmhmmError):
+    """A worker died or vanished during an E-step and retries were exhausted."""
+
+
+class StatisticsMismatchError(GmmhmmError):
+    """The reduced statistics do not cover every shard of the corpus exactly once."""
+
+
+@dataclass
+class _Tally:
+    """Statistics of some shards plus which shards and how many frames they cover."""
+
+    stats: Any
+    shards: tuple[int, ...]
+    n_frames: int
+
+    def __add__(self, other: "_Tally") -> "_Tally":
+        return _Tally(self.stats + other.stats, self.shards + other.shards, self.n_frames + other.n_frames)
+
+
+# ----------------------------------------------------------------------------
+# What runs on a worker
+# ----------------------------------------------------------------------------
+
+def _call_style(model: Any) -> str:
+    """How ``model.accumulate`` wants a shard: 'transcripts', 'lengths' or 'frames'."""
+    names = list(inspect.signature(model.accumulate).parameters)
+    if "transcripts" in names:
+        return "transcripts"
+    if "lengths" in names:
+        return "lengths"
+    return "frames"
+
+
+def _split(X: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
+    return np.split(X, np.cumsum(lengths)[:-1])
+
+
+def _model_call(method: Any, style: str, X: np.ndarray, lengths: np.ndarray, labels: list | None) -> Any:
+    """Call ``accumulate`` or ``fit`` with the arguments the model's protocol expects."""
+    if style == "transcripts":
+        if labels is None:
+            raise InvalidParameterError("this model trains on transcripts but the corpus has no labels")
+        return method(_split(X, lengths), labels)
+    if style == "lengths":
+        return method(X, lengths)
+    return method(X)
+
+
+def accumulate_shard(model: Any, shard_path: str, shard_index: int = 0,
+                     expected_frames: int | None = None) -> _Tally:
+    """E-step on one shard file (runs on a worker); returns a tally of statistics."""
+    from .corpus import load_shard  # noqa: PLC0415 - keeps the worker import explicit
+
+    if not os.path.isfile(shard_path):
+        from .errors import ModelFileError  # noqa: PLC0415
+        raise ModelFileError(f"{shard_path}: corpus shard is missing (is the path shared with the workers?)")
+    X, lengths, _, labels = load_shard(shard_path)
+    if expected_frames is not None and X.shape[0] != expected_frames:
+        from .errors import ModelFileError  # noqa: PLC0415
+        raise ModelFileError(f"{shard_path}: holds {X.shape[0]} frames, the corpus index says {expected_frames}")
+    stats = _model_call(model.accumulate, _call_style(model), X, lengths, labels)
+    return _Tally(stats, (shard_index,), int(X.shape[0]))
+
+
+def _accumulate_pickled(payload: bytes, shard_path: str, shard_index: int, expected_frames: int) -> _Tally:
+    return accumulate_shard(pickle.loads(payload), shard_path, shard_index, expected_frames)
+
+
+def _add(a: Any, b: Any) -> Any:
+    return a + b
+
+
+def tree_sum(items: list[Any]) -> Any:
+    """Sum ``items`` pairwise, (((0+1)+(2+3))+...), in a fixed order."""
+    if not items:
+        raise InvalidParameterError("nothing to sum")
+    while len(items) > 1:
+        items = [items[i] + items[i + 1] if i + 1 < len(items) else items[i] for i in range(0, len(items), 2)]
+    return items[0]
+
+
+# ----------------------------------------------------------------------------
+# Backends: map accumulate over shards, reduce with +
+# ----------------------------------------------------------------------------
+
+class _Serial:
+    def map_reduce(self, model: Any, corpus: Corpus) -> _Tally:
+        return tree_sum([accumulate_shard(model, s.path, i, s.n_frames)
+                         for i, s in enumerate(corpus.shard_info)])
+
+    def close(self) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _thread_env(n_threads: int):
+    """Temporarily set the thread-count variables children inherit at start."""
+    old = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update({k: str(n_threads) for k in _THREAD_VARS})
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _worker_pid() -> int:
+    return os.getpid()
+
+
+class _Processes:
+    """A pool of local processes kept for the whole fit; rebuilt if a worker dies."""
+
+    def __init__(self, n_jobs: int) -> None:
+        self.n_jobs = n_jobs
+        methods = multiprocessing.get_all_start_methods()
+        # fork is unsafe once BLAS / numba threads exist in the parent.
+        self.context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        self.pool: ProcessPoolExecutor | None = None
+
+    def _start(self) -> ProcessPoolExecutor:
+        if self.pool is None:
+            # Share the cores: each of n_jobs workers gets cores // n_jobs BLAS threads.
+            threads = max(1, (os.cpu_count() or 1) // self.n_jobs)
+            with _thread_env(threads):
+                self.pool = ProcessPoolExecutor(self.n_jobs, mp_context=self.context)
+                # Start every worker now, while the environment is set.
+                for f in [self.pool.submit(_worker_pid) for _ in range(self.n_jobs)]:
+                    f.result()
+        return self.pool
+
+    def map_reduce(self, model: Any, corpus: Corpus) -> _Tally:
+        pool = self._start()
+        payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+        futures = [pool.submit(_accumulate_pickled, payload, s.path, i, s.n_frames)
+                   for i, s in enumerate(corpus.shard_info)]
+        try:
+            return tree_sum([f.result() for f in futures])
+        except BrokenProcessPool as exc:
+            self.close()
+            raise _WorkerLost(f"a worker process died: {exc}") from exc
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+
+class _Dask:
+    """Map over shard *paths* on a dask.distributed cluster, then a tree of ``+`` tasks."""
+
+    def __init__(self, client: Any) -> None:
+        try:
+            import distributed  # noqa: F401, PLC0415
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("client= needs dask.distributed: pip install 'gmmhmm[distributed]'") from exc
+        self.client = client
+
+    def map_reduce(self, model: Any, corpus: Corpus) -> _Tally:
+        from distributed import KilledWorker  # noqa: PLC0415
+        from distributed.comm.core import CommClosedError  # noqa: PLC0415
+
+        client = self.client
+        try:
+            [model_future] = client.scatter([model], broadcast=True, hash=False)
+            futures = client.map(accumulate_shard, [model_future] * len(corpus),
+                                 corpus.shards, range(len(corpus)),
+                                 [s.n_frames for s in corpus.shard_info], pure=False)
+            while len(futures) > 1:  # same pairing as tree_sum, so the same rounding
+                futures = [client.submit(_add, futures[i], futures[i + 1], pure=False)
+                           if i + 1 < len(futures) else futures[i] for i in range(0, len(futures), 2)]
+            return futures[0].result()
+        except (KilledWorker, CommClosedError, OSError) as exc:
+            raise _WorkerLost(f"a Dask worker was lost: {type(exc).__name__}: {exc}") from exc
+
+    def close(self) -> None:
+        pass  # the client belongs to the caller
+
+
+class _WorkerLost(Exception):
+    """Internal: the backend lost a worker; the iteration may be retried."""
+
+
+def _backend(n_jobs: int, client: Any):
+    if client is not None:
+        return _Dask(client)
+    n_jobs = V.check_positive_int(n_jobs, "n_jobs")
+    return _Serial() if n_jobs == 1 else _Processes(n_jobs)
+
+
+# ----------------------------------------------------------------------------
+# Public entry points
+# ----------------------------------------------------------------------------
+
+def _log_prob(stats: Any) -> float:
+    for name in ("log_prob", "log_likelihood", "loglik"):
+        value = getattr(stats, name, None)
+        if value is not None:
+            return float(value)
+    raise InvalidParameterError(f"{type(stats).__name__} carries no log-likelihood (log_prob)")
+
+
+def _checked(tally: _Tally, corpus: Corpus) -> Any:
+    """Return the statistics after checking they cover every shard exactly once."""
+    expected = tuple(range(len(corpus)))
+    if tuple(sorted(tally.shards)) != expected or tally.n_frames != corpus.n_frames:
+        missing = sorted(set(expected) - set(tally.shards))
+        dup = sorted({i for i in tally.shards if tally.shards.count(i) > 1})
+        raise StatisticsMismatchError(
+            f"statistics cover {tally.n_frames} frames of {corpus.n_frames}; missing shards {missing}, "
+            f"shards counted twice {dup}")
+    n_frames = getattr(tally.stats, "n_frames", None)  # may be fewer: models can skip utterances
+    if n_frames is not None and int(n_frames) > corpus.n_frames:
+        raise StatisticsMismatchError(
+            f"statistics count {int(n_frames)} frames but the corpus has only {corpus.n_frames}")
+    return tally.stats
+
+
+def _run(backend: Any, model: Any, corpus: Corpus, max_retries: int) -> Any:
+    for attempt in range(max_retries + 1):
+        try:
+            return _checked(backend.map_reduce(model, corpus), corpus)
+        except _WorkerLost as exc:
+            if attempt == max_retries:
+                raise WorkerFailedError(
+                    f"E-step failed after {max_retries + 1} attempt(s): {exc}") from exc
+            logger.warning("%s; retrying the iteration (%d/%d)", exc, attempt + 1, max_retries)
+    raise AssertionError("unreachable")
+
+
+def accumulate_corpus(model: Any, corpus: Corpus | str | os.PathLike, *, n_jobs: int = 1,
+                      client: Any = None, max_retries: int = 2) -> Any:
+    """One E-step over every shard of ``corpus``: the summed statistics.
+
+    Parameters
+    ----------
+    model : fitted or initialised gmmhmm model (or embedded trainer)
+    corpus : Corpus or path to its index
+    n_jobs : int
+        Local worker processes (ignored when ``client`` is given).
+    client : dask.distributed.Client, optional
+        Run on this cluster; its workers must see the shard paths.
+    max_retries : int
+        Times an E-step is repeated after a worker dies.
+
+    Returns
+    -------
+    The model's statistics object, as ``model.accumulate`` returns, over all shards.
+    """
+    corpus = corpus if isinstance(corpus, Corpus) else Corpus.open(corpus)
+    V.check_positive_int(max_retries, "max_retries", minimum=0)
+    backend = _backend(n_jobs, client)
+    try:
+        return _run(backend, model, corpus, max_retries)
+    finally:
+        backend.close()
+
+
+def _initialise(model: Any, corpus: Corpus, init_frames: int, init_iter: int) -> None:
+    """Fit ``model`` briefly (``init_iter`` EM iterations) on the first utterances.
+
+    Takes whole utterances in corpus order until ``init_frames`` frames are reached.
+    """
+    parts, frames = [], 0
+    for X, lengths, ids, labels in corpus:
+        bounds = np.concatenate([[0], np.cumsum(lengths)])
+        # whole utterances, in corpus order, until init_frames is reached
+        keep = min(int(np.searchsorted(bounds, init_frames - frames, side="left")), len(lengths))
+        parts.append((X[:bounds[keep]], lengths[:keep], None if labels is None else labels[:keep]))
+        frames += int(bounds[keep])
+        if frames >= init_frames:
+            break
+    X = np.concatenate([p[0] for p in parts])
+    lengths = np.concatenate([p[1] for p in parts])
+    labels = None if parts[0][2] is None else [v for p in parts for v in p[2]]
+    style = _call_style(model)
+    logger.info("initialising %s on %d frames (%d utterances)", type(model).__name__, len(X), len(lengths))
+    if hasattr(model, "flat_start"):  # embedded trainer: HCompV-style flat start
+        model.flat_start(_split(X, lengths))
+        return
+    knob = "n_iter" if hasattr(model, "n_iter") else "max_iter" if hasattr(model, "max_iter") else None
+    old = getattr(model, knob) if knob else None
+    if knob:
+        setattr(model, knob, init_iter)
+    try:
+        _model_call(model.fit, style, X, lengths, labels)
+    finally:
+        if knob:
+            setattr(model, knob, old)
+
+
+def fit_corpus(model: Any, corpus: Corpus | str | os.PathLike, *, n_iter: int = 10, tol: float = 1e-4,
+               n_jobs: int = 1, client: Any = None, init: bool = True, init_frames: int = 100_000,
+               init_iter: int = 1, max_retries: int = 2) -> Any:
+    """Train ``model`` by EM over a sharded corpus, on any backend.
+
+    The model is first initialised with its own ``fit`` on the first
+    ``init_frames`` frames for ``init_iter`` iterations (skip with
+    ``init=False`` for a model that already has parameters); then each
+    iteration is ``update(sum of accumulate over shards)``.
+
+    Parameters
+    ----------
+    model : GaussianMixture, GaussianHMM, GMMHMM or an embedded trainer
+    corpus : Corpus or path to its index
+    n_iter : int
+        Maximum EM iterations over the whole corpus.
+    tol : float
+        Stop when the per-frame average log-likelihood improves by less than this.
+    n_jobs, client, max_retries :
+        See :func:`accumulate_corpus`.
+    init, init_frames, init_iter :
+        Initialisation from a subsample (see above).
+
+    Returns
+    -------
+    model
+        Fitted in place; ``model.corpus_log_likelihood_`` lists the total
+        log-likelihood of each iteration (under the parameters before its update).
+    """
+    corpus = corpus if isinstance(corpus, Corpus) else Corpus.open(corpus)
+    n_iter = V.check_positive_int(n_iter, "n_iter")
+    V.check_positive_int(init_frames, "init_frames")
+    V.check_positive_int(init_iter, "init_iter", minimum=0)
+    V.check_positive_int(max_retries, "max_retries", minimum=0)
+    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
+        raise InvalidParameterError(f"tol must be a finite number >= 0, got {tol!r}")
+    backend = _backend(n_jobs, client)
+    history: list[float] = []
+    try:
+        if init:
+            _initialise(model, corpus, init_frames, init_iter)
+        for it in range(n_iter):
+            start = time.perf_counter()
+            stats = _run(backend, model, corpus, max_retries)
+            log_prob = _log_prob(stats)
+            if not math.isfinite(log_prob):
+                raise ConvergenceError(f"iteration {it + 1}: total log-likelihood is {log_prob}")
+            model.update(stats)
+            history.append(log_prob)
+            weight = getattr(stats, "n_frames", None) or getattr(stats, "total_weight", None) or corpus.n_frames
+            gain = (log_prob - history[-2]) / weight if len(history) > 1 else math.inf
+            logger.info("iteration %d: log-likelihood %.6g (%+.3g per frame) in %.2f s",
+                        it + 1, log_prob, gain if len(history) > 1 else 0.0, time.perf_counter() - start)
+            if abs(gain) < tol:
+                break
+    finally:
+        backend.close()
+    model.corpus_log_likelihood_ = history
+    return model

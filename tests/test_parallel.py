@@ -1,0 +1,284 @@
+"""Sharded EM: serial, n_jobs processes and a real Dask LocalCluster agree; lost workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gmmhmm.corpus import Corpus
+from gmmhmm.errors import GmmhmmError, InvalidParameterError, ModelFileError
+from gmmhmm.parallel import (StatisticsMismatchError, WorkerFailedError, _checked, _Tally,
+                             accumulate_corpus, fit_corpus, tree_sum)
+
+# ----------------------------------------------------------------------------
+# A tiny diagonal GMM following the accumulate / + / update protocol
+# ----------------------------------------------------------------------------
+
+
+@dataclass
+class ToyStats:
+    n: np.ndarray
+    s1: np.ndarray
+    s2: np.ndarray
+    log_prob: float
+    n_frames: int
+
+    def __add__(self, other):
+        return ToyStats(self.n + other.n, self.s1 + other.s1, self.s2 + other.s2,
+                        self.log_prob + other.log_prob, self.n_frames + other.n_frames)
+
+
+class ToyGMM:
+    """Diagonal GMM. ``hang_file``: test hook, the first accumulate to claim it hangs."""
+
+    def __init__(self, n_components=3, max_iter=10, random_state=0, hang_file=None):
+        self.n_components, self.max_iter = n_components, max_iter
+        self.random_state, self.hang_file = random_state, hang_file
+        self.driver_pid = os.getpid()  # the hook only hangs worker processes
+
+    def fit(self, X):
+        rng = np.random.RandomState(self.random_state)
+        self.means_ = X[rng.choice(len(X), self.n_components, replace=False)].astype(float)
+        self.vars_ = np.tile(X.var(0) + 1e-3, (self.n_components, 1))
+        self.weights_ = np.full(self.n_components, 1.0 / self.n_components)
+        for _ in range(self.max_iter):
+            self.update(self.accumulate(X))
+        return self
+
+    def accumulate(self, X, sample_weight=None):
+        if self.hang_file and os.getpid() != self.driver_pid:
+            try:
+                os.rename(self.hang_file, self.hang_file + ".claimed")
+            except FileNotFoundError:
+                pass
+            else:
+                Path(self.hang_file + ".pid").write_text(str(os.getpid()))
+                time.sleep(60)  # killed by the test meanwhile
+        X = np.asarray(X, dtype=float)
+        logp = (-0.5 * (((X[:, None, :] - self.means_) ** 2) / self.vars_
+                        + np.log(2 * np.pi * self.vars_)).sum(-1) + np.log(self.weights_))
+        top = logp.max(1, keepdims=True)
+        lse = top[:, 0] + np.log(np.exp(logp - top).sum(1))
+        resp = np.exp(logp - lse[:, None])
+        return ToyStats(resp.sum(0), resp.T @ X, resp.T @ (X * X), float(lse.sum()), len(X))
+
+    def update(self, st):
+        self.weights_ = st.n / st.n.sum()
+        self.means_ = st.s1 / st.n[:, None]
+        self.vars_ = st.s2 / st.n[:, None] - self.means_ ** 2 + 1e-3
+        return self
+
+
+def _data(n_utts=30, seed=0):
+    rng = np.random.RandomState(seed)
+    centres = np.array([[0.0, 0.0], [4.0, 1.0], [-3.0, 5.0]])
+    utts = []
+    for i in range(n_utts):
+        k = rng.randint(20, 60)
+        X = centres[rng.randint(3, size=k)] + rng.randn(k, 2)
+        utts.append((f"u{i:02d}", X))
+    return utts
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return Corpus.create(tmp_path_factory.mktemp("corpus"), _data(), frames_per_shard=150)
+
+
+def _params(model):
+    return [model.weights_, model.means_, model.vars_]
+
+
+def _assert_same(a, b, rtol=1e-10):
+    for x, y in zip(_params(a), _params(b)):
+        np.testing.assert_allclose(x, y, rtol=rtol, atol=0)
+
+
+def _serial(corpus, **kw):
+    return fit_corpus(ToyGMM(**kw), corpus, n_iter=6, tol=0, init_frames=200)
+
+
+# ----------------------------------------------------------------------------
+# Serial
+# ----------------------------------------------------------------------------
+
+
+def test_tree_sum_pairs_in_a_fixed_order():
+    assert tree_sum(list("abcde")) == "abcde"
+    x = [1e16, 1.0, -1e16, 1.0]
+    assert tree_sum(x) == (x[0] + x[1]) + (x[2] + x[3])
+    with pytest.raises(InvalidParameterError):
+        tree_sum([])
+
+
+def test_corpus_em_equals_in_memory_em(corpus):
+    X = np.concatenate([u[1] for u in _data()])
+    model = _serial(corpus)
+    # same initialisation: fit on the first whole utterances reaching init_frames
+    ends = np.cumsum([len(u[1]) for u in _data()])
+    first = int(np.argmax(ends >= 200)) + 1  # utterances needed to reach init_frames=200
+    assert ends[first - 2] < 200 <= ends[first - 1]
+    ref = ToyGMM(max_iter=1).fit(X[:ends[first - 1]])
+    history = []
+    for _ in range(6):
+        st = ref.accumulate(X)
+        history.append(st.log_prob)
+        ref.update(st)
+    _assert_same(model, ref, rtol=1e-12)
+    np.testing.assert_allclose(model.corpus_log_likelihood_, history, rtol=1e-12)
+    assert np.all(np.diff(model.corpus_log_likelihood_) >= -1e-9)  # EM never decreases
+
+
+def test_accumulate_corpus_is_the_sum_over_shards(corpus):
+    model = ToyGMM(max_iter=2).fit(_data()[0][1])
+    st = accumulate_corpus(model, corpus)
+    parts = [model.accumulate(X) for X, *_ in corpus]
+    assert st.n_frames == corpus.n_frames == sum(p.n_frames for p in parts)
+    np.testing.assert_allclose(st.s2, sum(p.s2 for p in parts[1:]) + parts[0].s2, rtol=1e-12)
+
+
+def test_tolerance_stops_early(corpus):
+    model = fit_corpus(ToyGMM(), corpus, n_iter=200, tol=1e-3, init_frames=200)
+    hist = model.corpus_log_likelihood_
+    assert 2 <= len(hist) < 200
+    assert abs(hist[-1] - hist[-2]) / corpus.n_frames < 1e-3
+    assert abs(hist[-2] - hist[-3]) / corpus.n_frames >= 1e-3
+
+
+def test_lost_or_duplicated_shards_are_detected(corpus):
+    st = ToyStats(np.ones(3), np.ones((3, 2)), np.ones((3, 2)), 0.0, 10)
+    frames = [s.n_frames for s in corpus.shard_info]
+    ok = _Tally(st, tuple(range(len(corpus))), sum(frames))
+    assert _checked(ok, corpus) is st
+    dup = _Tally(st, (0,) + tuple(range(1, len(corpus))) + (1,), sum(frames) + frames[1])
+    with pytest.raises(StatisticsMismatchError, match=r"counted twice \[1\]"):
+        _checked(dup, corpus)
+    lost = _Tally(st, tuple(range(1, len(corpus))), sum(frames) - frames[0])
+    with pytest.raises(StatisticsMismatchError, match=r"missing shards \[0\]"):
+        _checked(lost, corpus)
+
+
+def test_bad_arguments_and_missing_shards(tmp_path):
+    corpus = Corpus.create(tmp_path, _data(), frames_per_shard=150)
+    for kw in [dict(n_iter=0), dict(tol=-1.0), dict(tol=float("nan")), dict(n_jobs=0), dict(max_retries=-1)]:
+        with pytest.raises(InvalidParameterError):
+            fit_corpus(ToyGMM(), corpus, **kw)
+
+    class NoLogLik(ToyGMM):
+        def accumulate(self, X, sample_weight=None):
+            st = super().accumulate(X)
+            if not self.fitting:
+                return (st.n, st.n_frames)  # tuples "add" but carry no log-likelihood
+            return st
+
+        fitting = True
+
+        def fit(self, X):
+            super().fit(X)
+            self.fitting = False
+            return self
+
+    with pytest.raises(InvalidParameterError, match="log-likelihood"):
+        fit_corpus(NoLogLik(max_iter=1).fit(_data()[0][1]), corpus, n_iter=1, init=False)
+    os.remove(corpus.shards[2])
+    with pytest.raises(ModelFileError, match="missing"):
+        fit_corpus(ToyGMM(), corpus, n_iter=1)
+
+
+# ----------------------------------------------------------------------------
+# Local processes
+# ----------------------------------------------------------------------------
+
+
+def _kill_when_hung(hang_file: Path, timeout: float = 60.0) -> threading.Thread:
+    """Kill (SIGKILL) the worker process that claims ``hang_file``."""
+    def run():
+        pid_file = Path(str(hang_file) + ".pid")
+        deadline = time.monotonic() + timeout
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.05)
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_processes_equal_serial_and_survive_a_killed_worker(corpus, tmp_path):
+    serial = _serial(corpus)
+    parallel = fit_corpus(ToyGMM(), corpus, n_iter=6, tol=0, init_frames=200, n_jobs=2)
+    _assert_same(parallel, serial)
+    np.testing.assert_allclose(parallel.corpus_log_likelihood_, serial.corpus_log_likelihood_, rtol=1e-10)
+
+    hang = tmp_path / "hang"
+    hang.touch()
+    killer = _kill_when_hung(hang)
+    survived = fit_corpus(ToyGMM(hang_file=str(hang)), corpus, n_iter=6, tol=0, init_frames=200, n_jobs=2)
+    killer.join()
+    assert Path(str(hang) + ".claimed").exists()  # a worker really hung and was killed
+    _assert_same(survived, serial)
+
+
+def test_processes_fail_clearly_without_retries(corpus, tmp_path):
+    hang = tmp_path / "hang"
+    hang.touch()
+    killer = _kill_when_hung(hang)
+    model = ToyGMM(hang_file=str(hang))
+    with pytest.raises(WorkerFailedError, match="died") as info:
+        fit_corpus(model, corpus, n_iter=3, tol=0, init_frames=200, n_jobs=2, max_retries=0)
+    killer.join()
+    assert isinstance(info.value, GmmhmmError)
+    assert not hasattr(model, "corpus_log_likelihood_")
+
+
+def test_real_hmm_over_processes_equals_serial(tmp_path):
+    from gmmhmm.hmm import GaussianHMM
+
+    corpus = Corpus.create(tmp_path, _data(n_utts=16), frames_per_shard=200)
+    fits = [fit_corpus(GaussianHMM(3, random_state=1), corpus, n_iter=4, tol=0, init_frames=150, n_jobs=n)
+            for n in (1, 2)]
+    for name in ("startprob_", "transmat_", "means_", "covars_"):
+        np.testing.assert_allclose(getattr(fits[1], name), getattr(fits[0], name), rtol=1e-10, atol=1e-300)
+    hist = fits[0].corpus_log_likelihood_
+    assert np.all(np.diff(hist) >= -1e-8 * abs(hist[-1]))
+
+
+# ----------------------------------------------------------------------------
+# Dask (one real LocalCluster for the module)
+# ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=40)
+    client = distributed.Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+def test_dask_equals_serial_and_survives_a_killed_worker(corpus, dask_client, tmp_path):
+    serial = _serial(corpus)
+    on_dask = fit_corpus(ToyGMM(), corpus, n_iter=6, tol=0, init_frames=200, client=dask_client)
+    _assert_same(on_dask, serial)
+    np.testing.assert_allclose(on_dask.corpus_log_likelihood_, serial.corpus_log_likelihood_, rtol=1e-10)
+
+    pids_before = set(dask_client.run(os.getpid).values())
+    hang = tmp_path / "hang"
+    hang.touch()
+    killer = _kill_when_hung(hang)
+    survived = fit_corpus(ToyGMM(hang_file=str(hang)), corpus, n_iter=6, tol=0, init_frames=200,
+                          client=dask_client)
+    killer.join()
+    assert int(Path(str(hang) + ".pid").read_text()) in pids_before
+    _assert_same(survived, serial)
