@@ -251,7 +251,8 @@ class _Encoder:
             return {"t": "dict", "items": items}
         if hasattr(v, "get_params"):
             return {"t": "model", "node": self.model(v, where + "/")}
-        raise ModelFileError(f"{where}: cannot store a value of type {type(v).__name__}")
+        hint = "; store its .to_dict() instead" if hasattr(v, "to_dict") else ""
+        raise ModelFileError(f"{where}: cannot store a value of type {type(v).__name__}{hint}")
 
 
 # ----------------------------------------------------------------------------

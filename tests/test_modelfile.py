@@ -167,6 +167,10 @@ def test_unsaveable_models_are_refused(tmp_path):
     m.emission_ = {1, 2}
     with pytest.raises(ModelFileError, match="type set"):
         save(m, tmp_path / "a.npz")
+    from gmmhmm.features import FeatureConfig
+
+    with pytest.raises(ModelFileError, match=r"metadata/features: .*FeatureConfig; store its .to_dict"):
+        save(_ToyModel(), tmp_path / "a.npz", metadata={"features": FeatureConfig()})
     assert not list(tmp_path.iterdir())  # nothing half-written
 
 
