@@ -56,6 +56,9 @@ _IMPORT_FAILURES: dict[str, str] = {}
 
 _REGISTRY: dict[str, type] = {}
 
+# np.savez(file, ..., allow_pickle=..., **arrays) would take these as its own arguments.
+_RESERVED_KEYS = frozenset({HEADER_KEY, "file", "allow_pickle"})
+
 T = TypeVar("T", bound=type)
 
 
@@ -116,6 +119,8 @@ def atomic_savez(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> N
             np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp makes the file private (0600); give it the usual permissions
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -203,7 +208,7 @@ class _Encoder:
 
     def _key(self, where: str) -> str:
         key, i = where, 1
-        while key in self.arrays or key == HEADER_KEY:
+        while key in self.arrays or key in _RESERVED_KEYS:
             key, i = f"{where}~{i}", i + 1
         return key
 

@@ -29,7 +29,8 @@ class _ToyEmission(ModelFileMixin):
 @register_model_class
 class _ToyModel(ModelFileMixin):
     _saved_attributes = ("startprob_", "transmat_", "emission_", "words_", "n_iter_",
-                         "converged_", "lower_bound_", "labels_", "best_", "missing_")
+                         "converged_", "lower_bound_", "labels_", "best_", "missing_",
+                         "file", "allow_pickle")  # names np.savez itself uses
 
     def __init__(self, n_states=3, tol=1e-3, init_params="stmc", random_state=None, prior=None):
         self.n_states = n_states
@@ -71,6 +72,8 @@ def _fitted(seed=0):
     m.labels_ = ("a", "b", "é")
     m.best_ = np.float32(0.1)
     m.missing_ = None
+    m.file = np.arange(3)
+    m.allow_pickle = np.ones(2, dtype=bool)
     return m
 
 
@@ -110,6 +113,7 @@ def test_round_trip_is_exact_with_nested_models(tmp_path):
     assert meta["features"] == {"n_mels": 23, "high_freq_hz": None} and meta["labels"] == ["zero", "one"]
     _assert_same(meta["scale"], np.arange(3, dtype=np.int16))
     assert back.words_["zero"] is not back.words_["one"]
+    assert path.stat().st_mode & 0o777 == 0o644
     assert modelfile.load_metadata(path)["labels"] == ["zero", "one"]
 
 
