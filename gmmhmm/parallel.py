@@ -276,16 +276,47 @@ def _checked(tally: _Tally, corpus: Corpus) -> Any:
     return tally.stats
 
 
-def _run(backend: Any, model: Any, corpus: Corpus, max_retries: int) -> Any:
-    for attempt in range(max_retries + 1):
-        try:
-            return _checked(backend.map_reduce(model, corpus), corpus)
-        except _WorkerLost as exc:
-            if attempt == max_retries:
-                raise WorkerFailedError(
-                    f"E-step failed after {max_retries + 1} attempt(s): {exc}") from exc
-            logger.warning("%s; retrying the iteration (%d/%d)", exc, attempt + 1, max_retries)
-    raise AssertionError("unreachable")
+class EStep:
+    """A reusable E-step over a corpus; keeps its worker processes between calls.
+
+    ``EStep(n_jobs, client, max_retries)(model, corpus)`` returns the summed
+    statistics of every shard, checked to cover each shard exactly once.
+    Use it as a context manager (or call :meth:`close`) to stop the workers.
+
+    Parameters
+    ----------
+    n_jobs : int
+        Local worker processes (ignored when ``client`` is given).
+    client : dask.distributed.Client, optional
+        Run on this cluster; its workers must see the shard paths.
+    max_retries : int
+        Times an E-step is repeated after a worker dies.
+    """
+
+    def __init__(self, n_jobs: int = 1, client: Any = None, max_retries: int = 2) -> None:
+        self.max_retries = V.check_positive_int(max_retries, "max_retries", minimum=0)
+        self._backend = _backend(n_jobs, client)
+
+    def __call__(self, model: Any, corpus: Corpus | str | os.PathLike) -> Any:
+        corpus = corpus if isinstance(corpus, Corpus) else Corpus.open(corpus)
+        for attempt in range(self.max_retries + 1):
+            try:
+                return _checked(self._backend.map_reduce(model, corpus), corpus)
+            except _WorkerLost as exc:
+                if attempt == self.max_retries:
+                    raise WorkerFailedError(
+                        f"E-step failed after {self.max_retries + 1} attempt(s): {exc}") from exc
+                logger.warning("%s; retrying the iteration (%d/%d)", exc, attempt + 1, self.max_retries)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self._backend.close()
+
+    def __enter__(self) -> "EStep":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
 
 
 def accumulate_corpus(model: Any, corpus: Corpus | str | os.PathLike, *, n_jobs: int = 1,
@@ -296,24 +327,15 @@ def accumulate_corpus(model: Any, corpus: Corpus | str | os.PathLike, *, n_jobs:
     ----------
     model : fitted or initialised gmmhmm model (or embedded trainer)
     corpus : Corpus or path to its index
-    n_jobs : int
-        Local worker processes (ignored when ``client`` is given).
-    client : dask.distributed.Client, optional
-        Run on this cluster; its workers must see the shard paths.
-    max_retries : int
-        Times an E-step is repeated after a worker dies.
+    n_jobs, client, max_retries :
+        See :class:`EStep`.
 
     Returns
     -------
     The model's statistics object, as ``model.accumulate`` returns, over all shards.
     """
-    corpus = corpus if isinstance(corpus, Corpus) else Corpus.open(corpus)
-    V.check_positive_int(max_retries, "max_retries", minimum=0)
-    backend = _backend(n_jobs, client)
-    try:
-        return _run(backend, model, corpus, max_retries)
-    finally:
-        backend.close()
+    with EStep(n_jobs, client, max_retries) as estep:
+        return estep(model, corpus)
 
 
 def _initialise(model: Any, corpus: Corpus, init_frames: int, init_iter: int) -> None:
@@ -354,10 +376,12 @@ def fit_corpus(model: Any, corpus: Corpus | str | os.PathLike, *, n_iter: int = 
                init_iter: int = 1, max_retries: int = 2) -> Any:
     """Train ``model`` by EM over a sharded corpus, on any backend.
 
-    The model is first initialised with its own ``fit`` on the first
-    ``init_frames`` frames for ``init_iter`` iterations (skip with
-    ``init=False`` for a model that already has parameters); then each
-    iteration is ``update(sum of accumulate over shards)``.
+    The model is first initialised from the first whole utterances holding
+    ``init_frames`` frames: with its own ``fit`` limited to ``init_iter``
+    iterations, or, for an embedded trainer, its ``flat_start``. Skip this
+    with ``init=False`` for a model that already has parameters (e.g. a
+    trainer after ``trainer.model.split_mixtures(n)``). Then each iteration
+    is ``model.update(sum of model.accumulate over shards)``.
 
     Parameters
     ----------
@@ -368,7 +392,7 @@ def fit_corpus(model: Any, corpus: Corpus | str | os.PathLike, *, n_iter: int = 
     tol : float
         Stop when the per-frame average log-likelihood improves by less than this.
     n_jobs, client, max_retries :
-        See :func:`accumulate_corpus`.
+        See :class:`EStep`.
     init, init_frames, init_iter :
         Initialisation from a subsample (see above).
 
@@ -382,17 +406,15 @@ def fit_corpus(model: Any, corpus: Corpus | str | os.PathLike, *, n_iter: int = 
     n_iter = V.check_positive_int(n_iter, "n_iter")
     V.check_positive_int(init_frames, "init_frames")
     V.check_positive_int(init_iter, "init_iter", minimum=0)
-    V.check_positive_int(max_retries, "max_retries", minimum=0)
     if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
         raise InvalidParameterError(f"tol must be a finite number >= 0, got {tol!r}")
-    backend = _backend(n_jobs, client)
     history: list[float] = []
-    try:
+    with EStep(n_jobs, client, max_retries) as estep:
         if init:
             _initialise(model, corpus, init_frames, init_iter)
         for it in range(n_iter):
             start = time.perf_counter()
-            stats = _run(backend, model, corpus, max_retries)
+            stats = estep(model, corpus)
             log_prob = _log_prob(stats)
             if not math.isfinite(log_prob):
                 raise ConvergenceError(f"iteration {it + 1}: total log-likelihood is {log_prob}")
@@ -404,7 +426,5 @@ def fit_corpus(model: Any, corpus: Corpus | str | os.PathLike, *, n_iter: int = 
                         it + 1, log_prob, gain if len(history) > 1 else 0.0, time.perf_counter() - start)
             if abs(gain) < tol:
                 break
-    finally:
-        backend.close()
     model.corpus_log_likelihood_ = history
     return model
