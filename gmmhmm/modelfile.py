@@ -10,8 +10,8 @@ The header is ``{"format": "gmmhmm-model", "version": 1, "model": NODE,
 "attributes": {...}}`` and every VALUE is tagged JSON:
 
 * ``{"t": "json", "v": ...}`` for None, bool, int, float, str;
-* ``{"t": "array", "key": ...}`` for ndarrays and numpy scalars (0-d arrays,
-  so dtypes survive bit for bit);
+* ``{"t": "array", "key": ...}`` for ndarrays and ``{"t": "scalar", "key": ...}``
+  for numpy scalars (stored as 0-d arrays, so dtypes survive bit for bit);
 * ``{"t": "object_array", "shape": [...], "items": [...]}`` for object arrays
   of plain str/int/float/bool/None (such as mixed-type ``classes_``);
 * ``{"t": "list" | "tuple", "items": [VALUE, ...]}``;
@@ -243,7 +243,7 @@ class _Encoder:
                 raise ModelFileError(f"{where}: cannot store an array of dtype {arr.dtype} without pickle")
             key = self._key(where)
             self.arrays[key] = arr
-            return {"t": "array", "key": key}
+            return {"t": "scalar" if isinstance(v, np.generic) else "array", "key": key}
         if isinstance(v, (list, tuple)):
             return {"t": type(v).__name__,
                     "items": [self.value(x, f"{where}/{i}") for i, x in enumerate(v)]}
@@ -277,14 +277,16 @@ class _Decoder:
         t = spec["t"]
         if t == "json":
             return spec.get("v")
-        if t == "array":
+        if t in ("array", "scalar"):
             key = spec.get("key")
             if key not in self.arrays:
                 raise self.fail(f"array {key!r} is missing")
             arr = self.arrays[key]
+            if t == "scalar" and arr.ndim != 0:
+                raise self.fail(f"numpy scalar {key!r} has shape {arr.shape}")
             if not self.build:
                 return {"shape": list(arr.shape), "dtype": str(arr.dtype)}
-            return arr[()] if arr.ndim == 0 else arr  # 0-d arrays were numpy scalars
+            return arr[()] if t == "scalar" else arr
         if t == "object_array":
             items, shape = self._seq(spec.get("items")), spec.get("shape")
             if not isinstance(shape, list) or int(np.prod(shape)) != len(items):

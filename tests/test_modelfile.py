@@ -267,3 +267,36 @@ def test_feature_file_is_not_a_model(tmp_path):
     save_features(tmp_path / "f.npz", {"a": np.zeros((2, 2))}, {})
     with pytest.raises(ModelFileError, match="'gmmhmm-features' file, expected 'gmmhmm-model'"):
         load(tmp_path / "f.npz")
+
+
+def _values():
+    from hypothesis import strategies as st
+    from hypothesis.extra import numpy as hnp
+
+    arrays = hnp.arrays(
+        dtype=st.sampled_from([np.float64, np.float32, np.int8, np.uint64, np.bool_, np.complex128, "<U3"]),
+        shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3),
+    )
+    scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5)
+    return st.recursive(
+        scalars | arrays,
+        lambda inner: st.lists(inner, max_size=3) | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.text(max_size=3) | st.integers(), inner, max_size=3),
+        max_leaves=8,
+    )
+
+
+def test_any_storable_value_round_trips_exactly(tmp_path):
+    from hypothesis import HealthCheck, given, settings
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(value=_values(), meta=_values())
+    def check(value, meta):
+        m = _ToyModel(prior=value)
+        m.labels_ = value
+        save(m, tmp_path / "h.npz", metadata={"x": meta})
+        back, back_meta = load(tmp_path / "h.npz", with_metadata=True)
+        _assert_same(m, back)
+        _assert_same({"x": meta}, back_meta)
+
+    check()
