@@ -1,0 +1,153 @@
+"""Forward-backward and Viterbi kernels against brute-force enumeration of state paths."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from gmmhmm.hmm import kernels as K
+from gmmhmm.hmm.base import min_frames
+
+
+def random_model(rng, S, N, zeros=False):
+    startprob = rng.dirichlet(np.ones(S))
+    transmat = rng.dirichlet(np.ones(S), size=S)
+    endprob = np.ones(S)
+    if zeros:  # left-to-right with a forced final state
+        startprob = np.eye(S)[0]
+        transmat = np.triu(transmat)
+        transmat /= transmat.sum(axis=1, keepdims=True)
+        endprob = np.eye(S)[-1]
+    framelogprob = rng.normal(scale=3.0, size=(N, S))
+    return startprob, transmat, endprob, framelogprob
+
+
+def brute_force(startprob, transmat, endprob, framelogprob):
+    """Log-probability of every path -> total, best path, posteriors, expected transitions."""
+    N, S = framelogprob.shape
+    paths = np.array(list(itertools.product(range(S), repeat=N)))
+    with np.errstate(divide="ignore"):
+        lp = (np.log(startprob[paths[:, 0]]) + np.log(endprob[paths[:, -1]])
+              + framelogprob[np.arange(N), paths].sum(axis=1)
+              + np.log(transmat[paths[:, :-1], paths[:, 1:]]).sum(axis=1))
+    total = logsumexp(lp)
+    best = int(np.argmax(lp))
+    if not np.isfinite(total):
+        return total, lp[best], paths[best], None, None
+    w = np.exp(lp - total)
+    post = np.zeros((N, S))
+    xi = np.zeros((S, S))
+    for p, wp in zip(paths, w):
+        post[np.arange(N), p] += wp
+        np.add.at(xi, (p[:-1], p[1:]), wp)
+    return total, lp[best], paths[best], post, xi
+
+
+CASES = [(S, N, zeros, seed) for S in (1, 2, 3) for N in (1, 2, 6) for zeros in (False, True)
+         for seed in (0, 1)]
+
+
+@pytest.mark.parametrize("S,N,zeros,seed", CASES)
+def test_forward_backward_matches_enumeration(S, N, zeros, seed):
+    rng = np.random.default_rng(seed)
+    startprob, transmat, endprob, flp = random_model(rng, S, N, zeros)
+    total, _, _, post, xi = brute_force(startprob, transmat, endprob, flp)
+    if not np.isfinite(total):  # too short for the forced final state
+        for fb in (K.forward_backward_scaling, K.forward_backward_log):
+            assert fb(startprob, transmat, flp, endprob)[0] == -np.inf
+        return
+    for fb in (K.forward_backward_scaling, K.forward_backward_log):
+        lp, p, x = fb(startprob, transmat, flp, endprob)
+        assert lp == pytest.approx(total, rel=1e-12, abs=1e-12)
+        np.testing.assert_allclose(p, post, atol=1e-12)
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-12)
+        np.testing.assert_allclose(x, xi, atol=1e-12)
+    offsets = np.array([0, N])
+    for use_log in (False, True):
+        lps, p, x = K.forward_backward_multi(startprob, transmat, endprob, flp, offsets, use_log)
+        assert lps[0] == pytest.approx(total, rel=1e-12)
+        np.testing.assert_allclose(p, post, atol=1e-12)
+        np.testing.assert_allclose(x, xi, atol=1e-12)
+        assert K.forward_multi(startprob, transmat, endprob, flp, offsets, use_log)[0] == \
+            pytest.approx(total, rel=1e-12)
+
+
+@pytest.mark.parametrize("S,N,zeros,seed", CASES)
+def test_viterbi_matches_enumeration(S, N, zeros, seed):
+    rng = np.random.default_rng(seed + 100)
+    startprob, transmat, endprob, flp = random_model(rng, S, N, zeros)
+    _, best_lp, best_path, _, _ = brute_force(startprob, transmat, endprob, flp)
+    with np.errstate(divide="ignore"):
+        lp, path = K.viterbi(np.log(startprob), np.log(transmat), flp, np.log(endprob))
+    assert lp == pytest.approx(best_lp, rel=1e-12) or lp == best_lp == -np.inf
+    if np.isfinite(best_lp):
+        np.testing.assert_array_equal(path, best_path)
+
+
+def test_public_single_sequence_scaling_pair():
+    rng = np.random.default_rng(5)
+    startprob, transmat, endprob, flp = random_model(rng, 3, 6)
+    total, _, _, post, _ = brute_force(startprob, transmat, endprob, flp)
+    frameprob = np.exp(flp)
+    lp, fwd, scale = K.forward_scaling(startprob, transmat, frameprob, endprob)
+    bwd = K.backward_scaling(transmat, frameprob, scale, endprob)
+    assert lp == pytest.approx(total, rel=1e-12)
+    np.testing.assert_allclose(fwd * bwd, post, atol=1e-12)
+    with np.errstate(divide="ignore"):
+        logs = np.log(startprob), np.log(transmat), flp, np.log(endprob)
+    lp_log, fwd_log = K.forward_log(*logs)
+    bwd_log = K.backward_log(*logs)
+    assert lp_log == pytest.approx(total, rel=1e-12)
+    np.testing.assert_allclose(np.exp(fwd_log + bwd_log - total), post, atol=1e-12)
+
+
+def test_many_sequences_equal_one_at_a_time():
+    rng = np.random.default_rng(7)
+    S = 4
+    startprob, transmat, endprob, _ = random_model(rng, S, 1)
+    lengths = np.array([5, 1, 17, 3, 40])
+    flp = rng.normal(scale=4.0, size=(lengths.sum(), S))
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    for use_log in (False, True):
+        lps, post, xi = K.forward_backward_multi(startprob, transmat, endprob, flp, offsets, use_log)
+        xi_ref = np.zeros((S, S))
+        for k in range(len(lengths)):
+            a, b = offsets[k], offsets[k + 1]
+            lp, p, x = K.forward_backward_log(startprob, transmat, flp[a:b], endprob)
+            assert lps[k] == pytest.approx(lp, rel=1e-12)
+            np.testing.assert_allclose(post[a:b], p, atol=1e-12)
+            xi_ref += x
+        np.testing.assert_allclose(xi, xi_ref, rtol=1e-10, atol=1e-12)
+    lps, states = K.viterbi_multi(startprob, transmat, endprob, flp, offsets)
+    for k in range(len(lengths)):
+        a, b = offsets[k], offsets[k + 1]
+        lp, path = K.viterbi(np.log(startprob), np.log(transmat), flp[a:b], np.log(endprob))
+        assert lps[k] == lp
+        np.testing.assert_array_equal(states[a:b], path)
+
+
+def test_scaling_falls_back_to_log_when_scaled_likelihoods_underflow():
+    # State 0 explains every frame far better, but only state 1 is reachable
+    # after the first frame: exp(flp - rowmax) underflows to 0 for state 1.
+    startprob = np.array([0.0, 1.0])
+    transmat = np.array([[1.0, 0.0], [0.0, 1.0]])
+    flp = np.tile([0.0, -2000.0], (5, 1))
+    end = np.ones(2)
+    lp_s, post_s, _ = K.forward_backward_scaling(startprob, transmat, flp, end)
+    lp_l, post_l, _ = K.forward_backward_log(startprob, transmat, flp, end)
+    assert lp_s == pytest.approx(-10000.0) and lp_l == pytest.approx(-10000.0)
+    np.testing.assert_allclose(post_s, [[0, 1]] * 5)
+    lps, _, _ = K.forward_backward_multi(startprob, transmat, end, flp, np.array([0, 5]), False)
+    assert lps[0] == pytest.approx(-10000.0)
+
+
+def test_min_frames_of_left_to_right_with_final_state():
+    S = 4
+    start = np.eye(S)[0]
+    trans = np.triu(np.ones((S, S))) - np.triu(np.ones((S, S)), 2)  # stay or advance by one
+    assert min_frames(start, trans, np.eye(S)[-1]) == S
+    assert min_frames(start, trans, np.ones(S)) == 1
+    assert min_frames(start, np.eye(S), np.eye(S)[-1]) == 0  # final state unreachable

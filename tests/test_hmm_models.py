@@ -1,0 +1,253 @@
+"""GaussianHMM / GMMHMM behaviour: recovery, additive statistics, topologies, errors, numerics."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from gmmhmm import errors, modelfile
+from gmmhmm.hmm import GMMHMM, GaussianHMM, HMMStats, topology
+
+
+def true_gaussian_hmm():
+    model = GaussianHMM(n_components=3, covariance_type="diag", init_params="")
+    model.startprob_ = np.array([0.6, 0.3, 0.1])
+    model.transmat_ = np.array([[0.8, 0.1, 0.1], [0.15, 0.8, 0.05], [0.1, 0.2, 0.7]])
+    model.means_ = np.array([[0.0, 1.0], [5.0, -2.0], [-5.0, 3.0]])
+    model.covars_ = np.array([[1.0, 0.5], [0.7, 1.2], [1.5, 0.8]])
+    return model
+
+
+def best_permutation(estimated, true):
+    S = len(true)
+    return min(itertools.permutations(range(S)),
+               key=lambda p: np.abs(estimated[list(p)] - true).sum())
+
+
+def sample_sequences(model, lengths, seed):
+    parts = [model.sample(n, random_state=seed + i) for i, n in enumerate(lengths)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def test_seed_example_recovers_means():
+    """The brief's hmmlearn example, unchanged but for the import."""
+    gen = true_gaussian_hmm()
+    gen.means_ = np.array([[0.0], [5.0], [-5.0]])
+    gen.covars_ = np.ones((3, 1))
+    X, _ = gen.sample(1000, random_state=0)
+    model = GMMHMM(n_components=3, n_mix=1, covariance_type="diag", n_iter=100, random_state=0)
+    model.fit(X)
+    logprob, states = model.decode(X)
+    assert np.isfinite(logprob) and states.shape == (1000,)
+    np.testing.assert_allclose(np.sort(model.means_.ravel()), [-5, 0, 5], atol=0.2)
+    np.testing.assert_allclose(model.transmat_.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("implementation", ["log", "scaling"])
+def test_gaussian_hmm_recovers_known_parameters(implementation):
+    true = true_gaussian_hmm()
+    lengths = [300] * 10
+    X, _ = sample_sequences(true, lengths, seed=1)
+    model = GaussianHMM(n_components=3, covariance_type="diag", n_iter=50, random_state=0,
+                        implementation=implementation).fit(X, lengths)
+    p = list(best_permutation(model.means_, true.means_))
+    np.testing.assert_allclose(model.means_[p], true.means_, atol=0.15)
+    np.testing.assert_allclose(model._covars_[p], true._covars_, rtol=0.15)
+    np.testing.assert_allclose(model.transmat_[np.ix_(p, p)], true.transmat_, atol=0.05)
+    assert model.monitor_.converged
+
+
+def test_gmmhmm_recovers_two_component_emissions():
+    gen = GMMHMM(n_components=2, n_mix=2, covariance_type="diag")
+    gen.startprob_ = np.array([0.5, 0.5])
+    gen.transmat_ = np.array([[0.9, 0.1], [0.2, 0.8]])
+    gen.weights_ = np.array([[0.3, 0.7], [0.5, 0.5]])
+    gen.means_ = np.array([[[-8.0], [-4.0]], [[4.0], [8.0]]])
+    gen.covars_ = np.full((2, 2, 1), 0.5)
+    lengths = [200] * 10
+    X, _ = sample_sequences(gen, lengths, seed=3)
+    model = GMMHMM(n_components=2, n_mix=2, n_iter=50, random_state=0).fit(X, lengths)
+    order = np.argsort(model.means_[:, :, 0].mean(axis=1))
+    means = model.means_[order]
+    weights = model.weights_[order]
+    inner = np.argsort(means[:, :, 0], axis=1)
+    means = np.take_along_axis(means[:, :, 0], inner, axis=1)
+    weights = np.take_along_axis(weights, inner, axis=1)
+    np.testing.assert_allclose(means, [[-8, -4], [4, 8]], atol=0.15)
+    np.testing.assert_allclose(weights, gen.weights_, atol=0.06)
+    np.testing.assert_allclose(model.transmat_[np.ix_(order, order)], gen.transmat_, atol=0.05)
+
+
+@pytest.mark.parametrize("cls", ["gaussian", "gmm"])
+def test_split_accumulate_then_update_equals_one_fit_iteration(cls):
+    true = true_gaussian_hmm()
+    lengths = [50, 70, 30, 90]
+    X, _ = sample_sequences(true, lengths, seed=5)
+    if cls == "gaussian":
+        make = lambda: GaussianHMM(3, covariance_type="full", n_iter=1, init_params="")  # noqa: E731
+        emission = dict(means_=true.means_ + 0.3, covars_=np.tile(np.eye(2), (3, 1, 1)))
+    else:
+        make = lambda: GMMHMM(3, n_mix=2, covariance_type="diag", n_iter=1, init_params="")  # noqa: E731
+        emission = dict(weights_=np.full((3, 2), 0.5),
+                        means_=np.stack([true.means_ - 0.5, true.means_ + 0.5], axis=1),
+                        covars_=np.ones((3, 2, 2)))
+
+    def configured():
+        m = make()
+        m.startprob_, m.transmat_ = true.startprob_.copy(), true.transmat_.copy()
+        for k, v in emission.items():
+            setattr(m, k, v.copy())
+        return m
+
+    one = configured().fit(X, lengths)
+    two = configured()
+    cut = lengths[0] + lengths[1]
+    stats = two.accumulate(X[:cut], lengths[:2]) + two.accumulate(X[cut:], lengths[2:])
+    assert isinstance(stats, HMMStats) and stats.n_sequences == 4 and stats.n_frames == len(X)
+    assert stats.log_prob == pytest.approx(one.monitor_.history[-1], rel=1e-12)
+    assert sum([two.accumulate(X, lengths)]).log_prob == pytest.approx(stats.log_prob, rel=1e-12)
+    two.update(stats)
+    for name in ("startprob_", "transmat_", "means_", "covars_"):
+        np.testing.assert_allclose(getattr(two, name), getattr(one, name), rtol=1e-10, atol=1e-12)
+
+
+def test_left_to_right_structural_zeros_survive_training_and_priors():
+    S = 4
+    start, trans = topology.left_to_right(S, max_jump=2)
+    assert np.all(trans[np.tril_indices(S, -1)] == 0) and trans[0, 3] == 0
+    np.testing.assert_allclose(trans.sum(axis=1), 1.0)
+    gen = GaussianHMM(S)
+    gen.startprob_, gen.transmat_ = start, np.array(
+        [[0.7, 0.2, 0.1, 0], [0, 0.7, 0.2, 0.1], [0, 0, 0.8, 0.2], [0, 0, 0, 1.0]])
+    gen.means_ = np.arange(S, dtype=float)[:, None] * 3
+    gen.covars_ = np.ones((S, 1))
+    lengths = [25] * 8
+    X, _ = sample_sequences(gen, lengths, seed=7)
+    model = GaussianHMM(S, n_iter=5, init_params="mc", transmat_prior=2.0, startprob_prior=3.0,
+                        random_state=0)
+    model.startprob_, model.transmat_ = start.copy(), trans.copy()
+    model.fit(X, lengths)
+    assert np.all(model.startprob_[1:] == 0)
+    assert np.all(model.transmat_[trans == 0] == 0)
+    assert np.all(model.transmat_[trans > 0] > 0)
+    s_e, t_e = topology.ergodic(3)
+    np.testing.assert_allclose(t_e, 1 / 3)
+    np.testing.assert_allclose(s_e, 1 / 3)
+
+
+def test_too_short_sequence_for_forced_final_state_raises():
+    S = 4
+    model = GaussianHMM(S)
+    model.startprob_, model.transmat_ = topology.left_to_right(S)
+    model.endprob_ = np.eye(S)[-1]  # must end in the last state
+    model.means_ = np.zeros((S, 2))
+    model.covars_ = np.ones((S, 2))
+    X = np.random.default_rng(0).normal(size=(12, 2))
+    assert np.isfinite(model.score(X, [4, 8]))
+    for method in (model.score, model.score_samples, model.decode, model.accumulate):
+        with pytest.raises(errors.SequenceTooShortError, match=r"sequence 1 has 3 frame\(s\).*at least 4"):
+            method(X[:12], [5, 3, 4])
+    # every state may end: nothing is too short
+    model.endprob_ = None
+    assert np.isfinite(model.score(X[:2]))
+
+
+def test_million_frame_sequence_scores_and_decodes():
+    model = true_gaussian_hmm()
+    X, Z = model.sample(2000, random_state=0)
+    X = np.tile(X, (500, 1))  # 1,000,000 frames, one sequence
+    scores = {}
+    for impl in ("scaling", "log"):
+        model.implementation = impl
+        scores[impl] = model.score(X)
+    assert np.isfinite(scores["scaling"]) and scores["scaling"] < -1e6
+    assert scores["scaling"] == pytest.approx(scores["log"], rel=1e-10)
+    model.implementation = "scaling"
+    lp, post = model.score_samples(X)
+    assert lp == pytest.approx(scores["log"], rel=1e-10)
+    assert np.all(np.isfinite(post))
+    np.testing.assert_allclose(post.sum(axis=1), 1.0, atol=1e-9)
+    vlp, states = model.decode(X)
+    assert np.isfinite(vlp) and vlp <= lp
+    assert states.min() >= 0 and states.max() < 3
+    assert np.mean(states[:2000] == Z) > 0.9
+
+
+def test_predict_and_predict_proba_agree_with_decode_and_posteriors():
+    model = true_gaussian_hmm()
+    X, _ = model.sample(200, random_state=2)
+    np.testing.assert_array_equal(model.predict(X, [120, 80]), model.decode(X, [120, 80])[1])
+    np.testing.assert_allclose(model.predict_proba(X), model.score_samples(X)[1])
+    lp_map, states_map = model.decode(X, algorithm="map")
+    np.testing.assert_array_equal(states_map, model.predict_proba(X).argmax(axis=1))
+    # Viterbi path probability never exceeds the total probability
+    assert model.decode(X)[0] <= model.score(X)
+
+
+def test_get_set_params_and_model_file_round_trip(tmp_path):
+    model = GMMHMM(n_components=2, n_mix=2, covariance_type="full", n_iter=3, random_state=0)
+    X, _ = true_gaussian_hmm().sample(300, random_state=4)
+    model.fit(X)
+    clone = type(model)(**model.get_params())
+    assert clone.get_params() == model.get_params()
+    assert clone.set_params(n_iter=7) is clone and clone.n_iter == 7
+    with pytest.raises(errors.InvalidParameterError, match="n_mixes"):
+        clone.set_params(n_mixes=3)
+    for m in (model, true_gaussian_hmm()):
+        path = tmp_path / f"{type(m).__name__}.npz"
+        modelfile.save(m, path)
+        loaded = modelfile.load(path)
+        assert type(loaded) is type(m)
+        assert loaded.score(X) == pytest.approx(m.score(X), rel=1e-12)
+        np.testing.assert_array_equal(loaded.decode(X)[1], m.decode(X)[1])
+
+
+def test_variance_floor_fraction_of_global_variance():
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(300, 2)) * [10.0, 1.0], np.full((50, 2), 3.0)])
+    lengths = [350]
+    model = GaussianHMM(2, n_iter=10, random_state=0, covars_prior=0.0,
+                        covars_floor_fraction=0.05).fit(X, lengths)
+    floor = 0.05 * X.var(axis=0)
+    assert np.all(model._covars_ >= floor * (1 - 1e-9))
+    assert np.any(np.isclose(model._covars_, floor, rtol=1e-6))  # the constant block hits it
+    full = GaussianHMM(2, covariance_type="full", n_iter=5, random_state=0, covars_prior=0.0,
+                       covars_floor_fraction=0.05).fit(X, lengths)
+    assert np.all(np.diagonal(full.covars_, axis1=1, axis2=2) >= floor * (1 - 1e-9))
+    gmm = GMMHMM(2, n_mix=2, n_iter=5, random_state=0, covars_floor_fraction=0.05).fit(X, lengths)
+    assert np.all(gmm.covars_ >= floor * (1 - 1e-9))
+
+
+@pytest.mark.parametrize("bad, exc", [
+    (np.array([[np.nan, 1.0]] * 5), errors.NonFiniteInputError),
+    (np.ones((5, 3)), errors.DimensionMismatchError),
+    (np.ones(5), errors.InvalidInputError),
+])
+def test_bad_input_raises_specific_errors(bad, exc):
+    model = true_gaussian_hmm()
+    with pytest.raises(exc):
+        model.score(bad)
+    with pytest.raises(exc):
+        model.fit(bad)
+
+
+def test_bad_lengths_and_parameters_raise():
+    model = true_gaussian_hmm()
+    X = np.zeros((10, 2))
+    with pytest.raises(errors.InvalidLengthsError, match="sum to 9"):
+        model.score(X, [4, 5])
+    with pytest.raises(errors.InvalidLengthsError):
+        model.decode(X, [10, 0])
+    model.transmat_ = np.full((3, 3), 0.5)
+    with pytest.raises(errors.InvalidParameterError, match="transmat_"):
+        model.score(X)
+    with pytest.raises(errors.NotFittedError):
+        GaussianHMM(2).score(X)
+    with pytest.raises(errors.InvalidParameterError, match="covariance_type"):
+        GaussianHMM(2, covariance_type="banana").fit(X)
+    with pytest.raises(errors.InvalidParameterError, match="implementation"):
+        GaussianHMM(2, implementation="fast").fit(X)
+    with pytest.raises(errors.InvalidInputError, match="at least 3 samples"):
+        GaussianHMM(3).fit(X[:2])
