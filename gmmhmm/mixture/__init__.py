@@ -21,3 +21,7 @@ __all__ = [
     "precisions_cholesky_from_precisions",
     "precisions_from_precisions_cholesky",
 ]
+
+from .gmm import ConvergenceWarning, GaussianMixture, MixtureStats  # noqa: E402
+
+__all__ += ["ConvergenceWarning", "GaussianMixture", "MixtureStats"]

@@ -303,7 +303,14 @@ def estimate_gaussian_parameters(stats: GaussianStats, reg_covar: float) -> tupl
     ct = stats.covariance_type
     d = stats.n_features
     if ct == "full":
-        cov = stats.s2 / n[:, None, None] - means[:, :, None] * means[:, None, :]
+        # Centre on the exact mean m = s1/n first: for a component owning a
+        # single point (one-hot initialisation) s2/n - m m^T is exactly 0, as
+        # in scikit-learn's centred computation, instead of eps * |x|^2.
+        n_true = np.where(stats.n > 0, stats.n, 1.0)
+        m = np.where((stats.n > 0)[:, None], stats.s1 / n_true[:, None], means)
+        dm = m - means
+        cov = stats.s2 / n_true[:, None, None] - m[:, :, None] * m[:, None, :]
+        cov = (cov + dm[:, :, None] * dm[:, None, :]) * (stats.n / n)[:, None, None]
         cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
         cov[:, np.arange(d), np.arange(d)] += reg_covar
     elif ct == "tied":
@@ -311,6 +318,8 @@ def estimate_gaussian_parameters(stats: GaussianStats, reg_covar: float) -> tupl
         cov = 0.5 * (cov + cov.T)
         cov.flat[:: d + 1] += reg_covar
     else:
-        var = np.maximum(stats.s2 / n[:, None] - means**2, 0.0) + reg_covar
+        # scikit-learn's operation order: E[x^2] - 2 mu E[x] + mu^2
+        var = stats.s2 / n[:, None] - 2.0 * means * (stats.s1 / n[:, None]) + means**2
+        var = np.maximum(var, 0.0) + reg_covar
         cov = var if ct == "diag" else var.mean(axis=1)
     return means, cov

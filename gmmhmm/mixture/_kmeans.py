@@ -1,0 +1,85 @@
+"""k-means++ seeding and Lloyd's k-means, used to initialise mixtures."""
+
+from __future__ import annotations
+
+import numpy as np
+
+_BLOCK_ROWS = 8192
+
+
+def _sq_dist_to(X: np.ndarray, centers: np.ndarray, x_sq: np.ndarray) -> np.ndarray:
+    """Squared distances (N, C), clipped at 0 (the GEMM expansion can go slightly negative)."""
+    d = x_sq[:, None] - 2.0 * (X @ centers.T) + (centers**2).sum(axis=1)[None, :]
+    return np.maximum(d, 0.0, out=d)
+
+
+def kmeans_plusplus(X: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
+                    sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy k-means++ seeds (Arthur & Vassilvitskii): returns (centers, row indices).
+
+    Each new seed is the best of ``2 + log(k)`` candidates drawn with
+    probability proportional to the (weighted) squared distance to the
+    nearest seed so far.
+    """
+    n = X.shape[0]
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    x_sq = (X.astype(np.float64) ** 2).sum(axis=1)
+    n_trials = 2 + int(np.log(n_clusters))
+    indices = np.empty(n_clusters, dtype=np.int64)
+    indices[0] = random_state.choice(n, p=w / w.sum())
+    closest = _sq_dist_to(X, X[indices[:1]], x_sq)[:, 0]
+    for c in range(1, n_clusters):
+        pot = closest * w
+        total = pot.sum()
+        if total <= 0:  # fewer distinct points than clusters: take any unused rows
+            unused = np.setdiff1d(np.arange(n), indices[:c])
+            indices[c] = random_state.choice(unused)
+        else:
+            cand = np.searchsorted(np.cumsum(pot), random_state.uniform(size=n_trials) * total)
+            cand = np.minimum(cand, n - 1)
+            d_cand = np.minimum(closest[:, None], _sq_dist_to(X, X[cand], x_sq))
+            best = int(np.argmin((d_cand * w[:, None]).sum(axis=0)))
+            indices[c] = cand[best]
+        closest = np.minimum(closest, _sq_dist_to(X, X[indices[c:c + 1]], x_sq)[:, 0])
+    return X[indices].copy(), indices
+
+
+def kmeans(X: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
+           sample_weight: np.ndarray | None = None, max_iter: int = 300, tol: float = 1e-4) -> np.ndarray:
+    """Lloyd's algorithm from k-means++ seeds; returns the label of each row.
+
+    An emptied cluster is re-seeded at the point farthest from its centre so
+    every cluster owns data; the labels returned are those of the last
+    assignment step, so no cluster is empty. ``tol`` is relative to the mean feature variance,
+    as in scikit-learn.
+    """
+    X64 = np.asarray(X, dtype=np.float64)
+    n = X64.shape[0]
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    centers, _ = kmeans_plusplus(X64, n_clusters, random_state, w)
+    x_sq = (X64**2).sum(axis=1)
+    shift_tol = tol * np.mean(np.var(X64, axis=0))
+    labels = np.zeros(n, dtype=np.int64)
+    for _ in range(max_iter):
+        dist_min = np.empty(n)
+        for s in range(0, n, _BLOCK_ROWS):
+            d = _sq_dist_to(X64[s:s + _BLOCK_ROWS], centers, x_sq[s:s + _BLOCK_ROWS])
+            labels[s:s + _BLOCK_ROWS] = np.argmin(d, axis=1)
+            dist_min[s:s + _BLOCK_ROWS] = d[np.arange(len(d)), labels[s:s + _BLOCK_ROWS]]
+        counts = np.bincount(labels, weights=w, minlength=n_clusters)
+        sums = np.zeros_like(centers)
+        for c in range(n_clusters):  # K masked sums beat np.add.at on large N
+            sums[c] = w[labels == c] @ X64[labels == c]
+        new = centers.copy()
+        full = counts > 0
+        new[full] = sums[full] / counts[full, None]
+        for c in np.flatnonzero(~full):
+            far = int(np.argmax(dist_min * w))
+            new[c] = X64[far]
+            dist_min[far] = 0.0
+            labels[far] = c
+        shift = ((new - centers) ** 2).sum()
+        centers = new
+        if shift <= shift_tol and full.all():
+            break
+    return labels

@@ -1,0 +1,614 @@
+"""GaussianMixture: a drop-in for ``sklearn.mixture.GaussianMixture``.
+
+EM is split Kaldi-style into an accumulator and an estimator::
+
+    stats = gmm.accumulate(X_part1) + gmm.accumulate(X_part2)   # E-step
+    gmm.update(stats)                                           # M-step
+
+and ``fit`` is a loop over exactly that cycle. The E-step is fused: each
+block of rows goes through one GEMM for the log-densities of all
+components, a compiled log-sum-exp normalisation, and one GEMM for the
+statistics, without materialising (N, K) arrays for the whole data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._validation import (
+    check_array,
+    check_in,
+    check_is_fitted,
+    check_positive_int,
+    check_sample_weight,
+)
+from ..errors import ConvergenceError, InvalidInputError, InvalidParameterError
+from . import _kernels
+from ._kmeans import kmeans, kmeans_plusplus
+from ._params import ParamsMixin
+from .gaussian import (
+    COVARIANCE_TYPES,
+    DensityPlan,
+    covariances_from_precisions_cholesky,
+    estimate_gaussian_parameters,
+    log_gaussian_density,
+    precisions_cholesky_from_covariances,
+    precisions_cholesky_from_precisions,
+    precisions_from_precisions_cholesky,
+)
+from .stats import GaussianStats, unpack_upper
+
+logger = logging.getLogger(__name__)
+
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+class ConvergenceWarning(RuntimeWarning):
+    """EM stopped at ``max_iter`` before the lower bound changed by less than ``tol``."""
+
+
+@dataclass
+class MixtureStats:
+    """E-step output: Gaussian statistics plus the data log-likelihood.
+
+    ``log_likelihood`` is ``sum_t w_t log p(x_t)`` under the parameters that
+    produced the posteriors and ``total_weight`` is ``sum_t w_t``; their ratio
+    is scikit-learn's ``lower_bound_``.
+    """
+
+    gaussian: GaussianStats
+    log_likelihood: float
+    total_weight: float
+
+    def __add__(self, other: "MixtureStats") -> "MixtureStats":
+        if not isinstance(other, MixtureStats):
+            return NotImplemented
+        return MixtureStats(
+            self.gaussian + other.gaussian,
+            self.log_likelihood + other.log_likelihood,
+            self.total_weight + other.total_weight,
+        )
+
+    def __iadd__(self, other: "MixtureStats") -> "MixtureStats":
+        self.gaussian += other.gaussian
+        self.log_likelihood += other.log_likelihood
+        self.total_weight += other.total_weight
+        return self
+
+    def __radd__(self, other):
+        if isinstance(other, int) and other == 0:  # sum([...])
+            return self
+        return NotImplemented
+
+
+def check_random_state(seed: Any) -> np.random.RandomState:
+    """``None`` / int / RandomState -> RandomState (scikit-learn's convention)."""
+    if seed is None:
+        return np.random.mtrand._rand
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return np.random.RandomState(seed)
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    if isinstance(seed, np.random.Generator):
+        return np.random.RandomState(seed.integers(2**32 - 1))
+    raise InvalidParameterError(f"random_state must be None, an int or a RandomState, got {seed!r}")
+
+
+def _logsumexp_rows(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(posteriors, log-normaliser) of weighted log-probabilities, row by row."""
+    resp = np.array(log_prob, dtype=log_prob.dtype, copy=True, order="C")
+    log_norm = np.empty(len(resp), dtype=resp.dtype)
+    _kernels.normalize_log_resp(resp, np.ones(len(resp), dtype=resp.dtype), log_norm)
+    return resp, log_norm
+
+
+class GaussianMixture(ParamsMixin):
+    """Gaussian mixture model fitted by EM.
+
+    Same constructor, attributes and methods as
+    ``sklearn.mixture.GaussianMixture``; in addition ``fit`` accepts
+    ``sample_weight``, ``dtype='float32'`` keeps parameters and
+    log-probabilities in single precision, ``accumulate`` / ``update`` expose
+    the E- and M-steps for distributed training and ``split`` grows the model
+    by HTK-style mixture splitting.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    tol : float, default=1e-3
+        Convergence threshold on the change of the per-sample log-likelihood.
+    reg_covar : float, default=1e-6
+        Added to covariance diagonals; floors variances.
+    max_iter : int, default=100
+    n_init : int, default=1
+        Number of initialisations; the best lower bound wins.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+    weights_init, means_init, precisions_init : array-like, optional
+        User-supplied initial parameters (scikit-learn shapes).
+    random_state : int, RandomState or None
+    warm_start : bool, default=False
+        Continue from the current parameters on the next ``fit``.
+    verbose, verbose_interval : int
+        Print progress as scikit-learn does (messages also go to logging).
+    dtype : {'float64', 'float32'}, default='float64'
+
+    Attributes
+    ----------
+    weights_, means_, covariances_, precisions_, precisions_cholesky_ : ndarray
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Per-sample log-likelihood of the best run before its last M-step.
+    lower_bounds_ : list of float
+        ``lower_bound`` after each iteration of the best run.
+    n_features_in_ : int
+    """
+
+    _saved_attributes = (
+        "weights_",
+        "means_",
+        "covariances_",
+        "precisions_cholesky_",
+        "converged_",
+        "n_iter_",
+        "lower_bound_",
+        "lower_bounds_",
+        "n_features_in_",
+    )
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: str = "full",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: str = "kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        verbose_interval: int = 10,
+        dtype: str = "float64",
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.dtype = dtype
+
+    # ------------------------------------------------------------------
+    # validation
+    # ------------------------------------------------------------------
+
+    @property
+    def _dtype(self) -> np.dtype:
+        try:
+            dt = np.dtype(self.dtype)
+        except TypeError:
+            dt = None
+        if dt not in (np.dtype(np.float64), np.dtype(np.float32)):
+            raise InvalidParameterError(f"dtype must be 'float64' or 'float32', got {self.dtype!r}")
+        return dt
+
+    def _check_parameters(self) -> None:
+        check_positive_int(self.n_components, "n_components")
+        check_in(self.covariance_type, COVARIANCE_TYPES, "covariance_type")
+        check_in(self.init_params, INIT_PARAMS, "init_params")
+        check_positive_int(self.max_iter, "max_iter", minimum=0)
+        check_positive_int(self.n_init, "n_init")
+        check_positive_int(self.verbose_interval, "verbose_interval")
+        for name in ("tol", "reg_covar"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+                    or not np.isfinite(value) or value < 0:
+                raise InvalidParameterError(f"{name} must be a finite number >= 0, got {value!r}")
+        self._dtype  # noqa: B018 - validates
+
+    def _check_initial_parameters(self, n_features: int) -> None:
+        k, d = self.n_components, n_features
+        if self.weights_init is not None:
+            w = np.asarray(self.weights_init, dtype=np.float64)
+            if w.shape != (k,):
+                raise InvalidParameterError(f"weights_init must have shape ({k},), got {w.shape}")
+            if not np.all(np.isfinite(w)) or np.any(w < 0) or np.any(w > 1):
+                raise InvalidParameterError("weights_init must be finite and within [0, 1]")
+            if not np.isclose(w.sum(), 1.0, rtol=0, atol=1e-6):
+                raise InvalidParameterError(f"weights_init must sum to 1, got {w.sum():.6f}")
+        if self.means_init is not None:
+            m = np.asarray(self.means_init, dtype=np.float64)
+            if m.shape != (k, d):
+                raise InvalidParameterError(f"means_init must have shape ({k}, {d}), got {m.shape}")
+            if not np.all(np.isfinite(m)):
+                raise InvalidParameterError("means_init contains NaN or infinity")
+        if self.precisions_init is not None:
+            p = np.asarray(self.precisions_init, dtype=np.float64)
+            want = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[self.covariance_type]
+            if p.shape != want:
+                raise InvalidParameterError(
+                    f"precisions_init for covariance_type={self.covariance_type!r} must have shape {want}, got {p.shape}"
+                )
+            if self.covariance_type in ("full", "tied"):
+                stack = p.reshape(-1, d, d)
+                if not np.allclose(stack, np.swapaxes(stack, 1, 2)):
+                    raise InvalidParameterError("precisions_init must be symmetric")
+
+    def _check_X(self, X, *, fitting: bool = False) -> np.ndarray:
+        if fitting:
+            return check_array(X, dtype=self._dtype, min_samples=2)
+        check_is_fitted(self, "means_")
+        return check_array(X, dtype=self.means_.dtype, n_features=self.means_.shape[1])
+
+    # ------------------------------------------------------------------
+    # initialisation
+    # ------------------------------------------------------------------
+
+    def _initial_resp(self, X: np.ndarray, rng: np.random.RandomState, sample_weight: np.ndarray) -> np.ndarray:
+        n, k = X.shape[0], self.n_components
+        if self.init_params == "random":
+            resp = rng.uniform(size=(n, k))
+            return resp / resp.sum(axis=1)[:, None]
+        resp = np.zeros((n, k))
+        if self.init_params == "kmeans":
+            resp[np.arange(n), kmeans(X, k, rng, sample_weight)] = 1.0
+        elif self.init_params == "random_from_data":
+            resp[rng.choice(n, size=k, replace=False), np.arange(k)] = 1.0
+        else:
+            _, idx = kmeans_plusplus(X, k, rng, sample_weight)
+            resp[idx, np.arange(k)] = 1.0
+        return resp
+
+    def _initialize_parameters(self, X: np.ndarray, rng: np.random.RandomState, sample_weight: np.ndarray) -> None:
+        dt = self._dtype
+        need_resp = self.weights_init is None or self.means_init is None or self.precisions_init is None
+        if need_resp:
+            resp = self._initial_resp(X, rng, sample_weight) * sample_weight[:, None]
+            stats = GaussianStats.from_posteriors(X, resp, self.covariance_type)
+            means, covariances = estimate_gaussian_parameters(stats, self.reg_covar)
+            weights = (stats.n + 10 * np.finfo(np.float64).eps) / sample_weight.sum()
+        if self.weights_init is not None:
+            weights = np.asarray(self.weights_init, dtype=np.float64)
+        if self.means_init is not None:
+            means = np.asarray(self.means_init, dtype=np.float64)
+        if self.precisions_init is None:
+            pc = precisions_cholesky_from_covariances(covariances, self.covariance_type)
+        else:
+            pc = precisions_cholesky_from_precisions(np.asarray(self.precisions_init, np.float64), self.covariance_type)
+            covariances = covariances_from_precisions_cholesky(pc, self.covariance_type)
+        self._set_parameters(weights, means, covariances, pc, dt)
+
+    def _set_parameters(self, weights, means, covariances, precisions_cholesky, dtype=None) -> None:
+        dtype = dtype or self._dtype
+        self.weights_ = np.asarray(weights, dtype=dtype)
+        self.means_ = np.asarray(means, dtype=dtype)
+        self.covariances_ = np.asarray(covariances, dtype=dtype)
+        self.precisions_cholesky_ = np.asarray(precisions_cholesky, dtype=dtype)
+        self.precisions_ = precisions_from_precisions_cholesky(self.precisions_cholesky_, self.covariance_type)
+
+    def _get_parameters(self) -> tuple:
+        return (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
+
+    # ------------------------------------------------------------------
+    # E-step / M-step
+    # ------------------------------------------------------------------
+
+    def accumulate(self, X, sample_weight=None) -> MixtureStats:
+        """E-step over ``X``: posterior-weighted statistics and log-likelihood.
+
+        Statistics of any split of the data add up (``+``) to those of the
+        whole; pass the sum to :meth:`update`.
+        """
+        X = self._check_X(X)
+        sw = check_sample_weight(sample_weight, X.shape[0], dtype=X.dtype)
+        return self._accumulate(X, sw)
+
+    def _accumulate(self, X: np.ndarray, sample_weight: np.ndarray) -> MixtureStats:
+        ct = self.covariance_type
+        k, d = self.means_.shape
+        dt = self.means_.dtype
+        plan = DensityPlan(self.means_, self.precisions_cholesky_, ct, dtype=dt)
+        log_w = np.log(self.weights_).astype(dt)
+        center = plan.center.astype(dt)
+        step = plan.block_rows()
+        n = X.shape[0]
+        rows = min(step, n)
+        design_buf = None if ct == "tied" else np.empty((rows, plan.n_design), dtype=dt)
+        lp_buf = np.empty((rows, k), dtype=dt)
+        norm_buf = np.empty(rows, dtype=dt)
+        # Statistics of the centred rows x - c (float64 accumulators); the
+        # design matrix of the densities already holds [x^2 or triu(x x^T), x].
+        n_acc = np.zeros(k)
+        acc = np.zeros((k, d if ct == "tied" else plan.n_design))
+        tied_s2 = np.zeros((d, d)) if ct == "tied" else None
+        total_ll = 0.0
+        for start in range(0, n, step):
+            xb = X[start:start + step]
+            m = len(xb)
+            wb = sample_weight[start:start + step]
+            design = plan.design(xb, design_buf)
+            lp = plan.log_density(design, out=lp_buf[:m])
+            lp += log_w
+            log_norm = _kernels.normalize_log_resp(lp, wb, norm_buf[:m])  # lp := w_t * posterior
+            total_ll += float(wb.astype(np.float64) @ log_norm)
+            n_acc += lp.sum(axis=0)
+            if ct == "tied":
+                xc = xb - center
+                acc += lp.T @ xc
+                tied_s2 += (xc * wb[:, None]).T @ xc
+            else:
+                acc += lp.T @ design
+        if not np.isfinite(total_ll):
+            raise ConvergenceError(
+                "some samples have zero likelihood under every component "
+                "(log-likelihood is -inf); check the data scale or increase reg_covar"
+            )
+        stats = _uncenter(ct, n_acc, acc, tied_s2, plan.center.astype(np.float64), d)
+        return MixtureStats(stats, total_ll, float(sample_weight.sum(dtype=np.float64)))
+
+    def update(self, stats: MixtureStats | GaussianStats) -> "GaussianMixture":
+        """M-step: set the parameters from (summed) statistics.
+
+        A component whose statistics are empty keeps its previous mean and
+        covariance (its weight becomes ~0), so no parameter turns NaN.
+        """
+        gs = stats.gaussian if isinstance(stats, MixtureStats) else stats
+        if not isinstance(gs, GaussianStats) or gs.covariance_type != self.covariance_type:
+            raise InvalidInputError(
+                f"update needs {self.covariance_type!r} statistics from accumulate, got {type(stats).__name__}"
+            )
+        if gs.n.sum() <= 0:
+            raise ConvergenceError("the statistics are empty (total weight is zero)")
+        if hasattr(self, "means_") and gs.s1.shape != self.means_.shape:
+            raise InvalidInputError(f"statistics of shape {gs.s1.shape} do not match means {self.means_.shape}")
+        means, covariances = estimate_gaussian_parameters(gs, self.reg_covar)
+        empty = gs.n < 1e-12 * gs.n.sum()
+        if empty.any() and hasattr(self, "means_"):
+            logger.warning("component(s) %s received no data; keeping their previous parameters",
+                           np.flatnonzero(empty).tolist())
+            means[empty] = self.means_[empty]
+            if self.covariance_type != "tied":
+                covariances[empty] = self.covariances_[empty]
+        weights = gs.n + 10 * np.finfo(np.float64).eps
+        weights /= weights.sum()
+        pc = precisions_cholesky_from_covariances(covariances, self.covariance_type)
+        self._set_parameters(weights, means, covariances, pc)
+        self.n_features_in_ = means.shape[1]
+        return self
+
+    # ------------------------------------------------------------------
+    # fitting
+    # ------------------------------------------------------------------
+
+    def fit(self, X, y=None, sample_weight=None) -> "GaussianMixture":
+        """Estimate the parameters with EM (``n_init`` restarts, best kept)."""
+        self.fit_predict(X, y, sample_weight=sample_weight)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None) -> np.ndarray:
+        """Fit, then return the most probable component of each row of ``X``."""
+        self._check_parameters()
+        X = self._check_X(X, fitting=True)
+        n_samples, n_features = X.shape
+        if n_samples < self.n_components:
+            raise InvalidInputError(
+                f"X has {n_samples} samples but n_components={self.n_components}; "
+                "need at least as many samples as components"
+            )
+        sw = check_sample_weight(sample_weight, n_samples, dtype=X.dtype)
+        do_init = not (self.warm_start and hasattr(self, "converged_"))
+        if do_init:
+            self._check_initial_parameters(n_features)
+        elif self.means_.shape != (self.n_components, n_features):
+            raise InvalidInputError(
+                f"warm start: the model has means of shape {self.means_.shape} but X has {n_features} features "
+                f"and n_components={self.n_components}"
+            )
+        n_init = self.n_init if do_init else 1
+        rng = check_random_state(self.random_state)
+
+        best = None
+        max_lower_bound = -np.inf
+        self.converged_ = False
+        for init in range(n_init):
+            self._say(f"Initialization {init}")
+            t_init = time.perf_counter()
+            if do_init:
+                self._initialize_parameters(X, rng, sw)
+            lower_bound = -np.inf if do_init else self.lower_bound_
+            lower_bounds: list[float] = []
+            converged = False
+            n_iter = 0
+            t_iter = time.perf_counter()
+            for n_iter in range(1, self.max_iter + 1):
+                prev = lower_bound
+                stats = self._accumulate(X, sw)
+                self.update(stats)
+                lower_bound = stats.log_likelihood / stats.total_weight
+                lower_bounds.append(lower_bound)
+                change = lower_bound - prev
+                logger.info("init %d iteration %d: lower bound %.6f (change %.3g)", init, n_iter, lower_bound, change)
+                if n_iter % self.verbose_interval == 0:
+                    now = time.perf_counter()
+                    self._say(f"  Iteration {n_iter}\t time lapse {now - t_iter:.5f}s\t ll change {change:.5f}", level=2)
+                    t_iter = now
+                if abs(change) < self.tol:
+                    converged = True
+                    break
+            self._say(f"Initialization {'converged' if converged else 'did not converge'}. "
+                      f"time lapse {time.perf_counter() - t_init:.5f}s\t lower bound {lower_bound:.5f}")
+            if best is None or lower_bound > max_lower_bound:
+                max_lower_bound = lower_bound
+                best = (self._get_parameters(), n_iter, lower_bounds, converged)
+        params, self.n_iter_, self.lower_bounds_, self.converged_ = best
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init parameters, "
+                "or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self._set_parameters(*params)
+        self.lower_bound_ = float(max_lower_bound)
+        self.n_features_in_ = n_features
+        return self.predict(X)
+
+    def _say(self, message: str, level: int = 1) -> None:
+        logger.debug(message)
+        if self.verbose >= level:
+            print(message)
+
+    # ------------------------------------------------------------------
+    # inference
+    # ------------------------------------------------------------------
+
+    def _estimate_weighted_log_prob(self, X: np.ndarray) -> np.ndarray:
+        lp = log_gaussian_density(X, self.means_, self.precisions_cholesky_, self.covariance_type)
+        lp += np.log(self.weights_).astype(lp.dtype)
+        return lp
+
+    def score_samples(self, X) -> np.ndarray:
+        """Log-likelihood ``log p(x)`` of each row."""
+        X = self._check_X(X)
+        return _logsumexp_rows(self._estimate_weighted_log_prob(X))[1]
+
+    def score(self, X, y=None) -> float:
+        """Mean per-sample log-likelihood."""
+        return float(self.score_samples(X).mean())
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Posterior probability of each component, (n_samples, n_components)."""
+        X = self._check_X(X)
+        return _logsumexp_rows(self._estimate_weighted_log_prob(X))[0]
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable component of each row."""
+        X = self._check_X(X)
+        return self._estimate_weighted_log_prob(X).argmax(axis=1)
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw ``n_samples`` points; returns ``(X, component_labels)`` like scikit-learn."""
+        check_is_fitted(self, "means_")
+        n_samples = check_positive_int(n_samples, "n_samples")
+        rng = check_random_state(self.random_state)
+        k, d = self.means_.shape
+        w = self.weights_.astype(np.float64)
+        counts = rng.multinomial(n_samples, w / w.sum())
+        means = self.means_.astype(np.float64)
+        cov = self.covariances_.astype(np.float64)
+        if self.covariance_type == "full":
+            parts = [rng.multivariate_normal(m, c, int(s)) for m, c, s in zip(means, cov, counts)]
+        elif self.covariance_type == "tied":
+            parts = [rng.multivariate_normal(m, cov, int(s)) for m, s in zip(means, counts)]
+        else:
+            parts = [m + rng.standard_normal(size=(s, d)) * np.sqrt(c) for m, c, s in zip(means, cov, counts)]
+        X = np.vstack(parts).astype(self.means_.dtype)
+        y = np.concatenate([np.full(int(s), j, dtype=np.int64) for j, s in enumerate(counts)])
+        return X, y
+
+    def _n_parameters(self) -> int:
+        k, d = self.means_.shape
+        cov_params = {
+            "full": k * d * (d + 1) / 2.0,
+            "diag": k * d,
+            "tied": d * (d + 1) / 2.0,
+            "spherical": k,
+        }[self.covariance_type]
+        return int(cov_params + k * d + k - 1)
+
+    def bic(self, X) -> float:
+        """Bayesian information criterion on ``X`` (lower is better)."""
+        X = self._check_X(X)
+        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
+
+    def aic(self, X) -> float:
+        """Akaike information criterion on ``X`` (lower is better)."""
+        X = self._check_X(X)
+        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+
+    # ------------------------------------------------------------------
+    # mixture splitting (HTK HHEd MU)
+    # ------------------------------------------------------------------
+
+    def split(self, n_components: int) -> "GaussianMixture":
+        """Grow to ``n_components`` by splitting the heaviest component repeatedly.
+
+        The split component's mean moves by +/- 0.2 standard deviations along
+        its dimension of largest standard deviation; both halves get half its
+        weight and a copy of its covariance. Sets ``warm_start=True`` so the
+        next ``fit`` continues EM from the grown model.
+        """
+        check_is_fitted(self, "means_")
+        n_components = check_positive_int(n_components, "n_components")
+        k = self.means_.shape[0]
+        if n_components < k:
+            raise InvalidParameterError(f"split can only grow the model: it has {k} components, asked for {n_components}")
+        weights = self.weights_.astype(np.float64)
+        means = self.means_.astype(np.float64)
+        cov = self.covariances_.astype(np.float64)
+        ct = self.covariance_type
+        for _ in range(n_components - k):
+            j = int(np.argmax(weights))
+            if ct == "full":
+                var = np.diag(cov[j])
+            elif ct == "tied":
+                var = np.diag(cov)
+            elif ct == "diag":
+                var = cov[j]
+            else:
+                var = np.full(means.shape[1], cov[j])
+            dim = int(np.argmax(var))
+            offset = np.zeros(means.shape[1])
+            offset[dim] = 0.2 * np.sqrt(var[dim])
+            weights[j] /= 2
+            weights = np.append(weights, weights[j])
+            means = np.vstack([means, means[j] + offset])
+            means[j] -= offset
+            if ct != "tied":
+                cov = np.concatenate([cov, cov[j:j + 1]])
+        pc = precisions_cholesky_from_covariances(cov, ct)
+        self._set_parameters(weights, means, cov, pc)
+        self.n_components = n_components
+        self.weights_init = self.means_init = self.precisions_init = None
+        self.warm_start = True
+        self.converged_ = False
+        if not hasattr(self, "lower_bound_"):
+            self.lower_bound_ = -np.inf
+        return self
+
+
+def _uncenter(ct: str, n: np.ndarray, acc: np.ndarray, tied_s2: np.ndarray | None,
+              c: np.ndarray, d: int) -> GaussianStats:
+    """Raw moments of x = (x - c) + c from statistics of the centred rows."""
+    s1c = acc[:, -d:]
+    s1 = s1c + n[:, None] * c
+    if ct == "tied":
+        t = s1c.sum(axis=0)
+        s2 = tied_s2 + np.outer(t, c) + np.outer(c, t) + n.sum() * np.outer(c, c)
+    elif ct == "full":
+        s2c = unpack_upper(acc[:, :-d], d)
+        cross = s1c[:, :, None] * c[None, None, :]
+        s2 = s2c + cross + np.swapaxes(cross, 1, 2) + n[:, None, None] * np.outer(c, c)
+    else:
+        s2 = acc[:, :d] + 2.0 * c * s1c + n[:, None] * c**2
+    return GaussianStats(ct, n, np.ascontiguousarray(s1), s2)

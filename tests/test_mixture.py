@@ -1,0 +1,348 @@
+"""GaussianMixture: parity with scikit-learn, EM invariants, API and errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+from gmmhmm import GaussianMixture
+from gmmhmm.errors import (
+    ConvergenceError,
+    DimensionMismatchError,
+    GmmhmmError,
+    InvalidInputError,
+    InvalidParameterError,
+    NonFiniteInputError,
+    NotFittedError,
+)
+from gmmhmm.mixture import ConvergenceWarning, MixtureStats
+
+TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def blobs(n=600, d=3, k=3, seed=0, spread=6.0, offset=0.0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=spread, size=(k, d)) + offset
+    scales = rng.uniform(0.5, 1.5, size=(k, d))
+    labels = rng.integers(k, size=n)
+    X = centers[labels] + rng.normal(size=(n, d)) * scales[labels]
+    return X, labels, centers
+
+
+def initial_parameters(X, k, covariance_type, seed=1):
+    rng = np.random.default_rng(seed)
+    d = X.shape[1]
+    means = X[rng.choice(len(X), k, replace=False)] + rng.normal(scale=0.1, size=(k, d))
+    weights = rng.dirichlet(np.full(k, 5.0))
+    a = rng.normal(size=(k, d, d)) * 0.3
+    prec_full = a @ a.transpose(0, 2, 1) + np.eye(d) * 0.5
+    precisions = {
+        "full": prec_full,
+        "tied": prec_full[0],
+        "diag": rng.uniform(0.3, 2.0, size=(k, d)),
+        "spherical": rng.uniform(0.3, 2.0, size=k),
+    }[covariance_type]
+    return dict(weights_init=weights, means_init=means, precisions_init=precisions)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("offset", [0.0, 30.0])
+def test_each_em_iteration_matches_sklearn(covariance_type, offset):
+    X, _, _ = blobs(offset=offset, seed=3)
+    init = initial_parameters(X, 3, covariance_type)
+    for n_iter in (1, 2, 5):
+        kw = dict(covariance_type=covariance_type, max_iter=n_iter, tol=0.0, reg_covar=1e-6, **init)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SkConvergenceWarning)
+            ref = SkGaussianMixture(3, **kw).fit(X)
+        with pytest.warns(ConvergenceWarning):
+            got = GaussianMixture(3, **kw).fit(X)
+        for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+            np.testing.assert_allclose(getattr(got, name), getattr(ref, name), rtol=1e-8, atol=1e-12 * (1 + offset),
+                                       err_msg=f"{name} after {n_iter} iterations")
+        assert got.lower_bound_ == pytest.approx(ref.lower_bound_, rel=1e-8)
+        np.testing.assert_allclose(got.lower_bounds_, ref.lower_bounds_, rtol=1e-8)
+        assert got.n_iter_ == ref.n_iter_ == n_iter
+
+
+# sklearn's tied estimate uses X.T @ X over all rows even when the initial
+# responsibilities cover only K of them (random_from_data); ours weights rows
+# by their responsibility, so that one combination is left out.
+@pytest.mark.parametrize(
+    "covariance_type, init_params",
+    [(ct, ip) for ip in ("random", "random_from_data") for ct in TYPES if (ct, ip) != ("tied", "random_from_data")],
+)
+def test_full_fit_matches_sklearn_same_seeded_init(covariance_type, init_params):
+    # 'random' and 'random_from_data' draw from the RandomState exactly as sklearn does
+    X, _, _ = blobs(n=400, seed=4)
+    kw = dict(covariance_type=covariance_type, init_params=init_params, random_state=7, max_iter=200)
+    ref = SkGaussianMixture(3, **kw).fit(X)
+    got = GaussianMixture(3, **kw).fit(X)
+    assert got.converged_ == ref.converged_ and got.n_iter_ == ref.n_iter_
+    assert got.lower_bound_ == pytest.approx(ref.lower_bound_, rel=1e-7)
+    np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_array_equal(got.predict(X), ref.predict(X))
+    np.testing.assert_allclose(got.score_samples(X), ref.score_samples(X), rtol=1e-7)
+    np.testing.assert_allclose(got.predict_proba(X), ref.predict_proba(X), atol=1e-7)
+    assert got.bic(X) == pytest.approx(ref.bic(X), rel=1e-8)
+    assert got.aic(X) == pytest.approx(ref.aic(X), rel=1e-8)
+    Xs, ys = got.sample(50)
+    Xr, yr = ref.sample(50)
+    np.testing.assert_allclose(Xs, Xr, rtol=1e-6, atol=1e-8)
+    np.testing.assert_array_equal(ys, yr)
+
+
+def test_n_init_keeps_best_run():
+    X, _, _ = blobs(n=300, k=4, seed=17)
+    kw = dict(covariance_type="diag", init_params="random_from_data", max_iter=100)
+    best = GaussianMixture(4, n_init=4, random_state=np.random.RandomState(2), **kw).fit(X)
+    stream = np.random.RandomState(2)  # single runs drawing from the same stream, in turn
+    singles = [GaussianMixture(4, random_state=stream, **kw).fit(X) for _ in range(4)]
+    winner = max(singles, key=lambda g: g.lower_bound_)
+    assert best.lower_bound_ == max(g.lower_bound_ for g in singles)
+    np.testing.assert_array_equal(best.means_, winner.means_)
+    assert best.n_iter_ == winner.n_iter_ and best.lower_bounds_ == winner.lower_bounds_
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_split_accumulation_equals_one_array(covariance_type):
+    X, _, _ = blobs(n=500, seed=5)
+    init = initial_parameters(X, 3, covariance_type)
+    whole = GaussianMixture(3, covariance_type=covariance_type, max_iter=0, **init).fit(X)
+    parts = GaussianMixture(3, covariance_type=covariance_type, max_iter=0, **init).fit(X)
+    for _ in range(3):
+        s_whole = whole.accumulate(X)
+        s_parts = parts.accumulate(X[:123]) + parts.accumulate(X[123:400])
+        s_parts += parts.accumulate(X[400:])
+        assert isinstance(s_parts, MixtureStats)
+        assert s_parts.log_likelihood == pytest.approx(s_whole.log_likelihood, rel=1e-12)
+        whole.update(s_whole)
+        parts.update(s_parts)
+        for name in ("weights_", "means_", "covariances_"):
+            np.testing.assert_allclose(getattr(parts, name), getattr(whole, name), rtol=1e-10, atol=1e-13)
+    # fit is exactly the accumulate -> update loop
+    fitted = GaussianMixture(3, covariance_type=covariance_type, max_iter=3, tol=0.0, **init)
+    with pytest.warns(ConvergenceWarning):
+        fitted.fit(X)
+    np.testing.assert_allclose(fitted.means_, whole.means_, rtol=1e-12)
+
+
+def test_sample_weight_equals_repeated_rows():
+    X, _, _ = blobs(n=200, seed=6)
+    counts = np.random.default_rng(0).integers(0, 4, size=len(X))
+    init = initial_parameters(X, 3, "full")
+    a = GaussianMixture(3, max_iter=4, tol=0, **init)
+    b = GaussianMixture(3, max_iter=4, tol=0, **init)
+    with pytest.warns(ConvergenceWarning):
+        a.fit(X, sample_weight=counts)
+    with pytest.warns(ConvergenceWarning):
+        b.fit(np.repeat(X, counts, axis=0))
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-10)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-9)
+    assert a.lower_bound_ == pytest.approx(b.lower_bound_, rel=1e-10)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(30, 120),
+    d=st.integers(1, 3),
+    k=st.integers(1, 4),
+    covariance_type=st.sampled_from(TYPES),
+    scale=st.floats(0.01, 100.0),
+)
+def test_lower_bound_never_decreases(seed, n, d, k, covariance_type, scale):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_t(df=3, size=(n, d)) * scale + rng.normal(size=d) * scale
+    gmm = GaussianMixture(k, covariance_type=covariance_type, reg_covar=0.0, max_iter=30, tol=0.0,
+                          init_params="random", random_state=seed % 1000)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            gmm.fit(X)
+    except (InvalidParameterError, ConvergenceError):
+        assume(False)  # a component collapsed onto a point: singular without reg_covar
+    # a component collapsing onto one point drives the likelihood to +inf;
+    # floating point cannot follow that, so such runs say nothing about EM
+    cov = gmm.covariances_.reshape(-1, d, d) if covariance_type in ("full", "tied") else gmm.covariances_
+    smallest = np.linalg.eigvalsh(cov).min() if covariance_type in ("full", "tied") else cov.min()
+    assume(smallest > 1e-8 * X.var(axis=0).max())
+    lb = np.asarray(gmm.lower_bounds_)
+    assert np.all(np.isfinite(lb))
+    assert np.all(np.diff(lb) >= -1e-9 * (1 + np.abs(lb[1:])))
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_recovers_well_separated_mixture(covariance_type):
+    rng = np.random.default_rng(8)
+    true_means = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    true_weights = np.array([0.5, 0.3, 0.2])
+    labels = rng.choice(3, size=3000, p=true_weights)
+    X = true_means[labels] + rng.normal(size=(3000, 2))
+    gmm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    order = np.argsort(gmm.means_[:, 0] + 2 * gmm.means_[:, 1])
+    np.testing.assert_allclose(gmm.means_[order], true_means, atol=0.1)
+    np.testing.assert_allclose(gmm.weights_[order], true_weights, atol=0.03)
+    var = {"full": lambda c: np.diagonal(c, axis1=1, axis2=2), "tied": lambda c: np.diag(c),
+           "diag": lambda c: c, "spherical": lambda c: c}[covariance_type](gmm.covariances_)
+    np.testing.assert_allclose(var, 1.0, atol=0.1)
+    assert gmm.converged_
+    # true component i is fitted component order[i]
+    assert np.mean(order[labels] == gmm.predict(X)) > 0.99
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++"])
+def test_kmeans_initialisations_find_blobs(init_params):
+    X, labels, centers = blobs(n=900, d=2, k=4, seed=9, spread=10.0)
+    gmm = GaussianMixture(4, covariance_type="diag", init_params=init_params, max_iter=0, random_state=0).fit(X)
+    # even without EM the initial means sit near the true centres
+    dist = np.linalg.norm(gmm.means_[:, None] - centers[None], axis=2)
+    assert sorted(dist.argmin(axis=0)) == [0, 1, 2, 3]  # one initial mean per blob
+    assert np.all(dist.min(axis=0) < (0.5 if init_params == "kmeans" else 4.0))
+
+
+def test_seed_examples_run_unchanged():
+    rng = np.random.default_rng(0)
+    heights = np.concatenate([rng.normal(165, 7, 500), rng.normal(178, 7, 500)])
+    gmm = GaussianMixture(n_components=2, random_state=0).fit(heights.reshape(-1, 1))
+    assert sorted(gmm.means_.ravel()) == pytest.approx([165, 178], abs=3)
+
+    X, _, _ = blobs(n=600, d=2, k=3, seed=10, spread=8.0)
+    bics = [GaussianMixture(k, random_state=0).fit(X).bic(X) for k in range(1, 10)]
+    aics = [GaussianMixture(k, random_state=0).fit(X).aic(X) for k in range(1, 10)]
+    assert int(np.argmin(bics)) + 1 == 3 and int(np.argmin(aics)) + 1 >= 3
+
+    gmm = GaussianMixture(3, random_state=0).fit(X)
+    densities = gmm.score_samples(X)
+    threshold = np.percentile(densities, 4)
+    outliers = np.array([[100.0, 100.0], [-80.0, 50.0]])
+    assert np.all(gmm.score_samples(outliers) < threshold)
+    assert (densities < threshold).mean() == pytest.approx(0.04, abs=0.01)
+
+    X_new, y_new = gmm.sample(200)
+    assert X_new.shape == (200, 2) and y_new.shape == (200,)
+    assert np.all(np.bincount(y_new, minlength=3) > 0)
+
+
+def test_float32_end_to_end():
+    X, _, _ = blobs(n=500, seed=11)
+    g32 = GaussianMixture(3, covariance_type="full", dtype="float32", random_state=0).fit(X)
+    g64 = GaussianMixture(3, covariance_type="full", random_state=0).fit(X)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_"):
+        assert getattr(g32, name).dtype == np.float32, name
+    assert g32.score_samples(X).dtype == np.float32
+    assert g32.predict_proba(X).dtype == np.float32
+    assert g32.sample(5)[0].dtype == np.float32
+    np.testing.assert_allclose(g32.means_, g64.means_, atol=1e-3)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_split_grows_model_htk_style(covariance_type):
+    X, _, _ = blobs(n=600, d=2, k=4, seed=12, spread=10.0)
+    gmm = GaussianMixture(1, covariance_type=covariance_type, random_state=0).fit(X)
+    w0, m0 = gmm.weights_.copy(), gmm.means_.copy()
+    var = {"full": lambda c: np.diag(c[0]), "tied": np.diag, "diag": lambda c: c[0],
+           "spherical": lambda c: np.full(2, c[0])}[covariance_type](gmm.covariances_)
+    gmm.split(2)
+    assert gmm.n_components == 2 and gmm.means_.shape == (2, 2)
+    np.testing.assert_allclose(gmm.weights_, [w0[0] / 2] * 2)
+    dim = int(np.argmax(var))
+    step = np.zeros(2)
+    step[dim] = 0.2 * np.sqrt(var[dim])
+    np.testing.assert_allclose(np.sort(gmm.means_, axis=0), np.sort(np.stack([m0[0] - step, m0[0] + step]), axis=0))
+    lb_before = gmm.lower_bound_
+    gmm.split(4)
+    gmm.fit(X)  # warm start continues EM from the split model
+    assert gmm.means_.shape == (4, 2) and gmm.lower_bound_ > lb_before
+    with pytest.raises(InvalidParameterError):
+        gmm.split(2)
+
+
+def test_empty_component_keeps_previous_parameters():
+    X = np.random.default_rng(13).normal(size=(100, 2))
+    gmm = GaussianMixture(2, covariance_type="diag", means_init=[[0.0, 0.0], [1e3, 1e3]],
+                          weights_init=[0.5, 0.5], precisions_init=np.ones((2, 2)), max_iter=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm.fit(X)
+    assert np.all(np.isfinite(gmm.means_)) and np.all(np.isfinite(gmm.covariances_))
+    np.testing.assert_allclose(gmm.means_[1], [1e3, 1e3])
+    np.testing.assert_allclose(gmm.covariances_[1], [1.0, 1.0])
+    assert gmm.weights_[1] < 1e-12
+
+
+def test_zero_variance_feature_is_floored():
+    rng = np.random.default_rng(14)
+    X = np.column_stack([rng.normal(size=200), np.full(200, 7.0)])
+    for ct in TYPES:
+        gmm = GaussianMixture(2, covariance_type=ct, random_state=0).fit(X)
+        assert np.all(np.isfinite(gmm.covariances_)) and np.all(np.isfinite(gmm.score_samples(X)))
+
+
+def test_get_set_params_round_trip():
+    gmm = GaussianMixture(4, covariance_type="diag", tol=1e-4, random_state=3)
+    params = gmm.get_params()
+    assert params["n_components"] == 4 and params["covariance_type"] == "diag" and params["dtype"] == "float64"
+    clone = GaussianMixture(**params)
+    assert clone.get_params() == params
+    assert clone.set_params(n_components=2) is clone and clone.n_components == 2
+    with pytest.raises(InvalidParameterError, match="banana"):
+        clone.set_params(banana=1)
+    sk_names = set(SkGaussianMixture().get_params())
+    assert sk_names <= set(params)
+    assert set(GaussianMixture._saved_attributes) >= {"weights_", "means_", "covariances_", "precisions_cholesky_"}
+
+
+def test_rebuild_from_saved_attributes():
+    X, _, _ = blobs(n=300, seed=15)
+    gmm = GaussianMixture(3, random_state=0).fit(X)
+    copy = GaussianMixture(**gmm.get_params())
+    for name in GaussianMixture._saved_attributes:
+        setattr(copy, name, getattr(gmm, name))
+    np.testing.assert_allclose(copy.score_samples(X), gmm.score_samples(X))
+
+
+def test_bad_input_raises_clear_errors():
+    X, _, _ = blobs(n=50, seed=16)
+    gmm = GaussianMixture(2, random_state=0)
+    with pytest.raises(NotFittedError):
+        gmm.predict(X)
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(NonFiniteInputError, match="row 3"):
+        gmm.fit(bad)
+    bad[3, 1] = np.inf
+    with pytest.raises(NonFiniteInputError):
+        gmm.fit(bad)
+    with pytest.raises(InvalidInputError, match="n_components"):
+        GaussianMixture(5).fit(X[:4])
+    with pytest.raises(InvalidInputError, match="non-negative"):
+        gmm.fit(X, sample_weight=-np.ones(len(X)))
+    with pytest.raises(InvalidParameterError, match="covariance_type"):
+        GaussianMixture(2, covariance_type="diagonal").fit(X)
+    with pytest.raises(InvalidParameterError, match="init_params"):
+        GaussianMixture(2, init_params="magic").fit(X)
+    with pytest.raises(InvalidParameterError, match="means_init"):
+        GaussianMixture(2, means_init=np.zeros((3, 3))).fit(X)
+    with pytest.raises(InvalidParameterError, match="weights_init"):
+        GaussianMixture(2, weights_init=[0.3, 0.3]).fit(X)
+    with pytest.raises(InvalidParameterError, match="reg_covar"):
+        GaussianMixture(2, reg_covar=-1.0).fit(X)
+    with pytest.raises(InvalidParameterError, match="dtype"):
+        GaussianMixture(2, dtype="int8").fit(X)
+    with pytest.raises(InvalidInputError, match="2-D"):
+        gmm.fit(X[:, 0])
+    gmm.fit(X)
+    with pytest.raises(DimensionMismatchError, match="features"):
+        gmm.predict(X[:, :2])
+    with pytest.raises(DimensionMismatchError):
+        gmm.score_samples(np.zeros((3, 4)))
+    with pytest.raises(InvalidInputError):
+        gmm.update(GaussianMixture(2, covariance_type="diag", random_state=0).fit(X).accumulate(X))
+    assert issubclass(NotFittedError, GmmhmmError)
