@@ -78,14 +78,25 @@ def forward_backward(ll, pdf, src, dst, logp, init, final, n_pdf):
     final_counts = np.zeros(S)
     if log_z == -np.inf:
         return log_z, gamma, arc_counts, final_counts
+    # Each frame is normalised by its own total rather than by log_z: over
+    # very long sequences alpha + beta drifts from log_z by rounding, and
+    # per-frame normalisation keeps occupancies summing to one exactly.
     for t in range(T):
+        z = -np.inf
         for s in range(S):
-            v = alpha[t, s] + beta[t, s] - log_z
+            z = _logaddexp(z, alpha[t, s] + beta[t, s])
+        for s in range(S):
+            v = alpha[t, s] + beta[t, s] - z
             if v > -700.0:
                 gamma[t, pdf[s]] += np.exp(v)
+    xi = np.empty(src.shape[0])
     for t in range(1, T):
+        z = -np.inf
         for a in range(src.shape[0]):
-            v = alpha[t - 1, src[a]] + logp[a] + ll[t, pdf[dst[a]]] + beta[t, dst[a]] - log_z
+            xi[a] = alpha[t - 1, src[a]] + logp[a] + ll[t, pdf[dst[a]]] + beta[t, dst[a]]
+            z = _logaddexp(z, xi[a])
+        for a in range(src.shape[0]):
+            v = xi[a] - z
             if v > -700.0:
                 arc_counts[a] += np.exp(v)
     for s in range(S):

@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import logsumexp
 
 from .._validation import check_array
 from ..errors import ConvergenceError, InvalidInputError, InvalidParameterError
@@ -28,7 +27,7 @@ from ..mixture.stats import GaussianStats
 from . import kernels
 from .graph import Graph, utterance_graph
 from .lexicon import Lexicon
-from .models import PhoneModelSet
+from .models import PhoneModelSet, logsumexp_last
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +98,7 @@ class EmbeddedTrainer:
         self.model = PhoneModelSet(lexicon.phones, n_states=n_states, lexicon_text=lexicon.to_text(),
                                    feature_config=feature_config)
         self._graphs: dict[tuple[str, ...], Graph] = {}
+        self._batch_elements = 1 << 22  # posterior entries held before a statistics matmul
 
     def graph(self, words: Sequence[str]) -> Graph:
         key = tuple(words)
@@ -137,32 +137,52 @@ class EmbeddedTrainer:
         ts, tl = np.zeros(m.n_pdfs), np.zeros(m.n_pdfs)
         log_self, log_leave = m.transition_log_probs()
         total, n_frames, n_utts, skipped = 0.0, 0, 0, []
-        for i, (X, words) in enumerate(zip(features, transcripts)):
-            X = check_array(X, name=f"features[{i}]", n_features=D)
-            g = self.graph(words)
+        feats = [check_array(X, name=f"features[{i}]", n_features=D) for i, X in enumerate(features)]
+        graphs = [self.graph(words) for words in transcripts]
+        for i, (X, g) in enumerate(zip(feats, graphs)):
             if len(X) < g.min_frames_:
                 skipped.append(i)
-                logger.warning("utterance %d: %d frames < %d needed by %s; skipped", i, len(X), g.min_frames_, words)
-                continue
-            comp = m.component_log_likelihood(X).reshape(len(X), m.n_pdfs, m.n_mix)
-            ll = logsumexp(comp, axis=2)
-            logp, init, final = g.log_probs(log_self, log_leave)
-            log_z, gamma, arc_counts, final_counts = kernels.forward_backward(
-                ll, g.state_pdf, g.arc_src, g.arc_dst, logp, init, final, m.n_pdfs)
-            if not np.isfinite(log_z):
-                skipped.append(i)
-                logger.warning("utterance %d: no path through %s; skipped", i, words)
-                continue
-            resp = np.exp(comp - ll[:, :, None]) * gamma[:, :, None]
-            gstats += GaussianStats.from_posteriors(X, resp.reshape(len(X), -1), "diag")
-            self_arcs = g.arc_kind == 0
-            np.add.at(ts, g.arc_tid[self_arcs], arc_counts[self_arcs])
-            np.add.at(tl, g.arc_tid[~self_arcs], arc_counts[~self_arcs])
-            fin = g.final_tid >= 0
-            np.add.at(tl, g.final_tid[fin], final_counts[fin])
-            total += log_z
-            n_frames += len(X)
-            n_utts += 1
+                logger.warning("utterance %d: %d frames < %d needed by %s; skipped",
+                               i, len(X), g.min_frames_, transcripts[i])
+        keep = [i for i in range(len(feats)) if i not in set(skipped)]
+        # Gaussians are scored and statistics gathered for batches of
+        # utterances at once: a few big matrix products beat many small ones.
+        budget = max(256, self._batch_elements // (m.n_pdfs * m.n_mix))
+        start = 0
+        while start < len(keep):
+            stop, rows = start, 0
+            while stop < len(keep) and (rows == 0 or rows + len(feats[keep[stop]]) <= budget):
+                rows += len(feats[keep[stop]])
+                stop += 1
+            idx = keep[start:stop]
+            start = stop
+            Xb = np.concatenate([feats[i] for i in idx])
+            comp = m.component_log_likelihood(Xb).reshape(len(Xb), m.n_pdfs, m.n_mix)
+            ll = logsumexp_last(comp)
+            occ = np.zeros((len(Xb), m.n_pdfs))
+            offset = 0
+            for i in idx:
+                g, T = graphs[i], len(feats[i])
+                logp, init, final = g.log_probs(log_self, log_leave)
+                log_z, gamma, arc_counts, final_counts = kernels.forward_backward(
+                    ll[offset:offset + T], g.state_pdf, g.arc_src, g.arc_dst, logp, init, final, m.n_pdfs)
+                offset += T
+                if not np.isfinite(log_z):
+                    skipped.append(i)
+                    logger.warning("utterance %d: no path through %s; skipped", i, transcripts[i])
+                    continue
+                occ[offset - T:offset] = gamma
+                self_arcs = g.arc_kind == 0
+                np.add.at(ts, g.arc_tid[self_arcs], arc_counts[self_arcs])
+                np.add.at(tl, g.arc_tid[~self_arcs], arc_counts[~self_arcs])
+                fin = g.final_tid >= 0
+                np.add.at(tl, g.final_tid[fin], final_counts[fin])
+                total += log_z
+                n_frames += T
+                n_utts += 1
+            resp = np.exp(comp - ll[:, :, None]) * occ[:, :, None]
+            gstats += GaussianStats.from_posteriors(Xb, resp.reshape(len(Xb), -1), "diag")
+        skipped.sort()
         return EmbeddedStats(gstats, ts, tl, total, n_frames, n_utts, len(skipped), skipped)
 
     def update(self, stats: EmbeddedStats) -> PhoneModelSet:

@@ -1,0 +1,70 @@
+"""Forced alignment: segments, CTM and TextGrid output."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+
+from gmmhmm.errors import SequenceTooShortError, TranscriptError
+from gmmhmm.graphs import EmbeddedTrainer, force_align, to_ctm, to_textgrid, write_alignment
+from test_embedded import LEXICON, synthetic_corpus
+
+
+@pytest.fixture(scope="module")
+def data():
+    feats, texts, segs, _ = synthetic_corpus(n_utts=40, seed=1)
+    tr = EmbeddedTrainer(LEXICON)
+    tr.fit(feats, texts, mixtures=(1,), n_iter=6)
+    return tr.model, feats, texts, segs
+
+
+def test_segments_contiguous_and_recover_truth(data):
+    model, feats, texts, segs = data
+    for X, words, truth in zip(feats[:10], texts, segs):
+        path = force_align(model, X, words, frame_shift_s=0.01, duration_s=len(X) * 0.01 + 0.015)
+        for tier in (path.words, path.phones):
+            assert tier[0].start_frame == 0 and tier[-1].end_frame == len(X)
+            assert all(a.end_frame == b.start_frame for a, b in zip(tier, tier[1:]))
+            assert all(s.end_frame > s.start_frame for s in tier)
+            assert tier[-1].end_s == pytest.approx(len(X) * 0.01 + 0.015)
+        assert [s.label for s in path.words if s.label != "sil"] == words
+        # the data are well separated: boundaries land within a frame of the true ones
+        assert [s.label for s in path.words] == [t[0] for t in truth]
+        np.testing.assert_allclose([s.start_frame for s in path.words], [t[1] for t in truth], atol=1)
+        assert sum(s.end_frame - s.start_frame for s in path.phones) == len(X)
+
+
+def test_errors(data):
+    model, feats, _, _ = data
+    with pytest.raises(SequenceTooShortError, match="at least 15"):
+        force_align(model, feats[0][:10], ["ab", "ca", "b"])
+    with pytest.raises(TranscriptError, match="zz"):
+        force_align(model, feats[0], ["zz"])
+
+
+def test_ctm_and_textgrid(data, tmp_path):
+    model, feats, texts, _ = data
+    path = force_align(model, feats[0], texts[0])
+    ctm = to_ctm("utt1", path.words)
+    lines = ctm.splitlines()
+    assert len(lines) == len(path.words)
+    t = 0.0
+    for line, seg in zip(lines, path.words):
+        utt, chan, start, dur, label = line.split()
+        assert (utt, chan, label) == ("utt1", "1", seg.label)
+        assert float(start) == pytest.approx(t, abs=1e-3) and float(dur) > 0
+        t = float(start) + float(dur)
+    tg = to_textgrid(path)
+    assert tg.startswith('File type = "ooTextFile"\nObject class = "TextGrid"')
+    sizes = [int(x) for x in re.findall(r"intervals: size = (\d+)", tg)]
+    assert sizes == [len(path.words), len(path.phones)]
+    texts_in = re.findall(r'text = "([^"]*)"', tg)
+    assert texts_in == [s.label for s in path.words] + [s.label for s in path.phones]
+    xs = [float(x) for x in re.findall(r"xmin = ([0-9.e-]+)", tg)]
+    assert xs[0] == 0.0 and all(x >= 0 for x in xs)
+    write_alignment(tmp_path, "utt1", path)
+    write_alignment(tmp_path, "utt2", path)
+    assert (tmp_path / "utt1.TextGrid").read_text() == tg
+    assert len((tmp_path / "words.ctm").read_text().splitlines()) == 2 * len(path.words)

@@ -1,0 +1,117 @@
+"""Embedded Baum-Welch on synthetic phone data with known segmentations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gmmhmm import load, save
+from gmmhmm.errors import ConvergenceError, DimensionMismatchError, InvalidInputError
+from gmmhmm.graphs import EmbeddedTrainer, Lexicon, PhoneModelSet
+
+LEXICON = Lexicon({"ab": ["A", "B"], "ca": ["C", "A"], "b": ["B"]})
+
+
+def synthetic_corpus(n_utts=40, seed=0, D=3, sil_prob=0.7):
+    """Utterances sampled from 3-state phone models with well separated means.
+
+    Returns features, transcripts, true word segments (label, start, end) and
+    the true per-state means (phones x states, D).
+    """
+    P = len(LEXICON.phones)
+    means = np.random.default_rng(1234).uniform(-6, 6, size=(P, 3, D))  # the same "speaker" for every seed
+    rng = np.random.default_rng(seed)
+    feats, texts, segs = [], [], []
+    for _ in range(n_utts):
+        words = list(rng.choice(LEXICON.words, size=rng.integers(1, 4)))
+        units = []
+        for w in words:
+            if rng.random() < sil_prob:
+                units.append(("sil", ["sil"]))
+            units.append((w, LEXICON.pronunciations[w]))
+        units.append(("sil", ["sil"]))
+        rows, seg, t = [], [], 0
+        for label, phones in units:
+            start = t
+            for ph in phones:
+                p = LEXICON.phone_index(ph)
+                for j in range(3):
+                    d = int(rng.integers(2, 6))
+                    rows.append(means[p, j] + 0.5 * rng.normal(size=(d, D)))
+                    t += d
+            seg.append((label, start, t))
+        feats.append(np.concatenate(rows))
+        texts.append(words)
+        segs.append(seg)
+    return feats, texts, segs, means
+
+
+@pytest.fixture(scope="module")
+def trained():
+    feats, texts, segs, means = synthetic_corpus()
+    tr = EmbeddedTrainer(LEXICON)
+    history = tr.fit(feats, texts, mixtures=(1, 2), n_iter=(6, 3))
+    return tr, history, (feats, texts, segs, means)
+
+
+def test_log_likelihood_never_decreases(trained):
+    _, history, _ = trained
+    within = history[:6]  # mixture splitting may lower it; re-estimation never does
+    assert all(b >= a - 1e-9 for a, b in zip(within, within[1:]))
+    assert all(b >= a - 1e-9 for a, b in zip(history[6:], history[7:]))
+    assert history[-1] > history[0] + 1.0
+
+
+def test_recovers_generating_means(trained):
+    tr, _, (_, _, _, means) = trained
+    m = tr.model
+    learnt = (m.weights_[:, :, None] * m.means_.reshape(m.n_pdfs, m.n_mix, -1)).sum(1)
+    np.testing.assert_allclose(learnt, means.reshape(m.n_pdfs, -1), atol=0.5)
+    assert np.all(m.covars_ >= m.var_floor_ - 1e-12)
+    np.testing.assert_allclose(m.weights_.sum(1), 1.0)
+
+
+def test_stats_are_additive(trained):
+    tr, _, (feats, texts, _, _) = trained
+    whole = tr.accumulate(feats, texts)
+    parts = tr.accumulate(feats[:15], texts[:15]) + tr.accumulate(feats[15:], texts[15:])
+    assert parts.log_likelihood == pytest.approx(whole.log_likelihood)
+    for name in ("n", "s1", "s2"):
+        np.testing.assert_allclose(getattr(parts.gaussian, name), getattr(whole.gaussian, name), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(parts.trans_self, whole.trans_self)
+    np.testing.assert_allclose(parts.trans_leave, whole.trans_leave)
+    # occupancy is one per frame; every frame but the last leaves or loops once per utterance
+    assert whole.gaussian.n.sum() == pytest.approx(whole.n_frames)
+    assert (whole.trans_self + whole.trans_leave).sum() == pytest.approx(whole.n_frames)
+
+
+def test_short_utterances_are_skipped_and_empty_stats_refused(trained):
+    tr, _, (feats, _, _, _) = trained
+    stats = tr.accumulate([feats[0][:4]], [["ab"]])  # A B needs 6 frames
+    assert stats.n_skipped == 1 and stats.skipped == [0] and stats.n_frames == 0
+    with pytest.raises(ConvergenceError):
+        tr.update(stats)
+    with pytest.raises(DimensionMismatchError):
+        tr.accumulate([np.zeros((20, 5))], [["ab"]])
+    with pytest.raises(InvalidInputError):
+        tr.accumulate(feats[:2], [["ab"]])
+
+
+def test_model_file_round_trip(trained, tmp_path):
+    tr, _, (feats, _, _, _) = trained
+    save(tr.model, tmp_path / "m.npz")
+    m2 = load(tmp_path / "m.npz")
+    assert isinstance(m2, PhoneModelSet) and m2.phones == tr.model.phones and m2.lexicon == LEXICON
+    np.testing.assert_array_equal(m2.state_log_likelihood(feats[0]), tr.model.state_log_likelihood(feats[0]))
+
+
+def test_split_mixtures_keeps_the_mean():
+    feats, texts, _, _ = synthetic_corpus(n_utts=5)
+    tr = EmbeddedTrainer(LEXICON)
+    tr.flat_start(feats)
+    before = tr.model.means_.copy()
+    tr.model.split_mixtures(4)
+    m = tr.model
+    assert m.means_.shape == (m.n_pdfs * 4, before.shape[1]) and m.weights_.shape == (m.n_pdfs, 4)
+    mix_mean = (m.weights_[:, :, None] * m.means_.reshape(m.n_pdfs, 4, -1)).sum(1)
+    np.testing.assert_allclose(mix_mean, before)

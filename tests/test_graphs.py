@@ -1,0 +1,151 @@
+"""Sparse graph kernels against brute-force enumeration of every state path."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+
+from gmmhmm.graphs import Lexicon, kernels, phone_loop_graph, utterance_graph, word_list_graph, word_loop_graph
+
+
+def random_graph(rng, S=4, A=9, n_pdf=3):
+    src = rng.integers(0, S, A)
+    dst = rng.integers(0, S, A)
+    src[:2], dst[:2] = [0, 0], [0, 0]  # a duplicate arc: forward must add, Viterbi must take the max
+    logp = np.log(rng.uniform(0.05, 1.0, A))
+    pdf = rng.integers(0, n_pdf, S)
+    init = np.log(rng.uniform(0.1, 1.0, S))
+    init[rng.integers(0, S)] = -np.inf
+    final = np.log(rng.uniform(0.1, 1.0, S))
+    final[rng.integers(0, S)] = -np.inf
+    return pdf, src, dst, logp, init, final
+
+
+def path_scores(ll, pdf, src, dst, logp, init, final, reduce):
+    """Every state sequence with its score (arcs between a pair combined by ``reduce``)."""
+    S = len(pdf)
+    pair = np.full((S, S), -np.inf)
+    for a in range(len(src)):
+        pair[src[a], dst[a]] = reduce([pair[src[a], dst[a]], logp[a]])
+    out = []
+    for seq in itertools.product(range(S), repeat=len(ll)):
+        v = init[seq[0]] + final[seq[-1]] + sum(ll[t, pdf[s]] for t, s in enumerate(seq))
+        v += sum(pair[a, b] for a, b in zip(seq, seq[1:]))
+        out.append((seq, v))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_forward_backward_matches_enumeration(seed):
+    rng = np.random.default_rng(seed)
+    T, n_pdf = 4, 3
+    pdf, src, dst, logp, init, final = random_graph(rng, n_pdf=n_pdf)
+    ll = rng.normal(size=(T, n_pdf))
+    paths = path_scores(ll, pdf, src, dst, logp, init, final, lambda v: np.logaddexp(*v))
+    scores = np.array([v for _, v in paths])
+    log_z_ref = logsumexp(scores)
+    log_z, gamma, arc_counts, final_counts = kernels.forward_backward(ll, pdf, src, dst, logp, init, final, n_pdf)
+    assert log_z == pytest.approx(log_z_ref, rel=1e-10)
+    post = np.exp(scores - log_z_ref)
+    gamma_ref = np.zeros((T, n_pdf))
+    final_ref = np.zeros(len(pdf))
+    for (seq, _), p in zip(paths, post):
+        for t, s in enumerate(seq):
+            gamma_ref[t, pdf[s]] += p
+        final_ref[seq[-1]] += p
+    np.testing.assert_allclose(gamma, gamma_ref, atol=1e-10)
+    np.testing.assert_allclose(gamma.sum(1), 1.0)
+    np.testing.assert_allclose(final_counts, final_ref, atol=1e-10)
+    # expected arc counts: duplicates share their pair's posterior in proportion to their weight
+    arc_ref = np.zeros(len(src))
+    for a in range(len(src)):
+        same = (src == src[a]) & (dst == dst[a])
+        share = np.exp(logp[a] - logsumexp(logp[same]))
+        for (seq, _), p in zip(paths, post):
+            arc_ref[a] += share * p * sum(1 for x, y in zip(seq, seq[1:]) if (x, y) == (src[a], dst[a]))
+    np.testing.assert_allclose(arc_counts, arc_ref, atol=1e-10)
+    # every frame transition is one arc
+    assert arc_counts.sum() == pytest.approx(T - 1)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_viterbi_matches_enumeration(seed):
+    rng = np.random.default_rng(seed + 10)
+    T, n_pdf = 5, 3
+    pdf, src, dst, logp, init, final = random_graph(rng, n_pdf=n_pdf)
+    ll = rng.normal(size=(T, n_pdf))
+    paths = path_scores(ll, pdf, src, dst, logp, init, final, max)
+    best_seq, best = max(paths, key=lambda p: p[1])
+    score, states, arcs = kernels.viterbi(ll, pdf, src, dst, logp, init, final, 0.0)
+    assert score == pytest.approx(best)
+    assert tuple(states) == best_seq
+    # the reported arcs connect the states and carry the best weight between them
+    for t in range(1, T):
+        a = arcs[t]
+        assert (src[a], dst[a]) == (states[t - 1], states[t])
+        assert logp[a] == logp[(src == src[a]) & (dst == dst[a])].max()
+    # a generous beam never changes the result; a zero-width one still returns a path
+    assert kernels.viterbi(ll, pdf, src, dst, logp, init, final, 1e6)[0] == pytest.approx(best)
+    assert kernels.viterbi(ll, pdf, src, dst, logp, init, final, 1e-9)[0] <= best + 1e-12
+
+
+def test_no_path_gives_minus_infinity():
+    pdf = np.array([0, 0])
+    src, dst, logp = np.array([0]), np.array([1]), np.array([0.0])  # 0 -> 1 only, no loops
+    init, final = np.array([0.0, -np.inf]), np.array([-np.inf, 0.0])
+    ll = np.zeros((3, 1))
+    assert kernels.forward_backward(ll, pdf, src, dst, logp, init, final, 1)[0] == -np.inf
+    score, states, _ = kernels.viterbi(ll, pdf, src, dst, logp, init, final, 0.0)
+    assert score == -np.inf and len(states) == 0
+
+
+def test_long_sequence_stays_finite():
+    lex = Lexicon({"a": ["x", "y"], "b": ["y"]})
+    g = word_loop_graph(lex)
+    rng = np.random.default_rng(0)
+    ll = rng.normal(-60.0, 5.0, size=(200_000, 3 * len(lex.phones)))
+    ls, ll_leave = np.log(np.full(9, 0.6)), np.log(np.full(9, 0.4))
+    logp, init, final = g.log_probs(ls, ll_leave)
+    log_z, gamma, _, _ = kernels.forward_backward(ll, g.state_pdf, g.arc_src, g.arc_dst, logp, init, final, 9)
+    assert np.isfinite(log_z)
+    np.testing.assert_allclose(gamma.sum(1), 1.0, atol=1e-8)
+
+
+def outgoing_mass(g, self_p=0.7):
+    """Total probability leaving each state (incl. ending) with a grammar of probabilities."""
+    n = int(g.state_pdf.max()) + 1
+    logp, init, final = g.log_probs(np.log(np.full(n, self_p)), np.log(np.full(n, 1 - self_p)))
+    mass = np.zeros(g.n_states)
+    np.add.at(mass, g.arc_src, np.exp(logp))
+    return mass + np.exp(final), np.exp(init).sum()
+
+
+def test_utterance_graph_is_a_proper_hmm():
+    lex = Lexicon.digits()
+    g = utterance_graph(lex, ["one", "two", "one"])
+    mass, start = outgoing_mass(g)
+    np.testing.assert_allclose(mass, 1.0)
+    assert start == pytest.approx(1.0)
+    # shortest path: 3 states per phone of W AH N T UW W AH N, no silence
+    assert g.min_frames == 3 * 8
+    assert g.labels == ["one", "two", "one", "sil"]
+
+
+def test_grammar_graphs_structure():
+    lex = Lexicon.digits()
+    pl = phone_loop_graph(lex)
+    assert pl.n_states == 3 * len(lex.phones)
+    mass, start = outgoing_mass(pl)
+    ends = np.isfinite(pl.final_extra)
+    np.testing.assert_allclose(mass[~ends], 1.0)
+    np.testing.assert_allclose(mass[ends], 1.0 + 0.3)  # loop back (0.7 + 0.3) plus ending (0.3)
+    assert start == pytest.approx(1.0)
+    wl = word_list_graph(lex, ["one", "nine"])
+    mass, start = outgoing_mass(wl)
+    np.testing.assert_allclose(mass, 1.0)
+    assert start == pytest.approx(1.0)
+    assert wl.min_frames == 3 * 3  # both words have three phones
+    assert wl.labels == ["one", "nine", "sil"]
