@@ -36,6 +36,7 @@ import multiprocessing
 import os
 import pickle
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -365,7 +366,9 @@ def _initialise(model: Any, corpus: Corpus, init_frames: int, init_iter: int) ->
     if knob:
         setattr(model, knob, init_iter)
     try:
-        _model_call(model.fit, style, X, lengths, labels)
+        with warnings.catch_warnings():  # a deliberately short fit is not expected to converge
+            warnings.filterwarnings("ignore", message=".*not converge.*")
+            _model_call(model.fit, style, X, lengths, labels)
     finally:
         if knob:
             setattr(model, knob, old)
