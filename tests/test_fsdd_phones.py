@@ -1,0 +1,65 @@
+"""Integration: phone models from word transcripts on a slice of FSDD."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gmmhmm.datasets import list_fsdd, official_split
+from gmmhmm.features import FeatureConfig, extract_many
+from gmmhmm.graphs import DIGIT_WORDS, EmbeddedTrainer, Lexicon, decode_files, force_align, make_graph, viterbi_path
+
+pytestmark = pytest.mark.integration
+
+DIGITS = ("1", "2", "5", "6")  # W AH N, T UW, F AY V, S IH K S: 9 phones + sil
+
+
+@pytest.fixture(scope="module")
+def setup(fsdd_path):
+    utts = [u for u in list_fsdd(fsdd_path) if u.digit in DIGITS and u.speaker in ("jackson", "george")]
+    train, test = official_split(utts)
+    train = [u for u in train if u.index < 25]
+    config = FeatureConfig.fsdd()
+    feats, failures = extract_many([u.path for u in train + test], config)
+    assert not failures
+    lex = Lexicon({DIGIT_WORDS[int(d)]: Lexicon.digits().pronunciations[DIGIT_WORDS[int(d)]] for d in DIGITS})
+    tr = EmbeddedTrainer(lex, feature_config=config.to_dict())
+    history = tr.fit([feats[str(u.path)] for u in train], [[DIGIT_WORDS[int(u.digit)]] for u in train],
+                     mixtures=(1, 2), n_iter=(3, 2))
+    return tr.model, feats, test, history
+
+
+def test_isolated_word_accuracy_well_above_chance(setup):
+    model, feats, test, history = setup
+    assert all(b >= a - 1e-6 for a, b in zip(history[:3], history[1:3]))
+    g = make_graph(model, "words")
+    hyps = [viterbi_path(model, feats[str(u.path)], g).tokens() for u in test]
+    acc = np.mean([h == [DIGIT_WORDS[int(u.digit)]] for h, u in zip(hyps, test)])
+    assert acc >= 0.85  # chance is 0.25
+
+
+def test_alignment_of_test_takes(setup):
+    model, feats, test, _ = setup
+    for u in test[:10]:
+        X = feats[str(u.path)]
+        word = DIGIT_WORDS[int(u.digit)]
+        path = force_align(model, X, [word], 0.01, len(X) * 0.01 + 0.015)
+        spoken = [s for s in path.words if s.label != "sil"]
+        assert [s.label for s in spoken] == [word]
+        assert 0.0 <= spoken[0].start_s < spoken[0].end_s <= len(X) * 0.01 + 0.015
+
+
+def test_decode_files_from_model_file(setup, tmp_path):
+    from gmmhmm import save
+
+    model, _, test, _ = setup
+    save(model, tmp_path / "phones.npz")
+    paths = [u.path for u in test[:6]]
+    results = decode_files(tmp_path / "phones.npz", paths, graph="words")
+    assert [r[0] for r in results] == [str(p) for p in paths]
+    for (_, tokens, score), u in zip(results, test[:6]):
+        assert len(tokens) == 1 and np.isfinite(score)
+        label, start, end = tokens[0]
+        assert label in {DIGIT_WORDS[int(d)] for d in DIGITS} and 0.0 <= start < end
+    hits = sum(r[1][0][0] == DIGIT_WORDS[int(u.digit)] for r, u in zip(results, test[:6]))
+    assert hits >= 4
