@@ -1,0 +1,142 @@
+"""Run every benchmark and print one table: our time, the peer's time, the ratio.
+
+Each script runs in its own process, one after another (running them
+together would skew the timings), and ends by printing one JSON line; this
+runner parses the last line of its stdout. Timings whose key names
+``gmmhmm`` are paired with the same key naming a peer (scikit-learn,
+hmmlearn, librosa), so every ratio compares figures measured in the same
+run. A missing, failing or timed-out benchmark is shown as failed. The
+1 -> N process speed-up and the GEMM fraction of the GMM E-step come from
+``parallel_scaling.py``, the memory figures from ``corpus_memory.py``.
+Last line: JSON of every benchmark's result.
+
+    python benchmarks/run_all.py [--only gmm_em,hmm_bw] [--timeout 1800]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = ("gmm_em", "hmm_bw", "recipe_fsdd", "features", "parallel_scaling", "corpus_memory")
+PEERS = ("sklearn", "hmmlearn", "librosa", "htk", "kaldi")
+
+
+def run(name: str, timeout: float) -> dict:
+    """Run ``benchmarks/<name>.py``; return ``{"status", "seconds", "result", "error"}``."""
+    script = HERE / f"{name}.py"
+    if not script.is_file():
+        return {"status": "missing", "seconds": 0.0, "result": None, "error": f"{script.name} not found"}
+    start = time.perf_counter()
+    try:
+        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                              timeout=timeout, cwd=HERE.parent)
+    except subprocess.TimeoutExpired:
+        return {"status": "timeout", "seconds": timeout, "result": None, "error": f"no result in {timeout:.0f} s"}
+    seconds = time.perf_counter() - start
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    try:
+        result = json.loads(lines[-1]) if lines else None
+    except json.JSONDecodeError:
+        result = None
+    if proc.returncode != 0 or not isinstance(result, dict):
+        tail = (proc.stderr.strip().splitlines() or ["(no stderr)"])[-1]
+        why = f"exit code {proc.returncode}" if proc.returncode else "last stdout line is not a JSON object"
+        return {"status": "failed", "seconds": seconds, "result": result, "error": f"{why}: {tail[:200]}"}
+    return {"status": "ok", "seconds": seconds, "result": result, "error": None}
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def timing_rows(name: str, result: dict) -> list[tuple]:
+    """(benchmark, measure, ours, peer name, peer, peer/ours) for each gmmhmm/peer timing pair."""
+    flat = flatten(result)
+    rows = []
+    for key, ours in flat.items():
+        if "gmmhmm" not in key or not isinstance(ours, (int, float)) or isinstance(ours, bool):
+            continue
+        for peer in PEERS:
+            other = flat.get(key.replace("gmmhmm", peer))
+            if isinstance(other, (int, float)) and not isinstance(other, bool) and ours > 0:
+                measure = key.replace("gmmhmm_", "").replace("_gmmhmm", "").replace("gmmhmm", "")
+                rows.append((name, measure, float(ours), peer, float(other), float(other) / float(ours)))
+    return rows
+
+
+def scaling_rows(result: dict) -> list[tuple]:
+    n = result.get("n_jobs", 2)
+    rows = []
+    for what in ("embedded", "gmm"):
+        one, many = result.get(f"{what}_1proc_seconds"), result.get(f"{what}_nproc_seconds")
+        if isinstance(one, (int, float)) and isinstance(many, (int, float)) and many > 0:
+            rows.append(("parallel_scaling", f"{what} E-step, {n} procs vs 1", float(many), "1 process",
+                         float(one), float(one) / float(many)))
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default=None, help="comma-separated benchmark names")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per benchmark")
+    args = ap.parse_args()
+    names = args.only.split(",") if args.only else list(BENCHMARKS)
+
+    results = {}
+    for name in names:
+        print(f"running {name} ...", flush=True)
+        results[name] = run(name, args.timeout)
+        r = results[name]
+        print(f"  {r['status']} in {r['seconds']:.1f} s" + (f": {r['error']}" if r["error"] else ""), flush=True)
+
+    rows: list[tuple] = []
+    for name, r in results.items():
+        if r["status"] == "ok":
+            found = scaling_rows(r["result"]) if name == "parallel_scaling" else timing_rows(name, r["result"])
+            rows += found or [(name, "(no gmmhmm/peer timing pair)", None, "", None, None)]
+        else:
+            rows.append((name, r["status"].upper(), None, "", None, None))
+
+    def num(v, fmt="{:.4g}"):
+        return "-" if v is None else fmt.format(v)
+
+    print()
+    print(f"{'benchmark':<18}{'measure':<34}{'ours':>11}  {'peer':<10}{'peer':>11}{'peer/ours':>11}")
+    for bench, measure, ours, peer, theirs, ratio in rows:
+        print(f"{bench:<18}{measure[:33]:<34}{num(ours):>11}  {peer:<10}{num(theirs):>11}"
+              f"{num(ratio, '{:.2f}x'):>11}")
+    print("(times in the units of each benchmark, seconds unless named; peer/ours > 1: gmmhmm is faster)")
+    ps = results.get("parallel_scaling", {})
+    if ps.get("status") == "ok":
+        p = ps["result"]
+        print(f"1 -> {p.get('n_jobs')} processes: embedded training x{p.get('embedded_speedup')}, "
+              f"GMM E-step x{p.get('gmm_speedup')} (target x{p.get('speedup_target')}); "
+              f"GEMM fraction of the diag GMM E-step {p.get('gemm_fraction')} of {p.get('gemm_gflops')} "
+              f"GFLOP/s (target {p.get('gemm_fraction_target')}); load average {p.get('load_average_1min')}")
+    cm = results.get("corpus_memory", {})
+    if cm.get("status") == "ok":
+        c = cm["result"]
+        print(f"corpus training: {c.get('corpus_mb')} MB corpus, budget {c.get('budget_mb')} MB, "
+              f"tracemalloc peak {c.get('tracemalloc_peak_fit_mb')} MB, max RSS growth "
+              f"{c.get('max_rss_growth_mb')} MB, within budget: {c.get('within_budget')}")
+    print(json.dumps({"benchmark": "run_all", "load_average_1min": round(os.getloadavg()[0], 2),
+                      "results": {k: {"status": v["status"], "seconds": round(v["seconds"], 1),
+                                      "error": v["error"], "result": v["result"]} for k, v in results.items()}}))
+
+
+if __name__ == "__main__":
+    main()
