@@ -282,3 +282,72 @@ def test_dask_equals_serial_and_survives_a_killed_worker(corpus, dask_client, tm
     killer.join()
     assert int(Path(str(hang) + ".pid").read_text()) in pids_before
     _assert_same(survived, serial)
+
+
+# ----------------------------------------------------------------------------
+# Real models
+# ----------------------------------------------------------------------------
+
+
+def _em_in_memory(model, X, n_iter, **kw):
+    history = []
+    for _ in range(n_iter):
+        st = model.accumulate(X, **kw)
+        history.append(getattr(st, "log_likelihood", getattr(st, "log_prob", None)))
+        model.update(st)
+    return history
+
+
+@pytest.mark.filterwarnings("ignore:.*not converge")  # the one-iteration starting fit
+def test_real_gmm_every_backend_equals_in_memory_em(corpus, dask_client):
+    import copy
+
+    from gmmhmm.mixture import GaussianMixture
+
+    X = np.concatenate([u[1] for u in _data()])
+    start = GaussianMixture(3, covariance_type="diag", max_iter=1, random_state=0).fit(X[:300])
+    ref = copy.deepcopy(start)
+    history = _em_in_memory(ref, X, 3)
+    for kw in (dict(), dict(n_jobs=2), dict(client=dask_client)):
+        model = fit_corpus(copy.deepcopy(start), corpus, n_iter=3, tol=0, init=False, **kw)
+        for name in ("weights_", "means_", "covariances_"):
+            np.testing.assert_allclose(getattr(model, name), getattr(ref, name), rtol=1e-10, err_msg=str(kw))
+        np.testing.assert_allclose(model.corpus_log_likelihood_, history, rtol=1e-10)
+
+
+@pytest.mark.integration
+def test_embedded_training_over_fsdd_shards(fsdd_path, tmp_path):
+    from gmmhmm.datasets import list_fsdd
+    from gmmhmm.features import FeatureConfig, extract_many
+    from gmmhmm.graphs import DIGIT_WORDS, EmbeddedTrainer, Lexicon
+
+    utts = list_fsdd(fsdd_path)[::75]  # 40 recordings across speakers and digits
+    feats, failures = extract_many([u.path for u in utts], FeatureConfig.fsdd())
+    assert not failures
+    rows = [(u.path.stem, feats[str(u.path)], [DIGIT_WORDS[int(u.digit)]]) for u in utts]
+    corpus = Corpus.create(tmp_path, rows, frames_per_shard=600, feature_config=FeatureConfig.fsdd())
+    assert len(corpus) >= 3
+
+    # reference: the trainer's own cycle on in-memory features, same flat start
+    X = [r[1] for r in rows]
+    words = [r[2] for r in rows]
+    ends = np.cumsum([len(x) for x in X])
+    first = int(np.argmax(ends >= 1000)) + 1
+    ref = EmbeddedTrainer(Lexicon.digits())
+    ref.flat_start(X[:first])
+    history = []
+    for _ in range(2):
+        st = ref.accumulate(X, words)
+        history.append(st.log_likelihood)
+        ref.update(st)
+
+    fits = [fit_corpus(EmbeddedTrainer(Lexicon.digits()), corpus, n_iter=2, tol=0, init_frames=1000,
+                       n_jobs=n_jobs) for n_jobs in (1, 2)]
+    for name in ("means_", "covars_", "weights_", "self_loop_"):
+        serial, parallel, want = (getattr(t.model, name) for t in (fits[0], fits[1], ref))
+        # summing per shard reorders the additions: near-zero means differ in the last bits
+        np.testing.assert_allclose(serial, want, rtol=1e-9, atol=1e-12 * np.abs(want).max())
+        np.testing.assert_allclose(parallel, serial, rtol=1e-10, atol=0)
+    np.testing.assert_allclose(fits[0].corpus_log_likelihood_, history, rtol=1e-10)
+    np.testing.assert_allclose(fits[1].corpus_log_likelihood_, fits[0].corpus_log_likelihood_, rtol=1e-10)
+    assert history[1] > history[0]
