@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from gmmhmm.errors import AudioError
+from gmmhmm.errors import AudioError, InvalidParameterError
 from gmmhmm.features import FeatureConfig, extract_features, load_audio, mfcc
 
 
@@ -111,5 +111,5 @@ def test_audio_too_short_for_one_frame(tmp_path):
 
 def test_bad_sample_rate_argument(tmp_path):
     sf.write(tmp_path / "a.wav", _tones(8000, 0.1), 8000)
-    with pytest.raises(AudioError, match="sample_rate_hz"):
+    with pytest.raises(InvalidParameterError, match="sample_rate_hz"):
         load_audio(tmp_path / "a.wav", sample_rate_hz=0)

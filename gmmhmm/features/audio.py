@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..errors import AudioError
+from ..errors import AudioError, InvalidParameterError
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def load_audio(
         isinstance(sample_rate_hz, bool) or not isinstance(sample_rate_hz, (int, np.integer))
         or sample_rate_hz <= 0
     ):
-        raise AudioError(f"{name}: sample_rate_hz must be a positive integer, got {sample_rate_hz!r}")
+        raise InvalidParameterError(f"sample_rate_hz must be a positive integer, got {sample_rate_hz!r}")
     if not Path(name).is_file():
         raise AudioError(f"{name}: no such audio file")
     try:
