@@ -97,6 +97,7 @@ def main() -> None:
         "gmmhmm_rtf": round(t_serial / audio_s, 6),
         "librosa_rtf": round(t_lib / audio_s, 6),
         "speedup_vs_librosa": round(speedup, 2),
+        "load_average_1min": round(os.getloadavg()[0], 2),  # other work on the machine skews timings
     }))
 
 
