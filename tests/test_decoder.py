@@ -80,3 +80,13 @@ def test_decoder_errors(model):
         make_graph(model, "bigram")
     with pytest.raises(SequenceTooShortError):
         viterbi_path(model, np.zeros((2, 3)), make_graph(model, "words"))
+
+
+def test_precomputed_log_likelihood_gives_the_same_path(model):
+    X = synthetic_corpus(n_utts=1, seed=6)[0][0]
+    g = make_graph(model, "word-loop")
+    a = viterbi_path(model, X, g)
+    b = viterbi_path(model, None, g, log_likelihood=model.state_log_likelihood(X))
+    assert a == b
+    with pytest.raises(InvalidParameterError, match="log_likelihood"):
+        viterbi_path(model, None, g, log_likelihood=np.zeros((10, 2)))

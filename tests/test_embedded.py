@@ -115,3 +115,11 @@ def test_split_mixtures_keeps_the_mean():
     assert m.means_.shape == (m.n_pdfs * 4, before.shape[1]) and m.weights_.shape == (m.n_pdfs, 4)
     mix_mean = (m.weights_[:, :, None] * m.means_.reshape(m.n_pdfs, 4, -1)).sum(1)
     np.testing.assert_allclose(mix_mean, before)
+
+
+def test_batched_scoring_matches_per_utterance(trained):
+    tr, _, (feats, _, _, _) = trained
+    many = tr.model.state_log_likelihood_many(feats[:7], max_rows=50)
+    assert [len(x) for x in many] == [len(X) for X in feats[:7]]
+    for X, ll in zip(feats, many):
+        np.testing.assert_allclose(ll, tr.model.state_log_likelihood(X), rtol=1e-10, atol=1e-8)

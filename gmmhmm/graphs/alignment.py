@@ -17,10 +17,12 @@ from .graph import utterance_graph
 from .models import PhoneModelSet
 
 
-def force_align(model: PhoneModelSet, X: np.ndarray, words: Sequence[str], frame_shift_s: float = 0.01,
-                duration_s: float | None = None, sil_prob: float = 0.5) -> Path:
+def force_align(model: PhoneModelSet, X: np.ndarray | None, words: Sequence[str], frame_shift_s: float = 0.01,
+                duration_s: float | None = None, sil_prob: float = 0.5,
+                log_likelihood: np.ndarray | None = None) -> Path:
     """Best path of ``X`` through the composite HMM of ``words`` (optional silences).
 
+    ``log_likelihood`` may replace ``X`` as in :func:`~gmmhmm.graphs.decoder.viterbi_path`.
     Returns a :class:`~gmmhmm.graphs.decoder.Path` whose ``words`` segments
     (silence included, labelled ``sil``) and ``phones`` segments are
     contiguous and cover every frame.
@@ -33,7 +35,7 @@ def force_align(model: PhoneModelSet, X: np.ndarray, words: Sequence[str], frame
         ``X`` has fewer frames than the transcript's phones need.
     """
     g = utterance_graph(model.lexicon, list(words), sil_prob, model.n_states)
-    return viterbi_path(model, X, g, 0.0, frame_shift_s, duration_s)
+    return viterbi_path(model, X, g, 0.0, frame_shift_s, duration_s, log_likelihood)
 
 
 def to_ctm(utt_id: str, segments: Sequence[Segment], channel: int = 1) -> str:

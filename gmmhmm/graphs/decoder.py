@@ -79,23 +79,32 @@ def traceback_segments(graph: Graph, phones: list[str], states: np.ndarray, arcs
     return words, _runs(phone_start, phone_lab, T, frame_shift_s, duration_s)
 
 
-def viterbi_path(model: PhoneModelSet, X: np.ndarray, graph: Graph, beam: float = 0.0,
-                 frame_shift_s: float = 0.01, duration_s: float | None = None) -> Path:
+def viterbi_path(model: PhoneModelSet, X: np.ndarray | None, graph: Graph, beam: float = 0.0,
+                 frame_shift_s: float = 0.01, duration_s: float | None = None,
+                 log_likelihood: np.ndarray | None = None) -> Path:
     """Best path of features ``X`` through ``graph`` (beam <= 0: exact Viterbi).
+
+    ``log_likelihood`` (T, n_pdfs) from :meth:`PhoneModelSet.state_log_likelihood_many`
+    may be given instead of ``X`` to reuse one scoring for several graphs.
 
     Raises
     ------
     SequenceTooShortError
-        No path fits in ``len(X)`` frames (or the beam pruned every one).
+        No path fits in the frames (or the beam pruned every one).
     """
-    X = check_array(X, n_features=model.n_features)
-    ll = model.state_log_likelihood(X)
+    if log_likelihood is None:
+        X = check_array(X, n_features=model.n_features)
+        ll = model.state_log_likelihood(X)
+    else:
+        ll = np.ascontiguousarray(log_likelihood, dtype=np.float64)
+        if ll.ndim != 2 or ll.shape[1] != model.n_pdfs:
+            raise InvalidParameterError(f"log_likelihood must be (n_frames, {model.n_pdfs}), got {ll.shape}")
     logp, init, final = graph.log_probs(*model.transition_log_probs())
     score, states, arcs = kernels.viterbi(ll, graph.state_pdf, graph.arc_src, graph.arc_dst, logp, init, final,
                                           float(beam))
     if not np.isfinite(score):
         raise SequenceTooShortError(
-            f"no complete path through the graph in {len(X)} frames "
+            f"no complete path through the graph in {len(ll)} frames "
             f"(the graph needs at least {graph.min_frames}; beam={beam})")
     words, phones = traceback_segments(graph, model.phones, states, arcs, frame_shift_s, duration_s)
     return Path(float(score), words, phones)
@@ -146,7 +155,7 @@ def decode_files(
     list of ``(path, [(token, start_s, end_s), ...], score)``
     """
     from ..features import FeatureConfig, extract_features
-    from ..features.audio import load_audio
+    import soundfile
 
     if isinstance(model_path_or_models, PhoneModelSet):
         model = model_path_or_models
@@ -162,11 +171,12 @@ def decode_files(
                           else FeatureConfig())
     g = make_graph(model, graph, words, insertion_penalty, lm_scale)
     shift_s = feature_config.shift_ms / 1000.0
+    names = [os.fspath(p) for p in audio_paths]
+    feats = [extract_features(p, feature_config) for p in names]
     out = []
-    for path in audio_paths:
-        X = extract_features(path, feature_config)
-        signal, rate = load_audio(path, feature_config.sample_rate_hz)
-        best = viterbi_path(model, X, g, beam, shift_s, len(signal) / rate)
+    for path, X, ll in zip(names, feats, model.state_log_likelihood_many(feats)):
+        info = soundfile.info(path)
+        best = viterbi_path(model, None, g, beam, shift_s, info.frames / info.samplerate, log_likelihood=ll)
         toks = [(s.label, s.start_s, s.end_s) for s in best.words if s.label not in drop]
-        out.append((os.fspath(path), toks, best.score))
+        out.append((path, toks, best.score))
     return out

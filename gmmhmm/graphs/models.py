@@ -103,6 +103,26 @@ class PhoneModelSet:
         comp = self.component_log_likelihood(X)
         return logsumexp_last(comp.reshape(len(X), self.n_pdfs, self.n_mix))
 
+    def state_log_likelihood_many(self, features: list[np.ndarray], max_rows: int = 8192) -> list[np.ndarray]:
+        """:meth:`state_log_likelihood` of many utterances, scored in batches of rows.
+
+        One big matrix product per batch is much faster than one small one per utterance.
+        """
+        check_is_fitted(self, "means_")
+        feats = [check_array(X, name=f"features[{i}]", n_features=self.n_features) for i, X in enumerate(features)]
+        out: list[np.ndarray] = []
+        start = 0
+        while start < len(feats):
+            stop, rows = start, 0
+            while stop < len(feats) and (rows == 0 or rows + len(feats[stop]) <= max_rows):
+                rows += len(feats[stop])
+                stop += 1
+            Xb = np.concatenate(feats[start:stop])
+            ll = logsumexp_last(self.component_log_likelihood(Xb).reshape(len(Xb), self.n_pdfs, self.n_mix))
+            out += np.split(ll, np.cumsum([len(X) for X in feats[start:stop - 1]]))
+            start = stop
+        return out
+
     def split_mixtures(self, n_mix: int, perturb: float = 0.2) -> None:
         """HHEd MU: double the heaviest components until each state has ``n_mix``.
 
