@@ -10,7 +10,7 @@ the M-step runs on the driver. The three backends differ only in where the
 map runs:
 
 * serial (``n_jobs=1``, ``client=None``);
-* ``n_jobs`` local worker processes (forkserver/spawn, never fork);
+* ``n_jobs`` local worker processes (spawned, never forked);
 * a ``dask.distributed.Client``: the workers read the shards from a path
   they share; the statistics are summed with a tree of ``+`` tasks.
 
@@ -174,9 +174,9 @@ class _Processes:
 
     def __init__(self, n_jobs: int) -> None:
         self.n_jobs = n_jobs
-        methods = multiprocessing.get_all_start_methods()
-        # fork is unsafe once BLAS / numba threads exist in the parent.
-        self.context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        # Not fork: unsafe once BLAS / numba threads exist in the parent. Not
+        # forkserver: its children inherit the server's environment, not ours.
+        self.context = multiprocessing.get_context("spawn")
         self.pool: ProcessPoolExecutor | None = None
 
     def _start(self) -> ProcessPoolExecutor:
@@ -200,6 +200,9 @@ class _Processes:
         except BrokenProcessPool as exc:
             self.close()
             raise _WorkerLost(f"a worker process died: {exc}") from exc
+        finally:
+            for f in futures:  # after an error in one shard, skip the rest
+                f.cancel()
 
     def close(self) -> None:
         if self.pool is not None:
