@@ -418,9 +418,11 @@ M = TypeVar("M")
 
 
 class ModelFileMixin:
-    """Gives models ``model.save(path)`` and ``Class.load(path)``."""
+    """Gives models ``model.save(path)`` and ``Class.load(path)``.
 
-    _saved_attributes: tuple[str, ...] = ()
+    The class lists what to store in ``_saved_attributes`` (no default here,
+    so a base class's list is not shadowed when the mixin comes first).
+    """
 
     def save(self, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None) -> None:
         """Write this model to ``path`` (see :func:`gmmhmm.modelfile.save`)."""
