@@ -111,8 +111,12 @@ def test_many_sequences_equal_one_at_a_time():
     lengths = np.array([5, 1, 17, 3, 40])
     flp = rng.normal(scale=4.0, size=(lengths.sum(), S))
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    for use_log in (False, True):
-        lps, post, xi = K.forward_backward_multi(startprob, transmat, endprob, flp, offsets, use_log)
+    for use_log, parallel in itertools.product((False, True), (False, True)):
+        lps, post, xi = K.forward_backward_multi(startprob, transmat, endprob, flp, offsets, use_log,
+                                                 parallel=parallel)
+        lp_fwd = K.forward_multi(startprob, transmat, endprob, flp, offsets, use_log,
+                                 parallel=parallel)
+        np.testing.assert_allclose(lp_fwd, lps, rtol=1e-12)
         xi_ref = np.zeros((S, S))
         for k in range(len(lengths)):
             a, b = offsets[k], offsets[k + 1]
@@ -121,7 +125,10 @@ def test_many_sequences_equal_one_at_a_time():
             np.testing.assert_allclose(post[a:b], p, atol=1e-12)
             xi_ref += x
         np.testing.assert_allclose(xi, xi_ref, rtol=1e-10, atol=1e-12)
-    lps, states = K.viterbi_multi(startprob, transmat, endprob, flp, offsets)
+    lps, states = K.viterbi_multi(startprob, transmat, endprob, flp, offsets, parallel=True)
+    lps2, states2 = K.viterbi_multi(startprob, transmat, endprob, flp, offsets, parallel=False)
+    np.testing.assert_array_equal(lps, lps2)
+    np.testing.assert_array_equal(states, states2)
     for k in range(len(lengths)):
         a, b = offsets[k], offsets[k + 1]
         lp, path = K.viterbi(np.log(startprob), np.log(transmat), flp[a:b], np.log(endprob))

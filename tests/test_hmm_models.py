@@ -251,3 +251,20 @@ def test_bad_lengths_and_parameters_raise():
         GaussianHMM(2, implementation="fast").fit(X)
     with pytest.raises(errors.InvalidInputError, match="at least 3 samples"):
         GaussianHMM(3).fit(X[:2])
+
+
+def test_collapsed_state_is_repaired_not_nan(caplog):
+    """A state owning only identical frames gets zero ML variance: lifted to min_covar."""
+    rng = np.random.default_rng(1)
+    X = np.concatenate([rng.normal(size=(100, 1)), np.full((20, 1), 50.0)])
+    model = GaussianHMM(2, covars_prior=0.0, min_covar=1e-3, n_iter=3, random_state=0,
+                        init_params="")
+    model.startprob_ = np.array([0.5, 0.5])
+    model.transmat_ = np.full((2, 2), 0.5)
+    model.means_ = np.array([[0.0], [50.0]])
+    model.covars_ = np.ones((2, 1))
+    with caplog.at_level("WARNING", logger="gmmhmm.hmm.gaussian_hmm"):
+        model.fit(X)
+    assert "collapsed" in caplog.text
+    np.testing.assert_allclose(model._covars_[1], 1e-3)
+    assert np.isfinite(model.score(X))

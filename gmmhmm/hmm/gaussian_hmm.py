@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .. import _validation as V
@@ -12,6 +14,8 @@ from .base import BaseHMM
 from .emissions import GaussianEmission, full_covariances
 
 COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
+
+_log = logging.getLogger(__name__)
 
 
 def data_covariance(X: np.ndarray, min_covar: float) -> np.ndarray:
@@ -46,6 +50,32 @@ def floor_covariances(covars: np.ndarray, floor: np.ndarray, covariance_type: st
         return np.maximum(covars, floor.mean())
     diag = np.diagonal(covars, axis1=-2, axis2=-1)
     return covars + np.maximum(floor - diag, 0.0)[..., None] * np.eye(len(floor))
+
+
+def repair_degenerate(covars: np.ndarray, covariance_type: str, min_covar: float) -> np.ndarray:
+    """Lift non-positive variances (or eigenvalues) to ``min_covar``, with a warning.
+
+    Happens when a state or mixture component collapses onto a few frames
+    with a flat prior; without it the next E-step would see a singular
+    Gaussian. Healthy covariances are returned unchanged.
+    """
+    if covariance_type in ("diag", "spherical"):
+        bad = ~(covars > 0)
+        if bad.any():
+            _log.warning("%d variance(s) collapsed to <= 0; set to min_covar=%g (consider "
+                         "covars_floor_fraction or a covars_prior)", int(bad.sum()), min_covar)
+            covars = np.where(bad, min_covar, covars)
+        return covars
+    D = covars.shape[-1]
+    mats = covars.reshape(-1, D, D)
+    low = np.linalg.eigvalsh(mats)[:, 0]
+    bad = ~(low > 1e-12 * np.abs(mats).max(axis=(1, 2)))
+    if bad.any():
+        _log.warning("%d covariance matrix/matrices became singular; regularised with "
+                     "min_covar=%g", int(bad.sum()), min_covar)
+        mats = mats.copy()
+        mats[bad] += (np.maximum(min_covar - low[bad], 0.0) + min_covar)[:, None, None] * np.eye(D)
+    return mats.reshape(covars.shape)
 
 
 def check_covariance_type(covariance_type: str) -> str:
@@ -248,4 +278,4 @@ class GaussianHMM(ModelFileMixin, BaseHMM):
         if self.covars_floor_fraction is not None:
             floor = self.covars_floor_fraction * global_variance(n, s1, s2, ctype)
             cov = floor_covariances(cov, floor, ctype)
-        self._covars_ = cov
+        self._covars_ = repair_degenerate(cov, ctype, self.min_covar)

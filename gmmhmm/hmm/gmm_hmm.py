@@ -10,7 +10,8 @@ from ..modelfile import ModelFileMixin, register_model_class
 from ._kmeans import cluster_covariances, kmeans, nearest
 from .base import BaseHMM
 from .emissions import GMMEmission
-from .gaussian_hmm import check_covariance_type, data_covariance, floor_covariances, global_variance
+from .gaussian_hmm import (check_covariance_type, data_covariance, floor_covariances,
+                           global_variance, repair_degenerate)
 
 COVARS_CENTERING = ("updated", "previous")
 
@@ -257,4 +258,4 @@ class GMMHMM(ModelFileMixin, BaseHMM):
             floor = self.covars_floor_fraction * global_variance(
                 stats.n, stats.s1, stats.s2, stats.covariance_type)
             cov = floor_covariances(cov, floor, ctype)
-        self.covars_ = cov
+        self.covars_ = repair_degenerate(cov, ctype, self.min_covar)

@@ -366,81 +366,150 @@ def viterbi(log_startprob, log_transmat, framelogprob, log_endprob):
 
 
 # ------------------------------------------------------- many sequences
+#
+# Each *_multi function has a parallel (prange over sequences) and a serial
+# twin: thread start-up costs more than it saves on small batches, and a
+# single long sequence cannot be split anyway. ``parallel=None`` picks one
+# from the amount of work.
+
+_PARALLEL_MIN_WORK = 1 << 20  # frames * states**2
+
+
+@njit(cache=True)
+def _fb_one(startprob, transmat, endprob, log_start, log_trans, log_end, flp, post, xi, use_log):
+    lp = -np.inf
+    if not use_log:
+        lp = _fb_scaling_into(startprob, transmat, flp, endprob, post, xi)
+    if lp == -np.inf:  # log path, or fallback when the scaled pass underflowed
+        xi[:, :] = 0.0
+        post[:, :] = 0.0
+        lp, fwd = forward_log(log_start, log_trans, flp, log_end)
+        if lp > -np.inf:
+            bwd = backward_log(log_start, log_trans, flp, log_end)
+            _posteriors_xi_log(log_trans, flp, fwd, bwd, lp, post, xi)
+    return lp
 
 
 @njit(cache=True, parallel=True)
-def forward_backward_multi(startprob, transmat, endprob, framelogprob, offsets, use_log):
+def _fb_multi_parallel(startprob, transmat, endprob, framelogprob, offsets, use_log,
+                       log_probs, posteriors, xi_parts):
+    log_start, log_trans, log_end = np.log(startprob), np.log(transmat), np.log(endprob)
+    for k in prange(offsets.shape[0] - 1):
+        a, b = offsets[k], offsets[k + 1]
+        log_probs[k] = _fb_one(startprob, transmat, endprob, log_start, log_trans, log_end,
+                               framelogprob[a:b], posteriors[a:b], xi_parts[k], use_log)
+
+
+@njit(cache=True)
+def _fb_multi_serial(startprob, transmat, endprob, framelogprob, offsets, use_log,
+                     log_probs, posteriors, xi_sum):
+    log_start, log_trans, log_end = np.log(startprob), np.log(transmat), np.log(endprob)
+    s = startprob.shape[0]
+    xi = np.zeros((s, s))
+    for k in range(offsets.shape[0] - 1):
+        a, b = offsets[k], offsets[k + 1]
+        xi[:, :] = 0.0
+        log_probs[k] = _fb_one(startprob, transmat, endprob, log_start, log_trans, log_end,
+                               framelogprob[a:b], posteriors[a:b], xi, use_log)
+        xi_sum += xi
+
+
+def _use_parallel(parallel, offsets, n_states):
+    if parallel is not None:
+        return bool(parallel)
+    return len(offsets) > 2 and (offsets[-1] * n_states * n_states) >= _PARALLEL_MIN_WORK
+
+
+def forward_backward_multi(startprob, transmat, endprob, framelogprob, offsets, use_log,
+                           parallel=None):
     """Forward-backward over sequences ``offsets[i]:offsets[i+1]`` of ``framelogprob``.
 
     Returns (per-sequence log-likelihoods (n_seq,), posteriors (N, S),
     summed expected transition counts (S, S)). Sequences with zero likelihood
     get ``-inf`` and zero posteriors.
     """
-    n_seq = offsets.shape[0] - 1
     n, s = framelogprob.shape
+    n_seq = len(offsets) - 1
     log_probs = np.empty(n_seq)
     posteriors = np.zeros((n, s))
-    xi_parts = np.zeros((n_seq, s, s))
-    log_start = np.log(startprob)
-    log_trans = np.log(transmat)
-    log_end = np.log(endprob)
-    for k in prange(n_seq):
-        a, b = offsets[k], offsets[k + 1]
-        flp = framelogprob[a:b]
-        post = posteriors[a:b]
-        lp = -np.inf
-        if not use_log:
-            lp = _fb_scaling_into(startprob, transmat, flp, endprob, post, xi_parts[k])
-        if lp == -np.inf:  # log path, or fallback when the scaled pass underflowed
-            xi_parts[k, :, :] = 0.0
-            post[:, :] = 0.0
-            lp, fwd = forward_log(log_start, log_trans, flp, log_end)
-            if lp > -np.inf:
-                bwd = backward_log(log_start, log_trans, flp, log_end)
-                _posteriors_xi_log(log_trans, flp, fwd, bwd, lp, post, xi_parts[k])
-        log_probs[k] = lp
-    xi_sum = np.zeros((s, s))
-    for k in range(n_seq):
-        xi_sum += xi_parts[k]
+    with np.errstate(divide="ignore"):
+        if _use_parallel(parallel, offsets, s):
+            xi_parts = np.zeros((n_seq, s, s))
+            _fb_multi_parallel(startprob, transmat, endprob, framelogprob, offsets, use_log,
+                               log_probs, posteriors, xi_parts)
+            return log_probs, posteriors, xi_parts.sum(axis=0)
+        xi_sum = np.zeros((s, s))
+        _fb_multi_serial(startprob, transmat, endprob, framelogprob, offsets, use_log,
+                         log_probs, posteriors, xi_sum)
     return log_probs, posteriors, xi_sum
 
 
+@njit(cache=True)
+def _forward_one(startprob, transmat, endprob, log_start, log_trans, log_end, flp, use_log):
+    lp = -np.inf
+    if not use_log:
+        n, s = flp.shape
+        frameprob = np.empty((n, s))
+        rowmax = np.empty(n)
+        if _scaled_likelihood(flp, frameprob, rowmax):
+            lp, _, _ = forward_scaling(startprob, transmat, frameprob, endprob)
+            lp += rowmax.sum()
+    if lp == -np.inf:
+        lp, _ = forward_log(log_start, log_trans, flp, log_end)
+    return lp
+
+
 @njit(cache=True, parallel=True)
-def forward_multi(startprob, transmat, endprob, framelogprob, offsets, use_log):
+def _forward_multi_parallel(startprob, transmat, endprob, framelogprob, offsets, use_log, log_probs):
+    log_start, log_trans, log_end = np.log(startprob), np.log(transmat), np.log(endprob)
+    for k in prange(offsets.shape[0] - 1):
+        log_probs[k] = _forward_one(startprob, transmat, endprob, log_start, log_trans, log_end,
+                                    framelogprob[offsets[k]:offsets[k + 1]], use_log)
+
+
+@njit(cache=True)
+def _forward_multi_serial(startprob, transmat, endprob, framelogprob, offsets, use_log, log_probs):
+    log_start, log_trans, log_end = np.log(startprob), np.log(transmat), np.log(endprob)
+    for k in range(offsets.shape[0] - 1):
+        log_probs[k] = _forward_one(startprob, transmat, endprob, log_start, log_trans, log_end,
+                                    framelogprob[offsets[k]:offsets[k + 1]], use_log)
+
+
+def forward_multi(startprob, transmat, endprob, framelogprob, offsets, use_log, parallel=None):
     """Per-sequence log-likelihoods only (forward pass), for ``score``."""
-    n_seq = offsets.shape[0] - 1
-    log_probs = np.empty(n_seq)
-    log_start = np.log(startprob)
-    log_trans = np.log(transmat)
-    log_end = np.log(endprob)
-    for k in prange(n_seq):
-        flp = framelogprob[offsets[k]:offsets[k + 1]]
-        lp = -np.inf
-        if not use_log:
-            n, s = flp.shape
-            frameprob = np.empty((n, s))
-            rowmax = np.empty(n)
-            if _scaled_likelihood(flp, frameprob, rowmax):
-                lp, _, _ = forward_scaling(startprob, transmat, frameprob, endprob)
-                lp += rowmax.sum()
-        if lp == -np.inf:
-            lp, _ = forward_log(log_start, log_trans, flp, log_end)
-        log_probs[k] = lp
+    log_probs = np.empty(len(offsets) - 1)
+    run = (_forward_multi_parallel if _use_parallel(parallel, offsets, framelogprob.shape[1])
+           else _forward_multi_serial)
+    with np.errstate(divide="ignore"):
+        run(startprob, transmat, endprob, framelogprob, offsets, use_log, log_probs)
     return log_probs
 
 
 @njit(cache=True, parallel=True)
-def viterbi_multi(startprob, transmat, endprob, framelogprob, offsets):
-    """Viterbi over many sequences. Returns (per-sequence log-probabilities, states (N,))."""
-    n_seq = offsets.shape[0] - 1
-    log_probs = np.empty(n_seq)
-    states = np.empty(framelogprob.shape[0], dtype=np.int64)
-    log_start = np.log(startprob)
-    log_trans = np.log(transmat)
-    log_end = np.log(endprob)
-    for k in prange(n_seq):
+def _viterbi_multi_parallel(startprob, transmat, endprob, framelogprob, offsets, log_probs, states):
+    log_start, log_trans, log_end = np.log(startprob), np.log(transmat), np.log(endprob)
+    for k in prange(offsets.shape[0] - 1):
         a, b = offsets[k], offsets[k + 1]
         lp, path = viterbi(log_start, log_trans, framelogprob[a:b], log_end)
         log_probs[k] = lp
         states[a:b] = path
+
+
+@njit(cache=True)
+def _viterbi_multi_serial(startprob, transmat, endprob, framelogprob, offsets, log_probs, states):
+    log_start, log_trans, log_end = np.log(startprob), np.log(transmat), np.log(endprob)
+    for k in range(offsets.shape[0] - 1):
+        a, b = offsets[k], offsets[k + 1]
+        lp, path = viterbi(log_start, log_trans, framelogprob[a:b], log_end)
+        log_probs[k] = lp
+        states[a:b] = path
+
+
+def viterbi_multi(startprob, transmat, endprob, framelogprob, offsets, parallel=None):
+    """Viterbi over many sequences. Returns (per-sequence log-probabilities, states (N,))."""
+    log_probs = np.empty(len(offsets) - 1)
+    states = np.empty(framelogprob.shape[0], dtype=np.int64)
+    run = (_viterbi_multi_parallel if _use_parallel(parallel, offsets, framelogprob.shape[1])
+           else _viterbi_multi_serial)
+    run(startprob, transmat, endprob, framelogprob, offsets, log_probs, states)
     return log_probs, states
