@@ -234,7 +234,7 @@ class _Dask:
                 futures = [client.submit(_add, futures[i], futures[i + 1], pure=False)
                            if i + 1 < len(futures) else futures[i] for i in range(0, len(futures), 2)]
             return futures[0].result()
-        except (KilledWorker, CommClosedError, OSError) as exc:
+        except (KilledWorker, CommClosedError) as exc:
             raise _WorkerLost(f"a Dask worker was lost: {type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
@@ -406,7 +406,9 @@ def fit_corpus(model: Any, corpus: Corpus | str | os.PathLike, *, n_iter: int = 
     -------
     model
         Fitted in place; ``model.corpus_log_likelihood_`` lists the total
-        log-likelihood of each iteration (under the parameters before its update).
+        log-likelihood of each iteration (under the parameters before its
+        update). ``n_iter_``, ``converged_`` and ``lower_bound_`` (per-frame
+        log-likelihood of the last E-step) are set if the model has them.
     """
     corpus = corpus if isinstance(corpus, Corpus) else Corpus.open(corpus)
     n_iter = V.check_positive_int(n_iter, "n_iter")
@@ -415,6 +417,7 @@ def fit_corpus(model: Any, corpus: Corpus | str | os.PathLike, *, n_iter: int = 
     if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
         raise InvalidParameterError(f"tol must be a finite number >= 0, got {tol!r}")
     history: list[float] = []
+    converged = False
     with EStep(n_jobs, client, max_retries) as estep:
         if init:
             _initialise(model, corpus, init_frames, init_iter)
@@ -430,7 +433,13 @@ def fit_corpus(model: Any, corpus: Corpus | str | os.PathLike, *, n_iter: int = 
             gain = (log_prob - history[-2]) / weight if len(history) > 1 else math.inf
             logger.info("iteration %d: log-likelihood %.6g (%+.3g per frame) in %.2f s",
                         it + 1, log_prob, gain if len(history) > 1 else 0.0, time.perf_counter() - start)
-            if abs(gain) < tol:
+            converged = abs(gain) < tol
+            if converged:
                 break
     model.corpus_log_likelihood_ = history
+    # scikit-learn-style models report the corpus fit, not the initialisation
+    for name, value in (("n_iter_", len(history)), ("converged_", converged),
+                        ("lower_bound_", history[-1] / weight)):
+        if hasattr(model, name):
+            setattr(model, name, value)
     return model

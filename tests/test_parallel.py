@@ -313,6 +313,8 @@ def test_real_gmm_every_backend_equals_in_memory_em(corpus, dask_client):
         for name in ("weights_", "means_", "covariances_"):
             np.testing.assert_allclose(getattr(model, name), getattr(ref, name), rtol=1e-10, err_msg=str(kw))
         np.testing.assert_allclose(model.corpus_log_likelihood_, history, rtol=1e-10)
+        assert model.n_iter_ == 3 and model.converged_ is False
+        assert model.lower_bound_ == pytest.approx(history[-1] / len(X), rel=1e-12)
 
 
 @pytest.mark.integration
