@@ -226,7 +226,10 @@ class _Dask:
 
         client = self.client
         try:
-            [model_future] = client.scatter([model], broadcast=True, hash=False)
+            # A task, not scattered data: if every worker holding the model
+            # dies, the scheduler can recompute it from the graph.
+            payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
+            model_future = client.submit(pickle.loads, payload, pure=False)
             futures = client.map(accumulate_shard, [model_future] * len(corpus),
                                  corpus.shards, range(len(corpus)),
                                  [s.n_frames for s in corpus.shard_info], pure=False)
