@@ -1,0 +1,403 @@
+"""Isolated-word recognition: one left-to-right GMM-HMM per label.
+
+:class:`HMMClassifier` trains each label's model HTK-style: a flat start
+from a uniform segmentation of the training sequences into states
+(HInit's first pass), Baum-Welch re-estimation, then mixture splitting
+(HHEd ``MU``) up a schedule such as 1 -> 2 -> 4 components per state, with
+re-estimation after each split. A sequence is classified by scoring it with
+every model (Viterbi or forward log-likelihood) and picking the best.
+
+The classifier is a model-file model: ``clf.save(path, metadata=...)`` writes
+every label's HMM into one file and ``HMMClassifier.load(path)`` reads it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from . import _validation as V
+from .errors import InvalidInputError, InvalidParameterError
+from .modelfile import ModelFileMixin, register_model_class
+
+logger = logging.getLogger(__name__)
+
+COVARIANCE_TYPES = ("diag", "full", "spherical", "tied")
+SCORINGS = ("viterbi", "forward")
+# HTK's HHEd MU perturbs the split means by +-0.2 standard deviations.
+SPLIT_OFFSET = 0.2
+
+
+# ---------------------------------------------------------------------------
+# Training of one label's model
+# ---------------------------------------------------------------------------
+def _new_hmm(n_states: int, n_mix: int, covariance_type: str, min_covar: float, n_iter: int,
+             tol: float, random_state: Any):
+    """A GMMHMM that trains from parameters we set (no data-driven init)."""
+    from .hmm import GMMHMM
+
+    return GMMHMM(n_components=n_states, n_mix=n_mix, covariance_type=covariance_type,
+                  min_covar=min_covar, n_iter=n_iter, tol=tol, params="stmcw",
+                  init_params="", random_state=random_state)
+
+
+def _covars_from_frames(frames: np.ndarray, covariance_type: str, min_covar: float) -> np.ndarray:
+    """One state's single-component covariance in GMMHMM's per-state layout."""
+    d = frames.shape[1]
+    if covariance_type == "full" or covariance_type == "tied":
+        cov = np.cov(frames, rowvar=False, bias=True).reshape(d, d) + min_covar * np.eye(d)
+        return cov[None] if covariance_type == "full" else cov
+    var = frames.var(axis=0) + min_covar
+    return var[None] if covariance_type == "diag" else np.array([var.mean()])
+
+
+def uniform_segmentation(lengths: np.ndarray, n_states: int) -> np.ndarray:
+    """State of each frame when every sequence is cut into ``n_states`` equal parts."""
+    return np.concatenate([(np.arange(n) * n_states) // n for n in lengths])
+
+
+def flat_start(X: np.ndarray, lengths: np.ndarray, n_states: int, max_jump: int,
+               covariance_type: str, min_covar: float, n_iter: int, tol: float,
+               random_state: Any):
+    """Single-Gaussian left-to-right model initialised by uniform segmentation."""
+    from .hmm.topology import left_to_right
+
+    states = uniform_segmentation(lengths, n_states)
+    model = _new_hmm(n_states, 1, covariance_type, min_covar, n_iter, tol, random_state)
+    model.startprob_, model.transmat_ = left_to_right(n_states, max_jump)
+    means, covars = [], []
+    for s in range(n_states):
+        frames = X[states == s]
+        if len(frames) < 2:  # every sequence shorter than the model: share the global stats
+            frames = X
+        means.append(frames.mean(axis=0)[None])
+        covars.append(_covars_from_frames(frames, covariance_type, min_covar))
+    model.weights_ = np.ones((n_states, 1))
+    model.means_ = np.stack(means)
+    model.covars_ = np.stack(covars)
+    return model
+
+
+def _std(covar: np.ndarray, covariance_type: str, n_features: int) -> np.ndarray:
+    """Per-dimension standard deviation of one component (or a tied state's covariance)."""
+    if covariance_type == "diag":
+        return np.sqrt(covar)
+    if covariance_type in ("full", "tied"):
+        return np.sqrt(np.diag(covar))
+    return np.full(n_features, np.sqrt(covar))
+
+
+def split_mixtures(model, n_mix: int, n_iter: int, tol: float, random_state: Any):
+    """A copy of ``model`` with ``n_mix`` components per state (HTK's mix-up).
+
+    Repeatedly splits the heaviest component of each state in two, with
+    half its weight each and means moved by +-0.2 standard deviations.
+    """
+    old = model.n_mix
+    if n_mix < old:
+        raise InvalidParameterError(f"cannot split {old} mixture components down to {n_mix}")
+    S = model.n_components
+    weights = [list(model.weights_[s]) for s in range(S)]
+    means = [list(model.means_[s]) for s in range(S)]
+    covars = [list(model.covars_[s]) for s in range(S)] if model.covariance_type != "tied" else None
+    for s in range(S):
+        while len(weights[s]) < n_mix:
+            k = int(np.argmax(weights[s]))
+            covar = model.covars_[s] if covars is None else covars[s][k]
+            offset = SPLIT_OFFSET * _std(covar, model.covariance_type, model.means_.shape[-1])
+            w, mu = weights[s][k] / 2, means[s][k]
+            weights[s][k] = w
+            means[s][k] = mu + offset
+            weights[s].append(w)
+            means[s].append(mu - offset)
+            if covars is not None:
+                covars[s].append(covars[s][k])
+    new = _new_hmm(S, n_mix, model.covariance_type, model.min_covar, n_iter, tol, random_state)
+    new.startprob_ = model.startprob_.copy()
+    new.transmat_ = model.transmat_.copy()
+    new.weights_ = np.array(weights)
+    new.means_ = np.array(means)
+    new.covars_ = np.array(covars) if covars is not None else model.covars_.copy()
+    return new
+
+
+def train_word_model(X_list: Sequence[np.ndarray], n_states: int, mix_schedule: Sequence[int],
+                     n_iter: Sequence[int], covariance_type: str = "diag", max_jump: int = 1,
+                     min_covar: float = 1e-3, tol: float = 1e-3, random_state: Any = 0):
+    """Train one left-to-right GMM-HMM on the sequences of one label.
+
+    Parameters
+    ----------
+    X_list : sequence of (n_frames_i, n_features) arrays
+    n_states : int
+    mix_schedule : sequence of int
+        Components per state at each stage, increasing (e.g. ``(1, 2, 4)``).
+    n_iter : sequence of int
+        Baum-Welch iterations at each stage (same length as ``mix_schedule``).
+
+    Returns
+    -------
+    GMMHMM
+    """
+    X = np.concatenate(X_list)
+    lengths = np.array([len(x) for x in X_list], dtype=np.int64)
+    model = None
+    for n_mix, iters in zip(mix_schedule, n_iter):
+        if model is None:
+            model = flat_start(X, lengths, n_states, max_jump, covariance_type, min_covar,
+                               iters, tol, random_state)
+            if n_mix > 1:
+                model = split_mixtures(model, n_mix, iters, tol, random_state)
+        else:
+            model = split_mixtures(model, n_mix, iters, tol, random_state)
+        if iters > 0:
+            model.fit(X, lengths)
+    return model
+
+
+def _one_blas_thread():
+    """Context limiting BLAS to one thread, if threadpoolctl is installed.
+
+    The statistics are many small matrix products; a multi-threaded BLAS
+    spends most of its time synchronising on them, and much more so when
+    label models train in parallel processes.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: only speed depends on it
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _train_job(args: tuple) -> Any:
+    label, X_list, kwargs = args
+    with _one_blas_thread():
+        model = train_word_model(X_list, **kwargs)
+    logger.info("trained model for label %r on %d sequence(s)", label, len(X_list))
+    return model
+
+
+# ---------------------------------------------------------------------------
+# The classifier
+# ---------------------------------------------------------------------------
+@register_model_class
+class HMMClassifier(ModelFileMixin):
+    """Isolated-sequence classifier with one left-to-right GMM-HMM per label.
+
+    Parameters
+    ----------
+    n_states : int
+        Emitting states per model.
+    mix_schedule : sequence of int
+        Gaussians per state after each training stage, non-decreasing,
+        starting anywhere >= 1; e.g. ``(1, 2, 4)`` trains single Gaussians,
+        then splits to 2 and to 4.
+    n_iter : int or sequence of int
+        Baum-Welch iterations per stage (one value for every stage, or one
+        per stage).
+    covariance_type : {'diag', 'full', 'spherical', 'tied'}
+    max_jump : int
+        Left-to-right topology: from state i to i .. i + max_jump.
+    min_covar : float
+        Variance floor added to every covariance diagonal.
+    tol : float
+        EM convergence threshold on the log-likelihood gain per stage.
+    scoring : {'viterbi', 'forward'}
+        Score of a sequence under a model: best-path or total log-likelihood.
+    n_jobs : int
+        Processes training labels in parallel (-1: every CPU).
+    random_state : int or None
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_labels,)
+        Sorted labels.
+    models_ : list of GMMHMM
+        One trained model per label, in ``classes_`` order.
+    n_features_in_ : int
+    """
+
+    _saved_attributes = ("classes_", "models_", "n_features_in_")
+
+    def __init__(self, n_states: int = 6, mix_schedule: Sequence[int] = (1, 2, 4),
+                 n_iter: int | Sequence[int] = 8, covariance_type: str = "diag",
+                 max_jump: int = 1, min_covar: float = 1e-3, tol: float = 1e-3,
+                 scoring: str = "viterbi", n_jobs: int = 1, random_state: Any = 0):
+        self.n_states = n_states
+        self.mix_schedule = mix_schedule
+        self.n_iter = n_iter
+        self.covariance_type = covariance_type
+        self.max_jump = max_jump
+        self.min_covar = min_covar
+        self.tol = tol
+        self.scoring = scoring
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    _PARAMS = ("n_states", "mix_schedule", "n_iter", "covariance_type", "max_jump",
+               "min_covar", "tol", "scoring", "n_jobs", "random_state")
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self._PARAMS}
+
+    def set_params(self, **params: Any) -> "HMMClassifier":
+        for k, v in params.items():
+            if k not in self._PARAMS:
+                raise InvalidParameterError(f"invalid parameter {k!r} for HMMClassifier")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"HMMClassifier({args})"
+
+    # -- validation ----------------------------------------------------------
+    def _schedule(self) -> tuple[list[int], list[int]]:
+        V.check_positive_int(self.n_states, "n_states")
+        V.check_positive_int(self.max_jump, "max_jump")
+        V.check_in(self.covariance_type, COVARIANCE_TYPES, "covariance_type")
+        V.check_in(self.scoring, SCORINGS, "scoring")
+        mixes = [self.mix_schedule] if isinstance(self.mix_schedule, (int, np.integer)) else list(self.mix_schedule)
+        if not mixes:
+            raise InvalidParameterError("mix_schedule must name at least one stage")
+        mixes = [V.check_positive_int(m, "mix_schedule entries") for m in mixes]
+        if any(b < a for a, b in zip(mixes, mixes[1:])):
+            raise InvalidParameterError(f"mix_schedule must be non-decreasing, got {mixes}")
+        if isinstance(self.n_iter, (int, np.integer)) and not isinstance(self.n_iter, bool):
+            iters = [int(self.n_iter)] * len(mixes)
+        else:
+            iters = list(self.n_iter)
+        if len(iters) != len(mixes):
+            raise InvalidParameterError(
+                f"n_iter has {len(iters)} entries but mix_schedule has {len(mixes)} stages")
+        iters = [V.check_positive_int(i, "n_iter entries", minimum=0) for i in iters]
+        if not (isinstance(self.min_covar, (int, float)) and np.isfinite(self.min_covar) and self.min_covar > 0):
+            raise InvalidParameterError(f"min_covar must be a positive number, got {self.min_covar!r}")
+        return mixes, iters
+
+    def _check_sequences(self, X_list: Any, n_features: int | None = None) -> list[np.ndarray]:
+        if isinstance(X_list, np.ndarray) and X_list.ndim == 2:
+            raise InvalidInputError("X_list must be a list of (n_frames, n_features) arrays, "
+                                    "one per sequence, not a single 2-D array")
+        try:
+            seqs = list(X_list)
+        except TypeError as exc:
+            raise InvalidInputError(f"X_list must be a list of 2-D arrays: {exc}") from exc
+        if not seqs:
+            raise InvalidInputError("X_list is empty")
+        out = [V.check_array(x, name=f"X_list[{i}]", n_features=n_features) for i, x in enumerate(seqs)]
+        dims = {x.shape[1] for x in out}
+        if len(dims) > 1:
+            raise InvalidInputError(f"sequences have different feature dimensions {sorted(dims)}")
+        return out
+
+    # -- training ------------------------------------------------------------
+    def fit(self, X_list: Sequence[np.ndarray], y: Sequence[Any]) -> "HMMClassifier":
+        """Train one model per distinct label of ``y``.
+
+        Parameters
+        ----------
+        X_list : sequence of (n_frames_i, n_features) arrays
+        y : sequence of labels (ints or strings), one per sequence
+        """
+        mixes, iters = self._schedule()
+        seqs = self._check_sequences(X_list)
+        y = np.asarray(list(y))
+        if y.ndim != 1 or len(y) != len(seqs):
+            raise InvalidInputError(f"y must have one label per sequence: got {y.shape} for {len(seqs)} sequences")
+        if y.dtype.kind not in "iuUSb":
+            raise InvalidInputError(f"labels must be integers or strings, got dtype {y.dtype}")
+        classes = np.unique(y)
+        kwargs = dict(n_states=self.n_states, mix_schedule=mixes, n_iter=iters,
+                      covariance_type=self.covariance_type, max_jump=self.max_jump,
+                      min_covar=float(self.min_covar), tol=float(self.tol),
+                      random_state=self.random_state)
+        jobs = [(lab.item(), [seqs[i] for i in np.flatnonzero(y == lab)], kwargs) for lab in classes]
+        n_jobs = self.n_jobs
+        if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
+            raise InvalidParameterError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
+        n_jobs = min(os.cpu_count() or 1 if n_jobs == -1 else int(n_jobs), len(jobs))
+        logger.info("training %d model(s) (%d states, mixtures %s) on %d sequence(s) with %d process(es)",
+                    len(jobs), self.n_states, mixes, len(seqs), n_jobs)
+        if n_jobs > 1:
+            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+                models = list(pool.map(_train_job, jobs))
+        else:
+            models = [_train_job(job) for job in jobs]
+        self.classes_ = classes
+        self.models_ = models
+        self.n_features_in_ = seqs[0].shape[1]
+        return self
+
+    # -- scoring -------------------------------------------------------------
+    def predict_log_likelihoods(self, X_list: Sequence[np.ndarray]) -> np.ndarray:
+        """Score of every sequence under every label's model.
+
+        Returns
+        -------
+        ndarray of shape (n_sequences, n_labels)
+            Viterbi (best path) or forward log-likelihoods per ``scoring``;
+            ``-inf`` where a model cannot produce the sequence at all.
+        """
+        V.check_is_fitted(self, "models_")
+        V.check_in(self.scoring, SCORINGS, "scoring")
+        seqs = self._check_sequences(X_list, n_features=self.n_features_in_)
+        X = np.concatenate(seqs)
+        lengths = np.array([len(x) for x in seqs], dtype=np.int64)
+        out = np.empty((len(seqs), len(self.models_)))
+        with _one_blas_thread():
+            for j, model in enumerate(self.models_):
+                out[:, j] = sequence_scores(model, X, lengths, self.scoring)
+        return out
+
+    def predict(self, X_list: Sequence[np.ndarray]) -> np.ndarray:
+        """Label of the best-scoring model for each sequence."""
+        scores = self.predict_log_likelihoods(X_list)
+        return self.classes_[np.argmax(scores, axis=1)]
+
+    def score(self, X_list: Sequence[np.ndarray], y: Sequence[Any]) -> float:
+        """Classification accuracy on ``X_list`` with true labels ``y``."""
+        from .scoring import accuracy
+
+        return accuracy(list(np.asarray(list(y))), list(self.predict(X_list)))
+
+
+# Frames scored per batch: bounds the (frames x states) work arrays.
+_SCORE_BATCH_FRAMES = 1 << 17
+
+
+def sequence_scores(model, X: np.ndarray, lengths: np.ndarray, scoring: str = "viterbi") -> np.ndarray:
+    """Log-likelihood of each sequence of ``X`` under one HMM, shape (n_sequences,).
+
+    One emission evaluation and one compiled Viterbi / forward pass per batch
+    of sequences, instead of a ``decode`` call per sequence (whose per-call
+    overhead dominates on short words). ``-inf`` marks sequences the model
+    cannot produce.
+    """
+    from .hmm import kernels
+    from .hmm.base import sequence_offsets
+
+    offsets = sequence_offsets(lengths)
+    out = np.empty(len(lengths))
+    first = 0
+    while first < len(lengths):
+        stop = int(np.searchsorted(offsets, offsets[first] + _SCORE_BATCH_FRAMES, side="right")) - 1
+        stop = max(stop, first + 1)
+        a, b = offsets[first], offsets[stop]
+        flp, _ = model._emission().log_likelihood(X[a:b], need_cache=False)
+        rel = offsets[first:stop + 1] - a
+        with np.errstate(divide="ignore"):  # log of structural zeros is -inf on purpose
+            if scoring == "viterbi":
+                lp = kernels.viterbi_multi(model.startprob_, model.transmat_, model._endprob(), flp, rel)[0]
+            else:
+                lp = kernels.forward_multi(model.startprob_, model.transmat_, model._endprob(), flp, rel,
+                                           model.implementation == "log")
+        out[first:stop] = lp
+        first = stop
+    return np.where(np.isnan(out), -np.inf, out)

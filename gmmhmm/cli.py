@@ -1,0 +1,449 @@
+"""The ``gmmhmm`` command.
+
+Subcommands::
+
+    gmmhmm features INPUT... -o feats.npz [--config C]   audio -> feature file
+    gmmhmm train DATA -o model.npz [--config C]          word models -> model file
+    gmmhmm decode MODEL INPUT... [-o hyp.txt]            audio -> "path<TAB>label<TAB>loglik"
+    gmmhmm score HYP (--ref REF | --ref-from-fsdd-names) accuracy / error rates
+    gmmhmm info MODEL                                    describe a model file
+
+INPUT is audio files and/or folders (their audio files, sorted). Exit codes:
+0 success, 1 some input failed (each failure is reported on stderr; the
+rest is still processed), 2 usage error.
+
+Recipe configs (``configs/*.toml``) are read by :func:`read_config`, shared
+with ``recipes/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import GmmhmmError, InvalidInputError, InvalidParameterError, TranscriptError
+
+logger = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif")
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+
+
+# ---------------------------------------------------------------------------
+# Recipe configs
+# ---------------------------------------------------------------------------
+@dataclass
+class RecipeConfig:
+    """A parsed recipe TOML: ``[features]``, ``[model]``, ``[data]``, ``[output]``."""
+
+    path: Path | None = None
+    features: Any = None  # FeatureConfig
+    model: dict[str, Any] = field(default_factory=dict)
+    fsdd_dir: Path | None = None
+    split: str = "official"
+    feature_jobs: int = 1
+    out_dir: Path = Path("exp/fsdd_digits")
+
+
+_SECTIONS = {"features", "model", "data", "output"}
+_DATA_KEYS = {"fsdd_dir", "split", "n_jobs"}
+_OUTPUT_KEYS = {"dir"}
+
+
+def read_config(path: str | os.PathLike) -> RecipeConfig:
+    """Read and validate a recipe config; every error names the file and key.
+
+    ``[features]`` holds :class:`~gmmhmm.features.FeatureConfig` fields,
+    ``[model]`` :class:`~gmmhmm.classifier.HMMClassifier` parameters,
+    ``[data]`` ``fsdd_dir`` (empty: the default), ``split`` and ``n_jobs``
+    (feature extraction processes), ``[output]`` ``dir``.
+    """
+    from .classifier import HMMClassifier
+    from .features import FeatureConfig
+
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise InvalidParameterError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidParameterError(f"{path}: not a readable TOML config ({exc})") from exc
+    unknown = sorted(set(raw) - _SECTIONS)
+    if unknown:
+        raise InvalidParameterError(f"{path}: unknown section(s) {unknown}; expected {sorted(_SECTIONS)}")
+    try:
+        features = FeatureConfig.from_dict(raw.get("features", {}))
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(f"{path} [features]: {exc}") from exc
+    model = dict(raw.get("model", {}))
+    bad = sorted(set(model) - set(HMMClassifier._PARAMS))
+    if bad:
+        raise InvalidParameterError(f"{path} [model]: unknown key(s) {bad}; valid: {list(HMMClassifier._PARAMS)}")
+    model = {k: tuple(v) if isinstance(v, list) else v for k, v in model.items()}
+    try:
+        HMMClassifier(**model)._schedule()
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(f"{path} [model]: {exc}") from exc
+    data, output = raw.get("data", {}), raw.get("output", {})
+    for name, section, keys in (("data", data, _DATA_KEYS), ("output", output, _OUTPUT_KEYS)):
+        bad = sorted(set(section) - keys)
+        if bad:
+            raise InvalidParameterError(f"{path} [{name}]: unknown key(s) {bad}; valid: {sorted(keys)}")
+    split = data.get("split", "official")
+    if split not in ("official", "loso"):
+        raise InvalidParameterError(f"{path} [data]: split must be 'official' or 'loso', got {split!r}")
+    jobs = data.get("n_jobs", 1)
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or not (jobs >= 1 or jobs == -1):
+        raise InvalidParameterError(f"{path} [data]: n_jobs must be a positive integer or -1, got {jobs!r}")
+    return RecipeConfig(
+        path=path, features=features, model=model,
+        fsdd_dir=Path(data["fsdd_dir"]) if data.get("fsdd_dir") else None,
+        split=split, feature_jobs=jobs, out_dir=Path(output.get("dir", "exp/fsdd_digits")),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------
+def audio_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
+    """Files named directly, plus the audio files of named folders (sorted)."""
+    out: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file())
+            if not found:
+                raise InvalidInputError(f"folder {p} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
+            out.extend(found)
+        else:
+            out.append(p)  # a missing file is reported by feature extraction, per file
+    if not out:
+        raise InvalidInputError("no input files")
+    return out
+
+
+def _feature_config(args: argparse.Namespace):
+    from .features import FeatureConfig
+
+    return read_config(args.config).features if args.config else FeatureConfig()
+
+
+def _show_progress(args: argparse.Namespace) -> bool:
+    return bool(args.progress) or sys.stderr.isatty()
+
+
+def _report_failures(failures: list[tuple[str, str]]) -> None:
+    for path, error in failures:
+        print(f"gmmhmm: skipped {path}: {error}", file=sys.stderr)
+
+
+def read_table(path: str | os.PathLike, what: str) -> dict[str, str]:
+    """``key<TAB>value...`` (or ``key value...``) lines -> {key: value}.
+
+    With tabs, the second column is the value (later columns, such as a
+    score, are ignored); without, everything after the first space is.
+    """
+    table: dict[str, str] = {}
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise TranscriptError(f"cannot read {what} file {path}: {exc}") from exc
+    for n, line in enumerate(lines, 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t") if "\t" in line else line.strip().split(None, 1)
+        if len(parts) < 2:
+            raise TranscriptError(f"{path}:{n}: expected 'key<TAB>label', got {line!r}")
+        key = parts[0].strip()
+        if key in table:
+            raise TranscriptError(f"{path}:{n}: key {key!r} appears twice")
+        table[key] = parts[1].strip()
+    if not table:
+        raise TranscriptError(f"{what} file {path} is empty")
+    return table
+
+
+def fsdd_label(path: str | os.PathLike) -> str | None:
+    """The digit of an FSDD-named file, else None."""
+    from .datasets import parse_name
+
+    u = parse_name(path)
+    return None if u is None else u.digit
+
+
+# ---------------------------------------------------------------------------
+# Subcommands
+# ---------------------------------------------------------------------------
+def cmd_features(args: argparse.Namespace) -> int:
+    from .features import extract_many, save_features
+
+    config = _feature_config(args)
+    files = audio_files(args.inputs)
+    feats, failures = extract_many(files, config, n_jobs=args.jobs, progress=_show_progress(args))
+    _report_failures(failures)
+    if not feats:
+        print("gmmhmm: no file could be featurised", file=sys.stderr)
+        return EXIT_FAILURES
+    save_features(args.output, feats, metadata={"feature_config": config.to_dict()})
+    print(f"wrote {len(feats)} utterance(s), {config.n_features} dims, to {args.output}", file=sys.stderr)
+    return EXIT_FAILURES if failures else EXIT_OK
+
+
+def _training_data(args: argparse.Namespace, config) -> tuple[dict[str, np.ndarray], Any, int]:
+    """Features (from a feature file or by extracting a folder) and their config."""
+    from .features import FeatureConfig, extract_many, load_features
+
+    data = Path(args.data)
+    if data.is_file():
+        feats, meta = load_features(data)
+        if "feature_config" not in meta:
+            raise InvalidInputError(f"{data}: feature file has no feature_config metadata")
+        return feats, FeatureConfig.from_dict(meta["feature_config"]), 0
+    files = audio_files([data])
+    feats, failures = extract_many(files, config.features, n_jobs=config.feature_jobs,
+                                   progress=_show_progress(args))
+    _report_failures(failures)
+    return feats, config.features, len(failures)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .classifier import HMMClassifier
+    from .datasets import OFFICIAL_TEST_TAKES, parse_name
+
+    config = read_config(args.config)
+    feats, feature_config, n_failed = _training_data(args, config)
+    labels = read_table(args.labels, "labels") if args.labels else None
+    keys, y = [], []
+    for key in feats:
+        if labels is not None:
+            label = labels.get(key, labels.get(Path(key).name, labels.get(Path(key).stem)))
+        else:
+            label = fsdd_label(key)
+        if label is None:
+            raise TranscriptError(f"no label for {key}: name it {{digit}}_{{speaker}}_{{n}}.wav or pass --labels")
+        if args.split == "official":
+            u = parse_name(key)
+            if u is None:
+                raise InvalidInputError(f"--split official needs FSDD file names, got {key}")
+            if u.index < OFFICIAL_TEST_TAKES:
+                continue
+        keys.append(key)
+        y.append(label)
+    if not keys:
+        raise InvalidInputError("no training utterances left")
+    clf = HMMClassifier(**config.model).fit([feats[k] for k in keys], y)
+    clf.save(args.output, metadata={"feature_config": feature_config.to_dict(),
+                                    "n_train": len(keys), "config": str(args.config)})
+    print(f"trained {len(clf.classes_)} model(s) on {len(keys)} utterance(s) -> {args.output}",
+          file=sys.stderr)
+    return EXIT_FAILURES if n_failed else EXIT_OK
+
+
+def _load_classifier(path: str | os.PathLike):
+    from .classifier import HMMClassifier
+    from .features import FeatureConfig
+    from .modelfile import load
+
+    model, meta = load(path, with_metadata=True)
+    if not isinstance(model, HMMClassifier):
+        raise InvalidInputError(f"{path} holds a {type(model).__name__}, not an HMMClassifier")
+    if not isinstance(meta, dict) or "feature_config" not in meta:
+        raise InvalidInputError(f"{path}: model file has no feature_config metadata; "
+                                "train it with `gmmhmm train` or the recipe")
+    return model, FeatureConfig.from_dict(meta["feature_config"])
+
+
+def _decode_word(clf, feats: dict[str, np.ndarray]) -> list[tuple[str, str, float]]:
+    """Isolated words: every label's model scores the utterance, the best wins."""
+    keys = list(feats)
+    scores = clf.predict_log_likelihoods([feats[k] for k in keys])
+    best = scores.argmax(axis=1)
+    return [(k, str(clf.classes_[b]), float(scores[i, b])) for i, (k, b) in enumerate(zip(keys, best))]
+
+
+# Decoding modes: name -> function(model, {path: features}) -> [(path, hypothesis, log-likelihood)].
+# Graph decoding (phone/word graphs from gmmhmm.graphs) is to be added here as "graph".
+DECODERS = {"word": _decode_word}
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    from .features import extract_many
+
+    clf, config = _load_classifier(args.model)
+    files = audio_files(args.inputs)
+    feats, failures = extract_many(files, config, n_jobs=args.jobs, progress=_show_progress(args))
+    _report_failures(failures)
+    results = DECODERS[args.mode](clf, feats) if feats else []
+    lines = "".join(f"{path}\t{hyp}\t{ll:.4f}\n" for path, hyp, ll in results)
+    if args.output:
+        Path(args.output).write_text(lines)
+    else:
+        sys.stdout.write(lines)
+    return EXIT_FAILURES if failures else EXIT_OK
+
+
+def _match_refs(hyps: dict[str, str], refs: dict[str, str]) -> tuple[list[str], list[str], dict[str, str]]:
+    """(matched keys, keys without reference, {key: reference}): exact key, else file name, else stem."""
+    missing = []
+    out = {}
+    for key in hyps:
+        for k in (key, Path(key).name, Path(key).stem):
+            if k in refs:
+                out[key] = refs[k]
+                break
+        else:
+            missing.append(key)
+    return list(out), missing, out
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .scoring import (accuracy, confusion_matrix, error_rates, format_confusion,
+                          plot_confusion)
+
+    hyps = read_table(args.hyp, "hypothesis")
+    if args.ref:
+        keys, missing, ref_of = _match_refs(hyps, read_table(args.ref, "reference"))
+    else:
+        ref_of = {k: fsdd_label(k) for k in hyps}
+        missing = [k for k, v in ref_of.items() if v is None]
+        ref_of = {k: v for k, v in ref_of.items() if v is not None}
+        keys = list(ref_of)
+    for key in missing:
+        print(f"gmmhmm: no reference for {key}", file=sys.stderr)
+    if not keys:
+        print("gmmhmm: nothing to score", file=sys.stderr)
+        return EXIT_FAILURES
+    ref_tokens = [ref_of[k].split() for k in keys]
+    hyp_tokens = [hyps[k].split() for k in keys]
+    isolated = not args.wer and all(len(t) == 1 for t in ref_tokens + hyp_tokens)
+    if isolated:
+        refs, hyp = [t[0] for t in ref_tokens], [t[0] for t in hyp_tokens]
+        labels, matrix = confusion_matrix(refs, hyp)
+        result = {"n": len(keys), "accuracy": accuracy(refs, hyp), "labels": labels,
+                  "confusion": matrix.tolist()}
+        text = (f"accuracy: {100 * result['accuracy']:.2f}% ({int(np.trace(matrix))}/{len(keys)})\n\n"
+                + format_confusion(labels, matrix))
+        if args.png:
+            if not plot_confusion(labels, matrix, args.png):
+                print("gmmhmm: matplotlib is not installed; no PNG written", file=sys.stderr)
+    else:
+        rates = error_rates(ref_tokens, hyp_tokens, utt_ids=keys)
+        result = rates.to_dict()
+        text = rates.format(unit=args.unit)
+    print(json.dumps(result) if args.json else text)
+    return EXIT_FAILURES if missing else EXIT_OK
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .modelfile import describe
+
+    info = describe(args.model)
+    if args.json:
+        print(json.dumps(info, indent=1, default=str))
+        return EXIT_OK
+    print(f"{args.model}: {info['class']} ({info['file_size_bytes']} bytes, format v{info['version']})")
+    for k, v in info["params"].items():
+        print(f"  {k} = {v}")
+    attrs = info["attributes"]
+    classes = attrs.get("classes_")
+    if isinstance(classes, dict):
+        print(f"  labels: {classes['shape'][0] if classes['shape'] else 1} ({classes['dtype']})")
+    models = attrs.get("models_")
+    if isinstance(models, list):
+        for i, m in enumerate(models):
+            shapes = {k: v.get("shape") for k, v in m["attributes"].items() if isinstance(v, dict) and "shape" in v}
+            print(f"  model {i}: {m['class']} {shapes}")
+    for k, v in (info.get("metadata") or {}).items():
+        print(f"  metadata.{k} = {json.dumps(v) if isinstance(v, (dict, list)) else v}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------
+# Entry point
+# ---------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gmmhmm", description="GMM-HMM speech toolkit: features, "
+                                "word-model training, decoding and scoring.")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="-v: progress log, -vv: debug")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
+        sp.add_argument("-j", "--jobs", type=int, default=1, help="feature extraction processes (-1: all CPUs)")
+
+    sp = sub.add_parser("features", help="extract features of audio files into one feature file")
+    sp.add_argument("inputs", nargs="+", help="audio files and/or folders")
+    sp.add_argument("-o", "--output", required=True, help="feature file to write (.npz)")
+    sp.add_argument("--config", help="recipe TOML whose [features] to use (default: FeatureConfig())")
+    common(sp)
+    sp.set_defaults(func=cmd_features)
+
+    sp = sub.add_parser("train", help="train one GMM-HMM per label into a model file")
+    sp.add_argument("data", help="folder of audio files, or a feature file from `gmmhmm features`")
+    sp.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
+    sp.add_argument("--config", required=True, help="recipe TOML ([features], [model], [data])")
+    sp.add_argument("--labels", help="'key<TAB>label' lines (default: the digit of FSDD file names)")
+    sp.add_argument("--split", choices=("all", "official"), default="all",
+                    help="train on every file, or only FSDD's official training takes 5-49")
+    common(sp)
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("decode", help="recognise audio files with a model file")
+    sp.add_argument("model", help="model file from `gmmhmm train` or the recipe")
+    sp.add_argument("inputs", nargs="+", help="audio files and/or folders")
+    sp.add_argument("-o", "--output", help="write 'path<TAB>label<TAB>loglik' lines here (default: stdout)")
+    sp.add_argument("--mode", choices=sorted(DECODERS), default="word",
+                    help="decoding mode (word: isolated words, one model per label)")
+    common(sp)
+    sp.set_defaults(func=cmd_decode)
+
+    sp = sub.add_parser("score", help="score hypotheses against references")
+    sp.add_argument("hyp", help="hypotheses: 'key<TAB>label...' lines, e.g. `gmmhmm decode` output")
+    ref = sp.add_mutually_exclusive_group(required=True)
+    ref.add_argument("--ref", help="references: 'key<TAB>label...' or Kaldi text 'key word word...'")
+    ref.add_argument("--ref-from-fsdd-names", action="store_true",
+                     help="take each reference from the digit in the FSDD file name of the key")
+    sp.add_argument("--wer", action="store_true",
+                    help="always align token sequences and report error rates")
+    sp.add_argument("--unit", default="WER", help="name of the error rate (WER, PER, ...)")
+    sp.add_argument("--png", help="also write the confusion matrix as a PNG")
+    sp.add_argument("--json", action="store_true", help="print JSON instead of text")
+    sp.set_defaults(func=cmd_score)
+
+    sp = sub.add_parser("info", help="describe a model file")
+    sp.add_argument("model")
+    sp.add_argument("--json", action="store_true", help="print JSON")
+    sp.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 failures, 2 usage)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) and usage errors (2)
+        return int(exc.code or 0)
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args)
+    except GmmhmmError as exc:
+        print(f"gmmhmm {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURES
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

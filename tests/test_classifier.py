@@ -1,0 +1,177 @@
+"""HMMClassifier on synthetic left-to-right sequences."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gmmhmm.classifier import (
+    HMMClassifier,
+    flat_start,
+    sequence_scores,
+    split_mixtures,
+    train_word_model,
+    uniform_segmentation,
+)
+from gmmhmm.errors import (
+    DimensionMismatchError,
+    InvalidInputError,
+    InvalidParameterError,
+    NotFittedError,
+)
+from gmmhmm.modelfile import describe, load
+
+# Each label walks through its own sequence of 2-D means, one per state.
+PATHS = {
+    "up": [(0, 0), (3, 0), (6, 0)],
+    "down": [(6, 0), (3, 0), (0, 0)],
+    "side": [(0, 0), (0, 3), (0, 6)],
+}
+
+
+def make_sequences(n_per_label: int, seed: int) -> tuple[list[np.ndarray], list[str]]:
+    rng = np.random.default_rng(seed)
+    X, y = [], []
+    for label, means in PATHS.items():
+        for _ in range(n_per_label):
+            parts = [m + 0.6 * rng.standard_normal((rng.integers(3, 9), 2)) for m in np.array(means, float)]
+            X.append(np.concatenate(parts))
+            y.append(label)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_sequences(12, seed=0), make_sequences(8, seed=1)
+
+
+@pytest.fixture(scope="module")
+def clf(data):
+    (X, y), _ = data
+    return HMMClassifier(n_states=3, mix_schedule=(1, 2), n_iter=(4, 3), random_state=0).fit(X, y)
+
+
+def test_uniform_segmentation():
+    np.testing.assert_array_equal(uniform_segmentation(np.array([6, 3, 2]), 3),
+                                  [0, 0, 1, 1, 2, 2, 0, 1, 2, 0, 1])
+
+
+def test_flat_start_means_are_segment_means():
+    X = np.concatenate([np.full((4, 1), 1.0), np.full((4, 1), 5.0)])
+    X = X + np.array([[0.1], [-0.1]] * 4)
+    m = flat_start(X, np.array([8]), 2, 1, "diag", 1e-3, 1, 1e-3, 0)
+    np.testing.assert_allclose(m.means_[:, 0, 0], [1.0, 5.0])
+    np.testing.assert_allclose(m.covars_[:, 0, 0], [0.01 + 1e-3] * 2)
+    np.testing.assert_allclose(m.transmat_, [[0.5, 0.5], [0.0, 1.0]])
+    np.testing.assert_allclose(m.startprob_, [1.0, 0.0])
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "full", "spherical", "tied"])
+def test_split_mixtures(covariance_type):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 2)) * [1.0, 2.0]
+    m = flat_start(X, np.array([30, 30]), 2, 1, covariance_type, 1e-3, 1, 1e-3, 0)
+    new = split_mixtures(m, 3, 1, 1e-3, 0)
+    assert new.n_mix == 3 and new.covariance_type == covariance_type
+    np.testing.assert_allclose(new.weights_.sum(axis=1), 1.0)
+    np.testing.assert_allclose(new.weights_[0], [0.25, 0.5, 0.25])  # heaviest split first
+    # one split: the two halves sit at the original mean +-0.2 sd
+    two = split_mixtures(m, 2, 1, 1e-3, 0)
+    mu = m.means_[0, 0]
+    states = uniform_segmentation(np.array([30, 30]), 2)
+    var = X[states == 0].var(axis=0) + 1e-3
+    sd = {"diag": np.sqrt(var), "spherical": np.full(2, np.sqrt(var.mean()))}.get(
+        covariance_type, np.sqrt(np.diag(np.cov(X[states == 0].T, bias=True)) + 1e-3))
+    np.testing.assert_allclose(two.means_[0, 0] - mu, 0.2 * sd)
+    np.testing.assert_allclose(two.means_[0, 1] - mu, -0.2 * sd)
+    np.testing.assert_allclose(two.weights_, 0.5)
+    np.testing.assert_allclose(new.transmat_, m.transmat_)
+    with pytest.raises(InvalidParameterError, match="down to"):
+        split_mixtures(new, 2, 1, 1e-3, 0)
+
+
+def test_classifier_separates_labels(clf, data):
+    _, (Xt, yt) = data
+    assert list(clf.classes_) == ["down", "side", "up"]
+    assert [m.n_mix for m in clf.models_] == [2, 2, 2]
+    assert clf.n_features_in_ == 2
+    assert clf.score(Xt, yt) == 1.0
+    ll = clf.predict_log_likelihoods(Xt)
+    assert ll.shape == (len(Xt), 3) and np.isfinite(ll).all()
+    np.testing.assert_array_equal(clf.predict(Xt), clf.classes_[ll.argmax(axis=1)])
+
+
+def test_batched_scores_equal_per_sequence_decode_and_score(clf, data):
+    _, (Xt, _) = data
+    X, lengths = np.concatenate(Xt), np.array([len(x) for x in Xt])
+    for model in clf.models_:
+        vit = sequence_scores(model, X, lengths, "viterbi")
+        fwd = sequence_scores(model, X, lengths, "forward")
+        np.testing.assert_allclose(vit, [model.decode(x)[0] for x in Xt], rtol=1e-10)
+        np.testing.assert_allclose(fwd, [model.score(x) for x in Xt], rtol=1e-10)
+        assert np.all(fwd >= vit - 1e-9)  # the best path is one term of the total
+
+
+def test_save_load_round_trip(clf, data, tmp_path):
+    _, (Xt, _) = data
+    path = tmp_path / "clf.npz"
+    clf.save(path, metadata={"feature_config": {"n_ceps": 13}})
+    back, meta = load(path, with_metadata=True)
+    assert isinstance(back, HMMClassifier)
+    assert meta == {"feature_config": {"n_ceps": 13}}
+    np.testing.assert_array_equal(back.classes_, clf.classes_)
+    np.testing.assert_array_equal(back.predict_log_likelihoods(Xt), clf.predict_log_likelihoods(Xt))
+    info = describe(path)
+    assert info["class"] == "HMMClassifier" and len(info["attributes"]["models_"]) == 3
+    assert HMMClassifier.load(path).get_params() == clf.get_params()
+
+
+def test_parallel_training_matches_serial(data):
+    (X, y), (Xt, _) = data
+    kw = dict(n_states=3, mix_schedule=(1,), n_iter=2, random_state=0)
+    a = HMMClassifier(n_jobs=1, **kw).fit(X, y)
+    b = HMMClassifier(n_jobs=2, **kw).fit(X, y)
+    np.testing.assert_allclose(a.predict_log_likelihoods(Xt), b.predict_log_likelihoods(Xt))
+
+
+def test_integer_labels_and_forward_scoring(data):
+    (X, y), (Xt, yt) = data
+    codes = {"up": 7, "down": 3, "side": 5}
+    clf = HMMClassifier(n_states=3, mix_schedule=1, n_iter=3, scoring="forward")
+    clf.fit(X, [codes[v] for v in y])
+    assert clf.classes_.dtype.kind == "i"
+    assert list(clf.predict(Xt)) == [codes[v] for v in yt]
+
+
+def test_train_word_model_stage_schedule():
+    X, _ = make_sequences(6, seed=3)
+    m = train_word_model(X[:6], n_states=3, mix_schedule=[2, 4], n_iter=[2, 0])
+    assert m.n_mix == 4 and m.means_.shape == (3, 4, 2)
+
+
+def test_bad_inputs(clf, data):
+    (X, y), _ = data
+    with pytest.raises(NotFittedError):
+        HMMClassifier().predict(X)
+    with pytest.raises(InvalidInputError, match="one label per sequence"):
+        HMMClassifier().fit(X, y[:-1])
+    with pytest.raises(InvalidInputError, match="empty"):
+        HMMClassifier().fit([], [])
+    with pytest.raises(InvalidInputError, match="not a single 2-D array"):
+        HMMClassifier().fit(X[0], y[:1])
+    with pytest.raises(InvalidInputError, match="different feature dimensions"):
+        HMMClassifier().fit([X[0], X[1][:, :1]], ["a", "b"])
+    with pytest.raises(DimensionMismatchError):
+        clf.predict([np.zeros((10, 3))])
+    bad = [x.copy() for x in X[:2]]
+    bad[1][0, 0] = np.nan
+    with pytest.raises(InvalidInputError, match="NaN"):
+        clf.predict(bad)
+    for kw, msg in [(dict(mix_schedule=(2, 1)), "non-decreasing"), (dict(n_iter=(1, 2)), "stages"),
+                    (dict(covariance_type="banded"), "covariance_type"), (dict(n_states=0), "n_states"),
+                    (dict(min_covar=0.0), "min_covar"), (dict(scoring="best"), "scoring"),
+                    (dict(n_jobs=0), "n_jobs")]:
+        with pytest.raises(InvalidParameterError, match=msg):
+            HMMClassifier(**kw).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="invalid parameter"):
+        HMMClassifier().set_params(n_mix=3)
