@@ -74,15 +74,16 @@ def _children_cpu() -> dict[int, float]:
     return out
 
 
-def scaling(model, corpus: Corpus, n_jobs: int, repeat: int) -> dict[str, float]:
+def scaling(model, corpus: Corpus, n_jobs: int, repeat: int, client=None) -> dict[str, float]:
     """Best E-step wall time on 1 and on ``n_jobs`` processes, and the CPU critical path.
 
     The two are timed alternately, so a machine shared with other jobs
     loads both alike; the minimum over repeats is the least disturbed run.
     The CPU critical path (driver CPU + the busiest worker's CPU) is what the
-    wall time would be on otherwise idle cores.
+    wall time would be on otherwise idle cores. With ``client``, the N-way
+    run is on that Dask cluster instead of local processes.
     """
-    with EStep(n_jobs=1) as one, EStep(n_jobs=n_jobs) as many:
+    with EStep(n_jobs=1) as one, EStep(n_jobs=n_jobs, client=client) as many:
         one(model, corpus), many(model, corpus)  # warm-up: worker start, numba compilation
         wall: list[list[float]] = [[], []]
         cpu: list[list[float]] = [[], []]
@@ -152,6 +153,8 @@ def main() -> None:
     ap.add_argument("--gmm-components", type=int, default=128)
     ap.add_argument("--gmm-dim", type=int, default=39)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--dask", action="store_true",
+                    help="also time the embedded E-step on a local Dask cluster of --n-jobs workers")
     args = ap.parse_args()
     n_shards = 4 * args.n_jobs  # several shards per worker keep the load balanced
 
@@ -164,6 +167,13 @@ def main() -> None:
               f"({time.perf_counter() - t:.1f} s to featurise)")
         model, which = embedded_model(fsdd, args.n_mix)
         emb = scaling(model, fsdd, args.n_jobs, args.repeat)
+        dask = None
+        if args.dask:
+            from distributed import Client, LocalCluster
+
+            with LocalCluster(n_workers=args.n_jobs, threads_per_worker=1, processes=True,
+                              dashboard_address=None) as cluster, Client(cluster) as client:
+                dask = scaling(model, fsdd, args.n_jobs, args.repeat, client=client)
 
         rng = np.random.default_rng(0)
         N, D, K = args.gmm_frames, args.gmm_dim, args.gmm_components
@@ -191,6 +201,9 @@ def main() -> None:
     for name, r in (("embedded training (FSDD)", emb), (f"diag GMM N={N} D={D} K={K}", gmm)):
         print(f"{name:<30}{r['wall_1']:10.3f}{r['wall_n']:12.3f}{r['wall_1'] / r['wall_n']:10.2f}"
               f"{r['cpu_1'] / r['cpu_n']:19.2f}")
+    if dask:
+        print(f"{'embedded, Dask workers':<30}{dask['wall_1']:10.3f}{dask['wall_n']:12.3f}"
+              f"{dask['wall_1'] / dask['wall_n']:10.2f}{dask['cpu_1'] / dask['cpu_n']:19.2f}")
     print("(CPU-path speed-up: 1-process CPU time / (driver CPU + busiest worker CPU), i.e. the wall-clock "
           "speed-up on idle cores)")
     print(f"GEMM float64 (1 thread): {peak_wall:.2f} GFLOP/s; in-process diag GMM E-step: "
@@ -207,6 +220,7 @@ def main() -> None:
         "embedded_nproc_seconds": round(emb["wall_n"], 4),
         "embedded_speedup": round(emb["wall_1"] / emb["wall_n"], 3),
         "embedded_cpu_path_speedup": round(emb["cpu_1"] / emb["cpu_n"], 3),
+        "dask_embedded_speedup": round(dask["wall_1"] / dask["wall_n"], 3) if dask else None,
         "gmm_frames": N, "gmm_dim": D, "gmm_components": K,
         "gmm_1proc_seconds": round(gmm["wall_1"], 4),
         "gmm_nproc_seconds": round(gmm["wall_n"], 4),
