@@ -8,7 +8,8 @@ and utterance counts, the feature dimension and the feature configuration.
 
 Training code never holds more than one shard (see :mod:`gmmhmm.parallel`)::
 
-    corpus = Corpus.create("feats/", ((uid, mfcc(x)) for uid, x in audio))
+    corpus = Corpus.create("feats/", audio_utterances(wav_paths, cfg, labels=words),
+                           feature_config=cfg)
     for path in corpus.shards:
         X, lengths, ids, labels = load_shard(path)
 
@@ -274,6 +275,50 @@ class Corpus:
         logger.info("wrote corpus %s: %d utterances, %d frames, %d shards", out,
                     index["n_utterances"], index["n_frames"], len(writer.infos))
         return cls.open(out / INDEX_NAME)
+
+
+def audio_utterances(paths: Iterable[str | os.PathLike], config: Any = None, *,
+                     labels: Iterable[Any] | None = None, utt_ids: Iterable[str] | None = None,
+                     n_jobs: int = 1, chunk_files: int = 256) -> Iterator[tuple]:
+    """Featurise audio files a chunk at a time, for :meth:`Corpus.create`.
+
+    Yields ``(utt_id, features)`` or, with ``labels``, ``(utt_id, features,
+    label)`` in input order; only ``chunk_files`` files' features are held at
+    once. Unreadable files are skipped (and logged as warnings).
+
+    Parameters
+    ----------
+    paths : iterable of audio paths
+    config : gmmhmm.features.FeatureConfig, optional
+        ``cmvn='speaker'`` is refused: it needs every file of a speaker at once.
+    labels, utt_ids : iterables aligned with ``paths``, optional
+        Default ids are the file names without extension.
+    n_jobs : int
+        Worker processes for feature extraction.
+    chunk_files : int
+        Files featurised per batch.
+    """
+    from .errors import InvalidParameterError  # noqa: PLC0415
+    from .features import FeatureConfig, extract_many  # noqa: PLC0415
+
+    config = FeatureConfig() if config is None else config
+    if config.cmvn == "speaker":
+        raise InvalidParameterError(
+            "cmvn='speaker' needs all of a speaker's files at once; use extract_many and pass its "
+            "features to Corpus.create, or cmvn='utterance'")
+    chunk_files = V.check_positive_int(chunk_files, "chunk_files")
+    paths = [os.fspath(p) for p in paths]
+    ids = [Path(p).stem for p in paths] if utt_ids is None else [str(u) for u in utt_ids]
+    labels = None if labels is None else list(labels)
+    if len(ids) != len(paths) or (labels is not None and len(labels) != len(paths)):
+        raise InvalidInputError(f"{len(paths)} paths but {len(ids)} ids / "
+                                f"{'no' if labels is None else len(labels)} labels")
+    for start in range(0, len(paths), chunk_files):
+        feats, _ = extract_many(paths[start:start + chunk_files], config, n_jobs=n_jobs)
+        for i in range(start, min(start + chunk_files, len(paths))):
+            if paths[i] in feats:
+                yield (ids[i], feats[paths[i]]) if labels is None else (ids[i], feats[paths[i]], labels[i])
+        logger.info("featurised %d of %d files", min(start + chunk_files, len(paths)), len(paths))
 
 
 class _ShardWriter:

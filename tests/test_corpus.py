@@ -143,3 +143,30 @@ def test_corrupt_or_foreign_shard(tmp_path):
         load_shard(tmp_path / "x.npy")
     with pytest.raises(ModelFileError, match="no corpus index"):
         Corpus.open(tmp_path / "nowhere")
+
+
+@pytest.mark.integration
+def test_corpus_from_audio_in_chunks(fsdd_path, tmp_path):
+    from gmmhmm.corpus import audio_utterances
+    from gmmhmm.errors import InvalidParameterError
+    from gmmhmm.features import FeatureConfig, extract_features
+
+    wavs = sorted((fsdd_path / "recordings").glob("*.wav"))[:7]
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF not really")
+    paths = wavs[:3] + [bad] + wavs[3:]
+    labels = [p.stem.split("_")[0] for p in paths]
+    cfg = FeatureConfig.fsdd()
+    corpus = Corpus.create(tmp_path / "c", audio_utterances(paths, cfg, labels=labels, chunk_files=3),
+                           frames_per_shard=50, feature_config=cfg)
+    assert corpus.n_utterances == 7  # the broken file is skipped
+    got = {i: (x, lab) for X, lengths, ids, labs in corpus
+           for i, x, lab in zip(ids, np.split(X, np.cumsum(lengths)[:-1]), labs)}
+    assert list(got) == [p.stem for p in wavs]
+    for p in wavs:
+        np.testing.assert_array_equal(got[p.stem][0], extract_features(p, cfg))
+        assert got[p.stem][1] == p.stem.split("_")[0]
+    with pytest.raises(InvalidParameterError, match="speaker"):
+        next(audio_utterances(wavs, cfg.replace(cmvn="speaker")))
+    with pytest.raises(InvalidInputError, match="labels"):
+        next(audio_utterances(wavs, cfg, labels=["x"]))
