@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gmmhmm.corpus import Corpus  # noqa: E402
+from gmmhmm.corpus import Corpus, audio_utterances  # noqa: E402
 from gmmhmm.parallel import EStep  # noqa: E402
 
 
@@ -108,7 +108,7 @@ def gemm_gflops(n: int = 2000, repeat: int = 3) -> tuple[float, float]:
 
 def fsdd_corpus(fsdd: Path, limit: int | None, n_jobs: int, out: Path, n_shards: int) -> Corpus:
     from gmmhmm.datasets import list_fsdd
-    from gmmhmm.features import FeatureConfig, extract_many
+    from gmmhmm.features import FeatureConfig
     from gmmhmm.graphs import DIGIT_WORDS
 
     utts = list_fsdd(fsdd)
@@ -116,11 +116,11 @@ def fsdd_corpus(fsdd: Path, limit: int | None, n_jobs: int, out: Path, n_shards:
         # every limit-th file, so every speaker and digit stays represented
         utts = utts[:: max(1, len(utts) // limit)][:limit]
     cfg = FeatureConfig.fsdd()
-    feats, failures = extract_many([u.path for u in utts], cfg, n_jobs=n_jobs)
-    rows = [(str(u.path.stem), feats[str(u.path)], [DIGIT_WORDS[int(u.digit)]])
-            for u in utts if str(u.path) in feats]
-    total = sum(len(r[1]) for r in rows)
-    return Corpus.create(out, rows, frames_per_shard=max(1, total // n_shards), feature_config=cfg)
+    # featurise once to size the shards so that each worker gets several
+    frames = sum(len(x) for _, x in audio_utterances([u.path for u in utts], cfg, n_jobs=n_jobs))
+    rows = audio_utterances([u.path for u in utts], cfg, n_jobs=n_jobs,
+                            labels=[[DIGIT_WORDS[int(u.digit)]] for u in utts])
+    return Corpus.create(out, rows, frames_per_shard=max(1, frames // n_shards), feature_config=cfg)
 
 
 def embedded_model(corpus: Corpus, n_mix: int):
