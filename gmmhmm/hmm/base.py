@@ -281,6 +281,10 @@ class BaseHMM:
         """
         self._fitted_check()
         X, lengths = self._validate_X(X, lengths)
+        return self._accumulate(X, lengths)
+
+    def _accumulate(self, X: np.ndarray, lengths: np.ndarray) -> HMMStats:
+        """:meth:`accumulate` on validated input."""
         S = self.n_components
         start = np.zeros(S)
         trans = np.zeros((S, S))
@@ -332,8 +336,8 @@ class BaseHMM:
         self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
         self.monitor_._reset()
         for _ in range(self.n_iter):
-            stats = self.accumulate(X, lengths)
-            self.update(stats)
+            stats = self._accumulate(X, lengths)
+            self.update(stats)  # validates the new parameters
             self.monitor_.report(stats.log_prob)
             if self.monitor_.converged:
                 break
@@ -354,15 +358,17 @@ class BaseHMM:
         self.n_features = X.shape[1]
         rng = check_random_state(self.random_state)
         S = self.n_components
-        labels = self._init_emission(X, lengths, rng)
+        init_s = self._needs_init("s", "startprob_")
+        init_t = self._needs_init("t", "transmat_")
+        labels = self._init_emission(X, lengths, rng, need_labels=init_s or init_t)
         # Start and transition counts of the emission's nearest-state
         # segmentation (plus one) beat hmmlearn's random Dirichlet draws,
         # which are often nearly deterministic and stall EM.
         starts = sequence_offsets(lengths)[:-1]
-        if self._needs_init("s", "startprob_"):
+        if init_s:
             counts = np.bincount(labels[starts], minlength=S) + 1.0
             self.startprob_ = counts / counts.sum()
-        if self._needs_init("t", "transmat_"):
+        if init_t:
             same_seq = np.ones(len(labels) - 1, dtype=bool)
             same_seq[starts[1:] - 1] = False
             counts = np.ones((S, S))
@@ -483,8 +489,8 @@ class BaseHMM:
     def _emission(self):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _init_emission(self, X, lengths, rng) -> np.ndarray:  # pragma: no cover - abstract
-        """Initialise emission parameters; return each frame's nearest state (N,)."""
+    def _init_emission(self, X, lengths, rng, need_labels) -> np.ndarray | None:  # pragma: no cover
+        """Initialise emission parameters; return each frame's nearest state (N,) if asked."""
         raise NotImplementedError
 
     def _check_emission(self):  # pragma: no cover - abstract

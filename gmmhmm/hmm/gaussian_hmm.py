@@ -210,13 +210,17 @@ class GaussianHMM(ModelFileMixin, BaseHMM):
             if not np.allclose(mats, np.swapaxes(mats, 1, 2)) or np.any(np.linalg.eigvalsh(mats) <= 0):
                 raise InvalidParameterError(f"{ctype!r} covars_ must be symmetric, positive-definite")
 
-    def _init_emission(self, X: np.ndarray, lengths: np.ndarray, rng) -> None:
+    def _init_emission(self, X: np.ndarray, lengths: np.ndarray, rng,
+                       need_labels: bool) -> np.ndarray | None:
         ctype = check_covariance_type(self.covariance_type)
         S = self.n_components
         if self._needs_init("m", "means_"):
             self.means_ = kmeans(X, S, rng)[0]
+        init_c = self._needs_init("c", "_covars_")
+        if not (init_c or need_labels):
+            return None
         labels = nearest(X, np.asarray(self.means_, dtype=np.float64))
-        if self._needs_init("c", "_covars_"):
+        if init_c:
             # Within-cluster covariances around the initial means (hmmlearn
             # uses the global covariance, which often stalls EM).
             cv = data_covariance(X, self.min_covar)

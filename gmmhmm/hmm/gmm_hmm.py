@@ -161,13 +161,16 @@ class GMMHMM(ModelFileMixin, BaseHMM):
                                             "positive-definite")
         self.covars_ = cov
 
-    def _init_emission(self, X: np.ndarray, lengths: np.ndarray, rng) -> None:
+    def _init_emission(self, X: np.ndarray, lengths: np.ndarray, rng,
+                       need_labels: bool) -> np.ndarray | None:
         check_covariance_type(self.covariance_type)
         S, M, D = self.n_components, V.check_positive_int(self.n_mix, "n_mix"), X.shape[1]
         if self._needs_init("w", "weights_"):
             self.weights_ = np.full((S, M), 1.0 / M)
-        cv = data_covariance(X, self.min_covar)
-        if self._needs_init("m", "means_"):
+        init_m = self._needs_init("m", "means_")
+        init_c = self._needs_init("c", "covars_")
+        cv = data_covariance(X, self.min_covar) if (init_m or init_c) else None
+        if init_m:
             centers, labels = kmeans(X, S, rng)
             means = np.empty((S, M, D))
             for s in range(S):
@@ -177,9 +180,11 @@ class GMMHMM(ModelFileMixin, BaseHMM):
                 else:  # too few frames: draw around the centre of all clusters
                     means[s] = rng.multivariate_normal(centers.mean(axis=0), cv, size=M)
             self.means_ = means
+        if not (init_c or need_labels):
+            return None
         flat = np.asarray(self.means_, dtype=np.float64).reshape(S * M, D)
         labels = nearest(X, flat)
-        if self._needs_init("c", "covars_"):
+        if init_c:
             # Within-cluster covariances around the initial means (hmmlearn
             # uses the global covariance, which often stalls EM).
             covs = cluster_covariances(X, labels, S * M, cv, self.min_covar).reshape(S, M, D, D)

@@ -420,27 +420,153 @@ def _use_parallel(parallel, offsets, n_states):
     return len(offsets) > 2 and (offsets[-1] * n_states * n_states) >= _PARALLEL_MIN_WORK
 
 
+@njit(cache=True)
+def _row_max(a):
+    """Row maxima, with 0 for an all -inf row (its scaled likelihoods stay 0)."""
+    out = np.empty(a.shape[0])
+    for t in range(a.shape[0]):
+        m = -np.inf
+        for j in range(a.shape[1]):
+            if a[t, j] > m:
+                m = a[t, j]
+        out[t] = m if m > -np.inf else 0.0
+    return out
+
+
+@njit(cache=True, fastmath=True)
+def _dot_rows(M, v, out):
+    """out = M @ v. Only for finite, non-negative probabilities: full fastmath
+    lets LLVM vectorise the reduction."""
+    for r in range(M.shape[0]):
+        acc = 0.0
+        for c in range(M.shape[1]):
+            acc += M[r, c] * v[c]
+        out[r] = acc
+
+
+@njit(cache=True)
+def _fb_scaled_seq(startprob, transmat, trans_t, endprob, rowmax, post, alpha, work):
+    """Scaled forward-backward of one sequence for batch training (the fast path).
+
+    ``work`` holds the scaled likelihoods ``exp(framelogprob - rowmax)`` on
+    entry (computed vectorised by numpy for the whole batch). Writes
+    normalised forward rows to ``alpha`` and posteriors to ``post``, and
+    leaves in ``work[t]`` (t >= 1) the vector ``B[t] * beta[t] / c[t]``
+    (``work[0]`` = 0), so that the expected transition counts of a whole
+    batch are one GEMM: ``transmat * (alpha[:-1].T @ work[1:])``. The S^2
+    work per frame is two vectorised mat-vecs (``trans_t`` = transmat.T).
+    Returns the log-likelihood, or -inf if the scaled pass underflowed.
+    """
+    n, s = work.shape
+    scale = np.empty(n)
+    log_prob = 0.0
+    for t in range(n):
+        log_prob += rowmax[t]
+    for j in range(s):
+        alpha[0, j] = startprob[j] * work[0, j]
+    for t in range(n):
+        if t > 0:
+            _dot_rows(trans_t, alpha[t - 1], alpha[t])
+            for j in range(s):
+                alpha[t, j] *= work[t, j]
+        c = 0.0
+        for j in range(s):
+            c += alpha[t, j]
+        if c == 0.0:
+            return -np.inf
+        scale[t] = c
+        inv = 1.0 / c
+        for j in range(s):
+            alpha[t, j] *= inv
+        log_prob += np.log(c)
+    beta = np.empty(s)
+    c_end = 0.0
+    for j in range(s):
+        c_end += alpha[n - 1, j] * endprob[j]
+    if c_end == 0.0:
+        return -np.inf
+    log_prob += np.log(c_end)
+    for j in range(s):
+        beta[j] = endprob[j] / c_end
+        post[n - 1, j] = alpha[n - 1, j] * beta[j]
+    for t in range(n - 2, -1, -1):
+        inv = 1.0 / scale[t + 1]
+        for j in range(s):
+            work[t + 1, j] *= beta[j] * inv
+        _dot_rows(transmat, work[t + 1], beta)
+        total = 0.0
+        for i in range(s):
+            post[t, i] = alpha[t, i] * beta[i]
+            total += post[t, i]
+        if total > 0.0:  # 1 up to rounding; renormalise for safety
+            inv = 1.0 / total
+            for i in range(s):
+                post[t, i] *= inv
+    for j in range(s):
+        work[0, j] = 0.0
+    return log_prob
+
+
+@njit(cache=True, parallel=True)
+def _fb_scaled_batch_parallel(startprob, transmat, endprob, rowmax, offsets, log_probs,
+                              posteriors, alpha, work):
+    trans_t = np.ascontiguousarray(transmat.T)
+    for k in prange(offsets.shape[0] - 1):
+        a, b = offsets[k], offsets[k + 1]
+        log_probs[k] = _fb_scaled_seq(startprob, transmat, trans_t, endprob, rowmax[a:b],
+                                      posteriors[a:b], alpha[a:b], work[a:b])
+
+
+@njit(cache=True)
+def _fb_scaled_batch_serial(startprob, transmat, endprob, rowmax, offsets, log_probs,
+                            posteriors, alpha, work):
+    trans_t = np.ascontiguousarray(transmat.T)
+    for k in range(offsets.shape[0] - 1):
+        a, b = offsets[k], offsets[k + 1]
+        log_probs[k] = _fb_scaled_seq(startprob, transmat, trans_t, endprob, rowmax[a:b],
+                                      posteriors[a:b], alpha[a:b], work[a:b])
+
+
 def forward_backward_multi(startprob, transmat, endprob, framelogprob, offsets, use_log,
                            parallel=None):
     """Forward-backward over sequences ``offsets[i]:offsets[i+1]`` of ``framelogprob``.
 
     Returns (per-sequence log-likelihoods (n_seq,), posteriors (N, S),
     summed expected transition counts (S, S)). Sequences with zero likelihood
-    get ``-inf`` and zero posteriors.
+    get ``-inf`` and zero posteriors. With ``use_log=False`` a sequence whose
+    scaled pass underflows is redone in log space.
     """
     n, s = framelogprob.shape
     n_seq = len(offsets) - 1
     log_probs = np.empty(n_seq)
     posteriors = np.zeros((n, s))
+    par = _use_parallel(parallel, offsets, s)
     with np.errstate(divide="ignore"):
-        if _use_parallel(parallel, offsets, s):
-            xi_parts = np.zeros((n_seq, s, s))
-            _fb_multi_parallel(startprob, transmat, endprob, framelogprob, offsets, use_log,
-                               log_probs, posteriors, xi_parts)
-            return log_probs, posteriors, xi_parts.sum(axis=0)
-        xi_sum = np.zeros((s, s))
-        _fb_multi_serial(startprob, transmat, endprob, framelogprob, offsets, use_log,
-                         log_probs, posteriors, xi_sum)
+        if use_log:
+            if par:
+                xi_parts = np.zeros((n_seq, s, s))
+                _fb_multi_parallel(startprob, transmat, endprob, framelogprob, offsets, True,
+                                   log_probs, posteriors, xi_parts)
+                return log_probs, posteriors, xi_parts.sum(axis=0)
+            xi_sum = np.zeros((s, s))
+            _fb_multi_serial(startprob, transmat, endprob, framelogprob, offsets, True,
+                             log_probs, posteriors, xi_sum)
+            return log_probs, posteriors, xi_sum
+        rowmax = _row_max(framelogprob)  # numpy's max over a short last axis is slow
+        work = np.exp(framelogprob - rowmax[:, None])
+        alpha = np.empty((n, s))
+        run = _fb_scaled_batch_parallel if par else _fb_scaled_batch_serial
+        run(startprob, transmat, endprob, rowmax, offsets, log_probs, posteriors, alpha, work)
+        failed = np.flatnonzero(log_probs == -np.inf)
+        for k in failed:  # neutralise in the GEMM; redo below
+            alpha[offsets[k]:offsets[k + 1]] = 0.0
+        xi_sum = transmat * (alpha[:-1].T @ work[1:])
+        for k in failed:
+            a, b = offsets[k], offsets[k + 1]
+            lp, post, xi = forward_backward_log(startprob, transmat, framelogprob[a:b], endprob)
+            log_probs[k] = lp
+            posteriors[a:b] = post
+            xi_sum += xi
     return log_probs, posteriors, xi_sum
 
 
