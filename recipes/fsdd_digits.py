@@ -20,9 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
+
+# Parallelism comes from processes; a multi-threaded BLAS on the many small
+# products of this job only adds synchronisation (set before numpy loads).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing
@@ -57,9 +63,15 @@ def run_fold(name: str, train: list[Utterance], test: list[Utterance],
     t0 = time.perf_counter()
     clf.fit([feats[str(u.path)] for u in train], [u.digit for u in train])
     train_s = time.perf_counter() - t0
+    test_feats = [feats[str(u.path)] for u in test]
+    # Compile (or load from numba's cache) the scoring kernels before timing:
+    # a one-off cost per process, not part of the decoding speed.
+    t0 = time.perf_counter()
+    clf.predict_log_likelihoods(test_feats[:1])
+    warmup_s = time.perf_counter() - t0
     logger.info("[%s] decoding %d takes", name, len(test))
     t0 = time.perf_counter()
-    hyps = clf.predict([feats[str(u.path)] for u in test]).tolist()
+    hyps = clf.predict(test_feats).tolist()
     decode_s = time.perf_counter() - t0
     refs = [u.digit for u in test]
     labels, matrix = confusion_matrix(refs, hyps, labels=[str(d) for d in range(10)])
@@ -71,6 +83,7 @@ def run_fold(name: str, train: list[Utterance], test: list[Utterance],
         "accuracy": accuracy(refs, hyps),
         "train_seconds": train_s,
         "decode_seconds": decode_s,
+        "decode_warmup_seconds": warmup_s,
         "test_audio_seconds": test_audio_s,
         "decode_rtf": decode_s / test_audio_s,
         "labels": labels,
@@ -94,7 +107,8 @@ def format_report(report: dict) -> str:
             f"({f['n_test']} test / {f['n_train']} train takes)",
             f"  training {f['train_seconds']:.1f} s, decoding {f['decode_seconds']:.2f} s for "
             f"{f['test_audio_seconds']:.1f} s of audio: RTF {f['decode_rtf']:.5f} "
-            f"({1 / f['decode_rtf']:.0f}x faster than real time)",
+            f"({1 / f['decode_rtf']:.0f}x faster than real time; "
+            f"{f['decode_warmup_seconds']:.2f} s kernel warm-up not included)",
         ]
         if report["mode"] == "official":
             lines += ["", format_confusion(f["labels"], np.array(f["confusion"]))]
@@ -155,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.verbose < 2:  # per-iteration EM lines only with -vv
+        logging.getLogger("gmmhmm.hmm").setLevel(logging.WARNING)
     try:
         config = read_config(args.config)
         run(config, args.mode or config.split, args.fsdd_dir,

@@ -1,0 +1,136 @@
+"""The gmmhmm command: features -> train -> decode -> score -> info on real FSDD files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gmmhmm.cli import main, read_config
+from gmmhmm.errors import InvalidParameterError
+from gmmhmm.features import load_features
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_CONFIG = """
+[features]
+sample_rate_hz = 8000
+n_mels = 23
+n_ceps = 13
+delta_order = 2
+
+[model]
+n_states = 4
+mix_schedule = [1, 2]
+n_iter = [3, 2]
+n_jobs = 1
+
+[data]
+n_jobs = 1
+"""
+
+
+def link_files(src: Path, dst: Path, names: list[str]) -> Path:
+    dst.mkdir()
+    for n in names:
+        (dst / n).symlink_to(src / n)
+    return dst
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, fsdd_path):
+    tmp = tmp_path_factory.mktemp("cli")
+    rec = fsdd_path / "recordings"
+    link_files(rec, tmp / "train", [f"{d}_jackson_{i}.wav" for d in (0, 1, 6) for i in range(5, 17)])
+    link_files(rec, tmp / "test", [f"{d}_jackson_{i}.wav" for d in (0, 1, 6) for i in range(3)])
+    (tmp / "tiny.toml").write_text(TINY_CONFIG)
+    return tmp
+
+
+def test_round_trip(workdir, capsys):
+    cfg = str(workdir / "tiny.toml")
+    feats = workdir / "feats.npz"
+    assert main(["features", str(workdir / "train"), "-o", str(feats), "--config", cfg]) == 0
+    data, meta = load_features(feats)
+    assert len(data) == 36 and meta["feature_config"]["n_ceps"] == 13
+    assert next(iter(data.values())).shape[1] == 39
+
+    model = workdir / "model.npz"
+    assert main(["train", str(feats), "-o", str(model), "--config", cfg]) == 0
+
+    bad = workdir / "broken.wav"
+    bad.write_bytes(b"RIFF not really a wav file")
+    hyp = workdir / "hyp.txt"
+    capsys.readouterr()
+    rc = main(["decode", str(model), str(workdir / "test"), str(bad), "-o", str(hyp)])
+    err = capsys.readouterr().err
+    assert rc == 1 and "broken.wav" in err  # bad file reported and skipped
+    lines = [line.split("\t") for line in hyp.read_text().splitlines()]
+    assert len(lines) == 9
+    assert all(lab in {"0", "1", "6"} and float(ll) < 0 for _, lab, ll in lines)
+
+    assert main(["score", str(hyp), "--ref-from-fsdd-names", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["n"] == 9 and result["accuracy"] >= 6 / 9  # chance is 1/3
+    # an explicit reference file, keyed by file name, gives the same figure
+    ref = workdir / "ref.txt"
+    ref.write_text("".join(f"{Path(p).name}\t{Path(p).name[0]}\n" for p, _, _ in lines))
+    png = workdir / "cm.png"
+    assert main(["score", str(hyp), "--ref", str(ref), "--png", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert f"accuracy: {100 * result['accuracy']:.2f}%" in out and "ref \\ hyp" in out
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+    assert main(["info", str(model)]) == 0
+    out = capsys.readouterr().out
+    assert "HMMClassifier" in out and "model 2: GMMHMM" in out and "feature_config" in out
+    assert main(["info", str(model), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["class"] == "HMMClassifier"
+
+
+def test_train_from_folder_official_split(workdir, fsdd_path, capsys):
+    folder = link_files(fsdd_path / "recordings", workdir / "mixed",
+                        [f"{d}_theo_{i}.wav" for d in (2, 3) for i in range(8)])
+    model = workdir / "m2.npz"
+    assert main(["train", str(folder), "-o", str(model), "--config", str(workdir / "tiny.toml"),
+                 "--split", "official"]) == 0
+    assert "on 6 utterance(s)" in capsys.readouterr().err  # takes 5-7 of two digits
+
+
+def test_exit_codes_and_errors(workdir, capsys):
+    assert main(["--help"]) == 0
+    assert main(["decode", "--help"]) == 0
+    assert main([]) == 2
+    assert main(["decode"]) == 2
+    assert main(["frobnicate"]) == 2
+    assert main(["info", str(workdir / "missing.npz")]) == 1
+    assert "no such file" in capsys.readouterr().err
+    assert main(["features", str(workdir / "empty_dir_missing"), "-o", str(workdir / "x.npz")]) == 1
+
+
+def test_score_error_rates(tmp_path, capsys):
+    (tmp_path / "ref").write_text("u1 the cat sat\nu2 on the mat\n")
+    (tmp_path / "hyp").write_text("u1 the cat sat down\nu2 on mat\nu3 extra\n")
+    rc = main(["score", str(tmp_path / "hyp"), "--ref", str(tmp_path / "ref"), "--json"])
+    captured = capsys.readouterr()
+    assert rc == 1 and "no reference for u3" in captured.err  # unmatched hypothesis
+    r = json.loads(captured.out)
+    assert (r["n_ref"], r["n_insertions"], r["n_deletions"], r["n_substitutions"]) == (6, 1, 1, 0)
+    assert r["error_rate"] == pytest.approx(2 / 6)
+
+
+def test_read_config(tmp_path):
+    cfg = read_config(REPO / "configs" / "fsdd_digits.toml")
+    assert cfg.features.sample_rate_hz == 8000 and cfg.split == "official"
+    assert isinstance(cfg.model["mix_schedule"], tuple)
+    for text, msg in [("[modle]\n", "unknown section"), ("[model]\nn_mix = 3\n", "unknown key"),
+                      ("[data]\nsplit = 'random'\n", "split must be"),
+                      ("[features]\nn_ceps = 0\n", r"\[features\]"),
+                      ("[model]\nmix_schedule = [4, 2]\n", "non-decreasing"), ("x = ", "TOML")]:
+        p = tmp_path / "c.toml"
+        p.write_text(text)
+        with pytest.raises(InvalidParameterError, match=msg):
+            read_config(p)
+    with pytest.raises(InvalidParameterError, match="does not exist"):
+        read_config(tmp_path / "nope.toml")
