@@ -36,7 +36,7 @@ from gmmhmm import save  # noqa: E402
 from gmmhmm.datasets import list_fsdd, official_split  # noqa: E402
 from gmmhmm.features import FeatureConfig, extract_features, extract_many  # noqa: E402
 from gmmhmm.graphs import (DIGIT_WORDS, EmbeddedTrainer, Lexicon, force_align, make_graph,  # noqa: E402
-                           to_ctm, viterbi_path, write_alignment)
+                           viterbi_path, write_alignment)
 from gmmhmm.scoring import error_rates  # noqa: E402
 
 logger = logging.getLogger("fsdd_phones")

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from gmmhmm.errors import InvalidParameterError, SequenceTooShortError
-from gmmhmm.graphs import EmbeddedTrainer, Lexicon, kernels, make_graph, utterance_graph, viterbi_path, word_loop_graph
-from gmmhmm.graphs.models import PhoneModelSet
+from gmmhmm.graphs import EmbeddedTrainer, kernels, make_graph, viterbi_path, word_loop_graph
 from test_embedded import LEXICON, synthetic_corpus
 
 
