@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .datasets import speaker_of  # per-speaker CMVN: FSDD name, else folder
 from .errors import GmmhmmError, InvalidInputError, InvalidParameterError, TranscriptError
 
 logger = logging.getLogger(__name__)
@@ -189,7 +190,8 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     config = _feature_config(args)
     files = audio_files(args.inputs)
-    feats, failures = extract_many(files, config, n_jobs=args.jobs, progress=_show_progress(args))
+    feats, failures = extract_many(files, config, n_jobs=args.jobs, progress=_show_progress(args),
+                                   speaker_of=speaker_of)
     _report_failures(failures)
     if not feats:
         print("gmmhmm: no file could be featurised", file=sys.stderr)
@@ -211,7 +213,7 @@ def _training_data(args: argparse.Namespace, config) -> tuple[dict[str, np.ndarr
         return feats, FeatureConfig.from_dict(meta["feature_config"]), 0
     files = audio_files([data])
     feats, failures = extract_many(files, config.features, n_jobs=config.feature_jobs,
-                                   progress=_show_progress(args))
+                                   progress=_show_progress(args), speaker_of=speaker_of)
     _report_failures(failures)
     return feats, config.features, len(failures)
 
@@ -281,7 +283,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
     clf, config = _load_classifier(args.model)
     files = audio_files(args.inputs)
-    feats, failures = extract_many(files, config, n_jobs=args.jobs, progress=_show_progress(args))
+    feats, failures = extract_many(files, config, n_jobs=args.jobs, progress=_show_progress(args),
+                                   speaker_of=speaker_of)
     _report_failures(failures)
     results = DECODERS[args.mode](clf, feats) if feats else []
     lines = "".join(f"{path}\t{hyp}\t{ll:.4f}\n" for path, hyp, ll in results)

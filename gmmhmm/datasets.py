@@ -143,3 +143,12 @@ def split(utts: list[Utterance], name: str) -> list[tuple[str, list[Utterance], 
     if name == "loso":
         return loso_folds(utts)
     raise InvalidParameterError(f"split must be 'official' or 'loso', got {name!r}")
+
+
+def speaker_of(path: str | os.PathLike) -> str:
+    """Speaker of a recording: from an FSDD name, else the name of its folder.
+
+    Used to pool statistics per speaker (``FeatureConfig(cmvn='speaker')``).
+    """
+    u = parse_name(path)
+    return u.speaker if u is not None else Path(path).resolve().parent.name

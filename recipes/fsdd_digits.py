@@ -38,7 +38,7 @@ import soundfile as sf  # noqa: E402
 
 from gmmhmm.classifier import HMMClassifier  # noqa: E402
 from gmmhmm.cli import RecipeConfig, read_config  # noqa: E402
-from gmmhmm.datasets import Utterance, list_fsdd, split  # noqa: E402
+from gmmhmm.datasets import Utterance, list_fsdd, speaker_of, split  # noqa: E402
 from gmmhmm.errors import GmmhmmError  # noqa: E402
 from gmmhmm.features import extract_many  # noqa: E402
 from gmmhmm.scoring import accuracy, confusion_matrix, format_confusion, plot_confusion  # noqa: E402
@@ -125,7 +125,7 @@ def run(config: RecipeConfig, mode: str, fsdd_dir: Path | None, out: Path, progr
     logger.info("%d recordings, %d fold(s)", len(utts), len(folds))
     t0 = time.perf_counter()
     feats, failures = extract_many([u.path for u in utts], config.features, n_jobs=config.feature_jobs,
-                                   progress=progress)
+                                   progress=progress, speaker_of=speaker_of)
     feature_s = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     results = []

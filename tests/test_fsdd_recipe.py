@@ -1,0 +1,75 @@
+"""Integration: the FSDD digits recipe on a subset of the real recordings."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from gmmhmm.classifier import HMMClassifier
+from gmmhmm.modelfile import load
+
+REPO = Path(__file__).resolve().parents[1]
+
+SMALL_CONFIG = """
+[features]
+sample_rate_hz = 8000
+n_mels = 23
+n_ceps = 13
+delta_order = 2
+cmvn = "utterance"
+
+[model]
+n_states = 5
+mix_schedule = [1, 2]
+n_iter = [4, 3]
+n_jobs = 2
+
+[data]
+split = "official"
+n_jobs = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    spec = importlib.util.spec_from_file_location("fsdd_digits", REPO / "recipes" / "fsdd_digits.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.integration
+def test_recipe_on_fsdd_subset(recipe, fsdd_path, tmp_path):
+    # takes 0-2 (test) and 5-14 (train) of every digit and speaker: 180 + 600 files
+    subset = tmp_path / "fsdd" / "recordings"
+    subset.mkdir(parents=True)
+    for wav in (fsdd_path / "recordings").glob("*.wav"):
+        take = int(wav.stem.rsplit("_", 1)[1])
+        if take < 3 or 5 <= take < 15:
+            (subset / wav.name).symlink_to(wav)
+    config = tmp_path / "small.toml"
+    config.write_text(SMALL_CONFIG)
+    out = tmp_path / "exp"
+    assert recipe.main(["--config", str(config), "--fsdd-dir", str(tmp_path / "fsdd"), "--out", str(out)]) == 0
+
+    report = json.loads((out / "report.json").read_text())
+    (fold,) = report["folds"]
+    assert (fold["n_train"], fold["n_test"]) == (600, 180)
+    assert fold["accuracy"] >= 0.85  # chance is 0.10
+    assert sum(map(sum, fold["confusion"])) == 180
+    assert sum(fold["confusion"][i][i] for i in range(10)) == round(180 * fold["accuracy"])
+    assert 0 < fold["decode_rtf"] < 1
+    assert (out / "report.txt").read_text().startswith("FSDD digits, official split")
+    assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+    model, meta = load(out / "model.npz", with_metadata=True)
+    assert isinstance(model, HMMClassifier) and list(model.classes_) == [str(d) for d in range(10)]
+    assert meta["feature_config"]["n_ceps"] == 13
+
+
+def test_recipe_reports_missing_data(recipe, tmp_path, capsys):
+    rc = recipe.main(["--fsdd-dir", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")])
+    assert rc == 1 and "does not exist" in capsys.readouterr().err
