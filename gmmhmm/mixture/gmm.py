@@ -104,7 +104,7 @@ def _logsumexp_rows(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(posteriors, log-normaliser) of weighted log-probabilities, row by row."""
     resp = np.array(log_prob, dtype=log_prob.dtype, copy=True, order="C")
     log_norm = np.empty(len(resp), dtype=resp.dtype)
-    _kernels.normalize_log_resp(resp, np.ones(len(resp), dtype=resp.dtype), log_norm)
+    _kernels.normalize_log_resp(resp, np.ones(len(resp), dtype=resp.dtype), log_norm, _kernels.flush_cutoff(resp.dtype))
     return resp, log_norm
 
 
@@ -336,6 +336,7 @@ class GaussianMixture(ParamsMixin):
         design_buf = None if ct == "tied" else np.empty((rows, plan.n_design), dtype=dt)
         lp_buf = np.empty((rows, k), dtype=dt)
         norm_buf = np.empty(rows, dtype=dt)
+        cutoff = _kernels.flush_cutoff(dt)
         # Statistics of the centred rows x - c (float64 accumulators); the
         # design matrix of the densities already holds [x^2 or triu(x x^T), x].
         n_acc = np.zeros(k)
@@ -349,15 +350,17 @@ class GaussianMixture(ParamsMixin):
             design = plan.design(xb, design_buf)
             lp = plan.log_density(design, out=lp_buf[:m])
             lp += log_w
-            log_norm = _kernels.normalize_log_resp(lp, wb, norm_buf[:m])  # lp := w_t * posterior
+            log_norm = _kernels.normalize_log_resp(lp, wb, norm_buf[:m], cutoff)  # lp := w_t * posterior
             total_ll += float(wb.astype(np.float64) @ log_norm)
             n_acc += lp.sum(axis=0)
+            # (F, m) @ (m, K) rather than (K, m) @ (m, F): OpenBLAS is many
+            # times slower on the short-and-wide orientation
             if ct == "tied":
                 xc = xb - center
-                acc += lp.T @ xc
+                acc += (xc.T @ lp).T
                 tied_s2 += (xc * wb[:, None]).T @ xc
             else:
-                acc += lp.T @ design
+                acc += (design.T @ lp).T
         if not np.isfinite(total_ll):
             raise ConvergenceError(
                 "some samples have zero likelihood under every component "
