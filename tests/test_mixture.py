@@ -308,6 +308,18 @@ def test_rebuild_from_saved_attributes():
     np.testing.assert_allclose(copy.score_samples(X), gmm.score_samples(X))
 
 
+def test_model_file_round_trip(tmp_path):
+    X, _, _ = blobs(n=300, seed=18)
+    gmm = GaussianMixture(3, covariance_type="full", dtype="float32", random_state=0).fit(X)
+    gmm.save(tmp_path / "gmm.npz")
+    back = GaussianMixture.load(tmp_path / "gmm.npz")
+    assert back.get_params() == gmm.get_params()
+    for name in GaussianMixture._saved_attributes:
+        np.testing.assert_array_equal(getattr(back, name), getattr(gmm, name))
+    np.testing.assert_array_equal(back.precisions_, gmm.precisions_)
+    np.testing.assert_array_equal(back.score_samples(X), gmm.score_samples(X))
+
+
 def test_bad_input_raises_clear_errors():
     X, _, _ = blobs(n=50, seed=16)
     gmm = GaussianMixture(2, random_state=0)

@@ -29,6 +29,7 @@ from .._validation import (
     check_sample_weight,
 )
 from ..errors import ConvergenceError, InvalidInputError, InvalidParameterError
+from ..modelfile import ModelFileMixin, register_model_class
 from . import _kernels
 from ._kmeans import kmeans, kmeans_plusplus
 from ._params import ParamsMixin
@@ -108,7 +109,8 @@ def _logsumexp_rows(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return resp, log_norm
 
 
-class GaussianMixture(ParamsMixin):
+@register_model_class
+class GaussianMixture(ModelFileMixin, ParamsMixin):
     """Gaussian mixture model fitted by EM.
 
     Same constructor, attributes and methods as
@@ -156,6 +158,7 @@ class GaussianMixture(ParamsMixin):
         "means_",
         "covariances_",
         "precisions_cholesky_",
+        "precisions_",
         "converged_",
         "n_iter_",
         "lower_bound_",
