@@ -14,7 +14,13 @@ gmmhmm uses its fast 'scaling' path; hmmlearn is timed with both of its
 implementations and compared against its faster one. Prints a table and,
 last, one JSON line (times in seconds; ``peer/ours`` > 1 means gmmhmm is faster).
 
-    python benchmarks/hmm_bw.py [--repeats 1] [--fsdd-dir PATH]
+BLAS runs single-threaded in both libraries (``OPENBLAS_NUM_THREADS`` etc.
+default to 1 here, override from the environment): on a loaded 2-core
+machine multi-threaded BLAS makes the small GEMMs of both 5-10x slower and
+the timings meaningless. gmmhmm's numba kernels still run over sequences in
+parallel (``prange``).
+
+    python benchmarks/hmm_bw.py [--repeats 1] [--fsdd-dir PATH] [--only i,ii,iii]
 """
 
 from __future__ import annotations
@@ -26,7 +32,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -174,7 +183,8 @@ def main() -> None:
     ap.add_argument("--only", default="i,ii,iii", help="comma-separated workloads")
     args = ap.parse_args()
     only = set(args.only.split(","))
-    results = {"load_average_1min": round(os.getloadavg()[0], 2), "target_speedup": TARGET_SPEEDUP}
+    results = {"load_average_1min": round(os.getloadavg()[0], 2), "target_speedup": TARGET_SPEEDUP,
+               "blas_threads": os.environ["OPENBLAS_NUM_THREADS"]}
     print(f"load average {results['load_average_1min']}, {os.cpu_count()} CPUs, "
           f"best of {args.repeats}")
     if "i" in only:

@@ -251,7 +251,11 @@ class BaseHMM:
                                 "(no state path with non-zero probability)")
 
     def _forward_backward(self, X: np.ndarray, lengths: np.ndarray):
-        """Yield (first, stop, framelogprob, cache, log_probs, posteriors, xi_sum) per batch."""
+        """Forward-backward over batches of whole sequences (bounded memory).
+
+        Yields ``(first, stop, a, b, emission, cache, log_probs, posteriors,
+        xi_sum)``: sequences ``first:stop`` covering frames ``a:b``.
+        """
         emission = self._emission()
         use_log = self.implementation == "log"
         end = self._endprob()

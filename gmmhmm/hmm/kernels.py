@@ -17,6 +17,11 @@ Two forward-backward implementations:
   the rare case where every reachable state's scaled likelihood underflows.
   The scaling kernels fall back to it per sequence when that happens.
 
+Every function takes an ``endprob`` (S,) vector weighting the state of the
+last frame (``np.ones(S)``: any state may end, hmmlearn's semantics; a 0
+forbids ending there, e.g. all but the final state of a left-to-right
+model). Log-space functions take logs of all probabilities.
+
 A sequence whose total likelihood is zero gets log-likelihood ``-inf``;
 callers turn that into a clear error.
 """
