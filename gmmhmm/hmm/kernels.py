@@ -449,7 +449,7 @@ def _dot_rows(M, v, out):
         out[r] = acc
 
 
-@njit(cache=True)
+@njit(cache=True, fastmath=True)  # all values finite here: rowmax, B in [0, 1], c > 0
 def _fb_scaled_seq(startprob, transmat, trans_t, endprob, rowmax, post, alpha, work):
     """Scaled forward-backward of one sequence for batch training (the fast path).
 
@@ -544,7 +544,7 @@ def forward_backward_multi(startprob, transmat, endprob, framelogprob, offsets, 
     n, s = framelogprob.shape
     n_seq = len(offsets) - 1
     log_probs = np.empty(n_seq)
-    posteriors = np.zeros((n, s))
+    posteriors = np.empty((n, s))
     par = _use_parallel(parallel, offsets, s)
     with np.errstate(divide="ignore"):
         if use_log:
