@@ -1,0 +1,170 @@
+"""Interrupted training: checkpoints after every EM iteration and exact resumption."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gmmhmm import GMMHMM, GaussianHMM, GaussianMixture, checkpoint, modelfile
+from gmmhmm.errors import InvalidParameterError, ModelFileError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _data(seed: int = 0) -> tuple[np.ndarray, list[int]]:
+    rng = np.random.default_rng(seed)
+    X = np.concatenate([rng.normal(0, 1, (150, 3)), rng.normal(4, 1, (150, 3)), rng.normal(-3, 0.5, (100, 3))])
+    return X, [120, 180, 100]
+
+
+def _assert_same(a, b) -> None:
+    assert type(a) is type(b)
+    for name in type(a)._saved_attributes:
+        va, vb = getattr(a, name, None), getattr(b, name, None)
+        if isinstance(va, np.ndarray):
+            np.testing.assert_array_equal(va, vb, err_msg=name)
+        else:
+            assert va == vb, name
+
+
+MODELS = {
+    "gmm": (lambda: GaussianMixture(3, covariance_type="full", random_state=3, max_iter=25, tol=1e-9), False),
+    "ghmm": (lambda: GaussianHMM(3, random_state=3, n_iter=12, tol=1e-9), True),
+    "gmmhmm": (lambda: GMMHMM(2, n_mix=2, random_state=3, n_iter=12, tol=1e-9), True),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_checkpointed_fit_equals_models_own_fit(kind, tmp_path):
+    make, takes_lengths = MODELS[kind]
+    X, lengths = _data()
+    ref = make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref.fit(X, lengths) if takes_lengths else ref.fit(X)
+    ours = checkpoint.fit(make(), X, lengths if takes_lengths else None, checkpoint_dir=tmp_path)
+    _assert_same(ref, ours)
+    if hasattr(ref, "n_iter_"):
+        assert (ours.n_iter_, ours.converged_, ours.lower_bound_) == (ref.n_iter_, ref.converged_, ref.lower_bound_)
+    else:
+        assert ours.monitor_.iter == ref.monitor_.iter and list(ours.monitor_.history) == list(ref.monitor_.history)
+    # the last checkpoint holds the final model
+    saved, state = checkpoint.load_checkpoint(checkpoint.checkpoint_path(tmp_path))
+    _assert_same(saved, ours)
+    assert state["iteration"] == len(state["history"])
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kind", sorted(MODELS))
+@pytest.mark.parametrize("stop_after", [0, 1, 4])
+def test_resume_after_exception_equals_uninterrupted(kind, stop_after, tmp_path):
+    make, takes_lengths = MODELS[kind]
+    X, lengths = _data(1)
+    L = lengths if takes_lengths else None
+    full = checkpoint.fit(make(), X, L, checkpoint_dir=tmp_path / "full")
+
+    def stop(iteration, _value):
+        if iteration >= stop_after:
+            raise _Stop
+
+    if stop_after == 0:  # killed right after initialisation: only iteration 0 is on disk
+        with pytest.raises(_Stop):
+            checkpoint.fit(make(), X, L, checkpoint_dir=tmp_path / "cut", callback=stop, n_iter=1)
+    else:
+        with pytest.raises(_Stop):
+            checkpoint.fit(make(), X, L, checkpoint_dir=tmp_path / "cut", callback=stop)
+    resumed = checkpoint.resume(make(), X, L, checkpoint_dir=tmp_path / "cut")
+    _assert_same(full, resumed)
+
+
+def test_resume_refuses_other_data_or_parameters(tmp_path):
+    X, lengths = _data()
+    checkpoint.fit(GaussianHMM(2, random_state=0, n_iter=2), X, lengths, checkpoint_dir=tmp_path)
+    with pytest.raises(InvalidParameterError, match="different data"):
+        checkpoint.resume(GaussianHMM(2, random_state=0, n_iter=2), X + 1, lengths, checkpoint_dir=tmp_path)
+    with pytest.raises(InvalidParameterError, match="other parameters"):
+        checkpoint.resume(GaussianHMM(2, covariance_type="full", random_state=0), X, lengths,
+                          checkpoint_dir=tmp_path)
+    with pytest.raises(InvalidParameterError, match="not a GaussianMixture"):
+        checkpoint.resume(GaussianMixture(2), X, checkpoint_dir=tmp_path)
+    with pytest.raises(InvalidParameterError, match="no checkpoint"):
+        checkpoint.resume(GaussianHMM(2), X, lengths, checkpoint_dir=tmp_path / "none")
+    # raising the iteration limit on resume is allowed and continues the run
+    more = checkpoint.resume(GaussianHMM(2, random_state=0, n_iter=5, tol=0.0), X, lengths, checkpoint_dir=tmp_path)
+    assert more.monitor_.iter >= 2
+
+
+def test_bad_arguments(tmp_path):
+    X, lengths = _data()
+    with pytest.raises(InvalidParameterError, match="takes no lengths"):
+        checkpoint.fit(GaussianMixture(2), X, lengths, checkpoint_dir=tmp_path)
+    with pytest.raises(InvalidParameterError, match="n_init"):
+        checkpoint.fit(GaussianMixture(2, n_init=3), X, checkpoint_dir=tmp_path)
+    with pytest.raises(InvalidParameterError, match="tol"):
+        checkpoint.fit(GaussianMixture(2), X, checkpoint_dir=tmp_path, tol=float("nan"))
+    # a plain model file is not a checkpoint
+    model = GaussianMixture(2, random_state=0).fit(X)
+    modelfile.save(model, tmp_path / "checkpoint.npz")
+    with pytest.raises(ModelFileError, match="not a training checkpoint"):
+        checkpoint.fit(GaussianMixture(2), X, checkpoint_dir=tmp_path, resume=True)
+
+
+_TRAINER = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    from gmmhmm import GMMHMM, checkpoint
+    data = np.load(sys.argv[1])
+    model = GMMHMM(2, n_mix=2, random_state=3, n_iter=12, tol=1e-9)
+    checkpoint.fit(model, data["X"], data["lengths"], checkpoint_dir=sys.argv[2],
+                   callback=lambda it, value: time.sleep(0.25))
+    print("finished")
+""")
+
+
+def test_resume_after_sigkill_of_a_real_run(tmp_path):
+    """Kill a training process after its 3rd checkpoint; resuming gives the uninterrupted model."""
+    X, lengths = _data(2)
+    np.savez(tmp_path / "data.npz", X=X, lengths=np.asarray(lengths))
+    script = tmp_path / "train.py"
+    script.write_text(_TRAINER)
+    ckdir = tmp_path / "ckpt"
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path / "data.npz"), str(ckdir)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    path = checkpoint.checkpoint_path(ckdir)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            if path.is_file() and modelfile.load_metadata(path)["iteration"] >= 3:
+                break
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.02)
+        else:
+            pytest.fail("no 3rd checkpoint within 120 s")
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    reached = modelfile.load_metadata(path)["iteration"]
+    assert 3 <= reached < 12
+
+    resumed = checkpoint.resume(GMMHMM(2, n_mix=2, random_state=3, n_iter=12, tol=1e-9), X, lengths,
+                                checkpoint_dir=ckdir)
+    full = checkpoint.fit(GMMHMM(2, n_mix=2, random_state=3, n_iter=12, tol=1e-9), X, lengths,
+                          checkpoint_dir=tmp_path / "full")
+    _assert_same(full, resumed)
+    assert list(resumed.monitor_.history) == list(full.monitor_.history)
+    assert sorted(p.name for p in ckdir.iterdir() if not p.name.startswith("checkpoint.npz.tmp")) == ["checkpoint.npz"]
