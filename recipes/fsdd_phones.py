@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> dict:
     report["connected_sentence_error_rate"] = wer.sentence_error_rate
     report["connected_errors"] = wer.to_dict()
     report["n_connected"] = len(conn)
+    audio_s = sum(len(c.signal) / c.sample_rate_hz for c in conn)
+    report["connected_real_time_factor"] = timings["connected_s"] / audio_s
 
     # forced alignment of the test takes
     t0 = time.perf_counter()
@@ -154,7 +156,8 @@ def main(argv: list[str] | None = None) -> dict:
         f"(a) phone-loop PER           {100 * per.error_rate:6.2f} %  ({per.format('PER').splitlines()[-1]})",
         f"(b) isolated-word accuracy   {100 * report['isolated_word_accuracy']:6.2f} %",
         f"(c) connected-digit WER      {100 * wer.error_rate:6.2f} %  over {len(conn)} utterances "
-        f"({wer.format('WER').splitlines()[-1]})",
+        f"({wer.format('WER').splitlines()[-1]}); {audio_s:.0f} s of audio, real-time factor "
+        f"{report['connected_real_time_factor']:.3f} (features + decoding)",
         f"forced alignment: {one_word}/{len(test)} takes align to exactly their one word, "
         f"{inside}/{len(test)} inside the recording; mean leading/trailing silence "
         f"{np.mean(lead):.3f} / {np.mean(trail):.3f} s",
