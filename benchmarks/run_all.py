@@ -10,7 +10,7 @@ run. A missing, failing or timed-out benchmark is shown as failed. The
 ``parallel_scaling.py``, the memory figures from ``corpus_memory.py``.
 Last line: JSON of every benchmark's result.
 
-    python benchmarks/run_all.py [--only gmm_em,hmm_bw] [--timeout 1800]
+    python benchmarks/run_all.py [--only gmm_em,hmm_bw] [--timeout 1800] [--args 'gmm_em=--repeats 1']
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -28,14 +29,14 @@ BENCHMARKS = ("gmm_em", "hmm_bw", "recipe_fsdd", "features", "parallel_scaling",
 PEERS = ("sklearn", "hmmlearn", "librosa", "htk", "kaldi")
 
 
-def run(name: str, timeout: float) -> dict:
-    """Run ``benchmarks/<name>.py``; return ``{"status", "seconds", "result", "error"}``."""
+def run(name: str, timeout: float, extra: list[str] | None = None) -> dict:
+    """Run ``benchmarks/<name>.py [extra args]``; return ``{"status", "seconds", "result", "error"}``."""
     script = HERE / f"{name}.py"
     if not script.is_file():
         return {"status": "missing", "seconds": 0.0, "result": None, "error": f"{script.name} not found"}
     start = time.perf_counter()
     try:
-        proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+        proc = subprocess.run([sys.executable, str(script), *(extra or [])], capture_output=True, text=True,
                               timeout=timeout, cwd=HERE.parent)
     except subprocess.TimeoutExpired:
         return {"status": "timeout", "seconds": timeout, "result": None, "error": f"no result in {timeout:.0f} s"}
@@ -93,13 +94,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default=None, help="comma-separated benchmark names")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per benchmark")
+    ap.add_argument("--args", action="append", default=[], metavar="NAME=ARGS",
+                    help="extra arguments for one benchmark, e.g. --args 'gmm_em=--repeats 1'")
     args = ap.parse_args()
     names = args.only.split(",") if args.only else list(BENCHMARKS)
+    extra = {}
+    for item in args.args:
+        name, _, rest = item.partition("=")
+        extra[name.strip()] = shlex.split(rest)
 
     results = {}
     for name in names:
         print(f"running {name} ...", flush=True)
-        results[name] = run(name, args.timeout)
+        results[name] = run(name, args.timeout, extra.get(name))
         r = results[name]
         print(f"  {r['status']} in {r['seconds']:.1f} s" + (f": {r['error']}" if r["error"] else ""), flush=True)
 
