@@ -154,8 +154,9 @@ def decode_files(
     -------
     list of ``(path, [(token, start_s, end_s), ...], score)``
     """
+    import soundfile  # durations only; lazily, like the front end
+
     from ..features import FeatureConfig, extract_features
-    import soundfile
 
     if isinstance(model_path_or_models, PhoneModelSet):
         model = model_path_or_models
