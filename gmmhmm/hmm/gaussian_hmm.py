@@ -252,8 +252,16 @@ class GaussianHMM(ModelFileMixin, BaseHMM):
         n, s1, s2 = stats.n, stats.s1, stats.s2
         denom = n[:, None]
         mp, mw = self.means_prior, self.means_weight
+        # A state that received no data (and no prior weight) keeps its
+        # previous mean and covariance instead of becoming 0/0 = NaN.
+        empty = (n <= 0) & bool(np.all(np.asarray(mw) <= 0))
+        if empty.any():
+            _log.warning("state(s) %s received no data; keeping their previous parameters",
+                         np.flatnonzero(empty).tolist())
+        old_cov = self._covars_
         if "m" in self.params:
-            self.means_ = (mw * mp + s1) / (mw + denom)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                self.means_ = np.where(empty[:, None], self.means_, (mw * mp + s1) / (mw + denom))
         if "c" not in self.params:
             return
         means = self.means_
@@ -274,7 +282,8 @@ class GaussianHMM(ModelFileMixin, BaseHMM):
             if ctype == "full":
                 c_n = np.asarray(mw)[..., None, None] * md + s2 - outer - np.swapaxes(outer, 1, 2) \
                     + mm * n[:, None, None]
-                cov = (cp + c_n) / (cvweight + n[:, None, None])
+                with np.errstate(invalid="ignore", divide="ignore"):  # empty states: replaced below
+                    cov = (cp + c_n) / (cvweight + n[:, None, None])
             else:  # tied: s2 is the (D, D) total
                 c_n = (np.asarray(mw)[..., None, None] * md).sum(axis=0) + s2 \
                     - (outer + np.swapaxes(outer, 1, 2) - mm * n[:, None, None]).sum(axis=0)
@@ -282,4 +291,6 @@ class GaussianHMM(ModelFileMixin, BaseHMM):
         if self.covars_floor_fraction is not None:
             floor = self.covars_floor_fraction * global_variance(n, s1, s2, ctype)
             cov = floor_covariances(cov, floor, ctype)
+        if ctype != "tied" and empty.any():
+            cov = np.where(empty.reshape((-1,) + (1,) * (cov.ndim - 1)), old_cov, cov)
         self._covars_ = repair_degenerate(cov, ctype, self.min_covar)

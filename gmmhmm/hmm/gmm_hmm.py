@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from .. import _validation as V
@@ -12,6 +14,8 @@ from .base import BaseHMM
 from .emissions import GMMEmission
 from .gaussian_hmm import (check_covariance_type, data_covariance, floor_covariances,
                            global_variance, repair_degenerate)
+
+_log = logging.getLogger(__name__)
 
 COVARS_CENTERING = ("updated", "previous")
 
@@ -221,17 +225,24 @@ class GMMHMM(ModelFileMixin, BaseHMM):
         s1 = stats.s1.reshape(S, M, D)
         s2 = stats.s2.reshape((S, M) + stats.s2.shape[1:])
         post_sum = n.sum(axis=1)
-        old_means = self.means_
+        old_means, old_covars = self.means_, self.covars_
+        # Components (and states) that received no data keep their previous
+        # parameters instead of becoming 0/0 = NaN.
+        empty = n <= 0
+        if empty.all(axis=1).any():
+            _log.warning("state(s) %s received no data; keeping their previous parameters",
+                         np.flatnonzero(empty.all(axis=1)).tolist())
         if "w" in self.params:
             alphas = pri["weights_prior"] - 1
-            self.weights_ = (n + alphas) / (post_sum + alphas.sum(axis=1))[:, None]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                w = (n + alphas) / (post_sum + alphas.sum(axis=1))[:, None]
+            self.weights_ = np.where(np.isfinite(w).all(axis=1, keepdims=True), w, self.weights_)
         if "m" in self.params:
             lambdas, mus = pri["means_weight"], pri["means_prior"]
             m_n = lambdas[:, :, None] * mus + s1
             m_d = n + lambdas
-            # Unused components (zero weight, no data): keep a finite mean.
-            m_d = np.where((self.weights_ == 0) & (m_n == 0).all(axis=-1), 1.0, m_d)
-            self.means_ = m_n / m_d[:, :, None]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                self.means_ = np.where((m_d == 0)[:, :, None], old_means, m_n / m_d[:, :, None])
         if "c" not in self.params:
             return
         centre = old_means if self.covars_centering == "previous" else self.means_
@@ -258,9 +269,12 @@ class GMMHMM(ModelFileMixin, BaseHMM):
                 c_n = (np.einsum("sm,smij->sij", lambdas, _outer(dm, dm)) + psis_t
                        + c_stat.sum(axis=1))
                 c_d = (post_sum + M + nus + D + 1)[:, None, None]
-        cov = c_n / c_d
+        with np.errstate(invalid="ignore", divide="ignore"):  # empty components: replaced below
+            cov = c_n / c_d
         if self.covars_floor_fraction is not None:
             floor = self.covars_floor_fraction * global_variance(
                 stats.n, stats.s1, stats.s2, stats.covariance_type)
             cov = floor_covariances(cov, floor, ctype)
+        keep = empty.all(axis=1) if ctype == "tied" else empty
+        cov = np.where(keep.reshape(keep.shape + (1,) * (cov.ndim - keep.ndim)), old_covars, cov)
         self.covars_ = repair_degenerate(cov, ctype, self.min_covar)
