@@ -166,6 +166,9 @@ def read_npz(path: str | os.PathLike, expected_format: str) -> tuple[dict[str, A
         raise ModelFileError(f"{name}: corrupt or truncated file ({type(exc).__name__}: {exc})") from exc
     except Exception as exc:  # zip/npy parsing can fail in many ways on garbage
         raise ModelFileError(f"{name}: unreadable file ({type(exc).__name__}: {exc})") from exc
+    odd = sorted(k for k, v in arrays.items() if not isinstance(v, np.ndarray))
+    if odd:  # NpzFile hands back raw bytes for members that are not .npy arrays
+        raise ModelFileError(f"{name}: not a gmmhmm file (member(s) {odd[:3]} are not .npy arrays)")
     raw = arrays.pop(HEADER_KEY, None)
     if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
         raise ModelFileError(f"{name}: not a gmmhmm file (an .npz without a gmmhmm header)")
