@@ -10,6 +10,7 @@ import numpy as np
 import soundfile as sf
 
 from ..errors import AudioError, InvalidParameterError
+from .config import MAX_SAMPLE_RATE_HZ
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +41,10 @@ def load_audio(
     name = os.fspath(path)
     if sample_rate_hz is not None and (
         isinstance(sample_rate_hz, bool) or not isinstance(sample_rate_hz, (int, np.integer))
-        or sample_rate_hz <= 0
+        or not 0 < sample_rate_hz <= MAX_SAMPLE_RATE_HZ
     ):
-        raise InvalidParameterError(f"sample_rate_hz must be a positive integer, got {sample_rate_hz!r}")
+        raise InvalidParameterError(
+            f"sample_rate_hz must be an integer in [1, {MAX_SAMPLE_RATE_HZ}], got {sample_rate_hz!r}")
     if not Path(name).is_file():
         raise AudioError(f"{name}: no such audio file")
     try:
@@ -54,6 +56,9 @@ def load_audio(
         raise AudioError(f"{name}: unreadable audio file ({exc})") from exc
     if data.shape[0] == 0:
         raise AudioError(f"{name}: audio file holds no samples")
+    if not 0 < native_rate <= MAX_SAMPLE_RATE_HZ:
+        raise AudioError(f"{name}: implausible sample rate {native_rate} Hz in the file header "
+                         f"(at most {MAX_SAMPLE_RATE_HZ} Hz is supported)")
     if data.shape[0] < declared or _wav_data_missing(name):
         raise AudioError(f"{name}: truncated audio file (fewer samples than its header declares)")
     if not np.isfinite(data).all():

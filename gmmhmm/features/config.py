@@ -18,6 +18,9 @@ from ..errors import InvalidParameterError
 WINDOWS = ("hamming", "povey", "hann")
 ENERGIES = ("c0", "log_energy", "none")
 CMVN_MODES = ("utterance", "speaker", "none")
+# Above any real recording format (DXD is 352.8 kHz); a larger rate is a
+# corrupt header or a units mistake, and would make huge analysis frames.
+MAX_SAMPLE_RATE_HZ = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,8 @@ class FeatureConfig:
         def is_num(v: Any) -> bool:
             return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-        need(is_int(self.sample_rate_hz) and self.sample_rate_hz > 0,
-             f"sample_rate_hz must be a positive integer, got {self.sample_rate_hz!r}")
+        need(is_int(self.sample_rate_hz) and 0 < self.sample_rate_hz <= MAX_SAMPLE_RATE_HZ,
+             f"sample_rate_hz must be an integer in [1, {MAX_SAMPLE_RATE_HZ}], got {self.sample_rate_hz!r}")
         need(is_num(self.preemphasis) and 0 <= self.preemphasis <= 1,
              f"preemphasis must be in [0, 1], got {self.preemphasis!r}")
         need(is_num(self.window_ms) and self.window_ms > 0, f"window_ms must be > 0, got {self.window_ms!r}")

@@ -13,7 +13,7 @@ from .._validation import check_positive_int
 from ..errors import AudioError, GmmhmmError, InvalidInputError, InvalidParameterError, NonFiniteInputError
 from .audio import load_audio, resample
 from .cmvn import cmvn, cmvn_per_speaker
-from .config import FeatureConfig
+from .config import MAX_SAMPLE_RATE_HZ, FeatureConfig
 from .deltas import add_deltas
 from .mfcc import mfcc
 
@@ -46,19 +46,26 @@ def extract_features(
     config = FeatureConfig() if config is None else config
     if not isinstance(config, FeatureConfig):
         raise InvalidParameterError(f"config must be a FeatureConfig, got {type(config).__name__}")
-    if isinstance(path_or_signal, np.ndarray):
+    if not isinstance(path_or_signal, (str, bytes, os.PathLike)):  # a signal: ndarray or list
         if sample_rate_hz is None:
             raise InvalidParameterError("sample_rate_hz is required when passing a signal array")
         rate = check_positive_int(sample_rate_hz, "sample_rate_hz")
-        signal = path_or_signal
+        if rate > MAX_SAMPLE_RATE_HZ:
+            raise InvalidParameterError(f"sample_rate_hz must be at most {MAX_SAMPLE_RATE_HZ}, got {rate}")
+        try:
+            signal = np.asarray(path_or_signal)
+        except (TypeError, ValueError) as exc:
+            raise InvalidInputError(f"signal cannot be converted to an array: {exc}") from exc
         if signal.ndim != 1 or signal.dtype.kind not in "fiu":
             raise InvalidInputError(f"signal must be a 1-D real array, got shape {signal.shape} dtype {signal.dtype}")
         if not np.isfinite(signal).all():
             raise NonFiniteInputError("signal contains NaN or infinity")
+        _warn_if_silent(signal, "signal")
         signal = resample(signal, rate, config.sample_rate_hz)
         feats = mfcc(signal, config.sample_rate_hz, config)
     else:
         signal, _ = load_audio(path_or_signal, config.sample_rate_hz)
+        _warn_if_silent(signal, os.fspath(path_or_signal))
         try:
             feats = mfcc(signal, config.sample_rate_hz, config)
         except AudioError as exc:  # name the file, not just "signal"
@@ -68,6 +75,13 @@ def extract_features(
     if config.cmvn == "utterance":
         feats = cmvn(feats, variance=config.cmvn_variance)
     return feats
+
+
+def _warn_if_silent(signal: np.ndarray, name: str) -> None:
+    # Digital silence is valid audio (its features are finite: log energies
+    # are floored), but in a speech corpus it usually means a broken recording.
+    if signal.size and not np.any(signal):
+        logger.warning("%s: audio is digital silence (all samples zero)", name)
 
 
 def _extract_one(args: tuple[str, FeatureConfig]) -> tuple[str, np.ndarray | None, str | None]:
