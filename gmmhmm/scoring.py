@@ -196,7 +196,10 @@ def align(
     for name, c in (("sub_cost", sub_cost), ("del_cost", del_cost), ("ins_cost", ins_cost)):
         if not (isinstance(c, (int, float)) and np.isfinite(c) and c > 0):
             raise InvalidParameterError(f"{name} must be a positive number, got {c!r}")
-    ref, hyp = list(ref), list(hyp)
+    try:
+        ref, hyp = list(ref), list(hyp)
+    except TypeError as exc:
+        raise InvalidInputError(f"ref and hyp must be sequences of tokens: {exc}") from None
     n, m = len(ref), len(hyp)
     # cost[i, j]: best cost of aligning ref[:i] with hyp[:j].
     cost = np.zeros((n + 1, m + 1))
