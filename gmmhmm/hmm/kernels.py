@@ -558,7 +558,8 @@ def forward_backward_multi(startprob, transmat, endprob, framelogprob, offsets, 
                              log_probs, posteriors, xi_sum)
             return log_probs, posteriors, xi_sum
         rowmax = _row_max(framelogprob)  # numpy's max over a short last axis is slow
-        work = np.exp(framelogprob - rowmax[:, None])
+        work = np.subtract(framelogprob, rowmax[:, None])
+        np.exp(work, out=work)
         alpha = np.empty((n, s))
         run = _fb_scaled_batch_parallel if par else _fb_scaled_batch_serial
         run(startprob, transmat, endprob, rowmax, offsets, log_probs, posteriors, alpha, work)
