@@ -268,3 +268,30 @@ def test_collapsed_state_is_repaired_not_nan(caplog):
     assert "collapsed" in caplog.text
     np.testing.assert_allclose(model._covars_[1], 1e-3)
     assert np.isfinite(model.score(X))
+
+
+@pytest.mark.parametrize("cls", ["gaussian", "gmm"])
+def test_small_batches_give_the_same_results(cls, monkeypatch):
+    """Sequences are processed in memory-bounded batches; the split must not matter."""
+    from gmmhmm.hmm import base
+
+    true = true_gaussian_hmm()
+    lengths = [30, 1, 45, 12, 60, 7]
+    X, _ = sample_sequences(true, lengths, seed=9)
+    if cls == "gaussian":
+        model = true
+    else:
+        model = GMMHMM(3, n_mix=2, n_iter=2, random_state=0).fit(X, lengths)
+    ref_stats = model.accumulate(X, lengths)
+    ref = (model.score(X, lengths), model.score_samples(X, lengths)[1], model.decode(X, lengths))
+    monkeypatch.setattr(base, "_BATCH_ELEMENTS", 100)  # a few sequences per batch
+    stats = model.accumulate(X, lengths)
+    assert stats.log_prob == pytest.approx(ref_stats.log_prob, rel=1e-12)
+    np.testing.assert_allclose(stats.trans, ref_stats.trans, rtol=1e-10)
+    np.testing.assert_allclose(stats.start, ref_stats.start, rtol=1e-10)
+    np.testing.assert_allclose(stats.emission.s1, ref_stats.emission.s1, rtol=1e-10)
+    assert model.score(X, lengths) == pytest.approx(ref[0], rel=1e-12)
+    np.testing.assert_allclose(model.score_samples(X, lengths)[1], ref[1], atol=1e-12)
+    lp, states = model.decode(X, lengths)
+    assert lp == pytest.approx(ref[2][0], rel=1e-12)
+    np.testing.assert_array_equal(states, ref[2][1])

@@ -34,8 +34,10 @@ _log = logging.getLogger(__name__)
 
 DECODER_ALGORITHMS = ("viterbi", "map")
 IMPLEMENTATIONS = ("log", "scaling")
-# Frames per forward-backward batch: bounds the (frames x states) work arrays.
-_BATCH_FRAMES = 1 << 18
+# Elements per (frames x columns) work array of a batch (64 MB of float64):
+# bounds memory for big corpora while keeping batches large enough to run
+# sequences in parallel. A longer single sequence still gets its own batch.
+_BATCH_ELEMENTS = 1 << 23
 
 
 def check_random_state(seed: Any) -> np.random.RandomState:
@@ -104,8 +106,10 @@ def min_frames(startprob: np.ndarray, transmat: np.ndarray, endprob: np.ndarray)
     return 0
 
 
-def _batches(lengths: np.ndarray, max_frames: int = _BATCH_FRAMES):
-    """Yield (first sequence, last sequence + 1) ranges of about ``max_frames`` frames."""
+def _batches(lengths: np.ndarray, n_columns: int):
+    """Yield (first sequence, last sequence + 1) ranges of at most ``_BATCH_ELEMENTS``
+    frames x ``n_columns`` (or one sequence, if longer)."""
+    max_frames = max(1, _BATCH_ELEMENTS // max(1, n_columns))
     start, total = 0, 0
     for i, n in enumerate(lengths):
         if total and total + n > max_frames:
@@ -260,7 +264,7 @@ class BaseHMM:
         use_log = self.implementation == "log"
         end = self._endprob()
         offsets = sequence_offsets(lengths)
-        for first, stop in _batches(lengths):
+        for first, stop in _batches(lengths, emission.n_columns):
             a, b = offsets[first], offsets[stop]
             flp, cache = emission.log_likelihood(X[a:b])
             log_probs, post, xi = kernels.forward_backward_multi(
@@ -392,7 +396,7 @@ class BaseHMM:
             emission = self._emission()
             offsets = sequence_offsets(lengths)
             total = 0.0
-            for first, stop in _batches(lengths):
+            for first, stop in _batches(lengths, emission.n_columns):
                 a, b = offsets[first], offsets[stop]
                 flp, _ = emission.log_likelihood(X[a:b], need_cache=False)
                 lp = kernels.forward_multi(self.startprob_, self.transmat_, self._endprob(), flp,
@@ -438,7 +442,7 @@ class BaseHMM:
         offsets = sequence_offsets(lengths)
         states = np.empty(X.shape[0], dtype=np.int64)
         total = 0.0
-        for first, stop in _batches(lengths):
+        for first, stop in _batches(lengths, emission.n_columns):
             a, b = offsets[first], offsets[stop]
             flp, _ = emission.log_likelihood(X[a:b], need_cache=False)
             lp, path = kernels.viterbi_multi(self.startprob_, self.transmat_, self._endprob(),

@@ -6,6 +6,7 @@ The HMM base class only calls
 * ``log_likelihood(X, need_cache=True) -> (framelogprob (N, S), cache)``
 * ``accumulate(X, state_posteriors (N, S), cache) -> GaussianStats``
 * ``sample(state, rng) -> (n_features,)``
+* ``n_columns``: Gaussians evaluated per frame (sizes the work arrays)
 
 Both emissions reuse :mod:`gmmhmm.mixture.gaussian` for the densities and
 :class:`gmmhmm.mixture.stats.GaussianStats` for the statistics.
@@ -40,6 +41,7 @@ class GaussianEmission:
         self.covars = np.asarray(covars, dtype=np.float64)
         self.covariance_type = covariance_type
         self.precisions_cholesky = precisions_cholesky_from_covariances(self.covars, covariance_type)
+        self.n_columns = self.means.shape[0]
 
     def log_likelihood(self, X: np.ndarray, need_cache: bool = True):
         return log_gaussian_density(X, self.means, self.precisions_cholesky,
@@ -73,6 +75,7 @@ class GMMEmission:
         self.weights = np.asarray(weights, dtype=np.float64)
         S, M, D = np.shape(means)
         self.n_states, self.n_mix = S, M
+        self.n_columns = S * M
         self.means = np.asarray(means, dtype=np.float64).reshape(S * M, D)
         covars = np.asarray(covars, dtype=np.float64)
         if covariance_type == "tied":
