@@ -21,6 +21,35 @@ def packed_outer(X, out):
 
 
 @njit(cache=True, nogil=True)
+def fill_design(X, center, out, full):
+    """Design rows ``[quadratic terms, x - c, 1]`` of a block in one pass.
+
+    Quadratic terms are ``(x - c)**2`` (diag) or the row-major upper triangle
+    of ``(x - c)(x - c)^T`` (``full``); the trailing 1 carries the per-component
+    constant through the same GEMM and counts the posteriors in the statistics.
+    """
+    n, d = X.shape
+    q = d * (d + 1) // 2 if full else d
+    xc = np.empty(d, dtype=out.dtype)
+    for t in range(n):
+        for i in range(d):
+            xc[i] = X[t, i] - center[i]
+            out[t, q + i] = xc[i]
+        if full:
+            p = 0
+            for i in range(d):
+                xi = xc[i]
+                for j in range(i, d):
+                    out[t, p] = xi * xc[j]
+                    p += 1
+        else:
+            for i in range(d):
+                out[t, i] = xc[i] * xc[i]
+        out[t, q + d] = 1.0
+    return out
+
+
+@njit(cache=True, nogil=True)
 def normalize_log_resp(log_prob, weights, log_norm, cutoff):
     """Turn weighted log-probabilities into responsibilities in place.
 

@@ -151,14 +151,16 @@ def _triu_weights(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 class DensityPlan:
     """Everything a block of rows needs to get log N(x | mu_k, Sigma_k) by one GEMM.
 
-    ``log N = features(x - center) @ W + b`` where ``features`` is
-    ``[x**2, x]`` (diag, spherical), ``[triu(x x^T), x]`` (full) or
-    ``x @ U`` (tied, followed by a squared distance). Shifting by ``center``
-    (the mean of the means) keeps the expanded quadratic form free of
+    For diag, spherical and full, ``log N + log w = design(x) @ W`` where the
+    design row is ``[(x - c)**2 or triu((x - c)(x - c)^T), x - c, 1]`` and the
+    last row of ``W`` holds the per-component constant (plus optional log
+    weights). Tied uses ``y = (x - c) @ U`` and a squared distance. Shifting
+    by ``c`` (the mean of the means) keeps the expanded quadratic form free of
     cancellation when the data sit far from the origin.
     """
 
-    def __init__(self, means: np.ndarray, precisions_cholesky: np.ndarray, covariance_type: str, dtype=None):
+    def __init__(self, means: np.ndarray, precisions_cholesky: np.ndarray, covariance_type: str,
+                 dtype=None, log_weights: np.ndarray | None = None):
         check_covariance_type(covariance_type)
         means = np.asarray(means)
         dtype = np.dtype(dtype or means.dtype)
@@ -169,67 +171,57 @@ class DensityPlan:
         self.center = means.mean(axis=0)
         mu = means - self.center
         u = np.asarray(precisions_cholesky, dtype=np.float64)
-        log_det = log_det_precisions_cholesky(u, covariance_type, d)
+        const = log_det_precisions_cholesky(u, covariance_type, d) - 0.5 * d * _LOG_2PI
+        if log_weights is not None:
+            const = const + np.asarray(log_weights, dtype=np.float64)
         if covariance_type == "tied":
             self.U = u.astype(dtype)
             mu_u = mu @ u
-            self.mu_u_t = np.ascontiguousarray((2.0 * mu_u).T, dtype=dtype)  # (D, K)
-            self.b = (-(mu_u**2).sum(axis=1)).astype(dtype)
-            self.const = log_det - 0.5 * d * _LOG_2PI
+            self.mu_u_t = np.ascontiguousarray(mu_u.T, dtype=dtype)  # (D, K)
+            self.b = (-0.5 * (mu_u**2).sum(axis=1) + const).astype(dtype)
             return
         if covariance_type in ("diag", "spherical"):
             prec = u**2 if covariance_type == "diag" else np.repeat((u**2)[:, None], d, axis=1)
-            W = np.concatenate([-0.5 * prec, mu * prec], axis=1)
-            quad = (mu**2 * prec).sum(axis=1)
+            quad_w = -0.5 * prec
+            p_mu = mu * prec
         else:
             prec = u @ np.swapaxes(u, 1, 2)
             iu, ju, factor = _triu_weights(d)
+            quad_w = -0.5 * factor * prec[:, iu, ju]
             p_mu = np.einsum("kij,kj->ki", prec, mu)
-            W = np.concatenate([-0.5 * factor * prec[:, iu, ju], p_mu], axis=1)
-            quad = (mu * p_mu).sum(axis=1)
-        self.W = np.ascontiguousarray(W.T, dtype=dtype)  # (F, K)
-        self.b = (-0.5 * quad + log_det - 0.5 * d * _LOG_2PI).astype(dtype)
+        b = -0.5 * (mu * p_mu).sum(axis=1) + const
+        self.W = np.ascontiguousarray(np.concatenate([quad_w, p_mu, b[:, None]], axis=1).T, dtype=dtype)  # (F, K)
 
     @property
     def n_design(self) -> int:
         d = self.n_features
         if self.covariance_type == "full":
-            return d * (d + 1) // 2 + d
+            return d * (d + 1) // 2 + d + 1
         if self.covariance_type == "tied":
             return d
-        return 2 * d
+        return 2 * d + 1
 
     def block_rows(self) -> int:
         return int(max(64, min(8192, _BLOCK_ELEMENTS // max(self.n_design, self.n_components))))
 
     def design(self, Xb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Feature rows of a block (already converted to ``self.dtype``)."""
-        xc = Xb - self.center.astype(self.dtype)
-        n, d = xc.shape
+        """Design rows of a block: ``(n, n_design)``; for tied, ``(x - c) @ U``."""
+        n = Xb.shape[0]
+        center = self.center.astype(self.dtype)
         if self.covariance_type == "tied":
-            return xc @ self.U
+            return (np.asarray(Xb, dtype=self.dtype) - center) @ self.U
         if out is None:
             out = np.empty((n, self.n_design), dtype=self.dtype)
-        out = out[:n]
-        if self.covariance_type == "full":
-            _kernels.packed_outer(xc, out[:, : self.n_design - d])
-        else:
-            np.multiply(xc, xc, out=out[:, :d])
-        out[:, self.n_design - d:] = xc
-        return out
+        return _kernels.fill_design(Xb, center, out[:n], self.covariance_type == "full")
 
     def log_density(self, design: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """(n, K) log-densities of a block from its design rows."""
+        """(n, K) log-densities (plus log weights if given) of a block from its design rows."""
         if self.covariance_type == "tied":
             res = np.matmul(design, self.mu_u_t, out=out)
-            res -= (design**2).sum(axis=1)[:, None]
+            res -= 0.5 * (design**2).sum(axis=1)[:, None]
             res += self.b
-            res *= 0.5
-            res += self.const
             return res
-        res = np.matmul(design, self.W, out=out)
-        res += self.b
-        return res
+        return np.matmul(design, self.W, out=out)
 
 
 def _check_model_arrays(X, means, precisions_cholesky, covariance_type):

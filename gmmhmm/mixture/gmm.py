@@ -330,8 +330,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         ct = self.covariance_type
         k, d = self.means_.shape
         dt = self.means_.dtype
-        plan = DensityPlan(self.means_, self.precisions_cholesky_, ct, dtype=dt)
-        log_w = np.log(self.weights_).astype(dt)
+        plan = DensityPlan(self.means_, self.precisions_cholesky_, ct, dtype=dt, log_weights=np.log(self.weights_))
         center = plan.center.astype(dt)
         step = plan.block_rows()
         n = X.shape[0]
@@ -340,10 +339,11 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         lp_buf = np.empty((rows, k), dtype=dt)
         norm_buf = np.empty(rows, dtype=dt)
         cutoff = _kernels.flush_cutoff(dt)
-        # Statistics of the centred rows x - c (float64 accumulators); the
-        # design matrix of the densities already holds [x^2 or triu(x x^T), x].
-        n_acc = np.zeros(k)
-        acc = np.zeros((k, d if ct == "tied" else plan.n_design))
+        # Statistics of the centred rows x - c in float64 accumulators. The
+        # design rows [quadratic terms, x - c, 1] of the densities give all of
+        # them in one GEMM against the posteriors: (F, m) @ (m, K), the
+        # orientation OpenBLAS handles many times faster than (K, m) @ (m, F).
+        acc = np.zeros((k, d + 1 if ct == "tied" else plan.n_design))
         tied_s2 = np.zeros((d, d)) if ct == "tied" else None
         total_ll = 0.0
         for start in range(0, n, step):
@@ -352,16 +352,14 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
             wb = sample_weight[start:start + step]
             design = plan.design(xb, design_buf)
             lp = plan.log_density(design, out=lp_buf[:m])
-            lp += log_w
             log_norm = _kernels.normalize_log_resp(lp, wb, norm_buf[:m], cutoff)  # lp := w_t * posterior
             total_ll += float(wb.astype(np.float64) @ log_norm)
-            n_acc += lp.sum(axis=0)
-            # (F, m) @ (m, K) rather than (K, m) @ (m, F): OpenBLAS is many
-            # times slower on the short-and-wide orientation
             if ct == "tied":
-                xc = xb - center
+                xc = np.empty((m, d + 1), dtype=dt)
+                np.subtract(xb, center, out=xc[:, :d])
+                xc[:, d] = 1.0
                 acc += (xc.T @ lp).T
-                tied_s2 += (xc * wb[:, None]).T @ xc
+                tied_s2 += (xc[:, :d] * wb[:, None]).T @ xc[:, :d]
             else:
                 acc += (design.T @ lp).T
         if not np.isfinite(total_ll):
@@ -369,7 +367,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
                 "some samples have zero likelihood under every component "
                 "(log-likelihood is -inf); check the data scale or increase reg_covar"
             )
-        stats = _uncenter(ct, n_acc, acc, tied_s2, plan.center.astype(np.float64), d)
+        stats = _uncenter(ct, acc, tied_s2, plan.center.astype(np.float64), d)
         return MixtureStats(stats, total_ll, float(sample_weight.sum(dtype=np.float64)))
 
     def update(self, stats: MixtureStats | GaussianStats) -> "GaussianMixture":
@@ -603,16 +601,16 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         return self
 
 
-def _uncenter(ct: str, n: np.ndarray, acc: np.ndarray, tied_s2: np.ndarray | None,
-              c: np.ndarray, d: int) -> GaussianStats:
-    """Raw moments of x = (x - c) + c from statistics of the centred rows."""
-    s1c = acc[:, -d:]
+def _uncenter(ct: str, acc: np.ndarray, tied_s2: np.ndarray | None, c: np.ndarray, d: int) -> GaussianStats:
+    """Raw moments of x = (x - c) + c from statistics ``[quadratic, x - c, 1]`` of centred rows."""
+    n = np.ascontiguousarray(acc[:, -1])
+    s1c = acc[:, -d - 1:-1]
     s1 = s1c + n[:, None] * c
     if ct == "tied":
         t = s1c.sum(axis=0)
         s2 = tied_s2 + np.outer(t, c) + np.outer(c, t) + n.sum() * np.outer(c, c)
     elif ct == "full":
-        s2c = unpack_upper(acc[:, :-d], d)
+        s2c = unpack_upper(acc[:, :-d - 1], d)
         cross = s1c[:, :, None] * c[None, None, :]
         s2 = s2c + cross + np.swapaxes(cross, 1, 2) + n[:, None, None] * np.outer(c, c)
     else:
