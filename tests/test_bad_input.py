@@ -1,0 +1,478 @@
+"""Bad input across the public surface: one table, one specific error per row.
+
+Library rows: the call raises the named :mod:`gmmhmm.errors` class (always a
+``ValueError``) with a message matching the pattern. CLI rows: ``gmmhmm``
+exits non-zero with one-line messages on stderr and no traceback; batch
+commands skip the bad item, report it and still process the rest.
+
+``python tests/test_bad_input.py`` writes the table as Markdown to
+``/tmp/bad_input_table.md``.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from gmmhmm import GMMHMM, GaussianHMM, GaussianMixture, errors, modelfile
+from gmmhmm import scoring as S
+from gmmhmm.checkpoint import resume as checkpoint_resume
+from gmmhmm.classifier import HMMClassifier
+from gmmhmm.cli import main
+from gmmhmm.features import (FeatureConfig, add_deltas, cmvn, cmvn_per_speaker, deltas, extract_features,
+                             extract_many, load_audio, load_features, mfcc, save_features)
+from gmmhmm.graphs import EmbeddedTrainer, Lexicon, parse_transcripts
+
+REPO = Path(__file__).resolve().parents[1]
+E = errors
+RATE = 8000
+
+TOML = """
+[features]
+sample_rate_hz = 8000
+[model]
+n_states = 2
+mix_schedule = [1]
+n_iter = [2]
+n_jobs = 1
+[data]
+n_jobs = 1
+"""
+
+
+def _tone(freq_hz: float, seconds: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return 0.3 * np.sin(2 * np.pi * freq_hz * t)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory) -> SimpleNamespace:
+    d = tmp_path_factory.mktemp("bad_input")
+    audio = d / "audio"
+    audio.mkdir()
+    for digit, freq in ((1, 440), (2, 880)):
+        for take in range(3):
+            sf.write(audio / f"{digit}_synth_{take}.wav", _tone(freq * (1 + 0.02 * take)), RATE)
+    bad = d / "bad"
+    bad.mkdir()
+    sf.write(bad / "empty.wav", np.zeros(0), RATE)
+    sf.write(bad / "short.wav", 0.1 * np.ones(50), RATE)
+    sf.write(bad / "huge_rate.wav", np.zeros(4000), 4_000_000)
+    (bad / "text.wav").write_text("not audio at all\n")
+    whole = (audio / "1_synth_0.wav").read_bytes()
+    (bad / "truncated.wav").write_bytes(whole[: len(whole) // 2])
+    x = _tone(300).astype(np.float32)
+    x[100] = np.nan
+    sf.write(bad / "nan.wav", x, RATE, subtype="FLOAT")
+    sf.write(d / "silence.wav", np.zeros(4000), RATE)
+    (d / "not_a_model.npz").write_bytes(b"PK\x03\x04 garbage")
+    (d / "tiny.toml").write_text(TOML)
+    (d / "bad.toml").write_text("[model]\nn_states = -1\n")
+    (d / "labels.txt").write_text("1_synth_0.wav\t1\n")  # no label for the other files
+    (d / "hyp.txt").write_text("a.wav\t1\nb.wav\t2\n")
+    (d / "ref.txt").write_text("a.wav\t1\n")
+    (d / "empty.txt").write_text("")
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 1, (30, 3)), rng.normal(3, 1, (30, 3))])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm = GaussianMixture(2, random_state=0).fit(X)
+        gh = GaussianHMM(2, random_state=0, n_iter=3).fit(X, [30, 30])
+        gg = GMMHMM(2, n_mix=2, random_state=0, n_iter=3).fit(X, [30, 30])
+    # left-to-right model that must end in its last state: sequences need >= 3 frames
+    lr = GaussianHMM(3, init_params="", params="")
+    lr.n_features = 3
+    lr.startprob_ = np.array([1.0, 0, 0])
+    lr.transmat_ = np.array([[0.5, 0.5, 0], [0, 0.5, 0.5], [0, 0, 1.0]])
+    lr.endprob_ = np.array([0.0, 0, 1])
+    lr.means_ = np.zeros((3, 3))
+    lr.covars_ = np.stack([np.eye(3)] * 3)
+
+    config = FeatureConfig(sample_rate_hz=RATE)
+    feats = {p: extract_features(p, config) for p in sorted(audio.glob("*.wav"))}
+    clf = HMMClassifier(n_states=2, mix_schedule=(1,), n_iter=2).fit(
+        list(feats.values()), [p.name[0] for p in feats])
+    clf.save(d / "clf.npz", metadata={"feature_config": config.to_dict()})
+    gm.save(d / "gmm.npz")
+    nan = X.copy()
+    nan[5, 1] = np.nan
+    return SimpleNamespace(d=d, audio=audio, bad=bad, X=X, nan=nan, gm=gm, gh=gh, gg=gg, lr=lr, clf=clf,
+                           config=config, out=d / "out")
+
+
+@dataclass(frozen=True)
+class Case:
+    entry: str
+    problem: str
+    call: Callable[[Any], Any]
+    error: type
+    match: str
+
+
+def _inf(e):
+    X = e.X.copy()
+    X[7, 0] = np.inf
+    return X
+
+
+def _trainer(e):
+    t = EmbeddedTrainer(Lexicon.digits())
+    t.flat_start([e.X])
+    return t
+
+
+LIBRARY = [
+    # --- GaussianMixture -------------------------------------------------
+    Case("GaussianMixture.fit", "empty X (0 rows)", lambda e: GaussianMixture(2).fit(np.zeros((0, 3))),
+         E.InvalidInputError, "0 sample"),
+    Case("GaussianMixture.fit", "1-D X", lambda e: GaussianMixture(2).fit(np.zeros(5)), E.InvalidInputError,
+         "2-D.*reshape"),
+    Case("GaussianMixture.fit", "3-D X", lambda e: GaussianMixture(2).fit(np.zeros((5, 2, 2))),
+         E.InvalidInputError, "2-D"),
+    Case("GaussianMixture.fit", "no features (n, 0)", lambda e: GaussianMixture(2).fit(np.zeros((5, 0))),
+         E.InvalidInputError, "no features"),
+    Case("GaussianMixture.fit", "string dtype", lambda e: GaussianMixture(2).fit(np.array([["a", "b"]] * 3)),
+         E.InvalidInputError, "numeric"),
+    Case("GaussianMixture.fit", "complex dtype", lambda e: GaussianMixture(2).fit(e.X.astype(complex)),
+         E.InvalidInputError, "real"),
+    Case("GaussianMixture.fit", "ragged nested list", lambda e: GaussianMixture(2).fit([[1, 2], [3]]),
+         E.InvalidInputError, "cannot be converted"),
+    Case("GaussianMixture.fit", "NaN in X", lambda e: GaussianMixture(2).fit(e.nan), E.NonFiniteInputError,
+         "NaN.*row 5, column 1"),
+    Case("GaussianMixture.fit", "inf in X", lambda e: GaussianMixture(2).fit(_inf(e)), E.NonFiniteInputError,
+         "infinity.*row 7"),
+    Case("GaussianMixture.fit", "fewer samples than components", lambda e: GaussianMixture(5).fit(e.X[:3]),
+         E.InvalidInputError, "at least as many samples"),
+    Case("GaussianMixture.fit", "negative sample_weight",
+         lambda e: GaussianMixture(2).fit(e.X, sample_weight=-np.ones(60)), E.InvalidInputError, "non-negative"),
+    Case("GaussianMixture.fit", "sample_weight of wrong length",
+         lambda e: GaussianMixture(2).fit(e.X, sample_weight=np.ones(3)), E.InvalidInputError, r"shape \(60,\)"),
+    Case("GaussianMixture.fit", "n_components=0", lambda e: GaussianMixture(0).fit(e.X),
+         E.InvalidParameterError, "n_components"),
+    Case("GaussianMixture.fit", "unknown covariance_type", lambda e: GaussianMixture(2, covariance_type="x").fit(e.X),
+         E.InvalidParameterError, "covariance_type"),
+    Case("GaussianMixture.fit", "means_init of wrong shape",
+         lambda e: GaussianMixture(2, means_init=np.zeros((3, 3))).fit(e.X), E.InvalidParameterError, "means_init"),
+    Case("GaussianMixture.predict", "other feature dimension", lambda e: e.gm.predict(e.X[:, :2]),
+         E.DimensionMismatchError, "2 features.*expects 3"),
+    Case("GaussianMixture.predict", "before fit", lambda e: GaussianMixture(2).predict(e.X), E.NotFittedError,
+         "not fitted"),
+    Case("GaussianMixture.score_samples", "NaN in X", lambda e: e.gm.score_samples(e.nan), E.NonFiniteInputError,
+         "NaN"),
+    Case("GaussianMixture.update", "statistics of another covariance type",
+         lambda e: e.gm.update(GaussianMixture(2, covariance_type="diag").fit(e.X).accumulate(e.X)),
+         E.InvalidInputError, "statistics"),
+    # --- GaussianHMM / GMMHMM --------------------------------------------
+    Case("GaussianHMM.fit", "lengths do not sum to len(X)", lambda e: GaussianHMM(2).fit(e.X, [10, 10]),
+         E.InvalidLengthsError, "sum to 20.*60"),
+    Case("GaussianHMM.fit", "negative length", lambda e: GaussianHMM(2).fit(e.X, [70, -10]),
+         E.InvalidLengthsError, "positive"),
+    Case("GaussianHMM.fit", "zero length", lambda e: GaussianHMM(2).fit(e.X, [60, 0]), E.InvalidLengthsError,
+         "positive"),
+    Case("GaussianHMM.fit", "fractional lengths", lambda e: GaussianHMM(2).fit(e.X, [30.5, 29.5]),
+         E.InvalidLengthsError, "integers"),
+    Case("GaussianHMM.fit", "2-D lengths", lambda e: GaussianHMM(2).fit(e.X, [[30, 30]]), E.InvalidLengthsError,
+         "1-D"),
+    Case("GaussianHMM.fit", "string lengths", lambda e: GaussianHMM(2).fit(e.X, ["30", "30"]),
+         E.InvalidLengthsError, "integers"),
+    Case("GaussianHMM.fit", "empty X", lambda e: GaussianHMM(2).fit(np.zeros((0, 3))), E.InvalidInputError,
+         "0 sample"),
+    Case("GaussianHMM.fit", "NaN in X", lambda e: GaussianHMM(2).fit(e.nan), E.NonFiniteInputError, "NaN"),
+    Case("GaussianHMM.fit", "fewer frames than states", lambda e: GaussianHMM(5).fit(e.X[:2]),
+         E.InvalidInputError, "at least 5 samples"),
+    Case("GaussianHMM.score", "other feature dimension", lambda e: e.gh.score(e.X[:, :2]),
+         E.DimensionMismatchError, "expects 3"),
+    Case("GaussianHMM.score", "before fit", lambda e: GaussianHMM(2).score(e.X), E.NotFittedError, "not fitted"),
+    Case("GaussianHMM.decode", "inf in X", lambda e: e.gh.decode(_inf(e)), E.NonFiniteInputError, "infinity"),
+    Case("GaussianHMM.decode", "unknown algorithm", lambda e: e.gh.decode(e.X, algorithm="beam"),
+         E.InvalidParameterError, "algorithm"),
+    Case("GaussianHMM.score", "sequence too short for the topology", lambda e: e.lr.score(e.X[:2]),
+         E.SequenceTooShortError, "2 frame.*at least 3"),
+    Case("GaussianHMM.decode", "one sequence too short for the topology",
+         lambda e: e.lr.decode(e.X[:10], [8, 2]), E.SequenceTooShortError, "sequence 1"),
+    Case("GMMHMM.fit", "inf in X", lambda e: GMMHMM(2, n_mix=2).fit(_inf(e)), E.NonFiniteInputError, "infinity"),
+    Case("GMMHMM.score", "other feature dimension", lambda e: e.gg.score(e.X[:, :1]), E.DimensionMismatchError,
+         "expects 3"),
+    Case("GMMHMM.predict", "lengths longer than X", lambda e: e.gg.predict(e.X, [100]), E.InvalidLengthsError,
+         "sum to 100"),
+    Case("GMMHMM.fit", "n_mix=0", lambda e: GMMHMM(2, n_mix=0).fit(e.X), E.InvalidParameterError, "n_mix"),
+    # --- checkpointed training -------------------------------------------
+    Case("checkpoint.resume", "no checkpoint in the directory",
+         lambda e: checkpoint_resume(GaussianHMM(2), e.X, checkpoint_dir=e.d / "nothing"), E.InvalidParameterError,
+         "no checkpoint"),
+    # --- classifier ------------------------------------------------------
+    Case("HMMClassifier.fit", "no sequences", lambda e: HMMClassifier().fit([], []), E.InvalidInputError, "empty"),
+    Case("HMMClassifier.fit", "one 2-D array instead of a list", lambda e: HMMClassifier().fit(e.X, [1]),
+         E.InvalidInputError, "list of"),
+    Case("HMMClassifier.fit", "fewer labels than sequences",
+         lambda e: HMMClassifier(n_states=2, mix_schedule=(1,), n_iter=1).fit([e.X, e.X], [1]),
+         E.InvalidInputError, "one label per sequence"),
+    Case("HMMClassifier.fit", "float labels",
+         lambda e: HMMClassifier(n_states=2, mix_schedule=(1,), n_iter=1).fit([e.X, e.X], [1.5, 2.5]),
+         E.InvalidInputError, "integers or strings"),
+    Case("HMMClassifier.fit", "NaN in one sequence",
+         lambda e: HMMClassifier(n_states=2, mix_schedule=(1,), n_iter=1).fit([e.nan, e.X], [1, 2]),
+         E.NonFiniteInputError, r"X_list\[0\]"),
+    Case("HMMClassifier.fit", "sequences of different dimensions",
+         lambda e: HMMClassifier(n_states=2, mix_schedule=(1,), n_iter=1).fit([e.X, e.X[:, :2]], [1, 2]),
+         E.InvalidInputError, "different feature dimensions"),
+    Case("HMMClassifier.fit", "decreasing mix_schedule", lambda e: HMMClassifier(mix_schedule=(4, 2)).fit([e.X], [1]),
+         E.InvalidParameterError, "non-decreasing"),
+    Case("HMMClassifier.predict", "other feature dimension", lambda e: e.clf.predict([e.X]),
+         E.DimensionMismatchError, "expects 39"),
+    Case("HMMClassifier.predict", "before fit", lambda e: HMMClassifier().predict([e.X]), E.NotFittedError,
+         "not fitted"),
+    # --- features --------------------------------------------------------
+    Case("load_audio", "missing file", lambda e: load_audio(e.d / "missing.wav"), E.AudioError, "no such audio file"),
+    Case("load_audio", "a folder", lambda e: load_audio(e.d), E.AudioError, "no such audio file"),
+    Case("load_audio", "non-audio file", lambda e: load_audio(e.bad / "text.wav"), E.AudioError, "unreadable audio"),
+    Case("load_audio", "zero-length audio", lambda e: load_audio(e.bad / "empty.wav"), E.AudioError, "no samples"),
+    Case("load_audio", "truncated WAV", lambda e: load_audio(e.bad / "truncated.wav"), E.AudioError, "truncated"),
+    Case("load_audio", "NaN samples in a float WAV", lambda e: load_audio(e.bad / "nan.wav"), E.AudioError,
+         "NaN"),
+    Case("load_audio", "huge sample rate in the header (4 MHz)", lambda e: load_audio(e.bad / "huge_rate.wav"),
+         E.AudioError, "implausible sample rate 4000000"),
+    Case("load_audio", "resampling to a negative rate", lambda e: load_audio(e.audio / "1_synth_0.wav", -8000),
+         E.InvalidParameterError, "sample_rate_hz"),
+    Case("extract_features", "audio shorter than one frame", lambda e: extract_features(e.bad / "short.wav", e.config),
+         E.AudioError, "short.wav.*too short for one 25 ms frame"),
+    Case("extract_features", "signal without sample_rate_hz", lambda e: extract_features(np.zeros(8000)),
+         E.InvalidParameterError, "sample_rate_hz is required"),
+    Case("extract_features", "huge signal sample rate (1 THz)",
+         lambda e: extract_features(np.zeros(8000), sample_rate_hz=10**12), E.InvalidParameterError, "at most"),
+    Case("extract_features", "fractional sample rate",
+         lambda e: extract_features(np.zeros(8000), sample_rate_hz=8000.5), E.InvalidParameterError, "integer"),
+    Case("extract_features", "2-D signal", lambda e: extract_features(np.zeros((800, 2)), sample_rate_hz=RATE),
+         E.InvalidInputError, "1-D"),
+    Case("extract_features", "ragged list signal", lambda e: extract_features([[0.0], [1.0, 2.0]], sample_rate_hz=RATE),
+         E.InvalidInputError, "cannot be converted"),
+    Case("extract_features", "NaN in signal",
+         lambda e: extract_features(np.array([0.0, np.nan] * 2000), sample_rate_hz=RATE), E.NonFiniteInputError,
+         "NaN"),
+    Case("extract_features", "config is not a FeatureConfig", lambda e: extract_features(e.audio / "1_synth_0.wav", {}),
+         E.InvalidParameterError, "FeatureConfig"),
+    Case("mfcc", "empty signal", lambda e: mfcc(np.zeros(0), 16000), E.AudioError, "0 samples"),
+    Case("mfcc", "string signal", lambda e: mfcc(np.array(["a"] * 1000), 16000), E.InvalidInputError, "1-D real"),
+    Case("mfcc", "rate differs from the config", lambda e: mfcc(np.zeros(8000), 8000, FeatureConfig()),
+         E.InvalidParameterError, "resample"),
+    Case("FeatureConfig", "huge sample rate (1 GHz)", lambda e: FeatureConfig(sample_rate_hz=10**9),
+         E.InvalidParameterError, "sample_rate_hz"),
+    Case("FeatureConfig", "negative window", lambda e: FeatureConfig(window_ms=-1), E.InvalidParameterError,
+         "window_ms"),
+    Case("FeatureConfig", "high frequency above Nyquist", lambda e: FeatureConfig(sample_rate_hz=8000, high_freq_hz=6000.0),
+         E.InvalidParameterError, "Nyquist"),
+    Case("deltas", "empty features", lambda e: deltas(np.zeros((0, 3))), E.InvalidInputError, "0 sample"),
+    Case("deltas", "window=0", lambda e: deltas(e.X, 0), E.InvalidParameterError, "window"),
+    Case("add_deltas", "order=-1", lambda e: add_deltas(e.X, -1), E.InvalidParameterError, "order"),
+    Case("cmvn", "NaN in features", lambda e: cmvn(e.nan), E.NonFiniteInputError, "NaN"),
+    Case("cmvn_per_speaker", "fewer speaker ids than utterances", lambda e: cmvn_per_speaker([e.X], ["a", "b"]),
+         E.InvalidInputError, "speaker ids"),
+    Case("extract_many", "n_jobs=0", lambda e: extract_many([e.audio / "1_synth_0.wav"], n_jobs=0),
+         E.InvalidParameterError, "n_jobs"),
+    Case("save_features", "1-D feature array", lambda e: save_features(e.out, {"a": np.zeros(3)}),
+         E.InvalidInputError, "2-D"),
+    Case("save_features", "metadata not JSON-able", lambda e: save_features(e.out, {"a": e.X}, {"x": object()}),
+         E.InvalidInputError, "JSON"),
+    Case("load_features", "a model file", lambda e: load_features(e.d / "gmm.npz"), E.ModelFileError,
+         "'gmmhmm-model' file"),
+    # --- model files -----------------------------------------------------
+    Case("modelfile.load", "missing file", lambda e: modelfile.load(e.d / "missing.npz"), E.ModelFileError,
+         "no such file"),
+    Case("modelfile.load", "audio file instead of a model", lambda e: modelfile.load(e.audio / "1_synth_0.wav"),
+         E.ModelFileError, "not an .npz"),
+    Case("modelfile.load", "corrupt zip", lambda e: modelfile.load(e.d / "not_a_model.npz"), E.ModelFileError,
+         "corrupt|truncated|unreadable"),
+    Case("GaussianHMM.load", "file holds another class", lambda e: GaussianHMM.load(e.d / "gmm.npz"),
+         E.ModelFileError, "not a GaussianHMM"),
+    Case("modelfile.save", "unregistered class", lambda e: modelfile.save(object(), e.out), E.ModelFileError,
+         "get_params|registered"),
+    # --- scoring ---------------------------------------------------------
+    Case("accuracy", "lists of different lengths", lambda e: S.accuracy([1, 2], [1]), E.InvalidInputError,
+         "2 reference"),
+    Case("accuracy", "nothing to score", lambda e: S.accuracy([], []), E.InvalidInputError, "nothing to score"),
+    Case("error_rates", "more hypotheses than references", lambda e: S.error_rates([["a"]], [["a"], ["b"]]),
+         E.InvalidInputError, "1 reference"),
+    Case("error_rates", "strings instead of token lists", lambda e: S.error_rates(["abc"], ["abd"]),
+         E.InvalidInputError, "string"),
+    Case("align", "None instead of a sequence", lambda e: S.align(None, ["a"]), E.InvalidInputError, "sequences"),
+    Case("align", "negative cost", lambda e: S.align(["a"], ["b"], sub_cost=-1), E.InvalidParameterError, "sub_cost"),
+    Case("confusion_matrix", "lists of different lengths", lambda e: S.confusion_matrix([1], [1, 2]),
+         E.InvalidInputError, "1 reference"),
+    # --- lexicon, transcripts, embedded training -------------------------
+    Case("Lexicon", "empty lexicon", lambda e: Lexicon({}), E.TranscriptError, "empty"),
+    Case("Lexicon.from_text", "word without phones", lambda e: Lexicon.from_text("word\n"), E.TranscriptError,
+         "no phones"),
+    Case("Lexicon.read", "missing file", lambda e: Lexicon.read(e.d / "missing.lex"), E.TranscriptError,
+         "cannot read"),
+    Case("Lexicon.pronounce", "unknown word", lambda e: Lexicon.digits().pronounce(["eleven"]), E.TranscriptError,
+         "eleven"),
+    Case("parse_transcripts", "utterance without words", lambda e: parse_transcripts("utt1\n"), E.TranscriptError,
+         "no words"),
+    Case("parse_transcripts", "duplicate utterance id", lambda e: parse_transcripts("u a\nu b\n"), E.TranscriptError,
+         "duplicate"),
+    Case("EmbeddedTrainer.flat_start", "no utterances", lambda e: EmbeddedTrainer(Lexicon.digits()).flat_start([]),
+         E.InvalidInputError, "no training"),
+    Case("EmbeddedTrainer.accumulate", "unknown word in a transcript",
+         lambda e: _trainer(e).accumulate([e.X], [["eleven"]]), E.TranscriptError, "eleven"),
+    Case("EmbeddedTrainer.accumulate", "other feature dimension",
+         lambda e: _trainer(e).accumulate([e.X[:, :2]], [["one"]]), E.DimensionMismatchError, "expects 3"),
+    Case("EmbeddedTrainer.accumulate", "NaN in features", lambda e: _trainer(e).accumulate([e.nan], [["one"]]),
+         E.NonFiniteInputError, "NaN"),
+    Case("EmbeddedTrainer.accumulate", "fewer transcripts than utterances",
+         lambda e: _trainer(e).accumulate([e.X, e.X], [["one"]]), E.InvalidInputError, "transcripts"),
+]
+
+
+def _id(case: Case) -> str:
+    return f"{case.entry}: {case.problem}"
+
+
+@pytest.mark.parametrize("case", LIBRARY, ids=_id)
+def test_library_bad_input(case: Case, env) -> None:
+    assert issubclass(case.error, E.GmmhmmError) and issubclass(case.error, ValueError)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(case.error, match=case.match):
+            case.call(env)
+
+
+def test_silence_only_audio_gives_finite_features_and_a_warning(env, caplog):
+    """Chosen behaviour: digital silence is valid audio (log energies are floored), with a warning."""
+    with caplog.at_level("WARNING", logger="gmmhmm"):
+        X = extract_features(env.d / "silence.wav", env.config)
+    assert X.shape == (48, 39) and np.isfinite(X).all()
+    assert "digital silence" in caplog.text
+
+
+# ---------------------------------------------------------------------------
+# The gmmhmm command
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CliCase:
+    command: str
+    problem: str
+    argv: Callable[[Any], list[str]]
+    code: int
+    stderr: str  # regex every run must match on stderr
+    check: Callable[[Any], None] | None = None  # what a batch job still produced
+
+
+def _n_features_written(e) -> None:
+    feats, _ = load_features(e.out / "feats.npz")
+    assert sorted(Path(k).name for k in feats) == ["1_synth_0.wav", "2_synth_0.wav"]
+
+
+def _decoded_good_ones(e) -> None:
+    lines = (e.out / "hyp.txt").read_text().splitlines()
+    got = {Path(line.split("\t")[0]).name: line.split("\t")[1] for line in lines}
+    assert got == {"1_synth_0.wav": "1", "2_synth_0.wav": "2"}
+
+
+def _good_and_bad(e) -> list[str]:
+    return [str(e.audio / "1_synth_0.wav"), *[str(p) for p in sorted(e.bad.iterdir())], str(e.audio / "2_synth_0.wav")]
+
+
+CLI = [
+    CliCase("features", "six bad files among two good ones (skipped, reported, rest written)",
+            lambda e: ["features", *_good_and_bad(e), "-o", str(e.out / "feats.npz"), "--config", str(e.d / "tiny.toml")],
+            1, r"skipped .*empty\.wav: .*no samples[\s\S]*skipped .*text\.wav: .*unreadable", _n_features_written),
+    CliCase("features", "only bad files", lambda e: ["features", str(e.bad / "text.wav"), "-o", str(e.out / "x.npz")],
+            1, "no file could be featurised"),
+    CliCase("features", "folder without audio", lambda e: ["features", str(e.out), "-o", str(e.out / "x.npz")],
+            1, "holds no audio files"),
+    CliCase("features", "missing config file",
+            lambda e: ["features", str(e.audio), "-o", str(e.out / "x.npz"), "--config", str(e.d / "none.toml")],
+            1, "config file .* does not exist"),
+    CliCase("features", "invalid config value",
+            lambda e: ["features", str(e.audio), "-o", str(e.out / "x.npz"), "--config", str(e.d / "bad.toml")],
+            1, r"bad\.toml \[model\]: n_states"),
+    CliCase("features", "missing -o (usage error)", lambda e: ["features", str(e.audio)], 2, "required"),
+    CliCase("train", "unknown label for a file (labels file misses it)",
+            lambda e: ["train", str(e.audio), "-o", str(e.out / "m.npz"), "--config", str(e.d / "tiny.toml"),
+                       "--labels", str(e.d / "labels.txt")], 1, "no label for"),
+    CliCase("train", "empty labels file",
+            lambda e: ["train", str(e.audio), "-o", str(e.out / "m.npz"), "--config", str(e.d / "tiny.toml"),
+                       "--labels", str(e.d / "empty.txt")], 1, "labels file .* is empty"),
+    CliCase("train", "a model file given as feature data",
+            lambda e: ["train", str(e.d / "gmm.npz"), "-o", str(e.out / "m.npz"), "--config", str(e.d / "tiny.toml")],
+            1, "'gmmhmm-model' file, expected 'gmmhmm-features'"),
+    CliCase("decode", "bad files among good ones (skipped, reported, rest decoded)",
+            lambda e: ["decode", str(e.d / "clf.npz"), *_good_and_bad(e), "-o", str(e.out / "hyp.txt")],
+            1, r"skipped .*huge_rate\.wav: .*implausible sample rate[\s\S]*skipped .*truncated\.wav: .*truncated",
+            _decoded_good_ones),
+    CliCase("decode", "model file is not a model",
+            lambda e: ["decode", str(e.d / "not_a_model.npz"), str(e.audio)], 1, "not_a_model.npz"),
+    CliCase("decode", "model file holds a GaussianMixture",
+            lambda e: ["decode", str(e.d / "gmm.npz"), str(e.audio)], 1, "not an HMMClassifier"),
+    CliCase("decode", "audio file given as the model",
+            lambda e: ["decode", str(e.audio / "1_synth_0.wav"), str(e.audio)], 1, "not a gmmhmm file"),
+    CliCase("score", "hypothesis without reference (reported, rest scored)",
+            lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(e.d / "ref.txt")], 1, "no reference for b.wav"),
+    CliCase("score", "missing hypothesis file",
+            lambda e: ["score", str(e.d / "missing.txt"), "--ref", str(e.d / "ref.txt")], 1, "cannot read hypothesis"),
+    CliCase("score", "malformed reference line",
+            lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(e.d / "tiny.toml")], 1, "expected 'key<TAB>label'"),
+    CliCase("info", "missing model file", lambda e: ["info", str(e.d / "missing.npz")], 1, "no such file"),
+    CliCase("info", "corrupt model file", lambda e: ["info", str(e.d / "not_a_model.npz")], 1, "corrupt|unreadable"),
+    CliCase("(none)", "unknown command", lambda e: ["frobnicate"], 2, "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("case", CLI, ids=lambda c: f"{c.command}: {c.problem}")
+def test_cli_bad_input(case: CliCase, env, capsys) -> None:
+    env.out.mkdir(exist_ok=True)
+    code = main(case.argv(env))
+    captured = capsys.readouterr()
+    assert code == case.code, captured.err
+    assert "Traceback" not in captured.err
+    assert re.search(case.stderr, captured.err), captured.err
+    if case.code == 1:  # our own messages: one line each, prefixed with the program name
+        lines = [ln for ln in captured.err.splitlines() if re.search("error|skipped|no reference", ln)]
+        assert lines and all(ln.startswith("gmmhmm") for ln in lines), captured.err
+    if case.check is not None:
+        case.check(env)
+
+
+def test_cli_in_a_real_process_prints_no_traceback(env) -> None:
+    """The installed entry point path: a real interpreter, exit code and stderr as a user sees them."""
+    proc = subprocess.run([sys.executable, "-m", "gmmhmm.cli", "decode", str(env.d / "not_a_model.npz"),
+                           str(env.audio)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "not_a_model.npz" in proc.stderr
+
+
+def test_batch_feature_extraction_skips_and_reports(env) -> None:
+    paths = _good_and_bad(env)
+    feats, failures = extract_many(paths, env.config)
+    assert sorted(Path(p).name for p in feats) == ["1_synth_0.wav", "2_synth_0.wav"]
+    assert sorted(Path(p).name for p, _ in failures) == sorted(p.name for p in env.bad.iterdir())
+    assert all(msg for _, msg in failures)
+
+
+def markdown() -> str:
+    rows = ["| entry point | bad input | error | message contains |", "| --- | --- | --- | --- |"]
+    for c in LIBRARY:
+        rows.append(f"| `{c.entry}` | {c.problem} | `{c.error.__name__}` | `{c.match}` |")
+    rows += ["", "| `gmmhmm` command | bad input | exit code | stderr (one line per problem, no traceback) |",
+             "| --- | --- | --- | --- |"]
+    for c in CLI:
+        rows.append(f"| `{c.command}` | {c.problem} | {c.code} | `{c.stderr}` |")
+    return "\n".join(r.replace("|`", "| `") for r in rows) + "\n"
+
+
+if __name__ == "__main__":
+    Path("/tmp/bad_input_table.md").write_text(markdown())
+    print(f"{len(LIBRARY)} library and {len(CLI)} CLI cases written to /tmp/bad_input_table.md")
