@@ -78,6 +78,7 @@ def flat_start(X: np.ndarray, lengths: np.ndarray, n_states: int, max_jump: int,
             frames = X
         means.append(frames.mean(axis=0)[None])
         covars.append(_covars_from_frames(frames, covariance_type, min_covar))
+    model.n_features = X.shape[1]  # usable before (or without) any EM iteration
     model.weights_ = np.ones((n_states, 1))
     model.means_ = np.stack(means)
     model.covars_ = np.stack(covars)
@@ -119,6 +120,7 @@ def split_mixtures(model, n_mix: int, n_iter: int, tol: float, random_state: Any
             if covars is not None:
                 covars[s].append(covars[s][k])
     new = _new_hmm(S, n_mix, model.covariance_type, model.min_covar, n_iter, tol, random_state)
+    new.n_features = model.means_.shape[-1]
     new.startprob_ = model.startprob_.copy()
     new.transmat_ = model.transmat_.copy()
     new.weights_ = np.array(weights)

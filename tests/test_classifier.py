@@ -147,6 +147,7 @@ def test_train_word_model_stage_schedule():
     X, _ = make_sequences(6, seed=3)
     m = train_word_model(X[:6], n_states=3, mix_schedule=[2, 4], n_iter=[2, 0])
     assert m.n_mix == 4 and m.means_.shape == (3, 4, 2)
+    assert np.isfinite(m.score(X[0]))  # the last stage ran no EM: still a usable model
 
 
 def test_bad_inputs(clf, data):
