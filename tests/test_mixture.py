@@ -308,6 +308,16 @@ def test_rebuild_from_saved_attributes():
     np.testing.assert_allclose(copy.score_samples(X), gmm.score_samples(X))
 
 
+def test_verbose_prints_progress_like_sklearn(capsys):
+    X, _, _ = blobs(n=200, seed=19)
+    with pytest.warns(ConvergenceWarning):
+        GaussianMixture(2, verbose=2, verbose_interval=1, random_state=0, tol=0.0, max_iter=3).fit(X)
+    out = capsys.readouterr().out
+    assert "Initialization 0" in out and out.count("Iteration") == 3
+    GaussianMixture(2, random_state=0).fit(X)
+    assert capsys.readouterr().out == ""
+
+
 def test_model_file_round_trip(tmp_path):
     X, _, _ = blobs(n=300, seed=18)
     gmm = GaussianMixture(3, covariance_type="full", dtype="float32", random_state=0).fit(X)
