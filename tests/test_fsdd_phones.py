@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gmmhmm.datasets import list_fsdd, official_split
-from gmmhmm.features import FeatureConfig, extract_many
+from gmmhmm.features import FeatureConfig, extract_many, load_audio
 from gmmhmm.graphs import DIGIT_WORDS, EmbeddedTrainer, Lexicon, decode_files, force_align, make_graph, viterbi_path
 
 pytestmark = pytest.mark.integration
@@ -63,3 +63,22 @@ def test_decode_files_from_model_file(setup, tmp_path):
         assert label in {DIGIT_WORDS[int(d)] for d in DIGITS} and 0.0 <= start < end
     hits = sum(r[1][0][0] == DIGIT_WORDS[int(u.digit)] for r, u in zip(results, test[:6]))
     assert hits >= 4
+
+
+def test_connected_digits_builder(fsdd_path):
+    from data_scripts.connected_digits import make_connected_digits
+    from gmmhmm.datasets import parse_name
+
+    _, test = official_split([u for u in list_fsdd(fsdd_path) if u.speaker in ("theo", "lucas")])
+    a = make_connected_digits(test, 6, seed=3, min_digits=3, max_digits=5)
+    b = make_connected_digits(test, 6, seed=3, min_digits=3, max_digits=5)
+    for x, y in zip(a, b):
+        assert x.words == y.words and np.array_equal(x.signal, y.signal)
+    for c in a:
+        assert 3 <= len(c.words) <= 5 and c.sample_rate_hz == 8000
+        takes = [parse_name(p) for p in c.sources]
+        assert len({t.speaker for t in takes}) == 1 and c.utt_id.startswith(takes[0].speaker)
+        assert c.words == [DIGIT_WORDS[int(t.digit)] for t in takes]
+        # the takes plus at least 50 ms of gap before, between and after each
+        n_takes = sum(len(load_audio(p, 8000)[0]) for p in c.sources)
+        assert len(c.signal) >= n_takes + (len(takes) + 1) * 400
