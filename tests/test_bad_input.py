@@ -465,12 +465,16 @@ def test_batch_feature_extraction_skips_and_reports(env) -> None:
 def markdown() -> str:
     rows = ["| entry point | bad input | error | message contains |", "| --- | --- | --- | --- |"]
     for c in LIBRARY:
-        rows.append(f"| `{c.entry}` | {c.problem} | `{c.error.__name__}` | `{c.match}` |")
+        rows.append(f"| `{c.entry}` | {c.problem} | `{c.error.__name__}` | `{_cell(c.match)}` |")
     rows += ["", "| `gmmhmm` command | bad input | exit code | stderr (one line per problem, no traceback) |",
              "| --- | --- | --- | --- |"]
     for c in CLI:
-        rows.append(f"| `{c.command}` | {c.problem} | {c.code} | `{c.stderr}` |")
-    return "\n".join(r.replace("|`", "| `") for r in rows) + "\n"
+        rows.append(f"| `{c.command}` | {c.problem} | {c.code} | `{_cell(c.stderr)}` |")
+    return "\n".join(rows) + "\n"
+
+
+def _cell(regex: str) -> str:
+    return regex.replace("|", "\\|")
 
 
 if __name__ == "__main__":
