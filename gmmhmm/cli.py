@@ -212,7 +212,8 @@ def _training_data(args: argparse.Namespace, config) -> tuple[dict[str, np.ndarr
             raise InvalidInputError(f"{data}: feature file has no feature_config metadata")
         return feats, FeatureConfig.from_dict(meta["feature_config"]), 0
     files = audio_files([data])
-    feats, failures = extract_many(files, config.features, n_jobs=config.feature_jobs,
+    jobs = args.jobs if args.jobs != 1 else config.feature_jobs  # -j overrides [data] n_jobs
+    feats, failures = extract_many(files, config.features, n_jobs=jobs,
                                    progress=_show_progress(args), speaker_of=speaker_of)
     _report_failures(failures)
     return feats, config.features, len(failures)
