@@ -158,3 +158,28 @@ def test_min_frames_of_left_to_right_with_final_state():
     assert min_frames(start, trans, np.eye(S)[-1]) == S
     assert min_frames(start, trans, np.ones(S)) == 1
     assert min_frames(start, np.eye(S), np.eye(S)[-1]) == 0  # final state unreachable
+
+
+@pytest.mark.parametrize("S", [2, 3])
+def test_log_path_is_exact_when_shifted_sums_underflow(S):
+    """The dominant state cannot continue; the only surviving path sits 2000 nats below it."""
+    startprob = np.full(S, 1.0 / S)
+    transmat = np.eye(S)
+    flp = np.full((4, S), -np.inf)
+    flp[0] = -2000.0
+    flp[0, 0] = 0.0
+    flp[1:, 1] = 0.0
+    flp[1:, 2:] = -1.0
+    end = np.ones(S)
+    total, best_lp, best_path, post, xi = brute_force(startprob, transmat, end, flp)
+    assert total == pytest.approx(np.log(1.0 / S) - 2000.0 + np.log1p((S - 2) * np.exp(-3.0)),
+                                  rel=1e-12)
+    for fb in (K.forward_backward_log, K.forward_backward_scaling):
+        lp, p, x = fb(startprob, transmat, flp, end)
+        assert lp == pytest.approx(total, rel=1e-12)
+        np.testing.assert_allclose(p, post, atol=1e-12)
+        np.testing.assert_allclose(x, xi, atol=1e-12)
+    with np.errstate(divide="ignore"):
+        lp, path = K.viterbi(np.log(startprob), np.log(transmat), flp, np.log(end))
+    assert lp == pytest.approx(best_lp, rel=1e-12)
+    np.testing.assert_array_equal(path, best_path)

@@ -62,23 +62,51 @@ def _logsumexp(a):
 # ---------------------------------------------------------------- log space
 
 
+# Shifted sums below this are recomputed term by term: terms dropped by
+# exp underflow (< e^-745 of the shift) are then < e^-78 of the result.
+_TINY = 1e-290
+
+
 @njit(cache=True)
 def forward_log(log_startprob, log_transmat, framelogprob, log_endprob):
     """Log forward lattice. Returns (log-likelihood, fwdlattice (N, S)).
 
     ``log_endprob`` (S,) weights the state occupied at the last frame
     (zeros everywhere for hmmlearn semantics; ``-inf`` forbids ending there).
+    Each step is ``M + log(exp(fwd - M) @ A)`` (S exps and S logs per frame,
+    not S^2); a column whose shifted sum underflows is redone with an exact
+    log-sum-exp, so the result is exact in log space.
     """
     n, s = framelogprob.shape
+    trans_t = np.exp(log_transmat).T.copy()
     fwd = np.empty((n, s))
     buf = np.empty(s)
+    p = np.empty(s)
     for j in range(s):
         fwd[0, j] = log_startprob[j] + framelogprob[0, j]
     for t in range(1, n):
+        m = -np.inf
+        for i in range(s):
+            if fwd[t - 1, i] > m:
+                m = fwd[t - 1, i]
+        if m == -np.inf:
+            fwd[t:, :] = -np.inf
+            break
+        for i in range(s):
+            p[i] = np.exp(fwd[t - 1, i] - m)
         for j in range(s):
+            if framelogprob[t, j] == -np.inf:
+                fwd[t, j] = -np.inf
+                continue
+            acc = 0.0
             for i in range(s):
-                buf[i] = fwd[t - 1, i] + log_transmat[i, j]
-            fwd[t, j] = _logsumexp(buf) + framelogprob[t, j]
+                acc += trans_t[j, i] * p[i]
+            if acc > _TINY:
+                fwd[t, j] = m + np.log(acc) + framelogprob[t, j]
+            else:
+                for i in range(s):
+                    buf[i] = fwd[t - 1, i] + log_transmat[i, j]
+                fwd[t, j] = _logsumexp(buf) + framelogprob[t, j]
     for j in range(s):
         buf[j] = fwd[n - 1, j] + log_endprob[j]
     return _logsumexp(buf), fwd
@@ -86,24 +114,56 @@ def forward_log(log_startprob, log_transmat, framelogprob, log_endprob):
 
 @njit(cache=True)
 def backward_log(log_startprob, log_transmat, framelogprob, log_endprob):
-    """Log backward lattice (N, S); the last row is ``log_endprob``."""
+    """Log backward lattice (N, S); the last row is ``log_endprob``.
+
+    Same shifted mat-vec with exact fallback as :func:`forward_log`.
+    """
     n, s = framelogprob.shape
+    transmat = np.exp(log_transmat)
     bwd = np.empty((n, s))
     buf = np.empty(s)
+    v = np.empty(s)
+    q = np.empty(s)
     bwd[n - 1, :] = log_endprob
     for t in range(n - 2, -1, -1):
+        m = -np.inf
+        for j in range(s):
+            v[j] = framelogprob[t + 1, j] + bwd[t + 1, j]
+            if v[j] > m:
+                m = v[j]
+        if m == -np.inf:
+            bwd[:t + 1, :] = -np.inf
+            break
+        for j in range(s):
+            q[j] = np.exp(v[j] - m)
         for i in range(s):
+            acc = 0.0
             for j in range(s):
-                buf[j] = log_transmat[i, j] + framelogprob[t + 1, j] + bwd[t + 1, j]
-            bwd[t, i] = _logsumexp(buf)
+                acc += transmat[i, j] * q[j]
+            if acc > _TINY:
+                bwd[t, i] = m + np.log(acc)
+            else:
+                for j in range(s):
+                    buf[j] = log_transmat[i, j] + v[j]
+                bwd[t, i] = _logsumexp(buf)
     return bwd
 
 
 @njit(cache=True)
 def _posteriors_xi_log(log_transmat, framelogprob, fwd, bwd, log_prob, posteriors, xi_sum):
-    """Write state posteriors into ``posteriors`` and add expected transitions to ``xi_sum``."""
+    """Write state posteriors into ``posteriors`` and add expected transitions to ``xi_sum``.
+
+    Per frame, ``xi = exp(F + M - log_prob) * outer(exp(fwd - F), exp(v - M)) * A``
+    with ``v = framelogprob[t + 1] + bwd[t + 1]``; frames where that shifted
+    form could lose terms (its total is tiny) are summed term by term.
+    """
     n, s = framelogprob.shape
+    transmat = np.exp(log_transmat)
     row = np.empty(s)
+    p = np.empty(s)
+    q = np.empty(s)
+    v = np.empty(s)
+    aq = np.empty(s)
     for t in range(n):
         for j in range(s):
             row[j] = fwd[t, j] + bwd[t, j]
@@ -111,13 +171,42 @@ def _posteriors_xi_log(log_transmat, framelogprob, fwd, bwd, log_prob, posterior
         for j in range(s):
             posteriors[t, j] = np.exp(row[j] - norm)
     for t in range(n - 1):
+        f = -np.inf
+        m = -np.inf
         for i in range(s):
-            if fwd[t, i] == -np.inf:
-                continue
+            if fwd[t, i] > f:
+                f = fwd[t, i]
+            v[i] = framelogprob[t + 1, i] + bwd[t + 1, i]
+            if v[i] > m:
+                m = v[i]
+        if f == -np.inf or m == -np.inf:
+            continue
+        for i in range(s):
+            p[i] = np.exp(fwd[t, i] - f)
+            q[i] = np.exp(v[i] - m)
+        total = 0.0
+        for i in range(s):
+            acc = 0.0
             for j in range(s):
-                v = fwd[t, i] + log_transmat[i, j] + framelogprob[t + 1, j] + bwd[t + 1, j] - log_prob
-                if v > -np.inf:
-                    xi_sum[i, j] += np.exp(v)
+                acc += transmat[i, j] * q[j]
+            aq[i] = acc
+            total += p[i] * acc
+        if total > _TINY:
+            scale = np.exp(f + m - log_prob)
+            for i in range(s):
+                w = scale * p[i]
+                if w == 0.0:
+                    continue
+                for j in range(s):
+                    xi_sum[i, j] += w * transmat[i, j] * q[j]
+        else:
+            for i in range(s):
+                if fwd[t, i] == -np.inf:
+                    continue
+                for j in range(s):
+                    val = fwd[t, i] + log_transmat[i, j] + v[j] - log_prob
+                    if val > -np.inf:
+                        xi_sum[i, j] += np.exp(val)
 
 
 @njit(cache=True)
