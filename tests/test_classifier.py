@@ -176,3 +176,13 @@ def test_bad_inputs(clf, data):
             HMMClassifier(**kw).fit(X, y)
     with pytest.raises(InvalidParameterError, match="invalid parameter"):
         HMMClassifier().set_params(n_mix=3)
+
+
+def test_impossible_sequence_scores_minus_inf(clf, data):
+    _, (Xt, _) = data
+    model = clf.models_[0]
+    model = split_mixtures(model, model.n_mix, 1, 1e-3, 0)  # a copy
+    model.endprob_ = np.array([0.0, 0.0, 1.0])  # must end in the last state: >= 3 frames
+    X = np.concatenate([Xt[0][:2], Xt[1]])
+    scores = sequence_scores(model, X, np.array([2, len(Xt[1])]), "viterbi")
+    assert scores[0] == -np.inf and np.isfinite(scores[1])
