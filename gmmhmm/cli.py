@@ -344,6 +344,14 @@ def cmd_score(args: argparse.Namespace) -> int:
         rates = error_rates(ref_tokens, hyp_tokens, utt_ids=keys)
         result = rates.to_dict()
         text = rates.format(unit=args.unit)
+        if args.per_utt:  # sclite-style alignments of every utterance with errors
+            result["utterances"] = [
+                {"utt_id": u.utt_id, "n_ref": u.n_ref, "n_substitutions": u.n_substitutions,
+                 "n_deletions": u.n_deletions, "n_insertions": u.n_insertions}
+                for u in rates.utterances]
+            text = "\n\n".join(
+                [f"{u.utt_id}: {u.n_errors} error(s) / {u.n_ref}\n{u.alignment.format()}"
+                 for u in rates.utterances if u.n_errors] + [text])
     print(json.dumps(result) if args.json else text)
     return EXIT_FAILURES if missing else EXIT_OK
 
@@ -420,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--wer", action="store_true",
                     help="always align token sequences and report error rates")
     sp.add_argument("--unit", default="WER", help="name of the error rate (WER, PER, ...)")
+    sp.add_argument("--per-utt", action="store_true",
+                    help="error rates: also each utterance's counts and alignment")
     sp.add_argument("--png", help="also write the confusion matrix as a PNG")
     sp.add_argument("--json", action="store_true", help="print JSON instead of text")
     sp.set_defaults(func=cmd_score)

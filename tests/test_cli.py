@@ -118,6 +118,10 @@ def test_score_error_rates(tmp_path, capsys):
     r = json.loads(captured.out)
     assert (r["n_ref"], r["n_insertions"], r["n_deletions"], r["n_substitutions"]) == (6, 1, 1, 0)
     assert r["error_rate"] == pytest.approx(2 / 6)
+    assert main(["score", str(tmp_path / "hyp"), "--ref", str(tmp_path / "ref"), "--per-utt"]) == 1
+    out = capsys.readouterr().out
+    assert "u1: 1 error(s) / 3" in out and "HYP: the cat sat down" in out
+    assert "H=5, D=1, S=0, I=1, N=6" in out and "OPS:    D" in out
 
 
 def test_read_config(tmp_path):
