@@ -6,6 +6,10 @@ per iteration for both, the speed-up, the largest parameter disagreement, and
 a final JSON line.
 
     python benchmarks/gmm_em.py [--n 100000] [--repeats 2]
+
+On a busy machine multi-threaded OpenBLAS is erratic (and scikit-learn's
+``resp.T @ X`` orientation suffers most); ``OPENBLAS_NUM_THREADS=1`` gives
+steadier figures for both libraries.
 """
 
 from __future__ import annotations
