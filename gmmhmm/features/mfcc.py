@@ -79,15 +79,25 @@ def frame_signal(signal: np.ndarray, frame_length: int, frame_shift: int, snip_e
     ``t S + S / 2``, the signal mirrored past both ends (Kaldi's
     ``--snip-edges=false``).
     """
-    n = signal.shape[0]
+    n_frames = _n_frames(signal.shape[0], frame_length, frame_shift, snip_edges)
+    return _frames(signal, frame_length, frame_shift, snip_edges, 0, n_frames)
+
+
+def _n_frames(n: int, frame_length: int, frame_shift: int, snip_edges: bool) -> int:
     if snip_edges:
-        n_frames = 1 + (n - frame_length) // frame_shift if n >= frame_length else 0
-        starts = np.arange(n_frames) * frame_shift
-    else:
-        n_frames = (n + frame_shift // 2) // frame_shift
-        starts = np.arange(n_frames) * frame_shift + frame_shift // 2 - frame_length // 2
+        return 1 + (n - frame_length) // frame_shift if n >= frame_length else 0
+    return (n + frame_shift // 2) // frame_shift
+
+
+def _frames(signal: np.ndarray, frame_length: int, frame_shift: int, snip_edges: bool,
+            first: int, stop: int) -> np.ndarray:
+    """Frames ``first:stop`` of :func:`frame_signal` (a copy)."""
+    n = signal.shape[0]
+    starts = np.arange(first, stop) * frame_shift
+    if not snip_edges:
+        starts += frame_shift // 2 - frame_length // 2
     idx = starts[:, None] + np.arange(frame_length)
-    if not snip_edges and n_frames:
+    if not snip_edges and stop > first:
         idx = np.mod(idx, 2 * n)  # symmetric reflection with period 2n
         idx = np.where(idx >= n, 2 * n - 1 - idx, idx)
     return signal[idx]
@@ -140,23 +150,32 @@ def _check_signal(signal: np.ndarray, sample_rate_hz: int, config: FeatureConfig
     return x, config
 
 
-def _power_and_energy(x: np.ndarray, config: FeatureConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Power spectra (n_frames, n_fft/2+1) and raw log frame energies (n_frames,)."""
+# Frames analysed at once: bounds the working memory of long recordings
+# (a block of 8 kHz frames takes ~10 MB) whatever the input length.
+_BLOCK_FRAMES = 2048
+
+
+def _power_and_energy(x: np.ndarray, config: FeatureConfig):
+    """Yield ``(first, power spectra (m, n_fft/2+1), raw log frame energies (m,))`` per block of frames."""
     window, _, _ = _tables(config)
-    frames = frame_signal(x, config.frame_length, config.frame_shift, config.snip_edges)
-    if config.dither > 0:
-        rng = np.random.default_rng(config.dither_seed)
-        frames = frames + config.dither * rng.standard_normal(frames.shape)
-    if config.remove_dc:
-        frames = frames - frames.mean(axis=1, keepdims=True)
-    log_energy = np.log(np.maximum(np.einsum("ij,ij->i", frames, frames), LOG_FLOOR))
-    if config.preemphasis > 0:
-        # Per frame, first sample against itself, as HTK and Kaldi do.
-        shifted = np.concatenate([frames[:, :1], frames[:, :-1]], axis=1)
-        frames = frames - config.preemphasis * shifted
-    spec = np.fft.rfft(frames * window, n=config.n_fft, axis=1)
-    power = spec.real**2 + spec.imag**2
-    return power, log_energy
+    L, S, snip = config.frame_length, config.frame_shift, config.snip_edges
+    n_frames = _n_frames(x.shape[0], L, S, snip)
+    # One generator drawn block after block gives the same numbers as one draw.
+    rng = np.random.default_rng(config.dither_seed) if config.dither > 0 else None
+    for first in range(0, n_frames, _BLOCK_FRAMES):
+        frames = _frames(x, L, S, snip, first, min(first + _BLOCK_FRAMES, n_frames))
+        if rng is not None:
+            frames += config.dither * rng.standard_normal(frames.shape)
+        if config.remove_dc:
+            frames -= frames.mean(axis=1, keepdims=True)
+        log_energy = np.log(np.maximum(np.einsum("ij,ij->i", frames, frames), LOG_FLOOR))
+        if config.preemphasis > 0:
+            # Per frame, first sample against itself, as HTK and Kaldi do.
+            frames[:, 1:] -= config.preemphasis * frames[:, :-1].copy()
+            frames[:, 0] *= 1.0 - config.preemphasis
+        frames *= window
+        spec = np.fft.rfft(frames, n=config.n_fft, axis=1)
+        yield first, spec.real**2 + spec.imag**2, log_energy
 
 
 def log_mel_spectrogram(
@@ -168,9 +187,12 @@ def log_mel_spectrogram(
     its rate must match ``sample_rate_hz``.
     """
     x, config = _check_signal(signal, sample_rate_hz, config)
-    power, _ = _power_and_energy(x, config)
     _, fbank_t, _ = _tables(config)
-    return np.log(np.maximum(power @ fbank_t, LOG_FLOOR))
+    out = np.empty((_n_frames(x.shape[0], config.frame_length, config.frame_shift, config.snip_edges),
+                    fbank_t.shape[1]))
+    for first, power, _ in _power_and_energy(x, config):
+        out[first:first + len(power)] = np.log(np.maximum(power @ fbank_t, LOG_FLOOR))
+    return out
 
 
 def mfcc(signal: np.ndarray, sample_rate_hz: int, config: FeatureConfig | None = None) -> np.ndarray:
@@ -191,9 +213,12 @@ def mfcc(signal: np.ndarray, sample_rate_hz: int, config: FeatureConfig | None =
         The signal is too short for one frame.
     """
     x, config = _check_signal(signal, sample_rate_hz, config)
-    power, log_energy = _power_and_energy(x, config)
     _, fbank_t, dct_t = _tables(config)
-    ceps = np.log(np.maximum(power @ fbank_t, LOG_FLOOR)) @ dct_t
-    if config.energy == "log_energy":
-        ceps[:, 0] = log_energy
+    ceps = np.empty((_n_frames(x.shape[0], config.frame_length, config.frame_shift, config.snip_edges),
+                     dct_t.shape[1]))
+    for first, power, log_energy in _power_and_energy(x, config):
+        block = ceps[first:first + len(power)]
+        block[:] = np.log(np.maximum(power @ fbank_t, LOG_FLOOR)) @ dct_t
+        if config.energy == "log_energy":
+            block[:, 0] = log_energy
     return ceps
