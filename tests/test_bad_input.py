@@ -32,7 +32,7 @@ from gmmhmm.classifier import HMMClassifier
 from gmmhmm.cli import main
 from gmmhmm.features import (FeatureConfig, add_deltas, cmvn, cmvn_per_speaker, deltas, extract_features,
                              extract_many, load_audio, load_features, mfcc, save_features)
-from gmmhmm.graphs import EmbeddedTrainer, Lexicon, parse_transcripts
+from gmmhmm.graphs import EmbeddedTrainer, Lexicon, decode_files, parse_transcripts
 
 REPO = Path(__file__).resolve().parents[1]
 E = errors
@@ -460,6 +460,20 @@ def test_batch_feature_extraction_skips_and_reports(env) -> None:
     assert sorted(Path(p).name for p in feats) == ["1_synth_0.wav", "2_synth_0.wav"]
     assert sorted(Path(p).name for p, _ in failures) == sorted(p.name for p in env.bad.iterdir())
     assert all(msg for _, msg in failures)
+
+
+def test_decode_files_skips_and_reports_bad_files(env, caplog) -> None:
+    trainer = EmbeddedTrainer(Lexicon.digits(), feature_config=env.config.to_dict())
+    model = trainer.flat_start([extract_features(p, env.config) for p in sorted(env.audio.glob("*.wav"))])
+    paths = _good_and_bad(env)
+    with caplog.at_level("WARNING", logger="gmmhmm"):
+        results = decode_files(model, paths, graph="words")
+    assert [Path(p).name for p, _, _ in results] == ["1_synth_0.wav", "2_synth_0.wav"]
+    assert all(np.isfinite(score) and len(words) >= 1 for _, words, score in results)
+    for bad in env.bad.iterdir():
+        assert f"skipping {bad}" in caplog.text
+    with pytest.raises(E.AudioError, match="no samples"):
+        decode_files(model, [env.bad / "empty.wav"], graph="words", skip_errors=False)
 
 
 def markdown() -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import check_array
-from ..errors import InvalidParameterError, SequenceTooShortError
+from ..errors import GmmhmmError, InvalidParameterError, SequenceTooShortError
 from . import kernels
 from .graph import Graph, phone_loop_graph, word_list_graph, word_loop_graph
 from .models import PhoneModelSet
@@ -135,6 +135,7 @@ def decode_files(
     beam: float = 0.0,
     feature_config=None,
     drop: Sequence[str] = ("sil",),
+    skip_errors: bool = True,
 ) -> list[tuple[str, list[tuple[str, float, float]], float]]:
     """Decode audio files with phone models.
 
@@ -149,6 +150,8 @@ def decode_files(
     beam : pruning beam in log units (<= 0: no pruning)
     feature_config : FeatureConfig, optional; defaults to the one stored in the model
     drop : labels left out of the output (silence)
+    skip_errors : a bad audio file (unreadable, empty, too short, ...) is logged as a warning
+        and left out of the result; False raises its :class:`~gmmhmm.errors.GmmhmmError`
 
     Returns
     -------
@@ -172,8 +175,15 @@ def decode_files(
                           else FeatureConfig())
     g = make_graph(model, graph, words, insertion_penalty, lm_scale)
     shift_s = feature_config.shift_ms / 1000.0
-    names = [os.fspath(p) for p in audio_paths]
-    feats = [extract_features(p, feature_config) for p in names]
+    names, feats = [], []
+    for p in map(os.fspath, audio_paths):
+        try:
+            feats.append(extract_features(p, feature_config))
+            names.append(p)
+        except GmmhmmError as exc:
+            if not skip_errors:
+                raise
+            logger.warning("skipping %s: %s", p, exc)
     out = []
     for path, X, ll in zip(names, feats, model.state_log_likelihood_many(feats)):
         info = soundfile.info(path)
