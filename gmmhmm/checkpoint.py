@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from . import modelfile
-from ._validation import check_array, check_lengths, check_positive_int
+from ._validation import check_array, check_lengths, check_positive_int, check_sample_weight
 from .errors import ConvergenceError, InvalidParameterError, ModelFileError
 
 logger = logging.getLogger(__name__)
@@ -214,6 +214,9 @@ def fit(
         the model's own ``fit`` (``n_init`` restarts are not supported: a
         single initialisation is used).
     """
+    for needed in ("accumulate", "update", "fit", "get_params", "set_params"):
+        if not callable(getattr(model, needed, None)):
+            raise InvalidParameterError(f"{type(model).__name__} has no {needed}(); it cannot be trained here")
     takes_lengths = _takes_lengths(model)
     if lengths is not None and not takes_lengths:
         raise InvalidParameterError(f"{type(model).__name__} takes no lengths")
@@ -223,7 +226,7 @@ def fit(
         raise InvalidParameterError("checkpointed training uses one initialisation; set n_init=1")
     X = check_array(X)
     lengths = check_lengths(lengths, X.shape[0]) if takes_lengths else None
-    sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    sw = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0])
     max_iter = check_positive_int(model.get_params()[_iteration_param(model)] if n_iter is None else n_iter,
                                   "n_iter", minimum=0)
     tol = float(model.get_params().get("tol", 0.0) if tol is None else tol)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from gmmhmm import GMMHMM, GaussianHMM, GaussianMixture, checkpoint, modelfile
-from gmmhmm.errors import InvalidParameterError, ModelFileError
+from gmmhmm.errors import InvalidInputError, InvalidParameterError, ModelFileError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -112,6 +112,10 @@ def test_bad_arguments(tmp_path):
         checkpoint.fit(GaussianMixture(2), X, lengths, checkpoint_dir=tmp_path)
     with pytest.raises(InvalidParameterError, match="n_init"):
         checkpoint.fit(GaussianMixture(2, n_init=3), X, checkpoint_dir=tmp_path)
+    with pytest.raises(InvalidInputError, match="sample_weight"):
+        checkpoint.fit(GaussianMixture(2), X, checkpoint_dir=tmp_path, sample_weight=-np.ones(len(X)))
+    with pytest.raises(InvalidParameterError, match="no accumulate"):
+        checkpoint.fit(object(), X, checkpoint_dir=tmp_path)
     with pytest.raises(InvalidParameterError, match="tol"):
         checkpoint.fit(GaussianMixture(2), X, checkpoint_dir=tmp_path, tol=float("nan"))
     # a plain model file is not a checkpoint
@@ -168,3 +172,14 @@ def test_resume_after_sigkill_of_a_real_run(tmp_path):
     _assert_same(full, resumed)
     assert list(resumed.monitor_.history) == list(full.monitor_.history)
     assert sorted(p.name for p in ckdir.iterdir() if not p.name.startswith("checkpoint.npz.tmp")) == ["checkpoint.npz"]
+
+
+def test_checkpointed_fit_with_sample_weight_equals_fit(tmp_path):
+    X, _ = _data(4)
+    w = np.random.default_rng(0).uniform(0.1, 2.0, len(X))
+    make = MODELS["gmm"][0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = make().fit(X, sample_weight=w)
+    ours = checkpoint.fit(make(), X, checkpoint_dir=tmp_path, sample_weight=w)
+    _assert_same(ref, ours)
