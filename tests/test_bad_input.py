@@ -30,9 +30,11 @@ from gmmhmm import scoring as S
 from gmmhmm.checkpoint import resume as checkpoint_resume
 from gmmhmm.classifier import HMMClassifier
 from gmmhmm.cli import main
+from gmmhmm.corpus import Corpus
 from gmmhmm.features import (FeatureConfig, add_deltas, cmvn, cmvn_per_speaker, deltas, extract_features,
                              extract_many, load_audio, load_features, mfcc, save_features)
 from gmmhmm.graphs import EmbeddedTrainer, Lexicon, decode_files, parse_transcripts
+from gmmhmm.parallel import accumulate_corpus, fit_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 E = errors
@@ -108,7 +110,12 @@ def env(tmp_path_factory) -> SimpleNamespace:
     gm.save(d / "gmm.npz")
     nan = X.copy()
     nan[5, 1] = np.nan
-    return SimpleNamespace(d=d, audio=audio, bad=bad, X=X, nan=nan, gm=gm, gh=gh, gg=gg, lr=lr, clf=clf,
+    corpus = Corpus.create(d / "corpus", [("a", X[:30]), ("b", X[30:])], frames_per_shard=40)
+    mixed = d / "mixed"
+    mixed.mkdir()
+    for p in [*sorted(audio.glob("*.wav")), bad / "text.wav", bad / "empty.wav"]:
+        (mixed / p.name).write_bytes(p.read_bytes())
+    return SimpleNamespace(corpus=corpus, mixed=mixed, d=d, audio=audio, bad=bad, X=X, nan=nan, gm=gm, gh=gh, gg=gg, lr=lr, clf=clf,
                            config=config, out=d / "out")
 
 
@@ -212,6 +219,23 @@ LIBRARY = [
     Case("checkpoint.resume", "no checkpoint in the directory",
          lambda e: checkpoint_resume(GaussianHMM(2), e.X, checkpoint_dir=e.d / "nothing"), E.InvalidParameterError,
          "no checkpoint"),
+    # --- sharded corpora ------------------------------------------------
+    Case("Corpus.open", "missing index", lambda e: Corpus.open(e.d / "no_corpus"), E.ModelFileError,
+         "no corpus index"),
+    Case("Corpus.create", "NaN in one utterance", lambda e: Corpus.create(e.d / "c1", [("a", e.X), ("b", e.nan)]),
+         E.NonFiniteInputError, "utterance 'b'"),
+    Case("Corpus.create", "utterances of different dimensions",
+         lambda e: Corpus.create(e.d / "c2", [("a", e.X), ("b", e.X[:, :2])]), E.DimensionMismatchError,
+         "utterance 'b' has 2 features"),
+    Case("Corpus.create", "no utterances", lambda e: Corpus.create(e.d / "c3", []), E.InvalidInputError,
+         "at least one utterance"),
+    Case("Corpus.create", "duplicate utterance id", lambda e: Corpus.create(e.d / "c4", [("a", e.X), ("a", e.X)]),
+         E.InvalidInputError, "duplicate utterance id"),
+    Case("fit_corpus", "n_iter=0", lambda e: fit_corpus(GaussianMixture(2), e.corpus, n_iter=0),
+         E.InvalidParameterError, "n_iter"),
+    Case("accumulate_corpus", "model of another dimension",
+         lambda e: accumulate_corpus(GaussianMixture(2, random_state=0).fit(e.X[:, :2]), e.corpus),
+         E.DimensionMismatchError, "expects 2"),
     # --- classifier ------------------------------------------------------
     Case("HMMClassifier.fit", "no sequences", lambda e: HMMClassifier().fit([], []), E.InvalidInputError, "empty"),
     Case("HMMClassifier.fit", "one 2-D array instead of a list", lambda e: HMMClassifier().fit(e.X, [1]),
@@ -402,6 +426,10 @@ CLI = [
     CliCase("train", "unknown label for a file (labels file misses it)",
             lambda e: ["train", str(e.audio), "-o", str(e.out / "m.npz"), "--config", str(e.d / "tiny.toml"),
                        "--labels", str(e.d / "labels.txt")], 1, "no label for"),
+    CliCase("train", "bad files among good ones (skipped, reported, model still written)",
+            lambda e: ["train", str(e.mixed), "-o", str(e.out / "mixed.npz"), "--config", str(e.d / "tiny.toml")],
+            1, r"skipped .*empty\.wav: .*no samples[\s\S]*skipped .*text\.wav: .*unreadable",
+            lambda e: modelfile.load(e.out / "mixed.npz").classes_.tolist() == ["1", "2"] or pytest.fail("labels")),
     CliCase("train", "empty labels file",
             lambda e: ["train", str(e.audio), "-o", str(e.out / "m.npz"), "--config", str(e.d / "tiny.toml"),
                        "--labels", str(e.d / "empty.txt")], 1, "labels file .* is empty"),
