@@ -470,42 +470,34 @@ _PARALLEL_MIN_WORK = 1 << 20  # frames * states**2
 
 
 @njit(cache=True)
-def _fb_one(startprob, transmat, endprob, log_start, log_trans, log_end, flp, post, xi, use_log):
-    lp = -np.inf
-    if not use_log:
-        lp = _fb_scaling_into(startprob, transmat, flp, endprob, post, xi)
-    if lp == -np.inf:  # log path, or fallback when the scaled pass underflowed
-        xi[:, :] = 0.0
-        post[:, :] = 0.0
-        lp, fwd = forward_log(log_start, log_trans, flp, log_end)
-        if lp > -np.inf:
-            bwd = backward_log(log_start, log_trans, flp, log_end)
-            _posteriors_xi_log(log_trans, flp, fwd, bwd, lp, post, xi)
+def _fb_log_one(log_start, log_trans, log_end, flp, post, xi):
+    """Log-space forward-backward of one sequence into preallocated outputs."""
+    post[:, :] = 0.0
+    lp, fwd = forward_log(log_start, log_trans, flp, log_end)
+    if lp > -np.inf:
+        bwd = backward_log(log_start, log_trans, flp, log_end)
+        _posteriors_xi_log(log_trans, flp, fwd, bwd, lp, post, xi)
     return lp
 
 
 @njit(cache=True, parallel=True)
-def _fb_multi_parallel(startprob, transmat, endprob, framelogprob, offsets, use_log,
-                       log_probs, posteriors, xi_parts):
+def _fb_log_multi_parallel(startprob, transmat, endprob, framelogprob, offsets,
+                           log_probs, posteriors, xi_parts):
     log_start, log_trans, log_end = np.log(startprob), np.log(transmat), np.log(endprob)
     for k in prange(offsets.shape[0] - 1):
         a, b = offsets[k], offsets[k + 1]
-        log_probs[k] = _fb_one(startprob, transmat, endprob, log_start, log_trans, log_end,
-                               framelogprob[a:b], posteriors[a:b], xi_parts[k], use_log)
+        log_probs[k] = _fb_log_one(log_start, log_trans, log_end, framelogprob[a:b],
+                                   posteriors[a:b], xi_parts[k])
 
 
 @njit(cache=True)
-def _fb_multi_serial(startprob, transmat, endprob, framelogprob, offsets, use_log,
-                     log_probs, posteriors, xi_sum):
+def _fb_log_multi_serial(startprob, transmat, endprob, framelogprob, offsets,
+                         log_probs, posteriors, xi_sum):
     log_start, log_trans, log_end = np.log(startprob), np.log(transmat), np.log(endprob)
-    s = startprob.shape[0]
-    xi = np.zeros((s, s))
     for k in range(offsets.shape[0] - 1):
         a, b = offsets[k], offsets[k + 1]
-        xi[:, :] = 0.0
-        log_probs[k] = _fb_one(startprob, transmat, endprob, log_start, log_trans, log_end,
-                               framelogprob[a:b], posteriors[a:b], xi, use_log)
-        xi_sum += xi
+        log_probs[k] = _fb_log_one(log_start, log_trans, log_end, framelogprob[a:b],
+                                   posteriors[a:b], xi_sum)
 
 
 def _use_parallel(parallel, offsets, n_states):
@@ -639,12 +631,12 @@ def forward_backward_multi(startprob, transmat, endprob, framelogprob, offsets, 
         if use_log:
             if par:
                 xi_parts = np.zeros((n_seq, s, s))
-                _fb_multi_parallel(startprob, transmat, endprob, framelogprob, offsets, True,
-                                   log_probs, posteriors, xi_parts)
+                _fb_log_multi_parallel(startprob, transmat, endprob, framelogprob, offsets,
+                                       log_probs, posteriors, xi_parts)
                 return log_probs, posteriors, xi_parts.sum(axis=0)
             xi_sum = np.zeros((s, s))
-            _fb_multi_serial(startprob, transmat, endprob, framelogprob, offsets, True,
-                             log_probs, posteriors, xi_sum)
+            _fb_log_multi_serial(startprob, transmat, endprob, framelogprob, offsets,
+                                 log_probs, posteriors, xi_sum)
             return log_probs, posteriors, xi_sum
         rowmax = _row_max(framelogprob)  # numpy's max over a short last axis is slow
         work = np.subtract(framelogprob, rowmax[:, None])
