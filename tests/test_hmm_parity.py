@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hmmlearn import hmm as hmm_ref  # reference implementation (test dependency)
 
-hmm_ref = pytest.importorskip("hmmlearn.hmm")
-
-from gmmhmm.hmm import GMMHMM, GaussianHMM  # noqa: E402
+from gmmhmm.hmm import GMMHMM, GaussianHMM
 
 S, M, D = 3, 2, 3
 
