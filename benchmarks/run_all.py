@@ -64,19 +64,37 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def timing_rows(name: str, result: dict) -> list[tuple]:
-    """(benchmark, measure, ours, peer name, peer, peer/ours) for each gmmhmm/peer timing pair."""
+    """(benchmark, measure, ours, peer name, peer, peer/ours) for each gmmhmm/peer timing pair.
+
+    A peer's key (``hmmlearn_decode_seconds``) pairs with the same key naming
+    gmmhmm (``gmmhmm_decode_seconds``) or with no library (``decode_seconds``).
+    """
     flat = flatten(result)
-    rows = []
-    for key, ours in flat.items():
-        if "gmmhmm" not in key or not isinstance(ours, (int, float)) or isinstance(ours, bool):
-            continue
+    rows, seen = [], set()
+    for key, theirs in flat.items():
         for peer in PEERS:
-            other = flat.get(key.replace("gmmhmm", peer))
-            if isinstance(other, (int, float)) and not isinstance(other, bool) and ours > 0:
-                measure = key.replace("gmmhmm_", "").replace("_gmmhmm", "").replace("gmmhmm", "")
-                rows.append((name, measure, float(ours), peer, float(other), float(other) / float(ours)))
+            if peer not in key or not _num(theirs):
+                continue
+            for ours_key in (key.replace(peer, "gmmhmm"), key.replace(peer + "_", "").replace("_" + peer, "")):
+                ours = flat.get(ours_key)
+                if ours_key != key and _num(ours) and ours > 0 and (ours_key, peer) not in seen:
+                    seen.add((ours_key, peer))
+                    measure = ours_key.replace("gmmhmm_", "").replace("_gmmhmm", "")
+                    rows.append((name, measure, float(ours), peer, float(theirs), float(theirs) / float(ours)))
     return rows
+
+
+def memory_rows(result: dict) -> list[tuple]:
+    budget = result.get("budget_mb")
+    return [("corpus_memory", f"{what} MB vs budget MB", float(result[key]), "budget", float(budget),
+             float(budget) / float(result[key]))
+            for what, key in (("traced peak", "tracemalloc_peak_fit_mb"), ("RSS growth", "max_rss_growth_mb"))
+            if _num(result.get(key)) and result[key] > 0 and _num(budget)]
 
 
 def scaling_rows(result: dict) -> list[tuple]:
@@ -96,6 +114,7 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per benchmark")
     ap.add_argument("--args", action="append", default=[], metavar="NAME=ARGS",
                     help="extra arguments for one benchmark, e.g. --args 'gmm_em=--repeats 1'")
+    ap.add_argument("--from-log", default=None, help="re-print the table of an earlier run's output")
     args = ap.parse_args()
     names = args.only.split(",") if args.only else list(BENCHMARKS)
     extra = {}
@@ -104,6 +123,10 @@ def main() -> None:
         extra[name.strip()] = shlex.split(rest)
 
     results = {}
+    if args.from_log:
+        last = Path(args.from_log).read_text().strip().splitlines()[-1]
+        results = json.loads(last)["results"]
+        names = []
     for name in names:
         print(f"running {name} ...", flush=True)
         results[name] = run(name, args.timeout, extra.get(name))
@@ -113,7 +136,8 @@ def main() -> None:
     rows: list[tuple] = []
     for name, r in results.items():
         if r["status"] == "ok":
-            found = scaling_rows(r["result"]) if name == "parallel_scaling" else timing_rows(name, r["result"])
+            special = {"parallel_scaling": scaling_rows, "corpus_memory": memory_rows}.get(name)
+            found = special(r["result"]) if special else timing_rows(name, r["result"])
             rows += found or [(name, "(no gmmhmm/peer timing pair)", None, "", None, None)]
         else:
             rows.append((name, r["status"].upper(), None, "", None, None))
@@ -130,8 +154,9 @@ def main() -> None:
     ps = results.get("parallel_scaling", {})
     if ps.get("status") == "ok":
         p = ps["result"]
-        print(f"1 -> {p.get('n_jobs')} processes: embedded training x{p.get('embedded_speedup')}, "
-              f"GMM E-step x{p.get('gmm_speedup')} (target x{p.get('speedup_target')}); "
+        print(f"1 -> {p.get('n_jobs')} processes: embedded training x{p.get('embedded_speedup')} wall, "
+              f"x{p.get('embedded_cpu_path_speedup')} CPU critical path; GMM E-step x{p.get('gmm_speedup')} wall, "
+              f"x{p.get('gmm_cpu_path_speedup')} CPU critical path (target x{p.get('speedup_target')}); "
               f"GEMM fraction of the diag GMM E-step {p.get('gemm_fraction')} of {p.get('gemm_gflops')} "
               f"GFLOP/s (target {p.get('gemm_fraction_target')}); load average {p.get('load_average_1min')}")
     cm = results.get("corpus_memory", {})
