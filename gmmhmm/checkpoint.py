@@ -120,6 +120,10 @@ def _comparable_params(model: Any) -> dict[str, Any]:
     return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in params.items()}
 
 
+# Raising the iteration limit or tolerance for a resumed run is allowed.
+_IGNORED_ON_RESUME = frozenset({"max_iter", "n_iter", "tol", "warm_start"})
+
+
 def _restore(model: Any, saved: Any, state: dict[str, Any], fingerprint: str, path: Path) -> None:
     if type(saved) is not type(model):
         raise InvalidParameterError(f"{path} holds a {type(saved).__name__}, not a {type(model).__name__}")
@@ -134,10 +138,6 @@ def _restore(model: Any, saved: Any, state: dict[str, Any], fingerprint: str, pa
     for name in type(model)._saved_attributes:
         if hasattr(saved, name):
             setattr(model, name, getattr(saved, name))
-
-
-# Raising the iteration limit or tolerance for a resumed run is allowed.
-_IGNORED_ON_RESUME = frozenset({"max_iter", "n_iter", "tol", "warm_start"})
 
 
 def _initialise(model: Any, X: np.ndarray, lengths: np.ndarray | None, sample_weight: Any) -> None:
