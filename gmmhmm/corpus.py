@@ -65,7 +65,7 @@ def _plain(label: Any) -> Any:
         return label.item()
     if isinstance(label, np.ndarray):
         return label.tolist()
-    if isinstance(label, tuple):
+    if isinstance(label, (list, tuple)):
         return [_plain(v) for v in label]
     return label
 

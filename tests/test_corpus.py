@@ -67,6 +67,13 @@ def test_shards_are_written_while_the_input_is_consumed(tmp_path):
     Corpus.create(out, gen(), frames_per_shard=100)
 
 
+def test_numpy_labels_become_json(tmp_path):
+    utts = [("a", np.zeros((2, 2)), np.int64(3)), ("b", np.ones((2, 2)), [np.str_("x"), np.float32(0.5)]),
+            ("c", np.ones((1, 2)), np.array([1, 2]))]
+    _, _, _, labels = Corpus.create(tmp_path, utts).load_shard(0)
+    assert labels == [3, ["x", 0.5], [1, 2]]
+
+
 def test_feature_config_object_and_integer_features(tmp_path):
     from gmmhmm.features.config import FeatureConfig
 
