@@ -21,7 +21,9 @@ The header is ``{"format": "gmmhmm-model", "version": 1, "model": NODE,
 Classes are found by name in an explicit registry filled by
 :func:`register_model_class`; a file can never make us import or build any
 other class. Models list what to store in ``_saved_attributes`` and provide
-``get_params()``; loading calls ``cls(**params)`` and sets the attributes.
+``get_params()``; loading calls ``cls(**params)``, sets the attributes and,
+if the class defines ``_check_loaded()``, calls it so that a tampered file
+fails at load (as a :class:`ModelFileError`) rather than at first use.
 """
 
 from __future__ import annotations
@@ -343,6 +345,12 @@ class _Decoder:
             if name not in allowed:
                 raise self.fail(f"{cls.__name__} does not save an attribute named {name!r}")
             setattr(model, name, value)
+        check = getattr(model, "_check_loaded", None)
+        if callable(check):  # a class's own consistency checks of its fitted parameters
+            try:
+                check()
+            except Exception as exc:
+                raise self.fail(f"invalid {cls.__name__} parameters: {exc}") from exc
         return model
 
 
