@@ -344,7 +344,10 @@ class _Decoder:
         for name, value in attrs.items():
             if name not in allowed:
                 raise self.fail(f"{cls.__name__} does not save an attribute named {name!r}")
-            setattr(model, name, value)
+            try:
+                setattr(model, name, value)
+            except Exception as exc:  # e.g. a property setter that converts the value
+                raise self.fail(f"invalid {cls.__name__}.{name} ({exc})") from exc
         check = getattr(model, "_check_loaded", None)
         if callable(check):  # a class's own consistency checks of its fitted parameters
             try:

@@ -223,7 +223,7 @@ def test_load_random_or_mutated_bytes(model_bytes, data, tmp_path_factory):
 
 
 @FUZZ
-@given(arrays=st.dictionaries(st.text(min_size=1, max_size=8), hnp.arrays(
+@given(arrays=st.dictionaries(st.sampled_from(["__header__", "features", "lengths", "m", "a/b", "file"]), hnp.arrays(
     dtype=st.sampled_from([np.float64, np.int64, np.uint8, np.bool_, np.complex64]),
     shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=3)), max_size=4))
 def test_load_foreign_npz_files(arrays, tmp_path_factory):
@@ -236,6 +236,30 @@ def test_load_foreign_npz_files(arrays, tmp_path_factory):
             z.writestr(name + ".npy", member.getvalue())
     path.write_bytes(buf.getvalue())
     for reader in (modelfile.load, modelfile.describe, load_features):
+        with _either_result_or_gmmhmm_error():
+            reader(path)
+
+
+_json = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=4),
+                               st.sampled_from(["GaussianMixture", "GaussianHMM", "json", "array", "model", "dict",
+                                                "list", "object_array", "scalar", "t", "v", "key", "class"])),
+                     lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                             st.dictionaries(st.sampled_from(["t", "v", "key", "items", "shape", "class",
+                                                                              "params", "attributes", "node", "n_components",
+                                                                              "means_"]), inner, max_size=4)),
+                     max_leaves=12)
+
+
+@FUZZ
+@given(model=_json, metadata=_json, version=st.sampled_from([1, 1, 2, 0, "1", None]))
+def test_load_well_formed_files_with_random_headers(model, metadata, version, tmp_path_factory):
+    """A valid gmmhmm container whose JSON model tree is arbitrary: a model or a ModelFileError."""
+    import json
+
+    header = json.dumps({"format": "gmmhmm-model", "version": version, "model": model, "metadata": metadata})
+    path = tmp_path_factory.mktemp("hdr") / "m.npz"
+    np.savez(path, __header__=np.frombuffer(header.encode(), dtype=np.uint8), key=np.zeros(3))
+    for reader in (modelfile.load, modelfile.describe, modelfile.load_metadata):
         with _either_result_or_gmmhmm_error():
             reader(path)
 
@@ -269,3 +293,68 @@ def test_error_rates_and_accuracy_on_random_input(refs, hyps):
     with _either_result_or_gmmhmm_error():
         acc = S.accuracy(flat_r, flat_h)
         assert 0.0 <= acc <= 1.0
+
+
+# ---------------------------------------------------------------------------
+# Text inputs: configs, lexicons, transcripts, tables
+# ---------------------------------------------------------------------------
+_scalars = st.one_of(st.integers(-3, 10**6), st.floats(allow_nan=False, allow_infinity=False, width=32),
+                     st.booleans(), st.text(max_size=6), st.lists(st.integers(-1, 8), max_size=4))
+_feature_keys = st.sampled_from(list(FeatureConfig().to_dict()) + ["bogus"])
+
+
+@FUZZ
+@given(d=st.dictionaries(_feature_keys, _scalars, max_size=4))
+def test_feature_config_from_random_dict(d):
+    with _either_result_or_gmmhmm_error():
+        config = FeatureConfig.from_dict(d)
+        assert config.n_features >= 1 and config.frame_length >= 2
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.encode("unicode_escape").decode("ascii").replace('"', '\\\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(map(str, v)) + "]"
+    return repr(v) if not isinstance(v, float) else f"{v!r}".replace("inf", "1.0")
+
+
+@FUZZ
+@given(sections=st.dictionaries(st.sampled_from(["features", "model", "data", "output", "extra"]),
+                                st.dictionaries(st.sampled_from(["n_states", "mix_schedule", "n_iter", "tol",
+                                                                 "sample_rate_hz", "n_jobs", "split", "dir",
+                                                                 "covariance_type", "window_ms", "bogus"]),
+                                                _scalars, max_size=3), max_size=3),
+       garbage=st.one_of(st.none(), st.binary(max_size=40)))
+def test_read_config_on_random_toml(sections, garbage, tmp_path_factory):
+    from gmmhmm.cli import read_config
+
+    path = tmp_path_factory.mktemp("toml") / "c.toml"
+    if garbage is not None:
+        path.write_bytes(garbage)
+    else:
+        path.write_text("".join(f"[{name}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in body.items())
+                                for name, body in sections.items()))
+    with _either_result_or_gmmhmm_error():
+        config = read_config(path)
+        assert isinstance(config.model, dict)
+
+
+@FUZZ
+@given(text=st.text(alphabet=st.sampled_from("ab1 \t\n#-_"), max_size=60))
+def test_lexicon_transcripts_and_tables_on_random_text(text, tmp_path_factory):
+    from gmmhmm.cli import read_table
+    from gmmhmm.graphs import Lexicon, parse_transcripts
+
+    with _either_result_or_gmmhmm_error():
+        lex = Lexicon.from_text(text)
+        assert lex.phones[-1] == lex.silence and all(lex.pronunciations.values())
+    with _either_result_or_gmmhmm_error():
+        out = parse_transcripts(text)
+        assert all(words for words in out.values())
+    path = tmp_path_factory.mktemp("table") / "t.txt"
+    path.write_text(text)
+    with _either_result_or_gmmhmm_error():
+        assert read_table(path, "labels")

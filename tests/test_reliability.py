@@ -276,3 +276,38 @@ def test_random_garbage_and_truncation_are_model_file_errors(tmp_path, X):
         modelfile.load(tmp_path / "missing.npz")
     with pytest.raises(InvalidInputError):
         save_features(tmp_path / "f.npz", {"a": np.zeros(3)})
+
+
+def _fitted_models(X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return [GaussianMixture(2, covariance_type=c, random_state=0).fit(X) for c in COVARIANCE_TYPES] + [
+            GaussianHMM(2, random_state=0, n_iter=2).fit(X), GMMHMM(2, n_mix=2, random_state=0, n_iter=2).fit(X)]
+
+
+@pytest.mark.parametrize("tamper", ["string", "none", "wrong_shape", "nan"])
+def test_tampered_parameters_fail_at_load_as_model_file_errors(tamper, tmp_path, X):
+    """A parseable file with nonsense parameters is refused by load, not left to crash at first use."""
+    import json
+
+    for model in _fitted_models(X):
+        path = tmp_path / "m.npz"
+        model.save(path)
+        npz = dict(np.load(path))
+        header = json.loads(npz["__header__"].tobytes())
+        for attr in [a for a in header["model"]["attributes"] if a in ("weights_", "means_", "startprob_", "covars_")]:
+            h = json.loads(json.dumps(header))
+            spec = h["model"]["attributes"][attr]
+            arrays = dict(npz)
+            if tamper == "string":
+                h["model"]["attributes"][attr] = {"t": "json", "v": "oops"}
+            elif tamper == "none":
+                h["model"]["attributes"][attr] = {"t": "json", "v": None}
+            elif tamper == "wrong_shape":
+                arrays[spec["key"]] = np.zeros((7, 1, 1, 1))
+            else:
+                arrays[spec["key"]] = np.full_like(arrays[spec["key"]], np.nan)
+            arrays["__header__"] = np.frombuffer(json.dumps(h).encode(), dtype=np.uint8)
+            np.savez(path, **arrays)
+            with pytest.raises(ModelFileError, match="invalid|corrupt"):
+                modelfile.load(path)

@@ -221,6 +221,11 @@ class BaseHMM:
             self.endprob_ = end
         self._check_emission()
 
+    def _check_loaded(self) -> None:
+        """Called by :func:`gmmhmm.modelfile.load`: a tampered file fails at load, not at first use."""
+        if hasattr(self, "startprob_"):
+            self._check()
+
     def _endprob(self) -> np.ndarray:
         end = getattr(self, "endprob_", None)
         return np.ones(self.n_components) if end is None else end

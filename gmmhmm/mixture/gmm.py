@@ -309,6 +309,18 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         self.precisions_cholesky_ = np.asarray(precisions_cholesky, dtype=dtype)
         self.precisions_ = precisions_from_precisions_cholesky(self.precisions_cholesky_, self.covariance_type)
 
+    def _check_loaded(self) -> None:
+        """Called by :func:`gmmhmm.modelfile.load`: a tampered file fails at load, not at first use."""
+        if not hasattr(self, "means_"):
+            return
+        k, d = self.n_components, np.shape(self.means_)[-1]
+        cov = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[self.covariance_type]
+        for name, shape in (("weights_", (k,)), ("means_", (k, d)), ("covariances_", cov),
+                            ("precisions_cholesky_", cov)):
+            value = np.asarray(getattr(self, name), dtype=np.float64)
+            if value.shape != shape or not np.isfinite(value).all():
+                raise InvalidParameterError(f"{name} must be finite with shape {shape}, got {value.shape}")
+
     def _get_parameters(self) -> tuple:
         return (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
 
