@@ -4,7 +4,8 @@ Subcommands::
 
     gmmhmm features INPUT... -o feats.npz [--config C]   audio -> feature file
     gmmhmm train DATA -o model.npz [--config C]          word models -> model file
-    gmmhmm decode MODEL INPUT... [-o hyp.txt]            audio -> "path<TAB>label<TAB>loglik"
+    gmmhmm decode MODEL INPUT... [-o hyp.txt]            audio -> "path<TAB>label(s)<TAB>loglik"
+    gmmhmm align MODEL TRANSCRIPTS INPUT... -o DIR       phone models: TextGrid + CTM alignments
     gmmhmm score HYP (--ref REF | --ref-from-fsdd-names) accuracy / error rates
     gmmhmm info MODEL                                    describe a model file
 
@@ -252,12 +253,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_FAILURES if n_failed else EXIT_OK
 
 
-def _load_classifier(path: str | os.PathLike):
+def _load_classifier(path: str | os.PathLike, loaded: tuple | None = None):
+    """(classifier, feature config) of a word-model file; ``loaded`` is its ``load(..., with_metadata=True)``."""
     from .classifier import HMMClassifier
     from .features import FeatureConfig
     from .modelfile import load
 
-    model, meta = load(path, with_metadata=True)
+    model, meta = loaded if loaded is not None else load(path, with_metadata=True)
     if not isinstance(model, HMMClassifier):
         raise InvalidInputError(f"{path} holds a {type(model).__name__}, not an HMMClassifier")
     if not isinstance(meta, dict) or "feature_config" not in meta:
@@ -279,20 +281,92 @@ def _decode_word(clf, feats: dict[str, np.ndarray]) -> list[tuple[str, str, floa
 DECODERS = {"word": _decode_word}
 
 
+def _decode_graph(args: argparse.Namespace, model, files: list[Path]) -> int:
+    """Phone models: Viterbi token passing over a phone-loop, word-loop or word-list graph."""
+    from .graphs import decode_files
+
+    results = decode_files(model, files, graph=args.graph, insertion_penalty=args.insertion_penalty,
+                           lm_scale=args.lm_scale, beam=args.beam, skip_errors=True)
+    decoded = {path for path, _, _ in results}
+    failures = [(str(f), "could not be decoded (see the warning above)") for f in files
+                if str(f) not in decoded]
+    _report_failures(failures)
+    lines = "".join(f"{path}\t{' '.join(t for t, _, _ in toks)}\t{score:.4f}\n"
+                    for path, toks, score in results)
+    _write_output(args.output, lines)
+    if args.ctm:
+        ctm = "".join(f"{Path(path).stem} 1 {start:.3f} {end - start:.3f} {tok}\n"
+                      for path, toks, _ in results for tok, start, end in toks)
+        _write_output(args.ctm, ctm)
+    return EXIT_FAILURES if failures else EXIT_OK
+
+
+def _write_output(path: str | None, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, or to stdout when ``path`` is None."""
+    if not path:
+        sys.stdout.write(text)
+        return
+    tmp = Path(f"{path}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def cmd_decode(args: argparse.Namespace) -> int:
     from .features import extract_many
+    from .graphs import PhoneModelSet
+    from .modelfile import load
 
-    clf, config = _load_classifier(args.model)
     files = audio_files(args.inputs)
+    loaded = load(args.model, with_metadata=True)
+    if isinstance(loaded[0], PhoneModelSet):
+        return _decode_graph(args, loaded[0], files)
+    clf, config = _load_classifier(args.model, loaded)
     feats, failures = extract_many(files, config, n_jobs=args.jobs, progress=_show_progress(args),
                                    speaker_of=speaker_of)
     _report_failures(failures)
     results = DECODERS[args.mode](clf, feats) if feats else []
-    lines = "".join(f"{path}\t{hyp}\t{ll:.4f}\n" for path, hyp, ll in results)
-    if args.output:
-        Path(args.output).write_text(lines)
-    else:
-        sys.stdout.write(lines)
+    _write_output(args.output, "".join(f"{path}\t{hyp}\t{ll:.4f}\n" for path, hyp, ll in results))
+    return EXIT_FAILURES if failures else EXIT_OK
+
+
+def cmd_align(args: argparse.Namespace) -> int:
+    """Forced alignment of audio files to their transcripts: TextGrids and CTM files."""
+    import soundfile
+
+    from .features import FeatureConfig, extract_features
+    from .graphs import PhoneModelSet, force_align, write_alignment
+    from .modelfile import load
+
+    model = load(args.model)
+    if not isinstance(model, PhoneModelSet):
+        raise InvalidInputError(f"{args.model} holds a {type(model).__name__}, not phone models "
+                                "(train them with recipes/fsdd_phones.py)")
+    config = FeatureConfig.from_dict(model.feature_config) if model.feature_config else FeatureConfig()
+    transcripts = {}
+    for n, line in enumerate(Path(args.transcripts).read_text().splitlines(), 1):
+        if line.strip():
+            key, *words = line.split()
+            if not words:
+                raise InvalidInputError(f"{args.transcripts}:{n}: '{key}' has no words")
+            transcripts[key] = words
+    failures = []
+    files = audio_files(args.inputs)
+    for f in files:
+        words = transcripts.get(f.stem) or transcripts.get(str(f))
+        if words is None:
+            failures.append((str(f), "no transcript (keys are file stems)"))
+            continue
+        try:
+            info = soundfile.info(str(f))
+            path = force_align(model, extract_features(f, config), words,
+                               frame_shift_s=config.shift_ms / 1000.0,
+                               duration_s=info.frames / info.samplerate)
+        except GmmhmmError as exc:
+            failures.append((str(f), str(exc)))
+            continue
+        write_alignment(args.output, f.stem, path)
+    _report_failures(failures)
+    print(f"aligned {len(files) - len(failures)} of {len(files)} file(s) -> {args.output}", file=sys.stderr)
     return EXIT_FAILURES if failures else EXIT_OK
 
 
@@ -415,9 +489,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("inputs", nargs="+", help="audio files and/or folders")
     sp.add_argument("-o", "--output", help="write 'path<TAB>label<TAB>loglik' lines here (default: stdout)")
     sp.add_argument("--mode", choices=sorted(DECODERS), default="word",
-                    help="decoding mode (word: isolated words, one model per label)")
+                    help="word-model files: decoding mode (word: isolated words, one model per label)")
+    sp.add_argument("--graph", choices=("phone-loop", "word-loop", "words"), default="word-loop",
+                    help="phone-model files: phone recognition, connected words, or one isolated word")
+    sp.add_argument("--insertion-penalty", type=float, default=0.0,
+                    help="phone-model files: log weight added per word (per phone in a phone loop)")
+    sp.add_argument("--lm-scale", type=float, default=1.0, help="phone-model files: grammar scale")
+    sp.add_argument("--beam", type=float, default=0.0, help="phone-model files: pruning beam (<= 0: none)")
+    sp.add_argument("--ctm", help="phone-model files: also write word timings as CTM here")
     common(sp)
     sp.set_defaults(func=cmd_decode)
+
+    sp = sub.add_parser("align", help="force-align audio files to their transcripts (phone models)")
+    sp.add_argument("model", help="phone-model file from recipes/fsdd_phones.py")
+    sp.add_argument("transcripts", help="'utt_id word word ...' lines; utt_id is the audio file's stem")
+    sp.add_argument("inputs", nargs="+", help="audio files and/or folders")
+    sp.add_argument("-o", "--output", required=True, help="folder for <utt>.TextGrid, words.ctm, phones.ctm")
+    common(sp)
+    sp.set_defaults(func=cmd_align)
 
     sp = sub.add_parser("score", help="score hypotheses against references")
     sp.add_argument("hyp", help="hypotheses: 'key<TAB>label...' lines, e.g. `gmmhmm decode` output")

@@ -65,6 +65,34 @@ def test_decode_files_from_model_file(setup, tmp_path):
     assert hits >= 4
 
 
+def test_cli_graph_decode_and_align(setup, tmp_path, capsys):
+    """`gmmhmm decode` on a phone-model file decodes graphs; `gmmhmm align` writes CTM + TextGrid."""
+    from gmmhmm import save
+    from gmmhmm.cli import main
+
+    model, _, test, _ = setup
+    save(model, tmp_path / "phones.npz")
+    paths = [str(u.path) for u in test[:4]]
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    rc = main(["decode", str(tmp_path / "phones.npz"), *paths, str(bad), "--graph", "words",
+               "-o", str(tmp_path / "hyp.txt"), "--ctm", str(tmp_path / "hyp.ctm")])
+    assert rc == 1  # the bad file is reported, the rest decoded
+    assert "bad.wav" in capsys.readouterr().err
+    lines = [line.split("\t") for line in (tmp_path / "hyp.txt").read_text().splitlines()]
+    assert [line[0] for line in lines] == paths
+    assert all(len(line[1].split()) == 1 and np.isfinite(float(line[2])) for line in lines)
+    assert len((tmp_path / "hyp.ctm").read_text().splitlines()) == len(paths)
+
+    (tmp_path / "text").write_text("".join(f"{u.path.stem} {DIGIT_WORDS[int(u.digit)]}\n" for u in test[:4]))
+    rc = main(["align", str(tmp_path / "phones.npz"), str(tmp_path / "text"), *paths, "-o", str(tmp_path / "ali")])
+    assert rc == 0
+    words = [line.split() for line in (tmp_path / "ali" / "words.ctm").read_text().splitlines()]
+    spoken = [w for w in words if w[4] != "sil"]
+    assert [(w[0], w[4]) for w in spoken] == [(u.path.stem, DIGIT_WORDS[int(u.digit)]) for u in test[:4]]
+    assert all((tmp_path / "ali" / f"{u.path.stem}.TextGrid").is_file() for u in test[:4])
+
+
 def test_connected_digits_builder(fsdd_path):
     from data_scripts.connected_digits import make_connected_digits
     from gmmhmm.datasets import parse_name
