@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import _validation as V
+from ._params import ParamsMixin
 from .errors import InvalidInputError, InvalidParameterError
 from .modelfile import ModelFileMixin, register_model_class
 
@@ -189,7 +190,7 @@ def _train_job(args: tuple) -> Any:
 # The classifier
 # ---------------------------------------------------------------------------
 @register_model_class
-class HMMClassifier(ModelFileMixin):
+class HMMClassifier(ParamsMixin, ModelFileMixin):
     """Isolated-sequence classifier with one left-to-right GMM-HMM per label.
 
     Parameters
@@ -241,23 +242,6 @@ class HMMClassifier(ModelFileMixin):
         self.scoring = scoring
         self.n_jobs = n_jobs
         self.random_state = random_state
-
-    _PARAMS = ("n_states", "mix_schedule", "n_iter", "covariance_type", "max_jump",
-               "min_covar", "tol", "scoring", "n_jobs", "random_state")
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self._PARAMS}
-
-    def set_params(self, **params: Any) -> "HMMClassifier":
-        for k, v in params.items():
-            if k not in self._PARAMS:
-                raise InvalidParameterError(f"invalid parameter {k!r} for HMMClassifier")
-            setattr(self, k, v)
-        return self
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"HMMClassifier({args})"
 
     # -- validation ----------------------------------------------------------
     def _schedule(self) -> tuple[list[int], list[int]]:

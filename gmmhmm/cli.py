@@ -88,9 +88,10 @@ def read_config(path: str | os.PathLike) -> RecipeConfig:
     except InvalidParameterError as exc:
         raise InvalidParameterError(f"{path} [features]: {exc}") from exc
     model = dict(raw.get("model", {}))
-    bad = sorted(set(model) - set(HMMClassifier._PARAMS))
+    valid = HMMClassifier._get_param_names()
+    bad = sorted(set(model) - set(valid))
     if bad:
-        raise InvalidParameterError(f"{path} [model]: unknown key(s) {bad}; valid: {list(HMMClassifier._PARAMS)}")
+        raise InvalidParameterError(f"{path} [model]: unknown key(s) {bad}; valid: {valid}")
     model = {k: tuple(v) if isinstance(v, list) else v for k, v in model.items()}
     try:
         HMMClassifier(**model)._schedule()

@@ -17,7 +17,6 @@ and :meth:`BaseHMM.fit` is exactly a loop over it.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import _validation as V
+from .._params import ParamsMixin
 from ..errors import (ConvergenceError, DimensionMismatchError, InvalidInputError,
                       InvalidParameterError, SequenceTooShortError)
 from . import kernels
@@ -119,7 +119,7 @@ def _batches(lengths: np.ndarray, n_columns: int):
     yield start, len(lengths)
 
 
-class BaseHMM:
+class BaseHMM(ParamsMixin):
     """HMM base class: start/transition parameters and all sequence algorithms.
 
     Subclasses add emission parameters. See :class:`gmmhmm.hmm.GaussianHMM`
@@ -150,39 +150,6 @@ class BaseHMM:
         self.init_params = init_params
         self.implementation = implementation
         self.monitor_ = ConvergenceMonitor(tol, n_iter, verbose)
-
-    # ------------------------------------------------------------ sklearn API
-
-    @classmethod
-    def _get_param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return sorted(p.name for p in sig.parameters.values()
-                      if p.name != "self" and p.kind != p.VAR_KEYWORD)
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        """Constructor parameters, as in scikit-learn."""
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **params: Any) -> "BaseHMM":
-        """Set constructor parameters, as in scikit-learn."""
-        valid = self._get_param_names()
-        for key, value in params.items():
-            if key not in valid:
-                raise InvalidParameterError(
-                    f"Invalid parameter {key!r} for {type(self).__name__}; valid: {valid}")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self) -> str:
-        sig = inspect.signature(type(self).__init__)
-        changed = []
-        for name in self._get_param_names():
-            value = getattr(self, name)
-            default = sig.parameters[name].default
-            if not (isinstance(value, type(default)) and np.array_equal(value, default)
-                    if isinstance(value, np.ndarray) else value is default or value == default):
-                changed.append(f"{name}={value!r}")
-        return f"{type(self).__name__}({', '.join(changed)})"
 
     # -------------------------------------------------------- validation
 

@@ -32,7 +32,7 @@ from ..errors import ConvergenceError, InvalidInputError, InvalidParameterError
 from ..modelfile import ModelFileMixin, register_model_class
 from . import _kernels
 from ._kmeans import kmeans, kmeans_plusplus
-from ._params import ParamsMixin
+from .._params import ParamsMixin
 from .gaussian import (
     COVARIANCE_TYPES,
     DensityPlan,
