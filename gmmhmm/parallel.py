@@ -24,6 +24,17 @@ frames they cover; before an update the driver checks that every shard of
 the corpus was counted exactly once, so a lost or duplicated shard can never
 silently bias the model. A worker that dies makes the iteration be retried
 (``max_retries`` times), then :class:`WorkerFailedError` is raised.
+
+Usage::
+
+    corpus = Corpus.open("feats/corpus.json")
+    gm = fit_corpus(GaussianMixture(64, covariance_type="diag"), corpus, n_iter=20, n_jobs=2)
+
+    from dask.distributed import Client
+    hmm = fit_corpus(GMMHMM(5, n_mix=4), corpus, client=Client("scheduler:8786"))
+
+    with EStep(n_jobs=4) as estep:            # one E-step at a time, workers kept
+        trainer.update(estep(trainer, corpus))
 """
 
 from __future__ import annotations
