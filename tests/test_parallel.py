@@ -251,13 +251,16 @@ def test_processes_fail_clearly_without_retries(corpus, tmp_path):
     assert not hasattr(model, "corpus_log_likelihood_")
 
 
-def test_real_hmm_over_processes_equals_serial(tmp_path):
-    from gmmhmm.hmm import GaussianHMM
+@pytest.mark.parametrize("kind", ["GaussianHMM", "GMMHMM"])
+def test_real_hmm_over_processes_equals_serial(tmp_path, kind):
+    from gmmhmm import hmm
 
     corpus = Corpus.create(tmp_path, _data(n_utts=16), frames_per_shard=200)
-    fits = [fit_corpus(GaussianHMM(3, random_state=1), corpus, n_iter=4, tol=0, init_frames=150, n_jobs=n)
-            for n in (1, 2)]
-    for name in ("startprob_", "transmat_", "means_", "covars_"):
+    make = (lambda: hmm.GaussianHMM(3, random_state=1)) if kind == "GaussianHMM" else (
+        lambda: hmm.GMMHMM(3, n_mix=2, random_state=1))
+    fits = [fit_corpus(make(), corpus, n_iter=4, tol=0, init_frames=150, n_jobs=n) for n in (1, 2)]
+    names = ("startprob_", "transmat_", "means_", "covars_") + (("weights_",) if kind == "GMMHMM" else ())
+    for name in names:
         assert_close(getattr(fits[1], name), getattr(fits[0], name))
     hist = fits[0].corpus_log_likelihood_
     assert np.all(np.diff(hist) >= -1e-8 * abs(hist[-1]))
