@@ -132,7 +132,8 @@ def split_mixtures(model, n_mix: int, n_iter: int, tol: float, random_state: Any
 
 def train_word_model(X_list: Sequence[np.ndarray], n_states: int, mix_schedule: Sequence[int],
                      n_iter: Sequence[int], covariance_type: str = "diag", max_jump: int = 1,
-                     min_covar: float = 1e-3, tol: float = 1e-3, random_state: Any = 0):
+                     min_covar: float = 1e-3, tol: float = 1e-3, random_state: Any = 0,
+                     checkpoint_dir: str | os.PathLike | None = None, resume: bool = False):
     """Train one left-to-right GMM-HMM on the sequences of one label.
 
     Parameters
@@ -143,6 +144,11 @@ def train_word_model(X_list: Sequence[np.ndarray], n_states: int, mix_schedule: 
         Components per state at each stage, increasing (e.g. ``(1, 2, 4)``).
     n_iter : sequence of int
         Baum-Welch iterations at each stage (same length as ``mix_schedule``).
+    checkpoint_dir : path, optional
+        Checkpoint every Baum-Welch iteration of every stage here (see
+        :mod:`gmmhmm.checkpoint`); the trained model is the same.
+    resume : bool
+        Continue from the checkpoints in ``checkpoint_dir``.
 
     Returns
     -------
@@ -151,7 +157,7 @@ def train_word_model(X_list: Sequence[np.ndarray], n_states: int, mix_schedule: 
     X = np.concatenate(X_list)
     lengths = np.array([len(x) for x in X_list], dtype=np.int64)
     model = None
-    for n_mix, iters in zip(mix_schedule, n_iter):
+    for stage, (n_mix, iters) in enumerate(zip(mix_schedule, n_iter)):
         if model is None:
             model = flat_start(X, lengths, n_states, max_jump, covariance_type, min_covar,
                                iters, tol, random_state)
@@ -159,7 +165,12 @@ def train_word_model(X_list: Sequence[np.ndarray], n_states: int, mix_schedule: 
                 model = split_mixtures(model, n_mix, iters, tol, random_state)
         else:
             model = split_mixtures(model, n_mix, iters, tol, random_state)
-        if iters > 0:
+        if iters > 0 and checkpoint_dir is not None:
+            from . import checkpoint
+
+            checkpoint.fit(model, X, lengths, resume=resume,
+                           checkpoint_dir=os.path.join(checkpoint_dir, f"stage{stage}_mix{n_mix}"))
+        elif iters > 0:
             model.fit(X, lengths)
     return model
 
@@ -284,13 +295,20 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
         return out
 
     # -- training ------------------------------------------------------------
-    def fit(self, X_list: Sequence[np.ndarray], y: Sequence[Any]) -> "HMMClassifier":
+    def fit(self, X_list: Sequence[np.ndarray], y: Sequence[Any],
+            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> "HMMClassifier":
         """Train one model per distinct label of ``y``.
 
         Parameters
         ----------
         X_list : sequence of (n_frames_i, n_features) arrays
         y : sequence of labels (ints or strings), one per sequence
+        checkpoint_dir : path, optional
+            Checkpoint every Baum-Welch iteration here (one folder per label
+            and stage), so that an interrupted fit can be resumed.
+        resume : bool
+            Continue from the checkpoints in ``checkpoint_dir``: the result
+            equals an uninterrupted fit.
         """
         mixes, iters = self._schedule()
         seqs = self._check_sequences(X_list)
@@ -304,7 +322,12 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
                       covariance_type=self.covariance_type, max_jump=self.max_jump,
                       min_covar=float(self.min_covar), tol=float(self.tol),
                       random_state=self.random_state)
-        jobs = [(lab.item(), [seqs[i] for i in np.flatnonzero(y == lab)], kwargs) for lab in classes]
+        if resume and checkpoint_dir is None:
+            raise InvalidParameterError("resume=True needs a checkpoint_dir")
+        jobs = [(lab.item(), [seqs[i] for i in np.flatnonzero(y == lab)],
+                 kwargs if checkpoint_dir is None else dict(kwargs, resume=resume, checkpoint_dir=os.path.join(
+                     checkpoint_dir, f"label{j}_" + "".join(c if c.isalnum() else "_" for c in str(lab)))))
+                for j, lab in enumerate(classes)]
         n_jobs = self.n_jobs
         if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
             raise InvalidParameterError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")

@@ -246,7 +246,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         y.append(label)
     if not keys:
         raise InvalidInputError("no training utterances left")
-    clf = HMMClassifier(**config.model).fit([feats[k] for k in keys], y)
+    clf = HMMClassifier(**config.model).fit([feats[k] for k in keys], y, resume=args.resume,
+                                            checkpoint_dir=args.checkpoint_dir or (
+                                                Path(args.output).parent / "checkpoints" if args.resume else None))
     clf.save(args.output, metadata={"feature_config": feature_config.to_dict(),
                                     "n_train": len(keys), "config": str(args.config)})
     print(f"trained {len(clf.classes_)} model(s) on {len(keys)} utterance(s) -> {args.output}",
@@ -482,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--labels", help="'key<TAB>label' lines (default: the digit of FSDD file names)")
     sp.add_argument("--split", choices=("all", "official"), default="all",
                     help="train on every file, or only FSDD's official training takes 5-49")
+    sp.add_argument("--checkpoint-dir", help="checkpoint every EM iteration here (default with --resume: "
+                    "'checkpoints' next to the output)")
+    sp.add_argument("--resume", action="store_true", help="continue an interrupted training from its checkpoints")
     common(sp)
     sp.set_defaults(func=cmd_train)
 

@@ -13,6 +13,11 @@ Usage::
 
     python recipes/fsdd_digits.py [--config configs/fsdd_digits.toml]
         [--mode official|loso] [--fsdd-dir DIR] [--out exp/fsdd_digits] [-v]
+        [--checkpoint-dir DIR] [--resume]
+
+``--resume`` continues an interrupted run from the checkpoints written after
+every Baum-Welch iteration (in ``--checkpoint-dir``, default
+``<out>/checkpoints``) and ends with the same models as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -54,14 +59,16 @@ def audio_seconds(utts: list[Utterance]) -> float:
 
 
 def run_fold(name: str, train: list[Utterance], test: list[Utterance],
-             feats: dict[str, np.ndarray], config: RecipeConfig) -> tuple[dict, HMMClassifier]:
+             feats: dict[str, np.ndarray], config: RecipeConfig,
+             checkpoint_dir: Path | None = None, resume: bool = False) -> tuple[dict, HMMClassifier]:
     """Train on ``train``, decode ``test``; the fold's figures and the classifier."""
     train = [u for u in train if str(u.path) in feats]
     test = [u for u in test if str(u.path) in feats]
     clf = HMMClassifier(**config.model)
     logger.info("[%s] training on %d takes", name, len(train))
     t0 = time.perf_counter()
-    clf.fit([feats[str(u.path)] for u in train], [u.digit for u in train])
+    clf.fit([feats[str(u.path)] for u in train], [u.digit for u in train], resume=resume,
+            checkpoint_dir=None if checkpoint_dir is None else checkpoint_dir / name)
     train_s = time.perf_counter() - t0
     test_feats = [feats[str(u.path)] for u in test]
     # Compile (or load from numba's cache) the scoring kernels before timing:
@@ -117,7 +124,8 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def run(config: RecipeConfig, mode: str, fsdd_dir: Path | None, out: Path, progress: bool = False) -> dict:
+def run(config: RecipeConfig, mode: str, fsdd_dir: Path | None, out: Path, progress: bool = False,
+        checkpoint_dir: Path | None = None, resume: bool = False) -> dict:
     """The whole recipe; returns the report dict (also written to ``out``)."""
     t_start = time.perf_counter()
     utts = list_fsdd(fsdd_dir or config.fsdd_dir)
@@ -130,7 +138,7 @@ def run(config: RecipeConfig, mode: str, fsdd_dir: Path | None, out: Path, progr
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for name, train, test in folds:
-        fold, clf = run_fold(name, train, test, feats, config)
+        fold, clf = run_fold(name, train, test, feats, config, checkpoint_dir, resume)
         results.append(fold)
         if mode == "official":
             clf.save(out / "model.npz", metadata={"feature_config": config.features.to_dict(),
@@ -165,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="FSDD folder (default: config, then $GMMHMM_FSDD_DIR, then ../shared/data/fsdd)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: the config's output.dir)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--checkpoint-dir", type=Path, default=None,
+                   help="checkpoint every EM iteration here (default with --resume: <out>/checkpoints)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoints")
     p.add_argument("-v", "--verbose", action="count", default=0, help="-v: progress log, -vv: debug")
     args = p.parse_args(argv)
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
@@ -173,9 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("gmmhmm.hmm").setLevel(logging.WARNING)
     try:
         config = read_config(args.config)
-        run(config, args.mode or config.split, args.fsdd_dir,
-            args.out or (REPO / config.out_dir if not config.out_dir.is_absolute() else config.out_dir),
-            progress=args.progress or sys.stderr.isatty())
+        out = args.out or (REPO / config.out_dir if not config.out_dir.is_absolute() else config.out_dir)
+        run(config, args.mode or config.split, args.fsdd_dir, out, progress=args.progress or sys.stderr.isatty(),
+            checkpoint_dir=args.checkpoint_dir or (out / "checkpoints" if args.resume else None),
+            resume=args.resume)
     except GmmhmmError as exc:
         print(f"fsdd_digits: error: {exc}", file=sys.stderr)
         return 1

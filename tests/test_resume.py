@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from gmmhmm import GMMHMM, GaussianHMM, GaussianMixture, checkpoint, modelfile
+from gmmhmm.classifier import HMMClassifier
 from gmmhmm.errors import InvalidInputError, InvalidParameterError, ModelFileError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,3 +184,69 @@ def test_checkpointed_fit_with_sample_weight_equals_fit(tmp_path):
         ref = make().fit(X, sample_weight=w)
     ours = checkpoint.fit(make(), X, checkpoint_dir=tmp_path, sample_weight=w)
     _assert_same(ref, ours)
+
+
+def _crash_after(monkeypatch, n_saves: int) -> None:
+    """Make the n-th checkpoint write the last one: the run dies right after it (as if killed)."""
+    real, calls = checkpoint.save_checkpoint, {"n": 0}
+
+    def save_then_maybe_die(*args, **kwargs):
+        real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == n_saves:
+            raise _Stop
+
+    monkeypatch.setattr(checkpoint, "save_checkpoint", save_then_maybe_die)
+
+
+def _sequences():
+    rng = np.random.default_rng(5)
+    seqs = [rng.normal(label * 2.0, 1.0, (int(rng.integers(15, 25)), 3)) for label in (0, 1) for _ in range(4)]
+    return seqs, [0] * 4 + [1] * 4
+
+
+@pytest.mark.parametrize("crash_at", [3, 9])
+def test_classifier_resume_equals_uninterrupted(crash_at, tmp_path, monkeypatch):
+    seqs, y = _sequences()
+    kw = dict(n_states=3, mix_schedule=(1, 2), n_iter=(3, 3), tol=0.0, random_state=0)
+    ref = HMMClassifier(**kw).fit(seqs, y)
+    _crash_after(monkeypatch, crash_at)
+    with pytest.raises(_Stop):
+        HMMClassifier(**kw).fit(seqs, y, checkpoint_dir=tmp_path)
+    monkeypatch.undo()
+    resumed = HMMClassifier(**kw).fit(seqs, y, checkpoint_dir=tmp_path, resume=True)
+    assert len(resumed.models_) == len(ref.models_) == 2
+    for a, b in zip(ref.models_, resumed.models_):
+        _assert_same(a, b)
+    with pytest.raises(InvalidParameterError, match="checkpoint_dir"):
+        HMMClassifier(**kw).fit(seqs, y, resume=True)
+
+
+def test_cli_train_resume(tmp_path, monkeypatch):
+    import soundfile as sf
+
+    from gmmhmm.cli import main
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    rng = np.random.default_rng(0)
+    t = np.arange(4000) / 8000
+    for digit, freq in ((1, 440), (2, 880)):
+        for take in range(3):
+            sf.write(audio / f"{digit}_s_{take}.wav", 0.3 * np.sin(2 * np.pi * freq * t)
+                     + 0.01 * rng.standard_normal(t.size), 8000)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[features]\nsample_rate_hz = 8000\n[model]\nn_states = 2\nmix_schedule = [1, 2]\n"
+                   "n_iter = [2, 2]\ntol = 0.0\nn_jobs = 1\n[data]\nn_jobs = 1\n")
+    base = ["train", str(audio), "--config", str(cfg)]
+    assert main(base + ["-o", str(tmp_path / "plain.npz")]) == 0
+    _crash_after(monkeypatch, 4)
+    with pytest.raises(_Stop):
+        main(base + ["-o", str(tmp_path / "resumed.npz"), "--checkpoint-dir", str(tmp_path / "ck")])
+    monkeypatch.undo()
+    assert not (tmp_path / "resumed.npz").exists()
+    assert main(base + ["-o", str(tmp_path / "resumed.npz"), "--checkpoint-dir", str(tmp_path / "ck"),
+                        "--resume"]) == 0
+    plain, resumed = modelfile.load(tmp_path / "plain.npz"), modelfile.load(tmp_path / "resumed.npz")
+    for a, b in zip(plain.models_, resumed.models_):
+        _assert_same(a, b)
