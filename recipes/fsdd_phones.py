@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 from data_scripts.connected_digits import make_connected_digits  # noqa: E402
 from gmmhmm import save  # noqa: E402
 from gmmhmm.datasets import list_fsdd, official_split  # noqa: E402
+from gmmhmm.errors import GmmhmmError  # noqa: E402
 from gmmhmm.features import FeatureConfig, extract_features, extract_many  # noqa: E402
 from gmmhmm.graphs import (DIGIT_WORDS, EmbeddedTrainer, Lexicon, force_align, make_graph,  # noqa: E402
                            viterbi_path, write_alignment)
@@ -171,4 +172,11 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except GmmhmmError as exc:  # bad data, config values or files: one line, no traceback
+        raise SystemExit(f"fsdd_phones: error: {exc}") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SystemExit(f"fsdd_phones: error: cannot read the config or data: {exc}") from None
+    except KeyError as exc:
+        raise SystemExit(f"fsdd_phones: error: the config lacks the key {exc}") from None
