@@ -512,6 +512,10 @@ def markdown() -> str:
              "| --- | --- | --- | --- |"]
     for c in CLI:
         rows.append(f"| `{c.command}` | {c.problem} | {c.code} | `{_cell(c.stderr)}` |")
+    rows += ["", "| recipe command | exit code | stderr (one line, no traceback) |", "| --- | --- | --- |"]
+    for argv, message in RECIPES:
+        rows.append(f"| `python {' '.join(argv).replace('BAD_TOML', 'config-without-[training].toml')}` | 1 "
+                    f"| `{_cell(message)}` |")
     return "\n".join(rows) + "\n"
 
 
@@ -522,3 +526,22 @@ def _cell(regex: str) -> str:
 if __name__ == "__main__":
     Path("/tmp/bad_input_table.md").write_text(markdown())
     print(f"{len(LIBRARY)} library and {len(CLI)} CLI cases written to /tmp/bad_input_table.md")
+
+
+RECIPES = [
+    (["recipes/fsdd_digits.py", "--fsdd-dir", "/nonexistent/fsdd"], "fsdd_digits: error: FSDD folder .* does not exist"),
+    (["recipes/fsdd_digits.py", "--config", "/nonexistent.toml"], "fsdd_digits: error: config file .* does not exist"),
+    (["recipes/fsdd_phones.py", "--config", "/nonexistent.toml"], "fsdd_phones: error: cannot read the config"),
+    (["recipes/fsdd_phones.py", "--config", "BAD_TOML"], "fsdd_phones: error: the config lacks the key 'training'"),
+]
+
+
+@pytest.mark.parametrize("argv, message", RECIPES,
+                         ids=["digits: missing FSDD", "digits: missing config", "phones: missing config",
+                              "phones: incomplete config"])
+def test_recipes_report_bad_input_in_one_line(argv, message, env) -> None:
+    argv = [str(env.d / "bad.toml") if a == "BAD_TOML" else a for a in argv]
+    proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert re.search(message, proc.stderr) and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
