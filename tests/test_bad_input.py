@@ -523,11 +523,6 @@ def _cell(regex: str) -> str:
     return regex.replace("|", "\\|")
 
 
-if __name__ == "__main__":
-    Path("/tmp/bad_input_table.md").write_text(markdown())
-    print(f"{len(LIBRARY)} library and {len(CLI)} CLI cases written to /tmp/bad_input_table.md")
-
-
 RECIPES = [
     (["recipes/fsdd_digits.py", "--fsdd-dir", "/nonexistent/fsdd"], "fsdd_digits: error: FSDD folder .* does not exist"),
     (["recipes/fsdd_digits.py", "--config", "/nonexistent.toml"], "fsdd_digits: error: config file .* does not exist"),
@@ -545,3 +540,8 @@ def test_recipes_report_bad_input_in_one_line(argv, message, env) -> None:
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert re.search(message, proc.stderr) and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+if __name__ == "__main__":
+    Path("/tmp/bad_input_table.md").write_text(markdown())
+    print(f"{len(LIBRARY)} library and {len(CLI)} CLI and {len(RECIPES)} recipe cases written to /tmp/bad_input_table.md")
