@@ -516,6 +516,15 @@ def markdown() -> str:
     for argv, message in RECIPES:
         rows.append(f"| `python {' '.join(argv).replace('BAD_TOML', 'config-without-[training].toml')}` | 1 "
                     f"| `{_cell(message)}` |")
+    rows += ["", "Chosen behaviour:", "",
+             "* Digital silence (all-zero audio) is valid: finite features (log energies are floored) and a "
+             "logged warning.",
+             "* Batch jobs (`extract_many`, `audio_utterances`, `decode_files`, `gmmhmm features/train/decode`) skip "
+             "a bad file, report it (return value / warning / stderr line) and finish the rest; the CLI then exits 1.",
+             "* Sample rates above 1 MHz (file headers, signals, `FeatureConfig`) are refused as implausible.",
+             "* A GMM component or HMM state that receives no data keeps its previous parameters, with a warning.",
+             "* A model file whose parameters are unreadable, mis-shaped or non-finite fails at load "
+             "(`ModelFileError`); loading never unpickles."]
     return "\n".join(rows) + "\n"
 
 
