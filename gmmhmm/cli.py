@@ -346,7 +346,11 @@ def cmd_align(args: argparse.Namespace) -> int:
                                 "(train them with recipes/fsdd_phones.py)")
     config = FeatureConfig.from_dict(model.feature_config) if model.feature_config else FeatureConfig()
     transcripts = {}
-    for n, line in enumerate(Path(args.transcripts).read_text().splitlines(), 1):
+    try:
+        lines = Path(args.transcripts).read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TranscriptError(f"cannot read transcripts file {args.transcripts}: {exc}") from exc
+    for n, line in enumerate(lines, 1):
         if line.strip():
             key, *words = line.split()
             if not words:
@@ -360,8 +364,9 @@ def cmd_align(args: argparse.Namespace) -> int:
             failures.append((str(f), "no transcript (keys are file stems)"))
             continue
         try:
+            X = extract_features(f, config)  # first: reports unreadable audio as an AudioError
             info = soundfile.info(str(f))
-            path = force_align(model, extract_features(f, config), words,
+            path = force_align(model, X, words,
                                frame_shift_s=config.shift_ms / 1000.0,
                                duration_s=info.frames / info.samplerate)
         except GmmhmmError as exc:

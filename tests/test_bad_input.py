@@ -111,6 +111,9 @@ def env(tmp_path_factory) -> SimpleNamespace:
     nan = X.copy()
     nan[5, 1] = np.nan
     corpus = Corpus.create(d / "corpus", [("a", X[:30]), ("b", X[30:])], frames_per_shard=40)
+    phones = EmbeddedTrainer(Lexicon.digits(), feature_config=config.to_dict()).flat_start(list(feats.values()))
+    modelfile.save(phones, d / "phones.npz")
+    (d / "words.txt").write_text("1_synth_0 one\n2_synth_0 eleven\ntext two\n")
     mixed = d / "mixed"
     mixed.mkdir()
     for p in [*sorted(audio.glob("*.wav")), bad / "text.wav", bad / "empty.wav"]:
@@ -446,6 +449,19 @@ CLI = [
             lambda e: ["decode", str(e.d / "gmm.npz"), str(e.audio)], 1, "not an HMMClassifier"),
     CliCase("decode", "audio file given as the model",
             lambda e: ["decode", str(e.audio / "1_synth_0.wav"), str(e.audio)], 1, "not a gmmhmm file"),
+    CliCase("align", "unknown word and non-audio file (skipped, reported, rest aligned)",
+            lambda e: ["align", str(e.d / "phones.npz"), str(e.d / "words.txt"), str(e.audio / "1_synth_0.wav"),
+                       str(e.audio / "2_synth_0.wav"), str(e.bad / "text.wav"), "-o", str(e.out / "ali")],
+            1, r"skipped .*2_synth_0\.wav: word\(s\) not in the lexicon: eleven[\s\S]*skipped .*text\.wav: .*unreadable",
+            lambda e: [p.name for p in (e.out / "ali").glob("*.TextGrid")] == ["1_synth_0.TextGrid"]
+            or pytest.fail("alignments")),
+    CliCase("align", "missing transcripts file",
+            lambda e: ["align", str(e.d / "phones.npz"), str(e.d / "none.txt"), str(e.audio), "-o", str(e.out / "a2")],
+            1, "cannot read transcripts file"),
+    CliCase("decode", "phone models over a word graph, one non-audio file (skipped, rest decoded)",
+            lambda e: ["decode", str(e.d / "phones.npz"), str(e.audio / "1_synth_0.wav"), str(e.bad / "text.wav"),
+                       "--graph", "words", "-o", str(e.out / "ph_hyp.txt")], 1, r"skipped .*text\.wav",
+            lambda e: len((e.out / "ph_hyp.txt").read_text().splitlines()) == 1 or pytest.fail("hypotheses")),
     CliCase("score", "hypothesis without reference (reported, rest scored)",
             lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(e.d / "ref.txt")], 1, "no reference for b.wav"),
     CliCase("score", "missing hypothesis file",
