@@ -306,12 +306,12 @@ def _decode_graph(args: argparse.Namespace, model, files: list[Path]) -> int:
 
 def _write_output(path: str | None, text: str) -> None:
     """Write ``text`` to ``path`` atomically, or to stdout when ``path`` is None."""
-    if not path:
+    if path:
+        from .modelfile import atomic_write_text
+
+        atomic_write_text(path, text)
+    else:
         sys.stdout.write(text)
-        return
-    tmp = Path(f"{path}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def cmd_decode(args: argparse.Namespace) -> int:

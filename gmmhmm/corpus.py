@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ import numpy as np
 
 from . import _validation as V
 from .errors import DimensionMismatchError, InvalidInputError, ModelFileError
-from .modelfile import HEADER_KEY, atomic_savez, read_npz
+from .modelfile import HEADER_KEY, atomic_savez, atomic_write_text, read_npz
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +270,7 @@ class Corpus:
                  "n_frames": sum(s["n_frames"] for s in writer.infos),
                  "n_utterances": sum(s["n_utterances"] for s in writer.infos),
                  "feature_config": config, "shards": writer.infos}
-        _atomic_write_text(out / INDEX_NAME, json.dumps(index, indent=1))
+        atomic_write_text(out / INDEX_NAME, json.dumps(index, indent=1))
         logger.info("wrote corpus %s: %d utterances, %d frames, %d shards", out,
                     index["n_utterances"], index["n_frames"], len(writer.infos))
         return cls.open(out / INDEX_NAME)
@@ -367,19 +366,3 @@ class _ShardWriter:
         self.infos.append({"path": name, "n_frames": int(lengths.sum()), "n_utterances": len(lengths)})
         logger.debug("wrote %s (%d utterances, %d frames)", name, len(lengths), int(lengths.sum()))
         self._arrays, self._ids, self._labels, self._frames = [], [], [], 0
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

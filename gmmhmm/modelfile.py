@@ -37,7 +37,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
@@ -106,8 +106,8 @@ def _header_array(header: Mapping[str, Any]) -> np.ndarray:
     return np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
 
 
-def atomic_savez(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write ``arrays`` to ``path`` as an uncompressed npz, atomically.
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Write a file atomically: ``write(f)`` fills a temporary file that replaces ``path``.
 
     The data goes to a temporary file in the same directory, is fsync'ed
     and renamed over ``path``, so ``path`` is either the old file or the
@@ -118,7 +118,7 @@ def atomic_savez(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> N
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=path.name + ".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         # mkstemp makes the file private (0600); give it the usual permissions
@@ -138,6 +138,16 @@ def atomic_savez(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> N
             os.close(dir_fd)
     except OSError:
         pass
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def atomic_savez(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write ``arrays`` to ``path`` as an uncompressed npz, atomically."""
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def read_npz(path: str | os.PathLike, expected_format: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

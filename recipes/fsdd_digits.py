@@ -44,6 +44,7 @@ import soundfile as sf  # noqa: E402
 from gmmhmm.classifier import HMMClassifier  # noqa: E402
 from gmmhmm.cli import RecipeConfig, read_config  # noqa: E402
 from gmmhmm.datasets import Utterance, list_fsdd, speaker_of, split  # noqa: E402
+from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.errors import GmmhmmError  # noqa: E402
 from gmmhmm.features import extract_many  # noqa: E402
 from gmmhmm.scoring import accuracy, confusion_matrix, format_confusion, plot_confusion  # noqa: E402
@@ -158,8 +159,8 @@ def run(config: RecipeConfig, mode: str, fsdd_dir: Path | None, out: Path, progr
         "features": config.features.to_dict(),
     }
     text = format_report(report)
-    (out / "report.txt").write_text(text + "\n")
-    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    atomic_write_text(out / "report.txt", text + "\n")
+    atomic_write_text(out / "report.json", json.dumps(report, indent=1) + "\n")
     print(text)
     return report
 

@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 from data_scripts.connected_digits import make_connected_digits  # noqa: E402
 from gmmhmm import save  # noqa: E402
 from gmmhmm.datasets import list_fsdd, official_split  # noqa: E402
+from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.errors import GmmhmmError  # noqa: E402
 from gmmhmm.features import FeatureConfig, extract_features, extract_many  # noqa: E402
 from gmmhmm.graphs import (DIGIT_WORDS, EmbeddedTrainer, Lexicon, force_align, make_graph,  # noqa: E402
@@ -165,8 +166,8 @@ def main(argv: list[str] | None = None) -> dict:
         "timings: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()),
     ]
     text = "\n".join(lines)
-    (out / "report.txt").write_text(text + "\n")
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=float))
+    atomic_write_text(out / "report.txt", text + "\n")
+    atomic_write_text(out / "report.json", json.dumps(report, indent=1, default=float))
     print(text)
     return report
 

@@ -12,6 +12,7 @@ from pathlib import Path as FsPath
 
 import numpy as np
 
+from ..modelfile import atomic_write_text
 from .decoder import Path, Segment, viterbi_path
 from .graph import utterance_graph
 from .models import PhoneModelSet
@@ -68,7 +69,7 @@ def write_alignment(out_dir: str | os.PathLike, utt_id: str, path: Path) -> None
     """Write ``<utt_id>.TextGrid`` and append word/phone CTM lines to ``words.ctm`` / ``phones.ctm``."""
     out = FsPath(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{utt_id}.TextGrid").write_text(to_textgrid(path), encoding="utf-8")
+    atomic_write_text(out / f"{utt_id}.TextGrid", to_textgrid(path))
     with open(out / "words.ctm", "a", encoding="utf-8") as f:
         f.write(to_ctm(utt_id, path.words))
     with open(out / "phones.ctm", "a", encoding="utf-8") as f:
