@@ -11,6 +11,11 @@
 Usage::
 
     python recipes/fsdd_phones.py [--config configs/fsdd_phones.toml] [--quick]
+        [--checkpoint-dir DIR] [--resume]
+
+``--resume`` continues an interrupted training run from the checkpoint written
+after every Baum-Welch iteration (``--checkpoint-dir``, default
+``<out>/checkpoints``) and ends with the models of an uninterrupted run.
 
 The report goes to ``exp/fsdd_phones/`` (report.txt, report.json, the
 model, CTM files and TextGrids) and is printed.
@@ -48,6 +53,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(REPO / "configs" / "fsdd_phones.toml"))
     ap.add_argument("--quick", action="store_true", help="short schedule and 40 connected utterances (smoke run)")
+    ap.add_argument("--checkpoint-dir", type=Path, default=None,
+                    help="checkpoint every Baum-Welch iteration here (default with --resume: <out>/checkpoints)")
+    ap.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     with open(args.config, "rb") as f:
@@ -87,7 +95,9 @@ def main(argv: list[str] | None = None) -> dict:
         train_X += [extract_features(c.signal, feature_config, c.sample_rate_hz) for c in extra]
         train_text += [c.words for c in extra]
     report["n_train_connected"] = tcfg["connected_utterances"]
-    history = trainer.fit(train_X, train_text, mixtures=tcfg["mixtures"], n_iter=tcfg["n_iter"])
+    checkpoint_dir = args.checkpoint_dir or (out / "checkpoints" if args.resume else None)
+    history = trainer.fit(train_X, train_text, mixtures=tcfg["mixtures"], n_iter=tcfg["n_iter"],
+                          checkpoint_dir=checkpoint_dir, resume=args.resume)
     model = trainer.model
     timings["training_s"] = time.perf_counter() - t0
     report["loglik_per_frame"] = history

@@ -123,3 +123,39 @@ def test_batched_scoring_matches_per_utterance(trained):
     assert [len(x) for x in many] == [len(X) for X in feats[:7]]
     for X, ll in zip(feats, many):
         np.testing.assert_allclose(ll, tr.model.state_log_likelihood(X), rtol=1e-10, atol=1e-8)
+
+
+def test_interrupted_training_resumes_to_the_uninterrupted_model(tmp_path):
+    """Killed after iteration 4 of 7 (a split in between), resumed: the same model."""
+    feats, texts, _, _ = synthetic_corpus(n_utts=20, seed=3)
+    schedule = dict(mixtures=(1, 2), n_iter=(4, 3))
+    whole = EmbeddedTrainer(LEXICON)
+    expected = whole.fit(feats, texts, **schedule)
+
+    class Interrupted(Exception):
+        pass
+
+    first = EmbeddedTrainer(LEXICON)
+    calls = []
+    original = first.update
+
+    def update_then_die(stats):
+        original(stats)
+        calls.append(1)
+        if len(calls) == 5:  # dies inside iteration 5, after checkpoint 4 was written
+            raise Interrupted
+
+    first.update = update_then_die
+    with pytest.raises(Interrupted):
+        first.fit(feats, texts, checkpoint_dir=tmp_path, **schedule)
+
+    second = EmbeddedTrainer(LEXICON)
+    estep = second.accumulate
+    second.accumulate = lambda *a: calls.append(2) or estep(*a)
+    history = second.fit(feats, texts, checkpoint_dir=tmp_path, resume=True, **schedule)
+    assert history == expected
+    assert calls.count(2) == 3  # only the iterations after the checkpoint ran again
+    for name in ("weights_", "means_", "covars_", "self_loop_"):
+        np.testing.assert_array_equal(getattr(second.model, name), getattr(whole.model, name))
+    with pytest.raises(InvalidInputError, match="other training data"):
+        EmbeddedTrainer(LEXICON).fit(feats[:-1], texts[:-1], checkpoint_dir=tmp_path, resume=True, **schedule)

@@ -15,6 +15,7 @@ utterances and the M-step re-estimates every phone at once::
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -209,21 +210,50 @@ class EmbeddedTrainer:
         return m
 
     def fit(self, features: Sequence[np.ndarray], transcripts: Sequence[Sequence[str]],
-            mixtures: Sequence[int] = (1, 2, 4, 8), n_iter: int | Sequence[int] = 4) -> list[float]:
+            mixtures: Sequence[int] = (1, 2, 4, 8), n_iter: int | Sequence[int] = 4, *,
+            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> list[float]:
         """Flat start, then re-estimation and mixture splitting on the ``mixtures`` schedule.
+
+        With ``checkpoint_dir`` the models are checkpointed after every
+        iteration; ``resume=True`` continues from the last checkpoint (same
+        data and schedule) and ends with the model an uninterrupted run gives,
+        since neither re-estimation nor splitting draws random numbers.
 
         Returns the average per-frame log-likelihood of every E-step.
         """
+        from .. import checkpoint
+
         iters = [n_iter] * len(mixtures) if isinstance(n_iter, int) else list(n_iter)
-        self.flat_start(features)
-        history = []
-        for n_mix, k in zip(mixtures, iters):
+        schedule = [int(n_mix) for n_mix, k in zip(mixtures, iters) for _ in range(k)]
+        path = checkpoint.checkpoint_path(checkpoint_dir) if checkpoint_dir is not None else None
+        fingerprint = ""
+        if path is not None:
+            # data and transcripts identify the run: resuming on other data is refused
+            fingerprint = checkpoint._fingerprint(*[np.asarray(X) for X in features],
+                                                  np.frombuffer(repr(list(map(list, transcripts))).encode(), np.uint8))
+            path.parent.mkdir(parents=True, exist_ok=True)
+        loaded = checkpoint.load_checkpoint(path) if (resume and path is not None) else None
+        if loaded is not None:
+            model, state = loaded
+            if state.get("schedule") != schedule or state.get("fingerprint") != fingerprint:
+                raise InvalidInputError(f"{path}: checkpoint of another schedule or other training data; "
+                                        "resume with the same data and config, or start afresh")
+            self.model, history, done = model, list(state["history"]), state["iteration"]
+            logger.info("resuming embedded training after iteration %d of %d", done, len(schedule))
+        else:
+            self.flat_start(features)
+            history, done = [], 0
+        for step, n_mix in enumerate(schedule):
+            if step < done:
+                continue
             if n_mix != self.model.n_mix:
                 self.model.split_mixtures(n_mix)
-            for it in range(k):
-                stats = self.accumulate(features, transcripts)
-                self.update(stats)
-                history.append(stats.log_likelihood / stats.n_frames)
-                logger.info("mix %d iter %d: avg log-lik/frame %.4f (%d utts, %d skipped)",
-                            n_mix, it + 1, history[-1], stats.n_utterances, stats.n_skipped)
+            stats = self.accumulate(features, transcripts)
+            self.update(stats)
+            history.append(stats.log_likelihood / stats.n_frames)
+            logger.info("mix %d iteration %d/%d: avg log-lik/frame %.4f (%d utts, %d skipped)",
+                        n_mix, step + 1, len(schedule), history[-1], stats.n_utterances, stats.n_skipped)
+            if path is not None:
+                checkpoint.save_checkpoint(path, self.model, {"iteration": step + 1, "history": history,
+                                                              "schedule": schedule, "fingerprint": fingerprint})
         return history
