@@ -317,99 +317,19 @@ def backward_scaling(transmat, frameprob, scale, endprob):
     return bwd
 
 
-@njit(cache=True)
-def _fb_scaling_into(startprob, transmat, framelogprob, endprob, posteriors, xi_sum):
-    """Scaled forward-backward of one sequence writing into preallocated outputs.
-
-    Only O(S) extra memory beyond a scaled-likelihood copy: the backward
-    vector is kept as a single row and posteriors overwrite the forward rows.
-    Returns the log-likelihood (``-inf`` if the scaled pass underflowed).
-    """
-    n, s = framelogprob.shape
-    frameprob = np.empty((n, s))
-    rowmax = np.empty(n)
-    if not _scaled_likelihood(framelogprob, frameprob, rowmax):
-        return -np.inf
-    fwd = posteriors  # forward rows are overwritten by posteriors going back
-    scale = np.empty(n)
-    log_prob = 0.0
-    for t in range(n):
-        if t == 0:
-            for j in range(s):
-                fwd[0, j] = startprob[j] * frameprob[0, j]
-        else:
-            for j in range(s):
-                fwd[t, j] = 0.0
-            for i in range(s):
-                a = fwd[t - 1, i]
-                if a == 0.0:
-                    continue
-                for j in range(s):
-                    fwd[t, j] += a * transmat[i, j]
-            for j in range(s):
-                fwd[t, j] *= frameprob[t, j]
-        c = 0.0
-        for j in range(s):
-            c += fwd[t, j]
-        if c == 0.0:
-            return -np.inf
-        scale[t] = c
-        inv = 1.0 / c
-        for j in range(s):
-            fwd[t, j] *= inv
-        log_prob += np.log(c) + rowmax[t]
-
-    bwd = np.empty(s)
-    c_end = 0.0
-    for j in range(s):
-        c_end += fwd[n - 1, j] * endprob[j]
-    if c_end == 0.0:
-        return -np.inf
-    log_prob += np.log(c_end)
-    for j in range(s):
-        bwd[j] = endprob[j] / c_end
-        fwd[n - 1, j] *= bwd[j]
-    tmp = np.empty(s)
-    for t in range(n - 2, -1, -1):
-        inv = 1.0 / scale[t + 1]
-        for j in range(s):
-            tmp[j] = frameprob[t + 1, j] * bwd[j] * inv
-        total = 0.0
-        for i in range(s):
-            a = fwd[t, i]
-            acc = 0.0
-            if a != 0.0:
-                for j in range(s):
-                    w = transmat[i, j] * tmp[j]
-                    acc += w
-                    xi_sum[i, j] += a * w
-            else:
-                for j in range(s):
-                    acc += transmat[i, j] * tmp[j]
-            bwd[i] = acc
-            fwd[t, i] = a * acc
-            total += fwd[t, i]
-        if total > 0.0:  # 1 up to rounding; renormalise for safety
-            inv = 1.0 / total
-            for i in range(s):
-                fwd[t, i] *= inv
-    return log_prob
-
-
-@njit(cache=True)
 def forward_backward_scaling(startprob, transmat, framelogprob, endprob):
     """Scaled forward-backward of one sequence (log-likelihoods in, as the log path).
 
     Returns (log-likelihood, posteriors (N, S), expected transition counts (S, S)).
-    Falls back to the log-space computation if the scaled pass underflows.
+    The same compiled pass as batch training (:func:`forward_backward_multi`),
+    which falls back to log space if the scaled pass underflows.
     """
-    n, s = framelogprob.shape
-    posteriors = np.zeros((n, s))
-    xi_sum = np.zeros((s, s))
-    log_prob = _fb_scaling_into(startprob, transmat, framelogprob, endprob, posteriors, xi_sum)
-    if log_prob == -np.inf:
-        return forward_backward_log(startprob, transmat, framelogprob, endprob)
-    return log_prob, posteriors, xi_sum
+    framelogprob = np.ascontiguousarray(framelogprob, dtype=np.float64)
+    offsets = np.array([0, len(framelogprob)], dtype=np.int64)
+    log_probs, posteriors, xi_sum = forward_backward_multi(
+        np.asarray(startprob, dtype=np.float64), np.asarray(transmat, dtype=np.float64),
+        np.asarray(endprob, dtype=np.float64), framelogprob, offsets, use_log=False, parallel=False)
+    return float(log_probs[0]), posteriors, xi_sum
 
 
 # ------------------------------------------------------------------ Viterbi
