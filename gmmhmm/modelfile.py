@@ -29,7 +29,6 @@ fails at load (as a :class:`ModelFileError`) rather than at first use.
 from __future__ import annotations
 
 import importlib
-import io
 import json
 import logging
 import os

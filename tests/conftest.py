@@ -7,8 +7,10 @@ every developer machine have it.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -31,3 +33,12 @@ def fsdd_path() -> Path:
             "../shared/data/fsdd (or set GMMHMM_FSDD_DIR)."
         )
     return path
+
+
+def load_script(relative_path: str) -> ModuleType:
+    """Import a repository script (recipes/, data_scripts/) as a module."""
+    path = REPO_ROOT / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

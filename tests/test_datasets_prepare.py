@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 import urllib.error
 import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import load_script
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def prep():
-    spec = importlib.util.spec_from_file_location("prepare_fsdd", REPO / "data_scripts" / "prepare_fsdd.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("data_scripts/prepare_fsdd.py")
 
 
 def make_release_zip(path: Path) -> Path:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
+from conftest import load_script
 
 from gmmhmm.classifier import HMMClassifier
 from gmmhmm.modelfile import load
 
-REPO = Path(__file__).resolve().parents[1]
 
 SMALL_CONFIG = """
 [features]
@@ -35,10 +33,7 @@ n_jobs = 2
 
 @pytest.fixture(scope="module")
 def recipe():
-    spec = importlib.util.spec_from_file_location("fsdd_digits", REPO / "recipes" / "fsdd_digits.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("recipes/fsdd_digits.py")
 
 
 @pytest.mark.integration
