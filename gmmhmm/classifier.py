@@ -18,6 +18,7 @@ import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from typing import Any
 
 import numpy as np
@@ -335,7 +336,8 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
         logger.info("training %d model(s) (%d states, mixtures %s) on %d sequence(s) with %d process(es)",
                     len(jobs), self.n_states, mixes, len(seqs), n_jobs)
         if n_jobs > 1:
-            with ProcessPoolExecutor(max_workers=n_jobs) as pool:
+            # spawned, not forked: fork is unsafe once numba's OpenMP threads run here
+            with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn")) as pool:
                 models = list(pool.map(_train_job, jobs))
         else:
             models = [_train_job(job) for job in jobs]

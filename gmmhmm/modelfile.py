@@ -221,6 +221,9 @@ class _Encoder:
         self.arrays: dict[str, np.ndarray] = {}
 
     def _key(self, where: str) -> str:
+        # Array names come from attribute names and user dict keys; zip member
+        # names cannot hold every character (NUL ends them), so keep a safe subset.
+        where = "".join(c if c.isascii() and (c.isalnum() or c in "_-./~") else "_" for c in where)
         key, i = where, 1
         while key in self.arrays or key in _RESERVED_KEYS:
             key, i = f"{where}~{i}", i + 1

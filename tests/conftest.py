@@ -42,3 +42,18 @@ def load_script(relative_path: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def start_numba_threads() -> None:
+    """Start numba's thread pool in this process (OpenMP on Linux), after which
+    a forked child would abort: worker processes must be spawned."""
+    import numpy as np
+
+    from gmmhmm.hmm.kernels import forward_backward_multi
+    from gmmhmm.mixture._kernels import fill_design
+
+    fill_design(np.ones((64, 2)), np.zeros(2), np.empty((64, 5)), False)
+    S, n = 8, 1 << 13
+    flp = np.random.default_rng(0).normal(size=(n, S))
+    forward_backward_multi(np.full(S, 1 / S), np.full((S, S), 1 / S), np.ones(S), flp,
+                           np.arange(0, n + 1, 512), use_log=False, parallel=True)

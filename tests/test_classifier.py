@@ -21,6 +21,8 @@ from gmmhmm.errors import (
 )
 from gmmhmm.modelfile import describe, load
 
+from conftest import start_numba_threads
+
 # Each label walks through its own sequence of 2-D means, one per state.
 PATHS = {
     "up": [(0, 0), (3, 0), (6, 0)],
@@ -129,6 +131,7 @@ def test_save_load_round_trip(clf, data, tmp_path):
 def test_parallel_training_matches_serial(data):
     (X, y), (Xt, _) = data
     kw = dict(n_states=3, mix_schedule=(1,), n_iter=2, random_state=0)
+    start_numba_threads()
     a = HMMClassifier(n_jobs=1, **kw).fit(X, y)
     b = HMMClassifier(n_jobs=2, **kw).fit(X, y)
     np.testing.assert_allclose(a.predict_log_likelihoods(Xt), b.predict_log_likelihoods(Xt))

@@ -133,6 +133,25 @@ def test_stats_from_posteriors_and_additivity(covariance_type):
         whole + GaussianStats.zeros(3, 3, covariance_type)
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_stats_from_density_design_rows(covariance_type):
+    """The design rows kept from the densities give the same statistics as X,
+    also far from the origin, where raw moments would cancel badly."""
+    from gmmhmm.mixture.gaussian import DensityPlan
+
+    rng = np.random.default_rng(5)
+    X = 1e3 + rng.normal(size=(60, 3))
+    resp = rng.uniform(size=(60, 2))
+    means = X[:2] + 0.1
+    plan = DensityPlan(means, precisions_cholesky_from_covariances(
+        random_covariances(rng, covariance_type, 2, 3), covariance_type), covariance_type)
+    got = GaussianStats.from_design(plan.design(X), resp, plan.center, covariance_type)
+    for a, b in zip((got.n, got.s1, got.s2), brute_force_stats(X, resp, covariance_type)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    with pytest.raises(InvalidInputError, match="tied"):
+        GaussianStats.from_design(plan.design(X), resp, plan.center, "tied")
+
+
 @pytest.mark.parametrize("covariance_type", TYPES)
 def test_m_step_matches_weighted_moments(covariance_type):
     rng = np.random.default_rng(5)

@@ -287,10 +287,12 @@ def _values():
 
 
 def test_any_storable_value_round_trips_exactly(tmp_path):
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import HealthCheck, example, given, settings
 
     @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(value=_values(), meta=_values())
+    @example(value=None, meta={"\x00": np.array(0.0)})  # a zip member name cannot hold NUL
+    @example(value={"é/\x00": np.arange(2), "é/_": np.ones(1)}, meta={"a b": np.zeros(1), "a_b": 1.5})
     def check(value, meta):
         m = _ToyModel(prior=value)
         m.labels_ = value

@@ -386,7 +386,7 @@ def viterbi(log_startprob, log_transmat, framelogprob, log_endprob):
 # single long sequence cannot be split anyway. ``parallel=None`` picks one
 # from the amount of work.
 
-_PARALLEL_MIN_WORK = 1 << 20  # frames * states**2
+_PARALLEL_MIN_WORK = 1 << 18  # frames * states**2
 
 
 @njit(cache=True)
@@ -427,16 +427,21 @@ def _use_parallel(parallel, offsets, n_states):
 
 
 @njit(cache=True)
-def _row_max(a):
-    """Row maxima, with 0 for an all -inf row (its scaled likelihoods stay 0)."""
-    out = np.empty(a.shape[0])
+def _subtract_row_max(a, out):
+    """``out = a - rowmax``; returns the row maxima, 0 for an all -inf row (whose
+    scaled likelihoods then stay 0). One pass where numpy needs three."""
+    row_max = np.empty(a.shape[0])
     for t in range(a.shape[0]):
         m = -np.inf
         for j in range(a.shape[1]):
             if a[t, j] > m:
                 m = a[t, j]
-        out[t] = m if m > -np.inf else 0.0
-    return out
+        if m == -np.inf:
+            m = 0.0
+        row_max[t] = m
+        for j in range(a.shape[1]):
+            out[t, j] = a[t, j] - m
+    return row_max
 
 
 @njit(cache=True, fastmath=True)
@@ -558,9 +563,9 @@ def forward_backward_multi(startprob, transmat, endprob, framelogprob, offsets, 
             _fb_log_multi_serial(startprob, transmat, endprob, framelogprob, offsets,
                                  log_probs, posteriors, xi_sum)
             return log_probs, posteriors, xi_sum
-        rowmax = _row_max(framelogprob)  # numpy's max over a short last axis is slow
-        work = np.subtract(framelogprob, rowmax[:, None])
-        np.exp(work, out=work)
+        work = np.empty((n, s))
+        rowmax = _subtract_row_max(framelogprob, work)
+        np.exp(work, out=work)  # numpy's SIMD exp: several times numba's scalar one
         alpha = np.empty((n, s))
         run = _fb_scaled_batch_parallel if par else _fb_scaled_batch_serial
         run(startprob, transmat, endprob, rowmax, offsets, log_probs, posteriors, alpha, work)

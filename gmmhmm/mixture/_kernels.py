@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
 @njit(cache=True, nogil=True)
@@ -20,31 +20,31 @@ def packed_outer(X, out):
     return out
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, parallel=True)
 def fill_design(X, center, out, full):
     """Design rows ``[quadratic terms, x - c, 1]`` of a block in one pass.
 
     Quadratic terms are ``(x - c)**2`` (diag) or the row-major upper triangle
     of ``(x - c)(x - c)^T`` (``full``); the trailing 1 carries the per-component
     constant through the same GEMM and counts the posteriors in the statistics.
+    Rows are filled in parallel: this pass is memory-bound and sits between
+    two GEMMs.
     """
     n, d = X.shape
     q = d * (d + 1) // 2 if full else d
-    xc = np.empty(d, dtype=out.dtype)
-    for t in range(n):
+    for t in prange(n):
         for i in range(d):
-            xc[i] = X[t, i] - center[i]
-            out[t, q + i] = xc[i]
+            out[t, q + i] = X[t, i] - center[i]
         if full:
             p = 0
             for i in range(d):
-                xi = xc[i]
+                xi = out[t, q + i]
                 for j in range(i, d):
-                    out[t, p] = xi * xc[j]
+                    out[t, p] = xi * out[t, q + j]
                     p += 1
         else:
             for i in range(d):
-                out[t, i] = xc[i] * xc[i]
+                out[t, i] = out[t, q + i] * out[t, q + i]
         out[t, q + d] = 1.0
     return out
 

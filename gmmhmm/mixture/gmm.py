@@ -43,7 +43,7 @@ from .gaussian import (
     precisions_cholesky_from_precisions,
     precisions_from_precisions_cholesky,
 )
-from .stats import GaussianStats, unpack_upper
+from .stats import GaussianStats
 
 logger = logging.getLogger(__name__)
 
@@ -379,7 +379,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
                 "some samples have zero likelihood under every component "
                 "(log-likelihood is -inf); check the data scale or increase reg_covar"
             )
-        stats = _uncenter(ct, acc, tied_s2, plan.center.astype(np.float64), d)
+        stats = GaussianStats.from_centered(ct, acc, plan.center.astype(np.float64), tied_s2)
         return MixtureStats(stats, total_ll, float(sample_weight.sum(dtype=np.float64)))
 
     def update(self, stats: MixtureStats | GaussianStats) -> "GaussianMixture":
@@ -611,20 +611,3 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         if not hasattr(self, "lower_bound_"):
             self.lower_bound_ = -np.inf
         return self
-
-
-def _uncenter(ct: str, acc: np.ndarray, tied_s2: np.ndarray | None, c: np.ndarray, d: int) -> GaussianStats:
-    """Raw moments of x = (x - c) + c from statistics ``[quadratic, x - c, 1]`` of centred rows."""
-    n = np.ascontiguousarray(acc[:, -1])
-    s1c = acc[:, -d - 1:-1]
-    s1 = s1c + n[:, None] * c
-    if ct == "tied":
-        t = s1c.sum(axis=0)
-        s2 = tied_s2 + np.outer(t, c) + np.outer(c, t) + n.sum() * np.outer(c, c)
-    elif ct == "full":
-        s2c = unpack_upper(acc[:, :-d - 1], d)
-        cross = s1c[:, :, None] * c[None, None, :]
-        s2 = s2c + cross + np.swapaxes(cross, 1, 2) + n[:, None, None] * np.outer(c, c)
-    else:
-        s2 = acc[:, :d] + 2.0 * c * s1c + n[:, None] * c**2
-    return GaussianStats(ct, n, np.ascontiguousarray(s1), s2)

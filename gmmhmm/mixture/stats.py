@@ -108,6 +108,47 @@ class GaussianStats:
             s2 = ((X * X).T @ resp).T
         return cls(covariance_type, n, s1, s2)
 
+    @classmethod
+    def from_design(cls, design: np.ndarray, resp: np.ndarray, center: np.ndarray,
+                    covariance_type: str) -> "GaussianStats":
+        """Statistics from design rows ``[quadratic terms of x - c, x - c, 1]`` (N, F).
+
+        The rows the densities were computed from (see
+        :class:`gmmhmm.mixture.gaussian.DensityPlan`) give all three moments
+        in one GEMM against ``resp`` (N, K), with no second pass over ``X``.
+        Not for ``'tied'``, whose design rows are whitened.
+        """
+        if covariance_type == "tied":
+            raise InvalidInputError("tied design rows are whitened; use from_posteriors")
+        # (F, N) @ (N, K): the orientation OpenBLAS handles fastest
+        acc = (design.T @ resp).T
+        return cls.from_centered(covariance_type, acc, np.asarray(center, dtype=np.float64))
+
+    @classmethod
+    def from_centered(cls, covariance_type: str, acc: np.ndarray, center: np.ndarray,
+                      tied_s2: np.ndarray | None = None) -> "GaussianStats":
+        """Raw moments of ``x = (x - c) + c`` from sums ``acc`` (K, F) of centred rows.
+
+        ``acc`` columns are ``[quadratic terms, x - c, 1]`` (for tied only
+        ``[x - c, 1]``, with the pooled centred second moment in ``tied_s2``).
+        Centring on ``c`` keeps the sums free of cancellation when the data
+        sit far from the origin.
+        """
+        d = center.shape[0]
+        n = np.ascontiguousarray(acc[:, -1], dtype=np.float64)
+        s1c = acc[:, -d - 1:-1]
+        s1 = s1c + n[:, None] * center
+        if covariance_type == "tied":
+            t = s1c.sum(axis=0)
+            s2 = tied_s2 + np.outer(t, center) + np.outer(center, t) + n.sum() * np.outer(center, center)
+        elif covariance_type == "full":
+            cross = s1c[:, :, None] * center[None, None, :]
+            s2 = (unpack_upper(acc[:, :-d - 1], d) + cross + np.swapaxes(cross, 1, 2)
+                  + n[:, None, None] * np.outer(center, center))
+        else:
+            s2 = acc[:, :d] + 2.0 * center * s1c + n[:, None] * center**2
+        return cls(covariance_type, n, np.ascontiguousarray(s1), s2)
+
     def _check_compatible(self, other: "GaussianStats") -> None:
         if not isinstance(other, GaussianStats):
             raise TypeError(f"cannot add GaussianStats and {type(other).__name__}")
