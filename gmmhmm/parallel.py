@@ -40,6 +40,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import inspect
 import logging
 import math
@@ -391,9 +392,51 @@ def _initialise(model: Any, corpus: Corpus, init_frames: int, init_iter: int) ->
             setattr(model, knob, old)
 
 
+def _corpus_fingerprint(corpus: Corpus) -> str:
+    """Identifies a corpus by its shards' names, sizes and bytes (one streamed read of each file)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((corpus.n_features, str(corpus.dtype))).encode())
+    for s in corpus.shard_info:
+        h.update(repr((os.path.basename(s.path), s.n_frames, s.n_utterances)).encode())
+        with open(s.path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def _checkpointed(model: Any) -> Any:
+    """The object whose parameters a checkpoint stores: an embedded trainer's model set, else the model."""
+    return model.model if hasattr(model, "flat_start") else model
+
+
+def _resume_corpus_fit(model: Any, path: Any, fingerprint: str, settings: dict
+                       ) -> tuple[list[float], bool, float] | None:
+    """Restore ``model`` from the checkpoint at ``path``: ``(history, converged, weight)``, or None."""
+    from . import checkpoint
+
+    found = checkpoint.load_checkpoint(path)
+    if found is None:
+        return None
+    saved, state = found
+    if state.get("settings") != settings:
+        raise InvalidParameterError(f"{path} was written with other initialisation settings "
+                                    f"({state.get('settings')} vs {settings}); delete it or use another "
+                                    "checkpoint directory")
+    if hasattr(model, "flat_start"):
+        if state.get("data") != fingerprint:
+            raise InvalidParameterError(f"{path} was written while training on a different corpus; "
+                                        "delete it or use another checkpoint directory")
+        model.model = saved
+    else:
+        checkpoint._restore(model, saved, state, fingerprint, path)
+    return ([float(v) for v in state.get("history", [])], bool(state.get("converged", False)),
+            float(state.get("weight", 0.0)))
+
+
 def fit_corpus(model: Any, corpus: Corpus | str | os.PathLike, *, n_iter: int = 10, tol: float = 1e-4,
                n_jobs: int = 1, client: Any = None, init: bool = True, init_frames: int = 100_000,
-               init_iter: int = 1, max_retries: int = 2) -> Any:
+               init_iter: int = 1, max_retries: int = 2,
+               checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> Any:
     """Train ``model`` by EM over a sharded corpus, on any backend.
 
     The model is first initialised from the first whole utterances holding
@@ -415,6 +458,16 @@ def fit_corpus(model: Any, corpus: Corpus | str | os.PathLike, *, n_iter: int = 
         See :class:`EStep`.
     init, init_frames, init_iter :
         Initialisation from a subsample (see above).
+    checkpoint_dir : path, optional
+        Write ``checkpoint.npz`` here (atomically) after the initialisation
+        and after every iteration: the model (an embedded trainer's model
+        set) with the iteration count and log-likelihood history.
+    resume : bool
+        Continue from the checkpoint in ``checkpoint_dir``, if any. It must
+        come from the same corpus (shard names and contents), model parameters
+        and initialisation settings; ``n_iter`` and ``tol`` may differ. As
+        iterations draw no random numbers, a resumed fit ends where an
+        uninterrupted one does.
 
     Returns
     -------
@@ -430,12 +483,38 @@ def fit_corpus(model: Any, corpus: Corpus | str | os.PathLike, *, n_iter: int = 
     V.check_positive_int(init_iter, "init_iter", minimum=0)
     if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol >= 0):
         raise InvalidParameterError(f"tol must be a finite number >= 0, got {tol!r}")
+    if resume and checkpoint_dir is None:
+        raise InvalidParameterError("resume=True needs a checkpoint_dir")
     history: list[float] = []
     converged = False
+    weight = corpus.n_frames  # what the per-frame figures divide by (the last E-step's weight)
+    path = fingerprint = None
+    settings = {"init": bool(init), "init_frames": int(init_frames), "init_iter": int(init_iter)}
+    if checkpoint_dir is not None:
+        from . import checkpoint
+
+        path = checkpoint.checkpoint_path(checkpoint_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fingerprint = _corpus_fingerprint(corpus)
+
+    def save(iteration: int) -> None:
+        if path is not None:
+            checkpoint.save_checkpoint(path, _checkpointed(model), {
+                "iteration": iteration, "history": history, "converged": converged,
+                "weight": weight, "data": fingerprint, "settings": settings})
+
+    restored = _resume_corpus_fit(model, path, fingerprint, settings) if resume else None
     with EStep(n_jobs, client, max_retries) as estep:
-        if init:
-            _initialise(model, corpus, init_frames, init_iter)
-        for it in range(n_iter):
+        if restored is not None:
+            history, converged, weight = restored
+            logger.info("resuming from %s after iteration %d", path, len(history))
+        else:
+            if init:
+                _initialise(model, corpus, init_frames, init_iter)
+            save(0)
+        for it in range(len(history), n_iter):
+            if converged:
+                break
             start = time.perf_counter()
             stats = estep(model, corpus)
             log_prob = _log_prob(stats)
@@ -443,17 +522,17 @@ def fit_corpus(model: Any, corpus: Corpus | str | os.PathLike, *, n_iter: int = 
                 raise ConvergenceError(f"iteration {it + 1}: total log-likelihood is {log_prob}")
             model.update(stats)
             history.append(log_prob)
-            weight = getattr(stats, "n_frames", None) or getattr(stats, "total_weight", None) or corpus.n_frames
+            weight = float(getattr(stats, "n_frames", None) or getattr(stats, "total_weight", None)
+                           or corpus.n_frames)
             gain = (log_prob - history[-2]) / weight if len(history) > 1 else math.inf
             logger.info("iteration %d: log-likelihood %.6g (%+.3g per frame) in %.2f s",
                         it + 1, log_prob, gain if len(history) > 1 else 0.0, time.perf_counter() - start)
             converged = abs(gain) < tol
-            if converged:
-                break
+            save(it + 1)
     model.corpus_log_likelihood_ = history
     # scikit-learn-style models report the corpus fit, not the initialisation
     for name, value in (("n_iter_", len(history)), ("converged_", converged),
-                        ("lower_bound_", history[-1] / weight)):
+                        ("lower_bound_", history[-1] / weight if history else -math.inf)):
         if hasattr(model, name):
             setattr(model, name, value)
     return model

@@ -250,3 +250,90 @@ def test_cli_train_resume(tmp_path, monkeypatch):
     plain, resumed = modelfile.load(tmp_path / "plain.npz"), modelfile.load(tmp_path / "resumed.npz")
     for a, b in zip(plain.models_, resumed.models_):
         _assert_same(a, b)
+
+
+# ----------------------------------------------------------------------------
+# Corpus training (gmmhmm.parallel.fit_corpus)
+# ----------------------------------------------------------------------------
+
+CORPUS_MODELS = {
+    "gmm": lambda: GaussianMixture(3, covariance_type="diag", random_state=3, max_iter=1),
+    "gmmhmm": lambda: GMMHMM(2, n_mix=2, random_state=3, n_iter=1),
+}
+
+
+def _corpus(tmp_path, seed=5, name="corpus"):
+    from gmmhmm.corpus import Corpus
+
+    X, _ = _data(seed)
+    rows = [(f"u{i:02d}", x) for i, x in enumerate(np.split(X, range(40, len(X), 40)))]
+    return Corpus.create(tmp_path / name, rows, frames_per_shard=120)
+
+
+def _fit_corpus(model, corpus, ckdir, **kw):
+    from gmmhmm.parallel import fit_corpus
+
+    return fit_corpus(model, corpus, n_iter=kw.pop("n_iter", 6), tol=kw.pop("tol", 0.0), init_frames=200,
+                      checkpoint_dir=ckdir, **kw)
+
+
+@pytest.mark.parametrize("kind", sorted(CORPUS_MODELS))
+@pytest.mark.parametrize("crash_at", [1, 4])  # 1: only the initialisation is on disk
+def test_fit_corpus_resume_equals_uninterrupted(kind, crash_at, tmp_path, monkeypatch):
+    corpus = _corpus(tmp_path)
+    make = CORPUS_MODELS[kind]
+    plain = _fit_corpus(make(), corpus, None)
+    full = _fit_corpus(make(), corpus, tmp_path / "full")
+    _assert_same(plain, full)  # checkpointing does not change the fit
+    _crash_after(monkeypatch, crash_at)
+    with pytest.raises(_Stop):
+        _fit_corpus(make(), corpus, tmp_path / "cut")
+    monkeypatch.undo()
+    assert modelfile.load_metadata(checkpoint.checkpoint_path(tmp_path / "cut"))["iteration"] == crash_at - 1
+    resumed = _fit_corpus(make(), corpus, tmp_path / "cut", resume=True)
+    _assert_same(full, resumed)
+    assert resumed.corpus_log_likelihood_ == full.corpus_log_likelihood_
+    assert len(full.corpus_log_likelihood_) == 6
+    if hasattr(full, "lower_bound_"):
+        assert (resumed.n_iter_, resumed.converged_, resumed.lower_bound_) == (
+            full.n_iter_, full.converged_, full.lower_bound_)
+    # resuming a finished run changes nothing; a higher limit carries on
+    again = _fit_corpus(make(), corpus, tmp_path / "cut", resume=True)
+    _assert_same(full, again)
+    more = _fit_corpus(make(), corpus, tmp_path / "cut", resume=True, n_iter=8)
+    assert more.corpus_log_likelihood_[:6] == full.corpus_log_likelihood_
+    assert len(more.corpus_log_likelihood_) == 8
+
+
+def test_fit_corpus_resume_refuses_other_corpus_model_or_settings(tmp_path):
+    corpus = _corpus(tmp_path)
+    _fit_corpus(GaussianMixture(3, random_state=0, max_iter=1), corpus, tmp_path / "ck", n_iter=2)
+    with pytest.raises(InvalidParameterError, match="different data"):
+        _fit_corpus(GaussianMixture(3, random_state=0, max_iter=1), _corpus(tmp_path, seed=6, name="other"),
+                    tmp_path / "ck", resume=True)
+    with pytest.raises(InvalidParameterError, match="other parameters"):
+        _fit_corpus(GaussianMixture(4, random_state=0, max_iter=1), corpus, tmp_path / "ck", resume=True)
+    with pytest.raises(InvalidParameterError, match="initialisation settings"):
+        _fit_corpus(GaussianMixture(3, random_state=0, max_iter=1), corpus, tmp_path / "ck", resume=True,
+                    init_iter=2)
+    with pytest.raises(InvalidParameterError, match="checkpoint_dir"):
+        _fit_corpus(GaussianMixture(3), corpus, None, resume=True)
+
+
+def test_fit_corpus_resume_of_embedded_training(tmp_path, monkeypatch):
+    from gmmhmm.corpus import Corpus
+    from gmmhmm.graphs import EmbeddedTrainer
+
+    from test_embedded import LEXICON, synthetic_corpus
+
+    feats, texts, _, _ = synthetic_corpus(n_utts=24, seed=3)
+    corpus = Corpus.create(tmp_path / "c", [(f"u{i}", x, t) for i, (x, t) in enumerate(zip(feats, texts))],
+                           frames_per_shard=150)
+    full = _fit_corpus(EmbeddedTrainer(LEXICON), corpus, tmp_path / "full", n_iter=4)
+    _crash_after(monkeypatch, 3)
+    with pytest.raises(_Stop):
+        _fit_corpus(EmbeddedTrainer(LEXICON), corpus, tmp_path / "cut", n_iter=4)
+    monkeypatch.undo()
+    resumed = _fit_corpus(EmbeddedTrainer(LEXICON), corpus, tmp_path / "cut", n_iter=4, resume=True)
+    _assert_same(full.model, resumed.model)
+    assert resumed.corpus_log_likelihood_ == full.corpus_log_likelihood_
