@@ -176,3 +176,26 @@ def test_m_step_floors_constant_feature():
     stats = GaussianStats.from_posteriors(X, np.ones((20, 1)), "diag")
     _, cov = estimate_gaussian_parameters(stats, 1e-3)
     assert np.all(np.isfinite(cov)) and cov[0, 0] == pytest.approx(1e-3, rel=1e-6)
+
+
+@pytest.mark.parametrize("n_mix", [1, 3])
+def test_mixture_log_likelihood_matches_logsumexp(n_mix):
+    from scipy.special import logsumexp, softmax
+
+    from gmmhmm.mixture.gaussian import mixture_log_likelihood
+
+    rng = np.random.default_rng(6)
+    comp = rng.normal(scale=30.0, size=(50, 4 * n_mix)) - 1e4  # far below 0: needs the shift
+    comp[:, 0] = -np.inf  # a zero-weight component
+    comp[7, :n_mix] = -np.inf  # state 0 impossible at frame 7
+    grouped = comp.reshape(50, 4, n_mix)
+    want_ll = logsumexp(grouped, axis=2)
+    with np.errstate(invalid="ignore"):
+        want_resp = np.nan_to_num(softmax(grouped, axis=2), nan=0.0)
+    got = comp.copy()
+    ll = mixture_log_likelihood(got, n_mix)
+    np.testing.assert_allclose(ll, want_ll, rtol=1e-13)
+    assert ll[7, 0] == -np.inf
+    np.testing.assert_allclose(got.reshape(50, 4, n_mix), want_resp, rtol=1e-12, atol=1e-300)
+    with pytest.raises(InvalidInputError, match="C-contiguous"):
+        mixture_log_likelihood(np.asfortranarray(comp[:, :4 * n_mix]) if n_mix > 1 else comp[:, ::2], n_mix)

@@ -11,15 +11,9 @@ import numpy as np
 
 from .._validation import check_array, check_is_fitted, check_positive_int
 from ..errors import InvalidParameterError
-from ..mixture.gaussian import log_gaussian_density
+from ..mixture.gaussian import log_densities, mixture_log_likelihood
 from ..modelfile import register_model_class
 from .lexicon import Lexicon
-
-
-def logsumexp_last(a: np.ndarray) -> np.ndarray:
-    """``log(sum(exp(a), axis=-1))`` for finite ``a`` (plain numpy: scipy's is several times slower)."""
-    m = a.max(axis=-1, keepdims=True)
-    return (m + np.log(np.exp(a - m).sum(axis=-1, keepdims=True)))[..., 0]
 
 
 @register_model_class
@@ -90,18 +84,23 @@ class PhoneModelSet:
         """(log self-loop, log leave) per pdf."""
         return np.log(self.self_loop_), np.log1p(-self.self_loop_)
 
-    def component_log_likelihood(self, X: np.ndarray) -> np.ndarray:
-        """``log w_k + log N(x_t | k)`` for every stacked component: (T, n_pdfs * n_mix)."""
+    def component_log_likelihood(self, X: np.ndarray, keep_design: bool = False):
+        """``log w_k + log N(x_t | k)`` for every stacked component: (T, n_pdfs * n_mix).
+
+        With ``keep_design``, returns ``(log-likelihoods, design)`` where
+        ``design`` gives the Gaussian statistics of ``X`` in one GEMM
+        (see :func:`gmmhmm.mixture.gaussian.accumulate_gaussians`).
+        """
         prec_chol = 1.0 / np.sqrt(self.covars_)
-        lw = np.log(np.maximum(self.weights_, 1e-300)).ravel()
-        return log_gaussian_density(X, self.means_, prec_chol, "diag") + lw
+        comp, design = log_densities(X, self.means_, prec_chol, "diag", keep_design)
+        comp += np.log(np.maximum(self.weights_, 1e-300)).ravel()
+        return (comp, design) if keep_design else comp
 
     def state_log_likelihood(self, X: np.ndarray) -> np.ndarray:
         """Per-state emission log-likelihoods (T, n_pdfs)."""
         check_is_fitted(self, "means_")
         X = check_array(X, n_features=self.n_features)
-        comp = self.component_log_likelihood(X)
-        return logsumexp_last(comp.reshape(len(X), self.n_pdfs, self.n_mix))
+        return mixture_log_likelihood(self.component_log_likelihood(X), self.n_mix)
 
     def state_log_likelihood_many(self, features: list[np.ndarray], max_rows: int = 8192) -> list[np.ndarray]:
         """:meth:`state_log_likelihood` of many utterances, scored in batches of rows.
@@ -118,7 +117,7 @@ class PhoneModelSet:
                 rows += len(feats[stop])
                 stop += 1
             Xb = np.concatenate(feats[start:stop])
-            ll = logsumexp_last(self.component_log_likelihood(Xb).reshape(len(Xb), self.n_pdfs, self.n_mix))
+            ll = mixture_log_likelihood(self.component_log_likelihood(Xb), self.n_mix)
             out += np.split(ll, np.cumsum([len(X) for X in feats[start:stop - 1]]))
             start = stop
         return out

@@ -23,12 +23,12 @@ import numpy as np
 
 from .._validation import check_array
 from ..errors import ConvergenceError, InvalidInputError, InvalidParameterError
-from ..mixture.gaussian import estimate_gaussian_parameters
+from ..mixture.gaussian import accumulate_gaussians, estimate_gaussian_parameters, mixture_log_likelihood
 from ..mixture.stats import GaussianStats
 from . import kernels
 from .graph import Graph, utterance_graph
 from .lexicon import Lexicon
-from .models import PhoneModelSet, logsumexp_last
+from .models import PhoneModelSet
 
 logger = logging.getLogger(__name__)
 
@@ -158,8 +158,8 @@ class EmbeddedTrainer:
             idx = keep[start:stop]
             start = stop
             Xb = np.concatenate([feats[i] for i in idx])
-            comp = m.component_log_likelihood(Xb).reshape(len(Xb), m.n_pdfs, m.n_mix)
-            ll = logsumexp_last(comp)
+            comp, design = m.component_log_likelihood(Xb, keep_design=True)
+            ll = mixture_log_likelihood(comp, m.n_mix)  # comp := within-state responsibilities
             occ = np.zeros((len(Xb), m.n_pdfs))
             offset = 0
             for i in idx:
@@ -181,8 +181,9 @@ class EmbeddedTrainer:
                 total += log_z
                 n_frames += T
                 n_utts += 1
-            resp = np.exp(comp - ll[:, :, None]) * occ[:, :, None]
-            gstats += GaussianStats.from_posteriors(Xb, resp.reshape(len(Xb), -1), "diag")
+            resp = comp.reshape(len(Xb), m.n_pdfs, m.n_mix)
+            resp *= occ[:, :, None]
+            gstats += accumulate_gaussians(Xb, comp, design, "diag")
         skipped.sort()
         return EmbeddedStats(gstats, ts, tl, total, n_frames, n_utts, len(skipped), skipped)
 

@@ -16,39 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..mixture.gaussian import (DensityPlan, log_gaussian_density,
+from ..mixture.gaussian import (accumulate_gaussians, log_densities, mixture_log_likelihood,
                                 precisions_cholesky_from_covariances)
 from ..mixture.stats import GaussianStats
-
-# Design rows of at most this many elements (32 MB) are kept from the densities
-# for the statistics; larger batches are evaluated in blocks and re-read.
-_DESIGN_CACHE_ELEMENTS = 1 << 22
-
-
-def log_densities(X: np.ndarray, means: np.ndarray, precisions_cholesky: np.ndarray,
-                  covariance_type: str, keep_design: bool):
-    """(N, K) Gaussian log-densities and, when worth keeping, ``(design, center)``.
-
-    The design rows ``[quadratic terms of x - c, x - c, 1]`` that give the
-    densities in one GEMM also give all the statistics in one GEMM
-    (:meth:`GaussianStats.from_design`), so the E-step reads them twice from
-    cache instead of making new passes over ``X``.
-    """
-    if keep_design and covariance_type != "tied":
-        plan = DensityPlan(means, precisions_cholesky, covariance_type, dtype=np.float64)
-        if X.shape[0] * plan.n_design <= _DESIGN_CACHE_ELEMENTS:
-            design = plan.design(X)
-            return plan.log_density(design), (design, plan.center)
-    return log_gaussian_density(X, means, precisions_cholesky, covariance_type), None
-
-
-def accumulate_gaussians(X: np.ndarray, resp: np.ndarray, design, covariance_type: str
-                         ) -> GaussianStats:
-    """Statistics of ``X`` weighted by ``resp``, from the kept design rows if any."""
-    if design is not None:
-        return GaussianStats.from_design(design[0], resp, design[1], covariance_type)
-    return GaussianStats.from_posteriors(X, resp, covariance_type)
-
 
 def full_covariances(covars: np.ndarray, covariance_type: str, n_components: int,
                      n_features: int) -> np.ndarray:
@@ -122,29 +92,20 @@ class GMMEmission:
             self.log_weights = np.log(self.weights).reshape(S * M)
 
     def log_likelihood(self, X: np.ndarray, need_cache: bool = True):
-        """State log-likelihoods (N, S); the cache holds log within-state
+        """State log-likelihoods (N, S); the cache holds the within-state
         responsibilities and the design rows, if kept."""
         N = X.shape[0]
         comp, design = log_densities(X, self.means, self.precisions_cholesky, self.stats_type,
                                      need_cache)
         comp += self.log_weights
-        comp = comp.reshape(N, self.n_states, self.n_mix)
-        if self.n_mix == 1:
-            return comp[:, :, 0].copy(), ((np.zeros_like(comp), design) if need_cache else None)
-        top = comp.max(axis=2, keepdims=True)
-        top = np.where(np.isfinite(top), top, 0.0)
-        with np.errstate(under="ignore", divide="ignore"):
-            state = np.log(np.exp(comp - top).sum(axis=2, keepdims=True)) + top
-        if not need_cache:
-            return state[:, :, 0], None
-        comp -= state
-        return state[:, :, 0].copy(), (comp, design)
+        state = mixture_log_likelihood(comp, self.n_mix)  # comp := within-state responsibilities
+        return state, ((comp, design) if need_cache else None)
 
     def accumulate(self, X: np.ndarray, posteriors: np.ndarray, cache) -> GaussianStats:
-        log_within, design = cache
-        with np.errstate(under="ignore"):
-            resp = posteriors[:, :, None] * np.exp(log_within)
-        return accumulate_gaussians(X, resp.reshape(X.shape[0], -1), design, self.stats_type)
+        within, design = cache
+        resp = within.reshape(X.shape[0], self.n_states, self.n_mix)
+        resp *= posteriors[:, :, None]
+        return accumulate_gaussians(X, within, design, self.stats_type)
 
     def sample(self, state: int, rng: np.random.RandomState) -> np.ndarray:
         m = rng.choice(self.n_mix, p=self.weights[state])

@@ -24,6 +24,9 @@ from .stats import COVARIANCE_TYPES, GaussianStats
 __all__ = [
     "COVARIANCE_TYPES",
     "log_gaussian_density",
+    "log_densities",
+    "accumulate_gaussians",
+    "mixture_log_likelihood",
     "precisions_cholesky_from_covariances",
     "precisions_cholesky_from_precisions",
     "precisions_from_precisions_cholesky",
@@ -271,6 +274,61 @@ def log_gaussian_density(X: np.ndarray, means: np.ndarray, precisions_cholesky: 
         xb = np.asarray(X[start:start + step], dtype=dtype)
         plan.log_density(plan.design(xb, buf), out=out[start:start + step])
     return out
+
+
+# Design rows of at most this many elements (32 MB) are kept from the densities
+# for the statistics; larger batches are evaluated in blocks and re-read.
+_DESIGN_CACHE_ELEMENTS = 1 << 22
+
+
+def log_densities(X: np.ndarray, means: np.ndarray, precisions_cholesky: np.ndarray,
+                  covariance_type: str, keep_design: bool):
+    """(N, K) Gaussian log-densities and, when worth keeping, ``(design, center)``.
+
+    The design rows ``[quadratic terms of x - c, x - c, 1]`` that give the
+    densities in one GEMM also give all the statistics in one GEMM
+    (:meth:`GaussianStats.from_design`), so the E-step reads them twice from
+    cache instead of making new passes over ``X``.
+    """
+    if keep_design and covariance_type != "tied":
+        plan = DensityPlan(means, precisions_cholesky, covariance_type, dtype=np.float64)
+        if X.shape[0] * plan.n_design <= _DESIGN_CACHE_ELEMENTS:
+            design = plan.design(X)
+            return plan.log_density(design), (design, plan.center)
+    return log_gaussian_density(X, means, precisions_cholesky, covariance_type), None
+
+
+def accumulate_gaussians(X: np.ndarray, resp: np.ndarray, design, covariance_type: str
+                         ) -> GaussianStats:
+    """Statistics of ``X`` weighted by ``resp``, from the kept design rows if any."""
+    if design is not None:
+        return GaussianStats.from_design(design[0], resp, design[1], covariance_type)
+    return GaussianStats.from_posteriors(X, resp, covariance_type)
+
+
+def mixture_log_likelihood(component_log_prob: np.ndarray, n_mix: int) -> np.ndarray:
+    """Per-state log-likelihoods of stacked Gaussian mixtures, in place.
+
+    ``component_log_prob`` (N, S * n_mix) holds ``log w_sm + log N(x_t | s, m)``
+    with the mixtures of state ``s`` in columns ``s * n_mix : (s + 1) * n_mix``.
+    Returns ``log sum_m exp(...)`` per state, (N, S), ``-inf`` where every
+    component of a state is impossible, and overwrites the input with the
+    within-state responsibilities (each state's columns sum to 1, or are 0).
+    """
+    n, k = component_log_prob.shape
+    if not component_log_prob.flags.c_contiguous or k % n_mix:
+        raise InvalidInputError(f"component log-probabilities must be a C-contiguous (N, S * {n_mix}) "
+                                f"array, got shape {component_log_prob.shape}")
+    if n_mix == 1:
+        state = component_log_prob.copy()
+        component_log_prob.fill(1.0)
+        component_log_prob[~np.isfinite(state)] = 0.0
+        return state
+    groups = component_log_prob.reshape(n * (k // n_mix), n_mix)  # a view: one row per (frame, state)
+    log_norm = np.empty(groups.shape[0], dtype=groups.dtype)
+    _kernels.normalize_log_resp(groups, np.ones(groups.shape[0], dtype=groups.dtype), log_norm,
+                                _kernels.flush_cutoff(groups.dtype))
+    return log_norm.reshape(n, k // n_mix)
 
 
 # --------------------------------------------------------------------------
