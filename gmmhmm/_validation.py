@@ -59,7 +59,9 @@ def check_array(
     arr = np.ascontiguousarray(arr, dtype=dtype)
     # The sum is finite whenever every element is (barring overflow, which falls
     # through to the element check): one pass with no temporary array.
-    if not np.isfinite(arr.sum()) and not np.isfinite(arr).all():
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = arr.sum()
+    if not np.isfinite(total) and not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise NonFiniteInputError(
             f"{name} contains NaN or infinity (first at row {bad[0]}, column {bad[1]})"

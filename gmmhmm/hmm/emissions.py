@@ -20,6 +20,7 @@ from ..mixture.gaussian import (accumulate_gaussians, log_densities, mixture_log
                                 precisions_cholesky_from_covariances)
 from ..mixture.stats import GaussianStats
 
+
 def full_covariances(covars: np.ndarray, covariance_type: str, n_components: int,
                      n_features: int) -> np.ndarray:
     """Expand sklearn-shaped covariances to (n_components, D, D) matrices."""
@@ -94,7 +95,6 @@ class GMMEmission:
     def log_likelihood(self, X: np.ndarray, need_cache: bool = True):
         """State log-likelihoods (N, S); the cache holds the within-state
         responsibilities and the design rows, if kept."""
-        N = X.shape[0]
         comp, design = log_densities(X, self.means, self.precisions_cholesky, self.stats_type,
                                      need_cache)
         comp += self.log_weights
@@ -102,7 +102,7 @@ class GMMEmission:
         return state, ((comp, design) if need_cache else None)
 
     def accumulate(self, X: np.ndarray, posteriors: np.ndarray, cache) -> GaussianStats:
-        within, design = cache
+        within, design = cache  # consumed: the responsibilities are weighted in place
         resp = within.reshape(X.shape[0], self.n_states, self.n_mix)
         resp *= posteriors[:, :, None]
         return accumulate_gaussians(X, within, design, self.stats_type)
