@@ -285,6 +285,8 @@ def test_small_batches_give_the_same_results(cls, monkeypatch):
     ref_stats = model.accumulate(X, lengths)
     ref = (model.score(X, lengths), model.score_samples(X, lengths)[1], model.decode(X, lengths))
     monkeypatch.setattr(base, "_BATCH_ELEMENTS", 100)  # a few sequences per batch
+    monkeypatch.setattr(base, "_MIN_BATCH_FRAMES", 1)
+    assert len(list(base._batches(np.array(lengths), model._emission().n_columns))) >= 3
     stats = model.accumulate(X, lengths)
     assert stats.log_prob == pytest.approx(ref_stats.log_prob, rel=1e-12)
     np.testing.assert_allclose(stats.trans, ref_stats.trans, rtol=1e-10)

@@ -38,8 +38,10 @@ IMPLEMENTATIONS = ("log", "scaling")
 # E-step makes several passes over each batch, which run from the CPU's
 # cache at this size (about 1.5x faster than whole-corpus batches), while
 # batches still hold enough sequences to run in parallel. A longer single
-# sequence gets its own batch.
+# sequence gets its own batch. Models with many Gaussians still batch at least
+# _MIN_BATCH_FRAMES frames, or per-batch overhead and lost parallelism dominate.
 _BATCH_ELEMENTS = 1 << 18
+_MIN_BATCH_FRAMES = 4096
 
 
 def check_random_state(seed: Any) -> np.random.RandomState:
@@ -110,8 +112,9 @@ def min_frames(startprob: np.ndarray, transmat: np.ndarray, endprob: np.ndarray)
 
 def _batches(lengths: np.ndarray, n_columns: int):
     """Yield (first sequence, last sequence + 1) ranges of at most ``_BATCH_ELEMENTS``
-    frames x ``n_columns`` (or one sequence, if longer)."""
-    max_frames = max(1, _BATCH_ELEMENTS // max(1, n_columns))
+    frames x ``n_columns``, but at least ``_MIN_BATCH_FRAMES`` frames (or one
+    sequence, if longer)."""
+    max_frames = max(_MIN_BATCH_FRAMES, _BATCH_ELEMENTS // max(1, n_columns))
     start, total = 0, 0
     for i, n in enumerate(lengths):
         if total and total + n > max_frames:
