@@ -2,7 +2,9 @@
 
 Recordings are named ``{digit}_{speaker}_{index}.wav`` (e.g.
 ``7_jackson_32.wav``). The official split puts takes 0-4 of every digit and
-speaker in the test set and takes 5-49 in the training set;
+speaker in the test set and takes 5-49 in the training set. The development
+split divides that training set only: takes 5-9 are the dev set, takes 10-49
+train the dev models, so settings can be chosen without the test takes;
 leave-one-speaker-out (LOSO) folds test on one speaker and train on the rest.
 
 Nothing here reads audio: these are plain functions over file names.
@@ -22,6 +24,9 @@ FSDD_NAME = re.compile(r"^(?P<digit>[0-9])_(?P<speaker>[A-Za-z0-9-]+)_(?P<index>
 
 #: Takes with an index below this are the official test set.
 OFFICIAL_TEST_TAKES = 5
+
+#: The first this many official training takes (5-9) are the development set.
+DEV_TAKES = 5
 
 #: Environment variable naming the FSDD folder.
 FSDD_ENV = "GMMHMM_FSDD_DIR"
@@ -106,6 +111,40 @@ def official_split(utts: list[Utterance]) -> tuple[list[Utterance], list[Utteran
     train = [u for u in utts if u.index >= OFFICIAL_TEST_TAKES]
     test = [u for u in utts if u.index < OFFICIAL_TEST_TAKES]
     return train, test
+
+
+def dev_split(utts: list[Utterance]) -> tuple[list[Utterance], list[Utterance]]:
+    """(train, dev) inside the official training set: takes 10-49 train, takes 5-9 dev.
+
+    The official test takes (0-4) are in neither part, so hyperparameters
+    tuned on ``dev`` never see the test set; ``train + dev`` is the official
+    training set.
+
+    Parameters
+    ----------
+    utts : list of Utterance
+        Any FSDD listing (e.g. :func:`list_fsdd`); test takes are dropped.
+
+    Returns
+    -------
+    train, dev : list of Utterance
+        In the order of ``utts``.
+
+    Raises
+    ------
+    DatasetError
+        No take falls in 5-9 or none in 10-49 (e.g. a folder of test takes only).
+    """
+    official_train, _ = official_split(utts)
+    first_train = OFFICIAL_TEST_TAKES + DEV_TAKES
+    train = [u for u in official_train if u.index >= first_train]
+    dev = [u for u in official_train if u.index < first_train]
+    if not train or not dev:
+        raise DatasetError(
+            f"dev split needs takes {OFFICIAL_TEST_TAKES}-{first_train - 1} (dev) and "
+            f"{first_train}-49 (train); got {len(dev)} dev and {len(train)} training file(s)"
+        )
+    return train, dev
 
 
 def speakers(utts: list[Utterance]) -> list[str]:

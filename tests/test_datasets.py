@@ -9,6 +9,7 @@ import pytest
 from gmmhmm.datasets import (
     DatasetError,
     default_fsdd_dir,
+    dev_split,
     list_fsdd,
     loso_folds,
     official_split,
@@ -51,6 +52,30 @@ def test_list_and_official_split(tmp_path):
     assert not {u.path for u in train} & {u.path for u in test}
 
 
+def test_dev_split(tmp_path):
+    make_fake_fsdd(tmp_path, speakers=("anna", "bob"), digits=range(3), takes=range(14))
+    utts = list_fsdd(tmp_path)
+    official_train, test = official_split(utts)
+    train, dev = dev_split(utts)
+    assert {u.index for u in dev} == set(range(5, 10))
+    assert {u.index for u in train} == set(range(10, 14))
+    assert not {u.path for u in dev + train} & {u.path for u in test}  # never a test take
+    assert not {u.path for u in train} & {u.path for u in dev}
+    assert sorted(train + dev, key=lambda u: u.path) == sorted(official_train, key=lambda u: u.path)
+    cells = {(u.speaker, u.digit) for u in utts}
+    assert {(u.speaker, u.digit) for u in dev} == cells == {(u.speaker, u.digit) for u in train}
+    assert dev == [u for u in utts if 5 <= u.index < 10]  # listing order kept
+
+
+def test_dev_split_needs_dev_and_train_takes(tmp_path):
+    make_fake_fsdd(tmp_path / "a", takes=range(10))  # takes 10-49 missing
+    with pytest.raises(DatasetError, match="dev split needs .* got 30 dev and 0 training"):
+        dev_split(list_fsdd(tmp_path / "a"))
+    make_fake_fsdd(tmp_path / "b", takes=range(5))  # test takes only
+    with pytest.raises(DatasetError, match="got 0 dev and 0 training"):
+        dev_split(list_fsdd(tmp_path / "b"))
+
+
 def test_loso_folds(tmp_path):
     make_fake_fsdd(tmp_path, speakers=("anna", "bob", "carl"))
     utts = list_fsdd(tmp_path)
@@ -85,4 +110,10 @@ def test_real_fsdd_official_split(fsdd_path):
     assert len(utts) == 3000
     train, test = official_split(utts)
     assert (len(train), len(test)) == (2700, 300)
+    dev_train, dev = dev_split(utts)
+    assert (len(dev_train), len(dev)) == (2400, 300)
+    assert {u.index for u in dev} == set(range(5, 10)) and {u.index for u in dev_train} == set(range(10, 50))
+    cells = {(u.speaker, u.digit) for u in utts}
+    assert len(cells) == 60 and {(u.speaker, u.digit) for u in dev} == cells
+    assert {u.path for u in dev_train} | {u.path for u in dev} == {u.path for u in train}
     assert len(loso_folds(utts)) == 6

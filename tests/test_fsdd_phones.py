@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+from conftest import REPO_ROOT, load_script
 
 from gmmhmm.datasets import list_fsdd, official_split
+from gmmhmm.errors import InvalidParameterError
 from gmmhmm.features import FeatureConfig, extract_many, load_audio
 from gmmhmm.graphs import DIGIT_WORDS, EmbeddedTrainer, Lexicon, decode_files, force_align, make_graph, viterbi_path
 
@@ -110,3 +114,100 @@ def test_connected_digits_builder(fsdd_path):
         # the takes plus at least 50 ms of gap before, between and after each
         n_takes = sum(len(load_audio(p, 8000)[0]) for p in c.sources)
         assert len(c.signal) >= n_takes + (len(takes) + 1) * 400
+
+
+SMOKE_CONFIG = """
+[features]
+sample_rate_hz = 8000
+n_mels = 23
+n_ceps = 13
+delta_order = 2
+cmvn = "utterance"
+
+[training]
+lexicon = ""
+n_states = 3
+mixtures = [1, 2]
+n_iter = [3, 2]
+var_floor_frac = 0.01
+sil_prob = 0.5
+connected_utterances = 10
+connected_seed = 1
+
+[decoding]
+beam = 300.0
+lm_scale = 1.0
+phone_insertion_penalty = -10.0
+word_insertion_penalty = -20.0
+
+[connected]
+n_utterances = 10
+seed = 0
+min_digits = 2
+max_digits = 4
+gap_ms = [50.0, 250.0]
+noise_level = 0.001
+
+[data]
+fsdd_dir = "FSDD_DIR"
+n_jobs = 2
+
+[output]
+dir = "unused"
+"""
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    return load_script("recipes/fsdd_phones.py")
+
+
+def test_recipe_dev_output_folder(recipe, tmp_path):
+    cfg = {"output": {"dir": "exp/fsdd_phones"}}
+    assert recipe.output_dir(cfg, dev=False) == REPO_ROOT / "exp" / "fsdd_phones"
+    assert recipe.output_dir(cfg, dev=True) == REPO_ROOT / "exp" / "fsdd_phones_dev"
+    cfg["output"]["dev_dir"] = "exp/elsewhere"
+    assert recipe.output_dir(cfg, dev=True) == REPO_ROOT / "exp" / "elsewhere"
+    assert recipe.output_dir(cfg, dev=True, out=tmp_path) == tmp_path
+
+
+def test_recipe_dev_split_never_reads_test_takes(recipe, fsdd_path, tmp_path):
+    # two speakers, all digits: dev takes 5-9 and training takes 10-14 are real
+    # recordings; the test takes 0-4 are unreadable, so reading one would count
+    # as a feature failure
+    subset = tmp_path / "fsdd" / "recordings"
+    subset.mkdir(parents=True)
+    dev_ids = set()
+    for wav in (fsdd_path / "recordings").glob("*.wav"):
+        digit, speaker, take = wav.stem.split("_")
+        if speaker not in ("jackson", "george") or int(take) >= 15:
+            continue
+        if int(take) < 5:
+            (subset / wav.name).write_text("test take: must not be read")
+            continue
+        (subset / wav.name).symlink_to(wav)
+        if int(take) < 10:
+            dev_ids.add(f"{speaker}_{digit}_{take}")
+    config = tmp_path / "smoke.toml"
+    config.write_text(SMOKE_CONFIG.replace("FSDD_DIR", str(tmp_path / "fsdd")))
+    out = tmp_path / "exp"
+
+    report = recipe.main(["--config", str(config), "--dev", "--out", str(out)])
+    assert report["split"] == "dev" and report["n_feature_failures"] == 0
+    assert (report["n_train"], report["n_eval"], report["n_connected"]) == (100, 100, 10)
+    assert "n_test" not in report
+    assert report["isolated_word_accuracy"] >= 0.6  # chance is 0.1
+    assert 0.0 <= report["connected_wer"] < 1.0 and 0.0 <= report["per"] < 1.0
+    assert {p.stem for p in (out / "align").glob("*.TextGrid")} == dev_ids
+    assert json.loads((out / "report.json").read_text())["split"] == "dev"
+    assert (out / "report.txt").read_text().startswith("FSDD phone models, dev split")
+
+    # the dev model decodes again without training (other penalties) ...
+    again = recipe.main(["--config", str(config), "--dev", "--out", str(tmp_path / "again"),
+                         "--model", str(out / "model.npz")])
+    assert "training_s" not in again["timings"]
+    assert again["isolated_word_accuracy"] == report["isolated_word_accuracy"]
+    assert again["connected_wer"] == report["connected_wer"]
+    # ... but is refused on the official split, whose test takes are not held out from it
+    with pytest.raises(InvalidParameterError, match="trained on the dev split"):
+        recipe.main(["--config", str(config), "--out", str(tmp_path / "official"), "--model", str(out / "model.npz")])
