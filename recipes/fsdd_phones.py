@@ -293,6 +293,9 @@ def main(argv: list[str] | None = None) -> dict:
         report["n_test"] = len(evaluation)
 
     lexicon = Lexicon.read(tcfg["lexicon"]) if tcfg["lexicon"] else Lexicon.digits()
+    if model is not None and model.lexicon_text != lexicon.to_text():
+        raise InvalidParameterError(f"{args.model} was trained with another lexicon than the config's "
+                                    "[training] lexicon")
     if model is None:
         t0 = time.perf_counter()
         checkpoint_dir = args.checkpoint_dir or (out / "checkpoints" if args.resume else None)

@@ -211,3 +211,10 @@ def test_recipe_dev_split_never_reads_test_takes(recipe, fsdd_path, tmp_path):
     # ... but is refused on the official split, whose test takes are not held out from it
     with pytest.raises(InvalidParameterError, match="trained on the dev split"):
         recipe.main(["--config", str(config), "--out", str(tmp_path / "official"), "--model", str(out / "model.npz")])
+    # ... and with a lexicon other than the one it was trained with
+    lexicon = tmp_path / "other.lex"
+    lexicon.write_text(Lexicon.digits().to_text().replace("Z IH R OW", "Z IY R OW"))
+    other = tmp_path / "other.toml"
+    other.write_text(config.read_text().replace('lexicon = ""', f'lexicon = "{lexicon}"'))
+    with pytest.raises(InvalidParameterError, match="another lexicon"):
+        recipe.main(["--config", str(other), "--dev", "--out", str(tmp_path / "lex"), "--model", str(out / "model.npz")])
