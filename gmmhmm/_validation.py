@@ -137,3 +137,18 @@ def check_is_fitted(model: Any, attribute: str) -> None:
         raise NotFittedError(
             f"This {type(model).__name__} instance is not fitted yet; call fit first"
         )
+
+
+def check_random_state(seed: Any) -> np.random.RandomState:
+    """``None`` / int / RandomState / Generator -> RandomState (scikit-learn's convention:
+    ``None`` is numpy's global RandomState)."""
+    if seed is None:
+        return np.random.mtrand._rand
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return np.random.RandomState(seed)
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    if isinstance(seed, np.random.Generator):
+        return np.random.RandomState(seed.integers(2**32 - 1))
+    raise InvalidParameterError(
+        f"random_state must be None, an int, a RandomState or a Generator, got {seed!r}")

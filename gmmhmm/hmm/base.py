@@ -44,17 +44,6 @@ _BATCH_ELEMENTS = 1 << 18
 _MIN_BATCH_FRAMES = 4096
 
 
-def check_random_state(seed: Any) -> np.random.RandomState:
-    """Turn ``None``, an int, a RandomState or a Generator into a RandomState."""
-    if seed is None or isinstance(seed, (int, np.integer)):
-        return np.random.RandomState(seed)
-    if isinstance(seed, np.random.RandomState):
-        return seed
-    if isinstance(seed, np.random.Generator):
-        return np.random.RandomState(seed.integers(2**32 - 1))
-    raise InvalidParameterError(f"random_state must be None, an int or a RandomState, got {seed!r}")
-
-
 @dataclass
 class HMMStats:
     """Additive Baum-Welch statistics of an HMM over some sequences.
@@ -341,7 +330,7 @@ class BaseHMM(ParamsMixin):
             raise DimensionMismatchError(
                 f"X has {X.shape[1]} features but the model expects {self.n_features}")
         self.n_features = X.shape[1]
-        rng = check_random_state(self.random_state)
+        rng = V.check_random_state(self.random_state)
         S = self.n_components
         init_s = self._needs_init("s", "startprob_")
         init_t = self._needs_init("t", "transmat_")
@@ -438,7 +427,7 @@ class BaseHMM(ParamsMixin):
         """Draw ``n_samples`` frames. Returns (X (n_samples, n_features), states (n_samples,))."""
         self._fitted_check()
         n_samples = V.check_positive_int(n_samples, "n_samples")
-        rng = check_random_state(self.random_state if random_state is None else random_state)
+        rng = V.check_random_state(self.random_state if random_state is None else random_state)
         transmat_cdf = np.cumsum(self.transmat_, axis=1)
         if currstate is None:
             currstate = int((np.cumsum(self.startprob_) > rng.rand()).argmax())

@@ -17,7 +17,6 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -26,6 +25,7 @@ from .._validation import (
     check_in,
     check_is_fitted,
     check_positive_int,
+    check_random_state,
     check_sample_weight,
 )
 from ..errors import ConvergenceError, InvalidInputError, InvalidParameterError
@@ -86,19 +86,6 @@ class MixtureStats:
         if isinstance(other, int) and other == 0:  # sum([...])
             return self
         return NotImplemented
-
-
-def check_random_state(seed: Any) -> np.random.RandomState:
-    """``None`` / int / RandomState -> RandomState (scikit-learn's convention)."""
-    if seed is None:
-        return np.random.mtrand._rand
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        return np.random.RandomState(seed)
-    if isinstance(seed, np.random.RandomState):
-        return seed
-    if isinstance(seed, np.random.Generator):
-        return np.random.RandomState(seed.integers(2**32 - 1))
-    raise InvalidParameterError(f"random_state must be None, an int or a RandomState, got {seed!r}")
 
 
 def _logsumexp_rows(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
