@@ -357,6 +357,7 @@ def cmd_align(args: argparse.Namespace) -> int:
                 raise InvalidInputError(f"{args.transcripts}:{n}: '{key}' has no words")
             transcripts[key] = words
     failures = []
+    aligned = {}
     files = audio_files(args.inputs)
     for f in files:
         words = transcripts.get(f.stem) or transcripts.get(str(f))
@@ -372,7 +373,8 @@ def cmd_align(args: argparse.Namespace) -> int:
         except GmmhmmError as exc:
             failures.append((str(f), str(exc)))
             continue
-        write_alignment(args.output, f.stem, path)
+        aligned[f.stem] = path
+    write_alignment(args.output, aligned)
     _report_failures(failures)
     print(f"aligned {len(files) - len(failures)} of {len(files)} file(s) -> {args.output}", file=sys.stderr)
     return EXIT_FAILURES if failures else EXIT_OK

@@ -170,7 +170,10 @@ def loso_folds(utts: list[Utterance]) -> list[tuple[str, list[Utterance], list[U
 
 
 def split(utts: list[Utterance], name: str) -> list[tuple[str, list[Utterance], list[Utterance]]]:
-    """Folds of a named split: ``'official'`` (one fold) or ``'loso'``."""
+    """Folds ``(name, train, evaluation)`` of a named split: ``'official'`` or ``'dev'``
+    (one fold each, see :func:`official_split` and :func:`dev_split`) or ``'loso'``."""
+    if name == "dev":
+        return [("dev", *dev_split(utts))]
     if name == "official":
         train, test = official_split(utts)
         if not train or not test:
@@ -181,7 +184,7 @@ def split(utts: list[Utterance], name: str) -> list[tuple[str, list[Utterance], 
         return [("official", train, test)]
     if name == "loso":
         return loso_folds(utts)
-    raise InvalidParameterError(f"split must be 'official' or 'loso', got {name!r}")
+    raise InvalidParameterError(f"split must be 'official', 'dev' or 'loso', got {name!r}")
 
 
 def speaker_of(path: str | os.PathLike) -> str:

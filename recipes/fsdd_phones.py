@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO))
 
 from data_scripts.connected_digits import ConnectedUtterance, make_connected_digits  # noqa: E402
 from gmmhmm import load, save  # noqa: E402
-from gmmhmm.datasets import Utterance, dev_split, list_fsdd, official_split  # noqa: E402
+from gmmhmm.datasets import Utterance, list_fsdd, split  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.errors import GmmhmmError, InvalidParameterError  # noqa: E402
 from gmmhmm.features import FeatureConfig, extract_features, extract_many  # noqa: E402
@@ -95,8 +95,6 @@ def load_config(path: str, quick: bool = False) -> dict:
     """
     with open(path, "rb") as f:
         cfg = tomllib.load(f)
-    cfg["training"], cfg["decoding"], cfg["connected"] = (dict(cfg["training"]), cfg["decoding"],
-                                                          dict(cfg["connected"]))
     if quick:
         cfg["training"].update(mixtures=[1, 2, 4], n_iter=[2, 2, 2])
         cfg["connected"]["n_utterances"] = 40
@@ -115,19 +113,6 @@ def output_dir(cfg: dict, dev: bool, out: Path | None = None) -> Path:
     if not dev:
         return REPO / ocfg["dir"]
     return REPO / ocfg.get("dev_dir", ocfg["dir"].rstrip("/") + "_dev")
-
-
-def choose_split(utts: list[Utterance], dev: bool) -> tuple[str, list[Utterance], list[Utterance]]:
-    """``(name, train, evaluation)``: the official split, or the dev split inside its training takes.
-
-    Raises
-    ------
-    DatasetError
-        A split without training or evaluation takes.
-    """
-    if dev:
-        return ("dev", *dev_split(utts))
-    return ("official", *official_split(utts))
 
 
 def connected_strings(utts: list[Utterance], n_utterances: int, seed: int, ccfg: dict,
@@ -165,15 +150,15 @@ def train_models(train: list[Utterance], feats: dict[str, np.ndarray], lexicon: 
     return trainer.model, history
 
 
-def load_models(path: Path, split_name: str, feature_config: FeatureConfig) -> PhoneModelSet:
+def load_models(path: Path, split_name: str, feature_config: FeatureConfig, lexicon: Lexicon) -> PhoneModelSet:
     """A model file written by this recipe on the split ``split_name``.
 
     Raises
     ------
     InvalidParameterError
         The file is not phone models, was trained on another split (its
-        training takes could be this split's evaluation takes) or on other
-        features.
+        training takes could be this split's evaluation takes), on other
+        features or with another lexicon.
     """
     model, meta = load(path, with_metadata=True)
     if not isinstance(model, PhoneModelSet):
@@ -187,6 +172,8 @@ def load_models(path: Path, split_name: str, feature_config: FeatureConfig) -> P
         )
     if model.feature_config is None or FeatureConfig.from_dict(model.feature_config) != feature_config:
         raise InvalidParameterError(f"{path} was trained on other features than the config's [features]")
+    if model.lexicon_text != lexicon.to_text():
+        raise InvalidParameterError(f"{path} was trained with another lexicon than the config's [training] lexicon")
     return model
 
 
@@ -228,9 +215,7 @@ def check_alignments(model: PhoneModelSet, lexicon: Lexicon, evaluation: list[Ut
         ``inside_recording`` and the mean leading/trailing silence in seconds.
     """
     shift_s = feature_config.shift_ms / 1000.0
-    for name in ("words.ctm", "phones.ctm"):
-        (out / name).unlink(missing_ok=True)
-    one_word, inside, lead, trail = 0, 0, [], []
+    one_word, inside, lead, trail, aligned = 0, 0, [], [], {}
     for u, ll in zip(evaluation, eval_ll):
         duration = len(ll) * shift_s + (feature_config.window_ms - feature_config.shift_ms) / 1000.0
         path = force_align(model, None, [WORD[u.digit]], shift_s, duration, sil_prob, ll)
@@ -239,7 +224,8 @@ def check_alignments(model: PhoneModelSet, lexicon: Lexicon, evaluation: list[Ut
         inside += all(0.0 <= s.start_s < s.end_s <= duration + 1e-9 for s in spoken)
         lead.append(spoken[0].start_s)
         trail.append(duration - spoken[-1].end_s)
-        write_alignment(out / "align", u.utt_id, path)
+        aligned[u.utt_id] = path
+    write_alignment(out / "align", aligned)
     return {"n": len(evaluation), "one_word": one_word, "inside_recording": inside,
             "mean_leading_sil_s": float(np.mean(lead)), "mean_trailing_sil_s": float(np.mean(trail))}
 
@@ -280,22 +266,18 @@ def main(argv: list[str] | None = None) -> dict:
     t0 = time.perf_counter()
     feature_config = FeatureConfig.from_dict(cfg["features"])
     utts = list_fsdd(cfg["data"]["fsdd_dir"] or None)
-    split_name, train, evaluation = choose_split(utts, args.dev)
-    model = None if args.model is None else load_models(args.model, split_name, feature_config)
-    used = set(train) | set(evaluation)  # with --dev, the test takes are never read
+    split_name, train, evaluation = split(utts, "dev" if args.dev else "official")[0]
+    lexicon = Lexicon.read(tcfg["lexicon"]) if tcfg["lexicon"] else Lexicon.digits()
+    model = None if args.model is None else load_models(args.model, split_name, feature_config, lexicon)
+    # with --dev the test takes are never read; with --model the training takes neither
+    used = set(evaluation) if model is not None else set(train) | set(evaluation)
     feats, failures = extract_many([u.path for u in utts if u in used], feature_config, n_jobs=cfg["data"]["n_jobs"])
-    train = [u for u in train if str(u.path) in feats]
+    train = [u for u in train if str(u.path) in feats] if model is None else train
     evaluation = [u for u in evaluation if str(u.path) in feats]
     timings["features_s"] = time.perf_counter() - t0
     report["split"] = split_name
     report["n_train"], report["n_eval"], report["n_feature_failures"] = len(train), len(evaluation), len(failures)
-    if split_name == "official":
-        report["n_test"] = len(evaluation)
 
-    lexicon = Lexicon.read(tcfg["lexicon"]) if tcfg["lexicon"] else Lexicon.digits()
-    if model is not None and model.lexicon_text != lexicon.to_text():
-        raise InvalidParameterError(f"{args.model} was trained with another lexicon than the config's "
-                                    "[training] lexicon")
     if model is None:
         t0 = time.perf_counter()
         checkpoint_dir = args.checkpoint_dir or (out / "checkpoints" if args.resume else None)

@@ -64,7 +64,8 @@ def test_ctm_and_textgrid(data, tmp_path):
     assert texts_in == [s.label for s in path.words] + [s.label for s in path.phones]
     xs = [float(x) for x in re.findall(r"xmin = ([0-9.e-]+)", tg)]
     assert xs[0] == 0.0 and all(x >= 0 for x in xs)
-    write_alignment(tmp_path, "utt1", path)
-    write_alignment(tmp_path, "utt2", path)
+    for _ in range(2):  # a re-run into the same folder replaces the files, not adds to them
+        write_alignment(tmp_path, {"utt1": path, "utt2": path})
     assert (tmp_path / "utt1.TextGrid").read_text() == tg
-    assert len((tmp_path / "words.ctm").read_text().splitlines()) == 2 * len(path.words)
+    assert (tmp_path / "words.ctm").read_text() == to_ctm("utt1", path.words) + to_ctm("utt2", path.words)
+    assert (tmp_path / "phones.ctm").read_text() == to_ctm("utt1", path.phones) + to_ctm("utt2", path.phones)

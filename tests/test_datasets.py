@@ -65,6 +65,7 @@ def test_dev_split(tmp_path):
     cells = {(u.speaker, u.digit) for u in utts}
     assert {(u.speaker, u.digit) for u in dev} == cells == {(u.speaker, u.digit) for u in train}
     assert dev == [u for u in utts if 5 <= u.index < 10]  # listing order kept
+    assert split(utts, "dev") == [("dev", train, dev)]
 
 
 def test_dev_split_needs_dev_and_train_takes(tmp_path):
@@ -86,7 +87,7 @@ def test_loso_folds(tmp_path):
         assert spk not in {u.speaker for u in train}
         assert len(train) + len(test) == len(utts)
     assert split(utts, "loso") == folds
-    assert split(utts, "official")[0][0] == "official"
+    assert split(utts, "official") == [("official", *official_split(utts))]
     with pytest.raises(InvalidParameterError, match="split must be"):
         split(utts, "random")
 

@@ -7,7 +7,7 @@ or as a Praat TextGrid with a word tier and a phone tier.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path as FsPath
 
 import numpy as np
@@ -65,12 +65,15 @@ def to_textgrid(path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_alignment(out_dir: str | os.PathLike, utt_id: str, path: Path) -> None:
-    """Write ``<utt_id>.TextGrid`` and append word/phone CTM lines to ``words.ctm`` / ``phones.ctm``."""
+def write_alignment(out_dir: str | os.PathLike, alignments: Mapping[str, Path]) -> None:
+    """Write ``<utt_id>.TextGrid`` per utterance and ``words.ctm`` / ``phones.ctm`` for all of them.
+
+    Every file is written whole and atomically: a re-run into the same folder
+    replaces the CTM files instead of adding to them.
+    """
     out = FsPath(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / f"{utt_id}.TextGrid", to_textgrid(path))
-    with open(out / "words.ctm", "a", encoding="utf-8") as f:
-        f.write(to_ctm(utt_id, path.words))
-    with open(out / "phones.ctm", "a", encoding="utf-8") as f:
-        f.write(to_ctm(utt_id, path.phones))
+    for utt_id, path in alignments.items():
+        atomic_write_text(out / f"{utt_id}.TextGrid", to_textgrid(path))
+    atomic_write_text(out / "words.ctm", "".join(to_ctm(u, p.words) for u, p in alignments.items()))
+    atomic_write_text(out / "phones.ctm", "".join(to_ctm(u, p.phones) for u, p in alignments.items()))
