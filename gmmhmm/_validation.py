@@ -7,6 +7,7 @@ boundary, so nothing downstream ever sees NaN, the wrong shape or a bad
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -152,3 +153,12 @@ def check_random_state(seed: Any) -> np.random.RandomState:
         return np.random.RandomState(seed.integers(2**32 - 1))
     raise InvalidParameterError(
         f"random_state must be None, an int, a RandomState or a Generator, got {seed!r}")
+
+
+def resolve_n_jobs(n_jobs: Any, n_tasks: int, name: str = "n_jobs") -> int:
+    """Worker processes for ``n_tasks`` tasks: a positive int, or -1 for every CPU,
+    capped at the number of tasks (at least 1)."""
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or not (n_jobs >= 1 or n_jobs == -1):
+        raise InvalidParameterError(f"{name} must be a positive integer or -1, got {n_jobs!r}")
+    n = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
+    return max(1, min(n, n_tasks))

@@ -329,10 +329,7 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
                  kwargs if checkpoint_dir is None else dict(kwargs, resume=resume, checkpoint_dir=os.path.join(
                      checkpoint_dir, f"label{j}_" + "".join(c if c.isalnum() else "_" for c in str(lab)))))
                 for j, lab in enumerate(classes)]
-        n_jobs = self.n_jobs
-        if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0 or n_jobs < -1:
-            raise InvalidParameterError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
-        n_jobs = min(os.cpu_count() or 1 if n_jobs == -1 else int(n_jobs), len(jobs))
+        n_jobs = V.resolve_n_jobs(self.n_jobs, len(jobs))
         logger.info("training %d model(s) (%d states, mixtures %s) on %d sequence(s) with %d process(es)",
                     len(jobs), self.n_states, mixes, len(seqs), n_jobs)
         if n_jobs > 1:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import resolve_n_jobs
 from .datasets import speaker_of  # per-speaker CMVN: FSDD name, else folder
 from .errors import GmmhmmError, InvalidInputError, InvalidParameterError, TranscriptError
 
@@ -106,8 +107,7 @@ def read_config(path: str | os.PathLike) -> RecipeConfig:
     if split not in ("official", "loso"):
         raise InvalidParameterError(f"{path} [data]: split must be 'official' or 'loso', got {split!r}")
     jobs = data.get("n_jobs", 1)
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or not (jobs >= 1 or jobs == -1):
-        raise InvalidParameterError(f"{path} [data]: n_jobs must be a positive integer or -1, got {jobs!r}")
+    resolve_n_jobs(jobs, 1, name=f"{path} [data]: n_jobs")
     return RecipeConfig(
         path=path, features=features, model=model,
         fsdd_dir=Path(data["fsdd_dir"]) if data.get("fsdd_dir") else None,

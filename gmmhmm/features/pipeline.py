@@ -9,7 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from .._validation import check_positive_int
+from .._validation import check_positive_int, resolve_n_jobs
 from ..errors import AudioError, GmmhmmError, InvalidInputError, InvalidParameterError, NonFiniteInputError
 from .audio import load_audio, resample
 from .cmvn import cmvn, cmvn_per_speaker
@@ -122,10 +122,8 @@ def extract_many(
     config = FeatureConfig() if config is None else config
     if config.cmvn == "speaker" and speaker_of is None:
         raise InvalidParameterError("config.cmvn='speaker' needs speaker_of (a function path -> speaker)")
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs == 0 or n_jobs < -1:
-        raise InvalidParameterError(f"n_jobs must be a positive integer or -1, got {n_jobs!r}")
     names = [os.fspath(p) for p in paths]
-    n_jobs = min((os.cpu_count() or 1) if n_jobs == -1 else n_jobs, max(len(names), 1))
+    n_jobs = resolve_n_jobs(n_jobs, len(names))
     jobs = [(p, config) for p in names]
 
     if n_jobs == 1:
