@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InvalidInputError
+from ..mixture._kmeans import assign
 from ..mixture._kmeans import kmeans as _mixture_kmeans
 
 
@@ -13,21 +14,13 @@ def kmeans(X: np.ndarray, n_clusters: int, rng: np.random.RandomState) -> tuple[
     if len(X) < n_clusters:
         raise InvalidInputError(
             f"need at least {n_clusters} samples to initialise {n_clusters} clusters, got {len(X)}")
-    labels = _mixture_kmeans(X, n_clusters, rng)
-    counts = np.bincount(labels, minlength=n_clusters)
-    centers = np.zeros((n_clusters, X.shape[1]))
-    np.add.at(centers, labels, X)
-    return centers / np.maximum(counts, 1)[:, None], labels
-
-
-def _sq_dist(X: np.ndarray, centers: np.ndarray, x2: np.ndarray) -> np.ndarray:
-    d = x2[:, None] - 2.0 * X @ centers.T + (centers ** 2).sum(axis=1)
-    return np.maximum(d, 0.0)
+    labels, centers = _mixture_kmeans(X, n_clusters, rng)
+    return centers, labels
 
 
 def nearest(X: np.ndarray, centers: np.ndarray) -> np.ndarray:
     """Index of the nearest centre of every row."""
-    return _sq_dist(X, centers, (X ** 2).sum(axis=1)).argmin(axis=1)
+    return assign(X, centers)[0]
 
 
 def cluster_covariances(X: np.ndarray, labels: np.ndarray, n_clusters: int, fallback: np.ndarray,

@@ -269,13 +269,20 @@ class BaseHMM(ParamsMixin):
             start += post[offsets[first:stop] - a].sum(axis=0)
             trans += xi
             part = emission.accumulate(X[a:b], post, cache)
-            emission_stats = part if emission_stats is None else emission_stats + part
+            if emission_stats is None:
+                emission_stats = part
+            else:
+                emission_stats += part
             log_prob += float(log_probs.sum())
         return HMMStats(start, trans, emission_stats, log_prob, len(lengths), X.shape[0])
 
     def update(self, stats: HMMStats) -> "BaseHMM":
         """M-step: re-estimate the parameters named in ``params`` from ``stats``."""
         self._fitted_check()
+        return self._update(stats)
+
+    def _update(self, stats: HMMStats) -> "BaseHMM":
+        """:meth:`update` on parameters known to be valid (inside :meth:`fit`)."""
         if "s" in self.params:
             self.startprob_ = self._reestimate(self.startprob_, stats.start, self.startprob_prior)
         if "t" in self.params:
@@ -311,7 +318,7 @@ class BaseHMM(ParamsMixin):
         self.monitor_._reset()
         for _ in range(self.n_iter):
             stats = self._accumulate(X, lengths)
-            self.update(stats)  # validates the new parameters
+            self._update(stats)  # parameters checked before the loop; the M-step keeps them valid
             self.monitor_.report(stats.log_prob)
             if self.monitor_.converged:
                 break

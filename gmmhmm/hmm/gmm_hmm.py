@@ -191,10 +191,10 @@ class GMMHMM(ModelFileMixin, BaseHMM):
         if init_c:
             # Within-cluster covariances around the initial means (hmmlearn
             # uses the global covariance, which often stalls EM).
-            covs = cluster_covariances(X, labels, S * M, cv, self.min_covar).reshape(S, M, D, D)
-            if self.covariance_type == "tied":
-                state_labels = labels // M
-                covs = cluster_covariances(X, state_labels, S, cv, self.min_covar)
+            if self.covariance_type == "tied":  # one matrix per state
+                covs = cluster_covariances(X, labels // M, S, cv, self.min_covar)
+            else:
+                covs = cluster_covariances(X, labels, S * M, cv, self.min_covar).reshape(S, M, D, D)
             self.covars_ = {
                 "tied": lambda: covs,
                 "full": lambda: covs,

@@ -44,14 +44,31 @@ def kmeans_plusplus(X: np.ndarray, n_clusters: int, random_state: np.random.Rand
     return X[indices].copy(), indices
 
 
+def assign(X: np.ndarray, centers: np.ndarray, x_sq: np.ndarray | None = None
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Nearest centre of every row and its squared distance, in blocks of rows
+    (the (N, C) distance matrix is never held whole)."""
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    x_sq = (X**2).sum(axis=1) if x_sq is None else x_sq
+    labels = np.empty(n, dtype=np.int64)
+    dist_min = np.empty(n)
+    for s in range(0, n, _BLOCK_ROWS):
+        d = _sq_dist_to(X[s:s + _BLOCK_ROWS], centers, x_sq[s:s + _BLOCK_ROWS])
+        labels[s:s + _BLOCK_ROWS] = np.argmin(d, axis=1)
+        dist_min[s:s + _BLOCK_ROWS] = d[np.arange(len(d)), labels[s:s + _BLOCK_ROWS]]
+    return labels, dist_min
+
+
 def kmeans(X: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
-           sample_weight: np.ndarray | None = None, max_iter: int = 300, tol: float = 1e-4) -> np.ndarray:
-    """Lloyd's algorithm from k-means++ seeds; returns the label of each row.
+           sample_weight: np.ndarray | None = None, max_iter: int = 300, tol: float = 1e-4
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """Lloyd's algorithm from k-means++ seeds; returns (labels (N,), centers (k, D)).
 
     An emptied cluster is re-seeded at the point farthest from its centre so
     every cluster owns data; the labels returned are those of the last
-    assignment step, so no cluster is empty. ``tol`` is relative to the mean feature variance,
-    as in scikit-learn.
+    assignment step (so no cluster is empty) and the centres their means.
+    ``tol`` is relative to the mean feature variance, as in scikit-learn.
     """
     X64 = np.asarray(X, dtype=np.float64)
     n = X64.shape[0]
@@ -59,13 +76,8 @@ def kmeans(X: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
     centers, _ = kmeans_plusplus(X64, n_clusters, random_state, w)
     x_sq = (X64**2).sum(axis=1)
     shift_tol = tol * np.mean(np.var(X64, axis=0))
-    labels = np.zeros(n, dtype=np.int64)
     for _ in range(max_iter):
-        dist_min = np.empty(n)
-        for s in range(0, n, _BLOCK_ROWS):
-            d = _sq_dist_to(X64[s:s + _BLOCK_ROWS], centers, x_sq[s:s + _BLOCK_ROWS])
-            labels[s:s + _BLOCK_ROWS] = np.argmin(d, axis=1)
-            dist_min[s:s + _BLOCK_ROWS] = d[np.arange(len(d)), labels[s:s + _BLOCK_ROWS]]
+        labels, dist_min = assign(X64, centers, x_sq)
         counts = np.bincount(labels, weights=w, minlength=n_clusters)
         sums = np.zeros_like(centers)
         for c in range(n_clusters):  # K masked sums beat np.add.at on large N
@@ -82,4 +94,4 @@ def kmeans(X: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
         centers = new
         if shift <= shift_tol and full.all():
             break
-    return labels
+    return labels, centers

@@ -261,7 +261,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
             return resp / resp.sum(axis=1)[:, None]
         resp = np.zeros((n, k))
         if self.init_params == "kmeans":
-            resp[np.arange(n), kmeans(X, k, rng, sample_weight)] = 1.0
+            resp[np.arange(n), kmeans(X, k, rng, sample_weight)[0]] = 1.0
         elif self.init_params == "random_from_data":
             resp[rng.choice(n, size=k, replace=False), np.arange(k)] = 1.0
         else:
