@@ -219,6 +219,17 @@ class DensityPlan:
             out = np.empty((n, self.n_design), dtype=self.dtype)
         return _kernels.fill_design(Xb, center, out[:n], self.covariance_type == "full")
 
+    def evaluate(self, X: np.ndarray) -> np.ndarray:
+        """(n, K) log-densities (plus log weights if given) of rows ``X``, block by block."""
+        n = X.shape[0]
+        out = np.empty((n, self.n_components), dtype=self.dtype)
+        step = self.block_rows()
+        buf = None if self.covariance_type == "tied" else np.empty((min(step, n), self.n_design), dtype=self.dtype)
+        for start in range(0, n, step):
+            xb = np.asarray(X[start:start + step], dtype=self.dtype)
+            self.log_density(self.design(xb, buf), out=out[start:start + step])
+        return out
+
     def log_density(self, design: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """(n, K) log-densities (plus log weights if given) of a block from its design rows."""
         if self.covariance_type == "tied":
@@ -265,15 +276,7 @@ def log_gaussian_density(X: np.ndarray, means: np.ndarray, precisions_cholesky: 
     check_covariance_type(covariance_type)
     X, means = _check_model_arrays(X, means, precisions_cholesky, covariance_type)
     dtype = np.result_type(X.dtype, means.dtype, np.float32)
-    plan = DensityPlan(means, precisions_cholesky, covariance_type, dtype=dtype)
-    n = X.shape[0]
-    out = np.empty((n, plan.n_components), dtype=dtype)
-    step = plan.block_rows()
-    buf = None if covariance_type == "tied" else np.empty((min(step, n), plan.n_design), dtype=dtype)
-    for start in range(0, n, step):
-        xb = np.asarray(X[start:start + step], dtype=dtype)
-        plan.log_density(plan.design(xb, buf), out=out[start:start + step])
-    return out
+    return DensityPlan(means, precisions_cholesky, covariance_type, dtype=dtype).evaluate(X)
 
 
 # Design rows of at most this many elements (32 MB) are kept from the densities

@@ -38,7 +38,7 @@ from .gaussian import (
     DensityPlan,
     covariances_from_precisions_cholesky,
     estimate_gaussian_parameters,
-    log_gaussian_density,
+    mixture_log_likelihood,
     precisions_cholesky_from_covariances,
     precisions_cholesky_from_precisions,
     precisions_from_precisions_cholesky,
@@ -86,14 +86,6 @@ class MixtureStats:
         if isinstance(other, int) and other == 0:  # sum([...])
             return self
         return NotImplemented
-
-
-def _logsumexp_rows(log_prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(posteriors, log-normaliser) of weighted log-probabilities, row by row."""
-    resp = np.array(log_prob, dtype=log_prob.dtype, copy=True, order="C")
-    log_norm = np.empty(len(resp), dtype=resp.dtype)
-    _kernels.normalize_log_resp(resp, np.ones(len(resp), dtype=resp.dtype), log_norm, _kernels.flush_cutoff(resp.dtype))
-    return resp, log_norm
 
 
 @register_model_class
@@ -486,14 +478,21 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
     # ------------------------------------------------------------------
 
     def _estimate_weighted_log_prob(self, X: np.ndarray) -> np.ndarray:
-        lp = log_gaussian_density(X, self.means_, self.precisions_cholesky_, self.covariance_type)
-        lp += np.log(self.weights_).astype(lp.dtype)
-        return lp
+        """``log w_k + log N(x_t | k)``: the log weights ride in the density GEMM."""
+        dtype = np.result_type(X.dtype, self.means_.dtype, np.float32)
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(self.weights_)
+        return DensityPlan(self.means_, self.precisions_cholesky_, self.covariance_type, dtype=dtype,
+                           log_weights=log_weights).evaluate(X)
+
+    def _posteriors(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(responsibilities (N, K), log p(x) (N,)) of validated rows."""
+        resp = self._estimate_weighted_log_prob(X)
+        return resp, mixture_log_likelihood(resp, resp.shape[1])[:, 0]
 
     def score_samples(self, X) -> np.ndarray:
         """Log-likelihood ``log p(x)`` of each row."""
-        X = self._check_X(X)
-        return _logsumexp_rows(self._estimate_weighted_log_prob(X))[1]
+        return self._posteriors(self._check_X(X))[1]
 
     def score(self, X, y=None) -> float:
         """Mean per-sample log-likelihood."""
@@ -501,8 +500,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
 
     def predict_proba(self, X) -> np.ndarray:
         """Posterior probability of each component, (n_samples, n_components)."""
-        X = self._check_X(X)
-        return _logsumexp_rows(self._estimate_weighted_log_prob(X))[0]
+        return self._posteriors(self._check_X(X))[0]
 
     def predict(self, X) -> np.ndarray:
         """Most probable component of each row."""
@@ -542,12 +540,12 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
     def bic(self, X) -> float:
         """Bayesian information criterion on ``X`` (lower is better)."""
         X = self._check_X(X)
-        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * np.log(X.shape[0])
+        return -2 * float(self._posteriors(X)[1].sum()) + self._n_parameters() * np.log(X.shape[0])
 
     def aic(self, X) -> float:
         """Akaike information criterion on ``X`` (lower is better)."""
         X = self._check_X(X)
-        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()
+        return -2 * float(self._posteriors(X)[1].sum()) + 2 * self._n_parameters()
 
     # ------------------------------------------------------------------
     # mixture splitting (HTK HHEd MU)
