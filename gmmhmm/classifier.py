@@ -26,11 +26,11 @@ import numpy as np
 from . import _validation as V
 from ._params import ParamsMixin
 from .errors import InvalidInputError, InvalidParameterError
+from .mixture.gaussian import check_covariance_type
 from .modelfile import ModelFileMixin, register_model_class
 
 logger = logging.getLogger(__name__)
 
-COVARIANCE_TYPES = ("diag", "full", "spherical", "tied")
 SCORINGS = ("viterbi", "forward")
 # HTK's HHEd MU perturbs the split means by +-0.2 standard deviations.
 SPLIT_OFFSET = 0.2
@@ -259,7 +259,7 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
     def _schedule(self) -> tuple[list[int], list[int]]:
         V.check_positive_int(self.n_states, "n_states")
         V.check_positive_int(self.max_jump, "max_jump")
-        V.check_in(self.covariance_type, COVARIANCE_TYPES, "covariance_type")
+        check_covariance_type(self.covariance_type)
         V.check_in(self.scoring, SCORINGS, "scoring")
         mixes = [self.mix_schedule] if isinstance(self.mix_schedule, (int, np.integer)) else list(self.mix_schedule)
         if not mixes:

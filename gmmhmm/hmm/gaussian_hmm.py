@@ -8,12 +8,11 @@ import numpy as np
 
 from .. import _validation as V
 from ..errors import InvalidParameterError
+from ..mixture.gaussian import check_covariance_type, covariance_shape
 from ..modelfile import ModelFileMixin, register_model_class
 from ._kmeans import cluster_covariances, kmeans, nearest
 from .base import BaseHMM
 from .emissions import GaussianEmission, full_covariances
-
-COVARIANCE_TYPES = ("spherical", "diag", "full", "tied")
 
 _log = logging.getLogger(__name__)
 
@@ -76,10 +75,6 @@ def repair_degenerate(covars: np.ndarray, covariance_type: str, min_covar: float
         mats = mats.copy()
         mats[bad] += (np.maximum(min_covar - low[bad], 0.0) + min_covar)[:, None, None] * np.eye(D)
     return mats.reshape(covars.shape)
-
-
-def check_covariance_type(covariance_type: str) -> str:
-    return V.check_in(covariance_type, COVARIANCE_TYPES, "covariance_type")
 
 
 @register_model_class
@@ -195,7 +190,7 @@ class GaussianHMM(ModelFileMixin, BaseHMM):
         self.means_ = means
         D = means.shape[1]
         self.n_features = D
-        shape = {"spherical": (S,), "diag": (S, D), "full": (S, D, D), "tied": (D, D)}[ctype]
+        shape = covariance_shape(ctype, S, D)
         if not hasattr(self, "_covars_"):
             raise InvalidParameterError("covars_ is not set")
         cov = self._covars_

@@ -8,11 +8,12 @@ import numpy as np
 
 from .. import _validation as V
 from ..errors import InvalidParameterError
+from ..mixture.gaussian import check_covariance_type
 from ..modelfile import ModelFileMixin, register_model_class
 from ._kmeans import cluster_covariances, kmeans, nearest
 from .base import BaseHMM
 from .emissions import GMMEmission
-from .gaussian_hmm import (check_covariance_type, data_covariance, floor_covariances,
+from .gaussian_hmm import (data_covariance, floor_covariances,
                            global_variance, repair_degenerate)
 
 _log = logging.getLogger(__name__)

@@ -23,6 +23,7 @@ from .stats import COVARIANCE_TYPES, GaussianStats
 
 __all__ = [
     "COVARIANCE_TYPES",
+    "covariance_shape",
     "log_gaussian_density",
     "log_densities",
     "accumulate_gaussians",
@@ -42,6 +43,12 @@ _BLOCK_ELEMENTS = 1 << 21
 
 def check_covariance_type(covariance_type: str) -> str:
     return check_in(covariance_type, COVARIANCE_TYPES, "covariance_type")
+
+
+def covariance_shape(covariance_type: str, n_components: int, n_features: int) -> tuple[int, ...]:
+    """Shape of covariances, precisions and their Cholesky factors (scikit-learn's layout)."""
+    k, d = n_components, n_features
+    return {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[check_covariance_type(covariance_type)]
 
 
 # --------------------------------------------------------------------------
@@ -248,7 +255,7 @@ def _check_model_arrays(X, means, precisions_cholesky, covariance_type):
             f"X must be (n_samples, {means.shape[-1]}) to match means {means.shape}, got {X.shape}"
         )
     k, d = means.shape
-    expected = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[covariance_type]
+    expected = covariance_shape(covariance_type, k, d)
     if np.shape(precisions_cholesky) != expected:
         raise InvalidInputError(
             f"precisions_cholesky for {covariance_type!r} must have shape {expected}, "

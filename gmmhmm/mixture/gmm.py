@@ -34,8 +34,9 @@ from . import _kernels
 from ._kmeans import kmeans, kmeans_plusplus
 from .._params import ParamsMixin
 from .gaussian import (
-    COVARIANCE_TYPES,
     DensityPlan,
+    check_covariance_type,
+    covariance_shape,
     covariances_from_precisions_cholesky,
     estimate_gaussian_parameters,
     mixture_log_likelihood,
@@ -196,7 +197,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
 
     def _check_parameters(self) -> None:
         check_positive_int(self.n_components, "n_components")
-        check_in(self.covariance_type, COVARIANCE_TYPES, "covariance_type")
+        check_covariance_type(self.covariance_type)
         check_in(self.init_params, INIT_PARAMS, "init_params")
         check_positive_int(self.max_iter, "max_iter", minimum=0)
         check_positive_int(self.n_init, "n_init")
@@ -226,7 +227,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
                 raise InvalidParameterError("means_init contains NaN or infinity")
         if self.precisions_init is not None:
             p = np.asarray(self.precisions_init, dtype=np.float64)
-            want = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[self.covariance_type]
+            want = covariance_shape(self.covariance_type, k, d)
             if p.shape != want:
                 raise InvalidParameterError(
                     f"precisions_init for covariance_type={self.covariance_type!r} must have shape {want}, got {p.shape}"
@@ -293,7 +294,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         if not hasattr(self, "means_"):
             return
         k, d = self.n_components, np.shape(self.means_)[-1]
-        cov = {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[self.covariance_type]
+        cov = covariance_shape(self.covariance_type, k, d)
         for name, shape in (("weights_", (k,)), ("means_", (k, d)), ("covariances_", cov),
                             ("precisions_cholesky_", cov)):
             value = np.asarray(getattr(self, name), dtype=np.float64)
