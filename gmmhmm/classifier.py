@@ -377,9 +377,6 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
 
 
 # Frames scored per batch: bounds the (frames x states) work arrays.
-_SCORE_BATCH_FRAMES = 1 << 17
-
-
 def sequence_scores(model, X: np.ndarray, lengths: np.ndarray, scoring: str = "viterbi") -> np.ndarray:
     """Log-likelihood of each sequence of ``X`` under one HMM, shape (n_sequences,).
 
@@ -388,24 +385,5 @@ def sequence_scores(model, X: np.ndarray, lengths: np.ndarray, scoring: str = "v
     overhead dominates on short words). ``-inf`` marks sequences the model
     cannot produce.
     """
-    from .hmm import kernels
-    from .hmm.base import sequence_offsets
-
-    offsets = sequence_offsets(lengths)
-    out = np.empty(len(lengths))
-    first = 0
-    while first < len(lengths):
-        stop = int(np.searchsorted(offsets, offsets[first] + _SCORE_BATCH_FRAMES, side="right")) - 1
-        stop = max(stop, first + 1)
-        a, b = offsets[first], offsets[stop]
-        flp, _ = model._emission().log_likelihood(X[a:b], need_cache=False)
-        rel = offsets[first:stop + 1] - a
-        with np.errstate(divide="ignore"):  # log of structural zeros is -inf on purpose
-            if scoring == "viterbi":
-                lp = kernels.viterbi_multi(model.startprob_, model.transmat_, model._endprob(), flp, rel)[0]
-            else:
-                lp = kernels.forward_multi(model.startprob_, model.transmat_, model._endprob(), flp, rel,
-                                           model.implementation == "log")
-        out[first:stop] = lp
-        first = stop
+    out, _ = model._sequence_log_probs(X, np.asarray(lengths), "viterbi" if scoring == "viterbi" else "forward")
     return np.where(np.isnan(out), -np.inf, out)

@@ -362,22 +362,36 @@ class BaseHMM(ParamsMixin):
 
     # ------------------------------------------------------------ scoring
 
+    def _sequence_log_probs(self, X: np.ndarray, lengths: np.ndarray, algorithm: str
+                            ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Per-sequence log-probabilities of validated ``X`` (``'forward'``: likelihood,
+        ``'viterbi'``: best path, whose states are returned too). Raises nothing:
+        ``-inf`` marks a sequence the model cannot produce."""
+        emission = self._emission()
+        end = self._endprob()
+        offsets = sequence_offsets(lengths)
+        log_probs = np.empty(len(lengths))
+        states = np.empty(X.shape[0], dtype=np.int64) if algorithm == "viterbi" else None
+        for first, stop in _batches(lengths, emission.n_columns):
+            a, b = offsets[first], offsets[stop]
+            flp, _ = emission.log_likelihood(X[a:b], need_cache=False)
+            rel = offsets[first:stop + 1] - a
+            with np.errstate(divide="ignore"):  # log of structural zeros is -inf on purpose
+                if algorithm == "viterbi":
+                    log_probs[first:stop], states[a:b] = kernels.viterbi_multi(
+                        self.startprob_, self.transmat_, end, flp, rel)
+                else:
+                    log_probs[first:stop] = kernels.forward_multi(
+                        self.startprob_, self.transmat_, end, flp, rel, self.implementation == "log")
+        return log_probs, states
+
     def _score(self, X: Any, lengths: Any, posteriors: bool):
         self._fitted_check()
         X, lengths = self._validate_X(X, lengths)
         if not posteriors:
-            emission = self._emission()
-            offsets = sequence_offsets(lengths)
-            total = 0.0
-            for first, stop in _batches(lengths, emission.n_columns):
-                a, b = offsets[first], offsets[stop]
-                flp, _ = emission.log_likelihood(X[a:b], need_cache=False)
-                lp = kernels.forward_multi(self.startprob_, self.transmat_, self._endprob(), flp,
-                                           offsets[first:stop + 1] - a,
-                                           self.implementation == "log")
-                self._raise_zero_likelihood(lp, lengths, first)
-                total += float(lp.sum())
-            return total, None
+            log_probs, _ = self._sequence_log_probs(X, lengths, "forward")
+            self._raise_zero_likelihood(log_probs, lengths)
+            return float(log_probs.sum()), None
         out = np.empty((X.shape[0], self.n_components))
         total = 0.0
         for _, _, a, b, _, _, log_probs, post, _ in self._forward_backward(X, lengths):
@@ -411,19 +425,9 @@ class BaseHMM(ParamsMixin):
             return float(post.max(axis=1).sum()), post.argmax(axis=1)
         self._fitted_check()
         X, lengths = self._validate_X(X, lengths)
-        emission = self._emission()
-        offsets = sequence_offsets(lengths)
-        states = np.empty(X.shape[0], dtype=np.int64)
-        total = 0.0
-        for first, stop in _batches(lengths, emission.n_columns):
-            a, b = offsets[first], offsets[stop]
-            flp, _ = emission.log_likelihood(X[a:b], need_cache=False)
-            lp, path = kernels.viterbi_multi(self.startprob_, self.transmat_, self._endprob(),
-                                             flp, offsets[first:stop + 1] - a)
-            self._raise_zero_likelihood(lp, lengths, first)
-            states[a:b] = path
-            total += float(lp.sum())
-        return total, states
+        log_probs, states = self._sequence_log_probs(X, lengths, "viterbi")
+        self._raise_zero_likelihood(log_probs, lengths)
+        return float(log_probs.sum()), states
 
     def predict(self, X: Any, lengths: Any = None) -> np.ndarray:
         """Most likely state of each frame (per ``algorithm``)."""
