@@ -27,14 +27,12 @@ def check_array(
     *,
     name: str = "X",
     dtype: Any = np.float64,
-    ensure_2d: bool = True,
     min_samples: int = 1,
     n_features: int | None = None,
 ) -> np.ndarray:
     """Return ``X`` as a C-contiguous float array of shape (n_samples, n_features).
 
-    A 1-D array is refused (as scikit-learn does) unless ``ensure_2d`` is
-    False, in which case it becomes one column.
+    A 1-D array is refused, as scikit-learn does.
     """
     try:
         arr = np.asarray(X)
@@ -44,8 +42,6 @@ def check_array(
         raise InvalidInputError(f"{name} must be numeric, got dtype {arr.dtype}")
     if np.iscomplexobj(arr):
         raise InvalidInputError(f"{name} must be real, got complex dtype {arr.dtype}")
-    if arr.ndim == 1 and not ensure_2d:
-        arr = arr.reshape(-1, 1)
     if arr.ndim != 2:
         raise InvalidInputError(
             f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}"
