@@ -11,6 +11,7 @@ commands skip the bad item, report it and still process the rest.
 
 from __future__ import annotations
 
+import copy
 import re
 import subprocess
 import sys
@@ -143,6 +144,28 @@ def _trainer(e):
     return t
 
 
+def _bad_transmat(e):
+    g = copy.deepcopy(e.gh)
+    g.transmat_ = np.full((2, 2), 0.7)
+    return g
+
+
+def _nan39():
+    x = np.zeros((10, 39))
+    x[5, 1] = np.nan
+    return x
+
+
+def _hand_set(model, means, covars, **extra):
+    """A model whose parameters are set by hand (hmmlearn style), not fitted."""
+    S = model.n_components
+    model.startprob_, model.transmat_ = np.full(S, 1 / S), np.full((S, S), 1 / S)
+    model.means_, model.covars_ = means, covars
+    for name, value in extra.items():
+        setattr(model, name, value)
+    return model
+
+
 LIBRARY = [
     # --- GaussianMixture -------------------------------------------------
     Case("GaussianMixture.fit", "empty X (0 rows)", lambda e: GaussianMixture(2).fit(np.zeros((0, 3))),
@@ -165,6 +188,8 @@ LIBRARY = [
          "infinity.*row 7"),
     Case("GaussianMixture.fit", "fewer samples than components", lambda e: GaussianMixture(5).fit(e.X[:3]),
          E.InvalidInputError, "at least as many samples"),
+    Case("GaussianMixture.fit", "a single sample", lambda e: GaussianMixture(2).fit(np.zeros((1, 3))),
+         E.InvalidInputError, r"1 sample\(s\); at least 2 required"),
     Case("GaussianMixture.fit", "negative sample_weight",
          lambda e: GaussianMixture(2).fit(e.X, sample_weight=-np.ones(60)), E.InvalidInputError, "non-negative"),
     Case("GaussianMixture.fit", "sample_weight of wrong length",
@@ -175,12 +200,23 @@ LIBRARY = [
          E.InvalidParameterError, "covariance_type"),
     Case("GaussianMixture.fit", "means_init of wrong shape",
          lambda e: GaussianMixture(2, means_init=np.zeros((3, 3))).fit(e.X), E.InvalidParameterError, "means_init"),
+    Case("GaussianMixture.fit", "weights_init not summing to 1",
+         lambda e: GaussianMixture(2, weights_init=[0.3, 0.3]).fit(e.X), E.InvalidParameterError,
+         "weights_init must sum to 1"),
+    Case("GaussianMixture.fit", "unknown init_params", lambda e: GaussianMixture(2, init_params="magic").fit(e.X),
+         E.InvalidParameterError, "init_params must be one of.*'magic'"),
+    Case("GaussianMixture.fit", "negative reg_covar", lambda e: GaussianMixture(2, reg_covar=-1.0).fit(e.X),
+         E.InvalidParameterError, "reg_covar must be a finite number >= 0"),
+    Case("GaussianMixture.fit", "integer dtype", lambda e: GaussianMixture(2, dtype="int8").fit(e.X),
+         E.InvalidParameterError, "dtype must be 'float64' or 'float32'"),
     Case("GaussianMixture.predict", "other feature dimension", lambda e: e.gm.predict(e.X[:, :2]),
          E.DimensionMismatchError, "2 features.*expects 3"),
     Case("GaussianMixture.predict", "before fit", lambda e: GaussianMixture(2).predict(e.X), E.NotFittedError,
          "not fitted"),
     Case("GaussianMixture.score_samples", "NaN in X", lambda e: e.gm.score_samples(e.nan), E.NonFiniteInputError,
          "NaN"),
+    Case("GaussianMixture.score_samples", "other feature dimension", lambda e: e.gm.score_samples(np.zeros((3, 4))),
+         E.DimensionMismatchError, "4 features.*expects 3"),
     Case("GaussianMixture.update", "statistics of another covariance type",
          lambda e: e.gm.update(GaussianMixture(2, covariance_type="diag").fit(e.X).accumulate(e.X)),
          E.InvalidInputError, "statistics"),
@@ -199,12 +235,30 @@ LIBRARY = [
          E.InvalidLengthsError, "integers"),
     Case("GaussianHMM.fit", "empty X", lambda e: GaussianHMM(2).fit(np.zeros((0, 3))), E.InvalidInputError,
          "0 sample"),
+    Case("GaussianHMM.fit", "1-D X", lambda e: GaussianHMM(2).fit(np.ones(5)), E.InvalidInputError, "2-D.*reshape"),
     Case("GaussianHMM.fit", "NaN in X", lambda e: GaussianHMM(2).fit(e.nan), E.NonFiniteInputError, "NaN"),
     Case("GaussianHMM.fit", "fewer frames than states", lambda e: GaussianHMM(5).fit(e.X[:2]),
          E.InvalidInputError, "at least 5 samples"),
+    Case("GaussianHMM.fit", "X of another dimension than the preset parameters (init_params='')",
+         lambda e: copy.deepcopy(e.lr).fit(e.X[:, :2]), E.DimensionMismatchError, "2 features.*expects 3"),
+    Case("GaussianHMM.fit", "means_ set by hand, of another width than X, n_features unset",
+         lambda e: _hand_set(GaussianHMM(2, init_params=""), np.zeros((2, 2)), np.ones((2, 2))).fit(e.X),
+         E.DimensionMismatchError, "X has 3 features but means_ have 2"),
+    Case("GMMHMM.fit", "means_ set by hand, of another width than X, init_params='s'",
+         lambda e: _hand_set(GMMHMM(2, n_mix=2, init_params="s"), np.zeros((2, 2, 4)), np.ones((2, 2, 4)),
+                             weights_=np.full((2, 2), 0.5)).fit(e.X),
+         E.DimensionMismatchError, "X has 3 features but means_ have 4"),
+    Case("GaussianHMM.fit", "unknown covariance_type", lambda e: GaussianHMM(2, covariance_type="banana").fit(e.X),
+         E.InvalidParameterError, "covariance_type must be one of.*'banana'"),
+    Case("GaussianHMM.fit", "unknown implementation", lambda e: GaussianHMM(2, implementation="fast").fit(e.X),
+         E.InvalidParameterError, "implementation must be one of.*'fast'"),
     Case("GaussianHMM.score", "other feature dimension", lambda e: e.gh.score(e.X[:, :2]),
          E.DimensionMismatchError, "expects 3"),
     Case("GaussianHMM.score", "before fit", lambda e: GaussianHMM(2).score(e.X), E.NotFittedError, "not fitted"),
+    Case("GaussianHMM.score", "NaN in X", lambda e: e.gh.score(e.nan), E.NonFiniteInputError, "NaN.*row 5, column 1"),
+    Case("GaussianHMM.score", "1-D X", lambda e: e.gh.score(np.ones(5)), E.InvalidInputError, "2-D.*reshape"),
+    Case("GaussianHMM.score", "transmat_ rows not summing to 1", lambda e: _bad_transmat(e).score(e.X),
+         E.InvalidParameterError, "transmat_ must sum to 1"),
     Case("GaussianHMM.decode", "inf in X", lambda e: e.gh.decode(_inf(e)), E.NonFiniteInputError, "infinity"),
     Case("GaussianHMM.decode", "unknown algorithm", lambda e: e.gh.decode(e.X, algorithm="beam"),
          E.InvalidParameterError, "algorithm"),
@@ -243,6 +297,10 @@ LIBRARY = [
          lambda e: accumulate_corpus(GaussianMixture(2, random_state=0).fit(e.X[:, :2]), e.corpus),
          E.DimensionMismatchError, "expects 2"),
     # --- classifier ------------------------------------------------------
+    Case("HMMClassifier.fit", "fractional n_iter", lambda e: HMMClassifier(n_iter=2.5).fit([e.X], [1]),
+         E.InvalidParameterError, "n_iter must be an int or a list of ints"),
+    Case("HMMClassifier.fit", "string mix_schedule", lambda e: HMMClassifier(mix_schedule="12").fit([e.X], [1]),
+         E.InvalidParameterError, "mix_schedule must be an int or a list of ints"),
     Case("HMMClassifier.fit", "no sequences", lambda e: HMMClassifier().fit([], []), E.InvalidInputError, "empty"),
     Case("HMMClassifier.fit", "one 2-D array instead of a list", lambda e: HMMClassifier().fit(e.X, [1]),
          E.InvalidInputError, "list of"),
@@ -260,8 +318,26 @@ LIBRARY = [
          E.InvalidInputError, "different feature dimensions"),
     Case("HMMClassifier.fit", "decreasing mix_schedule", lambda e: HMMClassifier(mix_schedule=(4, 2)).fit([e.X], [1]),
          E.InvalidParameterError, "non-decreasing"),
+    Case("HMMClassifier.fit", "n_iter entries do not match the stages",
+         lambda e: HMMClassifier(mix_schedule=(1, 2, 4), n_iter=(1, 2)).fit([e.X, e.X], [1, 2]),
+         E.InvalidParameterError, "n_iter has 2 entries but mix_schedule has 3 stages"),
+    Case("HMMClassifier.fit", "unknown covariance_type",
+         lambda e: HMMClassifier(covariance_type="banded").fit([e.X, e.X], [1, 2]), E.InvalidParameterError,
+         "covariance_type must be one of.*'banded'"),
+    Case("HMMClassifier.fit", "n_states=0", lambda e: HMMClassifier(n_states=0).fit([e.X, e.X], [1, 2]),
+         E.InvalidParameterError, "n_states must be an integer >= 1"),
+    Case("HMMClassifier.fit", "min_covar=0", lambda e: HMMClassifier(min_covar=0.0).fit([e.X, e.X], [1, 2]),
+         E.InvalidParameterError, "min_covar must be a positive number"),
+    Case("HMMClassifier.fit", "unknown scoring", lambda e: HMMClassifier(scoring="best").fit([e.X, e.X], [1, 2]),
+         E.InvalidParameterError, "scoring must be one of.*'best'"),
+    Case("HMMClassifier.fit", "n_jobs=0", lambda e: HMMClassifier(n_jobs=0).fit([e.X, e.X], [1, 2]),
+         E.InvalidParameterError, "n_jobs must be a positive integer or -1"),
+    Case("HMMClassifier.set_params", "unknown parameter", lambda e: HMMClassifier().set_params(n_mix=3),
+         E.InvalidParameterError, "Invalid parameter 'n_mix' for HMMClassifier"),
     Case("HMMClassifier.predict", "other feature dimension", lambda e: e.clf.predict([e.X]),
          E.DimensionMismatchError, "expects 39"),
+    Case("HMMClassifier.predict", "NaN in one sequence", lambda e: e.clf.predict([np.zeros((10, 39)), _nan39()]),
+         E.NonFiniteInputError, r"X_list\[1\].*row 5, column 1"),
     Case("HMMClassifier.predict", "before fit", lambda e: HMMClassifier().predict([e.X]), E.NotFittedError,
          "not fitted"),
     # --- features --------------------------------------------------------

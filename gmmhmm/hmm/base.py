@@ -336,6 +336,12 @@ class BaseHMM(ParamsMixin):
         if hasattr(self, "n_features") and self.n_features != X.shape[1]:
             raise DimensionMismatchError(
                 f"X has {X.shape[1]} features but the model expects {self.n_features}")
+        # Means set by hand and kept (hmmlearn's 'm' not in init_params) fix the dimension too;
+        # the compiled kernels must never see X and parameters of different widths.
+        means = getattr(self, "means_", None)
+        if means is not None and "m" not in self.init_params and np.shape(means)[-1] != X.shape[1]:
+            raise DimensionMismatchError(
+                f"X has {X.shape[1]} features but means_ have {np.shape(means)[-1]}")
         self.n_features = X.shape[1]
         rng = V.check_random_state(self.random_state)
         S = self.n_components

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import linalg
 
 from .._validation import check_in
-from ..errors import InvalidInputError, InvalidParameterError
+from ..errors import DimensionMismatchError, InvalidInputError, InvalidParameterError
 from . import _kernels
 from .stats import COVARIANCE_TYPES, GaussianStats
 
@@ -219,6 +219,8 @@ class DensityPlan:
     def design(self, Xb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Design rows of a block: ``(n, n_design)``; for tied, ``(x - c) @ U``."""
         n = Xb.shape[0]
+        if Xb.ndim != 2 or Xb.shape[1] != self.n_features:  # the compiled fill trusts the widths
+            raise DimensionMismatchError(f"rows have shape {Xb.shape}; the Gaussians have {self.n_features} features")
         center = self.center.astype(self.dtype)
         if self.covariance_type == "tied":
             return (np.asarray(Xb, dtype=self.dtype) - center) @ self.U
