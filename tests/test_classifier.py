@@ -13,12 +13,7 @@ from gmmhmm.classifier import (
     train_word_model,
     uniform_segmentation,
 )
-from gmmhmm.errors import (
-    DimensionMismatchError,
-    InvalidInputError,
-    InvalidParameterError,
-    NotFittedError,
-)
+from gmmhmm.errors import InvalidParameterError
 from gmmhmm.modelfile import describe, load
 
 from conftest import start_numba_threads
@@ -151,34 +146,6 @@ def test_train_word_model_stage_schedule():
     m = train_word_model(X[:6], n_states=3, mix_schedule=[2, 4], n_iter=[2, 0])
     assert m.n_mix == 4 and m.means_.shape == (3, 4, 2)
     assert np.isfinite(m.score(X[0]))  # the last stage ran no EM: still a usable model
-
-
-def test_bad_inputs(clf, data):
-    (X, y), _ = data
-    with pytest.raises(NotFittedError):
-        HMMClassifier().predict(X)
-    with pytest.raises(InvalidInputError, match="one label per sequence"):
-        HMMClassifier().fit(X, y[:-1])
-    with pytest.raises(InvalidInputError, match="empty"):
-        HMMClassifier().fit([], [])
-    with pytest.raises(InvalidInputError, match="not a single 2-D array"):
-        HMMClassifier().fit(X[0], y[:1])
-    with pytest.raises(InvalidInputError, match="different feature dimensions"):
-        HMMClassifier().fit([X[0], X[1][:, :1]], ["a", "b"])
-    with pytest.raises(DimensionMismatchError):
-        clf.predict([np.zeros((10, 3))])
-    bad = [x.copy() for x in X[:2]]
-    bad[1][0, 0] = np.nan
-    with pytest.raises(InvalidInputError, match="NaN"):
-        clf.predict(bad)
-    for kw, msg in [(dict(mix_schedule=(2, 1)), "non-decreasing"), (dict(n_iter=(1, 2)), "stages"),
-                    (dict(covariance_type="banded"), "covariance_type"), (dict(n_states=0), "n_states"),
-                    (dict(min_covar=0.0), "min_covar"), (dict(scoring="best"), "scoring"),
-                    (dict(n_jobs=0), "n_jobs")]:
-        with pytest.raises(InvalidParameterError, match=msg):
-            HMMClassifier(**kw).fit(X, y)
-    with pytest.raises(InvalidParameterError, match="(?i)invalid parameter"):
-        HMMClassifier().set_params(n_mix=3)
 
 
 def test_impossible_sequence_scores_minus_inf(clf, data):

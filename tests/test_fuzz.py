@@ -7,21 +7,26 @@ parameters, posteriors summing to 1, ...) or raises a
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
+import tempfile
+import tomllib
 import warnings
 import zipfile
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from gmmhmm import GMMHMM, GaussianHMM, GaussianMixture, modelfile
 from gmmhmm import scoring as S
 from gmmhmm._validation import check_lengths
-from gmmhmm.errors import GmmhmmError
+from gmmhmm.errors import GmmhmmError, InvalidParameterError, ModelFileError
 from gmmhmm.features import FeatureConfig, add_deltas, cmvn, deltas, extract_features, load_features, mfcc
 
 FUZZ = settings(max_examples=25, deadline=None, derandomize=True,
@@ -193,11 +198,63 @@ def test_deltas_on_random_matrices(X, window):
 # ---------------------------------------------------------------------------
 # Files
 # ---------------------------------------------------------------------------
+def _real_model_file():
+    """A real saved GaussianMixture: (model, the file's arrays, its parsed header)."""
+    rng = np.random.default_rng(0)
+    gm = GaussianMixture(2, random_state=0).fit(rng.normal(size=(30, 2)))
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "m.npz"
+        gm.save(path, metadata=_REAL_METADATA)
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    return gm, arrays, json.loads(arrays["__header__"].tobytes())
+
+
+_REAL_METADATA = {"note": "real", "n": 3, "labels": ["a", "b"]}
+_REAL_GM, _REAL_ARRAYS, _REAL_HEADER = _real_model_file()
+_READERS = {"load": modelfile.load, "describe": modelfile.describe, "load_metadata": modelfile.load_metadata,
+            "load_features": load_features}
+
+
+def _assert_is_the_real_model(path: Path) -> None:
+    """``path`` holds _REAL_GM: every reader agrees with the saved model."""
+    model = modelfile.load(path)
+    assert type(model) is GaussianMixture and model.get_params() == _REAL_GM.get_params()
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_array_equal(getattr(model, name), getattr(_REAL_GM, name))
+    X = np.random.default_rng(1).normal(size=(10, 2))
+    np.testing.assert_array_equal(model.score_samples(X), _REAL_GM.score_samples(X))
+    info = modelfile.describe(path)
+    assert info["class"] == "GaussianMixture" and info["metadata"] == _REAL_METADATA
+    assert info["attributes"]["means_"] == {"shape": [2, 2], "dtype": "float64"}
+    assert modelfile.load_metadata(path) == _REAL_METADATA
+    with pytest.raises(ModelFileError, match="'gmmhmm-model' file, expected 'gmmhmm-features'"):
+        load_features(path)
+
+
+def _read_all(path: Path) -> dict:
+    """Run every reader: each returns or raises ModelFileError (nothing else). Returns the successes."""
+    out = {}
+    for name, reader in _READERS.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                out[name] = reader(path)
+            except ModelFileError as exc:
+                assert str(path) in str(exc)  # every message names the file
+    if "load" in out and "describe" in out:
+        assert out["describe"]["class"] == type(out["load"]).__name__
+    if "load_features" in out:
+        feats, meta = out["load_features"]
+        assert all(isinstance(v, np.ndarray) and v.ndim == 2 for v in feats.values())
+    return out
+
+
 @pytest.fixture(scope="module")
 def model_bytes(tmp_path_factory) -> bytes:
     path = tmp_path_factory.mktemp("fuzz") / "m.npz"
-    rng = np.random.default_rng(0)
-    GaussianMixture(2, random_state=0).fit(rng.normal(size=(30, 2))).save(path)
+    _REAL_GM.save(path, metadata=_REAL_METADATA)
+    _assert_is_the_real_model(path)
     return path.read_bytes()
 
 
@@ -218,17 +275,12 @@ def test_load_random_or_mutated_bytes(model_bytes, data, tmp_path_factory):
         blob = b"PK\x03\x04" + data.draw(st.binary(max_size=200))
     path = tmp_path_factory.mktemp("blob") / "x.npz"
     path.write_bytes(blob)
-    for reader in (modelfile.load, modelfile.describe, load_features):
-        with _either_result_or_gmmhmm_error():
-            reader(path)
+    got = _read_all(path)
+    if kind in ("random", "cut", "zip_prefix"):  # never a whole model file
+        assert not got
 
 
-@FUZZ
-@given(arrays=st.dictionaries(st.sampled_from(["__header__", "features", "lengths", "m", "a/b", "file"]), hnp.arrays(
-    dtype=st.sampled_from([np.float64, np.int64, np.uint8, np.bool_, np.complex64]),
-    shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=3)), max_size=4))
-def test_load_foreign_npz_files(arrays, tmp_path_factory):
-    path = tmp_path_factory.mktemp("npz") / "x.npz"
+def _write_npz(path: Path, arrays: dict) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         for name, arr in arrays.items():
@@ -236,14 +288,28 @@ def test_load_foreign_npz_files(arrays, tmp_path_factory):
             np.save(member, arr)
             z.writestr(name + ".npy", member.getvalue())
     path.write_bytes(buf.getvalue())
-    for reader in (modelfile.load, modelfile.describe, load_features):
-        with _either_result_or_gmmhmm_error():
-            reader(path)
+
+
+@FUZZ
+@example(arrays=_REAL_ARRAYS, must_load=True)  # a real model file, rebuilt member by member
+@given(arrays=st.dictionaries(st.sampled_from(["__header__", "features", "lengths", "m", "a/b", "file"]), hnp.arrays(
+    dtype=st.sampled_from([np.float64, np.int64, np.uint8, np.bool_, np.complex64]),
+    shape=hnp.array_shapes(min_dims=0, max_dims=3, max_side=3)), max_size=4), must_load=st.just(False))
+def test_load_foreign_npz_files(arrays, must_load, tmp_path_factory):
+    path = tmp_path_factory.mktemp("npz") / "x.npz"
+    _write_npz(path, arrays)
+    got = _read_all(path)
+    if must_load:
+        assert set(got) == {"load", "describe", "load_metadata"}
+        _assert_is_the_real_model(path)
+    elif "__header__" not in arrays:
+        assert not got  # no header, no gmmhmm file
 
 
 _json = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=4),
                                st.sampled_from(["GaussianMixture", "GaussianHMM", "json", "array", "model", "dict",
-                                                "list", "object_array", "scalar", "t", "v", "key", "class"])),
+                                                "list", "object_array", "scalar", "t", "v", "key", "class",
+                                                *_REAL_ARRAYS])),
                      lambda inner: st.one_of(st.lists(inner, max_size=3),
                                              st.dictionaries(st.sampled_from(["t", "v", "key", "items", "shape", "class",
                                                                               "params", "attributes", "node", "n_components",
@@ -252,17 +318,31 @@ _json = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.
 
 
 @FUZZ
-@given(model=_json, metadata=_json, version=st.sampled_from([1, 1, 2, 0, "1", None]))
-def test_load_well_formed_files_with_random_headers(model, metadata, version, tmp_path_factory):
-    """A valid gmmhmm container whose JSON model tree is arbitrary: a model or a ModelFileError."""
-    import json
-
+@example(model=_REAL_HEADER["model"], metadata=_REAL_HEADER["metadata"], version=1, expect="load")
+@example(model=_REAL_HEADER["model"], metadata=_REAL_HEADER["metadata"], version=2, expect="newer gmmhmm")
+@example(model=_REAL_HEADER["model"], metadata=_REAL_HEADER["metadata"], version="1", expect="bad format version")
+@example(model={**_REAL_HEADER["model"], "class": "Banana"}, metadata=_REAL_HEADER["metadata"], version=1,
+         expect="unknown model class 'Banana'")
+@example(model={**_REAL_HEADER["model"], "attributes": {"means_": {"t": "array", "key": "nowhere"}}},
+         metadata=_REAL_HEADER["metadata"], version=1, expect="array 'nowhere' is missing")
+@given(model=_json, metadata=_json, version=st.sampled_from([1, 1, 2, 0, "1", None]), expect=st.none())
+def test_load_well_formed_files_with_random_headers(model, metadata, version, expect, tmp_path_factory):
+    """A valid gmmhmm container (holding a real model's arrays) whose JSON model tree is arbitrary:
+    a model or a ModelFileError."""
     header = json.dumps({"format": "gmmhmm-model", "version": version, "model": model, "metadata": metadata})
     path = tmp_path_factory.mktemp("hdr") / "m.npz"
-    np.savez(path, __header__=np.frombuffer(header.encode(), dtype=np.uint8), key=np.zeros(3))
-    for reader in (modelfile.load, modelfile.describe, modelfile.load_metadata):
-        with _either_result_or_gmmhmm_error():
-            reader(path)
+    arrays = {k: v for k, v in _REAL_ARRAYS.items() if k != "__header__"}
+    np.savez(path, __header__=np.frombuffer(header.encode(), dtype=np.uint8), key=np.zeros(3), **arrays)
+    got = _read_all(path)
+    assert "load_features" not in got
+    if expect == "load":
+        _assert_is_the_real_model(path)
+    elif expect is not None:
+        assert "load" not in got
+        with pytest.raises(ModelFileError, match=expect):
+            modelfile.load(path)
+    if "load" in got:
+        assert isinstance(model, dict) and type(got["load"]).__name__ == model["class"]
 
 
 # ---------------------------------------------------------------------------
@@ -301,46 +381,159 @@ def test_error_rates_and_accuracy_on_random_input(refs, hyps):
 # ---------------------------------------------------------------------------
 _scalars = st.one_of(st.integers(-3, 10**6), st.floats(allow_nan=False, allow_infinity=False, width=32),
                      st.booleans(), st.text(max_size=6), st.lists(st.integers(-1, 8), max_size=4))
-_feature_keys = st.sampled_from(list(FeatureConfig().to_dict()) + ["bogus"])
+# Values each setting accepts on its own and together with any other valid setting (every rate is at
+# least 8 kHz, so the filterbank edges stay below Nyquist, and n_ceps + 1 <= n_mels).
+_VALID_FEATURES = {
+    "sample_rate_hz": st.sampled_from([8000, 11025, 16000, 22050, 44100, 8000.0, 16000.0]),
+    "preemphasis": st.floats(0.0, 1.0),
+    "window_ms": st.floats(10.0, 50.0),
+    "shift_ms": st.floats(2.0, 25.0),
+    "window": st.sampled_from(["hamming", "povey", "hann"]),
+    "snip_edges": st.booleans(),
+    "n_mels": st.integers(13, 64) | st.integers(13, 64).map(float),
+    "low_freq_hz": st.floats(0.0, 300.0),
+    "high_freq_hz": st.none() | st.floats(-1000.0, 0.0) | st.floats(1000.0, 4000.0),
+    "n_ceps": st.integers(1, 12),
+    "energy": st.sampled_from(["c0", "log_energy", "none"]),
+    "cep_lifter": st.floats(0.0, 40.0),
+    "dither": st.floats(0.0, 1.0),
+    "dither_seed": st.integers(-2**31, 2**31),
+    "remove_dc": st.booleans(),
+    "delta_order": st.integers(0, 3),
+    "delta_window": st.integers(1, 4),
+    "cmvn": st.sampled_from(["utterance", "speaker", "none"]),
+    "cmvn_variance": st.booleans(),
+}
+_INT_FEATURES = {"sample_rate_hz", "n_mels", "n_ceps", "delta_order", "delta_window", "dither_seed"}
+
+
+@st.composite
+def _settings(draw, valid: dict, bogus: str = "bogus", max_size: int = 6):
+    """A dict of settings drawn mostly from ``valid``; returns (dict, whether every entry is valid)."""
+    keys = draw(st.lists(st.sampled_from(sorted(valid)), unique=True, max_size=max_size))
+    out, clean = {}, True
+    for key in keys:
+        if draw(st.integers(0, 7)) == 0:  # now and then an arbitrary value
+            out[key], clean = draw(_scalars), False
+        else:
+            out[key] = draw(valid[key])
+    if draw(st.integers(0, 9)) == 0:
+        out[bogus], clean = draw(_scalars), False
+    return out, clean
+
+
+def test_valid_feature_values_cover_every_setting():
+    assert set(_VALID_FEATURES) == {f.name for f in dataclasses.fields(FeatureConfig)}
 
 
 @FUZZ
-@given(d=st.dictionaries(_feature_keys, _scalars, max_size=4))
-def test_feature_config_from_random_dict(d):
-    with _either_result_or_gmmhmm_error():
+@example(case=({}, True))
+@example(case=(FeatureConfig.fsdd().to_dict(), True))
+@example(case=({"sample_rate_hz": 8000.0, "n_mels": 23.0, "high_freq_hz": -200.0, "energy": "none", "n_ceps": 13,
+                "window": "povey", "snip_edges": False, "delta_order": 0}, True))
+@example(case=({"sample_rate_hz": 8000, "high_freq_hz": 6000.0}, False))  # above Nyquist
+@example(case=({"n_ceps": 2.5}, False))
+@given(case=_settings(_VALID_FEATURES))
+def test_feature_config_from_random_dict(case):
+    d, clean = case
+    try:
         config = FeatureConfig.from_dict(d)
-        assert config.n_features >= 1 and config.frame_length >= 2
+    except InvalidParameterError as exc:
+        assert not clean, f"valid settings {d} refused: {exc}"
+        return
+    default = FeatureConfig()
+    for f in dataclasses.fields(FeatureConfig):  # passed keys are taken as given, the others keep their default
+        value = getattr(config, f.name)
+        assert value == d.get(f.name, getattr(default, f.name)), f.name
+        if f.name in _INT_FEATURES:
+            assert type(value) is int, f.name  # 8000.0 from a TOML file becomes 8000
+    assert FeatureConfig.from_dict(config.to_dict()) == config
+    assert FeatureConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    assert config.n_features == config.n_ceps * (config.delta_order + 1)
+    assert config.frame_length == round(config.window_ms * config.sample_rate_hz / 1000) >= 2
+    assert config.low_freq_hz < config.high_freq_effective_hz <= config.sample_rate_hz / 2
 
 
 def _toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
-        return '"' + v.encode("unicode_escape").decode("ascii").replace('"', '\\\\"') + '"'
+        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")  # a valid TOML basic string
     if isinstance(v, list):
         return "[" + ", ".join(map(str, v)) + "]"
     return repr(v) if not isinstance(v, float) else f"{v!r}".replace("inf", "1.0")
 
 
-@FUZZ
-@given(sections=st.dictionaries(st.sampled_from(["features", "model", "data", "output", "extra"]),
-                                st.dictionaries(st.sampled_from(["n_states", "mix_schedule", "n_iter", "tol",
-                                                                 "sample_rate_hz", "n_jobs", "split", "dir",
-                                                                 "covariance_type", "window_ms", "bogus"]),
-                                                _scalars, max_size=3), max_size=3),
-       garbage=st.one_of(st.none(), st.binary(max_size=40)))
-def test_read_config_on_random_toml(sections, garbage, tmp_path_factory):
-    from gmmhmm.cli import read_config
+_path_text = st.text(alphabet="abc/_-", min_size=1, max_size=8)
+_n_jobs = st.integers(1, 4) | st.just(-1)
+_VALID_SECTIONS = {
+    "features": {k: v for k, v in _VALID_FEATURES.items() if k != "high_freq_hz"}  # TOML has no None
+    | {"high_freq_hz": st.floats(-1000.0, 0.0) | st.floats(1000.0, 4000.0)},
+    "model": {"n_states": st.integers(1, 8), "mix_schedule": st.lists(st.integers(1, 4), min_size=1, max_size=3).map(sorted),
+              "n_iter": st.integers(0, 10), "tol": st.floats(0.0, 1.0), "max_jump": st.integers(1, 3),
+              "min_covar": st.floats(1e-6, 1.0), "covariance_type": st.sampled_from(["full", "tied", "diag", "spherical"]),
+              "scoring": st.sampled_from(["viterbi", "forward"]), "n_jobs": _n_jobs},
+    "data": {"fsdd_dir": _path_text, "split": st.sampled_from(["official", "loso"]), "n_jobs": _n_jobs},
+    "output": {"dir": _path_text},
+}
 
+
+@st.composite
+def _recipe_configs(draw):
+    """({section: {key: value}}, whether all of it is valid); now and then an unknown section."""
+    names = draw(st.lists(st.sampled_from([*_VALID_SECTIONS, "extra"]), unique=True, max_size=4))
+    sections, clean = {}, "extra" not in names
+    for name in names:
+        body, ok = draw(_settings(_VALID_SECTIONS.get(name, _VALID_SECTIONS["output"]), max_size=4))
+        sections[name], clean = body, clean and ok
+    return sections, clean
+
+
+def _write_toml(path: Path, sections: dict) -> None:
+    path.write_text("".join(f"[{name}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in body.items())
+                            for name, body in sections.items()))
+
+
+_GOOD_RECIPE = {"features": {"sample_rate_hz": 8000, "n_mels": 23, "window_ms": 25.0},
+                "model": {"n_states": 4, "mix_schedule": [1, 2], "n_iter": [3, 2], "covariance_type": "diag"},
+                "data": {"split": "loso", "n_jobs": 2, "fsdd_dir": "data/fsdd"}, "output": {"dir": "exp/x"}}
+
+
+@FUZZ
+@example(case=(_GOOD_RECIPE, True), garbage=None)
+@example(case=({}, True), garbage=None)
+@example(case=({"model": {"n_states": 3}}, True), garbage=None)
+@example(case=({"model": {"mix_schedule": [4, 2]}}, False), garbage=None)
+@example(case=({}, False), garbage=b"[model\nn_states = 3\n")
+@given(case=_recipe_configs(), garbage=st.one_of(st.none(), st.none(), st.binary(max_size=40)))
+def test_read_config_on_random_toml(case, garbage, tmp_path_factory):
+    from gmmhmm.cli import RecipeConfig, read_config
+
+    sections, clean = case
     path = tmp_path_factory.mktemp("toml") / "c.toml"
     if garbage is not None:
         path.write_bytes(garbage)
     else:
-        path.write_text("".join(f"[{name}]\n" + "".join(f"{k} = {_toml_value(v)}\n" for k, v in body.items())
-                                for name, body in sections.items()))
-    with _either_result_or_gmmhmm_error():
+        _write_toml(path, sections)
+    try:
         config = read_config(path)
-        assert isinstance(config.model, dict)
+    except InvalidParameterError as exc:
+        assert str(path) in str(exc)  # every error names the file
+        assert garbage is not None or not clean, f"valid config {sections} refused: {exc}"
+        return
+    assert isinstance(config, RecipeConfig) and config.path == path
+    if garbage is not None:
+        sections = tomllib.loads(garbage.decode())  # whatever the bytes turned out to say
+    features, model = sections.get("features", {}), sections.get("model", {})
+    data, output = sections.get("data", {}), sections.get("output", {})
+    default = FeatureConfig()
+    for f in dataclasses.fields(FeatureConfig):
+        assert getattr(config.features, f.name) == features.get(f.name, getattr(default, f.name)), f.name
+    assert config.model == {k: tuple(v) if isinstance(v, list) else v for k, v in model.items()}
+    assert config.split == data.get("split", "official")
+    assert config.feature_jobs == data.get("n_jobs", 1)
+    assert config.fsdd_dir == (Path(data["fsdd_dir"]) if data.get("fsdd_dir") else None)
+    assert config.out_dir == Path(output.get("dir", "exp/fsdd_digits"))
 
 
 @FUZZ

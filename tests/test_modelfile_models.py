@@ -56,16 +56,21 @@ def test_fitted_hmm_round_trip(tmp_path, cls, kwargs):
 
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
-def test_fitted_gaussian_mixture_round_trip(tmp_path, covariance_type):
+def test_fitted_gaussian_mixture_round_trip(tmp_path, covariance_type, dtype):
     X, _ = _data()
     means_init = np.array([[0.0, 0.0, 0.0], [3.0, 3.0, 3.0]])
     gmm = GaussianMixture(2, covariance_type=covariance_type, means_init=means_init,
-                          random_state=0).fit(X)
+                          random_state=0, dtype=dtype).fit(X)
+    assert gmm.means_.dtype == dtype
     path = tmp_path / "gmm.npz"
     modelfile.save(gmm, path)
     back = modelfile.load(path)
     _assert_bitwise_same(gmm, back)
+    assert back.get_params()["dtype"] == dtype and back.means_.dtype == dtype
     assert back.lower_bounds_ == gmm.lower_bounds_
+    assert back.precisions_.dtype == gmm.precisions_.dtype
+    np.testing.assert_array_equal(back.precisions_, gmm.precisions_)
     np.testing.assert_array_equal(back.score_samples(X), gmm.score_samples(X))
     np.testing.assert_array_equal(back.predict_proba(X), gmm.predict_proba(X))
