@@ -24,6 +24,7 @@ import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gmmhmm.datasets import DatasetError, default_fsdd_dir, list_fsdd  # noqa: E402
 from gmmhmm.features import FeatureConfig, extract_many  # noqa: E402
 
 
@@ -53,16 +54,16 @@ def _timed(fn) -> tuple[float, object]:
 
 
 def main() -> None:
-    default = os.environ.get("GMMHMM_FSDD_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fsdd", default=default)
+    ap.add_argument("--fsdd", default=str(default_fsdd_dir()))
     ap.add_argument("--limit", type=int, default=None, help="use only the first N files")
     ap.add_argument("--n-jobs", type=int, default=2)
     args = ap.parse_args()
 
-    paths = sorted(str(p) for p in Path(args.fsdd, "recordings").glob("*.wav"))[: args.limit]
-    if not paths:
-        raise SystemExit(f"no recordings under {args.fsdd}/recordings")
+    try:
+        paths = sorted(str(u.path) for u in list_fsdd(args.fsdd))[: args.limit]  # --limit cuts in file-name order
+    except DatasetError as exc:
+        raise SystemExit(str(exc)) from exc
     audio_s = sum(sf.info(p).duration for p in paths)
     cfg = FeatureConfig.fsdd()
     print(f"{len(paths)} files, {audio_s:.1f} s of audio; config {cfg.n_features}-dim MFCC+deltas+CMVN")

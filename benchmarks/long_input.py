@@ -94,9 +94,10 @@ def synth_audio(seconds: float = SECONDS, seed: int = 0) -> np.ndarray:
 def digit_model(config):
     """10-digit classifier: FSDD (one speaker, takes 5-14) if present, else synthetic tones."""
     from gmmhmm.classifier import HMMClassifier
+    from gmmhmm.datasets import default_fsdd_dir
     from gmmhmm.features import extract_features
 
-    fsdd = Path(os.environ.get("GMMHMM_FSDD_DIR", REPO.parent / "shared" / "data" / "fsdd")) / "recordings"
+    fsdd = default_fsdd_dir() / "recordings"
     X, y = [], []
     for d in range(10):
         for take in range(5, 15):

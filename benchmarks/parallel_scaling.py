@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gmmhmm.corpus import Corpus, audio_utterances  # noqa: E402
+from gmmhmm.datasets import default_fsdd_dir, list_fsdd  # noqa: E402
 from gmmhmm.parallel import EStep  # noqa: E402
 
 
@@ -107,7 +108,6 @@ def gemm_gflops(n: int = 2000, repeat: int = 3) -> tuple[float, float]:
 
 
 def fsdd_corpus(fsdd: Path, limit: int | None, n_jobs: int, out: Path, n_shards: int) -> Corpus:
-    from gmmhmm.datasets import list_fsdd
     from gmmhmm.features import FeatureConfig
     from gmmhmm.graphs import DIGIT_WORDS
 
@@ -116,10 +116,10 @@ def fsdd_corpus(fsdd: Path, limit: int | None, n_jobs: int, out: Path, n_shards:
         # every limit-th file, so every speaker and digit stays represented
         utts = utts[:: max(1, len(utts) // limit)][:limit]
     cfg = FeatureConfig.fsdd()
-    # featurise once to size the shards so that each worker gets several
-    frames = sum(len(x) for _, x in audio_utterances([u.path for u in utts], cfg, n_jobs=n_jobs))
-    rows = audio_utterances([u.path for u in utts], cfg, n_jobs=n_jobs,
-                            labels=[[DIGIT_WORDS[int(u.digit)]] for u in utts])
+    # Held in memory (~50 MB for all of FSDD): the total sizes the shards so that each worker gets several.
+    rows = list(audio_utterances([u.path for u in utts], cfg, n_jobs=n_jobs,
+                                 labels=[[DIGIT_WORDS[int(u.digit)]] for u in utts]))
+    frames = sum(len(x) for _, x, _ in rows)
     return Corpus.create(out, rows, frames_per_shard=max(1, frames // n_shards), feature_config=cfg)
 
 
@@ -143,9 +143,8 @@ def embedded_model(corpus: Corpus, n_mix: int):
 
 
 def main() -> None:
-    default = os.environ.get("GMMHMM_FSDD_DIR", str(Path(__file__).resolve().parents[2] / "shared" / "data" / "fsdd"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--fsdd", default=default)
+    ap.add_argument("--fsdd", default=str(default_fsdd_dir()))
     ap.add_argument("--limit", type=int, default=1500, help="FSDD files to use (0: all 3000)")
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--n-mix", type=int, default=4, help="Gaussians per phone state")

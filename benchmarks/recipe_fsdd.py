@@ -36,8 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from gmmhmm.cli import read_config  # noqa: E402
-from gmmhmm.datasets import list_fsdd, official_split, speaker_of  # noqa: E402
-from gmmhmm.features import extract_many  # noqa: E402
+from gmmhmm.datasets import official_split  # noqa: E402
 
 
 def load_recipe():
@@ -94,17 +93,17 @@ def main(argv=None) -> int:
     config = read_config(args.config)
     recipe = load_recipe()
 
+    # Features once, for the recipe and for the hmmlearn peer.
+    data = recipe.featurise(config, args.fsdd_dir)
     with tempfile.TemporaryDirectory() as out:
-        report = recipe.run(config, "official", args.fsdd_dir, Path(out))
+        report = recipe.run(config, "official", args.fsdd_dir, Path(out), featurised=data)
         fold = report["folds"][0]
         from gmmhmm.modelfile import load
 
         clf = load(Path(out) / "model.npz")
 
-    utts = list_fsdd(args.fsdd_dir or config.fsdd_dir)
-    train, test = official_split(utts)
-    feats, _ = extract_many([u.path for u in utts], config.features, n_jobs=config.feature_jobs,
-                            speaker_of=speaker_of)
+    feats = data.feats
+    train, test = official_split(data.utts)
     test_x = [feats[str(u.path)] for u in test]
     peers = [to_hmmlearn(m) for m in clf.models_]
     with warnings.catch_warnings():

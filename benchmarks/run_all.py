@@ -1,4 +1,8 @@
-"""Run every benchmark and print one table: our time, the peer's time, the ratio.
+"""Run the benchmarks and print one table: our time, the peer's time, the ratio.
+
+Runs every script in ``BENCHMARKS``: all but ``long_input.py``, which is
+slow (a 1,000,000-frame sequence, against hmmlearn too) and is run
+separately, on its own or with ``--only long_input``.
 
 Each script runs in its own process, one after another (running them
 together would skew the timings), and ends by printing one JSON line; this

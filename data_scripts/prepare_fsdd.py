@@ -35,12 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from gmmhmm.datasets import FSDD_NAME, Utterance, default_fsdd_dir, list_fsdd, official_split  # noqa: E402
 from gmmhmm.errors import GmmhmmError  # noqa: E402
+from gmmhmm.graphs import DIGIT_WORDS  # noqa: E402
 
 logger = logging.getLogger("prepare_fsdd")
 
 RELEASE = "v1.0.9"
 RELEASE_URL = f"https://github.com/Jakobovski/free-spoken-digit-dataset/archive/refs/tags/{RELEASE}.zip"
-WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 # Members we take from the archive: <top>/recordings/<digit>_<speaker>_<index>.wav, nothing else.
 _MEMBER = re.compile(r"^[^/]+/recordings/(?P<name>[^/]+)$")
 
@@ -94,7 +94,7 @@ def write_lists(utts: list[Utterance], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     utts = sorted(utts, key=lambda u: u.utt_id)
     (folder / "wav.scp").write_text("".join(f"{u.utt_id} {u.path.resolve()}\n" for u in utts))
-    (folder / "text").write_text("".join(f"{u.utt_id} {WORDS[int(u.digit)]}\n" for u in utts))
+    (folder / "text").write_text("".join(f"{u.utt_id} {DIGIT_WORDS[int(u.digit)]}\n" for u in utts))
     (folder / "utt2spk").write_text("".join(f"{u.utt_id} {u.speaker}\n" for u in utts))
 
 

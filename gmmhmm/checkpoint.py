@@ -71,7 +71,11 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, Any]] | Non
     return model, meta
 
 
-def _fingerprint(*arrays: np.ndarray | None) -> str:
+def fingerprint_arrays(*arrays: np.ndarray | None) -> str:
+    """Hex digest identifying ``arrays`` (dtype, shape and bytes; None counts as a value).
+
+    Stored in a checkpoint so that resuming on other data is refused.
+    """
     h = hashlib.blake2b(digest_size=16)
     for a in arrays:
         if a is None:
@@ -82,20 +86,31 @@ def _fingerprint(*arrays: np.ndarray | None) -> str:
     return h.hexdigest()
 
 
-def _takes_lengths(model: Any) -> bool:
+_fingerprint = fingerprint_arrays  # the name gmmhmm.graphs.training uses
+
+
+def accumulate_style(model: Any) -> str:
+    """How ``model.accumulate`` takes its data: 'transcripts', 'lengths' or 'frames'.
+
+    'transcripts': ``accumulate(features_list, transcripts)`` (embedded
+    training); 'lengths': ``accumulate(X, lengths)`` (HMMs); 'frames':
+    ``accumulate(X[, sample_weight])`` (mixtures), also when the signature
+    cannot be read.
+    """
     try:
-        return "lengths" in inspect.signature(model.accumulate).parameters
+        names = inspect.signature(model.accumulate).parameters
     except (TypeError, ValueError):
-        return False
+        return "frames"
+    return "transcripts" if "transcripts" in names else "lengths" if "lengths" in names else "frames"
 
 
-def _iteration_param(model: Any) -> str:
-    """Name of the model's maximum-iterations parameter (scikit-learn vs hmmlearn)."""
-    params = model.get_params()
+def iteration_param(model: Any) -> str | None:
+    """Name of the model's maximum-iterations parameter: 'max_iter' (scikit-learn),
+    'n_iter' (hmmlearn), or None if it has neither."""
     for name in ("max_iter", "n_iter"):
-        if name in params:
+        if hasattr(model, name):
             return name
-    raise InvalidParameterError(f"{type(model).__name__} has neither max_iter nor n_iter")
+    return None
 
 
 def _objective(stats: Any) -> float:
@@ -124,7 +139,25 @@ def _comparable_params(model: Any) -> dict[str, Any]:
 _IGNORED_ON_RESUME = frozenset({"max_iter", "n_iter", "tol", "warm_start"})
 
 
-def _restore(model: Any, saved: Any, state: dict[str, Any], fingerprint: str, path: Path) -> None:
+def restore_into(model: Any, saved: Any, state: dict[str, Any], fingerprint: str, path: Path) -> None:
+    """Copy the fitted attributes of the checkpointed ``saved`` into ``model``.
+
+    Parameters
+    ----------
+    model : the model being trained
+    saved, state : what :func:`load_checkpoint` returned
+    fingerprint : str
+        Of the training data now (see :func:`fingerprint_arrays`).
+    path : Path
+        The checkpoint, for error messages.
+
+    Raises
+    ------
+    InvalidParameterError
+        The checkpoint holds another class, was written for other data
+        (``state["data"] != fingerprint``) or by a model with other
+        parameters (the iteration limit and tolerance may differ).
+    """
     if type(saved) is not type(model):
         raise InvalidParameterError(f"{path} holds a {type(saved).__name__}, not a {type(model).__name__}")
     if state.get("data") != fingerprint:
@@ -140,11 +173,10 @@ def _restore(model: Any, saved: Any, state: dict[str, Any], fingerprint: str, pa
             setattr(model, name, getattr(saved, name))
 
 
-def _initialise(model: Any, X: np.ndarray, lengths: np.ndarray | None, sample_weight: Any) -> None:
-    """The model's own initialisation: its ``fit`` with zero EM iterations."""
-    name = _iteration_param(model)
-    old = model.get_params()[name]
-    model.set_params(**{name: 0})
+def _initialise(model: Any, knob: str, X: np.ndarray, lengths: np.ndarray | None, sample_weight: Any) -> None:
+    """The model's own initialisation: its ``fit`` with zero EM iterations (``knob`` set to 0)."""
+    old = model.get_params()[knob]
+    model.set_params(**{knob: 0})
     try:
         if lengths is not None:
             model.fit(X, lengths)
@@ -153,7 +185,7 @@ def _initialise(model: Any, X: np.ndarray, lengths: np.ndarray | None, sample_we
         else:
             model.fit(X)
     finally:
-        model.set_params(**{name: old})
+        model.set_params(**{knob: old})
 
 
 def _set_fit_attributes(model: Any, history: list[float], converged: bool, max_iter: int, tol: float) -> None:
@@ -217,7 +249,7 @@ def fit(
     for needed in ("accumulate", "update", "fit", "get_params", "set_params"):
         if not callable(getattr(model, needed, None)):
             raise InvalidParameterError(f"{type(model).__name__} has no {needed}(); it cannot be trained here")
-    takes_lengths = _takes_lengths(model)
+    takes_lengths = accumulate_style(model) == "lengths"
     if lengths is not None and not takes_lengths:
         raise InvalidParameterError(f"{type(model).__name__} takes no lengths")
     if sample_weight is not None and takes_lengths:
@@ -227,24 +259,26 @@ def fit(
     X = check_array(X)
     lengths = check_lengths(lengths, X.shape[0]) if takes_lengths else None
     sw = None if sample_weight is None else check_sample_weight(sample_weight, X.shape[0])
-    max_iter = check_positive_int(model.get_params()[_iteration_param(model)] if n_iter is None else n_iter,
-                                  "n_iter", minimum=0)
+    knob = iteration_param(model)
+    if knob is None:
+        raise InvalidParameterError(f"{type(model).__name__} has neither max_iter nor n_iter")
+    max_iter = check_positive_int(model.get_params()[knob] if n_iter is None else n_iter, "n_iter", minimum=0)
     tol = float(model.get_params().get("tol", 0.0) if tol is None else tol)
     if not math.isfinite(tol) or tol < 0:
         raise InvalidParameterError(f"tol must be a finite number >= 0, got {tol!r}")
 
     path = checkpoint_path(checkpoint_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fingerprint = _fingerprint(X, lengths, sw)
+    fingerprint = fingerprint_arrays(X, lengths, sw)
     found = load_checkpoint(path) if resume else None
     if found is not None:
         saved, state = found
-        _restore(model, saved, state, fingerprint, path)
+        restore_into(model, saved, state, fingerprint, path)
         history = [float(v) for v in state.get("history", [])]
         done, converged = int(state["iteration"]), bool(state.get("converged", False))
         logger.info("resuming from %s at iteration %d", path, done)
     else:
-        _initialise(model, X, lengths, sw)
+        _initialise(model, knob, X, lengths, sw)
         history, done, converged = [], 0, False
         save_checkpoint(path, model, {"iteration": 0, "history": [], "converged": False, "data": fingerprint})
 

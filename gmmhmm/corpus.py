@@ -4,7 +4,10 @@ Features are computed once and written as shards, each holding the frames of
 whole utterances concatenated, their ``lengths``, utterance ids and optional
 labels (integers, strings or word lists, stored as JSON text). The index
 ``corpus.json`` names the shards (paths relative to the index), their frame
-and utterance counts, the feature dimension and the feature configuration.
+and utterance counts, the feature dimension and dtype, whether there are
+labels, the feature configuration, and the corpus totals ``n_frames`` and
+``n_utterances`` (for people and tools reading the index; :meth:`Corpus.open`
+recomputes them from the shard entries).
 
 Training code never holds more than one shard (see :mod:`gmmhmm.parallel`)::
 
@@ -31,7 +34,7 @@ import numpy as np
 
 from . import _validation as V
 from .errors import DimensionMismatchError, InvalidInputError, ModelFileError
-from .modelfile import HEADER_KEY, atomic_savez, atomic_write_text, read_npz
+from .modelfile import atomic_write_text, read_packed, write_packed
 
 logger = logging.getLogger(__name__)
 
@@ -48,14 +51,6 @@ class ShardInfo:
     path: str  # absolute
     n_frames: int
     n_utterances: int
-
-
-def _json_bytes(value: Any, what: str) -> np.ndarray:
-    try:
-        text = json.dumps(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{what} must be JSON-serialisable: {exc}") from exc
-    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
 
 def _plain(label: Any) -> Any:
@@ -79,33 +74,34 @@ def _config_dict(feature_config: Any) -> dict[str, Any] | None:
     return dict(to_dict())
 
 
+# What load_shard says of a shard whose parts disagree.
+_CORRUPT_SHARD = "corpus shard (features, lengths, ids and labels disagree)"
+
+
 def write_shard(path: str | os.PathLike, X: np.ndarray, lengths: np.ndarray,
                 ids: list[str], labels: list[Any] | None) -> None:
     """Write one shard atomically (see :func:`load_shard` for the layout)."""
-    header = {"format": SHARD_FORMAT, "version": VERSION, "ids": list(ids),
-              "labels": None if labels is None else [_plain(v) for v in labels]}
-    atomic_savez(path, {HEADER_KEY: _json_bytes(header, "labels"),
-                        "features": X, "lengths": np.asarray(lengths, dtype=np.int64)})
+    write_packed(path, SHARD_FORMAT, X, lengths,
+                 {"ids": list(ids), "labels": None if labels is None else [_plain(v) for v in labels]},
+                 what="labels")
 
 
 def load_shard(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[str], list[Any] | None]:
     """Read one shard: ``(X (n_frames, D), lengths (n_utts,), ids, labels or None)``.
+
+    A shard is a :func:`gmmhmm.modelfile.write_packed` file of format
+    ``gmmhmm-corpus-shard`` whose header holds ``ids`` and ``labels``.
 
     Raises
     ------
     ModelFileError
         If the shard is missing, truncated, not a shard, or its parts disagree.
     """
-    name = os.fspath(path)
-    header, arrays = read_npz(name, SHARD_FORMAT)
-    X, lengths = arrays.get("features"), arrays.get("lengths")
-    ids, labels = header.get("ids"), header.get("labels")
-    if (X is None or lengths is None or X.ndim != 2 or lengths.ndim != 1 or lengths.dtype.kind != "i"
-            or not isinstance(ids, list) or len(ids) != lengths.shape[0]
-            or np.any(lengths <= 0) or int(lengths.sum()) != X.shape[0]
-            or (labels is not None and (not isinstance(labels, list) or len(labels) != len(ids)))):
-        raise ModelFileError(f"{name}: corrupt corpus shard (features, lengths, ids and labels disagree)")
-    return X, lengths, ids, labels
+    header, X, lengths = read_packed(path, SHARD_FORMAT, "ids", _CORRUPT_SHARD, min_length=1)
+    labels = header.get("labels")
+    if labels is not None and (not isinstance(labels, list) or len(labels) != len(header["ids"])):
+        raise ModelFileError(f"{os.fspath(path)}: corrupt {_CORRUPT_SHARD}")
+    return X, lengths, header["ids"], labels
 
 
 class Corpus:
@@ -349,7 +345,7 @@ class _ShardWriter:
         elif X.shape[1] != self.n_features:
             raise DimensionMismatchError(
                 f"utterance {utt_id!r} has {X.shape[1]} features but earlier ones have {self.n_features}")
-        self._arrays.append(X.astype(self.dtype, copy=False))
+        self._arrays.append(X)
         self._ids.append(utt_id)
         self._labels.append(label)
         self._frames += X.shape[0]

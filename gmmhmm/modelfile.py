@@ -40,7 +40,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
-from .errors import InvalidParameterError, ModelFileError
+from .errors import InvalidInputError, InvalidParameterError, ModelFileError
 
 logger = logging.getLogger(__name__)
 
@@ -98,11 +98,23 @@ def _import_builtin_models() -> None:
 
 
 # ----------------------------------------------------------------------------
-# Atomic npz writing and safe npz reading, shared with gmmhmm.features.store
+# Atomic npz writing and safe npz reading, shared with gmmhmm.corpus and
+# gmmhmm.features.store
 # ----------------------------------------------------------------------------
 
-def _header_array(header: Mapping[str, Any]) -> np.ndarray:
-    return np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8)
+def _header_array(header: Mapping[str, Any], what: str = "header") -> np.ndarray:
+    """``header`` as UTF-8 JSON in a uint8 array: the ``__header__`` entry of every gmmhmm npz.
+
+    Raises
+    ------
+    InvalidInputError
+        ``header`` is not JSON-serialisable (``what`` names the culprit).
+    """
+    try:
+        text = json.dumps(header)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{what} must be JSON-serialisable: {exc}") from exc
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> None:
@@ -200,6 +212,65 @@ def read_npz(path: str | os.PathLike, expected_format: str) -> tuple[dict[str, A
             f"{FORMAT_VERSION}); upgrade gmmhmm"
         )
     return header, arrays
+
+
+def write_packed(path: str | os.PathLike, format_name: str, X: np.ndarray, lengths: Any,
+                 fields: Mapping[str, Any], what: str = "header") -> None:
+    """Write utterances packed in one npz: the layout of corpus shards and feature files.
+
+    Layout::
+
+        __header__  uint8 UTF-8 JSON: {"format": format_name, "version": 1, **fields}
+        features    (n_frames, D) every utterance's frames, concatenated
+        lengths     (n_utterances,) int64 frames per utterance
+
+    Parameters
+    ----------
+    path : path
+        Written atomically.
+    format_name : str
+        Checked by :func:`read_packed`.
+    X : ndarray of shape (n_frames, D)
+    lengths : array-like of int
+    fields : mapping
+        Extra JSON-able header entries (e.g. utterance names and labels).
+    what : str
+        Names ``fields`` in the error raised if they are not JSON-serialisable.
+    """
+    header = _header_array({"format": format_name, "version": FORMAT_VERSION, **fields}, what)
+    atomic_savez(path, {HEADER_KEY: header, "features": X, "lengths": np.asarray(lengths, dtype=np.int64)})
+
+
+def read_packed(path: str | os.PathLike, format_name: str, names_key: str, what: str,
+                min_length: int = 0) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """Read a file written by :func:`write_packed`: ``(header, X, lengths)``, checked to agree.
+
+    Parameters
+    ----------
+    path : path
+    format_name : str
+        The format the file must have.
+    names_key : str
+        Header entry listing one name per utterance.
+    what : str
+        Completes the error message ``"<path>: corrupt <what>"``.
+    min_length : int
+        Shortest utterance allowed.
+
+    Raises
+    ------
+    ModelFileError
+        Missing, unreadable or other-format file, or its names, lengths and
+        frames disagree.
+    """
+    name = os.fspath(path)
+    header, arrays = read_npz(name, format_name)
+    X, lengths, names = arrays.get("features"), arrays.get("lengths"), header.get(names_key)
+    if (X is None or lengths is None or X.ndim != 2 or lengths.ndim != 1 or lengths.dtype.kind != "i"
+            or not isinstance(names, list) or len(names) != lengths.shape[0]
+            or np.any(lengths < min_length) or int(lengths.sum()) != X.shape[0]):
+        raise ModelFileError(f"{name}: corrupt {what}")
+    return header, X, lengths
 
 
 # ----------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
+import importlib
 import logging
 import math
 import multiprocessing
@@ -49,6 +49,7 @@ import os
 import pickle
 import time
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from . import _validation as V
+from . import checkpoint
 from .corpus import Corpus
 from .errors import ConvergenceError, GmmhmmError, InvalidParameterError
 
@@ -91,16 +93,6 @@ class _Tally:
 # What runs on a worker
 # ----------------------------------------------------------------------------
 
-def _call_style(model: Any) -> str:
-    """How ``model.accumulate`` wants a shard: 'transcripts', 'lengths' or 'frames'."""
-    names = list(inspect.signature(model.accumulate).parameters)
-    if "transcripts" in names:
-        return "transcripts"
-    if "lengths" in names:
-        return "lengths"
-    return "frames"
-
-
 def _split(X: np.ndarray, lengths: np.ndarray) -> list[np.ndarray]:
     return np.split(X, np.cumsum(lengths)[:-1])
 
@@ -128,7 +120,7 @@ def accumulate_shard(model: Any, shard_path: str, shard_index: int = 0,
     if expected_frames is not None and X.shape[0] != expected_frames:
         from .errors import ModelFileError  # noqa: PLC0415
         raise ModelFileError(f"{shard_path}: holds {X.shape[0]} frames, the corpus index says {expected_frames}")
-    stats = _model_call(model.accumulate, _call_style(model), X, lengths, labels)
+    stats = _model_call(model.accumulate, checkpoint.accumulate_style(model), X, lengths, labels)
     return _Tally(stats, (shard_index,), int(X.shape[0]))
 
 
@@ -140,12 +132,20 @@ def _add(a: Any, b: Any) -> Any:
     return a + b
 
 
-def tree_sum(items: list[Any]) -> Any:
-    """Sum ``items`` pairwise, (((0+1)+(2+3))+...), in a fixed order."""
+def tree_sum(items: list[Any], add: Callable[[Any, Any], Any] = _add) -> Any:
+    """Sum ``items`` pairwise, (((0+1)+(2+3))+...), in a fixed order.
+
+    Parameters
+    ----------
+    items : non-empty list
+    add : callable(a, b), optional
+        The addition; the Dask backend passes one that submits ``a + b`` as
+        a task, so its reduction pairs (and rounds) exactly as here.
+    """
     if not items:
         raise InvalidParameterError("nothing to sum")
     while len(items) > 1:
-        items = [items[i] + items[i + 1] if i + 1 < len(items) else items[i] for i in range(0, len(items), 2)]
+        items = [add(items[i], items[i + 1]) if i + 1 < len(items) else items[i] for i in range(0, len(items), 2)]
     return items[0]
 
 
@@ -226,8 +226,8 @@ class _Dask:
     """Map over shard *paths* on a dask.distributed cluster, then a tree of ``+`` tasks."""
 
     def __init__(self, client: Any) -> None:
-        try:
-            import distributed  # noqa: F401, PLC0415
+        try:  # fail here, with a hint, rather than at the first E-step
+            importlib.import_module("distributed")
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError("client= needs dask.distributed: pip install 'gmmhmm[distributed]'") from exc
         self.client = client
@@ -245,10 +245,8 @@ class _Dask:
             futures = client.map(accumulate_shard, [model_future] * len(corpus),
                                  corpus.shards, range(len(corpus)),
                                  [s.n_frames for s in corpus.shard_info], pure=False)
-            while len(futures) > 1:  # same pairing as tree_sum, so the same rounding
-                futures = [client.submit(_add, futures[i], futures[i + 1], pure=False)
-                           if i + 1 < len(futures) else futures[i] for i in range(0, len(futures), 2)]
-            return futures[0].result()
+            total = tree_sum(futures, lambda a, b: client.submit(_add, a, b, pure=False))
+            return total.result()
         except (KilledWorker, CommClosedError) as exc:
             raise _WorkerLost(f"a Dask worker was lost: {type(exc).__name__}: {exc}") from exc
 
@@ -374,12 +372,12 @@ def _initialise(model: Any, corpus: Corpus, init_frames: int, init_iter: int) ->
     X = np.concatenate([p[0] for p in parts])
     lengths = np.concatenate([p[1] for p in parts])
     labels = None if parts[0][2] is None else [v for p in parts for v in p[2]]
-    style = _call_style(model)
+    style = checkpoint.accumulate_style(model)
     logger.info("initialising %s on %d frames (%d utterances)", type(model).__name__, len(X), len(lengths))
     if hasattr(model, "flat_start"):  # embedded trainer: HCompV-style flat start
         model.flat_start(_split(X, lengths))
         return
-    knob = "n_iter" if hasattr(model, "n_iter") else "max_iter" if hasattr(model, "max_iter") else None
+    knob = checkpoint.iteration_param(model)
     old = getattr(model, knob) if knob else None
     if knob:
         setattr(model, knob, init_iter)
@@ -412,8 +410,6 @@ def _checkpointed(model: Any) -> Any:
 def _resume_corpus_fit(model: Any, path: Any, fingerprint: str, settings: dict
                        ) -> tuple[list[float], bool, float] | None:
     """Restore ``model`` from the checkpoint at ``path``: ``(history, converged, weight)``, or None."""
-    from . import checkpoint
-
     found = checkpoint.load_checkpoint(path)
     if found is None:
         return None
@@ -428,7 +424,7 @@ def _resume_corpus_fit(model: Any, path: Any, fingerprint: str, settings: dict
                                         "delete it or use another checkpoint directory")
         model.model = saved
     else:
-        checkpoint._restore(model, saved, state, fingerprint, path)
+        checkpoint.restore_into(model, saved, state, fingerprint, path)
     return ([float(v) for v in state.get("history", [])], bool(state.get("converged", False)),
             float(state.get("weight", 0.0)))
 
@@ -491,8 +487,6 @@ def fit_corpus(model: Any, corpus: Corpus | str | os.PathLike, *, n_iter: int = 
     path = fingerprint = None
     settings = {"init": bool(init), "init_frames": int(init_frames), "init_iter": int(init_iter)}
     if checkpoint_dir is not None:
-        from . import checkpoint
-
         path = checkpoint.checkpoint_path(checkpoint_dir)
         path.parent.mkdir(parents=True, exist_ok=True)
         fingerprint = _corpus_fingerprint(corpus)

@@ -152,6 +152,68 @@ def test_corrupt_or_foreign_shard(tmp_path):
         Corpus.open(tmp_path / "nowhere")
 
 
+def test_dtype_of_the_first_utterance_is_kept(tmp_path):
+    utts = [("a", np.ones((2, 3), dtype=np.float32)), ("b", np.full((2, 3), 1 / 3))]
+    X, *_ = Corpus.create(tmp_path, utts).load_shard(0)
+    assert X.dtype == np.float32
+    np.testing.assert_array_equal(X[2:], np.float32(1 / 3))
+
+
+def test_index_documents_and_holds_the_totals(tmp_path):
+    import gmmhmm.corpus
+
+    corpus = Corpus.create(tmp_path, _utterances(), frames_per_shard=100)
+    index = json.loads((tmp_path / INDEX_NAME).read_text())
+    assert (index["n_frames"], index["n_utterances"]) == (corpus.n_frames, corpus.n_utterances)
+    assert "``n_frames``" in gmmhmm.corpus.__doc__ and "``n_utterances``" in gmmhmm.corpus.__doc__
+
+
+def _packed(path, header, features, lengths):
+    """An npz in the packed-utterance layout, built by hand as an older gmmhmm wrote it."""
+    np.savez(path, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+             features=features, lengths=np.asarray(lengths, dtype=np.int64))
+    return path
+
+
+def test_shards_written_by_hand_in_the_documented_layout_load(tmp_path):
+    X = np.arange(10.0).reshape(5, 2)
+    path = _packed(tmp_path / "s.npz", {"format": "gmmhmm-corpus-shard", "version": 1, "ids": ["a", "b"],
+                                        "labels": [1, ["x"]]}, X, [2, 3])
+    X2, lengths, ids, labels = load_shard(path)
+    np.testing.assert_array_equal(X2, X)
+    assert lengths.tolist() == [2, 3] and ids == ["a", "b"] and labels == [1, ["x"]]
+
+
+@pytest.mark.parametrize("header, lengths", [
+    ({"ids": ["a", "b"], "labels": None}, [2, 2]),        # lengths do not cover the frames
+    ({"ids": ["a"], "labels": None}, [2, 3]),             # fewer ids than utterances
+    ({"ids": ["a", "b"], "labels": None}, [0, 5]),        # an empty utterance
+    ({"ids": ["a", "b"], "labels": [1]}, [2, 3]),         # fewer labels than utterances
+    ({"ids": ["a", "b"], "labels": "ab"}, [2, 3]),        # labels not a list
+])
+def test_shard_whose_parts_disagree_is_corrupt(tmp_path, header, lengths):
+    path = _packed(tmp_path / "s.npz", {"format": "gmmhmm-corpus-shard", "version": 1, **header},
+                   np.zeros((5, 2)), lengths)
+    with pytest.raises(ModelFileError, match="corrupt corpus shard"):
+        load_shard(path)
+
+
+def test_packed_layout_is_shared_with_feature_files_but_formats_differ(tmp_path):
+    from gmmhmm.features import load_features, save_features
+    from gmmhmm.modelfile import read_packed
+
+    corpus = Corpus.create(tmp_path / "c", _utterances(n=3, labels=False))
+    save_features(tmp_path / "f.npz", {"a": np.zeros((2, 4))})
+    header, X, lengths = read_packed(corpus.shards[0], "gmmhmm-corpus-shard", "ids", "shard")
+    assert X.shape[1] == 4 and len(header["ids"]) == len(lengths) == 3
+    header, X, lengths = read_packed(tmp_path / "f.npz", "gmmhmm-features", "names", "feature file")
+    assert header["names"] == ["a"] and lengths.tolist() == [2]
+    with pytest.raises(ModelFileError, match="'gmmhmm-features' file, expected 'gmmhmm-corpus-shard'"):
+        load_shard(tmp_path / "f.npz")
+    with pytest.raises(ModelFileError, match="'gmmhmm-corpus-shard' file, expected 'gmmhmm-features'"):
+        load_features(corpus.shards[0])
+
+
 @pytest.mark.integration
 def test_corpus_from_audio_in_chunks(fsdd_path, tmp_path):
     from gmmhmm.corpus import audio_utterances

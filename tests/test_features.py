@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import tomllib
@@ -28,6 +29,7 @@ from gmmhmm.features import (
     extract_many,
     frame_signal,
     hz_to_mel,
+    load_audio,
     load_features,
     log_mel_spectrogram,
     mel_band_edges_hz,
@@ -174,6 +176,20 @@ def test_energy_options():
     np.testing.assert_allclose(none, plain[:, 1:], rtol=1e-12)
 
 
+def test_frame_energy_is_computed_only_for_log_energy(monkeypatch):
+    calls = []
+    einsum = np.einsum
+    monkeypatch.setattr(np, "einsum", lambda *a, **k: calls.append(a[0]) or einsum(*a, **k))
+    x = _noise(8000 * 30)  # several blocks of frames
+    base = FeatureConfig(sample_rate_hz=8000, n_mels=23)
+    for energy in ("c0", "none"):
+        mfcc(x, 8000, base.replace(energy=energy))
+    log_mel_spectrogram(x, 8000, base.replace(energy="log_energy"))
+    assert calls == []
+    mfcc(x, 8000, base.replace(energy="log_energy"))
+    assert len(calls) > 1
+
+
 def test_dither_is_seeded_and_reproducible():
     x = _noise(4000)
     cfg = FeatureConfig(sample_rate_hz=8000, n_mels=23, dither=1e-3, dither_seed=7)
@@ -282,6 +298,23 @@ def test_config_rejects_unknown_keys_and_bad_values():
             FeatureConfig(**kwargs)
 
 
+def test_sample_rate_rule_is_the_same_everywhere(tmp_path):
+    """FeatureConfig, load_audio and extract_features share one rate check (and message)."""
+    path = tmp_path / "a.wav"
+    sf.write(path, _noise(800), 8000)
+    calls = [lambda r: FeatureConfig(sample_rate_hz=r), lambda r: load_audio(path, r),
+             lambda r: extract_features(_noise(800), FeatureConfig.fsdd(), sample_rate_hz=r)]
+    for rate in (0, -8000, 10**12, 8000.5, True, "8000"):
+        for call in calls:
+            with pytest.raises(InvalidParameterError,
+                               match=r"sample_rate_hz must be an integer >= 1 and at most 1000000"):
+                call(rate)
+    assert load_audio(path, np.int64(8000))[1] == 8000  # numpy integers are rates too ...
+    assert extract_features(_noise(800), FeatureConfig.fsdd(), sample_rate_hz=np.int32(8000)).shape[0] == 8
+    with pytest.raises(InvalidParameterError, match="sample_rate_hz must be a plain int, got int64"):
+        FeatureConfig(sample_rate_hz=np.int64(8000))  # ... but a config holds plain ints (JSON / TOML)
+
+
 # --- pipeline ------------------------------------------------------------------
 
 def _write(path, seconds=0.5, rate=8000, seed=0):
@@ -295,7 +328,7 @@ def test_extract_features_pipeline_matches_its_parts(tmp_path):
     feats = extract_features(path, cfg)
     signal = sf.read(path, dtype="float64")[0]
     expected = cmvn(add_deltas(mfcc(signal, 8000, cfg), 2, 2))
-    np.testing.assert_allclose(feats, expected)
+    np.testing.assert_array_equal(feats, expected)  # bit for bit
     assert feats.shape == (1 + (4000 - 200) // 80, 39)
     np.testing.assert_array_equal(extract_features(signal, cfg, sample_rate_hz=8000), feats)
     raw = extract_features(path, cfg.replace(cmvn="none", delta_order=0))
@@ -307,6 +340,32 @@ def test_extract_features_pipeline_matches_its_parts(tmp_path):
     with pytest.raises(NonFiniteInputError):
         extract_features(np.full(4000, np.inf), cfg, sample_rate_hz=8000)
     assert extract_features(np.repeat(signal, 2), cfg, sample_rate_hz=16000).shape == feats.shape
+
+
+def test_extract_features_checks_its_input_once(tmp_path, monkeypatch):
+    # import_module: gmmhmm.features.cmvn etc. are also the names of functions
+    cmvn_mod, deltas_mod, mfcc_mod, pipeline_mod = (importlib.import_module(f"gmmhmm.features.{m}")
+                                                    for m in ("cmvn", "deltas", "mfcc", "pipeline"))
+
+    cfg = FeatureConfig.fsdd()
+    path = _write(tmp_path / "a.wav")
+    signal = sf.read(path, dtype="float64")[0]
+    want = {"file": extract_features(path, cfg), "signal": extract_features(signal, cfg, sample_rate_hz=8000)}
+
+    def unexpected(*args, **kwargs):
+        raise AssertionError("inner step re-validated its input")
+
+    checked = []
+    as_signal = pipeline_mod._as_signal
+    for module in (cmvn_mod, deltas_mod):
+        monkeypatch.setattr(module, "check_array", unexpected)
+    monkeypatch.setattr(mfcc_mod, "_as_signal", unexpected)
+    monkeypatch.setattr(mfcc_mod, "_check_signal", unexpected)
+    monkeypatch.setattr(pipeline_mod, "_as_signal", lambda x: checked.append(1) or as_signal(x))
+    np.testing.assert_array_equal(extract_features(path, cfg), want["file"])
+    assert checked == []  # load_audio's checks suffice
+    np.testing.assert_array_equal(extract_features(signal, cfg, sample_rate_hz=8000), want["signal"])
+    assert checked == [1]
 
 
 def test_extract_many_reports_bad_files_and_goes_on(tmp_path, caplog):
@@ -349,6 +408,44 @@ def test_feature_file_round_trip_is_exact(tmp_path):
     for k in feats:
         assert back[k].tobytes() == feats[k].tobytes()
     assert FeatureConfig.from_dict(meta2["config"]) == FeatureConfig.fsdd()
+
+
+def test_feature_file_of_no_utterances_and_of_empty_ones(tmp_path):
+    save_features(tmp_path / "none.npz", {})
+    assert load_features(tmp_path / "none.npz") == ({}, {})
+    save_features(tmp_path / "empty.npz", {"a": np.zeros((0, 3)), "b": np.ones((2, 3))})
+    back, _ = load_features(tmp_path / "empty.npz")
+    assert back["a"].shape == (0, 3) and back["b"].shape == (2, 3)
+
+
+def _feature_npz(path, header, features, lengths):
+    """A feature file built by hand in the documented layout (as older versions wrote it)."""
+    np.savez(path, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+             features=features, lengths=np.asarray(lengths, dtype=np.int64))
+    return path
+
+
+def test_feature_file_in_the_documented_layout_loads(tmp_path):
+    X = np.arange(12.0).reshape(4, 3)
+    path = _feature_npz(tmp_path / "f.npz", {"format": "gmmhmm-features", "version": 1, "names": ["a", "b"],
+                                             "metadata": {"k": 1}}, X, [1, 3])
+    back, meta = load_features(path)
+    assert meta == {"k": 1} and list(back) == ["a", "b"]
+    np.testing.assert_array_equal(back["b"], X[1:])
+
+
+@pytest.mark.parametrize("names, lengths, features", [
+    (["a", "b"], [1, 2], np.zeros((4, 3))),   # lengths do not cover the frames
+    (["a"], [1, 3], np.zeros((4, 3))),        # fewer names than utterances
+    (["a", "b"], [-1, 5], np.zeros((4, 3))),  # negative length
+    (["a", "b"], [1, 3], np.zeros(4)),        # frames not 2-D
+    ("ab", [1, 3], np.zeros((4, 3))),         # names not a list
+])
+def test_feature_file_whose_parts_disagree_is_corrupt(tmp_path, names, lengths, features):
+    path = _feature_npz(tmp_path / "f.npz", {"format": "gmmhmm-features", "version": 1, "names": names,
+                                             "metadata": {}}, features, lengths)
+    with pytest.raises(ModelFileError, match=r"corrupt feature file \(names, lengths and data disagree\)"):
+        load_features(path)
 
 
 def test_feature_file_errors(tmp_path):

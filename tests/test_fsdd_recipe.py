@@ -68,3 +68,43 @@ def test_recipe_on_fsdd_subset(recipe, fsdd_path, tmp_path):
 def test_recipe_reports_missing_data(recipe, tmp_path, capsys):
     rc = recipe.main(["--fsdd-dir", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")])
     assert rc == 1 and "does not exist" in capsys.readouterr().err
+
+
+def _tiny_fsdd(folder, rate=8000):
+    """Tones named like FSDD recordings: takes 0 (test) and 5-6 (train) of each digit."""
+    import numpy as np
+    import soundfile as sf
+
+    rec = folder / "recordings"
+    rec.mkdir(parents=True)
+    t = np.arange(int(0.3 * rate)) / rate
+    rng = np.random.default_rng(0)
+    for d in range(10):
+        for take in (0, 5, 6):
+            tone = 0.3 * np.sin(2 * np.pi * (300 + 150 * d) * t) + 0.01 * rng.standard_normal(t.size)
+            sf.write(rec / f"{d}_synth_{take}.wav", tone, rate, subtype="PCM_16")
+    return folder
+
+
+def test_features_computed_once_serve_the_recipe(recipe, tmp_path, monkeypatch):
+    from gmmhmm.cli import read_config
+
+    fsdd = _tiny_fsdd(tmp_path / "fsdd")
+    config_path = tmp_path / "tiny.toml"
+    config_path.write_text(SMALL_CONFIG.replace("mix_schedule = [1, 2]", "mix_schedule = [1]")
+                           .replace("n_iter = [4, 3]", "n_iter = [2]").replace("n_jobs = 2", "n_jobs = 1"))
+    config = read_config(config_path)
+    calls = []
+    extract_many = recipe.extract_many
+    monkeypatch.setattr(recipe, "extract_many", lambda *a, **k: calls.append(1) or extract_many(*a, **k))
+
+    data = recipe.featurise(config, fsdd)
+    assert len(calls) == 1 and len(data.utts) == len(data.feats) == 30 and not data.failures
+    report = recipe.run(config, "official", fsdd, tmp_path / "a", featurised=data)
+    assert len(calls) == 1  # nothing featurised again
+    assert report["feature_seconds"] == data.seconds <= report["total_seconds"]
+    assert report["n_files"] == 30 and report["folds"][0]["n_test"] == 10
+
+    plain = recipe.run(config, "official", fsdd, tmp_path / "b")
+    assert len(calls) == 2
+    assert plain["folds"][0]["confusion"] == report["folds"][0]["confusion"]

@@ -130,6 +130,104 @@ def test_tree_sum_pairs_in_a_fixed_order():
         tree_sum([])
 
 
+def test_tree_sum_takes_the_addition():
+    added = []
+
+    def add(a, b):
+        added.append((a, b))
+        return f"({a}{b})"
+
+    assert tree_sum(list("abcde"), add) == "(((ab)(cd))e)"
+    assert added == [("a", "b"), ("c", "d"), ("(ab)", "(cd)"), ("((ab)(cd))", "e")]
+    assert tree_sum(["x"], add) == "x"
+
+
+@dataclass
+class Expr:
+    """Statistics that record how they were summed."""
+
+    text: str
+
+    def __add__(self, other):
+        return Expr(f"({self.text}+{other.text})")
+
+
+class SumRecorder:
+    """A model whose statistics of a shard are its frame count, summed as a formula."""
+
+    def accumulate(self, X):
+        return Expr(str(len(X)))
+
+
+def test_every_backend_sums_shards_in_the_same_tree(corpus, dask_client):
+    per_shard = [Expr(str(s.n_frames)) for s in corpus.shard_info]
+    want = tree_sum(per_shard).text
+    assert want.count("+") == len(corpus) - 1 > 2
+    for kw in (dict(), dict(n_jobs=2), dict(client=dask_client)):
+        assert accumulate_corpus(SumRecorder(), corpus, **kw).text == want, kw
+
+
+class NoKnob(ToyGMM):
+    """The EM protocol, but no max_iter / n_iter parameter."""
+
+    def __init__(self):
+        super().__init__()
+        del self.max_iter
+
+    def get_params(self, deep=True):
+        return {}
+
+    def set_params(self, **params):
+        return self
+
+
+def test_shared_checkpoint_helpers(tmp_path):
+    from gmmhmm import checkpoint
+    from gmmhmm.graphs import EmbeddedTrainer, Lexicon
+    from gmmhmm.hmm import GMMHMM
+    from gmmhmm.mixture import GaussianMixture
+
+    class NoSignature:
+        accumulate = np.add  # a ufunc: inspect.signature cannot read it
+
+    styles = [(ToyGMM(), "frames"), (GaussianMixture(2), "frames"), (GMMHMM(2), "lengths"),
+              (EmbeddedTrainer(Lexicon.digits()), "transcripts"), (NoSignature(), "frames")]
+    for model, style in styles:
+        assert checkpoint.accumulate_style(model) == style, model
+    knobs = [(ToyGMM(), "max_iter"), (GaussianMixture(2), "max_iter"), (GMMHMM(2), "n_iter"), (object(), None)]
+    for model, knob in knobs:
+        assert checkpoint.iteration_param(model) == knob, model
+    with pytest.raises(InvalidParameterError, match="neither max_iter nor n_iter"):
+        checkpoint.fit(NoKnob(), np.zeros((4, 2)), checkpoint_dir=tmp_path)
+    a = np.arange(6.0)
+    assert checkpoint.fingerprint_arrays(a, None) == checkpoint._fingerprint(a, None)  # graphs.training's name
+    assert checkpoint.fingerprint_arrays(a, None) != checkpoint.fingerprint_arrays(a.reshape(2, 3), None)
+
+
+class KnobRecorder(ToyGMM):
+    """Records the iteration limit its ``fit`` runs with."""
+
+    def fit(self, X):
+        self.fit_max_iter = self.max_iter
+        return super().fit(X)
+
+
+@pytest.mark.filterwarnings("ignore:.*not converge")
+def test_initialisation_limits_the_models_own_iterations(corpus):
+    from gmmhmm.hmm import GMMHMM
+
+    class HMMKnobRecorder(GMMHMM):
+        def fit(self, X, lengths=None):
+            self.fit_n_iter = self.n_iter
+            return super().fit(X, lengths)
+
+    gmm = fit_corpus(KnobRecorder(max_iter=10), corpus, n_iter=1, init_iter=3, init_frames=200)
+    assert (gmm.fit_max_iter, gmm.max_iter) == (3, 10)  # max_iter during the initial fit, then restored
+    hmm = fit_corpus(HMMKnobRecorder(2, n_mix=1, n_iter=10, random_state=0), corpus, n_iter=1, init_iter=2,
+                     init_frames=200)
+    assert (hmm.fit_n_iter, hmm.n_iter) == (2, 10)
+
+
 def test_corpus_em_equals_in_memory_em(corpus):
     X = np.concatenate([u[1] for u in _data()])
     model = _serial(corpus)
@@ -330,6 +428,26 @@ def test_real_gmm_every_backend_equals_in_memory_em(corpus, dask_client):
         np.testing.assert_allclose(model.corpus_log_likelihood_, history, rtol=1e-10)
         assert model.n_iter_ == 3 and model.converged_ is False
         assert model.lower_bound_ == pytest.approx(history[-1] / len(X), rel=1e-12)
+
+
+def test_scaling_benchmark_featurises_its_corpus_once(tmp_path, monkeypatch):
+    from conftest import load_script
+    from test_fsdd_recipe import _tiny_fsdd
+
+    saved = dict(os.environ)
+    try:
+        bench = load_script("benchmarks/parallel_scaling.py")
+    finally:  # the script pins thread counts for itself, not for this test session
+        os.environ.clear()
+        os.environ.update(saved)
+    calls = []
+    audio_utterances = bench.audio_utterances
+    monkeypatch.setattr(bench, "audio_utterances", lambda *a, **k: calls.append(1) or audio_utterances(*a, **k))
+    corpus = bench.fsdd_corpus(_tiny_fsdd(tmp_path / "fsdd"), None, 1, tmp_path / "c", n_shards=3)
+    assert len(calls) == 1
+    assert corpus.n_utterances == 30 and 3 <= len(corpus) <= 4
+    _, _, ids, labels = corpus.load_shard(0)
+    assert ids[0] == "0_synth_0" and labels[0] == ["zero"]
 
 
 @pytest.mark.integration

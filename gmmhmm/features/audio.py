@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ..errors import AudioError, InvalidParameterError
-from .config import MAX_SAMPLE_RATE_HZ
+from ..errors import AudioError
+from .config import MAX_SAMPLE_RATE_HZ, _check_rate
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +37,12 @@ def load_audio(
     ------
     AudioError
         The file is missing, unreadable, empty, truncated or holds NaN/inf.
+    InvalidParameterError
+        ``sample_rate_hz`` is not an integer in [1, MAX_SAMPLE_RATE_HZ].
     """
     name = os.fspath(path)
-    if sample_rate_hz is not None and (
-        isinstance(sample_rate_hz, bool) or not isinstance(sample_rate_hz, (int, np.integer))
-        or not 0 < sample_rate_hz <= MAX_SAMPLE_RATE_HZ
-    ):
-        raise InvalidParameterError(
-            f"sample_rate_hz must be an integer in [1, {MAX_SAMPLE_RATE_HZ}], got {sample_rate_hz!r}")
+    if sample_rate_hz is not None:
+        sample_rate_hz = _check_rate(sample_rate_hz)
     if not Path(name).is_file():
         raise AudioError(f"{name}: no such audio file")
     try:
@@ -66,8 +64,8 @@ def load_audio(
     signal = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     signal = np.ascontiguousarray(signal)
     if sample_rate_hz is not None and sample_rate_hz != native_rate:
-        signal = resample(signal, native_rate, int(sample_rate_hz))
-    return signal, int(sample_rate_hz or native_rate)
+        signal = resample(signal, native_rate, sample_rate_hz)
+    return signal, sample_rate_hz or native_rate
 
 
 def resample(signal: np.ndarray, from_rate_hz: int, to_rate_hz: int) -> np.ndarray:

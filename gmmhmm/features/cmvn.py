@@ -26,7 +26,11 @@ def cmvn(features: np.ndarray, variance: bool = True) -> np.ndarray:
 
     Constant columns become zero, never NaN.
     """
-    x = check_array(features, name="features")
+    return _cmvn(check_array(features, name="features"), variance)
+
+
+def _cmvn(x: np.ndarray, variance: bool) -> np.ndarray:
+    """:func:`cmvn` of a checked float array."""
     return _normalise(x, x.mean(axis=0), x.std(axis=0) if variance else None)
 
 

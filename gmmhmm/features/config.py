@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import numpy as np
+
 from ..errors import InvalidParameterError
 
 WINDOWS = ("hamming", "povey", "hann")
@@ -21,6 +23,21 @@ CMVN_MODES = ("utterance", "speaker", "none")
 # Above any real recording format (DXD is 352.8 kHz); a larger rate is a
 # corrupt header or a units mistake, and would make huge analysis frames.
 MAX_SAMPLE_RATE_HZ = 1_000_000
+
+
+def _check_rate(value: Any, name: str = "sample_rate_hz") -> int:
+    """``value`` as an int if it is an integer sample rate in [1, MAX_SAMPLE_RATE_HZ].
+
+    Raises
+    ------
+    InvalidParameterError
+        Not an integer (bools and floats included), or out of range.
+    """
+    if (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+            or not 0 < value <= MAX_SAMPLE_RATE_HZ):
+        raise InvalidParameterError(
+            f"{name} must be an integer >= 1 and at most {MAX_SAMPLE_RATE_HZ}, got {value!r}")
+    return int(value)
 
 
 @dataclass(frozen=True)
@@ -103,8 +120,10 @@ class FeatureConfig:
         def is_num(v: Any) -> bool:
             return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
-        need(is_int(self.sample_rate_hz) and 0 < self.sample_rate_hz <= MAX_SAMPLE_RATE_HZ,
-             f"sample_rate_hz must be an integer in [1, {MAX_SAMPLE_RATE_HZ}], got {self.sample_rate_hz!r}")
+        _check_rate(self.sample_rate_hz, "FeatureConfig: sample_rate_hz")
+        # Not a numpy integer either, like every integer setting, so that to_dict() stays JSON.
+        need(is_int(self.sample_rate_hz),
+             f"sample_rate_hz must be a plain int, got {type(self.sample_rate_hz).__name__}")
         need(is_num(self.preemphasis) and 0 <= self.preemphasis <= 1,
              f"preemphasis must be in [0, 1], got {self.preemphasis!r}")
         need(is_num(self.window_ms) and self.window_ms > 0, f"window_ms must be > 0, got {self.window_ms!r}")

@@ -125,6 +125,20 @@ def _tables(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return window, fbank_t, np.ascontiguousarray(dct.T)
 
 
+def _as_signal(signal: object) -> np.ndarray:
+    """``signal`` as a finite 1-D float64 array: the checks of every public signal entry point."""
+    try:
+        x = np.asarray(signal)
+    except (TypeError, ValueError) as exc:  # ragged lists and the like
+        raise InvalidInputError(f"signal cannot be converted to an array: {exc}") from exc
+    if x.ndim != 1 or x.dtype.kind not in "fiu":
+        raise InvalidInputError(f"signal must be a 1-D real array, got shape {x.shape} dtype {x.dtype}")
+    x = np.asarray(x, dtype=np.float64)
+    if not np.isfinite(x).all():
+        raise NonFiniteInputError("signal contains NaN or infinity")
+    return x
+
+
 def _check_signal(signal: np.ndarray, sample_rate_hz: int, config: FeatureConfig | None) -> tuple[np.ndarray, FeatureConfig]:
     if config is None:
         config = FeatureConfig(sample_rate_hz=int(sample_rate_hz))
@@ -135,19 +149,18 @@ def _check_signal(signal: np.ndarray, sample_rate_hz: int, config: FeatureConfig
             f"signal is at {sample_rate_hz} Hz but config.sample_rate_hz is {config.sample_rate_hz}; "
             "resample it first (extract_features does)"
         )
-    x = np.asarray(signal)
-    if x.ndim != 1 or not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
-        raise InvalidInputError(f"signal must be a 1-D real array, got shape {x.shape} dtype {x.dtype}")
-    x = np.asarray(x, dtype=np.float64)
-    if not np.isfinite(x).all():
-        raise NonFiniteInputError("signal contains NaN or infinity")
+    return _as_signal(signal), config
+
+
+def _frame_count(x: np.ndarray, config: FeatureConfig) -> int:
+    """Frames of ``x`` under ``config``; AudioError if not even one fits."""
     shortest = config.frame_length if config.snip_edges else (config.frame_shift + 1) // 2
     if x.shape[0] < shortest:
         raise AudioError(
             f"signal has {x.shape[0]} samples, too short for one {config.window_ms:g} ms frame "
             f"({shortest} samples at {config.sample_rate_hz} Hz)"
         )
-    return x, config
+    return _n_frames(x.shape[0], config.frame_length, config.frame_shift, config.snip_edges)
 
 
 # Frames analysed at once: bounds the working memory of long recordings
@@ -155,11 +168,13 @@ def _check_signal(signal: np.ndarray, sample_rate_hz: int, config: FeatureConfig
 _BLOCK_FRAMES = 2048
 
 
-def _power_and_energy(x: np.ndarray, config: FeatureConfig):
-    """Yield ``(first, power spectra (m, n_fft/2+1), raw log frame energies (m,))`` per block of frames."""
+def _power_and_energy(x: np.ndarray, config: FeatureConfig, n_frames: int, energy: bool):
+    """Yield ``(first, power spectra (m, n_fft/2+1), raw log frame energies (m,) or None)`` per block.
+
+    The energies are computed only if ``energy`` is true.
+    """
     window, _, _ = _tables(config)
     L, S, snip = config.frame_length, config.frame_shift, config.snip_edges
-    n_frames = _n_frames(x.shape[0], L, S, snip)
     # One generator drawn block after block gives the same numbers as one draw.
     rng = np.random.default_rng(config.dither_seed) if config.dither > 0 else None
     for first in range(0, n_frames, _BLOCK_FRAMES):
@@ -168,7 +183,7 @@ def _power_and_energy(x: np.ndarray, config: FeatureConfig):
             frames += config.dither * rng.standard_normal(frames.shape)
         if config.remove_dc:
             frames -= frames.mean(axis=1, keepdims=True)
-        log_energy = np.log(np.maximum(np.einsum("ij,ij->i", frames, frames), LOG_FLOOR))
+        log_energy = np.log(np.maximum(np.einsum("ij,ij->i", frames, frames), LOG_FLOOR)) if energy else None
         if config.preemphasis > 0:
             # Per frame, first sample against itself, as HTK and Kaldi do.
             frames[:, 1:] -= config.preemphasis * frames[:, :-1].copy()
@@ -188,9 +203,9 @@ def log_mel_spectrogram(
     """
     x, config = _check_signal(signal, sample_rate_hz, config)
     _, fbank_t, _ = _tables(config)
-    out = np.empty((_n_frames(x.shape[0], config.frame_length, config.frame_shift, config.snip_edges),
-                    fbank_t.shape[1]))
-    for first, power, _ in _power_and_energy(x, config):
+    n_frames = _frame_count(x, config)
+    out = np.empty((n_frames, fbank_t.shape[1]))
+    for first, power, _ in _power_and_energy(x, config, n_frames, energy=False):
         out[first:first + len(power)] = np.log(np.maximum(power @ fbank_t, LOG_FLOOR))
     return out
 
@@ -211,14 +226,23 @@ def mfcc(signal: np.ndarray, sample_rate_hz: int, config: FeatureConfig | None =
     ------
     AudioError
         The signal is too short for one frame.
+    InvalidInputError
+        The signal is not a 1-D real array, or holds NaN or infinity.
+    InvalidParameterError
+        ``config`` is not a FeatureConfig or is at another rate.
     """
-    x, config = _check_signal(signal, sample_rate_hz, config)
+    return _mfcc(*_check_signal(signal, sample_rate_hz, config))
+
+
+def _mfcc(x: np.ndarray, config: FeatureConfig) -> np.ndarray:
+    """:func:`mfcc` without the input checks: ``x`` is a finite float64 signal at ``config``'s rate."""
     _, fbank_t, dct_t = _tables(config)
-    ceps = np.empty((_n_frames(x.shape[0], config.frame_length, config.frame_shift, config.snip_edges),
-                     dct_t.shape[1]))
-    for first, power, log_energy in _power_and_energy(x, config):
+    n_frames = _frame_count(x, config)
+    log_energy = config.energy == "log_energy"
+    ceps = np.empty((n_frames, dct_t.shape[1]))
+    for first, power, energy in _power_and_energy(x, config, n_frames, log_energy):
         block = ceps[first:first + len(power)]
         block[:] = np.log(np.maximum(power @ fbank_t, LOG_FLOOR)) @ dct_t
-        if config.energy == "log_energy":
-            block[:, 0] = log_energy
+        if log_energy:
+            block[:, 0] = energy
     return ceps

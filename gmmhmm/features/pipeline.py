@@ -9,13 +9,13 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
-from .._validation import check_positive_int, resolve_n_jobs
-from ..errors import AudioError, GmmhmmError, InvalidInputError, InvalidParameterError, NonFiniteInputError
+from .._validation import resolve_n_jobs
+from ..errors import AudioError, GmmhmmError, InvalidParameterError
 from .audio import load_audio, resample
-from .cmvn import cmvn, cmvn_per_speaker
-from .config import MAX_SAMPLE_RATE_HZ, FeatureConfig
-from .deltas import add_deltas
-from .mfcc import mfcc
+from .cmvn import _cmvn, cmvn_per_speaker
+from .config import FeatureConfig, _check_rate
+from .deltas import _add_deltas
+from .mfcc import _as_signal, _mfcc
 
 logger = logging.getLogger(__name__)
 
@@ -42,38 +42,39 @@ def extract_features(
     ndarray of shape (n_frames, config.n_features)
         ``cmvn='speaker'`` is not applied here (it needs the other
         utterances of the speaker): see :func:`extract_many`.
+
+    Raises
+    ------
+    AudioError
+        The file is unreadable (see :func:`load_audio`) or the audio is
+        shorter than one frame.
+    InvalidInputError
+        The signal is not a 1-D real array, or holds NaN or infinity.
+    InvalidParameterError
+        Bad ``config`` or ``sample_rate_hz``.
     """
     config = FeatureConfig() if config is None else config
     if not isinstance(config, FeatureConfig):
         raise InvalidParameterError(f"config must be a FeatureConfig, got {type(config).__name__}")
+    # Inputs are checked here, once; the steps below run unchecked on arrays known good.
     if not isinstance(path_or_signal, (str, bytes, os.PathLike)):  # a signal: ndarray or list
         if sample_rate_hz is None:
             raise InvalidParameterError("sample_rate_hz is required when passing a signal array")
-        rate = check_positive_int(sample_rate_hz, "sample_rate_hz")
-        if rate > MAX_SAMPLE_RATE_HZ:
-            raise InvalidParameterError(f"sample_rate_hz must be at most {MAX_SAMPLE_RATE_HZ}, got {rate}")
-        try:
-            signal = np.asarray(path_or_signal)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"signal cannot be converted to an array: {exc}") from exc
-        if signal.ndim != 1 or signal.dtype.kind not in "fiu":
-            raise InvalidInputError(f"signal must be a 1-D real array, got shape {signal.shape} dtype {signal.dtype}")
-        if not np.isfinite(signal).all():
-            raise NonFiniteInputError("signal contains NaN or infinity")
+        rate = _check_rate(sample_rate_hz)
+        signal = _as_signal(path_or_signal)
         _warn_if_silent(signal, "signal")
-        signal = resample(signal, rate, config.sample_rate_hz)
-        feats = mfcc(signal, config.sample_rate_hz, config)
+        feats = _mfcc(resample(signal, rate, config.sample_rate_hz), config)
     else:
-        signal, _ = load_audio(path_or_signal, config.sample_rate_hz)
+        signal, _ = load_audio(path_or_signal, config.sample_rate_hz)  # finite float64, or AudioError
         _warn_if_silent(signal, os.fspath(path_or_signal))
         try:
-            feats = mfcc(signal, config.sample_rate_hz, config)
+            feats = _mfcc(signal, config)
         except AudioError as exc:  # name the file, not just "signal"
             raise AudioError(f"{os.fspath(path_or_signal)}: {exc}") from exc
     if config.delta_order:
-        feats = add_deltas(feats, config.delta_order, config.delta_window)
+        feats = _add_deltas(feats, config.delta_order, config.delta_window)
     if config.cmvn == "utterance":
-        feats = cmvn(feats, variance=config.cmvn_variance)
+        feats = _cmvn(feats, variance=config.cmvn_variance)
     return feats
 
 
