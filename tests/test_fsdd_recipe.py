@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from conftest import load_script
@@ -56,7 +57,7 @@ def test_recipe_on_fsdd_subset(recipe, fsdd_path, tmp_path):
     assert fold["accuracy"] >= 0.85  # chance is 0.10
     assert sum(map(sum, fold["confusion"])) == 180
     assert sum(fold["confusion"][i][i] for i in range(10)) == round(180 * fold["accuracy"])
-    assert 0 < fold["decode_rtf"] < 1
+    assert math.isfinite(fold["decode_rtf"]) and fold["decode_rtf"] > 0  # its speed: benchmarks/recipe_fsdd.py
     assert (out / "report.txt").read_text().startswith("FSDD digits, official split")
     assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -371,7 +371,7 @@ def test_real_hmm_over_processes_equals_serial(tmp_path, kind):
 
 @pytest.fixture(scope="module")
 def dask_client():
-    distributed = pytest.importorskip("distributed")
+    import distributed  # a declared test dependency: missing, the Dask tests must fail, not skip
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        dashboard_address=None, silence_logs=40)
     client = distributed.Client(cluster)

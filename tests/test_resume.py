@@ -104,7 +104,11 @@ def test_resume_refuses_other_data_or_parameters(tmp_path):
         checkpoint.resume(GaussianHMM(2), X, lengths, checkpoint_dir=tmp_path / "none")
     # raising the iteration limit on resume is allowed and continues the run
     more = checkpoint.resume(GaussianHMM(2, random_state=0, n_iter=5, tol=0.0), X, lengths, checkpoint_dir=tmp_path)
-    assert more.monitor_.iter >= 2
+    full = checkpoint.fit(GaussianHMM(2, random_state=0, n_iter=5, tol=0.0), X, lengths,
+                          checkpoint_dir=tmp_path / "full")
+    assert more.monitor_.iter == full.monitor_.iter > 2
+    assert list(more.monitor_.history) == list(full.monitor_.history)
+    _assert_same(full, more)
 
 
 def test_bad_arguments(tmp_path):
