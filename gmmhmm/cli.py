@@ -279,28 +279,20 @@ def _decode_word(clf, feats: dict[str, np.ndarray]) -> list[tuple[str, str, floa
     return [(k, str(clf.classes_[b]), float(scores[i, b])) for i, (k, b) in enumerate(zip(keys, best))]
 
 
-# Decoding modes: name -> function(model, {path: features}) -> [(path, hypothesis, log-likelihood)].
-# Graph decoding (phone/word graphs from gmmhmm.graphs) is to be added here as "graph".
-DECODERS = {"word": _decode_word}
-
-
 def _decode_graph(args: argparse.Namespace, model, files: list[Path]) -> int:
     """Phone models: Viterbi token passing over a phone-loop, word-loop or word-list graph."""
-    from .graphs import decode_files
+    from .graphs import to_ctm
+    from .graphs.decoder import _decode_audio
 
-    results = decode_files(model, files, graph=args.graph, insertion_penalty=args.insertion_penalty,
-                           lm_scale=args.lm_scale, beam=args.beam, skip_errors=True)
-    decoded = {path for path, _, _ in results}
-    failures = [(str(f), "could not be decoded (see the warning above)") for f in files
-                if str(f) not in decoded]
+    decoded, failures = _decode_audio(model, files, graph=args.graph, insertion_penalty=args.insertion_penalty,
+                                      lm_scale=args.lm_scale, beam=args.beam, n_jobs=args.jobs,
+                                      progress=_show_progress(args), speaker_of=speaker_of)
     _report_failures(failures)
-    lines = "".join(f"{path}\t{' '.join(t for t, _, _ in toks)}\t{score:.4f}\n"
-                    for path, toks, score in results)
-    _write_output(args.output, lines)
+    _write_output(args.output, "".join(f"{path}\t{' '.join(best.tokens())}\t{best.score:.4f}\n"
+                                       for path, best in decoded))
     if args.ctm:
-        ctm = "".join(f"{Path(path).stem} 1 {start:.3f} {end - start:.3f} {tok}\n"
-                      for path, toks, _ in results for tok, start, end in toks)
-        _write_output(args.ctm, ctm)
+        _write_output(args.ctm, "".join(to_ctm(Path(path).stem, [s for s in best.words if s.label != "sil"])
+                                        for path, best in decoded))
     return EXIT_FAILURES if failures else EXIT_OK
 
 
@@ -327,7 +319,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     feats, failures = extract_many(files, config, n_jobs=args.jobs, progress=_show_progress(args),
                                    speaker_of=speaker_of)
     _report_failures(failures)
-    results = DECODERS[args.mode](clf, feats) if feats else []
+    results = _decode_word(clf, feats) if feats else []
     _write_output(args.output, "".join(f"{path}\t{hyp}\t{ll:.4f}\n" for path, hyp, ll in results))
     return EXIT_FAILURES if failures else EXIT_OK
 
@@ -336,47 +328,39 @@ def cmd_align(args: argparse.Namespace) -> int:
     """Forced alignment of audio files to their transcripts: TextGrids and CTM files."""
     import soundfile
 
-    from .features import FeatureConfig, extract_features
-    from .graphs import PhoneModelSet, force_align, write_alignment
+    from .features import extract_many
+    from .graphs import PhoneModelSet, force_align, read_transcripts, write_alignment
     from .modelfile import load
 
     model = load(args.model)
     if not isinstance(model, PhoneModelSet):
         raise InvalidInputError(f"{args.model} holds a {type(model).__name__}, not phone models "
                                 "(train them with recipes/fsdd_phones.py)")
-    config = FeatureConfig.from_dict(model.feature_config) if model.feature_config else FeatureConfig()
-    transcripts = {}
-    try:
-        lines = Path(args.transcripts).read_text().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TranscriptError(f"cannot read transcripts file {args.transcripts}: {exc}") from exc
-    for n, line in enumerate(lines, 1):
-        if line.strip():
-            key, *words = line.split()
-            if not words:
-                raise InvalidInputError(f"{args.transcripts}:{n}: '{key}' has no words")
-            transcripts[key] = words
-    failures = []
-    aligned = {}
+    config = model.get_feature_config()
+    transcripts = read_transcripts(args.transcripts)
     files = audio_files(args.inputs)
+    words_of, failures = {}, []
     for f in files:
         words = transcripts.get(f.stem) or transcripts.get(str(f))
         if words is None:
             failures.append((str(f), "no transcript (keys are file stems)"))
-            continue
+        else:
+            words_of[str(f)] = words
+    feats, bad = extract_many(list(words_of), config, n_jobs=args.jobs, progress=_show_progress(args),
+                              speaker_of=speaker_of)
+    failures += bad
+    aligned = {}
+    for path, ll in zip(feats, model.state_log_likelihood_many(list(feats.values()))):
         try:
-            X = extract_features(f, config)  # first: reports unreadable audio as an AudioError
-            info = soundfile.info(str(f))
-            path = force_align(model, X, words,
-                               frame_shift_s=config.shift_ms / 1000.0,
-                               duration_s=info.frames / info.samplerate)
+            info = soundfile.info(path)
+            aligned[Path(path).stem] = force_align(model, None, words_of[path], config.shift_ms / 1000.0,
+                                                   info.frames / info.samplerate, log_likelihood=ll)
         except GmmhmmError as exc:
-            failures.append((str(f), str(exc)))
-            continue
-        aligned[f.stem] = path
+            failures.append((path, str(exc)))
     write_alignment(args.output, aligned)
-    _report_failures(failures)
-    print(f"aligned {len(files) - len(failures)} of {len(files)} file(s) -> {args.output}", file=sys.stderr)
+    order = {str(f): k for k, f in enumerate(files)}
+    _report_failures(sorted(failures, key=lambda f: order[f[0]]))
+    print(f"aligned {len(aligned)} of {len(files)} file(s) -> {args.output}", file=sys.stderr)
     return EXIT_FAILURES if failures else EXIT_OK
 
 
@@ -501,8 +485,6 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("model", help="model file from `gmmhmm train` or the recipe")
     sp.add_argument("inputs", nargs="+", help="audio files and/or folders")
     sp.add_argument("-o", "--output", help="write 'path<TAB>label<TAB>loglik' lines here (default: stdout)")
-    sp.add_argument("--mode", choices=sorted(DECODERS), default="word",
-                    help="word-model files: decoding mode (word: isolated words, one model per label)")
     sp.add_argument("--graph", choices=("phone-loop", "word-loop", "words"), default="word-loop",
                     help="phone-model files: phone recognition, connected words, or one isolated word")
     sp.add_argument("--insertion-penalty", type=float, default=0.0,

@@ -53,8 +53,8 @@ from gmmhmm.datasets import Utterance, list_fsdd, split  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.errors import GmmhmmError, InvalidParameterError  # noqa: E402
 from gmmhmm.features import FeatureConfig, extract_features, extract_many  # noqa: E402
-from gmmhmm.graphs import (DIGIT_WORDS, EmbeddedTrainer, Lexicon, PhoneModelSet, force_align,  # noqa: E402
-                           make_graph, viterbi_path, write_alignment)
+from gmmhmm.graphs import (DIGIT_WORDS, EmbeddedTrainer, Graph, Lexicon, PhoneModelSet, force_align,  # noqa: E402
+                           make_graph, viterbi_paths, write_alignment)
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 
 logger = logging.getLogger("fsdd_phones")
@@ -177,20 +177,24 @@ def load_models(path: Path, split_name: str, feature_config: FeatureConfig, lexi
     return model
 
 
+def decode(model: PhoneModelSet, graph: Graph, log_likelihoods: list[np.ndarray], dcfg: dict) -> list[list[str]]:
+    """Words (phones in a phone loop) of each utterance's best path through ``graph``, silence left out."""
+    return [p.tokens() for p in viterbi_paths(model, graph, log_likelihoods, dcfg["beam"])]
+
+
 def phone_error_rate(model: PhoneModelSet, lexicon: Lexicon, evaluation: list[Utterance],
                      eval_ll: list[np.ndarray], dcfg: dict) -> ErrorRates:
     """(a) Phone-loop decoding scored against the lexicon pronunciations."""
     g = make_graph(model, "phone-loop", insertion_penalty=dcfg["phone_insertion_penalty"], lm_scale=dcfg["lm_scale"])
     refs = [lexicon.pronunciations[WORD[u.digit]] for u in evaluation]
-    hyps = [viterbi_path(model, None, g, dcfg["beam"], log_likelihood=ll).tokens() for ll in eval_ll]
-    return error_rates(refs, hyps)
+    return error_rates(refs, decode(model, g, eval_ll, dcfg))
 
 
 def isolated_accuracy(model: PhoneModelSet, evaluation: list[Utterance], eval_ll: list[np.ndarray],
                       dcfg: dict) -> float:
     """(b) Fraction of takes whose one-word-grammar decoding is their word."""
     g = make_graph(model, "words", lm_scale=dcfg["lm_scale"])
-    hyps = [viterbi_path(model, None, g, dcfg["beam"], log_likelihood=ll).tokens() for ll in eval_ll]
+    hyps = decode(model, g, eval_ll, dcfg)
     return float(np.mean([h == [WORD[u.digit]] for h, u in zip(hyps, evaluation)]))
 
 
@@ -200,8 +204,7 @@ def connected_word_errors(model: PhoneModelSet, conn: list[ConnectedUtterance], 
     g = make_graph(model, "word-loop", insertion_penalty=dcfg["word_insertion_penalty"], lm_scale=dcfg["lm_scale"])
     conn_ll = model.state_log_likelihood_many(
         [extract_features(c.signal, feature_config, c.sample_rate_hz) for c in conn])
-    hyps = [viterbi_path(model, None, g, dcfg["beam"], log_likelihood=ll).tokens() for ll in conn_ll]
-    return error_rates([c.words for c in conn], hyps, [c.utt_id for c in conn])
+    return error_rates([c.words for c in conn], decode(model, g, conn_ll, dcfg), [c.utt_id for c in conn])
 
 
 def check_alignments(model: PhoneModelSet, lexicon: Lexicon, evaluation: list[Utterance],

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gmmhmm.errors import InvalidParameterError, SequenceTooShortError
-from gmmhmm.graphs import EmbeddedTrainer, kernels, make_graph, viterbi_path, word_loop_graph
+from gmmhmm.graphs import EmbeddedTrainer, Graph, kernels, make_graph, viterbi_path, viterbi_paths, word_loop_graph
 from test_embedded import LEXICON, synthetic_corpus
 
 
@@ -89,3 +89,19 @@ def test_precomputed_log_likelihood_gives_the_same_path(model):
     assert a == b
     with pytest.raises(InvalidParameterError, match="log_likelihood"):
         viterbi_path(model, None, g, log_likelihood=np.zeros((10, 2)))
+
+
+def test_viterbi_paths_compute_the_graph_weights_once(model, monkeypatch):
+    feats = synthetic_corpus(n_utts=6, seed=7)[0]
+    g = make_graph(model, "word-loop", insertion_penalty=-5.0)
+    lls = model.state_log_likelihood_many(feats)
+    one_by_one = [viterbi_path(model, None, g, 200.0, 0.01, 1.0, log_likelihood=ll) for ll in lls]
+    calls = []
+    log_probs = Graph.log_probs
+    monkeypatch.setattr(Graph, "log_probs", lambda self, *a: calls.append(1) or log_probs(self, *a))
+    assert viterbi_paths(model, g, lls, 200.0, 0.01, [1.0] * len(lls)) == one_by_one
+    assert len(calls) == 1
+    with pytest.raises(InvalidParameterError, match="2 durations for 6"):
+        viterbi_paths(model, g, lls, durations_s=[1.0, 2.0])
+    with pytest.raises(InvalidParameterError, match="log_likelihood"):
+        viterbi_paths(model, g, [np.zeros((10, 2))])

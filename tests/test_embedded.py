@@ -159,3 +159,42 @@ def test_interrupted_training_resumes_to_the_uninterrupted_model(tmp_path):
         np.testing.assert_array_equal(getattr(second.model, name), getattr(whole.model, name))
     with pytest.raises(InvalidInputError, match="other training data"):
         EmbeddedTrainer(LEXICON).fit(feats[:-1], texts[:-1], checkpoint_dir=tmp_path, resume=True, **schedule)
+
+
+def test_transition_counts_match_a_per_utterance_reference(trained, monkeypatch):
+    """Arc weights once per distinct transcript, counts scattered once: the per-utterance sums."""
+    from gmmhmm.graphs import Graph, kernels
+
+    tr, _, (feats, texts, _, _) = trained
+    m = tr.model
+    ts, tl = np.zeros(m.n_pdfs), np.zeros(m.n_pdfs)
+    for X, words in zip(feats, texts):
+        g = tr.graph(words)
+        _, _, arcs, finals = kernels.forward_backward(m.state_log_likelihood(X), g.state_pdf, g.arc_src, g.arc_dst,
+                                                      *g.log_probs(*m.transition_log_probs()), m.n_pdfs)
+        np.add.at(ts, g.arc_tid[g.arc_kind == 0], arcs[g.arc_kind == 0])
+        np.add.at(tl, g.arc_tid[g.arc_kind == 1], arcs[g.arc_kind == 1])
+        np.add.at(tl, g.final_tid[g.final_tid >= 0], finals[g.final_tid >= 0])
+    calls = []
+    log_probs = Graph.log_probs
+    monkeypatch.setattr(Graph, "log_probs", lambda self, *a: calls.append(1) or log_probs(self, *a))
+    stats = tr.accumulate(feats, texts)
+    assert len(calls) == len({tuple(t) for t in texts}) < len(texts)
+    np.testing.assert_allclose(stats.trans_self, ts, rtol=1e-12)
+    np.testing.assert_allclose(stats.trans_leave, tl, rtol=1e-12)
+
+
+def test_skip_count_follows_the_skipped_list(trained):
+    tr, _, (feats, _, _, _) = trained
+    stats = tr.accumulate([feats[0][:4], feats[1][:2]], [["ab"], ["b"]])  # 6 and 3 frames needed
+    assert stats.skipped == [0, 1] and stats.n_skipped == 2
+    assert (stats + stats).n_skipped == 4
+    assert "min_frames" in vars(tr.graph(["ab"]))  # Graph caches it; the trainer keeps no copy
+
+
+def test_feature_config_of_a_model():
+    from gmmhmm.features import FeatureConfig
+
+    assert PhoneModelSet(["A", "sil"]).get_feature_config() == FeatureConfig()
+    stored = FeatureConfig(n_ceps=12, cmvn="speaker")
+    assert PhoneModelSet(["A", "sil"], feature_config=stored.to_dict()).get_feature_config() == stored

@@ -81,20 +81,118 @@ def test_cli_graph_decode_and_align(setup, tmp_path, capsys):
     bad.write_text("not audio")
     rc = main(["decode", str(tmp_path / "phones.npz"), *paths, str(bad), "--graph", "words",
                "-o", str(tmp_path / "hyp.txt"), "--ctm", str(tmp_path / "hyp.ctm")])
-    assert rc == 1  # the bad file is reported, the rest decoded
-    assert "bad.wav" in capsys.readouterr().err
+    assert rc == 1  # the bad file is reported with its own error, the rest decoded
+    assert f"skipped {bad}: {bad}: unreadable audio file" in capsys.readouterr().err
     lines = [line.split("\t") for line in (tmp_path / "hyp.txt").read_text().splitlines()]
     assert [line[0] for line in lines] == paths
     assert all(len(line[1].split()) == 1 and np.isfinite(float(line[2])) for line in lines)
-    assert len((tmp_path / "hyp.ctm").read_text().splitlines()) == len(paths)
+    ctm = [line.split() for line in (tmp_path / "hyp.ctm").read_text().splitlines()]
+    assert [(c[0], c[1], c[4]) for c in ctm] == [(u.path.stem, "1", line[1]) for u, line in zip(test[:4], lines)]
 
-    (tmp_path / "text").write_text("".join(f"{u.path.stem} {DIGIT_WORDS[int(u.digit)]}\n" for u in test[:4]))
+    (tmp_path / "text").write_text("# utt word\n" + "".join(f"{u.path.stem} {DIGIT_WORDS[int(u.digit)]}\n"
+                                                            for u in test[:4]))
     rc = main(["align", str(tmp_path / "phones.npz"), str(tmp_path / "text"), *paths, "-o", str(tmp_path / "ali")])
     assert rc == 0
     words = [line.split() for line in (tmp_path / "ali" / "words.ctm").read_text().splitlines()]
     spoken = [w for w in words if w[4] != "sil"]
     assert [(w[0], w[4]) for w in spoken] == [(u.path.stem, DIGIT_WORDS[int(u.digit)]) for u in test[:4]]
     assert all((tmp_path / "ali" / f"{u.path.stem}.TextGrid").is_file() for u in test[:4])
+
+    # an unreadable file with a transcript: its own error, the rest aligned
+    (tmp_path / "text2").write_text((tmp_path / "text").read_text() + f"{bad.stem} one\n")
+    assert main(["align", str(tmp_path / "phones.npz"), str(tmp_path / "text2"), *paths, str(bad),
+                 "-o", str(tmp_path / "ali2")]) == 1
+    err = capsys.readouterr().err
+    assert f"skipped {bad}: {bad}: unreadable audio file" in err and "aligned 4 of 5" in err
+    assert sorted(p.stem for p in (tmp_path / "ali2").glob("*.TextGrid")) == sorted(u.path.stem for u in test[:4])
+    (tmp_path / "text3").write_text("a one\na two\n")
+    assert main(["align", str(tmp_path / "phones.npz"), str(tmp_path / "text3"), *paths,
+                 "-o", str(tmp_path / "a3")]) == 1
+    assert "text3:2: duplicate utterance id 'a'" in capsys.readouterr().err
+
+
+def test_cli_phone_models_extract_with_jobs_progress_and_speakers(setup, tmp_path, monkeypatch):
+    """-j, --progress and per-speaker grouping reach feature extraction for phone models too."""
+    import gmmhmm.features
+    from gmmhmm import save
+    from gmmhmm.cli import main
+    from gmmhmm.datasets import speaker_of
+
+    model, _, test, _ = setup
+    save(model, tmp_path / "phones.npz")
+    paths = [str(u.path) for u in test[:3]]
+    (tmp_path / "text").write_text("".join(f"{u.path.stem} {DIGIT_WORDS[int(u.digit)]}\n" for u in test[:3]))
+    seen, real = [], gmmhmm.features.extract_many
+    monkeypatch.setattr(gmmhmm.features, "extract_many",
+                        lambda paths, config, **kw: seen.append(kw) or real(paths, config, **kw))
+    assert main(["decode", str(tmp_path / "phones.npz"), *paths, "-j", "2", "--progress",
+                 "-o", str(tmp_path / "hyp.txt")]) == 0
+    assert main(["align", str(tmp_path / "phones.npz"), str(tmp_path / "text"), *paths, "-j", "2", "--progress",
+                 "-o", str(tmp_path / "ali")]) == 0
+    assert seen == [{"n_jobs": 2, "progress": True, "speaker_of": speaker_of}] * 2
+    assert len((tmp_path / "hyp.txt").read_text().splitlines()) == 3
+
+
+def test_speaker_cmvn_is_applied_when_decoding_and_aligning(setup, tmp_path):
+    """A model trained with cmvn='speaker' decodes and aligns per-speaker normalised features."""
+    import copy
+
+    import soundfile
+
+    from gmmhmm import save
+    from gmmhmm.cli import main
+    from gmmhmm.datasets import speaker_of
+    from gmmhmm.graphs import to_ctm
+
+    model, _, test, _ = setup
+    m = copy.deepcopy(model)
+    m.feature_config = {**model.feature_config, "cmvn": "speaker"}
+    config = m.get_feature_config()
+    assert config.cmvn == "speaker" and model.get_feature_config() == FeatureConfig.fsdd()
+    takes = test[:3] + test[-3:]
+    assert len({u.speaker for u in takes}) == 2
+    paths = [u.path for u in takes]
+    feats, _ = extract_many(paths, config, speaker_of=speaker_of)
+    g = make_graph(m, "words")
+    want = [viterbi_path(m, feats[str(p)], g).score for p in paths]
+    assert [score for _, _, score in decode_files(m, paths, graph="words")] == pytest.approx(want, rel=1e-9)
+
+    save(m, tmp_path / "spk.npz")
+    (tmp_path / "text").write_text("".join(f"{u.path.stem} {DIGIT_WORDS[int(u.digit)]}\n" for u in takes))
+    assert main(["align", str(tmp_path / "spk.npz"), str(tmp_path / "text"), *map(str, paths),
+                 "-o", str(tmp_path / "ali")]) == 0
+    expected = ""
+    for u in takes:
+        info = soundfile.info(str(u.path))
+        path = force_align(m, feats[str(u.path)], [DIGIT_WORDS[int(u.digit)]], config.shift_ms / 1000.0,
+                           info.frames / info.samplerate)
+        expected += to_ctm(u.path.stem, path.phones)
+    assert (tmp_path / "ali" / "phones.ctm").read_text() == expected
+
+
+def test_decode_files_skips_a_file_too_short_for_the_graph(setup, tmp_path, caplog):
+    import soundfile
+
+    from gmmhmm.errors import SequenceTooShortError
+
+    model, _, test, _ = setup
+    short = tmp_path / "short.wav"
+    soundfile.write(short, np.random.default_rng(0).normal(0.0, 0.1, 400), 8000)  # 3 frames; a word needs 6
+    paths = [test[0].path, short]
+    with caplog.at_level("WARNING", logger="gmmhmm"):
+        results = decode_files(model, paths, graph="words")
+    assert [r[0] for r in results] == [str(test[0].path)]
+    assert f"skipping {short}: no complete path" in caplog.text
+    with pytest.raises(SequenceTooShortError, match="needs at least 6"):
+        decode_files(model, paths, graph="words", skip_errors=False)
+
+
+def test_recipe_decodes_many_utterances_with_one_graph(setup, recipe):
+    model, feats, test, _ = setup
+    g = make_graph(model, "word-loop", insertion_penalty=-20.0)
+    lls = model.state_log_likelihood_many([feats[str(u.path)] for u in test[:5]])
+    assert recipe.decode(model, g, lls, {"beam": 300.0}) == [
+        viterbi_path(model, None, g, 300.0, log_likelihood=ll).tokens() for ll in lls]
 
 
 def test_connected_digits_builder(fsdd_path):

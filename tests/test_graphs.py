@@ -149,3 +149,32 @@ def test_grammar_graphs_structure():
     assert start == pytest.approx(1.0)
     assert wl.min_frames == 3 * 3  # both words have three phones
     assert wl.labels == ["one", "nine", "sil"]
+
+
+def _unit_links(g):
+    """(label left, label entered) of every link between units."""
+    first_label = {}
+    for a in np.flatnonzero(g.arc_label >= 0):
+        first_label[int(g.arc_dst[a])] = int(g.arc_label[a])
+    state_label = np.full(g.n_states, -1)
+    starts = sorted(first_label)
+    for k, s in enumerate(starts):
+        state_label[s:starts[k + 1] if k + 1 < len(starts) else g.n_states] = first_label[s]
+    links = np.flatnonzero(g.arc_label >= 0)
+    return sorted((g.labels[state_label[g.arc_src[a]]], g.labels[g.arc_label[a]]) for a in links)
+
+
+def test_loops_link_every_unit_pair_but_silence_to_silence():
+    lex = Lexicon({"ab": ["A", "B"], "b": ["B"]})
+    wl = word_loop_graph(lex)
+    units = ["ab", "b", "sil"]
+    assert _unit_links(wl) == sorted((u, v) for u in units for v in units if not u == v == "sil")
+    pl = phone_loop_graph(lex)
+    assert _unit_links(pl) == sorted((u, v) for u in lex.phones for v in lex.phones)  # sil sil included
+
+
+def test_min_frames_is_computed_once():
+    g = utterance_graph(Lexicon.digits(), ["one"])
+    assert g.min_frames == 3 * 3
+    g.final_extra = np.full(g.n_states, -np.inf)  # graphs are not modified once built: the value stays
+    assert g.min_frames == 3 * 3

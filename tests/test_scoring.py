@@ -129,6 +129,19 @@ def test_align_htk_costs_match_brute_force_and_prefer_substitution():
     assert (a.n_substitutions, a.n_deletions, a.n_insertions) == (0, 1, 1)
 
 
+@pytest.mark.parametrize("sub, dele, ins", [(0.3, 0.7, 1.1), (1.7, 0.9, 0.35), (2.0, 1.0, 0.1)])
+def test_align_fractional_costs_match_brute_force(sub, dele, ins):
+    """Cheap insertions make runs of them optimal: the running-minimum row update must find them."""
+    rng = np.random.default_rng(1)
+    for _ in range(150):
+        ref = tuple(rng.integers(0, 3, size=rng.integers(0, 7)))
+        hyp = tuple(rng.integers(0, 3, size=rng.integers(0, 9)))
+        a = align(ref, hyp, sub, dele, ins)
+        check_consistent(a, ref, hyp)
+        assert alignment_cost(a, sub, dele, ins) == pytest.approx(brute_force_distance(ref, hyp, sub, dele, ins))
+        assert a.n_ref == len(ref) and a.n_correct + a.n_substitutions + a.n_insertions == len(hyp)
+
+
 def test_align_format_and_bad_costs():
     text = align("a b c".split(), "a x c d".split()).format()
     lines = text.splitlines()

@@ -10,7 +10,7 @@
 """
 
 from .alignment import force_align, to_ctm, to_textgrid, write_alignment
-from .decoder import Path, Segment, decode_files, make_graph, viterbi_path
+from .decoder import Path, Segment, decode_files, make_graph, viterbi_path, viterbi_paths
 from .graph import Graph, build_graph, phone_loop_graph, utterance_graph, word_list_graph, word_loop_graph
 from .lexicon import DIGIT_WORDS, Lexicon, parse_transcripts, read_transcripts
 from .models import PhoneModelSet
@@ -19,6 +19,6 @@ from .training import EmbeddedStats, EmbeddedTrainer
 __all__ = [
     "DIGIT_WORDS", "EmbeddedStats", "EmbeddedTrainer", "Graph", "Lexicon", "Path", "PhoneModelSet", "Segment",
     "build_graph", "decode_files", "force_align", "make_graph", "parse_transcripts", "phone_loop_graph",
-    "read_transcripts", "to_ctm", "to_textgrid", "utterance_graph", "viterbi_path", "word_list_graph",
+    "read_transcripts", "to_ctm", "to_textgrid", "utterance_graph", "viterbi_path", "viterbi_paths", "word_list_graph",
     "word_loop_graph", "write_alignment",
 ]

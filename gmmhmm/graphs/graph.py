@@ -14,6 +14,7 @@ insertion penalty).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -64,7 +65,7 @@ class Graph:
     def n_states(self) -> int:
         return len(self.state_pdf)
 
-    @property
+    @cached_property  # graphs are not modified once built; training checks it per utterance
     def min_frames(self) -> int:
         """Fewest frames of any complete path (breadth-first from the start states)."""
         dist = np.where(np.isfinite(self.init_extra), 1, np.iinfo(np.int64).max // 2)
@@ -190,10 +191,11 @@ def utterance_graph(lexicon: Lexicon, words: list[str], sil_prob: float = 0.5, n
     return build_graph(labels, units, links, starts, ends, n_states)
 
 
-def _loop(labels, units, n_units_lm, lm_scale, penalties, allow_self=True, n_states=3) -> Graph:
-    lm = lm_scale * float(np.log(1.0 / n_units_lm))
+def _loop(labels, units, lm_scale, penalties, no_self=frozenset(), n_states=3) -> Graph:
+    """Any sequence of ``units``; a unit in ``no_self`` never follows itself."""
+    lm = lm_scale * float(np.log(1.0 / len(units)))
     idx = range(len(units))
-    links = [(u, v, lm + penalties[v]) for u in idx for v in idx if allow_self or u != v]
+    links = [(u, v, lm + penalties[v]) for u in idx for v in idx if not (u == v and u in no_self)]
     starts = {v: lm + penalties[v] for v in idx}
     ends = {u: 0.0 for u in idx}
     return build_graph(labels, units, links, starts, ends, n_states)
@@ -203,8 +205,7 @@ def phone_loop_graph(lexicon: Lexicon, insertion_penalty: float = 0.0, lm_scale:
                      n_states: int = 3) -> Graph:
     """Free phone loop (phone recognition); labels are the phones, silence included."""
     units = [(i, [i]) for i in range(len(lexicon.phones))]
-    return _loop(lexicon.phones, units, len(units), lm_scale, [insertion_penalty] * len(units),
-                 n_states=n_states)
+    return _loop(lexicon.phones, units, lm_scale, [insertion_penalty] * len(units), n_states=n_states)
 
 
 def word_loop_graph(lexicon: Lexicon, insertion_penalty: float = 0.0, lm_scale: float = 1.0,
@@ -214,12 +215,7 @@ def word_loop_graph(lexicon: Lexicon, insertion_penalty: float = 0.0, lm_scale: 
     units = [(i, [lexicon.phone_index(p) for p in lexicon.pronunciations[w]]) for i, w in enumerate(lexicon.words)]
     units.append((len(lexicon.words), [lexicon.phone_index(lexicon.silence)]))
     pen = [insertion_penalty] * len(lexicon.words) + [0.0]
-    g = _loop(labels, units, len(units), lm_scale, pen, n_states=n_states)
-    sil_last = g.n_states - 1
-    keep = ~((g.arc_src == sil_last) & (g.arc_dst == sil_last - n_states + 1) & (g.arc_label >= 0))
-    for name in ("arc_src", "arc_dst", "arc_tid", "arc_kind", "arc_extra", "arc_label", "arc_phone_start"):
-        setattr(g, name, getattr(g, name)[keep])
-    return g
+    return _loop(labels, units, lm_scale, pen, no_self={len(units) - 1}, n_states=n_states)
 
 
 def word_list_graph(lexicon: Lexicon, words: list[str] | None = None, sil_prob: float = 0.5,

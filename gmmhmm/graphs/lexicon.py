@@ -111,8 +111,9 @@ def parse_transcripts(text: str, source: str = "transcripts") -> dict[str, list[
 
 
 def read_transcripts(path: str | os.PathLike) -> dict[str, list[str]]:
+    """:func:`parse_transcripts` of a UTF-8 file; :class:`TranscriptError` if it cannot be read."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise TranscriptError(f"cannot read transcripts {os.fspath(path)}: {exc}") from exc
+        raise TranscriptError(f"cannot read transcripts file {os.fspath(path)}: {exc}") from exc
     return parse_transcripts(text, os.fspath(path))

@@ -7,6 +7,8 @@ call scores every state of every phone for a block of frames.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .._validation import check_array, check_is_fitted, check_positive_int
@@ -14,6 +16,9 @@ from ..errors import InvalidParameterError
 from ..mixture.gaussian import log_densities, mixture_log_likelihood
 from ..modelfile import register_model_class
 from .lexicon import Lexicon
+
+if TYPE_CHECKING:
+    from ..features import FeatureConfig
 
 
 @register_model_class
@@ -69,6 +74,12 @@ class PhoneModelSet:
     @property
     def lexicon(self) -> Lexicon:
         return Lexicon.from_text(self.lexicon_text, "model lexicon", silence=self.phones[-1])
+
+    def get_feature_config(self) -> FeatureConfig:
+        """The :class:`~gmmhmm.features.FeatureConfig` of the training features (default if none is stored)."""
+        from ..features import FeatureConfig  # lazily: the front end loads audio libraries
+
+        return FeatureConfig.from_dict(self.feature_config) if self.feature_config else FeatureConfig()
 
     def init_flat(self, mean: np.ndarray, var: np.ndarray, var_floor: np.ndarray, self_loop: float = 0.6) -> None:
         """HCompV flat start: every state one Gaussian at the global mean and variance."""

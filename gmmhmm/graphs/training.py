@@ -42,7 +42,9 @@ class EmbeddedStats:
     gaussian : GaussianStats over the stacked ``n_pdfs * n_mix`` components
     trans_self, trans_leave : (n_pdfs,) expected self-loop / leaving transition counts
     log_likelihood : float, total over the accumulated utterances
-    n_frames, n_utterances, n_skipped : int
+    n_frames, n_utterances : int
+    skipped : list of int
+        Indices of the utterances left out (too short, or no path through their graph).
     """
 
     gaussian: GaussianStats
@@ -51,8 +53,11 @@ class EmbeddedStats:
     log_likelihood: float = 0.0
     n_frames: int = 0
     n_utterances: int = 0
-    n_skipped: int = 0
     skipped: list = field(default_factory=list)
+
+    @property
+    def n_skipped(self) -> int:
+        return len(self.skipped)
 
     def __add__(self, other: "EmbeddedStats") -> "EmbeddedStats":
         if not isinstance(other, EmbeddedStats):
@@ -60,13 +65,24 @@ class EmbeddedStats:
         return EmbeddedStats(self.gaussian + other.gaussian, self.trans_self + other.trans_self,
                              self.trans_leave + other.trans_leave,
                              self.log_likelihood + other.log_likelihood, self.n_frames + other.n_frames,
-                             self.n_utterances + other.n_utterances, self.n_skipped + other.n_skipped,
-                             self.skipped + other.skipped)
+                             self.n_utterances + other.n_utterances, self.skipped + other.skipped)
 
     def __radd__(self, other):
         if isinstance(other, int) and other == 0:  # sum(list_of_stats)
             return self
         return NotImplemented
+
+
+def _transition_counts(graphs: list[Graph], arc_counts: list[np.ndarray], final_counts: list[np.ndarray],
+                       n_pdfs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Expected (self-loop, leaving) counts per pdf from each graph's arc and exit counts."""
+    idx, w = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
+    for g, arcs, finals in zip(graphs, arc_counts, final_counts):
+        fin = g.final_tid >= 0
+        idx += [g.arc_tid + n_pdfs * (g.arc_kind != 0), g.final_tid[fin] + n_pdfs]  # leaving: second half
+        w += [arcs, finals[fin]]
+    counts = np.bincount(np.concatenate(idx), np.concatenate(w), minlength=2 * n_pdfs)
+    return counts[:n_pdfs], counts[n_pdfs:]
 
 
 class EmbeddedTrainer:
@@ -104,9 +120,7 @@ class EmbeddedTrainer:
     def graph(self, words: Sequence[str]) -> Graph:
         key = tuple(words)
         if key not in self._graphs:
-            g = utterance_graph(self.lexicon, list(words), self.sil_prob, self.model.n_states)
-            g.min_frames_ = g.min_frames
-            self._graphs[key] = g
+            self._graphs[key] = utterance_graph(self.lexicon, list(words), self.sil_prob, self.model.n_states)
         return self._graphs[key]
 
     def flat_start(self, features: Sequence[np.ndarray]) -> PhoneModelSet:
@@ -135,17 +149,23 @@ class EmbeddedTrainer:
             raise InvalidInputError(f"{len(features)} feature arrays but {len(transcripts)} transcripts")
         D = m.n_features
         gstats = GaussianStats.zeros(m.n_pdfs * m.n_mix, D, "diag")
-        ts, tl = np.zeros(m.n_pdfs), np.zeros(m.n_pdfs)
         log_self, log_leave = m.transition_log_probs()
         total, n_frames, n_utts, skipped = 0.0, 0, 0, []
         feats = [check_array(X, name=f"features[{i}]", n_features=D) for i, X in enumerate(features)]
-        graphs = [self.graph(words) for words in transcripts]
-        for i, (X, g) in enumerate(zip(feats, graphs)):
-            if len(X) < g.min_frames_:
+        keys = [tuple(words) for words in transcripts]
+        graphs = {key: self.graph(key) for key in dict.fromkeys(keys)}
+        for i, (X, key) in enumerate(zip(feats, keys)):
+            if len(X) < graphs[key].min_frames:
                 skipped.append(i)
                 logger.warning("utterance %d: %d frames < %d needed by %s; skipped",
-                               i, len(X), g.min_frames_, transcripts[i])
-        keep = [i for i in range(len(feats)) if i not in set(skipped)]
+                               i, len(X), graphs[key].min_frames, transcripts[i])
+        dropped = set(skipped)
+        keep = [i for i in range(len(feats)) if i not in dropped]
+        # Per distinct transcript: arc weights computed once, and the arc / exit
+        # counts of its utterances summed, to be scattered per pdf once at the end.
+        weights: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        arc_sum: dict[tuple[str, ...], np.ndarray] = {}
+        final_sum: dict[tuple[str, ...], np.ndarray] = {}
         # Gaussians are scored and statistics gathered for batches of
         # utterances at once: a few big matrix products beat many small ones.
         budget = max(256, self._batch_elements // (m.n_pdfs * m.n_mix))
@@ -163,29 +183,31 @@ class EmbeddedTrainer:
             occ = np.zeros((len(Xb), m.n_pdfs))
             offset = 0
             for i in idx:
-                g, T = graphs[i], len(feats[i])
-                logp, init, final = g.log_probs(log_self, log_leave)
+                key, T = keys[i], len(feats[i])
+                g = graphs[key]
+                if key not in weights:
+                    weights[key] = g.log_probs(log_self, log_leave)
+                    arc_sum[key], final_sum[key] = np.zeros(len(g.arc_src)), np.zeros(g.n_states)
                 log_z, gamma, arc_counts, final_counts = kernels.forward_backward(
-                    ll[offset:offset + T], g.state_pdf, g.arc_src, g.arc_dst, logp, init, final, m.n_pdfs)
+                    ll[offset:offset + T], g.state_pdf, g.arc_src, g.arc_dst, *weights[key], m.n_pdfs)
                 offset += T
                 if not np.isfinite(log_z):
                     skipped.append(i)
                     logger.warning("utterance %d: no path through %s; skipped", i, transcripts[i])
                     continue
                 occ[offset - T:offset] = gamma
-                self_arcs = g.arc_kind == 0
-                np.add.at(ts, g.arc_tid[self_arcs], arc_counts[self_arcs])
-                np.add.at(tl, g.arc_tid[~self_arcs], arc_counts[~self_arcs])
-                fin = g.final_tid >= 0
-                np.add.at(tl, g.final_tid[fin], final_counts[fin])
+                arc_sum[key] += arc_counts
+                final_sum[key] += final_counts
                 total += log_z
                 n_frames += T
                 n_utts += 1
             resp = comp.reshape(len(Xb), m.n_pdfs, m.n_mix)
             resp *= occ[:, :, None]
             gstats += accumulate_gaussians(Xb, comp, design, "diag")
+        ts, tl = _transition_counts([graphs[k] for k in arc_sum], list(arc_sum.values()),
+                                    list(final_sum.values()), m.n_pdfs)
         skipped.sort()
-        return EmbeddedStats(gstats, ts, tl, total, n_frames, n_utts, len(skipped), skipped)
+        return EmbeddedStats(gstats, ts, tl, total, n_frames, n_utts, skipped)
 
     def update(self, stats: EmbeddedStats) -> PhoneModelSet:
         """M-step: weights, means, floored variances and self-loops from ``stats``."""
