@@ -13,7 +13,7 @@ import numpy as np
 
 from .._validation import check_array, check_is_fitted, check_positive_int
 from ..errors import InvalidParameterError
-from ..mixture.gaussian import log_densities, mixture_log_likelihood
+from ..mixture.gaussian import DensityPlan, log_densities, mixture_log_likelihood
 from ..modelfile import register_model_class
 from .lexicon import Lexicon
 
@@ -102,9 +102,9 @@ class PhoneModelSet:
         ``design`` gives the Gaussian statistics of ``X`` in one GEMM
         (see :func:`gmmhmm.mixture.gaussian.accumulate_gaussians`).
         """
-        prec_chol = 1.0 / np.sqrt(self.covars_)
-        comp, design = log_densities(X, self.means_, prec_chol, "diag", keep_design)
-        comp += np.log(np.maximum(self.weights_, 1e-300)).ravel()
+        plan = DensityPlan(self.means_, 1.0 / np.sqrt(self.covars_), "diag", dtype=np.float64,
+                           log_weights=np.log(np.maximum(self.weights_, 1e-300)).ravel())
+        comp, design = log_densities(X, plan, keep_design)
         return (comp, design) if keep_design else comp
 
     def state_log_likelihood(self, X: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..mixture.gaussian import (accumulate_gaussians, log_densities, mixture_log_likelihood,
+from ..mixture.gaussian import (DensityPlan, accumulate_gaussians, log_densities, mixture_log_likelihood,
                                 precisions_cholesky_from_covariances)
 from ..mixture.stats import GaussianStats
 
@@ -41,13 +41,13 @@ class GaussianEmission:
         self.means = np.asarray(means, dtype=np.float64)
         self.covars = np.asarray(covars, dtype=np.float64)
         self.covariance_type = covariance_type
-        self.precisions_cholesky = precisions_cholesky_from_covariances(self.covars, covariance_type)
+        self.plan = DensityPlan(self.means, precisions_cholesky_from_covariances(self.covars, covariance_type),
+                                covariance_type, dtype=np.float64)  # once per E-step, not per batch
         self.n_columns = self.means.shape[0]
 
     def log_likelihood(self, X: np.ndarray, need_cache: bool = True):
         """State log-likelihoods (N, S); the cache holds the design rows, if kept."""
-        return log_densities(X, self.means, self.precisions_cholesky, self.covariance_type,
-                             need_cache)
+        return log_densities(X, self.plan, need_cache)
 
     def accumulate(self, X: np.ndarray, posteriors: np.ndarray, cache) -> GaussianStats:
         return accumulate_gaussians(X, posteriors, cache, self.covariance_type)
@@ -88,16 +88,16 @@ class GMMEmission:
             self.stats_type = covariance_type
         self.covariance_type = covariance_type
         self.covars = covars  # stacked, in stats_type shape
-        self.precisions_cholesky = precisions_cholesky_from_covariances(covars, self.stats_type)
         with np.errstate(divide="ignore"):
-            self.log_weights = np.log(self.weights).reshape(S * M)
+            log_weights = np.log(self.weights).reshape(S * M)
+        # log weights ride in the density GEMM (the design's last column is exactly 1, so -inf stays -inf)
+        self.plan = DensityPlan(self.means, precisions_cholesky_from_covariances(covars, self.stats_type),
+                                self.stats_type, dtype=np.float64, log_weights=log_weights)
 
     def log_likelihood(self, X: np.ndarray, need_cache: bool = True):
         """State log-likelihoods (N, S); the cache holds the within-state
         responsibilities and the design rows, if kept."""
-        comp, design = log_densities(X, self.means, self.precisions_cholesky, self.stats_type,
-                                     need_cache)
-        comp += self.log_weights
+        comp, design = log_densities(X, self.plan, need_cache)
         state = mixture_log_likelihood(comp, self.n_mix)  # comp := within-state responsibilities
         return state, ((comp, design) if need_cache else None)
 

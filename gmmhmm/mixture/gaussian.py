@@ -293,21 +293,19 @@ def log_gaussian_density(X: np.ndarray, means: np.ndarray, precisions_cholesky: 
 _DESIGN_CACHE_ELEMENTS = 1 << 22
 
 
-def log_densities(X: np.ndarray, means: np.ndarray, precisions_cholesky: np.ndarray,
-                  covariance_type: str, keep_design: bool):
-    """(N, K) Gaussian log-densities and, when worth keeping, ``(design, center)``.
+def log_densities(X: np.ndarray, plan: DensityPlan, keep_design: bool):
+    """(N, K) log-densities (plus the plan's log weights) of rows ``X`` and,
+    when worth keeping, ``(design, center)``.
 
     The design rows ``[quadratic terms of x - c, x - c, 1]`` that give the
     densities in one GEMM also give all the statistics in one GEMM
     (:meth:`GaussianStats.from_design`), so the E-step reads them twice from
     cache instead of making new passes over ``X``.
     """
-    if keep_design and covariance_type != "tied":
-        plan = DensityPlan(means, precisions_cholesky, covariance_type, dtype=np.float64)
-        if X.shape[0] * plan.n_design <= _DESIGN_CACHE_ELEMENTS:
-            design = plan.design(X)
-            return plan.log_density(design), (design, plan.center)
-    return log_gaussian_density(X, means, precisions_cholesky, covariance_type), None
+    if keep_design and plan.covariance_type != "tied" and X.shape[0] * plan.n_design <= _DESIGN_CACHE_ELEMENTS:
+        design = plan.design(X)
+        return plan.log_density(design), (design, plan.center)
+    return plan.evaluate(X), None
 
 
 def accumulate_gaussians(X: np.ndarray, resp: np.ndarray, design, covariance_type: str
