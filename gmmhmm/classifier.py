@@ -26,7 +26,7 @@ import numpy as np
 from . import _validation as V
 from ._params import ParamsMixin
 from .errors import InvalidInputError, InvalidParameterError
-from .mixture.gaussian import check_covariance_type
+from .mixture.gaussian import check_covariance_type, mix_up
 from .modelfile import ModelFileMixin, register_model_class
 
 logger = logging.getLogger(__name__)
@@ -87,47 +87,27 @@ def flat_start(X: np.ndarray, lengths: np.ndarray, n_states: int, max_jump: int,
     return model
 
 
-def _std(covar: np.ndarray, covariance_type: str, n_features: int) -> np.ndarray:
-    """Per-dimension standard deviation of one component (or a tied state's covariance)."""
-    if covariance_type == "diag":
-        return np.sqrt(covar)
-    if covariance_type in ("full", "tied"):
-        return np.sqrt(np.diag(covar))
-    return np.full(n_features, np.sqrt(covar))
-
-
 def split_mixtures(model, n_mix: int, n_iter: int, tol: float, random_state: Any):
     """A copy of ``model`` with ``n_mix`` components per state (HTK's mix-up).
 
     Repeatedly splits the heaviest component of each state in two, with
     half its weight each and means moved by +-0.2 standard deviations.
     """
-    old = model.n_mix
-    if n_mix < old:
-        raise InvalidParameterError(f"cannot split {old} mixture components down to {n_mix}")
-    S = model.n_components
-    weights = [list(model.weights_[s]) for s in range(S)]
-    means = [list(model.means_[s]) for s in range(S)]
-    covars = [list(model.covars_[s]) for s in range(S)] if model.covariance_type != "tied" else None
-    for s in range(S):
-        while len(weights[s]) < n_mix:
-            k = int(np.argmax(weights[s]))
-            covar = model.covars_[s] if covars is None else covars[s][k]
-            offset = SPLIT_OFFSET * _std(covar, model.covariance_type, model.means_.shape[-1])
-            w, mu = weights[s][k] / 2, means[s][k]
-            weights[s][k] = w
-            means[s][k] = mu + offset
-            weights[s].append(w)
-            means[s].append(mu - offset)
-            if covars is not None:
-                covars[s].append(covars[s][k])
+    S, D, ctype = model.n_components, model.means_.shape[-1], model.covariance_type
+    var = {"diag": lambda c: c, "spherical": lambda c: np.repeat(c[..., None], D, axis=-1),
+           "full": lambda c: np.diagonal(c, axis1=-2, axis2=-1),
+           "tied": lambda c: np.repeat(np.diagonal(c, axis1=-2, axis2=-1)[:, None], model.n_mix, axis=1),
+           }[ctype](np.asarray(model.covars_))
+    weights, means, source = mix_up(model.weights_, model.means_, np.sqrt(var), n_mix, SPLIT_OFFSET)
     new = _new_hmm(S, n_mix, model.covariance_type, model.min_covar, n_iter, tol, random_state)
     new.n_features = model.means_.shape[-1]
     new.startprob_ = model.startprob_.copy()
     new.transmat_ = model.transmat_.copy()
-    new.weights_ = np.array(weights)
-    new.means_ = np.array(means)
-    new.covars_ = np.array(covars) if covars is not None else model.covars_.copy()
+    new.weights_ = weights
+    new.means_ = means
+    # a split component keeps its parent's covariance (tied: one per state anyway)
+    new.covars_ = (model.covars_.copy() if ctype == "tied"
+                   else np.stack([model.covars_[s][source[s]] for s in range(S)]))
     return new
 
 

@@ -199,3 +199,20 @@ def test_mixture_log_likelihood_matches_logsumexp(n_mix):
     np.testing.assert_allclose(got.reshape(50, 4, n_mix), want_resp, rtol=1e-12, atol=1e-300)
     with pytest.raises(InvalidInputError, match="C-contiguous"):
         mixture_log_likelihood(np.asfortranarray(comp[:, :4 * n_mix]) if n_mix > 1 else comp[:, ::2], n_mix)
+
+
+def test_mix_up_splits_the_heaviest_component_until_n_mix():
+    from gmmhmm.mixture.gaussian import mix_up
+
+    weights = np.array([[0.7, 0.3], [0.2, 0.8]])
+    means = np.arange(8.0).reshape(2, 2, 2)
+    std = np.full((2, 2, 2), 2.0)
+    w, mu, src = mix_up(weights, means, std, 4, perturb=0.5)
+    # state 0: 0.7 -> 0.35 + 0.35, then 0.35 (first copy) -> 0.175 + 0.175
+    np.testing.assert_allclose(w[0], [0.175, 0.3, 0.35, 0.175])
+    np.testing.assert_array_equal(src[0], [0, 1, 0, 0])
+    np.testing.assert_allclose(mu[0], [means[0, 0] + 2.0, means[0, 1], means[0, 0] - 1.0, means[0, 0] + 0.0])
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(src[1], [0, 1, 1, 1])
+    with pytest.raises(InvalidParameterError, match="cannot split 2"):
+        mix_up(weights, means, std, 1)

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._validation import check_array, check_is_fitted, check_positive_int
-from ..errors import InvalidParameterError
-from ..mixture.gaussian import DensityPlan, log_densities, mixture_log_likelihood
+from ..mixture.gaussian import DensityPlan, log_densities, mix_up, mixture_log_likelihood
 from ..modelfile import register_model_class
 from .lexicon import Lexicon
 
@@ -140,25 +139,10 @@ class PhoneModelSet:
         ``perturb`` standard deviations either way along every dimension.
         """
         check_is_fitted(self, "means_")
-        if n_mix < self.n_mix:
-            raise InvalidParameterError(f"cannot split {self.n_mix} mixtures down to {n_mix}")
-        D = self.n_features
-        w = self.weights_.copy()
-        mu = self.means_.reshape(self.n_pdfs, self.n_mix, D)
-        var = self.covars_.reshape(self.n_pdfs, self.n_mix, D)
-        mu, var = [list(m) for m in mu], [list(v) for v in var]
-        w = [list(r) for r in w]
-        for p in range(self.n_pdfs):
-            while len(w[p]) < n_mix:
-                k = int(np.argmax(w[p]))
-                sd = np.sqrt(var[p][k])
-                m = mu[p][k]
-                w[p][k] /= 2
-                mu[p][k] = m + perturb * sd
-                w[p].append(w[p][k])
-                mu[p].append(m - perturb * sd)
-                var[p].append(var[p][k].copy())
+        P, M, D = self.n_pdfs, self.n_mix, self.n_features
+        var = self.covars_.reshape(P, M, D)
+        weights, means, source = mix_up(self.weights_, self.means_.reshape(P, M, D), np.sqrt(var), n_mix, perturb)
         self.n_mix = n_mix
-        self.weights_ = np.array(w)
-        self.means_ = np.array(mu).reshape(-1, D)
-        self.covars_ = np.array(var).reshape(-1, D)
+        self.weights_ = weights
+        self.means_ = means.reshape(-1, D)
+        self.covars_ = np.stack([var[p][source[p]] for p in range(P)]).reshape(-1, D)

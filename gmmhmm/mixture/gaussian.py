@@ -28,6 +28,7 @@ __all__ = [
     "log_densities",
     "accumulate_gaussians",
     "mixture_log_likelihood",
+    "mix_up",
     "precisions_cholesky_from_covariances",
     "precisions_cholesky_from_precisions",
     "precisions_from_precisions_cholesky",
@@ -339,6 +340,48 @@ def mixture_log_likelihood(component_log_prob: np.ndarray, n_mix: int) -> np.nda
     _kernels.normalize_log_resp(groups, np.ones(groups.shape[0], dtype=groups.dtype), log_norm,
                                 _kernels.flush_cutoff(groups.dtype))
     return log_norm.reshape(n, k // n_mix)
+
+
+def mix_up(weights: np.ndarray, means: np.ndarray, std: np.ndarray, n_mix: int,
+           perturb: float = 0.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """HTK's mixture splitting (HHEd MU) for every state's mixture.
+
+    The heaviest component of a state is split in two, each with half its
+    weight and the mean moved ``perturb`` standard deviations either way along
+    every dimension, until the state has ``n_mix`` components.
+
+    Parameters
+    ----------
+    weights : (S, M)
+    means : (S, M, D)
+    std : (S, M, D)
+        Per-dimension standard deviation of each component.
+    n_mix : int
+        Components per state afterwards (>= M).
+
+    Returns
+    -------
+    weights (S, n_mix), means (S, n_mix, D), source (S, n_mix)
+        ``source[s, j]`` is the original component new component ``j`` was
+        split from, for copying covariances.
+    """
+    S, M = weights.shape
+    if n_mix < M:
+        raise InvalidParameterError(f"cannot split {M} mixture components down to {n_mix}")
+    w = [list(row) for row in weights]
+    mu = [list(row) for row in means]
+    src = [list(range(M)) for _ in range(S)]
+    for s in range(S):
+        while len(w[s]) < n_mix:
+            k = int(np.argmax(w[s]))
+            offset = perturb * std[s, src[s][k]]
+            center = mu[s][k]
+            w[s][k] /= 2
+            mu[s][k] = center + offset
+            w[s].append(w[s][k])
+            mu[s].append(center - offset)
+            src[s].append(src[s][k])
+    return np.array(w), np.array(mu), np.array(src)
 
 
 # --------------------------------------------------------------------------
