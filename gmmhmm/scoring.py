@@ -11,8 +11,10 @@ HTK's HResults and NIST's sclite report them.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -134,8 +136,13 @@ class Alignment:
 
     pairs: list[tuple[Hashable | None, Hashable | None, str]]
 
+    @cached_property  # one pass over the pairs for all the counts
+    def _counts(self) -> Counter:
+        return Counter(op for *_, op in self.pairs)
+
     def count(self, op: str) -> int:
-        return sum(1 for *_, o in self.pairs if o == op)
+        """Number of pairs with operation ``op``."""
+        return self._counts[op]
 
     @property
     def n_correct(self) -> int:
@@ -203,18 +210,17 @@ def align(
     n, m = len(ref), len(hyp)
     # cost[i, j]: best cost of aligning ref[:i] with hyp[:j].
     cost = np.zeros((n + 1, m + 1))
+    ins = np.arange(m + 1) * ins_cost
     cost[:, 0] = np.arange(n + 1) * del_cost
-    cost[0, :] = np.arange(m + 1) * ins_cost
+    cost[0] = ins
     for i in range(1, n + 1):
-        # One row at a time: the insertion term depends on the same row, the
-        # rest vectorises over j.
+        # One row at a time. Without insertions, row[j] = min(diagonal, up);
+        # insertions then give cost[i, j] = min over k <= j of row[k] + (j - k) * ins_cost,
+        # a running minimum of row - ins.
         same = np.fromiter((ref[i - 1] == h for h in hyp), dtype=bool, count=m)
-        diag = cost[i - 1, :-1] + np.where(same, 0.0, sub_cost)
-        up = cost[i - 1, 1:] + del_cost
-        row = np.minimum(diag, up)
-        for j in range(1, m + 1):
-            row[j - 1] = min(row[j - 1], cost[i, j - 1] + ins_cost)
-            cost[i, j] = row[j - 1]
+        row = cost[i].copy()
+        row[1:] = np.minimum(cost[i - 1, :-1] + np.where(same, 0.0, sub_cost), cost[i - 1, 1:] + del_cost)
+        cost[i] = np.minimum.accumulate(row - ins) + ins
     pairs: list[tuple[Hashable | None, Hashable | None, str]] = []
     i, j = n, m
     while i > 0 or j > 0:
