@@ -46,6 +46,13 @@ def brute_force(startprob, transmat, endprob, framelogprob):
     return total, lp[best], paths[best], post, xi
 
 
+def fb_scaling(startprob, transmat, framelogprob, endprob):
+    """One sequence through the batch scaled path, called like ``K.forward_backward_log``."""
+    lps, post, xi = K.forward_backward_multi(startprob, transmat, endprob, framelogprob,
+                                             np.array([0, len(framelogprob)]), use_log=False)
+    return lps[0], post, xi
+
+
 CASES = [(S, N, zeros, seed) for S in (1, 2, 3) for N in (1, 2, 6) for zeros in (False, True)
          for seed in (0, 1)]
 
@@ -55,17 +62,21 @@ def test_forward_backward_matches_enumeration(S, N, zeros, seed):
     rng = np.random.default_rng(seed)
     startprob, transmat, endprob, flp = random_model(rng, S, N, zeros)
     total, _, _, post, xi = brute_force(startprob, transmat, endprob, flp)
+    offsets = np.array([0, N])
     if not np.isfinite(total):  # too short for the forced final state
-        for fb in (K.forward_backward_scaling, K.forward_backward_log):
-            assert fb(startprob, transmat, flp, endprob)[0] == -np.inf
+        for use_log in (False, True):
+            lp = K.forward_multi(startprob, transmat, endprob, flp, offsets, use_log)[0]
+            assert lp == -np.inf
+        for fb in (fb_scaling, K.forward_backward_log):
+            lp, p, x = fb(startprob, transmat, flp, endprob)
+            assert lp == -np.inf and not p.any() and not x.any()
         return
-    for fb in (K.forward_backward_scaling, K.forward_backward_log):
+    for fb in (fb_scaling, K.forward_backward_log):
         lp, p, x = fb(startprob, transmat, flp, endprob)
         assert lp == pytest.approx(total, rel=1e-12, abs=1e-12)
         np.testing.assert_allclose(p, post, atol=1e-12)
         np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-12)
         np.testing.assert_allclose(x, xi, atol=1e-12)
-    offsets = np.array([0, N])
     for use_log in (False, True):
         lps, p, x = K.forward_backward_multi(startprob, transmat, endprob, flp, offsets, use_log)
         assert lps[0] == pytest.approx(total, rel=1e-12)
@@ -87,15 +98,10 @@ def test_viterbi_matches_enumeration(S, N, zeros, seed):
         np.testing.assert_array_equal(path, best_path)
 
 
-def test_public_single_sequence_scaling_pair():
+def test_public_single_sequence_log_pair():
     rng = np.random.default_rng(5)
     startprob, transmat, endprob, flp = random_model(rng, 3, 6)
     total, _, _, post, _ = brute_force(startprob, transmat, endprob, flp)
-    frameprob = np.exp(flp)
-    lp, fwd, scale = K.forward_scaling(startprob, transmat, frameprob, endprob)
-    bwd = K.backward_scaling(transmat, frameprob, scale, endprob)
-    assert lp == pytest.approx(total, rel=1e-12)
-    np.testing.assert_allclose(fwd * bwd, post, atol=1e-12)
     with np.errstate(divide="ignore"):
         logs = np.log(startprob), np.log(transmat), flp, np.log(endprob)
     lp_log, fwd_log = K.forward_log(*logs)
@@ -143,12 +149,32 @@ def test_scaling_falls_back_to_log_when_scaled_likelihoods_underflow():
     transmat = np.array([[1.0, 0.0], [0.0, 1.0]])
     flp = np.tile([0.0, -2000.0], (5, 1))
     end = np.ones(2)
-    lp_s, post_s, _ = K.forward_backward_scaling(startprob, transmat, flp, end)
+    lp_s, post_s, _ = fb_scaling(startprob, transmat, flp, end)
     lp_l, post_l, _ = K.forward_backward_log(startprob, transmat, flp, end)
     assert lp_s == pytest.approx(-10000.0) and lp_l == pytest.approx(-10000.0)
     np.testing.assert_allclose(post_s, [[0, 1]] * 5)
-    lps, _, _ = K.forward_backward_multi(startprob, transmat, end, flp, np.array([0, 5]), False)
-    assert lps[0] == pytest.approx(-10000.0)
+    assert K.forward_multi(startprob, transmat, end, flp, np.array([0, 5]), False)[0] == \
+        pytest.approx(-10000.0)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_scaling_falls_back_to_log_on_a_subnormal_normaliser(parallel):
+    """Only state 0 is reachable and its scaled likelihood e^-732 is subnormal: 1/c would
+    overflow (the scaled scoring pass used to return NaN here)."""
+    startprob = np.array([1.0, 0.0])
+    transmat = np.eye(2)
+    flp = np.array([[0.0, 0.0], [-732.0, 0.0]])
+    seq = np.tile(flp, (3, 1))  # three copies of the sequence, scored together
+    offsets = np.array([0, 2, 4, 6])
+    end = np.ones(2)
+    for use_log in (False, True):
+        lps = K.forward_multi(startprob, transmat, end, seq, offsets, use_log, parallel=parallel)
+        np.testing.assert_allclose(lps, -732.0, rtol=1e-14)
+        lps, post, xi = K.forward_backward_multi(startprob, transmat, end, seq, offsets, use_log,
+                                                 parallel=parallel)
+        np.testing.assert_allclose(lps, -732.0, rtol=1e-14)
+        np.testing.assert_allclose(post, [[1, 0]] * 6, atol=1e-12)
+        np.testing.assert_allclose(xi, [[3, 0], [0, 0]], atol=1e-12)
 
 
 def test_min_frames_of_left_to_right_with_final_state():
@@ -174,7 +200,7 @@ def test_log_path_is_exact_when_shifted_sums_underflow(S):
     total, best_lp, best_path, post, xi = brute_force(startprob, transmat, end, flp)
     assert total == pytest.approx(np.log(1.0 / S) - 2000.0 + np.log1p((S - 2) * np.exp(-3.0)),
                                   rel=1e-12)
-    for fb in (K.forward_backward_log, K.forward_backward_scaling):
+    for fb in (K.forward_backward_log, fb_scaling):
         lp, p, x = fb(startprob, transmat, flp, end)
         assert lp == pytest.approx(total, rel=1e-12)
         np.testing.assert_allclose(p, post, atol=1e-12)

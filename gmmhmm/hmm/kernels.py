@@ -1,21 +1,20 @@
 """Compiled forward-backward and Viterbi kernels.
 
-Single-sequence functions (``forward_log``, ``backward_log``,
-``forward_scaling``, ``backward_scaling``, ``viterbi``) are public so that
-composite-graph code can reuse them. The ``*_multi`` functions run many
-sequences stored back to back in one array, addressed by ``offsets``
-(``offsets[i]:offsets[i + 1]`` are the frames of sequence ``i``), in parallel
-over sequences.
+The ``*_multi`` functions run many sequences stored back to back in one
+array, addressed by ``offsets`` (``offsets[i]:offsets[i + 1]`` are the frames
+of sequence ``i``), in parallel over sequences. ``forward_log``,
+``backward_log``, ``forward_backward_log`` and ``viterbi`` handle one
+sequence.
 
 Two forward-backward implementations:
 
-* **scaling** (fast path, used in training): works on
-  ``B = exp(framelogprob - rowmax)`` and renormalises the forward vector at
-  every frame, so the S^2 inner loop has no exp/log. Per-sequence
+* **scaling** (fast path): works on ``B = exp(framelogprob - rowmax)``
+  (computed for a whole batch by numpy) and renormalises the forward vector
+  at every frame, so the S^2 inner loop has no exp/log. Per-sequence
   log-likelihood is ``sum(log c_t) + sum(rowmax_t)``.
 * **log**: everything in log space with log-sum-exp; slower, but immune to
   the rare case where every reachable state's scaled likelihood underflows.
-  The scaling kernels fall back to it per sequence when that happens.
+  The scaling path falls back to it per sequence when that happens.
 
 Every function takes an ``endprob`` (S,) vector weighting the state of the
 last frame (``np.ones(S)``: any state may end, hmmlearn's semantics; a 0
@@ -34,11 +33,8 @@ from numba import njit, prange
 __all__ = [
     "forward_log",
     "backward_log",
-    "forward_scaling",
-    "backward_scaling",
     "viterbi",
     "forward_backward_log",
-    "forward_backward_scaling",
     "forward_backward_multi",
     "forward_multi",
     "viterbi_multi",
@@ -60,6 +56,10 @@ def _logsumexp(a):
 
 
 # ---------------------------------------------------------------- log space
+#
+# The public single-sequence functions are thin wrappers; the batch kernels
+# call the underscored versions with ``transmat`` / its transpose computed
+# once per batch instead of once per sequence.
 
 
 # Shifted sums below this are recomputed term by term: terms dropped by
@@ -68,17 +68,9 @@ _TINY = 1e-290
 
 
 @njit(cache=True)
-def forward_log(log_startprob, log_transmat, framelogprob, log_endprob):
-    """Log forward lattice. Returns (log-likelihood, fwdlattice (N, S)).
-
-    ``log_endprob`` (S,) weights the state occupied at the last frame
-    (zeros everywhere for hmmlearn semantics; ``-inf`` forbids ending there).
-    Each step is ``M + log(exp(fwd - M) @ A)`` (S exps and S logs per frame,
-    not S^2); a column whose shifted sum underflows is redone with an exact
-    log-sum-exp, so the result is exact in log space.
-    """
+def _forward_log(log_startprob, log_transmat, trans_t, framelogprob, log_endprob):
+    """:func:`forward_log` with ``trans_t = exp(log_transmat).T`` (C-contiguous) given."""
     n, s = framelogprob.shape
-    trans_t = np.exp(log_transmat).T.copy()
     fwd = np.empty((n, s))
     buf = np.empty(s)
     p = np.empty(s)
@@ -113,13 +105,35 @@ def forward_log(log_startprob, log_transmat, framelogprob, log_endprob):
 
 
 @njit(cache=True)
-def backward_log(log_startprob, log_transmat, framelogprob, log_endprob):
-    """Log backward lattice (N, S); the last row is ``log_endprob``.
+def forward_log(log_startprob, log_transmat, framelogprob, log_endprob):
+    """Log forward lattice of one sequence.
 
-    Same shifted mat-vec with exact fallback as :func:`forward_log`.
+    Each step is ``M + log(exp(fwd - M) @ A)`` (S exps and S logs per frame,
+    not S^2); a column whose shifted sum underflows is redone with an exact
+    log-sum-exp, so the result is exact in log space.
+
+    Parameters
+    ----------
+    log_startprob : ndarray of shape (S,)
+    log_transmat : ndarray of shape (S, S)
+    framelogprob : ndarray of shape (N, S)
+    log_endprob : ndarray of shape (S,)
+        Weights the state occupied at the last frame (zeros everywhere for
+        hmmlearn semantics; ``-inf`` forbids ending there).
+
+    Returns
+    -------
+    log_prob : float
+    fwdlattice : ndarray of shape (N, S)
     """
+    trans_t = np.exp(log_transmat).T.copy()
+    return _forward_log(log_startprob, log_transmat, trans_t, framelogprob, log_endprob)
+
+
+@njit(cache=True)
+def _backward_log(log_transmat, transmat, framelogprob, log_endprob):
+    """:func:`backward_log` with ``transmat = exp(log_transmat)`` given."""
     n, s = framelogprob.shape
-    transmat = np.exp(log_transmat)
     bwd = np.empty((n, s))
     buf = np.empty(s)
     v = np.empty(s)
@@ -150,7 +164,22 @@ def backward_log(log_startprob, log_transmat, framelogprob, log_endprob):
 
 
 @njit(cache=True)
-def _posteriors_xi_log(log_transmat, framelogprob, fwd, bwd, log_prob, posteriors, xi_sum):
+def backward_log(log_startprob, log_transmat, framelogprob, log_endprob):
+    """Log backward lattice of one sequence, the same way as :func:`forward_log`.
+
+    Parameters are those of :func:`forward_log` (``log_startprob`` is unused).
+
+    Returns
+    -------
+    bwdlattice : ndarray of shape (N, S)
+        Its last row is ``log_endprob``.
+    """
+    return _backward_log(log_transmat, np.exp(log_transmat), framelogprob, log_endprob)
+
+
+@njit(cache=True)
+def _posteriors_xi_log(log_transmat, transmat, framelogprob, fwd, bwd, log_prob, posteriors,
+                       xi_sum):
     """Write state posteriors into ``posteriors`` and add expected transitions to ``xi_sum``.
 
     Per frame, ``xi = exp(F + M - log_prob) * outer(exp(fwd - F), exp(v - M)) * A``
@@ -158,7 +187,6 @@ def _posteriors_xi_log(log_transmat, framelogprob, fwd, bwd, log_prob, posterior
     form could lose terms (its total is tiny) are summed term by term.
     """
     n, s = framelogprob.shape
-    transmat = np.exp(log_transmat)
     row = np.empty(s)
     p = np.empty(s)
     q = np.empty(s)
@@ -210,22 +238,46 @@ def _posteriors_xi_log(log_transmat, framelogprob, fwd, bwd, log_prob, posterior
 
 
 @njit(cache=True)
+def _fb_log_one(log_start, log_trans, transmat, trans_t, log_end, flp, post, xi):
+    """Log-space forward-backward of one sequence into preallocated outputs.
+
+    Overwrites ``post`` (zeros if the likelihood is zero), adds to ``xi`` and
+    returns the log-likelihood. ``transmat`` / ``trans_t`` are
+    ``exp(log_trans)`` and its C-contiguous transpose.
+    """
+    post[:, :] = 0.0
+    lp, fwd = _forward_log(log_start, log_trans, trans_t, flp, log_end)
+    if lp > -np.inf:
+        bwd = _backward_log(log_trans, transmat, flp, log_end)
+        _posteriors_xi_log(log_trans, transmat, flp, fwd, bwd, lp, post, xi)
+    return lp
+
+
+@njit(cache=True)
 def forward_backward_log(startprob, transmat, framelogprob, endprob):
     """Log-space forward-backward of one sequence.
 
-    Returns (log-likelihood, posteriors (N, S), expected transition counts (S, S)).
+    Parameters
+    ----------
+    startprob : ndarray of shape (S,)
+    transmat : ndarray of shape (S, S)
+    framelogprob : ndarray of shape (N, S)
+    endprob : ndarray of shape (S,)
+
+    Returns
+    -------
+    log_prob : float
+        ``-inf`` (with zero posteriors and counts) if the likelihood is zero.
+    posteriors : ndarray of shape (N, S)
+    xi_sum : ndarray of shape (S, S)
+        Expected transition counts.
     """
     n, s = framelogprob.shape
-    log_start = np.log(startprob)
-    log_trans = np.log(transmat)
-    posteriors = np.zeros((n, s))
+    posteriors = np.empty((n, s))
     xi_sum = np.zeros((s, s))
-    log_end = np.log(endprob)
-    log_prob, fwd = forward_log(log_start, log_trans, framelogprob, log_end)
-    if log_prob == -np.inf:
-        return log_prob, posteriors, xi_sum
-    bwd = backward_log(log_start, log_trans, framelogprob, log_end)
-    _posteriors_xi_log(log_trans, framelogprob, fwd, bwd, log_prob, posteriors, xi_sum)
+    log_prob = _fb_log_one(np.log(startprob), np.log(transmat), transmat,
+                           np.ascontiguousarray(transmat.T), np.log(endprob), framelogprob,
+                           posteriors, xi_sum)
     return log_prob, posteriors, xi_sum
 
 
@@ -233,103 +285,145 @@ def forward_backward_log(startprob, transmat, framelogprob, endprob):
 
 
 @njit(cache=True)
-def _scaled_likelihood(framelogprob, frameprob, rowmax):
-    """frameprob = exp(framelogprob - rowmax); returns False if a row is all -inf."""
-    n, s = framelogprob.shape
-    for t in range(n):
+def _subtract_row_max(a, out):
+    """``out = a - rowmax``; returns the row maxima, 0 for an all -inf row (whose
+    scaled likelihoods then stay 0). One pass where numpy needs three."""
+    row_max = np.empty(a.shape[0])
+    for t in range(a.shape[0]):
         m = -np.inf
-        for j in range(s):
-            if framelogprob[t, j] > m:
-                m = framelogprob[t, j]
+        for j in range(a.shape[1]):
+            if a[t, j] > m:
+                m = a[t, j]
         if m == -np.inf:
-            return False
-        rowmax[t] = m
-        for j in range(s):
-            frameprob[t, j] = np.exp(framelogprob[t, j] - m)
-    return True
+            m = 0.0
+        row_max[t] = m
+        for j in range(a.shape[1]):
+            out[t, j] = a[t, j] - m
+    return row_max
 
 
-@njit(cache=True)
-def forward_scaling(startprob, transmat, frameprob, endprob):
-    """Scaled forward pass on (scaled) likelihoods ``frameprob`` (N, S).
+def _scaled_likelihoods(framelogprob):
+    """``(rowmax, exp(framelogprob - rowmax))`` of a whole batch, the input of
+    :func:`_forward_scaled`."""
+    work = np.empty(framelogprob.shape)
+    rowmax = _subtract_row_max(framelogprob, work)
+    np.exp(work, out=work)  # numpy's SIMD exp: several times numba's scalar one
+    return rowmax, work
 
-    Returns (log-likelihood of ``frameprob``, normalised fwdlattice (N, S),
-    scaling factors (N + 1,)); the last factor is the end weighting
-    ``sum_j fwd[-1, j] * endprob[j]``. The log-likelihood is ``-inf`` if a
-    factor is zero.
+
+@njit(cache=True, fastmath=True)
+def _dot_rows(M, v, out):
+    """out = M @ v. Only for finite, non-negative probabilities: full fastmath
+    lets LLVM vectorise the reduction."""
+    for r in range(M.shape[0]):
+        acc = 0.0
+        for c in range(M.shape[1]):
+            acc += M[r, c] * v[c]
+        out[r] = acc
+
+
+# A normaliser below the smallest normal double has lost precision and its
+# inverse overflows: the scaled pass counts it as underflow (log space redoes it).
+_MIN_SCALE = np.finfo(np.float64).tiny
+
+
+@njit(cache=True, fastmath=True)  # all values finite here: rowmax, B in [0, 1], c > 0
+def _forward_scaled(startprob, trans_t, endprob, rowmax, frameprob, alpha, scale):
+    """Scaled forward pass of one sequence.
+
+    Parameters
+    ----------
+    startprob, endprob : ndarray of shape (S,)
+    trans_t : ndarray of shape (S, S)
+        ``transmat.T``, C-contiguous: each step is a vectorised mat-vec.
+    rowmax : ndarray of shape (N,)
+    frameprob : ndarray of shape (N, S)
+        Scaled likelihoods ``exp(framelogprob - rowmax)``.
+    alpha : ndarray of shape (N, S)
+        Output: the normalised forward rows. May be ``frameprob`` itself when
+        only the likelihood is wanted (each element is read before it is
+        overwritten).
+    scale : ndarray of shape (N + 1,), zeros
+        Output: the normalisers ``c_t``, then ``sum(alpha[-1] * endprob)``.
+        ``scale[N]`` stays 0 if the pass underflows (a normaliser below
+        ``_MIN_SCALE``).
+
+    Returns
+    -------
+    float
+        Log-likelihood ``sum(rowmax) + sum(log scale)``, ``-inf`` if the
+        scaled pass underflowed.
     """
     n, s = frameprob.shape
-    fwd = np.zeros((n, s))
-    scale = np.zeros(n + 1)
+    pred = np.empty(s)
     log_prob = 0.0
+    for t in range(n):
+        log_prob += rowmax[t]
     for t in range(n):
         if t == 0:
             for j in range(s):
-                fwd[0, j] = startprob[j] * frameprob[0, j]
+                alpha[0, j] = startprob[j] * frameprob[0, j]
         else:
-            for i in range(s):
-                a = fwd[t - 1, i]
-                if a == 0.0:
-                    continue
-                for j in range(s):
-                    fwd[t, j] += a * transmat[i, j]
+            _dot_rows(trans_t, alpha[t - 1], pred)
             for j in range(s):
-                fwd[t, j] *= frameprob[t, j]
+                alpha[t, j] = pred[j] * frameprob[t, j]
         c = 0.0
         for j in range(s):
-            c += fwd[t, j]
+            c += alpha[t, j]
+        if c < _MIN_SCALE:
+            return -np.inf
         scale[t] = c
-        if c == 0.0:
-            return -np.inf, fwd, scale
         inv = 1.0 / c
         for j in range(s):
-            fwd[t, j] *= inv
+            alpha[t, j] *= inv
         log_prob += np.log(c)
     c = 0.0
     for j in range(s):
-        c += fwd[n - 1, j] * endprob[j]
+        c += alpha[n - 1, j] * endprob[j]
+    if c < _MIN_SCALE:
+        return -np.inf
     scale[n] = c
-    if c == 0.0:
-        return -np.inf, fwd, scale
-    return log_prob + np.log(c), fwd, scale
+    return log_prob + np.log(c)
 
 
-@njit(cache=True)
-def backward_scaling(transmat, frameprob, scale, endprob):
-    """Scaled backward lattice matching :func:`forward_scaling`'s factors.
+@njit(cache=True, fastmath=True)  # all values finite here: rowmax, B in [0, 1], c > 0
+def _fb_scaled_seq(startprob, transmat, trans_t, endprob, rowmax, post, alpha, work):
+    """Scaled forward-backward of one sequence for batch training (the fast path).
 
-    ``fwd * bwd`` is then the state posterior, with no further normalisation.
+    ``work`` holds the scaled likelihoods ``exp(framelogprob - rowmax)`` on
+    entry. Writes normalised forward rows to ``alpha`` and posteriors to
+    ``post``, and leaves in ``work[t]`` (t >= 1) the vector
+    ``B[t] * beta[t] / c[t]`` (``work[0]`` = 0), so that the expected
+    transition counts of a whole batch are one GEMM:
+    ``transmat * (alpha[:-1].T @ work[1:])``. The S^2 work per frame is two
+    vectorised mat-vecs. Returns the log-likelihood, or -inf if the scaled
+    pass underflowed.
     """
-    n, s = frameprob.shape
-    bwd = np.empty((n, s))
-    tmp = np.empty(s)
+    n, s = work.shape
+    scale = np.zeros(n + 1)
+    log_prob = _forward_scaled(startprob, trans_t, endprob, rowmax, work, alpha, scale)
+    if scale[n] == 0.0:  # underflow; fastmath may fold a test for log_prob == -inf
+        return -np.inf
+    beta = np.empty(s)
     for j in range(s):
-        bwd[n - 1, j] = endprob[j] / scale[n]
+        beta[j] = endprob[j] / scale[n]
+        post[n - 1, j] = alpha[n - 1, j] * beta[j]
     for t in range(n - 2, -1, -1):
         inv = 1.0 / scale[t + 1]
         for j in range(s):
-            tmp[j] = frameprob[t + 1, j] * bwd[t + 1, j] * inv
+            work[t + 1, j] *= beta[j] * inv
+        _dot_rows(transmat, work[t + 1], beta)
+        total = 0.0
         for i in range(s):
-            acc = 0.0
-            for j in range(s):
-                acc += transmat[i, j] * tmp[j]
-            bwd[t, i] = acc
-    return bwd
-
-
-def forward_backward_scaling(startprob, transmat, framelogprob, endprob):
-    """Scaled forward-backward of one sequence (log-likelihoods in, as the log path).
-
-    Returns (log-likelihood, posteriors (N, S), expected transition counts (S, S)).
-    The same compiled pass as batch training (:func:`forward_backward_multi`),
-    which falls back to log space if the scaled pass underflows.
-    """
-    framelogprob = np.ascontiguousarray(framelogprob, dtype=np.float64)
-    offsets = np.array([0, len(framelogprob)], dtype=np.int64)
-    log_probs, posteriors, xi_sum = forward_backward_multi(
-        np.asarray(startprob, dtype=np.float64), np.asarray(transmat, dtype=np.float64),
-        np.asarray(endprob, dtype=np.float64), framelogprob, offsets, use_log=False, parallel=False)
-    return float(log_probs[0]), posteriors, xi_sum
+            post[t, i] = alpha[t, i] * beta[i]
+            total += post[t, i]
+        if total > 0.0:  # 1 up to rounding; renormalise for safety
+            inv = 1.0 / total
+            for i in range(s):
+                post[t, i] *= inv
+    for j in range(s):
+        work[0, j] = 0.0
+    return log_prob
 
 
 # ------------------------------------------------------------------ Viterbi
@@ -389,133 +483,32 @@ def viterbi(log_startprob, log_transmat, framelogprob, log_endprob):
 _PARALLEL_MIN_WORK = 1 << 18  # frames * states**2
 
 
-@njit(cache=True)
-def _fb_log_one(log_start, log_trans, log_end, flp, post, xi):
-    """Log-space forward-backward of one sequence into preallocated outputs."""
-    post[:, :] = 0.0
-    lp, fwd = forward_log(log_start, log_trans, flp, log_end)
-    if lp > -np.inf:
-        bwd = backward_log(log_start, log_trans, flp, log_end)
-        _posteriors_xi_log(log_trans, flp, fwd, bwd, lp, post, xi)
-    return lp
-
-
-@njit(cache=True, parallel=True)
-def _fb_log_multi_parallel(startprob, transmat, endprob, framelogprob, offsets,
-                           log_probs, posteriors, xi_parts):
-    log_start, log_trans, log_end = np.log(startprob), np.log(transmat), np.log(endprob)
-    for k in prange(offsets.shape[0] - 1):
-        a, b = offsets[k], offsets[k + 1]
-        log_probs[k] = _fb_log_one(log_start, log_trans, log_end, framelogprob[a:b],
-                                   posteriors[a:b], xi_parts[k])
-
-
-@njit(cache=True)
-def _fb_log_multi_serial(startprob, transmat, endprob, framelogprob, offsets,
-                         log_probs, posteriors, xi_sum):
-    log_start, log_trans, log_end = np.log(startprob), np.log(transmat), np.log(endprob)
-    for k in range(offsets.shape[0] - 1):
-        a, b = offsets[k], offsets[k + 1]
-        log_probs[k] = _fb_log_one(log_start, log_trans, log_end, framelogprob[a:b],
-                                   posteriors[a:b], xi_sum)
-
-
 def _use_parallel(parallel, offsets, n_states):
     if parallel is not None:
         return bool(parallel)
     return len(offsets) > 2 and (offsets[-1] * n_states * n_states) >= _PARALLEL_MIN_WORK
 
 
+@njit(cache=True, parallel=True)
+def _fb_log_multi_parallel(startprob, transmat, endprob, framelogprob, offsets,
+                           log_probs, posteriors, xi_parts):
+    log_start, log_trans, log_end = np.log(startprob), np.log(transmat), np.log(endprob)
+    trans_t = np.ascontiguousarray(transmat.T)
+    for k in prange(offsets.shape[0] - 1):
+        a, b = offsets[k], offsets[k + 1]
+        log_probs[k] = _fb_log_one(log_start, log_trans, transmat, trans_t, log_end,
+                                   framelogprob[a:b], posteriors[a:b], xi_parts[k])
+
+
 @njit(cache=True)
-def _subtract_row_max(a, out):
-    """``out = a - rowmax``; returns the row maxima, 0 for an all -inf row (whose
-    scaled likelihoods then stay 0). One pass where numpy needs three."""
-    row_max = np.empty(a.shape[0])
-    for t in range(a.shape[0]):
-        m = -np.inf
-        for j in range(a.shape[1]):
-            if a[t, j] > m:
-                m = a[t, j]
-        if m == -np.inf:
-            m = 0.0
-        row_max[t] = m
-        for j in range(a.shape[1]):
-            out[t, j] = a[t, j] - m
-    return row_max
-
-
-@njit(cache=True, fastmath=True)
-def _dot_rows(M, v, out):
-    """out = M @ v. Only for finite, non-negative probabilities: full fastmath
-    lets LLVM vectorise the reduction."""
-    for r in range(M.shape[0]):
-        acc = 0.0
-        for c in range(M.shape[1]):
-            acc += M[r, c] * v[c]
-        out[r] = acc
-
-
-@njit(cache=True, fastmath=True)  # all values finite here: rowmax, B in [0, 1], c > 0
-def _fb_scaled_seq(startprob, transmat, trans_t, endprob, rowmax, post, alpha, work):
-    """Scaled forward-backward of one sequence for batch training (the fast path).
-
-    ``work`` holds the scaled likelihoods ``exp(framelogprob - rowmax)`` on
-    entry (computed vectorised by numpy for the whole batch). Writes
-    normalised forward rows to ``alpha`` and posteriors to ``post``, and
-    leaves in ``work[t]`` (t >= 1) the vector ``B[t] * beta[t] / c[t]``
-    (``work[0]`` = 0), so that the expected transition counts of a whole
-    batch are one GEMM: ``transmat * (alpha[:-1].T @ work[1:])``. The S^2
-    work per frame is two vectorised mat-vecs (``trans_t`` = transmat.T).
-    Returns the log-likelihood, or -inf if the scaled pass underflowed.
-    """
-    n, s = work.shape
-    scale = np.empty(n)
-    log_prob = 0.0
-    for t in range(n):
-        log_prob += rowmax[t]
-    for j in range(s):
-        alpha[0, j] = startprob[j] * work[0, j]
-    for t in range(n):
-        if t > 0:
-            _dot_rows(trans_t, alpha[t - 1], alpha[t])
-            for j in range(s):
-                alpha[t, j] *= work[t, j]
-        c = 0.0
-        for j in range(s):
-            c += alpha[t, j]
-        if c == 0.0:
-            return -np.inf
-        scale[t] = c
-        inv = 1.0 / c
-        for j in range(s):
-            alpha[t, j] *= inv
-        log_prob += np.log(c)
-    beta = np.empty(s)
-    c_end = 0.0
-    for j in range(s):
-        c_end += alpha[n - 1, j] * endprob[j]
-    if c_end == 0.0:
-        return -np.inf
-    log_prob += np.log(c_end)
-    for j in range(s):
-        beta[j] = endprob[j] / c_end
-        post[n - 1, j] = alpha[n - 1, j] * beta[j]
-    for t in range(n - 2, -1, -1):
-        inv = 1.0 / scale[t + 1]
-        for j in range(s):
-            work[t + 1, j] *= beta[j] * inv
-        _dot_rows(transmat, work[t + 1], beta)
-        total = 0.0
-        for i in range(s):
-            post[t, i] = alpha[t, i] * beta[i]
-            total += post[t, i]
-        if total > 0.0:  # 1 up to rounding; renormalise for safety
-            inv = 1.0 / total
-            for i in range(s):
-                post[t, i] *= inv
-    for j in range(s):
-        work[0, j] = 0.0
-    return log_prob
+def _fb_log_multi_serial(startprob, transmat, endprob, framelogprob, offsets,
+                         log_probs, posteriors, xi_sum):
+    log_start, log_trans, log_end = np.log(startprob), np.log(transmat), np.log(endprob)
+    trans_t = np.ascontiguousarray(transmat.T)
+    for k in range(offsets.shape[0] - 1):
+        a, b = offsets[k], offsets[k + 1]
+        log_probs[k] = _fb_log_one(log_start, log_trans, transmat, trans_t, log_end,
+                                   framelogprob[a:b], posteriors[a:b], xi_sum)
 
 
 @njit(cache=True, parallel=True)
@@ -563,9 +556,7 @@ def forward_backward_multi(startprob, transmat, endprob, framelogprob, offsets, 
             _fb_log_multi_serial(startprob, transmat, endprob, framelogprob, offsets,
                                  log_probs, posteriors, xi_sum)
             return log_probs, posteriors, xi_sum
-        work = np.empty((n, s))
-        rowmax = _subtract_row_max(framelogprob, work)
-        np.exp(work, out=work)  # numpy's SIMD exp: several times numba's scalar one
+        rowmax, work = _scaled_likelihoods(framelogprob)
         alpha = np.empty((n, s))
         run = _fb_scaled_batch_parallel if par else _fb_scaled_batch_serial
         run(startprob, transmat, endprob, rowmax, offsets, log_probs, posteriors, alpha, work)
@@ -583,43 +574,56 @@ def forward_backward_multi(startprob, transmat, endprob, framelogprob, offsets, 
 
 
 @njit(cache=True)
-def _forward_one(startprob, transmat, endprob, log_start, log_trans, log_end, flp, use_log):
-    lp = -np.inf
+def _forward_one(startprob, trans_t, endprob, log_start, log_trans, log_end, flp, rowmax,
+                 frameprob, use_log):
+    """Log-likelihood of one sequence: the scaled pass, in place on ``frameprob``,
+    unless ``use_log``; log space if so or if the scaled pass underflows."""
     if not use_log:
-        n, s = flp.shape
-        frameprob = np.empty((n, s))
-        rowmax = np.empty(n)
-        if _scaled_likelihood(flp, frameprob, rowmax):
-            lp, _, _ = forward_scaling(startprob, transmat, frameprob, endprob)
-            lp += rowmax.sum()
-    if lp == -np.inf:
-        lp, _ = forward_log(log_start, log_trans, flp, log_end)
-    return lp
+        scale = np.zeros(flp.shape[0] + 1)
+        lp = _forward_scaled(startprob, trans_t, endprob, rowmax, frameprob, frameprob, scale)
+        if lp != -np.inf:
+            return lp
+    return _forward_log(log_start, log_trans, trans_t, flp, log_end)[0]
 
 
 @njit(cache=True, parallel=True)
-def _forward_multi_parallel(startprob, transmat, endprob, framelogprob, offsets, use_log, log_probs):
+def _forward_multi_parallel(startprob, transmat, endprob, framelogprob, rowmax, frameprob,
+                            offsets, use_log, log_probs):
     log_start, log_trans, log_end = np.log(startprob), np.log(transmat), np.log(endprob)
+    trans_t = np.ascontiguousarray(transmat.T)
     for k in prange(offsets.shape[0] - 1):
-        log_probs[k] = _forward_one(startprob, transmat, endprob, log_start, log_trans, log_end,
-                                    framelogprob[offsets[k]:offsets[k + 1]], use_log)
+        a, b = offsets[k], offsets[k + 1]
+        log_probs[k] = _forward_one(startprob, trans_t, endprob, log_start, log_trans, log_end,
+                                    framelogprob[a:b], rowmax[a:b], frameprob[a:b], use_log)
 
 
 @njit(cache=True)
-def _forward_multi_serial(startprob, transmat, endprob, framelogprob, offsets, use_log, log_probs):
+def _forward_multi_serial(startprob, transmat, endprob, framelogprob, rowmax, frameprob,
+                          offsets, use_log, log_probs):
     log_start, log_trans, log_end = np.log(startprob), np.log(transmat), np.log(endprob)
+    trans_t = np.ascontiguousarray(transmat.T)
     for k in range(offsets.shape[0] - 1):
-        log_probs[k] = _forward_one(startprob, transmat, endprob, log_start, log_trans, log_end,
-                                    framelogprob[offsets[k]:offsets[k + 1]], use_log)
+        a, b = offsets[k], offsets[k + 1]
+        log_probs[k] = _forward_one(startprob, trans_t, endprob, log_start, log_trans, log_end,
+                                    framelogprob[a:b], rowmax[a:b], frameprob[a:b], use_log)
 
 
 def forward_multi(startprob, transmat, endprob, framelogprob, offsets, use_log, parallel=None):
-    """Per-sequence log-likelihoods only (forward pass), for ``score``."""
+    """Per-sequence log-likelihoods only (forward pass), for ``score``.
+
+    Same arguments and fallback as :func:`forward_backward_multi`; returns
+    the log-likelihoods (n_seq,).
+    """
     log_probs = np.empty(len(offsets) - 1)
     run = (_forward_multi_parallel if _use_parallel(parallel, offsets, framelogprob.shape[1])
            else _forward_multi_serial)
     with np.errstate(divide="ignore"):
-        run(startprob, transmat, endprob, framelogprob, offsets, use_log, log_probs)
+        if use_log:  # the log path reads neither
+            rowmax, frameprob = np.empty(0), np.empty((0, framelogprob.shape[1]))
+        else:
+            rowmax, frameprob = _scaled_likelihoods(framelogprob)
+        run(startprob, transmat, endprob, framelogprob, rowmax, frameprob, offsets, use_log,
+            log_probs)
     return log_probs
 
 
