@@ -325,3 +325,11 @@ def test_small_batches_give_the_same_results(cls, monkeypatch):
     lp, states = model.decode(X, lengths)
     assert lp == pytest.approx(ref[2][0], rel=1e-12)
     np.testing.assert_array_equal(states, ref[2][1])
+
+
+def test_frame_batches_group_whole_sequences():
+    from gmmhmm.hmm.base import frame_batches
+
+    assert list(frame_batches([3, 4, 2, 9, 1], 7)) == [(0, 2), (2, 3), (3, 4), (4, 5)]
+    assert list(frame_batches([3, 4, 2, 9, 1], 100)) == [(0, 5)]
+    assert list(frame_batches([], 7)) == []

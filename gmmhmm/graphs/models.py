@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._validation import check_array, check_is_fitted, check_positive_int
+from ..hmm.base import frame_batches
 from ..mixture.gaussian import DensityPlan, log_densities, mix_up, mixture_log_likelihood
 from ..modelfile import register_model_class
 from .lexicon import Lexicon
@@ -120,16 +121,10 @@ class PhoneModelSet:
         check_is_fitted(self, "means_")
         feats = [check_array(X, name=f"features[{i}]", n_features=self.n_features) for i, X in enumerate(features)]
         out: list[np.ndarray] = []
-        start = 0
-        while start < len(feats):
-            stop, rows = start, 0
-            while stop < len(feats) and (rows == 0 or rows + len(feats[stop]) <= max_rows):
-                rows += len(feats[stop])
-                stop += 1
+        for start, stop in frame_batches([len(X) for X in feats], max_rows):
             Xb = np.concatenate(feats[start:stop])
             ll = mixture_log_likelihood(self.component_log_likelihood(Xb), self.n_mix)
             out += np.split(ll, np.cumsum([len(X) for X in feats[start:stop - 1]]))
-            start = stop
         return out
 
     def split_mixtures(self, n_mix: int, perturb: float = 0.2) -> None:

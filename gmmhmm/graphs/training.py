@@ -25,6 +25,7 @@ from .._validation import check_array
 from ..errors import ConvergenceError, InvalidInputError, InvalidParameterError
 from ..mixture.gaussian import accumulate_gaussians, estimate_gaussian_parameters, mixture_log_likelihood
 from ..mixture.stats import GaussianStats
+from ..hmm.base import frame_batches
 from . import kernels
 from .graph import Graph, utterance_graph
 from .lexicon import Lexicon
@@ -169,14 +170,8 @@ class EmbeddedTrainer:
         # Gaussians are scored and statistics gathered for batches of
         # utterances at once: a few big matrix products beat many small ones.
         budget = max(256, self._batch_elements // (m.n_pdfs * m.n_mix))
-        start = 0
-        while start < len(keep):
-            stop, rows = start, 0
-            while stop < len(keep) and (rows == 0 or rows + len(feats[keep[stop]]) <= budget):
-                rows += len(feats[keep[stop]])
-                stop += 1
-            idx = keep[start:stop]
-            start = stop
+        for first, stop in frame_batches([len(feats[i]) for i in keep], budget):
+            idx = keep[first:stop]
             Xb = np.concatenate([feats[i] for i in idx])
             comp, design = m.component_log_likelihood(Xb, keep_design=True)
             ll = mixture_log_likelihood(comp, m.n_mix)  # comp := within-state responsibilities

@@ -99,18 +99,23 @@ def min_frames(startprob: np.ndarray, transmat: np.ndarray, endprob: np.ndarray)
     return 0
 
 
-def _batches(lengths: np.ndarray, n_columns: int):
-    """Yield (first sequence, last sequence + 1) ranges of at most ``_BATCH_ELEMENTS``
-    frames x ``n_columns``, but at least ``_MIN_BATCH_FRAMES`` frames (or one
-    sequence, if longer)."""
-    max_frames = max(_MIN_BATCH_FRAMES, _BATCH_ELEMENTS // max(1, n_columns))
+def frame_batches(lengths, max_frames: int):
+    """Yield ``(first, stop)`` ranges of consecutive sequences holding at most
+    ``max_frames`` frames together (a longer sequence gets a range of its own)."""
     start, total = 0, 0
     for i, n in enumerate(lengths):
         if total and total + n > max_frames:
             yield start, i
             start, total = i, 0
         total += n
-    yield start, len(lengths)
+    if start < len(lengths):
+        yield start, len(lengths)
+
+
+def _batches(lengths: np.ndarray, n_columns: int):
+    """:func:`frame_batches` of at most ``_BATCH_ELEMENTS`` frames x ``n_columns``,
+    but at least ``_MIN_BATCH_FRAMES`` frames."""
+    return frame_batches(lengths, max(_MIN_BATCH_FRAMES, _BATCH_ELEMENTS // max(1, n_columns)))
 
 
 class BaseHMM(ParamsMixin):
