@@ -108,6 +108,9 @@ def read_config(path: str | os.PathLike) -> RecipeConfig:
         raise InvalidParameterError(f"{path} [data]: split must be 'official' or 'loso', got {split!r}")
     jobs = data.get("n_jobs", 1)
     resolve_n_jobs(jobs, 1, name=f"{path} [data]: n_jobs")
+    for name, section, key in (("data", data, "fsdd_dir"), ("output", output, "dir")):
+        if not isinstance(section.get(key, ""), str):
+            raise InvalidParameterError(f"{path} [{name}]: {key} must be a path string, got {section[key]!r}")
     return RecipeConfig(
         path=path, features=features, model=model,
         fsdd_dir=Path(data["fsdd_dir"]) if data.get("fsdd_dir") else None,

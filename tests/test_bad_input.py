@@ -82,6 +82,7 @@ def env(tmp_path_factory) -> SimpleNamespace:
     (d / "not_a_model.npz").write_bytes(b"PK\x03\x04 garbage")
     (d / "tiny.toml").write_text(TOML)
     (d / "bad.toml").write_text("[model]\nn_states = -1\n")
+    (d / "bad_dir.toml").write_text("[output]\ndir = 3\n")
     (d / "labels.txt").write_text("1_synth_0.wav\t1\n")  # no label for the other files
     (d / "hyp.txt").write_text("a.wav\t1\nb.wav\t2\n")
     (d / "ref.txt").write_text("a.wav\t1\n")
@@ -504,6 +505,9 @@ CLI = [
     CliCase("features", "invalid config value",
             lambda e: ["features", str(e.audio), "-o", str(e.out / "x.npz"), "--config", str(e.d / "bad.toml")],
             1, r"bad\.toml \[model\]: n_states"),
+    CliCase("features", "config with a number for a path",
+            lambda e: ["features", str(e.audio), "-o", str(e.out / "x.npz"), "--config", str(e.d / "bad_dir.toml")],
+            1, r"bad_dir\.toml \[output\]: dir must be a path string, got 3"),
     CliCase("features", "missing -o (usage error)", lambda e: ["features", str(e.audio)], 2, "required"),
     CliCase("train", "unknown label for a file (labels file misses it)",
             lambda e: ["train", str(e.audio), "-o", str(e.out / "m.npz"), "--config", str(e.d / "tiny.toml"),
