@@ -57,3 +57,15 @@ def start_numba_threads() -> None:
     flp = np.random.default_rng(0).normal(size=(n, S))
     forward_backward_multi(np.full(S, 1 / S), np.full((S, S), 1 / S), np.ones(S), flp,
                            np.arange(0, n + 1, 512), use_log=False, parallel=True)
+
+
+def write_packed_npz(path, header: dict, features, lengths):
+    """An npz in the packed-utterance layout of feature files and corpus shards,
+    built by hand as an older gmmhmm wrote it."""
+    import json
+
+    import numpy as np
+
+    np.savez(path, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
+             features=features, lengths=np.asarray(lengths, dtype=np.int64))
+    return path

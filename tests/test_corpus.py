@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import write_packed_npz
 
 from gmmhmm.corpus import INDEX_NAME, Corpus, load_shard
 from gmmhmm.errors import (DimensionMismatchError, InvalidInputError, ModelFileError,
@@ -168,16 +169,9 @@ def test_index_documents_and_holds_the_totals(tmp_path):
     assert "``n_frames``" in gmmhmm.corpus.__doc__ and "``n_utterances``" in gmmhmm.corpus.__doc__
 
 
-def _packed(path, header, features, lengths):
-    """An npz in the packed-utterance layout, built by hand as an older gmmhmm wrote it."""
-    np.savez(path, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-             features=features, lengths=np.asarray(lengths, dtype=np.int64))
-    return path
-
-
 def test_shards_written_by_hand_in_the_documented_layout_load(tmp_path):
     X = np.arange(10.0).reshape(5, 2)
-    path = _packed(tmp_path / "s.npz", {"format": "gmmhmm-corpus-shard", "version": 1, "ids": ["a", "b"],
+    path = write_packed_npz(tmp_path / "s.npz", {"format": "gmmhmm-corpus-shard", "version": 1, "ids": ["a", "b"],
                                         "labels": [1, ["x"]]}, X, [2, 3])
     X2, lengths, ids, labels = load_shard(path)
     np.testing.assert_array_equal(X2, X)
@@ -192,7 +186,7 @@ def test_shards_written_by_hand_in_the_documented_layout_load(tmp_path):
     ({"ids": ["a", "b"], "labels": "ab"}, [2, 3]),        # labels not a list
 ])
 def test_shard_whose_parts_disagree_is_corrupt(tmp_path, header, lengths):
-    path = _packed(tmp_path / "s.npz", {"format": "gmmhmm-corpus-shard", "version": 1, **header},
+    path = write_packed_npz(tmp_path / "s.npz", {"format": "gmmhmm-corpus-shard", "version": 1, **header},
                    np.zeros((5, 2)), lengths)
     with pytest.raises(ModelFileError, match="corrupt corpus shard"):
         load_shard(path)

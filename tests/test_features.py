@@ -9,6 +9,7 @@ import tomllib
 
 import numpy as np
 import pytest
+from conftest import write_packed_npz
 import scipy.fft
 import soundfile as sf
 
@@ -418,16 +419,9 @@ def test_feature_file_of_no_utterances_and_of_empty_ones(tmp_path):
     assert back["a"].shape == (0, 3) and back["b"].shape == (2, 3)
 
 
-def _feature_npz(path, header, features, lengths):
-    """A feature file built by hand in the documented layout (as older versions wrote it)."""
-    np.savez(path, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
-             features=features, lengths=np.asarray(lengths, dtype=np.int64))
-    return path
-
-
 def test_feature_file_in_the_documented_layout_loads(tmp_path):
     X = np.arange(12.0).reshape(4, 3)
-    path = _feature_npz(tmp_path / "f.npz", {"format": "gmmhmm-features", "version": 1, "names": ["a", "b"],
+    path = write_packed_npz(tmp_path / "f.npz", {"format": "gmmhmm-features", "version": 1, "names": ["a", "b"],
                                              "metadata": {"k": 1}}, X, [1, 3])
     back, meta = load_features(path)
     assert meta == {"k": 1} and list(back) == ["a", "b"]
@@ -442,7 +436,7 @@ def test_feature_file_in_the_documented_layout_loads(tmp_path):
     ("ab", [1, 3], np.zeros((4, 3))),         # names not a list
 ])
 def test_feature_file_whose_parts_disagree_is_corrupt(tmp_path, names, lengths, features):
-    path = _feature_npz(tmp_path / "f.npz", {"format": "gmmhmm-features", "version": 1, "names": names,
+    path = write_packed_npz(tmp_path / "f.npz", {"format": "gmmhmm-features", "version": 1, "names": names,
                                              "metadata": {}}, features, lengths)
     with pytest.raises(ModelFileError, match=r"corrupt feature file \(names, lengths and data disagree\)"):
         load_features(path)
