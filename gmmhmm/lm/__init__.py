@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from .arpa import read_arpa, write_arpa
+from .estimate import METHODS, estimate
 from .model import BOS, EOS, NGramModel, Perplexity
 
-__all__ = ["BOS", "EOS", "NGramModel", "Perplexity", "read_arpa", "write_arpa"]
+__all__ = ["BOS", "EOS", "METHODS", "NGramModel", "Perplexity", "estimate", "read_arpa", "write_arpa"]
