@@ -95,3 +95,7 @@ class ConvergenceWarning(_SklearnConvergenceWarning, RuntimeWarning):
 
     A ``sklearn.exceptions.ConvergenceWarning`` when scikit-learn is installed.
     """
+
+
+class MissingDependencyError(GmmhmmError, ImportError):
+    """An optional dependency (an extra such as ``plot`` or ``distributed``) is not installed."""
