@@ -1,8 +1,13 @@
-"""``get_params`` / ``set_params`` without scikit-learn.
+"""``get_params`` / ``set_params`` and estimator tags without scikit-learn.
 
 Parameters are the ``__init__`` arguments, read back from attributes of the
 same name, exactly as scikit-learn's ``BaseEstimator`` does, so
 ``type(model)(**model.get_params())`` rebuilds an unfitted copy.
+
+``__sklearn_tags__`` is what scikit-learn's meta-estimators (``Pipeline``,
+``GridSearchCV``, ``cross_val_score``) ask an estimator for; it is only ever
+called by scikit-learn itself, so importing scikit-learn there keeps it out of
+gmmhmm's run-time dependencies.
 """
 
 from __future__ import annotations
@@ -14,7 +19,23 @@ from .errors import InvalidParameterError
 
 
 class ParamsMixin:
-    """Constructor-argument introspection for estimators."""
+    """Constructor-argument introspection and scikit-learn tags for estimators.
+
+    Subclasses set ``_sklearn_estimator_type`` (scikit-learn's
+    ``estimator_type`` tag: ``"density_estimator"``, ``"classifier"``).
+    """
+
+    _sklearn_estimator_type: str | None = None
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, Tags, TargetTags
+
+        is_classifier = self._sklearn_estimator_type == "classifier"
+        return Tags(
+            estimator_type=self._sklearn_estimator_type,
+            target_tags=TargetTags(required=is_classifier),
+            classifier_tags=ClassifierTags() if is_classifier else None,
+        )
 
     @classmethod
     def _get_param_names(cls) -> list[str]:

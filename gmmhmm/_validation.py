@@ -18,6 +18,7 @@ from .errors import (
     InvalidLengthsError,
     InvalidParameterError,
     NonFiniteInputError,
+    NonNumericInputError,
     NotFittedError,
 )
 
@@ -29,26 +30,36 @@ def check_array(
     dtype: Any = np.float64,
     min_samples: int = 1,
     n_features: int | None = None,
+    model: str = "the model",
 ) -> np.ndarray:
     """Return ``X`` as a C-contiguous float array of shape (n_samples, n_features).
 
-    A 1-D array is refused, as scikit-learn does.
+    A 1-D array is refused, as scikit-learn does; ``model`` names the estimator
+    in a feature-count mismatch, in scikit-learn's wording.
     """
+    if _is_sparse(X):
+        raise InvalidInputError(
+            f"{name} is a sparse matrix; sparse input is not supported, pass X.toarray()")
     try:
         arr = np.asarray(X)
-    except Exception as exc:  # ragged lists and the like
-        raise InvalidInputError(f"{name} cannot be converted to an array: {exc}") from exc
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise InvalidInputError(f"{name} must be numeric, got dtype {arr.dtype}")
+        if arr.dtype == object:  # numbers boxed as Python objects, as scikit-learn accepts
+            arr = arr.astype(np.float64)
+    except Exception as exc:  # ragged lists, strings and the like
+        raise NonNumericInputError(f"{name} cannot be converted to an array of numbers: {exc}") from exc
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise NonNumericInputError(f"{name} must be numeric, got dtype {arr.dtype}")
     if np.iscomplexobj(arr):
-        raise InvalidInputError(f"{name} must be real, got complex dtype {arr.dtype}")
+        raise InvalidInputError(
+            f"Complex data not supported: {name} must be real, got complex dtype {arr.dtype}")
     if arr.ndim != 2:
         raise InvalidInputError(
             f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}"
-            + ("; reshape 1-D data with X.reshape(-1, 1)" if arr.ndim == 1 else "")
+            + ("; Reshape your data with X.reshape(-1, 1) if it has a single feature"
+               if arr.ndim == 1 else "")
         )
     if arr.shape[1] == 0:
-        raise InvalidInputError(f"{name} has no features (shape {arr.shape})")
+        raise InvalidInputError(
+            f"{name} has no features: 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required.")
     if arr.shape[0] < min_samples:
         raise InvalidInputError(
             f"{name} has {arr.shape[0]} sample(s); at least {min_samples} required"
@@ -65,9 +76,14 @@ def check_array(
         )
     if n_features is not None and arr.shape[1] != n_features:
         raise DimensionMismatchError(
-            f"{name} has {arr.shape[1]} features but the model expects {n_features}"
+            f"{name} has {arr.shape[1]} features, but {model} is expecting {n_features} features as input"
         )
     return arr
+
+
+def _is_sparse(X: Any) -> bool:
+    """scipy.sparse matrices and arrays, recognised without importing scipy.sparse."""
+    return hasattr(X, "tocsr") and hasattr(X, "nnz")
 
 
 def check_lengths(lengths: Any, n_samples: int) -> np.ndarray:

@@ -218,6 +218,8 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
     n_features_in_ : int
     """
 
+    _sklearn_estimator_type = "classifier"
+
     _saved_attributes = ("classes_", "models_", "n_features_in_")
 
     def __init__(self, n_states: int = 6, mix_schedule: Sequence[int] = (1, 2, 4),

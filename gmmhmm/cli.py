@@ -363,10 +363,24 @@ def cmd_align(args: argparse.Namespace) -> int:
         except GmmhmmError as exc:
             failures.append((path, str(exc)))
     write_alignment(args.output, aligned)
+    if args.png:
+        _plot_alignments(args.output, aligned, {Path(p).stem: p for p in feats})
     order = {str(f): k for k, f in enumerate(files)}
     _report_failures(sorted(failures, key=lambda f: order[f[0]]))
     print(f"aligned {len(aligned)} of {len(files)} file(s) -> {args.output}", file=sys.stderr)
     return EXIT_FAILURES if failures else EXIT_OK
+
+
+def _plot_alignments(out_dir: str, aligned: dict, audio_of: dict[str, str]) -> None:
+    """``<utt>.png`` beside each TextGrid: waveform and spectrogram with the boundaries."""
+    import soundfile
+
+    from .plot import plot_alignment, save_figure
+
+    for utt, path in aligned.items():
+        signal, rate = soundfile.read(audio_of[utt], dtype="float64", always_2d=True)
+        fig = plot_alignment(signal.mean(axis=1), rate, path.words, path.phones, title=utt)
+        save_figure(fig, Path(out_dir) / f"{utt}.png")
 
 
 def _match_refs(hyps: dict[str, str], refs: dict[str, str]) -> tuple[list[str], list[str], dict[str, str]]:
@@ -549,6 +563,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("transcripts", help="'utt_id word word ...' lines; utt_id is the audio file's stem")
     sp.add_argument("inputs", nargs="+", help="audio files and/or folders")
     sp.add_argument("-o", "--output", required=True, help="folder for <utt>.TextGrid, words.ctm, phones.ctm")
+    sp.add_argument("--png", action="store_true",
+                    help="also draw <utt>.png: waveform and spectrogram with word and phone boundaries")
     common(sp)
     sp.set_defaults(func=cmd_align)
 

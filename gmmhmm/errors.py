@@ -7,6 +7,29 @@ written against scikit-learn or hmmlearn.
 
 from __future__ import annotations
 
+import importlib.util
+
+
+def _sklearn_exception(name: str, fallback: type) -> type:
+    """scikit-learn's exception class ``name`` when scikit-learn is installed, else ``fallback``.
+
+    gmmhmm never needs scikit-learn, but code written for it catches
+    ``sklearn.exceptions.NotFittedError`` and filters
+    ``sklearn.exceptions.ConvergenceWarning``; subclassing them makes gmmhmm's
+    own classes match there too.
+    """
+    if importlib.util.find_spec("sklearn") is None:
+        return fallback
+    try:
+        from sklearn import exceptions
+    except Exception:  # a broken scikit-learn install must not break gmmhmm
+        return fallback
+    return getattr(exceptions, name, fallback)
+
+
+_SklearnNotFittedError = _sklearn_exception("NotFittedError", AttributeError)
+_SklearnConvergenceWarning = _sklearn_exception("ConvergenceWarning", UserWarning)
+
 
 class GmmhmmError(ValueError):
     """Base class of every user-facing error in gmmhmm."""
@@ -18,6 +41,13 @@ class InvalidInputError(GmmhmmError):
 
 class NonFiniteInputError(InvalidInputError):
     """Data contains NaN or infinity."""
+
+
+class NonNumericInputError(InvalidInputError, TypeError):
+    """Data holds something other than numbers (strings, objects, ragged lists).
+
+    Also a ``TypeError``, which is what numpy and scikit-learn raise for it.
+    """
 
 
 class DimensionMismatchError(InvalidInputError):
@@ -36,8 +66,12 @@ class InvalidParameterError(GmmhmmError):
     """A constructor or method parameter is out of its allowed range."""
 
 
-class NotFittedError(GmmhmmError, AttributeError):
-    """A method that needs a fitted model was called before ``fit``."""
+class NotFittedError(GmmhmmError, _SklearnNotFittedError):
+    """A method that needs a fitted model was called before ``fit``.
+
+    Also an ``AttributeError`` and, when scikit-learn is installed, a
+    ``sklearn.exceptions.NotFittedError``.
+    """
 
 
 class ConvergenceError(GmmhmmError):
@@ -54,3 +88,14 @@ class ModelFileError(GmmhmmError):
 
 class TranscriptError(GmmhmmError):
     """A transcript or lexicon is malformed or names an unknown word/phone."""
+
+
+class ConvergenceWarning(_SklearnConvergenceWarning, RuntimeWarning):
+    """Training stopped at its iteration limit before converging.
+
+    A ``sklearn.exceptions.ConvergenceWarning`` when scikit-learn is installed.
+    """
+
+
+class MissingDependencyError(GmmhmmError, ImportError):
+    """An optional dependency (an extra such as ``plot`` or ``distributed``) is not installed."""

@@ -91,8 +91,10 @@ def test_cli_graph_decode_and_align(setup, tmp_path, capsys):
 
     (tmp_path / "text").write_text("# utt word\n" + "".join(f"{u.path.stem} {DIGIT_WORDS[int(u.digit)]}\n"
                                                             for u in test[:4]))
-    rc = main(["align", str(tmp_path / "phones.npz"), str(tmp_path / "text"), *paths, "-o", str(tmp_path / "ali")])
+    rc = main(["align", str(tmp_path / "phones.npz"), str(tmp_path / "text"), *paths, "-o", str(tmp_path / "ali"),
+               "--png"])
     assert rc == 0
+    assert all((tmp_path / "ali" / f"{u.path.stem}.png").read_bytes()[:4] == b"\x89PNG" for u in test[:4])
     words = [line.split() for line in (tmp_path / "ali" / "words.ctm").read_text().splitlines()]
     spoken = [w for w in words if w[4] != "sil"]
     assert [(w[0], w[4]) for w in spoken] == [(u.path.stem, DIGIT_WORDS[int(u.digit)]) for u in test[:4]]

@@ -131,6 +131,8 @@ class BaseHMM(ParamsMixin):
     the topology allows raise :class:`~gmmhmm.errors.SequenceTooShortError`.
     """
 
+    _sklearn_estimator_type = "density_estimator"
+
     #: Fitted attributes a model file must store (subclasses extend it).
     _saved_attributes: tuple[str, ...] = ("startprob_", "transmat_", "n_features")
 
@@ -197,7 +199,7 @@ class BaseHMM(ParamsMixin):
         return np.ones(self.n_components) if end is None else end
 
     def _validate_X(self, X: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray]:
-        X = V.check_array(X, n_features=getattr(self, "n_features", None))
+        X = V.check_array(X, n_features=getattr(self, "n_features", None), model=type(self).__name__)
         return X, V.check_lengths(lengths, X.shape[0])
 
     def _fitted_check(self) -> None:

@@ -28,7 +28,7 @@ from .._validation import (
     check_random_state,
     check_sample_weight,
 )
-from ..errors import ConvergenceError, InvalidInputError, InvalidParameterError
+from ..errors import ConvergenceError, ConvergenceWarning, InvalidInputError, InvalidParameterError
 from ..modelfile import ModelFileMixin, register_model_class
 from . import _kernels
 from ._kmeans import kmeans, kmeans_plusplus
@@ -49,10 +49,6 @@ from .stats import GaussianStats
 logger = logging.getLogger(__name__)
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
-
-
-class ConvergenceWarning(RuntimeWarning):
-    """EM stopped at ``max_iter`` before the lower bound changed by less than ``tol``."""
 
 
 @dataclass
@@ -132,6 +128,8 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         ``lower_bound`` after each iteration of the best run.
     n_features_in_ : int
     """
+
+    _sklearn_estimator_type = "density_estimator"
 
     _saved_attributes = (
         "weights_",
@@ -241,7 +239,8 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         if fitting:
             return check_array(X, dtype=self._dtype, min_samples=2)
         check_is_fitted(self, "means_")
-        return check_array(X, dtype=self.means_.dtype, n_features=self.means_.shape[1])
+        return check_array(X, dtype=self.means_.dtype, n_features=self.means_.shape[1],
+                           model=type(self).__name__)
 
     # ------------------------------------------------------------------
     # initialisation

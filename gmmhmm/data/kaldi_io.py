@@ -1,0 +1,208 @@
+"""Kaldi archives of float matrices (``ark``/``scp``) and CMVN statistics.
+
+Formats as Kaldi's ``util/kaldi-io`` and ``matrix/kaldi-matrix.cc`` write them:
+
+* An archive is a run of ``key`` + space + object. A binary object starts with
+  ``"\\0B"``, then a token (``FM `` float32, ``DM `` double), then the row and
+  column counts, each as a one-byte size (4) and a little-endian int32, then the
+  rows. A text object is ``[`` then rows of numbers, the last ending with ``]``.
+* An ``scp`` line is ``key rxfilename``; ``file.ark:1234`` points at the byte
+  where the object starts.
+* ``compute-cmvn-stats`` stores a 2 x (D + 1) double matrix per speaker: row 0
+  holds the feature sums and the frame count, row 1 the sums of squares and 0.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+
+from ..errors import InvalidParameterError, ModelFileError
+from ..modelfile import atomic_write, atomic_write_text
+
+_TOKENS = {b"FM ": "<f4", b"DM ": "<f8"}
+
+
+def _fail(source: str, what: str) -> ModelFileError:
+    return ModelFileError(f"{source}: {what}")
+
+
+def _read_key(f: io.BufferedReader) -> str | None:
+    key = bytearray()
+    while True:
+        c = f.read(1)
+        if not c:
+            if key.strip():
+                raise ModelFileError(f"archive ends inside the key {key.decode(errors='replace')!r}")
+            return None
+        if c == b" ":
+            if key:
+                return key.decode("utf-8")
+            continue
+        if c in b"\n\r\t" and not key:
+            continue
+        key += c
+
+
+def _read_int32(f, source: str) -> int:
+    size = f.read(1)
+    if size != b"\x04":
+        raise _fail(source, f"expected a 4-byte integer size marker, got {size!r}")
+    raw = f.read(4)
+    if len(raw) != 4:
+        raise _fail(source, "truncated integer")
+    return struct.unpack("<i", raw)[0]
+
+
+def _read_binary_matrix(f, source: str) -> np.ndarray:
+    token = f.read(3)
+    if token not in _TOKENS:
+        raise _fail(source, f"unsupported binary object {token!r}; only FM (float) and DM (double) "
+                            "matrices are read (compressed CM matrices are not)")
+    rows, cols = _read_int32(f, source), _read_int32(f, source)
+    if rows < 0 or cols < 0:
+        raise _fail(source, f"negative matrix size {rows} x {cols}")
+    dtype = np.dtype(_TOKENS[token])
+    raw = f.read(rows * cols * dtype.itemsize)
+    if len(raw) != rows * cols * dtype.itemsize:
+        raise _fail(source, f"truncated {rows} x {cols} matrix")
+    return np.frombuffer(raw, dtype).reshape(rows, cols).astype(dtype.newbyteorder("="))
+
+
+def _read_text_matrix(f, source: str) -> np.ndarray:
+    rows: list[list[float]] = []
+    line = f.readline().decode("utf-8", "replace")
+    if line.strip() not in ("[", "[ ]", "[]") and not line.lstrip().startswith("["):
+        raise _fail(source, f"expected '[' to open a text matrix, got {line.strip()!r}")
+    rest = line.lstrip()[1:].strip()
+    done = False
+    while not done:
+        if rest.endswith("]"):
+            rest, done = rest[:-1], True
+        if rest.strip():
+            try:
+                rows.append([float(v) for v in rest.split()])
+            except ValueError:
+                raise _fail(source, f"non-numeric value in text matrix row {rest.strip()[:40]!r}") from None
+        if done:
+            break
+        raw = f.readline()
+        if not raw:
+            raise _fail(source, "text matrix not closed by ']'")
+        rest = raw.decode("utf-8", "replace").strip()
+    if rows and len({len(r) for r in rows}) != 1:
+        raise _fail(source, "text matrix rows have different lengths")
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(rows[0]) if rows else 0)
+
+
+def _read_object(f, source: str) -> np.ndarray:
+    head = f.read(2)
+    if head == b"\0B":
+        return _read_binary_matrix(f, source)
+    f.seek(-len(head), os.SEEK_CUR)
+    return _read_text_matrix(f, source)
+
+
+def read_ark(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
+    """Yield ``(key, matrix)`` pairs of a Kaldi archive (binary or text)."""
+    source = os.fspath(path)
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise ModelFileError(f"cannot read Kaldi archive {source!r}: {exc.strerror}") from None
+    with f:
+        while (key := _read_key(f)) is not None:
+            yield key, _read_object(f, f"{source}, key {key!r}")
+
+
+def read_mat(rxfilename: str) -> np.ndarray:
+    """One matrix from ``file.ark:offset`` (as in an scp line) or a single-object file."""
+    path, _, offset = rxfilename.rpartition(":")
+    if not path or not offset.isdigit():
+        path, offset = rxfilename, ""
+    try:
+        with open(path, "rb") as f:
+            if offset:
+                f.seek(int(offset))
+            return _read_object(f, rxfilename)
+    except OSError as exc:
+        raise ModelFileError(f"cannot read {rxfilename!r}: {exc.strerror}") from None
+
+
+def read_scp(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """{key: matrix} for every line ``key file.ark:offset`` of an scp file."""
+    out: dict[str, np.ndarray] = {}
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"cannot read scp file {os.fspath(path)!r}: {exc}") from None
+    for no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2:
+            raise ModelFileError(f"{os.fspath(path)}, line {no}: expected 'key rxfilename', got {line!r}")
+        if parts[0] in out:
+            raise ModelFileError(f"{os.fspath(path)}, line {no}: duplicate key {parts[0]!r}")
+        out[parts[0]] = read_mat(parts[1].strip())
+    return out
+
+
+def _check_key(key: str) -> None:
+    if not key or any(c.isspace() for c in key):
+        raise InvalidParameterError(f"Kaldi keys must be non-empty and without white space, got {key!r}")
+
+
+def write_ark(path: str | os.PathLike, matrices: Mapping[str, np.ndarray], *, binary: bool = True,
+              double: bool = False, scp: str | os.PathLike | None = None) -> None:
+    """Write {key: matrix} as a Kaldi archive, and optionally its scp index (both atomically)."""
+    offsets: dict[str, int] = {}
+    buf = io.BytesIO()
+    for key, mat in matrices.items():
+        _check_key(key)
+        m = np.asarray(mat, dtype=np.float64)
+        if m.ndim != 2:
+            raise InvalidParameterError(f"matrix {key!r} must be 2-D, got shape {m.shape}")
+        buf.write(key.encode("utf-8") + b" ")
+        offsets[key] = buf.tell()
+        if binary:
+            dtype, token = ("<f8", b"DM ") if double else ("<f4", b"FM ")
+            buf.write(b"\0B" + token + b"\x04" + struct.pack("<i", m.shape[0])
+                      + b"\x04" + struct.pack("<i", m.shape[1]) + m.astype(dtype).tobytes())
+        else:
+            # Kaldi's text layout: " [", each row on its own line, " ]" after the last.
+            rows = "".join("\n  " + " ".join(repr(float(v)) for v in row) for row in m)
+            buf.write((" [" + rows + " ]\n").encode())
+    atomic_write(path, lambda f: f.write(buf.getvalue()))
+    if scp is not None:
+        ark = os.path.abspath(os.fspath(path))
+        atomic_write_text(scp, "".join(f"{k} {ark}:{o}\n" for k, o in offsets.items()))
+
+
+# ----------------------------------------------------------------------------- CMVN
+
+
+def cmvn_stats_matrix(features: np.ndarray) -> np.ndarray:
+    """Kaldi's 2 x (D + 1) CMVN statistics of one speaker's frames (``compute-cmvn-stats``)."""
+    X = np.asarray(features, dtype=np.float64)
+    if X.ndim != 2:
+        raise InvalidParameterError(f"features must be 2-D, got shape {X.shape}")
+    stats = np.zeros((2, X.shape[1] + 1))
+    stats[0, :-1], stats[1, :-1], stats[0, -1] = X.sum(0), (X * X).sum(0), X.shape[0]
+    return stats
+
+
+def cmvn_from_stats(stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and variance per dimension from a Kaldi CMVN statistics matrix."""
+    s = np.asarray(stats, dtype=np.float64)
+    if s.ndim != 2 or s.shape[0] != 2 or s.shape[1] < 2:
+        raise ModelFileError(f"Kaldi CMVN statistics must be 2 x (D + 1), got shape {s.shape}")
+    count = s[0, -1]
+    if not count > 0:
+        raise ModelFileError(f"Kaldi CMVN statistics with frame count {count}")
+    mean = s[0, :-1] / count
+    return mean, np.maximum(s[1, :-1] / count - mean * mean, 0.0)

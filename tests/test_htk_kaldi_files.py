@@ -1,0 +1,181 @@
+"""HTK parameter files and MLFs, Kaldi archives: bytes written by hand from the
+format specifications, and round trips."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from gmmhmm.data import htk, kaldi_io
+from gmmhmm.errors import InvalidParameterError, ModelFileError, TranscriptError
+
+
+# ----------------------------------------------------------------------------- HTK parameter files
+
+def test_parm_kind_codes_from_the_htk_book():
+    # MFCC = 6, _E = 0o100, _D = 0o400, _A = 0o1000, _Z = 0o4000
+    assert htk.parse_parm_kind("MFCC_E_D_A_Z") == 6 + 0o100 + 0o400 + 0o1000 + 0o4000
+    assert htk.format_parm_kind(6 + 0o100 + 0o400 + 0o1000 + 0o4000) == "MFCC_E_D_A_Z"
+    assert htk.parse_parm_kind("USER") == 9
+    assert htk.format_parm_kind(htk.parse_parm_kind("PLP_0_D")) == "PLP_D_0"
+    with pytest.raises(InvalidParameterError, match="qualifier _Q"):
+        htk.parse_parm_kind("MFCC_Q")
+
+
+def test_read_hand_written_htk_file(tmp_path):
+    frames = np.array([[1.0, -2.5], [0.25, 4.0], [8.0, 0.0]], dtype=">f4")
+    kind = 6 | 0o100  # MFCC_E
+    raw = struct.pack(">iihh", 3, 100000, 8, kind) + frames.tobytes()
+    (tmp_path / "a.mfc").write_bytes(raw)
+    p = htk.read_htk(tmp_path / "a.mfc")
+    np.testing.assert_array_equal(p.data, frames.astype(np.float32))
+    assert p.shift_s == pytest.approx(0.01)
+    assert p.parm_kind == "MFCC_E"
+
+
+def test_read_hand_written_compressed_htk_file(tmp_path):
+    # _C: A and B vectors (float32) first, counted as 4 frames of int16 pairs; x = (c + B) / A
+    A = np.array([2.0, 4.0], dtype=">f4")
+    B = np.array([1.0, -2.0], dtype=">f4")
+    c = np.array([[3, 6], [-1, 2]], dtype=">i2")
+    kind = 6 | 0o2000
+    raw = struct.pack(">iihh", 2 + 4, 100000, 4, kind) + A.tobytes() + B.tobytes() + c.tobytes()
+    (tmp_path / "c.mfc").write_bytes(raw)
+    p = htk.read_htk(tmp_path / "c.mfc")
+    np.testing.assert_allclose(p.data, [[(3 + 1) / 2, (6 - 2) / 4], [(-1 + 1) / 2, (2 - 2) / 4]])
+    assert p.parm_kind == "MFCC_C"
+
+
+def test_htk_round_trip_and_bytes(tmp_path):
+    X = np.random.default_rng(0).normal(size=(7, 39)).astype(np.float32)
+    htk.write_htk(tmp_path / "x.htk", X, shift_s=0.01, parm_kind="MFCC_E_D_A_Z")
+    raw = (tmp_path / "x.htk").read_bytes()
+    assert struct.unpack(">iihh", raw[:12]) == (7, 100000, 156, htk.parse_parm_kind("MFCC_E_D_A_Z"))
+    assert len(raw) == 12 + 7 * 39 * 4
+    back = htk.read_htk(tmp_path / "x.htk")
+    np.testing.assert_array_equal(back.data, X)
+    assert back.parm_kind == "MFCC_E_D_A_Z"
+
+
+def test_htk_truncated_and_foreign_files(tmp_path):
+    X = np.ones((4, 3), dtype=np.float32)
+    htk.write_htk(tmp_path / "x.htk", X)
+    (tmp_path / "t.htk").write_bytes((tmp_path / "x.htk").read_bytes()[:-5])
+    with pytest.raises(ModelFileError, match="truncated"):
+        htk.read_htk(tmp_path / "t.htk")
+    (tmp_path / "short").write_bytes(b"abc")
+    with pytest.raises(ModelFileError, match="12-byte header"):
+        htk.read_htk(tmp_path / "short")
+    with pytest.raises(InvalidParameterError, match="NaN"):
+        htk.write_htk(tmp_path / "n.htk", np.full((2, 2), np.nan))
+
+
+# ----------------------------------------------------------------------------- MLF
+
+MLF = """#!MLF!#
+"*/cen1-fash-b.lab"
+0 1200000 sil
+1200000 4500000 one -12.5
+4500000 5000000 sil
+.
+"/data/x/an251-fash-b.rec"
+yes
+no
+.
+"""
+
+
+def test_read_hand_written_mlf(tmp_path):
+    (tmp_path / "a.mlf").write_text(MLF)
+    m = htk.read_mlf(tmp_path / "a.mlf")
+    assert list(m) == ["cen1-fash-b", "an251-fash-b"]
+    one = m["cen1-fash-b"][1]
+    assert (one.name, one.start_s, one.end_s, one.score) == ("one", 0.12, 0.45, -12.5)
+    assert [lab.name for lab in m["an251-fash-b"]] == ["yes", "no"]
+    assert m["an251-fash-b"][0].start_s is None
+
+
+def test_mlf_round_trip(tmp_path):
+    entries = {"u1": [htk.Label("sil", 0.0, 0.12), htk.Label("one", 0.12, 0.45, -3.25)],
+               "u2": [htk.Label("yes")]}
+    htk.write_mlf(tmp_path / "o.mlf", entries)
+    assert htk.read_mlf(tmp_path / "o.mlf") == entries
+    assert (tmp_path / "o.mlf").read_text().splitlines()[:3] == ["#!MLF!#", '"*/u1.lab"', "0 1200000 sil"]
+
+
+@pytest.mark.parametrize("text, match", [
+    ("garbage\n", "#!MLF!#"),
+    ('#!MLF!#\n"*/a.lab"\nsil\n', "not ended"),
+    ("#!MLF!#\nsil\n.\n", "quoted file name"),
+    ('#!MLF!#\n"*/a.lab"\n0 1 2 3 4\n.\n', "line 3"),
+])
+def test_bad_mlf(tmp_path, text, match):
+    (tmp_path / "b.mlf").write_text(text)
+    with pytest.raises(TranscriptError, match=match):
+        htk.read_mlf(tmp_path / "b.mlf")
+
+
+# ----------------------------------------------------------------------------- Kaldi archives
+
+def _binary_fm(key: bytes, m: np.ndarray) -> bytes:
+    return (key + b" \0BFM \x04" + struct.pack("<i", m.shape[0]) + b"\x04" + struct.pack("<i", m.shape[1])
+            + m.astype("<f4").tobytes())
+
+
+def test_read_hand_written_binary_ark(tmp_path):
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    b = np.array([[0.5]], dtype=np.float32)
+    (tmp_path / "f.ark").write_bytes(_binary_fm(b"utt1", a) + _binary_fm(b"utt2", b))
+    got = dict(kaldi_io.read_ark(tmp_path / "f.ark"))
+    assert list(got) == ["utt1", "utt2"]
+    np.testing.assert_array_equal(got["utt1"], a)
+    np.testing.assert_array_equal(got["utt2"], b)
+
+
+def test_read_hand_written_text_ark(tmp_path):
+    (tmp_path / "t.ark").write_text("utt1  [\n  1 2 3\n  4 5 6 ]\nutt2  [ 7.5 8 ]\n")
+    got = dict(kaldi_io.read_ark(tmp_path / "t.ark"))
+    np.testing.assert_array_equal(got["utt1"], [[1, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(got["utt2"], [[7.5, 8]])
+
+
+@pytest.mark.parametrize("binary", [True, False])
+@pytest.mark.parametrize("double", [True, False])
+def test_ark_scp_round_trip(tmp_path, binary, double):
+    rng = np.random.default_rng(1)
+    mats = {"a": rng.normal(size=(5, 3)), "b-2": rng.normal(size=(1, 3)), "c": np.zeros((0, 3))}
+    kaldi_io.write_ark(tmp_path / "x.ark", mats, binary=binary, double=double, scp=tmp_path / "x.scp")
+    tol = 0 if (double or not binary) else 1e-6
+    for got in (dict(kaldi_io.read_ark(tmp_path / "x.ark")), kaldi_io.read_scp(tmp_path / "x.scp")):
+        assert list(got) == list(mats)
+        for k in mats:
+            np.testing.assert_allclose(got[k].reshape(mats[k].shape), mats[k], rtol=tol, atol=tol)
+
+
+def test_binary_ark_bytes(tmp_path):
+    kaldi_io.write_ark(tmp_path / "x.ark", {"u": np.array([[1.0, 2.0]])})
+    assert (tmp_path / "x.ark").read_bytes() == _binary_fm(b"u", np.array([[1.0, 2.0]]))
+
+
+def test_bad_archives(tmp_path):
+    (tmp_path / "t.ark").write_bytes(_binary_fm(b"u", np.ones((3, 3)))[:-4])
+    with pytest.raises(ModelFileError, match="truncated"):
+        dict(kaldi_io.read_ark(tmp_path / "t.ark"))
+    (tmp_path / "cm.ark").write_bytes(b"u \0BCM " + b"\0" * 20)
+    with pytest.raises(ModelFileError, match="CM"):
+        dict(kaldi_io.read_ark(tmp_path / "cm.ark"))
+    with pytest.raises(InvalidParameterError, match="white space"):
+        kaldi_io.write_ark(tmp_path / "k.ark", {"a b": np.ones((1, 1))})
+
+
+def test_cmvn_stats_layout_and_inverse():
+    X = np.array([[1.0, 2.0], [3.0, 6.0]])
+    s = kaldi_io.cmvn_stats_matrix(X)
+    np.testing.assert_array_equal(s, [[4.0, 8.0, 2.0], [10.0, 40.0, 0.0]])
+    mean, var = kaldi_io.cmvn_from_stats(s)
+    np.testing.assert_allclose(mean, [2.0, 4.0])
+    np.testing.assert_allclose(var, [1.0, 4.0])
+    with pytest.raises(ModelFileError, match="frame count"):
+        kaldi_io.cmvn_from_stats(np.zeros((2, 3)))
