@@ -398,6 +398,8 @@ def _write_output(path: str | None, text: str) -> None:
 def _speaker_map(utts: Utterances):
     """Speaker of an audio path for per-speaker CMVN: utt2spk for data directories, else by file name / folder."""
     spk = {utts.path[u]: ("utt2spk", utts.speaker[u]) for u in utts.ids if u in utts.speaker}
+    if not spk:
+        return speaker_of
     return lambda path: spk[path] if path in spk else ("file", speaker_of(path))
 
 

@@ -140,7 +140,7 @@ def test_cmudict_stress_and_comments():
 def test_missing_words_are_listed_in_one_error():
     lex = Lexicon.digits()
     assert lex.missing(["one", "ten", "eleven", "ten"]) == ["eleven", "ten"]
-    with pytest.raises(TranscriptError, match=r"data/text: 2 word\(s\) not in the lexicon: eleven, ten"):
+    with pytest.raises(TranscriptError, match=r"data/text: word\(s\) not in the lexicon: eleven, ten"):
         lex.check_words(["one", "ten", "eleven"], source="data/text")
     sub = lex.restrict(["two", "one"])
     assert sub.words == ["two", "one"] and sub.prons("one") == lex.prons("one")

@@ -125,7 +125,7 @@ class Lexicon:
         unknown = self.missing(words)
         if unknown:
             where = f"{source}: " if source else ""
-            raise TranscriptError(f"{where}{len(unknown)} word(s) not in the lexicon: {', '.join(unknown)}")
+            raise TranscriptError(f"{where}word(s) not in the lexicon: {', '.join(unknown)}")
 
     def pronounce(self, words: Sequence[str]) -> list[list[str]]:
         """First phone sequence of each word; :class:`TranscriptError` names unknown words."""
