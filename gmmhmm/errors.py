@@ -99,3 +99,7 @@ class ConvergenceWarning(_SklearnConvergenceWarning, RuntimeWarning):
 
 class MissingDependencyError(GmmhmmError, ImportError):
     """An optional dependency (an extra such as ``plot`` or ``distributed``) is not installed."""
+
+
+class DataDirError(GmmhmmError):
+    """A Kaldi-style data directory (wav.scp, text, utt2spk, ...) is malformed or inconsistent."""

@@ -161,44 +161,63 @@ def build_graph(
 def utterance_graph(lexicon: Lexicon, words: list[str], sil_prob: float = 0.5, n_states: int = 3) -> Graph:
     """Composite HMM of a transcript: optional silence at the ends and between words.
 
-    Labels are the transcript's words in order followed by ``sil``, so a
-    path's word labels spell the transcript.
+    Every pronunciation of a word is a parallel path entered with its log
+    weight (:meth:`Lexicon.prons`). Labels are the transcript's words in order
+    followed by ``sil``, so a path's word labels spell the transcript.
     """
     if not 0.0 < sil_prob < 1.0:
         raise InvalidParameterError(f"sil_prob must be in (0, 1), got {sil_prob}")
-    prons = lexicon.pronounce(words)
+    lexicon.check_words(words)
     if not words:
         raise InvalidParameterError("transcript has no words")
     labels = list(words) + [lexicon.silence]
     sil_label, sil_phone = len(words), lexicon.phone_index(lexicon.silence)
-    units: list[tuple[int, list[int]]] = []
+    units: list[tuple[int, list[int]]] = [(sil_label, [sil_phone])]  # unit 0: leading silence
     links: list[tuple[int, int, float]] = []
     ls, ln = float(np.log(sil_prob)), float(np.log1p(-sil_prob))
-    units.append((sil_label, [sil_phone]))  # unit 0: leading silence
-    word_units = []
-    for i, pron in enumerate(prons):
-        word_units.append(len(units))
-        units.append((i, [lexicon.phone_index(p) for p in pron]))
+    alts: list[list[tuple[int, float]]] = []  # per word position: (unit, pron log weight)
+    sils: list[int] = [0]  # silence unit before word i (i = 0: leading), then after the last word
+    for i, word in enumerate(words):
+        alts.append([])
+        for phones, weight in lexicon.prons(word):
+            alts[i].append((len(units), weight))
+            units.append((i, [lexicon.phone_index(p) for p in phones]))
+        sils.append(len(units))
         units.append((sil_label, [sil_phone]))  # silence after word i
-    links.append((0, word_units[0], 0.0))
-    for i, u in enumerate(word_units):
-        if i + 1 < len(word_units):
-            links += [(u, u + 1, ls), (u, word_units[i + 1], ln), (u + 1, word_units[i + 1], 0.0)]
-        else:
-            links.append((u, u + 1, ls))
-    starts = {0: ls, word_units[0]: ln}
-    ends = {word_units[-1]: ln, word_units[-1] + 1: 0.0}
+    for i, prons in enumerate(alts):
+        for u, _ in prons:
+            links.append((u, sils[i + 1], ls))
+            if i + 1 < len(alts):
+                links += [(u, v, ln + w) for v, w in alts[i + 1]]
+        if i > 0:
+            links += [(sils[i], v, w) for v, w in prons]
+    links += [(0, v, w) for v, w in alts[0]]
+    starts = {0: ls, **{v: ln + w for v, w in alts[0]}}
+    ends = {**{u: ln for u, _ in alts[-1]}, sils[-1]: 0.0}
     return build_graph(labels, units, links, starts, ends, n_states)
 
 
 def _loop(labels, units, lm_scale, penalties, no_self=frozenset(), n_states=3) -> Graph:
-    """Any sequence of ``units``; a unit in ``no_self`` never follows itself."""
-    lm = lm_scale * float(np.log(1.0 / len(units)))
+    """Any sequence of ``units``; a unit in ``no_self`` never follows itself.
+
+    Every label is equally likely; ``penalties[u]`` is added on entering unit ``u``.
+    """
+    lm = lm_scale * float(np.log(1.0 / len(labels)))
     idx = range(len(units))
     links = [(u, v, lm + penalties[v]) for u in idx for v in idx if not (u == v and u in no_self)]
     starts = {v: lm + penalties[v] for v in idx}
     ends = {u: 0.0 for u in idx}
     return build_graph(labels, units, links, starts, ends, n_states)
+
+
+def _word_units(lexicon: Lexicon, words: list[str], lm_scale: float):
+    """One unit per pronunciation of each word (label = the word's index) and its scaled log weight."""
+    units, weights = [], []
+    for i, w in enumerate(words):
+        for phones, weight in lexicon.prons(w):
+            units.append((i, [lexicon.phone_index(p) for p in phones]))
+            weights.append(lm_scale * weight)
+    return units, weights
 
 
 def phone_loop_graph(lexicon: Lexicon, insertion_penalty: float = 0.0, lm_scale: float = 1.0,
@@ -210,29 +229,32 @@ def phone_loop_graph(lexicon: Lexicon, insertion_penalty: float = 0.0, lm_scale:
 
 def word_loop_graph(lexicon: Lexicon, insertion_penalty: float = 0.0, lm_scale: float = 1.0,
                     n_states: int = 3) -> Graph:
-    """Connected words: any sequence of lexicon words and silences (no silence-silence)."""
+    """Connected words: any sequence of lexicon words and silences (no silence-silence).
+
+    Every pronunciation of a word is a parallel unit entered with its
+    (``lm_scale``-scaled) log weight; all words and silence are equally likely.
+    """
     labels = lexicon.words + [lexicon.silence]
-    units = [(i, [lexicon.phone_index(p) for p in lexicon.pronunciations[w]]) for i, w in enumerate(lexicon.words)]
+    units, weights = _word_units(lexicon, lexicon.words, lm_scale)
     units.append((len(lexicon.words), [lexicon.phone_index(lexicon.silence)]))
-    pen = [insertion_penalty] * len(lexicon.words) + [0.0]
+    pen = [insertion_penalty + w for w in weights] + [0.0]
     return _loop(labels, units, lm_scale, pen, no_self={len(units) - 1}, n_states=n_states)
 
 
 def word_list_graph(lexicon: Lexicon, words: list[str] | None = None, sil_prob: float = 0.5,
                     lm_scale: float = 1.0, n_states: int = 3) -> Graph:
-    """Isolated words: exactly one of ``words`` with optional leading and trailing silence."""
+    """Isolated words: exactly one of ``words`` (any pronunciation) with optional leading and trailing silence."""
     words = list(lexicon.words if words is None else words)
-    prons = lexicon.pronounce(words)
+    lexicon.check_words(words)
     labels = words + [lexicon.silence]
     sil_label, sil_phone = len(words), lexicon.phone_index(lexicon.silence)
     lm = lm_scale * float(np.log(1.0 / len(words)))
     ls, ln = float(np.log(sil_prob)), float(np.log1p(-sil_prob))
-    units = [(sil_label, [sil_phone])]
-    units += [(i, [lexicon.phone_index(p) for p in pron]) for i, pron in enumerate(prons)]
-    units.append((sil_label, [sil_phone]))
+    prons, weights = _word_units(lexicon, words, lm_scale)
+    units = [(sil_label, [sil_phone])] + prons + [(sil_label, [sil_phone])]
     end_sil = len(units) - 1
     w_units = range(1, end_sil)
-    links = [(0, u, lm) for u in w_units] + [(u, end_sil, ls) for u in w_units]
-    starts = {0: ls, **{u: ln + lm for u in w_units}}
+    links = [(0, u, lm + weights[u - 1]) for u in w_units] + [(u, end_sil, ls) for u in w_units]
+    starts = {0: ls, **{u: ln + lm + weights[u - 1] for u in w_units}}
     ends = {**{u: ln for u in w_units}, end_sil: 0.0}
     return build_graph(labels, units, links, starts, ends, n_states)
