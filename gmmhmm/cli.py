@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from ._validation import resolve_n_jobs
-from .datasets import speaker_of  # per-speaker CMVN: FSDD name, else folder
 from .errors import GmmhmmError, InvalidInputError, InvalidParameterError, TranscriptError
 
 logger = logging.getLogger(__name__)
@@ -179,6 +178,19 @@ def read_table(path: str | os.PathLike, what: str) -> dict[str, str]:
     return table
 
 
+def _utt2spk(args: argparse.Namespace, files: Sequence[str | os.PathLike]) -> dict[str, str] | None:
+    """``--utt2spk`` as extract_many's map (keyed by path); a file it misses fails on its own."""
+    if not args.utt2spk:
+        return None
+    table = read_table(args.utt2spk, "utt2spk")
+    out = {}
+    for f in map(str, files):
+        spk = table.get(f, table.get(Path(f).name, table.get(Path(f).stem)))
+        if spk is not None:
+            out[f] = spk
+    return out
+
+
 def fsdd_label(path: str | os.PathLike) -> str | None:
     """The digit of an FSDD-named file, else None."""
     from .datasets import parse_name
@@ -196,7 +208,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     config = _feature_config(args)
     files = audio_files(args.inputs)
     feats, failures = extract_many(files, config, n_jobs=args.jobs, progress=_show_progress(args),
-                                   speaker_of=speaker_of)
+                                   utt2spk=_utt2spk(args, files))
     _report_failures(failures)
     if not feats:
         print("gmmhmm: no file could be featurised", file=sys.stderr)
@@ -217,9 +229,13 @@ def _training_data(args: argparse.Namespace, config) -> tuple[dict[str, np.ndarr
             raise InvalidInputError(f"{data}: feature file has no feature_config metadata")
         return feats, FeatureConfig.from_dict(meta["feature_config"]), 0
     files = audio_files([data])
+    if args.split == "official":  # test takes stay out of the training CMVN statistics too
+        from .datasets import OFFICIAL_TEST_TAKES, parse_name
+
+        files = [f for f in files if (u := parse_name(f)) is None or u.index >= OFFICIAL_TEST_TAKES]
     jobs = args.jobs if args.jobs != 1 else config.feature_jobs  # -j overrides [data] n_jobs
     feats, failures = extract_many(files, config.features, n_jobs=jobs,
-                                   progress=_show_progress(args), speaker_of=speaker_of)
+                                   progress=_show_progress(args), utt2spk=_utt2spk(args, files))
     _report_failures(failures)
     return feats, config.features, len(failures)
 
@@ -289,7 +305,7 @@ def _decode_graph(args: argparse.Namespace, model, files: list[Path]) -> int:
 
     decoded, failures = _decode_audio(model, files, graph=args.graph, insertion_penalty=args.insertion_penalty,
                                       lm_scale=args.lm_scale, beam=args.beam, n_jobs=args.jobs,
-                                      progress=_show_progress(args), speaker_of=speaker_of)
+                                      progress=_show_progress(args), utt2spk=_utt2spk(args, files))
     _report_failures(failures)
     _write_output(args.output, "".join(f"{path}\t{' '.join(best.tokens())}\t{best.score:.4f}\n"
                                        for path, best in decoded))
@@ -320,7 +336,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
         return _decode_graph(args, loaded[0], files)
     clf, config = _load_classifier(args.model, loaded)
     feats, failures = extract_many(files, config, n_jobs=args.jobs, progress=_show_progress(args),
-                                   speaker_of=speaker_of)
+                                   utt2spk=_utt2spk(args, files))
     _report_failures(failures)
     results = _decode_word(clf, feats) if feats else []
     _write_output(args.output, "".join(f"{path}\t{hyp}\t{ll:.4f}\n" for path, hyp, ll in results))
@@ -350,13 +366,13 @@ def cmd_align(args: argparse.Namespace) -> int:
         else:
             words_of[str(f)] = words
     feats, bad = extract_many(list(words_of), config, n_jobs=args.jobs, progress=_show_progress(args),
-                              speaker_of=speaker_of)
+                              utt2spk=_utt2spk(args, list(words_of)))
     failures += bad
     aligned = {}
     for path, ll in zip(feats, model.state_log_likelihood_many(list(feats.values()))):
         try:
             info = soundfile.info(path)
-            aligned[Path(path).stem] = force_align(model, None, words_of[path], config.shift_ms / 1000.0,
+            aligned[Path(path).stem] = force_align(model, None, words_of[path], config.frame_shift_s,
                                                    info.frames / info.samplerate, log_likelihood=ll)
         except GmmhmmError as exc:
             failures.append((path, str(exc)))
@@ -463,6 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
         sp.add_argument("-j", "--jobs", type=int, default=1, help="feature extraction processes (-1: all CPUs)")
+        sp.add_argument("--utt2spk", help="'utt speaker' lines (Kaldi utt2spk; utt: a file's path, name or stem) "
+                        "pooling cmvn='speaker' statistics; default: each file is its own speaker")
 
     sp = sub.add_parser("features", help="extract features of audio files into one feature file")
     sp.add_argument("inputs", nargs="+", help="audio files and/or folders")
