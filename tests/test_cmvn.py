@@ -173,3 +173,14 @@ def test_folder_names_are_not_speakers():
     utts = [datasets.parse_name("/a/rec/7_jackson_3.wav"), datasets.parse_name("/b/rec/1_theo_9.wav")]
     assert datasets.utt2spk(utts) == {"/a/rec/7_jackson_3.wav": "jackson", "/b/rec/1_theo_9.wav": "theo"}
     assert datasets.utt2spk(utts[:1], "test/") == {"/a/rec/7_jackson_3.wav": "test/jackson"}
+
+
+def test_extract_features_refuses_misused_statistics(tmp_path):
+    a = _write(tmp_path / "a.wav", 0)
+    stats = CmvnStats.from_features(extract_features(a, SPEAKER))
+    with pytest.raises(InvalidParameterError, match="cmvn_stats"):
+        extract_features(a, SPEAKER.replace(cmvn="utterance"), cmvn_stats=stats)
+    with pytest.raises(InvalidParameterError, match="cmvn_stats"):
+        extract_features(a, SPEAKER, cmvn_stats={"a": stats})
+    with pytest.raises(InvalidInputError, match="dimensions"):
+        extract_features(a, SPEAKER.replace(delta_order=0), cmvn_stats=stats)

@@ -52,13 +52,17 @@ def extract_features(
         The file is unreadable (see :func:`load_audio`) or the audio is
         shorter than one frame.
     InvalidInputError
-        The signal is not a 1-D real array, or holds NaN or infinity.
+        The signal is not a 1-D real array, or holds NaN or infinity, or
+        its dimension differs from ``cmvn_stats``'.
     InvalidParameterError
-        Bad ``config`` or ``sample_rate_hz``.
+        Bad ``config``, ``sample_rate_hz`` or ``cmvn_stats``.
     """
     config = FeatureConfig() if config is None else config
     if not isinstance(config, FeatureConfig):
         raise InvalidParameterError(f"config must be a FeatureConfig, got {type(config).__name__}")
+    if cmvn_stats is not None and (config.cmvn != "speaker" or not isinstance(cmvn_stats, CmvnStats)):
+        raise InvalidParameterError("cmvn_stats must be a CmvnStats, applied with config.cmvn='speaker'; "
+                                    f"got {type(cmvn_stats).__name__} with cmvn={config.cmvn!r}")
     # Inputs are checked here, once; the steps below run unchecked on arrays known good.
     if not isinstance(path_or_signal, (str, bytes, os.PathLike)):  # a signal: ndarray or list
         if sample_rate_hz is None:
