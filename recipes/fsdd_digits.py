@@ -12,8 +12,9 @@ folds, the held-out speaker's own audio, no labels). Test takes never enter
 the statistics the models are trained on.
 
 Writes ``report.txt``, ``report.json``, ``confusion.png`` (if matplotlib is
-installed) and, for the official split, the trained ``model.npz`` to the
-output folder, and prints the report.
+installed) and, for the official split, the trained ``model.npz`` (and with
+speaker CMVN its statistics, ``cmvn.npz``) to the output folder, and prints
+the report.
 
 Usage::
 
@@ -53,7 +54,14 @@ from gmmhmm.cli import RecipeConfig, read_config  # noqa: E402
 from gmmhmm.datasets import Utterance, list_fsdd, split, utt2spk  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.errors import GmmhmmError  # noqa: E402
-from gmmhmm.features import FeatureConfig, apply_cmvn, compute_cmvn_stats, extract_many  # noqa: E402
+from gmmhmm.features import (  # noqa: E402
+    CmvnStats,
+    FeatureConfig,
+    apply_cmvn,
+    compute_cmvn_stats,
+    extract_many,
+    save_cmvn_stats,
+)
 from gmmhmm.scoring import accuracy, confusion_matrix, format_confusion, plot_confusion  # noqa: E402
 
 logger = logging.getLogger("fsdd_digits")
@@ -67,18 +75,20 @@ def audio_seconds(utts: list[Utterance]) -> float:
 
 
 def speaker_cmvn(train: list[Utterance], test: list[Utterance], feats: dict[str, np.ndarray],
-                 config: FeatureConfig) -> dict[str, np.ndarray]:
-    """``feats`` (without CMVN) of one fold after per-speaker CMVN, statistics per part of the split.
+                 config: FeatureConfig) -> tuple[dict[str, np.ndarray], dict[str, CmvnStats]]:
+    """``feats`` (without CMVN) of one fold after per-speaker CMVN, and the statistics used.
 
-    A training speaker's statistics come from its training takes only, a
-    test speaker's from its test takes only (Kaldi: per data dir).
-    Features of other CMVN modes are returned as they are.
+    Statistics are per part of the split (Kaldi: per data dir): a training
+    speaker's (``train/<speaker>``) come from its training takes only, a test
+    speaker's (``test/<speaker>``) from its test takes only. Features of
+    other CMVN modes are returned as they are, with no statistics.
     """
     if config.cmvn != "speaker":
-        return feats
+        return feats, {}
     spk = {**utt2spk(train, "train/"), **utt2spk(test, "test/")}
     fold = {p: feats[p] for p in spk if p in feats}
-    return apply_cmvn(fold, compute_cmvn_stats(fold, spk), spk, variance=config.cmvn_variance)
+    stats = compute_cmvn_stats(fold, spk)
+    return apply_cmvn(fold, stats, spk, variance=config.cmvn_variance), stats
 
 
 def run_fold(name: str, train: list[Utterance], test: list[Utterance],
@@ -86,11 +96,10 @@ def run_fold(name: str, train: list[Utterance], test: list[Utterance],
              checkpoint_dir: Path | None = None, resume: bool = False) -> tuple[dict, HMMClassifier]:
     """Train on ``train``, decode ``test``; the fold's figures and the classifier.
 
-    ``feats`` are :func:`featurise`'s (no speaker CMVN yet: it is per fold).
+    ``feats`` are the fold's final features (see :func:`speaker_cmvn`).
     """
     train = [u for u in train if str(u.path) in feats]
     test = [u for u in test if str(u.path) in feats]
-    feats = speaker_cmvn(train, test, feats, config.features)
     clf = HMMClassifier(**config.model)
     logger.info("[%s] training on %d takes", name, len(train))
     t0 = time.perf_counter()
@@ -194,9 +203,12 @@ def run(config: RecipeConfig, mode: str, fsdd_dir: Path | None, out: Path, progr
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for name, train, test in folds:
-        fold, clf = run_fold(name, train, test, feats, config, checkpoint_dir, resume)
+        fold_feats, stats = speaker_cmvn(train, test, feats, config.features)
+        fold, clf = run_fold(name, train, test, fold_feats, config, checkpoint_dir, resume)
         results.append(fold)
         if mode == "official":
+            if stats:  # Kaldi's cmvn.scp: the statistics the model was trained and tested with
+                save_cmvn_stats(out / "cmvn.npz", stats)
             clf.save(out / "model.npz", metadata={"feature_config": config.features.to_dict(),
                                                   "recipe": "fsdd_digits"})
             plot_confusion(fold["labels"], np.array(fold["confusion"]), out / "confusion.png",

@@ -117,6 +117,7 @@ def test_speaker_statistics_of_training_come_from_training_takes_only(recipe, tm
     import soundfile as sf
 
     from gmmhmm.cli import read_config
+    from gmmhmm.features import load_cmvn_stats
 
     config_path = tmp_path / "tiny.toml"
     config_path.write_text(SMALL_CONFIG.replace('cmvn = "utterance"', 'cmvn = "speaker"')
@@ -141,7 +142,11 @@ def test_speaker_statistics_of_training_come_from_training_takes_only(recipe, tm
     data = recipe.featurise(config, fsdd)
     train = [u for u in data.utts if u.index >= 5]
     test = [u for u in data.utts if u.index < 5]
-    normed = recipe.speaker_cmvn(train, test, data.feats, config.features)
+    normed, stats = recipe.speaker_cmvn(train, test, data.feats, config.features)
+    assert sorted(stats) == ["test/synth", "train/synth"] and stats["train/synth"].count == sum(
+        len(data.feats[str(u.path)]) for u in train)
+    stored = load_cmvn_stats(tmp_path / "out_b" / "cmvn.npz")
+    np.testing.assert_array_equal(stored["train/synth"].mean, stats["train/synth"].mean)
     pooled = np.concatenate([data.feats[str(u.path)] for u in train])
     u = train[0]
     np.testing.assert_allclose(normed[str(u.path)], (data.feats[str(u.path)] - pooled.mean(0)) / pooled.std(0),
