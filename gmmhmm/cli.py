@@ -39,7 +39,6 @@ import numpy as np
 
 from ._validation import resolve_n_jobs
 from .data.inputs import AUDIO_SUFFIXES, Utterances, audio_files_below, is_data_dir, list_utterances  # noqa: F401
-from .datasets import speaker_of  # per-speaker CMVN: FSDD name, else folder
 from .errors import GmmhmmError, InvalidInputError, InvalidParameterError, TranscriptError
 
 logger = logging.getLogger(__name__)
@@ -190,6 +189,19 @@ def read_table(path: str | os.PathLike, what: str) -> dict[str, str]:
     return table
 
 
+def _utt2spk(args: argparse.Namespace, files: Sequence[str | os.PathLike]) -> dict[str, str] | None:
+    """``--utt2spk`` as extract_many's map (keyed by path); a file it misses fails on its own."""
+    if not args.utt2spk:
+        return None
+    table = read_table(args.utt2spk, "utt2spk")
+    out = {}
+    for f in map(str, files):
+        spk = table.get(f, table.get(Path(f).name, table.get(Path(f).stem)))
+        if spk is not None:
+            out[f] = spk
+    return out
+
+
 def fsdd_label(path: str | os.PathLike) -> str | None:
     """The digit of an FSDD-named file, else None."""
     from .datasets import parse_name
@@ -228,9 +240,13 @@ def _training_data(args: argparse.Namespace, config) -> tuple[dict[str, np.ndarr
             raise InvalidInputError(f"{data}: feature file has no feature_config metadata")
         return feats, FeatureConfig.from_dict(meta["feature_config"]), 0
     files = audio_files([data])
+    if args.split == "official":  # test takes stay out of the training CMVN statistics too
+        from .datasets import OFFICIAL_TEST_TAKES, parse_name
+
+        files = [f for f in files if (u := parse_name(f)) is None or u.index >= OFFICIAL_TEST_TAKES]
     jobs = args.jobs if args.jobs != 1 else config.feature_jobs  # -j overrides [data] n_jobs
     feats, failures = extract_many(files, config.features, n_jobs=jobs,
-                                   progress=_show_progress(args), speaker_of=speaker_of)
+                                   progress=_show_progress(args), utt2spk=_utt2spk(args, files))
     _report_failures(failures)
     return feats, config.features, len(failures)
 
@@ -382,7 +398,7 @@ def _decode_graph(args: argparse.Namespace, model, utts: Utterances) -> int:
     by_path = utts.utterances_of()
     decoded, failures = _decode_audio(model, list(by_path), graph=args.graph, insertion_penalty=args.insertion_penalty,
                                       lm_scale=args.lm_scale, beam=args.beam, n_jobs=args.jobs,
-                                      progress=_show_progress(args), speaker_of=_speaker_map(utts))
+                                      progress=_show_progress(args), utt2spk=_speaker_map(args, utts))
     _report_failures(_failures_by_key(utts, failures))
     results = [(u, best) for path, best in decoded for u in by_path[path]]
     _write_output(args.output, "".join(f"{utts.key[u]}\t{' '.join(best.tokens())}\t{best.score:.4f}\n"
@@ -402,12 +418,22 @@ def _write_output(path: str | None, text: str) -> None:
         sys.stdout.write(text)
 
 
-def _speaker_map(utts: Utterances):
-    """Speaker of an audio path for per-speaker CMVN: utt2spk for data directories, else by file name / folder."""
-    spk = {utts.path[u]: ("utt2spk", utts.speaker[u]) for u in utts.ids if u in utts.speaker}
+def _speaker_map(args: argparse.Namespace, utts: Utterances) -> dict[str, str] | None:
+    """Speaker of each audio path for per-speaker CMVN: a data directory's utt2spk, else ``--utt2spk``
+    (by utterance id, path, name or stem); without either, every file is its own speaker."""
+    table = read_table(args.utt2spk, "utt2spk") if getattr(args, "utt2spk", None) else {}
+    spk = {}
+    for u in utts.ids:
+        path = utts.path[u]
+        found = utts.speaker.get(u) or next(
+            (table[k] for k in (u, path, Path(path).name, Path(path).stem) if k in table), None)
+        if found is not None:
+            spk[path] = found
     if not spk:
-        return speaker_of
-    return lambda path: spk[path] if path in spk else ("file", speaker_of(path))
+        return None
+    for path in utts.utterances_of():  # the rest: each its own speaker
+        spk.setdefault(path, "\0file:" + path)
+    return spk
 
 
 def _failures_by_key(utts: Utterances, failures: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -421,7 +447,7 @@ def _utterance_features(utts: Utterances, config, args: argparse.Namespace) -> t
     from .features import extract_many
 
     feats, failures = extract_many(list(utts.utterances_of()), config, n_jobs=args.jobs,
-                                   progress=_show_progress(args), speaker_of=_speaker_map(utts))
+                                   progress=_show_progress(args), utt2spk=_speaker_map(args, utts))
     return {u: feats[utts.path[u]] for u in utts.ids if utts.path[u] in feats}, _failures_by_key(utts, failures)
 
 
@@ -479,7 +505,7 @@ def cmd_align(args: argparse.Namespace) -> int:
     for u, ll in zip(feats, model.state_log_likelihood_many(list(feats.values()))):
         try:
             info = soundfile.info(utts.path[u])
-            aligned[u] = force_align(model, None, words_of[u], config.shift_ms / 1000.0,
+            aligned[u] = force_align(model, None, words_of[u], config.frame_shift_s,
                                      info.frames / info.samplerate, log_likelihood=ll)
         except GmmhmmError as exc:
             failures.append((utts.key[u], str(exc)))
@@ -644,6 +670,8 @@ def build_parser() -> argparse.ArgumentParser:
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
         sp.add_argument("-j", "--jobs", type=int, default=1, help="feature extraction processes (-1: all CPUs)")
+        sp.add_argument("--utt2spk", help="'utt speaker' lines (Kaldi utt2spk; utt: a file's path, name or stem) "
+                        "pooling cmvn='speaker' statistics; default: each file is its own speaker")
 
     def checkpoints(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--checkpoint-dir", help="checkpoint every EM iteration here (default with --resume: "

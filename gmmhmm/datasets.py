@@ -6,6 +6,7 @@ speaker in the test set and takes 5-49 in the training set. The development
 split divides that training set only: takes 5-9 are the dev set, takes 10-49
 train the dev models, so settings can be chosen without the test takes;
 leave-one-speaker-out (LOSO) folds test on one speaker and train on the rest.
+The speaker of a recording is the one its name gives (:func:`utt2spk`).
 
 Nothing here reads audio: these are plain functions over file names.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,10 +189,12 @@ def split(utts: list[Utterance], name: str) -> list[tuple[str, list[Utterance], 
     raise InvalidParameterError(f"split must be 'official', 'dev' or 'loso', got {name!r}")
 
 
-def speaker_of(path: str | os.PathLike) -> str:
-    """Speaker of a recording: from an FSDD name, else the name of its folder.
+def utt2spk(utts: Iterable[Utterance], prefix: str = "") -> dict[str, str]:
+    """FSDD's utt2spk map: ``str(path)`` -> ``prefix + speaker``, the speaker from the file name.
 
-    Used to pool statistics per speaker (``FeatureConfig(cmvn='speaker')``).
+    The keys are those of :func:`gmmhmm.features.extract_many`'s result.
+    ``prefix`` keeps the statistics of two parts of a split apart, as Kaldi
+    keeps them per data dir: ``{**utt2spk(train, "train/"), **utt2spk(test, "test/")}``
+    gives a test speaker statistics from its test takes only.
     """
-    u = parse_name(path)
-    return u.speaker if u is not None else Path(path).resolve().parent.name
+    return {str(u.path): prefix + u.speaker for u in utts}

@@ -1,13 +1,20 @@
 #!/usr/bin/env python
 """FSDD spoken-digit recognition: the project's main job.
 
-Features (MFCC + deltas, per-utterance CMVN), one left-to-right GMM-HMM per
-digit trained with flat start, Baum-Welch and mixture splitting, then every
-test take scored by Viterbi against each digit model, best one wins.
+Features (MFCC + deltas, CMVN), one left-to-right GMM-HMM per digit trained
+with flat start, Baum-Welch and mixture splitting, then every test take
+scored by Viterbi against each digit model, best one wins.
+
+With ``cmvn = "speaker"`` the statistics are per speaker and per part of the
+split, as Kaldi keeps them per data dir: a training speaker's from its
+training takes, a test speaker's from its test takes (in leave-one-speaker-out
+folds, the held-out speaker's own audio, no labels). Test takes never enter
+the statistics the models are trained on.
 
 Writes ``report.txt``, ``report.json``, ``confusion.png`` (if matplotlib is
-installed) and, for the official split, the trained ``model.npz`` to the
-output folder, and prints the report.
+installed) and, for the official split, the trained ``model.npz`` (and with
+speaker CMVN its statistics, ``cmvn.npz``) to the output folder, and prints
+the report.
 
 Usage::
 
@@ -44,10 +51,17 @@ import soundfile as sf  # noqa: E402
 
 from gmmhmm.classifier import HMMClassifier  # noqa: E402
 from gmmhmm.cli import RecipeConfig, read_config  # noqa: E402
-from gmmhmm.datasets import Utterance, list_fsdd, speaker_of, split  # noqa: E402
+from gmmhmm.datasets import Utterance, list_fsdd, split, utt2spk  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.errors import GmmhmmError  # noqa: E402
-from gmmhmm.features import extract_many  # noqa: E402
+from gmmhmm.features import (  # noqa: E402
+    CmvnStats,
+    FeatureConfig,
+    apply_cmvn,
+    compute_cmvn_stats,
+    extract_many,
+    save_cmvn_stats,
+)
 from gmmhmm.scoring import accuracy, confusion_matrix, format_confusion, plot_confusion  # noqa: E402
 
 logger = logging.getLogger("fsdd_digits")
@@ -60,10 +74,30 @@ def audio_seconds(utts: list[Utterance]) -> float:
     return float(sum(sf.info(str(u.path)).duration for u in utts))
 
 
+def speaker_cmvn(train: list[Utterance], test: list[Utterance], feats: dict[str, np.ndarray],
+                 config: FeatureConfig) -> tuple[dict[str, np.ndarray], dict[str, CmvnStats]]:
+    """``feats`` (without CMVN) of one fold after per-speaker CMVN, and the statistics used.
+
+    Statistics are per part of the split (Kaldi: per data dir): a training
+    speaker's (``train/<speaker>``) come from its training takes only, a test
+    speaker's (``test/<speaker>``) from its test takes only. Features of
+    other CMVN modes are returned as they are, with no statistics.
+    """
+    if config.cmvn != "speaker":
+        return feats, {}
+    spk = {**utt2spk(train, "train/"), **utt2spk(test, "test/")}
+    fold = {p: feats[p] for p in spk if p in feats}
+    stats = compute_cmvn_stats(fold, spk)
+    return apply_cmvn(fold, stats, spk, variance=config.cmvn_variance), stats
+
+
 def run_fold(name: str, train: list[Utterance], test: list[Utterance],
              feats: dict[str, np.ndarray], config: RecipeConfig,
              checkpoint_dir: Path | None = None, resume: bool = False) -> tuple[dict, HMMClassifier]:
-    """Train on ``train``, decode ``test``; the fold's figures and the classifier."""
+    """Train on ``train``, decode ``test``; the fold's figures and the classifier.
+
+    ``feats`` are the fold's final features (see :func:`speaker_cmvn`).
+    """
     train = [u for u in train if str(u.path) in feats]
     test = [u for u in test if str(u.path) in feats]
     clf = HMMClassifier(**config.model)
@@ -130,17 +164,23 @@ class Featurised(NamedTuple):
     """The recordings of an FSDD folder and their features."""
 
     utts: list[Utterance]
-    feats: dict[str, np.ndarray]  # by str(path); failed files are missing
+    feats: dict[str, np.ndarray]  # by str(path); failed files are missing; speaker CMVN not applied
     failures: list[tuple[str, str]]  # (path, error)
     seconds: float  # feature extraction time
 
 
 def featurise(config: RecipeConfig, fsdd_dir: Path | None, progress: bool = False) -> Featurised:
-    """List the recordings and extract their features (what :func:`run` does first)."""
+    """List the recordings and extract their features (what :func:`run` does first).
+
+    Speaker CMVN is left to each fold (its statistics depend on the split).
+    """
     utts = list_fsdd(fsdd_dir or config.fsdd_dir)
     t0 = time.perf_counter()
-    feats, failures = extract_many([u.path for u in utts], config.features, n_jobs=config.feature_jobs,
-                                   progress=progress, speaker_of=speaker_of)
+    features = config.features
+    if features.cmvn == "speaker":
+        features = features.replace(cmvn="none")
+    feats, failures = extract_many([u.path for u in utts], features, n_jobs=config.feature_jobs,
+                                   progress=progress)
     return Featurised(utts, feats, failures, time.perf_counter() - t0)
 
 
@@ -163,9 +203,12 @@ def run(config: RecipeConfig, mode: str, fsdd_dir: Path | None, out: Path, progr
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for name, train, test in folds:
-        fold, clf = run_fold(name, train, test, feats, config, checkpoint_dir, resume)
+        fold_feats, stats = speaker_cmvn(train, test, feats, config.features)
+        fold, clf = run_fold(name, train, test, fold_feats, config, checkpoint_dir, resume)
         results.append(fold)
         if mode == "official":
+            if stats:  # Kaldi's cmvn.scp: the statistics the model was trained and tested with
+                save_cmvn_stats(out / "cmvn.npz", stats)
             clf.save(out / "model.npz", metadata={"feature_config": config.features.to_dict(),
                                                   "recipe": "fsdd_digits"})
             plot_confusion(fold["labels"], np.array(fold["confusion"]), out / "confusion.png",

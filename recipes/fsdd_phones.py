@@ -217,10 +217,11 @@ def check_alignments(model: PhoneModelSet, lexicon: Lexicon, evaluation: list[Ut
         ``n``, ``one_word`` (takes aligned to exactly their word),
         ``inside_recording`` and the mean leading/trailing silence in seconds.
     """
-    shift_s = feature_config.shift_ms / 1000.0
+    shift_s = feature_config.frame_shift_s
+    overhang_s = (feature_config.frame_length - feature_config.frame_shift) / feature_config.sample_rate_hz
     one_word, inside, lead, trail, aligned = 0, 0, [], [], {}
     for u, ll in zip(evaluation, eval_ll):
-        duration = len(ll) * shift_s + (feature_config.window_ms - feature_config.shift_ms) / 1000.0
+        duration = len(ll) * shift_s + overhang_s
         path = force_align(model, None, [WORD[u.digit]], shift_s, duration, sil_prob, ll)
         spoken = [s for s in path.words if s.label != lexicon.silence]
         one_word += len(spoken) == 1 and spoken[0].label == WORD[u.digit]

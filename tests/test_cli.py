@@ -138,3 +138,34 @@ def test_read_config(tmp_path):
             read_config(p)
     with pytest.raises(InvalidParameterError, match="does not exist"):
         read_config(tmp_path / "nope.toml")
+
+
+def test_speaker_cmvn_features_do_not_depend_on_the_batch_or_folders(workdir, fsdd_path, capsys):
+    """Bug: `decode model a.wav` and `decode model a.wav b.wav` differed, and x/rec/a, y/rec/b were one speaker."""
+    rec = fsdd_path / "recordings"
+    x = link_files(rec, workdir / "x", ["0_jackson_3.wav"]) / "0_jackson_3.wav"
+    y = link_files(rec, workdir / "y", ["1_jackson_4.wav", "6_theo_4.wav"])
+    cfg = workdir / "speaker.toml"
+    cfg.write_text(TINY_CONFIG.replace("delta_order = 2", 'delta_order = 2\ncmvn = "speaker"'))
+
+    def features(*inputs, extra=()):
+        out = workdir / "spk_feats.npz"
+        assert main(["features", *map(str, inputs), "-o", str(out), "--config", str(cfg), *extra]) == 0
+        return load_features(out)[0]
+
+    alone = features(x)[str(x)]
+    for batch in ([x, y / "1_jackson_4.wav"], [y, x]):
+        assert (features(*batch)[str(x)] == alone).all()
+    # an explicit utt2spk pools: jackson's two takes share statistics, theo's is alone
+    (workdir / "utt2spk").write_text("0_jackson_3 jackson\n1_jackson_4 jackson\n6_theo_4 theo\n")
+    pooled = features(x, y, extra=["--utt2spk", str(workdir / "utt2spk")])
+    assert not (pooled[str(x)] == alone).all()
+    assert (pooled[str(y / "6_theo_4.wav")] == features(y / "6_theo_4.wav")[str(y / "6_theo_4.wav")]).all()
+
+    model = workdir / "spk_model.npz"
+    assert main(["train", str(workdir / "train"), "-o", str(model), "--config", str(cfg)]) == 0
+    capsys.readouterr()
+    assert main(["decode", str(model), str(x)]) == 0
+    one = capsys.readouterr().out
+    assert main(["decode", str(model), str(x), *map(str, sorted(y.iterdir()))]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == one.strip()

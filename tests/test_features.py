@@ -198,6 +198,25 @@ def test_dither_is_seeded_and_reproducible():
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, mfcc(x, 8000, cfg.replace(dither_seed=8)))
     assert not np.array_equal(a, mfcc(x, 8000, cfg.replace(dither=0.0)))
+    assert np.isfinite(mfcc(x, 8000, cfg.replace(dither_seed=-5))).all()  # any integer seeds
+
+
+def test_dither_draws_fresh_noise_per_file(tmp_path):
+    """Bug: every file of a length got the same noise (one seed for all)."""
+    cfg = FeatureConfig(sample_rate_hz=8000, n_mels=23, dither=1e-3, dither_seed=7)
+    x = np.zeros(4000)
+    y = x.copy()
+    y[-1] = 0.5  # past the last frame (47 * 80 + 200 = 3960): the frames of x and y are equal
+    plain = cfg.replace(dither=0.0)
+    np.testing.assert_array_equal(mfcc(x, 8000, plain), mfcc(y, 8000, plain))
+    assert not np.allclose(mfcc(x, 8000, cfg), mfcc(y, 8000, cfg))
+    # reproducible per file, whatever shares the batch
+    paths = [_write(tmp_path / f"{i}.wav", seed=i) for i in range(3)]
+    full = cfg.replace(delta_order=2)
+    alone, _ = extract_many(paths[2:], full)
+    batch, _ = extract_many(paths[::-1], full, n_jobs=2)
+    np.testing.assert_array_equal(alone[str(paths[2])], batch[str(paths[2])])
+    np.testing.assert_array_equal(alone[str(paths[2])], extract_features(paths[2], full))
 
 
 def test_mfcc_input_errors():
@@ -281,6 +300,7 @@ def test_config_round_trips_through_dict_json_and_toml():
     assert FeatureConfig.from_dict(tomllib.loads(toml)) == FeatureConfig.fsdd()
     assert cfg.high_freq_effective_hz == 3800.0
     assert (cfg.frame_length, cfg.frame_shift, cfg.n_fft, cfg.n_features) == (200, 80, 256, 39)
+    assert FeatureConfig.from_dict(FeatureConfig.htk().to_dict()) == FeatureConfig.htk()
     with pytest.raises(AttributeError):
         cfg.n_mels = 40  # frozen
 
@@ -292,7 +312,7 @@ def test_config_rejects_unknown_keys_and_bad_values():
         {"window": "kaiser"}, {"energy": "both"}, {"cmvn": "global"}, {"window_ms": 0},
         {"sample_rate_hz": 8000.5}, {"high_freq_hz": 9000.0}, {"low_freq_hz": 8000.0},
         {"n_ceps": 30}, {"preemphasis": 1.5}, {"dither": -1.0}, {"delta_window": 0},
-        {"remove_dc": "yes"}, {"preemphasis": float("nan")},
+        {"remove_dc": "yes"}, {"preemphasis": float("nan")}, {"spectrum": "energy"}, {"dct_norm": "ortho"},
     ]
     for kwargs in bad:
         with pytest.raises(InvalidParameterError):
@@ -387,11 +407,13 @@ def test_extract_many_reports_bad_files_and_goes_on(tmp_path, caplog):
 
 
 def test_extract_many_speaker_cmvn(tmp_path):
+    """Without a utt2spk map each file is its own speaker; with one, statistics pool per speaker."""
     paths = [_write(tmp_path / f"{spk}_{i}.wav", seed=i) for spk in "ab" for i in range(2)]
     cfg = FeatureConfig.fsdd().replace(cmvn="speaker")
-    with pytest.raises(InvalidParameterError, match="speaker_of"):
-        extract_many(paths, cfg)
-    feats, _ = extract_many(paths, cfg, speaker_of=lambda p: p.rsplit("/", 1)[-1][0])
+    own, _ = extract_many(paths, cfg)
+    for p in paths:
+        np.testing.assert_array_equal(own[str(p)], extract_features(p, cfg.replace(cmvn="utterance")))
+    feats, _ = extract_many(paths, cfg, utt2spk=lambda p: p.rsplit("/", 1)[-1][0])
     pooled = np.concatenate([feats[str(p)] for p in paths[:2]])
     np.testing.assert_allclose(pooled.mean(axis=0), 0, atol=1e-10)
     np.testing.assert_allclose(pooled.std(axis=0), 1, atol=1e-10)
@@ -473,3 +495,81 @@ def test_fsdd_recordings(fsdd_path):
         assert x.shape == (1 + (n - 200) // 80, 39)
         assert np.isfinite(x).all()
         np.testing.assert_allclose(x.mean(axis=0), 0, atol=1e-8)
+
+
+# --- frame sizes, HTK ----------------------------------------------------------
+
+def test_frame_length_and_shift_truncate_like_kaldi():
+    """Kaldi: ``static_cast<int32>(samp_freq * 0.001 * ms)``; rounding gave 410 and 138 here."""
+    cfg = FeatureConfig(sample_rate_hz=16000, window_ms=25.6, shift_ms=10.0)
+    assert (cfg.frame_length, cfg.frame_shift) == (409, 160)
+    cfg = FeatureConfig(sample_rate_hz=11025, window_ms=25.0, shift_ms=12.5)
+    assert (cfg.frame_length, cfg.frame_shift) == (275, 137)  # 275.625 and 137.8125
+    assert cfg.frame_shift_s == 137 / 11025
+    assert FeatureConfig(sample_rate_hz=10000, window_ms=0.3, shift_ms=0.2).frame_length == 3  # not 2.999...
+    x = _noise(11025)
+    assert mfcc(x, 11025, cfg).shape[0] == 1 + (11025 - 275) // 137
+
+
+def _hcopy_mfcc_0(samples_int16: np.ndarray, rate: int, n_chans: int = 26, n_ceps: int = 12,
+                  lifter: int = 22, preemph: float = 0.97) -> np.ndarray:
+    """HTK HCopy's MFCC_0 by hand, after HSigP.c: HTK's own filter weights (loChan / loWt), rows
+    ``c1..c12, C0`` as HCopy writes them, in int16 sample units."""
+    size, shift = int(rate * 0.025), int(rate * 0.010)
+    fft_n = 2
+    while size > fft_n:
+        fft_n *= 2
+    n_by_2 = fft_n // 2
+    fres = rate / (fft_n * 700.0)
+    mel = lambda k: 1127 * np.log(1 + (k - 1) * fres)  # noqa: E731  (HTK's Mel(k, fres), k from 1)
+    mlo, mhi = 0.0, 1127 * np.log(1 + (rate / 2) / 700.0)
+    cf = [mlo + (c / (n_chans + 1)) * (mhi - mlo) for c in range(1, n_chans + 2)]  # cf[0] is channel 1
+    klo, khi = 2, n_by_2
+    lo_chan, lo_wt = {}, {}
+    for k in range(klo, khi + 1):
+        melk, chan = mel(k), 0
+        while chan < n_chans + 1 and cf[chan] < melk:
+            chan += 1
+        lo_chan[k] = chan  # HTK loChan: the channel below melk (0: none)
+        lo_wt[k] = ((cf[chan] - melk) / (cf[chan] - (cf[chan - 1] if chan > 0 else mlo))) if chan <= n_chans else 0.0
+    ham = 0.54 - 0.46 * np.cos(2 * np.pi * np.arange(size) / (size - 1))
+    rows = []
+    for start in range(0, len(samples_int16) - size + 1, shift):
+        s = samples_int16[start:start + size].astype(float)
+        s[1:] = s[1:] - preemph * s[:-1]
+        s[0] *= 1 - preemph
+        spec = np.fft.fft(np.concatenate([s * ham, np.zeros(fft_n - size)]))
+        fbank = np.zeros(n_chans + 1)  # index 1..n_chans
+        for k in range(klo, khi + 1):
+            ek = abs(spec[k - 1])
+            bin_ = lo_chan[k]  # HTK: t1 = loWt*ek to channel bin, the rest to bin + 1
+            t1 = lo_wt[k] * ek
+            if bin_ > 0:
+                fbank[bin_] += t1
+            if bin_ < n_chans:
+                fbank[bin_ + 1] += ek - t1
+        logf = np.log(np.maximum(fbank[1:], 1.0))
+        norm = np.sqrt(2.0 / n_chans)
+        c = [norm * sum(logf[k - 1] * np.cos(np.pi * j / n_chans * (k - 0.5)) for k in range(1, n_chans + 1))
+             for j in range(1, n_ceps + 1)]
+        c = [cj * (1 + lifter / 2 * np.sin(np.pi * j / lifter)) for j, cj in enumerate(c, 1)]
+        rows.append(c + [norm * logf.sum()])
+    return np.array(rows)
+
+
+def test_htk_preset_matches_hcopy_by_hand():
+    rate = 8000
+    samples = np.round(np.random.default_rng(5).normal(scale=3000, size=2400)).astype(np.int16)
+    want = _hcopy_mfcc_0(samples, rate)
+    cfg = FeatureConfig.htk(sample_rate_hz=rate)
+    assert (cfg.remove_dc, cfg.spectrum, cfg.dct_norm, cfg.preemphasis, cfg.cep_lifter, cfg.n_mels) == (
+        False, "magnitude", "htk", 0.97, 22.0, 26)
+    got = mfcc(samples / 32768.0, rate, cfg)
+    assert got.shape == (want.shape[0], 13)
+    np.testing.assert_allclose(got[:, 1:], want[:, :12], rtol=1e-9, atol=1e-9)  # c1..c12
+    # C0: gmmhmm's samples are int16 / 32768, a constant in every log filter output
+    np.testing.assert_allclose(got[:, 0], want[:, 12] - np.sqrt(2 * 26) * np.log(32768), rtol=1e-9)
+    # what each HTK setting changes: the orthonormal c0 is 1/sqrt(2) of HTK's
+    ortho = mfcc(samples / 32768.0, rate, cfg.replace(dct_norm="orthonormal"))
+    np.testing.assert_allclose(ortho[:, 0], got[:, 0] / np.sqrt(2), rtol=1e-12)
+    np.testing.assert_array_equal(ortho[:, 1:], got[:, 1:])

@@ -118,7 +118,6 @@ def test_cli_phone_models_extract_with_jobs_progress_and_speakers(setup, tmp_pat
     import gmmhmm.features
     from gmmhmm import save
     from gmmhmm.cli import main
-    from gmmhmm.datasets import speaker_of
 
     model, _, test, _ = setup
     save(model, tmp_path / "phones.npz")
@@ -131,19 +130,20 @@ def test_cli_phone_models_extract_with_jobs_progress_and_speakers(setup, tmp_pat
                  "-o", str(tmp_path / "hyp.txt")]) == 0
     assert main(["align", str(tmp_path / "phones.npz"), str(tmp_path / "text"), *paths, "-j", "2", "--progress",
                  "-o", str(tmp_path / "ali")]) == 0
-    assert seen == [{"n_jobs": 2, "progress": True, "speaker_of": speaker_of}] * 2
+    assert seen == [{"n_jobs": 2, "progress": True, "utt2spk": None}] * 2
     assert len((tmp_path / "hyp.txt").read_text().splitlines()) == 3
 
 
 def test_speaker_cmvn_is_applied_when_decoding_and_aligning(setup, tmp_path):
-    """A model trained with cmvn='speaker' decodes and aligns per-speaker normalised features."""
+    """A model trained with cmvn='speaker' decodes and aligns per-speaker normalised features:
+    each file alone by default, pooled as an explicit utt2spk map says."""
     import copy
 
     import soundfile
 
     from gmmhmm import save
     from gmmhmm.cli import main
-    from gmmhmm.datasets import speaker_of
+    from gmmhmm.datasets import utt2spk
     from gmmhmm.graphs import to_ctm
 
     model, _, test, _ = setup
@@ -154,15 +154,21 @@ def test_speaker_cmvn_is_applied_when_decoding_and_aligning(setup, tmp_path):
     takes = test[:3] + test[-3:]
     assert len({u.speaker for u in takes}) == 2
     paths = [u.path for u in takes]
-    feats, _ = extract_many(paths, config, speaker_of=speaker_of)
     g = make_graph(m, "words")
-    want = [viterbi_path(m, feats[str(p)], g).score for p in paths]
+    alone, _ = extract_many(paths, config)
+    want = [viterbi_path(m, alone[str(p)], g).score for p in paths]
     assert [score for _, _, score in decode_files(m, paths, graph="words")] == pytest.approx(want, rel=1e-9)
+    spk = utt2spk(takes)
+    feats, _ = extract_many(paths, config, utt2spk=spk)
+    want = [viterbi_path(m, feats[str(p)], g).score for p in paths]
+    assert [score for _, _, score in decode_files(m, paths, graph="words", utt2spk=spk)] == pytest.approx(
+        want, rel=1e-9)
 
     save(m, tmp_path / "spk.npz")
     (tmp_path / "text").write_text("".join(f"{u.path.stem} {DIGIT_WORDS[int(u.digit)]}\n" for u in takes))
+    (tmp_path / "utt2spk").write_text("".join(f"{u.path.stem} {u.speaker}\n" for u in takes))
     assert main(["align", str(tmp_path / "spk.npz"), str(tmp_path / "text"), *map(str, paths),
-                 "-o", str(tmp_path / "ali")]) == 0
+                 "--utt2spk", str(tmp_path / "utt2spk"), "-o", str(tmp_path / "ali")]) == 0
     expected = ""
     for u in takes:
         info = soundfile.info(str(u.path))

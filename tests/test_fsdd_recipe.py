@@ -109,3 +109,48 @@ def test_features_computed_once_serve_the_recipe(recipe, tmp_path, monkeypatch):
     plain = recipe.run(config, "official", fsdd, tmp_path / "b")
     assert len(calls) == 2
     assert plain["folds"][0]["confusion"] == report["folds"][0]["confusion"]
+
+
+def test_speaker_statistics_of_training_come_from_training_takes_only(recipe, tmp_path, monkeypatch):
+    """Bug: each speaker's test takes were pooled into the CMVN statistics the models trained on."""
+    import numpy as np
+    import soundfile as sf
+
+    from gmmhmm.cli import read_config
+    from gmmhmm.features import load_cmvn_stats
+
+    config_path = tmp_path / "tiny.toml"
+    config_path.write_text(SMALL_CONFIG.replace('cmvn = "utterance"', 'cmvn = "speaker"')
+                           .replace("mix_schedule = [1, 2]", "mix_schedule = [1]")
+                           .replace("n_iter = [4, 3]", "n_iter = [1]").replace("n_jobs = 2", "n_jobs = 1"))
+    config = read_config(config_path)
+    seen = []
+    fit = HMMClassifier.fit
+    monkeypatch.setattr(recipe.HMMClassifier, "fit", lambda self, X, y, **kw: seen.append(X) or fit(self, X, y, **kw))
+    fsdd = _tiny_fsdd(tmp_path / "a")
+    recipe.run(config, "official", fsdd, tmp_path / "out_a")
+    for wav in (fsdd / "recordings").glob("*_0.wav"):  # other test audio, same training audio
+        x, rate = sf.read(wav)
+        sf.write(wav, 3 * x + 0.05, rate, subtype="PCM_16")
+    report = recipe.run(config, "official", fsdd, tmp_path / "out_b")
+    assert len(seen) == 2 and len(seen[0]) == 20
+    for a, b in zip(*seen):
+        np.testing.assert_array_equal(a, b)
+    assert report["folds"][0]["n_test"] == 10
+
+    # by hand: a training take normalised with the statistics of its speaker's training takes
+    data = recipe.featurise(config, fsdd)
+    train = [u for u in data.utts if u.index >= 5]
+    test = [u for u in data.utts if u.index < 5]
+    normed, stats = recipe.speaker_cmvn(train, test, data.feats, config.features)
+    assert sorted(stats) == ["test/synth", "train/synth"] and stats["train/synth"].count == sum(
+        len(data.feats[str(u.path)]) for u in train)
+    stored = load_cmvn_stats(tmp_path / "out_b" / "cmvn.npz")
+    np.testing.assert_array_equal(stored["train/synth"].mean, stats["train/synth"].mean)
+    pooled = np.concatenate([data.feats[str(u.path)] for u in train])
+    u = train[0]
+    np.testing.assert_allclose(normed[str(u.path)], (data.feats[str(u.path)] - pooled.mean(0)) / pooled.std(0),
+                               atol=1e-10)
+    test_pooled = np.concatenate([data.feats[str(t.path)] for t in test])
+    np.testing.assert_allclose(normed[str(test[0].path)],
+                               (data.feats[str(test[0].path)] - test_pooled.mean(0)) / test_pooled.std(0), atol=1e-10)

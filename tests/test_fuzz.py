@@ -403,6 +403,8 @@ _VALID_FEATURES = {
     "delta_window": st.integers(1, 4),
     "cmvn": st.sampled_from(["utterance", "speaker", "none"]),
     "cmvn_variance": st.booleans(),
+    "spectrum": st.sampled_from(["power", "magnitude"]),
+    "dct_norm": st.sampled_from(["orthonormal", "htk"]),
 }
 _INT_FEATURES = {"sample_rate_hz", "n_mels", "n_ceps", "delta_order", "delta_window", "dither_seed"}
 
@@ -450,7 +452,7 @@ def test_feature_config_from_random_dict(case):
     assert FeatureConfig.from_dict(config.to_dict()) == config
     assert FeatureConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     assert config.n_features == config.n_ceps * (config.delta_order + 1)
-    assert config.frame_length == round(config.window_ms * config.sample_rate_hz / 1000) >= 2
+    assert config.frame_length == int(config.window_ms * config.sample_rate_hz / 1000 + 1e-9) >= 2
     assert config.low_freq_hz < config.high_freq_effective_hz <= config.sample_rate_hz / 2
 
 

@@ -5,10 +5,23 @@ names; :class:`FeatureConfig` holds every setting of the pipeline::
 
     config = FeatureConfig.fsdd()
     X = extract_features("7_jackson_32.wav", config)      # (n_frames, 39)
+
+Speaker CMVN follows Kaldi: statistics per speaker from an explicit utt2spk
+map (:func:`compute_cmvn_stats`, stored with :func:`save_cmvn_stats`,
+applied with :func:`apply_cmvn`); without a map every utterance is its own
+speaker, so a file's features never depend on the other files of a call.
 """
 
 from .audio import load_audio, resample
-from .cmvn import cmvn, cmvn_per_speaker
+from .cmvn import (
+    CmvnStats,
+    apply_cmvn,
+    cmvn,
+    cmvn_per_speaker,
+    compute_cmvn_stats,
+    load_cmvn_stats,
+    save_cmvn_stats,
+)
 from .config import FeatureConfig
 from .deltas import add_deltas, deltas
 from .mfcc import (
@@ -25,16 +38,20 @@ from .pipeline import extract_features, extract_many
 from .store import load_features, save_features
 
 __all__ = [
+    "CmvnStats",
     "FeatureConfig",
     "add_deltas",
+    "apply_cmvn",
     "cmvn",
     "cmvn_per_speaker",
+    "compute_cmvn_stats",
     "deltas",
     "extract_features",
     "extract_many",
     "frame_signal",
     "hz_to_mel",
     "load_audio",
+    "load_cmvn_stats",
     "load_features",
     "log_mel_spectrogram",
     "mel_band_edges_hz",
@@ -42,6 +59,7 @@ __all__ = [
     "mel_to_hz",
     "mfcc",
     "resample",
+    "save_cmvn_stats",
     "save_features",
     "window_function",
 ]

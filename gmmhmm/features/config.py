@@ -1,9 +1,14 @@
 """One frozen object holding every front-end setting.
 
 Units are part of the field names (``window_ms``, ``low_freq_hz``) so a TOML
-or JSON config reads unambiguously. Defaults follow HTK/Kaldi for 16 kHz
-speech; :meth:`FeatureConfig.fsdd` gives the 8 kHz setting used for the Free
-Spoken Digit Dataset.
+or JSON config reads unambiguously. The defaults are gmmhmm's own 16 kHz
+analysis, close to Kaldi's ``compute-mfcc-feats`` (power spectrum, per-frame
+DC removal, orthonormal DCT, lifter 22, frame sizes truncated to whole
+samples) with a Hamming window, 26 filters and c0 instead of Kaldi's Povey
+window, 23 filters and log energy. :meth:`FeatureConfig.htk` gives HTK
+HCopy's analysis (magnitude spectrum, no DC removal, HTK's c0 scaling);
+:meth:`FeatureConfig.fsdd` the 8 kHz setting used for the Free Spoken Digit
+Dataset.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from ..errors import InvalidParameterError
 WINDOWS = ("hamming", "povey", "hann")
 ENERGIES = ("c0", "log_energy", "none")
 CMVN_MODES = ("utterance", "speaker", "none")
+SPECTRA = ("power", "magnitude")
+DCT_NORMS = ("orthonormal", "htk")
 # Above any real recording format (DXD is 352.8 kHz); a larger rate is a
 # corrupt header or a units mistake, and would make huge analysis frames.
 MAX_SAMPLE_RATE_HZ = 1_000_000
@@ -38,6 +45,11 @@ def _check_rate(value: Any, name: str = "sample_rate_hz") -> int:
         raise InvalidParameterError(
             f"{name} must be an integer >= 1 and at most {MAX_SAMPLE_RATE_HZ}, got {value!r}")
     return int(value)
+
+
+def _samples(rate_hz: int, ms: float) -> int:
+    """``int(rate_hz * ms / 1000)``; the tiny tolerance keeps 0.3 ms at 10 kHz at 3, not 2.99999... -> 2."""
+    return int(rate_hz * ms / 1000.0 + 1e-9)
 
 
 @dataclass(frozen=True)
@@ -78,7 +90,9 @@ class FeatureConfig:
         Standard deviation of Gaussian noise added to each frame, in units of
         full scale (int16 audio is scaled to [-1, 1)); 0 disables.
     dither_seed : int
-        Seed of the dither noise, so dithered features are reproducible.
+        Seed of the dither noise. Each signal draws its own noise, seeded by
+        ``dither_seed`` and a hash of the signal's samples: reproducible, and
+        the same whichever other files share a batch.
     remove_dc : bool
         Subtract each frame's mean.
     delta_order, delta_window : int
@@ -87,6 +101,17 @@ class FeatureConfig:
         Cepstral mean (and variance) normalisation scope.
     cmvn_variance : bool
         Also scale to unit variance.
+    spectrum : {'power', 'magnitude'}
+        What the mel filters weigh: ``|X|^2`` (Kaldi) or ``|X|`` (HTK's
+        default, ``USEPOWER = F``).
+    dct_norm : {'orthonormal', 'htk'}
+        Scaling of the DCT: ``'orthonormal'`` (Kaldi) scales c0 by
+        ``sqrt(1/n_mels)`` and the others by ``sqrt(2/n_mels)``; ``'htk'``
+        scales every coefficient, c0 included, by ``sqrt(2/n_mels)`` (HTK's
+        ``FBank2MFCC`` and ``FBank2C0``), so c0 is ``sqrt(2)`` times larger.
+
+    Frame length and shift in samples are truncated, as Kaldi and HTK do:
+    ``int(sample_rate_hz * window_ms / 1000)``.
     """
 
     sample_rate_hz: int = 16000
@@ -108,6 +133,8 @@ class FeatureConfig:
     delta_window: int = 2
     cmvn: str = "utterance"
     cmvn_variance: bool = True
+    spectrum: str = "power"
+    dct_norm: str = "orthonormal"
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -154,19 +181,26 @@ class FeatureConfig:
              f"delta_window must be an integer >= 1, got {self.delta_window!r}")
         need(self.cmvn in CMVN_MODES, f"cmvn must be one of {list(CMVN_MODES)}, got {self.cmvn!r}")
         need(isinstance(self.cmvn_variance, bool), f"cmvn_variance must be a bool, got {self.cmvn_variance!r}")
+        need(self.spectrum in SPECTRA, f"spectrum must be one of {list(SPECTRA)}, got {self.spectrum!r}")
+        need(self.dct_norm in DCT_NORMS, f"dct_norm must be one of {list(DCT_NORMS)}, got {self.dct_norm!r}")
         need(self.frame_length >= 2, f"window_ms={self.window_ms} is under two samples")
         need(self.frame_shift >= 1, f"shift_ms={self.shift_ms} is under one sample")
 
     # Derived sizes -----------------------------------------------------
     @property
     def frame_length(self) -> int:
-        """Samples per frame."""
-        return int(round(self.window_ms * self.sample_rate_hz / 1000.0))
+        """Samples per frame: ``int(sample_rate_hz * window_ms / 1000)``, truncated as in Kaldi."""
+        return _samples(self.sample_rate_hz, self.window_ms)
 
     @property
     def frame_shift(self) -> int:
-        """Samples between frame starts."""
-        return int(round(self.shift_ms * self.sample_rate_hz / 1000.0))
+        """Samples between frame starts: ``int(sample_rate_hz * shift_ms / 1000)``, truncated as in Kaldi."""
+        return _samples(self.sample_rate_hz, self.shift_ms)
+
+    @property
+    def frame_shift_s(self) -> float:
+        """Seconds between frame starts (the truncated shift, not ``shift_ms``)."""
+        return self.frame_shift / self.sample_rate_hz
 
     @property
     def n_fft(self) -> int:
@@ -214,6 +248,27 @@ class FeatureConfig:
     def replace(self, **changes: Any) -> "FeatureConfig":
         """Copy with some settings changed (validated)."""
         return self.from_dict({**dataclasses.asdict(self), **changes})
+
+    @classmethod
+    def htk(cls, sample_rate_hz: int = 16000) -> "FeatureConfig":
+        """HTK HCopy's MFCC analysis, as in the HTK book's tutorial config.
+
+        ``TARGETKIND = MFCC_0_D_A``, ``WINDOWSIZE = 250000.0``,
+        ``TARGETRATE = 100000.0``, ``NUMCHANS = 26``, ``NUMCEPS = 12``,
+        ``CEPLIFTER = 22``, ``PREEMCOEF = 0.97``, ``USEHAMMING = T`` and
+        HCopy's defaults for the rest: magnitude spectrum (``USEPOWER = F``),
+        no DC removal (``ZMEANSOURCE = F``), filters from 0 Hz to Nyquist
+        (``LOFREQ = HIFREQ = -1``), no dither, ``DELTAWINDOW = ACCWINDOW = 2``,
+        no CMN. The coefficients are HCopy's, c0 first where HCopy writes it
+        last; gmmhmm scales int16 samples to [-1, 1), so c0 is HCopy's minus
+        ``sqrt(2 n_mels) ln 32768`` (a constant that mean normalisation removes),
+        and the mel floor is gmmhmm's (HTK floors filter outputs at 1.0 in
+        int16 units; the two differ only on digital silence).
+        """
+        return cls(sample_rate_hz=sample_rate_hz, preemphasis=0.97, window_ms=25.0, shift_ms=10.0,
+                   window="hamming", snip_edges=True, n_mels=26, low_freq_hz=0.0, high_freq_hz=None,
+                   n_ceps=13, energy="c0", cep_lifter=22.0, dither=0.0, remove_dc=False,
+                   delta_order=2, delta_window=2, cmvn="none", spectrum="magnitude", dct_norm="htk")
 
     @classmethod
     def fsdd(cls) -> "FeatureConfig":

@@ -1,13 +1,17 @@
-"""HTK/Kaldi-style MFCC analysis, vectorised over frames.
+"""MFCC analysis as Kaldi and HTK define it, vectorised over frames.
 
 Per frame, in Kaldi's order: dither, DC removal, raw log energy,
-pre-emphasis, window, zero-padded FFT power spectrum, triangular mel
-filterbank (triangles in the mel domain, mel = 1127 ln(1 + f / 700)),
-floored log, orthonormal DCT-II, lifter, optional log-energy in place of c0.
+pre-emphasis, window, zero-padded FFT power (Kaldi) or magnitude (HTK)
+spectrum, triangular mel filterbank (triangles in the mel domain,
+mel = 1127 ln(1 + f / 700)), floored log, DCT-II (orthonormal as in Kaldi,
+or HTK's sqrt(2/N) scaling of every coefficient), lifter, optional
+log-energy in place of c0. Which steps run is set by
+:class:`~gmmhmm.features.FeatureConfig` (``FeatureConfig.htk()`` for HCopy's).
 """
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 
 import numpy as np
@@ -115,8 +119,8 @@ def _tables(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     k = np.arange(first, first + config.n_ceps)[:, None]
     m = config.n_mels
     dct = np.sqrt(2.0 / m) * np.cos(np.pi * k * (2 * np.arange(m) + 1) / (2 * m))  # orthonormal DCT-II rows
-    if first == 0:
-        dct[0] /= np.sqrt(2.0)
+    if first == 0 and config.dct_norm == "orthonormal":
+        dct[0] /= np.sqrt(2.0)  # HTK's FBank2C0 keeps sqrt(2/N) for c0 too
     if config.cep_lifter > 0:
         lift = config.cep_lifter
         dct *= (1.0 + 0.5 * lift * np.sin(np.pi * k / lift))
@@ -168,15 +172,26 @@ def _frame_count(x: np.ndarray, config: FeatureConfig) -> int:
 _BLOCK_FRAMES = 2048
 
 
-def _power_and_energy(x: np.ndarray, config: FeatureConfig, n_frames: int, energy: bool):
-    """Yield ``(first, power spectra (m, n_fft/2+1), raw log frame energies (m,) or None)`` per block.
+def _dither_rng(x: np.ndarray, seed: int) -> np.random.Generator:
+    """The dither noise generator of signal ``x``: seeded by ``seed`` and a hash of the samples.
 
-    The energies are computed only if ``energy`` is true.
+    Each file gets its own noise (one seed for all would add the same noise
+    to every file), reproducibly, and independent of the other files of a batch.
+    """
+    digest = hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=8).digest()
+    return np.random.default_rng([seed & 0xFFFFFFFFFFFFFFFF, int.from_bytes(digest, "little")])
+
+
+def _power_and_energy(x: np.ndarray, config: FeatureConfig, n_frames: int, energy: bool):
+    """Yield ``(first, spectra (m, n_fft/2+1), raw log frame energies (m,) or None)`` per block.
+
+    The spectra are power or magnitude spectra (``config.spectrum``); the
+    energies are computed only if ``energy`` is true.
     """
     window, _, _ = _tables(config)
     L, S, snip = config.frame_length, config.frame_shift, config.snip_edges
     # One generator drawn block after block gives the same numbers as one draw.
-    rng = np.random.default_rng(config.dither_seed) if config.dither > 0 else None
+    rng = _dither_rng(x, config.dither_seed) if config.dither > 0 else None
     for first in range(0, n_frames, _BLOCK_FRAMES):
         frames = _frames(x, L, S, snip, first, min(first + _BLOCK_FRAMES, n_frames))
         if rng is not None:
@@ -190,13 +205,16 @@ def _power_and_energy(x: np.ndarray, config: FeatureConfig, n_frames: int, energ
             frames[:, 0] *= 1.0 - config.preemphasis
         frames *= window
         spec = np.fft.rfft(frames, n=config.n_fft, axis=1)
-        yield first, spec.real**2 + spec.imag**2, log_energy
+        power = spec.real**2 + spec.imag**2
+        yield first, (power if config.spectrum == "power" else np.sqrt(power)), log_energy
 
 
 def log_mel_spectrogram(
     signal: np.ndarray, sample_rate_hz: int, config: FeatureConfig | None = None
 ) -> np.ndarray:
-    """Floored natural-log mel filterbank energies, shape (n_frames, n_mels).
+    """Floored natural-log mel filterbank outputs, shape (n_frames, n_mels).
+
+    Energies (power spectrum) or magnitudes, as ``config.spectrum`` says.
 
     ``config`` defaults to ``FeatureConfig(sample_rate_hz=sample_rate_hz)``;
     its rate must match ``sample_rate_hz``.

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
 from .._validation import resolve_n_jobs
-from ..errors import AudioError, GmmhmmError, InvalidParameterError
+from ..errors import AudioError, GmmhmmError, InvalidInputError, InvalidParameterError
 from .audio import load_audio, resample
-from .cmvn import _cmvn, cmvn_per_speaker
+from .cmvn import CmvnStats, Utt2Spk, _cmvn, _compute, _speaker_lookup
 from .config import FeatureConfig, _check_rate
 from .deltas import _add_deltas
 from .mfcc import _as_signal, _mfcc
@@ -24,8 +24,9 @@ def extract_features(
     path_or_signal: str | os.PathLike | np.ndarray,
     config: FeatureConfig | None = None,
     sample_rate_hz: int | None = None,
+    cmvn_stats: CmvnStats | None = None,
 ) -> np.ndarray:
-    """MFCCs, deltas and per-utterance CMVN for one file or signal.
+    """MFCCs, deltas and CMVN for one file or signal.
 
     Parameters
     ----------
@@ -36,12 +37,14 @@ def extract_features(
     sample_rate_hz : int, optional
         Rate of a signal (required for arrays, ignored for files). Audio at
         another rate than ``config.sample_rate_hz`` is resampled.
+    cmvn_stats : CmvnStats, optional
+        With ``config.cmvn == 'speaker'``: the speaker's statistics (see
+        :func:`~gmmhmm.features.compute_cmvn_stats`). Without them the
+        utterance is its own speaker (its own statistics, as ``'utterance'``).
 
     Returns
     -------
     ndarray of shape (n_frames, config.n_features)
-        ``cmvn='speaker'`` is not applied here (it needs the other
-        utterances of the speaker): see :func:`extract_many`.
 
     Raises
     ------
@@ -49,13 +52,17 @@ def extract_features(
         The file is unreadable (see :func:`load_audio`) or the audio is
         shorter than one frame.
     InvalidInputError
-        The signal is not a 1-D real array, or holds NaN or infinity.
+        The signal is not a 1-D real array, or holds NaN or infinity, or
+        its dimension differs from ``cmvn_stats``'.
     InvalidParameterError
-        Bad ``config`` or ``sample_rate_hz``.
+        Bad ``config``, ``sample_rate_hz`` or ``cmvn_stats``.
     """
     config = FeatureConfig() if config is None else config
     if not isinstance(config, FeatureConfig):
         raise InvalidParameterError(f"config must be a FeatureConfig, got {type(config).__name__}")
+    if cmvn_stats is not None and (config.cmvn != "speaker" or not isinstance(cmvn_stats, CmvnStats)):
+        raise InvalidParameterError("cmvn_stats must be a CmvnStats, applied with config.cmvn='speaker'; "
+                                    f"got {type(cmvn_stats).__name__} with cmvn={config.cmvn!r}")
     # Inputs are checked here, once; the steps below run unchecked on arrays known good.
     if not isinstance(path_or_signal, (str, bytes, os.PathLike)):  # a signal: ndarray or list
         if sample_rate_hz is None:
@@ -73,9 +80,36 @@ def extract_features(
             raise AudioError(f"{os.fspath(path_or_signal)}: {exc}") from exc
     if config.delta_order:
         feats = _add_deltas(feats, config.delta_order, config.delta_window)
-    if config.cmvn == "utterance":
+    if config.cmvn == "speaker" and cmvn_stats is not None:
+        return cmvn_stats._apply(feats, config.cmvn_variance)
+    if config.cmvn != "none":
         feats = _cmvn(feats, variance=config.cmvn_variance)
     return feats
+
+
+def _normalise_by_speaker(features: dict[str, np.ndarray], failures: list[tuple[str, str]], order: list[str],
+                          config: FeatureConfig, speaker, cmvn_stats) -> tuple[dict, list]:
+    """Speaker CMVN of a batch; a file without a speaker or statistics becomes a failure."""
+    spk_of, bad = {}, []
+    for path in features:
+        try:
+            spk_of[path] = speaker(path)
+        except GmmhmmError as exc:
+            bad.append((path, str(exc)))
+    stats = cmvn_stats if cmvn_stats is not None else _compute(
+        {p: features[p] for p in spk_of}, spk_of.__getitem__)
+    out = {}
+    for path, spk in spk_of.items():
+        try:
+            if spk not in stats:
+                raise InvalidInputError(f"no CMVN statistics for speaker {spk!r}")
+            out[path] = stats[spk]._apply(features[path], config.cmvn_variance)
+        except GmmhmmError as exc:
+            bad.append((path, str(exc)))
+    for path, error in bad:
+        logger.warning("skipping %s: %s", path, error)
+    rank = {p: i for i, p in enumerate(order)}
+    return out, sorted(failures + bad, key=lambda f: rank.get(f[0], -1))
 
 
 def _warn_if_silent(signal: np.ndarray, name: str) -> None:
@@ -98,7 +132,8 @@ def extract_many(
     config: FeatureConfig | None = None,
     n_jobs: int = 1,
     progress: bool = False,
-    speaker_of: Callable[[str], Hashable] | None = None,
+    utt2spk: Utt2Spk | None = None,
+    cmvn_stats: Mapping[Hashable, CmvnStats] | None = None,
 ) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
     """Featurise many files, skipping (and reporting) the bad ones.
 
@@ -110,9 +145,15 @@ def extract_many(
         Worker processes; -1 uses every CPU.
     progress : bool
         Show a tqdm progress bar (if tqdm is installed).
-    speaker_of : callable path -> speaker id, optional
-        Required when ``config.cmvn == 'speaker'``; statistics are then
-        pooled over each speaker's files.
+    utt2spk : mapping or function ``os.fspath(path)`` -> speaker, optional
+        Speakers for ``config.cmvn == 'speaker'`` (Kaldi's utt2spk, keyed
+        like the result). Without it every file is its own speaker, so a
+        file's features do not depend on the other files of the call.
+    cmvn_stats : mapping speaker -> CmvnStats, optional
+        Stored statistics to apply with ``cmvn='speaker'`` (e.g. from
+        :func:`~gmmhmm.features.load_cmvn_stats`); without them each
+        speaker's statistics are computed from its files in this call.
+        A file whose speaker has none is reported as a failure.
 
     Returns
     -------
@@ -121,11 +162,17 @@ def extract_many(
         :class:`gmmhmm.errors.GmmhmmError` (each also logged as a warning)
     """
     config = FeatureConfig() if config is None else config
-    if config.cmvn == "speaker" and speaker_of is None:
-        raise InvalidParameterError("config.cmvn='speaker' needs speaker_of (a function path -> speaker)")
+    if not isinstance(config, FeatureConfig):
+        raise InvalidParameterError(f"config must be a FeatureConfig, got {type(config).__name__}")
+    if cmvn_stats is not None and config.cmvn != "speaker":
+        raise InvalidParameterError(f"cmvn_stats are applied with config.cmvn='speaker', not {config.cmvn!r}")
+    speaker = _speaker_lookup(utt2spk)
+    # Pooled statistics: extract without CMVN, then normalise per speaker.
+    pooled = config.cmvn == "speaker" and (utt2spk is not None or cmvn_stats is not None)
     names = [os.fspath(p) for p in paths]
     n_jobs = resolve_n_jobs(n_jobs, len(names))
-    jobs = [(p, config) for p in names]
+    job_config = config.replace(cmvn="none") if pooled else config
+    jobs = [(p, job_config) for p in names]
 
     if n_jobs == 1:
         results = map(_extract_one, jobs)
@@ -152,10 +199,7 @@ def extract_many(
     finally:
         if pool is not None:
             pool.shutdown()
-    if config.cmvn == "speaker" and features:
-        keys = list(features)
-        normed = cmvn_per_speaker([features[k] for k in keys], [speaker_of(k) for k in keys],
-                                  variance=config.cmvn_variance)
-        features = dict(zip(keys, normed))
+    if pooled:
+        features, failures = _normalise_by_speaker(features, failures, names, config, speaker, cmvn_stats)
     logger.info("featurised %d file(s), %d failure(s)", len(features), len(failures))
     return features, failures

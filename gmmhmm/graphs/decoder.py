@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from ..errors import GmmhmmError, InvalidParameterError, SequenceTooShortError
 from . import kernels
 from .graph import Graph, phone_loop_graph, word_list_graph, word_loop_graph
 from .models import PhoneModelSet
+
+if TYPE_CHECKING:  # the front end is imported lazily, when audio is decoded
+    from ..features.cmvn import Utt2Spk
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +174,7 @@ def _decode_audio(
     skip_errors: bool = True,
     n_jobs: int = 1,
     progress: bool = False,
-    speaker_of: Callable[[str], Hashable] | None = None,
+    utt2spk: Utt2Spk | None = None,
 ) -> tuple[list[tuple[str, Path]], list[tuple[str, str]]]:
     """Best paths of audio files, and the ``(path, error message)`` of the files that failed.
 
@@ -178,18 +182,16 @@ def _decode_audio(
     """
     import soundfile  # durations only; lazily, like the front end
 
-    from ..datasets import speaker_of as default_speaker_of
     from ..features import extract_features, extract_many
 
     config = model.get_feature_config() if feature_config is None else feature_config
     g = make_graph(model, graph, words, insertion_penalty, lm_scale)
-    feats, failures = extract_many(audio_paths, config, n_jobs=n_jobs, progress=progress,
-                                   speaker_of=speaker_of or default_speaker_of)
+    feats, failures = extract_many(audio_paths, config, n_jobs=n_jobs, progress=progress, utt2spk=utt2spk)
     if failures and not skip_errors:
         extract_features(failures[0][0], config)  # raises the file's own error
         raise GmmhmmError(f"{failures[0][0]}: {failures[0][1]}")
     weights = g.log_probs(*model.transition_log_probs())
-    shift_s = config.shift_ms / 1000.0
+    shift_s = config.frame_shift_s
     decoded = []
     for path, ll in zip(feats, model.state_log_likelihood_many(list(feats.values()))):
         info = soundfile.info(path)
@@ -217,7 +219,7 @@ def decode_files(
     skip_errors: bool = True,
     n_jobs: int = 1,
     progress: bool = False,
-    speaker_of: Callable[[str], Hashable] | None = None,
+    utt2spk: Utt2Spk | None = None,
 ) -> list[tuple[str, list[tuple[str, float, float]], float]]:
     """Decode audio files with phone models.
 
@@ -236,9 +238,9 @@ def decode_files(
         and left out of the result; False raises its :class:`~gmmhmm.errors.GmmhmmError`
     n_jobs, progress : feature extraction processes (-1: all CPUs) and progress bar,
         as for :func:`gmmhmm.features.extract_many`
-    speaker_of : callable path -> speaker, optional
-        Groups the files for ``cmvn='speaker'``; defaults to :func:`gmmhmm.datasets.speaker_of`
-        (FSDD file name, else folder).
+    utt2spk : mapping or function path -> speaker, optional
+        Speakers for ``cmvn='speaker'`` (Kaldi's utt2spk, keyed by ``os.fspath(path)``);
+        without it each file is its own speaker, so a file decodes the same alone or in a batch.
 
     Returns
     -------
@@ -254,6 +256,6 @@ def decode_files(
             raise InvalidParameterError(
                 f"{os.fspath(model_path_or_models)} holds a {type(model).__name__}, not a PhoneModelSet")
     decoded, _ = _decode_audio(model, audio_paths, graph, words, insertion_penalty, lm_scale, beam, feature_config,
-                               skip_errors, n_jobs, progress, speaker_of)
+                               skip_errors, n_jobs, progress, utt2spk)
     return [(path, [(s.label, s.start_s, s.end_s) for s in best.words if s.label not in drop], best.score)
             for path, best in decoded]
