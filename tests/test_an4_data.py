@@ -143,7 +143,7 @@ def test_utt2spk_groups_speaker_cmvn(slice_dir, an4_data, monkeypatch, tmp_path)
     paths, kw = seen[0]
     groups = {}
     for p in paths:
-        groups.setdefault(kw["speaker_of"](p), []).append(p)
+        groups.setdefault(kw["utt2spk"][p], []).append(p)
     by_spk = {}
     for u in data.utterances:
         by_spk.setdefault(data.utt2spk[u], []).append(data.wav[u])
