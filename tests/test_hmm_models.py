@@ -313,6 +313,28 @@ def test_word_model_left_only_through_its_final_state_keeps_its_structure():
         model.score(X[:3])
 
 
+def test_em_step_with_an_underflowing_sequence_in_the_batch_matches_log_space():
+    """Bug: a sequence redone in log space leaked transition counts across the batch
+    boundary into the scaled GEMM (transmat_[1, 2] > 0 with no 1 -> 2 transition)."""
+    model = GaussianHMM(3, init_params="", params="st")
+    model.startprob_ = np.array([0.0, 0.5, 0.5])
+    model.transmat_ = np.array([[0.2, 0.4, 0.4], [0.0, 0.6, 0.4], [0.0, 0.3, 0.7]])  # 0 unreachable
+    model.means_ = np.array([[0.0], [40.0], [41.0]])
+    model.covars_ = np.ones((3, 1))
+    good = np.array([[40.0], [40.1], [39.9], [40.2]])  # state 1 throughout
+    bad = np.array([[40.0], [0.0], [0.1], [0.0], [-0.1]])  # frames 1..4 only the unreachable state explains
+    X, lengths = np.concatenate([good, bad]), [4, 5]
+    stats = {}
+    for impl in ("scaling", "log"):
+        model.implementation = impl
+        stats[impl] = model.accumulate(X, lengths)
+    assert stats["scaling"].trans.sum() == pytest.approx(7.0, abs=1e-9)
+    np.testing.assert_allclose(stats["scaling"].trans, stats["log"].trans, atol=1e-9)
+    new = copy.deepcopy(model).update(stats["scaling"])
+    ref = copy.deepcopy(model).update(stats["log"])
+    np.testing.assert_allclose(new.transmat_, ref.transmat_, atol=1e-9)
+
+
 def test_get_set_params_round_trip():
     # save/load of fitted HMMs: tests/test_modelfile_models.py::test_fitted_hmm_round_trip
     model = GMMHMM(n_components=2, n_mix=2, covariance_type="full", n_iter=3, random_state=0)
