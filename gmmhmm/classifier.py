@@ -365,8 +365,22 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
         return out
 
     def predict(self, X_list: Sequence[np.ndarray]) -> np.ndarray:
-        """Label of the best-scoring model for each sequence."""
+        """Label of the best-scoring model for each sequence.
+
+        Raises :class:`~gmmhmm.errors.SequenceTooShortError` if no model can
+        produce a sequence (it is shorter than every model's state chain)
+        rather than returning an arbitrary label.
+        """
+        from .hmm.base import min_frames
+
         scores = self.predict_log_likelihoods(X_list)
+        impossible = np.flatnonzero(~np.isfinite(scores.max(axis=1)))
+        if len(impossible):
+            need = min(min_frames(m.startprob_, m.transmat_, m._endprob()) or np.inf for m in self.models_)
+            lengths = [len(X_list[i]) for i in impossible[:5]]
+            raise SequenceTooShortError(
+                f"sequence(s) {impossible[:5].tolist()} ({lengths} frames) cannot be produced by any "
+                f"model: the shortest model needs at least {need} frames")
         return self.classes_[np.argmax(scores, axis=1)]
 
     def score(self, X_list: Sequence[np.ndarray], y: Sequence[Any]) -> float:

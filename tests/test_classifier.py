@@ -192,3 +192,9 @@ def test_training_sequences_too_short_for_the_word_model_are_skipped(caplog):
     assert np.isfinite(clf.models_[list(clf.classes_).index("up")].score(X[0]))
     with pytest.raises(SequenceTooShortError, match="every training sequence"):
         HMMClassifier(n_states=3, mix_schedule=(1,), n_iter=2).fit([np.zeros((2, 2))] * 2, ["a", "a"])
+
+
+def test_a_take_too_short_for_every_word_model_is_refused_not_guessed(clf, data):
+    _, (Xt, _) = data
+    with pytest.raises(SequenceTooShortError, match=r"sequence\(s\) \[1\] \(\[2\] frames\).*at least 3 frames"):
+        clf.predict([Xt[0], Xt[1][:2]])

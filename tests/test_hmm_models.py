@@ -311,6 +311,8 @@ def test_word_model_left_only_through_its_final_state_keeps_its_structure():
     assert 3 < 1 / model.endprob_[-1] < 5
     with pytest.raises(errors.SequenceTooShortError, match="at least 4"):
         model.score(X[:3])
+    free = sum(model._get_n_fit_scalars_per_param().values())
+    assert model._n_parameters() == free + S  # one exit per row of transitions (BIC / AIC)
 
 
 def test_em_step_with_an_underflowing_sequence_in_the_batch_matches_log_space():

@@ -535,7 +535,10 @@ class BaseHMM(ParamsMixin):
         return np.real(vec / vec.sum())
 
     def _n_parameters(self) -> int:
-        return int(sum(self._get_n_fit_scalars_per_param().values()))
+        """Free scalars (hmmlearn's count); with ``endprob_`` each row of transitions
+        has one more (its exit), so S more."""
+        exits = 0 if getattr(self, "endprob_", None) is None else self.n_components
+        return int(sum(self._get_n_fit_scalars_per_param().values())) + exits
 
     def aic(self, X: Any, lengths: Any = None) -> float:
         """Akaike information criterion: ``-2 log L + 2 k``."""
