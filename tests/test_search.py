@@ -10,8 +10,8 @@ import pytest
 from gmmhmm.errors import InvalidInputError, InvalidParameterError, SequenceTooShortError, TranscriptError
 from gmmhmm.graphs import Lexicon, kernels
 from gmmhmm.lm import NGramModel
-from gmmhmm.search import (Grammar, SearchOptions, compile_graph, decode, ngram_grammar, to_ctm, word_list,
-                           word_loop)
+from gmmhmm.search import (Grammar, SearchOptions, TokenPassing, compile_graph, decode, ngram_grammar, to_ctm,
+                           word_list, word_loop)
 from gmmhmm.search import token_passing
 
 EXACT = SearchOptions(beam=math.inf, max_active=0)
@@ -267,6 +267,21 @@ def test_long_input_collects_word_links_and_stays_exact(monkeypatch):
     big = decode(g, ll[:800], opts)
     assert small.stats["garbage_collections"] > 0 and big.stats["garbage_collections"] == 0
     assert [(h.words, h.score) for h in small.n_best] == [(h.words, h.score) for h in big.n_best]
+
+
+def test_blocks_of_frames_give_the_same_result():
+    rng = np.random.default_rng(4)
+    g = compile_graph(word_loop(["a", "ab", "c", "ba"]), LEX, transitions(LEX, 1, rng), 1)
+    ll = rng.normal(scale=3.0, size=(500, g.n_pdf))
+    opts = SearchOptions(beam=40.0, n_best=3)
+    whole = decode(g, ll, opts)
+    search = TokenPassing(g, opts)
+    for block in np.array_split(ll, [1, 70, 71, 300]):
+        search.advance(block)
+    parts = search.result()
+    assert parts.n_frames == 500
+    assert [(h.words, h.segments, h.score) for h in parts.n_best] == [
+        (h.words, h.segments, h.score) for h in whole.n_best]
 
 
 def test_pruning_keeps_the_clear_best_path():
