@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 from .arpa import read_arpa, write_arpa
-from .model import BOS, EOS, NGramModel, Perplexity
+from .estimate import METHODS, estimate
+from .model import BOS, EOS, NGramModel, Perplexity, log10_to_ln
 
-__all__ = ["BOS", "EOS", "NGramModel", "Perplexity", "read_arpa", "write_arpa"]
+__all__ = ["BOS", "EOS", "METHODS", "NGramModel", "Perplexity", "estimate", "log10_to_ln", "read_arpa",
+           "write_arpa"]

@@ -90,23 +90,29 @@ class NGramModel:
         """Whether ``words`` prefixes a longer listed n-gram or has a backoff weight."""
         return tuple(words) in self._contexts
 
+    def log_backoff(self, context: Sequence[str]) -> float:
+        """Natural-log back-off weight of ``context`` (0.0 where the model lists none)."""
+        return self._ln_backoff.get(tuple(context), 0.0)
+
     def map_word(self, word: str) -> str:
         """``word`` itself if in the vocabulary, else the unknown-word token (if any)."""
         if word in self._vocab_set or self.unk is None:
             return word
         return self.unk
 
-    def log_prob(self, word: str, history: Sequence[str] = ()) -> float:
-        """Natural-log ``p(word | history)`` with backoff; history truncated to order - 1.
+    def _history(self, history: Sequence[str]) -> Ngram:
+        """The last order - 1 words of ``history``, out-of-vocabulary ones mapped to ``<unk>``."""
+        if self.order == 1:
+            return ()
+        h = tuple(history[-(self.order - 1):])
+        if self.unk is not None:
+            vocab, unk = self._vocab_set, self.unk
+            h = tuple(w if w in vocab else unk for w in h)
+        return h
 
-        Out-of-vocabulary words score as ``<unk>`` when the model has one,
-        else ``-inf``; an out-of-vocabulary history word simply matches no
-        context (backing off past it).
-        """
-        word = self.map_word(word)
-        h = tuple(self.map_word(w) for w in history[len(history) - self.order + 1:]) if self.order > 1 else ()
-        ln_prob, ln_backoff = self._ln_prob, self._ln_backoff
+    def _ln_p(self, h: Ngram, word: str) -> float:
         total = 0.0
+        ln_prob, ln_backoff = self._ln_prob, self._ln_backoff
         for start in range(len(h) + 1):
             context = h[start:]
             p = ln_prob.get(context + (word,))
@@ -115,6 +121,22 @@ class NGramModel:
             total += ln_backoff.get(context, 0.0)
         return -math.inf
 
+    def _minimal(self, h: Ngram) -> Ngram:
+        contexts = self._contexts
+        for start in range(len(h)):
+            if h[start:] in contexts:
+                return h[start:]
+        return ()
+
+    def log_prob(self, word: str, history: Sequence[str] = ()) -> float:
+        """Natural-log ``p(word | history)`` with backoff; history truncated to order - 1.
+
+        Out-of-vocabulary words score as ``<unk>`` when the model has one,
+        else ``-inf``; an out-of-vocabulary history word simply matches no
+        context (backing off past it).
+        """
+        return self._ln_p(self._history(history), self.map_word(word))
+
     def state(self, history: Sequence[str]) -> Ngram:
         """The shortest suffix of ``history`` that scores every future word as the full one.
 
@@ -122,15 +144,19 @@ class NGramModel:
         minimisation): words left of the longest suffix that prefixes a listed
         n-gram or carries a backoff weight never change a probability.
         """
-        h = tuple(self.map_word(w) for w in history[len(history) - self.order + 1:]) if self.order > 1 else ()
-        for start in range(len(h)):
-            if h[start:] in self._contexts:
-                return h[start:]
-        return ()
+        return self._minimal(self._history(history))
 
     def score(self, state: Ngram, word: str) -> tuple[float, Ngram]:
-        """``(log_prob(word, state), state(state + (word,)))``: one decoder step at a word end."""
-        return self.log_prob(word, state), self.state(state + (word,))
+        """``(log_prob(word, state), state(state + (word,)))``: one decoder step at a word end.
+
+        ``state`` must come from :meth:`state` or :meth:`score` (start with
+        ``model.state(("<s>",))``); it is used as is, which keeps this fast.
+        """
+        word = self.map_word(word)
+        h = state + (word,)
+        if len(h) >= self.order:
+            h = h[len(h) - self.order + 1:]
+        return self._ln_p(state, word), self._minimal(h)
 
     def sentence_log_prob(self, words: Sequence[str]) -> float:
         """Natural-log probability of ``<s> words </s>`` (``<s>`` itself is not scored)."""
