@@ -176,8 +176,7 @@ def compile_graph(
     if use_silence and not 0.0 < silence_prob < 1.0:
         raise InvalidParameterError(f"silence_prob must be in (0, 1), got {silence_prob}")
     words = grammar.words
-    known = set(lexicon.words)
-    missing = [w for w in words if w not in known]
+    missing = lexicon.missing(words)
     if missing:
         raise TranscriptError(f"{len(missing)} grammar word(s) not in the lexicon: {', '.join(missing[:50])}"
                               + (" ..." if len(missing) > 50 else ""))
@@ -228,9 +227,8 @@ def compile_graph(
                 arc(s, s + 1, log_leave[p])
         arc(first + len(states) - 1, exit_to, log_leave[states[-1]], lab=lab)
 
-    prons_of = getattr(lexicon, "prons", None) or (lambda w: [(lexicon.pronunciations[w], 0.0)])  # until alternates land
     prons: dict[str, list[tuple[list[int], float]]] = {
-        w: [(pdfs(p), float(lw)) for p, lw in prons_of(w)] for w in words}
+        w: [(pdfs(p), float(lw)) for p, lw in lexicon.prons(w)] for w in words}
     for g_src, g_dst, w, logp in grammar.arcs:
         if not math.isfinite(logp):
             continue
