@@ -38,7 +38,7 @@ from functools import cached_property
 import numpy as np
 
 from ..errors import InvalidParameterError, TranscriptError
-from ..graphs.lexicon import Lexicon
+from ..data.lexicon import Lexicon
 from .grammar import Grammar
 from .options import SearchOptions
 
