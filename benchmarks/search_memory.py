@@ -85,19 +85,19 @@ def main(argv: list[str] | None = None) -> dict:
         "graph_arcs": graph.n_arcs, "graph_mb": graph.nbytes() / MB, "graph_build_s": build_s,
         "beam": args.beam, "max_active": args.max_active,
         "peak_traced_mb": peak / MB, "rss_growth_mb": max_rss_mb() - rss0,
-        "input_block_mb": FRAMES_PER_MINUTE * n_pdf * 8 / MB,
+        "input_block_mb": min(n_frames, FRAMES_PER_MINUTE) * n_pdf * 8 / MB,
         "dense_backpointer_table_mb": dense_bytes / MB,
-        "peak_active_tokens": result.stats["peak_active"], "peak_live_records": result.stats["peak_records"],
+        "peak_active_tokens": result.stats["peak_active"], "peak_records_held": result.stats["peak_records"],
         "garbage_collections": result.stats["garbage_collections"], "words_decoded": len(result.words),
         "search_s": search_s, "real_time_factor": search_s / (args.minutes * 60.0),
     }
     print(f"{args.minutes:g} min ({n_frames} frames), {args.vocab}-word loop: {graph.n_nodes} nodes, "
           f"{graph.n_arcs} arcs ({report['graph_mb']:.1f} MB graph, built in {build_s:.1f} s)")
     print(f"search peak traced memory {report['peak_traced_mb']:.1f} MB (max RSS grew "
-          f"{report['rss_growth_mb']:.1f} MB; one-minute input block {report['input_block_mb']:.1f} MB); "
+          f"{report['rss_growth_mb']:.1f} MB; input block {report['input_block_mb']:.1f} MB); "
           f"a dense T x S back-pointer table would need {report['dense_backpointer_table_mb']:.0f} MB")
-    print(f"peak active tokens {report['peak_active_tokens']}, peak live word links "
-          f"{report['peak_live_records']}, {report['garbage_collections']} collections, "
+    print(f"peak active tokens {report['peak_active_tokens']}, word-link records held at most "
+          f"{report['peak_records_held']}, {report['garbage_collections']} collections, "
           f"{report['words_decoded']} words; {search_s:.1f} s, real-time factor {report['real_time_factor']:.4f}")
     print(json.dumps(report))
     return report
