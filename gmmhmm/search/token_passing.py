@@ -9,7 +9,8 @@ Design (HTK's HVite token passing, Kaldi's ``LatticeFasterDecoder`` pruning):
 * Frame ``t``: the emitting step expands tokens of frame ``t - 1`` whose
   score is within ``beam`` of that frame's best and among its ``max_active``
   best (histogram pruning) along arcs into emitting nodes, adding the
-  frame's log-likelihood. Then tokens leave words: crossing a labelled exit
+  frame's log-likelihood (a new token more than ``beam`` below the best new
+  one is never made). Then tokens leave words: crossing a labelled exit
   arc into a null node makes a *word-link record* (previous record, label,
   frame, score, node) -- one per (null node, frame), the best arrival; with
   ``n_best > 1`` the other arrivals within ``lattice_beam`` are kept as its
@@ -23,7 +24,16 @@ Design (HTK's HVite token passing, Kaldi's ``LatticeFasterDecoder`` pruning):
 * The best path is the chain of records of the best token at a final node
   after the last frame. N-best distinct word sequences are found by an A*
   search backwards over the lattice of records, whose forward scores are the
-  exact heuristic.
+  exact heuristic. The lattice makes the word-pair approximation (one token
+  per state, as HVite with one token): alternatives are kept where words
+  end, but inside a word only the best history survives, so the list holds
+  real paths in score order and may miss sequences that differ only inside
+  one word's span. With isolated words it is exact.
+* Memory: the graph, 2 x N token scratch (O(graph), reused), the records and
+  alternatives reachable from live tokens, and the current block of
+  log-likelihoods; :class:`TokenPassing` takes the frames block by block, so
+  nothing grows with T for 1-best (an n-best lattice grows with the word
+  ends kept).
 
 Everything runs in compiled numba functions over chunks of frames; Python
 only allocates (so ``tracemalloc`` sees the search's memory), collects
