@@ -303,6 +303,14 @@ def test_ctm_lists_words_without_silence():
     res = decode(g, ll, EXACT)
     assert [s.word for s in res.best.segments] == ["a", "sil", "c", "sil"]
     assert to_ctm("utt1", res, 0.01) == "utt1 1 0.000 0.020 a\nutt1 1 0.030 0.010 c\n"
+    # silence as a word of the grammar (a phone loop): a segment, never a word
+    lex = Lexicon.from_text("a A\nc C\nsil sil\n")
+    g = compile_graph(word_loop(["a", "c", "sil"], silence=False), lex, transitions(lex, 1), 1)
+    ll = np.full((5, g.n_pdf), -20.0)
+    for t, p in enumerate(["A", "A", "sil", "C", "sil"]):
+        ll[t, lex.phones.index(p)] = 0.0
+    res = decode(g, ll, EXACT)
+    assert res.words == ["a", "c"] and [s.word for s in res.best.segments] == ["a", "sil", "c", "sil"]
 
 
 # ---------------------------------------------------------------------------

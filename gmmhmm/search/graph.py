@@ -51,7 +51,8 @@ class DecodingGraph:
     labels : list of str
         Output labels (words, then the silence word if used).
     silence_label : int
-        Index of the silence word in ``labels`` (-1: no optional silence).
+        Index of the silence word in ``labels`` (-1: none); it is left out of
+        hypotheses' words and CTM, kept in their segments.
     node_pdf : (N,) int
         Pdf (column of the log-likelihood matrix) of each emitting node, -1 for null nodes.
     n_null : int
@@ -190,8 +191,8 @@ def compile_graph(
 
     labels = list(words)
     label_of = {w: i for i, w in enumerate(labels)}
-    silence_label = -1
-    if use_silence:
+    silence_label = label_of.get(lexicon.silence, -1)  # silence as a grammar word (a phone loop's sil)
+    if use_silence and silence_label < 0:
         silence_label = len(labels)
         labels.append(lexicon.silence)
     # null nodes: in/out per grammar node (the same node without optional silence)
