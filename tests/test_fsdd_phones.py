@@ -11,7 +11,9 @@ from conftest import REPO_ROOT, load_script
 from gmmhmm.datasets import list_fsdd, official_split
 from gmmhmm.errors import InvalidParameterError
 from gmmhmm.features import FeatureConfig, extract_many, load_audio
-from gmmhmm.graphs import DIGIT_WORDS, EmbeddedTrainer, Lexicon, decode_files, force_align, make_graph, viterbi_path
+from gmmhmm.decoding import decode_files, decoding_graph
+from gmmhmm.graphs import DIGIT_WORDS, EmbeddedTrainer, Lexicon, force_align
+from gmmhmm.search import SearchOptions, decode
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +38,8 @@ def setup(fsdd_path):
 def test_isolated_word_accuracy_well_above_chance(setup):
     model, feats, test, history = setup
     assert all(b >= a - 1e-6 for a, b in zip(history[:3], history[1:3]))
-    g = make_graph(model, "words")
-    hyps = [viterbi_path(model, feats[str(u.path)], g).tokens() for u in test]
+    g = decoding_graph(model, "words")
+    hyps = [decode(g, model.state_log_likelihood(feats[str(u.path)])).words for u in test]
     acc = np.mean([h == [DIGIT_WORDS[int(u.digit)]] for h, u in zip(hyps, test)])
     assert acc >= 0.85  # chance is 0.25
 
@@ -154,13 +156,13 @@ def test_speaker_cmvn_is_applied_when_decoding_and_aligning(setup, tmp_path):
     takes = test[:3] + test[-3:]
     assert len({u.speaker for u in takes}) == 2
     paths = [u.path for u in takes]
-    g = make_graph(m, "words")
+    g = decoding_graph(m, "words")
     alone, _ = extract_many(paths, config)
-    want = [viterbi_path(m, alone[str(p)], g).score for p in paths]
+    want = [decode(g, m.state_log_likelihood(alone[str(p)])).score for p in paths]
     assert [score for _, _, score in decode_files(m, paths, graph="words")] == pytest.approx(want, rel=1e-9)
     spk = utt2spk(takes)
     feats, _ = extract_many(paths, config, utt2spk=spk)
-    want = [viterbi_path(m, feats[str(p)], g).score for p in paths]
+    want = [decode(g, m.state_log_likelihood(feats[str(p)])).score for p in paths]
     assert [score for _, _, score in decode_files(m, paths, graph="words", utt2spk=spk)] == pytest.approx(
         want, rel=1e-9)
 
@@ -197,10 +199,10 @@ def test_decode_files_skips_a_file_too_short_for_the_graph(setup, tmp_path, capl
 
 def test_recipe_decodes_many_utterances_with_one_graph(setup, recipe):
     model, feats, test, _ = setup
-    g = make_graph(model, "word-loop", insertion_penalty=-20.0)
+    g = decoding_graph(model, "word-loop")
+    opts = SearchOptions(beam=300.0, word_insertion_penalty=-20.0)
     lls = model.state_log_likelihood_many([feats[str(u.path)] for u in test[:5]])
-    assert recipe.decode(model, g, lls, {"beam": 300.0}) == [
-        viterbi_path(model, None, g, 300.0, log_likelihood=ll).tokens() for ll in lls]
+    assert recipe.decode(model, g, lls, opts) == [decode(g, ll, opts).words for ll in lls]
 
 
 def test_connected_digits_builder(fsdd_path):
@@ -323,3 +325,33 @@ def test_recipe_dev_split_never_reads_test_takes(recipe, fsdd_path, tmp_path):
     other.write_text(config.read_text().replace('lexicon = ""', f'lexicon = "{lexicon}"'))
     with pytest.raises(InvalidParameterError, match="another lexicon"):
         recipe.main(["--config", str(other), "--dev", "--out", str(tmp_path / "lex"), "--model", str(out / "model.npz")])
+
+
+def test_cli_decodes_with_an_arpa_lm_and_writes_n_best(setup, tmp_path, capsys):
+    """`gmmhmm decode --lm`: a bigram LM over the four digits; n-best lists are distinct and sorted."""
+    from gmmhmm import save
+    from gmmhmm.cli import main
+    from gmmhmm.lm import estimate, write_arpa
+
+    model, _, test, _ = setup
+    save(model, tmp_path / "phones.npz")
+    words = [DIGIT_WORDS[int(d)] for d in DIGITS]
+    write_arpa(estimate([[w] for w in words] + [words, words[::-1]], order=2), tmp_path / "lm.arpa")
+    paths = [str(u.path) for u in test[:6]]
+    hyp, nbest = tmp_path / "hyp.txt", tmp_path / "nbest.txt"
+    assert main(["decode", str(tmp_path / "phones.npz"), *paths, "--lm", str(tmp_path / "lm.arpa"), "--lm-scale",
+                 "2", "--insertion-penalty", "-10", "--beam", "400", "--max-active", "3000", "--n-best", "3",
+                 "--n-best-output", str(nbest), "-o", str(hyp)]) == 0
+    lines = [line.split("\t") for line in hyp.read_text().splitlines()]
+    assert [line[0] for line in lines] == paths
+    hits = sum(line[1] == DIGIT_WORDS[int(u.digit)] for line, u in zip(lines, test[:6]))
+    assert hits >= 5
+    rows = [line.split("\t") for line in nbest.read_text().splitlines()]
+    for path, line in zip(paths, lines):
+        mine = [r for r in rows if r[0] == path]
+        assert [int(r[1]) for r in mine] == list(range(1, len(mine) + 1)) and len(mine) >= 2
+        assert mine[0][2] == line[1] and len({r[2] for r in mine}) == len(mine)
+        scores = [float(r[3]) for r in mine]
+        assert scores == sorted(scores, reverse=True)
+    assert main(["decode", str(tmp_path / "phones.npz"), paths[0], "--n-best", "3"]) == 1
+    assert "--n-best above 1 needs --n-best-output" in capsys.readouterr().err
