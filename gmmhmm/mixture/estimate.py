@@ -291,7 +291,8 @@ def update_gaussians(stats: GaussianStats, covariance_type: str, options: Gaussi
     pooled = stats.covariance_type == "tied"
     if covariance_type == "tied" and pooled and G != 1:
         raise InvalidInputError("pooled tied statistics give one matrix; pass 'full' statistics for one per mixture")
-    if covariance_type != "tied" and pooled or stats.covariance_type not in (covariance_type, "full"):
+    same_layout = {"diag": "spherical", "spherical": "diag"}.get(covariance_type)  # (K, D) second moments
+    if covariance_type != "tied" and pooled or stats.covariance_type not in (covariance_type, "full", same_layout):
         raise InvalidInputError(f"{stats.covariance_type!r} statistics cannot give {covariance_type!r} covariances")
     if previous is None:
         previous = _global_params(stats, covariance_type, G)
