@@ -93,6 +93,12 @@ def test_near_empty_component_keeps_previous_parameters_and_never_nan(covariance
     if covariance_type != "tied":
         np.testing.assert_array_equal(new.covars[1], prev.covars[1])
     assert new.weights[0, 1] == pytest.approx(0.0, abs=1e-190)
+    # a first estimate (no previous parameters): the empty component gets the global mean and
+    # variance, plus reg_covar like every other
+    first, _ = update_gaussians(stats, covariance_type, GaussianUpdateOptions(reg_covar=0.5))
+    np.testing.assert_allclose(first.means[1], X.mean(axis=0))
+    if covariance_type in ("diag", "spherical"):
+        assert np.all(first.covars >= 0.5)
 
 
 @pytest.mark.parametrize("covariance_type", TYPES)
@@ -179,40 +185,28 @@ def _hard_data(seed: int, T: int = 400, D: int = 3):
     return X
 
 
-def _each_m_step(model, X, lengths, n_iter: int):
-    for _ in range(n_iter):
-        model.update(model.accumulate(X, lengths))
-        yield model
-
-
 @pytest.mark.parametrize("covariance_type", TYPES)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_gaussian_hmm_floor_holds_after_every_m_step(covariance_type, seed):
+@pytest.mark.parametrize("kind", ["GaussianHMM", "GMMHMM"])
+def test_hmm_floor_holds_after_every_m_step(kind, covariance_type, seed):
     X = _hard_data(seed)
     lengths = [100, 300]
-    floor = 1e-2
-    model = GaussianHMM(3, covariance_type=covariance_type, min_covar=floor, n_iter=1, random_state=seed,
-                        covars_prior=0.0)
+    floor = np.full(3, 1e-2)
+    if kind == "GaussianHMM":
+        model = GaussianHMM(3, covariance_type=covariance_type, min_covar=1e-2, n_iter=1, random_state=seed,
+                            covars_prior=0.0)
+    else:  # with HTK's relative floor on top
+        model = GMMHMM(2, n_mix=3, covariance_type=covariance_type, min_covar=1e-2, n_iter=1, random_state=seed,
+                       covars_floor_fraction=0.01)
+        floor = np.maximum(floor, 0.01 * X.var(axis=0))
     model.fit(X, lengths)
-    for m in _each_m_step(model, X, lengths, 4):
-        cov = m._covars_
-        assert np.all(np.isfinite(cov)) and np.all(np.isfinite(m.means_))
-        assert _loewner_floor_holds(cov, np.full(3, floor), covariance_type)
-
-
-@pytest.mark.parametrize("covariance_type", TYPES)
-@pytest.mark.parametrize("seed", [0, 1])
-def test_gmmhmm_floor_holds_after_every_m_step(covariance_type, seed):
-    X = _hard_data(seed)
-    lengths = [150, 250]
-    floor = 1e-2
-    model = GMMHMM(2, n_mix=3, covariance_type=covariance_type, min_covar=floor, n_iter=1, random_state=seed,
-                   covars_floor_fraction=0.01)
-    model.fit(X, lengths)
-    for m in _each_m_step(model, X, lengths, 4):
-        cov = m.covars_.reshape((-1,) + m.covars_.shape[2:]) if covariance_type != "tied" else m.covars_
-        assert np.all(np.isfinite(cov)) and np.all(np.isfinite(m.means_)) and np.all(np.isfinite(m.weights_))
-        assert _loewner_floor_holds(cov, np.maximum(floor, 0.01 * X.var(axis=0)), covariance_type)
+    for _ in range(4):
+        model.update(model.accumulate(X, lengths))
+        params = model._gaussian_params() if kind == "GMMHMM" else GaussianParams(
+            covariance_type, model.means_, model._covars_, None)
+        for value in (params.means, params.covars, params.weights if params.weights is not None else 0.0):
+            assert np.all(np.isfinite(value))
+        assert _loewner_floor_holds(params.covars, floor, covariance_type)
 
 
 def test_classifier_min_covar_is_a_true_floor():
@@ -260,7 +254,7 @@ def test_gaussian_mixture_near_empty_component_and_constant_feature():
     X = np.column_stack([rng.normal(size=300), np.full(300, 3.0) + 1e-12 * rng.normal(size=300)])
     for ct in TYPES:
         gmm = GaussianMixture(2, covariance_type=ct, means_init=[[0.0, 3.0], [60.0, 3.0]], max_iter=4, tol=0.0,
-                              reg_covar=1e-6)
+                              reg_covar=1e-6, random_state=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             gmm.fit(X)

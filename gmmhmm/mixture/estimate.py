@@ -176,12 +176,13 @@ def global_variance(stats: GaussianStats) -> np.ndarray:
     return np.maximum(sq / total - mean**2, 0.0)
 
 
-def _global_params(stats: GaussianStats, covariance_type: str, n_groups: int) -> GaussianParams:
-    """Every component at the global mean and variance: the 'previous' parameters of a first update."""
+def _global_params(stats: GaussianStats, covariance_type: str, n_groups: int, reg_covar: float) -> GaussianParams:
+    """Every component at the global mean and variance (plus ``reg_covar``): the 'previous'
+    parameters of a first update."""
     K, D = stats.s1.shape
     total = stats.n.sum()
     mean = stats.s1.sum(axis=0) / total if total > 0 else np.zeros(D)
-    var = np.maximum(global_variance(stats), np.finfo(float).tiny)
+    var = np.maximum(global_variance(stats) + reg_covar, np.finfo(float).tiny)
     covars = {"full": lambda: np.broadcast_to(np.diag(var), (K, D, D)),
               "diag": lambda: np.broadcast_to(var, (K, D)),
               "spherical": lambda: np.full(K, var.mean()),
@@ -295,7 +296,7 @@ def update_gaussians(stats: GaussianStats, covariance_type: str, options: Gaussi
     if covariance_type != "tied" and pooled or stats.covariance_type not in (covariance_type, "full", same_layout):
         raise InvalidInputError(f"{stats.covariance_type!r} statistics cannot give {covariance_type!r} covariances")
     if previous is None:
-        previous = _global_params(stats, covariance_type, G)
+        previous = _global_params(stats, covariance_type, G, options.reg_covar)
     if previous.means.shape != (K, D):
         raise InvalidInputError(f"statistics of shape {(K, D)} do not match means {previous.means.shape}")
 
