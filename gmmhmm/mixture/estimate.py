@@ -385,7 +385,10 @@ def update_gaussians(stats: GaussianStats, covariance_type: str, options: Gaussi
             weights = np.maximum(weights, options.min_weight)
             weights = weights / weights.sum(axis=1, keepdims=True)
     report = UpdateReport(kept, n_floored, n_wfloored)
-    if report.n_kept or n_floored or n_wfloored:
-        logger.info("Gaussian update: %d of %d component(s) below occupancy %.3g kept their parameters; "
-                    "%d variance(s) and %d weight(s) floored", report.n_kept, K, threshold, n_floored, n_wfloored)
+    if report.n_kept:  # Kaldi warns for every Gaussian it removes; one line per update here
+        idx = np.flatnonzero(kept)
+        logger.warning("%d of %d component(s) received no data (occupancy <= %.3g), e.g. %s; keeping their "
+                       "previous parameters", len(idx), K, threshold, idx[:10].tolist())
+    if n_floored or n_wfloored:
+        logger.info("Gaussian update: %d variance(s) and %d weight(s) floored", n_floored, n_wfloored)
     return GaussianParams(covariance_type, means, covars, weights), report
