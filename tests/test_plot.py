@@ -12,7 +12,7 @@ import pytest  # noqa: E402
 
 from gmmhmm import GaussianHMM, GMMHMM  # noqa: E402
 from gmmhmm.errors import MissingDependencyError  # noqa: E402
-from gmmhmm.graphs.decoder import Segment  # noqa: E402
+from gmmhmm.graphs import Segment  # noqa: E402
 from gmmhmm.plot import plot_alignment, plot_hmm, save_figure  # noqa: E402
 
 
