@@ -158,3 +158,28 @@ def resolve_n_jobs(n_jobs: Any, n_tasks: int, name: str = "n_jobs") -> int:
         raise InvalidParameterError(f"{name} must be a positive integer or -1, got {n_jobs!r}")
     n = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
     return max(1, min(n, n_tasks))
+
+
+def check_fitted_array(value: Any, name: str, shape: tuple[int, ...] | None = None, *,
+                       positive: bool = False, non_negative: bool = False,
+                       probabilities: bool = False) -> np.ndarray:
+    """Check a fitted parameter (say one read from a model file) and return it unchanged.
+
+    It must be a real (integer or float, not bool) array of ``shape``, finite;
+    ``positive`` / ``non_negative`` bound its values; ``probabilities`` asks for
+    values in [0, 1] summing to 1 along the last axis.
+    """
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu":
+        raise InvalidParameterError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if shape is not None and arr.shape != tuple(shape):
+        raise InvalidParameterError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise InvalidParameterError(f"{name} contains NaN or infinity")
+    if positive and np.any(arr <= 0):
+        raise InvalidParameterError(f"{name} must be positive")
+    if (non_negative or probabilities) and np.any(arr < 0):
+        raise InvalidParameterError(f"{name} must be non-negative")
+    if probabilities and (np.any(arr > 1) or not np.allclose(arr.sum(axis=-1), 1.0, rtol=0, atol=1e-6)):
+        raise InvalidParameterError(f"{name} must be probabilities in [0, 1] summing to 1")
+    return arr

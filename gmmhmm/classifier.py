@@ -236,6 +236,23 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
         self.random_state = random_state
 
     # -- validation ----------------------------------------------------------
+    def _check_loaded(self) -> None:
+        """Called by :func:`gmmhmm.modelfile.load`: one model per label, all of one feature dimension."""
+        if not hasattr(self, "models_"):
+            return
+        from .hmm.base import BaseHMM
+
+        classes, models = np.asarray(self.classes_), self.models_
+        if classes.ndim != 1 or len(np.unique(classes)) != len(classes):
+            raise InvalidParameterError(f"classes_ must be distinct labels, got {classes!r:.80}")
+        if not isinstance(models, list) or len(models) != len(classes):
+            raise InvalidParameterError(f"{len(classes)} label(s) but "
+                                        f"{len(models) if isinstance(models, list) else 'no list of'} model(s)")
+        d = V.check_positive_int(self.n_features_in_, "n_features_in_")
+        for label, model in zip(classes, models):
+            if not isinstance(model, BaseHMM) or getattr(model, "n_features", None) != d:
+                raise InvalidParameterError(f"the model of label {label!r} is not a fitted HMM of {d} features")
+
     def _schedule(self) -> tuple[list[int], list[int]]:
         V.check_positive_int(self.n_states, "n_states")
         V.check_positive_int(self.max_jump, "max_jump")

@@ -12,6 +12,7 @@ commands skip the bad item, report it and still process the rest.
 from __future__ import annotations
 
 import copy
+import json
 import re
 import subprocess
 import sys
@@ -157,6 +158,12 @@ def _nan39():
     return x
 
 
+def _save_bad_weights(e):
+    model = copy.deepcopy(e.gm)
+    model.weights_ = np.array([-0.5, 1.5])
+    model.save(e.d / "never_written.npz")
+
+
 def _hand_set(model, means, covars, **extra):
     """A model whose parameters are set by hand (hmmlearn style), not fitted."""
     S = model.n_components
@@ -165,6 +172,41 @@ def _hand_set(model, means, covars, **extra):
     for name, value in extra.items():
         setattr(model, name, value)
     return model
+
+
+def _tampered(e, name: str) -> Path:
+    """A model file edited after saving (valid zip and header, invalid parameters)."""
+    path = e.d / f"tampered_{name}.npz"
+    if path.exists():
+        return path
+    metadata = {"feature_config": e.config.to_dict()}
+    if name.startswith("clf"):
+        model = copy.deepcopy(e.clf)
+        n_labels, n_models = (10, 2) if name == "clf_more_labels" else (2, 10)
+        model.classes_ = np.array([str(i) for i in range(n_labels)])
+        model.models_ = [model.models_[i % 2] for i in range(n_models)]
+    elif name == "phones_nan":
+        model = modelfile.load(e.d / "phones.npz")
+        model.means_ = model.means_.copy()
+        model.means_[3, 2] = np.nan
+    elif name == "gmm_weights":
+        model = copy.deepcopy(e.gm)
+        model.weights_ = np.array([-0.5, 1.5])
+    elif name.startswith(("gmm_means_", "ghmm_means_")):
+        model = copy.deepcopy(e.gm if name.startswith("gmm") else e.gh)
+        kind = name.rsplit("_", 1)[1]
+        m = model.means_
+        model.means_ = {"bool": m > 0, "str": m.astype(str), "datetime": m.astype("datetime64[s]"),
+                        "complex": m.astype(complex)}[kind]
+    elif name == "list_metadata":
+        model, metadata = e.gm, None
+    else:
+        raise KeyError(name)
+    enc = modelfile._Encoder()
+    header = {"format": modelfile.FORMAT, "version": 1, "model": enc.model(model, ""),
+              "metadata": enc.value(metadata if metadata is not None else [1, 2], "metadata")}
+    np.savez(path, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **enc.arrays)
+    return path
 
 
 LIBRARY = [
@@ -401,6 +443,24 @@ LIBRARY = [
          E.ModelFileError, "not an .npz"),
     Case("modelfile.load", "corrupt zip", lambda e: modelfile.load(e.d / "not_a_model.npz"), E.ModelFileError,
          "corrupt|truncated|unreadable"),
+    Case("modelfile.load", "word models: 10 labels, 2 models", lambda e: modelfile.load(_tampered(e, "clf_more_labels")),
+         E.ModelFileError, r"10 label\(s\) but 2 model"),
+    Case("modelfile.load", "word models: 2 labels, 10 models", lambda e: modelfile.load(_tampered(e, "clf_more_models")),
+         E.ModelFileError, r"2 label\(s\) but 10 model"),
+    Case("modelfile.load", "phone models with a NaN mean", lambda e: modelfile.load(_tampered(e, "phones_nan")),
+         E.ModelFileError, "means_ contains NaN"),
+    Case("GaussianMixture.load", "weights [-0.5, 1.5]", lambda e: GaussianMixture.load(_tampered(e, "gmm_weights")),
+         E.ModelFileError, "weights_ must be non-negative"),
+    *[Case(f"{cls}.load", f"{kind} array as means_", lambda e, n=f"{tag}_means_{kind}": modelfile.load(_tampered(e, n)),
+           E.ModelFileError, "means_ must hold real numbers")
+      for cls, tag in (("GaussianMixture", "gmm"), ("GaussianHMM", "ghmm"))
+      for kind in ("bool", "str", "datetime", "complex")],
+    Case("modelfile.load", "metadata that is not a dict",
+         lambda e: modelfile.load(_tampered(e, "list_metadata"), with_metadata=True), E.ModelFileError,
+         "metadata must be a dict"),
+    Case("GaussianMixture.save", "weights [-0.5, 1.5] (never written)",
+         _save_bad_weights,
+         E.ModelFileError, "not written.*weights_"),
     Case("GaussianHMM.load", "file holds another class", lambda e: GaussianHMM.load(e.d / "gmm.npz"),
          E.ModelFileError, "not a GaussianHMM"),
     Case("modelfile.save", "unregistered class", lambda e: modelfile.save(object(), e.out), E.ModelFileError,
@@ -551,6 +611,12 @@ CLI = [
             lambda e: ["score", str(e.d / "missing.txt"), "--ref", str(e.d / "ref.txt")], 1, "cannot read hypothesis"),
     CliCase("score", "malformed reference line",
             lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(e.d / "tiny.toml")], 1, "expected 'key<TAB>label'"),
+    CliCase("info", "model file whose metadata is not a dict",
+            lambda e: ["info", str(_tampered(e, "list_metadata"))], 1, "metadata must be a dict"),
+    CliCase("decode", "word-model file with 10 labels and 2 models",
+            lambda e: ["decode", str(_tampered(e, "clf_more_labels")), str(e.audio)], 1, r"10 label\(s\) but 2 model"),
+    CliCase("decode", "phone-model file with a NaN mean (blamed, not the audio)",
+            lambda e: ["decode", str(_tampered(e, "phones_nan")), str(e.audio)], 1, "means_ contains NaN"),
     CliCase("info", "missing model file", lambda e: ["info", str(e.d / "missing.npz")], 1, "no such file"),
     CliCase("info", "corrupt model file", lambda e: ["info", str(e.d / "not_a_model.npz")], 1, "corrupt|unreadable"),
     CliCase("(none)", "unknown command", lambda e: ["frobnicate"], 2, "invalid choice"),

@@ -190,6 +190,10 @@ class BaseHMM(ParamsMixin):
     def _check_loaded(self) -> None:
         """Called by :func:`gmmhmm.modelfile.load`: a tampered file fails at load, not at first use."""
         if hasattr(self, "startprob_"):
+            for name in self._saved_attributes:  # _check converts: "1", True or 1+0j would pass it
+                value = getattr(self, name, None)
+                if isinstance(value, np.ndarray) and value.dtype.kind not in "fiu":
+                    raise InvalidParameterError(f"{name} must hold real numbers, got dtype {value.dtype}")
             self._check()
 
     def _endprob(self) -> np.ndarray:

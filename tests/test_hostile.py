@@ -1,0 +1,172 @@
+"""Hostile but realistic inputs and faults (issue 16): devices as outputs, models that
+would not load, endless text inputs, absurd sample rates, dead workers, tampered files
+and checkpoints, odd numbers and text. Simple table-shaped cases live in
+tests/test_bad_input.py; the ones here need set-up, processes or signals."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import stat
+import threading
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gmmhmm import GaussianMixture, errors, modelfile
+from gmmhmm.classifier import HMMClassifier
+
+E = errors
+
+
+@pytest.fixture(scope="module")
+def gm():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return GaussianMixture(2, random_state=0).fit(np.random.default_rng(0).normal(size=(60, 3)))
+
+
+def raw_save(model, path, metadata=None, edit=None, text_edit=None):
+    """Write ``model`` as modelfile.save does but without its checks (a tampered file);
+    ``edit(header, arrays)`` may change the header and arrays first, ``text_edit`` the JSON text."""
+    enc = modelfile._Encoder()
+    root = enc.model(model, "")
+    header = {"format": modelfile.FORMAT, "version": modelfile.FORMAT_VERSION, "model": root,
+              "metadata": enc.value(metadata if metadata is not None else {}, "metadata")}
+    arrays = dict(enc.arrays)
+    if edit is not None:
+        edit(header, arrays)
+    text = json.dumps(header) if text_edit is None else text_edit(json.dumps(header))
+    np.savez(path, __header__=np.frombuffer(text.encode(), dtype=np.uint8), **arrays)
+    return path
+
+
+# ---------------------------------------------------------------------------
+# 1. an output naming a device, FIFO or link is written into, never replaced
+# ---------------------------------------------------------------------------
+def test_saving_to_a_link_to_dev_null_keeps_the_link_and_the_device(tmp_path, gm):
+    link = tmp_path / "null"
+    link.symlink_to(os.devnull)
+    gm.save(link)
+    assert link.is_symlink() and os.readlink(link) == os.devnull
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
+def test_saving_to_a_device_node_keeps_the_device(tmp_path, gm):
+    node = tmp_path / "n"
+    os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # a /dev/null
+    gm.save(node)
+    modelfile.atomic_write_text(node, "hypotheses\n")
+    assert stat.S_ISCHR(os.lstat(node).st_mode)
+
+
+def test_writing_to_a_fifo_feeds_its_reader(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    modelfile.atomic_write_text(fifo, "a.wav\t1\n")
+    reader.join(10)
+    assert got == [b"a.wav\t1\n"] and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_a_link_to_a_regular_file_keeps_pointing_at_the_new_contents(tmp_path):
+    target = tmp_path / "real.txt"
+    target.write_text("old")
+    link = tmp_path / "link.txt"
+    link.symlink_to(target)
+    modelfile.atomic_write_text(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+
+
+def test_a_directory_as_output_is_refused_and_kept(tmp_path, gm):
+    (tmp_path / "d").mkdir()
+    with pytest.raises(IsADirectoryError):
+        gm.save(tmp_path / "d")
+    assert (tmp_path / "d").is_dir() and not list(tmp_path.glob("d.tmp*"))
+
+
+# ---------------------------------------------------------------------------
+# 2. a model is validated before it is saved
+# ---------------------------------------------------------------------------
+def test_save_refuses_a_model_its_loader_would_refuse_and_keeps_the_old_file(tmp_path, gm):
+    path = tmp_path / "m.npz"
+    gm.save(path)
+    before = path.read_bytes()
+    bad = copy.deepcopy(gm)
+    bad.weights_ = np.array([-0.5, 1.5])
+    with pytest.raises(E.ModelFileError, match="not written.*weights_"):
+        bad.save(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]
+
+
+def test_save_refuses_a_classifier_holding_a_nan_model(tmp_path):
+    rng = np.random.default_rng(1)
+    clf = HMMClassifier(n_states=2, mix_schedule=(1,), n_iter=1).fit(
+        [rng.normal(size=(20, 2)) for _ in range(4)], ["a", "a", "b", "b"])
+    clf.models_[1].covars_ = np.full_like(clf.models_[1].covars_, np.nan)
+    with pytest.raises(E.ModelFileError, match="not written.*NaN"):
+        clf.save(tmp_path / "clf.npz")
+    assert not (tmp_path / "clf.npz").exists()
+
+
+# ---------------------------------------------------------------------------
+# 6. every loadable class checks itself at load; decompression and nesting are bounded
+# ---------------------------------------------------------------------------
+def _npz_with_member(path: Path, name: str, npy_header: bytes, payload_chunks, compress: bool) -> Path:
+    header = {"format": modelfile.FORMAT, "version": 1,
+              "model": {"class": "GaussianMixture", "params": {}, "attributes": {}}}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as zf:
+        with zf.open("__header__.npy", "w") as f:
+            np.lib.format.write_array(f, np.frombuffer(json.dumps(header).encode(), dtype=np.uint8))
+        with zf.open(name, "w", force_zip64=True) as f:
+            f.write(npy_header)
+            for chunk in payload_chunks:
+                f.write(chunk)
+    return path
+
+
+def _npy_header(shape) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path):
+    n = 160 * 2**20  # inflates 1000-fold
+    zeros = bytes(2**20)
+    path = _npz_with_member(tmp_path / "bomb.npz", "x.npy", _npy_header((n // 8,)), (zeros for _ in range(160)),
+                            compress=True)
+    assert path.stat().st_size < 2**20
+    import tracemalloc
+
+    tracemalloc.start()
+    with pytest.raises(E.ModelFileError, match="inflate"):
+        modelfile.load(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 32 * 2**20
+
+
+def test_an_array_header_claiming_more_than_its_member_holds_is_refused(tmp_path):
+    path = _npz_with_member(tmp_path / "liar.npz", "x.npy", _npy_header((10**12,)), [bytes(80)], compress=False)
+    with pytest.raises(E.ModelFileError, match="claims"):
+        modelfile.load(path)
+
+
+def test_a_header_nested_500_deep_is_an_error_not_a_recursion_error(tmp_path, gm):
+    nested = '{"t": "list", "items": [' * 500 + '{"t": "json", "v": 1}' + "]}" * 500
+    path = raw_save(gm, tmp_path / "deep.npz", metadata={"x": "DEEP"},
+                    text_edit=lambda text: text.replace('{"t": "json", "v": "DEEP"}', nested))
+    for call in (modelfile.load, modelfile.describe, modelfile.load_metadata):
+        with pytest.raises(E.ModelFileError, match="nested"):
+            call(path)
