@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ._textio import read_text_input
 from ._validation import resolve_n_jobs
 from .datasets import speaker_of  # per-speaker CMVN: FSDD name, else folder
 from .errors import GmmhmmError, InvalidInputError, InvalidParameterError, TranscriptError
@@ -75,11 +76,12 @@ def read_config(path: str | os.PathLike) -> RecipeConfig:
     from .features import FeatureConfig
 
     path = Path(path)
+    if not path.exists():
+        raise InvalidParameterError(f"config file {path} does not exist")
+    text = read_text_input(path, "config file", InvalidParameterError)
     try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise InvalidParameterError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise InvalidParameterError(f"{path}: not a readable TOML config ({exc})") from exc
     unknown = sorted(set(raw) - _SECTIONS)
     if unknown:
@@ -160,10 +162,7 @@ def read_table(path: str | os.PathLike, what: str) -> dict[str, str]:
     score, are ignored); without, everything after the first space is.
     """
     table: dict[str, str] = {}
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise TranscriptError(f"cannot read {what} file {path}: {exc}") from exc
+    lines = read_text_input(path, f"{what} file", TranscriptError).splitlines()
     for n, line in enumerate(lines, 1):
         if not line.strip() or line.startswith("#"):
             continue
@@ -177,6 +176,54 @@ def read_table(path: str | os.PathLike, what: str) -> dict[str, str]:
     if not table:
         raise TranscriptError(f"{what} file {path} is empty")
     return table
+
+
+def check_output(path: str | os.PathLike | None, what: str = "output file", folder: bool = False) -> None:
+    """Fail now, not after the work, if ``path`` cannot be written.
+
+    A file's folder must exist and accept a new file (probed by creating and
+    removing one); ``path`` itself must not be a directory (a file, when
+    ``folder``). Devices such as ``/dev/null`` are fine: they are written into.
+    """
+    if path is None:
+        return
+    import tempfile
+
+    p = Path(path)
+    if folder:
+        if p.exists() and not p.is_dir():
+            raise InvalidInputError(f"{what} {p} exists and is not a folder")
+        parent = p if p.is_dir() else p.parent
+    else:
+        if p.is_dir():
+            raise InvalidInputError(f"{what} {p} is a folder; name a file")
+        if p.exists() and not p.is_file():
+            return  # a device, FIFO or terminal: written into, never replaced
+        parent = p.parent
+    parent = parent if str(parent) else Path(".")
+    if not parent.is_dir():
+        raise InvalidInputError(f"cannot write {what} {p}: folder {parent} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".gmmhmm-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write {what} {p}: {exc.strerror or exc}") from exc
+
+
+def _inputs_are_not_outputs(inputs: Sequence[str | os.PathLike | None], outputs: Sequence[str | None]) -> None:
+    """Refuse an output that names one of the inputs: writing it would destroy the input."""
+    named = {}
+    for item in inputs:
+        if item is not None and os.path.exists(item):
+            st = os.stat(item)
+            named[(st.st_dev, st.st_ino)] = item
+    for out in outputs:
+        if out is not None and os.path.isfile(out):
+            st = os.stat(out)
+            if (st.st_dev, st.st_ino) in named:
+                raise InvalidInputError(f"output {out} is also an input ({named[(st.st_dev, st.st_ino)]}); "
+                                        "refusing to overwrite it")
 
 
 def fsdd_label(path: str | os.PathLike) -> str | None:
@@ -193,8 +240,10 @@ def fsdd_label(path: str | os.PathLike) -> str | None:
 def cmd_features(args: argparse.Namespace) -> int:
     from .features import extract_many, save_features
 
+    check_output(args.output, "feature file")
     config = _feature_config(args)
     files = audio_files(args.inputs)
+    _inputs_are_not_outputs([*files, args.config], [args.output])
     feats, failures = extract_many(files, config, n_jobs=args.jobs, progress=_show_progress(args),
                                    speaker_of=speaker_of)
     _report_failures(failures)
@@ -228,6 +277,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .classifier import HMMClassifier
     from .datasets import OFFICIAL_TEST_TAKES, parse_name
 
+    check_output(args.output, "model file")
+    check_output(args.checkpoint_dir, "checkpoint folder", folder=True)
+    _inputs_are_not_outputs([args.data, args.config, args.labels], [args.output])
     config = read_config(args.config)
     feats, feature_config, n_failed = _training_data(args, config)
     labels = read_table(args.labels, "labels") if args.labels else None
@@ -314,7 +366,10 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from .graphs import PhoneModelSet
     from .modelfile import load
 
+    check_output(args.output, "output file")
+    check_output(args.ctm, "CTM file")
     files = audio_files(args.inputs)
+    _inputs_are_not_outputs([args.model, *files], [args.output, args.ctm])
     loaded = load(args.model, with_metadata=True)
     if isinstance(loaded[0], PhoneModelSet):
         return _decode_graph(args, loaded[0], files)
@@ -335,6 +390,7 @@ def cmd_align(args: argparse.Namespace) -> int:
     from .graphs import PhoneModelSet, force_align, read_transcripts, write_alignment
     from .modelfile import load
 
+    check_output(args.output, "alignment folder", folder=True)
     model = load(args.model)
     if not isinstance(model, PhoneModelSet):
         raise InvalidInputError(f"{args.model} holds a {type(model).__name__}, not phone models "
@@ -385,6 +441,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .scoring import (accuracy, confusion_matrix, error_rates, format_confusion,
                           plot_confusion)
 
+    check_output(args.png, "PNG file")
+    _inputs_are_not_outputs([args.hyp, args.ref], [args.png])
     hyps = read_table(args.hyp, "hypothesis")
     if args.ref:
         keys, missing, ref_of = _match_refs(hyps, read_table(args.ref, "reference"))
@@ -544,8 +602,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILURES
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+    except OSError as exc:  # disk full, read-only folder, permissions...: one line, never a traceback
+        if isinstance(exc, BrokenPipeError):  # output piped into e.g. `head`, which stopped reading
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            return EXIT_FAILURES
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"gmmhmm {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILURES
+    except MemoryError:
+        print(f"gmmhmm {args.command}: error: out of memory", file=sys.stderr)
         return EXIT_FAILURES
 
 

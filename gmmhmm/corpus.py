@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from . import _validation as V
+from ._textio import read_text_input
 from .errors import DimensionMismatchError, InvalidInputError, ModelFileError
 from .modelfile import atomic_write_text, read_packed, write_packed
 
@@ -189,8 +190,8 @@ class Corpus:
         if not path.is_file():
             raise ModelFileError(f"{path}: no corpus index")
         try:
-            index = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            index = json.loads(read_text_input(path, "corpus index", ModelFileError))
+        except (RecursionError, json.JSONDecodeError) as exc:
             raise ModelFileError(f"{path}: corrupt corpus index ({exc})") from exc
         if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
             raise ModelFileError(f"{path}: not a gmmhmm corpus index")

@@ -203,8 +203,11 @@ def read_npz(path: str | os.PathLike, expected_format: str) -> tuple[dict[str, A
     name = os.fspath(path)
     if not os.path.isfile(name):
         raise ModelFileError(f"{name}: no such file")
-    with open(name, "rb") as f:
-        magic = f.read(4)
+    try:
+        with open(name, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ModelFileError(f"{name}: cannot read it ({exc.strerror or exc})") from exc
     if magic != b"PK\x03\x04":  # np.load would try to unpickle anything not zip or .npy
         what = "empty" if not magic else "a bare .npy array" if magic == b"\x93NUM" else "not an .npz archive"
         raise ModelFileError(f"{name}: not a gmmhmm file ({what})")

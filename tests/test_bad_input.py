@@ -158,6 +158,16 @@ def _nan39():
     return x
 
 
+_FILES = {"latin1.txt": "a.wav\t1\nb.wav\tcaf\u00e9\n".encode("latin-1"),
+          "bom_ref.txt": "\ufeffa.wav\t1\nb.wav\t2\n".encode("utf-8")}
+
+
+def _file(e, name: str) -> Path:
+    path = e.d / name
+    path.write_bytes(_FILES[name])
+    return path
+
+
 def _save_bad_weights(e):
     model = copy.deepcopy(e.gm)
     model.weights_ = np.array([-0.5, 1.5])
@@ -483,6 +493,11 @@ LIBRARY = [
          "no phones"),
     Case("Lexicon.read", "missing file", lambda e: Lexicon.read(e.d / "missing.lex"), E.TranscriptError,
          "cannot read"),
+    Case("Lexicon.read", "/dev/zero", lambda e: Lexicon.read("/dev/zero"), E.TranscriptError,
+         "not a regular file or a pipe"),
+    Case("Lexicon.read", "a folder", lambda e: Lexicon.read(e.d), E.TranscriptError, "is a directory"),
+    Case("Lexicon.read", "latin-1 text", lambda e: Lexicon.read(_file(e, "latin1.txt")), E.TranscriptError,
+         "not UTF-8"),
     Case("Lexicon.pronounce", "unknown word", lambda e: Lexicon.digits().pronounce(["eleven"]), E.TranscriptError,
          "eleven"),
     Case("parse_transcripts", "utterance without words", lambda e: parse_transcripts("utt1\n"), E.TranscriptError,
@@ -617,6 +632,44 @@ CLI = [
             lambda e: ["decode", str(_tampered(e, "clf_more_labels")), str(e.audio)], 1, r"10 label\(s\) but 2 model"),
     CliCase("decode", "phone-model file with a NaN mean (blamed, not the audio)",
             lambda e: ["decode", str(_tampered(e, "phones_nan")), str(e.audio)], 1, "means_ contains NaN"),
+    # --- endless, huge or odd text inputs; outputs that cannot be written ------
+    CliCase("train", "--config /dev/zero (a device: refused, not read)",
+            lambda e: ["train", str(e.audio), "-o", str(e.out / "m.npz"), "--config", "/dev/zero"],
+            1, "cannot read config file /dev/zero: not a regular file or a pipe"),
+    CliCase("train", "--labels /dev/urandom",
+            lambda e: ["train", str(e.audio), "-o", str(e.out / "m.npz"), "--config", str(e.d / "tiny.toml"),
+                       "--labels", "/dev/urandom"], 1, "cannot read labels file /dev/urandom: not a regular file"),
+    CliCase("score", "hypotheses from /dev/zero", lambda e: ["score", "/dev/zero", "--ref", str(e.d / "ref.txt")],
+            1, "cannot read hypothesis file /dev/zero: not a regular file"),
+    CliCase("align", "transcripts from /dev/zero",
+            lambda e: ["align", str(e.d / "phones.npz"), "/dev/zero", str(e.audio), "-o", str(e.out / "a3")],
+            1, "cannot read transcripts file /dev/zero: not a regular file"),
+    CliCase("score", "latin-1 references", lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(_file(e, "latin1.txt"))],
+            1, r"not UTF-8 text \(byte 0xe9 on line 2\)"),
+    CliCase("features", "-o in a missing folder (checked before any work)",
+            lambda e: ["features", str(e.audio), "-o", str(e.out / "nowhere" / "f.npz")], 1,
+            "cannot write feature file .*: folder .*nowhere does not exist"),
+    CliCase("train", "-o an existing folder (checked before training)",
+            lambda e: ["train", str(e.audio), "-o", str(e.out), "--config", str(e.d / "tiny.toml")], 1,
+            "model file .* is a folder; name a file"),
+    CliCase("train", "--checkpoint-dir naming a file",
+            lambda e: ["train", str(e.audio), "-o", str(e.out / "m.npz"), "--config", str(e.d / "tiny.toml"),
+                       "--checkpoint-dir", str(e.d / "tiny.toml")], 1, "checkpoint folder .* exists and is not a folder"),
+    CliCase("align", "-o an existing file",
+            lambda e: ["align", str(e.d / "phones.npz"), str(e.d / "words.txt"), str(e.audio), "-o",
+                       str(e.d / "hyp.txt")], 1, "alignment folder .*hyp.txt exists and is not a folder"),
+    CliCase("decode", "--ctm in a missing folder (checked before decoding)",
+            lambda e: ["decode", str(e.d / "phones.npz"), str(e.audio), "-o", str(e.out / "h.txt"), "--ctm",
+                       str(e.out / "nowhere" / "w.ctm")], 1, "cannot write CTM file .*: folder .* does not exist"),
+    CliCase("score", "--png in a missing folder",
+            lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(e.d / "hyp.txt"), "--png",
+                       str(e.out / "nowhere" / "c.png")], 1, "cannot write PNG file .*: folder .* does not exist"),
+    CliCase("decode", "-o naming the model file (an input)",
+            lambda e: ["decode", str(e.d / "clf.npz"), str(e.audio), "-o", str(e.d / "clf.npz")], 1,
+            "output .*clf.npz is also an input"),
+    CliCase("features", "-o naming an input audio file",
+            lambda e: ["features", str(e.audio), "-o", str(e.audio / "1_synth_0.wav")], 1,
+            "output .*1_synth_0.wav is also an input"),
     CliCase("info", "missing model file", lambda e: ["info", str(e.d / "missing.npz")], 1, "no such file"),
     CliCase("info", "corrupt model file", lambda e: ["info", str(e.d / "not_a_model.npz")], 1, "corrupt|unreadable"),
     CliCase("(none)", "unknown command", lambda e: ["frobnicate"], 2, "invalid choice"),

@@ -170,3 +170,163 @@ def test_a_header_nested_500_deep_is_an_error_not_a_recursion_error(tmp_path, gm
     for call in (modelfile.load, modelfile.describe, modelfile.load_metadata):
         with pytest.raises(E.ModelFileError, match="nested"):
             call(path)
+
+
+# ---------------------------------------------------------------------------
+# CLI set-up shared by items 3, 4, 7 and 9
+# ---------------------------------------------------------------------------
+RATE = 8000
+TOML = """
+[features]
+sample_rate_hz = 8000
+[model]
+n_states = 2
+mix_schedule = [1]
+n_iter = [2]
+"""
+
+
+def _tone(freq_hz: float, seconds: float = 0.5) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    return 0.3 * np.sin(2 * np.pi * freq_hz * t)
+
+
+@pytest.fixture(scope="module")
+def cli_env(tmp_path_factory):
+    import soundfile as sf
+
+    from gmmhmm.features import FeatureConfig, extract_features
+
+    d = tmp_path_factory.mktemp("hostile_cli")
+    audio = d / "audio"
+    audio.mkdir()
+    for digit, freq in ((1, 440), (2, 880)):
+        for take in range(3):
+            sf.write(audio / f"{digit}_synth_{take}.wav", _tone(freq * (1 + 0.02 * take)), RATE)
+    (d / "tiny.toml").write_text(TOML)
+    config = FeatureConfig(sample_rate_hz=RATE)
+    feats = {p: extract_features(p, config) for p in sorted(audio.glob("*.wav"))}
+    clf = HMMClassifier(n_states=2, mix_schedule=(1,), n_iter=2).fit(list(feats.values()), [p.name[0] for p in feats])
+    clf.save(d / "clf.npz", metadata={"feature_config": config.to_dict()})
+    return d
+
+
+def run_cli(argv, capsys):
+    from gmmhmm.cli import main
+
+    code = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+# ---------------------------------------------------------------------------
+# 3. endless or huge text inputs
+# ---------------------------------------------------------------------------
+def test_a_fifo_without_a_writer_times_out_with_a_clear_error(cli_env, tmp_path, capsys, monkeypatch):
+    import time
+
+    from gmmhmm import _textio
+
+    monkeypatch.setattr(_textio, "PIPE_TIMEOUT_S", 0.3)
+    fifo = tmp_path / "hyp.fifo"
+    os.mkfifo(fifo)
+    start = time.monotonic()
+    code, err = run_cli(["score", fifo, "--ref-from-fsdd-names"], capsys)
+    assert code == 1 and "nothing arrived through the pipe" in err
+    assert time.monotonic() - start < 5
+
+
+def test_a_fifo_with_a_writer_is_read(tmp_path, capsys):
+    fifo = tmp_path / "hyp.fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text("1_a_0.wav\t1\n2_a_0.wav\t1\n"))
+    writer.start()
+    code, err = run_cli(["score", fifo, "--ref-from-fsdd-names", "--json"], capsys)
+    writer.join(10)
+    assert code == 0, err
+
+
+def test_text_inputs_over_the_size_cap_are_refused_unread(tmp_path, monkeypatch, capsys):
+    from gmmhmm import _textio
+
+    monkeypatch.setattr(_textio, "MAX_TEXT_BYTES", 1000)
+    big = tmp_path / "hyp.txt"
+    big.write_text("1_a_0.wav\t1\n" * 200)
+    code, err = run_cli(["score", big, "--ref-from-fsdd-names"], capsys)
+    assert code == 1 and "text inputs are limited to 1000" in err
+
+
+def test_a_utf8_bom_does_not_change_the_first_key(tmp_path, capsys):
+    hyp = tmp_path / "hyp.txt"
+    ref = tmp_path / "ref.txt"
+    hyp.write_text("a.wav\t1\nb.wav\t2\n")
+    ref.write_bytes("\ufeffa.wav\t1\nb.wav\t2\n".encode())
+    code, err = run_cli(["score", hyp, "--ref", ref], capsys)
+    assert code == 0 and "no reference" not in err
+
+
+# ---------------------------------------------------------------------------
+# 7. OS errors: one line, non-zero exit, output checked before the work
+# ---------------------------------------------------------------------------
+def test_disk_full_while_writing_is_one_line_and_keeps_the_old_output(cli_env, tmp_path, capsys, monkeypatch):
+    import errno
+
+    out = tmp_path / "feats.npz"
+    out.write_bytes(b"old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    code, err = run_cli(["features", cli_env / "audio", "-o", out, "--config", cli_env / "tiny.toml"], capsys)
+    assert code == 1 and "No space left on device" in err and len(err.strip().splitlines()) == 1, err
+    assert out.read_bytes() == b"old" and sorted(p.name for p in tmp_path.iterdir()) == ["feats.npz"]
+
+
+def test_a_read_only_output_folder_fails_before_training(cli_env, tmp_path, capsys, monkeypatch):
+    import errno
+    import tempfile
+
+    import gmmhmm.features
+
+    def never(*a, **k):
+        raise AssertionError("the work started before the output was checked")
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+
+    monkeypatch.setattr(gmmhmm.features, "extract_many", never)
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    code, err = run_cli(["train", cli_env / "audio", "-o", tmp_path / "m.npz", "--config", cli_env / "tiny.toml"],
+                        capsys)
+    assert code == 1 and "Read-only file system" in err, err
+
+
+def test_an_unreadable_model_is_one_line(cli_env, capsys, monkeypatch):
+    def denied(*a, **k):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(modelfile, "open", denied, raising=False)
+    code, err = run_cli(["decode", cli_env / "clf.npz", cli_env / "audio"], capsys)
+    assert code == 1 and "Permission denied" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_any_os_error_in_a_command_is_one_line(cli_env, capsys, monkeypatch):
+    import gmmhmm.cli
+
+    def boom(args):
+        raise OSError(5, "Input/output error", "/some/file")
+
+    monkeypatch.setattr(gmmhmm.cli, "cmd_info", boom)
+    parser = gmmhmm.cli.build_parser
+    monkeypatch.setattr(gmmhmm.cli, "build_parser", lambda: _with_func(parser(), boom))
+    code, err = run_cli(["info", cli_env / "clf.npz"], capsys)
+    assert code == 1 and err.strip() == "gmmhmm info: error: /some/file: Input/output error"
+
+
+def _with_func(parser, func):
+    parser.set_defaults()
+    for action in parser._subparsers._group_actions:
+        action.choices["info"].set_defaults(func=func)
+    return parser

@@ -11,6 +11,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
+from .._textio import read_text_input
 from ..errors import TranscriptError
 
 #: Name of the silence phone (and word) added to every lexicon.
@@ -82,10 +83,7 @@ class Lexicon:
 
     @classmethod
     def read(cls, path: str | os.PathLike, silence: str = SILENCE) -> "Lexicon":
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TranscriptError(f"cannot read lexicon {os.fspath(path)}: {exc}") from exc
+        text = read_text_input(path, "lexicon", TranscriptError)
         return cls.from_text(text, os.fspath(path), silence)
 
     @classmethod
@@ -112,8 +110,5 @@ def parse_transcripts(text: str, source: str = "transcripts") -> dict[str, list[
 
 def read_transcripts(path: str | os.PathLike) -> dict[str, list[str]]:
     """:func:`parse_transcripts` of a UTF-8 file; :class:`TranscriptError` if it cannot be read."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TranscriptError(f"cannot read transcripts file {os.fspath(path)}: {exc}") from exc
+    text = read_text_input(path, "transcripts file", TranscriptError)
     return parse_transcripts(text, os.fspath(path))
