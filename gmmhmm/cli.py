@@ -151,8 +151,22 @@ def _show_progress(args: argparse.Namespace) -> bool:
 
 
 def _report_failures(failures: list[tuple[str, str]]) -> None:
+    """One line per skipped file, naming it once (messages often start with the path already)."""
     for path, error in failures:
-        print(f"gmmhmm: skipped {path}: {error}", file=sys.stderr)
+        error = error[len(path) + 2:] if error.startswith(f"{path}: ") else error
+        print(_printable(f"gmmhmm: skipped {path}: {error}"), file=sys.stderr)
+
+
+def _printable(text: str) -> str:
+    """``text`` with the undecodable bytes of non-UTF-8 file names shown as ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class _NotSkips(logging.Filter):
+    """The command reports skipped files itself (:func:`_report_failures`): drop the library's warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.WARNING and str(record.msg).startswith("skipping "))
 
 
 def read_table(path: str | os.PathLike, what: str) -> dict[str, str]:
@@ -357,8 +371,12 @@ def _write_output(path: str | None, text: str) -> None:
         from .modelfile import atomic_write_text
 
         atomic_write_text(path, text)
+    elif hasattr(sys.stdout, "buffer"):  # bytes: non-UTF-8 file names are written back as they were
+        sys.stdout.flush()
+        sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
+        sys.stdout.buffer.flush()
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(_printable(text))
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -593,12 +611,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) and usage errors (2)
         return int(exc.code or 0)
+    before = list(logging.getLogger().handlers)
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        if handler not in before:  # only our own stderr handler
+            handler.addFilter(_NotSkips())
     try:
         return args.func(args)
     except GmmhmmError as exc:
-        print(f"gmmhmm {args.command}: error: {exc}", file=sys.stderr)
+        print(_printable(f"gmmhmm {args.command}: error: {exc}"), file=sys.stderr)
         return EXIT_FAILURES
     except KeyboardInterrupt:
         return 130
@@ -607,7 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
             return EXIT_FAILURES
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"gmmhmm {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        print(_printable(f"gmmhmm {args.command}: error: {where}{exc.strerror or exc}"), file=sys.stderr)
         return EXIT_FAILURES
     except MemoryError:
         print(f"gmmhmm {args.command}: error: out of memory", file=sys.stderr)

@@ -186,7 +186,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    # surrogateescape: file names that are not UTF-8 are written back as the bytes they were
+    atomic_write(path, lambda f: f.write(text.encode("utf-8", "surrogateescape")))
 
 
 def atomic_savez(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:

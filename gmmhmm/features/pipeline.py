@@ -91,6 +91,8 @@ def _extract_one(args: tuple[str, FeatureConfig]) -> tuple[str, np.ndarray | Non
         return path, extract_features(path, config), None
     except GmmhmmError as exc:
         return path, None, str(exc)
+    except MemoryError:  # one file's problem (say an absurd length), not the batch's
+        return path, None, f"{path}: out of memory while processing this file"
 
 
 def extract_many(
