@@ -17,15 +17,14 @@ import contextlib
 import logging
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from typing import Any
 
 import numpy as np
 
 from . import _validation as V
 from ._params import ParamsMixin
-from .errors import InvalidInputError, InvalidParameterError
+from ._pool import WorkerDied, map_processes
+from .errors import ConvergenceError, InvalidInputError, InvalidParameterError
 from .mixture.gaussian import check_covariance_type, mix_up
 from .modelfile import ModelFileMixin, register_model_class
 
@@ -328,10 +327,12 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
         n_jobs = V.resolve_n_jobs(self.n_jobs, len(jobs))
         logger.info("training %d model(s) (%d states, mixtures %s) on %d sequence(s) with %d process(es)",
                     len(jobs), self.n_states, mixes, len(seqs), n_jobs)
-        if n_jobs > 1:
-            # spawned, not forked: fork is unsafe once numba's OpenMP threads run here
-            with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn")) as pool:
-                models = list(pool.map(_train_job, jobs))
+        if n_jobs > 1:  # a killed worker costs a retry of its labels, not the fit
+            models = [None] * len(jobs)
+            for i, model in map_processes(_train_job, jobs, n_jobs):
+                if isinstance(model, WorkerDied):
+                    raise ConvergenceError(f"training the model of label {jobs[i][0]!r} failed: {model}")
+                models[i] = model
         else:
             models = [_train_job(job) for job in jobs]
         self.classes_ = classes

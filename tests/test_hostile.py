@@ -408,3 +408,93 @@ def test_non_utf8_file_names_can_be_read_and_written(cli_env, tmp_path, capsys):
     from gmmhmm.features import load_features
 
     assert list(load_features(tmp_path / "f.npz")[0]) == [name]
+
+
+# ---------------------------------------------------------------------------
+# 5. a dead worker costs a retry, not the batch; workers die with their driver
+# ---------------------------------------------------------------------------
+def _die_on_negative(x):
+    if x < 0:
+        os.kill(os.getpid(), 9)
+    return x * 2
+
+
+def _die_once(args):
+    x, flag = args
+    if x == 3 and not os.path.exists(flag):
+        Path(flag).touch()
+        os.kill(os.getpid(), 9)
+    return x * 2
+
+
+def test_map_processes_retries_lost_items_and_reports_hopeless_ones(tmp_path):
+    from gmmhmm._pool import WorkerDied, map_processes
+
+    got = dict(map_processes(_die_once, [(x, str(tmp_path / "flag")) for x in range(6)], 2))
+    assert got == {x: 2 * x for x in range(6)}
+    got = dict(map_processes(_die_on_negative, [1, -1, 2, 3], 2, retries=1))
+    assert {k: v for k, v in got.items() if k != 1} == {0: 2, 2: 4, 3: 6} and isinstance(got[1], WorkerDied)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _start_features(cli_env, tmp_path, n_files=60):
+    import subprocess
+    import sys
+    import time
+
+    many = tmp_path / "many"
+    many.mkdir()
+    src = sorted((cli_env / "audio").glob("*.wav"))
+    for i in range(n_files):
+        (many / f"{i % 2 + 1}_x_{i}.wav").write_bytes(src[i % len(src)].read_bytes())
+    proc = subprocess.Popen([sys.executable, "-m", "gmmhmm.cli", "features", str(many), "-j", "2", "-o",
+                             str(tmp_path / "f.npz"), "--config", str(cli_env / "tiny.toml")],
+                            cwd=Path(__file__).resolve().parents[1], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # the pool's workers (plus multiprocessing's resource tracker)
+        workers = [c for c in _children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+        if len(workers) >= 2:
+            return proc, workers
+        time.sleep(0.05)
+    proc.kill()
+    pytest.fail("no workers started")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_killing_a_feature_worker_costs_a_retry_not_the_batch(cli_env, tmp_path):
+    proc, workers = _start_features(cli_env, tmp_path)
+    os.kill(workers[0], 9)
+    _, err = proc.communicate(timeout=300)
+    assert "Traceback" not in err and proc.returncode == 0, err
+    from gmmhmm.features import load_features
+
+    assert len(load_features(tmp_path / "f.npz")[0]) == 60
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_workers_do_not_outlive_a_killed_driver(cli_env, tmp_path):
+    import time
+
+    proc, workers = _start_features(cli_env, tmp_path)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [w for w in workers if _alive(w)]
+    for w in left:
+        os.kill(w, 9)
+    assert not left, "workers outlived their driver"
