@@ -209,9 +209,14 @@ class Corpus:
         if (n_features < 1 or dtype.kind != "f" or not infos
                 or any(s.n_frames < 1 or s.n_utterances < 1 for s in infos)):
             raise ModelFileError(f"{path}: corrupt corpus index (empty or negative counts)")
+        seen: set[tuple[int, int]] = set()
         for s in infos:
             if not os.path.isfile(s.path):
                 raise ModelFileError(f"{s.path}: corpus shard listed in {path} is missing")
+            st = os.stat(s.path)  # the same file under two names counts as a duplicate too
+            if (st.st_dev, st.st_ino) in seen:
+                raise ModelFileError(f"{path}: corrupt corpus index (shard {s.path} is listed twice)")
+            seen.add((st.st_dev, st.st_ino))
         config = index.get("feature_config")
         return cls(str(path.resolve()), infos, n_features, dtype, has_labels,
                    config if isinstance(config, dict) else None)

@@ -273,7 +273,10 @@ def _check_members(name: str) -> None:
                 if not info.filename.endswith(".npy"):
                     continue  # reported by read_npz as "not .npy arrays"
                 with zf.open(info) as member:
-                    version = np.lib.format.read_magic(member)
+                    try:
+                        version = np.lib.format.read_magic(member)
+                    except ValueError:  # not an .npy array: reported by read_npz
+                        continue
                     read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                                    else np.lib.format.read_array_header_2_0)
                     shape, _, dtype = read_header(member)

@@ -498,3 +498,63 @@ def test_workers_do_not_outlive_a_killed_driver(cli_env, tmp_path):
     for w in left:
         os.kill(w, 9)
     assert not left, "workers outlived their driver"
+
+
+# ---------------------------------------------------------------------------
+# 8. checkpoints are bound to their run; corpus indexes list each shard once
+# ---------------------------------------------------------------------------
+@pytest.fixture()
+def checkpointed(tmp_path):
+    from gmmhmm import checkpoint
+
+    X = np.random.default_rng(3).normal(size=(80, 2))
+    checkpoint.fit(GaussianMixture(2, random_state=0, max_iter=3), X, checkpoint_dir=tmp_path)
+    return X, tmp_path
+
+
+def _rewrite(path, edit_meta=None, edit_model=None):
+    """Re-save a checkpoint with edits: a well-formed file with valid CRCs."""
+    model, meta = modelfile.load(path, with_metadata=True)
+    if edit_meta:
+        edit_meta(meta)
+    if edit_model:
+        edit_model(model)
+    modelfile.save(model, path, metadata=meta)
+
+
+@pytest.mark.parametrize("edit", ["iteration -5", "means", "history"])
+def test_a_checkpoint_edited_after_writing_is_refused(checkpointed, edit):
+    from gmmhmm import checkpoint
+
+    X, d = checkpointed
+    path = checkpoint.checkpoint_path(d)
+    if edit == "iteration -5":
+        _rewrite(path, edit_meta=lambda m: m.update(iteration=-5))
+    elif edit == "means":
+        _rewrite(path, edit_model=lambda g: setattr(g, "means_", g.means_ + 0.5))
+    else:
+        _rewrite(path, edit_meta=lambda m: m.update(history=[v + 1.0 for v in m["history"]]))
+    with pytest.raises(E.ModelFileError, match="corrupt checkpoint|changed after it was written"):
+        checkpoint.resume(GaussianMixture(2, random_state=0, max_iter=5), X, checkpoint_dir=d)
+
+
+def test_resuming_a_gaussian_mixture_with_another_seed_is_refused(checkpointed):
+    from gmmhmm import checkpoint
+
+    X, d = checkpointed
+    with pytest.raises(E.InvalidParameterError, match="random_state"):
+        checkpoint.resume(GaussianMixture(2, random_state=1, max_iter=5), X, checkpoint_dir=d)
+    checkpoint.resume(GaussianMixture(2, random_state=0, max_iter=5), X, checkpoint_dir=d)  # same seed: fine
+
+
+def test_a_corpus_index_listing_a_shard_twice_is_refused(tmp_path):
+    from gmmhmm.corpus import Corpus
+
+    X = np.random.default_rng(0).normal(size=(60, 2))
+    corpus = Corpus.create(tmp_path / "c", [("a", X[:30]), ("b", X[30:])], frames_per_shard=40)
+    index_path = Path(corpus.index_path)
+    index = json.loads(index_path.read_text())
+    index["shards"] = index["shards"] + index["shards"][:1]
+    index_path.write_text(json.dumps(index))
+    with pytest.raises(E.ModelFileError, match="listed twice"):
+        Corpus.open(index_path)
