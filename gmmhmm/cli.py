@@ -530,6 +530,17 @@ def cmd_info(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------
+def _finite_float(text: str) -> float:
+    """argparse type: a finite number (``nan`` and ``inf`` would silently ruin every score)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gmmhmm", description="GMM-HMM speech toolkit: features, "
                                 "word-model training, decoding and scoring.")
@@ -566,10 +577,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", help="write 'path<TAB>label<TAB>loglik' lines here (default: stdout)")
     sp.add_argument("--graph", choices=("phone-loop", "word-loop", "words"), default="word-loop",
                     help="phone-model files: phone recognition, connected words, or one isolated word")
-    sp.add_argument("--insertion-penalty", type=float, default=0.0,
+    sp.add_argument("--insertion-penalty", type=_finite_float, default=0.0,
                     help="phone-model files: log weight added per word (per phone in a phone loop)")
-    sp.add_argument("--lm-scale", type=float, default=1.0, help="phone-model files: grammar scale")
-    sp.add_argument("--beam", type=float, default=0.0, help="phone-model files: pruning beam (<= 0: none)")
+    sp.add_argument("--lm-scale", type=_finite_float, default=1.0, help="phone-model files: grammar scale")
+    sp.add_argument("--beam", type=_finite_float, default=0.0, help="phone-model files: pruning beam (<= 0: none)")
     sp.add_argument("--ctm", help="phone-model files: also write word timings as CTM here")
     common(sp)
     sp.set_defaults(func=cmd_decode)

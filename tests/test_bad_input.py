@@ -168,6 +168,10 @@ def _file(e, name: str) -> Path:
     return path
 
 
+def _fit(model, e):
+    return model.fit(e.X) if isinstance(model, GaussianMixture) else model.fit(e.X, [30, 30])
+
+
 def _save_bad_weights(e):
     model = copy.deepcopy(e.gm)
     model.weights_ = np.array([-0.5, 1.5])
@@ -498,6 +502,23 @@ LIBRARY = [
     Case("Lexicon.read", "a folder", lambda e: Lexicon.read(e.d), E.TranscriptError, "is a directory"),
     Case("Lexicon.read", "latin-1 text", lambda e: Lexicon.read(_file(e, "latin1.txt")), E.TranscriptError,
          "not UTF-8"),
+    Case("decode_files", "insertion_penalty=nan",
+         lambda e: decode_files(e.d / "phones.npz", [e.audio / "1_synth_0.wav"], insertion_penalty=float("nan")),
+         E.InvalidParameterError, "insertion_penalty must be a number"),
+    Case("decode_files", "lm_scale=nan", lambda e: decode_files(e.d / "phones.npz", [e.audio / "1_synth_0.wav"],
+                                                                lm_scale=float("nan")),
+         E.InvalidParameterError, "lm_scale must be a number"),
+    *[Case(f"{cls.__name__}.fit", f"{name}={value!r}", lambda e, c=cls, n=name, v=value: _fit(c(**{n: v}), e),
+           E.InvalidParameterError, name)
+      for cls, name, value in [
+          (GaussianHMM, "tol", float("nan")), (GaussianHMM, "tol", -1.0), (GaussianHMM, "tol", "x"),
+          (GMMHMM, "tol", None), (GaussianHMM, "startprob_prior", float("nan")),
+          (GaussianHMM, "startprob_prior", -1.0), (GaussianHMM, "transmat_prior", float("nan")),
+          (GaussianHMM, "transmat_prior", "x"), (GMMHMM, "weights_prior", float("nan")),
+          (GaussianHMM, "means_prior", float("nan")), (GaussianHMM, "means_weight", -1.0),
+          (GaussianHMM, "covars_prior", float("inf")), (GaussianHMM, "covars_weight", "x"),
+          (GaussianHMM, "min_covar", [1, 2]), (GMMHMM, "min_covar", None), (GaussianMixture, "verbose", "x"),
+          (GaussianMixture, "tol", float("nan")), (GaussianMixture, "reg_covar", -1.0)]],
     Case("Lexicon.pronounce", "unknown word", lambda e: Lexicon.digits().pronounce(["eleven"]), E.TranscriptError,
          "eleven"),
     Case("parse_transcripts", "utterance without words", lambda e: parse_transcripts("utt1\n"), E.TranscriptError,
@@ -670,6 +691,12 @@ CLI = [
     CliCase("features", "-o naming an input audio file",
             lambda e: ["features", str(e.audio), "-o", str(e.audio / "1_synth_0.wav")], 1,
             "output .*1_synth_0.wav is also an input"),
+    CliCase("decode", "--insertion-penalty nan (usage error)",
+            lambda e: ["decode", str(e.d / "phones.npz"), str(e.audio), "--insertion-penalty", "nan"], 2,
+            "must be a finite number"),
+    CliCase("decode", "--lm-scale nan (usage error)",
+            lambda e: ["decode", str(e.d / "phones.npz"), str(e.audio), "--lm-scale", "nan"], 2,
+            "must be a finite number"),
     CliCase("info", "missing model file", lambda e: ["info", str(e.d / "missing.npz")], 1, "no such file"),
     CliCase("info", "corrupt model file", lambda e: ["info", str(e.d / "not_a_model.npz")], 1, "corrupt|unreadable"),
     CliCase("(none)", "unknown command", lambda e: ["frobnicate"], 2, "invalid choice"),

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._validation import check_number
 from ..errors import GmmhmmError, InvalidParameterError, SequenceTooShortError
 from . import kernels
 from .graph import Graph, phone_loop_graph, word_list_graph, word_loop_graph
@@ -148,6 +149,9 @@ def make_graph(model: PhoneModelSet, graph: str | Graph = "phone-loop", words: S
     """A decoding graph by name: ``'phone-loop'``, ``'word-loop'`` or ``'words'`` (isolated words)."""
     if isinstance(graph, Graph):
         return graph
+    check_number(insertion_penalty, "insertion_penalty")
+    check_number(lm_scale, "lm_scale", "positive")
+    check_number(sil_prob, "sil_prob", "nonneg")
     lex = model.lexicon
     if graph == "phone-loop":
         return phone_loop_graph(lex, insertion_penalty, lm_scale, model.n_states)

@@ -157,6 +157,11 @@ class BaseHMM(ParamsMixin):
         V.check_positive_int(self.n_iter, "n_iter", minimum=0)
         V.check_in(self.algorithm, DECODER_ALGORITHMS, "algorithm")
         V.check_in(self.implementation, IMPLEMENTATIONS, "implementation")
+        # hmmlearn's numeric settings (each emission class has some of them)
+        V.check_numbers(self, scalars={"tol": "nonneg", "min_covar": "positive"},
+                        arrays={"startprob_prior": "positive", "transmat_prior": "positive",
+                                "weights_prior": "positive", "means_prior": "finite", "means_weight": "nonneg",
+                                "covars_prior": "finite", "covars_weight": "finite"})
         for name in ("params", "init_params"):
             if not isinstance(getattr(self, name), str):
                 raise InvalidParameterError(f"{name} must be a string of letters, got "

@@ -203,6 +203,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         check_positive_int(self.max_iter, "max_iter", minimum=0)
         check_positive_int(self.n_init, "n_init")
         check_positive_int(self.verbose_interval, "verbose_interval")
+        check_positive_int(self.verbose, "verbose", minimum=0)
         for name in ("tol", "reg_covar"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
