@@ -458,11 +458,13 @@ class _Decoder:
         if not isinstance(spec, dict) or "t" not in spec:
             raise self.fail(f"bad value entry {spec!r:.80}")
         t = spec["t"]
+        if not isinstance(t, str):
+            raise self.fail(f"bad value type {t!r:.40}")
         if t == "json":
             return spec.get("v")
         if t in ("array", "scalar"):
             key = spec.get("key")
-            if key not in self.arrays:
+            if not isinstance(key, str) or key not in self.arrays:
                 raise self.fail(f"array {key!r} is missing")
             arr = self.arrays[key]
             if t == "scalar" and arr.ndim != 0:

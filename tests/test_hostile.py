@@ -220,6 +220,22 @@ def run_cli(argv, capsys):
     return code, err
 
 
+def test_train_never_exits_0_with_a_model_its_loader_refuses(cli_env, tmp_path, capsys, monkeypatch):
+    """A degenerate fit (NaN variances, as mix_schedule = [1, 128] on 3 takes once gave) is an error."""
+    real_fit = HMMClassifier.fit
+
+    def degenerate_fit(self, *args, **kwargs):
+        real_fit(self, *args, **kwargs)
+        self.models_[0].covars_ = np.full_like(self.models_[0].covars_, np.nan)
+        return self
+
+    monkeypatch.setattr(HMMClassifier, "fit", degenerate_fit)
+    out = tmp_path / "m.npz"
+    code, err = run_cli(["train", cli_env / "audio", "-o", out, "--config", cli_env / "tiny.toml"], capsys)
+    assert code == 1 and "not written" in err and "NaN" in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
 # ---------------------------------------------------------------------------
 # 3. endless or huge text inputs
 # ---------------------------------------------------------------------------
