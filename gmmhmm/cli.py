@@ -196,18 +196,23 @@ def check_output(path: str | os.PathLike | None, what: str = "output file", fold
     """Fail now, not after the work, if ``path`` cannot be written.
 
     A file's folder must exist and accept a new file (probed by creating and
-    removing one); ``path`` itself must not be a directory (a file, when
-    ``folder``). Devices such as ``/dev/null`` are fine: they are written into.
+    removing one); ``path`` itself must not be a directory. A ``folder`` must
+    not be a file, and its nearest existing ancestor must accept new files.
+    Devices such as ``/dev/null`` are fine: they are written into.
     """
     if path is None:
         return
     import tempfile
 
     p = Path(path)
-    if folder:
+    if folder:  # created with its parents when missing: the nearest existing one must take it
         if p.exists() and not p.is_dir():
             raise InvalidInputError(f"{what} {p} exists and is not a folder")
-        parent = p if p.is_dir() else p.parent
+        parent = p
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise InvalidInputError(f"cannot create {what} {p}: {parent} is not a folder")
     else:
         if p.is_dir():
             raise InvalidInputError(f"{what} {p} is a folder; name a file")

@@ -466,7 +466,7 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _start_features(cli_env, tmp_path, n_files=60):
+def _start_features(cli_env, tmp_path, n_files=60, command="features", extra=("-j", "2")):
     import subprocess
     import sys
     import time
@@ -476,8 +476,8 @@ def _start_features(cli_env, tmp_path, n_files=60):
     src = sorted((cli_env / "audio").glob("*.wav"))
     for i in range(n_files):
         (many / f"{i % 2 + 1}_x_{i}.wav").write_bytes(src[i % len(src)].read_bytes())
-    proc = subprocess.Popen([sys.executable, "-m", "gmmhmm.cli", "features", str(many), "-j", "2", "-o",
-                             str(tmp_path / "f.npz"), "--config", str(cli_env / "tiny.toml")],
+    out = tmp_path / ("f.npz" if command == "features" else "m.npz")
+    proc = subprocess.Popen([sys.executable, "-m", "gmmhmm.cli", command, str(many), *extra, "-o", str(out)],
                             cwd=Path(__file__).resolve().parents[1], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:  # the pool's workers (plus multiprocessing's resource tracker)
@@ -491,7 +491,7 @@ def _start_features(cli_env, tmp_path, n_files=60):
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_killing_a_feature_worker_costs_a_retry_not_the_batch(cli_env, tmp_path):
-    proc, workers = _start_features(cli_env, tmp_path)
+    proc, workers = _start_features(cli_env, tmp_path, extra=("-j", "2", "--config", str(cli_env / "tiny.toml")))
     os.kill(workers[0], 9)
     _, err = proc.communicate(timeout=300)
     assert "Traceback" not in err and proc.returncode == 0, err
@@ -501,10 +501,21 @@ def test_killing_a_feature_worker_costs_a_retry_not_the_batch(cli_env, tmp_path)
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_killing_a_training_worker_costs_a_retry_not_the_fit(cli_env, tmp_path):
+    config = tmp_path / "jobs.toml"
+    config.write_text(TOML.replace("n_iter = [2]", "n_iter = [8]") + "n_jobs = 2\n")
+    proc, workers = _start_features(cli_env, tmp_path, n_files=40, command="train", extra=("--config", str(config)))
+    os.kill(workers[0], 9)
+    _, err = proc.communicate(timeout=300)
+    assert "Traceback" not in err and proc.returncode == 0, err
+    assert modelfile.load(tmp_path / "m.npz").classes_.tolist() == ["1", "2"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_workers_do_not_outlive_a_killed_driver(cli_env, tmp_path):
     import time
 
-    proc, workers = _start_features(cli_env, tmp_path)
+    proc, workers = _start_features(cli_env, tmp_path, extra=("-j", "2", "--config", str(cli_env / "tiny.toml")))
     proc.kill()
     proc.wait()
     deadline = time.monotonic() + 10
