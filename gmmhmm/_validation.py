@@ -186,19 +186,20 @@ def check_fitted_array(value: Any, name: str, shape: tuple[int, ...] | None = No
 
 
 _BOUNDS = {"finite": (None, False, "finite"), "nonneg": (0.0, False, "finite and >= 0"),
-           "positive": (0.0, True, "finite and > 0")}
+           "positive": (0.0, True, "finite and > 0"), "not_nan": (None, False, "not NaN")}
 
 
 def check_number(value: Any, name: str, bound: str = "finite", scalar: bool = True) -> Any:
     """Raise :class:`InvalidParameterError` unless ``value`` is a real number (or, unless
-    ``scalar``, an array of them) within ``bound``: ``"finite"``, ``"nonneg"`` or ``"positive"``."""
+    ``scalar``, an array of them) within ``bound``: ``"finite"``, ``"nonneg"``, ``"positive"``
+    or ``"not_nan"`` (infinities allowed)."""
     low, strict, what = _BOUNDS[bound]
     try:
         arr = np.asarray(value)
     except Exception:  # ragged sequences and the like
         arr = np.asarray(None)
     ok = (not isinstance(value, bool) and arr.dtype.kind in "fiu" and (arr.ndim == 0 or not scalar)
-          and arr.size > 0 and bool(np.all(np.isfinite(arr))))
+          and arr.size > 0 and bool(np.all(~np.isnan(arr) if bound == "not_nan" else np.isfinite(arr))))
     if ok and low is not None:
         ok = bool(np.all(arr > low)) if strict else bool(np.all(arr >= low))
     if not ok:

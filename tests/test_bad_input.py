@@ -511,7 +511,7 @@ LIBRARY = [
     *[Case(f"{cls.__name__}.fit", f"{name}={value!r}", lambda e, c=cls, n=name, v=value: _fit(c(**{n: v}), e),
            E.InvalidParameterError, name)
       for cls, name, value in [
-          (GaussianHMM, "tol", float("nan")), (GaussianHMM, "tol", -1.0), (GaussianHMM, "tol", "x"),
+          (GaussianHMM, "tol", float("nan")), (GaussianMixture, "tol", -1.0), (GaussianHMM, "tol", "x"),
           (GMMHMM, "tol", None), (GaussianHMM, "startprob_prior", float("nan")),
           (GaussianHMM, "startprob_prior", -1.0), (GaussianHMM, "transmat_prior", float("nan")),
           (GaussianHMM, "transmat_prior", "x"), (GMMHMM, "weights_prior", float("nan")),

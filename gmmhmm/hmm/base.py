@@ -157,8 +157,9 @@ class BaseHMM(ParamsMixin):
         V.check_positive_int(self.n_iter, "n_iter", minimum=0)
         V.check_in(self.algorithm, DECODER_ALGORITHMS, "algorithm")
         V.check_in(self.implementation, IMPLEMENTATIONS, "implementation")
-        # hmmlearn's numeric settings (each emission class has some of them)
-        V.check_numbers(self, scalars={"tol": "nonneg", "min_covar": "positive"},
+        # hmmlearn's numeric settings (each emission class has some of them); a negative
+        # or -inf tol is hmmlearn's way to run every n_iter iteration
+        V.check_numbers(self, scalars={"tol": "not_nan", "min_covar": "positive"},
                         arrays={"startprob_prior": "positive", "transmat_prior": "positive",
                                 "weights_prior": "positive", "means_prior": "finite", "means_weight": "nonneg",
                                 "covars_prior": "finite", "covars_weight": "finite"})
