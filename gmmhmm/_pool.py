@@ -59,32 +59,52 @@ def map_processes(func: Callable[[Any], Any], items: Sequence[Any], n_jobs: int,
                   retries: int = 2) -> Iterator[tuple[int, Any]]:
     """Yield ``(index, func(items[index]))`` as items finish, in any order.
 
-    An item whose worker died ``retries + 1`` times yields a :class:`WorkerDied`.
+    Items lost with a dead worker are run again one at a time in a single
+    worker (so an item that kills its worker cannot take innocent ones with
+    it); one whose worker died ``retries + 1`` times yields a :class:`WorkerDied`.
     Exceptions raised by ``func`` itself propagate.
     """
-    pending = list(range(len(items)))
-    for attempt in range(retries + 1):
-        if not pending:
-            return
-        lost = []
-        pool = new_pool(max(1, min(n_jobs, len(pending))))
-        try:
-            futures = {pool.submit(func, items[i]): i for i in pending}
-            waiting = set(futures)
-            while waiting:
-                done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
-                for future in done:
-                    try:
-                        result = future.result()
-                    except BrokenProcessPool:
-                        lost.append(futures[future])
-                        continue
-                    yield futures[future], result
-        finally:  # after an error (or an abandoned iteration) start nothing new
+    lost = yield from _run(func, items, range(len(items)), n_jobs)
+    if not lost:
+        return
+    logger.warning("a worker process died; retrying %d unfinished item(s) one at a time", len(lost))
+    pool = None
+    try:
+        for i in sorted(lost):
+            for _ in range(retries):
+                pool = pool or new_pool(1)
+                try:
+                    result = pool.submit(func, items[i]).result()
+                except BrokenProcessPool:
+                    pool.shutdown(wait=True)
+                    pool = None
+                    continue
+                yield i, result
+                break
+            else:
+                logger.warning("item %d: its worker died %d times; giving up on it", i, retries + 1)
+                yield i, WorkerDied(retries + 1)
+    finally:
+        if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-        pending = sorted(lost)
-        if pending:
-            logger.warning("a worker process died; %s %d unfinished item(s)",
-                           "retrying" if attempt < retries else "giving up on", len(pending))
-    for i in pending:
-        yield i, WorkerDied(retries + 1)
+
+
+def _run(func: Callable[[Any], Any], items: Sequence[Any], indices: Sequence[int], n_jobs: int):
+    """Yield ``(index, result)`` of ``indices`` run in one pool; return the indices lost with a dead worker."""
+    lost = []
+    pool = new_pool(max(1, min(n_jobs, len(indices))))
+    try:
+        futures = {pool.submit(func, items[i]): i for i in indices}
+        waiting = set(futures)
+        while waiting:
+            done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
+            for future in done:
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    lost.append(futures[future])
+                    continue
+                yield futures[future], result
+    finally:  # after an error (or an abandoned iteration) start nothing new
+        pool.shutdown(wait=True, cancel_futures=True)
+    return lost

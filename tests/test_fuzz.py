@@ -524,7 +524,7 @@ def test_read_config_on_random_toml(case, garbage, tmp_path_factory):
         return
     assert isinstance(config, RecipeConfig) and config.path == path
     if garbage is not None:
-        sections = tomllib.loads(garbage.decode())  # whatever the bytes turned out to say
+        sections = tomllib.loads(garbage.decode("utf-8-sig"))  # whatever the bytes turned out to say
     features, model = sections.get("features", {}), sections.get("model", {})
     data, output = sections.get("data", {}), sections.get("output", {})
     default = FeatureConfig()
