@@ -585,3 +585,22 @@ def test_a_corpus_index_listing_a_shard_twice_is_refused(tmp_path):
     index_path.write_text(json.dumps(index))
     with pytest.raises(E.ModelFileError, match="listed twice"):
         Corpus.open(index_path)
+
+
+def test_stale_alignments_do_not_survive_a_rerun(cli_env, tmp_path, capsys):
+    from gmmhmm.features import FeatureConfig, extract_features
+    from gmmhmm.graphs import EmbeddedTrainer, Lexicon
+
+    config = FeatureConfig(sample_rate_hz=RATE)
+    files = [cli_env / "audio" / f"{d}_synth_0.wav" for d in (1, 2)]
+    model = EmbeddedTrainer(Lexicon.digits(), feature_config=config.to_dict()).flat_start(
+        [extract_features(f, config) for f in files])
+    modelfile.save(model, tmp_path / "phones.npz")
+    (tmp_path / "both.txt").write_text("1_synth_0 one\n2_synth_0 two\n")
+    (tmp_path / "one.txt").write_text("1_synth_0 one\n")
+    out = tmp_path / "ali"
+    code, err = run_cli(["align", tmp_path / "phones.npz", tmp_path / "both.txt", *files, "-o", out], capsys)
+    assert code == 0 and sorted(p.name for p in out.glob("*.TextGrid")) == ["1_synth_0.TextGrid", "2_synth_0.TextGrid"]
+    code, err = run_cli(["align", tmp_path / "phones.npz", tmp_path / "one.txt", *files, "-o", out], capsys)
+    assert code == 1 and sorted(p.name for p in out.glob("*.TextGrid")) == ["1_synth_0.TextGrid"]
+    assert "2_synth_0" not in (out / "words.ctm").read_text()
