@@ -174,3 +174,61 @@ def resolve_n_jobs(n_jobs: Any, n_tasks: int, name: str = "n_jobs") -> int:
         raise InvalidParameterError(f"{name} must be a positive integer or -1, got {n_jobs!r}")
     n = (os.cpu_count() or 1) if n_jobs == -1 else int(n_jobs)
     return max(1, min(n, n_tasks))
+
+
+def check_fitted_array(value: Any, name: str, shape: tuple[int, ...] | None = None, *,
+                       positive: bool = False, non_negative: bool = False,
+                       probabilities: bool = False) -> np.ndarray:
+    """Check a fitted parameter (say one read from a model file) and return it unchanged.
+
+    It must be a real (integer or float, not bool) array of ``shape``, finite;
+    ``positive`` / ``non_negative`` bound its values; ``probabilities`` asks for
+    values in [0, 1] summing to 1 along the last axis.
+    """
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "fiu":
+        raise InvalidParameterError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if shape is not None and arr.shape != tuple(shape):
+        raise InvalidParameterError(f"{name} must have shape {tuple(shape)}, got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise InvalidParameterError(f"{name} contains NaN or infinity")
+    if positive and np.any(arr <= 0):
+        raise InvalidParameterError(f"{name} must be positive")
+    if (non_negative or probabilities) and np.any(arr < 0):
+        raise InvalidParameterError(f"{name} must be non-negative")
+    if probabilities and (np.any(arr > 1) or not np.allclose(arr.sum(axis=-1), 1.0, rtol=0, atol=1e-6)):
+        raise InvalidParameterError(f"{name} must be probabilities in [0, 1] summing to 1")
+    return arr
+
+
+_BOUNDS = {"finite": (None, False, "finite"), "nonneg": (0.0, False, "finite and >= 0"),
+           "positive": (0.0, True, "finite and > 0"), "not_nan": (None, False, "not NaN")}
+
+
+def check_number(value: Any, name: str, bound: str = "finite", scalar: bool = True) -> Any:
+    """Raise :class:`InvalidParameterError` unless ``value`` is a real number (or, unless
+    ``scalar``, an array of them) within ``bound``: ``"finite"``, ``"nonneg"``, ``"positive"``
+    or ``"not_nan"`` (infinities allowed)."""
+    low, strict, what = _BOUNDS[bound]
+    try:
+        arr = np.asarray(value)
+    except Exception:  # ragged sequences and the like
+        arr = np.asarray(None)
+    ok = (not isinstance(value, bool) and arr.dtype.kind in "fiu" and (arr.ndim == 0 or not scalar)
+          and arr.size > 0 and bool(np.all(~np.isnan(arr) if bound == "not_nan" else np.isfinite(arr))))
+    if ok and low is not None:
+        ok = bool(np.all(arr > low)) if strict else bool(np.all(arr >= low))
+    if not ok:
+        kind = "a number" if scalar else "a number or an array of numbers"
+        raise InvalidParameterError(f"{name} must be {kind}, {what}; got {value!r:.60}")
+    return value
+
+
+def check_numbers(owner: Any, scalars: dict[str, str] = {}, arrays: dict[str, str] = {}) -> None:  # noqa: B006
+    """:func:`check_number` of each named attribute ``owner`` has: ``scalars`` / ``arrays``
+    map attribute names to their bound (array entries may be numbers or arrays, as priors,
+    or None for the class's default)."""
+    for names, scalar in ((scalars, True), (arrays, False)):
+        for name, bound in names.items():
+            if hasattr(owner, name) and (scalar or getattr(owner, name) is not None):
+                check_number(getattr(owner, name), name, bound, scalar)

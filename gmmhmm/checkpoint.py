@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import json
 import logging
 import math
 import os
@@ -51,8 +52,40 @@ def checkpoint_path(checkpoint_dir: str | os.PathLike) -> Path:
 
 
 def save_checkpoint(path: str | os.PathLike, model: Any, state: dict[str, Any]) -> None:
-    """Write ``model`` and the JSON-able training ``state`` to ``path`` atomically."""
-    modelfile.save(model, path, metadata={"kind": _KIND, **state})
+    """Write ``model`` and the JSON-able training ``state`` to ``path`` atomically.
+
+    The file also holds a digest of the model's parameters and settings
+    (seed included) and of ``state`` (iteration, history, data fingerprint),
+    so that a checkpoint edited after it was written is refused on load.
+    """
+    state = {k: v for k, v in state.items() if k != "digest"}
+    modelfile.save(model, path, metadata={"kind": _KIND, **state, "digest": _digest(model, state)})
+
+
+def _digest(model: Any, state: dict[str, Any]) -> str:
+    """Hex digest binding a checkpoint's model (parameters, settings, seed) to its training state."""
+    enc = modelfile._Encoder()
+    root = enc.model(model, "")
+    h = hashlib.blake2b(digest_size=16)
+    h.update(json.dumps([root, state], sort_keys=True, default=repr).encode())
+    for key in sorted(enc.arrays):
+        a = enc.arrays[key]
+        h.update(f"{key}{a.dtype.str}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _check_state(path: str | os.PathLike, model: Any, meta: dict[str, Any]) -> None:
+    name = os.fspath(path)
+    it, history = meta.get("iteration"), meta.get("history", [])
+    if (not isinstance(it, int) or isinstance(it, bool) or it < 0 or not isinstance(history, list)
+            or len(history) > it or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in history)
+            or not isinstance(meta.get("converged", False), bool)):
+        raise ModelFileError(f"{name}: corrupt checkpoint (iteration {it!r}, {type(history).__name__} history)")
+    state = {k: v for k, v in meta.items() if k not in ("kind", "digest")}
+    if meta.get("digest") != _digest(model, state):
+        raise ModelFileError(f"{name}: checkpoint was changed after it was written (its digest does not "
+                             "match its parameters, settings and history); delete it to start afresh")
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, Any]] | None:
@@ -68,6 +101,7 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[Any, dict[str, Any]] | Non
     model, meta = modelfile.load(path, with_metadata=True)
     if not isinstance(meta, dict) or meta.get("kind") != _KIND or not isinstance(meta.get("iteration"), int):
         raise ModelFileError(f"{os.fspath(path)}: a model file, but not a training checkpoint")
+    _check_state(path, model, meta)
     return model, meta
 
 
@@ -130,8 +164,10 @@ def _converged(model: Any, history: list[float], tol: float) -> bool:
 
 def _comparable_params(model: Any) -> dict[str, Any]:
     params = dict(model.get_params())
-    for name in ("random_state", "verbose", "verbose_interval"):
+    for name in ("verbose", "verbose_interval"):
         params.pop(name, None)  # do not change the fitted result
+    if not isinstance(params.get("random_state"), (int, np.integer, type(None))):
+        params.pop("random_state", None)  # a RandomState object is not stored: nothing to compare
     return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in params.items()}
 
 

@@ -23,15 +23,14 @@ import contextlib
 import logging
 import os
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 from typing import Any
 
 import numpy as np
 
 from . import _validation as V
 from ._params import ParamsMixin
-from .errors import InvalidInputError, InvalidParameterError, SequenceTooShortError
+from ._pool import WorkerDied, map_processes
+from .errors import ConvergenceError, InvalidInputError, InvalidParameterError, SequenceTooShortError
 from .mixture.gaussian import check_covariance_type
 from .mixture.mixup import PERTURB, mix_up
 from .modelfile import ModelFileMixin, register_model_class
@@ -247,6 +246,23 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
         self.random_state = random_state
 
     # -- validation ----------------------------------------------------------
+    def _check_loaded(self) -> None:
+        """Called by :func:`gmmhmm.modelfile.load`: one model per label, all of one feature dimension."""
+        if not hasattr(self, "models_"):
+            return
+        from .hmm.base import BaseHMM
+
+        classes, models = np.asarray(self.classes_), self.models_
+        if classes.ndim != 1 or len(np.unique(classes)) != len(classes):
+            raise InvalidParameterError(f"classes_ must be distinct labels, got {classes!r:.80}")
+        if not isinstance(models, list) or len(models) != len(classes):
+            raise InvalidParameterError(f"{len(classes)} label(s) but "
+                                        f"{len(models) if isinstance(models, list) else 'no list of'} model(s)")
+        d = V.check_positive_int(self.n_features_in_, "n_features_in_")
+        for label, model in zip(classes, models):
+            if not isinstance(model, BaseHMM) or getattr(model, "n_features", None) != d:
+                raise InvalidParameterError(f"the model of label {label!r} is not a fitted HMM of {d} features")
+
     def _schedule(self) -> tuple[list[int], list[int]]:
         V.check_positive_int(self.n_states, "n_states")
         V.check_positive_int(self.max_jump, "max_jump")
@@ -322,10 +338,12 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
         n_jobs = V.resolve_n_jobs(self.n_jobs, len(jobs))
         logger.info("training %d model(s) (%d states, mixtures %s) on %d sequence(s) with %d process(es)",
                     len(jobs), self.n_states, mixes, len(seqs), n_jobs)
-        if n_jobs > 1:
-            # spawned, not forked: fork is unsafe once numba's OpenMP threads run here
-            with ProcessPoolExecutor(max_workers=n_jobs, mp_context=get_context("spawn")) as pool:
-                models = list(pool.map(_train_job, jobs))
+        if n_jobs > 1:  # a killed worker costs a retry of its labels, not the fit
+            models = [None] * len(jobs)
+            for i, model in map_processes(_train_job, jobs, n_jobs):
+                if isinstance(model, WorkerDied):
+                    raise ConvergenceError(f"training the model of label {jobs[i][0]!r} failed: {model}")
+                models[i] = model
         else:
             models = [_train_job(job) for job in jobs]
         self.classes_ = classes

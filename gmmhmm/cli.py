@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from ._textio import read_text_input
 from ._validation import resolve_n_jobs
 from .data.inputs import AUDIO_SUFFIXES, Utterances, audio_files_below, is_data_dir, list_utterances  # noqa: F401
 from .errors import GmmhmmError, InvalidInputError, InvalidParameterError, TranscriptError
@@ -69,11 +70,13 @@ _OUTPUT_KEYS = {"dir"}
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """A TOML config through the guarded text reader (regular files and pipes, size cap, UTF-8)."""
+    if not path.exists():
+        raise InvalidParameterError(f"config file {path} does not exist")
+    text = read_text_input(path, "config file", InvalidParameterError)
     try:
-        return tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise InvalidParameterError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise InvalidParameterError(f"{path}: not a readable TOML config ({exc})") from exc
 
 
@@ -160,8 +163,22 @@ def _show_progress(args: argparse.Namespace) -> bool:
 
 
 def _report_failures(failures: list[tuple[str, str]]) -> None:
+    """One line per skipped file, naming it once (messages often start with the path already)."""
     for path, error in failures:
-        print(f"gmmhmm: skipped {path}: {error}", file=sys.stderr)
+        error = error[len(path) + 2:] if error.startswith(f"{path}: ") else error
+        print(_printable(f"gmmhmm: skipped {path}: {error}"), file=sys.stderr)
+
+
+def _printable(text: str) -> str:
+    """``text`` with the undecodable bytes of non-UTF-8 file names shown as ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class _NotSkips(logging.Filter):
+    """The command reports skipped files itself (:func:`_report_failures`): drop the library's warnings."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno == logging.WARNING and str(record.msg).startswith("skipping "))
 
 
 def read_table(path: str | os.PathLike, what: str) -> dict[str, str]:
@@ -171,10 +188,7 @@ def read_table(path: str | os.PathLike, what: str) -> dict[str, str]:
     score, are ignored); without, everything after the first space is.
     """
     table: dict[str, str] = {}
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise TranscriptError(f"cannot read {what} file {path}: {exc}") from exc
+    lines = read_text_input(path, f"{what} file", TranscriptError).splitlines()
     for n, line in enumerate(lines, 1):
         if not line.strip() or line.startswith("#"):
             continue
@@ -203,6 +217,59 @@ def _utt2spk(args: argparse.Namespace, files: Sequence[str | os.PathLike]) -> di
     return out
 
 
+def check_output(path: str | os.PathLike | None, what: str = "output file", folder: bool = False) -> None:
+    """Fail now, not after the work, if ``path`` cannot be written.
+
+    A file's folder must exist and accept a new file (probed by creating and
+    removing one); ``path`` itself must not be a directory. A ``folder`` must
+    not be a file, and its nearest existing ancestor must accept new files.
+    Devices such as ``/dev/null`` are fine: they are written into.
+    """
+    if path is None:
+        return
+    import tempfile
+
+    p = Path(path)
+    if folder:  # created with its parents when missing: the nearest existing one must take it
+        if p.exists() and not p.is_dir():
+            raise InvalidInputError(f"{what} {p} exists and is not a folder")
+        parent = p
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise InvalidInputError(f"cannot create {what} {p}: {parent} is not a folder")
+    else:
+        if p.is_dir():
+            raise InvalidInputError(f"{what} {p} is a folder; name a file")
+        if p.exists() and not p.is_file():
+            return  # a device, FIFO or terminal: written into, never replaced
+        parent = p.parent
+    parent = parent if str(parent) else Path(".")
+    if not parent.is_dir():
+        raise InvalidInputError(f"cannot write {what} {p}: folder {parent} does not exist")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".gmmhmm-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot write {what} {p}: {exc.strerror or exc}") from exc
+
+
+def _inputs_are_not_outputs(inputs: Sequence[str | os.PathLike | None], outputs: Sequence[str | None]) -> None:
+    """Refuse an output that names one of the inputs: writing it would destroy the input."""
+    named = {}
+    for item in inputs:
+        if item is not None and os.path.exists(item):
+            st = os.stat(item)
+            named[(st.st_dev, st.st_ino)] = item
+    for out in outputs:
+        if out is not None and os.path.isfile(out):
+            st = os.stat(out)
+            if (st.st_dev, st.st_ino) in named:
+                raise InvalidInputError(f"output {out} is also an input ({named[(st.st_dev, st.st_ino)]}); "
+                                        "refusing to overwrite it")
+
+
 def fsdd_label(path: str | os.PathLike) -> str | None:
     """The digit of an FSDD-named file, else None."""
     from .datasets import parse_name
@@ -217,8 +284,10 @@ def fsdd_label(path: str | os.PathLike) -> str | None:
 def cmd_features(args: argparse.Namespace) -> int:
     from .features import save_features
 
+    check_output(args.output, "feature file")
     config = _feature_config(args)
     utts = list_utterances(args.inputs)
+    _inputs_are_not_outputs([*utts.utterances_of(), args.config], [args.output])
     feats, failures = _utterance_features(utts, config, args)
     feats = {utts.key[u]: X for u, X in feats.items()}
     _report_failures(failures)
@@ -256,6 +325,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .classifier import HMMClassifier
     from .datasets import OFFICIAL_TEST_TAKES, parse_name
 
+    check_output(args.output, "model file")
+    check_output(args.checkpoint_dir, "checkpoint folder", folder=True)
+    _inputs_are_not_outputs([args.data, args.config, args.labels], [args.output])
     config = read_config(args.config)
     feats, feature_config, n_failed = _training_data(args, config)
     labels = read_table(args.labels, "labels") if args.labels else None
@@ -444,8 +516,12 @@ def _write_output(path: str | None, text: str) -> None:
         from .modelfile import atomic_write_text
 
         atomic_write_text(path, text)
+    elif hasattr(sys.stdout, "buffer"):  # bytes: non-UTF-8 file names are written back as they were
+        sys.stdout.flush()
+        sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
+        sys.stdout.buffer.flush()
     else:
-        sys.stdout.write(text)
+        sys.stdout.write(_printable(text))
 
 
 def _speaker_map(args: argparse.Namespace, utts: Utterances) -> dict[str, str] | None:
@@ -485,7 +561,11 @@ def cmd_decode(args: argparse.Namespace) -> int:
     from .graphs import PhoneModelSet
     from .modelfile import load
 
+    check_output(args.output, "output file")
+    check_output(args.ctm, "CTM file")
+    check_output(args.n_best_output, "n-best file")
     utts = list_utterances(args.inputs)
+    _inputs_are_not_outputs([args.model, *utts.utterances_of()], [args.output, args.ctm, args.n_best_output])
     loaded = load(args.model, with_metadata=True)
     if isinstance(loaded[0], PhoneModelSet):
         return _decode_graph(args, loaded[0], utts)
@@ -510,6 +590,7 @@ def cmd_align(args: argparse.Namespace) -> int:
     from .graphs import PhoneModelSet, force_align, read_transcripts, write_alignment
     from .modelfile import load
 
+    check_output(args.output, "alignment folder", folder=True)
     model = load(args.model)
     if not isinstance(model, PhoneModelSet):
         raise InvalidInputError(f"{args.model} holds a {type(model).__name__}, not phone models "
@@ -579,6 +660,8 @@ def cmd_score(args: argparse.Namespace) -> int:
     from .scoring import (accuracy, confusion_matrix, error_rates, format_confusion,
                           plot_confusion)
 
+    check_output(args.png, "PNG file")
+    _inputs_are_not_outputs([args.hyp, args.ref], [args.png])
     hyps = read_table(args.hyp, "hypothesis")
     if args.ref:
         keys, missing, ref_of = _match_refs(hyps, read_table(args.ref, "reference"))
@@ -692,6 +775,17 @@ def cmd_lm(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------
+def _finite_float(text: str) -> float:
+    """argparse type: a finite number (``nan`` and ``inf`` would silently ruin every score)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gmmhmm", description="GMM-HMM speech toolkit: features, "
                                 "word-model training, decoding and scoring.")
@@ -749,11 +843,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="phone-model files: phone recognition, connected words, or one isolated word")
     sp.add_argument("--lexicon", help="phone-model files: pronunciation lexicon (default: the model's)")
     sp.add_argument("--lm", help="phone-model files: ARPA n-gram language model (replaces --graph)")
-    sp.add_argument("--insertion-penalty", type=float, default=0.0,
+    sp.add_argument("--insertion-penalty", type=_finite_float, default=0.0,
                     help="phone-model files: log weight added per word (per phone in a phone loop)")
     sp.add_argument("--lexicon-format", default="auto", choices=("auto", "htk", "kaldi", "kaldip", "sphinx", "cmudict"),
                     help="--lexicon file format (auto: Sphinx/cmudict if words carry (2), else HTK/Kaldi)")
-    sp.add_argument("--lm-scale", type=float, default=1.0, help="phone-model files: grammar / LM scale")
+    sp.add_argument("--lm-scale", type=_finite_float, default=1.0, help="phone-model files: grammar / LM scale")
     sp.add_argument("--beam", type=float, default=300.0,
                     help="phone-model files: pruning beam in log-likelihood units (inf: none)")
     sp.add_argument("--max-active", type=int, default=10000,
@@ -818,17 +912,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) and usage errors (2)
         return int(exc.code or 0)
+    before = list(logging.getLogger().handlers)
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for handler in logging.getLogger().handlers:
+        if handler not in before:  # only our own stderr handler
+            handler.addFilter(_NotSkips())
     try:
         return args.func(args)
     except GmmhmmError as exc:
-        print(f"gmmhmm {args.command}: error: {exc}", file=sys.stderr)
+        print(_printable(f"gmmhmm {args.command}: error: {exc}"), file=sys.stderr)
         return EXIT_FAILURES
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+    except OSError as exc:  # disk full, read-only folder, permissions...: one line, never a traceback
+        if isinstance(exc, BrokenPipeError):  # output piped into e.g. `head`, which stopped reading
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+            return EXIT_FAILURES
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(_printable(f"gmmhmm {args.command}: error: {where}{exc.strerror or exc}"), file=sys.stderr)
+        return EXIT_FAILURES
+    except MemoryError:
+        print(f"gmmhmm {args.command}: error: out of memory", file=sys.stderr)
         return EXIT_FAILURES
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from . import _validation as V
+from ._textio import read_text_input
 from .errors import DimensionMismatchError, InvalidInputError, ModelFileError
 from .modelfile import atomic_write_text, read_packed, write_packed
 
@@ -189,8 +190,8 @@ class Corpus:
         if not path.is_file():
             raise ModelFileError(f"{path}: no corpus index")
         try:
-            index = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            index = json.loads(read_text_input(path, "corpus index", ModelFileError))
+        except (RecursionError, json.JSONDecodeError) as exc:
             raise ModelFileError(f"{path}: corrupt corpus index ({exc})") from exc
         if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
             raise ModelFileError(f"{path}: not a gmmhmm corpus index")
@@ -208,9 +209,14 @@ class Corpus:
         if (n_features < 1 or dtype.kind != "f" or not infos
                 or any(s.n_frames < 1 or s.n_utterances < 1 for s in infos)):
             raise ModelFileError(f"{path}: corrupt corpus index (empty or negative counts)")
+        seen: set[tuple[int, int]] = set()
         for s in infos:
             if not os.path.isfile(s.path):
                 raise ModelFileError(f"{s.path}: corpus shard listed in {path} is missing")
+            st = os.stat(s.path)  # the same file under two names counts as a duplicate too
+            if (st.st_dev, st.st_ino) in seen:
+                raise ModelFileError(f"{path}: corrupt corpus index (shard {s.path} is listed twice)")
+            seen.add((st.st_dev, st.st_ino))
         config = index.get("feature_config")
         return cls(str(path.resolve()), infos, n_features, dtype, has_labels,
                    config if isinstance(config, dict) else None)

@@ -28,10 +28,13 @@ fails at load (as a :class:`ModelFileError`) rather than at first use.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import json
 import logging
+import math
 import os
+import stat
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping
@@ -56,6 +59,13 @@ _BUILTIN_MODEL_MODULES = (
 _IMPORT_FAILURES: dict[str, str] = {}
 
 _REGISTRY: dict[str, type] = {}
+
+# Bounds on what a file may make us do before its contents are trusted. gmmhmm
+# writes uncompressed (stored) members, so their total size is at most the file
+# size; a foreign deflated member may inflate to twice the file size plus this.
+MAX_INFLATE_SLACK_BYTES = 64 * 2**20
+# Deepest nesting of values in a header (gmmhmm's own files stay below 10).
+MAX_HEADER_DEPTH = 64
 
 # np.savez(file, ..., allow_pickle=..., **arrays) would take these as its own arguments.
 _RESERVED_KEYS = frozenset({HEADER_KEY, "file", "allow_pickle"})
@@ -122,9 +132,32 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
 
     The data goes to a temporary file in the same directory, is fsync'ed
     and renamed over ``path``, so ``path`` is either the old file or the
-    complete new one, even if the process dies mid-write.
+    complete new one, even if the process dies mid-write. Only a regular file
+    (or a missing one) is ever replaced: an existing device, FIFO or terminal
+    (``/dev/null``, ``/dev/stdout``) is written into directly, a symbolic link
+    to a regular file keeps pointing at its (replaced) target, and a directory
+    is refused.
+
+    Raises
+    ------
+    OSError
+        The folder is missing or read-only, ``path`` is a directory, the
+        disk is full, ...; ``path`` is then unchanged.
     """
     path = Path(path)
+    try:
+        st = os.stat(path)  # follows symbolic links
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a file name", os.fspath(path))
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        # Renaming over a device would replace the device node with a file.
+        with open(path, "wb") as f:
+            write(f)
+        return
+    if path.is_symlink():
+        path = Path(os.path.realpath(path))
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=path.name + ".tmp")
     try:
@@ -133,7 +166,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
             f.flush()
             os.fsync(f.fileno())
         # mkstemp makes the file private (0600); give it the usual permissions
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
+        os.chmod(tmp, st.st_mode & 0o777 if st is not None else 0o644)
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -153,7 +186,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    # surrogateescape: file names that are not UTF-8 are written back as the bytes they were
+    atomic_write(path, lambda f: f.write(text.encode("utf-8", "surrogateescape")))
 
 
 def atomic_savez(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
@@ -170,11 +204,15 @@ def read_npz(path: str | os.PathLike, expected_format: str) -> tuple[dict[str, A
     name = os.fspath(path)
     if not os.path.isfile(name):
         raise ModelFileError(f"{name}: no such file")
-    with open(name, "rb") as f:
-        magic = f.read(4)
+    try:
+        with open(name, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise ModelFileError(f"{name}: cannot read it ({exc.strerror or exc})") from exc
     if magic != b"PK\x03\x04":  # np.load would try to unpickle anything not zip or .npy
         what = "empty" if not magic else "a bare .npy array" if magic == b"\x93NUM" else "not an .npz archive"
         raise ModelFileError(f"{name}: not a gmmhmm file ({what})")
+    _check_members(name)
     try:
         with np.load(name, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
@@ -197,6 +235,8 @@ def read_npz(path: str | os.PathLike, expected_format: str) -> tuple[dict[str, A
         raise ModelFileError(f"{name}: not a gmmhmm file (an .npz without a gmmhmm header)")
     try:
         header = json.loads(raw.tobytes().decode("utf-8"))
+    except RecursionError:
+        raise ModelFileError(f"{name}: corrupt header (nested too deeply)") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{name}: corrupt header ({exc})") from exc
     if not isinstance(header, dict) or not isinstance(header.get("format"), str):
@@ -212,6 +252,44 @@ def read_npz(path: str | os.PathLike, expected_format: str) -> tuple[dict[str, A
             f"{FORMAT_VERSION}); upgrade gmmhmm"
         )
     return header, arrays
+
+
+def _check_members(name: str) -> None:
+    """Refuse, before inflating anything, members that would unpack to more than the file can hold.
+
+    The sizes come from the zip central directory and each member's ``.npy``
+    header; a "zip bomb" or a header claiming a huge array fails here.
+    """
+    file_size = os.path.getsize(name)
+    try:
+        with zipfile.ZipFile(name) as zf:
+            infos = zf.infolist()
+            inflated = sum(i.file_size for i in infos)
+            if inflated > 2 * file_size + MAX_INFLATE_SLACK_BYTES:
+                raise ModelFileError(
+                    f"{name}: members would inflate to {inflated} bytes from a {file_size}-byte file; "
+                    "refusing it (gmmhmm files are not compressed)")
+            for info in infos:
+                if not info.filename.endswith(".npy"):
+                    continue  # reported by read_npz as "not .npy arrays"
+                with zf.open(info) as member:
+                    try:
+                        version = np.lib.format.read_magic(member)
+                    except ValueError:  # not an .npy array: reported by read_npz
+                        continue
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(member)
+                    n_bytes = math.prod(shape) * dtype.itemsize
+                    if n_bytes > info.file_size:
+                        raise ModelFileError(f"{name}: member {info.filename!r} claims a {shape} array "
+                                             f"({n_bytes} bytes) but holds {info.file_size} bytes")
+    except ModelFileError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+        raise ModelFileError(f"{name}: corrupt or truncated file ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # npy headers can fail in many ways on garbage
+        raise ModelFileError(f"{name}: unreadable file ({type(exc).__name__}: {exc})") from exc
 
 
 def write_packed(path: str | os.PathLike, format_name: str, X: np.ndarray, lengths: Any,
@@ -353,21 +431,40 @@ class _Encoder:
 # ----------------------------------------------------------------------------
 
 class _Decoder:
-    def __init__(self, name: str, arrays: Mapping[str, np.ndarray], build: bool) -> None:
-        self.name, self.arrays, self.build = name, arrays, build
+    def __init__(self, name: str, arrays: Mapping[str, np.ndarray], build: bool,
+                 problem: str = "corrupt model file") -> None:
+        self.name, self.arrays, self.build, self.problem = name, arrays, build, problem
+        self.depth = 0
 
     def fail(self, msg: str) -> ModelFileError:
-        return ModelFileError(f"{self.name}: corrupt model file ({msg})")
+        return ModelFileError(f"{self.name}: {self.problem} ({msg})")
 
     def value(self, spec: Any) -> Any:
+        self.depth += 1
+        try:
+            if self.depth > MAX_HEADER_DEPTH:
+                raise self.fail(f"values nested more than {MAX_HEADER_DEPTH} deep")
+            return self._value(spec)
+        finally:
+            self.depth -= 1
+
+    def metadata(self, spec: Any) -> dict:
+        meta = self.value(spec if spec is not None else {"t": "json", "v": {}})
+        if not isinstance(meta, dict):
+            raise self.fail(f"metadata must be a dict, got {type(meta).__name__}")
+        return meta
+
+    def _value(self, spec: Any) -> Any:
         if not isinstance(spec, dict) or "t" not in spec:
             raise self.fail(f"bad value entry {spec!r:.80}")
         t = spec["t"]
+        if not isinstance(t, str):
+            raise self.fail(f"bad value type {t!r:.40}")
         if t == "json":
             return spec.get("v")
         if t in ("array", "scalar"):
             key = spec.get("key")
-            if key not in self.arrays:
+            if not isinstance(key, str) or key not in self.arrays:
                 raise self.fail(f"array {key!r} is missing")
             arr = self.arrays[key]
             if t == "scalar" and arr.ndim != 0:
@@ -404,6 +501,15 @@ class _Decoder:
         return items
 
     def model(self, node: Any) -> Any:
+        self.depth += 1
+        try:
+            if self.depth > MAX_HEADER_DEPTH:
+                raise self.fail(f"models nested more than {MAX_HEADER_DEPTH} deep")
+            return self._model(node)
+        finally:
+            self.depth -= 1
+
+    def _model(self, node: Any) -> Any:
         if not isinstance(node, dict) or not isinstance(node.get("class"), str):
             raise self.fail("bad model entry")
         params, attrs = node.get("params"), node.get("attributes")
@@ -459,6 +565,10 @@ def save(model: Any, path: str | os.PathLike, *, metadata: Mapping[str, Any] | N
     enc = _Encoder()
     root = enc.model(model, "")
     meta = enc.value(dict(metadata) if metadata is not None else {}, "metadata")
+    # Never write what load would refuse (say a NaN variance after a degenerate
+    # fit): rebuild the model from exactly what would be written, with load's checks.
+    _Decoder(os.fspath(path), enc.arrays, build=True,
+             problem="not written: the model is invalid and could not be loaded back").model(root)
     header = {"format": FORMAT, "version": FORMAT_VERSION, "model": root, "metadata": meta}
     arrays = {HEADER_KEY: _header_array(header), **enc.arrays}
     atomic_savez(path, arrays)
@@ -480,7 +590,7 @@ def load(path: str | os.PathLike, *, with_metadata: bool = False) -> Any:
     dec = _Decoder(name, arrays, build=True)
     model = dec.model(header.get("model"))
     if with_metadata:
-        return model, dec.value(header.get("metadata", {"t": "json", "v": {}}))
+        return model, dec.metadata(header.get("metadata"))
     return model
 
 
@@ -488,7 +598,7 @@ def load_metadata(path: str | os.PathLike) -> Any:
     """The user metadata stored with a model, without building the model."""
     name = os.fspath(path)
     header, arrays = read_npz(name, FORMAT)
-    return _Decoder(name, arrays, build=True).value(header.get("metadata", {"t": "json", "v": {}}))
+    return _Decoder(name, arrays, build=True).metadata(header.get("metadata"))
 
 
 def describe(path: str | os.PathLike) -> dict[str, Any]:
@@ -506,7 +616,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
         "format": header["format"],
         "version": header["version"],
         **root,
-        "metadata": dec.value(header.get("metadata", {"t": "json", "v": {}})),
+        "metadata": dec.metadata(header.get("metadata")),
         "file_size_bytes": os.path.getsize(name),
     }
 

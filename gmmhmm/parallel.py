@@ -44,7 +44,6 @@ import hashlib
 import importlib
 import logging
 import math
-import multiprocessing
 import os
 import pickle
 import time
@@ -59,6 +58,7 @@ import numpy as np
 
 from . import _validation as V
 from . import checkpoint
+from ._pool import new_pool
 from .corpus import Corpus
 from .errors import ConvergenceError, GmmhmmError, InvalidParameterError
 
@@ -188,7 +188,6 @@ class _Processes:
         self.n_jobs = n_jobs
         # Not fork: unsafe once BLAS / numba threads exist in the parent. Not
         # forkserver: its children inherit the server's environment, not ours.
-        self.context = multiprocessing.get_context("spawn")
         self.pool: ProcessPoolExecutor | None = None
 
     def _start(self) -> ProcessPoolExecutor:
@@ -196,7 +195,7 @@ class _Processes:
             # Share the cores: each of n_jobs workers gets cores // n_jobs BLAS threads.
             threads = max(1, (os.cpu_count() or 1) // self.n_jobs)
             with _thread_env(threads):
-                self.pool = ProcessPoolExecutor(self.n_jobs, mp_context=self.context)
+                self.pool = new_pool(self.n_jobs)  # spawned; its workers die with this process
                 # Start every worker now, while the environment is set.
                 for f in [self.pool.submit(_worker_pid) for _ in range(self.n_jobs)]:
                     f.result()

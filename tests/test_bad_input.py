@@ -12,6 +12,7 @@ commands skip the bad item, report it and still process the rest.
 from __future__ import annotations
 
 import copy
+import json
 import re
 import subprocess
 import sys
@@ -197,6 +198,26 @@ def _arpa(e, text: str) -> Path:
     return path
 
 
+_FILES = {"latin1.txt": "a.wav\t1\nb.wav\tcaf\u00e9\n".encode("latin-1"),
+          "bom_ref.txt": "\ufeffa.wav\t1\nb.wav\t2\n".encode("utf-8")}
+
+
+def _file(e, name: str) -> Path:
+    path = e.d / name
+    path.write_bytes(_FILES[name])
+    return path
+
+
+def _fit(model, e):
+    return model.fit(e.X) if isinstance(model, GaussianMixture) else model.fit(e.X, [30, 30])
+
+
+def _save_bad_weights(e):
+    model = copy.deepcopy(e.gm)
+    model.weights_ = np.array([-0.5, 1.5])
+    model.save(e.d / "never_written.npz")
+
+
 def _hand_set(model, means, covars, **extra):
     """A model whose parameters are set by hand (hmmlearn style), not fitted."""
     S = model.n_components
@@ -205,6 +226,41 @@ def _hand_set(model, means, covars, **extra):
     for name, value in extra.items():
         setattr(model, name, value)
     return model
+
+
+def _tampered(e, name: str) -> Path:
+    """A model file edited after saving (valid zip and header, invalid parameters)."""
+    path = e.d / f"tampered_{name}.npz"
+    if path.exists():
+        return path
+    metadata = {"feature_config": e.config.to_dict()}
+    if name.startswith("clf"):
+        model = copy.deepcopy(e.clf)
+        n_labels, n_models = (10, 2) if name == "clf_more_labels" else (2, 10)
+        model.classes_ = np.array([str(i) for i in range(n_labels)])
+        model.models_ = [model.models_[i % 2] for i in range(n_models)]
+    elif name == "phones_nan":
+        model = modelfile.load(e.d / "phones.npz")
+        model.means_ = model.means_.copy()
+        model.means_[3, 2] = np.nan
+    elif name == "gmm_weights":
+        model = copy.deepcopy(e.gm)
+        model.weights_ = np.array([-0.5, 1.5])
+    elif name.startswith(("gmm_means_", "ghmm_means_")):
+        model = copy.deepcopy(e.gm if name.startswith("gmm") else e.gh)
+        kind = name.rsplit("_", 1)[1]
+        m = model.means_
+        model.means_ = {"bool": m > 0, "str": m.astype(str), "datetime": m.astype("datetime64[s]"),
+                        "complex": m.astype(complex)}[kind]
+    elif name == "list_metadata":
+        model, metadata = e.gm, None
+    else:
+        raise KeyError(name)
+    enc = modelfile._Encoder()
+    header = {"format": modelfile.FORMAT, "version": 1, "model": enc.model(model, ""),
+              "metadata": enc.value(metadata if metadata is not None else [1, 2], "metadata")}
+    np.savez(path, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **enc.arrays)
+    return path
 
 
 LIBRARY = [
@@ -443,6 +499,24 @@ LIBRARY = [
          E.ModelFileError, "not an .npz"),
     Case("modelfile.load", "corrupt zip", lambda e: modelfile.load(e.d / "not_a_model.npz"), E.ModelFileError,
          "corrupt|truncated|unreadable"),
+    Case("modelfile.load", "word models: 10 labels, 2 models", lambda e: modelfile.load(_tampered(e, "clf_more_labels")),
+         E.ModelFileError, r"10 label\(s\) but 2 model"),
+    Case("modelfile.load", "word models: 2 labels, 10 models", lambda e: modelfile.load(_tampered(e, "clf_more_models")),
+         E.ModelFileError, r"2 label\(s\) but 10 model"),
+    Case("modelfile.load", "phone models with a NaN mean", lambda e: modelfile.load(_tampered(e, "phones_nan")),
+         E.ModelFileError, "means_ contains NaN"),
+    Case("GaussianMixture.load", "weights [-0.5, 1.5]", lambda e: GaussianMixture.load(_tampered(e, "gmm_weights")),
+         E.ModelFileError, "weights_ must be non-negative"),
+    *[Case(f"{cls}.load", f"{kind} array as means_", lambda e, n=f"{tag}_means_{kind}": modelfile.load(_tampered(e, n)),
+           E.ModelFileError, "means_ must hold real numbers")
+      for cls, tag in (("GaussianMixture", "gmm"), ("GaussianHMM", "ghmm"))
+      for kind in ("bool", "str", "datetime", "complex")],
+    Case("modelfile.load", "metadata that is not a dict",
+         lambda e: modelfile.load(_tampered(e, "list_metadata"), with_metadata=True), E.ModelFileError,
+         "metadata must be a dict"),
+    Case("GaussianMixture.save", "weights [-0.5, 1.5] (never written)",
+         _save_bad_weights,
+         E.ModelFileError, "not written.*weights_"),
     Case("GaussianHMM.load", "file holds another class", lambda e: GaussianHMM.load(e.d / "gmm.npz"),
          E.ModelFileError, "not a GaussianHMM"),
     Case("modelfile.save", "unregistered class", lambda e: modelfile.save(object(), e.out), E.ModelFileError,
@@ -477,6 +551,28 @@ LIBRARY = [
          "no phones"),
     Case("Lexicon.read", "missing file", lambda e: Lexicon.read(e.d / "missing.lex"), E.TranscriptError,
          "cannot read"),
+    Case("Lexicon.read", "/dev/zero", lambda e: Lexicon.read("/dev/zero"), E.TranscriptError,
+         "not a regular file or a pipe"),
+    Case("Lexicon.read", "a folder", lambda e: Lexicon.read(e.d), E.TranscriptError, "is a directory"),
+    Case("Lexicon.read", "latin-1 text", lambda e: Lexicon.read(_file(e, "latin1.txt")), E.TranscriptError,
+         "not UTF-8"),
+    Case("decode_files", "insertion_penalty=nan",
+         lambda e: decode_files(e.d / "phones.npz", [e.audio / "1_synth_0.wav"], insertion_penalty=float("nan")),
+         E.InvalidParameterError, "insertion_penalty must be a number"),
+    Case("decode_files", "lm_scale=nan", lambda e: decode_files(e.d / "phones.npz", [e.audio / "1_synth_0.wav"],
+                                                                lm_scale=float("nan")),
+         E.InvalidParameterError, "lm_scale must be a number"),
+    *[Case(f"{cls.__name__}.fit", f"{name}={value!r}", lambda e, c=cls, n=name, v=value: _fit(c(**{n: v}), e),
+           E.InvalidParameterError, name)
+      for cls, name, value in [
+          (GaussianHMM, "tol", float("nan")), (GaussianMixture, "tol", -1.0), (GaussianHMM, "tol", "x"),
+          (GMMHMM, "tol", None), (GaussianHMM, "startprob_prior", float("nan")),
+          (GaussianHMM, "startprob_prior", -1.0), (GaussianHMM, "transmat_prior", float("nan")),
+          (GaussianHMM, "transmat_prior", "x"), (GMMHMM, "weights_prior", float("nan")),
+          (GaussianHMM, "means_prior", float("nan")), (GaussianHMM, "means_weight", -1.0),
+          (GaussianHMM, "covars_prior", float("inf")), (GaussianHMM, "covars_weight", "x"),
+          (GaussianHMM, "min_covar", [1, 2]), (GMMHMM, "min_covar", None), (GaussianMixture, "verbose", "x"),
+          (GaussianMixture, "tol", float("nan")), (GaussianMixture, "reg_covar", -1.0)]],
     Case("Lexicon.pronounce", "unknown word", lambda e: Lexicon.digits().pronounce(["eleven"]), E.TranscriptError,
          "eleven"),
     Case("parse_transcripts", "utterance without words", lambda e: parse_transcripts("utt1\n"), E.TranscriptError,
@@ -660,6 +756,56 @@ CLI = [
             lambda e: ["score", str(e.d / "missing.txt"), "--ref", str(e.d / "ref.txt")], 1, "cannot read hypothesis"),
     CliCase("score", "malformed reference line",
             lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(e.d / "tiny.toml")], 1, "expected 'key<TAB>label'"),
+    CliCase("info", "model file whose metadata is not a dict",
+            lambda e: ["info", str(_tampered(e, "list_metadata"))], 1, "metadata must be a dict"),
+    CliCase("decode", "word-model file with 10 labels and 2 models",
+            lambda e: ["decode", str(_tampered(e, "clf_more_labels")), str(e.audio)], 1, r"10 label\(s\) but 2 model"),
+    CliCase("decode", "phone-model file with a NaN mean (blamed, not the audio)",
+            lambda e: ["decode", str(_tampered(e, "phones_nan")), str(e.audio)], 1, "means_ contains NaN"),
+    # --- endless, huge or odd text inputs; outputs that cannot be written ------
+    CliCase("train", "--config /dev/zero (a device: refused, not read)",
+            lambda e: ["train", str(e.audio), "-o", str(e.out / "m.npz"), "--config", "/dev/zero"],
+            1, "cannot read config file /dev/zero: not a regular file or a pipe"),
+    CliCase("train", "--labels /dev/urandom",
+            lambda e: ["train", str(e.audio), "-o", str(e.out / "m.npz"), "--config", str(e.d / "tiny.toml"),
+                       "--labels", "/dev/urandom"], 1, "cannot read labels file /dev/urandom: not a regular file"),
+    CliCase("score", "hypotheses from /dev/zero", lambda e: ["score", "/dev/zero", "--ref", str(e.d / "ref.txt")],
+            1, "cannot read hypothesis file /dev/zero: not a regular file"),
+    CliCase("align", "transcripts from /dev/zero",
+            lambda e: ["align", str(e.d / "phones.npz"), "/dev/zero", str(e.audio), "-o", str(e.out / "a3")],
+            1, "cannot read transcripts file /dev/zero: not a regular file"),
+    CliCase("score", "latin-1 references", lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(_file(e, "latin1.txt"))],
+            1, r"not UTF-8 text \(byte 0xe9 on line 2\)"),
+    CliCase("features", "-o in a missing folder (checked before any work)",
+            lambda e: ["features", str(e.audio), "-o", str(e.out / "nowhere" / "f.npz")], 1,
+            "cannot write feature file .*: folder .*nowhere does not exist"),
+    CliCase("train", "-o an existing folder (checked before training)",
+            lambda e: ["train", str(e.audio), "-o", str(e.out), "--config", str(e.d / "tiny.toml")], 1,
+            "model file .* is a folder; name a file"),
+    CliCase("train", "--checkpoint-dir naming a file",
+            lambda e: ["train", str(e.audio), "-o", str(e.out / "m.npz"), "--config", str(e.d / "tiny.toml"),
+                       "--checkpoint-dir", str(e.d / "tiny.toml")], 1, "checkpoint folder .* exists and is not a folder"),
+    CliCase("align", "-o an existing file",
+            lambda e: ["align", str(e.d / "phones.npz"), str(e.d / "words.txt"), str(e.audio), "-o",
+                       str(e.d / "hyp.txt")], 1, "alignment folder .*hyp.txt exists and is not a folder"),
+    CliCase("decode", "--ctm in a missing folder (checked before decoding)",
+            lambda e: ["decode", str(e.d / "phones.npz"), str(e.audio), "-o", str(e.out / "h.txt"), "--ctm",
+                       str(e.out / "nowhere" / "w.ctm")], 1, "cannot write CTM file .*: folder .* does not exist"),
+    CliCase("score", "--png in a missing folder",
+            lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(e.d / "hyp.txt"), "--png",
+                       str(e.out / "nowhere" / "c.png")], 1, "cannot write PNG file .*: folder .* does not exist"),
+    CliCase("decode", "-o naming the model file (an input)",
+            lambda e: ["decode", str(e.d / "clf.npz"), str(e.audio), "-o", str(e.d / "clf.npz")], 1,
+            "output .*clf.npz is also an input"),
+    CliCase("features", "-o naming an input audio file",
+            lambda e: ["features", str(e.audio), "-o", str(e.audio / "1_synth_0.wav")], 1,
+            "output .*1_synth_0.wav is also an input"),
+    CliCase("decode", "--insertion-penalty nan (usage error)",
+            lambda e: ["decode", str(e.d / "phones.npz"), str(e.audio), "--insertion-penalty", "nan"], 2,
+            "must be a finite number"),
+    CliCase("decode", "--lm-scale nan (usage error)",
+            lambda e: ["decode", str(e.d / "phones.npz"), str(e.audio), "--lm-scale", "nan"], 2,
+            "must be a finite number"),
     CliCase("info", "missing model file", lambda e: ["info", str(e.d / "missing.npz")], 1, "no such file"),
     CliCase("info", "corrupt model file", lambda e: ["info", str(e.d / "not_a_model.npz")], 1, "corrupt|unreadable"),
     CliCase("(none)", "unknown command", lambda e: ["frobnicate"], 2, "invalid choice"),

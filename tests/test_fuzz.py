@@ -7,6 +7,7 @@ parameters, posteriors summing to 1, ...) or raises a
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import io
 import json
@@ -525,7 +526,7 @@ def test_read_config_on_random_toml(case, garbage, tmp_path_factory):
         return
     assert isinstance(config, RecipeConfig) and config.path == path
     if garbage is not None:
-        sections = tomllib.loads(garbage.decode())  # whatever the bytes turned out to say
+        sections = tomllib.loads(garbage.decode("utf-8-sig"))  # whatever the bytes turned out to say
     features, model = sections.get("features", {}), sections.get("model", {})
     data, output = sections.get("data", {}), sections.get("output", {})
     default = FeatureConfig()
@@ -554,3 +555,140 @@ def test_lexicon_transcripts_and_tables_on_random_text(text, tmp_path_factory):
     path.write_text(text)
     with _either_result_or_gmmhmm_error():
         assert read_table(path, "labels")
+
+
+# ---------------------------------------------------------------------------
+# Hostile edits of real model files of every class, and hostile CLI options
+# (issue 16): never an exception that is not a GmmhmmError
+# ---------------------------------------------------------------------------
+def _real_files_of_every_class() -> dict[str, tuple[dict, dict]]:
+    from gmmhmm.classifier import HMMClassifier
+    from gmmhmm.graphs import EmbeddedTrainer, Lexicon
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        models = {
+            "gmm": GaussianMixture(2, random_state=0).fit(X),
+            "ghmm": GaussianHMM(2, random_state=0, n_iter=2).fit(X, [30, 30]),
+            "gmmhmm": GMMHMM(2, n_mix=2, random_state=0, n_iter=2).fit(X, [30, 30]),
+            "clf": HMMClassifier(n_states=2, mix_schedule=(1,), n_iter=1).fit([X[:30], X[30:]], ["a", "b"]),
+            "phones": EmbeddedTrainer(Lexicon.digits()).flat_start([X]),
+        }
+    out = {}
+    with tempfile.TemporaryDirectory() as d:
+        for name, model in models.items():
+            path = Path(d) / f"{name}.npz"
+            modelfile.save(model, path, metadata={"feature_config": {}, "n": 1})
+            with np.load(path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            out[name] = (json.loads(arrays.pop("__header__").tobytes()), arrays)
+    return out
+
+
+_EVERY_CLASS = _real_files_of_every_class()
+_HOSTILE_JSON = st.one_of(_json, st.sampled_from([float("nan"), float("inf"), -1, 0, 1e308, -5, "", "x", [], {},
+                                                  True, None, [[[[[]]]]], {"t": "json"}, {"t": "array"},
+                                                  {"t": "model", "node": {}}]))
+
+
+def _paths(tree, prefix=()):
+    yield prefix
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(tree, list):
+        for i, v in enumerate(tree):
+            yield from _paths(v, prefix + (i,))
+
+
+def _replace(tree, path, value):
+    if not path:
+        return value
+    tree = copy.copy(tree)
+    tree[path[0]] = _replace(tree[path[0]], path[1:], value)
+    return tree
+
+
+_HOSTILE_ARRAYS = hnp.arrays(st.sampled_from([np.float64, np.float32, np.int8, np.bool_, np.complex128, "U3",
+                                              "datetime64[s]", np.uint64]),
+                             hnp.array_shapes(min_dims=0, max_dims=3, max_side=4))
+
+
+HOSTILE_FUZZ = settings(FUZZ, max_examples=150)  # about 20 s each; within a minute together
+
+
+@HOSTILE_FUZZ
+@given(which=st.sampled_from(sorted(_EVERY_CLASS)), data=st.data())
+def test_hostile_edits_of_real_model_files_of_every_class(which, data, tmp_path_factory):
+    header, arrays = _EVERY_CLASS[which]
+    arrays = dict(arrays)
+    for _ in range(data.draw(st.integers(1, 3))):
+        if data.draw(st.booleans()):
+            paths = list(_paths(header))
+            header = _replace(header, data.draw(st.sampled_from(paths)), data.draw(_HOSTILE_JSON))
+        else:
+            key = data.draw(st.sampled_from(sorted(arrays)))
+            arrays[key] = data.draw(_HOSTILE_ARRAYS)
+    path = tmp_path_factory.mktemp("hostile") / "m.npz"
+    np.savez(path, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8), **arrays)
+    got = _read_all(path)
+    if "load" in got:  # whatever loads is a usable model: saving it again works
+        with _either_result_or_gmmhmm_error():
+            modelfile.save(got["load"], path.with_name("again.npz"))
+
+
+@pytest.fixture(scope="module")
+def cli_files(tmp_path_factory):
+    import soundfile as sf
+
+    from gmmhmm.classifier import HMMClassifier
+
+    d = tmp_path_factory.mktemp("cli_fuzz")
+    t = np.arange(4000) / 8000
+    for digit, freq in ((1, 440), (2, 880)):
+        sf.write(d / f"{digit}_f_0.wav", 0.3 * np.sin(2 * np.pi * freq * t), 8000)
+    (d / "tiny.toml").write_text("[features]\nsample_rate_hz = 8000\n[model]\nn_states = 2\nmix_schedule = [1]\n"
+                                 "n_iter = [1]\n")
+    (d / "hyp.txt").write_text("1_f_0.wav\t1\n2_f_0.wav\t1\n")
+    config = FeatureConfig(sample_rate_hz=8000)
+    feats = [extract_features(d / f"{k}_f_0.wav", config) for k in (1, 2)]
+    HMMClassifier(n_states=2, mix_schedule=(1,), n_iter=1).fit(feats, ["1", "2"]).save(
+        d / "clf.npz", metadata={"feature_config": config.to_dict()})
+    (d / "garbage.npz").write_bytes(b"PK\x03\x04garbage")
+    return d
+
+
+_CLI_VALUES = ["nan", "inf", "-1", "0", "1e308", "x", "", "/dev/zero", "/dev/null", "/nonexistent/f", "{d}",
+               "{d}/hyp.txt", "{d}/clf.npz", "{d}/garbage.npz", "{d}/tiny.toml", "{d}/1_f_0.wav", "{d}/out/o.npz",
+               "{d}/new.txt"]
+_CLI_OPTIONS = {
+    "features": ["-o", "--config", "-j"], "train": ["-o", "--config", "--labels", "--split", "--checkpoint-dir", "-j"],
+    "decode": ["-o", "--graph", "--insertion-penalty", "--lm-scale", "--beam", "--ctm", "-j"],
+    "align": ["-o", "-j"], "score": ["--ref", "--unit", "--png"], "info": [],
+}
+
+
+@HOSTILE_FUZZ
+@given(command=st.sampled_from(sorted(_CLI_OPTIONS)), data=st.data())
+def test_hostile_cli_options_end_in_an_exit_code(command, data, cli_files):
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from gmmhmm.cli import main
+
+    def value():
+        return data.draw(st.sampled_from(_CLI_VALUES)).format(d=cli_files)
+
+    argv = [command] + [value() for _ in range(data.draw(st.integers(1, 3)))]
+    for option in data.draw(st.lists(st.sampled_from(_CLI_OPTIONS[command] or ["--json"]), max_size=4, unique=True)):
+        argv += [option] if option == "--json" else [option, value()]
+    if "-j" in argv:  # worker processes are tested elsewhere; keep the fuzz fast
+        argv[argv.index("-j") + 1] = data.draw(st.sampled_from(["1", "0", "x", "-5"]))
+    err = io.StringIO()
+    with warnings.catch_warnings(), redirect_stderr(err), redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        code = main(argv)
+    assert code in (0, 1, 2)
+    assert "Traceback" not in err.getvalue()
+    assert (cli_files / "hyp.txt").read_text() == "1_f_0.wav\t1\n2_f_0.wav\t1\n"  # inputs are never overwritten

@@ -14,6 +14,13 @@ from .config import MAX_SAMPLE_RATE_HZ, _check_rate
 
 logger = logging.getLogger(__name__)
 
+# A header claiming fewer samples per second than this is corrupt (no speech
+# recording is made below 1 kHz), and resampling it would multiply its length.
+MIN_FILE_SAMPLE_RATE_HZ = 1000
+# Longest signal resampling may produce: 2**28 samples (2 GiB as float64,
+# 4.7 hours at 16 kHz); longer recordings must be split first.
+MAX_RESAMPLED_SAMPLES = 2**28
+
 
 def load_audio(
     path: str | os.PathLike, sample_rate_hz: int | None = None
@@ -47,17 +54,20 @@ def load_audio(
     if not Path(name).is_file():
         raise AudioError(f"{name}: no such audio file")
     try:
-        with sf.SoundFile(name) as f:
+        # bytes: libsndfile opens names that are not UTF-8 (argv holds them as surrogates)
+        with sf.SoundFile(os.fsencode(name)) as f:
             declared = f.frames
             native_rate = int(f.samplerate)
             data = f.read(dtype="float64", always_2d=True)
     except Exception as exc:  # libsndfile reports every format problem as one of several types
-        raise AudioError(f"{name}: unreadable audio file ({exc})") from exc
+        reason = str(exc).replace(f"Error opening {os.fsencode(name)!r}: ", "").replace(
+            f"Error opening {name!r}: ", "")  # libsndfile repeats the path
+        raise AudioError(f"{name}: unreadable audio file ({reason})") from exc
     if data.shape[0] == 0:
         raise AudioError(f"{name}: audio file holds no samples")
-    if not 0 < native_rate <= MAX_SAMPLE_RATE_HZ:
+    if not MIN_FILE_SAMPLE_RATE_HZ <= native_rate <= MAX_SAMPLE_RATE_HZ:
         raise AudioError(f"{name}: implausible sample rate {native_rate} Hz in the file header "
-                         f"(at most {MAX_SAMPLE_RATE_HZ} Hz is supported)")
+                         f"(from {MIN_FILE_SAMPLE_RATE_HZ} to {MAX_SAMPLE_RATE_HZ} Hz is supported)")
     if data.shape[0] < declared or _wav_data_missing(name) or _sphere_data_missing(name):
         raise AudioError(f"{name}: truncated audio file (fewer samples than its header declares)")
     if not np.isfinite(data).all():
@@ -65,7 +75,10 @@ def load_audio(
     signal = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     signal = np.ascontiguousarray(signal)
     if sample_rate_hz is not None and sample_rate_hz != native_rate:
-        signal = resample(signal, native_rate, sample_rate_hz)
+        try:
+            signal = resample(signal, native_rate, sample_rate_hz)
+        except AudioError as exc:
+            raise AudioError(f"{name}: {exc}") from exc
     return signal, sample_rate_hz or native_rate
 
 
@@ -73,6 +86,10 @@ def resample(signal: np.ndarray, from_rate_hz: int, to_rate_hz: int) -> np.ndarr
     """Band-limited resampling with soxr 'HQ' (what librosa's default ``soxr_hq`` calls)."""
     if from_rate_hz == to_rate_hz:
         return signal
+    n_out = -(-len(signal) * int(to_rate_hz) // int(from_rate_hz))
+    if n_out > MAX_RESAMPLED_SAMPLES:
+        raise AudioError(f"resampling {len(signal)} samples from {from_rate_hz} Hz to {to_rate_hz} Hz would give "
+                         f"{n_out} samples, more than the {MAX_RESAMPLED_SAMPLES} allowed; split the recording")
     import soxr  # a librosa dependency; imported here so plain loading stays light
 
     logger.debug("resampling %d Hz -> %d Hz", from_rate_hz, to_rate_hz)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Hashable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from .._pool import WorkerDied, map_processes
 from .._validation import resolve_n_jobs
 from ..errors import AudioError, GmmhmmError, InvalidInputError, InvalidParameterError
 from .audio import load_audio, resample
@@ -125,6 +125,8 @@ def _extract_one(args: tuple[str, FeatureConfig]) -> tuple[str, np.ndarray | Non
         return path, extract_features(path, config), None
     except GmmhmmError as exc:
         return path, None, str(exc)
+    except MemoryError:  # one file's problem (say an absurd length), not the batch's
+        return path, None, f"{path}: out of memory while processing this file"
 
 
 def extract_many(
@@ -176,10 +178,9 @@ def extract_many(
 
     if n_jobs == 1:
         results = map(_extract_one, jobs)
-        pool = None
-    else:
-        pool = ProcessPoolExecutor(max_workers=n_jobs)
-        results = pool.map(_extract_one, jobs, chunksize=max(1, len(jobs) // (8 * n_jobs)))
+    else:  # a killed worker costs a retry of its files, not the batch
+        results = ((names[i], None, str(r)) if isinstance(r, WorkerDied) else r
+                   for i, r in map_processes(_extract_one, jobs, n_jobs))
     if progress:
         try:
             from tqdm.auto import tqdm
@@ -189,16 +190,15 @@ def extract_many(
             logger.info("tqdm is not installed; no progress bar")
     features: dict[str, np.ndarray] = {}
     failures: list[tuple[str, str]] = []
-    try:
-        for path, feats, error in results:
-            if error is None:
-                features[path] = feats
-            else:
-                logger.warning("skipping %s: %s", path, error)
-                failures.append((path, error))
-    finally:
-        if pool is not None:
-            pool.shutdown()
+    for path, feats, error in results:
+        if error is None:
+            features[path] = feats
+        else:
+            logger.warning("skipping %s: %s", path, error)
+            failures.append((path, error))
+    order = {name: k for k, name in enumerate(names)}  # workers finish in any order
+    features = dict(sorted(features.items(), key=lambda kv: order[kv[0]]))
+    failures.sort(key=lambda f: order[f[0]])
     if pooled:
         features, failures = _normalise_by_speaker(features, failures, names, config, speaker, cmvn_stats)
     logger.info("featurised %d file(s), %d failure(s)", len(features), len(failures))

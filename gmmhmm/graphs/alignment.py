@@ -163,7 +163,8 @@ def write_alignment(out_dir: str | os.PathLike, alignments: Mapping[str, Path]) 
     An id holding ``/`` (a file found below a folder) writes into a subfolder.
 
     Every file is written whole and atomically: a re-run into the same folder
-    replaces the CTM files instead of adding to them.
+    replaces the CTM files instead of adding to them, and removes the
+    TextGrids of utterances it did not align.
     """
     out = FsPath(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -176,3 +177,5 @@ def write_alignment(out_dir: str | os.PathLike, alignments: Mapping[str, Path]) 
         atomic_write_text(target, to_textgrid(path))
     atomic_write_text(out / "words.ctm", "".join(to_ctm(u, p.words) for u, p in alignments.items()))
     atomic_write_text(out / "phones.ctm", "".join(to_ctm(u, p.phones) for u, p in alignments.items()))
+    for stale in set(out.glob("*.TextGrid")) - {out / f"{u}.TextGrid" for u in alignments}:
+        stale.unlink()  # from an earlier run: this run did not align that utterance

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .._validation import check_array, check_is_fitted, check_positive_int
+from .._validation import check_array, check_fitted_array, check_is_fitted, check_positive_int
+from ..errors import InvalidParameterError
 from ..hmm.base import frame_batches
 from ..hmm.emissions import GMMEmission
 from ..mixture.estimate import GaussianParams
@@ -64,6 +65,25 @@ class PhoneModelSet:
     def get_params(self, deep: bool = True) -> dict:
         return {"phones": list(self.phones), "n_states": self.n_states, "n_mix": self.n_mix,
                 "lexicon_text": self.lexicon_text, "feature_config": self.feature_config}
+
+    def _check_loaded(self) -> None:
+        """Called by :func:`gmmhmm.modelfile.load`: a tampered file fails at load, not at first use."""
+        if not self.phones or not all(isinstance(p, str) and p for p in self.phones):
+            raise InvalidParameterError(f"phones must be non-empty names, got {self.phones!r:.80}")
+        check_positive_int(self.n_states, "n_states")
+        check_positive_int(self.n_mix, "n_mix")
+        self.lexicon  # noqa: B018 - parses lexicon_text (TranscriptError if malformed)
+        if not hasattr(self, "means_"):
+            return
+        n, m = self.n_pdfs, self.n_mix
+        d = np.shape(self.means_)[-1] if np.ndim(self.means_) == 2 else -1
+        check_fitted_array(self.weights_, "weights_", (n, m), probabilities=True)
+        check_fitted_array(self.means_, "means_", (n * m, d))
+        check_fitted_array(self.covars_, "covars_", (n * m, d), positive=True)
+        loops = check_fitted_array(self.self_loop_, "self_loop_", (n,), non_negative=True)
+        if np.any(loops >= 1):
+            raise InvalidParameterError("self_loop_ must be probabilities below 1 (a state must be left)")
+        check_fitted_array(self.var_floor_, "var_floor_", (d,), non_negative=True)
 
     @property
     def n_pdfs(self) -> int:

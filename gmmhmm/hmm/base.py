@@ -189,6 +189,12 @@ class BaseHMM(ParamsMixin):
         V.check_positive_int(self.n_iter, "n_iter", minimum=0)
         V.check_in(self.algorithm, DECODER_ALGORITHMS, "algorithm")
         V.check_in(self.implementation, IMPLEMENTATIONS, "implementation")
+        # hmmlearn's numeric settings (each emission class has some of them); a negative
+        # or -inf tol is hmmlearn's way to run every n_iter iteration
+        V.check_numbers(self, scalars={"tol": "not_nan", "min_covar": "positive"},
+                        arrays={"startprob_prior": "positive", "transmat_prior": "positive",
+                                "weights_prior": "positive", "means_prior": "finite", "means_weight": "nonneg",
+                                "covars_prior": "finite", "covars_weight": "finite"})
         for name in ("params", "init_params"):
             if not isinstance(getattr(self, name), str):
                 raise InvalidParameterError(f"{name} must be a string of letters, got "
@@ -231,6 +237,10 @@ class BaseHMM(ParamsMixin):
     def _check_loaded(self) -> None:
         """Called by :func:`gmmhmm.modelfile.load`: a tampered file fails at load, not at first use."""
         if hasattr(self, "startprob_"):
+            for name in self._saved_attributes:  # _check converts: "1", True or 1+0j would pass it
+                value = getattr(self, name, None)
+                if isinstance(value, np.ndarray) and value.dtype.kind not in "fiu":
+                    raise InvalidParameterError(f"{name} must hold real numbers, got dtype {value.dtype}")
             self._check()
 
     def _endprob(self) -> np.ndarray:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import (
+    check_fitted_array,
     check_array,
     check_in,
     check_is_fitted,
@@ -201,6 +202,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         check_positive_int(self.max_iter, "max_iter", minimum=0)
         check_positive_int(self.n_init, "n_init")
         check_positive_int(self.verbose_interval, "verbose_interval")
+        check_positive_int(self.verbose, "verbose", minimum=0)
         for name in ("tol", "reg_covar"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
@@ -296,11 +298,15 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
             return
         k, d = self.n_components, np.shape(self.means_)[-1]
         cov = covariance_shape(self.covariance_type, k, d)
-        for name, shape in (("weights_", (k,)), ("means_", (k, d)), ("covariances_", cov),
-                            ("precisions_cholesky_", cov)):
-            value = np.asarray(getattr(self, name), dtype=np.float64)
-            if value.shape != shape or not np.isfinite(value).all():
-                raise InvalidParameterError(f"{name} must be finite with shape {shape}, got {value.shape}")
+        check_fitted_array(self.weights_, "weights_", (k,), probabilities=True)
+        check_fitted_array(self.means_, "means_", (k, d))
+        covariances = check_fitted_array(self.covariances_, "covariances_", cov,
+                                         positive=self.covariance_type in ("diag", "spherical"))
+        check_fitted_array(self.precisions_cholesky_, "precisions_cholesky_", cov)
+        if self.covariance_type in ("full", "tied"):
+            mats = np.asarray(covariances, dtype=np.float64).reshape(-1, d, d)
+            if not np.allclose(mats, np.swapaxes(mats, 1, 2)) or np.any(np.linalg.eigvalsh(mats) <= 0):
+                raise InvalidParameterError("covariances_ must be symmetric, positive-definite")
 
     def _gaussian_params(self) -> GaussianParams:
         """The parameters as the estimator and mix-up take them (one mixture of K)."""

@@ -1,0 +1,95 @@
+"""Reading text inputs (configs, labels, transcripts, hypotheses, references,
+lexicons, corpus indexes) without trusting what the path names.
+
+Only regular files and pipes are read: a device such as ``/dev/zero`` or
+``/dev/urandom`` is refused before it is opened, a file or pipe longer than
+:data:`MAX_TEXT_BYTES` is refused rather than read into memory, and a pipe
+(``<(command)``, a FIFO) that delivers nothing for :data:`PIPE_TIMEOUT_S`
+seconds fails instead of blocking forever. Text must be UTF-8 (a leading
+byte-order mark is dropped); anything else is refused with a hint.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import stat
+
+from .errors import GmmhmmError, InvalidInputError
+
+MAX_TEXT_BYTES = 256 * 2**20
+PIPE_TIMEOUT_S = 60.0
+_BOM = b"\xef\xbb\xbf"
+
+
+def read_text_input(path: str | os.PathLike, what: str, error: type[GmmhmmError] = InvalidInputError,
+                    max_bytes: int | None = None) -> str:
+    """The UTF-8 text of ``path`` (a regular file or a pipe), without a leading BOM.
+
+    Parameters
+    ----------
+    path : path
+    what : str
+        Names the input in messages, e.g. ``"labels file"``.
+    error : GmmhmmError subclass
+        Raised, with ``"cannot read <what> <path>: <reason>"``, for every problem.
+    max_bytes : int, optional
+        Size cap (default :data:`MAX_TEXT_BYTES`).
+    """
+    name = os.fspath(path)
+    limit = MAX_TEXT_BYTES if max_bytes is None else max_bytes
+
+    def fail(reason: str) -> GmmhmmError:
+        return error(f"cannot read {what} {name}: {reason}")
+
+    try:
+        st = os.stat(name)
+        if stat.S_ISDIR(st.st_mode):
+            raise fail("it is a directory")
+        if stat.S_ISREG(st.st_mode):
+            if st.st_size > limit:
+                raise fail(f"it holds {st.st_size} bytes; text inputs are limited to {limit}")
+            with open(name, "rb") as f:
+                data = f.read(limit + 1)
+        elif stat.S_ISFIFO(st.st_mode):
+            data = _read_pipe(name, limit, fail)
+        else:
+            raise fail("not a regular file or a pipe (a device?)")
+    except FileNotFoundError:
+        raise fail("it does not exist") from None
+    except OSError as exc:
+        raise fail(exc.strerror or str(exc)) from exc
+    if len(data) > limit:
+        raise fail(f"longer than {limit} bytes, the limit for text inputs")
+    if data.startswith(_BOM):
+        data = data[len(_BOM):]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise fail(f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); convert it, "
+                   "e.g. `iconv -f latin1 -t utf-8`") from None
+
+
+def _read_pipe(name: str, limit: int, fail) -> bytes:
+    # Non-blocking: opening a FIFO without a writer would block in open() itself.
+    fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        chunks, total = [], 0
+        while True:
+            if not poller.poll(PIPE_TIMEOUT_S * 1000):
+                raise fail(f"nothing arrived through the pipe for {PIPE_TIMEOUT_S:g} s (no writer?)")
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                return b"".join(chunks)
+    finally:
+        os.close(fd)
