@@ -736,10 +736,7 @@ def _lm_sentences(path: str, ids: bool) -> list[list[str]]:
     if ids:
         lines = list(read_table(path, "text").values())
     else:
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TranscriptError(f"cannot read text file {path}: {exc}") from exc
+        lines = read_text_input(path, "text file", TranscriptError).splitlines()
     sentences = []
     for line in lines:
         words = line.split()
@@ -756,11 +753,9 @@ def cmd_lm(args: argparse.Namespace) -> int:
 
     vocab = None
     if args.vocab:  # first column: a word list or a lexicon
-        try:
-            vocab = {re.sub(r"\(\d+\)$", "", line.split()[0])  # Sphinx alternates: WORD(2)
-                     for line in Path(args.vocab).read_text(encoding="utf-8").splitlines() if line.strip()}
-        except (OSError, UnicodeDecodeError) as exc:
-            raise TranscriptError(f"cannot read vocabulary file {args.vocab}: {exc}") from exc
+        text = read_text_input(args.vocab, "vocabulary file", TranscriptError, fallback_encoding="latin-1")
+        vocab = {re.sub(r"\(\d+\)$", "", line.split()[0])  # Sphinx alternates: WORD(2)
+                 for line in text.splitlines() if line.strip()}
         vocab -= {"<s>", "</s>"}
     sentences = _lm_sentences(args.text, not args.no_ids)
     model = estimate(sentences, order=args.order, method=args.method, vocab=vocab)

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._textio import read_text_input
 from ..errors import DataDirError
 from ..modelfile import atomic_write_text
 
@@ -47,12 +48,9 @@ def read_table(path: str | os.PathLike, min_fields: int = 2,
     :class:`DataDirError` naming the file and line.
     """
     name = os.fspath(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataDirError(f"{name}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataDirError(f"{name}: cannot read ({exc})") from exc
+    if not os.path.lexists(name):
+        raise DataDirError(f"{name}: no such file")
+    text = read_text_input(name, "table", DataDirError)
     out: dict[str, tuple[list[str], int]] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
         fields = line.split()

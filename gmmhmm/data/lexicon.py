@@ -20,8 +20,8 @@ import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
-from pathlib import Path
 
+from .._textio import read_text_input
 from ..errors import TranscriptError
 
 #: Name of the silence phone (and word) added to every lexicon.
@@ -188,14 +188,7 @@ class Lexicon:
              keep_stress: bool = False) -> "Lexicon":
         """:meth:`from_text` of a UTF-8 file (Latin-1 if it is not UTF-8, as older dictionaries are)."""
         name = os.fspath(path)
-        try:
-            raw = Path(path).read_bytes()
-        except OSError as exc:
-            raise TranscriptError(f"cannot read lexicon {name}: {exc}") from exc
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            text = raw.decode("latin-1")
+        text = read_text_input(path, "lexicon", TranscriptError, fallback_encoding="latin-1")
         return cls.from_text(text, name, silence, format, keep_stress)
 
     @classmethod
@@ -277,8 +270,5 @@ def parse_transcripts(text: str, source: str = "transcripts") -> dict[str, list[
 
 def read_transcripts(path: str | os.PathLike) -> dict[str, list[str]]:
     """:func:`parse_transcripts` of a UTF-8 file; :class:`TranscriptError` if it cannot be read."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TranscriptError(f"cannot read transcripts file {os.fspath(path)}: {exc}") from exc
+    text = read_text_input(path, "transcripts file", TranscriptError)
     return parse_transcripts(text, os.fspath(path))
