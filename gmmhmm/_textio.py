@@ -23,7 +23,7 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def read_text_input(path: str | os.PathLike, what: str, error: type[GmmhmmError] = InvalidInputError,
-                    max_bytes: int | None = None, fallback_encoding: str | None = None) -> str:
+                    max_bytes: int | None = None) -> str:
     """The UTF-8 text of ``path`` (a regular file or a pipe), without a leading BOM.
 
     Parameters
@@ -35,9 +35,6 @@ def read_text_input(path: str | os.PathLike, what: str, error: type[GmmhmmError]
         Raised, with ``"cannot read <what> <path>: <reason>"``, for every problem.
     max_bytes : int, optional
         Size cap (default :data:`MAX_TEXT_BYTES`).
-    fallback_encoding : str, optional
-        Decode text that is not UTF-8 with this (e.g. ``"latin-1"`` for older
-        pronunciation dictionaries) instead of refusing it.
     """
     name = os.fspath(path)
     limit = MAX_TEXT_BYTES if max_bytes is None else max_bytes
@@ -69,8 +66,6 @@ def read_text_input(path: str | os.PathLike, what: str, error: type[GmmhmmError]
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if fallback_encoding is not None:
-            return data.decode(fallback_encoding)
         line = data.count(b"\n", 0, exc.start) + 1
         raise fail(f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); convert it, "
                    "e.g. `iconv -f latin1 -t utf-8`") from None

@@ -753,7 +753,7 @@ def cmd_lm(args: argparse.Namespace) -> int:
 
     vocab = None
     if args.vocab:  # first column: a word list or a lexicon
-        text = read_text_input(args.vocab, "vocabulary file", TranscriptError, fallback_encoding="latin-1")
+        text = read_text_input(args.vocab, "vocabulary file", TranscriptError)
         vocab = {re.sub(r"\(\d+\)$", "", line.split()[0])  # Sphinx alternates: WORD(2)
                  for line in text.splitlines() if line.strip()}
         vocab -= {"<s>", "</s>"}

@@ -186,9 +186,9 @@ class Lexicon:
     @classmethod
     def read(cls, path: str | os.PathLike, silence: str = SILENCE, format: str = "auto",
              keep_stress: bool = False) -> "Lexicon":
-        """:meth:`from_text` of a UTF-8 file (Latin-1 if it is not UTF-8, as older dictionaries are)."""
+        """:meth:`from_text` of a UTF-8 file (anything else is refused with a hint to convert it)."""
         name = os.fspath(path)
-        text = read_text_input(path, "lexicon", TranscriptError, fallback_encoding="latin-1")
+        text = read_text_input(path, "lexicon", TranscriptError)
         return cls.from_text(text, name, silence, format, keep_stress)
 
     @classmethod
