@@ -556,12 +556,11 @@ LIBRARY = [
     Case("Lexicon.read", "a folder", lambda e: Lexicon.read(e.d), E.TranscriptError, "is a directory"),
     Case("Lexicon.read", "latin-1 text", lambda e: Lexicon.read(_file(e, "latin1.txt")), E.TranscriptError,
          "not UTF-8"),
-    Case("decode_files", "insertion_penalty=nan",
-         lambda e: decode_files(e.d / "phones.npz", [e.audio / "1_synth_0.wav"], insertion_penalty=float("nan")),
-         E.InvalidParameterError, "insertion_penalty must be a number"),
-    Case("decode_files", "lm_scale=nan", lambda e: decode_files(e.d / "phones.npz", [e.audio / "1_synth_0.wav"],
-                                                                lm_scale=float("nan")),
-         E.InvalidParameterError, "lm_scale must be a number"),
+    Case("SearchOptions", "word_insertion_penalty=nan",
+         lambda e: SearchOptions(word_insertion_penalty=float("nan")),
+         E.InvalidParameterError, "word_insertion_penalty must be a finite number"),
+    Case("SearchOptions", "lm_scale=nan", lambda e: SearchOptions(lm_scale=float("nan")),
+         E.InvalidParameterError, "lm_scale must be a finite number"),
     *[Case(f"{cls.__name__}.fit", f"{name}={value!r}", lambda e, c=cls, n=name, v=value: _fit(c(**{n: v}), e),
            E.InvalidParameterError, name)
       for cls, name, value in [
