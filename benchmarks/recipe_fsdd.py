@@ -47,15 +47,20 @@ def load_recipe():
 
 
 def to_hmmlearn(model):
-    """An hmmlearn GMMHMM with the parameters of a gmmhmm GMMHMM."""
+    """An hmmlearn GMMHMM with the parameters of a gmmhmm GMMHMM.
+
+    hmmlearn has no exit probabilities: the peer gets ``transmat_`` rows
+    given that the model is not left, and may end in any state.
+    """
     from hmmlearn.hmm import GMMHMM
 
     peer = GMMHMM(n_components=model.n_components, n_mix=model.n_mix,
                   covariance_type=model.covariance_type, min_covar=model.min_covar,
                   init_params="", params="stmcw", n_iter=0)
     peer.n_features = model.means_.shape[-1]
-    for name in ("startprob_", "transmat_", "weights_", "means_", "covars_"):
+    for name in ("startprob_", "weights_", "means_", "covars_"):
         setattr(peer, name, getattr(model, name).copy())
+    peer.transmat_ = model._next_state_probs()
     return peer
 
 
@@ -64,8 +69,13 @@ def peer_train(config, train, feats):
     import gmmhmm.classifier as C
     from hmmlearn.hmm import GMMHMM
 
+    class Peer(GMMHMM):  # no exit probabilities in hmmlearn: rows renormalised, any state may end
+        def fit(self, X, lengths=None):
+            self.transmat_ = self.transmat_ / self.transmat_.sum(axis=1, keepdims=True)
+            return super().fit(X, lengths)
+
     def new_hmm(n_states, n_mix, covariance_type, min_covar, n_iter, tol, random_state):
-        return GMMHMM(n_components=n_states, n_mix=n_mix, covariance_type=covariance_type,
+        return Peer(n_components=n_states, n_mix=n_mix, covariance_type=covariance_type,
                       min_covar=min_covar, n_iter=n_iter, tol=tol, params="stmcw", init_params="",
                       random_state=random_state)
 

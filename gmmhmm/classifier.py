@@ -7,6 +7,12 @@ from a uniform segmentation of the training sequences into states
 re-estimation after each split. A sequence is classified by scoring it with
 every model (Viterbi or forward log-likelihood) and picking the best.
 
+Word models are left only through their final state, with an exit
+probability that Baum-Welch re-estimates (``endprob_``, HTK's exit
+transition; see :mod:`gmmhmm.hmm.base`): a model of "A B" cannot explain an
+"A"-only take through its first states, and a sequence shorter than a
+model's state chain scores ``-inf`` under it.
+
 The classifier is a model-file model: ``clf.save(path, metadata=...)`` writes
 every label's HMM into one file and ``HMMClassifier.load(path)`` reads it.
 """
@@ -25,7 +31,7 @@ import numpy as np
 
 from . import _validation as V
 from ._params import ParamsMixin
-from .errors import InvalidInputError, InvalidParameterError
+from .errors import InvalidInputError, InvalidParameterError, SequenceTooShortError
 from .mixture.gaussian import check_covariance_type, mix_up
 from .modelfile import ModelFileMixin, register_model_class
 
@@ -34,6 +40,8 @@ logger = logging.getLogger(__name__)
 SCORINGS = ("viterbi", "forward")
 # HTK's HHEd MU perturbs the split means by +-0.2 standard deviations.
 SPLIT_OFFSET = 0.2
+# Initial exit probability of a word model's final state (stay or leave, uniformly).
+EXIT_PROB = 0.5
 
 
 # ---------------------------------------------------------------------------
@@ -67,12 +75,13 @@ def uniform_segmentation(lengths: np.ndarray, n_states: int) -> np.ndarray:
 def flat_start(X: np.ndarray, lengths: np.ndarray, n_states: int, max_jump: int,
                covariance_type: str, min_covar: float, n_iter: int, tol: float,
                random_state: Any):
-    """Single-Gaussian left-to-right model initialised by uniform segmentation."""
+    """Single-Gaussian left-to-right model, left only through its final state,
+    initialised by uniform segmentation."""
     from .hmm.topology import left_to_right
 
     states = uniform_segmentation(lengths, n_states)
     model = _new_hmm(n_states, 1, covariance_type, min_covar, n_iter, tol, random_state)
-    model.startprob_, model.transmat_ = left_to_right(n_states, max_jump)
+    model.startprob_, model.transmat_, model.endprob_ = left_to_right(n_states, max_jump, EXIT_PROB)
     means, covars = [], []
     for s in range(n_states):
         frames = X[states == s]
@@ -103,6 +112,8 @@ def split_mixtures(model, n_mix: int, n_iter: int, tol: float, random_state: Any
     new.n_features = model.means_.shape[-1]
     new.startprob_ = model.startprob_.copy()
     new.transmat_ = model.transmat_.copy()
+    if getattr(model, "endprob_", None) is not None:
+        new.endprob_ = model.endprob_.copy()
     new.weights_ = weights
     new.means_ = means
     # a split component keeps its parent's covariance (tied: one per state anyway)
@@ -135,8 +146,18 @@ def train_word_model(X_list: Sequence[np.ndarray], n_states: int, mix_schedule: 
     -------
     GMMHMM
     """
-    X = np.concatenate(X_list)
     lengths = np.array([len(x) for x in X_list], dtype=np.int64)
+    need = -(-(n_states - 1) // max_jump) + 1  # frames to reach the final state
+    short = np.flatnonzero(lengths < need)
+    if len(short) == len(lengths):
+        raise SequenceTooShortError(f"every training sequence is shorter than the {need} frames "
+                                    f"a {n_states}-state model (max_jump={max_jump}) needs")
+    if len(short):  # HTK's HInit/HRest skip them too
+        logger.warning("skipping %d training sequence(s) shorter than the %d frames a %d-state "
+                       "model needs (indices %s)", len(short), need, n_states, short.tolist())
+        X_list = [x for x, n in zip(X_list, lengths) if n >= need]
+        lengths = lengths[lengths >= need]
+    X = np.concatenate(X_list)
     model = None
     for stage, (n_mix, iters) in enumerate(zip(mix_schedule, n_iter)):
         if model is None:
@@ -346,8 +367,22 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
         return out
 
     def predict(self, X_list: Sequence[np.ndarray]) -> np.ndarray:
-        """Label of the best-scoring model for each sequence."""
+        """Label of the best-scoring model for each sequence.
+
+        Raises :class:`~gmmhmm.errors.SequenceTooShortError` if no model can
+        produce a sequence (it is shorter than every model's state chain)
+        rather than returning an arbitrary label.
+        """
+        from .hmm.base import min_frames
+
         scores = self.predict_log_likelihoods(X_list)
+        impossible = np.flatnonzero(~np.isfinite(scores.max(axis=1)))
+        if len(impossible):
+            need = min(min_frames(m.startprob_, m.transmat_, m._endprob()) or np.inf for m in self.models_)
+            lengths = [len(X_list[i]) for i in impossible[:5]]
+            raise SequenceTooShortError(
+                f"sequence(s) {impossible[:5].tolist()} ({lengths} frames) cannot be produced by any "
+                f"model: the shortest model needs at least {need} frames")
         return self.classes_[np.argmax(scores, axis=1)]
 
     def score(self, X_list: Sequence[np.ndarray], y: Sequence[Any]) -> float:

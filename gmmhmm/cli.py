@@ -274,12 +274,19 @@ def _load_classifier(path: str | os.PathLike, loaded: tuple | None = None):
     return model, FeatureConfig.from_dict(meta["feature_config"])
 
 
-def _decode_word(clf, feats: dict[str, np.ndarray]) -> list[tuple[str, str, float]]:
-    """Isolated words: every label's model scores the utterance, the best wins."""
+def _decode_word(clf, feats: dict[str, np.ndarray]) -> tuple[list[tuple[str, str, float]], list[tuple[str, str]]]:
+    """Isolated words: every label's model scores the utterance, the best wins.
+    Returns (results, failures): an utterance no model can produce (shorter than
+    every word model's state chain) is a failure, not a guess."""
     keys = list(feats)
     scores = clf.predict_log_likelihoods([feats[k] for k in keys])
     best = scores.argmax(axis=1)
-    return [(k, str(clf.classes_[b]), float(scores[i, b])) for i, (k, b) in enumerate(zip(keys, best))]
+    ok = np.isfinite(scores[np.arange(len(keys)), best])
+    results = [(k, str(clf.classes_[b]), float(scores[i, b]))
+               for i, (k, b) in enumerate(zip(keys, best)) if ok[i]]
+    failures = [(k, f"{len(feats[k])} frame(s) is too short for every word model")
+                for i, k in enumerate(keys) if not ok[i]]
+    return results, failures
 
 
 def _decode_graph(args: argparse.Namespace, model, files: list[Path]) -> int:
@@ -321,8 +328,9 @@ def cmd_decode(args: argparse.Namespace) -> int:
     clf, config = _load_classifier(args.model, loaded)
     feats, failures = extract_many(files, config, n_jobs=args.jobs, progress=_show_progress(args),
                                    speaker_of=speaker_of)
+    results, too_short = _decode_word(clf, feats) if feats else ([], [])
+    failures += too_short
     _report_failures(failures)
-    results = _decode_word(clf, feats) if feats else []
     _write_output(args.output, "".join(f"{path}\t{hyp}\t{ll:.4f}\n" for path, hyp, ll in results))
     return EXIT_FAILURES if failures else EXIT_OK
 

@@ -35,6 +35,7 @@ from gmmhmm.corpus import Corpus
 from gmmhmm.features import (FeatureConfig, add_deltas, cmvn, cmvn_per_speaker, deltas, extract_features,
                              extract_many, load_audio, load_features, mfcc, save_features)
 from gmmhmm.graphs import EmbeddedTrainer, Lexicon, decode_files, parse_transcripts
+from gmmhmm.hmm import topology
 from gmmhmm.parallel import accumulate_corpus, fit_corpus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,9 +99,7 @@ def env(tmp_path_factory) -> SimpleNamespace:
     # left-to-right model that must end in its last state: sequences need >= 3 frames
     lr = GaussianHMM(3, init_params="", params="")
     lr.n_features = 3
-    lr.startprob_ = np.array([1.0, 0, 0])
-    lr.transmat_ = np.array([[0.5, 0.5, 0], [0, 0.5, 0.5], [0, 0, 1.0]])
-    lr.endprob_ = np.array([0.0, 0, 1])
+    lr.startprob_, lr.transmat_, lr.endprob_ = topology.left_to_right(3, exit_prob=0.5)
     lr.means_ = np.zeros((3, 3))
     lr.covars_ = np.stack([np.eye(3)] * 3)
 
@@ -143,6 +142,12 @@ def _trainer(e):
     t = EmbeddedTrainer(Lexicon.digits())
     t.flat_start([e.X])
     return t
+
+
+def _old_style_end(e):
+    g = copy.deepcopy(e.lr)
+    g.transmat_, g.endprob_ = topology.left_to_right(3)[1], np.array([0.0, 0.0, 1.0])
+    return g
 
 
 def _bad_transmat(e):
@@ -267,6 +272,8 @@ LIBRARY = [
          E.SequenceTooShortError, "2 frame.*at least 3"),
     Case("GaussianHMM.decode", "one sequence too short for the topology",
          lambda e: e.lr.decode(e.X[:10], [8, 2]), E.SequenceTooShortError, "sequence 1"),
+    Case("GaussianHMM.score", "endprob_ set as a last-frame mask on a stochastic transmat_",
+         lambda e: _old_style_end(e).score(e.X), E.InvalidParameterError, "transmat_ plus its endprob_"),
     Case("GMMHMM.fit", "inf in X", lambda e: GMMHMM(2, n_mix=2).fit(_inf(e)), E.NonFiniteInputError, "infinity"),
     Case("GMMHMM.score", "other feature dimension", lambda e: e.gg.score(e.X[:, :1]), E.DimensionMismatchError,
          "expect\\w* 3"),

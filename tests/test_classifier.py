@@ -13,7 +13,7 @@ from gmmhmm.classifier import (
     train_word_model,
     uniform_segmentation,
 )
-from gmmhmm.errors import InvalidParameterError
+from gmmhmm.errors import InvalidParameterError, SequenceTooShortError
 from gmmhmm.modelfile import describe, load
 
 from conftest import start_numba_threads
@@ -59,7 +59,8 @@ def test_flat_start_means_are_segment_means():
     m = flat_start(X, np.array([8]), 2, 1, "diag", 1e-3, 1, 1e-3, 0)
     np.testing.assert_allclose(m.means_[:, 0, 0], [1.0, 5.0])
     np.testing.assert_allclose(m.covars_[:, 0, 0], [0.01 + 1e-3] * 2)
-    np.testing.assert_allclose(m.transmat_, [[0.5, 0.5], [0.0, 1.0]])
+    np.testing.assert_allclose(m.transmat_, [[0.5, 0.5], [0.0, 0.5]])
+    np.testing.assert_allclose(m.endprob_, [0.0, 0.5])  # left only through the final state
     np.testing.assert_allclose(m.startprob_, [1.0, 0.0])
 
 
@@ -152,7 +153,48 @@ def test_impossible_sequence_scores_minus_inf(clf, data):
     _, (Xt, _) = data
     model = clf.models_[0]
     model = split_mixtures(model, model.n_mix, 1, 1e-3, 0)  # a copy
-    model.endprob_ = np.array([0.0, 0.0, 1.0])  # must end in the last state: >= 3 frames
+    assert model.endprob_[:2].tolist() == [0.0, 0.0]  # left only from its last state: >= 3 frames
     X = np.concatenate([Xt[0][:2], Xt[1]])
     scores = sequence_scores(model, X, np.array([2, len(Xt[1])]), "viterbi")
     assert scores[0] == -np.inf and np.isfinite(scores[1])
+
+
+def test_labels_sharing_a_prefix_a_only_takes_are_not_explained_by_the_longer_word():
+    """A model of "A B" must not score an "A"-only take through its first states: word
+    models are left only through their final state (3 of 10 went to "AB" when any state
+    could end the word)."""
+    units = {"A": [(0, 0), (3, 0)], "B": [(0, 3), (3, 3)]}
+    rng = np.random.default_rng(0)
+
+    def takes(word, n):
+        means = [m for u in word for m in units[u]]
+        return [np.concatenate([np.array(m, float) + 0.7 * rng.standard_normal((rng.integers(3, 8), 2))
+                                for m in means]) for _ in range(n)]
+
+    X, y = takes("A", 12) + takes("AB", 12), ["A"] * 12 + ["AB"] * 12
+    test_a, test_ab = takes("A", 20), takes("AB", 20)
+    for scoring in ("viterbi", "forward"):
+        clf = HMMClassifier(n_states=4, mix_schedule=(1,), n_iter=5, scoring=scoring).fit(X, y)
+        for model in clf.models_:
+            assert np.all(model.endprob_[:-1] == 0) and 0 < model.endprob_[-1] < 1
+            np.testing.assert_allclose(model.transmat_.sum(axis=1) + model.endprob_, 1.0, atol=1e-12)
+        assert list(clf.predict(test_a)) == ["A"] * 20, scoring
+        assert list(clf.predict(test_ab)) == ["AB"] * 20, scoring
+
+
+def test_training_sequences_too_short_for_the_word_model_are_skipped(caplog):
+    X, y = make_sequences(4, seed=5)
+    X = X + [np.zeros((2, 2))]  # shorter than a 3-state word model
+    y = y + ["up"]
+    with caplog.at_level("WARNING", logger="gmmhmm.classifier"):
+        clf = HMMClassifier(n_states=3, mix_schedule=(1,), n_iter=2).fit(X, y)
+    assert "skipping 1 training sequence(s) shorter than the 3 frames" in caplog.text
+    assert np.isfinite(clf.models_[list(clf.classes_).index("up")].score(X[0]))
+    with pytest.raises(SequenceTooShortError, match="every training sequence"):
+        HMMClassifier(n_states=3, mix_schedule=(1,), n_iter=2).fit([np.zeros((2, 2))] * 2, ["a", "a"])
+
+
+def test_a_take_too_short_for_every_word_model_is_refused_not_guessed(clf, data):
+    _, (Xt, _) = data
+    with pytest.raises(SequenceTooShortError, match=r"sequence\(s\) \[1\] \(\[2\] frames\).*at least 3 frames"):
+        clf.predict([Xt[0], Xt[1][:2]])

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from gmmhmm.cli import main, read_config
 from gmmhmm.errors import InvalidParameterError
@@ -61,11 +63,14 @@ def test_round_trip(workdir, capsys):
 
     bad = workdir / "broken.wav"
     bad.write_bytes(b"RIFF not really a wav file")
+    short = workdir / "short.wav"  # 3 frames: shorter than every 4-state word model
+    sf.write(short, 0.01 * np.random.default_rng(0).standard_normal(400), 8000)
     hyp = workdir / "hyp.txt"
     capsys.readouterr()
-    rc = main(["decode", str(model), str(workdir / "test"), str(bad), "-o", str(hyp)])
+    rc = main(["decode", str(model), str(workdir / "test"), str(bad), str(short), "-o", str(hyp)])
     err = capsys.readouterr().err
     assert rc == 1 and "broken.wav" in err  # bad file reported and skipped
+    assert "short.wav" in err and "too short for every word model" in err  # reported, not guessed
     lines = [line.split("\t") for line in hyp.read_text().splitlines()]
     assert len(lines) == 9
     assert all(lab in {"0", "1", "6"} and float(ll) < 0 for _, lab, ll in lines)

@@ -198,3 +198,25 @@ def test_feature_config_of_a_model():
     assert PhoneModelSet(["A", "sil"]).get_feature_config() == FeatureConfig()
     stored = FeatureConfig(n_ceps=12, cmvn="speaker")
     assert PhoneModelSet(["A", "sil"], feature_config=stored.to_dict()).get_feature_config() == stored
+
+
+def test_phone_models_and_gmmhmm_share_one_emission_layout(trained):
+    """PhoneModelSet's (n_pdfs * n_mix, D) parameters are a GMMHMM's (S, M, D): one
+    emission object scores both, and both equal the mixture densities computed directly."""
+    from scipy.special import logsumexp
+    from scipy.stats import norm
+
+    from gmmhmm.hmm import GMMHMM
+
+    tr, _, (feats, _, _, _) = trained
+    m = tr.model
+    P, M, D = m.n_pdfs, m.n_mix, m.n_features
+    X = feats[0][:20]
+    hmm = GMMHMM(P, n_mix=M, covariance_type="diag", init_params="")
+    hmm.n_features = D
+    hmm.startprob_, hmm.transmat_ = np.full(P, 1 / P), np.full((P, P), 1 / P)
+    hmm.weights_, hmm.means_, hmm.covars_ = (m.weights_, m.means_.reshape(P, M, D), m.covars_.reshape(P, M, D))
+    ref = logsumexp(np.log(m.weights_)[None] + norm.logpdf(X[:, None, None, :], hmm.means_[None],
+                                                          np.sqrt(hmm.covars_)[None]).sum(-1), axis=2)
+    np.testing.assert_allclose(m.state_log_likelihood(X), ref, rtol=1e-10)
+    np.testing.assert_array_equal(m.state_log_likelihood(X), hmm._emission().log_likelihood(X, need_cache=False)[0])

@@ -178,3 +178,94 @@ def test_min_frames_is_computed_once():
     assert g.min_frames == 3 * 3
     g.final_extra = np.full(g.n_states, -np.inf)  # graphs are not modified once built: the value stays
     assert g.min_frames == 3 * 3
+
+
+# ------------------------------------------------ one HMM core: graphs == dense models
+
+
+def _dense_vs_graph(g, ll, log_self, log_leave):
+    """Graph kernels and dense kernels on the same emissions: every output agrees."""
+    from gmmhmm.hmm import kernels as dense_kernels
+
+    assert len(set(zip(g.arc_src.tolist(), g.arc_dst.tolist()))) == len(g.arc_src)  # no parallel arcs
+    logp, init, final = g.log_probs(log_self, log_leave)
+    startprob, transmat, endprob = g.dense(log_self, log_leave)
+    flp = ll[:, g.state_pdf]
+    offsets = np.array([0, len(ll)])
+    log_z, gamma, arc_counts, final_counts = kernels.forward_backward(
+        ll, g.state_pdf, g.arc_src, g.arc_dst, logp, init, final, ll.shape[1])
+    score, states, _ = kernels.viterbi(ll, g.state_pdf, g.arc_src, g.arc_dst, logp, init, final, 0.0)
+    assert np.isfinite(log_z)
+    for use_log in (True, False):
+        lps, post, xi = dense_kernels.forward_backward_multi(startprob, transmat, endprob, flp, offsets, use_log)
+        assert lps[0] == pytest.approx(log_z, rel=1e-10)
+        by_pdf = np.zeros_like(gamma)
+        np.add.at(by_pdf.T, g.state_pdf, post.T)
+        np.testing.assert_allclose(by_pdf, gamma, atol=1e-9)
+        np.testing.assert_allclose(xi[g.arc_src, g.arc_dst], arc_counts, atol=1e-9)
+        np.testing.assert_allclose(post[-1], final_counts, atol=1e-9)  # exit counts
+    with np.errstate(divide="ignore"):
+        vlp, path = dense_kernels.viterbi(np.log(startprob), np.log(transmat), flp, np.log(endprob))
+    assert vlp == pytest.approx(score, rel=1e-10)
+    np.testing.assert_array_equal(path, states)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_graph_and_equivalent_dense_model_agree(seed):
+    """Utterance and grammar graphs and their dense form: same likelihood, occupancies,
+    transition and exit counts, and Viterbi path on the same emissions."""
+    rng = np.random.default_rng(seed)
+    lex = Lexicon.digits()
+    n_pdf = 3 * len(lex.phones)
+    log_self = np.log(rng.uniform(0.3, 0.9, n_pdf))
+    log_leave = np.log1p(-np.exp(log_self))
+    for g in (utterance_graph(lex, ["one", "two"]), word_list_graph(lex, ["one", "nine"])):
+        ll = rng.normal(scale=2.0, size=(g.min_frames + 12, n_pdf))
+        _dense_vs_graph(g, ll, log_self, log_leave)
+
+
+def test_left_to_right_word_model_and_its_graph_give_the_same_scores_and_training():
+    """A GaussianHMM word model left only through its final state (topology.left_to_right
+    with exit_prob) and the one-unit graph of the same phone models: the same
+    log-likelihood, Viterbi path, and re-estimated self-loop / exit probabilities."""
+    from gmmhmm.graphs.graph import build_graph
+    from gmmhmm.graphs.training import _transition_counts
+    from gmmhmm.hmm import GaussianHMM, topology
+
+    rng = np.random.default_rng(0)
+    n_states, phones = 3, [0, 1]  # one word of two 3-state phones: 6 states
+    S = n_states * len(phones)
+    self_loop = rng.uniform(0.4, 0.8, S)
+    g = build_graph(["w"], [(0, phones)], [], {0: 0.0}, {0: 0.0}, n_states)
+    model = GaussianHMM(S, init_params="", params="t")
+    model.startprob_, transmat, endprob = topology.left_to_right(S, exit_prob=0.5)
+    model.transmat_ = np.diag(self_loop) + np.diag(1 - self_loop[:-1], 1)
+    model.endprob_ = np.eye(S)[-1] * (1 - self_loop[-1])
+    assert np.array_equal(model.transmat_ > 0, transmat > 0) and np.array_equal(model.endprob_ > 0, endprob > 0)
+    model.means_ = rng.normal(scale=3.0, size=(S, 2))
+    model.covars_ = np.full((S, 2), 1.5)
+    lengths = [14, 9, 20]
+    X = rng.normal(scale=3.0, size=(sum(lengths), 2))
+    bounds = np.cumsum([0, *lengths])
+    ll_all, _ = model._emission().log_likelihood(X, need_cache=False)  # pdf k = state k here
+    log_self, log_leave = np.log(self_loop), np.log1p(-self_loop)
+    logp, init, final = g.log_probs(log_self, log_leave)
+    total, paths, arcs, finals = 0.0, [], [], []
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        _dense_vs_graph(g, ll_all[a:b], log_self, log_leave)
+        log_z, _, arc_counts, final_counts = kernels.forward_backward(
+            ll_all[a:b], g.state_pdf, g.arc_src, g.arc_dst, logp, init, final, S)
+        paths.append(kernels.viterbi(ll_all[a:b], g.state_pdf, g.arc_src, g.arc_dst, logp, init, final, 0.0)[1])
+        total += log_z
+        arcs.append(arc_counts)
+        finals.append(final_counts)
+    for impl in ("log", "scaling"):
+        model.implementation = impl
+        assert model.score(X, lengths) == pytest.approx(total, rel=1e-10)
+    vlp, states = model.decode(X, lengths)
+    np.testing.assert_array_equal(states, np.concatenate(paths))
+    # training: the graph trainer's self-loop / leave counts give the dense model's M-step
+    stay, leave = _transition_counts([g] * len(lengths), arcs, finals, S)
+    model.update(model.accumulate(X, lengths))
+    np.testing.assert_allclose(np.diag(model.transmat_), stay / (stay + leave), rtol=1e-9)
+    np.testing.assert_allclose(model.endprob_[-1], leave[-1] / (stay[-1] + leave[-1]), rtol=1e-9)

@@ -42,8 +42,8 @@ def test_left_to_right_digit_models_classify_held_out_takes(fsdd_path, capsys):
         model = GaussianHMM(N_STATES, covariance_type="diag", n_iter=8, init_params="mc",
                             implementation="scaling", random_state=0, covars_floor_fraction=0.01,
                             verbose=True)
-        model.startprob_, model.transmat_ = topology.left_to_right(N_STATES)
-        model.endprob_ = np.eye(N_STATES)[-1]  # a word ends in its last state
+        # a word is left only through its last state, with a re-estimated exit probability
+        model.startprob_, model.transmat_, model.endprob_ = topology.left_to_right(N_STATES, exit_prob=0.5)
         capsys.readouterr()
         model.fit(X, lengths)
         history = _em_log_likelihoods(capsys.readouterr().err)

@@ -209,3 +209,38 @@ def test_log_path_is_exact_when_shifted_sums_underflow(S):
         lp, path = K.viterbi(np.log(startprob), np.log(transmat), flp, np.log(end))
     assert lp == pytest.approx(best_lp, rel=1e-12)
     np.testing.assert_array_equal(path, best_path)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("order", ["good-bad", "bad-good", "good-bad-good"])
+def test_batch_mixing_good_and_underflowing_sequences_counts_no_cross_boundary_transitions(
+        order, parallel):
+    """A sequence whose scaled pass underflows is redone in log space; the frames of its
+    neighbours must not pair with it (the previous sequence's last alpha row used to
+    multiply its first frame: 7.37 expected transitions on a 4 + 5 frame batch)."""
+    rng = np.random.default_rng(0)
+    startprob = np.array([0.0, 0.5, 0.5])
+    transmat = np.array([[0.2, 0.4, 0.4], [0.0, 0.6, 0.4], [0.0, 0.3, 0.7]])  # state 0 unreachable
+    end = np.ones(3)
+    good = rng.normal(scale=3.0, size=(4, 3))
+    bad = np.tile([0.0, -2000.0, -1999.0], (5, 1))  # only the unreachable state explains frames 1..4
+    bad[0] = [0.0, -1.0, -1.0]  # a first frame that the reachable states still explain
+    seqs = {"good-bad": [good, bad], "bad-good": [bad, good], "good-bad-good": [good, bad, good[::-1]]}[order]
+    flp = np.concatenate(seqs)
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in seqs])])
+    xi_ref = np.zeros((3, 3))
+    post_ref = []
+    lp_ref = []
+    for s in seqs:
+        total, _, _, post, xi = brute_force(startprob, transmat, end, s)
+        lp_ref.append(total)
+        post_ref.append(post)
+        xi_ref += xi
+    assert xi_ref.sum() == pytest.approx(len(flp) - len(seqs))
+    for use_log in (False, True):
+        lps, post, xi = K.forward_backward_multi(startprob, transmat, end, flp, offsets, use_log,
+                                                 parallel=parallel)
+        np.testing.assert_allclose(lps, lp_ref, rtol=1e-12)
+        np.testing.assert_allclose(post, np.concatenate(post_ref), atol=1e-12)
+        np.testing.assert_allclose(xi, xi_ref, atol=1e-9)
+        assert xi.sum() == pytest.approx(len(flp) - len(seqs), abs=1e-9)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import numpy as np
@@ -142,8 +143,7 @@ def test_left_to_right_structural_zeros_survive_training_and_priors():
 def test_too_short_sequence_for_forced_final_state_raises():
     S = 4
     model = GaussianHMM(S)
-    model.startprob_, model.transmat_ = topology.left_to_right(S)
-    model.endprob_ = np.eye(S)[-1]  # must end in the last state
+    model.startprob_, model.transmat_, model.endprob_ = topology.left_to_right(S, exit_prob=0.5)
     model.means_ = np.zeros((S, 2))
     model.covars_ = np.ones((S, 2))
     X = np.random.default_rng(0).normal(size=(12, 2))
@@ -153,6 +153,7 @@ def test_too_short_sequence_for_forced_final_state_raises():
             method(X[:12], [5, 3, 4])
     # every state may end: nothing is too short
     model.endprob_ = None
+    model.transmat_ = topology.left_to_right(S)[1]
     assert np.isfinite(model.score(X[:2]))
 
 
@@ -196,9 +197,10 @@ def _tiny_hmm(covariance_type, n_states, rng, with_end):
     else:
         var = rng.uniform(0.3, 2.0, size=n_states)
         model.covars_, dense = var, var[:, None, None] * np.eye(D)
-    end = rng.uniform(0.1, 1.0, size=n_states) if with_end else np.ones(n_states)
-    if with_end:
+    end = rng.uniform(0.1, 0.9, size=n_states) if with_end else np.ones(n_states)
+    if with_end:  # exit probabilities: each row of transmat_ plus its exit sums to 1
         model.endprob_ = end
+        model.transmat_ *= 1.0 - end[:, None]
     return model, dense, end
 
 
@@ -250,6 +252,89 @@ def test_public_methods_match_enumeration_of_all_state_paths(covariance_type, n_
     assert map_lp == pytest.approx(post.max(axis=1).sum(), rel=1e-10)  # hmmlearn's convention
     model.algorithm = "map"
     np.testing.assert_array_equal(model.predict(X, lengths), post.argmax(axis=1))
+
+
+def test_exit_probabilities_are_reestimated_from_expected_exit_counts():
+    """HTK's exit transition: after one EM step ``transmat_[i, j] = xi_ij / occ_i`` and
+    ``endprob_[i] = end_i / occ_i``, with expected counts from every state path."""
+    rng = np.random.default_rng(3)
+    model, dense, end = _tiny_hmm("diag", 3, rng, with_end=True)
+    model.params = "t"
+    lengths = [4, 5, 3]
+    X = rng.normal(scale=2.0, size=(sum(lengths), 2))
+    S = 3
+    xi, end_counts, occ = np.zeros((S, S)), np.zeros(S), np.zeros(S)
+    for a, b in zip(np.cumsum([0, *lengths[:-1]]), np.cumsum(lengths)):
+        T = b - a
+        flp = np.column_stack([multivariate_normal(model.means_[s], dense[s]).logpdf(X[a:b]).reshape(T)
+                               for s in range(S)])
+        paths = np.array(list(itertools.product(range(S), repeat=T)))
+        lp = (np.log(model.startprob_[paths[:, 0]]) + np.log(end[paths[:, -1]])
+              + flp[np.arange(T), paths].sum(axis=1)
+              + np.log(model.transmat_[paths[:, :-1], paths[:, 1:]]).sum(axis=1))
+        for path, w in zip(paths, np.exp(lp - logsumexp(lp))):
+            np.add.at(xi, (path[:-1], path[1:]), w)
+            end_counts[path[-1]] += w
+            np.add.at(occ, path, w)
+    before = model.score(X, lengths)
+    for impl in ("scaling", "log"):
+        model.implementation = impl
+        stats = model.accumulate(X, lengths)
+        np.testing.assert_allclose(stats.trans, xi, atol=1e-10)
+        np.testing.assert_allclose(stats.end, end_counts, atol=1e-10)
+    new = copy.deepcopy(model).update(stats)
+    np.testing.assert_allclose(new.transmat_, xi / occ[:, None], rtol=1e-9)
+    np.testing.assert_allclose(new.endprob_, end_counts / occ, rtol=1e-9)
+    np.testing.assert_allclose(new.transmat_.sum(axis=1) + new.endprob_, 1.0, atol=1e-12)
+    assert new.score(X, lengths) >= before  # EM with the exits in the likelihood
+
+
+def test_word_model_left_only_through_its_final_state_keeps_its_structure():
+    """A left-to-right model with exit probability: training keeps the structural zeros,
+    re-estimates the final state's exit, and never lowers the likelihood."""
+    S = 4
+    rng = np.random.default_rng(0)
+    means = np.arange(S)[:, None] * 4.0
+    seqs = [np.concatenate([m + rng.normal(size=(rng.integers(2, 7), 1)) for m in means])
+            for _ in range(10)]
+    X, lengths = np.concatenate(seqs), [len(x) for x in seqs]
+    model = GaussianHMM(S, init_params="", n_iter=6, tol=-np.inf, random_state=0)
+    model.startprob_, model.transmat_, model.endprob_ = topology.left_to_right(S, exit_prob=0.5)
+    model.means_, model.covars_ = means + 0.5, np.full((S, 1), 2.0)
+    model.fit(X, lengths)
+    assert np.all(model.endprob_[:-1] == 0) and 0 < model.endprob_[-1] < 1
+    assert np.all(np.tril(model.transmat_, -1) == 0)
+    np.testing.assert_allclose(model.transmat_.sum(axis=1) + model.endprob_, 1.0, atol=1e-12)
+    history = np.array(model.monitor_.history)
+    assert np.all(np.diff(history) >= -1e-9 * np.abs(history[1:]))
+    # the mean stay in the final state is 1 / exit: the frames per segment (2 to 6)
+    assert 3 < 1 / model.endprob_[-1] < 5
+    with pytest.raises(errors.SequenceTooShortError, match="at least 4"):
+        model.score(X[:3])
+    free = sum(model._get_n_fit_scalars_per_param().values())
+    assert model._n_parameters() == free + S  # one exit per row of transitions (BIC / AIC)
+
+
+def test_em_step_with_an_underflowing_sequence_in_the_batch_matches_log_space():
+    """Bug: a sequence redone in log space leaked transition counts across the batch
+    boundary into the scaled GEMM (transmat_[1, 2] > 0 with no 1 -> 2 transition)."""
+    model = GaussianHMM(3, init_params="", params="st")
+    model.startprob_ = np.array([0.0, 0.5, 0.5])
+    model.transmat_ = np.array([[0.2, 0.4, 0.4], [0.0, 0.6, 0.4], [0.0, 0.3, 0.7]])  # 0 unreachable
+    model.means_ = np.array([[0.0], [40.0], [41.0]])
+    model.covars_ = np.ones((3, 1))
+    good = np.array([[40.0], [40.1], [39.9], [40.2]])  # state 1 throughout
+    bad = np.array([[40.0], [0.0], [0.1], [0.0], [-0.1]])  # frames 1..4 only the unreachable state explains
+    X, lengths = np.concatenate([good, bad]), [4, 5]
+    stats = {}
+    for impl in ("scaling", "log"):
+        model.implementation = impl
+        stats[impl] = model.accumulate(X, lengths)
+    assert stats["scaling"].trans.sum() == pytest.approx(7.0, abs=1e-9)
+    np.testing.assert_allclose(stats["scaling"].trans, stats["log"].trans, atol=1e-9)
+    new = copy.deepcopy(model).update(stats["scaling"])
+    ref = copy.deepcopy(model).update(stats["log"])
+    np.testing.assert_allclose(new.transmat_, ref.transmat_, atol=1e-9)
 
 
 def test_get_set_params_round_trip():
@@ -319,6 +404,7 @@ def test_small_batches_give_the_same_results(cls, monkeypatch):
     assert stats.log_prob == pytest.approx(ref_stats.log_prob, rel=1e-12)
     np.testing.assert_allclose(stats.trans, ref_stats.trans, rtol=1e-10)
     np.testing.assert_allclose(stats.start, ref_stats.start, rtol=1e-10)
+    np.testing.assert_allclose(stats.end, ref_stats.end, rtol=1e-10)
     np.testing.assert_allclose(stats.emission.s1, ref_stats.emission.s1, rtol=1e-10)
     assert model.score(X, lengths) == pytest.approx(ref[0], rel=1e-12)
     np.testing.assert_allclose(model.score_samples(X, lengths)[1], ref[1], atol=1e-12)

@@ -56,6 +56,20 @@ def test_fitted_hmm_round_trip(tmp_path, cls, kwargs):
 
 
 
+def test_exit_probabilities_round_trip(tmp_path):
+    from gmmhmm.hmm import topology
+
+    X, lengths = _data()
+    model = GMMHMM(3, n_mix=2, n_iter=3, random_state=0, init_params="mcw")
+    model.startprob_, model.transmat_, model.endprob_ = topology.left_to_right(3, exit_prob=0.5)
+    model.fit(X, lengths)
+    assert 0 < model.endprob_[-1] < 1 and model.endprob_[-1] != 0.5  # re-estimated
+    model.save(tmp_path / "hmm.npz")
+    back = GMMHMM.load(tmp_path / "hmm.npz")
+    _assert_bitwise_same(model, back)
+    assert back.score(X, lengths) == model.score(X, lengths)
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
 def test_fitted_gaussian_mixture_round_trip(tmp_path, covariance_type, dtype):

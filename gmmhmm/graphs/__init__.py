@@ -7,6 +7,17 @@
 * :mod:`.training`  embedded Baum-Welch: ``accumulate`` / ``update`` / mixture splitting
 * :mod:`.alignment` forced alignment to CTM and TextGrid
 * :mod:`.decoder`   Viterbi decoding with phone-loop / word-loop / word-list grammars
+
+Who owns what: graphs are the sequence layer for models built from shared
+units (phones). A :class:`Graph` owns topology only (states, arcs, start and
+final weights); :class:`PhoneModelSet` owns the parameters, its emissions are
+the package's one :class:`gmmhmm.hmm.emissions.GMMEmission` layout;
+:mod:`.kernels` run on a ``(T, n_pdf)`` log-likelihood matrix and a graph and
+know nothing of features or files. End semantics are those of the dense
+models (:mod:`gmmhmm.hmm.base`): a unit is left only through its last state,
+with its re-estimated leave probability as the exit; ``Graph.dense`` gives the
+equivalent dense ``(startprob, transmat, endprob)``, and the tests check that
+both stacks give the same likelihoods, Viterbi paths and re-estimates.
 """
 
 from .alignment import force_align, to_ctm, to_textgrid, write_alignment

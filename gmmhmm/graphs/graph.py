@@ -9,6 +9,14 @@ id (``tid``: phone * n_states + state, ``kind`` 0 = self-loop, 1 = leave),
 so the same graph serves every training iteration; ``extra`` holds the
 fixed log weights a grammar adds (branch probabilities, LM scale, word
 insertion penalty).
+
+End semantics are those of every HMM in the package (see
+:mod:`gmmhmm.hmm.base`): a unit is left only through its last state, whose
+leave probability ``1 - self_loop`` is also its exit probability out of the
+graph (``final``), exactly like a dense model's ``endprob_``; the exits are
+counted (``final_counts``) and re-estimated with the other leave
+transitions. :meth:`Graph.dense` writes a graph as the equivalent dense
+``(startprob, transmat, endprob)``.
 """
 
 from __future__ import annotations
@@ -85,6 +93,20 @@ class Graph:
         final = np.where(np.isfinite(self.final_extra),
                          log_leave[np.maximum(self.final_tid, 0)] + self.final_extra, -np.inf)
         return trans + self.arc_extra, self.init_extra, final
+
+    def dense(self, log_self: np.ndarray, log_leave: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The graph as a dense HMM over its states: ``(startprob (S,), transmat (S, S), endprob (S,))``.
+
+        With the emissions ``ll[:, state_pdf]`` the dense kernels
+        (:mod:`gmmhmm.hmm.kernels`) give the same likelihood and posteriors
+        as :func:`.kernels.forward_backward` (parallel arcs between two
+        states add up; Viterbi then sees their sum, the graph search their
+        maximum). For small graphs: tests, debugging, word models.
+        """
+        logp, init, final = self.log_probs(log_self, log_leave)
+        transmat = np.zeros((self.n_states, self.n_states))
+        np.add.at(transmat, (self.arc_src, self.arc_dst), np.exp(logp))
+        return np.exp(init), transmat, np.exp(final)
 
 
 def build_graph(

@@ -1,8 +1,9 @@
 """Monophone model set: 3-state left-to-right phone HMMs with diagonal GMM emissions.
 
-All states' Gaussians are stacked into one set of ``n_pdfs * n_mix``
-components so a single :func:`gmmhmm.mixture.gaussian.log_gaussian_density`
-call scores every state of every phone for a block of frames.
+The emissions are a :class:`gmmhmm.hmm.emissions.GMMEmission`, the one
+emission layout of the package (``GMMHMM`` uses it too): all states'
+Gaussians stacked into ``n_pdfs * n_mix`` components, so one GEMM scores
+every state of every phone for a block of frames.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import numpy as np
 
 from .._validation import check_array, check_is_fitted, check_positive_int
 from ..hmm.base import frame_batches
-from ..mixture.gaussian import DensityPlan, log_densities, mix_up, mixture_log_likelihood
+from ..hmm.emissions import GMMEmission
+from ..mixture.gaussian import mix_up
 from ..modelfile import register_model_class
 from .lexicon import Lexicon
 
@@ -95,23 +97,18 @@ class PhoneModelSet:
         """(log self-loop, log leave) per pdf."""
         return np.log(self.self_loop_), np.log1p(-self.self_loop_)
 
-    def component_log_likelihood(self, X: np.ndarray, keep_design: bool = False):
-        """``log w_k + log N(x_t | k)`` for every stacked component: (T, n_pdfs * n_mix).
-
-        With ``keep_design``, returns ``(log-likelihoods, design)`` where
-        ``design`` gives the Gaussian statistics of ``X`` in one GEMM
-        (see :func:`gmmhmm.mixture.gaussian.accumulate_gaussians`).
-        """
-        plan = DensityPlan(self.means_, 1.0 / np.sqrt(self.covars_), "diag", dtype=np.float64,
-                           log_weights=np.log(np.maximum(self.weights_, 1e-300)).ravel())
-        comp, design = log_densities(X, plan, keep_design)
-        return (comp, design) if keep_design else comp
+    def emission(self) -> GMMEmission:
+        """The emissions under the current parameters (build once per pass over the data):
+        ``log_likelihood(X) -> ((T, n_pdfs), cache)`` and ``accumulate(X, occupancies, cache)``."""
+        check_is_fitted(self, "means_")
+        shape = (self.n_pdfs, self.n_mix, self.n_features)
+        return GMMEmission(self.weights_, self.means_.reshape(shape), self.covars_.reshape(shape), "diag")
 
     def state_log_likelihood(self, X: np.ndarray) -> np.ndarray:
         """Per-state emission log-likelihoods (T, n_pdfs)."""
         check_is_fitted(self, "means_")
         X = check_array(X, n_features=self.n_features)
-        return mixture_log_likelihood(self.component_log_likelihood(X), self.n_mix)
+        return self.emission().log_likelihood(X, need_cache=False)[0]
 
     def state_log_likelihood_many(self, features: list[np.ndarray], max_rows: int = 8192) -> list[np.ndarray]:
         """:meth:`state_log_likelihood` of many utterances, scored in batches of rows.
@@ -120,10 +117,11 @@ class PhoneModelSet:
         """
         check_is_fitted(self, "means_")
         feats = [check_array(X, name=f"features[{i}]", n_features=self.n_features) for i, X in enumerate(features)]
+        emission = self.emission()
         out: list[np.ndarray] = []
         for start, stop in frame_batches([len(X) for X in feats], max_rows):
             Xb = np.concatenate(feats[start:stop])
-            ll = mixture_log_likelihood(self.component_log_likelihood(Xb), self.n_mix)
+            ll = emission.log_likelihood(Xb, need_cache=False)[0]
             out += np.split(ll, np.cumsum([len(X) for X in feats[start:stop - 1]]))
         return out
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from .._validation import check_array
 from ..errors import ConvergenceError, InvalidInputError, InvalidParameterError
-from ..mixture.gaussian import accumulate_gaussians, estimate_gaussian_parameters, mixture_log_likelihood
+from ..mixture.gaussian import estimate_gaussian_parameters
 from ..mixture.stats import GaussianStats
 from ..hmm.base import frame_batches
 from . import kernels
@@ -170,11 +170,11 @@ class EmbeddedTrainer:
         # Gaussians are scored and statistics gathered for batches of
         # utterances at once: a few big matrix products beat many small ones.
         budget = max(256, self._batch_elements // (m.n_pdfs * m.n_mix))
+        emission = m.emission()
         for first, stop in frame_batches([len(feats[i]) for i in keep], budget):
             idx = keep[first:stop]
             Xb = np.concatenate([feats[i] for i in idx])
-            comp, design = m.component_log_likelihood(Xb, keep_design=True)
-            ll = mixture_log_likelihood(comp, m.n_mix)  # comp := within-state responsibilities
+            ll, cache = emission.log_likelihood(Xb)
             occ = np.zeros((len(Xb), m.n_pdfs))
             offset = 0
             for i in idx:
@@ -196,9 +196,7 @@ class EmbeddedTrainer:
                 total += log_z
                 n_frames += T
                 n_utts += 1
-            resp = comp.reshape(len(Xb), m.n_pdfs, m.n_mix)
-            resp *= occ[:, :, None]
-            gstats += accumulate_gaussians(Xb, comp, design, "diag")
+            gstats += emission.accumulate(Xb, occ, cache)
         ts, tl = _transition_counts([graphs[k] for k in arc_sum], list(arc_sum.values()),
                                     list(final_sum.values()), m.n_pdfs)
         skipped.sort()

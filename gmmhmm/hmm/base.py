@@ -13,6 +13,28 @@ Training is the additive cycle (Kaldi-style accumulators and estimators)::
     model.update(stats)
 
 and :meth:`BaseHMM.fit` is exactly a loop over it.
+
+End of a sequence (one semantics for every HMM in the package)
+--------------------------------------------------------------
+Without ``endprob_`` (the default, hmmlearn's semantics) a sequence may end
+in any state and ``transmat_`` rows sum to 1. With ``endprob_`` set, the
+model is *left* from state ``i`` with probability ``endprob_[i]`` after the
+last frame, as HTK's transition matrices (exit column) and Kaldi's final
+transitions do: each row of ``transmat_`` plus its ``endprob_`` sums to 1,
+the likelihood of a sequence includes the exit probability of its last
+state, and Baum-Welch re-estimates both from expected transition and exit
+counts (:attr:`HMMStats.end`). A word or phone model is left only through
+its final state: ``topology.left_to_right(n, exit_prob=...)``. The graph
+models (:mod:`gmmhmm.graphs`) use the same rule: a phone's last state leaves,
+to the next phone or out of the graph, with its re-estimated leave
+probability, so a dense left-to-right model and the equivalent graph give
+the same likelihoods and Viterbi paths.
+
+Layers: this module owns the sequence parameters (start, transitions, exits)
+and the EM loop; :mod:`.emissions` turns frames into per-state
+log-likelihoods and statistics; :mod:`.kernels` runs the compiled
+forward-backward / Viterbi on dense matrices; the M-step of the emission
+parameters belongs to the model subclasses and :mod:`gmmhmm.mixture`.
 """
 
 from __future__ import annotations
@@ -54,6 +76,9 @@ class HMMStats:
         Expected counts of the first state of each sequence.
     trans : ndarray (n_states, n_states)
         Expected transition counts.
+    end : ndarray (n_states,)
+        Expected counts of the last state of each sequence (the exit counts
+        that re-estimate ``endprob_``).
     emission : object
         The emission's statistics (supports ``+``), e.g. a ``GaussianStats``.
     log_prob : float
@@ -63,6 +88,7 @@ class HMMStats:
 
     start: np.ndarray
     trans: np.ndarray
+    end: np.ndarray
     emission: Any
     log_prob: float
     n_sequences: int
@@ -71,7 +97,7 @@ class HMMStats:
     def __add__(self, other: "HMMStats") -> "HMMStats":
         if not isinstance(other, HMMStats):
             return NotImplemented
-        return HMMStats(self.start + other.start, self.trans + other.trans,
+        return HMMStats(self.start + other.start, self.trans + other.trans, self.end + other.end,
                         self.emission + other.emission, self.log_prob + other.log_prob,
                         self.n_sequences + other.n_sequences, self.n_frames + other.n_frames)
 
@@ -124,11 +150,15 @@ class BaseHMM(ParamsMixin):
     Subclasses add emission parameters. See :class:`gmmhmm.hmm.GaussianHMM`
     for the parameters.
 
-    ``endprob_`` (optional, shape (n_components,)) weights the state of the
-    last frame; it is absent by default (every state may end a sequence, as in
-    hmmlearn) and is never re-estimated. Setting zeros there (e.g. only the
-    last state of a left-to-right model may end) makes sequences shorter than
-    the topology allows raise :class:`~gmmhmm.errors.SequenceTooShortError`.
+    ``endprob_`` (optional, shape (n_components,)): probability of leaving
+    the model from each state after the last frame (HTK's exit transitions;
+    see the module docstring). It is absent by default (every state may end
+    a sequence and ``transmat_`` rows sum to 1, as in hmmlearn). When set,
+    each row of ``transmat_`` plus ``endprob_`` sums to 1, and ``'t'`` in
+    ``params`` re-estimates both (structural zeros stay zero). Zeros there
+    (e.g. a word model left only through its last state) make sequences
+    shorter than the topology allows raise
+    :class:`~gmmhmm.errors.SequenceTooShortError`.
     """
 
     _sklearn_estimator_type = "density_estimator"
@@ -164,15 +194,22 @@ class BaseHMM(ParamsMixin):
                 raise InvalidParameterError(f"{name} must be a string of letters, got "
                                             f"{getattr(self, name)!r}")
 
-    def _check_distribution(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    def _check_distribution(self, name: str, shape: tuple[int, ...], exits: np.ndarray | None = None
+                            ) -> np.ndarray:
+        """``getattr(self, name)`` as a float array of ``shape`` whose last axis plus
+        ``exits`` (if given) sums to 1."""
         value = np.asarray(getattr(self, name), dtype=np.float64)
         if value.shape != shape:
             raise InvalidParameterError(f"{name} must have shape {shape}, got {value.shape}")
         if not np.all(np.isfinite(value)) or np.any(value < 0):
             raise InvalidParameterError(f"{name} must be finite and non-negative")
         sums = value.sum(axis=-1)
-        if not np.allclose(sums, 1.0):
+        if exits is None and not np.allclose(sums, 1.0):
             raise InvalidParameterError(f"{name} must sum to 1 along its last axis, got sums {sums}")
+        if exits is not None and not np.allclose(sums + exits, 1.0):
+            raise InvalidParameterError(
+                f"each row of {name} plus its endprob_ (exit probability) must sum to 1, got "
+                f"row sums {sums} and endprob_ {exits}")
         return value
 
     def _check(self) -> None:
@@ -180,13 +217,15 @@ class BaseHMM(ParamsMixin):
         self._check_hyperparameters()
         S = self.n_components
         self.startprob_ = self._check_distribution("startprob_", (S,))
-        self.transmat_ = self._check_distribution("transmat_", (S, S))
-        if getattr(self, "endprob_", None) is not None:
-            end = np.asarray(self.endprob_, dtype=np.float64)
-            if end.shape != (S,) or not np.all(np.isfinite(end)) or np.any(end < 0) or not end.any():
+        end = getattr(self, "endprob_", None)
+        if end is not None:
+            end = np.asarray(end, dtype=np.float64)
+            if (end.shape != (S,) or not np.all(np.isfinite(end)) or np.any(end < 0)
+                    or np.any(end > 1) or not end.any()):
                 raise InvalidParameterError(
-                    f"endprob_ must be {S} non-negative weights, not all zero; got {end}")
+                    f"endprob_ must be {S} exit probabilities in [0, 1], not all zero; got {end}")
             self.endprob_ = end
+        self.transmat_ = self._check_distribution("transmat_", (S, S), end)
         self._check_emission()
 
     def _check_loaded(self) -> None:
@@ -195,8 +234,15 @@ class BaseHMM(ParamsMixin):
             self._check()
 
     def _endprob(self) -> np.ndarray:
+        """Weight of ending in each state: ``endprob_``, or ones without an end constraint."""
         end = getattr(self, "endprob_", None)
         return np.ones(self.n_components) if end is None else end
+
+    def _next_state_probs(self) -> np.ndarray:
+        """``transmat_`` rows given that the model is not left (rows sum to 1)."""
+        trans = np.asarray(self.transmat_, dtype=np.float64)
+        total = trans.sum(axis=1, keepdims=True)
+        return np.divide(trans, total, out=np.eye(len(trans)), where=total > 0)
 
     def _validate_X(self, X: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray]:
         X = V.check_array(X, n_features=getattr(self, "n_features", None), model=type(self).__name__)
@@ -269,11 +315,13 @@ class BaseHMM(ParamsMixin):
         S = self.n_components
         start = np.zeros(S)
         trans = np.zeros((S, S))
+        end = np.zeros(S)
         emission_stats = None
         log_prob = 0.0
         offsets = sequence_offsets(lengths)
         for first, stop, a, b, emission, cache, log_probs, post, xi in self._forward_backward(X, lengths):
             start += post[offsets[first:stop] - a].sum(axis=0)
+            end += post[offsets[first + 1:stop + 1] - 1 - a].sum(axis=0)
             trans += xi
             part = emission.accumulate(X[a:b], post, cache)
             if emission_stats is None:
@@ -281,7 +329,7 @@ class BaseHMM(ParamsMixin):
             else:
                 emission_stats += part
             log_prob += float(log_probs.sum())
-        return HMMStats(start, trans, emission_stats, log_prob, len(lengths), X.shape[0])
+        return HMMStats(start, trans, end, emission_stats, log_prob, len(lengths), X.shape[0])
 
     def update(self, stats: HMMStats) -> "BaseHMM":
         """M-step: re-estimate the parameters named in ``params`` from ``stats``."""
@@ -293,9 +341,24 @@ class BaseHMM(ParamsMixin):
         if "s" in self.params:
             self.startprob_ = self._reestimate(self.startprob_, stats.start, self.startprob_prior)
         if "t" in self.params:
-            self.transmat_ = self._reestimate(self.transmat_, stats.trans, self.transmat_prior)
+            self._update_transitions(stats)
         self._update_emission(stats.emission)
         return self
+
+    def _update_transitions(self, stats: HMMStats) -> None:
+        """Re-estimate ``transmat_`` (and ``endprob_``, if set, jointly with it, as
+        HTK does: row ``i`` is ``[trans counts | exit count] / occupancy of i``)."""
+        end = getattr(self, "endprob_", None)
+        if end is None:
+            self.transmat_ = self._reestimate(self.transmat_, stats.trans, self.transmat_prior)
+            return
+        S = self.n_components
+        prior = np.asarray(self.transmat_prior, dtype=float)
+        if prior.ndim:  # a per-transition prior: none on the exits
+            prior = np.hstack([np.broadcast_to(prior, (S, S)), np.ones((S, 1))])
+        rows = self._reestimate(np.hstack([self.transmat_, end[:, None]]),
+                                np.hstack([stats.trans, stats.end[:, None]]), prior)
+        self.transmat_, self.endprob_ = rows[:, :S], rows[:, S]
 
     @staticmethod
     def _reestimate(old: np.ndarray, counts: np.ndarray, prior: Any) -> np.ndarray:
@@ -368,6 +431,8 @@ class BaseHMM(ParamsMixin):
             counts = np.ones((S, S))
             np.add.at(counts, (labels[:-1][same_seq], labels[1:][same_seq]), 1.0)
             self.transmat_ = counts / counts.sum(axis=1, keepdims=True)
+            if getattr(self, "endprob_", None) is not None:  # keep the exits; rows + exit sum to 1
+                self.transmat_ *= 1.0 - np.asarray(self.endprob_, dtype=float)[:, None]
         n_scalars = sum(v for k, v in self._get_n_fit_scalars_per_param().items() if k in self.params)
         if X.size < n_scalars:
             _log.warning("Fitting a model with %d free scalar parameters with only %d data "
@@ -452,7 +517,7 @@ class BaseHMM(ParamsMixin):
         self._fitted_check()
         n_samples = V.check_positive_int(n_samples, "n_samples")
         rng = V.check_random_state(self.random_state if random_state is None else random_state)
-        transmat_cdf = np.cumsum(self.transmat_, axis=1)
+        transmat_cdf = np.cumsum(self._next_state_probs(), axis=1)  # n_samples frames: never exit
         if currstate is None:
             currstate = int((np.cumsum(self.startprob_) > rng.rand()).argmax())
         emission = self._emission()
@@ -467,12 +532,15 @@ class BaseHMM(ParamsMixin):
     def get_stationary_distribution(self) -> np.ndarray:
         """Stationary distribution of the state chain."""
         V.check_is_fitted(self, "transmat_")
-        eigvals, eigvecs = np.linalg.eig(self.transmat_.T)
+        eigvals, eigvecs = np.linalg.eig(self._next_state_probs().T)
         vec = np.real_if_close(eigvecs[:, np.argmax(eigvals.real)])
         return np.real(vec / vec.sum())
 
     def _n_parameters(self) -> int:
-        return int(sum(self._get_n_fit_scalars_per_param().values()))
+        """Free scalars (hmmlearn's count); with ``endprob_`` each row of transitions
+        has one more (its exit), so S more."""
+        exits = 0 if getattr(self, "endprob_", None) is None else self.n_components
+        return int(sum(self._get_n_fit_scalars_per_param().values())) + exits
 
     def aic(self, X: Any, lengths: Any = None) -> float:
         """Akaike information criterion: ``-2 log L + 2 k``."""

@@ -397,12 +397,17 @@ def _fb_scaled_seq(startprob, transmat, trans_t, endprob, rowmax, post, alpha, w
     transition counts of a whole batch are one GEMM:
     ``transmat * (alpha[:-1].T @ work[1:])``. The S^2 work per frame is two
     vectorised mat-vecs. Returns the log-likelihood, or -inf if the scaled
-    pass underflowed.
+    pass underflowed; ``alpha`` and ``work`` are then all zeros, so the
+    sequence adds nothing to that GEMM (in particular no product of the
+    previous sequence's last ``alpha`` row with this one's first frame) and
+    the caller redoes it in log space.
     """
     n, s = work.shape
     scale = np.zeros(n + 1)
     log_prob = _forward_scaled(startprob, trans_t, endprob, rowmax, work, alpha, scale)
     if scale[n] == 0.0:  # underflow; fastmath may fold a test for log_prob == -inf
+        alpha[:, :] = 0.0
+        work[:, :] = 0.0
         return -np.inf
     beta = np.empty(s)
     for j in range(s):
@@ -560,11 +565,8 @@ def forward_backward_multi(startprob, transmat, endprob, framelogprob, offsets, 
         alpha = np.empty((n, s))
         run = _fb_scaled_batch_parallel if par else _fb_scaled_batch_serial
         run(startprob, transmat, endprob, rowmax, offsets, log_probs, posteriors, alpha, work)
-        failed = np.flatnonzero(log_probs == -np.inf)
-        for k in failed:  # neutralise in the GEMM; redo below
-            alpha[offsets[k]:offsets[k + 1]] = 0.0
-        xi_sum = transmat * (alpha[:-1].T @ work[1:])
-        for k in failed:
+        xi_sum = transmat * (alpha[:-1].T @ work[1:])  # failed sequences are zeros there
+        for k in np.flatnonzero(log_probs == -np.inf):  # redone in log space
             a, b = offsets[k], offsets[k + 1]
             lp, post, xi = forward_backward_log(startprob, transmat, framelogprob[a:b], endprob)
             log_probs[k] = lp
