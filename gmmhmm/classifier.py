@@ -32,14 +32,13 @@ import numpy as np
 from . import _validation as V
 from ._params import ParamsMixin
 from .errors import InvalidInputError, InvalidParameterError, SequenceTooShortError
-from .mixture.gaussian import check_covariance_type, mix_up
+from .mixture.gaussian import check_covariance_type
+from .mixture.mixup import PERTURB, mix_up
 from .modelfile import ModelFileMixin, register_model_class
 
 logger = logging.getLogger(__name__)
 
 SCORINGS = ("viterbi", "forward")
-# HTK's HHEd MU perturbs the split means by +-0.2 standard deviations.
-SPLIT_OFFSET = 0.2
 # Initial exit probability of a word model's final state (stay or leave, uniformly).
 EXIT_PROB = 0.5
 
@@ -97,28 +96,16 @@ def flat_start(X: np.ndarray, lengths: np.ndarray, n_states: int, max_jump: int,
 
 
 def split_mixtures(model, n_mix: int, n_iter: int, tol: float, random_state: Any):
-    """A copy of ``model`` with ``n_mix`` components per state (HTK's mix-up).
-
-    Repeatedly splits the heaviest component of each state in two, with
-    half its weight each and means moved by +-0.2 standard deviations.
-    """
-    S, D, ctype = model.n_components, model.means_.shape[-1], model.covariance_type
-    var = {"diag": lambda c: c, "spherical": lambda c: np.repeat(c[..., None], D, axis=-1),
-           "full": lambda c: np.diagonal(c, axis1=-2, axis2=-1),
-           "tied": lambda c: np.repeat(np.diagonal(c, axis1=-2, axis2=-1)[:, None], model.n_mix, axis=1),
-           }[ctype](np.asarray(model.covars_))
-    weights, means, source = mix_up(model.weights_, model.means_, np.sqrt(var), n_mix, SPLIT_OFFSET)
-    new = _new_hmm(S, n_mix, model.covariance_type, model.min_covar, n_iter, tol, random_state)
+    """A copy of ``model`` with ``n_mix`` components per state (HTK's HHEd MU,
+    :func:`gmmhmm.mixture.mixup.mix_up`)."""
+    new = _new_hmm(model.n_components, model.n_mix, model.covariance_type, model.min_covar, n_iter, tol,
+                   random_state)
     new.n_features = model.means_.shape[-1]
     new.startprob_ = model.startprob_.copy()
     new.transmat_ = model.transmat_.copy()
     if getattr(model, "endprob_", None) is not None:
         new.endprob_ = model.endprob_.copy()
-    new.weights_ = weights
-    new.means_ = means
-    # a split component keeps its parent's covariance (tied: one per state anyway)
-    new.covars_ = (model.covars_.copy() if ctype == "tied"
-                   else np.stack([model.covars_[s][source[s]] for s in range(S)]))
+    new._set_gaussian_params(mix_up(model._gaussian_params(), n_mix, PERTURB))
     return new
 
 

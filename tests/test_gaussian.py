@@ -8,9 +8,10 @@ from scipy.stats import multivariate_normal
 
 from gmmhmm.errors import InvalidInputError, InvalidParameterError
 from gmmhmm.mixture import (
+    GaussianUpdateOptions,
+    update_gaussians,
     GaussianStats,
     covariances_from_precisions_cholesky,
-    estimate_gaussian_parameters,
     log_gaussian_density,
     precisions_cholesky_from_covariances,
     precisions_cholesky_from_precisions,
@@ -157,7 +158,9 @@ def test_m_step_matches_weighted_moments(covariance_type):
     rng = np.random.default_rng(5)
     X = rng.normal(size=(200, 3)) + 10.0
     resp = rng.dirichlet(np.ones(2), size=200)
-    means, cov = estimate_gaussian_parameters(GaussianStats.from_posteriors(X, resp, covariance_type), 1e-6)
+    new, _ = update_gaussians(GaussianStats.from_posteriors(X, resp, covariance_type), covariance_type,
+                              GaussianUpdateOptions(reg_covar=1e-6))
+    means, cov = new.means, new.covars
     nk = resp.sum(0)
     want_means = resp.T @ X / nk[:, None]
     np.testing.assert_allclose(means, want_means, rtol=1e-12)
@@ -174,7 +177,7 @@ def test_m_step_matches_weighted_moments(covariance_type):
 def test_m_step_floors_constant_feature():
     X = np.column_stack([np.full(20, 3.0), np.arange(20.0)])
     stats = GaussianStats.from_posteriors(X, np.ones((20, 1)), "diag")
-    _, cov = estimate_gaussian_parameters(stats, 1e-3)
+    cov = update_gaussians(stats, "diag", GaussianUpdateOptions(reg_covar=1e-3))[0].covars
     assert np.all(np.isfinite(cov)) and cov[0, 0] == pytest.approx(1e-3, rel=1e-6)
 
 
@@ -199,20 +202,3 @@ def test_mixture_log_likelihood_matches_logsumexp(n_mix):
     np.testing.assert_allclose(got.reshape(50, 4, n_mix), want_resp, rtol=1e-12, atol=1e-300)
     with pytest.raises(InvalidInputError, match="C-contiguous"):
         mixture_log_likelihood(np.asfortranarray(comp[:, :4 * n_mix]) if n_mix > 1 else comp[:, ::2], n_mix)
-
-
-def test_mix_up_splits_the_heaviest_component_until_n_mix():
-    from gmmhmm.mixture.gaussian import mix_up
-
-    weights = np.array([[0.7, 0.3], [0.2, 0.8]])
-    means = np.arange(8.0).reshape(2, 2, 2)
-    std = np.full((2, 2, 2), 2.0)
-    w, mu, src = mix_up(weights, means, std, 4, perturb=0.5)
-    # state 0: 0.7 -> 0.35 + 0.35, then 0.35 (first copy) -> 0.175 + 0.175
-    np.testing.assert_allclose(w[0], [0.175, 0.3, 0.35, 0.175])
-    np.testing.assert_array_equal(src[0], [0, 1, 0, 0])
-    np.testing.assert_allclose(mu[0], [means[0, 0] + 2.0, means[0, 1], means[0, 0] - 1.0, means[0, 0] + 0.0])
-    np.testing.assert_allclose(w.sum(axis=1), 1.0)
-    np.testing.assert_array_equal(src[1], [0, 1, 1, 1])
-    with pytest.raises(InvalidParameterError, match="cannot split 2"):
-        mix_up(weights, means, std, 1)

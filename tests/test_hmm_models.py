@@ -367,7 +367,7 @@ def test_variance_floor_fraction_of_global_variance():
 
 
 def test_collapsed_state_is_repaired_not_nan(caplog):
-    """A state owning only identical frames gets zero ML variance: lifted to min_covar."""
+    """A state owning only identical frames gets zero ML variance: floored at min_covar, and reported."""
     rng = np.random.default_rng(1)
     X = np.concatenate([rng.normal(size=(100, 1)), np.full((20, 1), 50.0)])
     model = GaussianHMM(2, covars_prior=0.0, min_covar=1e-3, n_iter=3, random_state=0,
@@ -376,9 +376,9 @@ def test_collapsed_state_is_repaired_not_nan(caplog):
     model.transmat_ = np.full((2, 2), 0.5)
     model.means_ = np.array([[0.0], [50.0]])
     model.covars_ = np.ones((2, 1))
-    with caplog.at_level("WARNING", logger="gmmhmm.hmm.gaussian_hmm"):
+    with caplog.at_level("INFO", logger="gmmhmm.mixture.estimate"):
         model.fit(X)
-    assert "collapsed" in caplog.text
+    assert "1 variance(s)" in caplog.text and "floored" in caplog.text
     np.testing.assert_allclose(model._covars_[1], 1e-3)
     assert np.isfinite(model.score(X))
 

@@ -15,7 +15,8 @@ import numpy as np
 from .._validation import check_array, check_is_fitted, check_positive_int
 from ..hmm.base import frame_batches
 from ..hmm.emissions import GMMEmission
-from ..mixture.gaussian import mix_up
+from ..mixture.estimate import GaussianParams
+from ..mixture.mixup import mix_up
 from ..modelfile import register_model_class
 from .lexicon import Lexicon
 
@@ -125,17 +126,19 @@ class PhoneModelSet:
             out += np.split(ll, np.cumsum([len(X) for X in feats[start:stop - 1]]))
         return out
 
+    def gaussian_params(self) -> GaussianParams:
+        """The stacked diagonal Gaussians as the estimator and mix-up take them."""
+        check_is_fitted(self, "means_")
+        return GaussianParams("diag", self.means_, self.covars_, self.weights_)
+
+    def set_gaussian_params(self, params: GaussianParams) -> None:
+        self.n_mix = params.weights.shape[1]
+        self.weights_, self.means_, self.covars_ = params.weights, params.means, params.covars
+
     def split_mixtures(self, n_mix: int, perturb: float = 0.2) -> None:
-        """HHEd MU: double the heaviest components until each state has ``n_mix``.
+        """HHEd MU (:func:`gmmhmm.mixture.mixup.mix_up`): grow each state's mixture to ``n_mix``.
 
         A split component's weight is halved and its two copies move
         ``perturb`` standard deviations either way along every dimension.
         """
-        check_is_fitted(self, "means_")
-        P, M, D = self.n_pdfs, self.n_mix, self.n_features
-        var = self.covars_.reshape(P, M, D)
-        weights, means, source = mix_up(self.weights_, self.means_.reshape(P, M, D), np.sqrt(var), n_mix, perturb)
-        self.n_mix = n_mix
-        self.weights_ = weights
-        self.means_ = means.reshape(-1, D)
-        self.covars_ = np.stack([var[p][source[p]] for p in range(P)]).reshape(-1, D)
+        self.set_gaussian_params(mix_up(self.gaussian_params(), n_mix, perturb))

@@ -23,7 +23,7 @@ import numpy as np
 
 from .._validation import check_array
 from ..errors import ConvergenceError, InvalidInputError, InvalidParameterError
-from ..mixture.gaussian import estimate_gaussian_parameters
+from ..mixture.estimate import GaussianUpdateOptions, update_gaussians
 from ..mixture.stats import GaussianStats
 from ..hmm.base import frame_batches
 from . import kernels
@@ -202,6 +202,13 @@ class EmbeddedTrainer:
         skipped.sort()
         return EmbeddedStats(gstats, ts, tl, total, n_frames, n_utts, skipped)
 
+    def update_options(self) -> GaussianUpdateOptions:
+        """HERest's rules as estimator settings: the flat-start variance floor vector
+        (``var_floor_frac`` of the global variance), ``min_occupancy`` and HTK's
+        ``MINMIX`` weight floor 1e-5."""
+        return GaussianUpdateOptions(variance_floor=self.model.var_floor_, min_occupancy=self.min_occupancy,
+                                     min_weight=1e-5)
+
     def update(self, stats: EmbeddedStats) -> PhoneModelSet:
         """M-step: weights, means, floored variances and self-loops from ``stats``."""
         m = self.model
@@ -210,17 +217,8 @@ class EmbeddedTrainer:
         if stats.gaussian.n_components != m.n_pdfs * m.n_mix:
             raise InvalidInputError(
                 f"stats hold {stats.gaussian.n_components} Gaussians but the model has {m.n_pdfs * m.n_mix}")
-        n = stats.gaussian.n
-        means, var = estimate_gaussian_parameters(stats.gaussian, reg_covar=0.0)
-        ok = n >= self.min_occupancy  # rarely seen Gaussians keep their parameters
-        m.means_ = np.where(ok[:, None], means, m.means_)
-        m.covars_ = np.where(ok[:, None], np.maximum(var, m.var_floor_), m.covars_)
-        n_state = n.reshape(m.n_pdfs, m.n_mix)
-        occ = n_state.sum(1, keepdims=True)
-        seen = occ[:, 0] > 0
-        w = np.where(seen[:, None], n_state / np.maximum(occ, 1e-300), m.weights_)
-        w = np.maximum(w, 1e-5)
-        m.weights_ = w / w.sum(1, keepdims=True)
+        new, _ = update_gaussians(stats.gaussian, "diag", self.update_options(), m.gaussian_params())
+        m.set_gaussian_params(new)
         out = stats.trans_self + stats.trans_leave
         m.self_loop_ = np.where(out > 0, stats.trans_self / np.maximum(out, 1e-300), m.self_loop_).clip(1e-3, 0.999)
         return m

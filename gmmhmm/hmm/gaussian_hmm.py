@@ -2,79 +2,22 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from .. import _validation as V
 from ..errors import InvalidParameterError
+from ..mixture.estimate import GaussianParams, GaussianUpdateOptions, update_gaussians
 from ..mixture.gaussian import check_covariance_type, covariance_shape
 from ..modelfile import ModelFileMixin, register_model_class
 from ._kmeans import cluster_covariances, kmeans, nearest
 from .base import BaseHMM
 from .emissions import GaussianEmission, full_covariances
 
-_log = logging.getLogger(__name__)
-
 
 def data_covariance(X: np.ndarray, min_covar: float) -> np.ndarray:
     """Sample covariance of ``X`` plus ``min_covar`` on the diagonal, always (D, D)."""
     cv = np.atleast_2d(np.cov(X.T, bias=len(X) < 2))
     return cv + min_covar * np.eye(X.shape[1])
-
-
-def global_variance(n: np.ndarray, s1: np.ndarray, s2: np.ndarray,
-                    covariance_type: str) -> np.ndarray:
-    """Per-dimension variance of all the data behind GaussianStats (posteriors sum to 1)."""
-    total = n.sum()
-    mean = s1.sum(axis=0) / total
-    if covariance_type == "full":
-        sq = np.einsum("kii->i", s2)
-    elif covariance_type == "tied":
-        sq = np.diag(s2)
-    else:
-        sq = s2.sum(axis=0)
-    return np.maximum(sq / total - mean ** 2, 0.0)
-
-
-def floor_covariances(covars: np.ndarray, floor: np.ndarray, covariance_type: str) -> np.ndarray:
-    """Raise variances below ``floor`` (D,) to it (HTK vFloor).
-
-    Full/tied matrices get the missing amount added to their diagonal, which
-    keeps them positive definite.
-    """
-    if covariance_type == "diag":
-        return np.maximum(covars, floor)
-    if covariance_type == "spherical":
-        return np.maximum(covars, floor.mean())
-    diag = np.diagonal(covars, axis1=-2, axis2=-1)
-    return covars + np.maximum(floor - diag, 0.0)[..., None] * np.eye(len(floor))
-
-
-def repair_degenerate(covars: np.ndarray, covariance_type: str, min_covar: float) -> np.ndarray:
-    """Lift non-positive variances (or eigenvalues) to ``min_covar``, with a warning.
-
-    Happens when a state or mixture component collapses onto a few frames
-    with a flat prior; without it the next E-step would see a singular
-    Gaussian. Healthy covariances are returned unchanged.
-    """
-    if covariance_type in ("diag", "spherical"):
-        bad = ~(covars > 0)
-        if bad.any():
-            _log.warning("%d variance(s) collapsed to <= 0; set to min_covar=%g (consider "
-                         "covars_floor_fraction or a covars_prior)", int(bad.sum()), min_covar)
-            covars = np.where(bad, min_covar, covars)
-        return covars
-    D = covars.shape[-1]
-    mats = covars.reshape(-1, D, D)
-    low = np.linalg.eigvalsh(mats)[:, 0]
-    bad = ~(low > 1e-12 * np.abs(mats).max(axis=(1, 2)))
-    if bad.any():
-        _log.warning("%d covariance matrix/matrices became singular; regularised with "
-                     "min_covar=%g", int(bad.sum()), min_covar)
-        mats = mats.copy()
-        mats[bad] += (np.maximum(min_covar - low[bad], 0.0) + min_covar)[:, None, None] * np.eye(D)
-    return mats.reshape(covars.shape)
 
 
 @register_model_class
@@ -91,7 +34,10 @@ class GaussianHMM(ModelFileMixin, BaseHMM):
     covariance_type : {"spherical", "diag", "full", "tied"}
     min_covar : float
         Added to the diagonal of the data covariance used to initialise
-        ``covars_``.
+        ``covars_`` (as in hmmlearn) and the absolute variance floor of every
+        M-step: no variance (full / tied: no variance along any direction)
+        ends below it. hmmlearn applies no floor; the results are the same
+        while the variances stay above ``min_covar``.
     startprob_prior, transmat_prior : float or array
         Dirichlet prior parameters for ``startprob_`` / rows of ``transmat_``.
     means_prior, means_weight : float or array
@@ -117,8 +63,9 @@ class GaussianHMM(ModelFileMixin, BaseHMM):
         Forward-backward in log space or with scaling (faster). Both give the
         same results to rounding.
     covars_floor_fraction : float or None
-        If set, after every M-step variances are floored at this fraction of
-        the global per-dimension data variance (HTK's vFloor, e.g. 0.01).
+        If set, after every M-step variances are also floored at this
+        fraction of the global per-dimension data variance (HTK's vFloor,
+        e.g. 0.01).
 
     Attributes
     ----------
@@ -241,51 +188,30 @@ class GaussianHMM(ModelFileMixin, BaseHMM):
 
     # ---------------------------------------------------------- M-step
 
-    def _update_emission(self, stats) -> None:
-        """Means and covariances from GaussianStats (MAP as hmmlearn, Huang et al. p. 443)."""
-        ctype = self.covariance_type
-        n, s1, s2 = stats.n, stats.s1, stats.s2
-        denom = n[:, None]
-        mp, mw = self.means_prior, self.means_weight
-        # A state that received no data (and no prior weight) keeps its
-        # previous mean and covariance instead of becoming 0/0 = NaN.
-        empty = (n <= 0) & bool(np.all(np.asarray(mw) <= 0))
-        if empty.any():
-            _log.warning("state(s) %s received no data; keeping their previous parameters",
-                         np.flatnonzero(empty).tolist())
-        old_cov = self._covars_
-        if "m" in self.params:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                self.means_ = np.where(empty[:, None], self.means_, (mw * mp + s1) / (mw + denom))
-        if "c" not in self.params:
-            return
-        means = self.means_
-        cp, cw = self.covars_prior, self.covars_weight
-        meandiff = means - mp
-        if ctype in ("spherical", "diag"):
-            c_n = mw * meandiff ** 2 + s2 - 2 * means * s1 + means ** 2 * denom
-            c_d = max(cw - 1, 0) + denom
-            cov = (cp + c_n) / np.maximum(c_d, 1e-5)
-            if ctype == "spherical":
-                cov = cov.mean(axis=1)
+    def _update_options(self) -> GaussianUpdateOptions:
+        """hmmlearn's MAP M-step (Huang et al. p. 443) as estimator settings, plus the floors.
+
+        hmmlearn's ``covars_prior`` is the prior scatter and ``covars_weight``
+        sets the degrees of freedom: ``max(w - 1, 0)`` per variance (diag,
+        spherical), ``max(w - D, 0)`` per matrix (full, tied).
+        """
+        S, D, ctype = self.n_components, self.n_features, self.covariance_type
+        cw = np.asarray(self.covars_weight, dtype=np.float64)
+        if ctype in ("diag", "spherical"):
+            psi, dof = self.covars_prior, np.maximum(cw - 1, 0)
+            if ctype == "spherical":  # the mean of the per-dimension estimates: totals over dimensions
+                psi = np.broadcast_to(np.asarray(psi, dtype=np.float64), (S, D)).sum(axis=1)
+                dof = D * dof
         else:
-            D = means.shape[1]
-            outer = np.einsum("ki,kj->kij", means, s1)
-            mm = np.einsum("ki,kj->kij", means, means)
-            md = np.einsum("ki,kj->kij", meandiff, meandiff)
-            cvweight = max(cw - D, 0)
-            if ctype == "full":
-                c_n = np.asarray(mw)[..., None, None] * md + s2 - outer - np.swapaxes(outer, 1, 2) \
-                    + mm * n[:, None, None]
-                with np.errstate(invalid="ignore", divide="ignore"):  # empty states: replaced below
-                    cov = (cp + c_n) / (cvweight + n[:, None, None])
-            else:  # tied: s2 is the (D, D) total
-                c_n = (np.asarray(mw)[..., None, None] * md).sum(axis=0) + s2 \
-                    - (outer + np.swapaxes(outer, 1, 2) - mm * n[:, None, None]).sum(axis=0)
-                cov = (cp + c_n) / (cvweight + n.sum())
-        if self.covars_floor_fraction is not None:
-            floor = self.covars_floor_fraction * global_variance(n, s1, s2, ctype)
-            cov = floor_covariances(cov, floor, ctype)
-        if ctype != "tied" and empty.any():
-            cov = np.where(empty.reshape((-1,) + (1,) * (cov.ndim - 1)), old_cov, cov)
-        self._covars_ = repair_degenerate(cov, ctype, self.min_covar)
+            psi, dof = self.covars_prior, np.maximum(cw - D, 0)
+        return GaussianUpdateOptions(
+            variance_floor=self.min_covar, variance_floor_fraction=self.covars_floor_fraction or 0.0,
+            means_prior=self.means_prior, means_weight=self.means_weight, covars_prior=psi, covars_dof=dof)
+
+    def _update_emission(self, stats) -> None:
+        """Means and covariances from GaussianStats by the one estimator (:mod:`gmmhmm.mixture.estimate`)."""
+        previous = GaussianParams(self.covariance_type, self.means_, self._covars_)
+        new, _ = update_gaussians(stats, self.covariance_type, self._update_options(), previous,
+                                  params=self.params)
+        self.means_ = new.means
+        self._covars_ = new.covars

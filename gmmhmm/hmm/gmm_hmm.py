@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import logging
-
 import numpy as np
 
 from .. import _validation as V
 from ..errors import InvalidParameterError
+from ..mixture.estimate import GaussianParams, GaussianUpdateOptions, update_gaussians
 from ..mixture.gaussian import check_covariance_type
 from ..modelfile import ModelFileMixin, register_model_class
 from ._kmeans import cluster_covariances, kmeans, nearest
 from .base import BaseHMM
 from .emissions import GMMEmission
-from .gaussian_hmm import (data_covariance, floor_covariances,
-                           global_variance, repair_degenerate)
-
-_log = logging.getLogger(__name__)
+from .gaussian_hmm import data_covariance
 
 COVARS_CENTERING = ("updated", "previous")
-
-
-def _outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return a[..., :, None] * b[..., None, :]
 
 
 @register_model_class
@@ -39,7 +31,7 @@ class GMMHMM(ModelFileMixin, BaseHMM):
         Number of states.
     n_mix : int
         Gaussians per state.
-    min_covar, startprob_prior, transmat_prior, algorithm, random_state,
+    startprob_prior, transmat_prior, algorithm, random_state,
     n_iter, tol, verbose, implementation, covars_floor_fraction
         As in :class:`~gmmhmm.hmm.GaussianHMM`.
     weights_prior : float or array (n_components, n_mix)
@@ -52,6 +44,9 @@ class GMMHMM(ModelFileMixin, BaseHMM):
         ``"tied"``: one full matrix per state shared by its mixtures.
     params, init_params : str
         Any of 's', 't', 'm', 'c', 'w' (weights).
+    min_covar : float
+        Initial covariance regulariser (as hmmlearn) and the absolute
+        variance floor of every M-step (see :class:`~gmmhmm.hmm.GaussianHMM`).
     covars_centering : {"updated", "previous"}
         ``"updated"`` (default) centres the covariance statistics on the
         newly estimated means: exact EM, the log-likelihood never decreases.
@@ -70,6 +65,11 @@ class GMMHMM(ModelFileMixin, BaseHMM):
         diag, (n_components, n_mix, n_features, n_features) full,
         (n_components, n_features, n_features) tied.
     monitor_ : ConvergenceMonitor
+
+    Notes
+    -----
+    :meth:`aic` and :meth:`bic` count ``S * (M - 1)`` free mixture weights;
+    hmmlearn counts ``M - 1``.
     """
 
     _saved_attributes = BaseHMM._saved_attributes + ("weights_", "means_", "covars_", "endprob_")
@@ -205,6 +205,12 @@ class GMMHMM(ModelFileMixin, BaseHMM):
         return labels // M
 
     def _get_n_fit_scalars_per_param(self) -> dict[str, int]:
+        """Free parameters for :meth:`aic` / :meth:`bic`: S * (M - 1) mixture weights.
+
+        hmmlearn 0.3.3 counts only M - 1 weights (one state's worth), so its
+        GMMHMM AIC/BIC are smaller than these by ``(S - 1) * (M - 1)`` times
+        2 (AIC) or ``log(n_samples)`` (BIC).
+        """
         S, D, M = self.n_components, self.n_features, self.n_mix
         return {
             "s": S - 1,
@@ -212,70 +218,54 @@ class GMMHMM(ModelFileMixin, BaseHMM):
             "m": S * M * D,
             "c": {"spherical": S * M, "diag": S * M * D, "full": S * M * D * (D + 1) // 2,
                   "tied": S * D * (D + 1) // 2}[self.covariance_type],
-            "w": M - 1,
+            "w": S * (M - 1),
         }
 
     # ---------------------------------------------------------- M-step
 
-    def _update_emission(self, stats) -> None:
-        """Weights, means, covariances from the stacked GaussianStats (hmmlearn's MAP rules)."""
-        S, M, D = self.n_components, self.n_mix, self.n_features
-        ctype = self.covariance_type
+    def _gaussian_params(self) -> GaussianParams:
+        """The emission parameters as the estimator and mix-up take them (component ``s * n_mix + m``)."""
+        S, M = self.n_components, self.n_mix
+        covars = np.asarray(self.covars_, dtype=np.float64)
+        if self.covariance_type != "tied":
+            covars = covars.reshape((S * M,) + covars.shape[2:])
+        return GaussianParams(self.covariance_type, np.asarray(self.means_, dtype=np.float64).reshape(S * M, -1),
+                              covars, np.asarray(self.weights_, dtype=np.float64))
+
+    def _set_gaussian_params(self, params: GaussianParams) -> None:
+        S, (G, M) = self.n_components, params.weights.shape
+        self.n_mix = M
+        self.weights_ = params.weights
+        self.means_ = params.means.reshape(S, M, -1)
+        self.covars_ = params.covars if self.covariance_type == "tied" else params.covars.reshape(
+            (S, M) + params.covars.shape[1:])
+
+    def _update_options(self) -> GaussianUpdateOptions:
+        """hmmlearn's MAP rules as estimator settings, plus the floors.
+
+        hmmlearn writes the covariance denominators as ``(n + 1) + 2 (alpha + 1)``
+        (diag), ``D (n + 1) + 2 (alpha + 1)`` (spherical), ``n + 1 + nu + D + 1``
+        (full), ``n_state + M + nu + D + 1`` (tied); the degrees of freedom
+        below are those sums without ``n``, formed without adding and
+        subtracting ``n`` (which rounds a tiny ``n`` to 0).
+        """
+        S, M, D, ctype = self.n_components, self.n_mix, self.n_features, self.covariance_type
         pri = self._priors()
-        n = stats.n.reshape(S, M)
-        s1 = stats.s1.reshape(S, M, D)
-        s2 = stats.s2.reshape((S, M) + stats.s2.shape[1:])
-        post_sum = n.sum(axis=1)
-        old_means, old_covars = self.means_, self.covars_
-        # Components (and states) that received no data keep their previous
-        # parameters instead of becoming 0/0 = NaN.
-        empty = n <= 0
-        if empty.all(axis=1).any():
-            _log.warning("state(s) %s received no data; keeping their previous parameters",
-                         np.flatnonzero(empty.all(axis=1)).tolist())
-        if "w" in self.params:
-            alphas = pri["weights_prior"] - 1
-            with np.errstate(invalid="ignore", divide="ignore"):
-                w = (n + alphas) / (post_sum + alphas.sum(axis=1))[:, None]
-            self.weights_ = np.where(np.isfinite(w).all(axis=1, keepdims=True), w, self.weights_)
-        if "m" in self.params:
-            lambdas, mus = pri["means_weight"], pri["means_prior"]
-            m_n = lambdas[:, :, None] * mus + s1
-            m_d = n + lambdas
-            with np.errstate(invalid="ignore", divide="ignore"):
-                self.means_ = np.where((m_d == 0)[:, :, None], old_means, m_n / m_d[:, :, None])
-        if "c" not in self.params:
-            return
-        centre = old_means if self.covars_centering == "previous" else self.means_
-        lambdas, mus = pri["means_weight"], pri["means_prior"]
-        dm = self.means_ - mus
-        if ctype in ("diag", "spherical"):
-            c_stat = s2 - 2 * centre * s1 + centre ** 2 * n[:, :, None]
-            alphas, betas = pri["covars_prior"], pri["covars_weight"]
-            if ctype == "diag":
-                c_n = lambdas[:, :, None] * dm ** 2 + 2 * betas + c_stat
-                c_d = n[:, :, None] + 1 + 2 * (alphas + 1)
-            else:
-                c_n = lambdas * (dm ** 2).sum(axis=-1) + 2 * betas + c_stat.sum(axis=-1)
-                c_d = D * (n + 1) + 2 * (alphas + 1)
-        else:
-            so = _outer(s1, centre)
-            c_stat = s2 - so - np.swapaxes(so, -1, -2) + n[:, :, None, None] * _outer(centre, centre)
-            psis_t = np.swapaxes(pri["covars_prior"], -1, -2)
-            nus = pri["covars_weight"]
-            if ctype == "full":
-                c_n = psis_t + lambdas[:, :, None, None] * _outer(dm, dm) + c_stat
-                c_d = (n + 1 + nus + D + 1)[:, :, None, None]
-            else:  # tied per state
-                c_n = (np.einsum("sm,smij->sij", lambdas, _outer(dm, dm)) + psis_t
-                       + c_stat.sum(axis=1))
-                c_d = (post_sum + M + nus + D + 1)[:, None, None]
-        with np.errstate(invalid="ignore", divide="ignore"):  # empty components: replaced below
-            cov = c_n / c_d
-        if self.covars_floor_fraction is not None:
-            floor = self.covars_floor_fraction * global_variance(
-                stats.n, stats.s1, stats.s2, stats.covariance_type)
-            cov = floor_covariances(cov, floor, ctype)
-        keep = empty.all(axis=1) if ctype == "tied" else empty
-        cov = np.where(keep.reshape(keep.shape + (1,) * (cov.ndim - keep.ndim)), old_covars, cov)
-        self.covars_ = repair_degenerate(cov, ctype, self.min_covar)
+        cp, cw = pri["covars_prior"], pri["covars_weight"]
+        psi, dof = {
+            "diag": lambda: (2 * cw.reshape(S * M, D), (2 * cp + 3).reshape(S * M, D)),
+            "spherical": lambda: (2 * cw.reshape(S * M), (D + 2 * (cp + 1)).reshape(S * M)),
+            "full": lambda: (np.swapaxes(cp, -1, -2).reshape(S * M, D, D), (cw + D + 2).reshape(S * M)),
+            "tied": lambda: (np.swapaxes(cp, -1, -2), cw + M + D + 1),
+        }[ctype]()
+        return GaussianUpdateOptions(
+            variance_floor=self.min_covar, variance_floor_fraction=self.covars_floor_fraction or 0.0,
+            weights_prior=pri["weights_prior"] - 1, means_prior=pri["means_prior"].reshape(S * M, D),
+            means_weight=pri["means_weight"].reshape(S * M), covars_prior=psi, covars_dof=dof,
+            center_on_previous_means=self.covars_centering == "previous")
+
+    def _update_emission(self, stats) -> None:
+        """Weights, means, covariances from the stacked GaussianStats by the one estimator."""
+        new, _ = update_gaussians(stats, self.covariance_type, self._update_options(), self._gaussian_params(),
+                                  n_mix=self.n_mix, params=self.params)
+        self._set_gaussian_params(new)

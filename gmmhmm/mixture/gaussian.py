@@ -28,13 +28,11 @@ __all__ = [
     "log_densities",
     "accumulate_gaussians",
     "mixture_log_likelihood",
-    "mix_up",
     "precisions_cholesky_from_covariances",
     "precisions_cholesky_from_precisions",
     "precisions_from_precisions_cholesky",
     "covariances_from_precisions_cholesky",
     "log_det_precisions_cholesky",
-    "estimate_gaussian_parameters",
 ]
 
 _LOG_2PI = np.log(2.0 * np.pi)
@@ -340,91 +338,3 @@ def mixture_log_likelihood(component_log_prob: np.ndarray, n_mix: int) -> np.nda
     _kernels.normalize_log_resp(groups, np.ones(groups.shape[0], dtype=groups.dtype), log_norm,
                                 _kernels.flush_cutoff(groups.dtype))
     return log_norm.reshape(n, k // n_mix)
-
-
-def mix_up(weights: np.ndarray, means: np.ndarray, std: np.ndarray, n_mix: int,
-           perturb: float = 0.2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """HTK's mixture splitting (HHEd MU) for every state's mixture.
-
-    The heaviest component of a state is split in two, each with half its
-    weight and the mean moved ``perturb`` standard deviations either way along
-    every dimension, until the state has ``n_mix`` components.
-
-    Parameters
-    ----------
-    weights : (S, M)
-    means : (S, M, D)
-    std : (S, M, D)
-        Per-dimension standard deviation of each component.
-    n_mix : int
-        Components per state afterwards (>= M).
-
-    Returns
-    -------
-    weights (S, n_mix), means (S, n_mix, D), source (S, n_mix)
-        ``source[s, j]`` is the original component new component ``j`` was
-        split from, for copying covariances.
-    """
-    S, M = weights.shape
-    if n_mix < M:
-        raise InvalidParameterError(f"cannot split {M} mixture components down to {n_mix}")
-    w = [list(row) for row in weights]
-    mu = [list(row) for row in means]
-    src = [list(range(M)) for _ in range(S)]
-    for s in range(S):
-        while len(w[s]) < n_mix:
-            k = int(np.argmax(w[s]))
-            offset = perturb * std[s, src[s][k]]
-            center = mu[s][k]
-            w[s][k] /= 2
-            mu[s][k] = center + offset
-            w[s].append(w[s][k])
-            mu[s].append(center - offset)
-            src[s].append(src[s][k])
-    return np.array(w), np.array(mu), np.array(src)
-
-
-# --------------------------------------------------------------------------
-# M-step
-# --------------------------------------------------------------------------
-
-def estimate_gaussian_parameters(stats: GaussianStats, reg_covar: float) -> tuple[np.ndarray, np.ndarray]:
-    """Means and covariances from sufficient statistics (the M-step).
-
-    ``reg_covar`` is added to the covariance diagonal, which also floors
-    variances of constant features. Like scikit-learn, ``10 * eps`` is added to
-    each count so an empty component yields finite (meaningless) values; the
-    caller decides whether to keep its previous parameters instead.
-
-    Returns
-    -------
-    means : ndarray of shape (n_components, n_features)
-    covariances : ndarray in the layout of ``stats.covariance_type``
-    """
-    if reg_covar < 0 or not np.isfinite(reg_covar):
-        raise InvalidParameterError(f"reg_covar must be a finite number >= 0, got {reg_covar!r}")
-    n = stats.n + 10 * np.finfo(stats.n.dtype).eps
-    means = stats.s1 / n[:, None]
-    ct = stats.covariance_type
-    d = stats.n_features
-    if ct == "full":
-        # Centre on the exact mean m = s1/n first: for a component owning a
-        # single point (one-hot initialisation) s2/n - m m^T is exactly 0, as
-        # in scikit-learn's centred computation, instead of eps * |x|^2.
-        n_true = np.where(stats.n > 0, stats.n, 1.0)
-        m = np.where((stats.n > 0)[:, None], stats.s1 / n_true[:, None], means)
-        dm = m - means
-        cov = stats.s2 / n_true[:, None, None] - m[:, :, None] * m[:, None, :]
-        cov = (cov + dm[:, :, None] * dm[:, None, :]) * (stats.n / n)[:, None, None]
-        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
-        cov[:, np.arange(d), np.arange(d)] += reg_covar
-    elif ct == "tied":
-        cov = (stats.s2 - (n[:, None] * means).T @ means) / n.sum()
-        cov = 0.5 * (cov + cov.T)
-        cov.flat[:: d + 1] += reg_covar
-    else:
-        # scikit-learn's operation order: E[x^2] - 2 mu E[x] + mu^2
-        var = stats.s2 / n[:, None] - 2.0 * means * (stats.s1 / n[:, None]) + means**2
-        var = np.maximum(var, 0.0) + reg_covar
-        cov = var if ct == "diag" else var.mean(axis=1)
-    return means, cov

@@ -38,12 +38,13 @@ from .gaussian import (
     check_covariance_type,
     covariance_shape,
     covariances_from_precisions_cholesky,
-    estimate_gaussian_parameters,
     mixture_log_likelihood,
     precisions_cholesky_from_covariances,
     precisions_cholesky_from_precisions,
     precisions_from_precisions_cholesky,
 )
+from .estimate import GaussianParams, GaussianUpdateOptions, update_gaussians
+from .mixup import mix_up
 from .stats import GaussianStats
 
 logger = logging.getLogger(__name__)
@@ -267,8 +268,9 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         if need_resp:
             resp = self._initial_resp(X, rng, sample_weight) * sample_weight[:, None]
             stats = GaussianStats.from_posteriors(X, resp, self.covariance_type)
-            means, covariances = estimate_gaussian_parameters(stats, self.reg_covar)
+            first, _ = update_gaussians(stats, self.covariance_type, self._update_options())
             weights = (stats.n + 10 * np.finfo(np.float64).eps) / sample_weight.sum()
+            means, covariances = first.means, first.covars
         if self.weights_init is not None:
             weights = np.asarray(self.weights_init, dtype=np.float64)
         if self.means_init is not None:
@@ -299,6 +301,11 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
             value = np.asarray(getattr(self, name), dtype=np.float64)
             if value.shape != shape or not np.isfinite(value).all():
                 raise InvalidParameterError(f"{name} must be finite with shape {shape}, got {value.shape}")
+
+    def _gaussian_params(self) -> GaussianParams:
+        """The parameters as the estimator and mix-up take them (one mixture of K)."""
+        return GaussianParams(self.covariance_type, self.means_.astype(np.float64),
+                              self.covariances_.astype(np.float64), self.weights_[None].astype(np.float64))
 
     def _get_parameters(self) -> tuple:
         return (self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
@@ -361,11 +368,18 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         stats = GaussianStats.from_centered(ct, acc, plan.center.astype(np.float64), tied_s2)
         return MixtureStats(stats, total_ll, float(sample_weight.sum(dtype=np.float64)))
 
+    def _update_options(self) -> GaussianUpdateOptions:
+        """scikit-learn's M-step as estimator settings: ``reg_covar`` on the diagonal and
+        ``10 * eps`` added to every count (a Dirichlet pseudo-count), nothing else."""
+        return GaussianUpdateOptions(reg_covar=float(self.reg_covar), weights_prior=10 * np.finfo(np.float64).eps)
+
     def update(self, stats: MixtureStats | GaussianStats) -> "GaussianMixture":
         """M-step: set the parameters from (summed) statistics.
 
-        A component whose statistics are empty keeps its previous mean and
-        covariance (its weight becomes ~0), so no parameter turns NaN.
+        Uses :func:`gmmhmm.mixture.estimate.update_gaussians` with
+        :meth:`_update_options`: a component whose occupancy is below
+        ``1e-10`` of the total keeps its previous mean and covariance (its
+        weight becomes ~0), so no parameter turns NaN.
         """
         gs = stats.gaussian if isinstance(stats, MixtureStats) else stats
         if not isinstance(gs, GaussianStats) or gs.covariance_type != self.covariance_type:
@@ -376,16 +390,11 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
             raise ConvergenceError("the statistics are empty (total weight is zero)")
         if hasattr(self, "means_") and gs.s1.shape != self.means_.shape:
             raise InvalidInputError(f"statistics of shape {gs.s1.shape} do not match means {self.means_.shape}")
-        means, covariances = estimate_gaussian_parameters(gs, self.reg_covar)
-        empty = gs.n < 1e-12 * gs.n.sum()
-        if empty.any() and hasattr(self, "means_"):
-            logger.warning("component(s) %s received no data; keeping their previous parameters",
-                           np.flatnonzero(empty).tolist())
-            means[empty] = self.means_[empty]
-            if self.covariance_type != "tied":
-                covariances[empty] = self.covariances_[empty]
-        weights = gs.n + 10 * np.finfo(np.float64).eps
-        weights /= weights.sum()
+        previous = self._gaussian_params() if hasattr(self, "means_") else None
+        new, _ = update_gaussians(gs, self.covariance_type, self._update_options(), previous,
+                                  n_mix=gs.n_components)
+        means, covariances = new.means, new.covars
+        weights = new.weights[0]
         pc = precisions_cholesky_from_covariances(covariances, self.covariance_type)
         self._set_parameters(weights, means, covariances, pc)
         self.n_features_in_ = means.shape[1]
@@ -552,46 +561,25 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
     # ------------------------------------------------------------------
 
     def split(self, n_components: int) -> "GaussianMixture":
-        """Grow to ``n_components`` by splitting the heaviest component repeatedly.
+        """Grow to ``n_components`` by HTK's mixture splitting (:func:`gmmhmm.mixture.mixup.mix_up`).
 
-        The split component's mean moves by +/- 0.2 standard deviations along
-        its dimension of largest standard deviation; both halves get half its
-        weight and a copy of its covariance. Sets ``warm_start=True`` so the
-        next ``fit`` continues EM from the grown model.
+        The component with the best score *weight - times already split* is
+        split in two, each half with half its weight, a copy of its
+        covariance and the mean moved +/- 0.2 standard deviations along every
+        dimension, until there are ``n_components``. Only ``n_components``
+        and the fitted attributes change; ``warm_start`` and the ``*_init``
+        hyperparameters stay as they are, so continue EM from the split model
+        with ``update(accumulate(X))`` or ``set_params(warm_start=True).fit(X)``.
         """
         check_is_fitted(self, "means_")
         n_components = check_positive_int(n_components, "n_components")
         k = self.means_.shape[0]
         if n_components < k:
             raise InvalidParameterError(f"split can only grow the model: it has {k} components, asked for {n_components}")
-        weights = self.weights_.astype(np.float64)
-        means = self.means_.astype(np.float64)
-        cov = self.covariances_.astype(np.float64)
-        ct = self.covariance_type
-        for _ in range(n_components - k):
-            j = int(np.argmax(weights))
-            if ct == "full":
-                var = np.diag(cov[j])
-            elif ct == "tied":
-                var = np.diag(cov)
-            elif ct == "diag":
-                var = cov[j]
-            else:
-                var = np.full(means.shape[1], cov[j])
-            dim = int(np.argmax(var))
-            offset = np.zeros(means.shape[1])
-            offset[dim] = 0.2 * np.sqrt(var[dim])
-            weights[j] /= 2
-            weights = np.append(weights, weights[j])
-            means = np.vstack([means, means[j] + offset])
-            means[j] -= offset
-            if ct != "tied":
-                cov = np.concatenate([cov, cov[j:j + 1]])
-        pc = precisions_cholesky_from_covariances(cov, ct)
-        self._set_parameters(weights, means, cov, pc)
+        grown = mix_up(self._gaussian_params(), n_components)
+        pc = precisions_cholesky_from_covariances(grown.covars, self.covariance_type)
+        self._set_parameters(grown.weights[0], grown.means, grown.covars, pc)
         self.n_components = n_components
-        self.weights_init = self.means_init = self.precisions_init = None
-        self.warm_start = True
         self.converged_ = False
         if not hasattr(self, "lower_bound_"):
             self.lower_bound_ = -np.inf

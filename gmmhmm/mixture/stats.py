@@ -2,7 +2,7 @@
 
 Statistics from any split of the data add up to the statistics of the whole,
 so the E-step can run over shards, processes or a cluster and the M-step
-(:func:`gmmhmm.mixture.gaussian.estimate_gaussian_parameters`) sees one sum.
+(:func:`gmmhmm.mixture.estimate.update_gaussians`) sees one sum.
 """
 
 from __future__ import annotations
