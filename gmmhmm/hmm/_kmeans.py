@@ -10,11 +10,17 @@ from ..mixture._kmeans import kmeans as _mixture_kmeans
 
 
 def kmeans(X: np.ndarray, n_clusters: int, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster ``X`` with the mixture layer's k-means; returns (centers (k, D), labels (N,))."""
+    """Cluster ``X`` with the mixture layer's k-means; returns (centers (k, D), labels (N,)).
+    The same rows in any order give the same centres."""
     if len(X) < n_clusters:
         raise InvalidInputError(
             f"need at least {n_clusters} samples to initialise {n_clusters} clusters, got {len(X)}")
-    labels, centers = _mixture_kmeans(X, n_clusters, rng)
+    # Cluster the rows in lexicographic order, so the result does not depend on the
+    # order of the sequences in X (hmmlearn issue 410: the model must not either).
+    order = np.lexsort(X.T[::-1])
+    sorted_labels, centers = _mixture_kmeans(np.ascontiguousarray(X[order]), n_clusters, rng)
+    labels = np.empty_like(sorted_labels)
+    labels[order] = sorted_labels
     return centers, labels
 
 
