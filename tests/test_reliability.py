@@ -20,7 +20,7 @@ import pytest
 
 from gmmhmm import GMMHMM, GaussianHMM, GaussianMixture, modelfile
 from gmmhmm.classifier import HMMClassifier
-from gmmhmm.errors import InvalidInputError, ModelFileError
+from gmmhmm.errors import InvalidInputError, ModelFileError, SequenceTooShortError
 from gmmhmm.features import load_features, save_features
 
 REPO = Path(__file__).resolve().parents[1]
@@ -119,14 +119,17 @@ def test_gmmhmm_state_and_component_never_visited(ctype, X, caplog):
     assert np.isfinite(h.score(X))
 
 
-def test_classifier_on_sequences_shorter_than_its_topology_gives_finite_models(X):
-    # 3-frame sequences, 6-state left-to-right models: states 3..5 never see data
-    clf = HMMClassifier(n_states=6, mix_schedule=(1, 2), n_iter=2).fit([X[:3], X[40:43]], [0, 1])
+def test_classifier_on_sequences_shorter_than_its_topology_is_refused_clearly(X):
+    # 3-frame sequences, 6-state word models left only through their last state: no path
+    with pytest.raises(SequenceTooShortError, match="every training sequence is shorter than the 6 frames"):
+        HMMClassifier(n_states=6, mix_schedule=(1, 2), n_iter=2).fit([X[:3], X[40:43]], [0, 1])
+    # 6 frames just reach the final state (one frame per state): finite models
+    clf = HMMClassifier(n_states=6, mix_schedule=(1, 2), n_iter=2).fit([X[:6], X[40:46]], [0, 1])
     for m in clf.models_:
-        _finite(m, ("startprob_", "transmat_", "weights_", "means_", "covars_"))
-    scores = clf.predict_log_likelihoods([X[:3], X[40:43]])
-    assert np.isfinite(scores).all()
-    assert list(clf.predict([X[:3], X[40:43]])) == [0, 1]
+        _finite(m, ("startprob_", "transmat_", "endprob_", "weights_", "means_", "covars_"))
+    scores = clf.predict_log_likelihoods([X[:6], X[40:46], X[:3]])
+    assert np.isfinite(scores[:2]).all() and np.all(scores[2] == -np.inf)
+    assert list(clf.predict([X[:6], X[40:46]])) == [0, 1]
 
 
 # ---------------------------------------------------------------------------

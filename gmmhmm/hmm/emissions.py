@@ -10,6 +10,10 @@ The HMM base class only calls
 
 Both emissions reuse :mod:`gmmhmm.mixture.gaussian` for the densities and
 :class:`gmmhmm.mixture.stats.GaussianStats` for the statistics.
+:class:`GMMEmission` is the one mixture layout of the package: ``GMMHMM``
+and the phone models (:meth:`gmmhmm.graphs.PhoneModelSet.emission`, whose
+``(n_pdfs * n_mix, D)`` arrays are the same stacked components) both score
+and accumulate through it.
 """
 
 from __future__ import annotations

@@ -17,9 +17,11 @@ Two forward-backward implementations:
   The scaling path falls back to it per sequence when that happens.
 
 Every function takes an ``endprob`` (S,) vector weighting the state of the
-last frame (``np.ones(S)``: any state may end, hmmlearn's semantics; a 0
-forbids ending there, e.g. all but the final state of a left-to-right
-model). Log-space functions take logs of all probabilities.
+last frame (``np.ones(S)``: any state may end, hmmlearn's semantics; a
+model's exit probabilities, with ``transmat`` rows summing to ``1 - endprob``,
+for HTK-style models left only through their final state, see
+:mod:`gmmhmm.hmm.base`). The kernels need no normalisation: any non-negative
+weights work. Log-space functions take logs of all probabilities.
 
 A sequence whose total likelihood is zero gets log-likelihood ``-inf``;
 callers turn that into a clear error.
