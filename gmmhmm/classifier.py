@@ -208,7 +208,8 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
     max_jump : int
         Left-to-right topology: from state i to i .. i + max_jump.
     min_covar : float
-        Variance floor added to every covariance diagonal.
+        Variance floor: added to the flat-start variances and held after
+        every Baum-Welch M-step (no variance of any model ends below it).
     tol : float
         EM convergence threshold on the log-likelihood gain per stage.
     scoring : {'viterbi', 'forward'}

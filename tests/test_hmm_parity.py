@@ -135,3 +135,15 @@ def test_information_criteria_match_hmmlearn():
     ref.n_features = D
     _close(ours.aic(X, lengths), ref.aic(X, lengths))
     _close(ours.bic(X, lengths), ref.bic(X, lengths))
+
+
+def test_gmmhmm_information_criteria_count_every_states_weights():
+    """hmmlearn counts M - 1 mixture weights for all S states; the free parameters are S (M - 1)."""
+    X, lengths = _data(10)
+    params = _gmm_params("diag", np.random.default_rng(11))
+    ours = _set(GMMHMM(S, n_mix=M), params)
+    ref = _set(hmm_ref.GMMHMM(S, n_mix=M), params)
+    ref.n_features = D
+    extra = (S - 1) * (M - 1)
+    _close(ours.aic(X, lengths), ref.aic(X, lengths) + 2 * extra)
+    _close(ours.bic(X, lengths), ref.bic(X, lengths) + extra * np.log(len(X)))

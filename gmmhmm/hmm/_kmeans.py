@@ -9,6 +9,12 @@ from ..mixture._kmeans import assign
 from ..mixture._kmeans import kmeans as _mixture_kmeans
 
 
+def data_covariance(X: np.ndarray, min_covar: float) -> np.ndarray:
+    """Sample covariance of ``X`` plus ``min_covar`` on the diagonal, always (D, D)."""
+    cv = np.atleast_2d(np.cov(X.T, bias=len(X) < 2))
+    return cv + min_covar * np.eye(X.shape[1])
+
+
 def kmeans(X: np.ndarray, n_clusters: int, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
     """Cluster ``X`` with the mixture layer's k-means; returns (centers (k, D), labels (N,)).
     The same rows in any order give the same centres."""

@@ -9,15 +9,9 @@ from ..errors import InvalidParameterError
 from ..mixture.estimate import GaussianParams, GaussianUpdateOptions, update_gaussians
 from ..mixture.gaussian import check_covariance_type, covariance_shape
 from ..modelfile import ModelFileMixin, register_model_class
-from ._kmeans import cluster_covariances, kmeans, nearest
+from ._kmeans import cluster_covariances, data_covariance, kmeans, nearest
 from .base import BaseHMM
 from .emissions import GaussianEmission, full_covariances
-
-
-def data_covariance(X: np.ndarray, min_covar: float) -> np.ndarray:
-    """Sample covariance of ``X`` plus ``min_covar`` on the diagonal, always (D, D)."""
-    cv = np.atleast_2d(np.cov(X.T, bias=len(X) < 2))
-    return cv + min_covar * np.eye(X.shape[1])
 
 
 @register_model_class

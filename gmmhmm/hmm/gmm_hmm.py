@@ -9,10 +9,9 @@ from ..errors import InvalidParameterError
 from ..mixture.estimate import GaussianParams, GaussianUpdateOptions, update_gaussians
 from ..mixture.gaussian import check_covariance_type
 from ..modelfile import ModelFileMixin, register_model_class
-from ._kmeans import cluster_covariances, kmeans, nearest
+from ._kmeans import cluster_covariances, data_covariance, kmeans, nearest
 from .base import BaseHMM
 from .emissions import GMMEmission
-from .gaussian_hmm import data_covariance
 
 COVARS_CENTERING = ("updated", "previous")
 

@@ -199,8 +199,8 @@ def _broadcast(value: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
         raise InvalidParameterError(f"{name} of shape {np.shape(value)} does not fit shape {shape}") from None
 
 
-def _ml_moments(stats: GaussianStats, covariance_type: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(n with zeros replaced by 1, ML means s1/n, per-component ML covariances or diagonals).
+def _ml_moments(stats: GaussianStats, covariance_type: str) -> tuple[np.ndarray, np.ndarray]:
+    """(ML means s1/n, per-component ML covariances or their diagonals); 0/0 is read as 0.
 
     The covariance is centred on the exact mean first, ``s2/n - m m^T``, so a
     component owning a single point gets exactly 0, as scikit-learn's centred
@@ -211,14 +211,14 @@ def _ml_moments(stats: GaussianStats, covariance_type: str) -> tuple[np.ndarray,
     m = stats.s1 / n_safe[:, None]
     if stats.covariance_type == "tied":  # pooled: sum_k n_k C_k = s2 - sum_k s1_k s1_k^T / n_k
         scatter = stats.s2 - np.einsum("ki,kj->ij", m * n[:, None], m)
-        return n_safe, m, 0.5 * (scatter + scatter.T)
+        return m, 0.5 * (scatter + scatter.T)
     if stats.covariance_type == "full":
         c = stats.s2 / n_safe[:, None, None] - m[:, :, None] * m[:, None, :]
         c = 0.5 * (c + np.swapaxes(c, 1, 2))
         if covariance_type in ("diag", "spherical"):
             c = np.maximum(np.diagonal(c, axis1=1, axis2=2), 0.0)
-        return n_safe, m, c
-    return n_safe, m, np.maximum(stats.s2 / n_safe[:, None] - m**2, 0.0)
+        return m, c
+    return m, np.maximum(stats.s2 / n_safe[:, None] - m**2, 0.0)
 
 
 def _apply_floor(covars: np.ndarray, floor: np.ndarray, covariance_type: str) -> tuple[np.ndarray, int]:
@@ -304,7 +304,7 @@ def update_gaussians(stats: GaussianStats, covariance_type: str, options: Gaussi
     total = n.sum()
     threshold = max(options.min_occupancy, options.min_relative_occupancy * total)
     kept = ~(n > threshold)  # also catches NaN
-    n_safe, m_ml, c_ml = _ml_moments(stats, covariance_type)
+    m_ml, c_ml = _ml_moments(stats, covariance_type)
     w_n = np.where(kept, 0.0, n)  # the counts of updated components only
 
     # means
@@ -351,8 +351,7 @@ def update_gaussians(stats: GaussianStats, covariance_type: str, options: Gaussi
             else:
                 scatter = c_ml if pooled else np.einsum("k,kij->kij", w_n, c_ml)
                 if pooled:
-                    # the pooled scatter holds every component; remove what the kept ones added
-                    # (nothing measurable: they are below the occupancy threshold)
+                    # the pooled scatter includes the kept components' frames (negligible by definition)
                     num = scatter[None] + outer.sum(axis=0)[None]
                     occ = np.array([n.sum()])
                 else:
@@ -386,7 +385,10 @@ def update_gaussians(stats: GaussianStats, covariance_type: str, options: Gaussi
             weights = np.maximum(weights, options.min_weight)
             weights = weights / weights.sum(axis=1, keepdims=True)
     report = UpdateReport(kept, n_floored, n_wfloored)
-    if report.n_kept or n_floored or n_wfloored:
-        logger.info("Gaussian update: %d of %d component(s) below occupancy %.3g kept their parameters; "
-                    "%d variance(s) and %d weight(s) floored", report.n_kept, K, threshold, n_floored, n_wfloored)
+    if report.n_kept:  # Kaldi warns for every Gaussian it removes; one line per update here
+        idx = np.flatnonzero(kept)
+        logger.warning("%d of %d component(s) received no data (occupancy <= %.3g), e.g. %s; keeping their "
+                       "previous parameters", len(idx), K, threshold, idx[:10].tolist())
+    if n_floored or n_wfloored:
+        logger.info("Gaussian update: %d variance(s) and %d weight(s) floored", n_floored, n_wfloored)
     return GaussianParams(covariance_type, means, covars, weights), report
