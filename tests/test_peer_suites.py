@@ -65,6 +65,28 @@ def _run(module: str, tmp: Path) -> tuple[dict[str, str], str]:
     return _outcomes(junit), proc.stdout
 
 
+def _compare(outcomes: dict[str, str], listed: set[str]) -> tuple[list[str], list[str]]:
+    """(failures the ledger does not list, ledger entries that no longer fail)."""
+    failed = {test for test, outcome in outcomes.items() if outcome == "failed"}
+    return sorted(failed - listed), sorted(test for test in listed if outcomes.get(test) != "failed")
+
+
+def test_compare_catches_unexpected_failures_and_stale_entries(tmp_path):
+    junit = tmp_path / "j.xml"
+    junit.write_text(
+        '<testsuites><testsuite>'
+        '<testcase classname=".TestA" name="test_ok[log]"/>'
+        '<testcase classname=".TestA" name="test_new_bug"><failure message="x"/></testcase>'
+        '<testcase classname="" name="test_fixed"/>'
+        '<testcase classname="" name="test_known"><error message="y"/></testcase>'
+        '<testcase classname="" name="test_xfail"><skipped type="pytest.xfail"/></testcase>'
+        '</testsuite></testsuites>')
+    outcomes = _outcomes(junit)
+    assert outcomes == {"TestA::test_ok[log]": "passed", "TestA::test_new_bug": "failed",
+                        "test_fixed": "passed", "test_known": "failed", "test_xfail": "skipped"}
+    assert _compare(outcomes, {"test_fixed", "test_known"}) == (["TestA::test_new_bug"], ["test_fixed"])
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("peers")
@@ -86,10 +108,7 @@ def test_suite_matches_ledger(results, ledger, suite):
     outcomes, stdout = results[suite]
     assert "gmmhmm swapped in" in stdout, "the swap plugin did not run: the peer's own classes were tested"
     assert len(outcomes) >= 4, f"{suite}: only {len(outcomes)} tests collected"
-    listed = {test for (s, test) in ledger if s == suite}
-    failed = {test for test, outcome in outcomes.items() if outcome == "failed"}
-    unexpected = sorted(failed - listed)
-    stale = sorted(test for test in listed if outcomes.get(test) != "failed")
+    unexpected, stale = _compare(outcomes, {test for (s, test) in ledger if s == suite})
     assert not unexpected, f"{suite}: failures not in tests/peers/ledger.toml: {unexpected}"
     assert not stale, f"{suite}: ledger entries that no longer fail (remove them): {stale}"
 
