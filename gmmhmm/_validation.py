@@ -148,7 +148,8 @@ def check_is_fitted(model: Any, attribute: str) -> None:
     """Raise :class:`NotFittedError` if ``model`` lacks the fitted ``attribute``."""
     if not hasattr(model, attribute):
         raise NotFittedError(
-            f"This {type(model).__name__} instance is not fitted yet; call fit first"
+            f"This {type(model).__name__} instance is not fitted yet. Call 'fit' with appropriate "
+            "arguments before using this estimator."
         )
 
 

@@ -233,7 +233,7 @@ def _set_fit_attributes(model: Any, history: list[float], converged: bool, max_i
     monitor = getattr(model, "monitor_", None)
     if monitor is not None and hasattr(monitor, "history"):
         monitor.history.clear()
-        monitor.history.extend(history[-2:])
+        monitor.history.extend(history)
         monitor.iter, monitor.n_iter, monitor.tol = len(history), max_iter, tol
 
 

@@ -644,3 +644,61 @@ class ModelFileMixin:
                 f"{os.fspath(path)} holds a {type(model).__name__}, not a {cls.__name__}"
             )
         return model
+
+
+# ------------------------------------------------------------------ HTK MMF
+
+def _to_htk(name: str, model: Any):
+    from .data.htk_mmf import HTKHMM
+
+    ctype = getattr(model, "covariance_type", None)
+    if ctype not in ("diag", "spherical"):
+        raise InvalidParameterError(f"model {name!r}: HTK MMF export needs covariance_type 'diag' or "
+                                    f"'spherical', got {ctype!r}")
+    if getattr(model, "endprob_", None) is None:
+        raise InvalidParameterError(
+            f"model {name!r} has no exit probabilities (endprob_); an HTK model is left through its exit "
+            "state: build it with topology.left_to_right(n, exit_prob=...) or set endprob_")
+    model._fitted_check()
+    means = np.asarray(model.means_, dtype=np.float64)
+    if means.ndim == 2:  # GaussianHMM: one component per state
+        weights, means = np.ones((means.shape[0], 1)), means[:, None]
+    else:
+        weights = np.asarray(model.weights_, dtype=np.float64)
+    # GaussianHMM's covars_ expands to full matrices as hmmlearn's does; _covars_ is (S, D)
+    variances = np.asarray(getattr(model, "_covars_", model.covars_), dtype=np.float64)
+    if ctype == "spherical":
+        variances = np.broadcast_to(variances.reshape(means.shape[:2])[..., None], means.shape)
+    return HTKHMM(model.startprob_, model.transmat_, model.endprob_, weights, means,
+                  variances.reshape(means.shape))
+
+
+def save_htk_mmf(path: str | os.PathLike, models: Mapping[str, Any], parm_kind: str = "USER") -> None:
+    """Write ``{name: GaussianHMM or GMMHMM}`` (diagonal or spherical covariances, with
+    ``endprob_``) as a text HTK MMF that HTK's tools load (HERest -H, HVite -H)."""
+    from .data.htk_mmf import write_mmf
+
+    write_mmf(path, {name: _to_htk(name, m) for name, m in models.items()}, parm_kind)
+
+
+def load_htk_mmf(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Read a text HTK MMF as ``({name: GMMHMM}, options)``: diagonal GMM-HMMs whose
+    ``startprob_``/``transmat_``/``endprob_`` come from HTK's entry row, emitting
+    block and exit column (see :mod:`gmmhmm.data.htk_mmf`)."""
+    from .data.htk_mmf import read_mmf
+    from .hmm.gmm_hmm import GMMHMM
+
+    parsed, options = read_mmf(path)
+    models = {}
+    for name, h in parsed.items():
+        S, M, D = h.means.shape
+        model = GMMHMM(n_components=S, n_mix=M, covariance_type="diag", init_params="", params="stmcw")
+        model.n_features = D
+        model.startprob_, model.transmat_, model.endprob_ = h.startprob, h.transmat, h.endprob
+        model.weights_, model.means_, model.covars_ = h.weights, h.means, h.variances
+        try:
+            model._check()
+        except InvalidParameterError as exc:
+            raise ModelFileError(f"{path}: HMM {name!r}: {exc}") from exc
+        models[name] = model
+    return models, options

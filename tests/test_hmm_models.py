@@ -354,8 +354,10 @@ def test_variance_floor_fraction_of_global_variance():
     rng = np.random.default_rng(0)
     X = np.concatenate([rng.normal(size=(300, 2)) * [10.0, 1.0], np.full((50, 2), 3.0)])
     lengths = [350]
-    model = GaussianHMM(2, n_iter=10, random_state=0, covars_prior=0.0,
-                        covars_floor_fraction=0.05).fit(X, lengths)
+    model = GaussianHMM(2, n_iter=10, random_state=0, covars_prior=0.0, init_params="stc",
+                        covars_floor_fraction=0.05)
+    model.means_ = np.array([[0.0, 0.0], [3.0, 3.0]])  # one state starts on the constant block
+    model.fit(X, lengths)
     floor = 0.05 * X.var(axis=0)
     assert np.all(model._covars_ >= floor * (1 - 1e-9))
     assert np.any(np.isclose(model._covars_, floor, rtol=1e-6))  # the constant block hits it

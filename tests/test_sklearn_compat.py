@@ -115,3 +115,27 @@ def test_check_estimator_gaussian_mixture():
     unexpected = {k: repr(v)[:300] for k, v in failed.items() if k not in EXPECTED_CHECK_FAILURES}
     assert not unexpected
     assert len(results) >= 40
+
+
+@pytest.mark.parametrize("dtype, X_dtype, expected", [
+    (None, np.float32, np.float32), (None, np.float64, np.float64), (None, np.int64, np.float64),
+    ("float64", np.float32, np.float64), ("float32", np.float64, np.float32)])
+def test_parameter_dtype_follows_X_unless_given(dtype, X_dtype, expected):
+    """scikit-learn keeps float32 data in float32; ``dtype`` overrides it."""
+    from gmmhmm import GaussianMixture
+
+    rng = np.random.RandomState(0)
+    X = (rng.normal(size=(60, 2)) * 10).astype(X_dtype)
+    gm = GaussianMixture(2, dtype=dtype, random_state=0).fit(X)
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        assert getattr(gm, name).dtype == expected, name
+    assert gm.score_samples(X).dtype == expected
+
+
+def test_singular_fit_is_worded_as_scikit_learn():
+    from gmmhmm import GaussianMixture
+    from gmmhmm.errors import ConvergenceError
+
+    X = np.random.RandomState(0).normal(size=(6, 2))
+    with pytest.raises(ConvergenceError, match="ill-defined empirical covariance"):
+        GaussianMixture(6, reg_covar=0.0, random_state=0).fit(X)

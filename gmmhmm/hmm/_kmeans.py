@@ -9,6 +9,9 @@ from ..mixture._kmeans import assign
 from ..mixture._kmeans import kmeans as _mixture_kmeans
 
 
+N_INIT = 3  # k-means restarts for HMM initialisation
+
+
 def data_covariance(X: np.ndarray, min_covar: float) -> np.ndarray:
     """Sample covariance of ``X`` plus ``min_covar`` on the diagonal, always (D, D)."""
     cv = np.atleast_2d(np.cov(X.T, bias=len(X) < 2))
@@ -16,11 +19,21 @@ def data_covariance(X: np.ndarray, min_covar: float) -> np.ndarray:
 
 
 def kmeans(X: np.ndarray, n_clusters: int, rng: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster ``X`` with the mixture layer's k-means; returns (centers (k, D), labels (N,))."""
+    """Cluster ``X`` with the mixture layer's k-means; returns (centers (k, D), labels (N,)).
+    The same rows in any order give the same centres."""
     if len(X) < n_clusters:
         raise InvalidInputError(
             f"need at least {n_clusters} samples to initialise {n_clusters} clusters, got {len(X)}")
-    labels, centers = _mixture_kmeans(X, n_clusters, rng)
+    # Cluster the rows in lexicographic order, so the result does not depend on the
+    # order of the sequences in X (hmmlearn issue 410: the model must not either).
+    order = np.lexsort(X.T[::-1])
+    rows = np.ascontiguousarray(X[order])
+    # best of a few k-means++ restarts: the initial model, and so the trained one,
+    # depends less on the luck of one seeding
+    runs = [_mixture_kmeans(rows, n_clusters, rng) for _ in range(N_INIT)]
+    sorted_labels, centers = min(runs, key=lambda run: assign(rows, run[1])[1].sum())
+    labels = np.empty_like(sorted_labels)
+    labels[order] = sorted_labels
     return centers, labels
 
 

@@ -49,7 +49,7 @@ from .. import _validation as V
 from .._params import ParamsMixin
 from ..errors import (ConvergenceError, DimensionMismatchError, InvalidInputError,
                       InvalidParameterError, SequenceTooShortError)
-from . import kernels
+from . import hooks, kernels
 from .monitor import ConvergenceMonitor
 
 _log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ class BaseHMM(ParamsMixin):
         self.params = params
         self.init_params = init_params
         self.implementation = implementation
-        self.monitor_ = ConvergenceMonitor(tol, n_iter, verbose)
+        self.monitor_ = ConvergenceMonitor._owned_by_model(tol, n_iter, verbose)
 
     # -------------------------------------------------------- validation
 
@@ -289,7 +289,7 @@ class BaseHMM(ParamsMixin):
         Yields ``(first, stop, a, b, emission, cache, log_probs, posteriors,
         xi_sum)``: sequences ``first:stop`` covering frames ``a:b``.
         """
-        emission = self._emission()
+        emission = self._frame_emission()
         use_log = self.implementation == "log"
         end = self._endprob()
         offsets = sequence_offsets(lengths)
@@ -352,7 +352,8 @@ class BaseHMM(ParamsMixin):
             self.startprob_ = self._reestimate(self.startprob_, stats.start, self.startprob_prior)
         if "t" in self.params:
             self._update_transitions(stats)
-        self._update_emission(stats.emission)
+        if stats.emission is not None:  # None: an hmmlearn-style subclass updates its own in _do_mstep
+            self._update_emission(stats.emission)
         return self
 
     def _update_transitions(self, stats: HMMStats) -> None:
@@ -394,15 +395,31 @@ class BaseHMM(ParamsMixin):
         X, lengths = self._validate_X(X, lengths)
         self._init(X, lengths)
         self._check()
-        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
-        self.monitor_._reset()
+        monitor = self._prepare_monitor()
+        use_hooks = hooks.uses_hooks(self)
         for _ in range(self.n_iter):
-            stats = self._accumulate(X, lengths)
-            self._update(stats)  # parameters checked before the loop; the M-step keeps them valid
-            self.monitor_.report(stats.log_prob)
-            if self.monitor_.converged:
+            if use_hooks:  # a subclass written for hmmlearn: its hooks, in hmmlearn's order
+                hook_stats, log_prob = hooks.estep(self, X, lengths)
+                self._do_mstep(hook_stats)
+            else:
+                stats = self._accumulate(X, lengths)
+                self._update(stats)  # parameters checked before the loop; the M-step keeps them valid
+                log_prob = stats.log_prob
+            monitor.report(log_prob)
+            if monitor.converged:
                 break
         return self
+
+    def _prepare_monitor(self) -> ConvergenceMonitor:
+        """The model's ``monitor_``, reset. One the user assigned (hmmlearn documents
+        assigning a custom monitor before ``fit``) is used as it is; the model's own
+        follows the current ``tol``, ``n_iter`` and ``verbose``."""
+        monitor = getattr(self, "monitor_", None)
+        if monitor is None or getattr(monitor, "_model_owned", False):
+            monitor = ConvergenceMonitor._owned_by_model(self.tol, self.n_iter, self.verbose)
+            self.monitor_ = monitor
+        monitor._reset()
+        return monitor
 
     def _needs_init(self, code: str, name: str) -> bool:
         if code in self.init_params:
@@ -412,7 +429,11 @@ class BaseHMM(ParamsMixin):
             return True
         return not hasattr(self, name)
 
-    def _init(self, X: np.ndarray, lengths: np.ndarray) -> None:
+    def _init(self, X: np.ndarray, lengths: Any = None) -> None:
+        X = np.asarray(X)
+        if lengths is None or np.ndim(lengths) == 0:  # hmmlearn's tests pass _init(X, n_samples)
+            lengths = np.array([X.shape[0]])
+        lengths = np.asarray(lengths, dtype=np.int64)
         if hasattr(self, "n_features") and self.n_features != X.shape[1]:
             raise DimensionMismatchError(
                 f"X has {X.shape[1]} features but the model expects {self.n_features}")
@@ -428,6 +449,13 @@ class BaseHMM(ParamsMixin):
         init_s = self._needs_init("s", "startprob_")
         init_t = self._needs_init("t", "transmat_")
         labels = self._init_emission(X, lengths, rng, need_labels=init_s or init_t)
+        if labels is None:  # an emission without a segmentation: hmmlearn's Dirichlet draws
+            init = np.full(S, 1.0 / S)
+            if init_s:
+                self.startprob_ = rng.dirichlet(init)
+            if init_t:
+                self.transmat_ = rng.dirichlet(init, size=S)
+            init_s = init_t = False
         # Start and transition counts of the emission's nearest-state
         # segmentation (plus one) beat hmmlearn's random Dirichlet draws,
         # which are often nearly deterministic and stall EM.
@@ -443,7 +471,8 @@ class BaseHMM(ParamsMixin):
             self.transmat_ = counts / counts.sum(axis=1, keepdims=True)
             if getattr(self, "endprob_", None) is not None:  # keep the exits; rows + exit sum to 1
                 self.transmat_ *= 1.0 - np.asarray(self.endprob_, dtype=float)[:, None]
-        n_scalars = sum(v for k, v in self._get_n_fit_scalars_per_param().items() if k in self.params)
+        per_param = self._get_n_fit_scalars_per_param() or {}
+        n_scalars = sum(v for k, v in per_param.items() if k in self.params)
         if X.size < n_scalars:
             _log.warning("Fitting a model with %d free scalar parameters with only %d data "
                          "points will result in a degenerate solution.", n_scalars, X.size)
@@ -455,7 +484,7 @@ class BaseHMM(ParamsMixin):
         """Per-sequence log-probabilities of validated ``X`` (``'forward'``: likelihood,
         ``'viterbi'``: best path, whose states are returned too). Raises nothing:
         ``-inf`` marks a sequence the model cannot produce."""
-        emission = self._emission()
+        emission = self._frame_emission()
         end = self._endprob()
         offsets = sequence_offsets(lengths)
         log_probs = np.empty(len(lengths))
@@ -530,13 +559,14 @@ class BaseHMM(ParamsMixin):
         transmat_cdf = np.cumsum(self._next_state_probs(), axis=1)  # n_samples frames: never exit
         if currstate is None:
             currstate = int((np.cumsum(self.startprob_) > rng.rand()).argmax())
-        emission = self._emission()
+        draw = (self._generate_sample_from_state if hooks.overrides(self, "_generate_sample_from_state")
+                else self._emission().sample)
         states = [currstate]
-        frames = [emission.sample(currstate, rng)]
+        frames = [draw(currstate, rng)]
         for _ in range(n_samples - 1):
             currstate = int((transmat_cdf[currstate] > rng.rand()).argmax())
             states.append(currstate)
-            frames.append(emission.sample(currstate, rng))
+            frames.append(draw(currstate, rng))
         return np.atleast_2d(np.array(frames)), np.array(states, dtype=int)
 
     def get_stationary_distribution(self) -> np.ndarray:
@@ -562,15 +592,69 @@ class BaseHMM(ParamsMixin):
 
     # ------------------------------------------------- subclass interface
 
-    def _emission(self):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _emission(self):
+        """The emission object of the current parameters (see :mod:`.emissions`)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _emission() or "
+                                  "hmmlearn's _compute_log_likelihood(X)")
 
-    def _init_emission(self, X, lengths, rng, need_labels) -> np.ndarray | None:  # pragma: no cover
-        """Initialise emission parameters; return each frame's nearest state (N,) if asked."""
-        raise NotImplementedError
+    def _frame_emission(self):
+        """What the sequence algorithms score frames with: the subclass's hmmlearn
+        ``_compute_log_likelihood`` if it has one, else its emission object."""
+        if hooks.overrides(self, "_compute_log_likelihood"):
+            return hooks.HookEmission(self)
+        return self._emission()
 
-    def _check_emission(self):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def _init_emission(self, X, lengths, rng, need_labels) -> np.ndarray | None:
+        """Initialise emission parameters; return each frame's nearest state (N,) if asked.
+        The default (an hmmlearn-style subclass initialises its emission in ``_init``)
+        returns None: start and transitions get hmmlearn's random draws."""
+        return None
+
+    def _check_emission(self) -> None:
+        """Validate the emission parameters (hmmlearn-style subclasses do it in ``_check``)."""
+
+    def _check_sum_1(self, name: str) -> None:
+        """hmmlearn's helper: ``getattr(self, name)`` sums to 1 along its last axis."""
+        self._check_distribution(name, np.shape(getattr(self, name)))
+
+    # ------------------------------ hmmlearn's hooks (see :mod:`gmmhmm.hmm.hooks`)
+
+    def _compute_log_likelihood(self, X: np.ndarray) -> np.ndarray:
+        """Per-state log-likelihoods of the frames ``X`` (n_samples, n_components)."""
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        return self._emission().log_likelihood(X, need_cache=False)[0]
+
+    def _generate_sample_from_state(self, state: int, random_state: Any) -> np.ndarray:
+        """One frame drawn from the emission of ``state``."""
+        return self._emission().sample(state, V.check_random_state(random_state))
+
+    def _initialize_sufficient_statistics(self) -> dict:
+        """hmmlearn's statistics dict: ``nobs``, ``start``, ``trans``, plus ``end`` (exit
+        counts) and ``emission`` (the emission's additive statistics, or None)."""
+        S = self.n_components
+        return {"nobs": 0, "start": np.zeros(S), "trans": np.zeros((S, S)), "end": np.zeros(S),
+                "emission": None}
+
+    def _accumulate_sufficient_statistics(self, stats: dict, X: np.ndarray, lattice: np.ndarray,
+                                          posteriors: np.ndarray, fwdlattice: np.ndarray,
+                                          bwdlattice: np.ndarray) -> None:
+        """Add one sequence's statistics to ``stats`` (hmmlearn's signature)."""
+        stats["nobs"] += 1
+        stats["start"] += posteriors[0]
+        stats["end"] += posteriors[-1]
+        if "t" in self.params:
+            stats["trans"] += hooks.xi_sum(self, lattice, fwdlattice, bwdlattice)
+        if hooks.overrides(self, "_emission"):  # gmmhmm's own emission: its statistics too
+            emission = self._emission()
+            X = np.ascontiguousarray(X, dtype=np.float64)
+            part = emission.accumulate(X, np.ascontiguousarray(posteriors), emission.log_likelihood(X)[1])
+            stats["emission"] = part if stats["emission"] is None else stats["emission"] + part
+
+    def _do_mstep(self, stats: dict) -> None:
+        """Re-estimate the parameters named in ``params`` from hmmlearn's ``stats``."""
+        S = self.n_components
+        self._update(HMMStats(stats["start"], stats["trans"], stats.get("end", np.zeros(S)),
+                              stats.get("emission"), 0.0, stats["nobs"], 0))
 
     def _update_emission(self, stats):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -27,7 +27,7 @@ class ConvergenceMonitor:
     Attributes
     ----------
     history : deque
-        Log-likelihoods of the last two iterations.
+        Log-likelihood of every iteration, as in hmmlearn.
     iter : int
         Number of iterations performed.
     """
@@ -38,11 +38,20 @@ class ConvergenceMonitor:
         self.tol = tol
         self.n_iter = n_iter
         self.verbose = verbose
-        self.history: deque = deque(maxlen=2)
+        self.history: deque = deque()
         self.iter = 0
 
+    @classmethod
+    def _owned_by_model(cls, tol: float, n_iter: int, verbose: bool) -> "ConvergenceMonitor":
+        """A model's default monitor, rebuilt from the model's ``tol``/``n_iter`` at each
+        ``fit``; one a user assigns to ``monitor_`` is used as it is."""
+        monitor = cls(tol, n_iter, verbose)
+        monitor._model_owned = True
+        return monitor
+
     def __repr__(self) -> str:
-        params = sorted(dict(vars(self), history=list(self.history)).items())
+        params = sorted((k, v) for k, v in dict(vars(self), history=list(self.history)).items()
+                        if not k.startswith("_"))
         body = "".join(f"    {k}={v},\n" for k, v in params)
         return f"{type(self).__name__}(\n{body})"
 

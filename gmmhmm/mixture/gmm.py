@@ -87,6 +87,20 @@ class MixtureStats:
         return NotImplemented
 
 
+_ILL_DEFINED = ("Fitting the mixture model failed because some components have ill-defined empirical "
+                "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
+                "number of components, increase reg_covar, or scale the input data.")
+
+
+def _estimated_precisions_cholesky(covariances: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Precision Cholesky factors of covariances estimated from data; a singular one
+    raises ConvergenceError in scikit-learn's words (its tests match on them)."""
+    try:
+        return precisions_cholesky_from_covariances(covariances, covariance_type)
+    except InvalidParameterError as exc:
+        raise ConvergenceError(f"{_ILL_DEFINED} ({exc})") from exc
+
+
 @register_model_class
 class GaussianMixture(ModelFileMixin, ParamsMixin):
     """Gaussian mixture model fitted by EM.
@@ -94,7 +108,8 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
     Same constructor, attributes and methods as
     ``sklearn.mixture.GaussianMixture``; in addition ``fit`` accepts
     ``sample_weight``, ``dtype='float32'`` keeps parameters and
-    log-probabilities in single precision, ``accumulate`` / ``update`` expose
+    log-probabilities in single precision (by default they follow ``X``:
+    float32 data gives float32 parameters, as in scikit-learn), ``accumulate`` / ``update`` expose
     the E- and M-steps for distributed training and ``split`` grows the model
     by HTK-style mixture splitting.
 
@@ -117,7 +132,9 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         Continue from the current parameters on the next ``fit``.
     verbose, verbose_interval : int
         Print progress as scikit-learn does (messages also go to logging).
-    dtype : {'float64', 'float32'}, default='float64'
+    dtype : {None, 'float64', 'float32'}, default=None
+        Precision of the parameters and computations; None follows ``X``
+        (float32 stays float32, anything else becomes float64).
 
     Attributes
     ----------
@@ -163,7 +180,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         warm_start: bool = False,
         verbose: int = 0,
         verbose_interval: int = 10,
-        dtype: str = "float64",
+        dtype: str | None = None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -187,6 +204,9 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
 
     @property
     def _dtype(self) -> np.dtype:
+        """The ``dtype`` parameter, validated (None: float64, unless ``X`` says float32)."""
+        if self.dtype is None:
+            return np.dtype(np.float64)
         try:
             dt = np.dtype(self.dtype)
         except TypeError:
@@ -211,36 +231,48 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         self._dtype  # noqa: B018 - validates
 
     def _check_initial_parameters(self, n_features: int) -> None:
+        # Messages start with scikit-learn's wording (its own tests match on it).
         k, d = self.n_components, n_features
         if self.weights_init is not None:
             w = np.asarray(self.weights_init, dtype=np.float64)
             if w.shape != (k,):
-                raise InvalidParameterError(f"weights_init must have shape ({k},), got {w.shape}")
+                raise InvalidParameterError(f"The parameter 'weights' should have the shape of ({k},), "
+                                            f"but got {w.shape} (weights_init)")
             if not np.all(np.isfinite(w)) or np.any(w < 0) or np.any(w > 1):
-                raise InvalidParameterError("weights_init must be finite and within [0, 1]")
+                # scikit-learn prints min as "max value" and max as "min value"; kept so its tests match
+                raise InvalidParameterError(
+                    "The parameter 'weights' should be in the range [0, 1], but got max value "
+                    f"{np.min(w):.5f}, min value {np.max(w):.5f} (weights_init must be finite and within [0, 1])")
             if not np.isclose(w.sum(), 1.0, rtol=0, atol=1e-6):
-                raise InvalidParameterError(f"weights_init must sum to 1, got {w.sum():.6f}")
+                raise InvalidParameterError(f"The parameter 'weights' should be normalized, but got "
+                                            f"sum(weights) = {w.sum():.5f} (weights_init must sum to 1)")
         if self.means_init is not None:
             m = np.asarray(self.means_init, dtype=np.float64)
             if m.shape != (k, d):
-                raise InvalidParameterError(f"means_init must have shape ({k}, {d}), got {m.shape}")
+                raise InvalidParameterError(f"The parameter 'means' should have the shape of ({k}, {d}), "
+                                            f"but got {m.shape} (means_init)")
             if not np.all(np.isfinite(m)):
                 raise InvalidParameterError("means_init contains NaN or infinity")
         if self.precisions_init is not None:
+            ct = self.covariance_type
             p = np.asarray(self.precisions_init, dtype=np.float64)
-            want = covariance_shape(self.covariance_type, k, d)
+            want = covariance_shape(ct, k, d)
             if p.shape != want:
-                raise InvalidParameterError(
-                    f"precisions_init for covariance_type={self.covariance_type!r} must have shape {want}, got {p.shape}"
-                )
-            if self.covariance_type in ("full", "tied"):
+                raise InvalidParameterError(f"The parameter '{ct} precision' should have the shape of {want}, "
+                                            f"but got {p.shape} (precisions_init)")
+            if ct in ("full", "tied"):
                 stack = p.reshape(-1, d, d)
-                if not np.allclose(stack, np.swapaxes(stack, 1, 2)):
-                    raise InvalidParameterError("precisions_init must be symmetric")
+                if (not np.allclose(stack, np.swapaxes(stack, 1, 2))
+                        or not np.all(np.linalg.eigvalsh(stack) > 0)):
+                    raise InvalidParameterError(
+                        f"'{ct} precision' should be symmetric, positive-definite (precisions_init)")
+            elif not np.all(p > 0):
+                raise InvalidParameterError(f"'{ct} precision' should be positive (precisions_init)")
 
     def _check_X(self, X, *, fitting: bool = False) -> np.ndarray:
         if fitting:
-            return check_array(X, dtype=self._dtype, min_samples=2)
+            follow_X = self.dtype is None and getattr(X, "dtype", None) == np.float32
+            return check_array(X, dtype=np.float32 if follow_X else self._dtype, min_samples=2)
         check_is_fitted(self, "means_")
         return check_array(X, dtype=self.means_.dtype, n_features=self.means_.shape[1],
                            model=type(self).__name__)
@@ -265,7 +297,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         return resp
 
     def _initialize_parameters(self, X: np.ndarray, rng: np.random.RandomState, sample_weight: np.ndarray) -> None:
-        dt = self._dtype
+        dt = X.dtype
         need_resp = self.weights_init is None or self.means_init is None or self.precisions_init is None
         if need_resp:
             resp = self._initial_resp(X, rng, sample_weight) * sample_weight[:, None]
@@ -278,14 +310,14 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         if self.means_init is not None:
             means = np.asarray(self.means_init, dtype=np.float64)
         if self.precisions_init is None:
-            pc = precisions_cholesky_from_covariances(covariances, self.covariance_type)
+            pc = _estimated_precisions_cholesky(covariances, self.covariance_type)
         else:
             pc = precisions_cholesky_from_precisions(np.asarray(self.precisions_init, np.float64), self.covariance_type)
             covariances = covariances_from_precisions_cholesky(pc, self.covariance_type)
         self._set_parameters(weights, means, covariances, pc, dt)
 
     def _set_parameters(self, weights, means, covariances, precisions_cholesky, dtype=None) -> None:
-        dtype = dtype or self._dtype
+        dtype = dtype or (self.means_.dtype if hasattr(self, "means_") else self._dtype)
         self.weights_ = np.asarray(weights, dtype=dtype)
         self.means_ = np.asarray(means, dtype=dtype)
         self.covariances_ = np.asarray(covariances, dtype=dtype)
@@ -401,7 +433,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
                                   n_mix=gs.n_components)
         means, covariances = new.means, new.covars
         weights = new.weights[0]
-        pc = precisions_cholesky_from_covariances(covariances, self.covariance_type)
+        pc = _estimated_precisions_cholesky(covariances, self.covariance_type)
         self._set_parameters(weights, means, covariances, pc)
         self.n_features_in_ = means.shape[1]
         return self
@@ -422,8 +454,8 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         n_samples, n_features = X.shape
         if n_samples < self.n_components:
             raise InvalidInputError(
-                f"X has {n_samples} samples but n_components={self.n_components}; "
-                "need at least as many samples as components"
+                f"Expected n_samples >= n_components but got n_components = {self.n_components}, "
+                f"n_samples = {n_samples}: need at least as many samples as components"
             )
         sw = check_sample_weight(sample_weight, n_samples, dtype=X.dtype)
         do_init = not (self.warm_start and hasattr(self, "converged_"))
@@ -525,6 +557,9 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
     def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Draw ``n_samples`` points; returns ``(X, component_labels)`` like scikit-learn."""
         check_is_fitted(self, "means_")
+        if isinstance(n_samples, (int, np.integer)) and not isinstance(n_samples, bool) and n_samples < 1:
+            raise InvalidParameterError(
+                f"Invalid value for 'n_samples': {n_samples} . The sampling requires at least one sample.")
         n_samples = check_positive_int(n_samples, "n_samples")
         rng = check_random_state(self.random_state)
         k, d = self.means_.shape

@@ -1,0 +1,134 @@
+"""hmmlearn's subclass interface on :class:`gmmhmm.hmm.base.BaseHMM`.
+
+A class written for ``hmmlearn.base.BaseHMM`` overrides some of
+
+* ``_compute_log_likelihood(X) -> (n_samples, n_components)``
+* ``_initialize_sufficient_statistics() -> dict``
+* ``_accumulate_sufficient_statistics(stats, X, lattice, posteriors, fwdlattice, bwdlattice)``
+* ``_do_mstep(stats)``
+* ``_generate_sample_from_state(state, random_state)``
+
+(hmmlearn 0.3.3's names and signatures). When a model overrides one of the
+first four, :meth:`BaseHMM.fit` runs hmmlearn's E-step here, one sequence at
+a time, with hmmlearn's lattices: log-space for ``implementation='log'``, the
+frame likelihoods and hmmlearn's scaled forward/backward lattices for
+``'scaling'``. gmmhmm's own classes override none of them and keep their
+batched compiled path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidParameterError
+from . import kernels
+
+#: Hooks whose override switches ``fit`` to the per-sequence hmmlearn E-step.
+ESTEP_HOOKS = ("_compute_log_likelihood", "_initialize_sufficient_statistics",
+               "_accumulate_sufficient_statistics", "_do_mstep")
+
+
+def overrides(model: Any, name: str) -> bool:
+    """Whether ``type(model)`` defines ``name`` below gmmhmm's BaseHMM."""
+    from .base import BaseHMM
+
+    return getattr(type(model), name, None) is not getattr(BaseHMM, name)
+
+
+def uses_hooks(model: Any) -> bool:
+    return any(overrides(model, name) for name in ESTEP_HOOKS)
+
+
+class HookEmission:
+    """Emission adapter over a model's own ``_compute_log_likelihood``."""
+
+    def __init__(self, model: Any):
+        self.model = model
+        self.n_columns = model.n_components
+
+    def log_likelihood(self, X: np.ndarray, need_cache: bool = True):
+        flp = np.asarray(self.model._compute_log_likelihood(X), dtype=np.float64)
+        want = (X.shape[0], self.model.n_components)
+        if flp.shape != want:
+            raise InvalidParameterError(
+                f"{type(self.model).__name__}._compute_log_likelihood returned shape {flp.shape}, "
+                f"expected {want}")
+        return np.ascontiguousarray(flp), None
+
+    def sample(self, state: int, rng: np.random.RandomState) -> np.ndarray:
+        return self.model._generate_sample_from_state(state, rng)
+
+
+def _log_params(model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    with np.errstate(divide="ignore"):  # structural zeros are -inf on purpose
+        return (np.log(model.startprob_), np.log(model.transmat_), np.log(model._endprob()))
+
+
+def lattices(model: Any, X: np.ndarray):
+    """hmmlearn's ``_fit_log`` / ``_fit_scaling`` of one sequence.
+
+    Returns ``(lattice, log_prob, posteriors, fwdlattice, bwdlattice)``:
+    log frame likelihoods and log lattices for ``implementation='log'``; for
+    ``'scaling'`` the frame likelihoods and hmmlearn's scaled lattices (the
+    forward rows sum to 1, the backward rows are divided by the same scales,
+    so ``fwd[t, i] * A[i, j] * lattice[t + 1, j] * bwd[t + 1, j]`` sums to the
+    expected transition counts).
+    """
+    flp = HookEmission(model).log_likelihood(X)[0]
+    log_start, log_trans, log_end = _log_params(model)
+    log_prob, fwd = kernels.forward_log(log_start, log_trans, flp, log_end)
+    bwd = kernels.backward_log(log_start, log_trans, flp, log_end)
+    with np.errstate(invalid="ignore", under="ignore"):
+        gamma = fwd + bwd
+        top = gamma.max(axis=1, keepdims=True)
+        posteriors = np.exp(gamma - top)
+        posteriors /= posteriors.sum(axis=1, keepdims=True)
+    if model.implementation == "log" or not np.isfinite(log_prob):
+        return flp, log_prob, posteriors, fwd, bwd
+    top = fwd.max(axis=1, keepdims=True)
+    cum = top[:, 0] + np.log(np.exp(fwd - top).sum(axis=1))  # log of prod_{s<=t} c_s
+    before = np.concatenate([[0.0], cum[:-1]])
+    with np.errstate(under="ignore"):
+        return (np.exp(flp), log_prob, posteriors, np.exp(fwd - cum[:, None]),
+                np.exp(bwd - (log_prob - before)[:, None]))
+
+
+def xi_sum(model: Any, lattice: np.ndarray, fwdlattice: np.ndarray, bwdlattice: np.ndarray
+           ) -> np.ndarray:
+    """Expected transition counts of one sequence from its lattices (as
+    hmmlearn's ``compute_log_xi_sum`` / ``compute_scaling_xi_sum``), one GEMM."""
+    A = np.asarray(model.transmat_, dtype=np.float64)
+    if len(lattice) < 2:
+        return np.zeros_like(A)
+    if model.implementation != "log":
+        return A * (fwdlattice[:-1].T @ (lattice[1:] * bwdlattice[1:]))
+    log_end = _log_params(model)[2]
+    with np.errstate(invalid="ignore", under="ignore"):
+        last = fwdlattice[-1] + log_end
+        log_prob = last.max() + np.log(np.exp(last - last.max()).sum())
+        v = lattice[1:] + bwdlattice[1:]
+        f = fwdlattice[:-1].max(axis=1)
+        m = v.max(axis=1)
+        ok = np.isfinite(f) & np.isfinite(m)
+        P = np.where(ok[:, None], np.exp(fwdlattice[:-1] - f[:, None]), 0.0)
+        Q = np.where(ok[:, None], np.exp(v - m[:, None]), 0.0)
+        w = np.where(ok, np.exp(f + m - log_prob), 0.0)
+    return A * ((P * w[:, None]).T @ Q)
+
+
+def estep(model: Any, X: np.ndarray, lengths: np.ndarray) -> tuple[dict, float]:
+    """hmmlearn's ``_do_estep``: statistics from the model's hooks, and the log-likelihood."""
+    from .base import sequence_offsets
+
+    stats = model._initialize_sufficient_statistics()
+    offsets = sequence_offsets(lengths)
+    total = 0.0
+    for i in range(len(lengths)):
+        sub = X[offsets[i]:offsets[i + 1]]
+        lattice, log_prob, posteriors, fwd, bwd = lattices(model, sub)
+        model._raise_zero_likelihood(np.array([log_prob]), lengths, i)
+        model._accumulate_sufficient_statistics(stats, sub, lattice, posteriors, fwd, bwd)
+        total += log_prob
+    return stats, total

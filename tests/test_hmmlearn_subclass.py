@@ -1,0 +1,236 @@
+"""hmmlearn's subclass interface and ConvergenceMonitor on gmmhmm's BaseHMM.
+
+A Poisson-emission HMM is written exactly as one writes it for
+``hmmlearn.base.BaseHMM`` (the hooks ``_init``, ``_check``,
+``_compute_log_likelihood``, ``_initialize_sufficient_statistics``,
+``_accumulate_sufficient_statistics``, ``_do_mstep``,
+``_generate_sample_from_state``), and checked against hmmlearn's own
+PoissonHMM and against enumeration of all state paths.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import poisson
+
+import gmmhmm
+from gmmhmm.hmm import BaseHMM, ConvergenceMonitor
+
+hmmlearn_hmm = pytest.importorskip("hmmlearn.hmm")
+hmmlearn_base = pytest.importorskip("hmmlearn.base")
+
+
+class PoissonHMM(BaseHMM):
+    """Written the hmmlearn way (hmmlearn 0.3.3's PoissonHMM, without priors)."""
+
+    def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
+                 algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2,
+                 verbose=False, params="stl", init_params="stl", implementation="log"):
+        super().__init__(n_components, startprob_prior=startprob_prior,
+                         transmat_prior=transmat_prior, algorithm=algorithm,
+                         random_state=random_state, n_iter=n_iter, tol=tol, verbose=verbose,
+                         params=params, init_params=init_params, implementation=implementation)
+        self.calls = []
+
+    def _get_n_fit_scalars_per_param(self):
+        nc, nf = self.n_components, self.n_features
+        return {"s": nc - 1, "t": nc * (nc - 1), "l": nc * nf}
+
+    def _init(self, X, lengths=None):
+        super()._init(X, lengths)
+        rng = np.random.RandomState(0)
+        if self._needs_init("l", "lambdas_"):
+            self.lambdas_ = rng.gamma(shape=X.mean() ** 2 / X.var(), scale=X.var() / X.mean(),
+                                      size=(self.n_components, self.n_features))
+
+    def _check(self):
+        super()._check()
+        self.lambdas_ = np.atleast_2d(self.lambdas_)
+        if self.lambdas_.shape != (self.n_components, self.n_features):
+            raise ValueError("lambdas_ must have shape (n_components, n_features)")
+
+    def _compute_log_likelihood(self, X):
+        self.calls.append("loglik")
+        return np.array([poisson.logpmf(X, lam).sum(axis=1) for lam in self.lambdas_]).T
+
+    def _generate_sample_from_state(self, state, random_state):
+        return random_state.poisson(self.lambdas_[state])
+
+    def _initialize_sufficient_statistics(self):
+        self.calls.append("init_stats")
+        stats = super()._initialize_sufficient_statistics()
+        stats["post"] = np.zeros(self.n_components)
+        stats["obs"] = np.zeros((self.n_components, self.n_features))
+        return stats
+
+    def _accumulate_sufficient_statistics(self, stats, X, lattice, posteriors, fwdlattice,
+                                          bwdlattice):
+        self.calls.append("accumulate")
+        super()._accumulate_sufficient_statistics(stats, X, lattice, posteriors, fwdlattice,
+                                                  bwdlattice)
+        if "l" in self.params:
+            stats["post"] += posteriors.sum(axis=0)
+            stats["obs"] += posteriors.T @ X
+
+    def _do_mstep(self, stats):
+        self.calls.append("mstep")
+        super()._do_mstep(stats)
+        if "l" in self.params:
+            self.lambdas_ = stats["obs"] / stats["post"][:, None]
+
+
+START = np.array([0.6, 0.3, 0.1])
+TRANS = np.array([[0.7, 0.2, 0.1], [0.3, 0.5, 0.2], [0.2, 0.3, 0.5]])
+LAMBDAS = np.array([[1.0, 6.0], [4.0, 2.0], [9.0, 0.5]])
+
+
+def _set(model):
+    model.startprob_, model.transmat_, model.lambdas_ = START.copy(), TRANS.copy(), LAMBDAS.copy()
+    model.n_features = 2
+    return model
+
+
+@pytest.fixture(scope="module")
+def data():
+    reference = _set(hmmlearn_hmm.PoissonHMM(3, init_params="", random_state=0))
+    X, _ = reference.sample(120, random_state=np.random.RandomState(1))
+    return X, np.array([50, 40, 30])
+
+
+def _brute_force_log_prob(X):
+    n = len(X)
+    logs = np.array([poisson.logpmf(X, lam).sum(axis=1) for lam in LAMBDAS]).T
+    total = []
+    for path in itertools.product(range(3), repeat=n):
+        lp = np.log(START[path[0]]) + logs[0, path[0]]
+        for t in range(1, n):
+            lp += np.log(TRANS[path[t - 1], path[t]]) + logs[t, path[t]]
+        total.append(lp)
+    return logsumexp(total), np.array(total)
+
+
+@pytest.mark.parametrize("implementation", ["log", "scaling"])
+def test_scores_match_enumeration(implementation):
+    X = np.array([[0, 5], [3, 2], [9, 1], [1, 7], [4, 3]])
+    model = _set(PoissonHMM(3, implementation=implementation))
+    expected, paths = _brute_force_log_prob(X)
+    assert model.score(X) == pytest.approx(expected, rel=1e-10)
+    best, states = model.decode(X)
+    assert best == pytest.approx(paths.max(), rel=1e-10)
+    assert tuple(states) == np.unravel_index(paths.argmax(), (3,) * len(X))
+    post = model.predict_proba(X)
+    all_paths = np.array(list(itertools.product(range(3), repeat=len(X))))
+    weights = np.exp(paths - expected)
+    for t in range(len(X)):
+        np.testing.assert_allclose(post[t], np.bincount(all_paths[:, t], weights, minlength=3),
+                                   rtol=1e-9)
+
+
+@pytest.mark.parametrize("implementation", ["log", "scaling"])
+def test_one_em_step_matches_enumeration(implementation):
+    """Expected transition counts and Poisson means of one Baum-Welch step, by enumeration."""
+    X = np.array([[0, 5], [3, 2], [9, 1], [1, 7], [4, 3]])
+    model = _set(PoissonHMM(3, init_params="", n_iter=1, implementation=implementation)).fit(X)
+    expected, paths = _brute_force_log_prob(X)
+    weights = np.exp(paths - expected)
+    all_paths = np.array(list(itertools.product(range(3), repeat=len(X))))
+    trans = np.zeros((3, 3))
+    occ = np.zeros((len(X), 3))
+    for w, path in zip(weights, all_paths):
+        for t in range(len(X) - 1):
+            trans[path[t], path[t + 1]] += w
+        occ[np.arange(len(X)), path] += w
+    np.testing.assert_allclose(model.transmat_, trans / trans.sum(axis=1, keepdims=True), rtol=1e-9)
+    np.testing.assert_allclose(model.startprob_, occ[0], rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(model.lambdas_, (occ.T @ X) / occ.sum(axis=0)[:, None], rtol=1e-9)
+    assert model.monitor_.history[0] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("implementation", ["log", "scaling"])
+def test_fit_equals_hmmlearns_poisson_hmm(data, implementation):
+    X, lengths = data
+    ours = _set(PoissonHMM(3, init_params="", n_iter=8, tol=-np.inf, implementation=implementation))
+    theirs = _set(hmmlearn_hmm.PoissonHMM(3, init_params="", n_iter=8, tol=-np.inf,
+                                          implementation=implementation))
+    ours.fit(X, lengths)
+    theirs.fit(X, lengths)
+    for name in ("startprob_", "transmat_", "lambdas_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=1e-7, atol=1e-12)
+    np.testing.assert_allclose(list(ours.monitor_.history), list(theirs.monitor_.history), rtol=1e-10)
+    assert ours.score(X, lengths) == pytest.approx(theirs.score(X, lengths), rel=1e-10)
+    np.testing.assert_array_equal(ours.predict(X, lengths), theirs.predict(X, lengths))
+
+
+def test_hooks_are_called_in_hmmlearns_order(data):
+    X, lengths = data
+    model = _set(PoissonHMM(3, init_params="", n_iter=2, tol=-np.inf)).fit(X, lengths)
+    per_sequence = ["loglik", "accumulate"] * len(lengths)
+    assert model.calls == (["init_stats"] + per_sequence + ["mstep"]) * 2
+
+
+def test_default_init_and_sampling(data):
+    X, lengths = data
+    model = PoissonHMM(3, random_state=0, n_iter=20).fit(X, lengths)
+    assert np.isclose(model.transmat_.sum(axis=1), 1).all()
+    history = np.array(model.monitor_.history)
+    assert np.all(np.diff(history) >= -1e-9 * np.abs(history[1:]))  # EM never lowers it
+    sampled, states = model.sample(200, random_state=3)
+    assert sampled.shape == (200, 2) and np.all(sampled >= 0) and states.shape == (200,)
+    assert np.issubdtype(sampled.dtype, np.integer)  # the subclass's own draws
+
+
+def test_gaussian_hmm_subclass_overriding_one_hook_still_trains():
+    """A GaussianHMM subclass that overrides only _do_mstep (calling super) runs the
+    hmmlearn path and gives the fast path's model."""
+    calls = []
+
+    class Logged(gmmhmm.GaussianHMM):
+        def _do_mstep(self, stats):
+            calls.append(stats["nobs"])
+            super()._do_mstep(stats)
+
+    rng = np.random.RandomState(0)
+    X = np.concatenate([rng.normal(0, 1, (60, 2)), rng.normal(4, 1, (60, 2))])
+    kwargs = dict(n_components=2, n_iter=5, tol=-np.inf, random_state=0)
+    fast = gmmhmm.GaussianHMM(**kwargs).fit(X, [70, 50])
+    slow = Logged(**kwargs).fit(X, [70, 50])
+    assert calls == [2] * 5
+    for name in ("startprob_", "transmat_", "means_", "covars_"):
+        np.testing.assert_allclose(getattr(slow, name), getattr(fast, name), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(slow._compute_log_likelihood(X),
+                               hmmlearn_hmm.GaussianHMM._compute_log_likelihood(slow, X), rtol=1e-10)
+
+
+# ------------------------------------------------------------------ monitor
+
+class StopAfter3(hmmlearn_base.ConvergenceMonitor):
+    @property
+    def converged(self):
+        return self.iter == 3
+
+
+@pytest.mark.parametrize("monitor_class", [StopAfter3, ConvergenceMonitor])
+def test_user_assigned_monitor_is_honoured(monitor_class):
+    rng = np.random.RandomState(0)
+    X = np.concatenate([rng.normal(0, 1, (100, 2)), rng.normal(3, 1, (100, 2))])
+    model = gmmhmm.GaussianHMM(2, n_iter=50, tol=-np.inf, random_state=0)
+    model.monitor_ = (StopAfter3(model.monitor_.tol, 50, False) if monitor_class is StopAfter3
+                      else ConvergenceMonitor(-np.inf, 3, False))
+    mine = model.monitor_
+    model.fit(X)
+    assert model.monitor_ is mine
+    assert mine.iter == 3 and len(mine.history) == 3
+
+
+def test_monitor_keeps_the_whole_history_and_follows_set_params():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 2))
+    model = gmmhmm.GaussianHMM(2, n_iter=50, tol=-np.inf, random_state=0)
+    model.set_params(n_iter=7)
+    model.fit(X)
+    assert model.monitor_.iter == 7 and len(model.monitor_.history) == 7
+    assert "_model_owned" not in repr(model.monitor_)
