@@ -7,7 +7,11 @@ From a local FSDD folder (default ``../shared/data/fsdd`` or
 
     OUT/<set>/wav.scp   utt_id /abs/path/to/file.wav
     OUT/<set>/text      utt_id word          (zero .. nine)
-    OUT/<set>/utt2spk   utt_id speaker
+    OUT/<set>/utt2spk   utt_id speaker       (from the name {digit}_{speaker}_{index}.wav)
+    OUT/<set>/spk2utt   speaker utt_id ...
+
+a Kaldi data directory each (:class:`gmmhmm.data.DataDir`; utterance ids
+``{speaker}_{digit}_{index}`` start with the speaker, as Kaldi wants).
 
 ``--download`` first fetches the public v1.0.9 release archive and extracts
 its recordings into ``--fsdd-dir`` (needs network access; fails with a clear
@@ -33,9 +37,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
+from gmmhmm.data import DataDir  # noqa: E402
 from gmmhmm.datasets import FSDD_NAME, Utterance, default_fsdd_dir, list_fsdd, official_split  # noqa: E402
 from gmmhmm.errors import GmmhmmError  # noqa: E402
-from gmmhmm.graphs import DIGIT_WORDS  # noqa: E402
+from gmmhmm.data import DIGIT_WORDS  # noqa: E402
 
 logger = logging.getLogger("prepare_fsdd")
 
@@ -90,12 +95,10 @@ def extract_recordings(archive: Path, fsdd_dir: Path) -> int:
 
 
 def write_lists(utts: list[Utterance], folder: Path) -> None:
-    """wav.scp, text and utt2spk for ``utts``, sorted by utterance id."""
-    folder.mkdir(parents=True, exist_ok=True)
-    utts = sorted(utts, key=lambda u: u.utt_id)
-    (folder / "wav.scp").write_text("".join(f"{u.utt_id} {u.path.resolve()}\n" for u in utts))
-    (folder / "text").write_text("".join(f"{u.utt_id} {DIGIT_WORDS[int(u.digit)]}\n" for u in utts))
-    (folder / "utt2spk").write_text("".join(f"{u.utt_id} {u.speaker}\n" for u in utts))
+    """The data directory of ``utts`` (wav.scp, text, utt2spk, spk2utt, sorted by utterance id)."""
+    DataDir({u.utt_id: str(u.path.resolve()) for u in utts},
+            {u.utt_id: [DIGIT_WORDS[int(u.digit)]] for u in utts},
+            {u.utt_id: u.speaker for u in utts}).write(folder)
 
 
 def prepare(fsdd_dir: Path, out: Path) -> dict[str, int]:

@@ -4,12 +4,15 @@ Subcommands::
 
     gmmhmm features INPUT... -o feats.npz [--config C]   audio -> feature file
     gmmhmm train DATA -o model.npz [--config C]          word models -> model file
-    gmmhmm decode MODEL INPUT... [-o hyp.txt]            audio -> "path<TAB>label(s)<TAB>loglik"
-    gmmhmm align MODEL TRANSCRIPTS INPUT... -o DIR       phone models: TextGrid + CTM alignments
+    gmmhmm train-phones DATA_DIR --lexicon L --config C -o phones.npz   monophones from a data dir
+    gmmhmm decode MODEL INPUT... [-o hyp.txt]            audio -> "key<TAB>label(s)<TAB>loglik"
+    gmmhmm align MODEL [TRANSCRIPTS] INPUT... -o DIR     phone models: TextGrid + CTM alignments
     gmmhmm score HYP (--ref REF | --ref-from-fsdd-names) accuracy / error rates
     gmmhmm info MODEL                                    describe a model file
 
-INPUT is audio files and/or folders (their audio files, sorted). Exit codes:
+INPUT is Kaldi data directories, wav.scp files, audio files (WAV, FLAC,
+NIST SPHERE, ...) and/or folders (their audio files at any depth, sorted);
+see :mod:`gmmhmm.data.inputs` for the utterance ids each gives. Exit codes:
 0 success, 1 some input failed (each failure is reported on stderr; the
 rest is still processed), 2 usage error.
 
@@ -33,12 +36,12 @@ from typing import Any
 import numpy as np
 
 from ._validation import resolve_n_jobs
+from .data.inputs import AUDIO_SUFFIXES, Utterances, audio_files_below, is_data_dir, list_utterances  # noqa: F401
 from .datasets import speaker_of  # per-speaker CMVN: FSDD name, else folder
 from .errors import GmmhmmError, InvalidInputError, InvalidParameterError, TranscriptError
 
 logger = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif")
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
 
 
@@ -63,6 +66,15 @@ _DATA_KEYS = {"fsdd_dir", "split", "n_jobs"}
 _OUTPUT_KEYS = {"dir"}
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise InvalidParameterError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidParameterError(f"{path}: not a readable TOML config ({exc})") from exc
+
+
 def read_config(path: str | os.PathLike) -> RecipeConfig:
     """Read and validate a recipe config; every error names the file and key.
 
@@ -75,12 +87,7 @@ def read_config(path: str | os.PathLike) -> RecipeConfig:
     from .features import FeatureConfig
 
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise InvalidParameterError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InvalidParameterError(f"{path}: not a readable TOML config ({exc})") from exc
+    raw = _read_toml(path)
     unknown = sorted(set(raw) - _SECTIONS)
     if unknown:
         raise InvalidParameterError(f"{path}: unknown section(s) {unknown}; expected {sorted(_SECTIONS)}")
@@ -122,15 +129,12 @@ def read_config(path: str | os.PathLike) -> RecipeConfig:
 # Helpers
 # ---------------------------------------------------------------------------
 def audio_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
-    """Files named directly, plus the audio files of named folders (sorted)."""
+    """Files named directly, plus the audio files anywhere below named folders (sorted)."""
     out: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file())
-            if not found:
-                raise InvalidInputError(f"folder {p} holds no audio files ({', '.join(AUDIO_SUFFIXES)})")
-            out.extend(found)
+            out.extend(audio_files_below(p))
         else:
             out.append(p)  # a missing file is reported by feature extraction, per file
     if not out:
@@ -259,6 +263,87 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_FAILURES if n_failed else EXIT_OK
 
 
+# [training] keys of a phone-model config: EmbeddedTrainer / EmbeddedTrainer.fit settings, plus the
+# lexicon to use when --lexicon is not given; the connected_* keys are recipes/fsdd_phones.py's own.
+_PHONE_TRAINING = {"lexicon": str, "n_states": int, "sil_prob": float, "var_floor_frac": float,
+                   "min_occupancy": float, "mixtures": list, "n_iter": (int, list)}
+_PHONE_RECIPE_KEYS = {"connected_utterances", "connected_seed"}
+
+
+def read_phone_config(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
+    """``(FeatureConfig, training settings)`` of a phone-model config (``configs/fsdd_phones.toml`` style).
+
+    ``[features]`` holds :class:`~gmmhmm.features.FeatureConfig` fields and
+    ``[training]`` the keys of :data:`_PHONE_TRAINING`; other sections belong
+    to recipes and are not read here. Every error names the file and key.
+    """
+    from .features import FeatureConfig
+
+    path = Path(path)
+    raw = _read_toml(path)
+    try:
+        features = FeatureConfig.from_dict(raw.get("features", {}))
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(f"{path} [features]: {exc}") from exc
+    training = dict(raw.get("training", {}))
+    bad = sorted(set(training) - set(_PHONE_TRAINING) - _PHONE_RECIPE_KEYS)
+    if bad:
+        raise InvalidParameterError(f"{path} [training]: unknown key(s) {bad}; valid: {sorted(_PHONE_TRAINING)}")
+    for key, kind in _PHONE_TRAINING.items():
+        value = training.get(key)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)
+                                  and not (float in kinds and isinstance(value, int))):
+            raise InvalidParameterError(f"{path} [training]: {key} must be {' or '.join(k.__name__ for k in kinds)}, "
+                                        f"got {value!r}")
+    mixtures = training.get("mixtures", [1, 2, 4, 8])
+    n_iter = training.get("n_iter", 4)
+    if (not mixtures or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in mixtures)
+            or any(b < a for a, b in zip(mixtures, mixtures[1:]))):
+        raise InvalidParameterError(f"{path} [training]: mixtures must be non-decreasing positive integers, "
+                                    f"got {mixtures!r}")
+    iters = [n_iter] * len(mixtures) if isinstance(n_iter, int) else list(n_iter)
+    if len(iters) != len(mixtures) or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in iters):
+        raise InvalidParameterError(f"{path} [training]: n_iter must be a positive integer or one per "
+                                    f"mixtures stage, got {n_iter!r}")
+    training.update(mixtures=list(mixtures), n_iter=iters)
+    return features, training
+
+
+def cmd_train_phones(args: argparse.Namespace) -> int:
+    """Monophones from a data directory: flat start, embedded Baum-Welch, mixture splitting."""
+    from .data import DataDir, Lexicon
+    from .graphs import EmbeddedTrainer
+    from .modelfile import save
+
+    features, training = read_phone_config(args.config)
+    lexicon_path = args.lexicon or training.get("lexicon")
+    if not lexicon_path:
+        raise InvalidParameterError("no lexicon: pass --lexicon or set [training] lexicon in the config")
+    lexicon = Lexicon.read(lexicon_path, format=args.lexicon_format, keep_stress=args.keep_stress)
+    data = DataDir.read(args.data, require_text=True)
+    # every word the transcripts use, missing ones listed in one error before any audio is read
+    lexicon.check_words((w for u in data.utterances for w in data.text[u]), source=str(Path(args.data) / "text"))
+    utts = list_utterances([args.data], require_text=True)
+    feats, failures = _utterance_features(utts, features, args)
+    _report_failures(failures)
+    if not feats:
+        raise InvalidInputError(f"{args.data}: no utterance could be featurised")
+    ids = list(feats)
+    trainer = EmbeddedTrainer(lexicon, **{k: training[k] for k in ("n_states", "sil_prob", "var_floor_frac",
+                                                                   "min_occupancy") if k in training},
+                              feature_config=features.to_dict())
+    checkpoint_dir = args.checkpoint_dir or (Path(args.output).parent / "checkpoints" if args.resume else None)
+    history = trainer.fit([feats[u] for u in ids], [data.text[u] for u in ids], mixtures=training["mixtures"],
+                          n_iter=training["n_iter"], checkpoint_dir=checkpoint_dir, resume=args.resume)
+    save(trainer.model, args.output, metadata={"n_train": len(ids), "config": str(args.config),
+                                               "data_dir": str(args.data), "lexicon": str(lexicon_path),
+                                               "history": history})
+    print(f"trained {len(lexicon.phones)} phone model(s), {trainer.model.n_mix} Gaussian(s) per state, on "
+          f"{len(ids)} utterance(s): avg log-lik/frame {history[-1]:.3f} -> {args.output}", file=sys.stderr)
+    return EXIT_FAILURES if failures else EXIT_OK
+
+
 def _load_classifier(path: str | os.PathLike, loaded: tuple | None = None):
     """(classifier, feature config) of a word-model file; ``loaded`` is its ``load(..., with_metadata=True)``."""
     from .classifier import HMMClassifier
@@ -282,20 +367,21 @@ def _decode_word(clf, feats: dict[str, np.ndarray]) -> list[tuple[str, str, floa
     return [(k, str(clf.classes_[b]), float(scores[i, b])) for i, (k, b) in enumerate(zip(keys, best))]
 
 
-def _decode_graph(args: argparse.Namespace, model, files: list[Path]) -> int:
+def _decode_graph(args: argparse.Namespace, model, utts: Utterances) -> int:
     """Phone models: Viterbi token passing over a phone-loop, word-loop or word-list graph."""
     from .graphs import to_ctm
     from .graphs.decoder import _decode_audio
 
-    decoded, failures = _decode_audio(model, files, graph=args.graph, insertion_penalty=args.insertion_penalty,
+    by_path = utts.utterances_of()
+    decoded, failures = _decode_audio(model, list(by_path), graph=args.graph, insertion_penalty=args.insertion_penalty,
                                       lm_scale=args.lm_scale, beam=args.beam, n_jobs=args.jobs,
-                                      progress=_show_progress(args), speaker_of=speaker_of)
-    _report_failures(failures)
-    _write_output(args.output, "".join(f"{path}\t{' '.join(best.tokens())}\t{best.score:.4f}\n"
-                                       for path, best in decoded))
+                                      progress=_show_progress(args), speaker_of=_speaker_map(utts))
+    _report_failures(_failures_by_key(utts, failures))
+    results = [(u, best) for path, best in decoded for u in by_path[path]]
+    _write_output(args.output, "".join(f"{utts.key[u]}\t{' '.join(best.tokens())}\t{best.score:.4f}\n"
+                                       for u, best in results))
     if args.ctm:
-        _write_output(args.ctm, "".join(to_ctm(Path(path).stem, [s for s in best.words if s.label != "sil"])
-                                        for path, best in decoded))
+        _write_output(args.ctm, "".join(to_ctm(u, [s for s in best.words if s.label != "sil"]) for u, best in results))
     return EXIT_FAILURES if failures else EXIT_OK
 
 
@@ -309,61 +395,91 @@ def _write_output(path: str | None, text: str) -> None:
         sys.stdout.write(text)
 
 
-def cmd_decode(args: argparse.Namespace) -> int:
+def _speaker_map(utts: Utterances):
+    """Speaker of an audio path for per-speaker CMVN: utt2spk for data directories, else by file name / folder."""
+    spk = {utts.path[u]: ("utt2spk", utts.speaker[u]) for u in utts.ids if u in utts.speaker}
+    if not spk:
+        return speaker_of
+    return lambda path: spk[path] if path in spk else ("file", speaker_of(path))
+
+
+def _failures_by_key(utts: Utterances, failures: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``(path, error)`` of failed audio files -> ``(output key, error)`` of their utterances."""
+    by_path = utts.utterances_of()
+    return [(utts.key[u], msg) for path, msg in failures for u in by_path.get(path, [path])]
+
+
+def _utterance_features(utts: Utterances, config, args: argparse.Namespace) -> tuple[dict, list[tuple[str, str]]]:
+    """Features of every utterance (by id, input order) and ``(key, error)`` of those that failed."""
     from .features import extract_many
+
+    feats, failures = extract_many(list(utts.utterances_of()), config, n_jobs=args.jobs,
+                                   progress=_show_progress(args), speaker_of=_speaker_map(utts))
+    return {u: feats[utts.path[u]] for u in utts.ids if utts.path[u] in feats}, _failures_by_key(utts, failures)
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
     from .graphs import PhoneModelSet
     from .modelfile import load
 
-    files = audio_files(args.inputs)
+    utts = list_utterances(args.inputs)
     loaded = load(args.model, with_metadata=True)
     if isinstance(loaded[0], PhoneModelSet):
-        return _decode_graph(args, loaded[0], files)
+        return _decode_graph(args, loaded[0], utts)
     clf, config = _load_classifier(args.model, loaded)
-    feats, failures = extract_many(files, config, n_jobs=args.jobs, progress=_show_progress(args),
-                                   speaker_of=speaker_of)
+    feats, failures = _utterance_features(utts, config, args)
     _report_failures(failures)
     results = _decode_word(clf, feats) if feats else []
-    _write_output(args.output, "".join(f"{path}\t{hyp}\t{ll:.4f}\n" for path, hyp, ll in results))
+    _write_output(args.output, "".join(f"{utts.key[u]}\t{hyp}\t{ll:.4f}\n" for u, hyp, ll in results))
     return EXIT_FAILURES if failures else EXIT_OK
 
 
 def cmd_align(args: argparse.Namespace) -> int:
-    """Forced alignment of audio files to their transcripts: TextGrids and CTM files."""
+    """Forced alignment of utterances to their transcripts: TextGrids and CTM files.
+
+    The transcripts come from data directories' ``text``, or from a
+    transcripts file given first (``utt_id word ...``; utt_id is the
+    utterance id, the file path, or the file name without suffix).
+    """
     import soundfile
 
-    from .features import extract_many
     from .graphs import PhoneModelSet, force_align, read_transcripts, write_alignment
     from .modelfile import load
 
     model = load(args.model)
     if not isinstance(model, PhoneModelSet):
         raise InvalidInputError(f"{args.model} holds a {type(model).__name__}, not phone models "
-                                "(train them with recipes/fsdd_phones.py)")
+                                "(train them with `gmmhmm train-phones` or recipes/fsdd_phones.py)")
     config = model.get_feature_config()
-    transcripts = read_transcripts(args.transcripts)
-    files = audio_files(args.inputs)
+    inputs = list(args.inputs)
+    transcripts = {}
+    if not is_data_dir(inputs[0]):
+        if len(inputs) < 2:
+            raise InvalidInputError("align needs TRANSCRIPTS INPUT... or data directories")
+        transcripts = read_transcripts(inputs.pop(0))
+    utts = list_utterances(inputs, require_text=True)
     words_of, failures = {}, []
-    for f in files:
-        words = transcripts.get(f.stem) or transcripts.get(str(f))
+    for u in utts.ids:
+        path = utts.path[u]
+        words = utts.text.get(u) or transcripts.get(u) or transcripts.get(path) or transcripts.get(Path(path).stem)
         if words is None:
-            failures.append((str(f), "no transcript (keys are file stems)"))
+            failures.append((utts.key[u], "no transcript (keys are utterance ids, paths or file stems)"))
         else:
-            words_of[str(f)] = words
-    feats, bad = extract_many(list(words_of), config, n_jobs=args.jobs, progress=_show_progress(args),
-                              speaker_of=speaker_of)
+            words_of[u] = words
+    feats, bad = _utterance_features(utts.subset(words_of), config, args)
     failures += bad
     aligned = {}
-    for path, ll in zip(feats, model.state_log_likelihood_many(list(feats.values()))):
+    for u, ll in zip(feats, model.state_log_likelihood_many(list(feats.values()))):
         try:
-            info = soundfile.info(path)
-            aligned[Path(path).stem] = force_align(model, None, words_of[path], config.shift_ms / 1000.0,
-                                                   info.frames / info.samplerate, log_likelihood=ll)
+            info = soundfile.info(utts.path[u])
+            aligned[u] = force_align(model, None, words_of[u], config.shift_ms / 1000.0,
+                                     info.frames / info.samplerate, log_likelihood=ll)
         except GmmhmmError as exc:
-            failures.append((path, str(exc)))
+            failures.append((utts.key[u], str(exc)))
     write_alignment(args.output, aligned)
-    order = {str(f): k for k, f in enumerate(files)}
+    order = {utts.key[u]: k for k, u in enumerate(utts.ids)}
     _report_failures(sorted(failures, key=lambda f: order[f[0]]))
-    print(f"aligned {len(aligned)} of {len(files)} file(s) -> {args.output}", file=sys.stderr)
+    print(f"aligned {len(aligned)} of {len(utts)} utterance(s) -> {args.output}", file=sys.stderr)
     return EXIT_FAILURES if failures else EXIT_OK
 
 
@@ -464,6 +580,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--progress", action="store_true", help="progress bars even when stderr is not a terminal")
         sp.add_argument("-j", "--jobs", type=int, default=1, help="feature extraction processes (-1: all CPUs)")
 
+    def checkpoints(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--checkpoint-dir", help="checkpoint every EM iteration here (default with --resume: "
+                        "'checkpoints' next to the output)")
+        sp.add_argument("--resume", action="store_true", help="continue an interrupted training from its checkpoints")
+        common(sp)
+
     sp = sub.add_parser("features", help="extract features of audio files into one feature file")
     sp.add_argument("inputs", nargs="+", help="audio files and/or folders")
     sp.add_argument("-o", "--output", required=True, help="feature file to write (.npz)")
@@ -478,30 +600,42 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--labels", help="'key<TAB>label' lines (default: the digit of FSDD file names)")
     sp.add_argument("--split", choices=("all", "official"), default="all",
                     help="train on every file, or only FSDD's official training takes 5-49")
-    sp.add_argument("--checkpoint-dir", help="checkpoint every EM iteration here (default with --resume: "
-                    "'checkpoints' next to the output)")
-    sp.add_argument("--resume", action="store_true", help="continue an interrupted training from its checkpoints")
-    common(sp)
+    checkpoints(sp)
     sp.set_defaults(func=cmd_train)
 
-    sp = sub.add_parser("decode", help="recognise audio files with a model file")
-    sp.add_argument("model", help="model file from `gmmhmm train` or the recipe")
-    sp.add_argument("inputs", nargs="+", help="audio files and/or folders")
-    sp.add_argument("-o", "--output", help="write 'path<TAB>label<TAB>loglik' lines here (default: stdout)")
+    sp = sub.add_parser("train-phones", help="train monophone HMMs from a Kaldi data directory and a lexicon")
+    sp.add_argument("data", help="data directory: wav.scp, text, utt2spk (spk2utt optional)")
+    sp.add_argument("--lexicon", help="pronunciation lexicon (default: [training] lexicon of the config)")
+    sp.add_argument("--lexicon-format", default="auto", choices=("auto", "htk", "kaldi", "kaldip", "sphinx", "cmudict"),
+                    help="lexicon file format (auto: Sphinx/cmudict if words carry (2), else HTK/Kaldi)")
+    sp.add_argument("--keep-stress", action="store_true", help="cmudict: keep the stress digits of vowels")
+    sp.add_argument("--config", required=True, help="TOML with [features] and [training] (see configs/fsdd_phones.toml)")
+    sp.add_argument("-o", "--output", required=True, help="phone-model file to write (.npz)")
+    checkpoints(sp)
+    sp.set_defaults(func=cmd_train_phones)
+
+    sp = sub.add_parser("decode", help="recognise utterances with a model file")
+    sp.add_argument("model", help="model file from `gmmhmm train`, `gmmhmm train-phones` or a recipe")
+    sp.add_argument("inputs", nargs="+", help="data directories, wav.scp files, audio files and/or folders "
+                    "(searched recursively)")
+    sp.add_argument("-o", "--output", help="write 'key<TAB>label(s)<TAB>loglik' lines here (default: stdout); "
+                    "key = utterance id for data directories and wav.scp, else the file path")
     sp.add_argument("--graph", choices=("phone-loop", "word-loop", "words"), default="word-loop",
                     help="phone-model files: phone recognition, connected words, or one isolated word")
     sp.add_argument("--insertion-penalty", type=float, default=0.0,
                     help="phone-model files: log weight added per word (per phone in a phone loop)")
     sp.add_argument("--lm-scale", type=float, default=1.0, help="phone-model files: grammar scale")
     sp.add_argument("--beam", type=float, default=0.0, help="phone-model files: pruning beam (<= 0: none)")
-    sp.add_argument("--ctm", help="phone-model files: also write word timings as CTM here")
+    sp.add_argument("--ctm", help="phone-model files: also write word timings as CTM (keyed by utterance id) here")
     common(sp)
     sp.set_defaults(func=cmd_decode)
 
-    sp = sub.add_parser("align", help="force-align audio files to their transcripts (phone models)")
-    sp.add_argument("model", help="phone-model file from recipes/fsdd_phones.py")
-    sp.add_argument("transcripts", help="'utt_id word word ...' lines; utt_id is the audio file's stem")
-    sp.add_argument("inputs", nargs="+", help="audio files and/or folders")
+    sp = sub.add_parser("align", help="force-align utterances to their transcripts (phone models)")
+    sp.add_argument("model", help="phone-model file from `gmmhmm train-phones` or recipes/fsdd_phones.py")
+    sp.add_argument("inputs", nargs="+", metavar="[TRANSCRIPTS] INPUT",
+                    help="data directories (transcripts from their text), or a transcripts file "
+                    "('utt_id word ...'; utt_id = utterance id or the audio file's stem) followed by "
+                    "wav.scp files, audio files and/or folders (searched recursively)")
     sp.add_argument("-o", "--output", required=True, help="folder for <utt>.TextGrid, words.ctm, phones.ctm")
     common(sp)
     sp.set_defaults(func=cmd_align)

@@ -54,3 +54,7 @@ class ModelFileError(GmmhmmError):
 
 class TranscriptError(GmmhmmError):
     """A transcript or lexicon is malformed or names an unknown word/phone."""
+
+
+class DataDirError(GmmhmmError):
+    """A Kaldi-style data directory (wav.scp, text, utt2spk, ...) is malformed or inconsistent."""

@@ -1,8 +1,8 @@
 """Shared fixtures.
 
 Integration tests use the real recordings in ../shared/data/fsdd (or
-$GMMHMM_FSDD_DIR). They fail, never skip, when the data is missing: CI and
-every developer machine have it.
+$GMMHMM_FSDD_DIR) and ../shared/data/an4 (or $GMMHMM_AN4_DIR). They fail,
+never skip, when the data is missing: CI and every developer machine have it.
 """
 
 from __future__ import annotations
@@ -32,6 +32,19 @@ def fsdd_path() -> Path:
             f"FSDD recordings not found at {recordings}. Integration tests need "
             "../shared/data/fsdd (or set GMMHMM_FSDD_DIR)."
         )
+    return path
+
+
+def an4_dir() -> Path:
+    return Path(os.environ.get("GMMHMM_AN4_DIR", REPO_ROOT.parent / "shared" / "data" / "an4"))
+
+
+@pytest.fixture(scope="session")
+def an4_path() -> Path:
+    """Folder of CMU AN4 (SPHERE audio, transcripts, dictionary); fails loudly when absent."""
+    path = an4_dir()
+    if not (path / "etc" / "an4.dic").is_file() or not (path / "wav" / "an4test_clstk").is_dir():
+        pytest.fail(f"AN4 not found at {path}. Integration tests need ../shared/data/an4 (or set GMMHMM_AN4_DIR).")
     return path
 
 

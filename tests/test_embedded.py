@@ -198,3 +198,28 @@ def test_feature_config_of_a_model():
     assert PhoneModelSet(["A", "sil"]).get_feature_config() == FeatureConfig()
     stored = FeatureConfig(n_ceps=12, cmvn="speaker")
     assert PhoneModelSet(["A", "sil"], feature_config=stored.to_dict()).get_feature_config() == stored
+
+
+def test_training_over_alternate_pronunciations(tmp_path):
+    """Words 'ab' and 'ca' merged into one word 'z' with both pronunciations: the
+    E-step picks each utterance's pronunciation and the generating means come back."""
+    feats, texts, _, means = synthetic_corpus(n_utts=40, seed=2)
+    alt = Lexicon.from_prons({"z": [(["A", "B"], np.log(0.5)), (["C", "A"], np.log(0.5))], "b": [(["B"], 0.0)]})
+    assert alt.phones == LEXICON.phones
+    merged = [["z" if w in ("ab", "ca") else w for w in words] for words in texts]
+    tr = EmbeddedTrainer(alt)
+    history = tr.fit(feats, merged, mixtures=(1,), n_iter=8)
+    assert all(b >= a - 1e-9 for a, b in zip(history, history[1:]))
+    m = tr.model
+    np.testing.assert_allclose(m.means_.reshape(m.n_pdfs, -1), means.reshape(m.n_pdfs, -1), atol=0.5)
+    # the model file keeps both pronunciations and their weights
+    save(m, tmp_path / "alt.npz")
+    loaded = load(tmp_path / "alt.npz").lexicon
+    assert [p for p, _ in loaded.prons("z")] == [("A", "B"), ("C", "A")]
+    assert [w for _, w in loaded.prons("z")] == pytest.approx([np.log(0.5)] * 2)
+
+
+def test_old_model_lexicon_text_still_loads():
+    """Model files written before alternates kept one 'word phone ...' line per word."""
+    m = PhoneModelSet(LEXICON.phones, lexicon_text="ab A B\nca C A\nb B\n")
+    assert m.lexicon == LEXICON

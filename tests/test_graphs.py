@@ -178,3 +178,56 @@ def test_min_frames_is_computed_once():
     assert g.min_frames == 3 * 3
     g.final_extra = np.full(g.n_states, -np.inf)  # graphs are not modified once built: the value stays
     assert g.min_frames == 3 * 3
+
+
+def _log_z(g, ll, self_p=0.6):
+    n = ll.shape[1]
+    logp, init, final = g.log_probs(np.log(np.full(n, self_p)), np.log(np.full(n, 1 - self_p)))
+    return kernels.forward_backward(ll, g.state_pdf, g.arc_src, g.arc_dst, logp, init, final, n)[0]
+
+
+ALT_PRONS = {"a": [(["x", "y"], np.log(0.7)), (["y"], np.log(0.3))], "b": [(["x"], 0.0)]}
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_alternate_pronunciations_are_parallel_paths(seed):
+    """Forward over a transcript with a two-pronunciation word = log-sum of the one-pronunciation graphs."""
+    lex = Lexicon.from_prons(ALT_PRONS)
+    singles = [Lexicon.from_prons({"a": [pron], "b": ALT_PRONS["b"]}) for pron in ALT_PRONS["a"]]
+    assert all(s.phones == lex.phones for s in singles)
+    rng = np.random.default_rng(seed)
+    for words in (["a"], ["b", "a", "b"], ["a", "a"]):
+        g = utterance_graph(lex, words)
+        ll = rng.normal(size=(3 * 2 * len(words) + 6, 3 * len(lex.phones)))
+        # every combination of pronunciations, each graph entered with its pronunciations' weights
+        refs = []
+        for choice in itertools.product(range(2), repeat=words.count("a")):
+            it = iter(choice)
+            prons = {"all-phones": [(["x", "y"], 0.0)]}  # same phone list, so the same pdfs
+            pick = [next(it) if w == "a" else 0 for w in words]
+            weight = sum(ALT_PRONS["a"][k][1] for w, k in zip(words, pick) if w == "a")
+            # a transcript whose "a"s use different pronunciations: one lexicon word per position
+            names = [f"{w}{i}" for i, w in enumerate(words)]
+            for name, w, k in zip(names, words, pick):
+                prons[name] = [(ALT_PRONS[w][k][0], 0.0)]
+            refs.append(_log_z(utterance_graph(Lexicon.from_prons(prons), names), ll) + weight)
+        assert _log_z(g, ll) == pytest.approx(logsumexp(refs), rel=1e-10)
+        assert g.labels == list(words) + ["sil"]
+    mass, start = outgoing_mass(utterance_graph(lex, ["a", "b", "a"]))
+    np.testing.assert_allclose(mass, 1.0)  # pronunciation probabilities summing to 1 keep it an HMM
+    assert start == pytest.approx(1.0)
+    assert utterance_graph(lex, ["a"]).min_frames == 3  # the short pronunciation
+
+
+def test_alternates_by_enumeration():
+    """One-state phones, tiny transcript: forward equals the sum over every state path."""
+    lex = Lexicon.from_prons({"a": [(["x"], np.log(0.25)), (["y", "x"], np.log(0.75))]})
+    g = utterance_graph(lex, ["a"], n_states=1)
+    n = len(lex.phones)
+    rng = np.random.default_rng(3)
+    ll = rng.normal(size=(4, n))
+    logp, init, final = g.log_probs(np.log(np.full(n, 0.5)), np.log(np.full(n, 0.5)))
+    paths = path_scores(ll, g.state_pdf, g.arc_src, g.arc_dst, logp, init, final, lambda v: np.logaddexp(*v))
+    ref = logsumexp([v for _, v in paths])
+    log_z = kernels.forward_backward(ll, g.state_pdf, g.arc_src, g.arc_dst, logp, init, final, n)[0]
+    assert log_z == pytest.approx(ref, rel=1e-10)

@@ -20,8 +20,12 @@ def test_digits_lexicon():
 def test_round_trip_and_comments(tmp_path):
     lex = Lexicon.digits()
     path = tmp_path / "x.lex"
-    path.write_text("# comment\n\n" + lex.to_text() + "one W AH N N\n")  # second pronunciation ignored
+    path.write_text("# comment\n\n" + lex.to_text())
     assert Lexicon.read(path) == lex
+    path.write_text(lex.to_text() + "one W AH N N\none W AH N\n")  # an alternate is kept, a repeat is not
+    alt = Lexicon.read(path)
+    assert alt != lex and alt.pronunciations == lex.pronunciations
+    assert alt.prons("one") == [(("W", "AH", "N"), 0.0), (("W", "AH", "N", "N"), 0.0)]
 
 
 @pytest.mark.parametrize("text, match", [
@@ -58,3 +62,109 @@ def test_unknown_words_and_phones_are_named():
         utterance_graph(lex, ["eleven"])
     with pytest.raises(TranscriptError, match="'QQ'"):
         lex.phone_index("QQ")
+
+
+# --------------------------------------------------------------------- formats with alternates
+import math  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from gmmhmm.data import Lexicon as DataLexicon  # noqa: E402
+
+AN4_DIC = Path(__file__).resolve().parents[2] / "shared" / "data" / "an4" / "etc" / "an4.dic"
+CMUDICT = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmudict" / "cmudict.dict"
+
+
+def test_graphs_lexicon_is_the_data_lexicon():
+    assert Lexicon is DataLexicon
+
+
+def test_htk_outsym_and_probabilities():
+    lex = Lexicon.from_text("A [a] 0.5 AH\nA [a] 0.25 EY\nB [] B IY\nC S IY\n", format="htk")
+    assert lex.prons("A") == [(("AH",), math.log(0.5)), (("EY",), math.log(0.25))]
+    assert lex.prons("B") == [(("B", "IY"), 0.0)]
+    assert lex.pronunciations["A"] == ["AH"]
+    assert lex.words == ["A", "B", "C"]
+    # weighted lexicons round-trip through lexiconp text (how model files store them)
+    again = Lexicon.from_text(lex.to_text())
+    assert again.words == lex.words
+    for w in lex.words:
+        assert [p for p, _ in again.prons(w)] == [p for p, _ in lex.prons(w)]
+        assert [lw for _, lw in again.prons(w)] == pytest.approx([lw for _, lw in lex.prons(w)], abs=1e-12)
+
+
+def test_kaldi_lexicon_and_lexiconp():
+    plain = Lexicon.from_text("a ah\na ey\nb b iy\n", format="kaldi")
+    assert plain.prons("a") == [(("ah",), 0.0), (("ey",), 0.0)]
+    weighted = Lexicon.from_text("a 1.0 ah\na 0.4 ey\n", format="kaldip")
+    assert weighted.prons("a") == [(("ah",), 0.0), (("ey",), math.log(0.4))]
+    assert Lexicon.from_text("a 1.0 ah\na 0.4 ey\n") == weighted  # auto reads lexiconp too
+    # in plain Kaldi format a numeric field is a phone, not a probability
+    assert Lexicon.from_text("a 1 2\n", format="kaldi").prons("a") == [(("1", "2"), 0.0)]
+
+
+@pytest.mark.parametrize("text, fmt, match", [
+    ("a ah\n", "kaldip", r"lexicon:1: lexiconp line needs"),
+    ("a 0 ah\n", "kaldip", r"lexicon:1: pronunciation probability 0 is not in \(0, 1\]"),
+    ("a 1.5 ah\n", "htk", r"lexicon:1: pronunciation probability 1.5"),
+    ("a nan ah\n", "kaldip", r"lexicon:1: pronunciation probability nan"),
+    ("a 1 ah\nb 0.5\n", "kaldip", r"lexicon:2: word 'b' has no phones"),
+    ("a ah\nb [b]\n", "htk", r"lexicon:2: word 'b' has no phones"),
+    ("A AH\nB(2)\n", "sphinx", r"lexicon:2: word 'B' has no phones"),
+    ("a ah\n", "festival", r"unknown lexicon format 'festival'"),
+])
+def test_bad_lexicon_lines_name_the_line(text, fmt, match):
+    with pytest.raises(TranscriptError, match=match):
+        Lexicon.from_text(text, format=fmt)
+
+
+def test_sphinx_alternates():
+    text = "A AH\nA(2) EY\nAND AE N D\nAND(2) AH N D\nZERO Z IH R OW\n"
+    lex = Lexicon.from_text(text)
+    assert lex.words == ["A", "AND", "ZERO"]
+    assert lex.prons("AND") == [(("AE", "N", "D"), 0.0), (("AH", "N", "D"), 0.0)]
+    assert Lexicon.from_text(lex.to_text()) == lex  # HTK text with repeated words keeps the alternates
+
+
+def test_cmudict_stress_and_comments():
+    text = (";;; header\nab AE1 B\nab(2) EY1 B IY1\naalborg AO1 L B AO0 R G # place, danish\n"
+            "abc EY1 B IY1 S IY1\nabc(2) EY2 B IY0 S IY1\n")
+    lex = Lexicon.from_text(text)
+    assert lex.prons("aalborg") == [(("AO", "L", "B", "AO", "R", "G"), 0.0)]
+    assert lex.prons("ab") == [(("AE", "B"), 0.0), (("EY", "B", "IY"), 0.0)]
+    assert lex.prons("abc") == [(("EY", "B", "IY", "S", "IY"), 0.0)]  # alternates equal once stress is gone
+    kept = Lexicon.from_text(text, keep_stress=True)
+    assert kept.prons("abc") == [(("EY1", "B", "IY1", "S", "IY1"), 0.0), (("EY2", "B", "IY0", "S", "IY1"), 0.0)]
+    assert "AO0" in kept.phones and "AO0" not in lex.phones
+
+
+def test_missing_words_are_listed_in_one_error():
+    lex = Lexicon.digits()
+    assert lex.missing(["one", "ten", "eleven", "ten"]) == ["eleven", "ten"]
+    with pytest.raises(TranscriptError, match=r"data/text: word\(s\) not in the lexicon: eleven, ten"):
+        lex.check_words(["one", "ten", "eleven"], source="data/text")
+    sub = lex.restrict(["two", "one"])
+    assert sub.words == ["two", "one"] and sub.prons("one") == lex.prons("one")
+    with pytest.raises(TranscriptError, match="ten"):
+        lex.restrict(["one", "ten"])
+    with pytest.raises(TranscriptError, match="ten"):
+        lex.prons("ten")
+
+
+def test_an4_dictionary():
+    if not AN4_DIC.is_file():
+        pytest.fail(f"AN4 not found at {AN4_DIC.parent.parent}; integration tests need ../shared/data/an4")
+    lex = Lexicon.read(AN4_DIC)
+    assert len(lex) == 101 and lex.n_prons == 130
+    assert [p for p, _ in lex.prons("A")] == [("AH",), ("EY",)]
+    assert len(lex.prons("FEBRUARY")) == 5
+    assert lex.phones[-1] == "sil" and len(lex.phones) == 34
+
+
+def test_cmudict_file():
+    if not CMUDICT.is_file():
+        pytest.fail(f"cmudict not found at {CMUDICT}; tests need ../shared/data/cmudict")
+    lex = Lexicon.read(CMUDICT)
+    assert len(lex) > 100_000
+    assert all(not p[-1].isdigit() for p in lex.phones)
+    assert [p for p, _ in lex.prons("ab")] == [("AE", "B"), ("EY", "B", "IY")]
+    assert len(Lexicon.read(CMUDICT, keep_stress=True).phones) > 60

@@ -23,7 +23,8 @@ def load_audio(
     Parameters
     ----------
     path : str or path-like
-        Any file libsndfile reads (WAV, FLAC, OGG, ...), integer or float samples.
+        Any file libsndfile reads (WAV, FLAC, OGG, NIST SPHERE, ...), integer
+        or float samples.
     sample_rate_hz : int, optional
         Resample to this rate (soxr, high quality); None keeps the file's rate.
 
@@ -57,7 +58,7 @@ def load_audio(
     if not 0 < native_rate <= MAX_SAMPLE_RATE_HZ:
         raise AudioError(f"{name}: implausible sample rate {native_rate} Hz in the file header "
                          f"(at most {MAX_SAMPLE_RATE_HZ} Hz is supported)")
-    if data.shape[0] < declared or _wav_data_missing(name):
+    if data.shape[0] < declared or _wav_data_missing(name) or _sphere_data_missing(name):
         raise AudioError(f"{name}: truncated audio file (fewer samples than its header declares)")
     if not np.isfinite(data).all():
         raise AudioError(f"{name}: audio contains NaN or infinity")
@@ -100,3 +101,28 @@ def _wav_data_missing(name: str) -> bool:
                 return chunk_size not in (0, 0xFFFFFFFF) and pos + 8 + chunk_size > size
             pos += 8 + chunk_size + (chunk_size & 1)
     return False
+
+
+def _sphere_data_missing(name: str) -> bool:
+    """True if a NIST SPHERE file holds fewer samples than its header's ``sample_count``.
+
+    libsndfile counts the samples present, so a cut-off .sph would pass as a short one.
+    """
+    with open(name, "rb") as f:
+        head = f.read(1024)
+    if not head.startswith(b"NIST_1A\n"):
+        return False
+    fields = {}
+    lines = head.split(b"\n")
+    for line in lines[2:]:  # NIST_1A, header size, then "name -type value" lines up to end_head
+        parts = line.split()
+        if not parts or parts[0] == b"end_head":
+            break
+        if len(parts) >= 3 and parts[1] == b"-i":
+            fields[parts[0]] = parts[2]
+    try:
+        header_bytes = int(lines[1])
+        n = int(fields[b"sample_count"]) * int(fields.get(b"channel_count", 1)) * int(fields.get(b"sample_n_bytes", 2))
+    except (ValueError, KeyError, IndexError):
+        return False  # no declared length to check against
+    return header_bytes + n > os.path.getsize(name)

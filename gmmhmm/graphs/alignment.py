@@ -12,6 +12,7 @@ from pathlib import Path as FsPath
 
 import numpy as np
 
+from ..errors import InvalidInputError
 from ..modelfile import atomic_write_text
 from .decoder import Path, Segment, viterbi_path
 from .graph import utterance_graph
@@ -68,12 +69,19 @@ def to_textgrid(path: Path) -> str:
 def write_alignment(out_dir: str | os.PathLike, alignments: Mapping[str, Path]) -> None:
     """Write ``<utt_id>.TextGrid`` per utterance and ``words.ctm`` / ``phones.ctm`` for all of them.
 
+    An id holding ``/`` (a file found below a folder) writes into a subfolder.
+
     Every file is written whole and atomically: a re-run into the same folder
     replaces the CTM files instead of adding to them.
     """
     out = FsPath(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    for utt_id in alignments:
+        if FsPath(utt_id).is_absolute() or ".." in FsPath(utt_id).parts or not utt_id.strip():
+            raise InvalidInputError(f"utterance id {utt_id!r} cannot name a file inside {out}")
     for utt_id, path in alignments.items():
-        atomic_write_text(out / f"{utt_id}.TextGrid", to_textgrid(path))
+        target = out / f"{utt_id}.TextGrid"  # ids from folder scans may hold '/': subfolders
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(target, to_textgrid(path))
     atomic_write_text(out / "words.ctm", "".join(to_ctm(u, p.words) for u, p in alignments.items()))
     atomic_write_text(out / "phones.ctm", "".join(to_ctm(u, p.phones) for u, p in alignments.items()))

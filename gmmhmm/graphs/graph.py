@@ -161,33 +161,39 @@ def build_graph(
 def utterance_graph(lexicon: Lexicon, words: list[str], sil_prob: float = 0.5, n_states: int = 3) -> Graph:
     """Composite HMM of a transcript: optional silence at the ends and between words.
 
-    Labels are the transcript's words in order followed by ``sil``, so a
-    path's word labels spell the transcript.
+    Every pronunciation of a word is a parallel path entered with its log
+    weight (:meth:`Lexicon.prons`). Labels are the transcript's words in order
+    followed by ``sil``, so a path's word labels spell the transcript.
     """
     if not 0.0 < sil_prob < 1.0:
         raise InvalidParameterError(f"sil_prob must be in (0, 1), got {sil_prob}")
-    prons = lexicon.pronounce(words)
+    lexicon.check_words(words)
     if not words:
         raise InvalidParameterError("transcript has no words")
     labels = list(words) + [lexicon.silence]
     sil_label, sil_phone = len(words), lexicon.phone_index(lexicon.silence)
-    units: list[tuple[int, list[int]]] = []
+    units: list[tuple[int, list[int]]] = [(sil_label, [sil_phone])]  # unit 0: leading silence
     links: list[tuple[int, int, float]] = []
     ls, ln = float(np.log(sil_prob)), float(np.log1p(-sil_prob))
-    units.append((sil_label, [sil_phone]))  # unit 0: leading silence
-    word_units = []
-    for i, pron in enumerate(prons):
-        word_units.append(len(units))
-        units.append((i, [lexicon.phone_index(p) for p in pron]))
+    alts: list[list[tuple[int, float]]] = []  # per word position: (unit, pron log weight)
+    sils: list[int] = [0]  # silence unit before word i (i = 0: leading), then after the last word
+    for i, word in enumerate(words):
+        alts.append([])
+        for phones, weight in lexicon.prons(word):
+            alts[i].append((len(units), weight))
+            units.append((i, [lexicon.phone_index(p) for p in phones]))
+        sils.append(len(units))
         units.append((sil_label, [sil_phone]))  # silence after word i
-    links.append((0, word_units[0], 0.0))
-    for i, u in enumerate(word_units):
-        if i + 1 < len(word_units):
-            links += [(u, u + 1, ls), (u, word_units[i + 1], ln), (u + 1, word_units[i + 1], 0.0)]
-        else:
-            links.append((u, u + 1, ls))
-    starts = {0: ls, word_units[0]: ln}
-    ends = {word_units[-1]: ln, word_units[-1] + 1: 0.0}
+    for i, prons in enumerate(alts):
+        for u, _ in prons:
+            links.append((u, sils[i + 1], ls))
+            if i + 1 < len(alts):
+                links += [(u, v, ln + w) for v, w in alts[i + 1]]
+        if i > 0:
+            links += [(sils[i], v, w) for v, w in prons]
+    links += [(0, v, w) for v, w in alts[0]]
+    starts = {0: ls, **{v: ln + w for v, w in alts[0]}}
+    ends = {**{u: ln for u, _ in alts[-1]}, sils[-1]: 0.0}
     return build_graph(labels, units, links, starts, ends, n_states)
 
 

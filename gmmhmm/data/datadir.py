@@ -1,0 +1,273 @@
+"""Kaldi-style data directories: ``wav.scp``, ``text``, ``utt2spk``, ``spk2utt``, ``segments``.
+
+Each file is a table of ``key value...`` lines (Kaldi's conventions, as in
+``utils/validate_data_dir.sh`` and lhotse's ``kaldi.py``)::
+
+    wav.scp    recording_id  /path/to/audio.{wav,flac,sph,...}
+    text       utterance_id  word word ...
+    utt2spk    utterance_id  speaker_id
+    spk2utt    speaker_id    utterance_id utterance_id ...
+    segments   utterance_id  recording_id start_s end_s      (optional)
+
+Without ``segments`` recording ids are utterance ids. Relative audio paths
+are resolved against the current directory, as Kaldi does; piped commands
+(``sph2pipe ... |``) are refused: gmmhmm reads SPHERE itself. Files are
+written sorted by key (C locale order) and atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DataDirError
+from ..modelfile import atomic_write_text
+
+TABLES = ("wav.scp", "text", "utt2spk", "spk2utt", "segments")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A stretch of a recording: ``segments`` line ``utt rec start_s end_s``."""
+
+    recording: str
+    start_s: float
+    end_s: float
+
+
+def read_table(path: str | os.PathLike, min_fields: int = 2,
+               max_fields: int | None = None) -> dict[str, tuple[list[str], int]]:
+    """``{key: (fields after the key, line number)}`` of a Kaldi table file.
+
+    Blank lines are skipped. A line with fewer than ``min_fields`` or more
+    than ``max_fields`` fields, or a repeated key, raises
+    :class:`DataDirError` naming the file and line.
+    """
+    name = os.fspath(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataDirError(f"{name}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataDirError(f"{name}: cannot read ({exc})") from exc
+    out: dict[str, tuple[list[str], int]] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) < min_fields or (max_fields is not None and len(fields) > max_fields):
+            want = f"{min_fields}" if max_fields == min_fields else f"at least {min_fields}"
+            raise DataDirError(f"{name}:{lineno}: expected {want} fields, got {len(fields)}: {line.strip()!r}")
+        if fields[0] in out:
+            raise DataDirError(f"{name}:{lineno}: {fields[0]!r} appears twice (first on line {out[fields[0]][1]})")
+        out[fields[0]] = (fields[1:], lineno)
+    return out
+
+
+def write_table(path: str | os.PathLike, table: Mapping[str, str | list[str]]) -> None:
+    """Write ``key value`` lines sorted by key, atomically; list values are joined by spaces."""
+    lines = []
+    for key in sorted(table):
+        value = table[key]
+        value = " ".join(value) if isinstance(value, (list, tuple)) else str(value)
+        if not key or any(c.isspace() for c in key) or not value.strip():
+            raise DataDirError(f"{os.fspath(path)}: bad entry {key!r} -> {value!r} (keys need no spaces, values text)")
+        lines.append(f"{key} {value}\n")
+    atomic_write_text(path, "".join(lines))
+
+
+@dataclass
+class DataDir:
+    """The tables of a Kaldi data directory.
+
+    Attributes
+    ----------
+    wav : dict recording id -> audio path (recording = utterance without segments)
+    text : dict utterance id -> list of words (empty when the directory has no ``text``)
+    utt2spk : dict utterance id -> speaker id
+    segments : dict utterance id -> :class:`Segment`, or None
+    path : Path or None
+        Where the directory was read from.
+    """
+
+    wav: dict[str, str]
+    text: dict[str, list[str]] = field(default_factory=dict)
+    utt2spk: dict[str, str] = field(default_factory=dict)
+    segments: dict[str, Segment] | None = None
+    path: Path | None = None
+
+    @property
+    def utterances(self) -> list[str]:
+        """Utterance ids, sorted."""
+        return sorted(self.segments if self.segments is not None else self.wav)
+
+    @property
+    def spk2utt(self) -> dict[str, list[str]]:
+        """Speaker id -> its sorted utterance ids (derived from :attr:`utt2spk`)."""
+        out: dict[str, list[str]] = {}
+        for utt in sorted(self.utt2spk):
+            out.setdefault(self.utt2spk[utt], []).append(utt)
+        return dict(sorted(out.items()))
+
+    @property
+    def speakers(self) -> list[str]:
+        return sorted(set(self.utt2spk.values()))
+
+    def __len__(self) -> int:
+        return len(self.segments if self.segments is not None else self.wav)
+
+    def audio(self, utt: str) -> tuple[str, float, float | None]:
+        """``(audio path, start_s, end_s or None)`` of an utterance."""
+        if self.segments is not None:
+            seg = self.segments[utt]
+            return self.wav[seg.recording], seg.start_s, seg.end_s
+        return self.wav[utt], 0.0, None
+
+    def subset(self, utterances) -> "DataDir":
+        """The directory restricted to ``utterances`` (recordings they do not use dropped)."""
+        keep = set(utterances)
+        unknown = sorted(keep - set(self.utterances))
+        if unknown:
+            raise DataDirError(f"unknown utterance id(s): {', '.join(unknown[:10])}")
+        segs = None if self.segments is None else {u: s for u, s in self.segments.items() if u in keep}
+        recs = keep if segs is None else {s.recording for s in segs.values()}
+        return DataDir({r: p for r, p in self.wav.items() if r in recs},
+                       {u: w for u, w in self.text.items() if u in keep},
+                       {u: s for u, s in self.utt2spk.items() if u in keep}, segs, None)
+
+    # ------------------------------------------------------------------ I/O
+
+    @classmethod
+    def read(cls, path: str | os.PathLike, require_text: bool = True, check_audio: bool = True) -> "DataDir":
+        """Read and validate a data directory.
+
+        Parameters
+        ----------
+        path : folder holding ``wav.scp`` and ``utt2spk`` (``text`` unless
+            ``require_text=False``; ``spk2utt`` and ``segments`` optional)
+        require_text : bool
+            Every utterance must have a transcript (training, alignment, scoring).
+        check_audio : bool
+            Every audio file must exist.
+
+        Raises
+        ------
+        DataDirError
+            Naming the file and line of a malformed line, a duplicate key, a
+            missing audio file, an utterance without transcript or speaker,
+            or tables that disagree.
+        """
+        d = Path(path)
+        if not d.is_dir():
+            raise DataDirError(f"{d}: not a data directory (no such folder)")
+        if not (d / "wav.scp").is_file():
+            raise DataDirError(f"{d}: not a data directory (no wav.scp)")
+        wav_rows = read_table(d / "wav.scp", 2)
+        wav: dict[str, str] = {}
+        for rec, (rest, lineno) in wav_rows.items():
+            value = " ".join(rest)
+            where = f"{d / 'wav.scp'}:{lineno}"
+            if value.endswith("|"):
+                raise DataDirError(f"{where}: piped commands are not supported ({value!r}); give the audio "
+                                   "file path (gmmhmm reads .sph, .wav, .flac directly)")
+            if check_audio and not Path(value).is_file():
+                raise DataDirError(f"{where}: audio file of {rec!r} does not exist: {value}")
+            wav[rec] = value
+        segments = None
+        utt_file, utt_lines = "wav.scp", {u: ln for u, (_, ln) in wav_rows.items()}
+        if (d / "segments").is_file():
+            segments, utt_file, utt_lines = {}, "segments", {}
+            for utt, ((rec, start, end), lineno) in read_table(d / "segments", 4, 4).items():
+                utt_lines[utt] = lineno
+                where = f"{d / 'segments'}:{lineno}"
+                try:
+                    start_s, end_s = float(start), float(end)
+                except ValueError:
+                    raise DataDirError(f"{where}: start and end must be seconds, got {start!r} {end!r}") from None
+                if not (math.isfinite(start_s) and math.isfinite(end_s) and 0 <= start_s < end_s):
+                    raise DataDirError(f"{where}: need 0 <= start < end, got {start!r} {end!r}")
+                if rec not in wav:
+                    raise DataDirError(f"{where}: recording {rec!r} of {utt!r} is not in wav.scp")
+                segments[utt] = Segment(rec, start_s, end_s)
+        if not utt_lines:
+            raise DataDirError(f"{d / utt_file}: no utterances")
+        utt2spk = {u: f[0] for u, (f, _) in read_table(d / "utt2spk", 2, 2).items()}
+        text: dict[str, list[str]] = {}
+        if (d / "text").is_file():
+            text = {u: f for u, (f, _) in read_table(d / "text", 1).items()}
+        elif require_text:
+            raise DataDirError(f"{d}: no text file (transcripts are required here)")
+        _check_covers(d, utt_file, utt_lines, "utt2spk", utt2spk, "speaker")
+        if require_text:
+            _check_covers(d, utt_file, utt_lines, "text", text, "transcript")
+            empty = sorted(u for u in utt_lines if not text[u])
+            if empty:
+                raise DataDirError(f"{d / 'text'}: utterance {empty[0]!r} has no words"
+                                   + (f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""))
+        out = cls(wav, text, utt2spk, segments, d)
+        if (d / "spk2utt").is_file():
+            _check_spk2utt(d / "spk2utt", out)
+        return out
+
+    def write(self, path: str | os.PathLike) -> Path:
+        """Write every table (``spk2utt`` derived, ``segments`` if any) into folder ``path``."""
+        self.validate()
+        d = Path(path)
+        d.mkdir(parents=True, exist_ok=True)
+        write_table(d / "wav.scp", self.wav)
+        if self.text:
+            write_table(d / "text", self.text)
+        write_table(d / "utt2spk", self.utt2spk)
+        write_table(d / "spk2utt", self.spk2utt)
+        if self.segments is not None:
+            write_table(d / "segments", {u: f"{s.recording} {s.start_s:.3f} {s.end_s:.3f}"
+                                         for u, s in self.segments.items()})
+        elif (d / "segments").exists():
+            (d / "segments").unlink()  # a stale segments file would change what wav.scp means
+        return d
+
+    def validate(self) -> None:
+        """Check that the tables agree (as :meth:`read` does for files)."""
+        utts = set(self.utterances)
+        if not utts:
+            raise DataDirError("data directory has no utterances")
+        for name, table in (("utt2spk", self.utt2spk),) + ((("text", self.text),) if self.text else ()):
+            missing, extra = sorted(utts - set(table)), sorted(set(table) - utts)
+            if missing or extra:
+                raise DataDirError(f"{name} disagrees with the utterance list: missing {missing[:5]}, "
+                                   f"unknown {extra[:5]}")
+        if self.segments is not None:
+            bad = sorted(u for u, s in self.segments.items() if s.recording not in self.wav)
+            if bad:
+                raise DataDirError(f"segments name recordings not in wav.scp: {bad[:5]}")
+
+
+def _check_covers(d: Path, utt_file: str, utt_lines: dict[str, int], name: str, table: Mapping,
+                  what: str) -> None:
+    """Every utterance has an entry in ``table`` and ``table`` names no other utterance."""
+    for utt, lineno in utt_lines.items():
+        if utt not in table:
+            raise DataDirError(f"{d / utt_file}:{lineno}: utterance {utt!r} has no {what} in {d / name}")
+    extra = sorted(set(table) - set(utt_lines))
+    if extra:
+        raise DataDirError(f"{d / name}: utterance {extra[0]!r} is not in {d / utt_file}"
+                           + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""))
+
+
+def _check_spk2utt(path: Path, data: DataDir) -> None:
+    rows = read_table(path, 2)
+    seen: set[str] = set()
+    for spk, (utts, lineno) in rows.items():
+        for u in utts:
+            if data.utt2spk.get(u) != spk:
+                raise DataDirError(f"{path}:{lineno}: utterance {u!r} of speaker {spk!r} disagrees with utt2spk "
+                                   f"({data.utt2spk.get(u, 'absent')!r})")
+            if u in seen:
+                raise DataDirError(f"{path}:{lineno}: utterance {u!r} listed twice")
+            seen.add(u)
+    missing = sorted(set(data.utt2spk) - seen)
+    if missing:
+        raise DataDirError(f"{path}: utterance {missing[0]!r} of utt2spk is missing")

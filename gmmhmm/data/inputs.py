@@ -1,0 +1,139 @@
+"""What a command line names as input -> utterances with ids, audio paths, speakers and transcripts.
+
+An input is a Kaldi data directory (a folder with ``wav.scp``), a ``wav.scp``
+file, a folder of audio files (searched recursively) or an audio file:
+
+* data directory: its utterance ids, ``utt2spk`` speakers and ``text``;
+* ``wav.scp`` alone: its ids, no speakers or transcripts;
+* folder: one utterance per audio file below it, id = the path relative to
+  the folder without suffix (``spk1/utt3``), so same-named files in
+  different subfolders stay distinct;
+* file: id = the file name without suffix.
+
+Two inputs giving the same utterance id are an error, never a silent overwrite.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DataDirError, InvalidInputError
+from .datadir import DataDir, read_table
+
+#: Suffixes of the audio files a folder scan picks up (case-insensitive).
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".sph")
+
+
+@dataclass
+class Utterances:
+    """Utterances named on a command line, in input order.
+
+    Attributes
+    ----------
+    ids : list of str
+    path : dict utt -> audio path
+    key : dict utt -> output key: the utterance id for data directories and
+        ``wav.scp`` entries, the file path (as given) for files and folders
+    speaker : dict utt -> speaker, for utterances from data directories
+    text : dict utt -> words, for utterances from data directories with ``text``
+    """
+
+    ids: list[str] = field(default_factory=list)
+    path: dict[str, str] = field(default_factory=dict)
+    key: dict[str, str] = field(default_factory=dict)
+    speaker: dict[str, str] = field(default_factory=dict)
+    text: dict[str, list[str]] = field(default_factory=dict)
+    _source: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def add(self, utt: str, path: str, key: str, source: str) -> None:
+        if utt in self.path:
+            raise InvalidInputError(f"utterance id {utt!r} of {source} is also that of {self._source[utt]}; "
+                                    "name the files in a wav.scp or data directory to give them distinct ids")
+        self.ids.append(utt)
+        self.path[utt] = path
+        self.key[utt] = key
+        self._source[utt] = source
+
+    def subset(self, ids) -> "Utterances":
+        """The utterances ``ids`` (a subset of :attr:`ids`), in input order."""
+        keep = set(ids)
+        out = Utterances()
+        for u in self.ids:
+            if u in keep:
+                out.add(u, self.path[u], self.key[u], self._source[u])
+                if u in self.speaker:
+                    out.speaker[u] = self.speaker[u]
+                if u in self.text:
+                    out.text[u] = self.text[u]
+        return out
+
+    def utterances_of(self) -> dict[str, list[str]]:
+        """Audio path -> the utterances reading it (normally one)."""
+        out: dict[str, list[str]] = {}
+        for u in self.ids:
+            out.setdefault(self.path[u], []).append(u)
+        return out
+
+
+def is_data_dir(path: str | os.PathLike) -> bool:
+    return Path(path).is_dir() and (Path(path) / "wav.scp").is_file()
+
+
+def audio_files_below(folder: Path) -> list[Path]:
+    """Audio files anywhere below ``folder`` (:data:`AUDIO_SUFFIXES`), sorted by relative path."""
+    found = sorted((f for f in folder.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file()),
+                   key=lambda f: f.relative_to(folder).as_posix())
+    if not found:
+        raise InvalidInputError(f"folder {folder} holds no audio files ({', '.join(AUDIO_SUFFIXES)}) at any depth")
+    return found
+
+
+def list_utterances(inputs: Sequence[str | os.PathLike], require_text: bool = False) -> Utterances:
+    """Utterances of data directories, ``wav.scp`` files, folders and audio files (see the module doc).
+
+    Parameters
+    ----------
+    inputs : paths
+    require_text : bool
+        Data directories must have a transcript for every utterance.
+
+    Raises
+    ------
+    DataDirError
+        A data directory or wav.scp is malformed (file and line named), or
+        has ``segments`` (not supported here yet).
+    InvalidInputError
+        No inputs, a folder without audio, or two utterances with the same id.
+    """
+    out = Utterances()
+    for item in inputs:
+        p = Path(item)
+        if is_data_dir(p):
+            data = DataDir.read(p, require_text=require_text, check_audio=False)
+            if data.segments is not None:
+                raise DataDirError(f"{p}: data directories with segments are not supported by this command yet")
+            for u in data.utterances:
+                out.add(u, data.wav[u], u, f"{p / 'wav.scp'}")
+                out.speaker[u] = data.utt2spk[u]
+                if u in data.text:
+                    out.text[u] = data.text[u]
+        elif p.is_file() and p.name == "wav.scp":
+            for u, (rest, lineno) in read_table(p, 2).items():
+                value = " ".join(rest)
+                if value.endswith("|"):
+                    raise DataDirError(f"{p}:{lineno}: piped commands are not supported ({value!r})")
+                out.add(u, value, u, f"{p}:{lineno}")
+        elif p.is_dir():
+            for f in audio_files_below(p):
+                out.add(f.relative_to(p).with_suffix("").as_posix(), str(f), str(f), str(f))
+        else:
+            out.add(p.stem, str(p), str(p), str(p))  # a missing file is reported by feature extraction
+    if not out.ids:
+        raise InvalidInputError("no input files")
+    return out

@@ -1,0 +1,127 @@
+"""Kaldi data directories: read, validate, write (gmmhmm.data.DataDir)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gmmhmm.data import DataDir, Segment, read_table
+from gmmhmm.errors import DataDirError, GmmhmmError
+
+
+def make_dir(root: Path, n: int = 3, **override: str) -> Path:
+    """A data dir of ``n`` utterances (two speakers) whose audio files exist (empty files)."""
+    d = root / "data"
+    d.mkdir(exist_ok=True)
+    utts = [f"{'spkA' if i % 2 else 'spkB'}-u{i}" for i in range(n)]
+    for u in utts:
+        (root / f"{u}.wav").write_bytes(b"")
+    tables = {
+        "wav.scp": "".join(f"{u} {root / (u + '.wav')}\n" for u in utts),
+        "text": "".join(f"{u} hello world {i}\n" for i, u in enumerate(utts)),
+        "utt2spk": "".join(f"{u} {u.split('-')[0]}\n" for u in utts),
+    }
+    tables.update(override)
+    for name, text in tables.items():
+        if text is not None:
+            (d / name).write_text(text)
+    return d
+
+
+def test_read_basic(tmp_path):
+    d = make_dir(tmp_path)
+    data = DataDir.read(d)
+    assert data.utterances == ["spkA-u1", "spkB-u0", "spkB-u2"]
+    assert data.text["spkB-u2"] == ["hello", "world", "2"]
+    assert data.utt2spk["spkA-u1"] == "spkA"
+    assert data.spk2utt == {"spkA": ["spkA-u1"], "spkB": ["spkB-u0", "spkB-u2"]}
+    assert data.wav["spkB-u0"] == str(tmp_path / "spkB-u0.wav")
+    assert data.audio("spkB-u0") == (str(tmp_path / "spkB-u0.wav"), 0.0, None)
+    assert data.segments is None and len(data) == 3
+
+
+def test_write_round_trip_sorted_with_spk2utt(tmp_path):
+    data = DataDir.read(make_dir(tmp_path))
+    out = data.write(tmp_path / "copy")
+    assert (out / "spk2utt").read_text() == "spkA spkA-u1\nspkB spkB-u0 spkB-u2\n"
+    lines = (out / "wav.scp").read_text().splitlines()
+    assert lines == sorted(lines)
+    again = DataDir.read(out)  # spk2utt now present and checked
+    assert (again.wav, again.text, again.utt2spk) == (data.wav, data.text, data.utt2spk)
+
+
+def test_segments(tmp_path):
+    d = make_dir(tmp_path, 1)
+    rec = "spkB-u0"
+    (d / "segments").write_text(f"{rec}-a {rec} 0.0 1.5\n{rec}-b {rec} 1.5 3\n")
+    (d / "text").write_text(f"{rec}-a one\n{rec}-b two\n")
+    (d / "utt2spk").write_text(f"{rec}-a spkB\n{rec}-b spkB\n")
+    data = DataDir.read(d)
+    assert data.utterances == [f"{rec}-a", f"{rec}-b"]
+    assert data.segments[f"{rec}-b"] == Segment(rec, 1.5, 3.0)
+    assert data.audio(f"{rec}-b") == (str(tmp_path / f"{rec}.wav"), 1.5, 3.0)
+    again = DataDir.read(data.write(tmp_path / "copy"))
+    assert again.segments == data.segments
+    # writing a directory without segments over it removes the stale segments file
+    DataDir(again.wav, {rec: ["x"]}, {rec: "spkB"}).write(tmp_path / "copy")
+    assert not (tmp_path / "copy" / "segments").exists()
+
+
+@pytest.mark.parametrize("override, match", [
+    ({"utt2spk": "spkB-u0 spkB extra\n"}, r"utt2spk:1: expected 2 fields, got 3"),
+    ({"utt2spk": "spkB-u0\n"}, r"utt2spk:1: expected 2 fields, got 1"),
+    ({"text": "spkB-u0 a\nspkA-u1 b\nspkB-u0 c\n"}, r"text:3: 'spkB-u0' appears twice \(first on line 1\)"),
+    ({"utt2spk": "spkB-u0 spkB\n"}, r"wav.scp:2: utterance 'spkA-u1' has no speaker in .*utt2spk"),
+    ({"text": "spkB-u0 a\nspkA-u1 b\n"}, r"wav.scp:3: utterance 'spkB-u2' has no transcript in .*text"),
+    ({"text": "spkB-u0 a\nspkA-u1 b\nspkB-u2 c\nzz d\n"}, r"text: utterance 'zz' is not in .*wav.scp"),
+    ({"text": "spkB-u0\nspkA-u1 b\nspkB-u2 c\n"}, r"text: utterance 'spkB-u0' has no words"),
+    ({"wav.scp": "spkB-u0 sph2pipe -f wav x.sph |\n"}, r"wav.scp:1: piped commands are not supported"),
+    ({"wav.scp": "spkB-u0 /no/such/file.wav\n"}, r"wav.scp:1: audio file of 'spkB-u0' does not exist"),
+    ({"wav.scp": ""}, r"wav.scp: no utterances"),
+    ({"spk2utt": "spkA spkA-u1\nspkB spkB-u0\n"}, r"spk2utt: utterance 'spkB-u2' of utt2spk is missing"),
+    ({"spk2utt": "spkA spkA-u1 spkB-u0\nspkB spkB-u2\n"}, r"spk2utt:1: utterance 'spkB-u0' of speaker 'spkA'"),
+    ({"segments": "s1 nope 0 1\n"}, r"segments:1: recording 'nope' of 's1' is not in wav.scp"),
+    ({"segments": "s1 spkB-u0 2 1\n"}, r"segments:1: need 0 <= start < end"),
+    ({"segments": "s1 spkB-u0 a b\n"}, r"segments:1: start and end must be seconds"),
+    ({"segments": "s1 spkB-u0 0\n"}, r"segments:1: expected 4 fields, got 3"),
+])
+def test_bad_data_dirs_name_file_and_line(tmp_path, override, match):
+    d = make_dir(tmp_path, **override)
+    with pytest.raises(DataDirError, match=match):
+        DataDir.read(d)
+
+
+def test_missing_files_and_folders(tmp_path):
+    assert issubclass(DataDirError, GmmhmmError)
+    with pytest.raises(DataDirError, match="no such folder"):
+        DataDir.read(tmp_path / "nope")
+    with pytest.raises(DataDirError, match="no wav.scp"):
+        DataDir.read(tmp_path)
+    d = make_dir(tmp_path)
+    (d / "utt2spk").unlink()
+    with pytest.raises(DataDirError, match=r"utt2spk: no such file"):
+        DataDir.read(d)
+    d = make_dir(tmp_path)
+    (d / "text").unlink()
+    with pytest.raises(DataDirError, match="no text file"):
+        DataDir.read(d)
+    assert DataDir.read(d, require_text=False).text == {}
+
+
+def test_subset_and_validate(tmp_path):
+    data = DataDir.read(make_dir(tmp_path))
+    sub = data.subset(["spkB-u2"])
+    assert sub.utterances == ["spkB-u2"] and list(sub.wav) == ["spkB-u2"] and sub.spk2utt == {"spkB": ["spkB-u2"]}
+    with pytest.raises(DataDirError, match="unknown utterance"):
+        data.subset(["zz"])
+    bad = DataDir(dict(data.wav), dict(data.text), {"spkB-u0": "s"})
+    with pytest.raises(DataDirError, match="utt2spk disagrees"):
+        bad.write(tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_read_table_keeps_line_numbers(tmp_path):
+    p = tmp_path / "t"
+    p.write_text("\na x y\n\nb z\n")
+    assert read_table(p) == {"a": (["x", "y"], 2), "b": (["z"], 4)}
