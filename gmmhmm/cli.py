@@ -9,6 +9,7 @@ Subcommands::
     gmmhmm align MODEL [TRANSCRIPTS] INPUT... -o DIR     phone models: TextGrid + CTM alignments
     gmmhmm score HYP (--ref REF | --ref-from-fsdd-names) accuracy / error rates
     gmmhmm info MODEL                                    describe a model file
+    gmmhmm lm TEXT -o lm.arpa [--order 2|3]              n-gram language model -> ARPA file
 
 INPUT is Kaldi data directories, wav.scp files, audio files (WAV, FLAC,
 NIST SPHERE, ...) and/or folders (their audio files at any depth, sorted);
@@ -26,6 +27,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -567,6 +569,50 @@ def cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _lm_sentences(path: str, ids: bool) -> list[list[str]]:
+    """Word lists of a Kaldi ``text`` file (``utt-id word...``) or, without ids, one sentence per line.
+
+    ``<s>``/``</s>`` around a sentence are dropped (they are added again).
+    """
+    if ids:
+        lines = list(read_table(path, "text").values())
+    else:
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TranscriptError(f"cannot read text file {path}: {exc}") from exc
+    sentences = []
+    for line in lines:
+        words = line.split()
+        if words and words[0] == "<s>":
+            words = words[1:]
+        if words and words[-1] == "</s>":
+            words = words[:-1]
+        sentences.append(words)
+    return sentences
+
+
+def cmd_lm(args: argparse.Namespace) -> int:
+    from .lm import estimate, write_arpa
+
+    vocab = None
+    if args.vocab:  # first column: a word list or a lexicon
+        try:
+            vocab = {re.sub(r"\(\d+\)$", "", line.split()[0])  # Sphinx alternates: WORD(2)
+                     for line in Path(args.vocab).read_text(encoding="utf-8").splitlines() if line.strip()}
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TranscriptError(f"cannot read vocabulary file {args.vocab}: {exc}") from exc
+        vocab -= {"<s>", "</s>"}
+    sentences = _lm_sentences(args.text, not args.no_ids)
+    model = estimate(sentences, order=args.order, method=args.method, vocab=vocab)
+    write_arpa(model, args.output)
+    print(f"wrote {args.order}-gram {args.method} model {model.counts()} from {args.text} to {args.output}",
+          file=sys.stderr)
+    for path in args.ppl or ():
+        print(f"file {path}: " + model.perplexity(_lm_sentences(path, not args.no_ids)).format())
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------
@@ -659,6 +705,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("model")
     sp.add_argument("--json", action="store_true", help="print JSON")
     sp.set_defaults(func=cmd_info)
+
+    sp = sub.add_parser("lm", help="estimate an n-gram language model from text, write ARPA")
+    sp.add_argument("text", help="Kaldi text file 'utt-id word word ...' (with --no-ids: one sentence a line)")
+    sp.add_argument("-o", "--output", required=True, help="ARPA file to write (.gz: gzip'ed)")
+    sp.add_argument("--order", type=int, choices=(1, 2, 3, 4, 5), default=2, help="n-gram order (default 2)")
+    sp.add_argument("--method", choices=("witten-bell", "kneser-ney"), default="witten-bell",
+                    help="interpolated Witten-Bell (default) or modified Kneser-Ney smoothing")
+    sp.add_argument("--no-ids", action="store_true", help="TEXT (and --ppl files) have no utterance ids")
+    sp.add_argument("--vocab", help="give these words (first column: word list or lexicon) probability "
+                    "even if the text lacks them")
+    sp.add_argument("--ppl", action="append", metavar="TEXT",
+                    help="print SRILM-style perplexity of this text (same format; repeatable)")
+    sp.set_defaults(func=cmd_lm)
     return p
 
 

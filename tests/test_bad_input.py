@@ -35,6 +35,7 @@ from gmmhmm.corpus import Corpus
 from gmmhmm.features import (FeatureConfig, add_deltas, cmvn, cmvn_per_speaker, deltas, extract_features,
                              extract_many, load_audio, load_features, mfcc, save_features)
 from gmmhmm.graphs import EmbeddedTrainer, Lexicon, decode_files, parse_transcripts
+from gmmhmm.lm import estimate, read_arpa
 from gmmhmm.parallel import accumulate_corpus, fit_corpus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -155,6 +156,12 @@ def _nan39():
     x = np.zeros((10, 39))
     x[5, 1] = np.nan
     return x
+
+
+def _arpa(e, text: str) -> Path:
+    path = e.d / "lm.arpa"
+    path.write_text(text)
+    return path
 
 
 def _hand_set(model, means, covars, **extra):
@@ -405,6 +412,18 @@ LIBRARY = [
          E.ModelFileError, "not a GaussianHMM"),
     Case("modelfile.save", "unregistered class", lambda e: modelfile.save(object(), e.out), E.ModelFileError,
          "get_params|registered"),
+    # --- language models -------------------------------------------------
+    Case("read_arpa", "missing file", lambda e: read_arpa(e.d / "missing.arpa"), E.ModelFileError, "does not exist"),
+    Case("read_arpa", "text without \\data\\", lambda e: read_arpa(e.d / "tiny.toml"), E.ModelFileError,
+         "not an ARPA"),
+    Case("read_arpa", "header count differs from the section",
+         lambda e: read_arpa(_arpa(e, "\\data\\\nngram 1=2\n\n\\1-grams:\n-0.3 </s>\n\\end\\\n")),
+         E.ModelFileError, r"lm\.arpa:6: .*announces 2 1-grams"),
+    Case("estimate", "a string instead of a word list", lambda e: estimate(["a b c"]), E.InvalidInputError,
+         "is a string"),
+    Case("estimate", "only empty sentences", lambda e: estimate([[]]), E.InvalidInputError, "no training sentences"),
+    Case("estimate", "unknown smoothing method", lambda e: estimate([["a"]], method="add-one"),
+         E.InvalidParameterError, "method must be"),
     # --- scoring ---------------------------------------------------------
     Case("accuracy", "lists of different lengths", lambda e: S.accuracy([1, 2], [1]), E.InvalidInputError,
          "2 reference"),
@@ -545,6 +564,10 @@ CLI = [
             lambda e: ["decode", str(e.d / "phones.npz"), str(e.audio / "1_synth_0.wav"), str(e.bad / "text.wav"),
                        "--graph", "words", "-o", str(e.out / "ph_hyp.txt")], 1, r"skipped .*text\.wav",
             lambda e: len((e.out / "ph_hyp.txt").read_text().splitlines()) == 1 or pytest.fail("hypotheses")),
+    CliCase("lm", "text line without words", lambda e: ["lm", str(e.d / "tiny.toml"), "-o", str(e.out / "lm.arpa")],
+            1, r"tiny\.toml:2: expected"),
+    CliCase("lm", "missing text file", lambda e: ["lm", str(e.d / "none.txt"), "-o", str(e.out / "lm.arpa")],
+            1, "cannot read text file"),
     CliCase("score", "hypothesis without reference (reported, rest scored)",
             lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(e.d / "ref.txt")], 1, "no reference for b.wav"),
     CliCase("score", "missing hypothesis file",

@@ -1,0 +1,76 @@
+"""`gmmhmm lm`: Kaldi text or plain sentences -> ARPA file, through the command line."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from gmmhmm.cli import main
+from gmmhmm.lm import estimate, read_arpa
+
+SENTENCES = [["a", "b"], ["a"], ["b", "b", "a"]]
+
+
+@pytest.fixture
+def texts(tmp_path):
+    kaldi = tmp_path / "text"
+    kaldi.write_text("".join(f"utt{i} {' '.join(s)}\n" for i, s in enumerate(SENTENCES)))
+    plain = tmp_path / "plain.txt"
+    plain.write_text("<s> a b </s>\n\na\nb b a\n")  # <s>/</s> and blank lines are tolerated
+    return kaldi, plain
+
+
+@pytest.mark.parametrize("method", ["witten-bell", "kneser-ney"])
+@pytest.mark.parametrize("order", [2, 3])
+def test_cli_writes_the_estimated_model(tmp_path, texts, method, order, capsys):
+    kaldi, plain = texts
+    expected = estimate(SENTENCES, order=order, method=method)
+    out = tmp_path / "lm.arpa"
+    assert main(["lm", str(kaldi), "-o", str(out), "--order", str(order), "--method", method]) == 0
+    assert read_arpa(out).ngrams == expected.ngrams
+    out2 = tmp_path / "plain.arpa"
+    assert main(["lm", str(plain), "-o", str(out2), "--order", str(order), "--method", method, "--no-ids"]) == 0
+    assert read_arpa(out2).ngrams == expected.ngrams
+    assert f"{order}-gram {method}" in capsys.readouterr().err
+
+
+def test_cli_defaults_vocab_and_perplexity(tmp_path, texts, capsys):
+    kaldi, _ = texts
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("a AH\nb B IY\nc S IY\nc(2) K\n")
+    out = tmp_path / "lm.arpa.gz"
+    assert main(["lm", str(kaldi), "-o", str(out), "--vocab", str(lexicon), "--ppl", str(kaldi)]) == 0
+    model = read_arpa(out)
+    assert model.order == 2 and model.vocab == ["</s>", "<s>", "a", "b", "c"]
+    ppl = model.perplexity(SENTENCES)
+    printed = capsys.readouterr().out
+    assert f"file {kaldi}: 3 sentences, 6 words, 0 OOVs" in printed
+    assert f"ppl= {ppl.ppl:.6g}" in printed and math.isfinite(ppl.ppl)
+
+
+@pytest.mark.parametrize("content, args, message", [
+    (None, [], "cannot read text file"),
+    ("utt1\n", [], "text:1: expected"),
+    ("utt1 a\nutt1 b\n", [], "appears twice"),
+    ("", [], "is empty"),
+    ("\n\n", ["--no-ids"], "no training sentences"),
+    ("a <s> b\n", ["--no-ids"], "is not a word"),
+])
+def test_cli_bad_text_exits_1_with_a_message(tmp_path, content, args, message, capsys):
+    text = tmp_path / "text"
+    if content is not None:
+        text.write_text(content)
+    out = tmp_path / "lm.arpa"
+    code = main(["lm", str(text), "-o", str(out)] + args)
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and "gmmhmm lm: error" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("args", [["--order", "7"], ["--method", "good-turing"], []])
+def test_cli_usage_errors_exit_2(tmp_path, texts, args):
+    argv = ["lm", str(texts[0])] + args
+    if args:
+        argv += ["-o", str(tmp_path / "lm.arpa")]
+    assert main(argv) == 2
