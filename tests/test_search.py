@@ -1,0 +1,319 @@
+"""Token-passing search against brute-force enumeration, exact Viterbi and hand-computed LM scores."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from gmmhmm.errors import InvalidInputError, InvalidParameterError, SequenceTooShortError, TranscriptError
+from gmmhmm.graphs import Lexicon, kernels
+from gmmhmm.lm import NGramModel
+from gmmhmm.search import (Grammar, SearchOptions, compile_graph, decode, ngram_grammar, to_ctm, word_list,
+                           word_loop)
+from gmmhmm.search import token_passing
+
+EXACT = SearchOptions(beam=math.inf, max_active=0)
+
+
+def transitions(lexicon: Lexicon, n_states: int, rng=None):
+    """Log self-loop / leave per pdf (random if ``rng``)."""
+    P = len(lexicon.phones) * n_states
+    p = np.full(P, 0.5) if rng is None else rng.uniform(0.2, 0.8, P)
+    return np.log(p), np.log1p(-p)
+
+
+# ---------------------------------------------------------------------------
+# Oracles
+# ---------------------------------------------------------------------------
+def all_paths(graph, opts, ll):
+    """Every complete path: ((label, start, end), ...) and its score, by depth-first enumeration."""
+    T = len(ll)
+    weights, final = graph.arc_weights(opts), graph.final_weights(opts)
+    pdf, start, dst, lab = graph.node_pdf, graph.arc_start, graph.arc_dst, graph.arc_label
+    out = []
+
+    def from_null(n, t, score, segs, last):
+        if t == T and np.isfinite(final[n]):
+            out.append((tuple(segs), score + final[n]))
+        for a in range(start[n], start[n + 1]):
+            d = dst[a]
+            if pdf[d] < 0:
+                from_null(d, t, score + weights[a], segs, last)
+            elif t < T:
+                at_emitting(d, t, score + weights[a] + ll[t, pdf[d]], segs, last)
+
+    def at_emitting(e, t, score, segs, last):
+        for a in range(start[e], start[e + 1]):
+            d = dst[a]
+            if pdf[d] >= 0:
+                if t + 1 < T:
+                    at_emitting(d, t + 1, score + weights[a] + ll[t + 1, pdf[d]], segs, last)
+            else:
+                from_null(d, t + 1, score + weights[a], segs + [(graph.labels[lab[a]], last, t + 1)], t + 1)
+
+    from_null(graph.start, 0, 0.0, [], 0)
+    return out
+
+
+def words_of(segs, silence="sil"):
+    return tuple(s[0] for s in segs if s[0] != silence)
+
+
+def expand(graph, opts):
+    """Emitting-only graph (null nodes removed by best null-path closure) for kernels.viterbi."""
+    weights, final_w = graph.arc_weights(opts), graph.final_weights(opts)
+    pdf, start, dst = graph.node_pdf, graph.arc_start, graph.arc_dst
+    emitting = np.flatnonzero(pdf >= 0)
+    index = {int(e): i for i, e in enumerate(emitting)}
+
+    def closure(n):
+        """Best weight from null node n to each emitting entry and to the end."""
+        best, end = {}, final_w[n]
+        for a in range(start[n], start[n + 1]):
+            d = dst[a]
+            if pdf[d] >= 0:
+                best[d] = max(best.get(d, -np.inf), weights[a])
+            else:
+                sub, sub_end = closure(d)
+                end = max(end, weights[a] + sub_end)
+                for k, v in sub.items():
+                    best[k] = max(best.get(k, -np.inf), weights[a] + v)
+        return best, end
+
+    S = len(emitting)
+    src_l, dst_l, w_l = [], [], []
+    init, final = np.full(S, -np.inf), np.full(S, -np.inf)
+    first, _ = closure(graph.start)
+    for k, v in first.items():
+        init[index[k]] = v
+    for e in emitting:
+        for a in range(start[e], start[e + 1]):
+            d = dst[a]
+            if pdf[d] >= 0:
+                src_l.append(index[e]), dst_l.append(index[d]), w_l.append(weights[a])
+            else:
+                sub, end = closure(d)
+                final[index[e]] = max(final[index[e]], weights[a] + end)
+                for k, v in sub.items():
+                    src_l.append(index[e]), dst_l.append(index[k]), w_l.append(weights[a] + v)
+    return (pdf[emitting], np.array(src_l, dtype=np.int64), np.array(dst_l, dtype=np.int64), np.array(w_l),
+            init, final)
+
+
+def exact_viterbi(graph, opts, ll):
+    pdf, src, dst, w, init, final = expand(graph, opts)
+    return kernels.viterbi(ll, pdf, src, dst, w, init, final, 0.0)[0]
+
+
+LEX = Lexicon.from_text("a A\nab A B\nabc A B C\nc C\nba B A\n")
+
+
+def tiny_graphs(rng):
+    ts = transitions(LEX, 1, rng)
+    yield compile_graph(word_loop(["a", "ab", "c"]), LEX, ts, 1)
+    yield compile_graph(word_loop(["a", "ba"], silence=False), LEX, ts, 1)
+    yield compile_graph(word_list(["ab", "c", "ba"]), LEX, transitions(LEX, 2, rng), 2)
+
+
+# ---------------------------------------------------------------------------
+# Exactness
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", range(4))
+def test_infinite_beam_equals_enumeration_and_exact_viterbi(seed):
+    rng = np.random.default_rng(seed)
+    for g in tiny_graphs(rng):
+        T = 5
+        ll = rng.normal(scale=2.0, size=(T, g.n_pdf))
+        opts = SearchOptions(beam=math.inf, max_active=0, word_insertion_penalty=float(rng.normal()),
+                             lm_scale=float(rng.uniform(0.5, 2)))
+        paths = all_paths(g, opts, ll)
+        segs, best = max(paths, key=lambda p: p[1])
+        res = decode(g, ll, opts)
+        assert res.score == pytest.approx(best, abs=1e-9)
+        assert res.score == pytest.approx(exact_viterbi(g, opts, ll), abs=1e-9)
+        assert res.words == list(words_of(segs))
+        assert [(s.word, s.start_frame, s.end_frame) for s in res.best.segments] == list(segs)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_n_best_distinct_sorted_and_real_paths(seed):
+    """N-best comes from a word lattice under the word-pair approximation: real paths, in order, distinct.
+
+    With one word between the same two grammar nodes (isolated words) no
+    history is merged inside a word, so the list is exactly the best path of
+    each of the best word sequences.
+    """
+    rng = np.random.default_rng(10 + seed)
+    for k, g in enumerate(tiny_graphs(rng)):
+        ll = rng.normal(scale=2.0, size=(6, g.n_pdf))
+        opts = SearchOptions(beam=math.inf, max_active=0, n_best=5, lattice_beam=math.inf)
+        paths = all_paths(g, opts, ll)
+        res = decode(g, ll, opts)
+        scores = [h.score for h in res.n_best]
+        keys = [tuple(h.words) for h in res.n_best]
+        assert scores == sorted(scores, reverse=True)
+        assert len(set(keys)) == len(keys)
+        assert res.n_best[0].words == res.words and res.n_best[0].score == pytest.approx(res.score)
+        best_of, by_segs = {}, {}
+        for segs, v in paths:
+            best_of[words_of(segs)] = max(best_of.get(words_of(segs), -np.inf), v)
+            by_segs[segs] = max(by_segs.get(segs, -np.inf), v)
+        assert len(res.n_best) >= min(2, len(best_of))
+        for h in res.n_best:  # each hypothesis is a real path: its segmentation scores exactly as reported
+            key = tuple((s.word, s.start_frame, s.end_frame) for s in h.segments)
+            assert by_segs[key] == pytest.approx(h.score, abs=1e-9)
+            assert h.score <= best_of[tuple(h.words)] + 1e-9
+        if k == 2:  # the isolated-word graph
+            want = sorted(best_of.items(), key=lambda kv: -kv[1])[:5]
+            assert [(tuple(h.words), pytest.approx(h.score)) for h in res.n_best] == want
+
+
+def test_words_sharing_prefixes():
+    """a / ab / abc share A and A B; the insertion penalty decides between the fewest and the most words."""
+    g = compile_graph(word_loop(["a", "ab", "abc", "c"]), LEX, transitions(LEX, 1), 1)
+    ll = np.full((6, g.n_pdf), -20.0)
+    for t, p in enumerate("AABBCC"):
+        ll[t, LEX.phones.index(p)] = 0.0
+    assert decode(g, ll, SearchOptions(word_insertion_penalty=-5.0)).words == ["abc"]
+    assert decode(g, ll, SearchOptions(word_insertion_penalty=+5.0)).words == ["a", "ab", "c", "c"]
+
+
+def test_alternate_pronunciations_are_parallel_paths():
+    class TwoProns(Lexicon):
+        def prons(self, word):
+            return [(("A", "B"), 0.0), (("C",), math.log(0.25))] if word == "ab" else [(tuple(self.pronunciations[word]), 0.0)]
+
+    lex = TwoProns.from_text("ab A B\nc C\n")
+    g = compile_graph(word_list(["ab"], silence=False), lex, transitions(lex, 1), 1)
+    ll = np.full((2, g.n_pdf), -20.0)
+    ll[:, lex.phones.index("C")] = 0.0
+    res = decode(g, ll, EXACT)
+    assert res.words == ["ab"]  # through its second pronunciation
+    assert res.score == pytest.approx(2 * math.log(0.5) + math.log(0.25))
+
+
+# ---------------------------------------------------------------------------
+# N-gram LM: backoff arcs give exactly log p(w | h)
+# ---------------------------------------------------------------------------
+BIGRAM = NGramModel([
+    {("<s>",): (-99.0, -0.30), ("x",): (-0.60, -0.20), ("y",): (-0.70, -0.25), ("z",): (-0.50, 0.0),
+     ("</s>",): (-0.40, 0.0)},
+    {("<s>", "x"): (-0.15, 0.0), ("x", "y"): (-0.10, 0.0), ("y", "</s>"): (-0.05, 0.0)},
+])
+LN10 = math.log(10.0)
+
+
+def manual_bigram(words):
+    """Hand-computed log p(<s> words </s>) from the numbers above (backoff by hand)."""
+    listed = {("<s>", "x"): -0.15, ("x", "y"): -0.10, ("y", "</s>"): -0.05}
+    uni = {"x": -0.60, "y": -0.70, "z": -0.50, "</s>": -0.40}
+    bo = {"<s>": -0.30, "x": -0.20, "y": -0.25, "z": 0.0}
+    total, h = 0.0, "<s>"
+    for w in list(words) + ["</s>"]:
+        total += listed[(h, w)] if (h, w) in listed else bo[h] + uni[w]
+        h = w
+    return LN10 * total
+
+
+@pytest.mark.parametrize("words", [["x", "y"], ["x", "z"], ["z", "x"], ["y"], ["z", "y", "z"]])
+@pytest.mark.parametrize("silence", [False, True])
+def test_bigram_scores_are_exact_log_probs(words, silence):
+    lex = Lexicon.from_text("x X\ny Y\nz Z\n")
+    g = compile_graph(ngram_grammar(BIGRAM, silence=silence), lex, transitions(lex, 1), 1)
+    ll = np.full((2 * len(words), g.n_pdf), -50.0)
+    for i, w in enumerate(words):
+        ll[2 * i: 2 * i + 2, lex.phones.index(w.upper())] = 0.0
+    opts = SearchOptions(lm_scale=1.7, word_insertion_penalty=-0.3, beam=math.inf)
+    res = decode(g, ll, opts)
+    assert res.words == words
+    # every frame pays one transition of probability 1/2; each grammar node skips its silence with 1/2
+    n_nodes_passed = len(words) + 1 if silence else 0
+    want = (len(ll) * math.log(0.5) + 1.7 * manual_bigram(words) - 0.3 * len(words)
+            + n_nodes_passed * math.log(0.5))
+    assert res.score == pytest.approx(want, abs=1e-9)
+    assert manual_bigram(words) == pytest.approx(BIGRAM.sentence_log_prob(words))
+
+
+def test_ngram_graph_is_linear_in_ngrams_not_quadratic_in_words():
+    words = [f"w{i}" for i in range(300)]
+    lm = NGramModel([{**{(w,): (-2.5, -0.1) for w in words}, ("<s>",): (-99.0, 0.0), ("</s>",): (-2.0, 0.0)},
+                     {("<s>", "w1"): (-0.5, 0.0), ("w1", "w2"): (-0.3, 0.0)}])
+    grammar = ngram_grammar(lm)
+    assert len(grammar.arcs) <= len(words) + 2 + grammar.n_nodes  # unigrams + bigrams + backoffs
+    lex = Lexicon.from_text("".join(f"{w} P{i % 7}\n" for i, w in enumerate(words)))
+    g = compile_graph(grammar, lex, transitions(lex, 3), 3)
+    assert g.n_arcs < 10 * 3 * (len(words) + 2) + 10 * grammar.n_nodes
+
+
+# ---------------------------------------------------------------------------
+# Pruning and memory
+# ---------------------------------------------------------------------------
+def test_long_input_collects_word_links_and_stays_exact(monkeypatch):
+    rng = np.random.default_rng(3)
+    g = compile_graph(word_loop(["a", "ab", "c", "ba"]), LEX, transitions(LEX, 1, rng), 1)
+    ll = rng.normal(scale=3.0, size=(3000, g.n_pdf))
+    res = decode(g, ll, EXACT)
+    assert res.stats["garbage_collections"] > 0
+    assert res.stats["records"] < 3000  # live traceback only, not one record per frame and node
+    assert res.score == pytest.approx(exact_viterbi(g, EXACT, ll), abs=1e-6)
+    ends = [s.end_frame for s in res.best.segments]
+    assert [s.start_frame for s in res.best.segments] == [0] + ends[:-1] and ends[-1] == 3000
+    # n-best with collection equals n-best without (a buffer too big to fill)
+    opts = SearchOptions(beam=30.0, n_best=4)
+    small = decode(g, ll[:800], opts)
+    monkeypatch.setattr(token_passing, "_MIN_BUFFER", 10**6)
+    big = decode(g, ll[:800], opts)
+    assert small.stats["garbage_collections"] > 0 and big.stats["garbage_collections"] == 0
+    assert [(h.words, h.score) for h in small.n_best] == [(h.words, h.score) for h in big.n_best]
+
+
+def test_pruning_keeps_the_clear_best_path():
+    g = compile_graph(word_loop(["a", "ab", "abc", "c"]), LEX, transitions(LEX, 1), 1)
+    ll = np.full((9, g.n_pdf), -20.0)
+    for t, p in enumerate("AABBCCAAA"):
+        ll[t, LEX.phones.index(p)] = 0.0
+    exact = decode(g, ll, SearchOptions(beam=math.inf, max_active=0, word_insertion_penalty=-5.0))
+    for opts in (SearchOptions(beam=10.0, word_insertion_penalty=-5.0),
+                 SearchOptions(max_active=3, word_insertion_penalty=-5.0)):
+        res = decode(g, ll, opts)
+        assert res.words == exact.words == ["abc", "a"]
+        assert res.score == pytest.approx(exact.score)
+        assert res.stats["peak_active"] <= g.n_nodes
+
+
+def test_ctm_lists_words_without_silence():
+    g = compile_graph(word_loop(["a", "c"]), LEX, transitions(LEX, 1), 1)
+    ll = np.full((5, g.n_pdf), -20.0)
+    for t, p in enumerate(["A", "A", "sil", "C", "sil"]):
+        ll[t, LEX.phones.index(p)] = 0.0
+    res = decode(g, ll, EXACT)
+    assert [s.word for s in res.best.segments] == ["a", "sil", "c", "sil"]
+    assert to_ctm("utt1", res, 0.01) == "utt1 1 0.000 0.020 a\nutt1 1 0.030 0.010 c\n"
+
+
+# ---------------------------------------------------------------------------
+# Bad input
+# ---------------------------------------------------------------------------
+def test_bad_input():
+    g = compile_graph(word_list(["abc"]), LEX, transitions(LEX, 1), 1)
+    with pytest.raises(SequenceTooShortError, match="no path"):
+        decode(g, np.zeros((2, g.n_pdf)))
+    with pytest.raises(InvalidInputError, match="log_likelihood must be"):
+        decode(g, np.zeros((5, 2)))
+    with pytest.raises(InvalidInputError, match="NaN"):
+        decode(g, np.full((5, g.n_pdf), np.nan))
+    with pytest.raises(TranscriptError, match="2 grammar word\\(s\\) not in the lexicon: zz, yy"):
+        compile_graph(word_loop(["a", "zz", "yy"]), LEX, transitions(LEX, 1), 1)
+    with pytest.raises(InvalidParameterError, match="transitions"):
+        compile_graph(word_loop(["a"]), LEX, transitions(LEX, 1), 3)
+    with pytest.raises(InvalidParameterError, match="cycle"):
+        compile_graph(Grammar(2, [(0, 1, None, 0.0), (1, 0, None, 0.0), (0, 1, "a", 0.0)], 0, {1: 0.0}),
+                      LEX, transitions(LEX, 1), 1)
+    with pytest.raises(InvalidParameterError, match="at least one word"):
+        word_loop([])
+    for bad in ({"beam": 0}, {"beam": float("nan")}, {"max_active": -1}, {"n_best": 0}, {"lm_scale": -1.0},
+                {"word_insertion_penalty": math.inf}, {"max_active": 2.5}):
+        with pytest.raises(InvalidParameterError):
+            SearchOptions(**bad)
