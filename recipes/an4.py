@@ -33,7 +33,6 @@ import resource
 import sys
 import time
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,13 +41,18 @@ sys.path.insert(0, str(REPO))  # run from a checkout without installing
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
+from data_scripts.prepare_an4 import default_an4_dir, prepare  # noqa: E402
 from gmmhmm import load, save  # noqa: E402
-from gmmhmm.errors import GmmhmmError, InvalidParameterError, TranscriptError  # noqa: E402
+from gmmhmm.data import DataDir, Lexicon  # noqa: E402
+from gmmhmm.errors import GmmhmmError, InvalidParameterError, SequenceTooShortError  # noqa: E402
 from gmmhmm.features import FeatureConfig, extract_many  # noqa: E402
 from gmmhmm.features.store import load_features, save_features  # noqa: E402
-from gmmhmm.graphs import EmbeddedTrainer, Lexicon, PhoneModelSet, to_ctm, viterbi_paths, word_loop_graph  # noqa: E402
+from gmmhmm.graphs import EmbeddedTrainer, PhoneModelSet  # noqa: E402
+from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
+from gmmhmm.search import SearchOptions, compile_graph, ngram_grammar, to_ctm  # noqa: E402
+from gmmhmm.search import decode as search  # noqa: E402
 
 logger = logging.getLogger("an4")
 
@@ -56,117 +60,75 @@ STAGES = ("data", "features", "lm", "train-dev", "tune", "train", "decode")
 
 
 # ---------------------------------------------------------------------------
-# Corpus access (interim: replaced by gmmhmm.data and data_scripts/prepare_an4.py)
-# ---------------------------------------------------------------------------
-def an4_dir(cfg: dict) -> Path:
-    """``[data] an4_dir``, else ``$GMMHMM_AN4_DIR``, else ``../shared/data/an4``."""
-    d = cfg["data"].get("an4_dir") or os.environ.get("GMMHMM_AN4_DIR") or str(REPO.parent / "shared" / "data" / "an4")
-    return Path(d)
-
-
-@dataclass
-class DataSet:
-    """The tables of a Kaldi data dir that the recipe uses."""
-
-    wav: dict[str, str]
-    text: dict[str, list[str]]
-    utt2spk: dict[str, str]
-
-    @property
-    def utterances(self) -> list[str]:
-        return sorted(self.wav)
-
-    def subset(self, speakers) -> "DataSet":
-        keep = [u for u in self.utterances if self.utt2spk[u] in set(speakers)]
-        return DataSet({u: self.wav[u] for u in keep}, {u: self.text[u] for u in keep},
-                       {u: self.utt2spk[u] for u in keep})
-
-
-def _prepare_part(corpus: Path, part: str, out: Path) -> None:
-    ids = (corpus / "etc" / f"an4_{part}.fileids").read_text().split()
-    text = {}
-    for line in (corpus / "etc" / f"an4_{part}.transcription").read_text().splitlines():
-        words, utt = line.rsplit("(", 1)
-        text[utt.strip(" )")] = [w for w in words.split() if w not in ("<s>", "</s>")]
-    wav = {Path(i).name: str(corpus / "wav" / f"{i}.sph") for i in ids}
-    out.mkdir(parents=True, exist_ok=True)
-    utts = sorted(wav)
-    spk = {u: u.split("-")[1] for u in utts}
-    atomic_write_text(out / "wav.scp", "".join(f"{u} {wav[u]}\n" for u in utts))
-    atomic_write_text(out / "text", "".join(f"{u} {' '.join(text[u])}\n" for u in utts))
-    atomic_write_text(out / "utt2spk", "".join(f"{u} {spk[u]}\n" for u in utts))
-
-
-def prepare_data(corpus: Path, out: Path) -> None:
-    for part in ("train", "test"):
-        _prepare_part(corpus, part, out / part)
-
-
-def read_data(path: Path) -> DataSet:
-    def table(name):
-        return {ln.split()[0]: ln.split()[1:] for ln in (path / name).read_text().splitlines() if ln.strip()}
-
-    return DataSet({u: v[0] for u, v in table("wav.scp").items()}, table("text"),
-                   {u: v[0] for u, v in table("utt2spk").items()})
-
-
-def read_lexicon(corpus: Path) -> Lexicon:
-    """AN4 dictionary, first pronunciation of each word, fillers (``<s>`` ...) left out."""
-    prons: dict[str, list[str]] = {}
-    for line in (corpus / "etc" / "an4.dic").read_text().splitlines():
-        f = line.split()
-        if f and not f[0].startswith("<"):
-            prons.setdefault(f[0].split("(")[0], f[1:])
-    return Lexicon(prons, silence="SIL")
-
-
-# ---------------------------------------------------------------------------
-# Stages
+# Settings and data
 # ---------------------------------------------------------------------------
 def load_config(path: str | os.PathLike) -> dict:
     with open(path, "rb") as f:
         return tomllib.load(f)
 
 
-def data_sets(cfg: dict, out: Path) -> tuple[DataSet, DataSet]:
+def an4_dir(cfg: dict) -> Path:
+    """``[data] an4_dir``, else ``$GMMHMM_AN4_DIR``, else ``../shared/data/an4``."""
+    return Path(cfg["data"]["an4_dir"]) if cfg["data"].get("an4_dir") else default_an4_dir()
+
+
+def data_sets(cfg: dict, out: Path) -> tuple[DataDir, DataDir]:
     """Train and test data dirs of stage 0, restricted to the config's speakers."""
-    train, test = read_data(out / "data" / "train"), read_data(out / "data" / "test")
-    dcfg = cfg["data"]
-    if dcfg.get("train_speakers"):
-        train = train.subset(dcfg["train_speakers"])
-    if dcfg.get("test_speakers"):
-        test = test.subset(dcfg["test_speakers"])
-    return train, test
+    sets = []
+    for name in ("train", "test"):
+        ds = DataDir.read(out / "data" / name)
+        speakers = cfg["data"].get(f"{name}_speakers") or ds.speakers
+        unknown = sorted(set(speakers) - set(ds.speakers))
+        if unknown:
+            raise InvalidParameterError(f"[data] {name}_speakers: {unknown} are not {name} speakers")
+        sets.append(ds.subset(u for s in speakers for u in ds.spk2utt[s]))
+    return sets[0], sets[1]
 
 
-def dev_split(train: DataSet, cfg: dict) -> tuple[DataSet, DataSet]:
-    """(training speakers minus dev speakers, dev speakers)."""
-    dev_spk = set(cfg["dev"]["speakers"])
-    speakers = set(train.utt2spk.values())
-    if not dev_spk & speakers:
-        raise InvalidParameterError(f"none of the [dev] speakers {sorted(dev_spk)} is a training speaker")
-    return train.subset(speakers - dev_spk), train.subset(dev_spk & speakers)
+def dev_split(train: DataDir, cfg: dict) -> tuple[DataDir, DataDir]:
+    """(training speakers minus the ``[dev]`` speakers, the dev speakers)."""
+    dev = set(cfg["dev"]["speakers"]) & set(train.speakers)
+    if not dev or dev == set(train.speakers):
+        raise InvalidParameterError(f"[dev] speakers {cfg['dev']['speakers']} must be some, not all, of the "
+                                    f"training speakers {train.speakers}")
+    spk2utt = train.spk2utt
+    return (train.subset(u for s in train.speakers if s not in dev for u in spk2utt[s]),
+            train.subset(u for s in sorted(dev) for u in spk2utt[s]))
 
 
-def stage_features(cfg: dict, out: Path, train: DataSet, test: DataSet) -> None:
+# ---------------------------------------------------------------------------
+# Stages
+# ---------------------------------------------------------------------------
+def stage_features(cfg: dict, out: Path, sets: dict[str, DataDir]) -> None:
+    """MFCC + deltas of every utterance, CMVN pooled per ``utt2spk`` speaker: ``feats/<name>.npz``."""
     fc = FeatureConfig.from_dict(cfg["features"])
     (out / "feats").mkdir(exist_ok=True)
-    for name, ds in (("train", train), ("test", test)):
+    for name, ds in sets.items():
         spk_of_path = {ds.wav[u]: ds.utt2spk[u] for u in ds.utterances}
         feats, failures = extract_many([ds.wav[u] for u in ds.utterances], fc, n_jobs=cfg["data"]["n_jobs"],
                                        speaker_of=spk_of_path.__getitem__)
-        if failures:
-            logger.warning("%s: %d file(s) failed: %s", name, len(failures), failures)
+        for path, msg in failures:
+            logger.warning("%s: %s left out: %s", name, path, msg)
         by_utt = {u: feats[ds.wav[u]] for u in ds.utterances if ds.wav[u] in feats}
         save_features(out / "feats" / f"{name}.npz", by_utt, {"feature_config": fc.to_dict()})
 
 
-def read_features(out: Path, name: str, ds: DataSet) -> dict[str, np.ndarray]:
+def read_features(out: Path, name: str, ds: DataDir) -> dict[str, np.ndarray]:
+    """Features of ``ds``'s utterances from stage 1 (those whose audio failed are missing)."""
     feats, _ = load_features(out / "feats" / f"{name}.npz")
     return {u: feats[u] for u in ds.utterances if u in feats}
 
 
-def train_models(cfg: dict, lexicon: Lexicon, ds: DataSet, feats: dict[str, np.ndarray]) -> PhoneModelSet:
+def stage_lm(cfg: dict, ds: DataDir, path: Path) -> NGramModel:
+    """Bigram (``[lm]`` order and smoothing) of the transcripts of ``ds``, written as ARPA."""
+    lm = estimate([ds.text[u] for u in ds.utterances], order=cfg["lm"]["order"], method=cfg["lm"]["method"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_arpa(lm, path)
+    return lm
+
+
+def train_models(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.ndarray]) -> PhoneModelSet:
+    """Flat start, embedded Baum-Welch and mix-up on the ``[training]`` schedule."""
     tcfg = cfg["training"]
     trainer = EmbeddedTrainer(lexicon, n_states=tcfg["n_states"], sil_prob=tcfg["sil_prob"],
                               var_floor_frac=tcfg["var_floor_frac"], feature_config=cfg["features"])
@@ -177,25 +139,35 @@ def train_models(cfg: dict, lexicon: Lexicon, ds: DataSet, feats: dict[str, np.n
     return trainer.model
 
 
-@dataclass
-class Decoded:
-    hyps: dict[str, list[str]]
-    ctm: str
-    search_s: float
+def search_options(cfg: dict, lm_scale: float, word_insertion_penalty: float) -> SearchOptions:
+    d = cfg["decoding"]
+    return SearchOptions(beam=d["beam"], max_active=d["max_active"], lm_scale=lm_scale,
+                         word_insertion_penalty=word_insertion_penalty)
 
 
-def decode(model: PhoneModelSet, lexicon: Lexicon, ll: dict[str, np.ndarray], lm_scale: float,
-           insertion_penalty: float, cfg: dict, shift_s: float) -> Decoded:
-    """Best word sequence of each utterance (interim: word loop, lm_scale unused)."""
-    t0 = time.perf_counter()
-    g = word_loop_graph(lexicon, insertion_penalty, lm_scale, model.n_states)
-    paths = viterbi_paths(model, g, list(ll.values()), cfg["decoding"]["beam"], shift_s)
-    search_s = time.perf_counter() - t0
-    hyps, ctm = {}, []
-    for u, p in zip(ll, paths):
-        hyps[u] = p.tokens(drop=(lexicon.silence,))
-        ctm.append(to_ctm(u, [s for s in p.words if s.label != lexicon.silence]))
-    return Decoded(hyps, "".join(ctm), search_s)
+def decode(model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, ll: dict[str, np.ndarray],
+           options: list[SearchOptions], cfg: dict) -> list[dict]:
+    """1-best results ``{utt: DecodeResult or None}`` of every utterance, once per set of ``options``.
+
+    An utterance whose every path the beam prunes gets None (and a warning).
+
+    The graph (LM x lexicon x phone models) is compiled once; only its
+    weights change with the LM scale and insertion penalty.
+    """
+    graph = compile_graph(ngram_grammar(lm), lexicon, model.transition_log_probs(), model.n_states, model.phones,
+                          silence_prob=cfg["training"]["sil_prob"])
+    out = []
+    for opt in options:
+        weights = graph.arc_weights(opt)
+        results = {}
+        for u, x in ll.items():
+            try:
+                results[u] = search(graph, x, opt, weights)
+            except SequenceTooShortError as exc:  # scored as all deleted, reported
+                logger.warning("%s: no hypothesis: %s", u, exc)
+                results[u] = None
+        out.append(results)
+    return out
 
 
 def kaldi_lines(er: ErrorRates) -> str:
@@ -205,69 +177,85 @@ def kaldi_lines(er: ErrorRates) -> str:
             f"%SER {100 * er.sentence_error_rate:.2f} [ {er.n_sentences_wrong} / {er.n_sentences} ]")
 
 
-def score(ds: DataSet, hyps: dict[str, list[str]]) -> ErrorRates:
-    utts = list(hyps)
-    return error_rates([ds.text[u] for u in utts], [hyps[u] for u in utts], utts)
+def score(ds: DataDir, results: dict) -> ErrorRates:
+    utts = list(results)
+    return error_rates([ds.text[u] for u in utts], [hyp_words(results[u]) for u in utts], utts)
 
 
-def stage_tune(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, dev: DataSet, feats: dict[str, np.ndarray],
-               out: Path) -> dict:
-    """Grid search of (lm_scale, word insertion penalty) on the dev speakers."""
-    shift_s = cfg["features"]["shift_ms"] / 1000.0
+def hyp_words(result) -> list[str]:
+    return [] if result is None else result.words
+
+
+def stage_tune(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, dev: DataDir,
+               feats: dict[str, np.ndarray], out: Path) -> dict:
+    """Grid search of (LM scale, word insertion penalty) on the dev speakers.
+
+    The best has the fewest word errors, then the fewest sentence errors,
+    then comes first in the grid. Writes ``tuning.txt`` and ``best.json``.
+    """
     utts = [u for u in dev.utterances if u in feats]
     ll = dict(zip(utts, model.state_log_likelihood_many([feats[u] for u in utts])))
+    grid = [(s, p) for s in cfg["tuning"]["lm_scales"] for p in cfg["tuning"]["word_insertion_penalties"]]
+    results = decode(model, lexicon, lm, ll, [search_options(cfg, s, p) for s, p in grid], cfg)
     rows, best = [], None
-    for lm_scale in cfg["tuning"]["lm_scales"]:
-        for wip in cfg["tuning"]["word_insertion_penalties"]:
-            er = score(dev, decode(model, lexicon, ll, lm_scale, wip, cfg, shift_s).hyps)
-            rows.append(f"lm_scale {lm_scale:5.1f} wip {wip:6.1f} " + kaldi_lines(er).replace("\n", " "))
-            key = (er.n_errors, er.n_sentences_wrong)
-            if best is None or key < best[0]:
-                best = (key, {"lm_scale": lm_scale, "word_insertion_penalty": wip, "dev_wer": er.error_rate,
-                              "dev_ser": er.sentence_error_rate, "n_dev_utterances": len(utts)})
+    for (lm_scale, wip), res in zip(grid, results):
+        er = score(dev, res)
+        rows.append(f"lm_scale {lm_scale:5.1f} wip {wip:6.1f} " + kaldi_lines(er).replace("\n", " "))
+        if best is None or (er.n_errors, er.n_sentences_wrong) < best[0]:
+            best = ((er.n_errors, er.n_sentences_wrong),
+                    {"lm_scale": lm_scale, "word_insertion_penalty": wip, "dev_wer": er.error_rate,
+                     "dev_ser": er.sentence_error_rate, "dev_speakers": dev.speakers, "n_dev_utterances": len(utts)})
     d = out / "mono_nodev" / "decode_dev"
     d.mkdir(parents=True, exist_ok=True)
     atomic_write_text(d / "tuning.txt", "\n".join(rows) + "\n")
     atomic_write_text(d / "best.json", json.dumps(best[1], indent=1))
-    logger.info("dev-tuned: %s", best[1])
+    print(f"dev-tuned: lm_scale {best[1]['lm_scale']:g}, word insertion penalty "
+          f"{best[1]['word_insertion_penalty']:g} (dev %WER {100 * best[1]['dev_wer']:.2f} over {len(utts)} "
+          f"utterances of {len(dev.speakers)} speakers)")
     return best[1]
 
 
-def stage_decode(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, test: DataSet, feats: dict[str, np.ndarray],
-                 tuned: dict, out: Path) -> dict:
+def stage_decode(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, test: DataDir,
+                 feats: dict[str, np.ndarray], tuned: dict, out: Path) -> dict:
+    """Decode the test speakers with the dev-tuned settings; score, CTM, RESULTS."""
     shift_s = cfg["features"]["shift_ms"] / 1000.0
     utts = [u for u in test.utterances if u in feats]
     audio_s = sum(sf.info(test.wav[u]).duration for u in utts)
+    opt = search_options(cfg, tuned["lm_scale"], tuned["word_insertion_penalty"])
     t0 = time.perf_counter()
     ll = dict(zip(utts, model.state_log_likelihood_many([feats[u] for u in utts])))
-    dec = decode(model, lexicon, ll, tuned["lm_scale"], tuned["word_insertion_penalty"], cfg, shift_s)
-    decode_s = time.perf_counter() - t0
-    er = score(test, dec.hyps)
+    t1 = time.perf_counter()
+    results = decode(model, lexicon, lm, ll, [opt], cfg)[0]
+    t2 = time.perf_counter()
+    er = score(test, results)
     d = out / "mono" / "decode_test"
     d.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(d / "hyp.txt", "".join(f"{u} {' '.join(h)}\n" for u, h in dec.hyps.items()))
-    atomic_write_text(d / "ctm", dec.ctm)
+    atomic_write_text(d / "hyp.txt", "".join(f"{u} {' '.join(hyp_words(r))}\n" for u, r in results.items()))
+    atomic_write_text(d / "ctm", "".join(to_ctm(u, r, shift_s) for u, r in results.items() if r is not None))
     lines = kaldi_lines(er)
     atomic_write_text(d / "wer.txt", lines + "\n" + er.format("WER") + "\n")
-    settings = (f"lm_scale={tuned['lm_scale']:g} wip={tuned['word_insertion_penalty']:g} "
-                f"beam={cfg['decoding']['beam']:g} ({model.n_mix} Gaussians)")
+    settings = (f"mono {model.n_mix}g bigram lm_scale={tuned['lm_scale']:g} "
+                f"wip={tuned['word_insertion_penalty']:g} beam={opt.beam:g}")
     with open(out / "RESULTS", "a", encoding="utf-8") as f:
-        f.write("".join(f"{ln} {d.relative_to(out.parent) if out.parent in d.parents else d} {settings}\n"
-                        for ln in lines.splitlines()))
-    report = {"wer": er.to_dict(), "audio_s": audio_s, "decode_s": decode_s, "search_s": dec.search_s,
-              "real_time_factor": decode_s / audio_s, "n_utterances": len(utts), **tuned}
+        f.write("".join(f"{ln} {d.name} {settings}\n" for ln in lines.splitlines()))
+    report = {"errors": er.to_dict(), "audio_s": audio_s, "scoring_s": t1 - t0, "search_s": t2 - t1,
+              "real_time_factor": (t2 - t0) / audio_s, "n_utterances": len(utts), "settings": settings,
+              "peak_active": max(r.stats.get("peak_active", 0) for r in results.values() if r is not None)}
     atomic_write_text(d / "report.json", json.dumps(report, indent=1))
     print(lines)
-    print(f"decoding: {audio_s:.1f} s of audio in {decode_s:.2f} s (scoring + search), "
-          f"real-time factor {decode_s / audio_s:.4f} ({audio_s / decode_s:.0f}x faster than real time)")
+    print(f"decoding: {audio_s:.1f} s of audio in {t2 - t0:.2f} s ({t1 - t0:.2f} s acoustic scoring + "
+          f"{t2 - t1:.2f} s search), real-time factor {report['real_time_factor']:.4f} "
+          f"({1 / report['real_time_factor']:.0f}x faster than real time)")
     return report
 
 
 def peak_memory_mb() -> float:
+    """Peak resident memory of this process (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def main(argv: list[str] | None = None) -> dict:
+    """Run stages ``--stage`` .. ``--stop-stage``; returns a report with per-stage times."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(REPO / "configs" / "an4.toml"))
     ap.add_argument("--stage", type=int, default=0, help=f"first stage: {dict(enumerate(STAGES))}")
@@ -280,52 +268,40 @@ def main(argv: list[str] | None = None) -> dict:
     cfg = load_config(args.config)
     out = args.out or REPO / cfg["output"]["dir"]
     out.mkdir(parents=True, exist_ok=True)
-    corpus = an4_dir(cfg)
-    run = range(args.stage, args.stop_stage + 1)
     timings: dict[str, float] = {}
     report: dict = {"timings_s": timings}
 
-    def timed(i: int):
-        class _T:
-            def __enter__(self):
-                self.t0 = time.perf_counter()
-                print(f"stage {i}: {STAGES[i]}", flush=True)
+    def run(i: int, fn):
+        if not args.stage <= i <= args.stop_stage:
+            return None
+        print(f"stage {i}: {STAGES[i]}", flush=True)
+        t0 = time.perf_counter()
+        result = fn()
+        timings[STAGES[i]] = time.perf_counter() - t0
+        return result
 
-            def __exit__(self, *exc):
-                timings[STAGES[i]] = time.perf_counter() - self.t0
-        return _T()
-
-    if 0 in run:
-        with timed(0):
-            prepare_data(corpus, out / "data")
-    lexicon = read_lexicon(corpus)
+    run(0, lambda: prepare(an4_dir(cfg), out / "data"))
+    lexicon = Lexicon.read(out / "data" / "lexicon.txt")
     train, test = data_sets(cfg, out)
     train_nodev, dev = dev_split(train, cfg)
-    if 1 in run:
-        with timed(1):
-            stage_features(cfg, out, train, test)
-    # stage 2 (LM) lands with gmmhmm.lm
-    if 3 in run:
-        with timed(3):
-            feats = read_features(out, "train", train_nodev)
-            model = train_models(cfg, lexicon, train_nodev, feats)
-            (out / "mono_nodev").mkdir(exist_ok=True)
-            save(model, out / "mono_nodev" / "model.npz", metadata={"speakers": "train minus dev"})
-    if 4 in run:
-        with timed(4):
-            model = load(out / "mono_nodev" / "model.npz")
-            report["tuned"] = stage_tune(cfg, model, lexicon, dev, read_features(out, "train", dev), out)
-    if 5 in run:
-        with timed(5):
-            feats = read_features(out, "train", train)
-            model = train_models(cfg, lexicon, train, feats)
-            (out / "mono").mkdir(exist_ok=True)
-            save(model, out / "mono" / "model.npz", metadata={"speakers": "train"})
-    if 6 in run:
-        with timed(6):
-            tuned = json.loads((out / "mono_nodev" / "decode_dev" / "best.json").read_text())
-            model = load(out / "mono" / "model.npz")
-            report["test"] = stage_decode(cfg, model, lexicon, test, read_features(out, "test", test), tuned, out)
+    lm_dir = out / "lm"
+    run(1, lambda: stage_features(cfg, out, {"train": train, "test": test}))
+    run(2, lambda: (stage_lm(cfg, train_nodev, lm_dir / "bigram_nodev.arpa"), stage_lm(cfg, train, lm_dir / "bigram.arpa")))
+
+    def train_stage(ds: DataDir, name: str, speakers: str) -> None:
+        model = train_models(cfg, lexicon, ds, read_features(out, "train", ds))
+        (out / name).mkdir(exist_ok=True)
+        save(model, out / name / "model.npz", metadata={"speakers": speakers, "n_speakers": len(ds.speakers)})
+
+    run(3, lambda: train_stage(train_nodev, "mono_nodev", "train minus dev"))
+    report["tuned"] = run(4, lambda: stage_tune(cfg, load(out / "mono_nodev" / "model.npz"), lexicon,
+                                                read_arpa(lm_dir / "bigram_nodev.arpa"), dev,
+                                                read_features(out, "train", dev), out))
+    run(5, lambda: train_stage(train, "mono", "train"))
+    report["test"] = run(6, lambda: stage_decode(
+        cfg, load(out / "mono" / "model.npz"), lexicon, read_arpa(lm_dir / "bigram.arpa"), test,
+        read_features(out, "test", test), json.loads((out / "mono_nodev" / "decode_dev" / "best.json").read_text()),
+        out))
     report["peak_memory_mb"] = peak_memory_mb()
     print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
           + f"; peak memory {report['peak_memory_mb']:.0f} MB")
@@ -335,9 +311,9 @@ def main(argv: list[str] | None = None) -> dict:
 if __name__ == "__main__":
     try:
         main()
-    except GmmhmmError as exc:
+    except GmmhmmError as exc:  # bad data, config values or files: one line, no traceback
         raise SystemExit(f"an4: error: {exc}") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SystemExit(f"an4: error: {exc}") from None
+        raise SystemExit(f"an4: error: cannot read the config or data: {exc}") from None
     except KeyError as exc:
         raise SystemExit(f"an4: error: the config lacks the key {exc}") from None

@@ -1,0 +1,119 @@
+"""The AN4 recipe end to end on a small slice of AN4 (a few speakers, short schedule).
+
+Fails loudly (never skips) when ../shared/data/an4 is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from gmmhmm.errors import InvalidParameterError
+from gmmhmm.scoring import error_rates
+
+from conftest import REPO_ROOT, load_script
+
+an4 = load_script("recipes/an4.py")
+
+TRAIN = ["fash", "fbbh", "mblb", "mcen"]
+DEV = ["fbbh"]
+TEST = ["fcaw"]
+
+WER_LINE = re.compile(r"^%WER (\d+\.\d\d) \[ (\d+) / (\d+), (\d+) ins, (\d+) del, (\d+) sub \]")
+SER_LINE = re.compile(r"^%SER (\d+\.\d\d) \[ (\d+) / (\d+) \]")
+
+
+def small_config(tmp_path: Path, an4_path: Path) -> Path:
+    """configs/an4.toml cut down to 4 training speakers (1 dev), 1 test speaker and 2 Gaussians."""
+    text = (REPO_ROOT / "configs" / "an4.toml").read_text()
+    cfg = tomllib.loads(text)
+    lists = {"an4_dir": f'"{an4_path}"', "train_speakers": json.dumps(TRAIN), "test_speakers": json.dumps(TEST),
+             "speakers": json.dumps(DEV), "mixtures": "[1, 2]", "n_iter": "[2, 1]", "n_jobs": "1",
+             "lm_scales": "[6.0, 10.0]", "word_insertion_penalties": "[-10.0, 0.0]"}
+    for key, value in lists.items():
+        text, n = re.subn(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.M)
+        assert n == 1, key
+    assert cfg["dev"]["speakers"] and cfg["tuning"]["lm_scales"]  # the keys exist in the real config
+    path = tmp_path / "an4_small.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def small_run(an4_path, tmp_path_factory):
+    """(config, output folder, report) of the whole recipe on the slice."""
+    tmp = tmp_path_factory.mktemp("an4")
+    config = small_config(tmp, an4_path)
+    out = tmp / "exp"
+    report = an4.main(["--config", str(config), "--out", str(out)])
+    return config, out, report
+
+
+def test_recipe_end_to_end_on_a_slice(small_run):
+    config, out, report = small_run
+    assert set(report["timings_s"]) == set(an4.STAGES)
+    lines = (out / "RESULTS").read_text().splitlines()
+    assert len(lines) == 2
+    wer, ser = WER_LINE.match(lines[0]), SER_LINE.match(lines[1])
+    assert wer and ser, lines
+    errors = report["test"]["errors"]
+    test_utts = sorted(p.name for p in (an4.an4_dir(an4.load_config(config)) / "wav" / "an4test_clstk" / "fcaw").glob("*.sph"))
+    assert [int(x) for x in wer.groups()[1:]] == [errors["n_errors"], errors["n_ref"], errors["n_insertions"],
+                                                  errors["n_deletions"], errors["n_substitutions"]]
+    assert int(ser.group(3)) == len(test_utts) == report["test"]["n_utterances"]
+    # the printed counts are those of the written hypotheses against the references
+    hyps = dict((ln.split(" ", 1) + [""])[:2] for ln in (out / "mono" / "decode_test" / "hyp.txt").read_text().splitlines())
+    refs = an4.DataDir.read(out / "data" / "test").subset([Path(u).stem for u in test_utts]).text
+    assert sorted(hyps) == sorted(refs)
+    rescored = error_rates([refs[u] for u in sorted(refs)], [hyps[u].split() for u in sorted(refs)])
+    assert rescored.n_errors == errors["n_errors"]
+    # even two Gaussians and two iterations recognise most words of a seen vocabulary
+    assert rescored.error_rate < 0.8
+    # CTM lines are keyed by test utterance ids, words in decoding order
+    ctm = [ln.split() for ln in (out / "mono" / "decode_test" / "ctm").read_text().splitlines()]
+    assert {c[0] for c in ctm} <= set(refs) and all(len(c) == 5 and float(c[3]) > 0 for c in ctm)
+    assert [c[4] for c in ctm if c[0] == sorted(refs)[0]] == hyps[sorted(refs)[0]].split()
+
+
+def test_tuning_is_on_dev_speakers_from_the_grid(small_run):
+    config, out, _ = small_run
+    best = json.loads((out / "mono_nodev" / "decode_dev" / "best.json").read_text())
+    assert best["dev_speakers"] == DEV
+    assert best["lm_scale"] in (6.0, 10.0) and best["word_insertion_penalty"] in (-10.0, 0.0)
+    assert len((out / "mono_nodev" / "decode_dev" / "tuning.txt").read_text().splitlines()) == 4
+    # the dev LM never saw the dev transcripts: a dev-only sentence is missing from it
+    assert (out / "lm" / "bigram_nodev.arpa").stat().st_size < (out / "lm" / "bigram.arpa").stat().st_size
+
+
+def test_tuning_never_reads_the_test_set(small_run, tmp_path):
+    """Tuning (stage 4) runs with the test features and the final models gone."""
+    config, out, _ = small_run
+    import shutil
+
+    copy = tmp_path / "exp"
+    shutil.copytree(out, copy)
+    (copy / "feats" / "test.npz").unlink()
+    shutil.rmtree(copy / "mono")
+    (copy / "mono_nodev" / "decode_dev" / "best.json").unlink()
+    # stage 6 needs them; tuning must not
+    report = an4.main(["--config", str(config), "--out", str(copy), "--stage", "4", "--stop-stage", "4"])
+    assert report["tuned"] == json.loads((out / "mono_nodev" / "decode_dev" / "best.json").read_text())
+
+
+def test_kaldi_lines_hand_computed():
+    er = error_rates([["A", "B", "C"], ["D"]], [["A", "X"], ["D", "E"]])  # 1 sub, 1 del, 1 ins; 2/2 wrong
+    assert an4.kaldi_lines(er) == "%WER 75.00 [ 3 / 4, 1 ins, 1 del, 1 sub ]\n%SER 100.00 [ 2 / 2 ]"
+
+
+def test_dev_speakers_must_be_training_speakers(small_run):
+    config, out, _ = small_run
+    cfg = an4.load_config(config)
+    train, _ = an4.data_sets(cfg, out)
+    with pytest.raises(InvalidParameterError, match="dev"):
+        an4.dev_split(train, {**cfg, "dev": {"speakers": ["fcaw"]}})  # a test speaker
+    with pytest.raises(InvalidParameterError, match="dev"):
+        an4.dev_split(train, {**cfg, "dev": {"speakers": TRAIN}})  # nothing left to train on
