@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -27,41 +26,34 @@ WER_LINE = re.compile(r"^%WER (\d+\.\d\d) \[ (\d+) / (\d+), (\d+) ins, (\d+) del
 SER_LINE = re.compile(r"^%SER (\d+\.\d\d) \[ (\d+) / (\d+) \]")
 
 
-def small_config(tmp_path: Path, an4_path: Path) -> Path:
-    """configs/an4.toml cut down to 4 training speakers (1 dev), 1 test speaker and 2 Gaussians."""
-    text = (REPO_ROOT / "configs" / "an4.toml").read_text()
-    cfg = tomllib.loads(text)
-    lists = {"an4_dir": f'"{an4_path}"', "train_speakers": json.dumps(TRAIN), "test_speakers": json.dumps(TEST),
-             "speakers": json.dumps(DEV), "mixtures": "[1, 2]", "n_iter": "[2, 1]", "n_jobs": "1",
-             "lm_scales": "[6.0, 10.0]", "word_insertion_penalties": "[-10.0, 0.0]"}
-    for key, value in lists.items():
-        text, n = re.subn(rf"^{key} = .*$", f"{key} = {value}", text, flags=re.M)
-        assert n == 1, key
-    assert cfg["dev"]["speakers"] and cfg["tuning"]["lm_scales"]  # the keys exist in the real config
-    path = tmp_path / "an4_small.toml"
-    path.write_text(text)
-    return path
+def slice_settings(an4_path: Path) -> list[str]:
+    """--set options cutting configs/an4.toml down to 4 training speakers (1 dev), 1 test speaker, 2 Gaussians."""
+    settings = {"data.an4_dir": json.dumps(str(an4_path)), "data.train_speakers": json.dumps(TRAIN),
+                "data.test_speakers": json.dumps(TEST), "dev.speakers": json.dumps(DEV), "data.n_jobs": "1",
+                "training.mixtures": "[1, 2]", "training.n_iter": "[2, 1]", "tuning.lm_scales": "[6.0, 10.0]",
+                "tuning.word_insertion_penalties": "[-10.0, 0.0]"}
+    return [arg for k, v in settings.items() for arg in ("--set", f"{k}={v}")]
 
 
 @pytest.fixture(scope="module")
 def small_run(an4_path, tmp_path_factory):
-    """(config, output folder, report) of the whole recipe on the slice."""
-    tmp = tmp_path_factory.mktemp("an4")
-    config = small_config(tmp, an4_path)
-    out = tmp / "exp"
-    report = an4.main(["--config", str(config), "--out", str(out)])
-    return config, out, report
+    """(--set options, output folder, report) of the whole recipe on the slice."""
+    out = tmp_path_factory.mktemp("an4") / "exp"
+    args = slice_settings(an4_path)
+    report = an4.main(args + ["--out", str(out), "--report", str(out / "report.json")])
+    return args, out, report
 
 
 def test_recipe_end_to_end_on_a_slice(small_run):
-    config, out, report = small_run
+    args, out, report = small_run
     assert set(report["timings_s"]) == set(an4.STAGES)
+    assert json.loads((out / "report.json").read_text())["test"] == report["test"]
     lines = (out / "RESULTS").read_text().splitlines()
     assert len(lines) == 2
     wer, ser = WER_LINE.match(lines[0]), SER_LINE.match(lines[1])
     assert wer and ser, lines
     errors = report["test"]["errors"]
-    test_utts = sorted(p.name for p in (an4.an4_dir(an4.load_config(config)) / "wav" / "an4test_clstk" / "fcaw").glob("*.sph"))
+    test_utts = sorted(p.name for p in (an4.default_an4_dir() / "wav" / "an4test_clstk" / "fcaw").glob("*.sph"))
     assert [int(x) for x in wer.groups()[1:]] == [errors["n_errors"], errors["n_ref"], errors["n_insertions"],
                                                   errors["n_deletions"], errors["n_substitutions"]]
     assert int(ser.group(3)) == len(test_utts) == report["test"]["n_utterances"]
@@ -80,7 +72,7 @@ def test_recipe_end_to_end_on_a_slice(small_run):
 
 
 def test_tuning_is_on_dev_speakers_from_the_grid(small_run):
-    config, out, _ = small_run
+    _, out, _ = small_run
     best = json.loads((out / "mono_nodev" / "decode_dev" / "best.json").read_text())
     assert best["dev_speakers"] == DEV
     assert best["lm_scale"] in (6.0, 10.0) and best["word_insertion_penalty"] in (-10.0, 0.0)
@@ -91,7 +83,7 @@ def test_tuning_is_on_dev_speakers_from_the_grid(small_run):
 
 def test_tuning_never_reads_the_test_set(small_run, tmp_path):
     """Tuning (stage 4) runs with the test features and the final models gone."""
-    config, out, _ = small_run
+    args, out, _ = small_run
     import shutil
 
     copy = tmp_path / "exp"
@@ -100,7 +92,7 @@ def test_tuning_never_reads_the_test_set(small_run, tmp_path):
     shutil.rmtree(copy / "mono")
     (copy / "mono_nodev" / "decode_dev" / "best.json").unlink()
     # stage 6 needs them; tuning must not
-    report = an4.main(["--config", str(config), "--out", str(copy), "--stage", "4", "--stop-stage", "4"])
+    report = an4.main(args + ["--out", str(copy), "--stage", "4", "--stop-stage", "4"])
     assert report["tuned"] == json.loads((out / "mono_nodev" / "decode_dev" / "best.json").read_text())
 
 
@@ -110,10 +102,18 @@ def test_kaldi_lines_hand_computed():
 
 
 def test_dev_speakers_must_be_training_speakers(small_run):
-    config, out, _ = small_run
-    cfg = an4.load_config(config)
+    args, out, _ = small_run
+    cfg = an4.apply_overrides(an4.load_config(REPO_ROOT / "configs" / "an4.toml"), args[1::2])
     train, _ = an4.data_sets(cfg, out)
     with pytest.raises(InvalidParameterError, match="dev"):
         an4.dev_split(train, {**cfg, "dev": {"speakers": ["fcaw"]}})  # a test speaker
     with pytest.raises(InvalidParameterError, match="dev"):
         an4.dev_split(train, {**cfg, "dev": {"speakers": TRAIN}})  # nothing left to train on
+
+
+@pytest.mark.parametrize("setting", ["training.mixtures", "nosuch.key=1", "training.nosuch=1",
+                                     "training.mixtures=[1, 2"])
+def test_bad_override_is_named(setting):
+    cfg = an4.load_config(REPO_ROOT / "configs" / "an4.toml")
+    with pytest.raises(InvalidParameterError, match="--set"):
+        an4.apply_overrides(cfg, [setting])
