@@ -2,6 +2,7 @@
 
 Layers, bottom to top::
 
+    data      (Kaldi data directories, lexicons)
     features  (audio -> MFCC)
     mixture   (Gaussian densities, additive sufficient statistics, GaussianMixture)
     hmm       (compiled forward-backward / Viterbi, GaussianHMM, GMMHMM)

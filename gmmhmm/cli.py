@@ -145,9 +145,14 @@ def audio_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
 
 
 def _feature_config(args: argparse.Namespace):
+    """[features] of ``--config``: a word-model recipe config, or a phone-model one (with [training])."""
     from .features import FeatureConfig
 
-    return read_config(args.config).features if args.config else FeatureConfig()
+    if not args.config:
+        return FeatureConfig()
+    if "training" in _read_toml(Path(args.config)):
+        return read_phone_config(args.config)[0]
+    return read_config(args.config).features
 
 
 def _show_progress(args: argparse.Namespace) -> bool:
@@ -197,12 +202,12 @@ def fsdd_label(path: str | os.PathLike) -> str | None:
 # Subcommands
 # ---------------------------------------------------------------------------
 def cmd_features(args: argparse.Namespace) -> int:
-    from .features import extract_many, save_features
+    from .features import save_features
 
     config = _feature_config(args)
-    files = audio_files(args.inputs)
-    feats, failures = extract_many(files, config, n_jobs=args.jobs, progress=_show_progress(args),
-                                   speaker_of=speaker_of)
+    utts = list_utterances(args.inputs)
+    feats, failures = _utterance_features(utts, config, args)
+    feats = {utts.key[u]: X for u, X in feats.items()}
     _report_failures(failures)
     if not feats:
         print("gmmhmm: no file could be featurised", file=sys.stderr)
@@ -633,7 +638,8 @@ def build_parser() -> argparse.ArgumentParser:
         common(sp)
 
     sp = sub.add_parser("features", help="extract features of audio files into one feature file")
-    sp.add_argument("inputs", nargs="+", help="audio files and/or folders")
+    sp.add_argument("inputs", nargs="+", help="data directories, wav.scp files, audio files and/or folders "
+                    "(searched recursively); keyed by utterance id, or by path for files")
     sp.add_argument("-o", "--output", required=True, help="feature file to write (.npz)")
     sp.add_argument("--config", help="recipe TOML whose [features] to use (default: FeatureConfig())")
     common(sp)

@@ -187,3 +187,12 @@ def test_read_phone_config_of_the_fsdd_recipe():
     features, training = read_phone_config(Path(__file__).resolve().parents[1] / "configs" / "fsdd_phones.toml")
     assert features.sample_rate_hz == 8000 and training["mixtures"] == [1, 2, 4, 8, 16]
     assert training["n_iter"] == [4, 3, 3, 3, 3]
+
+
+def test_features_of_a_data_dir_are_keyed_by_utterance_id(slice_dir, tmp_path):
+    from gmmhmm.features import load_features
+
+    out = tmp_path / "feats.npz"
+    assert main(["features", str(slice_dir / "data"), "-o", str(out), "--config", str(slice_dir / "tiny.toml")]) == 0
+    feats, _ = load_features(out)
+    assert sorted(feats) == DataDir.read(slice_dir / "data").utterances

@@ -32,6 +32,7 @@ from gmmhmm.checkpoint import resume as checkpoint_resume
 from gmmhmm.classifier import HMMClassifier
 from gmmhmm.cli import main
 from gmmhmm.corpus import Corpus
+from gmmhmm.data import DataDir
 from gmmhmm.features import (FeatureConfig, add_deltas, cmvn, cmvn_per_speaker, deltas, extract_features,
                              extract_many, load_audio, load_features, mfcc, save_features)
 from gmmhmm.graphs import EmbeddedTrainer, Lexicon, decode_files, parse_transcripts
@@ -138,6 +139,30 @@ def _inf(e):
     X = e.X.copy()
     X[7, 0] = np.inf
     return X
+
+
+def _data_dir(e, name: str, **tables: str):
+    """A data directory under ``e.d`` whose one utterance u1 is 1_synth_0.wav; ``tables`` override files."""
+    d = e.d / name
+    d.mkdir(exist_ok=True)
+    files = {"wav.scp": f"u1 {e.audio / '1_synth_0.wav'}\n", "text": "u1 one\n", "utt2spk": "u1 s1\n", **tables}
+    for file, text in files.items():
+        (d / file.replace("_", ".")).write_text(text)
+    return d
+
+
+def _lexicon_file(e):
+    path = e.d / "digits.lex"
+    path.write_text(Lexicon.digits().to_text())
+    return path
+
+
+def _truncated_sphere(e):
+    path = e.d / "cut.sph"
+    header = b"NIST_1A\n   1024\nsample_count -i 800\nsample_rate -i 8000\nchannel_count -i 1\n" \
+             b"sample_n_bytes -i 2\nsample_byte_format -s2 01\nsample_coding -s3 pcm\nend_head\n"
+    path.write_bytes(header.ljust(1024, b" ") + np.zeros(400, "<i2").tobytes())
+    return path
 
 
 def _trainer(e):
@@ -448,6 +473,22 @@ LIBRARY = [
          "no words"),
     Case("parse_transcripts", "duplicate utterance id", lambda e: parse_transcripts("u a\nu b\n"), E.TranscriptError,
          "duplicate"),
+    Case("Lexicon.read", "lexiconp line without a probability", lambda e: Lexicon.from_text("a 1 ah\nb ah\n",
+         format="kaldip"), E.TranscriptError, "lexicon:2: lexiconp line needs"),
+    Case("Lexicon.read", "pronunciation probability above 1", lambda e: Lexicon.from_text("a 1.5 ah\n"),
+         E.TranscriptError, r"lexicon:1: pronunciation probability 1.5 is not in \(0, 1\]"),
+    Case("Lexicon.check_words", "several words missing", lambda e: Lexicon.digits().check_words(["ten", "one", "eleven"]),
+         E.TranscriptError, "not in the lexicon: eleven, ten"),
+    Case("DataDir.read", "utterance without speaker", lambda e: DataDir.read(_data_dir(e, "dd1", utt2spk="")),
+         E.DataDirError, r"wav.scp:1: utterance 'u1' has no speaker"),
+    Case("DataDir.read", "malformed utt2spk line", lambda e: DataDir.read(_data_dir(e, "dd2", utt2spk="u1 s1 s2\n")),
+         E.DataDirError, r"utt2spk:1: expected 2 fields, got 3"),
+    Case("DataDir.read", "missing audio file", lambda e: DataDir.read(_data_dir(e, "dd3", wav_scp="u1 /no/x.sph\n")),
+         E.DataDirError, r"wav.scp:1: audio file of 'u1' does not exist"),
+    Case("DataDir.read", "piped wav.scp command", lambda e: DataDir.read(_data_dir(e, "dd4", wav_scp="u1 cat x |\n")),
+         E.DataDirError, r"wav.scp:1: piped commands are not supported"),
+    Case("load_audio", "truncated NIST SPHERE file", lambda e: load_audio(_truncated_sphere(e)), E.AudioError,
+         "truncated"),
     Case("EmbeddedTrainer.flat_start", "no utterances", lambda e: EmbeddedTrainer(Lexicon.digits()).flat_start([]),
          E.InvalidInputError, "no training"),
     Case("EmbeddedTrainer.accumulate", "unknown word in a transcript",
@@ -557,6 +598,13 @@ CLI = [
             1, r"skipped .*2_synth_0\.wav: word\(s\) not in the lexicon: eleven[\s\S]*skipped .*text\.wav: .*unreadable",
             lambda e: [p.name for p in (e.out / "ali").glob("*.TextGrid")] == ["1_synth_0.TextGrid"]
             or pytest.fail("alignments")),
+    CliCase("train-phones", "transcript words missing from the lexicon (all listed at once)",
+            lambda e: ["train-phones", str(_data_dir(e, "tp1", text="u1 one ten eleven\n")), "--lexicon",
+                       str(_lexicon_file(e)), "--config", str(e.d / "tiny.toml"), "-o", str(e.out / "p.npz")],
+            1, r"text: word\(s\) not in the lexicon: eleven, ten"),
+    CliCase("decode", "data directory with an utterance without speaker",
+            lambda e: ["decode", str(e.d / "phones.npz"), str(_data_dir(e, "dd5", utt2spk=""))],
+            1, r"wav.scp:1: utterance 'u1' has no speaker"),
     CliCase("align", "missing transcripts file",
             lambda e: ["align", str(e.d / "phones.npz"), str(e.d / "none.txt"), str(e.audio), "-o", str(e.out / "a2")],
             1, "cannot read transcripts file"),

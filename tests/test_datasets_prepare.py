@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import load_script
 
+from gmmhmm.data import DataDir
+
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +50,9 @@ def test_extract_and_prepare(prep, tmp_path):
     assert Path(scp[0].split(" ", 1)[1]) == (fsdd / "recordings" / "3_anna_5.wav").resolve()
     spk = (out / "all" / "utt2spk").read_text().splitlines()
     assert len(spk) == 24 and "bob_7_5 bob" in spk
+    data = DataDir.read(out / "all")  # a valid Kaldi data directory, spk2utt included
+    assert data.spk2utt["anna"][0] == "anna_3_0" and len(data.spk2utt["bob"]) == 12
+    assert (out / "all" / "spk2utt").read_text().startswith("anna anna_3_0 anna_3_1")
 
     # --archive runs extraction then preparation
     assert prep.main(["--archive", str(archive), "--fsdd-dir", str(tmp_path / "f2"),

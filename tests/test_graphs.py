@@ -231,3 +231,23 @@ def test_alternates_by_enumeration():
     ref = logsumexp([v for _, v in paths])
     log_z = kernels.forward_backward(ll, g.state_pdf, g.arc_src, g.arc_dst, logp, init, final, n)[0]
     assert log_z == pytest.approx(ref, rel=1e-10)
+
+
+def test_decoding_graphs_take_every_pronunciation():
+    """Word loop and word list: one parallel unit per pronunciation; probabilities still sum to one."""
+    lex = Lexicon.from_prons(ALT_PRONS)
+    wl = word_list_graph(lex)
+    mass, start = outgoing_mass(wl)
+    np.testing.assert_allclose(mass, 1.0)
+    assert start == pytest.approx(1.0)
+    assert wl.min_frames == 3  # "a" as the one-phone "y"
+    loop = word_loop_graph(lex)
+    assert sorted(set(_unit_links(loop))) == sorted((u, v) for u in ("a", "b", "sil") for v in ("a", "b", "sil")
+                                                    if not u == v == "sil")
+    # entering "a" over its two pronunciations weighs as much as entering "b": labels equally likely
+    enter = {lab: np.logaddexp.reduce(loop.init_extra[loop.init_label == k])
+             for k, lab in enumerate(loop.labels)}
+    assert enter["a"] == pytest.approx(enter["b"]) == pytest.approx(np.log(1 / 3))
+    # a one-pronunciation lexicon gives the graph it always gave
+    single = Lexicon({"ab": ["A", "B"], "b": ["B"]})
+    assert word_loop_graph(single).n_states == 3 * 4

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import pytest
 
+from gmmhmm.data import Lexicon as DataLexicon
 from gmmhmm.errors import TranscriptError
 from gmmhmm.graphs import DIGIT_WORDS, Lexicon, parse_transcripts, read_transcripts, utterance_graph
 
@@ -65,12 +69,6 @@ def test_unknown_words_and_phones_are_named():
 
 
 # --------------------------------------------------------------------- formats with alternates
-import math  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from gmmhmm.data import Lexicon as DataLexicon  # noqa: E402
-
-AN4_DIC = Path(__file__).resolve().parents[2] / "shared" / "data" / "an4" / "etc" / "an4.dic"
 CMUDICT = Path(__file__).resolve().parents[2] / "shared" / "data" / "cmudict" / "cmudict.dict"
 
 
@@ -150,10 +148,8 @@ def test_missing_words_are_listed_in_one_error():
         lex.prons("ten")
 
 
-def test_an4_dictionary():
-    if not AN4_DIC.is_file():
-        pytest.fail(f"AN4 not found at {AN4_DIC.parent.parent}; integration tests need ../shared/data/an4")
-    lex = Lexicon.read(AN4_DIC)
+def test_an4_dictionary(an4_path):
+    lex = Lexicon.read(an4_path / "etc" / "an4.dic")
     assert len(lex) == 101 and lex.n_prons == 130
     assert [p for p, _ in lex.prons("A")] == [("AH",), ("EY",)]
     assert len(lex.prons("FEBRUARY")) == 5

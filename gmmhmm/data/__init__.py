@@ -2,10 +2,12 @@
 
 * :mod:`.datadir`  ``wav.scp`` / ``text`` / ``utt2spk`` / ``spk2utt`` / ``segments``: :class:`DataDir`
 * :mod:`.lexicon`  HTK, Kaldi, Sphinx and cmudict lexicons with alternate pronunciations: :class:`Lexicon`
+* :mod:`.inputs`   command-line inputs (data dirs, wav.scp, files, folders) -> :class:`Utterances`
 """
 
 from .datadir import DataDir, Segment, read_table, write_table
+from .inputs import AUDIO_SUFFIXES, Utterances, list_utterances
 from .lexicon import DIGIT_WORDS, Lexicon, parse_transcripts, read_transcripts
 
-__all__ = ["DIGIT_WORDS", "DataDir", "Lexicon", "Segment", "parse_transcripts", "read_table", "read_transcripts",
-           "write_table"]
+__all__ = ["AUDIO_SUFFIXES", "DIGIT_WORDS", "DataDir", "Lexicon", "Segment", "Utterances", "list_utterances",
+           "parse_transcripts", "read_table", "read_transcripts", "write_table"]

@@ -198,13 +198,26 @@ def utterance_graph(lexicon: Lexicon, words: list[str], sil_prob: float = 0.5, n
 
 
 def _loop(labels, units, lm_scale, penalties, no_self=frozenset(), n_states=3) -> Graph:
-    """Any sequence of ``units``; a unit in ``no_self`` never follows itself."""
-    lm = lm_scale * float(np.log(1.0 / len(units)))
+    """Any sequence of ``units``; a unit in ``no_self`` never follows itself.
+
+    Every label is equally likely; ``penalties[u]`` is added on entering unit ``u``.
+    """
+    lm = lm_scale * float(np.log(1.0 / len(labels)))
     idx = range(len(units))
     links = [(u, v, lm + penalties[v]) for u in idx for v in idx if not (u == v and u in no_self)]
     starts = {v: lm + penalties[v] for v in idx}
     ends = {u: 0.0 for u in idx}
     return build_graph(labels, units, links, starts, ends, n_states)
+
+
+def _word_units(lexicon: Lexicon, words: list[str], lm_scale: float):
+    """One unit per pronunciation of each word (label = the word's index) and its scaled log weight."""
+    units, weights = [], []
+    for i, w in enumerate(words):
+        for phones, weight in lexicon.prons(w):
+            units.append((i, [lexicon.phone_index(p) for p in phones]))
+            weights.append(lm_scale * weight)
+    return units, weights
 
 
 def phone_loop_graph(lexicon: Lexicon, insertion_penalty: float = 0.0, lm_scale: float = 1.0,
@@ -216,29 +229,32 @@ def phone_loop_graph(lexicon: Lexicon, insertion_penalty: float = 0.0, lm_scale:
 
 def word_loop_graph(lexicon: Lexicon, insertion_penalty: float = 0.0, lm_scale: float = 1.0,
                     n_states: int = 3) -> Graph:
-    """Connected words: any sequence of lexicon words and silences (no silence-silence)."""
+    """Connected words: any sequence of lexicon words and silences (no silence-silence).
+
+    Every pronunciation of a word is a parallel unit entered with its
+    (``lm_scale``-scaled) log weight; all words and silence are equally likely.
+    """
     labels = lexicon.words + [lexicon.silence]
-    units = [(i, [lexicon.phone_index(p) for p in lexicon.pronunciations[w]]) for i, w in enumerate(lexicon.words)]
+    units, weights = _word_units(lexicon, lexicon.words, lm_scale)
     units.append((len(lexicon.words), [lexicon.phone_index(lexicon.silence)]))
-    pen = [insertion_penalty] * len(lexicon.words) + [0.0]
+    pen = [insertion_penalty + w for w in weights] + [0.0]
     return _loop(labels, units, lm_scale, pen, no_self={len(units) - 1}, n_states=n_states)
 
 
 def word_list_graph(lexicon: Lexicon, words: list[str] | None = None, sil_prob: float = 0.5,
                     lm_scale: float = 1.0, n_states: int = 3) -> Graph:
-    """Isolated words: exactly one of ``words`` with optional leading and trailing silence."""
+    """Isolated words: exactly one of ``words`` (any pronunciation) with optional leading and trailing silence."""
     words = list(lexicon.words if words is None else words)
-    prons = lexicon.pronounce(words)
+    lexicon.check_words(words)
     labels = words + [lexicon.silence]
     sil_label, sil_phone = len(words), lexicon.phone_index(lexicon.silence)
     lm = lm_scale * float(np.log(1.0 / len(words)))
     ls, ln = float(np.log(sil_prob)), float(np.log1p(-sil_prob))
-    units = [(sil_label, [sil_phone])]
-    units += [(i, [lexicon.phone_index(p) for p in pron]) for i, pron in enumerate(prons)]
-    units.append((sil_label, [sil_phone]))
+    prons, weights = _word_units(lexicon, words, lm_scale)
+    units = [(sil_label, [sil_phone])] + prons + [(sil_label, [sil_phone])]
     end_sil = len(units) - 1
     w_units = range(1, end_sil)
-    links = [(0, u, lm) for u in w_units] + [(u, end_sil, ls) for u in w_units]
-    starts = {0: ls, **{u: ln + lm for u in w_units}}
+    links = [(0, u, lm + weights[u - 1]) for u in w_units] + [(u, end_sil, ls) for u in w_units]
+    starts = {0: ls, **{u: ln + lm + weights[u - 1] for u in w_units}}
     ends = {**{u: ln for u in w_units}, end_sil: 0.0}
     return build_graph(labels, units, links, starts, ends, n_states)
