@@ -73,6 +73,12 @@ def test_reads_the_arpa_values_verbatim(trigram):
     assert trigram.ngrams[2][("<s>", "a", "b")] == (-0.2, 0.0)
 
 
+def test_backoff_weights_in_natural_log(trigram):
+    assert trigram.log_backoff(("<s>", "a")) == pytest.approx(ln(-0.2))
+    assert trigram.log_backoff(["a"]) == pytest.approx(ln(-0.5))
+    assert trigram.log_backoff(("b",)) == 0.0 and trigram.log_backoff(("a", "b")) == 0.0
+
+
 def test_minus_99_is_zero_probability_and_oov_without_unk_is_impossible(trigram):
     assert trigram.log_prob("<s>") == -math.inf
     assert trigram.log_prob("zebra", ("a",)) == -math.inf

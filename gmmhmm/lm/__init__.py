@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .arpa import read_arpa, write_arpa
 from .estimate import METHODS, estimate
-from .model import BOS, EOS, NGramModel, Perplexity
+from .model import BOS, EOS, NGramModel, Perplexity, log10_to_ln
 
-__all__ = ["BOS", "EOS", "METHODS", "NGramModel", "Perplexity", "estimate", "read_arpa", "write_arpa"]
+__all__ = ["BOS", "EOS", "METHODS", "NGramModel", "Perplexity", "estimate", "log10_to_ln", "read_arpa",
+           "write_arpa"]

@@ -23,7 +23,10 @@ to 1 (``1 - sum_seen p(w|h) = gamma(h) * (1 - sum_seen p(w|h'))``).
 - ``"kneser-ney"``: modified Kneser-Ney (Chen & Goodman): three discounts
   D1, D2, D3+ per order from the counts of counts; lower orders count distinct
   left contexts instead of occurrences, except n-grams starting with ``<s>``
-  (``ngram-count -kndiscount -interpolate``, ``lmplz``).
+  (``ngram-count -kndiscount -interpolate``, ``lmplz``); the discounts come
+  from the modified counts, as SRILM's default does. Where counts of counts
+  are too few for three discounts (tiny corpora; SRILM refuses them), one
+  discount ``n1 / (n1 + 2 n2)`` is used and a warning logged.
 
 All n-grams are kept (no count cut-offs: SRILM's ``-gt3min 1``); sentences
 get one ``<s>`` and one ``</s>``.

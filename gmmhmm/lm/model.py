@@ -90,6 +90,10 @@ class NGramModel:
         """Whether ``words`` prefixes a longer listed n-gram or has a backoff weight."""
         return tuple(words) in self._contexts
 
+    def log_backoff(self, context: Sequence[str]) -> float:
+        """Natural-log back-off weight of ``context`` (0.0 where the model lists none)."""
+        return self._ln_backoff.get(tuple(context), 0.0)
+
     def map_word(self, word: str) -> str:
         """``word`` itself if in the vocabulary, else the unknown-word token (if any)."""
         if word in self._vocab_set or self.unk is None:
