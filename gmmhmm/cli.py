@@ -6,6 +6,7 @@ Subcommands::
     gmmhmm train DATA -o model.npz [--config C]          word models -> model file
     gmmhmm train-phones DATA_DIR --lexicon L --config C -o phones.npz   monophones from a data dir
     gmmhmm decode MODEL INPUT... [-o hyp.txt]            audio -> "key<TAB>label(s)<TAB>loglik"
+           [--lexicon L --lm lm.arpa --beam B --max-active N --lm-scale S --insertion-penalty P --n-best N]
     gmmhmm align MODEL [TRANSCRIPTS] INPUT... -o DIR     phone models: TextGrid + CTM alignments
     gmmhmm score HYP (--ref REF | --ref-from-fsdd-names) accuracy / error rates
     gmmhmm info MODEL                                    describe a model file
@@ -375,20 +376,39 @@ def _decode_word(clf, feats: dict[str, np.ndarray]) -> list[tuple[str, str, floa
 
 
 def _decode_graph(args: argparse.Namespace, model, utts: Utterances) -> int:
-    """Phone models: Viterbi token passing over a phone-loop, word-loop or word-list graph."""
-    from .graphs import to_ctm
-    from .graphs.decoder import _decode_audio
+    """Phone models: token passing over a phone loop, word loop, word list or n-gram LM (``--lm``)."""
+    from .decoding import decode_audio, decoding_graph
+    from .graphs import Lexicon
+    from .search import SearchOptions, to_ctm
 
+    if args.n_best > 1 and not args.n_best_output:
+        raise InvalidParameterError("--n-best above 1 needs --n-best-output FILE")
+    lexicon = Lexicon.read(args.lexicon, silence=model.phones[-1]) if args.lexicon else None
+    lm = None
+    if args.lm:
+        from .lm import read_arpa
+
+        lm = read_arpa(args.lm)
+    options = SearchOptions(beam=args.beam, max_active=args.max_active, lm_scale=args.lm_scale,
+                            word_insertion_penalty=args.insertion_penalty, n_best=args.n_best)
+    graph = decoding_graph(model, args.graph, lexicon, lm)
     by_path = utts.utterances_of()
-    decoded, failures = _decode_audio(model, list(by_path), graph=args.graph, insertion_penalty=args.insertion_penalty,
-                                      lm_scale=args.lm_scale, beam=args.beam, n_jobs=args.jobs,
-                                      progress=_show_progress(args), speaker_of=_speaker_map(utts))
+    decoded, failures = decode_audio(model, list(by_path), graph, options, n_jobs=args.jobs,
+                                     progress=_show_progress(args), speaker_of=_speaker_map(utts))
     _report_failures(_failures_by_key(utts, failures))
-    results = [(u, best) for path, best in decoded for u in by_path[path]]
-    _write_output(args.output, "".join(f"{utts.key[u]}\t{' '.join(best.tokens())}\t{best.score:.4f}\n"
-                                       for u, best in results))
+    results = [(u, r) for path, r in decoded for u in by_path[path]]
+    silence = model.phones[-1]
+
+    def text(words: list[str]) -> str:
+        return " ".join(w for w in words if w != silence)
+
+    _write_output(args.output, "".join(f"{utts.key[u]}\t{text(r.words)}\t{r.score:.4f}\n" for u, r in results))
     if args.ctm:
-        _write_output(args.ctm, "".join(to_ctm(u, [s for s in best.words if s.label != "sil"]) for u, best in results))
+        shift_s = model.get_feature_config().shift_ms / 1000.0
+        _write_output(args.ctm, "".join(to_ctm(u, r, shift_s) for u, r in results))
+    if args.n_best_output:
+        _write_output(args.n_best_output, "".join(f"{utts.key[u]}\t{rank}\t{text(h.words)}\t{h.score:.4f}\n"
+                                                  for u, r in results for rank, h in enumerate(r.n_best, 1)))
     return EXIT_FAILURES if failures else EXIT_OK
 
 
@@ -674,10 +694,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "key = utterance id for data directories and wav.scp, else the file path")
     sp.add_argument("--graph", choices=("phone-loop", "word-loop", "words"), default="word-loop",
                     help="phone-model files: phone recognition, connected words, or one isolated word")
+    sp.add_argument("--lexicon", help="phone-model files: pronunciation lexicon (default: the model's)")
+    sp.add_argument("--lm", help="phone-model files: ARPA n-gram language model (replaces --graph)")
     sp.add_argument("--insertion-penalty", type=float, default=0.0,
                     help="phone-model files: log weight added per word (per phone in a phone loop)")
-    sp.add_argument("--lm-scale", type=float, default=1.0, help="phone-model files: grammar scale")
-    sp.add_argument("--beam", type=float, default=0.0, help="phone-model files: pruning beam (<= 0: none)")
+    sp.add_argument("--lm-scale", type=float, default=1.0, help="phone-model files: grammar / LM scale")
+    sp.add_argument("--beam", type=float, default=300.0,
+                    help="phone-model files: pruning beam in log-likelihood units (inf: none)")
+    sp.add_argument("--max-active", type=int, default=10000,
+                    help="phone-model files: most tokens expanded per frame (0: no limit)")
+    sp.add_argument("--n-best", type=int, default=1, help="phone-model files: distinct word sequences per utterance")
+    sp.add_argument("--n-best-output", help="phone-model files: write 'key<TAB>rank<TAB>words<TAB>score' here")
     sp.add_argument("--ctm", help="phone-model files: also write word timings as CTM (keyed by utterance id) here")
     common(sp)
     sp.set_defaults(func=cmd_decode)

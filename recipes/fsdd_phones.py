@@ -53,8 +53,10 @@ from gmmhmm.datasets import Utterance, list_fsdd, split  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.errors import GmmhmmError, InvalidParameterError  # noqa: E402
 from gmmhmm.features import FeatureConfig, extract_features, extract_many  # noqa: E402
-from gmmhmm.graphs import (DIGIT_WORDS, EmbeddedTrainer, Graph, Lexicon, PhoneModelSet, force_align,  # noqa: E402
-                           make_graph, viterbi_paths, write_alignment)
+from gmmhmm.decoding import decode_many, decoding_graph  # noqa: E402
+from gmmhmm.graphs import (DIGIT_WORDS, EmbeddedTrainer, Lexicon, PhoneModelSet, force_align,  # noqa: E402
+                           write_alignment)
+from gmmhmm.search import DecodingGraph, SearchOptions  # noqa: E402
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 
 logger = logging.getLogger("fsdd_phones")
@@ -177,34 +179,42 @@ def load_models(path: Path, split_name: str, feature_config: FeatureConfig, lexi
     return model
 
 
-def decode(model: PhoneModelSet, graph: Graph, log_likelihoods: list[np.ndarray], dcfg: dict) -> list[list[str]]:
+def search_options(dcfg: dict, insertion_penalty: float = 0.0) -> SearchOptions:
+    """The ``[decoding]`` settings as :class:`~gmmhmm.search.SearchOptions`."""
+    return SearchOptions(beam=dcfg["beam"], max_active=dcfg.get("max_active", SearchOptions.max_active), lm_scale=dcfg["lm_scale"],
+                         word_insertion_penalty=insertion_penalty)
+
+
+def decode(model: PhoneModelSet, graph: DecodingGraph, log_likelihoods: list[np.ndarray],
+           options: SearchOptions) -> list[list[str]]:
     """Words (phones in a phone loop) of each utterance's best path through ``graph``, silence left out."""
-    return [p.tokens() for p in viterbi_paths(model, graph, log_likelihoods, dcfg["beam"])]
+    silence = model.phones[-1]
+    return [[w for w in r.words if w != silence] for r in decode_many(graph, log_likelihoods, options)]
 
 
 def phone_error_rate(model: PhoneModelSet, lexicon: Lexicon, evaluation: list[Utterance],
                      eval_ll: list[np.ndarray], dcfg: dict) -> ErrorRates:
     """(a) Phone-loop decoding scored against the lexicon pronunciations."""
-    g = make_graph(model, "phone-loop", insertion_penalty=dcfg["phone_insertion_penalty"], lm_scale=dcfg["lm_scale"])
+    g = decoding_graph(model, "phone-loop")
     refs = [lexicon.pronunciations[WORD[u.digit]] for u in evaluation]
-    return error_rates(refs, decode(model, g, eval_ll, dcfg))
+    return error_rates(refs, decode(model, g, eval_ll, search_options(dcfg, dcfg["phone_insertion_penalty"])))
 
 
 def isolated_accuracy(model: PhoneModelSet, evaluation: list[Utterance], eval_ll: list[np.ndarray],
                       dcfg: dict) -> float:
     """(b) Fraction of takes whose one-word-grammar decoding is their word."""
-    g = make_graph(model, "words", lm_scale=dcfg["lm_scale"])
-    hyps = decode(model, g, eval_ll, dcfg)
+    hyps = decode(model, decoding_graph(model, "words"), eval_ll, search_options(dcfg))
     return float(np.mean([h == [WORD[u.digit]] for h, u in zip(hyps, evaluation)]))
 
 
 def connected_word_errors(model: PhoneModelSet, conn: list[ConnectedUtterance], feature_config: FeatureConfig,
                           dcfg: dict) -> ErrorRates:
     """(c) Word-loop decoding of connected strings (features included)."""
-    g = make_graph(model, "word-loop", insertion_penalty=dcfg["word_insertion_penalty"], lm_scale=dcfg["lm_scale"])
+    g = decoding_graph(model, "word-loop")
     conn_ll = model.state_log_likelihood_many(
         [extract_features(c.signal, feature_config, c.sample_rate_hz) for c in conn])
-    return error_rates([c.words for c in conn], decode(model, g, conn_ll, dcfg), [c.utt_id for c in conn])
+    hyps = decode(model, g, conn_ll, search_options(dcfg, dcfg["word_insertion_penalty"]))
+    return error_rates([c.words for c in conn], hyps, [c.utt_id for c in conn])
 
 
 def check_alignments(model: PhoneModelSet, lexicon: Lexicon, evaluation: list[Utterance],

@@ -35,7 +35,8 @@ from gmmhmm.corpus import Corpus
 from gmmhmm.data import DataDir
 from gmmhmm.features import (FeatureConfig, add_deltas, cmvn, cmvn_per_speaker, deltas, extract_features,
                              extract_many, load_audio, load_features, mfcc, save_features)
-from gmmhmm.graphs import EmbeddedTrainer, Lexicon, decode_files, parse_transcripts
+from gmmhmm.decoding import decode_files
+from gmmhmm.graphs import EmbeddedTrainer, Lexicon, parse_transcripts
 from gmmhmm.lm import estimate, read_arpa
 from gmmhmm.parallel import accumulate_corpus, fit_corpus
 

@@ -1,14 +1,17 @@
-"""Token-passing decoding with grammar graphs on synthetic data."""
+"""Decoding phone models with gmmhmm.search on synthetic data (word loop, phone loop, isolated words)."""
 
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
 
+from gmmhmm.decoding import decode_many, decoding_graph
 from gmmhmm.errors import InvalidParameterError, SequenceTooShortError
-from gmmhmm.graphs import EmbeddedTrainer, Graph, kernels, make_graph, viterbi_path, viterbi_paths, word_loop_graph
+from gmmhmm.graphs import EmbeddedTrainer
+from gmmhmm.search import DecodingGraph, Grammar, SearchOptions, compile_graph, decode
 from test_embedded import LEXICON, synthetic_corpus
 
 
@@ -22,86 +25,73 @@ def model():
 
 def test_word_loop_recovers_transcripts(model):
     feats, texts, _, _ = synthetic_corpus(n_utts=15, seed=3)
-    g = make_graph(model, "word-loop", insertion_penalty=-5.0)
+    g = decoding_graph(model, "word-loop")
     for X, words in zip(feats, texts):
-        path = viterbi_path(model, X, g, beam=200.0)
-        assert path.tokens() == words
+        res = decode(g, model.state_log_likelihood(X), SearchOptions(beam=200.0, word_insertion_penalty=-5.0))
+        assert res.words == words
 
 
 def test_phone_loop_and_isolated_words(model):
     feats, texts, _, _ = synthetic_corpus(n_utts=30, seed=4)
-    g_phones = make_graph(model, "phone-loop", insertion_penalty=-5.0)
-    g_words = make_graph(model, "words")
+    g_phones = decoding_graph(model, "phone-loop")
+    g_words = decoding_graph(model, "words")
     n_single = 0
     for X, words in zip(feats, texts):
+        ll = model.state_log_likelihood(X)
         ref = [p for w in words for p in LEXICON.pronunciations[w]]
-        assert viterbi_path(model, X, g_phones).tokens() == ref
+        phones = decode(g_phones, ll, SearchOptions(beam=math.inf, word_insertion_penalty=-5.0)).words
+        assert [p for p in phones if p != "sil"] == ref
         if len(words) == 1:
             n_single += 1
-            assert viterbi_path(model, X, g_words).tokens() == words
+            assert decode(g_words, ll, SearchOptions(beam=math.inf)).words == words
     assert n_single > 0
 
 
+def chain(words):
+    """Grammar of exactly ``words`` with the word loop's weights and optional silences."""
+    lp = -math.log(len(LEXICON.words))
+    return Grammar(len(words) + 1, [(i, i + 1, w, lp) for i, w in enumerate(words)], 0, {len(words): 0.0},
+                   set(range(len(words) + 1)))
+
+
 def test_word_loop_score_is_best_over_all_transcripts(model):
-    """Viterbi over the loop = max over every word sequence of its own best path (up to 3 words)."""
-    lex = LEXICON
+    """Search over the loop = max over every word sequence of its own best path (up to 3 words)."""
     X = synthetic_corpus(n_utts=1, seed=5)[0][0][:30]
-    lm = np.log(1.0 / (len(lex.words) + 1))
-    g = word_loop_graph(lex, insertion_penalty=-1.0, lm_scale=1.0)
-    best = viterbi_path(model, X, g).score
     ll = model.state_log_likelihood(X)
-    ls, lleave = model.transition_log_probs()
-    brute = -np.inf
-    # enumerate unit sequences (words and single silences, no sil-sil) explicitly as linear graphs
-    units = lex.words + ["sil"]
-    for n in range(1, 5):
-        for seq in itertools.product(units, repeat=n):
-            if any(a == b == "sil" for a, b in zip(seq, seq[1:])):
+    opts = SearchOptions(beam=math.inf, max_active=0, word_insertion_penalty=-1.0)
+    best = decode(decoding_graph(model, "word-loop"), ll, opts)
+    brute, brute_words = -np.inf, None
+    ts = model.transition_log_probs()
+    for n in range(0, 4):
+        for seq in itertools.product(LEXICON.words, repeat=n):
+            try:
+                r = decode(compile_graph(chain(list(seq)), LEXICON, ts, 3, model.phones), ll, opts)
+            except SequenceTooShortError:
                 continue
-            phones = [lex.phone_index(p) for u in seq for p in (["sil"] if u == "sil" else lex.pronunciations[u])]
-            if 3 * len(phones) > len(X):
-                continue
-            pdf = np.array([3 * p + j for p in phones for j in range(3)])
-            S = len(pdf)
-            src = np.concatenate([np.arange(S), np.arange(S - 1)])
-            dst = np.concatenate([np.arange(S), np.arange(1, S)])
-            logp = np.concatenate([ls[pdf], lleave[pdf[:-1]]])
-            init, final = np.full(S, -np.inf), np.full(S, -np.inf)
-            init[0], final[-1] = 0.0, lleave[pdf[-1]]
-            grammar = sum(lm + (-1.0 if u != "sil" else 0.0) for u in seq)
-            score = kernels.viterbi(ll, pdf, src, dst, logp, init, final, 0.0)[0] + grammar
-            brute = max(brute, score)
-    assert best == pytest.approx(brute)
+            if r.score > brute:
+                brute, brute_words = r.score, list(seq)
+    assert best.score == pytest.approx(brute)
+    assert best.words == brute_words
 
 
 def test_decoder_errors(model):
     with pytest.raises(InvalidParameterError, match="graph must be one of"):
-        make_graph(model, "bigram")
-    with pytest.raises(SequenceTooShortError):
-        viterbi_path(model, np.zeros((2, 3)), make_graph(model, "words"))
+        decoding_graph(model, "bigram")
+    with pytest.raises(InvalidParameterError, match="needs a language model"):
+        decoding_graph(model, "lm")
+    with pytest.raises(SequenceTooShortError, match="needs at least 3"):
+        decode(decoding_graph(model, "words"), np.zeros((2, model.n_pdfs)))
 
 
-def test_precomputed_log_likelihood_gives_the_same_path(model):
-    X = synthetic_corpus(n_utts=1, seed=6)[0][0]
-    g = make_graph(model, "word-loop")
-    a = viterbi_path(model, X, g)
-    b = viterbi_path(model, None, g, log_likelihood=model.state_log_likelihood(X))
-    assert a == b
-    with pytest.raises(InvalidParameterError, match="log_likelihood"):
-        viterbi_path(model, None, g, log_likelihood=np.zeros((10, 2)))
-
-
-def test_viterbi_paths_compute_the_graph_weights_once(model, monkeypatch):
+def test_decode_many_computes_the_arc_weights_once(model, monkeypatch):
     feats = synthetic_corpus(n_utts=6, seed=7)[0]
-    g = make_graph(model, "word-loop", insertion_penalty=-5.0)
+    g = decoding_graph(model, "word-loop")
+    opts = SearchOptions(beam=200.0, word_insertion_penalty=-5.0)
     lls = model.state_log_likelihood_many(feats)
-    one_by_one = [viterbi_path(model, None, g, 200.0, 0.01, 1.0, log_likelihood=ll) for ll in lls]
+    one_by_one = [decode(g, ll, opts) for ll in lls]
     calls = []
-    log_probs = Graph.log_probs
-    monkeypatch.setattr(Graph, "log_probs", lambda self, *a: calls.append(1) or log_probs(self, *a))
-    assert viterbi_paths(model, g, lls, 200.0, 0.01, [1.0] * len(lls)) == one_by_one
+    weights = DecodingGraph.arc_weights
+    monkeypatch.setattr(DecodingGraph, "arc_weights", lambda self, o: calls.append(1) or weights(self, o))
+    many = decode_many(g, lls, opts)
+    assert [(r.words, r.score) for r in many] == [(r.words, r.score) for r in one_by_one]
     assert len(calls) == 1
-    with pytest.raises(InvalidParameterError, match="2 durations for 6"):
-        viterbi_paths(model, g, lls, durations_s=[1.0, 2.0])
-    with pytest.raises(InvalidParameterError, match="log_likelihood"):
-        viterbi_paths(model, g, [np.zeros((10, 2))])

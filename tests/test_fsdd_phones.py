@@ -11,7 +11,9 @@ from conftest import REPO_ROOT, load_script
 from gmmhmm.datasets import list_fsdd, official_split
 from gmmhmm.errors import InvalidParameterError
 from gmmhmm.features import FeatureConfig, extract_many, load_audio
-from gmmhmm.graphs import DIGIT_WORDS, EmbeddedTrainer, Lexicon, decode_files, force_align, make_graph, viterbi_path
+from gmmhmm.decoding import decode_files, decoding_graph
+from gmmhmm.graphs import DIGIT_WORDS, EmbeddedTrainer, Lexicon, force_align
+from gmmhmm.search import SearchOptions, decode
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +38,8 @@ def setup(fsdd_path):
 def test_isolated_word_accuracy_well_above_chance(setup):
     model, feats, test, history = setup
     assert all(b >= a - 1e-6 for a, b in zip(history[:3], history[1:3]))
-    g = make_graph(model, "words")
-    hyps = [viterbi_path(model, feats[str(u.path)], g).tokens() for u in test]
+    g = decoding_graph(model, "words")
+    hyps = [decode(g, model.state_log_likelihood(feats[str(u.path)])).words for u in test]
     acc = np.mean([h == [DIGIT_WORDS[int(u.digit)]] for h, u in zip(hyps, test)])
     assert acc >= 0.85  # chance is 0.25
 
@@ -153,8 +155,8 @@ def test_speaker_cmvn_is_applied_when_decoding_and_aligning(setup, tmp_path):
     assert len({u.speaker for u in takes}) == 2
     paths = [u.path for u in takes]
     feats, _ = extract_many(paths, config, speaker_of=speaker_of)
-    g = make_graph(m, "words")
-    want = [viterbi_path(m, feats[str(p)], g).score for p in paths]
+    g = decoding_graph(m, "words")
+    want = [decode(g, m.state_log_likelihood(feats[str(p)])).score for p in paths]
     assert [score for _, _, score in decode_files(m, paths, graph="words")] == pytest.approx(want, rel=1e-9)
 
     save(m, tmp_path / "spk.npz")
@@ -189,10 +191,10 @@ def test_decode_files_skips_a_file_too_short_for_the_graph(setup, tmp_path, capl
 
 def test_recipe_decodes_many_utterances_with_one_graph(setup, recipe):
     model, feats, test, _ = setup
-    g = make_graph(model, "word-loop", insertion_penalty=-20.0)
+    g = decoding_graph(model, "word-loop")
+    opts = SearchOptions(beam=300.0, word_insertion_penalty=-20.0)
     lls = model.state_log_likelihood_many([feats[str(u.path)] for u in test[:5]])
-    assert recipe.decode(model, g, lls, {"beam": 300.0}) == [
-        viterbi_path(model, None, g, 300.0, log_likelihood=ll).tokens() for ll in lls]
+    assert recipe.decode(model, g, lls, opts) == [decode(g, ll, opts).words for ll in lls]
 
 
 def test_connected_digits_builder(fsdd_path):

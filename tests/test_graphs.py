@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from gmmhmm.graphs import Lexicon, kernels, phone_loop_graph, utterance_graph, word_list_graph, word_loop_graph
+from gmmhmm.graphs import Lexicon, kernels, utterance_graph
 
 
 def random_graph(rng, S=4, A=9, n_pdf=3):
@@ -104,7 +104,7 @@ def test_no_path_gives_minus_infinity():
 
 def test_long_sequence_stays_finite():
     lex = Lexicon({"a": ["x", "y"], "b": ["y"]})
-    g = word_loop_graph(lex)
+    g = utterance_graph(lex, ["a", "b"])
     rng = np.random.default_rng(0)
     ll = rng.normal(-60.0, 5.0, size=(200_000, 3 * len(lex.phones)))
     ls, ll_leave = np.log(np.full(9, 0.6)), np.log(np.full(9, 0.4))
@@ -132,45 +132,6 @@ def test_utterance_graph_is_a_proper_hmm():
     # shortest path: 3 states per phone of W AH N T UW W AH N, no silence
     assert g.min_frames == 3 * 8
     assert g.labels == ["one", "two", "one", "sil"]
-
-
-def test_grammar_graphs_structure():
-    lex = Lexicon.digits()
-    pl = phone_loop_graph(lex)
-    assert pl.n_states == 3 * len(lex.phones)
-    mass, start = outgoing_mass(pl)
-    ends = np.isfinite(pl.final_extra)
-    np.testing.assert_allclose(mass[~ends], 1.0)
-    np.testing.assert_allclose(mass[ends], 1.0 + 0.3)  # loop back (0.7 + 0.3) plus ending (0.3)
-    assert start == pytest.approx(1.0)
-    wl = word_list_graph(lex, ["one", "nine"])
-    mass, start = outgoing_mass(wl)
-    np.testing.assert_allclose(mass, 1.0)
-    assert start == pytest.approx(1.0)
-    assert wl.min_frames == 3 * 3  # both words have three phones
-    assert wl.labels == ["one", "nine", "sil"]
-
-
-def _unit_links(g):
-    """(label left, label entered) of every link between units."""
-    first_label = {}
-    for a in np.flatnonzero(g.arc_label >= 0):
-        first_label[int(g.arc_dst[a])] = int(g.arc_label[a])
-    state_label = np.full(g.n_states, -1)
-    starts = sorted(first_label)
-    for k, s in enumerate(starts):
-        state_label[s:starts[k + 1] if k + 1 < len(starts) else g.n_states] = first_label[s]
-    links = np.flatnonzero(g.arc_label >= 0)
-    return sorted((g.labels[state_label[g.arc_src[a]]], g.labels[g.arc_label[a]]) for a in links)
-
-
-def test_loops_link_every_unit_pair_but_silence_to_silence():
-    lex = Lexicon({"ab": ["A", "B"], "b": ["B"]})
-    wl = word_loop_graph(lex)
-    units = ["ab", "b", "sil"]
-    assert _unit_links(wl) == sorted((u, v) for u in units for v in units if not u == v == "sil")
-    pl = phone_loop_graph(lex)
-    assert _unit_links(pl) == sorted((u, v) for u in lex.phones for v in lex.phones)  # sil sil included
 
 
 def test_min_frames_is_computed_once():
@@ -234,20 +195,15 @@ def test_alternates_by_enumeration():
 
 
 def test_decoding_graphs_take_every_pronunciation():
-    """Word loop and word list: one parallel unit per pronunciation; probabilities still sum to one."""
-    lex = Lexicon.from_prons(ALT_PRONS)
-    wl = word_list_graph(lex)
-    mass, start = outgoing_mass(wl)
-    np.testing.assert_allclose(mass, 1.0)
-    assert start == pytest.approx(1.0)
-    assert wl.min_frames == 3  # "a" as the one-phone "y"
-    loop = word_loop_graph(lex)
-    assert sorted(set(_unit_links(loop))) == sorted((u, v) for u in ("a", "b", "sil") for v in ("a", "b", "sil")
-                                                    if not u == v == "sil")
-    # entering "a" over its two pronunciations weighs as much as entering "b": labels equally likely
-    enter = {lab: np.logaddexp.reduce(loop.init_extra[loop.init_label == k])
-             for k, lab in enumerate(loop.labels)}
-    assert enter["a"] == pytest.approx(enter["b"]) == pytest.approx(np.log(1 / 3))
-    # a one-pronunciation lexicon gives the graph it always gave
-    single = Lexicon({"ab": ["A", "B"], "b": ["B"]})
-    assert word_loop_graph(single).n_states == 3 * 4
+    """Search graphs (gmmhmm.search) over a lexicon with alternates: each pronunciation is a path
+    entered with its log weight, the word probabilities unchanged."""
+    from gmmhmm.search import SearchOptions, compile_graph, decode, word_list
+
+    lex = Lexicon.from_prons(ALT_PRONS)  # a: "x y" (0.7) or "y" (0.3); b: "x"
+    n = len(lex.phones)
+    g = compile_graph(word_list(["a", "b"], silence=False), lex, (np.log(np.full(n, 0.5)),) * 2, 1)
+    ll = np.full((1, g.n_pdf), -20.0)
+    ll[:, lex.phones.index("y")] = 0.0  # one frame of "y": only a's short pronunciation fits
+    res = decode(g, ll, SearchOptions(beam=np.inf, max_active=0))
+    assert res.words == ["a"]
+    assert res.score == pytest.approx(np.log(1 / 2) + np.log(0.3) + np.log(0.5))  # word, pronunciation, exit

@@ -298,7 +298,7 @@ def test_ctm_lists_words_without_silence():
 # ---------------------------------------------------------------------------
 def test_bad_input():
     g = compile_graph(word_list(["abc"]), LEX, transitions(LEX, 1), 1)
-    with pytest.raises(SequenceTooShortError, match="no path"):
+    with pytest.raises(SequenceTooShortError, match="needs at least 3"):
         decode(g, np.zeros((2, g.n_pdf)))
     with pytest.raises(InvalidInputError, match="log_likelihood must be"):
         decode(g, np.zeros((5, 2)))

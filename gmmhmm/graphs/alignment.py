@@ -1,22 +1,113 @@
 """Forced alignment: Viterbi alignment of an utterance to its transcript (HVite -a).
 
-The result is written as CTM lines (``utt channel start duration token``)
-or as a Praat TextGrid with a word tier and a phone tier.
+Exact Viterbi (:func:`.kernels.viterbi`) through the utterance's composite
+HMM, and its traceback into time-stamped word and phone segments. The
+result is written as CTM lines (``utt channel start duration token``) or as
+a Praat TextGrid with a word tier and a phone tier. (Decoding with grammars
+and language models is :mod:`gmmhmm.search`.)
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path as FsPath
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, InvalidParameterError, SequenceTooShortError
 from ..modelfile import atomic_write_text
-from .decoder import Path, Segment, viterbi_path
-from .graph import utterance_graph
+from . import kernels
+from .graph import Graph, utterance_graph
 from .models import PhoneModelSet
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A labelled stretch of frames ``[start, end)``; times in seconds."""
+
+    label: str
+    start_frame: int
+    end_frame: int
+    start_s: float
+    end_s: float
+
+
+@dataclass
+class Path:
+    """Best path of an utterance through a graph."""
+
+    score: float
+    words: list[Segment]
+    phones: list[Segment]
+
+    def tokens(self, drop: Sequence[str] = ("sil",)) -> list[str]:
+        return [s.label for s in self.words if s.label not in drop]
+
+
+def _runs(starts: np.ndarray, labels: list[str], n_frames: int, shift_s: float, end_s: float | None) -> list[Segment]:
+    idx = np.flatnonzero(starts)
+    bounds = list(idx) + [n_frames]
+    segs = []
+    for k, t0 in enumerate(idx):
+        t1 = bounds[k + 1]
+        last = t1 == n_frames and end_s is not None
+        segs.append(Segment(labels[k], int(t0), int(t1), t0 * shift_s, end_s if last else t1 * shift_s))
+    return segs
+
+
+def traceback_segments(graph: Graph, phones: list[str], states: np.ndarray, arcs: np.ndarray,
+                       frame_shift_s: float = 0.01, duration_s: float | None = None) -> tuple[list[Segment], list[Segment]]:
+    """Word (unit) and phone segments of a state path and the arcs taken into each frame.
+
+    Segment ``k`` covers frames ``[t_k, t_{k+1})``, i.e. seconds
+    ``[t_k * shift, t_{k+1} * shift)``; the last one ends at ``duration_s`` when given.
+    """
+    T = len(states)
+    word_start = np.zeros(T, dtype=bool)
+    phone_start = np.zeros(T, dtype=bool)
+    word_start[0] = phone_start[0] = True
+    word_lab = [int(graph.init_label[states[0]])]
+    inner = arcs[1:]
+    word_start[1:] = graph.arc_label[inner] >= 0
+    phone_start[1:] = graph.arc_phone_start[inner]
+    word_lab += [int(x) for x in graph.arc_label[inner][word_start[1:]]]
+    phone_lab = [phones[int(p)] for p in graph.state_phone[states[phone_start]]]
+    words = _runs(word_start, [graph.labels[i] for i in word_lab], T, frame_shift_s, duration_s)
+    return words, _runs(phone_start, phone_lab, T, frame_shift_s, duration_s)
+
+
+def _check_log_likelihood(model: PhoneModelSet, log_likelihood: np.ndarray) -> np.ndarray:
+    ll = np.ascontiguousarray(log_likelihood, dtype=np.float64)
+    if ll.ndim != 2 or ll.shape[1] != model.n_pdfs:
+        raise InvalidParameterError(f"log_likelihood must be (n_frames, {model.n_pdfs}), got {ll.shape}")
+    return ll
+
+
+def viterbi_path(model: PhoneModelSet, X: np.ndarray | None, graph: Graph, beam: float = 0.0,
+                 frame_shift_s: float = 0.01, duration_s: float | None = None,
+                 log_likelihood: np.ndarray | None = None) -> Path:
+    """Best path of features ``X`` through ``graph`` (beam <= 0: exact Viterbi).
+
+    ``log_likelihood`` (T, n_pdfs) from :meth:`PhoneModelSet.state_log_likelihood_many`
+    may be given instead of ``X`` to reuse one scoring for several graphs.
+
+    Raises
+    ------
+    SequenceTooShortError
+        No path fits in the frames (or the beam pruned every one).
+    """
+    # state_log_likelihood validates X
+    ll = model.state_log_likelihood(X) if log_likelihood is None else _check_log_likelihood(model, log_likelihood)
+    weights = graph.log_probs(*model.transition_log_probs())
+    score, states, arcs = kernels.viterbi(ll, graph.state_pdf, graph.arc_src, graph.arc_dst, *weights, float(beam))
+    if not np.isfinite(score):
+        raise SequenceTooShortError(
+            f"no complete path through the graph in {len(ll)} frames "
+            f"(the graph needs at least {graph.min_frames}; beam={beam})")
+    words, phones = traceback_segments(graph, model.phones, states, arcs, frame_shift_s, duration_s)
+    return Path(float(score), words, phones)
 
 
 def force_align(model: PhoneModelSet, X: np.ndarray | None, words: Sequence[str], frame_shift_s: float = 0.01,
@@ -24,8 +115,8 @@ def force_align(model: PhoneModelSet, X: np.ndarray | None, words: Sequence[str]
                 log_likelihood: np.ndarray | None = None) -> Path:
     """Best path of ``X`` through the composite HMM of ``words`` (optional silences).
 
-    ``log_likelihood`` may replace ``X`` as in :func:`~gmmhmm.graphs.decoder.viterbi_path`.
-    Returns a :class:`~gmmhmm.graphs.decoder.Path` whose ``words`` segments
+    ``log_likelihood`` may replace ``X`` as in :func:`viterbi_path`.
+    Returns a :class:`Path` whose ``words`` segments
     (silence included, labelled ``sil``) and ``phones`` segments are
     contiguous and cover every frame.
 

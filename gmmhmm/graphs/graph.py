@@ -1,4 +1,4 @@
-"""State graphs built from phone models: utterance HMMs and decoding grammars.
+"""State graphs built from phone models: utterance HMMs for training and alignment.
 
 Every graph is a network of *units* (a word's or a phone's chain of
 left-to-right phone models) joined by *links*. Expanding it gives emitting
@@ -7,8 +7,8 @@ states and arcs, the form the compiled kernels in :mod:`.kernels` walk.
 Arcs inside a phone model refer to the model's transition parameters by
 id (``tid``: phone * n_states + state, ``kind`` 0 = self-loop, 1 = leave),
 so the same graph serves every training iteration; ``extra`` holds the
-fixed log weights a grammar adds (branch probabilities, LM scale, word
-insertion penalty).
+fixed log weights a graph adds (optional-silence probabilities). Decoding
+graphs with null nodes and language models are :mod:`gmmhmm.search`.
 """
 
 from __future__ import annotations
@@ -194,67 +194,4 @@ def utterance_graph(lexicon: Lexicon, words: list[str], sil_prob: float = 0.5, n
     links += [(0, v, w) for v, w in alts[0]]
     starts = {0: ls, **{v: ln + w for v, w in alts[0]}}
     ends = {**{u: ln for u, _ in alts[-1]}, sils[-1]: 0.0}
-    return build_graph(labels, units, links, starts, ends, n_states)
-
-
-def _loop(labels, units, lm_scale, penalties, no_self=frozenset(), n_states=3) -> Graph:
-    """Any sequence of ``units``; a unit in ``no_self`` never follows itself.
-
-    Every label is equally likely; ``penalties[u]`` is added on entering unit ``u``.
-    """
-    lm = lm_scale * float(np.log(1.0 / len(labels)))
-    idx = range(len(units))
-    links = [(u, v, lm + penalties[v]) for u in idx for v in idx if not (u == v and u in no_self)]
-    starts = {v: lm + penalties[v] for v in idx}
-    ends = {u: 0.0 for u in idx}
-    return build_graph(labels, units, links, starts, ends, n_states)
-
-
-def _word_units(lexicon: Lexicon, words: list[str], lm_scale: float):
-    """One unit per pronunciation of each word (label = the word's index) and its scaled log weight."""
-    units, weights = [], []
-    for i, w in enumerate(words):
-        for phones, weight in lexicon.prons(w):
-            units.append((i, [lexicon.phone_index(p) for p in phones]))
-            weights.append(lm_scale * weight)
-    return units, weights
-
-
-def phone_loop_graph(lexicon: Lexicon, insertion_penalty: float = 0.0, lm_scale: float = 1.0,
-                     n_states: int = 3) -> Graph:
-    """Free phone loop (phone recognition); labels are the phones, silence included."""
-    units = [(i, [i]) for i in range(len(lexicon.phones))]
-    return _loop(lexicon.phones, units, lm_scale, [insertion_penalty] * len(units), n_states=n_states)
-
-
-def word_loop_graph(lexicon: Lexicon, insertion_penalty: float = 0.0, lm_scale: float = 1.0,
-                    n_states: int = 3) -> Graph:
-    """Connected words: any sequence of lexicon words and silences (no silence-silence).
-
-    Every pronunciation of a word is a parallel unit entered with its
-    (``lm_scale``-scaled) log weight; all words and silence are equally likely.
-    """
-    labels = lexicon.words + [lexicon.silence]
-    units, weights = _word_units(lexicon, lexicon.words, lm_scale)
-    units.append((len(lexicon.words), [lexicon.phone_index(lexicon.silence)]))
-    pen = [insertion_penalty + w for w in weights] + [0.0]
-    return _loop(labels, units, lm_scale, pen, no_self={len(units) - 1}, n_states=n_states)
-
-
-def word_list_graph(lexicon: Lexicon, words: list[str] | None = None, sil_prob: float = 0.5,
-                    lm_scale: float = 1.0, n_states: int = 3) -> Graph:
-    """Isolated words: exactly one of ``words`` (any pronunciation) with optional leading and trailing silence."""
-    words = list(lexicon.words if words is None else words)
-    lexicon.check_words(words)
-    labels = words + [lexicon.silence]
-    sil_label, sil_phone = len(words), lexicon.phone_index(lexicon.silence)
-    lm = lm_scale * float(np.log(1.0 / len(words)))
-    ls, ln = float(np.log(sil_prob)), float(np.log1p(-sil_prob))
-    prons, weights = _word_units(lexicon, words, lm_scale)
-    units = [(sil_label, [sil_phone])] + prons + [(sil_label, [sil_phone])]
-    end_sil = len(units) - 1
-    w_units = range(1, end_sil)
-    links = [(0, u, lm + weights[u - 1]) for u in w_units] + [(u, end_sil, ls) for u in w_units]
-    starts = {0: ls, **{u: ln + lm + weights[u - 1] for u in w_units}}
-    ends = {**{u: ln for u in w_units}, end_sil: 0.0}
     return build_graph(labels, units, links, starts, ends, n_states)

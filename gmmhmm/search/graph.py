@@ -33,6 +33,7 @@ import math
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -104,6 +105,24 @@ class DecodingGraph:
     def arc_weights(self, options: SearchOptions) -> np.ndarray:
         """Total log weight of every arc under the LM scale and word insertion penalty."""
         return self.arc_trans + options.lm_scale * self.arc_lm + options.word_insertion_penalty * self.arc_word
+
+    @cached_property  # graphs are not modified once built
+    def min_frames(self) -> int:
+        """Fewest frames of any complete path (0-1 breadth-first search: emitting nodes cost a frame)."""
+        INF = np.iinfo(np.int64).max
+        dist = np.full(self.n_nodes, INF, dtype=np.int64)
+        dist[self.start] = 0
+        queue = deque([self.start])
+        while queue:
+            n = queue.popleft()
+            for a in range(self.arc_start[n], self.arc_start[n + 1]):
+                d = int(self.arc_dst[a])
+                step = int(self.node_pdf[d] >= 0) if d != n else 1
+                if dist[n] + step < dist[d]:
+                    dist[d] = dist[n] + step
+                    queue.appendleft(d) if step == 0 else queue.append(d)
+        ends = dist[np.isfinite(self.final)]
+        return int(ends.min()) if ends.size else int(INF)
 
     def final_weights(self, options: SearchOptions) -> np.ndarray:
         """Log weight of ending in each node under the LM scale."""

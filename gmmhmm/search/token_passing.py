@@ -386,8 +386,9 @@ def decode(graph: DecodingGraph, log_likelihood: np.ndarray, options: SearchOpti
     final = graph.final_weights(options)
     totals = score[row, active] + final[active]
     if not len(active) or not np.isfinite(totals.max()):
-        raise SequenceTooShortError(f"no path through the decoding graph ends in {T} frames "
-                                    f"(too few frames, or beam={options.beam} pruned every path)")
+        raise SequenceTooShortError(f"no complete path through the decoding graph in {T} frames (the graph "
+                                    f"needs at least {graph.min_frames}; beam={options.beam}, "
+                                    f"max_active={options.max_active})")
     k = int(np.argmax(totals))
     rec_pred, rec_label, rec_frame, rec_node, rec_score = buf.rec
     stats = {"peak_active": int(peak[0]), "records": int(counts[0]), "alternatives": int(counts[1]),
