@@ -51,6 +51,7 @@ import soundfile as sf  # noqa: E402
 from data_scripts.prepare_an4 import default_an4_dir, prepare  # noqa: E402
 from gmmhmm import load, save  # noqa: E402
 from gmmhmm.data import DataDir, Lexicon  # noqa: E402
+from gmmhmm.decoding import decoding_graph  # noqa: E402
 from gmmhmm.errors import GmmhmmError, InvalidParameterError, SequenceTooShortError  # noqa: E402
 from gmmhmm.features import FeatureConfig, extract_many  # noqa: E402
 from gmmhmm.features.store import load_features, save_features  # noqa: E402
@@ -58,7 +59,7 @@ from gmmhmm.graphs import EmbeddedTrainer, PhoneModelSet  # noqa: E402
 from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
-from gmmhmm.search import SearchOptions, compile_graph, ngram_grammar, to_ctm  # noqa: E402
+from gmmhmm.search import SearchOptions, to_ctm  # noqa: E402
 from gmmhmm.search import decode as search  # noqa: E402
 
 logger = logging.getLogger("an4")
@@ -182,8 +183,7 @@ def decode(model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, ll: dict[str,
     The graph (LM x lexicon x phone models) is compiled once; only its
     weights change with the LM scale and insertion penalty.
     """
-    graph = compile_graph(ngram_grammar(lm), lexicon, model.transition_log_probs(), model.n_states, model.phones,
-                          silence_prob=cfg["training"]["sil_prob"])
+    graph = decoding_graph(model, "lm", lexicon, lm, silence_prob=cfg["training"]["sil_prob"])
     out = []
     for opt in options:
         weights = graph.arc_weights(opt)
