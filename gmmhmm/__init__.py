@@ -6,8 +6,9 @@ Layers, bottom to top::
     features  (audio -> MFCC)
     mixture   (Gaussian densities, additive sufficient statistics, GaussianMixture)
     hmm       (compiled forward-backward / Viterbi, GaussianHMM, GMMHMM)
-    graphs    (lexicon, composite HMMs, embedded training, token-passing decoding)
-    cli, recipes
+    graphs    (composite HMMs, embedded training, forced alignment)
+    search    (log-likelihoods + decoding graph -> words: grammars, n-gram LMs, token passing, n-best)
+    decoding, cli, recipes   (audio I/O around the search)
 
 Public names are imported lazily so that ``import gmmhmm`` stays cheap and a
 failure in one layer does not hide the others.

@@ -378,12 +378,15 @@ def _decode_word(clf, feats: dict[str, np.ndarray]) -> list[tuple[str, str, floa
 def _decode_graph(args: argparse.Namespace, model, utts: Utterances) -> int:
     """Phone models: token passing over a phone loop, word loop, word list or n-gram LM (``--lm``)."""
     from .decoding import decode_audio, decoding_graph
-    from .graphs import Lexicon
     from .search import SearchOptions, to_ctm
 
     if args.n_best > 1 and not args.n_best_output:
         raise InvalidParameterError("--n-best above 1 needs --n-best-output FILE")
-    lexicon = Lexicon.read(args.lexicon, silence=model.phones[-1]) if args.lexicon else None
+    lexicon = None
+    if args.lexicon:
+        from .graphs import Lexicon
+
+        lexicon = Lexicon.read(args.lexicon, silence=model.phones[-1], format=args.lexicon_format)
     lm = None
     if args.lm:
         from .lm import read_arpa
@@ -698,6 +701,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--lm", help="phone-model files: ARPA n-gram language model (replaces --graph)")
     sp.add_argument("--insertion-penalty", type=float, default=0.0,
                     help="phone-model files: log weight added per word (per phone in a phone loop)")
+    sp.add_argument("--lexicon-format", default="auto", choices=("auto", "htk", "kaldi", "kaldip", "sphinx", "cmudict"),
+                    help="--lexicon file format (auto: Sphinx/cmudict if words carry (2), else HTK/Kaldi)")
     sp.add_argument("--lm-scale", type=float, default=1.0, help="phone-model files: grammar / LM scale")
     sp.add_argument("--beam", type=float, default=300.0,
                     help="phone-model files: pruning beam in log-likelihood units (inf: none)")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable, Sequence
 import numpy as np
 
 from .errors import GmmhmmError, InvalidParameterError, SequenceTooShortError
-from .graphs.lexicon import Lexicon
+from .data.lexicon import Lexicon
 from .graphs.models import PhoneModelSet
 from .search import (DecodeResult, DecodingGraph, SearchOptions, compile_graph, decode, ngram_grammar, word_list,
                      word_loop)

@@ -39,6 +39,8 @@ from gmmhmm.decoding import decode_files
 from gmmhmm.graphs import EmbeddedTrainer, Lexicon, parse_transcripts
 from gmmhmm.lm import estimate, read_arpa
 from gmmhmm.parallel import accumulate_corpus, fit_corpus
+from gmmhmm.search import SearchOptions, compile_graph, word_list, word_loop
+from gmmhmm.search import decode as search_decode
 
 REPO = Path(__file__).resolve().parents[1]
 E = errors
@@ -500,7 +502,35 @@ LIBRARY = [
          E.NonFiniteInputError, "NaN"),
     Case("EmbeddedTrainer.accumulate", "fewer transcripts than utterances",
          lambda e: _trainer(e).accumulate([e.X, e.X], [["one"]]), E.InvalidInputError, "transcripts"),
+    # --- search -----------------------------------------------------------
+    Case("SearchOptions", "beam 0", lambda e: SearchOptions(beam=0), E.InvalidParameterError, "beam must be"),
+    Case("SearchOptions", "max_active -1", lambda e: SearchOptions(max_active=-1), E.InvalidParameterError,
+         "max_active must be"),
+    Case("SearchOptions", "n_best 0", lambda e: SearchOptions(n_best=0), E.InvalidParameterError, "n_best must be"),
+    Case("SearchOptions", "infinite word insertion penalty", lambda e: SearchOptions(word_insertion_penalty=np.inf),
+         E.InvalidParameterError, "word_insertion_penalty must be a finite"),
+    Case("compile_graph", "grammar words missing from the lexicon",
+         lambda e: compile_graph(word_loop(["one", "eleven", "twelve"]), Lexicon.digits(), _transitions(), 3),
+         E.TranscriptError, "2 grammar word.*eleven, twelve"),
+    Case("compile_graph", "transitions of the wrong size",
+         lambda e: compile_graph(word_loop(["one"]), Lexicon.digits(), (np.zeros(3), np.zeros(3)), 3),
+         E.InvalidParameterError, "transitions must be"),
+    Case("search.decode", "log-likelihoods with too few columns",
+         lambda e: search_decode(_digit_graph(), np.zeros((50, 4))), E.InvalidInputError, "log_likelihood must be"),
+    Case("search.decode", "NaN log-likelihoods",
+         lambda e: search_decode(_digit_graph(), np.full((50, 60), np.nan)), E.InvalidInputError, "NaN"),
+    Case("search.decode", "fewer frames than the graph needs",
+         lambda e: search_decode(_digit_graph(), np.zeros((2, 60))), E.SequenceTooShortError, "needs at least 6"),
 ]
+
+
+def _transitions() -> tuple[np.ndarray, np.ndarray]:
+    n = 3 * len(Lexicon.digits().phones)
+    return np.log(np.full(n, 0.6)), np.log(np.full(n, 0.4))
+
+
+def _digit_graph():
+    return compile_graph(word_list(Lexicon.digits().words), Lexicon.digits(), _transitions(), 3)
 
 
 def _id(case: Case) -> str:

@@ -317,3 +317,33 @@ def test_recipe_dev_split_never_reads_test_takes(recipe, fsdd_path, tmp_path):
     other.write_text(config.read_text().replace('lexicon = ""', f'lexicon = "{lexicon}"'))
     with pytest.raises(InvalidParameterError, match="another lexicon"):
         recipe.main(["--config", str(other), "--dev", "--out", str(tmp_path / "lex"), "--model", str(out / "model.npz")])
+
+
+def test_cli_decodes_with_an_arpa_lm_and_writes_n_best(setup, tmp_path, capsys):
+    """`gmmhmm decode --lm`: a bigram LM over the four digits; n-best lists are distinct and sorted."""
+    from gmmhmm import save
+    from gmmhmm.cli import main
+    from gmmhmm.lm import estimate, write_arpa
+
+    model, _, test, _ = setup
+    save(model, tmp_path / "phones.npz")
+    words = [DIGIT_WORDS[int(d)] for d in DIGITS]
+    write_arpa(estimate([[w] for w in words] + [words, words[::-1]], order=2), tmp_path / "lm.arpa")
+    paths = [str(u.path) for u in test[:6]]
+    hyp, nbest = tmp_path / "hyp.txt", tmp_path / "nbest.txt"
+    assert main(["decode", str(tmp_path / "phones.npz"), *paths, "--lm", str(tmp_path / "lm.arpa"), "--lm-scale",
+                 "2", "--insertion-penalty", "-10", "--beam", "400", "--max-active", "3000", "--n-best", "3",
+                 "--n-best-output", str(nbest), "-o", str(hyp)]) == 0
+    lines = [line.split("\t") for line in hyp.read_text().splitlines()]
+    assert [line[0] for line in lines] == paths
+    hits = sum(line[1] == DIGIT_WORDS[int(u.digit)] for line, u in zip(lines, test[:6]))
+    assert hits >= 5
+    rows = [line.split("\t") for line in nbest.read_text().splitlines()]
+    for path, line in zip(paths, lines):
+        mine = [r for r in rows if r[0] == path]
+        assert [int(r[1]) for r in mine] == list(range(1, len(mine) + 1)) and len(mine) >= 2
+        assert mine[0][2] == line[1] and len({r[2] for r in mine}) == len(mine)
+        scores = [float(r[3]) for r in mine]
+        assert scores == sorted(scores, reverse=True)
+    assert main(["decode", str(tmp_path / "phones.npz"), paths[0], "--n-best", "3"]) == 1
+    assert "--n-best above 1 needs --n-best-output" in capsys.readouterr().err

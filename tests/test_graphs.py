@@ -192,18 +192,3 @@ def test_alternates_by_enumeration():
     ref = logsumexp([v for _, v in paths])
     log_z = kernels.forward_backward(ll, g.state_pdf, g.arc_src, g.arc_dst, logp, init, final, n)[0]
     assert log_z == pytest.approx(ref, rel=1e-10)
-
-
-def test_decoding_graphs_take_every_pronunciation():
-    """Search graphs (gmmhmm.search) over a lexicon with alternates: each pronunciation is a path
-    entered with its log weight, the word probabilities unchanged."""
-    from gmmhmm.search import SearchOptions, compile_graph, decode, word_list
-
-    lex = Lexicon.from_prons(ALT_PRONS)  # a: "x y" (0.7) or "y" (0.3); b: "x"
-    n = len(lex.phones)
-    g = compile_graph(word_list(["a", "b"], silence=False), lex, (np.log(np.full(n, 0.5)),) * 2, 1)
-    ll = np.full((1, g.n_pdf), -20.0)
-    ll[:, lex.phones.index("y")] = 0.0  # one frame of "y": only a's short pronunciation fits
-    res = decode(g, ll, SearchOptions(beam=np.inf, max_active=0))
-    assert res.words == ["a"]
-    assert res.score == pytest.approx(np.log(1 / 2) + np.log(0.3) + np.log(0.5))  # word, pronunciation, exit

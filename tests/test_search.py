@@ -10,8 +10,8 @@ import pytest
 from gmmhmm.errors import InvalidInputError, InvalidParameterError, SequenceTooShortError, TranscriptError
 from gmmhmm.graphs import Lexicon, kernels
 from gmmhmm.lm import NGramModel
-from gmmhmm.search import (Grammar, SearchOptions, compile_graph, decode, ngram_grammar, to_ctm, word_list,
-                           word_loop)
+from gmmhmm.search import (Grammar, SearchOptions, TokenPassing, compile_graph, decode, ngram_grammar, to_ctm,
+                           word_list, word_loop)
 from gmmhmm.search import token_passing
 
 EXACT = SearchOptions(beam=math.inf, max_active=0)
@@ -181,17 +181,14 @@ def test_words_sharing_prefixes():
 
 
 def test_alternate_pronunciations_are_parallel_paths():
-    class TwoProns(Lexicon):
-        def prons(self, word):
-            return [(("A", "B"), 0.0), (("C",), math.log(0.25))] if word == "ab" else [(tuple(self.pronunciations[word]), 0.0)]
-
-    lex = TwoProns.from_text("ab A B\nc C\n")
+    lex = Lexicon.from_prons({"ab": [(["A", "B"], 0.0), (["C"], math.log(0.25))], "c": [(["C"], 0.0)]})
     g = compile_graph(word_list(["ab"], silence=False), lex, transitions(lex, 1), 1)
+    assert g.n_nodes == 2 + 3  # two null nodes, A B and C in parallel
     ll = np.full((2, g.n_pdf), -20.0)
     ll[:, lex.phones.index("C")] = 0.0
-    res = decode(g, ll, EXACT)
-    assert res.words == ["ab"]  # through its second pronunciation
-    assert res.score == pytest.approx(2 * math.log(0.5) + math.log(0.25))
+    res = decode(g, ll, SearchOptions(beam=math.inf, lm_scale=2.0))
+    assert res.words == ["ab"]  # through its second pronunciation, whose weight the LM scale scales
+    assert res.score == pytest.approx(2 * math.log(0.5) + 2.0 * math.log(0.25))
 
 
 # ---------------------------------------------------------------------------
@@ -269,6 +266,21 @@ def test_long_input_collects_word_links_and_stays_exact(monkeypatch):
     assert [(h.words, h.score) for h in small.n_best] == [(h.words, h.score) for h in big.n_best]
 
 
+def test_blocks_of_frames_give_the_same_result():
+    rng = np.random.default_rng(4)
+    g = compile_graph(word_loop(["a", "ab", "c", "ba"]), LEX, transitions(LEX, 1, rng), 1)
+    ll = rng.normal(scale=3.0, size=(500, g.n_pdf))
+    opts = SearchOptions(beam=40.0, n_best=3)
+    whole = decode(g, ll, opts)
+    search = TokenPassing(g, opts)
+    for block in np.array_split(ll, [1, 70, 71, 300]):
+        search.advance(block)
+    parts = search.result()
+    assert parts.n_frames == 500
+    assert [(h.words, h.segments, h.score) for h in parts.n_best] == [
+        (h.words, h.segments, h.score) for h in whole.n_best]
+
+
 def test_pruning_keeps_the_clear_best_path():
     g = compile_graph(word_loop(["a", "ab", "abc", "c"]), LEX, transitions(LEX, 1), 1)
     ll = np.full((9, g.n_pdf), -20.0)
@@ -291,6 +303,14 @@ def test_ctm_lists_words_without_silence():
     res = decode(g, ll, EXACT)
     assert [s.word for s in res.best.segments] == ["a", "sil", "c", "sil"]
     assert to_ctm("utt1", res, 0.01) == "utt1 1 0.000 0.020 a\nutt1 1 0.030 0.010 c\n"
+    # silence as a word of the grammar (a phone loop): a segment, never a word
+    lex = Lexicon.from_text("a A\nc C\nsil sil\n")
+    g = compile_graph(word_loop(["a", "c", "sil"], silence=False), lex, transitions(lex, 1), 1)
+    ll = np.full((5, g.n_pdf), -20.0)
+    for t, p in enumerate(["A", "A", "sil", "C", "sil"]):
+        ll[t, lex.phones.index(p)] = 0.0
+    res = decode(g, ll, EXACT)
+    assert res.words == ["a", "c"] and [s.word for s in res.best.segments] == ["a", "sil", "c", "sil"]
 
 
 # ---------------------------------------------------------------------------
@@ -304,7 +324,7 @@ def test_bad_input():
         decode(g, np.zeros((5, 2)))
     with pytest.raises(InvalidInputError, match="NaN"):
         decode(g, np.full((5, g.n_pdf), np.nan))
-    with pytest.raises(TranscriptError, match="2 grammar word\\(s\\) not in the lexicon: zz, yy"):
+    with pytest.raises(TranscriptError, match="2 grammar word\\(s\\) not in the lexicon: yy, zz"):
         compile_graph(word_loop(["a", "zz", "yy"]), LEX, transitions(LEX, 1), 1)
     with pytest.raises(InvalidParameterError, match="transitions"):
         compile_graph(word_loop(["a"]), LEX, transitions(LEX, 1), 3)

@@ -6,7 +6,8 @@ files, datasets or the front end.
 * :mod:`.grammar`        word-level grammars with null nodes: word loop, word list, ARPA n-gram (backoff arcs)
 * :mod:`.graph`          grammar x lexicon x phone topology -> :class:`DecodingGraph`
 * :mod:`.options`        :class:`SearchOptions` (beam, max_active, insertion penalty, LM scale, n-best)
-* :mod:`.token_passing`  the search, word-link records, n-best, CTM
+* :mod:`.token_passing`  the search (:func:`decode`, or :class:`TokenPassing` block by block), word-link
+  records, n-best, CTM
 
 Example::
 
@@ -19,7 +20,7 @@ Example::
 from .grammar import Grammar, ngram_grammar, word_list, word_loop
 from .graph import DecodingGraph, compile_graph
 from .options import SearchOptions
-from .token_passing import DecodeResult, Hypothesis, WordSegment, decode, to_ctm
+from .token_passing import DecodeResult, Hypothesis, TokenPassing, WordSegment, decode, to_ctm
 
-__all__ = ["DecodeResult", "DecodingGraph", "Grammar", "Hypothesis", "SearchOptions", "WordSegment", "compile_graph",
-           "decode", "ngram_grammar", "to_ctm", "word_list", "word_loop"]
+__all__ = ["DecodeResult", "DecodingGraph", "Grammar", "Hypothesis", "SearchOptions", "TokenPassing", "WordSegment",
+           "compile_graph", "decode", "ngram_grammar", "to_ctm", "word_list", "word_loop"]

@@ -38,7 +38,7 @@ from functools import cached_property
 import numpy as np
 
 from ..errors import InvalidParameterError, TranscriptError
-from ..graphs.lexicon import Lexicon
+from ..data.lexicon import Lexicon
 from .grammar import Grammar
 from .options import SearchOptions
 
@@ -51,7 +51,8 @@ class DecodingGraph:
     labels : list of str
         Output labels (words, then the silence word if used).
     silence_label : int
-        Index of the silence word in ``labels`` (-1: no optional silence).
+        Index of the silence word in ``labels`` (-1: none); it is left out of
+        hypotheses' words and CTM, kept in their segments.
     node_pdf : (N,) int
         Pdf (column of the log-likelihood matrix) of each emitting node, -1 for null nodes.
     n_null : int
@@ -176,8 +177,7 @@ def compile_graph(
     if use_silence and not 0.0 < silence_prob < 1.0:
         raise InvalidParameterError(f"silence_prob must be in (0, 1), got {silence_prob}")
     words = grammar.words
-    known = set(lexicon.words)
-    missing = [w for w in words if w not in known]
+    missing = lexicon.missing(words)
     if missing:
         raise TranscriptError(f"{len(missing)} grammar word(s) not in the lexicon: {', '.join(missing[:50])}"
                               + (" ..." if len(missing) > 50 else ""))
@@ -191,8 +191,8 @@ def compile_graph(
 
     labels = list(words)
     label_of = {w: i for i, w in enumerate(labels)}
-    silence_label = -1
-    if use_silence:
+    silence_label = label_of.get(lexicon.silence, -1)  # silence as a grammar word (a phone loop's sil)
+    if use_silence and silence_label < 0:
         silence_label = len(labels)
         labels.append(lexicon.silence)
     # null nodes: in/out per grammar node (the same node without optional silence)
@@ -228,9 +228,8 @@ def compile_graph(
                 arc(s, s + 1, log_leave[p])
         arc(first + len(states) - 1, exit_to, log_leave[states[-1]], lab=lab)
 
-    prons_of = getattr(lexicon, "prons", None) or (lambda w: [(lexicon.pronunciations[w], 0.0)])  # until alternates land
     prons: dict[str, list[tuple[list[int], float]]] = {
-        w: [(pdfs(p), float(lw)) for p, lw in prons_of(w)] for w in words}
+        w: [(pdfs(p), float(lw)) for p, lw in lexicon.prons(w)] for w in words}
     for g_src, g_dst, w, logp in grammar.arcs:
         if not math.isfinite(logp):
             continue

@@ -9,7 +9,8 @@ Design (HTK's HVite token passing, Kaldi's ``LatticeFasterDecoder`` pruning):
 * Frame ``t``: the emitting step expands tokens of frame ``t - 1`` whose
   score is within ``beam`` of that frame's best and among its ``max_active``
   best (histogram pruning) along arcs into emitting nodes, adding the
-  frame's log-likelihood. Then tokens leave words: crossing a labelled exit
+  frame's log-likelihood (a new token more than ``beam`` below the best new
+  one is never made). Then tokens leave words: crossing a labelled exit
   arc into a null node makes a *word-link record* (previous record, label,
   frame, score, node) -- one per (null node, frame), the best arrival; with
   ``n_best > 1`` the other arrivals within ``lattice_beam`` are kept as its
@@ -23,7 +24,16 @@ Design (HTK's HVite token passing, Kaldi's ``LatticeFasterDecoder`` pruning):
 * The best path is the chain of records of the best token at a final node
   after the last frame. N-best distinct word sequences are found by an A*
   search backwards over the lattice of records, whose forward scores are the
-  exact heuristic.
+  exact heuristic. The lattice makes the word-pair approximation (one token
+  per state, as HVite with one token): alternatives are kept where words
+  end, but inside a word only the best history survives, so the list holds
+  real paths in score order and may miss sequences that differ only inside
+  one word's span. With isolated words it is exact.
+* Memory: the graph, 2 x N token scratch (O(graph), reused), the records and
+  alternatives reachable from live tokens, and the current block of
+  log-likelihoods; :class:`TokenPassing` takes the frames block by block, so
+  nothing grows with T for 1-best (an n-best lattice grows with the word
+  ends kept).
 
 Everything runs in compiled numba functions over chunks of frames; Python
 only allocates (so ``tracemalloc`` sees the search's memory), collects
@@ -149,14 +159,15 @@ def _start(start, score, wlr, act, n_act, node_pdf, n_null, arc_start, arc_dst, 
 
 
 @njit(cache=True)
-def _advance(ll, t_begin, t_end, node_pdf, n_null, arc_start, arc_dst, arc_w, arc_label,
+def _advance(ll, t_begin, t_end, t_offset, node_pdf, n_null, arc_start, arc_dst, arc_w, arc_label,
              beam, max_active, lattice_beam, keep_alts,
              score, wlr, act, n_act, node_rec, node_rec_frame,
              rec_pred, rec_label, rec_frame, rec_node, rec_score,
              alt_rec, alt_pred, alt_label, alt_score, counts, rec_room, alt_room, peak):
     """Frames ``t_begin .. t_end - 1``; returns the first frame not done (early if a buffer is full).
 
-    Row ``t % 2`` holds the tokens after frame ``t - 1``. ``counts`` = [records, alternatives].
+    Frame ``t`` is row ``t - t_offset`` of ``ll``. Row ``t % 2`` of the token
+    arrays holds the tokens after frame ``t - 1``. ``counts`` = [records, alternatives].
     """
     for t in range(t_begin, t_end):
         if counts[0] + rec_room > rec_pred.shape[0] or counts[1] + alt_room > alt_rec.shape[0]:
@@ -179,8 +190,10 @@ def _advance(ll, t_begin, t_end, node_pdf, n_null, arc_start, arc_dst, arc_w, ar
             kth = np.partition(tmp, n - max_active)[n - max_active]
             if kth > cutoff:
                 cutoff = kth
-        # emitting step
+        # emitting step; like Kaldi, a new token more than the beam below the best new one so far is
+        # never made (it could not survive this frame's cutoff), which saves most of a large word loop
         best_cur = NEG_INF
+        next_cutoff = NEG_INF
         for i in range(n):
             src = act[prev, i]
             s = score[prev, src]
@@ -191,9 +204,12 @@ def _advance(ll, t_begin, t_end, node_pdf, n_null, arc_start, arc_dst, arc_w, ar
                 p = node_pdf[d]
                 if p < 0:
                     continue
-                v = s + arc_w[a] + ll[t, p]
+                v = s + arc_w[a] + ll[t - t_offset, p]
+                if v < next_cutoff:
+                    continue
                 if _put(cur, d, v, wlr[prev, src], score, wlr, act, n_act) and v > best_cur:
                     best_cur = v
+                    next_cutoff = v - beam
         # word ends: emitting -> null arcs (all labelled) make word-link records
         cutoff = best_cur - beam
         n_emit = n_act[cur]
@@ -326,6 +342,102 @@ class _Buffers:
             self.alt = self._grow(self.alt, counts[1], max(2 * len(self.alt[0]), need))
 
 
+class TokenPassing:
+    """Search state of one utterance, fed log-likelihoods frame block by frame block.
+
+    Like Kaldi's ``AdvanceDecoding`` on a decodable: memory never depends on
+    the number of frames seen (only on the active search and the live
+    traceback), so an hour of audio can be decoded in blocks.
+
+    Parameters
+    ----------
+    graph : DecodingGraph
+    options : SearchOptions
+    arc_weights : (A,) array, optional
+        ``graph.arc_weights(options)``, to compute once for many utterances.
+    """
+
+    def __init__(self, graph: DecodingGraph, options: SearchOptions | None = None,
+                 arc_weights: np.ndarray | None = None) -> None:
+        self.graph = graph
+        self.options = SearchOptions() if options is None else options
+        self.weights = graph.arc_weights(self.options) if arc_weights is None else arc_weights
+        N = graph.n_nodes
+        self.keep_alts = self.options.n_best > 1
+        self.score = np.full((2, N), NEG_INF)
+        self.wlr = np.full((2, N), -1, dtype=np.int64)
+        self.act = np.empty((2, N), dtype=np.int64)
+        self.n_act = np.zeros(2, dtype=np.int64)
+        self.node_rec = np.full(graph.n_null, -1, dtype=np.int64)  # record of a null node in the current frame
+        self.node_rec_frame = np.full(graph.n_null, -2, dtype=np.int64)
+        self.rec_room = graph.n_null  # most records one frame can make
+        self.alt_room = int((graph.arc_label >= 0).sum()) if self.keep_alts else 0
+        self.buf = _Buffers(4 * self.rec_room + _MIN_BUFFER, 4 * self.alt_room + _MIN_BUFFER if self.keep_alts else 0)
+        self.counts = np.zeros(2, dtype=np.int64)
+        self.peak = np.zeros(1, dtype=np.int64)
+        self.n_frames = 0
+        self.n_gc = self.peak_rec = 0
+        self._g = (graph.node_pdf, graph.n_null, graph.arc_start, graph.arc_dst, self.weights)
+        _start(graph.start, self.score, self.wlr, self.act, self.n_act, *self._g)
+
+    def advance(self, log_likelihood: np.ndarray) -> None:
+        """Search the next frames: a (n, >= graph.n_pdf) log-likelihood block."""
+        ll = np.ascontiguousarray(log_likelihood, dtype=np.float64)
+        if ll.ndim != 2 or ll.shape[1] < self.graph.n_pdf:
+            raise InvalidInputError(f"log_likelihood must be (n_frames, {self.graph.n_pdf}), got {ll.shape}")
+        if np.isnan(ll).any():
+            raise InvalidInputError("log_likelihood contains NaN")
+        o, buf = self.options, self.buf
+        t, T = self.n_frames, self.n_frames + len(ll)
+        while t < T:
+            t = _advance(ll, t, min(T, t + _CHUNK), self.n_frames, *self._g, self.graph.arc_label, float(o.beam),
+                         o.max_active, float(o.lattice_beam), self.keep_alts, self.score, self.wlr, self.act,
+                         self.n_act, self.node_rec, self.node_rec_frame, *buf.rec, *buf.alt, self.counts,
+                         self.rec_room, self.alt_room, self.peak)
+            self.peak_rec = max(self.peak_rec, int(self.counts[0]))
+            if (self.counts[0] + self.rec_room > len(buf.rec[0])
+                    or self.counts[1] + self.alt_room > len(buf.alt[0])):
+                live = _collect(t % 2, self.wlr, self.act, self.n_act, *buf.rec, *buf.alt, self.counts,
+                                self.keep_alts)
+                self.n_gc += 1
+                # grow when the live records fill more than half: amortised O(1) per record
+                n_alt = int(self.counts[1])
+                if 2 * live + self.rec_room > len(buf.rec[0]) or 2 * n_alt + self.alt_room > len(buf.alt[0]):
+                    buf.ensure(self.counts, live + self.rec_room, n_alt + self.alt_room)
+        self.n_frames = T
+
+    def result(self) -> DecodeResult:
+        """Best path (and n-best list) ending after the frames seen so far.
+
+        Raises
+        ------
+        SequenceTooShortError
+            No token reached a final node (too few frames, or the beam pruned every path).
+        """
+        graph, options, T = self.graph, self.options, self.n_frames
+        row = T % 2
+        active = self.act[row, :self.n_act[row]]
+        final = graph.final_weights(options)
+        totals = self.score[row, active] + final[active]
+        if T == 0 or not len(active) or not np.isfinite(totals.max()):
+            raise SequenceTooShortError(f"no complete path through the decoding graph in {T} frames (the graph "
+                                        f"needs at least {graph.min_frames}; beam={options.beam}, "
+                                        f"max_active={options.max_active})")
+        k = int(np.argmax(totals))
+        rec_pred, rec_label, rec_frame, rec_node, rec_score = self.buf.rec
+        stats = {"peak_active": int(self.peak[0]), "records": int(self.counts[0]),
+                 "alternatives": int(self.counts[1]), "peak_records": self.peak_rec,
+                 "garbage_collections": self.n_gc}
+        best = _hypothesis(graph, int(self.wlr[row, active[k]]), float(totals[k]), rec_pred, rec_label, rec_frame,
+                           rec_score)
+        n_best = [best]
+        if self.keep_alts:
+            fc = _final_closure(final, graph.n_null, graph.node_pdf, graph.arc_start, graph.arc_dst, self.weights)
+            n_best = _n_best(graph, options.n_best, T, fc, self.counts, self.buf) or [best]
+        silence = graph.labels[graph.silence_label] if graph.silence_label >= 0 else None
+        return DecodeResult(best, n_best, T, silence, stats)
+
+
 def decode(graph: DecodingGraph, log_likelihood: np.ndarray, options: SearchOptions | None = None,
            arc_weights: np.ndarray | None = None) -> DecodeResult:
     """Token-passing search of a (T, n_pdf) log-likelihood matrix through ``graph``.
@@ -342,65 +454,13 @@ def decode(graph: DecodingGraph, log_likelihood: np.ndarray, options: SearchOpti
     Raises
     ------
     InvalidInputError
-        Wrong shape or non-finite/NaN values.
+        Wrong shape or NaN values.
     SequenceTooShortError
         No token reached a final node (too few frames, or the beam pruned every path).
     """
-    options = SearchOptions() if options is None else options
-    ll = np.ascontiguousarray(log_likelihood, dtype=np.float64)
-    if ll.ndim != 2 or ll.shape[1] < graph.n_pdf or ll.shape[0] < 1:
-        raise InvalidInputError(f"log_likelihood must be (n_frames >= 1, {graph.n_pdf}), got {ll.shape}")
-    if np.isnan(ll).any():
-        raise InvalidInputError("log_likelihood contains NaN")
-    w = graph.arc_weights(options) if arc_weights is None else arc_weights
-    T, N = len(ll), graph.n_nodes
-    keep_alts = options.n_best > 1
-    beam = float(options.beam)
-    score = np.full((2, N), NEG_INF)
-    wlr = np.full((2, N), -1, dtype=np.int64)
-    act = np.empty((2, N), dtype=np.int64)
-    n_act = np.zeros(2, dtype=np.int64)
-    node_rec = np.full(graph.n_null, -1, dtype=np.int64)  # record of a null node in the current frame
-    node_rec_frame = np.full(graph.n_null, -2, dtype=np.int64)
-    rec_room = graph.n_null
-    alt_room = int((graph.arc_label >= 0).sum()) if keep_alts else 0
-    buf = _Buffers(4 * rec_room + _MIN_BUFFER, 4 * alt_room + _MIN_BUFFER if keep_alts else 0)
-    counts = np.zeros(2, dtype=np.int64)
-    peak = np.zeros(1, dtype=np.int64)
-    g = (graph.node_pdf, graph.n_null, graph.arc_start, graph.arc_dst, w)
-    _start(graph.start, score, wlr, act, n_act, *g)
-    t, n_gc, peak_rec = 0, 0, 0
-    while t < T:
-        t = _advance(ll, t, min(T, t + _CHUNK), *g, graph.arc_label, beam, options.max_active,
-                     float(options.lattice_beam), keep_alts, score, wlr, act, n_act, node_rec, node_rec_frame,
-                     *buf.rec, *buf.alt, counts, rec_room, alt_room, peak)
-        peak_rec = max(peak_rec, int(counts[0]))
-        if counts[0] + rec_room > len(buf.rec[0]) or counts[1] + alt_room > len(buf.alt[0]):
-            live = _collect(t % 2, wlr, act, n_act, *buf.rec, *buf.alt, counts, keep_alts)
-            n_gc += 1
-            # grow when the live records fill more than half: amortised O(1) per record
-            if 2 * live + rec_room > len(buf.rec[0]) or 2 * counts[1] + alt_room > len(buf.alt[0]):
-                buf.ensure(counts, max(rec_room, live + rec_room), max(alt_room, int(counts[1]) + alt_room))
-    row = T % 2
-    active = act[row, :n_act[row]]
-    final = graph.final_weights(options)
-    totals = score[row, active] + final[active]
-    if not len(active) or not np.isfinite(totals.max()):
-        raise SequenceTooShortError(f"no complete path through the decoding graph in {T} frames (the graph "
-                                    f"needs at least {graph.min_frames}; beam={options.beam}, "
-                                    f"max_active={options.max_active})")
-    k = int(np.argmax(totals))
-    rec_pred, rec_label, rec_frame, rec_node, rec_score = buf.rec
-    stats = {"peak_active": int(peak[0]), "records": int(counts[0]), "alternatives": int(counts[1]),
-             "peak_records": peak_rec, "garbage_collections": n_gc}
-    best = _hypothesis(graph, int(wlr[row, active[k]]), float(totals[k]), rec_pred, rec_label, rec_frame,
-                       rec_score)
-    n_best = [best]
-    if keep_alts:
-        fc = _final_closure(final, graph.n_null, graph.node_pdf, graph.arc_start, graph.arc_dst, w)
-        n_best = _n_best(graph, options.n_best, T, fc, counts, buf) or [best]
-    silence = graph.labels[graph.silence_label] if graph.silence_label >= 0 else None
-    return DecodeResult(best, n_best, T, silence, stats)
+    search = TokenPassing(graph, options, arc_weights)
+    search.advance(log_likelihood)
+    return search.result()
 
 
 def _hypothesis(graph: DecodingGraph, r: int, total: float, rec_pred, rec_label, rec_frame, rec_score) -> Hypothesis:
