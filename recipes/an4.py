@@ -257,8 +257,10 @@ def stage_decode(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, lm: NGramMod
     t0, cpu0 = time.perf_counter(), time.process_time()
     ll = dict(zip(utts, model.state_log_likelihood_many([feats[u] for u in utts])))
     t1 = time.perf_counter()
-    results = decode(model, lexicon, lm, ll, [opt], cfg)[0]
+    decoded = decode(model, lexicon, lm, ll, [opt], cfg)[0]
     t2, cpu_s = time.perf_counter(), time.process_time() - cpu0
+    # an utterance whose audio failed in stage 1 is scored as all deleted, never left out
+    results = {u: decoded.get(u) for u in test.utterances}
     er = score(test, results)
     d = out / "mono" / "decode_test"
     d.mkdir(parents=True, exist_ok=True)
@@ -271,7 +273,8 @@ def stage_decode(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, lm: NGramMod
     with open(out / "RESULTS", "a", encoding="utf-8") as f:
         f.write("".join(f"{ln} {d.name} {settings}\n" for ln in lines.splitlines()))
     report = {"errors": er.to_dict(), "audio_s": audio_s, "scoring_s": t1 - t0, "search_s": t2 - t1,
-              "real_time_factor": (t2 - t0) / audio_s, "cpu_real_time_factor": cpu_s / audio_s, "warmup_s": warmup_s, "n_utterances": len(utts), "settings": settings,
+              "real_time_factor": (t2 - t0) / audio_s, "cpu_real_time_factor": cpu_s / audio_s,
+              "warmup_s": warmup_s, "n_utterances": len(results), "n_decoded": len(utts), "settings": settings,
               "peak_active": max(r.stats.get("peak_active", 0) for r in results.values() if r is not None)}
     atomic_write_text(d / "report.json", json.dumps(report, indent=1))
     print(lines)

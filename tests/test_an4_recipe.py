@@ -96,6 +96,27 @@ def test_tuning_never_reads_the_test_set(small_run, tmp_path):
     assert report["tuned"] == json.loads((out / "mono_nodev" / "decode_dev" / "best.json").read_text())
 
 
+def test_test_utterance_without_features_counts_as_deleted(small_run, tmp_path):
+    """An utterance whose audio failed is scored (all words deleted), never dropped from the WER."""
+    import shutil
+
+    from gmmhmm.features.store import load_features, save_features
+
+    args, out, report = small_run
+    copy = tmp_path / "exp"
+    shutil.copytree(out, copy)
+    feats, meta = load_features(copy / "feats" / "test.npz")
+    lost = sorted(feats)[0]
+    save_features(copy / "feats" / "test.npz", {u: x for u, x in feats.items() if u != lost}, meta)
+    again = an4.main(args + ["--out", str(copy), "--stage", "6", "--stop-stage", "6"])["test"]
+    n_lost = len(an4.DataDir.read(out / "data" / "test").text[lost])
+    assert again["n_utterances"] == report["test"]["n_utterances"] == again["n_decoded"] + 1
+    assert again["errors"]["n_ref"] == report["test"]["errors"]["n_ref"]
+    assert again["errors"]["n_correct"] <= report["test"]["errors"]["n_correct"]
+    assert again["errors"]["n_deletions"] >= n_lost
+    assert lost + " \n" in (copy / "mono" / "decode_test" / "hyp.txt").read_text()
+
+
 def test_kaldi_lines_hand_computed():
     er = error_rates([["A", "B", "C"], ["D"]], [["A", "X"], ["D", "E"]])  # 1 sub, 1 del, 1 ins; 2/2 wrong
     assert an4.kaldi_lines(er) == "%WER 75.00 [ 3 / 4, 1 ins, 1 del, 1 sub ]\n%SER 100.00 [ 2 / 2 ]"
