@@ -337,3 +337,23 @@ def test_bad_input():
                 {"word_insertion_penalty": math.inf}, {"max_active": 2.5}):
         with pytest.raises(InvalidParameterError):
             SearchOptions(**bad)
+
+
+@pytest.mark.parametrize("words", [["x", "y", "z"], ["z", "y", "x", "z"], ["y", "x"], ["z"], ["x", "z", "y", "z"]])
+def test_estimated_trigram_scores_are_sentence_log_probs(words):
+    """Backoff chains across orders (trigram -> bigram -> unigram) give exactly the model's probability.
+
+    (No word repeats itself: one long word would beat two short copies.)
+    """
+    from gmmhmm.lm import estimate
+
+    lm = estimate([["x", "y", "z"], ["x", "y", "y"], ["z", "y", "x"], ["y", "z"], ["x"]], order=3)
+    lex = Lexicon.from_text("x X\ny Y\nz Z\n")
+    g = compile_graph(ngram_grammar(lm, silence=False), lex, transitions(lex, 1), 1)
+    ll = np.full((2 * len(words), g.n_pdf), -80.0)
+    for i, w in enumerate(words):
+        ll[2 * i: 2 * i + 2, lex.phones.index(w.upper())] = 0.0
+    res = decode(g, ll, SearchOptions(beam=math.inf, lm_scale=1.3, word_insertion_penalty=-0.2))
+    assert res.words == words
+    want = len(ll) * math.log(0.5) + 1.3 * lm.sentence_log_prob(words) - 0.2 * len(words)
+    assert res.score == pytest.approx(want, abs=1e-9)
