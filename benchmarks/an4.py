@@ -1,0 +1,94 @@
+#!/usr/bin/env python
+"""Benchmark: the AN4 recipe stage by stage, each in its own process.
+
+Runs ``recipes/an4.py --stage N --stop-stage N`` for every stage so that each
+stage's wall time and peak resident memory are its own, then prints a table,
+the test ``%WER`` / ``%SER``, the decoding real-time factor (acoustic scoring
++ search over the test audio) and the load average before and after (the
+figures mean little on a busy machine). The last line is JSON.
+
+``--slice`` runs a few speakers with a short schedule (a smoke run, seconds);
+without it the full recipe runs (about as long as ``python recipes/an4.py``).
+
+Usage::
+
+    python benchmarks/an4.py [--config configs/an4.toml] [--out DIR] [--slice]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "recipes" / "an4.py"
+
+
+def recipe_stages() -> tuple[str, ...]:
+    spec = importlib.util.spec_from_file_location("an4", RECIPE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.STAGES
+
+
+#: --set options of the smoke run: 4 training speakers (1 dev), 1 test speaker, 2 Gaussians.
+SLICE = {"data.train_speakers": '["fash", "fbbh", "mblb", "mcen"]', "data.test_speakers": '["fcaw"]',
+         "dev.speakers": '["fbbh"]', "training.mixtures": "[1, 2]", "training.n_iter": "[2, 1]",
+         "tuning.lm_scales": "[6.0, 10.0]", "tuning.word_insertion_penalties": "[-10.0, 0.0]"}
+
+
+def run_stage(stage: int, args: argparse.Namespace, out: Path, settings: list[str]) -> dict:
+    """One stage in a fresh interpreter; its report (times, peak memory, results)."""
+    report = out / f"benchmark_stage{stage}.json"
+    cmd = [sys.executable, str(RECIPE), "--config", args.config, "--out", str(out), "--stage", str(stage),
+           "--stop-stage", str(stage), "--report", str(report), *settings]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.PIPE if not args.verbose else None)
+    result = json.loads(report.read_text())
+    result["process_wall_s"] = time.perf_counter() - t0  # includes interpreter start and imports
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", default=str(REPO / "configs" / "an4.toml"))
+    ap.add_argument("--out", type=Path, default=None, help="output folder (default: a temporary folder)")
+    ap.add_argument("--slice", action="store_true", help="a few speakers, short schedule (smoke run)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show the recipe's own output")
+    args = ap.parse_args(argv)
+    settings = [a for k, v in SLICE.items() for a in ("--set", f"{k}={v}")] if args.slice else []
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or Path(tmp) / "an4"
+        reports = {name: run_stage(i, args, out, settings) for i, name in enumerate(recipe_stages())}
+    load_after = os.getloadavg()
+    print(f"{'stage':<10} {'wall s':>8} {'process s':>10} {'peak MB':>8}")
+    for name, r in reports.items():
+        print(f"{name:<10} {r['timings_s'][name]:8.1f} {r['process_wall_s']:10.1f} {r['peak_memory_mb']:8.0f}")
+    test = reports["decode"]["test"]
+    e = test["errors"]
+    total = sum(r["timings_s"][n] for n, r in reports.items())
+    print(f"%WER {100 * e['error_rate']:.2f} [ {e['n_errors']} / {e['n_ref']}, {e['n_insertions']} ins, "
+          f"{e['n_deletions']} del, {e['n_substitutions']} sub ]  ({test['settings']})")
+    print(f"decoding {test['n_utterances']} utterances, {test['audio_s']:.1f} s of audio: real-time factor "
+          f"{test['real_time_factor']:.4f} ({1 / test['real_time_factor']:.0f}x faster than real time; "
+          f"scoring {test['scoring_s']:.2f} s + search {test['search_s']:.2f} s), "
+          f"peak memory of the decoding process {reports['decode']['peak_memory_mb']:.0f} MB")
+    print(f"all stages {total:.1f} s; load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
+    summary = {"stages_s": {n: r["timings_s"][n] for n, r in reports.items()},
+               "peak_memory_mb": {n: r["peak_memory_mb"] for n, r in reports.items()},
+               "wer": e["error_rate"], "ser": e["sentence_error_rate"], "real_time_factor": test["real_time_factor"],
+               "total_s": total, "load_average": [load_before[0], load_after[0]], "slice": args.slice}
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

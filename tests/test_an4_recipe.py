@@ -1,0 +1,140 @@
+"""The AN4 recipe end to end on a small slice of AN4 (a few speakers, short schedule).
+
+Fails loudly (never skips) when ../shared/data/an4 is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from gmmhmm.errors import InvalidParameterError
+from gmmhmm.scoring import error_rates
+
+from conftest import REPO_ROOT, load_script
+
+an4 = load_script("recipes/an4.py")
+
+TRAIN = ["fash", "fbbh", "mblb", "mcen"]
+DEV = ["fbbh"]
+TEST = ["fcaw"]
+
+WER_LINE = re.compile(r"^%WER (\d+\.\d\d) \[ (\d+) / (\d+), (\d+) ins, (\d+) del, (\d+) sub \]")
+SER_LINE = re.compile(r"^%SER (\d+\.\d\d) \[ (\d+) / (\d+) \]")
+
+
+def slice_settings(an4_path: Path) -> list[str]:
+    """--set options cutting configs/an4.toml down to 4 training speakers (1 dev), 1 test speaker, 2 Gaussians."""
+    settings = {"data.an4_dir": json.dumps(str(an4_path)), "data.train_speakers": json.dumps(TRAIN),
+                "data.test_speakers": json.dumps(TEST), "dev.speakers": json.dumps(DEV), "data.n_jobs": "1",
+                "training.mixtures": "[1, 2]", "training.n_iter": "[2, 1]", "tuning.lm_scales": "[6.0, 10.0]",
+                "tuning.word_insertion_penalties": "[-10.0, 0.0]"}
+    return [arg for k, v in settings.items() for arg in ("--set", f"{k}={v}")]
+
+
+@pytest.fixture(scope="module")
+def small_run(an4_path, tmp_path_factory):
+    """(--set options, output folder, report) of the whole recipe on the slice."""
+    out = tmp_path_factory.mktemp("an4") / "exp"
+    args = slice_settings(an4_path)
+    report = an4.main(args + ["--out", str(out), "--report", str(out / "report.json")])
+    return args, out, report
+
+
+def test_recipe_end_to_end_on_a_slice(small_run):
+    args, out, report = small_run
+    assert set(report["timings_s"]) == set(an4.STAGES)
+    assert json.loads((out / "report.json").read_text())["test"] == report["test"]
+    lines = (out / "RESULTS").read_text().splitlines()
+    assert len(lines) == 2
+    wer, ser = WER_LINE.match(lines[0]), SER_LINE.match(lines[1])
+    assert wer and ser, lines
+    errors = report["test"]["errors"]
+    test_utts = sorted(p.name for p in (an4.default_an4_dir() / "wav" / "an4test_clstk" / "fcaw").glob("*.sph"))
+    assert [int(x) for x in wer.groups()[1:]] == [errors["n_errors"], errors["n_ref"], errors["n_insertions"],
+                                                  errors["n_deletions"], errors["n_substitutions"]]
+    assert int(ser.group(3)) == len(test_utts) == report["test"]["n_utterances"]
+    # the printed counts are those of the written hypotheses against the references
+    hyps = dict((ln.split(" ", 1) + [""])[:2] for ln in (out / "mono" / "decode_test" / "hyp.txt").read_text().splitlines())
+    refs = an4.DataDir.read(out / "data" / "test").subset([Path(u).stem for u in test_utts]).text
+    assert sorted(hyps) == sorted(refs)
+    rescored = error_rates([refs[u] for u in sorted(refs)], [hyps[u].split() for u in sorted(refs)])
+    assert rescored.n_errors == errors["n_errors"]
+    # even two Gaussians and two iterations recognise most words of a seen vocabulary
+    assert rescored.error_rate < 0.8
+    # CTM lines are keyed by test utterance ids, words in decoding order
+    ctm = [ln.split() for ln in (out / "mono" / "decode_test" / "ctm").read_text().splitlines()]
+    assert {c[0] for c in ctm} <= set(refs) and all(len(c) == 5 and float(c[3]) > 0 for c in ctm)
+    assert [c[4] for c in ctm if c[0] == sorted(refs)[0]] == hyps[sorted(refs)[0]].split()
+
+
+def test_tuning_is_on_dev_speakers_from_the_grid(small_run):
+    _, out, _ = small_run
+    best = json.loads((out / "mono_nodev" / "decode_dev" / "best.json").read_text())
+    assert best["dev_speakers"] == DEV
+    assert best["lm_scale"] in (6.0, 10.0) and best["word_insertion_penalty"] in (-10.0, 0.0)
+    assert len((out / "mono_nodev" / "decode_dev" / "tuning.txt").read_text().splitlines()) == 4
+    # the dev LM never saw the dev transcripts: a dev-only sentence is missing from it
+    assert (out / "lm" / "bigram_nodev.arpa").stat().st_size < (out / "lm" / "bigram.arpa").stat().st_size
+
+
+def test_tuning_never_reads_the_test_set(small_run, tmp_path):
+    """Tuning (stage 4) runs with the test features and the final models gone."""
+    args, out, _ = small_run
+    import shutil
+
+    copy = tmp_path / "exp"
+    shutil.copytree(out, copy)
+    (copy / "feats" / "test.npz").unlink()
+    shutil.rmtree(copy / "mono")
+    (copy / "mono_nodev" / "decode_dev" / "best.json").unlink()
+    # stage 6 needs them; tuning must not
+    report = an4.main(args + ["--out", str(copy), "--stage", "4", "--stop-stage", "4"])
+    assert report["tuned"] == json.loads((out / "mono_nodev" / "decode_dev" / "best.json").read_text())
+
+
+def test_test_utterance_without_features_counts_as_deleted(small_run, tmp_path):
+    """An utterance whose audio failed is scored (all words deleted), never dropped from the WER."""
+    import shutil
+
+    from gmmhmm.features.store import load_features, save_features
+
+    args, out, report = small_run
+    copy = tmp_path / "exp"
+    shutil.copytree(out, copy)
+    feats, meta = load_features(copy / "feats" / "test.npz")
+    lost = sorted(feats)[0]
+    save_features(copy / "feats" / "test.npz", {u: x for u, x in feats.items() if u != lost}, meta)
+    again = an4.main(args + ["--out", str(copy), "--stage", "6", "--stop-stage", "6"])["test"]
+    n_lost = len(an4.DataDir.read(out / "data" / "test").text[lost])
+    assert again["n_utterances"] == report["test"]["n_utterances"] == again["n_decoded"] + 1
+    assert again["errors"]["n_ref"] == report["test"]["errors"]["n_ref"]
+    assert again["errors"]["n_correct"] <= report["test"]["errors"]["n_correct"]
+    assert again["errors"]["n_deletions"] >= n_lost
+    assert lost + " \n" in (copy / "mono" / "decode_test" / "hyp.txt").read_text()
+
+
+def test_kaldi_lines_hand_computed():
+    er = error_rates([["A", "B", "C"], ["D"]], [["A", "X"], ["D", "E"]])  # 1 sub, 1 del, 1 ins; 2/2 wrong
+    assert an4.kaldi_lines(er) == "%WER 75.00 [ 3 / 4, 1 ins, 1 del, 1 sub ]\n%SER 100.00 [ 2 / 2 ]"
+
+
+def test_dev_speakers_must_be_training_speakers(small_run):
+    args, out, _ = small_run
+    cfg = an4.apply_overrides(an4.load_config(REPO_ROOT / "configs" / "an4.toml"), args[1::2])
+    train, _ = an4.data_sets(cfg, out)
+    with pytest.raises(InvalidParameterError, match="dev"):
+        an4.dev_split(train, {**cfg, "dev": {"speakers": ["fcaw"]}})  # a test speaker
+    with pytest.raises(InvalidParameterError, match="dev"):
+        an4.dev_split(train, {**cfg, "dev": {"speakers": TRAIN}})  # nothing left to train on
+
+
+@pytest.mark.parametrize("setting", ["training.mixtures", "nosuch.key=1", "training.nosuch=1",
+                                     "training.mixtures=[1, 2"])
+def test_bad_override_is_named(setting):
+    cfg = an4.load_config(REPO_ROOT / "configs" / "an4.toml")
+    with pytest.raises(InvalidParameterError, match="--set"):
+        an4.apply_overrides(cfg, [setting])
