@@ -132,10 +132,8 @@ def stage_features(cfg: dict, out: Path, sets: dict[str, DataDir]) -> None:
     fc = FeatureConfig.from_dict(cfg["features"])
     (out / "feats").mkdir(exist_ok=True)
     for name, ds in sets.items():
-        spk_of_path = {ds.wav[u]: ds.utt2spk[u] for u in ds.utterances}
-        # the speaker map is passed by position: its keyword is being renamed (speaker_of -> utt2spk)
-        feats, failures = extract_many([ds.wav[u] for u in ds.utterances], fc, cfg["data"]["n_jobs"], False,
-                                       spk_of_path.__getitem__)
+        feats, failures = extract_many([ds.wav[u] for u in ds.utterances], fc, n_jobs=cfg["data"]["n_jobs"],
+                                       utt2spk={ds.wav[u]: ds.utt2spk[u] for u in ds.utterances})
         for path, msg in failures:
             logger.warning("%s: %s left out: %s", name, path, msg)
         by_utt = {u: feats[ds.wav[u]] for u in ds.utterances if ds.wav[u] in feats}

@@ -232,7 +232,7 @@ class GMMHMM(ModelFileMixin, BaseHMM):
                               covars, np.asarray(self.weights_, dtype=np.float64))
 
     def _set_gaussian_params(self, params: GaussianParams) -> None:
-        S, (G, M) = self.n_components, params.weights.shape
+        S, M = self.n_components, params.weights.shape[1]
         self.n_mix = M
         self.weights_ = params.weights
         self.means_ = params.means.reshape(S, M, -1)
