@@ -1,6 +1,7 @@
 """Worker processes that survive each other and do not outlive their driver.
 
-:func:`map_processes` runs ``func`` over items in spawned processes. When a
+:func:`map_processes` runs ``func`` over items in worker processes started
+from a fork server (spawned where there is none). When a
 worker dies (killed, out of memory), ``ProcessPoolExecutor`` fails every
 unfinished item with ``BrokenProcessPool``; here those items are run again
 in a fresh pool, up to ``retries`` times, and items whose worker died every
@@ -21,28 +22,58 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from .errors import WorkerFailedError
+
 logger = logging.getLogger(__name__)
 
 PARENT_POLL_S = 0.5
 
 
-def watch_parent(parent_pid: int) -> None:
-    """Worker initializer: exit as soon as the process that started us is gone."""
+def watch_parent(driver_pid: int) -> None:
+    """Worker initializer: exit as soon as the driving process is gone.
+
+    A forkserver worker's parent is the fork server, which exits with the
+    driver; so the worker leaves when its parent changes or the driver's pid
+    no longer exists, whichever it sees first.
+    """
+    parent = os.getppid()
+
+    def driver_alive() -> bool:
+        try:
+            os.kill(driver_pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # exists, owned by someone else
+            return True
+        return True
+
     def watch() -> None:
-        while os.getppid() == parent_pid:
+        while os.getppid() == parent and driver_alive():
             time.sleep(PARENT_POLL_S)
         os._exit(1)
 
     threading.Thread(target=watch, name="gmmhmm-parent-watch", daemon=True).start()
 
 
-def new_pool(n_jobs: int) -> ProcessPoolExecutor:
-    """A spawned pool whose workers die with this process.
+# Modules the fork server imports once, so a worker starts in milliseconds
+# instead of importing numpy, scipy, librosa and numba's caches again.
+_PRELOAD = ["numpy", "scipy.signal", "gmmhmm.features", "gmmhmm.hmm", "gmmhmm.classifier"]
 
-    Spawned, not forked: fork is unsafe once BLAS or numba threads run here.
-    """
-    return ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=watch_parent, initargs=(os.getpid(),))
+
+def _context() -> multiprocessing.context.BaseContext:
+    """forkserver where the platform has it, else spawn: never a plain fork, which
+    is unsafe once BLAS, OpenMP or numba threads run in the driver."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(_PRELOAD)
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def new_pool(n_jobs: int) -> ProcessPoolExecutor:
+    """A worker pool (forkserver, else spawn) whose workers die with this process."""
+    return ProcessPoolExecutor(n_jobs, mp_context=_context(), initializer=watch_parent,
+                               initargs=(os.getpid(),))
 
 
 class WorkerDied:
@@ -62,11 +93,16 @@ def map_processes(func: Callable[[Any], Any], items: Sequence[Any], n_jobs: int,
     Items lost with a dead worker are run again one at a time in a single
     worker (so an item that kills its worker cannot take innocent ones with
     it); one whose worker died ``retries + 1`` times yields a :class:`WorkerDied`.
-    Exceptions raised by ``func`` itself propagate.
+    When no item ever finishes — workers that die as they start, typically a
+    script without an ``if __name__ == "__main__":`` guard re-imported by the
+    spawned workers — :class:`~gmmhmm.errors.WorkerFailedError` is raised at
+    once instead of retrying every item. Exceptions raised by ``func`` itself
+    propagate.
     """
     lost = yield from _run(func, items, range(len(items)), n_jobs)
     if not lost:
         return
+    finished_any = len(lost) < len(items)
     logger.warning("a worker process died; retrying %d unfinished item(s) one at a time", len(lost))
     pool = None
     try:
@@ -79,9 +115,15 @@ def map_processes(func: Callable[[Any], Any], items: Sequence[Any], n_jobs: int,
                     pool.shutdown(wait=True)
                     pool = None
                     continue
+                finished_any = True
                 yield i, result
                 break
             else:
+                if not finished_any:
+                    raise WorkerFailedError(
+                        f"worker processes died before finishing any of {len(items)} item(s); starting them "
+                        "re-imports the main script: guard its top level with "
+                        "`if __name__ == \"__main__\":`, or use n_jobs=1")
                 logger.warning("item %d: its worker died %d times; giving up on it", i, retries + 1)
                 yield i, WorkerDied(retries + 1)
     finally:
@@ -89,22 +131,33 @@ def map_processes(func: Callable[[Any], Any], items: Sequence[Any], n_jobs: int,
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _call_chunk(func: Callable[[Any], Any], chunk: list[Any]) -> list[Any]:
+    return [func(item) for item in chunk]
+
+
 def _run(func: Callable[[Any], Any], items: Sequence[Any], indices: Sequence[int], n_jobs: int):
-    """Yield ``(index, result)`` of ``indices`` run in one pool; return the indices lost with a dead worker."""
+    """Yield ``(index, result)`` of ``indices`` run in one pool; return the indices lost with a dead worker.
+
+    Items travel in chunks (about 8 per worker), as ``ProcessPoolExecutor.map``
+    does: one round trip per item costs more than extracting an utterance.
+    """
     lost = []
-    pool = new_pool(max(1, min(n_jobs, len(indices))))
+    n_workers = max(1, min(n_jobs, len(indices)))
+    size = max(1, len(indices) // (8 * n_workers))
+    chunks = [list(indices[k:k + size]) for k in range(0, len(indices), size)]
+    pool = new_pool(n_workers)
     try:
-        futures = {pool.submit(func, items[i]): i for i in indices}
+        futures = {pool.submit(_call_chunk, func, [items[i] for i in chunk]): chunk for chunk in chunks}
         waiting = set(futures)
         while waiting:
             done, waiting = wait(waiting, return_when=FIRST_COMPLETED)
             for future in done:
                 try:
-                    result = future.result()
+                    results = future.result()
                 except BrokenProcessPool:
-                    lost.append(futures[future])
+                    lost += futures[future]
                     continue
-                yield futures[future], result
+                yield from zip(futures[future], results)
     finally:  # after an error (or an abandoned iteration) start nothing new
         pool.shutdown(wait=True, cancel_futures=True)
     return lost

@@ -78,6 +78,10 @@ class ConvergenceError(GmmhmmError):
     """Training cannot proceed (for example every frame has zero likelihood)."""
 
 
+class WorkerFailedError(GmmhmmError):
+    """Worker processes died or vanished and retries were exhausted."""
+
+
 class AudioError(GmmhmmError):
     """An audio file is unreadable, empty, truncated or contains NaN."""
 

@@ -60,17 +60,13 @@ from . import _validation as V
 from . import checkpoint
 from ._pool import new_pool
 from .corpus import Corpus
-from .errors import ConvergenceError, GmmhmmError, InvalidParameterError
+from .errors import ConvergenceError, GmmhmmError, InvalidParameterError, WorkerFailedError  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
 # Environment variables that size the BLAS / OpenMP thread pools of a worker.
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "BLIS_NUM_THREADS", "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
-
-
-class WorkerFailedError(GmmhmmError):
-    """A worker died or vanished during an E-step and retries were exhausted."""
 
 
 class StatisticsMismatchError(GmmhmmError):

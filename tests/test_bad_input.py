@@ -857,6 +857,20 @@ def test_decode_files_skips_and_reports_bad_files(env, caplog) -> None:
         decode_files(model, [env.bad / "empty.wav"], graph="words", skip_errors=False)
 
 
+CHOSEN_BEHAVIOUR = [
+    '* Digital silence (all-zero audio) is valid: finite features (log energies are floored) and a logged warning.',
+    '* Batch jobs (`extract_many`, `audio_utterances`, `decode_files`, `gmmhmm features/train/decode/align`) skip a bad file, report it once (return value / warning / stderr line `gmmhmm: skipped PATH: reason`) and finish the rest; the CLI then exits 1.',
+    '* Sample rates: file headers must claim 1 kHz to 1 MHz; signals and `FeatureConfig` at most 1 MHz; resampling may produce at most 2**28 samples (about 4.7 h at 16 kHz). Running out of memory on one file skips that file.',
+    "* A GMM component or HMM state whose occupancy is below the estimator's minimum keeps its previous parameters (its weight still fades), with a warning; variance floors hold after every update.",
+    '* Outputs: an existing device, FIFO or terminal (`/dev/null`, `/dev/stdout`) is written into, never replaced; a symbolic link keeps pointing at its atomically replaced target; a folder as `-o` is refused; `train`, `features`, `decode`, `align` and `score --png` check their output locations before any work; an output that names one of the inputs is refused. `gmmhmm align` removes TextGrids of utterances a re-run did not align.',
+    "* Every model is loaded back with the loader's checks before it is written; a model that would not load is an error (`ModelFileError: … not written`) and the old file is kept.",
+    '* Model files: every class checks its parameters at load (probabilities in [0, 1] summing to 1, positive variances, real float arrays, one model per label, consistent shapes); loading never unpickles. Members may inflate to at most twice the file size plus 64 MiB (checked before inflating); headers nest at most 64 levels; metadata must be a dict.',
+    '* Text inputs (configs, labels, hypotheses, references, transcripts, lexicons, data-dir tables, corpus indexes) must be regular files or pipes of at most 256 MiB, in UTF-8 (a leading byte-order mark is ignored; other encodings are refused with an `iconv` hint); a pipe that delivers nothing for 60 s is an error. File names that are not UTF-8 are read and written back byte for byte.',
+    "* Worker processes: a killed worker's files or labels are retried one at a time in a fresh worker, up to two more times, then reported; workers exit within about 0.5 s when the driving process dies.",
+    '* Checkpoints hold a digest of their parameters, settings, seed and history: one edited afterwards, or resumed with another `random_state`, is refused. A corpus index listing a shard twice is refused.',
+]
+
+
 def markdown() -> str:
     rows = ["| entry point | bad input | error | message contains |", "| --- | --- | --- | --- |"]
     for c in LIBRARY:
@@ -869,15 +883,7 @@ def markdown() -> str:
     for argv, message in RECIPES:
         rows.append(f"| `python {' '.join(argv).replace('BAD_TOML', 'config-without-[training].toml')}` | 1 "
                     f"| `{_cell(message)}` |")
-    rows += ["", "Chosen behaviour:", "",
-             "* Digital silence (all-zero audio) is valid: finite features (log energies are floored) and a "
-             "logged warning.",
-             "* Batch jobs (`extract_many`, `audio_utterances`, `decode_files`, `gmmhmm features/train/decode`) skip "
-             "a bad file, report it (return value / warning / stderr line) and finish the rest; the CLI then exits 1.",
-             "* Sample rates above 1 MHz (file headers, signals, `FeatureConfig`) are refused as implausible.",
-             "* A GMM component or HMM state that receives no data keeps its previous parameters, with a warning.",
-             "* A model file whose parameters are unreadable, mis-shaped or non-finite fails at load "
-             "(`ModelFileError`); loading never unpickles."]
+    rows += ["", "Chosen behaviour:", "", *CHOSEN_BEHAVIOUR]
     return "\n".join(rows) + "\n"
 
 

@@ -459,6 +459,21 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _pool_workers(driver: int) -> list[int]:
+    """Worker processes of the driver's pool: children of its fork server, or spawned children."""
+    workers = []
+    for c in _children(driver):
+        try:
+            cmd = Path(f"/proc/{c}/cmdline").read_text()
+            if "forkserver" in cmd:
+                workers += _children(c)
+            elif "spawn_main" in cmd:
+                workers.append(c)
+        except FileNotFoundError:
+            continue
+    return workers
+
+
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
@@ -480,8 +495,8 @@ def _start_features(cli_env, tmp_path, n_files=60, command="features", extra=("-
     proc = subprocess.Popen([sys.executable, "-m", "gmmhmm.cli", command, str(many), *extra, "-o", str(out)],
                             cwd=Path(__file__).resolve().parents[1], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # the pool's workers (plus multiprocessing's resource tracker)
-        workers = [c for c in _children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()]
+    while time.monotonic() < deadline:  # the pool's workers: children of the fork server (or spawned)
+        workers = _pool_workers(proc.pid)
         if len(workers) >= 2:
             return proc, workers
         time.sleep(0.05)
@@ -604,3 +619,21 @@ def test_stale_alignments_do_not_survive_a_rerun(cli_env, tmp_path, capsys):
     code, err = run_cli(["align", tmp_path / "phones.npz", tmp_path / "one.txt", *files, "-o", out], capsys)
     assert code == 1 and sorted(p.name for p in out.glob("*.TextGrid")) == ["1_synth_0.TextGrid"]
     assert "2_synth_0" not in (out / "words.ctm").read_text()
+
+
+def _always_die(x):
+    os._exit(3)
+
+
+def test_workers_that_never_finish_anything_fail_fast_with_a_hint():
+    """Workers that die before finishing any item (e.g. a script without a __main__ guard,
+    re-imported by spawned workers) end in one clear error, not 3 attempts per item."""
+    import time
+
+    from gmmhmm._pool import map_processes
+    from gmmhmm.errors import WorkerFailedError
+
+    start = time.monotonic()
+    with pytest.raises(WorkerFailedError, match="__main__"):
+        list(map_processes(_always_die, list(range(40)), 2))
+    assert time.monotonic() - start < 60  # a few pools, not 40 x 3 of them
