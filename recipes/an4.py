@@ -52,12 +52,13 @@ from data_scripts.prepare_an4 import default_an4_dir, prepare  # noqa: E402
 from gmmhmm import load, save  # noqa: E402
 from gmmhmm.data import DataDir, Lexicon  # noqa: E402
 from gmmhmm.decoding import decoding_graph  # noqa: E402
-from gmmhmm.errors import GmmhmmError, InvalidParameterError, SequenceTooShortError  # noqa: E402
+from gmmhmm.errors import InvalidParameterError, SequenceTooShortError  # noqa: E402
 from gmmhmm.features import FeatureConfig, extract_many  # noqa: E402
 from gmmhmm.features.store import load_features, save_features  # noqa: E402
 from gmmhmm.graphs import EmbeddedTrainer, PhoneModelSet  # noqa: E402
 from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
+from gmmhmm.recipe import run  # noqa: E402
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions, to_ctm  # noqa: E402
 from gmmhmm.search import decode as search  # noqa: E402
@@ -348,11 +349,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except GmmhmmError as exc:  # bad data, config values or files: one line, no traceback
-        raise SystemExit(f"an4: error: {exc}") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SystemExit(f"an4: error: cannot read the config or data: {exc}") from None
-    except KeyError as exc:
-        raise SystemExit(f"an4: error: the config lacks the key {exc}") from None
+    run(main, "an4")

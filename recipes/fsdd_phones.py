@@ -51,7 +51,8 @@ from data_scripts.connected_digits import ConnectedUtterance, make_connected_dig
 from gmmhmm import load, save  # noqa: E402
 from gmmhmm.datasets import Utterance, list_fsdd, split  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
-from gmmhmm.errors import GmmhmmError, InvalidParameterError  # noqa: E402
+from gmmhmm.recipe import run  # noqa: E402
+from gmmhmm.errors import InvalidParameterError  # noqa: E402
 from gmmhmm.features import FeatureConfig, extract_features, extract_many  # noqa: E402
 from gmmhmm.decoding import decode_many, decoding_graph  # noqa: E402
 from gmmhmm.graphs import (DIGIT_WORDS, EmbeddedTrainer, Lexicon, PhoneModelSet, force_align,  # noqa: E402
@@ -338,11 +339,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except GmmhmmError as exc:  # bad data, config values or files: one line, no traceback
-        raise SystemExit(f"fsdd_phones: error: {exc}") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise SystemExit(f"fsdd_phones: error: cannot read the config or data: {exc}") from None
-    except KeyError as exc:
-        raise SystemExit(f"fsdd_phones: error: the config lacks the key {exc}") from None
+    run(main, "fsdd_phones")
