@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _threads
+
 _BLOCK_ROWS = 8192
 
 
@@ -53,10 +55,15 @@ def assign(X: np.ndarray, centers: np.ndarray, x_sq: np.ndarray | None = None
     x_sq = (X**2).sum(axis=1) if x_sq is None else x_sq
     labels = np.empty(n, dtype=np.int64)
     dist_min = np.empty(n)
-    for s in range(0, n, _BLOCK_ROWS):
+
+    def block(s: int) -> None:
         d = _sq_dist_to(X[s:s + _BLOCK_ROWS], centers, x_sq[s:s + _BLOCK_ROWS])
         labels[s:s + _BLOCK_ROWS] = np.argmin(d, axis=1)
         dist_min[s:s + _BLOCK_ROWS] = d[np.arange(len(d)), labels[s:s + _BLOCK_ROWS]]
+
+    with _threads.compute() as n_threads:  # blocks on gmmhmm's threads, BLAS single-threaded
+        for _ in _threads.map_ordered(block, range(0, n, _BLOCK_ROWS), n_threads):
+            pass
     return labels, dist_min
 
 
