@@ -2,7 +2,9 @@
 
 Runs every script in ``BENCHMARKS``: all but ``long_input.py``, which is
 slow (a 1,000,000-frame sequence, against hmmlearn too) and is run
-separately, on its own or with ``--only long_input``.
+separately, on its own or with ``--only long_input``; ``an4.py`` runs its
+``--slice`` smoke run (stage times and decoding real-time factor; the full
+recipe's figures come from ``python benchmarks/an4.py`` alone).
 
 Each script runs in its own process, one after another (running them
 together would skew the timings), and ends by printing one JSON line; this
@@ -36,7 +38,11 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("gmm_em", "hmm_bw", "recipe_fsdd", "features", "parallel_scaling", "corpus_memory")
+BENCHMARKS = ("gmm_em", "hmm_bw", "recipe_fsdd", "features", "parallel_scaling", "corpus_memory", "an4")
+#: Default arguments: the AN4 recipe as its smoke slice (about a minute); run an4.py alone for the full recipe.
+DEFAULT_ARGS = {"an4": ["--slice"]}
+#: No peer to compare with: not run a second time with BLAS pinned.
+NO_PINNED_RUN = {"corpus_memory", "an4"}
 PEERS = ("sklearn", "hmmlearn", "librosa", "htk", "kaldi")
 #: The environment of the BLAS-pinned run (numba and gmmhmm's own threads are left alone).
 PINNED_ENV = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "BLIS_NUM_THREADS": "1",
@@ -123,11 +129,21 @@ def scaling_rows(result: dict) -> list[tuple]:
     return rows
 
 
+def an4_rows(result: dict) -> list[tuple]:
+    """Wall seconds of each AN4 recipe stage and the decoding real-time factor (no peer)."""
+    what = "slice" if result.get("slice") else "full"
+    rows = [("an4", f"{what}: stage {stage} s", float(t), "", None, None)
+            for stage, t in result.get("stages_s", {}).items() if _num(t)]
+    if _num(result.get("real_time_factor")):
+        rows.append(("an4", f"{what}: decoding real-time factor", float(result["real_time_factor"]), "", None, None))
+    return rows
+
+
 def table_rows(results: dict) -> list[tuple]:
     rows: list[tuple] = []
     for name, r in results.items():
         if r["status"] == "ok":
-            special = {"parallel_scaling": scaling_rows, "corpus_memory": memory_rows}.get(name)
+            special = {"parallel_scaling": scaling_rows, "corpus_memory": memory_rows, "an4": an4_rows}.get(name)
             found = special(r["result"]) if special else timing_rows(name, r["result"])
             rows += found or [(name, "(no gmmhmm/peer timing pair)", None, "", None, None)]
         else:
@@ -145,7 +161,7 @@ def main() -> None:
     ap.add_argument("--from-log", default=None, help="re-print the table of an earlier run's output")
     args = ap.parse_args()
     names = args.only.split(",") if args.only else list(BENCHMARKS)
-    extra = {}
+    extra = dict(DEFAULT_ARGS)
     for item in args.args:
         name, _, rest = item.partition("=")
         extra[name.strip()] = shlex.split(rest)
@@ -159,7 +175,7 @@ def main() -> None:
     for name in names:
         for label, env, store in (("default environment", None, results),
                                   ("OPENBLAS_NUM_THREADS=1", PINNED_ENV, pinned)):
-            if env is not None and args.no_pinned:
+            if env is not None and (args.no_pinned or name in NO_PINNED_RUN):
                 continue
             print(f"running {name} ({label}) ...", flush=True)
             store[name] = run(name, args.timeout, extra.get(name), env)
