@@ -11,7 +11,6 @@ never leaves orphans running.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import multiprocessing
 import os
@@ -39,43 +38,32 @@ def watch_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="gmmhmm-parent-watch", daemon=True).start()
 
 
-# Environment variables that size the BLAS / OpenMP / numba thread pools of a worker.
+# Environment variables that size the BLAS / OpenMP / numba thread pools of a process.
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                 "BLIS_NUM_THREADS", "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 
 
-@contextlib.contextmanager
-def _thread_env(n_threads: int):
-    """Temporarily set the thread-count variables children inherit at start."""
-    old = {k: os.environ.get(k) for k in _THREAD_VARS}
-    os.environ.update({k: str(n_threads) for k in _THREAD_VARS})
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def _init_worker(parent_pid: int, n_threads: int) -> None:
+    """Worker initializer: its share of the cores, and exit when the driver is gone."""
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    os.environ.update({k: str(n_threads) for k in _THREAD_VARS})  # libraries loaded later, grandchildren
+    threadpool_limits(n_threads)  # BLAS / OpenMP already loaded (numpy, scipy)
+    _threads.set_num_threads(n_threads)
+    watch_parent(parent_pid)
 
 
 def new_pool(n_jobs: int) -> ProcessPoolExecutor:
-    """A spawned pool of ``n_jobs`` started workers that die with this process.
+    """A spawned pool of ``n_jobs`` workers that die with this process.
 
     Spawned, not forked: fork is unsafe once BLAS or numba threads run here.
-    Not forkserver: its children inherit the server's environment, not ours.
-    The workers share the cores: each starts with ``cores // n_jobs`` threads
-    for BLAS, OpenMP and numba (gmmhmm's :func:`~gmmhmm._threads.get_num_threads`
-    reads the same), so n_jobs processes never oversubscribe the machine.
+    The workers share the cores: each computes on ``cores // n_jobs``
+    threads (BLAS, OpenMP and gmmhmm's own, see :mod:`gmmhmm._threads`), so
+    n_jobs processes never oversubscribe the machine.
     """
     threads = max(1, _threads.get_num_threads() // n_jobs)
-    with _thread_env(threads):
-        pool = ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=watch_parent, initargs=(os.getpid(),))
-        # Start every worker now, while the environment is set (they start on demand).
-        for f in [pool.submit(os.getpid) for _ in range(n_jobs)]:
-            f.result()
-    return pool
+    return ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_worker, initargs=(os.getpid(), threads))
 
 
 class WorkerDied:

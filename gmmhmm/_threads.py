@@ -11,9 +11,10 @@ restored on exit, so the user's own numpy code keeps its BLAS threads) and
 gmmhmm's threads do the parallel work.
 
 The thread count is :func:`get_num_threads`: what :func:`set_num_threads`
-set, else the CPUs this process may use, capped by ``OMP_NUM_THREADS`` (the
-usual per-process limit, which Dask's nanny and gmmhmm's own worker
-processes set) and by numba's pool size (``NUMBA_NUM_THREADS``).
+set, else the CPUs this process may use, capped by ``OMP_NUM_THREADS`` as
+it was when the process started (the usual per-process limit, which Dask's
+nanny and gmmhmm's own worker processes set) and by numba's pool size
+(``NUMBA_NUM_THREADS``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ def _env_threads() -> int | None:
     return int(value) if value.isdigit() and int(value) > 0 else None
 
 
+# Read once, at start-up, as OpenMP and BLAS runtimes do: a library that sets
+# the variable later in the process (Dask's nanny does, for the workers it
+# spawns) does not change this process's thread count.
+_ENV_THREADS = _env_threads()
+
+
 def _available_cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -58,9 +65,8 @@ def get_num_threads() -> int:
     n = _requested
     if n is None:
         n = _available_cpus()
-        env = _env_threads()
-        if env is not None:
-            n = min(n, env)
+        if _ENV_THREADS is not None:
+            n = min(n, _ENV_THREADS)
     cap = getattr(_local, "cap", None)
     if cap is not None:
         n = min(n, cap)

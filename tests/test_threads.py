@@ -3,6 +3,8 @@ independent of the thread count, the user's settings respected."""
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 import pytest
@@ -57,11 +59,23 @@ def test_set_num_threads_validates_and_returns_previous():
         gmmhmm.set_num_threads(numba.config.NUMBA_NUM_THREADS + 1)
 
 
-def test_default_respects_omp_num_threads(monkeypatch):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    assert gmmhmm.get_num_threads() == 1
-    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")  # ignored, as OpenMP would
-    assert gmmhmm.get_num_threads() == min(_threads._available_cpus(), numba.config.NUMBA_NUM_THREADS)
+@pytest.mark.parametrize("value, expected", [("1", 1), ("not a number", None)])
+def test_default_respects_omp_num_threads_at_start(value, expected):
+    import subprocess
+    import sys
+
+    code = "import gmmhmm, numba, os; print(gmmhmm.get_num_threads(), min(len(os.sched_getaffinity(0)), " \
+           "numba.config.NUMBA_NUM_THREADS))"
+    env = {**os.environ, "OMP_NUM_THREADS": value}
+    got, default = map(int, subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                           check=True).stdout.split())
+    assert got == (expected or default)  # a value OpenMP would reject is ignored
+
+
+def test_omp_num_threads_set_later_changes_nothing(monkeypatch):
+    before = gmmhmm.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as Dask's nanny does in the client process
+    assert gmmhmm.get_num_threads() == before
 
 
 def test_cap_threads_is_per_thread_and_nests():
