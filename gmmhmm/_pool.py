@@ -47,7 +47,8 @@ def _init_worker(parent_pid: int, n_threads: int) -> None:
     """Worker initializer: its share of the cores, and exit when the driver is gone."""
     from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
-    os.environ.update({k: str(n_threads) for k in _THREAD_VARS})  # libraries loaded later, grandchildren
+    # libraries loaded later, grandchildren; not numba's, fixed when it was imported (set_num_threads below)
+    os.environ.update({k: str(n_threads) for k in _THREAD_VARS if k != "NUMBA_NUM_THREADS"})
     threadpool_limits(n_threads)  # BLAS / OpenMP already loaded (numpy, scipy)
     _threads.set_num_threads(n_threads)
     watch_parent(parent_pid)
