@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import os
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
-
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402
 import json  # noqa: E402

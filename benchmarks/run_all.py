@@ -2,7 +2,9 @@
 
 Runs every script in ``BENCHMARKS``: all but ``long_input.py``, which is
 slow (a 1,000,000-frame sequence, against hmmlearn too) and is run
-separately, on its own or with ``--only long_input``.
+separately, on its own or with ``--only long_input``; ``an4.py`` runs its
+``--slice`` smoke run (stage times and decoding real-time factor; the full
+recipe's figures come from ``python benchmarks/an4.py`` alone).
 
 Each script runs in its own process, one after another (running them
 together would skew the timings), and ends by printing one JSON line; this
@@ -13,6 +15,13 @@ run. A missing, failing or timed-out benchmark is shown as failed. The
 1 -> N process speed-up and the GEMM fraction of the GMM E-step come from
 ``parallel_scaling.py``, the memory figures from ``corpus_memory.py``.
 Last line: JSON of every benchmark's result.
+
+Every benchmark runs twice: first in the environment run_all was started in
+(a user's default: nothing pinned, multi-threaded BLAS), which gives the
+main columns; then again, in a subprocess whose environment sets
+``OPENBLAS_NUM_THREADS=1`` (and the MKL / BLIS / vecLib equivalents), which
+gives the last column, labelled ``BLAS=1 peer/ours``: both libraries with a
+single-threaded BLAS. ``--no-pinned`` skips the second run.
 
     python benchmarks/run_all.py [--only gmm_em,hmm_bw] [--timeout 1800] [--args 'gmm_em=--repeats 1']
 """
@@ -29,19 +38,27 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("gmm_em", "hmm_bw", "recipe_fsdd", "features", "parallel_scaling", "corpus_memory")
+BENCHMARKS = ("gmm_em", "hmm_bw", "recipe_fsdd", "features", "parallel_scaling", "corpus_memory", "an4")
+#: Default arguments: the AN4 recipe as its smoke slice (about a minute); run an4.py alone for the full recipe.
+DEFAULT_ARGS = {"an4": ["--slice"]}
+#: No peer to compare with: not run a second time with BLAS pinned.
+NO_PINNED_RUN = {"corpus_memory", "an4"}
 PEERS = ("sklearn", "hmmlearn", "librosa", "htk", "kaldi")
+#: The environment of the BLAS-pinned run (numba and gmmhmm's own threads are left alone).
+PINNED_ENV = {"OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "BLIS_NUM_THREADS": "1",
+              "VECLIB_MAXIMUM_THREADS": "1"}
 
 
-def run(name: str, timeout: float, extra: list[str] | None = None) -> dict:
-    """Run ``benchmarks/<name>.py [extra args]``; return ``{"status", "seconds", "result", "error"}``."""
+def run(name: str, timeout: float, extra: list[str] | None = None, env: dict | None = None) -> dict:
+    """Run ``benchmarks/<name>.py [extra args]`` (with ``env`` added to the environment);
+    return ``{"status", "seconds", "result", "error"}``."""
     script = HERE / f"{name}.py"
     if not script.is_file():
         return {"status": "missing", "seconds": 0.0, "result": None, "error": f"{script.name} not found"}
     start = time.perf_counter()
     try:
         proc = subprocess.run([sys.executable, str(script), *(extra or [])], capture_output=True, text=True,
-                              timeout=timeout, cwd=HERE.parent)
+                              timeout=timeout, cwd=HERE.parent, env={**os.environ, **(env or {})})
     except subprocess.TimeoutExpired:
         return {"status": "timeout", "seconds": timeout, "result": None, "error": f"no result in {timeout:.0f} s"}
     seconds = time.perf_counter() - start
@@ -112,49 +129,82 @@ def scaling_rows(result: dict) -> list[tuple]:
     return rows
 
 
+def an4_rows(result: dict) -> list[tuple]:
+    """Wall seconds of each AN4 recipe stage and the decoding real-time factor (no peer)."""
+    what = "slice" if result.get("slice") else "full"
+    rows = [("an4", f"{what}: stage {stage} s", float(t), "", None, None)
+            for stage, t in result.get("stages_s", {}).items() if _num(t)]
+    if _num(result.get("real_time_factor")):
+        rows.append(("an4", f"{what}: decoding real-time factor", float(result["real_time_factor"]), "", None, None))
+    return rows
+
+
+def table_rows(results: dict) -> list[tuple]:
+    rows: list[tuple] = []
+    for name, r in results.items():
+        if r["status"] == "ok":
+            special = {"parallel_scaling": scaling_rows, "corpus_memory": memory_rows, "an4": an4_rows}.get(name)
+            found = special(r["result"]) if special else timing_rows(name, r["result"])
+            rows += found or [(name, "(no gmmhmm/peer timing pair)", None, "", None, None)]
+        else:
+            rows.append((name, r["status"].upper(), None, "", None, None))
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", default=None, help="comma-separated benchmark names")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per benchmark")
     ap.add_argument("--args", action="append", default=[], metavar="NAME=ARGS",
                     help="extra arguments for one benchmark, e.g. --args 'gmm_em=--repeats 1'")
+    ap.add_argument("--no-pinned", action="store_true", help="skip the second, BLAS-pinned run")
     ap.add_argument("--from-log", default=None, help="re-print the table of an earlier run's output")
     args = ap.parse_args()
     names = args.only.split(",") if args.only else list(BENCHMARKS)
-    extra = {}
+    extra = dict(DEFAULT_ARGS)
     for item in args.args:
         name, _, rest = item.partition("=")
         extra[name.strip()] = shlex.split(rest)
 
-    results = {}
+    results, pinned = {}, {}
+    load_before = os.getloadavg()
     if args.from_log:
-        last = Path(args.from_log).read_text().strip().splitlines()[-1]
-        results = json.loads(last)["results"]
+        last = json.loads(Path(args.from_log).read_text().strip().splitlines()[-1])
+        results, pinned = last["results"], last.get("pinned", {})
         names = []
     for name in names:
-        print(f"running {name} ...", flush=True)
-        results[name] = run(name, args.timeout, extra.get(name))
-        r = results[name]
-        print(f"  {r['status']} in {r['seconds']:.1f} s" + (f": {r['error']}" if r["error"] else ""), flush=True)
+        for label, env, store in (("default environment", None, results),
+                                  ("OPENBLAS_NUM_THREADS=1", PINNED_ENV, pinned)):
+            if env is not None and (args.no_pinned or name in NO_PINNED_RUN):
+                continue
+            print(f"running {name} ({label}) ...", flush=True)
+            store[name] = run(name, args.timeout, extra.get(name), env)
+            r = store[name]
+            print(f"  {r['status']} in {r['seconds']:.1f} s" + (f": {r['error']}" if r["error"] else ""), flush=True)
 
-    rows: list[tuple] = []
-    for name, r in results.items():
-        if r["status"] == "ok":
-            special = {"parallel_scaling": scaling_rows, "corpus_memory": memory_rows}.get(name)
-            found = special(r["result"]) if special else timing_rows(name, r["result"])
-            rows += found or [(name, "(no gmmhmm/peer timing pair)", None, "", None, None)]
-        else:
-            rows.append((name, r["status"].upper(), None, "", None, None))
+    rows = table_rows(results)
+    pinned_ratio = {(b, m, p): ratio for b, m, _, p, _, ratio in table_rows(pinned)}
 
     def num(v, fmt="{:.4g}"):
         return "-" if v is None else fmt.format(v)
 
     print()
-    print(f"{'benchmark':<18}{'measure':<34}{'ours':>11}  {'peer':<10}{'peer':>11}{'peer/ours':>11}")
+    print(f"{'benchmark':<18}{'measure':<34}{'ours':>11}  {'peer':<10}{'peer':>11}{'peer/ours':>11}"
+          f"{'BLAS=1 peer/ours':>18}")
     for bench, measure, ours, peer, theirs, ratio in rows:
         print(f"{bench:<18}{measure[:33]:<34}{num(ours):>11}  {peer:<10}{num(theirs):>11}"
-              f"{num(ratio, '{:.2f}x'):>11}")
-    print("(times in the units of each benchmark, seconds unless named; peer/ours > 1: gmmhmm is faster)")
+              f"{num(ratio, '{:.2f}x'):>11}{num(pinned_ratio.get((bench, measure, peer)), '{:.2f}x'):>18}")
+    print("(default environment, nothing pinned; last column: the same benchmark run again with "
+          "OPENBLAS_NUM_THREADS=1; times in the units of each benchmark, seconds unless named; "
+          "peer/ours > 1: gmmhmm is faster)")
+    ge = results.get("gmm_em", {})
+    if ge.get("status") == "ok":
+        g = ge["result"]
+        d = g.get("diag", {})
+        print(f"GMM diag: float32 x{d.get('float32_speedup')} float64 (predictions agree on "
+              f"{d.get('float32_prediction_agreement')}); E+M at {g.get('diag_gemm_fraction')} of the "
+              f"{g.get('gemm_gflops')} GFLOP/s float64 GEMM rate measured in the same run "
+              f"({g.get('blas_threads')} BLAS threads, {g.get('gmmhmm_threads')} gmmhmm threads)")
     ps = results.get("parallel_scaling", {})
     if ps.get("status") == "ok":
         p = ps["result"]
@@ -169,9 +219,16 @@ def main() -> None:
         print(f"corpus training: {c.get('corpus_mb')} MB corpus, budget {c.get('budget_mb')} MB, "
               f"tracemalloc peak {c.get('tracemalloc_peak_fit_mb')} MB, max RSS growth "
               f"{c.get('max_rss_growth_mb')} MB, within budget: {c.get('within_budget')}")
-    print(json.dumps({"benchmark": "run_all", "load_average_1min": round(os.getloadavg()[0], 2),
-                      "results": {k: {"status": v["status"], "seconds": round(v["seconds"], 1),
-                                      "error": v["error"], "result": v["result"]} for k, v in results.items()}}))
+    load_after = os.getloadavg()
+    print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} on {os.cpu_count()} CPUs")
+
+    def brief(d: dict) -> dict:
+        return {k: {"status": v["status"], "seconds": round(v["seconds"], 1), "error": v["error"],
+                    "result": v["result"]} for k, v in d.items()}
+
+    print(json.dumps({"benchmark": "run_all", "load_average_1min": round(load_after[0], 2),
+                      "load_average_before": round(load_before[0], 2),
+                      "results": brief(results), "pinned": brief(pinned)}))
 
 
 if __name__ == "__main__":

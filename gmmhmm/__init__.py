@@ -32,6 +32,8 @@ _LAZY = {
     "save": "gmmhmm.modelfile",
     "load": "gmmhmm.modelfile",
     "errors": "gmmhmm.errors",
+    "set_num_threads": "gmmhmm._threads",
+    "get_num_threads": "gmmhmm._threads",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

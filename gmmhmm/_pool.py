@@ -22,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from . import _threads
 from .errors import WorkerFailedError
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,22 @@ def watch_parent(driver_pid: int) -> None:
     threading.Thread(target=watch, name="gmmhmm-parent-watch", daemon=True).start()
 
 
+# Environment variables that size the BLAS / OpenMP / numba thread pools of a process.
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                "BLIS_NUM_THREADS", "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+
+
+def _init_worker(parent_pid: int, n_threads: int) -> None:
+    """Worker initializer: its share of the cores, and exit when the driver is gone."""
+    from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+    # libraries loaded later, grandchildren; not numba's, fixed when it was imported (set_num_threads below)
+    os.environ.update({k: str(n_threads) for k in _THREAD_VARS if k != "NUMBA_NUM_THREADS"})
+    threadpool_limits(n_threads)  # BLAS / OpenMP already loaded (numpy, scipy)
+    _threads.set_num_threads(n_threads)
+    watch_parent(parent_pid)
+
+
 # Modules the fork server imports once, so a worker starts in milliseconds
 # instead of importing numpy, scipy, librosa and numba's caches again.
 _PRELOAD = ["numpy", "scipy.signal", "gmmhmm.features", "gmmhmm.hmm", "gmmhmm.classifier"]
@@ -71,9 +88,15 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 def new_pool(n_jobs: int) -> ProcessPoolExecutor:
-    """A worker pool (forkserver, else spawn) whose workers die with this process."""
-    return ProcessPoolExecutor(n_jobs, mp_context=_context(), initializer=watch_parent,
-                               initargs=(os.getpid(),))
+    """A pool of ``n_jobs`` workers (forkserver, else spawn) that die with this process.
+
+    The workers share the cores: each computes on ``cores // n_jobs``
+    threads (BLAS, OpenMP and gmmhmm's own, see :mod:`gmmhmm._threads`), so
+    n_jobs processes never oversubscribe the machine.
+    """
+    threads = max(1, _threads.get_num_threads() // n_jobs)
+    return ProcessPoolExecutor(n_jobs, mp_context=_context(), initializer=_init_worker,
+                               initargs=(os.getpid(), threads))
 
 
 class WorkerDied:

@@ -19,7 +19,6 @@ every label's HMM into one file and ``HMMClassifier.load(path)`` reads it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _threads
 from . import _validation as V
 from ._params import ParamsMixin
 from ._pool import WorkerDied, map_processes
@@ -163,23 +163,9 @@ def train_word_model(X_list: Sequence[np.ndarray], n_states: int, mix_schedule: 
     return model
 
 
-def _one_blas_thread():
-    """Context limiting BLAS to one thread, if threadpoolctl is installed.
-
-    The statistics are many small matrix products; a multi-threaded BLAS
-    spends most of its time synchronising on them, and much more so when
-    label models train in parallel processes.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional: only speed depends on it
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
-
-
 def _train_job(args: tuple) -> Any:
     label, X_list, kwargs = args
-    with _one_blas_thread():
+    with _threads.compute():  # BLAS on one thread: many small GEMMs
         model = train_word_model(X_list, **kwargs)
     logger.info("trained model for label %r on %d sequence(s)", label, len(X_list))
     return model
@@ -367,7 +353,7 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
         X = np.concatenate(seqs)
         lengths = np.array([len(x) for x in seqs], dtype=np.int64)
         out = np.empty((len(seqs), len(self.models_)))
-        with _one_blas_thread():
+        with _threads.compute():  # BLAS on one thread: many small GEMMs
             for j, model in enumerate(self.models_):
                 out[:, j] = sequence_scores(model, X, lengths, self.scoring)
         return out

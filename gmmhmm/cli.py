@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from ._textio import read_text_input
+from ._threads import set_num_threads
 from ._validation import resolve_n_jobs
 from .data.inputs import AUDIO_SUFFIXES, Utterances, audio_files_below, is_data_dir, list_utterances  # noqa: F401
 from .errors import GmmhmmError, InvalidInputError, InvalidParameterError, TranscriptError
@@ -770,6 +771,16 @@ def cmd_lm(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------------
 # Entry point
 # ---------------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def _finite_float(text: str) -> float:
     """argparse type: a finite number (``nan`` and ``inf`` would silently ruin every score)."""
     try:
@@ -785,6 +796,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gmmhmm", description="GMM-HMM speech toolkit: features, "
                                 "word-model training, decoding and scoring.")
     p.add_argument("-v", "--verbose", action="count", default=0, help="-v: progress log, -vv: debug")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="threads for training and decoding (default: all CPUs, capped by OMP_NUM_THREADS)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sp: argparse.ArgumentParser) -> None:
@@ -913,7 +926,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for handler in logging.getLogger().handlers:
         if handler not in before:  # only our own stderr handler
             handler.addFilter(_NotSkips())
+    previous, restore = None, False
     try:
+        if args.threads is not None:
+            previous, restore = set_num_threads(args.threads), True
         return args.func(args)
     except GmmhmmError as exc:
         print(_printable(f"gmmhmm {args.command}: error: {exc}"), file=sys.stderr)
@@ -930,6 +946,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MemoryError:
         print(f"gmmhmm {args.command}: error: out of memory", file=sys.stderr)
         return EXIT_FAILURES
+    finally:
+        if restore:
+            set_num_threads(previous)
 
 
 if __name__ == "__main__":

@@ -39,13 +39,13 @@ Usage::
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib
 import logging
 import math
 import os
 import pickle
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _threads
 from . import _validation as V
 from . import checkpoint
 from ._pool import new_pool
@@ -64,9 +65,6 @@ from .errors import ConvergenceError, GmmhmmError, InvalidParameterError, Worker
 
 logger = logging.getLogger(__name__)
 
-# Environment variables that size the BLAS / OpenMP thread pools of a worker.
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "BLIS_NUM_THREADS", "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 
 
 class StatisticsMismatchError(GmmhmmError):
@@ -116,8 +114,26 @@ def accumulate_shard(model: Any, shard_path: str, shard_index: int = 0,
     if expected_frames is not None and X.shape[0] != expected_frames:
         from .errors import ModelFileError  # noqa: PLC0415
         raise ModelFileError(f"{shard_path}: holds {X.shape[0]} frames, the corpus index says {expected_frames}")
-    stats = _model_call(model.accumulate, checkpoint.accumulate_style(model), X, lengths, labels)
+    with _threads.cap_threads(_task_threads()):
+        stats = _model_call(model.accumulate, checkpoint.accumulate_style(model), X, lengths, labels)
     return _Tally(stats, (shard_index,), int(X.shape[0]))
+
+
+def _task_threads() -> int:
+    """Threads one task may use: on a Dask worker running ``nthreads`` tasks at
+    once, its share of the cores (the nanny's ``OMP_NUM_THREADS=1`` may cap it
+    further); elsewhere, no cap beyond gmmhmm's default."""
+    cpus = _threads.get_num_threads()
+    if "distributed" not in sys.modules:
+        return cpus
+    from distributed import get_worker  # noqa: PLC0415
+
+    try:
+        worker = get_worker()
+    except ValueError:  # not in a Dask task
+        return cpus
+    state = getattr(worker, "state", worker)
+    return max(1, cpus // max(1, int(getattr(state, "nthreads", 1))))
 
 
 def _accumulate_pickled(payload: bytes, shard_path: str, shard_index: int, expected_frames: int) -> _Tally:
@@ -158,43 +174,17 @@ class _Serial:
         pass
 
 
-@contextlib.contextmanager
-def _thread_env(n_threads: int):
-    """Temporarily set the thread-count variables children inherit at start."""
-    old = {k: os.environ.get(k) for k in _THREAD_VARS}
-    os.environ.update({k: str(n_threads) for k in _THREAD_VARS})
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _worker_pid() -> int:
-    return os.getpid()
-
-
 class _Processes:
     """A pool of local processes kept for the whole fit; rebuilt if a worker dies."""
 
     def __init__(self, n_jobs: int) -> None:
         self.n_jobs = n_jobs
-        # Not fork: unsafe once BLAS / numba threads exist in the parent. Not
-        # forkserver: its children inherit the server's environment, not ours.
         self.pool: ProcessPoolExecutor | None = None
 
     def _start(self) -> ProcessPoolExecutor:
         if self.pool is None:
-            # Share the cores: each of n_jobs workers gets cores // n_jobs BLAS threads.
-            threads = max(1, (os.cpu_count() or 1) // self.n_jobs)
-            with _thread_env(threads):
-                self.pool = new_pool(self.n_jobs)  # spawned; its workers die with this process
-                # Start every worker now, while the environment is set.
-                for f in [self.pool.submit(_worker_pid) for _ in range(self.n_jobs)]:
-                    f.result()
+            # spawned, sharing the cores; its workers die with this process
+            self.pool = new_pool(self.n_jobs)
         return self.pool
 
     def map_reduce(self, model: Any, corpus: Corpus) -> _Tally:

@@ -8,6 +8,7 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 
+from .. import _threads
 from .._pool import WorkerDied, map_processes
 from .._validation import resolve_n_jobs
 from ..errors import AudioError, GmmhmmError, InvalidInputError, InvalidParameterError
@@ -122,7 +123,9 @@ def _warn_if_silent(signal: np.ndarray, name: str) -> None:
 def _extract_one(args: tuple[str, FeatureConfig]) -> tuple[str, np.ndarray | None, str | None]:
     path, config = args
     try:
-        return path, extract_features(path, config), None
+        # BLAS on one thread here and in workers alike, so serial and n_jobs give identical features
+        with _threads.compute():
+            return path, extract_features(path, config), None
     except GmmhmmError as exc:
         return path, None, str(exc)
     except MemoryError:  # one file's problem (say an absurd length), not the batch's

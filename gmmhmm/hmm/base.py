@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _threads
 from .. import _validation as V
 from .._params import ParamsMixin
 from ..errors import (ConvergenceError, DimensionMismatchError, InvalidInputError,
@@ -295,9 +296,10 @@ class BaseHMM(ParamsMixin):
         offsets = sequence_offsets(lengths)
         for first, stop in _batches(lengths, emission.n_columns):
             a, b = offsets[first], offsets[stop]
-            flp, cache = emission.log_likelihood(X[a:b])
-            log_probs, post, xi = kernels.forward_backward_multi(
-                self.startprob_, self.transmat_, end, flp, offsets[first:stop + 1] - a, use_log)
+            with _threads.compute():  # numba threads over sequences, BLAS single-threaded
+                flp, cache = emission.log_likelihood(X[a:b])
+                log_probs, post, xi = kernels.forward_backward_multi(
+                    self.startprob_, self.transmat_, end, flp, offsets[first:stop + 1] - a, use_log)
             self._raise_zero_likelihood(log_probs, lengths, first)
             yield first, stop, a, b, emission, cache, log_probs, post, xi
 
@@ -329,16 +331,17 @@ class BaseHMM(ParamsMixin):
         emission_stats = None
         log_prob = 0.0
         offsets = sequence_offsets(lengths)
-        for first, stop, a, b, emission, cache, log_probs, post, xi in self._forward_backward(X, lengths):
-            start += post[offsets[first:stop] - a].sum(axis=0)
-            end += post[offsets[first + 1:stop + 1] - 1 - a].sum(axis=0)
-            trans += xi
-            part = emission.accumulate(X[a:b], post, cache)
-            if emission_stats is None:
-                emission_stats = part
-            else:
-                emission_stats += part
-            log_prob += float(log_probs.sum())
+        with _threads.compute():  # the statistics' GEMMs too: no BLAS threads between the kernels
+            for first, stop, a, b, emission, cache, log_probs, post, xi in self._forward_backward(X, lengths):
+                start += post[offsets[first:stop] - a].sum(axis=0)
+                end += post[offsets[first + 1:stop + 1] - 1 - a].sum(axis=0)
+                trans += xi
+                part = emission.accumulate(X[a:b], post, cache)
+                if emission_stats is None:
+                    emission_stats = part
+                else:
+                    emission_stats += part
+                log_prob += float(log_probs.sum())
         return HMMStats(start, trans, end, emission_stats, log_prob, len(lengths), X.shape[0])
 
     def update(self, stats: HMMStats) -> "BaseHMM":
@@ -491,15 +494,16 @@ class BaseHMM(ParamsMixin):
         states = np.empty(X.shape[0], dtype=np.int64) if algorithm == "viterbi" else None
         for first, stop in _batches(lengths, emission.n_columns):
             a, b = offsets[first], offsets[stop]
-            flp, _ = emission.log_likelihood(X[a:b], need_cache=False)
             rel = offsets[first:stop + 1] - a
-            with np.errstate(divide="ignore"):  # log of structural zeros is -inf on purpose
-                if algorithm == "viterbi":
-                    log_probs[first:stop], states[a:b] = kernels.viterbi_multi(
-                        self.startprob_, self.transmat_, end, flp, rel)
-                else:
-                    log_probs[first:stop] = kernels.forward_multi(
-                        self.startprob_, self.transmat_, end, flp, rel, self.implementation == "log")
+            with _threads.compute():  # numba threads over sequences, BLAS single-threaded
+                flp, _ = emission.log_likelihood(X[a:b], need_cache=False)
+                with np.errstate(divide="ignore"):  # log of structural zeros is -inf on purpose
+                    if algorithm == "viterbi":
+                        log_probs[first:stop], states[a:b] = kernels.viterbi_multi(
+                            self.startprob_, self.transmat_, end, flp, rel)
+                    else:
+                        log_probs[first:stop] = kernels.forward_multi(
+                            self.startprob_, self.transmat_, end, flp, rel, self.implementation == "log")
         return log_probs, states
 
     def _score(self, X: Any, lengths: Any, posteriors: bool):

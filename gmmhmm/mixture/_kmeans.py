@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
+
+from .. import _threads
 
 _BLOCK_ROWS = 8192
 
@@ -11,6 +14,35 @@ def _sq_dist_to(X: np.ndarray, centers: np.ndarray, x_sq: np.ndarray) -> np.ndar
     """Squared distances (N, C), clipped at 0 (the GEMM expansion can go slightly negative)."""
     d = x_sq[:, None] - 2.0 * (X @ centers.T) + (centers**2).sum(axis=1)[None, :]
     return np.maximum(d, 0.0, out=d)
+
+
+@njit(cache=True, nogil=True)
+def _nearest(xc, x_sq, c_sq, labels, dist_min):
+    """Nearest centre of each row from ``xc = X @ centers.T``: the squared
+    distance ``x_sq - 2 xc + c_sq`` clipped at 0 (as :func:`_sq_dist_to`), in one pass."""
+    for t in range(xc.shape[0]):
+        best = np.inf
+        arg = 0
+        for j in range(xc.shape[1]):
+            v = max(x_sq[t] - 2.0 * xc[t, j] + c_sq[j], 0.0)
+            if v < best:
+                best = v
+                arg = j
+        labels[t] = arg
+        dist_min[t] = best
+
+
+@njit(cache=True, nogil=True)
+def _cluster_sums(X, labels, w, k):
+    """(weighted counts (k,), weighted sums (k, D)) of the rows of each cluster, one pass."""
+    counts = np.zeros(k)
+    sums = np.zeros((k, X.shape[1]))
+    for t in range(X.shape[0]):
+        c = labels[t]
+        counts[c] += w[t]
+        for j in range(X.shape[1]):
+            sums[c, j] += w[t] * X[t, j]
+    return counts, sums
 
 
 def kmeans_plusplus(X: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
@@ -53,10 +85,16 @@ def assign(X: np.ndarray, centers: np.ndarray, x_sq: np.ndarray | None = None
     x_sq = (X**2).sum(axis=1) if x_sq is None else x_sq
     labels = np.empty(n, dtype=np.int64)
     dist_min = np.empty(n)
-    for s in range(0, n, _BLOCK_ROWS):
-        d = _sq_dist_to(X[s:s + _BLOCK_ROWS], centers, x_sq[s:s + _BLOCK_ROWS])
-        labels[s:s + _BLOCK_ROWS] = np.argmin(d, axis=1)
-        dist_min[s:s + _BLOCK_ROWS] = d[np.arange(len(d)), labels[s:s + _BLOCK_ROWS]]
+
+    c_sq = (centers**2).sum(axis=1)
+
+    def block(s: int) -> None:
+        e = s + _BLOCK_ROWS
+        _nearest(X[s:e] @ centers.T, x_sq[s:e], c_sq, labels[s:e], dist_min[s:e])
+
+    with _threads.compute() as n_threads:  # blocks on gmmhmm's threads, BLAS single-threaded
+        for _ in _threads.map_ordered(block, range(0, n, _BLOCK_ROWS), n_threads):
+            pass
     return labels, dist_min
 
 
@@ -70,7 +108,11 @@ def kmeans(X: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
     assignment step (so no cluster is empty) and the centres their means.
     ``tol`` is relative to the mean feature variance, as in scikit-learn.
     """
-    X64 = np.asarray(X, dtype=np.float64)
+    with _threads.compute():  # small GEMMs: single-threaded BLAS, row blocks on gmmhmm's threads
+        return _lloyd(np.asarray(X, dtype=np.float64), n_clusters, random_state, sample_weight, max_iter, tol)
+
+
+def _lloyd(X64, n_clusters, random_state, sample_weight, max_iter, tol):
     n = X64.shape[0]
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     centers, _ = kmeans_plusplus(X64, n_clusters, random_state, w)
@@ -78,10 +120,7 @@ def kmeans(X: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
     shift_tol = tol * np.mean(np.var(X64, axis=0))
     for _ in range(max_iter):
         labels, dist_min = assign(X64, centers, x_sq)
-        counts = np.bincount(labels, weights=w, minlength=n_clusters)
-        sums = np.zeros_like(centers)
-        for c in range(n_clusters):  # K masked sums beat np.add.at on large N
-            sums[c] = w[labels == c] @ X64[labels == c]
+        counts, sums = _cluster_sums(X64, labels, w, n_clusters)
         new = centers.copy()
         full = counts > 0
         new[full] = sums[full] / counts[full, None]

@@ -13,9 +13,12 @@ all K components cost one GEMM instead of K triangular solves.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from scipy import linalg
 
+from .. import _threads
 from .._validation import check_in
 from ..errors import DimensionMismatchError, InvalidInputError, InvalidParameterError
 from . import _kernels
@@ -232,10 +235,17 @@ class DensityPlan:
         n = X.shape[0]
         out = np.empty((n, self.n_components), dtype=self.dtype)
         step = self.block_rows()
-        buf = None if self.covariance_type == "tied" else np.empty((min(step, n), self.n_design), dtype=self.dtype)
-        for start in range(0, n, step):
+        buffers = threading.local()  # one design buffer per thread
+
+        def block(start: int) -> None:
             xb = np.asarray(X[start:start + step], dtype=self.dtype)
-            self.log_density(self.design(xb, buf), out=out[start:start + step])
+            if self.covariance_type != "tied" and not hasattr(buffers, "design"):
+                buffers.design = np.empty((min(step, n), self.n_design), dtype=self.dtype)
+            self.log_density(self.design(xb, getattr(buffers, "design", None)), out=out[start:start + step])
+
+        with _threads.compute() as n_threads:  # blocks on gmmhmm's threads, BLAS single-threaded
+            for _ in _threads.map_ordered(block, range(0, n, step), n_threads):
+                pass
         return out
 
     def log_density(self, design: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

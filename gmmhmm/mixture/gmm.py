@@ -14,6 +14,7 @@ statistics, without materialising (N, K) arrays for the whole data.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from ..errors import ConvergenceError, ConvergenceWarning, InvalidInputError, In
 from ..modelfile import ModelFileMixin, register_model_class
 from . import _kernels
 from ._kmeans import kmeans, kmeans_plusplus
+from .. import _threads
 from .._params import ParamsMixin
 from .gaussian import (
     DensityPlan,
@@ -370,34 +372,46 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         center = plan.center.astype(dt)
         step = plan.block_rows()
         n = X.shape[0]
-        rows = min(step, n)
-        design_buf = None if ct == "tied" else np.empty((rows, plan.n_design), dtype=dt)
-        lp_buf = np.empty((rows, k), dtype=dt)
-        norm_buf = np.empty(rows, dtype=dt)
         cutoff = _kernels.flush_cutoff(dt)
-        # Statistics of the centred rows x - c in float64 accumulators. The
-        # design rows [quadratic terms, x - c, 1] of the densities give all of
-        # them in one GEMM against the posteriors: (F, m) @ (m, K), the
-        # orientation OpenBLAS handles many times faster than (K, m) @ (m, F).
-        acc = np.zeros((k, d + 1 if ct == "tied" else plan.n_design))
-        tied_s2 = np.zeros((d, d)) if ct == "tied" else None
-        total_ll = 0.0
-        for start in range(0, n, step):
+        buffers = threading.local()  # one set of work arrays per thread
+
+        def block(start: int):
+            """Centred sums of one block of rows weighted by its posteriors, its
+            pooled second moment (tied only) and its log-likelihood."""
             xb = X[start:start + step]
             m = len(xb)
             wb = sample_weight[start:start + step]
-            design = plan.design(xb, design_buf)
-            lp = plan.log_density(design, out=lp_buf[:m])
-            log_norm = _kernels.normalize_log_resp(lp, wb, norm_buf[:m], cutoff)  # lp := w_t * posterior
-            total_ll += float(wb.astype(np.float64) @ log_norm)
+            if not hasattr(buffers, "lp"):
+                rows = min(step, n)
+                buffers.design = None if ct == "tied" else np.empty((rows, plan.n_design), dtype=dt)
+                buffers.lp = np.empty((rows, k), dtype=dt)
+                buffers.norm = np.empty(rows, dtype=dt)
+            design = plan.design(xb, buffers.design)
+            lp = plan.log_density(design, out=buffers.lp[:m])
+            log_norm = _kernels.normalize_log_resp(lp, wb, buffers.norm[:m], cutoff)  # lp := w_t * posterior
+            ll = float(wb.astype(np.float64) @ log_norm)
             if ct == "tied":
                 xc = np.empty((m, d + 1), dtype=dt)
                 np.subtract(xb, center, out=xc[:, :d])
                 xc[:, d] = 1.0
-                acc += (xc.T @ lp).T
-                tied_s2 += (xc[:, :d] * wb[:, None]).T @ xc[:, :d]
-            else:
-                acc += (design.T @ lp).T
+                return (xc.T @ lp).T, (xc[:, :d] * wb[:, None]).T @ xc[:, :d], ll
+            return (design.T @ lp).T, None, ll
+
+        # Statistics of the centred rows x - c in float64 accumulators. The
+        # design rows [quadratic terms, x - c, 1] of the densities give all of
+        # them in one GEMM against the posteriors: (F, m) @ (m, K), the
+        # orientation OpenBLAS handles many times faster than (K, m) @ (m, F).
+        # Blocks run on gmmhmm's threads (single-threaded BLAS each) and are
+        # added in block order, so the sums do not depend on the thread count.
+        acc = np.zeros((k, d + 1 if ct == "tied" else plan.n_design))
+        tied_s2 = np.zeros((d, d)) if ct == "tied" else None
+        total_ll = 0.0
+        with _threads.compute() as n_threads:
+            for part, s2, ll in _threads.map_ordered(block, range(0, n, step), n_threads):
+                acc += part
+                total_ll += ll
+                if s2 is not None:
+                    tied_s2 += s2
         if not np.isfinite(total_ll):
             raise ConvergenceError(
                 "some samples have zero likelihood under every component "

@@ -1,0 +1,165 @@
+"""How many threads gmmhmm computes with, and keeping BLAS from fighting them.
+
+gmmhmm parallelises its own hot loops: the compiled forward-backward, forward
+and Viterbi kernels run sequences in parallel (numba ``prange``) and the GMM
+E-step runs blocks of rows on a pool of threads. A multi-threaded BLAS inside
+those sections puts a second thread pool on the same cores: OpenBLAS workers
+spin-wait for a while after every call and take the cores numba's threads
+need, and its threads only slow down the small per-block GEMMs. So inside a
+:func:`compute` section BLAS runs on one thread (set with threadpoolctl and
+restored on exit, so the user's own numpy code keeps its BLAS threads) and
+gmmhmm's threads do the parallel work.
+
+The thread count is :func:`get_num_threads`: what :func:`set_num_threads`
+set, else the CPUs this process may use, capped by ``OMP_NUM_THREADS`` as
+it was when the process started (the usual per-process limit, which Dask's
+nanny and gmmhmm's own worker processes set) and by numba's pool size
+(``NUMBA_NUM_THREADS``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numba
+
+from .errors import InvalidParameterError
+
+__all__ = ["set_num_threads", "get_num_threads", "cap_threads", "compute", "map_ordered"]
+
+_requested: int | None = None
+_local = threading.local()
+_lock = threading.Lock()
+_depth = 0
+_limiter: Any = None
+_controller: Any = None
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+
+
+def _env_threads() -> int | None:
+    value = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+# Read once, at start-up, as OpenMP and BLAS runtimes do: a library that sets
+# the variable later in the process (Dask's nanny does, for the workers it
+# spawns) does not change this process's thread count.
+_ENV_THREADS = _env_threads()
+
+
+def _available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def get_num_threads() -> int:
+    """Threads gmmhmm's compiled kernels and E-steps use (in this process and thread)."""
+    n = _requested
+    if n is None:
+        n = _available_cpus()
+        if _ENV_THREADS is not None:
+            n = min(n, _ENV_THREADS)
+    cap = getattr(_local, "cap", None)
+    if cap is not None:
+        n = min(n, cap)
+    return max(1, min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def set_num_threads(n_threads: int | None) -> int | None:
+    """Set the threads gmmhmm computes with (``None``: back to the default).
+
+    The default, all CPUs available to the process (capped by
+    ``OMP_NUM_THREADS``), is the fastest measured setting; use 1 when
+    running several gmmhmm processes side by side. gmmhmm's worker
+    processes (``n_jobs``) and tasks on Dask workers get their share of the
+    cores automatically. Returns the previous setting.
+    """
+    global _requested
+    if n_threads is not None and (isinstance(n_threads, bool) or not isinstance(n_threads, int)
+                                  or n_threads < 1):
+        raise InvalidParameterError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+    if n_threads is not None and n_threads > numba.config.NUMBA_NUM_THREADS:
+        raise InvalidParameterError(
+            f"n_threads={n_threads} exceeds numba's thread pool ({numba.config.NUMBA_NUM_THREADS}); "
+            "set NUMBA_NUM_THREADS before starting Python to allow more")
+    previous, _requested = _requested, n_threads
+    return previous
+
+
+@contextlib.contextmanager
+def cap_threads(n_threads: int) -> Iterator[None]:
+    """At most ``n_threads`` for gmmhmm work started from the calling thread
+    (e.g. a task sharing its process with other tasks)."""
+    old = getattr(_local, "cap", None)
+    _local.cap = max(1, n_threads) if old is None else min(old, max(1, n_threads))
+    try:
+        yield
+    finally:
+        _local.cap = old
+
+
+def _blas_controller() -> Any:
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController  # noqa: PLC0415 - loaded on first use
+
+        _controller = ThreadpoolController()
+    return _controller
+
+
+@contextlib.contextmanager
+def compute() -> Iterator[int]:
+    """Section of gmmhmm's own parallel work: BLAS on one thread, numba on :func:`get_num_threads`.
+
+    Re-entrant and safe from several threads: the first entry limits BLAS,
+    the last exit restores it. Yields the thread count.
+    """
+    global _depth, _limiter
+    n = get_num_threads()
+    with _lock:
+        if _depth == 0:
+            _limiter = _blas_controller().limit(limits=1, user_api="blas")
+        _depth += 1
+    previous = numba.get_num_threads()  # numba's setting is per calling thread
+    numba.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        numba.set_num_threads(previous)
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                _limiter.restore_original_limits()
+                _limiter = None
+
+
+def _executor(n: int) -> ThreadPoolExecutor:
+    global _pool, _pool_size
+    with _lock:
+        if _pool is None or _pool_size != n:
+            if _pool is not None:
+                _pool.shutdown(wait=False)
+            _pool = ThreadPoolExecutor(n, thread_name_prefix="gmmhmm")
+            _pool_size = n
+        return _pool
+
+
+def map_ordered(func: Callable[[Any], Any], items: Sequence[Any], n_threads: int) -> Iterator[Any]:
+    """``func(item)`` for every item on ``n_threads`` threads, yielded in item order.
+
+    The caller combines the results in that order, so a sum over them does
+    not depend on the thread count. ``func`` must release the GIL for its
+    heavy work (BLAS, numpy ufuncs, ``nogil`` numba kernels).
+    """
+    if n_threads <= 1 or len(items) <= 1:
+        yield from map(func, items)
+        return
+    yield from _executor(n_threads).map(func, items)

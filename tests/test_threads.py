@@ -1,0 +1,133 @@
+"""Thread policy: BLAS single-threaded inside gmmhmm's parallel sections, results
+independent of the thread count, the user's settings respected."""
+
+from __future__ import annotations
+
+import os
+
+import numba
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import gmmhmm
+from gmmhmm import _threads
+from gmmhmm.errors import InvalidParameterError
+from gmmhmm.hmm import GaussianHMM
+from gmmhmm.mixture import GaussianMixture
+from gmmhmm.mixture._kmeans import assign
+
+
+def blas_threads() -> set[int]:
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+
+@pytest.fixture(autouse=True)
+def default_setting():
+    previous = _threads.set_num_threads(None)
+    yield
+    _threads.set_num_threads(previous)
+
+
+def test_compute_pins_blas_and_restores_the_callers_limit():
+    with threadpool_limits(2, user_api="blas"):
+        assert blas_threads() == {2}
+        with _threads.compute():
+            assert blas_threads() == {1}
+            with _threads.compute():  # re-entrant: the inner exit keeps the limit
+                pass
+            assert blas_threads() == {1}
+        assert blas_threads() == {2}
+
+
+def test_compute_sets_numba_threads_for_the_section_only():
+    _threads.set_num_threads(1)
+    before = numba.get_num_threads()
+    with _threads.compute() as n:
+        assert n == 1 and numba.get_num_threads() == 1
+    assert numba.get_num_threads() == before
+
+
+def test_set_num_threads_validates_and_returns_previous():
+    assert gmmhmm.set_num_threads(1) is None
+    assert gmmhmm.get_num_threads() == 1
+    assert gmmhmm.set_num_threads(None) == 1
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(InvalidParameterError, match="n_threads"):
+            gmmhmm.set_num_threads(bad)
+    with pytest.raises(InvalidParameterError, match="NUMBA_NUM_THREADS"):
+        gmmhmm.set_num_threads(numba.config.NUMBA_NUM_THREADS + 1)
+
+
+@pytest.mark.parametrize("value, expected", [("1", 1), ("not a number", None)])
+def test_default_respects_omp_num_threads_at_start(value, expected):
+    import subprocess
+    import sys
+
+    code = "import gmmhmm, numba, os; print(gmmhmm.get_num_threads(), min(len(os.sched_getaffinity(0)), " \
+           "numba.config.NUMBA_NUM_THREADS))"
+    env = {**os.environ, "OMP_NUM_THREADS": value}
+    got, default = map(int, subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                           check=True).stdout.split())
+    assert got == (expected or default)  # a value OpenMP would reject is ignored
+
+
+def test_omp_num_threads_set_later_changes_nothing(monkeypatch):
+    before = gmmhmm.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as Dask's nanny does in the client process
+    assert gmmhmm.get_num_threads() == before
+
+
+def test_cap_threads_is_per_thread_and_nests():
+    with _threads.cap_threads(1):
+        assert gmmhmm.get_num_threads() == 1
+        with _threads.cap_threads(4):  # a cap never raises an outer one
+            assert gmmhmm.get_num_threads() == 1
+    assert gmmhmm.get_num_threads() == min(_threads._available_cpus(), numba.config.NUMBA_NUM_THREADS)
+
+
+def test_map_ordered_keeps_item_order():
+    assert list(_threads.map_ordered(lambda i: i * i, range(50), 2)) == [i * i for i in range(50)]
+    assert list(_threads.map_ordered(lambda i: i, [], 2)) == []
+
+
+def _data(n=20_000, d=5, k=4, dtype=np.float64):
+    rng = np.random.default_rng(0)
+    return (rng.normal(size=(k, d))[rng.integers(k, size=n)] * 3 + rng.normal(size=(n, d))).astype(dtype)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "full", "tied", "spherical"])
+def test_gmm_statistics_do_not_depend_on_the_thread_count(covariance_type):
+    """Blocks are summed in block order, so 1 and 2 threads agree to the last bit."""
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 numba threads")
+    X = _data()
+    gm = GaussianMixture(4, covariance_type=covariance_type, max_iter=2, random_state=0).fit(X)
+    results = []
+    for n in (1, 2):
+        gmmhmm.set_num_threads(n)
+        stats = gm.accumulate(X)
+        results.append((stats.log_likelihood, stats.gaussian.n, stats.gaussian.s1, stats.gaussian.s2,
+                        gm.predict_proba(X), assign(X, gm.means_)[1]))
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_hmm_fit_and_decode_do_not_depend_on_the_thread_count():
+    X = _data(3000, 3, 3)
+    lengths = [300] * 10
+    out = []
+    for n in (1, 2):
+        gmmhmm.set_num_threads(n)
+        m = GaussianHMM(3, n_iter=3, random_state=0).fit(X, lengths)
+        out.append((m.means_, m.transmat_, m.score(X, lengths), m.decode(X, lengths)[1]))
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_float32_mixture_predicts_like_float64():
+    X = _data(5000)
+    m64 = GaussianMixture(4, covariance_type="diag", random_state=0).fit(X)
+    m32 = GaussianMixture(4, covariance_type="diag", random_state=0).fit(X.astype(np.float32))
+    assert m32.means_.dtype == np.float32
+    assert np.mean(m32.predict(X.astype(np.float32)) == m64.predict(X)) > 0.999
