@@ -82,3 +82,11 @@ def write_packed_npz(path, header: dict, features, lengths):
     np.savez(path, __header__=np.frombuffer(json.dumps(header).encode(), dtype=np.uint8),
              features=features, lengths=np.asarray(lengths, dtype=np.int64))
     return path
+
+
+def tone(freq_hz: float, seconds: float = 0.5, rate_hz: int = 8000):
+    """A sine tone: the synthetic 'audio' the bad-input and hostile-input tests feed the CLI."""
+    import numpy as np
+
+    t = np.arange(int(seconds * rate_hz)) / rate_hz
+    return 0.3 * np.sin(2 * np.pi * freq_hz * t)

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import tone
 import soundfile as sf
 
 from gmmhmm import GMMHMM, GaussianHMM, GaussianMixture, errors, modelfile
@@ -61,11 +62,6 @@ n_jobs = 1
 """
 
 
-def _tone(freq_hz: float, seconds: float = 0.5) -> np.ndarray:
-    t = np.arange(int(seconds * RATE)) / RATE
-    return 0.3 * np.sin(2 * np.pi * freq_hz * t)
-
-
 @pytest.fixture(scope="module")
 def env(tmp_path_factory) -> SimpleNamespace:
     d = tmp_path_factory.mktemp("bad_input")
@@ -73,7 +69,7 @@ def env(tmp_path_factory) -> SimpleNamespace:
     audio.mkdir()
     for digit, freq in ((1, 440), (2, 880)):
         for take in range(3):
-            sf.write(audio / f"{digit}_synth_{take}.wav", _tone(freq * (1 + 0.02 * take)), RATE)
+            sf.write(audio / f"{digit}_synth_{take}.wav", tone(freq * (1 + 0.02 * take)), RATE)
     bad = d / "bad"
     bad.mkdir()
     sf.write(bad / "empty.wav", np.zeros(0), RATE)
@@ -82,7 +78,7 @@ def env(tmp_path_factory) -> SimpleNamespace:
     (bad / "text.wav").write_text("not audio at all\n")
     whole = (audio / "1_synth_0.wav").read_bytes()
     (bad / "truncated.wav").write_bytes(whole[: len(whole) // 2])
-    x = _tone(300).astype(np.float32)
+    x = tone(300).astype(np.float32)
     x[100] = np.nan
     sf.write(bad / "nan.wav", x, RATE, subtype="FLOAT")
     sf.write(d / "silence.wav", np.zeros(4000), RATE)

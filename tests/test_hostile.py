@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tone
 
 from gmmhmm import GaussianMixture, errors, modelfile
 from gmmhmm.classifier import HMMClassifier
@@ -186,11 +187,6 @@ n_iter = [2]
 """
 
 
-def _tone(freq_hz: float, seconds: float = 0.5) -> np.ndarray:
-    t = np.arange(int(seconds * RATE)) / RATE
-    return 0.3 * np.sin(2 * np.pi * freq_hz * t)
-
-
 @pytest.fixture(scope="module")
 def cli_env(tmp_path_factory):
     import soundfile as sf
@@ -202,7 +198,7 @@ def cli_env(tmp_path_factory):
     audio.mkdir()
     for digit, freq in ((1, 440), (2, 880)):
         for take in range(3):
-            sf.write(audio / f"{digit}_synth_{take}.wav", _tone(freq * (1 + 0.02 * take)), RATE)
+            sf.write(audio / f"{digit}_synth_{take}.wav", tone(freq * (1 + 0.02 * take)), RATE)
     (d / "tiny.toml").write_text(TOML)
     config = FeatureConfig(sample_rate_hz=RATE)
     feats = {p: extract_features(p, config) for p in sorted(audio.glob("*.wav"))}
@@ -362,7 +358,7 @@ def test_an_implausibly_low_sample_rate_skips_that_file_only(cli_env, tmp_path, 
     import soundfile as sf
 
     bad = tmp_path / f"rate_{rate}.wav"
-    sf.write(bad, _tone(440, 0.5)[:4000], rate)
+    sf.write(bad, tone(440, 0.5)[:4000], rate)
     good = cli_env / "audio" / "1_synth_0.wav"
     out = tmp_path / "hyp.txt"
     code, err = run_cli(["decode", cli_env / "clf.npz", bad, good, "-o", out], capsys)
