@@ -385,6 +385,13 @@ def _context_arcs(arcs: _Arcs, grammar: Grammar, prons, label_of, silence_label:
     right contexts sharing it. Epsilon arcs join ``(u, a, b) -> (v, a, b)``.
     Copies with equal pdfs are shared, so a tree that ties contexts gives a
     smaller graph; the search sees only null and emitting nodes, as before.
+
+    The fan-out of last phones is the bulk of the graph, so it is made once
+    per word, last two phones and destination node, and shared by every arc
+    that brings the word there (in an n-gram graph: by all its predecessor
+    histories). Paths sharing it have the same future, so the best path is
+    still exact; the n-best lattice keeps one predecessor per state there,
+    as it does inside a word (see :mod:`.token_passing`).
     """
     sil = context.silence
     G = grammar.n_nodes
@@ -472,6 +479,7 @@ def _context_arcs(arcs: _Arcs, grammar: Grammar, prons, label_of, silence_label:
             out.setdefault(key(x), []).append(x)
         return out
 
+    tails: dict[tuple[int, str, str, int], list[int]] = {}  # (label, last two phones, v) -> copies
     start = arcs.null()
     for b in rights[start_v]:
         arcs.arc(start, null(start_v, sil, b))
@@ -505,8 +513,16 @@ def _context_arcs(arcs: _Arcs, grammar: Grammar, prons, label_of, silence_label:
         if len(pron) > 2:
             inner = [p for k in range(1, len(pron) - 1) for p in pdfs(pron[k - 1], pron[k], pron[k + 1])]
             ends = [arcs.chain(inner, ends)[1]]
+        key = (lab, pron[-2], last, v)
+        if key in tails:  # the same word into the same node: join its copies of the last phone
+            for s in tails[key]:
+                for e in ends:
+                    arcs.arc(e, s, arcs.log_leave[arcs.pdf[~e]])
+            continue
+        tails[key] = []
         for states, cs in grouped(rights[v], lambda c: pdfs(pron[-2], last, c)).items():
-            e = arcs.chain(states, ends)[1]
+            s, e = arcs.chain(states, ends)
+            tails[key].append(s)
             for c in cs:
                 arcs.leave(e, null(v, last, c), lab)
     for v, w in final_v.items():
