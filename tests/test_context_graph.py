@@ -130,17 +130,24 @@ def chain_viterbi(states, ll, log_self, log_leave):
     return delta[-1] + log_leave[states[-1]]
 
 
-def brute_force(grammar, lexicon, context, trans, silence_prob, ll, opts):
-    """(best score, its words) over every grammar path and alignment."""
-    best = (-np.inf, None)
+def sequence_scores(grammar, lexicon, context, trans, silence_prob, ll, opts):
+    """Best score of every word sequence (silence left out) over its grammar paths and alignments."""
+    best: dict[tuple[str, ...], float] = {}
     max_phones = len(ll) // context.n_states
     for words, phones, lm, sw in grammar_paths(grammar, lexicon, silence_prob, max_phones):
         states = np.array([p for pdfs in context.sequence_pdfs(phones) for p in pdfs])
         score = (chain_viterbi(states, ll, *trans) + opts.lm_scale * lm + sw
                  + opts.word_insertion_penalty * len(words))
-        if score > best[0]:
-            best = (score, [w for w in words if w != lexicon.silence])
+        key = tuple(w for w in words if w != lexicon.silence)
+        best[key] = max(best.get(key, -np.inf), score)
     return best
+
+
+def brute_force(grammar, lexicon, context, trans, silence_prob, ll, opts):
+    """(best score, its words) over every grammar path and alignment."""
+    words, score = max(sequence_scores(grammar, lexicon, context, trans, silence_prob, ll, opts).items(),
+                       key=lambda kv: kv[1])
+    return score, list(words)
 
 
 BIGRAM = NGramModel([
@@ -156,6 +163,7 @@ def grammars():
     yield word_loop(["a", "ba", "bb", "c"], silence=False)  # cross-word contexts with no silence between
     yield word_list(["ab", "c", "ba", "a"])
     yield ngram_grammar(BIGRAM)  # backoff (epsilon) arcs carry contexts
+    yield ngram_grammar(BIGRAM, silence=False)
     # silence at some nodes only, two finals, an epsilon arc out of the start
     yield Grammar(n_nodes=4, arcs=[(0, 1, "ab", -0.5), (0, 2, None, -1.0), (1, 2, "c", -0.2), (2, 3, "ba", -0.1),
                                    (2, 1, "a", -0.7), (3, 3, "c", -1.2)],
@@ -183,7 +191,7 @@ def test_best_path_equals_brute_force_over_word_sequences(seed, n_states):
         for ctx in contexts(n_states, seed):
             trans = transitions(ctx.n_pdfs, rng)
             g = compile_graph(grammar, LEX, trans, n_states, silence_prob=0.3, context=ctx)
-            T = 6 if n_states == 1 else 8
+            T = 5 if n_states == 1 else 8
             ll = rng.normal(scale=3.0, size=(T, ctx.n_pdfs))
             opts = SearchOptions(beam=math.inf, max_active=0, lm_scale=float(rng.uniform(0.5, 2)),
                                  word_insertion_penalty=float(rng.normal()))
@@ -206,6 +214,45 @@ def test_phone_loop_with_triphones_equals_brute_force(seed):
         res = decode(g, ll, opts)
         assert res.score == pytest.approx(want, abs=1e-9)
         assert res.words == words
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_n_best_of_isolated_words(seed):
+    """Without silence a word list's n-best is every word with its best score, in order; with optional
+    silences (where histories meet inside the silence, as in monophone graphs) every entry is a real
+    path scored exactly, in order, distinct, the first the 1-best."""
+    rng = np.random.default_rng(seed)
+    vocabulary = ["a", "ab", "abc", "c", "ba", "bb"]
+    opts = SearchOptions(beam=math.inf, max_active=0, n_best=10, lattice_beam=math.inf, word_insertion_penalty=-0.5)
+    for ctx in contexts(1, seed):
+        trans = transitions(ctx.n_pdfs, rng)
+        ll = rng.normal(scale=3.0, size=(5, ctx.n_pdfs))
+        grammar = word_list(vocabulary, silence=False)
+        want = sequence_scores(grammar, LEX, ctx, trans, 0.4, ll, opts)
+        got = decode(compile_graph(grammar, LEX, trans, 1, context=ctx), ll, opts).n_best
+        assert [tuple(h.words) for h in got] == sorted(want, key=want.get, reverse=True)
+        assert [h.score for h in got] == pytest.approx(sorted(want.values(), reverse=True), abs=1e-9)
+
+        grammar = word_list(vocabulary)
+        want = sequence_scores(grammar, LEX, ctx, trans, 0.4, ll, opts)
+        res = decode(compile_graph(grammar, LEX, trans, 1, silence_prob=0.4, context=ctx), ll, opts)
+        assert res.n_best[0].words == res.words and len(res.n_best) >= 2
+        assert len({tuple(h.words) for h in res.n_best}) == len(res.n_best)
+        assert [h.score for h in res.n_best] == sorted(h.score for h in res.n_best)[::-1]
+        for h in res.n_best:
+            assert h.score <= want[tuple(h.words)] + 1e-9
+            # the segmentation's own score: each segment's phones (contexts from its neighbours) on its frames
+            prons = [("sil",) if seg.word == "sil" else LEX.prons(seg.word)[0][0] for seg in h.segments]
+            pdfs, k, score = ctx.sequence_pdfs([p for pron in prons for p in pron]), 0, 0.0
+            for seg, pron in zip(h.segments, prons):
+                n = len(pron)
+                states = np.array([p for q in pdfs[k:k + n] for p in q])
+                score += chain_viterbi(states, ll[seg.start_frame:seg.end_frame], *trans)
+                k += n
+            n_sil = sum(seg.word == "sil" for seg in h.segments)
+            score += (n_sil * math.log(0.4) + (2 - n_sil) * math.log(0.6) - math.log(len(vocabulary))
+                      + opts.word_insertion_penalty)
+            assert h.score == pytest.approx(score, abs=1e-9)
 
 
 def test_the_right_context_of_the_last_word_is_silence():
@@ -239,17 +286,18 @@ def test_monophone_context_gives_the_monophone_graph_exactly():
 
 def test_context_independent_pdfs_collapse_to_the_monophone_states():
     """Copies with equal pdfs are shared: a triphone interface over monophone pdfs adds null nodes and
-    arcs, no emitting states, and decodes the same. (The n-gram grammar's empty history is never
-    arrived at, only backed off to, so its silence is unreachable: the context graph leaves it out.)"""
+    arcs, no emitting states (but for one-phone words and silences, copied per left context), and
+    decodes the same."""
     rng = np.random.default_rng(1)
     ctx = WideMonophones(PHONES, 2, "sil")
     trans = transitions(ctx.n_pdfs, rng)
+    grammar = word_loop(["ab", "abc", "ba", "bb"], silence=False)
+    mono = compile_graph(grammar, LEX, trans, 2)
+    wide = compile_graph(grammar, LEX, trans, 2, context=ctx)
+    assert (wide.node_pdf >= 0).sum() == (mono.node_pdf >= 0).sum() and wide.n_null > mono.n_null
     for grammar in grammars():
         mono = compile_graph(grammar, LEX, trans, 2, silence_prob=0.3)
         wide = compile_graph(grammar, LEX, trans, 2, silence_prob=0.3, context=ctx)
-        n_wide, n_mono = (wide.node_pdf >= 0).sum(), (mono.node_pdf >= 0).sum()
-        assert n_wide == n_mono if grammar.n_nodes <= 2 else n_wide <= n_mono  # (unreachable parts are dropped)
-        assert wide.n_null > mono.n_null
         ll = rng.normal(scale=3.0, size=(12, ctx.n_pdfs))
         opts = SearchOptions(beam=math.inf, max_active=0)
         assert decode(wide, ll, opts).score == pytest.approx(decode(mono, ll, opts).score, abs=1e-9)

@@ -381,17 +381,23 @@ def _context_arcs(arcs: _Arcs, grammar: Grammar, prons, label_of, silence_label:
       ``(v, pn, c)`` with that pdf sequence, so only words starting with ``c``
       follow;
 
-    a one-phone word has a copy per distinct ``pdfs(a, p1, c)`` and set of
-    right contexts sharing it. Epsilon arcs join ``(u, a, b) -> (v, a, b)``.
-    Copies with equal pdfs are shared, so a tree that ties contexts gives a
-    smaller graph; the search sees only null and emitting nodes, as before.
+    a one-phone word (the optional silence too) has a copy per left context
+    ``a`` and distinct ``pdfs(a, p1, c)``, left into the right contexts ``c``
+    sharing it. Epsilon arcs join ``(u, a, b) -> (v, a, b)``. Copies with
+    equal pdfs are shared, so a tree that ties contexts gives a smaller
+    graph; the search sees only null and emitting nodes, as before.
 
     The fan-out of last phones is the bulk of the graph, so it is made once
     per word, last two phones and destination node, and shared by every arc
     that brings the word there (in an n-gram graph: by all its predecessor
-    histories). Paths sharing it have the same future, so the best path is
-    still exact; the n-best lattice keeps one predecessor per state there,
-    as it does inside a word (see :mod:`.token_passing`).
+    histories). Paths that meet in a state have the same future, so the best
+    path stays exact. The n-best lattice keeps alternatives only where words
+    end in the same null node (:mod:`.token_passing`); here the words before
+    a multi-phone word meet in its second phone, and those before it in an
+    n-gram graph in its last, so an n-best list can miss sequences that
+    differ only there. Isolated words (a word list) stay exact: one-phone
+    words and silences are copied per left context, so their histories meet
+    only in null nodes.
     """
     sil = context.silence
     G = grammar.n_nodes
@@ -492,17 +498,13 @@ def _context_arcs(arcs: _Arcs, grammar: Grammar, prons, label_of, silence_label:
                     arcs.arc(null(u, a, b), null(v, a, b), t, w)
             continue
         first, last = pron[0], pron[-1]
-        if len(pron) == 1:  # copies per pdf sequence and the set of right contexts sharing it
-            copies: dict[tuple, list[str]] = {}
+        if len(pron) == 1:  # a copy per left context and pdf sequence, left into the right contexts it fits
             for a in lefts[u]:
                 for states, cs in grouped(rights[v], lambda c: pdfs(a, first, c)).items():
-                    copies.setdefault((states, tuple(cs)), []).append(a)
-            for (states, cs), as_ in copies.items():
-                s, e = arcs.chain(states)
-                for a in as_:
+                    s, e = arcs.chain(states)
                     arcs.arc(null(u, a, first), s, t, w, is_word)
-                for c in cs:
-                    arcs.leave(e, null(v, first, c), lab)
+                    for c in cs:
+                        arcs.leave(e, null(v, first, c), lab)
             continue
         ends = []
         for states, as_ in grouped(lefts[u], lambda a: pdfs(a, first, pron[1])).items():
