@@ -464,14 +464,6 @@ def _context_arcs(arcs: _Arcs, grammar: Grammar, prons, label_of, silence_label:
     lefts = [sorted(s, key=rank.__getitem__) for s in left]
     rights = [sorted(s, key=rank.__getitem__) for s in right]
 
-    nodes: dict[tuple[int, str, str], int] = {}
-
-    def null(v: int, a: str, b: str) -> int:
-        key = (v, a, b)
-        if key not in nodes:
-            nodes[key] = arcs.null()
-        return nodes[key]
-
     cache: dict[tuple[str, str, str], tuple[int, ...]] = {}
 
     def pdfs(a: str, p: str, b: str) -> tuple[int, ...]:
@@ -485,17 +477,46 @@ def _context_arcs(arcs: _Arcs, grammar: Grammar, prons, label_of, silence_label:
             out.setdefault(key(x), []).append(x)
         return out
 
+    # right contexts that no phone ending at v tells apart share a null node: the phones before a
+    # last phone p arriving at v (directly or over epsilon arcs) are before[v][p]
+    before: list[dict[str, set[str]]] = [{} for _ in range(n_v)]
+    for u, v, pron, *_ in garcs:
+        if pron is not None and reached[u]:
+            before[v].setdefault(pron[-1], set()).update([pron[-2]] if len(pron) > 1 else left[u])
+    for u in order:
+        for k in out_arcs[u]:
+            if garcs[k][2] is None:
+                for p, qs in before[u].items():
+                    before[garcs[k][1]].setdefault(p, set()).update(qs)
+    right_class: dict[tuple[int, str], dict[str, int]] = {}  # (v, a) -> b -> class
+    for v in range(n_v):
+        for a in lefts[v]:
+            qs = sorted(before[v].get(a, ()), key=rank.__getitem__)
+            classes = grouped(rights[v], lambda b: tuple(pdfs(q, a, b) for q in qs))
+            right_class[v, a] = {b: k for k, bs in enumerate(classes.values()) for b in bs}
+    nodes: dict[tuple[int, str, int], int] = {}
+
+    def null(v: int, a: str, b: str) -> int:
+        """Null node of v between a and b (or any right context in b's class)."""
+        key = (v, a, right_class[v, a][b])
+        if key not in nodes:
+            nodes[key] = arcs.null()
+        return nodes[key]
+
+    def nulls(v: int, a: str, bs) -> list[int]:
+        return list(dict.fromkeys(null(v, a, b) for b in bs))
+
     tails: dict[tuple[int, str, str, int], list[int]] = {}  # (label, last two phones, v) -> copies
     start = arcs.null()
-    for b in rights[start_v]:
-        arcs.arc(start, null(start_v, sil, b))
+    for n in nulls(start_v, sil, rights[start_v]):
+        arcs.arc(start, n)
     for u, v, pron, t, w, is_word, lab in garcs:
         if not reached[u]:
             continue
         if pron is None:
             for a in lefts[u]:
-                for b in rights[v]:
-                    arcs.arc(null(u, a, b), null(v, a, b), t, w)
+                for n_src, n_dst in dict.fromkeys((null(u, a, b), null(v, a, b)) for b in rights[v]):
+                    arcs.arc(n_src, n_dst, t, w)
             continue
         first, last = pron[0], pron[-1]
         if len(pron) == 1:  # a copy per left context and pdf sequence, left into the right contexts it fits
@@ -503,8 +524,8 @@ def _context_arcs(arcs: _Arcs, grammar: Grammar, prons, label_of, silence_label:
                 for states, cs in grouped(rights[v], lambda c: pdfs(a, first, c)).items():
                     s, e = arcs.chain(states)
                     arcs.arc(null(u, a, first), s, t, w, is_word)
-                    for c in cs:
-                        arcs.leave(e, null(v, first, c), lab)
+                    for n in nulls(v, first, cs):
+                        arcs.leave(e, n, lab)
             continue
         ends = []
         for states, as_ in grouped(lefts[u], lambda a: pdfs(a, first, pron[1])).items():
@@ -525,8 +546,8 @@ def _context_arcs(arcs: _Arcs, grammar: Grammar, prons, label_of, silence_label:
         for states, cs in grouped(rights[v], lambda c: pdfs(pron[-2], last, c)).items():
             s, e = arcs.chain(states, ends)
             tails[key].append(s)
-            for c in cs:
-                arcs.leave(e, null(v, last, c), lab)
+            for n in nulls(v, last, cs):
+                arcs.leave(e, n, lab)
     for v, w in final_v.items():
         for a in lefts[v]:
             arcs.final[null(v, a, sil)] = w
