@@ -383,9 +383,13 @@ def _context_arcs(arcs: _Arcs, grammar: Grammar, prons, label_of, silence_label:
 
     a one-phone word (the optional silence too) has a copy per left context
     ``a`` and distinct ``pdfs(a, p1, c)``, left into the right contexts ``c``
-    sharing it. Epsilon arcs join ``(u, a, b) -> (v, a, b)``. Copies with
-    equal pdfs are shared, so a tree that ties contexts gives a smaller
-    graph; the search sees only null and emitting nodes, as before.
+    sharing it. Epsilon arcs join ``(u, a, b) -> (v, a, b)``.
+
+    Whatever a tree ties is shared: copies with equal pdfs are one copy, and
+    phones ``a`` (``b``) that no word leaving (arriving at) ``v`` tells apart
+    are one left (right) class with one null node ``(v, class of a, class of
+    b)``. With context-independent pdfs this is the monophone graph again;
+    the search sees only null and emitting nodes, as before.
 
     The fan-out of last phones is the bulk of the graph, so it is made once
     per word, last two phones and destination node, and shared by every arc
@@ -395,9 +399,8 @@ def _context_arcs(arcs: _Arcs, grammar: Grammar, prons, label_of, silence_label:
     end in the same null node (:mod:`.token_passing`); here the words before
     a multi-phone word meet in its second phone, and those before it in an
     n-gram graph in its last, so an n-best list can miss sequences that
-    differ only there. Isolated words (a word list) stay exact: one-phone
-    words and silences are copied per left context, so their histories meet
-    only in null nodes.
+    differ only there. One-phone words and silences are copied per left
+    class, so histories meet there only in null nodes.
     """
     sil = context.silence
     G = grammar.n_nodes
@@ -477,8 +480,25 @@ def _context_arcs(arcs: _Arcs, grammar: Grammar, prons, label_of, silence_label:
             out.setdefault(key(x), []).append(x)
         return out
 
-    # right contexts that no phone ending at v tells apart share a null node: the phones before a
-    # last phone p arriving at v (directly or over epsilon arcs) are before[v][p]
+    # left contexts that no phone leaving v tells apart share a null node; depart[v]: (first phone,
+    # the phone after it) of the words leaving v (directly or over epsilon arcs)
+    depart: list[set[tuple[str, str]]] = [set() for _ in range(n_v)]
+    for u, v, pron, *_ in garcs:
+        if pron is not None and reached[u]:
+            depart[u].update([(pron[0], pron[1])] if len(pron) > 1 else [(pron[0], c) for c in rights[v]])
+    for u in order[::-1]:
+        for k in out_arcs[u]:
+            if garcs[k][2] is None:
+                depart[u] |= depart[garcs[k][1]]
+    left_class: list[dict[str, int]] = []  # v -> a -> class
+    members: dict[tuple[int, int], list[str]] = {}
+    for v in range(n_v):
+        after = sorted(depart[v])
+        classes = grouped(lefts[v], lambda a: tuple(pdfs(a, p, x) for p, x in after))
+        left_class.append({a: k for k, as_ in enumerate(classes.values()) for a in as_})
+        members.update(((v, k), as_) for k, as_ in enumerate(classes.values()))
+    # right contexts that no phone ending at v tells apart share one too; before[v][p]: the phones
+    # before the last phone p of the words arriving at v (directly or over epsilon arcs)
     before: list[dict[str, set[str]]] = [{} for _ in range(n_v)]
     for u, v, pron, *_ in garcs:
         if pron is not None and reached[u]:
@@ -488,27 +508,27 @@ def _context_arcs(arcs: _Arcs, grammar: Grammar, prons, label_of, silence_label:
             if garcs[k][2] is None:
                 for p, qs in before[u].items():
                     before[garcs[k][1]].setdefault(p, set()).update(qs)
-    right_class: dict[tuple[int, str], dict[str, int]] = {}  # (v, a) -> b -> class
-    for v in range(n_v):
-        for a in lefts[v]:
-            qs = sorted(before[v].get(a, ()), key=rank.__getitem__)
-            classes = grouped(rights[v], lambda b: tuple(pdfs(q, a, b) for q in qs))
-            right_class[v, a] = {b: k for k, bs in enumerate(classes.values()) for b in bs}
-    nodes: dict[tuple[int, str, int], int] = {}
+    right_class: dict[tuple[int, int], dict[str, int]] = {}  # (v, left class) -> b -> class
+    for (v, k), as_ in members.items():
+        ends = sorted((q, a) for a in as_ for q in before[v].get(a, ()))
+        classes = grouped(rights[v], lambda b: tuple(pdfs(q, a, b) for q, a in ends))
+        right_class[v, k] = {b: c for c, bs in enumerate(classes.values()) for b in bs}
+    nodes: dict[tuple[int, int, int], int] = {}
 
     def null(v: int, a: str, b: str) -> int:
-        """Null node of v between a and b (or any right context in b's class)."""
-        key = (v, a, right_class[v, a][b])
+        """Null node of v between a and b (or any phones in their classes)."""
+        k = left_class[v][a]
+        key = (v, k, right_class[v, k][b])
         if key not in nodes:
             nodes[key] = arcs.null()
         return nodes[key]
 
-    def nulls(v: int, a: str, bs) -> list[int]:
-        return list(dict.fromkeys(null(v, a, b) for b in bs))
+    def nulls(v: int, as_, bs) -> list[int]:
+        return list(dict.fromkeys(null(v, a, b) for a in as_ for b in bs))
 
     tails: dict[tuple[int, str, str, int], list[int]] = {}  # (label, last two phones, v) -> copies
     start = arcs.null()
-    for n in nulls(start_v, sil, rights[start_v]):
+    for n in nulls(start_v, [sil], rights[start_v]):
         arcs.arc(start, n)
     for u, v, pron, t, w, is_word, lab in garcs:
         if not reached[u]:
@@ -519,20 +539,20 @@ def _context_arcs(arcs: _Arcs, grammar: Grammar, prons, label_of, silence_label:
                     arcs.arc(n_src, n_dst, t, w)
             continue
         first, last = pron[0], pron[-1]
-        if len(pron) == 1:  # a copy per left context and pdf sequence, left into the right contexts it fits
-            for a in lefts[u]:
+        if len(pron) == 1:  # a copy per left class and pdf sequence, left into the right contexts it fits
+            for a in dict((left_class[u][a], a) for a in lefts[u]).values():
                 for states, cs in grouped(rights[v], lambda c: pdfs(a, first, c)).items():
                     s, e = arcs.chain(states)
                     arcs.arc(null(u, a, first), s, t, w, is_word)
-                    for n in nulls(v, first, cs):
+                    for n in nulls(v, [first], cs):
                         arcs.leave(e, n, lab)
             continue
         ends = []
         for states, as_ in grouped(lefts[u], lambda a: pdfs(a, first, pron[1])).items():
             s, e = arcs.chain(states)
             ends.append(e)
-            for a in as_:
-                arcs.arc(null(u, a, first), s, t, w, is_word)
+            for n in nulls(u, as_, [first]):
+                arcs.arc(n, s, t, w, is_word)
         if len(pron) > 2:
             inner = [p for k in range(1, len(pron) - 1) for p in pdfs(pron[k - 1], pron[k], pron[k + 1])]
             ends = [arcs.chain(inner, ends)[1]]
@@ -546,9 +566,9 @@ def _context_arcs(arcs: _Arcs, grammar: Grammar, prons, label_of, silence_label:
         for states, cs in grouped(rights[v], lambda c: pdfs(pron[-2], last, c)).items():
             s, e = arcs.chain(states, ends)
             tails[key].append(s)
-            for n in nulls(v, last, cs):
+            for n in nulls(v, [last], cs):
                 arcs.leave(e, n, lab)
     for v, w in final_v.items():
-        for a in lefts[v]:
-            arcs.final[null(v, a, sil)] = w
+        for n in nulls(v, lefts[v], [sil]):
+            arcs.final[n] = w
     return start
