@@ -382,8 +382,8 @@ def _context_arcs(arcs: _Arcs, grammar: Grammar, prons, label_of, silence_label:
       follow;
 
     a one-phone word (the optional silence too) has a copy per left context
-    ``a`` and distinct ``pdfs(a, p1, c)``, left into the right contexts ``c``
-    sharing it. Epsilon arcs join ``(u, a, b) -> (v, a, b)``.
+    ``a`` (class, below) and distinct ``pdfs(a, p1, c)``, left into the right
+    contexts ``c`` sharing it. Epsilon arcs join ``(u, a, b) -> (v, a, b)``.
 
     Whatever a tree ties is shared: copies with equal pdfs are one copy, and
     phones ``a`` (``b``) that no word leaving (arriving at) ``v`` tells apart
