@@ -207,7 +207,7 @@ class EmbeddedTrainer:
         (``var_floor_frac`` of the global variance), ``min_occupancy`` and HTK's
         ``MINMIX`` weight floor 1e-5."""
         return GaussianUpdateOptions(variance_floor=self.model.var_floor_, min_occupancy=self.min_occupancy,
-                                     min_weight=1e-5)
+                                     min_weight=1e-5, warn_starved=False)
 
     def update(self, stats: EmbeddedStats) -> PhoneModelSet:
         """M-step: weights, means, floored variances and self-loops from ``stats``."""
@@ -217,7 +217,10 @@ class EmbeddedTrainer:
         if stats.gaussian.n_components != m.n_pdfs * m.n_mix:
             raise InvalidInputError(
                 f"stats hold {stats.gaussian.n_components} Gaussians but the model has {m.n_pdfs * m.n_mix}")
-        new, _ = update_gaussians(stats.gaussian, "diag", self.update_options(), m.gaussian_params())
+        new, report = update_gaussians(stats.gaussian, "diag", self.update_options(), m.gaussian_params())
+        if report.n_kept:  # expected after mix-up: HERest keeps them silently too
+            logger.info("%d of %d Gaussian(s) had occupancy <= %g and kept their parameters",
+                        report.n_kept, stats.gaussian.n_components, self.min_occupancy)
         m.set_gaussian_params(new)
         out = stats.trans_self + stats.trans_leave
         m.self_loop_ = np.where(out > 0, stats.trans_self / np.maximum(out, 1e-300), m.self_loop_).clip(1e-3, 0.999)
