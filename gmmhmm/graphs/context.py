@@ -69,6 +69,10 @@ class ContextDependency:
         kind = d.get("kind") if isinstance(d, dict) else None
         if kind == "monophone":
             return MonophoneContext(d["phones"], int(d["n_states"]), d["silence"])
+        if kind == "tree":
+            from .tree import TreeContext  # the tree module builds on this one
+
+            return TreeContext.from_dict(d)
         raise InvalidParameterError(f"unknown context dependency {kind!r}")
 
 
