@@ -475,3 +475,18 @@ def test_context_must_match_the_model():
         PhoneModelSet(["A", "sil"], 3, context=MonophoneContext(["A", "B", "sil"], 3, "sil"))._check_loaded()
     with pytest.raises(InvalidParameterError, match="context of 1 states"):
         utterance_graph(LEXICON, ["ab"], 0.5, 3, context=MonophoneContext(PHONES, 1, "sil"))
+
+
+def test_triphones_can_be_rebuilt_from_triphone_alignments(mono_and_tri):
+    """Kaldi's tri2 from tri1 alignments: a tied model aligns for the next tree."""
+    _, _, tri, history, (feats, texts) = mono_and_tri
+    tri2, history2 = train_triphones(tri, feats, texts, min_occupancy=20, max_leaves=30, mixtures=(1,), n_iter=(2,))
+    assert isinstance(tri2.context, TreeContext) and tri2.n_pdfs == 30
+    assert history2[2] >= history2[1] - 1e-9
+    # an unsplittable tree from a tied aligner: each phone state's self-loop is its pdfs' mean
+    stats = accumulate_tree_stats(tri, feats, texts)
+    flat = init_tied_model(tri, build_tree(stats, [], PHONES, 3, "sil"), stats)
+    owner = tri.context.pdf_phone_states()
+    k = PHONES.index("A") * 3 + 1
+    expect = np.mean([tri.self_loop_[q] for q, ps in enumerate(owner) if ps == (PHONES.index("A"), 1)])
+    assert flat.self_loop_[k] == pytest.approx(expect)

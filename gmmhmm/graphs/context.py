@@ -60,6 +60,10 @@ class ContextDependency:
         seq = [self.silence if left is None else left, *phones, self.silence if right is None else right]
         return [self.pdfs(seq[k - 1], seq[k], seq[k + 1]) for k in range(1, len(seq) - 1)]
 
+    def pdf_phone_states(self) -> list[tuple[int, int]]:
+        """(phone index, state) of every pdf: each pdf belongs to one phone state."""
+        raise NotImplementedError
+
     def to_dict(self) -> dict:
         """JSON-able description, stored in model files (never pickled)."""
         raise NotImplementedError
@@ -99,6 +103,10 @@ class MonophoneContext(ContextDependency):
         except KeyError:
             raise TranscriptError(f"phone {phone!r} is not one of the model's phones") from None
         return tuple(range(p * self.n_states, (p + 1) * self.n_states))
+
+    def pdf_phone_states(self) -> list[tuple[int, int]]:
+        """(phone index, state) of every pdf."""
+        return [(p, j) for p in range(len(self.phones)) for j in range(self.n_states)]
 
     def to_dict(self) -> dict:
         return {"kind": "monophone", "phones": list(self.phones), "n_states": self.n_states,

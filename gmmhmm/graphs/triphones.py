@@ -33,43 +33,54 @@ from .tree_stats import TreeStats, accumulate_tree_stats
 logger = logging.getLogger(__name__)
 
 
-def init_tied_model(mono: PhoneModelSet, tree: TreeContext, stats: TreeStats) -> PhoneModelSet:
+def init_tied_model(aligner: PhoneModelSet, tree: TreeContext, stats: TreeStats) -> PhoneModelSet:
     """A one-Gaussian model over the tree's pdfs (Kaldi's ``gmm-init-model``).
 
     Each leaf's Gaussian is the ML Gaussian of the tree statistics of the
-    contexts that reach it (variances floored at the monophones' floor); a
-    leaf without data (a phone state never aligned) takes the pooled
-    Gaussian of its monophone state. Self-loops come from the monophone state.
+    contexts that reach it (variances floored at the aligning model's
+    floor); a leaf without data (a phone state never aligned) takes the
+    Gaussian of its phone state in ``aligner`` (monophones, or the states of
+    a tied model pooled). Self-loops come from the aligner's phone state.
     """
-    if (tree.phones, tree.n_states) != (mono.phones, mono.n_states):
-        raise InvalidInputError("the tree's phones and states differ from the monophones'")
-    D, S = mono.n_features, mono.n_states
-    owner = tree.pdf_phone_states()
+    if (tree.phones, tree.n_states) != (aligner.phones, aligner.n_states):
+        raise InvalidInputError("the tree's phones and states differ from the aligning model's")
+    D, S = aligner.n_features, aligner.n_states
     rows = np.array([tree.pdfs(l, p, r)[j] for l, p, r, j in stats.keys], dtype=np.int64)
     g = stats.gaussian
     n = np.bincount(rows, g.n, minlength=tree.n_pdfs) if len(rows) else np.zeros(tree.n_pdfs)
     s1, s2 = np.zeros((tree.n_pdfs, D)), np.zeros((tree.n_pdfs, D))
     np.add.at(s1, rows, g.s1)
     np.add.at(s2, rows, g.s2)
-    # pooled monophone Gaussian of each phone state: the fallback for leaves without data
-    w = mono.weights_
-    mu = mono.means_.reshape(-1, mono.n_mix, D)
-    var = mono.covars_.reshape(-1, mono.n_mix, D)
-    mono_mean = np.einsum("km,kmd->kd", w, mu)
-    mono_var = np.einsum("km,kmd->kd", w, var + mu**2) - mono_mean**2
-    mono_pdf = np.array([p * S + j for p, j in owner])
+    # the aligner's Gaussian and self-loop of each phone state: moments of its mixtures, pooled
+    # evenly over its pdfs of that phone state
+    w = aligner.weights_
+    mu = aligner.means_.reshape(-1, aligner.n_mix, D)
+    var = aligner.covars_.reshape(-1, aligner.n_mix, D)
+    owner = np.array([p * S + j for p, j in aligner.context.pdf_phone_states()])
+    count = np.bincount(owner, minlength=len(aligner.phones) * S)[:, None]
+    mean = _pool(np.einsum("km,kmd->kd", w, mu), owner, count)
+    second = _pool(np.einsum("km,kmd->kd", w, var + mu**2), owner, count)
+    loop = _pool(aligner.self_loop_[:, None], owner, count)[:, 0]
+    state = np.array([p * S + j for p, j in tree.pdf_phone_states()])
     has = n > 0
     safe = np.where(has, n, 1.0)[:, None]
-    means = np.where(has[:, None], s1 / safe, mono_mean[mono_pdf])
-    covars = np.where(has[:, None], s2 / safe - (s1 / safe) ** 2, mono_var[mono_pdf])
-    model = PhoneModelSet(mono.phones, mono.n_states, 1, mono.lexicon_text, mono.feature_config, context=tree)
+    means = np.where(has[:, None], s1 / safe, mean[state])
+    covars = np.where(has[:, None], s2 / safe - (s1 / safe) ** 2, second[state] - mean[state] ** 2)
+    model = PhoneModelSet(aligner.phones, S, 1, aligner.lexicon_text, aligner.feature_config, context=tree)
     model.weights_ = np.ones((tree.n_pdfs, 1))
     model.means_ = means
-    model.covars_ = np.maximum(covars, mono.var_floor_)
-    model.self_loop_ = mono.self_loop_[mono_pdf].copy()
-    model.var_floor_ = mono.var_floor_.copy()
-    logger.info("tied model: %d pdfs (%d without data, from the monophones)", tree.n_pdfs, int((~has).sum()))
+    model.covars_ = np.maximum(covars, aligner.var_floor_)
+    model.self_loop_ = loop[state]
+    model.var_floor_ = aligner.var_floor_.copy()
+    logger.info("tied model: %d pdfs (%d without data, from the aligning model)", tree.n_pdfs, int((~has).sum()))
     return model
+
+
+def _pool(values: np.ndarray, owner: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` (n_pdfs, D) over the pdfs of each phone state."""
+    out = np.zeros((len(count), values.shape[1]))
+    np.add.at(out, owner, values)
+    return out / np.maximum(count, 1)
 
 
 def triphone_questions(stats: TreeStats, phones: Sequence[str], n_states: int,
