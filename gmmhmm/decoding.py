@@ -38,7 +38,9 @@ def decoding_graph(model: PhoneModelSet, graph: str = "word-loop", lexicon: Lexi
     Parameters
     ----------
     model : PhoneModelSet
-        Gives the phones, states per phone and transition probabilities.
+        Gives the phones, states per phone and transition probabilities, and
+        its context dependency (``model.context``, when it has one: a triphone
+        model decodes with cross-word triphone graphs).
     graph : {'phone-loop', 'word-loop', 'words', 'lm'}
         Free phone loop (phone recognition; silence is one of the phones),
         any word sequence, exactly one word, or the n-gram model ``lm``
@@ -50,12 +52,14 @@ def decoding_graph(model: PhoneModelSet, graph: str = "word-loop", lexicon: Lexi
         Probability of the optional silence between words (not in a phone loop).
     """
     lexicon = model.lexicon if lexicon is None else lexicon
+    context = getattr(model, "context", None)
     if lm is not None:
         graph = "lm"
     if graph not in GRAPHS:
         raise InvalidParameterError(f"graph must be one of {list(GRAPHS)}, got {graph!r}")
     if graph == "phone-loop":
-        lexicon = Lexicon.from_text("".join(f"{p} {p}\n" for p in model.phones), "phones", silence=model.phones[-1])
+        lexicon = Lexicon.from_text("".join(f"{p} {p}\n" for p in model.phones), "phones",
+                                   silence=model.phones[-1] if context is None else context.silence)
         grammar = word_loop(model.phones, silence=False)
     elif graph == "lm":
         if lm is None:
@@ -64,7 +68,8 @@ def decoding_graph(model: PhoneModelSet, graph: str = "word-loop", lexicon: Lexi
     else:
         vocabulary = list(lexicon.words if words is None else words)
         grammar = word_loop(vocabulary) if graph == "word-loop" else word_list(vocabulary)
-    return compile_graph(grammar, lexicon, model.transition_log_probs(), model.n_states, model.phones, silence_prob)
+    return compile_graph(grammar, lexicon, model.transition_log_probs(), model.n_states, model.phones, silence_prob,
+                         context)
 
 
 def decode_many(graph: DecodingGraph, log_likelihoods: Sequence[np.ndarray],
