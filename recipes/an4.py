@@ -61,7 +61,8 @@ from gmmhmm.decoding import decoding_graph  # noqa: E402
 from gmmhmm.errors import InvalidParameterError, SequenceTooShortError  # noqa: E402
 from gmmhmm.features import FeatureConfig, extract_many  # noqa: E402
 from gmmhmm.features.store import load_features, save_features  # noqa: E402
-from gmmhmm.graphs import EmbeddedTrainer, PhoneModelSet  # noqa: E402
+from gmmhmm.graphs import EmbeddedTrainer, PhoneModelSet, train_triphones  # noqa: E402
+from gmmhmm.graphs.questions import read_phone_classes  # noqa: E402
 from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.recipe import run  # noqa: E402
@@ -189,9 +190,29 @@ def train_mono(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.nda
     return trainer.model
 
 
+def phone_classes_path(cfg: dict) -> Path:
+    """``[tri1] phone_classes``, else ``cmudict/cmudict.phones`` beside the AN4 corpus."""
+    path = cfg["tri1"].get("phone_classes")
+    return Path(path) if path else an4_dir(cfg).parent / "cmudict" / "cmudict.phones"
+
+
+def train_tri1(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.ndarray],
+               previous: PhoneModelSet | None) -> PhoneModelSet:
+    """Tied-state cross-word triphones from the monophones' alignments (Kaldi tri1, HTK HHEd TB)."""
+    t, tcfg = cfg["tri1"], cfg["training"]
+    utts = [u for u in ds.utterances if u in feats]
+    model, history = train_triphones(
+        previous, [feats[u] for u in utts], [ds.text[u] for u in utts],
+        phone_classes=read_phone_classes(phone_classes_path(cfg)), min_occupancy=t["min_occupancy"],
+        gain_threshold=t["gain_threshold"], max_leaves=t["max_leaves"], mixtures=t["mixtures"],
+        n_iter=t["n_iter"], sil_prob=tcfg["sil_prob"], var_floor_frac=tcfg["var_floor_frac"])
+    logger.info("tri1: %d tied states; log-lik/frame %s", model.n_pdfs, " ".join(f"{h:.3f}" for h in history))
+    return model
+
+
 #: system name -> training function ``(cfg, lexicon, data, features, previous system's model) -> model``,
 #: in chain order: each system starts from the one before it.
-TRAINERS = {"mono": train_mono}
+TRAINERS = {"mono": train_mono, "tri1": train_tri1}
 
 
 def log_likelihoods(model: PhoneModelSet, ds: DataDir, feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
