@@ -31,11 +31,11 @@ REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "an4.py"
 
 
-def recipe_stages() -> tuple[str, ...]:
+def recipe_stages(config: str, settings: list[str]) -> list[str]:
     spec = importlib.util.spec_from_file_location("an4", RECIPE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.STAGES
+    return module.stages(module.apply_overrides(module.load_config(config), settings[1::2]))
 
 
 #: --set options of the smoke run: 4 training speakers (1 dev), 1 test speaker, 2 Gaussians.
@@ -67,20 +67,26 @@ def main(argv: list[str] | None = None) -> dict:
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "an4"
-        reports = {name: run_stage(i, args, out, settings) for i, name in enumerate(recipe_stages())}
+        reports = {name: run_stage(i, args, out, settings) for i, name in enumerate(recipe_stages(args.config, settings))}
     load_after = os.getloadavg()
-    print(f"{'stage':<10} {'wall s':>8} {'process s':>10} {'peak MB':>8}")
+    print(f"{'stage':<18} {'wall s':>8} {'process s':>10} {'peak MB':>8}")
     for name, r in reports.items():
-        print(f"{name:<10} {r['timings_s'][name]:8.1f} {r['process_wall_s']:10.1f} {r['peak_memory_mb']:8.0f}")
-    test = reports["decode"]["test"]
+        print(f"{name:<18} {r['timings_s'][name]:8.1f} {r['process_wall_s']:10.1f} {r['peak_memory_mb']:8.0f}")
+    decodes = [n for n in reports if n.endswith("-decode")]
+    for name in decodes:
+        t = reports[name]["test"][name[:-len("-decode")]]
+        e = t["errors"]
+        print(f"%WER {100 * e['error_rate']:.2f} [ {e['n_errors']} / {e['n_ref']}, {e['n_insertions']} ins, "
+              f"{e['n_deletions']} del, {e['n_substitutions']} sub ]  ({t['settings']})")
+    best = decodes[-1]
+    test = reports[best]["test"][best[:-len("-decode")]]
     e = test["errors"]
     total = sum(r["timings_s"][n] for n, r in reports.items())
-    print(f"%WER {100 * e['error_rate']:.2f} [ {e['n_errors']} / {e['n_ref']}, {e['n_insertions']} ins, "
-          f"{e['n_deletions']} del, {e['n_substitutions']} sub ]  ({test['settings']})")
+    print(f"whole recipe {total / 60:.1f} min (budget 20 min)")
     print(f"decoding {test['n_utterances']} utterances, {test['audio_s']:.1f} s of audio: real-time factor "
           f"{test['real_time_factor']:.4f} ({1 / test['real_time_factor']:.0f}x faster than real time; "
           f"scoring {test['scoring_s']:.2f} s + search {test['search_s']:.2f} s), "
-          f"peak memory of the decoding process {reports['decode']['peak_memory_mb']:.0f} MB")
+          f"peak memory of the decoding process {reports[best]['peak_memory_mb']:.0f} MB")
     print(f"all stages {total:.1f} s; load average before {load_before[0]:.2f}, after {load_after[0]:.2f}")
     summary = {"stages_s": {n: r["timings_s"][n] for n, r in reports.items()},
                "peak_memory_mb": {n: r["peak_memory_mb"] for n, r in reports.items()},

@@ -5,6 +5,7 @@ Subcommands::
     gmmhmm features INPUT... -o feats.npz [--config C]   audio -> feature file
     gmmhmm train DATA -o model.npz [--config C]          word models -> model file
     gmmhmm train-phones DATA_DIR --lexicon L --config C -o phones.npz   monophones from a data dir
+    gmmhmm train-tri DATA_DIR --mono phones.npz -o tri.npz [--num-leaves N]  tied triphones from monophones
     gmmhmm decode MODEL INPUT... [-o hyp.txt]            audio -> "key<TAB>label(s)<TAB>loglik"
            [--lexicon L --lm lm.arpa --beam B --max-active N --lm-scale S --insertion-penalty P --n-best N]
     gmmhmm align MODEL [TRANSCRIPTS] INPUT... -o DIR     phone models: TextGrid + CTM alignments
@@ -441,6 +442,56 @@ def cmd_train_phones(args: argparse.Namespace) -> int:
     return EXIT_FAILURES if failures else EXIT_OK
 
 
+def _int_list(text: str) -> list[int]:
+    """argparse type: comma-separated positive integers (``1,2,4``)."""
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"must be comma-separated positive integers, got {text!r}")
+    return values
+
+
+def cmd_train_tri(args: argparse.Namespace) -> int:
+    """Tied-state triphones from a monophone model (Kaldi tri1): align, grow the trees, re-estimate, mix up."""
+    from .data import DataDir
+    from .graphs import PhoneModelSet
+    from .graphs.questions import read_phone_classes
+    from .graphs.triphones import train_triphones
+    from .modelfile import load, save
+
+    check_output(args.output)
+    mono = load(args.mono)
+    if not isinstance(mono, PhoneModelSet) or not hasattr(mono, "means_"):
+        raise InvalidInputError(f"{args.mono} holds a {type(mono).__name__}, not trained phone models "
+                                "(train them with `gmmhmm train-phones`)")
+    iters = args.n_iter if len(args.n_iter) == len(args.mixtures) else args.n_iter * len(args.mixtures)
+    if len(iters) != len(args.mixtures) or any(b < a for a, b in zip(args.mixtures, args.mixtures[1:])):
+        raise InvalidParameterError(f"--mixtures {args.mixtures} must be non-decreasing and --n-iter one number "
+                                    f"or one per mixture stage, got {args.n_iter}")
+    classes = read_phone_classes(args.phone_classes) if args.phone_classes else None
+    lexicon = mono.lexicon
+    data = DataDir.read(args.data, require_text=True)
+    lexicon.check_words((w for u in data.utterances for w in data.text[u]), source=str(Path(args.data) / "text"))
+    utts = list_utterances([args.data], require_text=True)
+    feats, failures = _utterance_features(utts, mono.get_feature_config(), args)
+    _report_failures(failures)
+    if not feats:
+        raise InvalidInputError(f"{args.data}: no utterance could be featurised")
+    ids = list(feats)
+    tri, history = train_triphones(mono, [feats[u] for u in ids], [data.text[u] for u in ids],
+                                   phone_classes=classes, min_occupancy=args.min_occupancy,
+                                   gain_threshold=args.gain_threshold, max_leaves=args.num_leaves,
+                                   mixtures=args.mixtures, n_iter=iters, sil_prob=args.sil_prob)
+    save(tri, args.output, metadata={"n_train": len(ids), "mono": str(args.mono), "data_dir": str(args.data),
+                                     "history": history})
+    print(f"trained {tri.n_pdfs} tied states (from {mono.n_pdfs} monophone states), {tri.n_mix} Gaussian(s) "
+          f"per state, on {len(ids)} utterance(s): avg log-lik/frame {history[-1]:.3f} -> {args.output}",
+          file=sys.stderr)
+    return EXIT_FAILURES if failures else EXIT_OK
+
+
 def _load_classifier(path: str | os.PathLike, loaded: tuple | None = None):
     """(classifier, feature config) of a word-model file; ``loaded`` is its ``load(..., with_metadata=True)``."""
     from .classifier import HMMClassifier
@@ -840,6 +891,26 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", required=True, help="phone-model file to write (.npz)")
     checkpoints(sp)
     sp.set_defaults(func=cmd_train_phones)
+
+    sp = sub.add_parser("train-tri", help="train tied-state triphones (decision trees) from monophones")
+    sp.add_argument("data", help="data directory: wav.scp, text, utt2spk (spk2utt optional)")
+    sp.add_argument("--mono", required=True, help="monophone model file from `gmmhmm train-phones` (its "
+                    "features and lexicon are used)")
+    sp.add_argument("-o", "--output", required=True, help="triphone model file to write (.npz)")
+    sp.add_argument("--num-leaves", type=_positive_int, default=500, help="most tied states in all")
+    sp.add_argument("--min-occupancy", type=_finite_float, default=100.0,
+                    help="fewest frames in each leaf of a split")
+    sp.add_argument("--gain-threshold", type=_finite_float, default=0.0,
+                    help="smallest log-likelihood gain of a split")
+    sp.add_argument("--phone-classes", help="'PHONE<TAB>class' file of question sets (e.g. cmudict.phones); "
+                    "questions from clustering the phones are always added")
+    sp.add_argument("--mixtures", type=_int_list, default=[1, 2, 4, 8], help="Gaussians per state after each "
+                    "split, comma separated")
+    sp.add_argument("--n-iter", type=_int_list, default=[4, 3, 3, 3],
+                    help="re-estimation passes per mixture stage (one number for all, or one each)")
+    sp.add_argument("--sil-prob", type=_finite_float, default=0.5, help="optional silence between words")
+    common(sp)
+    sp.set_defaults(func=cmd_train_tri)
 
     sp = sub.add_parser("decode", help="recognise utterances with a model file")
     sp.add_argument("model", help="model file from `gmmhmm train`, `gmmhmm train-phones` or a recipe")

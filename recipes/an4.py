@@ -1,22 +1,28 @@
 #!/usr/bin/env python
-"""CMU AN4 recipe: monophones, a bigram LM, dev-tuned penalties, test WER.
+"""CMU AN4 recipe: a chain of acoustic-model systems, a bigram LM, dev-tuned penalties, test WER.
 
 Stages (Kaldi style; ``--stage N`` starts at stage N and reads the earlier
-stages' outputs from the output folder, ``--stop-stage N`` ends after N):
+stages' outputs from the output folder, ``--stop-stage N`` ends after N;
+``python recipes/an4.py --list-stages`` prints the numbers):
 
 0. data      Kaldi data dirs ``data/{train,test}`` from the AN4 corpus.
 1. features  16 kHz MFCC + deltas, CMVN per speaker (``utt2spk``): ``feats/*.npz``.
 2. lm        bigram LMs from the training transcripts (Witten-Bell), one
              without the dev speakers' transcripts: ``lm/*.arpa``.
-3. train-dev monophones on the training speakers minus the dev speakers
-             (flat start, embedded Baum-Welch, mix-up): ``mono_nodev/``.
-4. tune      decode the dev speakers over the ``[tuning]`` grid of LM scales
-             and word insertion penalties; the best goes to
-             ``mono_nodev/decode_dev/best.json``. The test set is never read.
-5. train     the same monophones on every training speaker: ``mono/``.
-6. decode    the test speakers with the dev-tuned settings; ``%WER`` and
-             ``%SER`` lines are printed and appended to ``RESULTS``; hypotheses
-             and a CTM keyed by utterance id go to ``mono/decode_test/``.
+
+then, for every system of ``[systems] run`` in order (``mono``, ...; each
+starts from the previous system's models of the same training set), four
+stages:
+
+* ``<system>-train-dev``  train on the training speakers minus the dev
+  speakers: ``<system>_nodev/``;
+* ``<system>-tune``  decode the dev speakers over the ``[tuning]`` grid of LM
+  scales and word insertion penalties; the best goes to
+  ``<system>_nodev/decode_dev/best.json``. The test set is never read;
+* ``<system>-train``  the same on every training speaker: ``<system>/``;
+* ``<system>-decode``  the test speakers with the dev-tuned settings;
+  ``%WER`` and ``%SER`` lines are printed and appended to ``RESULTS``;
+  hypotheses and a CTM keyed by utterance id go to ``<system>/decode_test/``.
 
 Usage::
 
@@ -55,7 +61,8 @@ from gmmhmm.decoding import decoding_graph  # noqa: E402
 from gmmhmm.errors import InvalidParameterError, SequenceTooShortError  # noqa: E402
 from gmmhmm.features import FeatureConfig, extract_many  # noqa: E402
 from gmmhmm.features.store import load_features, save_features  # noqa: E402
-from gmmhmm.graphs import EmbeddedTrainer, PhoneModelSet  # noqa: E402
+from gmmhmm.graphs import EmbeddedTrainer, PhoneModelSet, train_triphones  # noqa: E402
+from gmmhmm.graphs.questions import read_phone_classes  # noqa: E402
 from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.recipe import run  # noqa: E402
@@ -65,7 +72,22 @@ from gmmhmm.search import decode as search  # noqa: E402
 
 logger = logging.getLogger("an4")
 
-STAGES = ("data", "features", "lm", "train-dev", "tune", "train", "decode")
+DATA_STAGES = ("data", "features", "lm")
+SYSTEM_STEPS = ("train-dev", "tune", "train", "decode")
+
+
+def stages(cfg: dict) -> list[str]:
+    """Stage names in order: the data stages, then four per system of ``[systems] run``."""
+    return list(DATA_STAGES) + [f"{s}-{step}" for s in systems(cfg) for step in SYSTEM_STEPS]
+
+
+def systems(cfg: dict) -> list[str]:
+    """``[systems] run``, checked: known systems, each after the one it starts from."""
+    run_ = list(cfg.get("systems", {}).get("run", ["mono"]))
+    known = list(TRAINERS)
+    if not run_ or run_ != known[:len(run_)]:
+        raise InvalidParameterError(f"[systems] run must be a prefix of {known}, got {run_}")
+    return run_
 
 
 # ---------------------------------------------------------------------------
@@ -155,8 +177,9 @@ def stage_lm(cfg: dict, ds: DataDir, path: Path) -> NGramModel:
     return lm
 
 
-def train_models(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.ndarray]) -> PhoneModelSet:
-    """Flat start, embedded Baum-Welch and mix-up on the ``[training]`` schedule."""
+def train_mono(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.ndarray],
+               previous: PhoneModelSet | None) -> PhoneModelSet:
+    """Monophones: flat start, embedded Baum-Welch and mix-up on the ``[training]`` schedule."""
     tcfg = cfg["training"]
     trainer = EmbeddedTrainer(lexicon, n_states=tcfg["n_states"], sil_prob=tcfg["sil_prob"],
                               var_floor_frac=tcfg["var_floor_frac"], feature_config=cfg["features"])
@@ -165,6 +188,37 @@ def train_models(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.n
                           n_iter=tcfg["n_iter"])
     logger.info("trained on %d utterances; log-lik/frame %s", len(utts), " ".join(f"{h:.3f}" for h in history))
     return trainer.model
+
+
+def phone_classes_path(cfg: dict) -> Path:
+    """``[tri1] phone_classes``, else ``cmudict/cmudict.phones`` beside the AN4 corpus."""
+    path = cfg["tri1"].get("phone_classes")
+    return Path(path) if path else an4_dir(cfg).parent / "cmudict" / "cmudict.phones"
+
+
+def train_tri1(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.ndarray],
+               previous: PhoneModelSet | None) -> PhoneModelSet:
+    """Tied-state cross-word triphones from the monophones' alignments (Kaldi tri1, HTK HHEd TB)."""
+    t, tcfg = cfg["tri1"], cfg["training"]
+    utts = [u for u in ds.utterances if u in feats]
+    model, history = train_triphones(
+        previous, [feats[u] for u in utts], [ds.text[u] for u in utts],
+        phone_classes=read_phone_classes(phone_classes_path(cfg)), min_occupancy=t["min_occupancy"],
+        gain_threshold=t["gain_threshold"], max_leaves=t["max_leaves"], mixtures=t["mixtures"],
+        n_iter=t["n_iter"], sil_prob=tcfg["sil_prob"], var_floor_frac=tcfg["var_floor_frac"])
+    logger.info("tri1: %d tied states; log-lik/frame %s", model.n_pdfs, " ".join(f"{h:.3f}" for h in history))
+    return model
+
+
+#: system name -> training function ``(cfg, lexicon, data, features, previous system's model) -> model``,
+#: in chain order: each system starts from the one before it.
+TRAINERS = {"mono": train_mono, "tri1": train_tri1}
+
+
+def log_likelihoods(model: PhoneModelSet, ds: DataDir, feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per-state emission log-likelihoods of every utterance of ``ds`` that has features."""
+    utts = [u for u in ds.utterances if u in feats]
+    return dict(zip(utts, model.state_log_likelihood_many([feats[u] for u in utts])))
 
 
 def search_options(cfg: dict, lm_scale: float, word_insertion_penalty: float) -> SearchOptions:
@@ -213,15 +267,15 @@ def hyp_words(result) -> list[str]:
     return [] if result is None else result.words
 
 
-def stage_tune(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, dev: DataDir,
+def stage_tune(cfg: dict, system: str, model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, dev: DataDir,
                feats: dict[str, np.ndarray], out: Path) -> dict:
     """Grid search of (LM scale, word insertion penalty) on the dev speakers.
 
     The best has the fewest word errors, then the fewest sentence errors,
     then comes first in the grid. Writes ``tuning.txt`` and ``best.json``.
     """
-    utts = [u for u in dev.utterances if u in feats]
-    ll = dict(zip(utts, model.state_log_likelihood_many([feats[u] for u in utts])))
+    ll = log_likelihoods(model, dev, feats)
+    utts = list(ll)
     grid = [(s, p) for s in cfg["tuning"]["lm_scales"] for p in cfg["tuning"]["word_insertion_penalties"]]
     results = decode(model, lexicon, lm, ll, [search_options(cfg, s, p) for s, p in grid], cfg)
     rows, best = [], None
@@ -232,17 +286,17 @@ def stage_tune(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel
             best = ((er.n_errors, er.n_sentences_wrong),
                     {"lm_scale": lm_scale, "word_insertion_penalty": wip, "dev_wer": er.error_rate,
                      "dev_ser": er.sentence_error_rate, "dev_speakers": dev.speakers, "n_dev_utterances": len(utts)})
-    d = out / "mono_nodev" / "decode_dev"
+    d = out / f"{system}_nodev" / "decode_dev"
     d.mkdir(parents=True, exist_ok=True)
     atomic_write_text(d / "tuning.txt", "\n".join(rows) + "\n")
     atomic_write_text(d / "best.json", json.dumps(best[1], indent=1))
-    print(f"dev-tuned: lm_scale {best[1]['lm_scale']:g}, word insertion penalty "
+    print(f"{system} dev-tuned: lm_scale {best[1]['lm_scale']:g}, word insertion penalty "
           f"{best[1]['word_insertion_penalty']:g} (dev %WER {100 * best[1]['dev_wer']:.2f} over {len(utts)} "
           f"utterances of {len(dev.speakers)} speakers)")
     return best[1]
 
 
-def stage_decode(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, test: DataDir,
+def stage_decode(cfg: dict, system: str, model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, test: DataDir,
                  feats: dict[str, np.ndarray], tuned: dict, out: Path) -> dict:
     """Decode the test speakers with the dev-tuned settings; score, CTM, RESULTS."""
     shift_s = cfg["features"]["shift_ms"] / 1000.0
@@ -251,23 +305,23 @@ def stage_decode(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, lm: NGramMod
     opt = search_options(cfg, tuned["lm_scale"], tuned["word_insertion_penalty"])
     # compiled kernels load from numba's cache (or compile) on first use: warm them up untimed
     t0 = time.perf_counter()
-    decode(model, lexicon, lm, {utts[0]: model.state_log_likelihood(feats[utts[0]])}, [opt], cfg)
+    decode(model, lexicon, lm, log_likelihoods(model, test.subset(utts[:1]), feats), [opt], cfg)
     warmup_s = time.perf_counter() - t0
     t0, cpu0 = time.perf_counter(), time.process_time()
-    ll = dict(zip(utts, model.state_log_likelihood_many([feats[u] for u in utts])))
+    ll = log_likelihoods(model, test, feats)
     t1 = time.perf_counter()
     decoded = decode(model, lexicon, lm, ll, [opt], cfg)[0]
     t2, cpu_s = time.perf_counter(), time.process_time() - cpu0
     # an utterance whose audio failed in stage 1 is scored as all deleted, never left out
     results = {u: decoded.get(u) for u in test.utterances}
     er = score(test, results)
-    d = out / "mono" / "decode_test"
+    d = out / system / "decode_test"
     d.mkdir(parents=True, exist_ok=True)
     atomic_write_text(d / "hyp.txt", "".join(f"{u} {' '.join(hyp_words(r))}\n" for u, r in results.items()))
     atomic_write_text(d / "ctm", "".join(to_ctm(u, r, shift_s) for u, r in results.items() if r is not None))
     lines = kaldi_lines(er)
     atomic_write_text(d / "wer.txt", lines + "\n" + er.format("WER") + "\n")
-    settings = (f"mono {model.n_mix}g bigram lm_scale={tuned['lm_scale']:g} "
+    settings = (f"{system} {model.n_pdfs} pdfs {model.n_mix}g bigram lm_scale={tuned['lm_scale']:g} "
                 f"wip={tuned['word_insertion_penalty']:g} beam={opt.beam:g}")
     with open(out / "RESULTS", "a", encoding="utf-8") as f:
         f.write("".join(f"{ln} {d.name} {settings}\n" for ln in lines.splitlines()))
@@ -293,8 +347,9 @@ def main(argv: list[str] | None = None) -> dict:
     """Run stages ``--stage`` .. ``--stop-stage``; returns a report with per-stage times."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(REPO / "configs" / "an4.toml"))
-    ap.add_argument("--stage", type=int, default=0, help=f"first stage: {dict(enumerate(STAGES))}")
-    ap.add_argument("--stop-stage", type=int, default=len(STAGES) - 1)
+    ap.add_argument("--stage", type=int, default=0, help="first stage (see --list-stages)")
+    ap.add_argument("--stop-stage", type=int, default=None, help="last stage (default: the last)")
+    ap.add_argument("--list-stages", action="store_true", help="print the stage numbers and names, then exit")
     ap.add_argument("--out", type=Path, default=None, help="output folder (default: [output] dir)")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="override a config setting (TOML value), e.g. --set 'training.mixtures=[1, 2]'")
@@ -304,42 +359,58 @@ def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s")
     cfg = apply_overrides(load_config(args.config), args.set)
+    names = stages(cfg)
+    if args.list_stages:
+        print("\n".join(f"{i} {n}" for i, n in enumerate(names)))
+        return {"stages": names}
+    stop = len(names) - 1 if args.stop_stage is None else args.stop_stage
     out = args.out or REPO / cfg["output"]["dir"]
     out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
-    report: dict = {"timings_s": timings}
+    report: dict = {"timings_s": timings, "tuned": {}, "test": {}}
 
-    def run(i: int, fn):
-        if not args.stage <= i <= args.stop_stage:
+    def run(name: str, fn):
+        i = names.index(name)
+        if not args.stage <= i <= stop:
             return None
-        print(f"stage {i}: {STAGES[i]}", flush=True)
+        print(f"stage {i}: {name}", flush=True)
         t0 = time.perf_counter()
         result = fn()
-        timings[STAGES[i]] = time.perf_counter() - t0
+        timings[name] = time.perf_counter() - t0
         return result
 
-    run(0, lambda: prepare(an4_dir(cfg), out / "data"))
+    run("data", lambda: prepare(an4_dir(cfg), out / "data"))
     lexicon = Lexicon.read(out / "data" / "lexicon.txt")
     train, test = data_sets(cfg, out)
     train_nodev, dev = dev_split(train, cfg)
     lm_dir = out / "lm"
-    run(1, lambda: stage_features(cfg, out, {"train": train, "test": test}))
-    run(2, lambda: (stage_lm(cfg, train_nodev, lm_dir / "bigram_nodev.arpa"), stage_lm(cfg, train, lm_dir / "bigram.arpa")))
+    run("features", lambda: stage_features(cfg, out, {"train": train, "test": test}))
+    run("lm", lambda: (stage_lm(cfg, train_nodev, lm_dir / "bigram_nodev.arpa"),
+                       stage_lm(cfg, train, lm_dir / "bigram.arpa")))
 
-    def train_stage(ds: DataDir, name: str, speakers: str) -> None:
-        model = train_models(cfg, lexicon, ds, read_features(out, "train", ds))
-        (out / name).mkdir(exist_ok=True)
-        save(model, out / name / "model.npz", metadata={"speakers": speakers, "n_speakers": len(ds.speakers)})
+    def train_stage(system: str, previous: str | None, ds: DataDir, suffix: str, speakers: str) -> None:
+        prev_model = load(out / f"{previous}{suffix}" / "model.npz") if previous else None
+        model = TRAINERS[system](cfg, lexicon, ds, read_features(out, "train", ds), prev_model)
+        (out / f"{system}{suffix}").mkdir(exist_ok=True)
+        save(model, out / f"{system}{suffix}" / "model.npz",
+             metadata={"speakers": speakers, "n_speakers": len(ds.speakers), "system": system})
 
-    run(3, lambda: train_stage(train_nodev, "mono_nodev", "train minus dev"))
-    report["tuned"] = run(4, lambda: stage_tune(cfg, load(out / "mono_nodev" / "model.npz"), lexicon,
-                                                read_arpa(lm_dir / "bigram_nodev.arpa"), dev,
-                                                read_features(out, "train", dev), out))
-    run(5, lambda: train_stage(train, "mono", "train"))
-    report["test"] = run(6, lambda: stage_decode(
-        cfg, load(out / "mono" / "model.npz"), lexicon, read_arpa(lm_dir / "bigram.arpa"), test,
-        read_features(out, "test", test), json.loads((out / "mono_nodev" / "decode_dev" / "best.json").read_text()),
-        out))
+    chain = systems(cfg)
+    for k, system in enumerate(chain):
+        previous = chain[k - 1] if k else None
+        run(f"{system}-train-dev", lambda: train_stage(system, previous, train_nodev, "_nodev", "train minus dev"))
+        tuned = run(f"{system}-tune", lambda: stage_tune(
+            cfg, system, load(out / f"{system}_nodev" / "model.npz"), lexicon,
+            read_arpa(lm_dir / "bigram_nodev.arpa"), dev, read_features(out, "train", dev), out))
+        run(f"{system}-train", lambda: train_stage(system, previous, train, "", "train"))
+        tested = run(f"{system}-decode", lambda: stage_decode(
+            cfg, system, load(out / system / "model.npz"), lexicon, read_arpa(lm_dir / "bigram.arpa"), test,
+            read_features(out, "test", test),
+            json.loads((out / f"{system}_nodev" / "decode_dev" / "best.json").read_text()), out))
+        if tuned is not None:
+            report["tuned"][system] = tuned
+        if tested is not None:
+            report["test"][system] = tested
     report["peak_memory_mb"] = peak_memory_mb()
     print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items())
           + f"; peak memory {report['peak_memory_mb']:.0f} MB")

@@ -38,7 +38,9 @@ from gmmhmm.data import DataDir
 from gmmhmm.features import (FeatureConfig, add_deltas, cmvn, cmvn_per_speaker, deltas, extract_features,
                              extract_many, load_audio, load_features, mfcc, save_features)
 from gmmhmm.decoding import decode_files
-from gmmhmm.graphs import EmbeddedTrainer, Lexicon, parse_transcripts
+from gmmhmm.graphs import (EmbeddedTrainer, Lexicon, TreeContext, TreeStats, accumulate_tree_stats, build_tree,
+                           parse_transcripts)
+from gmmhmm.graphs.questions import read_phone_classes
 from gmmhmm.lm import estimate, read_arpa
 from gmmhmm.hmm import topology
 from gmmhmm.parallel import accumulate_corpus, fit_corpus
@@ -195,7 +197,8 @@ def _arpa(e, text: str) -> Path:
 
 
 _FILES = {"latin1.txt": "a.wav\t1\nb.wav\tcaf\u00e9\n".encode("latin-1"),
-          "bom_ref.txt": "\ufeffa.wav\t1\nb.wav\t2\n".encode("utf-8")}
+          "bom_ref.txt": "\ufeffa.wav\t1\nb.wav\t2\n".encode("utf-8"),
+          "classes.txt": b"AA vowel extra\n"}
 
 
 def _file(e, name: str) -> Path:
@@ -600,6 +603,21 @@ LIBRARY = [
          E.NonFiniteInputError, "NaN"),
     Case("EmbeddedTrainer.accumulate", "fewer transcripts than utterances",
          lambda e: _trainer(e).accumulate([e.X, e.X], [["one"]]), E.InvalidInputError, "transcripts"),
+    # --- decision trees ---------------------------------------------------
+    Case("TreeContext", "a node reached twice (not a tree)",
+         lambda e: TreeContext(["a", "sil"], 1, "sil", [["a"]], [[0], [1]], [[0, 0, 0, 1], [-1, 0, -1, -1]]),
+         E.InvalidParameterError, "reached twice"),
+    Case("TreeContext", "a pdf shared by two phone states",
+         lambda e: TreeContext(["a", "sil"], 1, "sil", [], [[0], [1]], [[-1, 0, -1, -1], [-1, 0, -1, -1]]),
+         E.InvalidParameterError, "shared by two phone states"),
+    Case("build_tree", "negative min_occupancy",
+         lambda e: build_tree(TreeStats.zeros(2), [], ["a", "sil"], 1, "sil", min_occupancy=-1),
+         E.InvalidParameterError, "min_occupancy"),
+    Case("read_phone_classes", "a line with three fields",
+         lambda e: read_phone_classes(_file(e, "classes.txt")), E.InvalidInputError, "classes.txt:1: expected"),
+    Case("accumulate_tree_stats", "fewer transcripts than utterances",
+         lambda e: accumulate_tree_stats(_trainer(e).model, [e.X, e.X], [["one"]]), E.InvalidInputError,
+         "transcripts"),
     # --- search -----------------------------------------------------------
     Case("SearchOptions", "beam 0", lambda e: SearchOptions(beam=0), E.InvalidParameterError, "beam must be"),
     Case("SearchOptions", "max_active -1", lambda e: SearchOptions(max_active=-1), E.InvalidParameterError,

@@ -245,3 +245,16 @@ def test_phone_models_and_gmmhmm_share_one_emission_layout(trained):
                                                           np.sqrt(hmm.covars_)[None]).sum(-1), axis=2)
     np.testing.assert_allclose(m.state_log_likelihood(X), ref, rtol=1e-10)
     np.testing.assert_array_equal(m.state_log_likelihood(X), hmm._emission().log_likelihood(X, need_cache=False)[0])
+
+
+def test_starved_gaussians_after_mix_up_are_reported_quietly(caplog):
+    """Mixing up to more Gaussians than the data support starves some: HERest keeps them silently,
+    so the trainer reports them at INFO, never as a WARNING on every iteration."""
+    import logging
+
+    feats, texts, _, _ = synthetic_corpus(n_utts=6)
+    tr = EmbeddedTrainer(LEXICON, min_occupancy=5.0)
+    with caplog.at_level(logging.INFO, logger="gmmhmm"):
+        tr.fit(feats, texts, mixtures=(1, 16), n_iter=(2, 2))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert any("kept their parameters" in r.getMessage() and r.levelno == logging.INFO for r in caplog.records)

@@ -6,6 +6,12 @@
 * :mod:`.models`    :class:`PhoneModelSet`, 3-state phone HMMs with diagonal GMMs
 * :mod:`.training`  embedded Baum-Welch: ``accumulate`` / ``update`` / mixture splitting
 * :mod:`.alignment` forced alignment (exact Viterbi) to CTM and TextGrid
+* :mod:`.context`   which pdf a phone state in context uses (monophones: ``MonophoneContext``)
+* :mod:`.tree`      ``TreeContext``: tied-state triphones, one decision tree per phone state
+* :mod:`.tree_stats` per-triphone-state Gaussian statistics from alignments (additive)
+* :mod:`.questions` phone sets asked of the contexts: phone classes and clustered phones
+* :mod:`.tree_build` growing the trees by likelihood gain
+* :mod:`.triphones` the tri1 step: monophones -> tree -> tied model -> Baum-Welch and mix-up
 
 Decoding with grammars and language models is :mod:`gmmhmm.search`.
 
@@ -22,13 +28,19 @@ both stacks give the same likelihoods, Viterbi paths and re-estimates.
 """
 
 from .alignment import Path, Segment, force_align, to_ctm, to_textgrid, viterbi_path, write_alignment
+from .context import ContextDependency, MonophoneContext
 from .graph import Graph, build_graph, utterance_graph
 from .lexicon import DIGIT_WORDS, Lexicon, parse_transcripts, read_transcripts
 from .models import PhoneModelSet
 from .training import EmbeddedStats, EmbeddedTrainer
+from .tree import TreeContext
+from .tree_build import build_tree
+from .tree_stats import TreeStats, accumulate_tree_stats
+from .triphones import init_tied_model, train_triphones
 
 __all__ = [
-    "DIGIT_WORDS", "EmbeddedStats", "EmbeddedTrainer", "Graph", "Lexicon", "Path", "PhoneModelSet", "Segment",
-    "build_graph", "force_align", "parse_transcripts", "read_transcripts", "to_ctm", "to_textgrid", "utterance_graph",
-    "viterbi_path", "write_alignment",
+    "DIGIT_WORDS", "ContextDependency", "EmbeddedStats", "EmbeddedTrainer", "Graph", "Lexicon", "MonophoneContext",
+    "Path", "PhoneModelSet", "Segment", "TreeContext", "TreeStats", "accumulate_tree_stats", "build_graph",
+    "build_tree", "force_align", "init_tied_model", "parse_transcripts", "read_transcripts", "to_ctm", "to_textgrid",
+    "train_triphones", "utterance_graph", "viterbi_path", "write_alignment",
 ]

@@ -127,7 +127,7 @@ def force_align(model: PhoneModelSet, X: np.ndarray | None, words: Sequence[str]
     SequenceTooShortError
         ``X`` has fewer frames than the transcript's phones need.
     """
-    g = utterance_graph(model.lexicon, list(words), sil_prob, model.n_states)
+    g = utterance_graph(model.lexicon, list(words), sil_prob, model.n_states, context=model.context)
     return viterbi_path(model, X, g, 0.0, frame_shift_s, duration_s, log_likelihood)
 
 

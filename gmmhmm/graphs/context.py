@@ -60,6 +60,10 @@ class ContextDependency:
         seq = [self.silence if left is None else left, *phones, self.silence if right is None else right]
         return [self.pdfs(seq[k - 1], seq[k], seq[k + 1]) for k in range(1, len(seq) - 1)]
 
+    def pdf_phone_states(self) -> list[tuple[int, int]]:
+        """(phone index, state) of every pdf: each pdf belongs to one phone state."""
+        raise NotImplementedError
+
     def to_dict(self) -> dict:
         """JSON-able description, stored in model files (never pickled)."""
         raise NotImplementedError
@@ -69,6 +73,10 @@ class ContextDependency:
         kind = d.get("kind") if isinstance(d, dict) else None
         if kind == "monophone":
             return MonophoneContext(d["phones"], int(d["n_states"]), d["silence"])
+        if kind == "tree":
+            from .tree import TreeContext  # the tree module builds on this one
+
+            return TreeContext.from_dict(d)
         raise InvalidParameterError(f"unknown context dependency {kind!r}")
 
 
@@ -95,6 +103,10 @@ class MonophoneContext(ContextDependency):
         except KeyError:
             raise TranscriptError(f"phone {phone!r} is not one of the model's phones") from None
         return tuple(range(p * self.n_states, (p + 1) * self.n_states))
+
+    def pdf_phone_states(self) -> list[tuple[int, int]]:
+        """(phone index, state) of every pdf."""
+        return [(p, j) for p in range(len(self.phones)) for j in range(self.n_states)]
 
     def to_dict(self) -> dict:
         return {"kind": "monophone", "phones": list(self.phones), "n_states": self.n_states,

@@ -5,7 +5,7 @@ left-to-right phone models) joined by *links*. Expanding it gives emitting
 states and arcs, the form the compiled kernels in :mod:`.kernels` walk.
 
 Arcs inside a phone model refer to the model's transition parameters by
-id (``tid``: phone * n_states + state, ``kind`` 0 = self-loop, 1 = leave),
+id (``tid``: the state's pdf, ``kind`` 0 = self-loop, 1 = leave),
 so the same graph serves every training iteration; ``extra`` holds the
 fixed log weights a graph adds (optional-silence probabilities). Decoding
 graphs with null nodes and language models are :mod:`gmmhmm.search`.
@@ -21,12 +21,14 @@ transitions. :meth:`Graph.dense` writes a graph as the equivalent dense
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
 from ..errors import InvalidParameterError
+from .context import ContextDependency, MonophoneContext
 from .lexicon import Lexicon
 
 
@@ -39,7 +41,7 @@ class Graph:
     labels : list of str
         Names of the unit labels (words, or phones in a phone loop).
     state_pdf, state_phone : (S,) int
-        Emission pdf (phone * n_states + state) and phone of each state.
+        Emission pdf (monophones: phone * n_states + state) and phone of each state.
     arc_src, arc_dst, arc_tid, arc_kind : (A,) int
     arc_extra : (A,) float
         Grammar log weight added to the transition probability.
@@ -116,6 +118,7 @@ def build_graph(
     starts: dict[int, float],
     ends: dict[int, float],
     n_states: int = 3,
+    pdfs: Sequence[Sequence[Sequence[int]]] | None = None,
 ) -> Graph:
     """Expand a unit network into a :class:`Graph`.
 
@@ -127,25 +130,30 @@ def build_graph(
     starts, ends : dict unit -> log weight of starting / ending in that unit
     n_states : int
         Emitting states per phone model.
+    pdfs : per unit, per phone, the ``n_states`` pdf ids, optional
+        From a :class:`~gmmhmm.graphs.context.ContextDependency`; default the
+        monophone layout ``phone * n_states + state``. A state's transition
+        id is its pdf.
     """
     first, last = [], []
     pdf, phone = [], []
     arcs: list[tuple[int, int, int, int, float, int, bool]] = []  # src dst tid kind extra label phone_start
-    for _label, phones in units:
+    for u, (_label, phones) in enumerate(units):
         if not phones:
             raise InvalidParameterError("a graph unit has no phones")
         first.append(len(pdf))
         for k, p in enumerate(phones):
             base = len(pdf)
-            for j in range(n_states):
-                pdf.append(p * n_states + j)
+            ids = range(p * n_states, (p + 1) * n_states) if pdfs is None else pdfs[u][k]
+            for j, q in enumerate(ids):
+                pdf.append(q)
                 phone.append(p)
                 s = base + j
-                arcs.append((s, s, p * n_states + j, 0, 0.0, -1, False))
+                arcs.append((s, s, q, 0, 0.0, -1, False))
                 if j + 1 < n_states:
-                    arcs.append((s, s + 1, p * n_states + j, 1, 0.0, -1, False))
+                    arcs.append((s, s + 1, q, 1, 0.0, -1, False))
             if k + 1 < len(phones):  # into the next phone of the unit
-                arcs.append((base + n_states - 1, base + n_states, p * n_states + n_states - 1, 1, 0.0, -1, True))
+                arcs.append((base + n_states - 1, base + n_states, pdf[-1], 1, 0.0, -1, True))
         last.append(len(pdf) - 1)
     for u, v, w in links:
         s = last[u]
@@ -180,40 +188,85 @@ def build_graph(
     )
 
 
-def utterance_graph(lexicon: Lexicon, words: list[str], sil_prob: float = 0.5, n_states: int = 3) -> Graph:
+def utterance_graph(lexicon: Lexicon, words: list[str], sil_prob: float = 0.5, n_states: int = 3,
+                    context: ContextDependency | None = None) -> Graph:
     """Composite HMM of a transcript: optional silence at the ends and between words.
 
     Every pronunciation of a word is a parallel path entered with its log
     weight (:meth:`Lexicon.prons`). Labels are the transcript's words in order
     followed by ``sil``, so a path's word labels spell the transcript.
+
+    With a ``context`` (default: monophones) a word's first and last phones
+    take their pdfs in cross-word context: the neighbouring word's phone, or
+    silence when the optional silence between them is taken (or at the
+    utterance ends). A pronunciation gets one unit per distinct pdf sequence
+    over its (left, right) contexts, so monophone graphs are unchanged.
     """
     if not 0.0 < sil_prob < 1.0:
         raise InvalidParameterError(f"sil_prob must be in (0, 1), got {sil_prob}")
     lexicon.check_words(words)
     if not words:
         raise InvalidParameterError("transcript has no words")
-    labels = list(words) + [lexicon.silence]
-    sil_label, sil_phone = len(words), lexicon.phone_index(lexicon.silence)
+    sil = lexicon.silence
+    if context is None:
+        context = MonophoneContext(lexicon.phones, n_states, sil)
+    elif context.n_states != n_states or context.silence != sil:
+        raise InvalidParameterError(f"context of {context.n_states} states with silence {context.silence!r} "
+                                    f"for graphs of {n_states} states with silence {sil!r}")
+    labels = list(words) + [sil]
+    sil_label, sil_phone = len(words), lexicon.phone_index(sil)
+    sil_pdfs = [context.pdfs(sil, sil, sil)]  # context independent
     units: list[tuple[int, list[int]]] = [(sil_label, [sil_phone])]  # unit 0: leading silence
+    unit_pdfs: list[list[tuple[int, ...]]] = [sil_pdfs]
     links: list[tuple[int, int, float]] = []
     ls, ln = float(np.log(sil_prob)), float(np.log1p(-sil_prob))
-    alts: list[list[tuple[int, float]]] = []  # per word position: (unit, pron log weight)
+    prons = [lexicon.prons(w) for w in words]
+    # per word position: (unit, its left contexts, its right contexts, phones, pron log weight)
+    alts: list[list[tuple[int, dict, dict, tuple[str, ...], float]]] = []
     sils: list[int] = [0]  # silence unit before word i (i = 0: leading), then after the last word
-    for i, word in enumerate(words):
+    for i in range(len(words)):
+        lefts = dict.fromkeys([sil] + ([p[-1] for p, _ in prons[i - 1]] if i > 0 else []))
+        rights = dict.fromkeys([sil] + ([p[0] for p, _ in prons[i + 1]] if i + 1 < len(words) else []))
         alts.append([])
-        for phones, weight in lexicon.prons(word):
-            alts[i].append((len(units), weight))
-            units.append((i, [lexicon.phone_index(p) for p in phones]))
+        for phones, weight in prons[i]:
+            for seq, lefts_of, rights_of in _context_variants(context, phones, lefts, rights):
+                alts[i].append((len(units), lefts_of, rights_of, tuple(phones), weight))
+                units.append((i, [lexicon.phone_index(p) for p in phones]))
+                unit_pdfs.append(seq)
         sils.append(len(units))
         units.append((sil_label, [sil_phone]))  # silence after word i
-    for i, prons in enumerate(alts):
-        for u, _ in prons:
-            links.append((u, sils[i + 1], ls))
+        unit_pdfs.append(sil_pdfs)
+    for i, variants in enumerate(alts):
+        for u, _, rights_of, phones, _ in variants:
+            if sil in rights_of:
+                links.append((u, sils[i + 1], ls))
             if i + 1 < len(alts):
-                links += [(u, v, ln + w) for v, w in alts[i + 1]]
+                links += [(u, v, ln + w) for v, lefts_v, _, ph, w in alts[i + 1]
+                          if ph[0] in rights_of and phones[-1] in lefts_v]
         if i > 0:
-            links += [(sils[i], v, w) for v, w in prons]
-    links += [(0, v, w) for v, w in alts[0]]
-    starts = {0: ls, **{v: ln + w for v, w in alts[0]}}
-    ends = {**{u: ln for u, _ in alts[-1]}, sils[-1]: 0.0}
-    return build_graph(labels, units, links, starts, ends, n_states)
+            links += [(sils[i], v, w) for v, lefts_v, _, _, w in variants if sil in lefts_v]
+    links += [(0, v, w) for v, *_, w in alts[0]]
+    starts = {0: ls, **{v: ln + w for v, *_, w in alts[0]}}
+    ends = {**{u: ln for u, _, rights_of, _, _ in alts[-1] if sil in rights_of}, sils[-1]: 0.0}
+    return build_graph(labels, units, links, starts, ends, n_states, unit_pdfs)
+
+
+def _context_variants(context: ContextDependency, phones: Sequence[str], lefts: Sequence[str],
+                      rights: Sequence[str]) -> list[tuple[list[tuple[int, ...]], dict, dict]]:
+    """Units of one pronunciation between the given left and right contexts:
+    ``(pdfs per phone, left contexts, right contexts)``.
+
+    Contexts giving the same pdfs share a unit when they form a product
+    (every left with every right), else each (left, right) gets its own, so
+    no path joins a left context to a right one it does not have pdfs for.
+    """
+    groups: dict[tuple, list[tuple[str, str]]] = {}
+    for left in lefts:
+        for right in rights:
+            groups.setdefault(tuple(context.sequence_pdfs(phones, left, right)), []).append((left, right))
+    out = []
+    for seq, pairs in groups.items():
+        ls, rs = dict.fromkeys(a for a, _ in pairs), dict.fromkeys(b for _, b in pairs)  # ordered sets
+        parts = [(ls, rs)] if len(pairs) == len(ls) * len(rs) else [({a: None}, {b: None}) for a, b in pairs]
+        out += [(list(seq), a, b) for a, b in parts]
+    return out

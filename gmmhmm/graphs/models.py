@@ -19,6 +19,7 @@ from ..hmm.emissions import GMMEmission
 from ..mixture.estimate import GaussianParams
 from ..mixture.mixup import mix_up
 from ..modelfile import register_model_class
+from .context import ContextDependency, MonophoneContext
 from .lexicon import Lexicon
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ class PhoneModelSet:
     Parameters
     ----------
     phones : list of str
-        Phone names; pdf ``p * n_states + j`` is state ``j`` of phone ``p``.
+        Phone names, the silence phone last.
     n_states : int
         Emitting states per phone.
     n_mix : int
@@ -42,6 +43,11 @@ class PhoneModelSet:
         kept so a model file is all a decoder needs.
     feature_config : dict or None
         :class:`gmmhmm.features.FeatureConfig` settings of the training features.
+    context : ContextDependency or its ``to_dict()``, optional
+        Which pdf each state of a phone in context uses (default:
+        :class:`~gmmhmm.graphs.context.MonophoneContext`, pdf
+        ``p * n_states + j``); a :class:`~gmmhmm.graphs.tree.TreeContext`
+        makes the set tied-state triphones. Stored in model files as JSON.
 
     Attributes
     ----------
@@ -55,16 +61,25 @@ class PhoneModelSet:
     _saved_attributes = ("weights_", "means_", "covars_", "self_loop_", "var_floor_")
 
     def __init__(self, phones: list[str], n_states: int = 3, n_mix: int = 1,
-                 lexicon_text: str = "", feature_config: dict | None = None) -> None:
+                 lexicon_text: str = "", feature_config: dict | None = None,
+                 context: ContextDependency | dict | None = None) -> None:
         self.phones = list(phones)
         self.n_states = n_states
         self.n_mix = n_mix
         self.lexicon_text = lexicon_text
         self.feature_config = feature_config
+        if isinstance(context, dict):
+            context = ContextDependency.from_dict(context)
+        elif context is None and self.phones:
+            context = MonophoneContext(self.phones, n_states, self.phones[-1])
+        self.context = context
 
     def get_params(self, deep: bool = True) -> dict:
-        return {"phones": list(self.phones), "n_states": self.n_states, "n_mix": self.n_mix,
-                "lexicon_text": self.lexicon_text, "feature_config": self.feature_config}
+        params = {"phones": list(self.phones), "n_states": self.n_states, "n_mix": self.n_mix,
+                  "lexicon_text": self.lexicon_text, "feature_config": self.feature_config}
+        if not isinstance(self.context, MonophoneContext):  # monophone files stay as they were
+            params["context"] = self.context.to_dict()
+        return params
 
     def _check_loaded(self) -> None:
         """Called by :func:`gmmhmm.modelfile.load`: a tampered file fails at load, not at first use."""
@@ -72,6 +87,11 @@ class PhoneModelSet:
             raise InvalidParameterError(f"phones must be non-empty names, got {self.phones!r:.80}")
         check_positive_int(self.n_states, "n_states")
         check_positive_int(self.n_mix, "n_mix")
+        c = self.context
+        if not isinstance(c, ContextDependency) or (c.phones, c.n_states, c.silence) != (
+                self.phones, self.n_states, self.phones[-1]):
+            raise InvalidParameterError("the context dependency does not match the model's phones, "
+                                        "states and silence phone")
         self.lexicon  # noqa: B018 - parses lexicon_text (TranscriptError if malformed)
         if not hasattr(self, "means_"):
             return
@@ -87,7 +107,7 @@ class PhoneModelSet:
 
     @property
     def n_pdfs(self) -> int:
-        return len(self.phones) * self.n_states
+        return self.context.n_pdfs
 
     @property
     def n_features(self) -> int:

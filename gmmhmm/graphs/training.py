@@ -29,6 +29,7 @@ from ..hmm.base import frame_batches
 from . import kernels
 from .graph import Graph, utterance_graph
 from .lexicon import Lexicon
+from .context import ContextDependency
 from .models import PhoneModelSet
 
 logger = logging.getLogger(__name__)
@@ -102,11 +103,15 @@ class EmbeddedTrainer:
         A Gaussian seen for fewer frames keeps its previous parameters.
     feature_config : dict, optional
         Stored in the model for decoders.
+    context : ContextDependency, optional
+        The model's pdfs of phones in context (default: monophones). Graphs
+        follow ``self.model.context``, so a trainer may also be given a
+        model to continue from by setting ``trainer.model``.
     """
 
     def __init__(self, lexicon: Lexicon, n_states: int = 3, sil_prob: float = 0.5,
                  var_floor_frac: float = 0.01, min_occupancy: float = 2.0,
-                 feature_config: dict | None = None) -> None:
+                 feature_config: dict | None = None, context: ContextDependency | None = None) -> None:
         if not 0.0 < var_floor_frac <= 1.0:
             raise InvalidParameterError(f"var_floor_frac must be in (0, 1], got {var_floor_frac}")
         self.lexicon = lexicon
@@ -114,14 +119,19 @@ class EmbeddedTrainer:
         self.min_occupancy = min_occupancy
         self.var_floor_frac = var_floor_frac
         self.model = PhoneModelSet(lexicon.phones, n_states=n_states, lexicon_text=lexicon.to_text(),
-                                   feature_config=feature_config)
+                                   feature_config=feature_config, context=context)
         self._graphs: dict[tuple[str, ...], Graph] = {}
+        self._graphs_context: ContextDependency | None = None  # the context the cached graphs were built for
         self._batch_elements = 1 << 22  # posterior entries held before a statistics matmul
 
     def graph(self, words: Sequence[str]) -> Graph:
+        """The training graph of a transcript under the current model's context (cached)."""
+        if self._graphs_context is not self.model.context:
+            self._graphs, self._graphs_context = {}, self.model.context
         key = tuple(words)
         if key not in self._graphs:
-            self._graphs[key] = utterance_graph(self.lexicon, list(words), self.sil_prob, self.model.n_states)
+            self._graphs[key] = utterance_graph(self.lexicon, list(words), self.sil_prob, self.model.n_states,
+                                                context=self.model.context)
         return self._graphs[key]
 
     def flat_start(self, features: Sequence[np.ndarray]) -> PhoneModelSet:
@@ -207,7 +217,7 @@ class EmbeddedTrainer:
         (``var_floor_frac`` of the global variance), ``min_occupancy`` and HTK's
         ``MINMIX`` weight floor 1e-5."""
         return GaussianUpdateOptions(variance_floor=self.model.var_floor_, min_occupancy=self.min_occupancy,
-                                     min_weight=1e-5)
+                                     min_weight=1e-5, warn_starved=False)
 
     def update(self, stats: EmbeddedStats) -> PhoneModelSet:
         """M-step: weights, means, floored variances and self-loops from ``stats``."""
@@ -217,7 +227,10 @@ class EmbeddedTrainer:
         if stats.gaussian.n_components != m.n_pdfs * m.n_mix:
             raise InvalidInputError(
                 f"stats hold {stats.gaussian.n_components} Gaussians but the model has {m.n_pdfs * m.n_mix}")
-        new, _ = update_gaussians(stats.gaussian, "diag", self.update_options(), m.gaussian_params())
+        new, report = update_gaussians(stats.gaussian, "diag", self.update_options(), m.gaussian_params())
+        if report.n_kept:  # expected after mix-up: HERest keeps them silently too
+            logger.info("%d of %d Gaussian(s) had occupancy <= %g and kept their parameters",
+                        report.n_kept, stats.gaussian.n_components, self.min_occupancy)
         m.set_gaussian_params(new)
         out = stats.trans_self + stats.trans_leave
         m.self_loop_ = np.where(out > 0, stats.trans_self / np.maximum(out, 1e-300), m.self_loop_).clip(1e-3, 0.999)
@@ -225,8 +238,12 @@ class EmbeddedTrainer:
 
     def fit(self, features: Sequence[np.ndarray], transcripts: Sequence[Sequence[str]],
             mixtures: Sequence[int] = (1, 2, 4, 8), n_iter: int | Sequence[int] = 4, *,
-            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> list[float]:
+            checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
+            flat_start: bool = True) -> list[float]:
         """Flat start, then re-estimation and mixture splitting on the ``mixtures`` schedule.
+
+        ``flat_start=False`` starts from the current ``self.model`` instead
+        (e.g. tied triphones initialised from monophones).
 
         With ``checkpoint_dir`` the models are checkpointed after every
         iteration; ``resume=True`` continues from the last checkpoint (same
@@ -255,7 +272,8 @@ class EmbeddedTrainer:
             self.model, history, done = model, list(state["history"]), state["iteration"]
             logger.info("resuming embedded training after iteration %d of %d", done, len(schedule))
         else:
-            self.flat_start(features)
+            if flat_start:
+                self.flat_start(features)
             history, done = [], 0
         for step, n_mix in enumerate(schedule):
             if step < done:

@@ -98,6 +98,11 @@ class GaussianUpdateOptions:
     center_on_previous_means : bool, default=False
         Take the scatter about the previous means instead of the new ones
         (hmmlearn 0.3 GMMHMM; not exact EM).
+    warn_starved : bool, default=True
+        Log a warning when components are kept for lack of data. Trainers
+        that expect starved components (phone models after mix-up, tied
+        states) turn it off and report the count from the returned
+        :class:`UpdateReport` at INFO level instead, as HERest does.
     """
 
     reg_covar: float = 0.0
@@ -112,6 +117,7 @@ class GaussianUpdateOptions:
     covars_prior: Any = 0.0
     covars_dof: Any = 0.0
     center_on_previous_means: bool = False
+    warn_starved: bool = True
 
     def validate(self) -> "GaussianUpdateOptions":
         for name in ("reg_covar", "variance_floor_fraction", "min_occupancy", "min_relative_occupancy",
@@ -385,7 +391,7 @@ def update_gaussians(stats: GaussianStats, covariance_type: str, options: Gaussi
             weights = np.maximum(weights, options.min_weight)
             weights = weights / weights.sum(axis=1, keepdims=True)
     report = UpdateReport(kept, n_floored, n_wfloored)
-    if report.n_kept:  # Kaldi warns for every Gaussian it removes; one line per update here
+    if report.n_kept and options.warn_starved:  # Kaldi warns for every Gaussian it removes; one line per update here
         idx = np.flatnonzero(kept)
         logger.warning("%d of %d component(s) received no data (occupancy <= %.3g), e.g. %s; keeping their "
                        "previous parameters", len(idx), K, threshold, idx[:10].tolist())
