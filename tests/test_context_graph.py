@@ -268,6 +268,31 @@ def test_the_right_context_of_the_last_word_is_silence():
     assert res.score == pytest.approx(2 * math.log(0.5) + 2 * math.log(0.5))  # two leaves, two 1/2 word choices
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_decoding_a_transcript_scores_as_its_forced_alignment(seed):
+    """The training / alignment graph (graphs.utterance_graph) and the decoding graph agree on contexts:
+    a grammar accepting only the transcript (optional silence at every node) gives the exact Viterbi
+    score of the transcript's composite HMM."""
+    from gmmhmm.graphs import kernels, utterance_graph
+
+    rng = np.random.default_rng(seed)
+    lex = Lexicon.from_prons({"a": [(("A",), 0.0)], "ab": [(("A", "B"), math.log(0.3)), (("B",), math.log(0.7))],
+                              "abc": [(("A", "B", "C"), 0.0)], "c": [(("C",), 0.0)]})
+    for words in (["ab", "a", "c"], ["abc", "ab", "ab"], ["c"]):
+        for ctx in contexts(2, seed):
+            trans = transitions(ctx.n_pdfs, rng)
+            ll = rng.normal(scale=3.0, size=(14, ctx.n_pdfs))
+            train = utterance_graph(lex, words, 0.3, 2, context=ctx)
+            want = kernels.viterbi(ll, train.state_pdf, train.arc_src, train.arc_dst, *train.log_probs(*trans),
+                                   0.0)[0]
+            grammar = Grammar(n_nodes=len(words) + 1, arcs=[(i, i + 1, w, 0.0) for i, w in enumerate(words)],
+                              final={len(words): 0.0}, silence_nodes=set(range(len(words) + 1)))
+            res = decode(compile_graph(grammar, lex, trans, 2, silence_prob=0.3, context=ctx), ll,
+                         SearchOptions(beam=math.inf, max_active=0))
+            assert res.score == pytest.approx(want, abs=1e-9)
+            assert res.words == words
+
+
 # ---------------------------------------------------------------------------
 # Monophones: today's graph, exactly
 # ---------------------------------------------------------------------------
