@@ -19,6 +19,12 @@ loop points) and *emitting* nodes (phone-model states, one pdf each):
   Kaldi's ``L.fst``. Arrivals go to ``in``, departures, backoffs and final
   weights leave from ``out``.
 
+With a context dependency (:mod:`gmmhmm.graphs.context`, e.g. a tied-state
+triphone tree) phones take their pdfs in word-internal and cross-word
+context: grammar nodes split by the phones before and after them, first and
+last phones are copied per context (see :func:`_context_arcs`); a monophone
+context gives exactly the graph above.
+
 Null nodes come first, numbered in a topological order of the null-to-null
 arcs (backoffs point from longer to shorter histories, so there is no cycle),
 so the search settles each frame's null nodes in one pass in id order. Arcs
