@@ -26,7 +26,7 @@ from gmmhmm.mixture.stats import GaussianStats
 
 from conftest import REPO_ROOT
 
-LEXICON = Lexicon({"ab": ["A", "B"], "ca": ["C", "A"], "b": ["B"], "bc": ["B", "C"]})
+LEXICON = Lexicon({"ab": ["A", "B"], "ca": ["C", "A"], "b": ["B"], "bc": ["B", "C"], "cab": ["C", "A", "B"]})
 PHONES = LEXICON.phones  # A B C sil
 
 
@@ -269,7 +269,7 @@ def brute_force_log_z(lexicon, words, context, ll, log_self, log_leave, sil_prob
 
 
 @pytest.mark.parametrize("make", [full_triphones, same_neighbours])
-@pytest.mark.parametrize("words", [["ab", "ca"], ["b", "b"], ["ca", "b", "bc"], ["b"]])
+@pytest.mark.parametrize("words", [["ab", "ca"], ["b", "b"], ["ca", "b", "bc"], ["b"], ["cab", "cab", "b"]])
 def test_triphone_graph_equals_brute_force(make, words):
     rng = np.random.default_rng(len(words))
     context = make(2)
@@ -285,7 +285,8 @@ def test_triphone_graph_equals_brute_force(make, words):
 
 
 def test_alternate_pronunciations_in_context():
-    lex = Lexicon.from_prons({"x": [(("A", "B"), np.log(0.7)), (("C",), np.log(0.3))], "y": [(("B", "A"), 0.0)]})
+    lex = Lexicon.from_prons({"x": [(("A", "B"), np.log(0.7)), (("C",), np.log(0.3)), (("C", "A", "B"), np.log(0.1))],
+                              "y": [(("B", "A"), 0.0)]})
     for context in (full_triphones(1), same_neighbours(1)):
         rng = np.random.default_rng(5)
         ll = rng.normal(0, 2, size=(9, context.n_pdfs))
@@ -334,7 +335,7 @@ def _assert_same_graph(a, b):
             assert x == y, name
 
 
-@pytest.mark.parametrize("words", [["ab", "b", "ca"], ["b"], ["x", "y", "x"]])
+@pytest.mark.parametrize("words", [["ab", "b", "ca"], ["b"], ["x", "y", "x"], ["cab", "ab"]])
 def test_monophone_context_graph_is_todays_graph(words):
     lex = LEXICON if words[0] != "x" else Lexicon.from_prons(
         {"x": [(("A", "B"), np.log(0.7)), (("C",), np.log(0.3))], "y": [(("B", "A"), 0.0)]})

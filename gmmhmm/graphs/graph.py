@@ -126,6 +126,8 @@ def build_graph(
     ----------
     labels : list of str
     units : list of (label index, phone indices)
+        Label -1: a continuation of the unit before it in a word (entering
+        it starts no word).
     links : list of (from unit, to unit, log weight)
     starts, ends : dict unit -> log weight of starting / ending in that unit
     n_states : int
@@ -200,7 +202,11 @@ def utterance_graph(lexicon: Lexicon, words: list[str], sil_prob: float = 0.5, n
     take their pdfs in cross-word context: the neighbouring word's phone, or
     silence when the optional silence between them is taken (or at the
     utterance ends). A pronunciation gets one unit per distinct pdf sequence
-    over its (left, right) contexts, so monophone graphs are unchanged.
+    over its (left, right) contexts, so monophone graphs are unchanged; when
+    a pronunciation of two or more phones has several, its first phone gets a
+    unit per distinct left-context pdfs, its last phone one per distinct
+    right-context pdfs and its middle one unit (these carry no word label),
+    rather than a whole copy per combination.
     """
     if not 0.0 < sil_prob < 1.0:
         raise InvalidParameterError(f"sil_prob must be in (0, 1), got {sil_prob}")
@@ -221,34 +227,61 @@ def utterance_graph(lexicon: Lexicon, words: list[str], sil_prob: float = 0.5, n
     links: list[tuple[int, int, float]] = []
     ls, ln = float(np.log(sil_prob)), float(np.log1p(-sil_prob))
     prons = [lexicon.prons(w) for w in words]
-    # per word position: (unit, its left contexts, its right contexts, phones, pron log weight)
-    alts: list[list[tuple[int, dict, dict, tuple[str, ...], float]]] = []
+    # per word position and pronunciation: its entry units with their left contexts, its exit
+    # units with their right contexts, its first and last phone and its log weight
+    alts: list[list[tuple[list[tuple[int, dict]], list[tuple[int, dict]], str, str, float]]] = []
     sils: list[int] = [0]  # silence unit before word i (i = 0: leading), then after the last word
+
+    def add_unit(label: int, phones: Sequence[str], pdfs: list[tuple[int, ...]]) -> int:
+        units.append((label, [lexicon.phone_index(p) for p in phones]))
+        unit_pdfs.append(pdfs)
+        return len(units) - 1
+
     for i in range(len(words)):
         lefts = dict.fromkeys([sil] + ([p[-1] for p, _ in prons[i - 1]] if i > 0 else []))
         rights = dict.fromkeys([sil] + ([p[0] for p, _ in prons[i + 1]] if i + 1 < len(words) else []))
         alts.append([])
         for phones, weight in prons[i]:
-            for seq, lefts_of, rights_of in _context_variants(context, phones, lefts, rights):
-                alts[i].append((len(units), lefts_of, rights_of, tuple(phones), weight))
-                units.append((i, [lexicon.phone_index(p) for p in phones]))
-                unit_pdfs.append(seq)
+            whole = _context_variants(context, phones, lefts, rights)
+            if len(whole) == 1 or len(phones) == 1:  # one unit per variant
+                entries = [(add_unit(i, phones, seq), ls_) for seq, ls_, _ in whole]
+                exits = [(u, rs_) for (u, _), (_, _, rs_) in zip(entries, whole)]
+            else:  # first phone per left context, last phone per right context, the middle once
+                heads = _group(lefts, lambda c: context.pdfs(c, phones[0], phones[1]))
+                tails = _group(rights, lambda c: context.pdfs(phones[-2], phones[-1], c))
+                entries = [(add_unit(i, phones[:1], [seq]), ls_) for seq, ls_ in heads.items()]
+                middle = context.sequence_pdfs(phones[1:-1], phones[0], phones[-1]) if len(phones) > 2 else []
+                body = [add_unit(-1, phones[1:-1], middle)] if middle else []
+                exits = [(add_unit(-1, phones[-1:], [seq]), rs_) for seq, rs_ in tails.items()]
+                inner = body or [u for u, _ in exits]
+                links += [(u, v, 0.0) for u, _ in entries for v in inner]
+                links += [(u, v, 0.0) for u in body for v, _ in exits]
+            alts[i].append((entries, exits, phones[0], phones[-1], weight))
         sils.append(len(units))
         units.append((sil_label, [sil_phone]))  # silence after word i
         unit_pdfs.append(sil_pdfs)
     for i, variants in enumerate(alts):
-        for u, _, rights_of, phones, _ in variants:
-            if sil in rights_of:
-                links.append((u, sils[i + 1], ls))
-            if i + 1 < len(alts):
-                links += [(u, v, ln + w) for v, lefts_v, _, ph, w in alts[i + 1]
-                          if ph[0] in rights_of and phones[-1] in lefts_v]
+        for _, exits, _, last, _ in variants:
+            for u, rights_of in exits:
+                if sil in rights_of:
+                    links.append((u, sils[i + 1], ls))
+                if i + 1 < len(alts):
+                    links += [(u, v, ln + w) for entries, _, first, _, w in alts[i + 1] if first in rights_of
+                              for v, lefts_v in entries if last in lefts_v]
         if i > 0:
-            links += [(sils[i], v, w) for v, lefts_v, _, _, w in variants if sil in lefts_v]
-    links += [(0, v, w) for v, *_, w in alts[0]]
-    starts = {0: ls, **{v: ln + w for v, *_, w in alts[0]}}
-    ends = {**{u: ln for u, _, rights_of, _, _ in alts[-1] if sil in rights_of}, sils[-1]: 0.0}
+            links += [(sils[i], v, w) for entries, _, _, _, w in variants for v, lefts_v in entries if sil in lefts_v]
+    links += [(0, v, w) for entries, *_, w in alts[0] for v, _ in entries]
+    starts = {0: ls, **{v: ln + w for entries, *_, w in alts[0] for v, _ in entries}}
+    ends = {**{u: ln for _, exits, *_ in alts[-1] for u, rights_of in exits if sil in rights_of}, sils[-1]: 0.0}
     return build_graph(labels, units, links, starts, ends, n_states, unit_pdfs)
+
+
+def _group(contexts: Sequence[str], pdfs_of) -> dict[tuple[int, ...], dict]:
+    """Contexts grouped by the pdfs they give: ``{pdfs: ordered set of contexts}``."""
+    out: dict[tuple[int, ...], dict] = {}
+    for c in contexts:
+        out.setdefault(pdfs_of(c), {})[c] = None
+    return out
 
 
 def _context_variants(context: ContextDependency, phones: Sequence[str], lefts: Sequence[str],
