@@ -615,7 +615,8 @@ def cmd_align(args: argparse.Namespace) -> int:
     feats, bad = _utterance_features(utts.subset(words_of), config, args)
     failures += bad
     aligned = {}
-    for u, ll in zip(feats, model.state_log_likelihood_many(list(feats.values()))):
+    model_feats = [model.transform_features(X) for X in feats.values()]  # the stored LDA+MLLT, if any
+    for u, ll in zip(feats, model.state_log_likelihood_many(model_feats)):
         try:
             info = soundfile.info(utts.path[u])
             aligned[u] = force_align(model, None, words_of[u], config.frame_shift_s,
