@@ -746,6 +746,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         for i, m in enumerate(models):
             shapes = {k: v.get("shape") for k, v in m["attributes"].items() if isinstance(v, dict) and "shape" in v}
             print(f"  model {i}: {m['class']} {shapes}")
+    transform = attrs.get("feature_transform_")
+    if isinstance(transform, dict) and transform.get("class") == "FeatureTransform":
+        p = transform["params"]
+        print(f"  feature transform: {p['n_source_features']} features spliced -{p['left_context']}/"
+              f"+{p['right_context']}, matrix {tuple(p['matrix']['shape'])}")
     for k, v in (info.get("metadata") or {}).items():
         print(f"  metadata.{k} = {json.dumps(v) if isinstance(v, (dict, list)) else v}")
     return EXIT_OK

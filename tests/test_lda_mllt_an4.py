@@ -93,6 +93,8 @@ def test_cli_trains_decodes_and_aligns_with_the_stored_transform(an4_slice, caps
     assert "LDA+MLLT (30 dims)" in capsys.readouterr().err
     m = load(model)
     assert m.n_features == 30 and m.feature_transform_.n_spliced == 13 * 7
+    assert main(["info", str(model)]) == 0
+    assert "feature transform: 13 features spliced -3/+3, matrix (30, 91)" in capsys.readouterr().out
     # decoding and alignment need no new option: the model file carries the transform
     assert main(["lm", str(tmp / "data" / "text"), "-o", str(tmp / "lm.arpa")]) == 0
     few = ds.subset(ds.utterances[::5])
