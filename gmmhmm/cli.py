@@ -408,6 +408,19 @@ def read_phone_config(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
     return features, training
 
 
+def _lda_mllt_options(args: argparse.Namespace, features):
+    """``LdaMlltOptions`` of ``--lda-dim``, ``--splice`` and ``--lda-mllt-iters``, checked against the features."""
+    from .graphs.lda_mllt import LdaMlltOptions
+
+    options = LdaMlltOptions(lda_dim=args.lda_dim, splice=args.splice, n_iter=args.lda_mllt_iters,
+                             mllt_iters=tuple(i for i in (0, 1, 3) if i < args.lda_mllt_iters)).validate()
+    spliced = features.n_ceps * (2 * options.splice + 1)
+    if options.lda_dim > spliced:
+        raise InvalidParameterError(f"--lda-dim {options.lda_dim} exceeds the {spliced} dimensions of "
+                                    f"{features.n_ceps} static features spliced +-{options.splice}")
+    return options
+
+
 def cmd_train_phones(args: argparse.Namespace) -> int:
     """Monophones from a data directory: flat start, embedded Baum-Welch, mixture splitting."""
     from .data import DataDir, Lexicon
@@ -418,6 +431,7 @@ def cmd_train_phones(args: argparse.Namespace) -> int:
     lexicon_path = args.lexicon or training.get("lexicon")
     if not lexicon_path:
         raise InvalidParameterError("no lexicon: pass --lexicon or set [training] lexicon in the config")
+    lda_options = _lda_mllt_options(args, features) if args.lda_mllt else None  # checked before any training
     lexicon = Lexicon.read(lexicon_path, format=args.lexicon_format, keep_stress=args.keep_stress)
     data = DataDir.read(args.data, require_text=True)
     # every word the transcripts use, missing ones listed in one error before any audio is read
@@ -434,10 +448,17 @@ def cmd_train_phones(args: argparse.Namespace) -> int:
     checkpoint_dir = args.checkpoint_dir or (Path(args.output).parent / "checkpoints" if args.resume else None)
     history = trainer.fit([feats[u] for u in ids], [data.text[u] for u in ids], mixtures=training["mixtures"],
                           n_iter=training["n_iter"], checkpoint_dir=checkpoint_dir, resume=args.resume)
+    kind = "phone model(s)"
+    if args.lda_mllt:  # Kaldi tri2b: LDA on spliced static features, then MLLT inside re-estimation
+        from .graphs.lda_mllt import static_features, train_lda_mllt
+
+        history += train_lda_mllt(trainer, [feats[u] for u in ids], [static_features(feats[u], features) for u in ids],
+                                  [data.text[u] for u in ids], lda_options, features.replace(delta_order=0).to_dict())
+        kind = f"LDA+MLLT ({trainer.model.n_features} dims) phone model(s)"
     save(trainer.model, args.output, metadata={"n_train": len(ids), "config": str(args.config),
                                                "data_dir": str(args.data), "lexicon": str(lexicon_path),
                                                "history": history})
-    print(f"trained {len(lexicon.phones)} phone model(s), {trainer.model.n_mix} Gaussian(s) per state, on "
+    print(f"trained {len(lexicon.phones)} {kind}, {trainer.model.n_mix} Gaussian(s) per state, on "
           f"{len(ids)} utterance(s): avg log-lik/frame {history[-1]:.3f} -> {args.output}", file=sys.stderr)
     return EXIT_FAILURES if failures else EXIT_OK
 
@@ -666,7 +687,8 @@ def cmd_align(args: argparse.Namespace) -> int:
     feats, bad = _utterance_features(utts.subset(words_of), config, args)
     failures += bad
     aligned = {}
-    for u, ll in zip(feats, model.state_log_likelihood_many(list(feats.values()))):
+    model_feats = [model.transform_features(X) for X in feats.values()]  # the stored LDA+MLLT, if any
+    for u, ll in zip(feats, model.state_log_likelihood_many(model_feats)):
         try:
             info = soundfile.info(utts.path[u])
             aligned[u] = force_align(model, None, words_of[u], config.frame_shift_s,
@@ -775,6 +797,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         for i, m in enumerate(models):
             shapes = {k: v.get("shape") for k, v in m["attributes"].items() if isinstance(v, dict) and "shape" in v}
             print(f"  model {i}: {m['class']} {shapes}")
+    transform = attrs.get("feature_transform_")
+    if isinstance(transform, dict) and transform.get("class") == "FeatureTransform":
+        p = transform["params"]
+        print(f"  feature transform: {p['n_source_features']} features spliced -{p['left_context']}/"
+              f"+{p['right_context']}, matrix {tuple(p['matrix']['shape'])}")
     for k, v in (info.get("metadata") or {}).items():
         print(f"  metadata.{k} = {json.dumps(v) if isinstance(v, (dict, list)) else v}")
     return EXIT_OK
@@ -889,6 +916,13 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--keep-stress", action="store_true", help="cmudict: keep the stress digits of vowels")
     sp.add_argument("--config", required=True, help="TOML with [features] and [training] (see configs/fsdd_phones.toml)")
     sp.add_argument("-o", "--output", required=True, help="phone-model file to write (.npz)")
+    sp.add_argument("--lda-mllt", action="store_true",
+                    help="then LDA + MLLT (Kaldi tri2b): splice the static features, LDA from the models' state "
+                         "posteriors, single-pass retraining, MLLT re-estimated in training; stored in the model")
+    sp.add_argument("--lda-dim", type=_positive_int, default=40, help="--lda-mllt: dimension after LDA (default 40)")
+    sp.add_argument("--splice", type=int, default=4, help="--lda-mllt: frames spliced on each side (default 4)")
+    sp.add_argument("--lda-mllt-iters", type=_positive_int, default=6,
+                    help="--lda-mllt: re-estimation passes after LDA, MLLT before passes 1, 2 and 4 (default 6)")
     checkpoints(sp)
     sp.set_defaults(func=cmd_train_phones)
 

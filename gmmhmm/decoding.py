@@ -105,7 +105,8 @@ def decode_audio(
         raise GmmhmmError(f"{failures[0][0]}: {failures[0][1]}")
     weights = graph.arc_weights(options)
     decoded = []
-    for path, ll in zip(feats, model.state_log_likelihood_many(list(feats.values()))):
+    model_feats = [model.transform_features(X) for X in feats.values()]  # the stored LDA+MLLT, if any
+    for path, ll in zip(feats, model.state_log_likelihood_many(model_feats)):
         try:
             decoded.append((path, decode(graph, ll, options, weights)))
         except SequenceTooShortError as exc:

@@ -55,6 +55,7 @@ HEADER_KEY = "__header__"
 # what a file names is only ever looked up, never imported.
 _BUILTIN_MODEL_MODULES = (
     "gmmhmm.mixture", "gmmhmm.hmm", "gmmhmm.graphs", "gmmhmm.graphs.models", "gmmhmm.classifier",
+    "gmmhmm.features.transforms",
 )
 _IMPORT_FAILURES: dict[str, str] = {}
 

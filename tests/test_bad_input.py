@@ -38,8 +38,11 @@ from gmmhmm.data import DataDir
 from gmmhmm.features import (FeatureConfig, add_deltas, cmvn, cmvn_per_speaker, deltas, extract_features,
                              extract_many, load_audio, load_features, mfcc, save_features)
 from gmmhmm.decoding import decode_files
+from gmmhmm.features.transforms import (FeatureTransform, MlltStats, accumulate_lda_stats, accumulate_mllt_stats,
+                                        estimate_lda, estimate_mllt, splice_frames)
 from gmmhmm.graphs import (EmbeddedTrainer, Lexicon, TreeContext, TreeStats, accumulate_tree_stats, build_tree,
                            parse_transcripts)
+from gmmhmm.graphs.lda_mllt import LdaMlltOptions, train_lda_mllt
 from gmmhmm.graphs.questions import read_phone_classes
 from gmmhmm.lm import estimate, read_arpa
 from gmmhmm.hmm import topology
@@ -618,6 +621,34 @@ LIBRARY = [
     Case("accumulate_tree_stats", "fewer transcripts than utterances",
          lambda e: accumulate_tree_stats(_trainer(e).model, [e.X, e.X], [["one"]]), E.InvalidInputError,
          "transcripts"),
+    # --- feature transforms (LDA, MLLT) and their training ---------------
+    Case("splice_frames", "negative context", lambda e: splice_frames(e.X, left=-1), E.InvalidParameterError,
+         "left must be"),
+    Case("FeatureTransform", "matrix width fits neither 3 spliced features nor an offset",
+         lambda e: FeatureTransform(np.ones((2, 11)), 1, 1, n_source_features=3), E.InvalidParameterError,
+         "11 columns"),
+    Case("FeatureTransform.apply", "features of another dimension (deltas given to a statics transform)",
+         lambda e: FeatureTransform(np.ones((2, 4)), 0, 1).apply(e.X), E.DimensionMismatchError, "takes 2"),
+    Case("estimate_lda", "more dimensions than the input",
+         lambda e: estimate_lda(accumulate_lda_stats(e.X, np.eye(2)[np.arange(60) // 30]), 4),
+         E.InvalidParameterError, "exceeds the 3"),
+    Case("estimate_lda", "duplicated feature column (singular within-class scatter)",
+         lambda e: estimate_lda(accumulate_lda_stats(np.hstack([e.X, e.X[:, :1]]), np.eye(2)[np.arange(60) // 30]),
+                                2), E.InvalidInputError, "singular"),
+    Case("estimate_mllt", "statistics of no frames", lambda e: estimate_mllt(MlltStats.zeros(3)),
+         E.InvalidInputError, "no frames"),
+    Case("accumulate_mllt_stats", "zero variances",
+         lambda e: accumulate_mllt_stats(e.X, np.ones((60, 2)), np.zeros((2, 3)), np.zeros((2, 3))),
+         E.InvalidInputError, "positive variances"),
+    Case("EmbeddedTrainer.accumulate", "stats_features with other frame counts",
+         lambda e: _trainer(e).accumulate([e.X], [["one"]], stats_features=[e.X[1:]]), E.InvalidInputError,
+         "frame counts"),
+    Case("train_lda_mllt", "source features with other frame counts",
+         lambda e: train_lda_mllt(_trainer(e), [e.X], [e.X[1:]], [["one"]]), E.InvalidInputError,
+         "source features"),
+    Case("train_lda_mllt", "LDA dimension above the spliced dimension",
+         lambda e: train_lda_mllt(_trainer(e), [e.X], [e.X], [["one"]], LdaMlltOptions(lda_dim=28, splice=4)),
+         E.InvalidParameterError, "exceeds the 27"),
     # --- search -----------------------------------------------------------
     Case("SearchOptions", "beam 0", lambda e: SearchOptions(beam=0), E.InvalidParameterError, "beam must be"),
     Case("SearchOptions", "max_active -1", lambda e: SearchOptions(max_active=-1), E.InvalidParameterError,

@@ -6,6 +6,10 @@ names; :class:`FeatureConfig` holds every setting of the pipeline::
     config = FeatureConfig.fsdd()
     X = extract_features("7_jackson_32.wav", config)      # (n_frames, 39)
 
+Feature transforms (:mod:`.transforms`): frame splicing, LDA and MLLT
+(semi-tied covariance) estimated from additive statistics, and the
+:class:`FeatureTransform` a model file stores (Kaldi's tri2b front end).
+
 Speaker CMVN follows Kaldi: statistics per speaker from an explicit utt2spk
 map (:func:`compute_cmvn_stats`, stored with :func:`save_cmvn_stats`,
 applied with :func:`apply_cmvn`); without a map every utterance is its own
@@ -36,16 +40,24 @@ from .mfcc import (
 )
 from .pipeline import extract_features, extract_many
 from .store import load_features, save_features
+from .transforms import (FeatureTransform, MlltStats, accumulate_lda_stats, accumulate_mllt_stats, estimate_lda,
+                         estimate_mllt, splice_frames)
 
 __all__ = [
     "CmvnStats",
     "FeatureConfig",
+    "FeatureTransform",
+    "MlltStats",
+    "accumulate_lda_stats",
+    "accumulate_mllt_stats",
     "add_deltas",
     "apply_cmvn",
     "cmvn",
     "cmvn_per_speaker",
     "compute_cmvn_stats",
     "deltas",
+    "estimate_lda",
+    "estimate_mllt",
     "extract_features",
     "extract_many",
     "frame_signal",
@@ -61,5 +73,6 @@ __all__ = [
     "resample",
     "save_cmvn_stats",
     "save_features",
+    "splice_frames",
     "window_function",
 ]

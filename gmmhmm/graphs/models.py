@@ -56,9 +56,14 @@ class PhoneModelSet:
     self_loop_ : ndarray (n_pdfs,)
         Self-loop probability of each state; it leaves with ``1 - self_loop_``.
     var_floor_ : ndarray (n_features,)
+    feature_transform_ : gmmhmm.features.transforms.FeatureTransform or None
+        Map from the front end's features to the model's (LDA + MLLT), applied
+        by :meth:`transform_features` in decoding and alignment; None: the
+        front-end features are the model's.
     """
 
-    _saved_attributes = ("weights_", "means_", "covars_", "self_loop_", "var_floor_")
+    _saved_attributes = ("weights_", "means_", "covars_", "self_loop_", "var_floor_", "feature_transform_")
+    feature_transform_ = None
 
     def __init__(self, phones: list[str], n_states: int = 3, n_mix: int = 1,
                  lexicon_text: str = "", feature_config: dict | None = None,
@@ -104,6 +109,13 @@ class PhoneModelSet:
         if np.any(loops >= 1):
             raise InvalidParameterError("self_loop_ must be probabilities below 1 (a state must be left)")
         check_fitted_array(self.var_floor_, "var_floor_", (d,), non_negative=True)
+        if self.feature_transform_ is not None:
+            from ..features.transforms import FeatureTransform
+
+            if (not isinstance(self.feature_transform_, FeatureTransform)
+                    or self.feature_transform_.n_output_features != d):
+                raise InvalidParameterError(f"feature_transform_ must be a FeatureTransform giving {d} features, "
+                                            f"got {self.feature_transform_!r}")
 
     @property
     def n_pdfs(self) -> int:
@@ -123,6 +135,11 @@ class PhoneModelSet:
         from ..features import FeatureConfig  # lazily: the front end loads audio libraries
 
         return FeatureConfig.from_dict(self.feature_config) if self.feature_config else FeatureConfig()
+
+    def transform_features(self, X: np.ndarray) -> np.ndarray:
+        """The model's features (T, n_features) from front-end features: the stored
+        ``feature_transform_`` applied, if any (the decoding and alignment front door calls this)."""
+        return X if self.feature_transform_ is None else self.feature_transform_.apply(X)
 
     def init_flat(self, mean: np.ndarray, var: np.ndarray, var_floor: np.ndarray, self_loop: float = 0.6) -> None:
         """HCompV flat start: every state one Gaussian at the global mean and variance."""

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -149,19 +150,62 @@ class EmbeddedTrainer:
         self.model.init_flat(mean, var, self.var_floor_frac * var)
         return self.model
 
-    def accumulate(self, features: Sequence[np.ndarray], transcripts: Sequence[Sequence[str]]) -> EmbeddedStats:
+    def accumulate(self, features: Sequence[np.ndarray], transcripts: Sequence[Sequence[str]],
+                   stats_features: Sequence[np.ndarray] | None = None) -> EmbeddedStats:
         """E-step over utterances: forward-backward on each composite HMM.
 
         Utterances shorter than their transcript's fewest frames are skipped
         (and counted in ``n_skipped``), as HERest does.
+
+        With ``stats_features`` (one array per utterance, same frames, any
+        dimension) the posteriors come from the model on ``features`` and the
+        Gaussian statistics from ``stats_features``: single-pass retraining
+        into a new feature space (HTK HERest ``-r``, the two-model pass).
+        """
+        m = self.model
+        if stats_features is not None:
+            if len(stats_features) != len(features):
+                raise InvalidInputError(f"{len(stats_features)} stats feature arrays for {len(features)} utterances")
+            stats_features = [check_array(Y, name=f"stats_features[{i}]") for i, Y in enumerate(stats_features)]
+            if len({Y.shape[1] for Y in stats_features}) > 1:
+                raise InvalidInputError("stats_features have different numbers of columns")
+        D = m.n_features if stats_features is None else stats_features[0].shape[1]
+        record = EmbeddedStats(GaussianStats.zeros(m.n_pdfs * m.n_mix, D, "diag"), np.zeros(m.n_pdfs),
+                               np.zeros(m.n_pdfs))
+        emission = m.emission()
+        for idx, Xb, cache, occ in self.posteriors(features, transcripts, record, emission):
+            if stats_features is None:
+                record.gaussian += emission.accumulate(Xb, occ, cache)
+            else:
+                Yb = np.concatenate([stats_features[i] for i in idx])
+                if len(Yb) != len(Xb):
+                    raise InvalidInputError(f"stats_features of utterances {idx} have other frame counts than "
+                                            "their features")
+                record.gaussian += GaussianStats.from_posteriors(Yb, emission.component_posteriors(occ, cache),
+                                                                 "diag")
+        return record
+
+    def posteriors(self, features: Sequence[np.ndarray], transcripts: Sequence[Sequence[str]],
+                   record: EmbeddedStats | None = None, emission=None
+                   ) -> Iterator[tuple[list[int], np.ndarray, Any, np.ndarray]]:
+        """Forward-backward over batches of utterances, for any accumulator.
+
+        Yields ``(utterance indices, their stacked features (N, D), emission
+        cache, state occupancies (N, n_pdfs))``; the cache gives per-Gaussian
+        posteriors through ``emission.component_posteriors``. Skipped
+        utterances are in ``idx`` with zero occupancies. When the batches are
+        exhausted, ``record`` (an :class:`EmbeddedStats`) holds the transition
+        counts, log-likelihood, frame, utterance and skipped totals.
         """
         m = self.model
         if len(features) != len(transcripts):
             raise InvalidInputError(f"{len(features)} feature arrays but {len(transcripts)} transcripts")
         D = m.n_features
-        gstats = GaussianStats.zeros(m.n_pdfs * m.n_mix, D, "diag")
+        record = EmbeddedStats(GaussianStats.zeros(0, D, "diag"), np.zeros(m.n_pdfs),
+                               np.zeros(m.n_pdfs)) if record is None else record
+        emission = m.emission() if emission is None else emission
         log_self, log_leave = m.transition_log_probs()
-        total, n_frames, n_utts, skipped = 0.0, 0, 0, []
+        skipped = []
         feats = [check_array(X, name=f"features[{i}]", n_features=D) for i, X in enumerate(features)]
         keys = [tuple(words) for words in transcripts]
         graphs = {key: self.graph(key) for key in dict.fromkeys(keys)}
@@ -180,7 +224,6 @@ class EmbeddedTrainer:
         # Gaussians are scored and statistics gathered for batches of
         # utterances at once: a few big matrix products beat many small ones.
         budget = max(256, self._batch_elements // (m.n_pdfs * m.n_mix))
-        emission = m.emission()
         for first, stop in frame_batches([len(feats[i]) for i in keep], budget):
             idx = keep[first:stop]
             Xb = np.concatenate([feats[i] for i in idx])
@@ -203,14 +246,15 @@ class EmbeddedTrainer:
                 occ[offset - T:offset] = gamma
                 arc_sum[key] += arc_counts
                 final_sum[key] += final_counts
-                total += log_z
-                n_frames += T
-                n_utts += 1
-            gstats += emission.accumulate(Xb, occ, cache)
+                record.log_likelihood += log_z
+                record.n_frames += T
+                record.n_utterances += 1
+            yield idx, Xb, cache, occ
         ts, tl = _transition_counts([graphs[k] for k in arc_sum], list(arc_sum.values()),
                                     list(final_sum.values()), m.n_pdfs)
-        skipped.sort()
-        return EmbeddedStats(gstats, ts, tl, total, n_frames, n_utts, skipped)
+        record.trans_self += ts
+        record.trans_leave += tl
+        record.skipped = sorted(record.skipped + skipped)
 
     def update_options(self) -> GaussianUpdateOptions:
         """HERest's rules as estimator settings: the flat-start variance floor vector

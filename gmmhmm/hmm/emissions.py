@@ -106,10 +106,15 @@ class GMMEmission:
         return state, ((comp, design) if need_cache else None)
 
     def accumulate(self, X: np.ndarray, posteriors: np.ndarray, cache) -> GaussianStats:
-        within, design = cache  # consumed: the responsibilities are weighted in place
-        resp = within.reshape(X.shape[0], self.n_states, self.n_mix)
+        return accumulate_gaussians(X, self.component_posteriors(posteriors, cache), cache[1], self.stats_type)
+
+    def component_posteriors(self, posteriors: np.ndarray, cache) -> np.ndarray:
+        """Per-Gaussian posteriors (N, S * M) from state posteriors (N, S) and the cache of
+        :meth:`log_likelihood`, which they consume (the responsibilities are weighted in place)."""
+        within = cache[0]
+        resp = within.reshape(posteriors.shape[0], self.n_states, self.n_mix)
         resp *= posteriors[:, :, None]
-        return accumulate_gaussians(X, within, design, self.stats_type)
+        return within
 
     def sample(self, state: int, rng: np.random.RandomState) -> np.ndarray:
         m = rng.choice(self.n_mix, p=self.weights[state])
