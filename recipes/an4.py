@@ -62,6 +62,7 @@ from gmmhmm.errors import InvalidParameterError, SequenceTooShortError  # noqa: 
 from gmmhmm.features import FeatureConfig, extract_many  # noqa: E402
 from gmmhmm.features.store import load_features, save_features  # noqa: E402
 from gmmhmm.graphs import EmbeddedTrainer, PhoneModelSet, train_triphones  # noqa: E402
+from gmmhmm.graphs.lda_mllt import LdaMlltOptions, static_features, train_lda_mllt  # noqa: E402
 from gmmhmm.graphs.questions import read_phone_classes  # noqa: E402
 from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
@@ -210,15 +211,42 @@ def train_tri1(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.nda
     return model
 
 
+def model_features(model: PhoneModelSet, cfg: dict, X: np.ndarray) -> np.ndarray:
+    """A model's own features from the stored front-end features (MFCC + deltas, speaker CMVN):
+    models with an LDA + MLLT transform take the spliced statics through it."""
+    if model.feature_transform_ is None:
+        return X
+    return model.transform_features(static_features(X, FeatureConfig.from_dict(cfg["features"])))
+
+
+def train_tri2(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.ndarray],
+               previous: PhoneModelSet | None) -> PhoneModelSet:
+    """LDA + MLLT on the tri1 tied states (Kaldi tri2b): LDA classes are tri1's pdfs, the models move
+    into the LDA space by single-pass retraining, MLLT is re-estimated at the configured passes."""
+    t, tcfg = cfg["tri2"], cfg["training"]
+    utts = [u for u in ds.utterances if u in feats]
+    trainer = EmbeddedTrainer(lexicon, n_states=tcfg["n_states"], sil_prob=tcfg["sil_prob"],
+                              var_floor_frac=tcfg["var_floor_frac"], feature_config=cfg["features"])
+    trainer.model = previous
+    X = [feats[u] for u in utts]
+    fc = FeatureConfig.from_dict(cfg["features"])
+    history = train_lda_mllt(trainer, X, [static_features(x, fc) for x in X], [ds.text[u] for u in utts],
+                             LdaMlltOptions(lda_dim=t["lda_dim"], splice=t["splice"], n_iter=t["n_iter"],
+                                            mllt_iters=tuple(t["mllt_iters"])))
+    logger.info("tri2: log-lik/frame %s", " ".join(f"{h:.3f}" for h in history))
+    return trainer.model
+
+
 #: system name -> training function ``(cfg, lexicon, data, features, previous system's model) -> model``,
 #: in chain order: each system starts from the one before it.
-TRAINERS = {"mono": train_mono, "tri1": train_tri1}
+TRAINERS = {"mono": train_mono, "tri1": train_tri1, "tri2": train_tri2}
 
 
-def log_likelihoods(model: PhoneModelSet, ds: DataDir, feats: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def log_likelihoods(model: PhoneModelSet, cfg: dict, ds: DataDir, feats: dict[str, np.ndarray]
+                    ) -> dict[str, np.ndarray]:
     """Per-state emission log-likelihoods of every utterance of ``ds`` that has features."""
     utts = [u for u in ds.utterances if u in feats]
-    return dict(zip(utts, model.state_log_likelihood_many([feats[u] for u in utts])))
+    return dict(zip(utts, model.state_log_likelihood_many([model_features(model, cfg, feats[u]) for u in utts])))
 
 
 def search_options(cfg: dict, lm_scale: float, word_insertion_penalty: float) -> SearchOptions:
@@ -274,7 +302,7 @@ def stage_tune(cfg: dict, system: str, model: PhoneModelSet, lexicon: Lexicon, l
     The best has the fewest word errors, then the fewest sentence errors,
     then comes first in the grid. Writes ``tuning.txt`` and ``best.json``.
     """
-    ll = log_likelihoods(model, dev, feats)
+    ll = log_likelihoods(model, cfg, dev, feats)
     utts = list(ll)
     grid = [(s, p) for s in cfg["tuning"]["lm_scales"] for p in cfg["tuning"]["word_insertion_penalties"]]
     results = decode(model, lexicon, lm, ll, [search_options(cfg, s, p) for s, p in grid], cfg)
@@ -305,10 +333,10 @@ def stage_decode(cfg: dict, system: str, model: PhoneModelSet, lexicon: Lexicon,
     opt = search_options(cfg, tuned["lm_scale"], tuned["word_insertion_penalty"])
     # compiled kernels load from numba's cache (or compile) on first use: warm them up untimed
     t0 = time.perf_counter()
-    decode(model, lexicon, lm, log_likelihoods(model, test.subset(utts[:1]), feats), [opt], cfg)
+    decode(model, lexicon, lm, log_likelihoods(model, cfg, test.subset(utts[:1]), feats), [opt], cfg)
     warmup_s = time.perf_counter() - t0
     t0, cpu0 = time.perf_counter(), time.process_time()
-    ll = log_likelihoods(model, test, feats)
+    ll = log_likelihoods(model, cfg, test, feats)
     t1 = time.perf_counter()
     decoded = decode(model, lexicon, lm, ll, [opt], cfg)[0]
     t2, cpu_s = time.perf_counter(), time.process_time() - cpu0
