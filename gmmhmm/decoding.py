@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -55,7 +56,7 @@ def decoding_graph(model: PhoneModelSet, graph: str = "word-loop", lexicon: Lexi
     if graph not in GRAPHS:
         raise InvalidParameterError(f"graph must be one of {list(GRAPHS)}, got {graph!r}")
     if graph == "phone-loop":
-        lexicon = Lexicon.from_text("".join(f"{p} {p}\n" for p in model.phones), "phones", silence=model.phones[-1])
+        lexicon = phone_lexicon(model)
         grammar = word_loop(model.phones, silence=False)
     elif graph == "lm":
         if lm is None:
@@ -67,12 +68,97 @@ def decoding_graph(model: PhoneModelSet, graph: str = "word-loop", lexicon: Lexi
     return compile_graph(grammar, lexicon, model.transition_log_probs(), model.n_states, model.phones, silence_prob)
 
 
+def phone_lexicon(model: PhoneModelSet) -> Lexicon:
+    """Every phone a word of its own (``p p``): the lexicon of a phone loop."""
+    return Lexicon.from_text("".join(f"{p} {p}\n" for p in model.phones), "phones", silence=model.phones[-1])
+
+
 def decode_many(graph: DecodingGraph, log_likelihoods: Sequence[np.ndarray],
                 options: SearchOptions | None = None) -> list[DecodeResult]:
     """:func:`gmmhmm.search.decode` of many utterances, the arc weights computed once."""
     options = SearchOptions() if options is None else options
     weights = graph.arc_weights(options)
     return [decode(graph, ll, options, weights) for ll in log_likelihoods]
+
+
+@dataclass
+class AdaptedDecoding:
+    """Results of :func:`decode_adapted`, keyed by utterance id.
+
+    Attributes
+    ----------
+    first : {utt: DecodeResult or None} speaker-independent first pass (None: the beam pruned every path)
+    adapted : {utt: DecodeResult or None} the pass with every speaker's fMLLR transform
+    transforms : {speaker: (D, D+1)} (utterance id for one without a speaker; a speaker whose statistics fell below ``min_count`` has none)
+    """
+
+    first: dict
+    adapted: dict
+    transforms: dict = field(default_factory=dict)
+
+
+def _search_all(graph: DecodingGraph, lls: dict[str, np.ndarray], options: SearchOptions) -> dict:
+    """1-best result of every utterance; None (and a warning) where the beam prunes every path."""
+    weights = graph.arc_weights(options)
+    out = {}
+    for u, ll in lls.items():
+        try:
+            out[u] = decode(graph, ll, options, weights)
+        except SequenceTooShortError as exc:
+            logger.warning("%s: no hypothesis: %s", u, exc)
+            out[u] = None
+    return out
+
+
+def decode_adapted(model: PhoneModelSet, graph: DecodingGraph, features: Mapping[str, np.ndarray],
+                   utt2spk: Mapping[str, str] | None = None, options: SearchOptions | None = None,
+                   lexicon: Lexicon | None = None, silence_weight: float = 0.01, sil_prob: float = 0.5,
+                   n_passes: int = 1, fmllr_n_iters: int = 10, min_count: float = 20.0) -> AdaptedDecoding:
+    """Unsupervised fMLLR (Kaldi ``decode_fmllr.sh``): decode, adapt per speaker, decode again.
+
+    Each speaker's transform is estimated from forward-backward of its
+    utterances through the composite HMMs of their first-pass hypotheses
+    (silence posteriors scaled by ``silence_weight``), and the utterances are
+    decoded again with transformed features. ``n_passes`` > 1 repeats the
+    estimate from the latest hypotheses.
+
+    Parameters
+    ----------
+    model : PhoneModelSet (speaker independent, or trained with :func:`gmmhmm.adapt.train_sat`)
+    graph : DecodingGraph (:func:`decoding_graph`)
+    features : {utt: (T, D)} features as the model takes them
+    utt2spk : {utt: speaker}; an utterance it lacks is its own speaker (named by its id)
+    options : SearchOptions
+    lexicon : the lexicon the graph was compiled with (default: the model's;
+        :func:`phone_lexicon` for a phone loop)
+    silence_weight, sil_prob : silence posterior scale; optional-silence probability of the
+        hypothesis HMMs
+    n_passes, fmllr_n_iters, min_count : adaptation passes; row-update passes and least occupancy
+        of :func:`gmmhmm.adapt.estimate_fmllr`
+    """
+    from .adapt import apply_speaker_transforms, estimate_speaker_transforms, speaker_fmllr_stats, transcript_graph
+    from .errors import TranscriptError
+
+    options = SearchOptions() if options is None else options
+    utts = list(features)
+    speakers = [(utt2spk or {}).get(u, u) for u in utts]
+    feats = [features[u] for u in utts]
+    first = _search_all(graph, dict(zip(utts, model.state_log_likelihood_many(feats))), options)
+    hyps, transforms = first, {}
+    for _ in range(n_passes):
+        graphs = []
+        for u in utts:
+            try:
+                graphs.append(transcript_graph(model, hyps[u].words, lexicon, sil_prob) if hyps[u] is not None
+                              and hyps[u].words else None)
+            except (TranscriptError, InvalidParameterError) as exc:
+                logger.warning("%s: hypothesis not usable for adaptation: %s", u, exc)
+                graphs.append(None)
+        stats = speaker_fmllr_stats(model, feats, graphs, speakers, transforms, silence_weight)
+        transforms = estimate_speaker_transforms(stats, transforms, fmllr_n_iters, min_count)
+        adapted = apply_speaker_transforms(feats, speakers, transforms)
+        hyps = _search_all(graph, dict(zip(utts, model.state_log_likelihood_many(adapted))), options)
+    return AdaptedDecoding(first, hyps, transforms)
 
 
 def decode_audio(
