@@ -491,9 +491,14 @@ def _decode_graph(args: argparse.Namespace, model, utts: Utterances) -> int:
     options = SearchOptions(beam=args.beam, max_active=args.max_active, lm_scale=args.lm_scale,
                             word_insertion_penalty=args.insertion_penalty, n_best=args.n_best)
     graph = decoding_graph(model, args.graph, lexicon, lm)
+    if args.fmllr and args.graph == "phone-loop" and lm is None:
+        from .decoding import phone_lexicon
+
+        lexicon = phone_lexicon(model)
     by_path = utts.utterances_of()
     decoded, failures = decode_audio(model, list(by_path), graph, options, n_jobs=args.jobs,
-                                     progress=_show_progress(args), utt2spk=_speaker_map(args, utts))
+                                     progress=_show_progress(args), utt2spk=_speaker_map(args, utts),
+                                     fmllr=args.fmllr, lexicon=lexicon, silence_weight=args.fmllr_silence_weight)
     _report_failures(_failures_by_key(utts, failures))
     results = [(u, r) for path, r in decoded for u in by_path[path]]
     silence = model.phones[-1]
@@ -570,6 +575,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
     loaded = load(args.model, with_metadata=True)
     if isinstance(loaded[0], PhoneModelSet):
         return _decode_graph(args, loaded[0], utts)
+    if args.fmllr:
+        raise InvalidParameterError("--fmllr needs a phone-model file (word models have no speaker adaptation)")
     clf, config = _load_classifier(args.model, loaded)
     feats, failures = _utterance_features(utts, config, args)
     results, too_short = _decode_word(clf, feats) if feats else ([], [])
@@ -863,6 +870,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--n-best", type=int, default=1, help="phone-model files: distinct word sequences per utterance")
     sp.add_argument("--n-best-output", help="phone-model files: write 'key<TAB>rank<TAB>words<TAB>score' here")
     sp.add_argument("--ctm", help="phone-model files: also write word timings as CTM (keyed by utterance id) here")
+    sp.add_argument("--fmllr", action="store_true",
+                    help="phone-model files: two passes, the second with a per-speaker fMLLR transform estimated "
+                         "from the first pass's hypotheses (speakers from the data directory's utt2spk or "
+                         "--utt2spk; without them each file is its own speaker)")
+    sp.add_argument("--fmllr-silence-weight", type=_finite_float, default=0.01,
+                    help="--fmllr: weight of silence frames in the transform's statistics (default 0.01)")
     common(sp)
     sp.set_defaults(func=cmd_decode)
 

@@ -87,33 +87,40 @@ class AdaptedDecoding:
 
     Attributes
     ----------
-    first : {utt: DecodeResult or None} speaker-independent first pass (None: the beam pruned every path)
-    adapted : {utt: DecodeResult or None} the pass with every speaker's fMLLR transform
+    first : {utt: DecodeResult} speaker-independent first pass
+    adapted : {utt: DecodeResult} the pass with every speaker's fMLLR transform (an utterance whose
+        every path the beam pruned is missing from a pass)
     transforms : {speaker: (D, D+1)} (utterance id for one without a speaker; a speaker whose statistics fell below ``min_count`` has none)
     """
 
     first: dict
     adapted: dict
     transforms: dict = field(default_factory=dict)
+    errors: dict = field(default_factory=dict)
 
 
-def _search_all(graph: DecodingGraph, lls: dict[str, np.ndarray], options: SearchOptions) -> dict:
-    """1-best result of every utterance; None (and a warning) where the beam prunes every path."""
+def _search_all(graph: DecodingGraph, lls: dict, options: SearchOptions, skip_errors: bool = True
+                ) -> tuple[dict, dict[str, str]]:
+    """1-best result of every utterance, and the error message of those whose every path the
+    beam pruned (a warning each; ``skip_errors=False`` raises instead)."""
     weights = graph.arc_weights(options)
-    out = {}
+    out, errors = {}, {}
     for u, ll in lls.items():
         try:
             out[u] = decode(graph, ll, options, weights)
         except SequenceTooShortError as exc:
-            logger.warning("%s: no hypothesis: %s", u, exc)
-            out[u] = None
-    return out
+            if not skip_errors:
+                raise
+            logger.warning("skipping %s: %s", u, exc)
+            errors[u] = str(exc)
+    return out, errors
 
 
 def decode_adapted(model: PhoneModelSet, graph: DecodingGraph, features: Mapping[str, np.ndarray],
                    utt2spk: Mapping[str, str] | None = None, options: SearchOptions | None = None,
                    lexicon: Lexicon | None = None, silence_weight: float = 0.01, sil_prob: float = 0.5,
-                   n_passes: int = 1, fmllr_n_iters: int = 10, min_count: float = 20.0) -> AdaptedDecoding:
+                   n_passes: int = 1, fmllr_n_iters: int = 10, min_count: float = 20.0,
+                   skip_errors: bool = True) -> AdaptedDecoding:
     """Unsupervised fMLLR (Kaldi ``decode_fmllr.sh``): decode, adapt per speaker, decode again.
 
     Each speaker's transform is estimated from forward-backward of its
@@ -135,6 +142,8 @@ def decode_adapted(model: PhoneModelSet, graph: DecodingGraph, features: Mapping
         hypothesis HMMs
     n_passes, fmllr_n_iters, min_count : adaptation passes; row-update passes and least occupancy
         of :func:`gmmhmm.adapt.estimate_fmllr`
+    skip_errors : an utterance whose every path the beam prunes is left out with a warning
+        (False: its :class:`~gmmhmm.errors.SequenceTooShortError` is raised)
     """
     from .adapt import apply_speaker_transforms, estimate_speaker_transforms, speaker_fmllr_stats, transcript_graph
     from .errors import TranscriptError
@@ -143,13 +152,14 @@ def decode_adapted(model: PhoneModelSet, graph: DecodingGraph, features: Mapping
     utts = list(features)
     speakers = [(utt2spk or {}).get(u, u) for u in utts]
     feats = [features[u] for u in utts]
-    first = _search_all(graph, dict(zip(utts, model.state_log_likelihood_many(feats))), options)
+    first, errors = _search_all(graph, dict(zip(utts, model.state_log_likelihood_many(feats))), options,
+                                skip_errors)
     hyps, transforms = first, {}
     for _ in range(n_passes):
         graphs = []
         for u in utts:
             try:
-                graphs.append(transcript_graph(model, hyps[u].words, lexicon, sil_prob) if hyps[u] is not None
+                graphs.append(transcript_graph(model, hyps[u].words, lexicon, sil_prob) if u in hyps
                               and hyps[u].words else None)
             except (TranscriptError, InvalidParameterError) as exc:
                 logger.warning("%s: hypothesis not usable for adaptation: %s", u, exc)
@@ -157,8 +167,9 @@ def decode_adapted(model: PhoneModelSet, graph: DecodingGraph, features: Mapping
         stats = speaker_fmllr_stats(model, feats, graphs, speakers, transforms, silence_weight)
         transforms = estimate_speaker_transforms(stats, transforms, fmllr_n_iters, min_count)
         adapted = apply_speaker_transforms(feats, speakers, transforms)
-        hyps = _search_all(graph, dict(zip(utts, model.state_log_likelihood_many(adapted))), options)
-    return AdaptedDecoding(first, hyps, transforms)
+        hyps, errors = _search_all(graph, dict(zip(utts, model.state_log_likelihood_many(adapted))), options,
+                                   skip_errors)
+    return AdaptedDecoding(first, hyps, transforms, errors)
 
 
 def decode_audio(
@@ -171,6 +182,9 @@ def decode_audio(
     n_jobs: int = 1,
     progress: bool = False,
     utt2spk: Utt2Spk | None = None,
+    fmllr: bool = False,
+    lexicon: Lexicon | None = None,
+    silence_weight: float = 0.01,
 ) -> tuple[list[tuple[str, DecodeResult]], list[tuple[str, str]]]:
     """Search results of audio files, and the ``(path, error message)`` of the files that failed.
 
@@ -184,16 +198,18 @@ def decode_audio(
     if failures and not skip_errors:
         extract_features(failures[0][0], config)  # raises the file's own error
         raise GmmhmmError(f"{failures[0][0]}: {failures[0][1]}")
-    weights = graph.arc_weights(options)
-    decoded = []
-    for path, ll in zip(feats, model.state_log_likelihood_many(list(feats.values()))):
-        try:
-            decoded.append((path, decode(graph, ll, options, weights)))
-        except SequenceTooShortError as exc:
-            if not skip_errors:
-                raise
-            logger.warning("skipping %s: %s", path, exc)
-            failures.append((path, str(exc)))
+    if fmllr:
+        from .features.cmvn import _speaker_lookup
+
+        speaker = _speaker_lookup(utt2spk)
+        out = decode_adapted(model, graph, feats, {p: speaker(p) for p in feats}, options, lexicon,
+                             silence_weight, skip_errors=skip_errors)
+        results, errors = out.adapted, out.errors
+    else:
+        results, errors = _search_all(graph, dict(zip(feats, model.state_log_likelihood_many(list(feats.values())))),
+                                      options, skip_errors)
+    decoded = [(path, results[path]) for path in feats if path in results]
+    failures += list(errors.items())
     order = {os.fspath(p): k for k, p in enumerate(audio_paths)}
     return decoded, sorted(failures, key=lambda f: order[f[0]])
 
@@ -211,6 +227,7 @@ def decode_files(
     n_jobs: int = 1,
     progress: bool = False,
     utt2spk: Utt2Spk | None = None,
+    fmllr: bool = False,
 ) -> list[tuple[str, list[tuple[str, float, float]], float]]:
     """Decode audio files with phone models.
 
@@ -233,6 +250,8 @@ def decode_files(
     utt2spk : mapping or function path -> speaker, optional
         Speakers for ``cmvn='speaker'`` (Kaldi's utt2spk, keyed by ``os.fspath(path)``);
         without it each file is its own speaker, so a file decodes the same alone or in a batch.
+    fmllr : decode twice, the second time with a per-speaker (``utt2spk``) fMLLR transform
+        estimated from the first pass's hypotheses (:func:`decode_adapted`)
 
     Returns
     -------
@@ -249,7 +268,8 @@ def decode_files(
                 f"{os.fspath(model_path_or_models)} holds a {type(model).__name__}, not a PhoneModelSet")
     config = model.get_feature_config() if feature_config is None else feature_config
     g = decoding_graph(model, graph, lexicon, lm, words)
-    decoded, _ = decode_audio(model, audio_paths, g, options, config, skip_errors, n_jobs, progress, utt2spk)
+    decoded, _ = decode_audio(model, audio_paths, g, options, config, skip_errors, n_jobs, progress, utt2spk,
+                              fmllr, phone_lexicon(model) if graph == "phone-loop" and lm is None else lexicon)
     shift_s = config.frame_shift_s
     drop = {model.phones[-1]}
     return [(path, [(s.word, s.start_frame * shift_s, s.end_frame * shift_s) for s in r.word_segments()
