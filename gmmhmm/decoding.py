@@ -120,7 +120,8 @@ def decode_adapted(model: PhoneModelSet, graph: DecodingGraph, features: Mapping
                    utt2spk: Mapping[str, str] | None = None, options: SearchOptions | None = None,
                    lexicon: Lexicon | None = None, silence_weight: float = 0.01, sil_prob: float = 0.5,
                    n_passes: int = 1, fmllr_n_iters: int = 10, min_count: float = 20.0,
-                   skip_errors: bool = True) -> AdaptedDecoding:
+                   skip_errors: bool = True, first_pass: Mapping[str, DecodeResult] | None = None,
+                   si_model: PhoneModelSet | None = None) -> AdaptedDecoding:
     """Unsupervised fMLLR (Kaldi ``decode_fmllr.sh``): decode, adapt per speaker, decode again.
 
     Each speaker's transform is estimated from forward-backward of its
@@ -144,6 +145,11 @@ def decode_adapted(model: PhoneModelSet, graph: DecodingGraph, features: Mapping
         of :func:`gmmhmm.adapt.estimate_fmllr`
     skip_errors : an utterance whose every path the beam prunes is left out with a warning
         (False: its :class:`~gmmhmm.errors.SequenceTooShortError` is raised)
+    first_pass : {utt: DecodeResult}, optional
+        Hypotheses to adapt from instead of a first pass.
+    si_model : PhoneModelSet, optional
+        Scores the first pass instead of ``model`` (same pdfs; ``graph`` is used as is): the
+        speaker-independent model when ``model`` was trained with SAT (Kaldi's ``final.alimdl``).
     """
     from .adapt import apply_speaker_transforms, estimate_speaker_transforms, speaker_fmllr_stats, transcript_graph
     from .errors import TranscriptError
@@ -152,8 +158,15 @@ def decode_adapted(model: PhoneModelSet, graph: DecodingGraph, features: Mapping
     utts = list(features)
     speakers = [(utt2spk or {}).get(u, u) for u in utts]
     feats = [features[u] for u in utts]
-    first, errors = _search_all(graph, dict(zip(utts, model.state_log_likelihood_many(feats))), options,
-                                skip_errors)
+    first_model = model if si_model is None else si_model
+    if first_model.n_pdfs != model.n_pdfs or first_model.n_features != model.n_features:
+        raise InvalidParameterError(f"the first-pass model has {first_model.n_pdfs} pdfs of {first_model.n_features} "
+                                    f"features, the adapted one {model.n_pdfs} of {model.n_features}")
+    if first_pass is None:
+        first, errors = _search_all(graph, dict(zip(utts, first_model.state_log_likelihood_many(feats))), options,
+                                    skip_errors)
+    else:
+        first, errors = {u: first_pass[u] for u in utts if u in first_pass}, {}
     hyps, transforms = first, {}
     for _ in range(n_passes):
         graphs = []
@@ -185,6 +198,7 @@ def decode_audio(
     fmllr: bool = False,
     lexicon: Lexicon | None = None,
     silence_weight: float = 0.01,
+    si_model: PhoneModelSet | None = None,
 ) -> tuple[list[tuple[str, DecodeResult]], list[tuple[str, str]]]:
     """Search results of audio files, and the ``(path, error message)`` of the files that failed.
 
@@ -203,7 +217,7 @@ def decode_audio(
 
         speaker = _speaker_lookup(utt2spk)
         out = decode_adapted(model, graph, feats, {p: speaker(p) for p in feats}, options, lexicon,
-                             silence_weight, skip_errors=skip_errors)
+                             silence_weight, skip_errors=skip_errors, si_model=si_model)
         results, errors = out.adapted, out.errors
     else:
         results, errors = _search_all(graph, dict(zip(feats, model.state_log_likelihood_many(list(feats.values())))),

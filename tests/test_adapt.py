@@ -187,3 +187,21 @@ def test_map_adapt_phone_models(si_trainer):
     after = sum(speaker_fmllr_stats(adapted, X, [transcript_graph(model, w) for w in texts], ["s"] * 10).values())
     assert after.log_likelihood > st.log_likelihood
     assert identity_transform(D).shape == (D, D + 1)
+
+
+def test_decode_adapted_first_pass_from_a_speaker_independent_model(si_trainer):
+    """A SAT model adapts from the hypotheses of the speaker-independent one (Kaldi's alimdl)."""
+    model = si_trainer.model
+    feats, texts, _, _ = synthetic_corpus(n_utts=6, seed=12)
+    feats = {f"u{i}": x for i, x in enumerate(feats)}
+    graph = decoding_graph(model, "word-loop")
+    own = decode_adapted(model, graph, feats, silence_weight=1.0, min_count=5.0)
+    same = decode_adapted(model, graph, feats, silence_weight=1.0, min_count=5.0, si_model=copy.deepcopy(model))
+    given = decode_adapted(model, graph, feats, silence_weight=1.0, min_count=5.0, first_pass=own.first)
+    for out in (same, given):
+        assert {u: r.words for u, r in out.adapted.items()} == {u: r.words for u, r in own.adapted.items()}
+        assert all(np.array_equal(out.transforms[s], own.transforms[s]) for s in own.transforms)
+    other = EmbeddedTrainer(Lexicon({"ab": ["A", "B"]}))
+    other.flat_start(list(feats.values()))
+    with pytest.raises(InvalidParameterError, match="first-pass model"):
+        decode_adapted(model, graph, feats, si_model=other.model)

@@ -94,6 +94,8 @@ def test_cli_decode_fmllr_is_decode_adapted(slice_models, tmp_path):
     graph = decoding_graph(model, "lm", lexicon, lm)
     opts = SearchOptions(beam=130.0, max_active=5000, lm_scale=8.0, word_insertion_penalty=-10.0)
     out = decode_adapted(model, graph, held, {u: ADAPT for u in held}, opts)
+    assert main(argv + ["-o", str(tmp_path / "x"), "--si-model", str(tmp_path / "m.npz")]) == 1  # needs --fmllr
+    assert not (tmp_path / "x").exists()
     for name, results in (("hyp", out.adapted), ("hyp_si", out.first)):
         got = {k: w.split() for k, w, _ in (ln.split("\t") for ln in (tmp_path / name).read_text().splitlines())}
         assert got == {u: r.words for u, r in results.items()}

@@ -33,6 +33,7 @@ from ..graphs import kernels
 from ..graphs.graph import Graph, utterance_graph
 from ..graphs.models import PhoneModelSet
 from ..graphs.training import EmbeddedTrainer
+from ..hmm.emissions import GMMEmission
 from ..data.lexicon import Lexicon
 from ..mixture.estimate import GaussianUpdateOptions, update_gaussians
 from ..mixture.stats import GaussianStats
@@ -99,11 +100,14 @@ def transcript_graph(model: PhoneModelSet, words: Sequence[str], lexicon: Lexico
         if lexicon.phones != model.phones:
             raise InvalidInputError(f"the lexicon's phones {sorted(set(lexicon.phones) - set(model.phones))} "
                                     "are not in the model")
-    return utterance_graph(lexicon, words, sil_prob, model.n_states)
+    context = getattr(model, "context", None)  # tied triphones (ContextDependency contract); None: monophones
+    extra = {"context": context} if context is not None else {}
+    return utterance_graph(lexicon, words, sil_prob, model.n_states, **extra)
 
 
 def adaptation_stats(model: PhoneModelSet, X: np.ndarray, graph: Graph, transform: np.ndarray | None = None,
-                     silence_weight: float = 1.0, silence_phone: int | None = None) -> AdaptationStats:
+                     silence_weight: float = 1.0, silence_phone: int | None = None,
+                     emission: GMMEmission | None = None) -> AdaptationStats:
     """Statistics of one utterance from forward-backward through ``graph``.
 
     Parameters
@@ -122,13 +126,14 @@ def adaptation_stats(model: PhoneModelSet, X: np.ndarray, graph: Graph, transfor
         ``--silence-weight``, 0.01 in ``decode_fmllr.sh``): the transform is fitted to speech.
     silence_phone : int, optional
         Index of the silence phone in the model's phones (default: the last).
+    emission : ``model.emission()``, to build once for many utterances
 
     Raises
     ------
     SequenceTooShortError
         No path through ``graph`` fits the frames.
     """
-    emission = model.emission()
+    emission = model.emission() if emission is None else emission
     Xt = X if transform is None else apply_fmllr(transform, X)
     ll, cache = emission.log_likelihood(np.ascontiguousarray(Xt))
     log_z, gamma, _, _ = kernels.forward_backward(ll, graph.state_pdf, graph.arc_src, graph.arc_dst,
@@ -157,13 +162,14 @@ def speaker_fmllr_stats(model: PhoneModelSet, features: Sequence[np.ndarray], gr
                                 "speakers must match")
     transforms = transforms or {}
     out: dict[str, AdaptationStats] = {}
+    emission = model.emission()
     for i, (X, g, spk) in enumerate(zip(features, graphs, speakers)):
         if g is None or len(X) < g.min_frames:
             logger.warning("utterance %d: no graph, or %d frames too short for it; left out of speaker %s's "
                            "adaptation statistics", i, len(X), spk)
             continue
         try:
-            st = adaptation_stats(model, X, g, transforms.get(spk), silence_weight)
+            st = adaptation_stats(model, X, g, transforms.get(spk), silence_weight, emission=emission)
         except SequenceTooShortError as exc:
             logger.warning("utterance %d (speaker %s): %s; left out of the adaptation statistics", i, spk, exc)
             continue
