@@ -501,7 +501,8 @@ def _decode_graph(args: argparse.Namespace, model, utts: Utterances) -> int:
     decoded, failures = decode_audio(model, list(by_path), graph, options, n_jobs=args.jobs,
                                      progress=_show_progress(args), utt2spk=_speaker_map(args, utts),
                                      fmllr=args.fmllr, lexicon=lexicon, silence_weight=args.fmllr_silence_weight,
-                                     si_model=_load_phone_models(args.si_model) if args.si_model else None)
+                                     si_model=_load_phone_models(args.si_model) if args.si_model else None,
+                                     fmllr_update_type=args.fmllr_update_type)
     _report_failures(_failures_by_key(utts, failures))
     results = [(u, r) for path, r in decoded for u in by_path[path]]
     silence = model.phones[-1]
@@ -890,6 +891,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "--utt2spk; without them each file is its own speaker)")
     sp.add_argument("--si-model", help="--fmllr: speaker-independent phone models for the first pass (when MODEL "
                                        "was trained with speaker-adaptive training)")
+    sp.add_argument("--fmllr-update-type", choices=("full", "diag", "offset"), default="full",
+                    help="--fmllr: full matrix, diagonal matrix or offset only (less data: fewer parameters)")
     sp.add_argument("--fmllr-silence-weight", type=_finite_float, default=0.01,
                     help="--fmllr: weight of silence frames in the transform's statistics (default 0.01)")
     common(sp)

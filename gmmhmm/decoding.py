@@ -121,7 +121,7 @@ def decode_adapted(model: PhoneModelSet, graph: DecodingGraph, features: Mapping
                    lexicon: Lexicon | None = None, silence_weight: float = 0.01, sil_prob: float = 0.5,
                    n_passes: int = 1, fmllr_n_iters: int = 10, min_count: float = 20.0,
                    skip_errors: bool = True, first_pass: Mapping[str, DecodeResult] | None = None,
-                   si_model: PhoneModelSet | None = None) -> AdaptedDecoding:
+                   si_model: PhoneModelSet | None = None, update_type: str = "full") -> AdaptedDecoding:
     """Unsupervised fMLLR (Kaldi ``decode_fmllr.sh``): decode, adapt per speaker, decode again.
 
     Each speaker's transform is estimated from forward-backward of its
@@ -150,6 +150,8 @@ def decode_adapted(model: PhoneModelSet, graph: DecodingGraph, features: Mapping
     si_model : PhoneModelSet, optional
         Scores the first pass instead of ``model`` (same pdfs; ``graph`` is used as is): the
         speaker-independent model when ``model`` was trained with SAT (Kaldi's ``final.alimdl``).
+    update_type : {'full', 'diag', 'offset'}
+        Transform family (:func:`gmmhmm.adapt.estimate_fmllr`); 'diag' or 'offset' for little data.
     """
     from .adapt import apply_speaker_transforms, estimate_speaker_transforms, speaker_fmllr_stats, transcript_graph
     from .errors import TranscriptError
@@ -178,7 +180,7 @@ def decode_adapted(model: PhoneModelSet, graph: DecodingGraph, features: Mapping
                 logger.warning("%s: hypothesis not usable for adaptation: %s", u, exc)
                 graphs.append(None)
         stats = speaker_fmllr_stats(model, feats, graphs, speakers, transforms, silence_weight)
-        transforms = estimate_speaker_transforms(stats, transforms, fmllr_n_iters, min_count)
+        transforms = estimate_speaker_transforms(stats, transforms, fmllr_n_iters, min_count, update_type)
         adapted = apply_speaker_transforms(feats, speakers, transforms)
         hyps, errors = _search_all(graph, dict(zip(utts, model.state_log_likelihood_many(adapted))), options,
                                    skip_errors)
@@ -199,6 +201,7 @@ def decode_audio(
     lexicon: Lexicon | None = None,
     silence_weight: float = 0.01,
     si_model: PhoneModelSet | None = None,
+    fmllr_update_type: str = "full",
 ) -> tuple[list[tuple[str, DecodeResult]], list[tuple[str, str]]]:
     """Search results of audio files, and the ``(path, error message)`` of the files that failed.
 
@@ -217,7 +220,8 @@ def decode_audio(
 
         speaker = _speaker_lookup(utt2spk)
         out = decode_adapted(model, graph, feats, {p: speaker(p) for p in feats}, options, lexicon,
-                             silence_weight, skip_errors=skip_errors, si_model=si_model)
+                             silence_weight, skip_errors=skip_errors, si_model=si_model,
+                             update_type=fmllr_update_type)
         results, errors = out.adapted, out.errors
     else:
         results, errors = _search_all(graph, dict(zip(feats, model.state_log_likelihood_many(list(feats.values())))),

@@ -205,3 +205,14 @@ def test_decode_adapted_first_pass_from_a_speaker_independent_model(si_trainer):
     other.flat_start(list(feats.values()))
     with pytest.raises(InvalidParameterError, match="first-pass model"):
         decode_adapted(model, graph, feats, si_model=other.model)
+
+
+def test_decode_adapted_offset_only_transforms(si_trainer):
+    model = si_trainer.model
+    feats, _, _, _ = synthetic_corpus(n_utts=6, seed=13)
+    feats = {f"u{i}": x + 0.7 for i, x in enumerate(feats)}  # a shifted speaker
+    out = decode_adapted(model, decoding_graph(model, "word-loop"), feats, {u: "s" for u in feats},
+                         silence_weight=1.0, update_type="offset")
+    W = out.transforms["s"]
+    np.testing.assert_array_equal(W[:, :-1], np.eye(D))
+    np.testing.assert_allclose(W[:, -1], -0.7, atol=0.15)

@@ -142,3 +142,41 @@ def test_min_count_and_bad_input():
     # rank-deficient statistics (every frame the same) are not estimated, never NaN
     flat = accumulate_fmllr_stats(np.ones((50, 3)), np.ones((50, 1)), np.zeros((1, 3)), np.ones((1, 3)))
     np.testing.assert_array_equal(estimate_fmllr(flat), identity_transform(3))
+
+
+@pytest.mark.parametrize("update_type", ["diag", "offset"])
+def test_diag_and_offset_updates_recover_their_kind_of_map(update_type):
+    """Exact-moment data seen through a diagonal (or shift-only) map: the closed forms invert it."""
+    rng = np.random.RandomState(7)
+    Y, gamma, means, variances = exact_gmm_data(rng)
+    D = Y.shape[1]
+    scale = rng.uniform(0.5, 2.0, D) if update_type == "diag" else np.ones(D)
+    shift = rng.randn(D)
+    X = Y * scale + shift
+    st = accumulate_fmllr_stats(X, gamma, means, variances)
+    W = estimate_fmllr(st, update_type=update_type)
+    np.testing.assert_allclose(W[:, :-1], np.diag(1 / scale), atol=1e-10)
+    np.testing.assert_allclose(W[:, -1], -shift / scale, atol=1e-10)
+    # the full update from the same statistics finds the same map (its optimum is this one)
+    np.testing.assert_allclose(estimate_fmllr(st, n_iters=200, tol=None), W, atol=1e-7)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_restricted_updates_are_optimal_within_their_family(seed):
+    """On any statistics: no diagonal (offset-only) perturbation improves Q, and full >= diag >= offset."""
+    rng = np.random.RandomState(seed)
+    T, K, D = 200, 5, 3
+    X = rng.randn(T, D) * rng.uniform(0.5, 2.0, D) + rng.randn(D)
+    gamma = rng.dirichlet(np.ones(K), T)
+    st = accumulate_fmllr_stats(X, gamma, rng.randn(K, D), rng.uniform(0.3, 2.0, (K, D)))
+    W = {t: estimate_fmllr(st, update_type=t, min_count=0) for t in ("full", "diag", "offset")}
+    q = {t: fmllr_auxf(st, w) for t, w in W.items()}
+    assert q["full"] >= q["diag"] - 1e-8 >= q["offset"] - 2e-8
+    for t, n_free in (("diag", D), ("offset", 0)):
+        for _ in range(20):
+            P = np.zeros((D, D + 1))
+            P[:, D] = 1e-4 * rng.randn(D)
+            P[np.arange(n_free), np.arange(n_free)] = 1e-4 * rng.randn(n_free)
+            assert fmllr_auxf(st, W[t] + P) <= q[t] + 1e-9
+    with pytest.raises(InvalidParameterError, match="update_type"):
+        estimate_fmllr(st, update_type="block")

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._validation import check_in
 from ..errors import InvalidInputError, InvalidParameterError
 
 logger = logging.getLogger(__name__)
@@ -152,8 +153,37 @@ def fmllr_auxf(stats: FmllrStats, W: np.ndarray) -> float:
     return float(stats.beta * logdet + np.sum(W * stats.K) - 0.5 * np.einsum("ij,ijk,ik->", W, stats.G, W))
 
 
+UPDATE_TYPES = ("full", "diag", "offset")
+
+
+def _estimate_diag_or_offset(stats: FmllrStats, update_type: str) -> np.ndarray:
+    """Closed-form optimum of a diagonal ``A`` (or ``A = I``) and offset ``b`` (Kaldi
+    ``ComputeFmllrMatrixDiagGmmDiagonal`` / ``...Offset``): each row is a 2-parameter problem.
+
+    Offset: ``dQ/db_i = k_iD - G_i[D, i] - b_i G_i[D, D] = 0``. Diagonal: eliminating
+    ``b_i = (k_iD - a_i G_i[D, i]) / G_i[D, D]`` leaves ``beta + c1 a - c2 a^2 = 0`` with
+    ``c1 = k_ii - k_iD G_i[D, i] / G_i[D, D]``, ``c2 = G_i[i, i] - G_i[D, i]^2 / G_i[D, D]``,
+    whose positive root is the maximum with ``a_i > 0``.
+    """
+    D = stats.n_features
+    W = identity_transform(D)
+    idx = np.arange(D)
+    K, G = stats.K, stats.G
+    g_dd, g_di, g_ii = G[idx, D, D], G[idx, D, idx], G[idx, idx, idx]
+    k_d, k_i = K[idx, D], K[idx, idx]
+    if update_type == "offset":
+        W[:, D] = (k_d - g_di) / g_dd
+        return W
+    c1 = k_i - k_d * g_di / g_dd
+    c2 = g_ii - g_di**2 / g_dd
+    a = (c1 + np.sqrt(c1 * c1 + 4.0 * c2 * stats.beta)) / (2.0 * c2)
+    W[idx, idx] = a
+    W[:, D] = (k_d - a * g_di) / g_dd
+    return W
+
+
 def estimate_fmllr(stats: FmllrStats, n_iters: int = 40, init: np.ndarray | None = None, min_count: float = 20.0,
-                   tol: float | None = 1e-8) -> np.ndarray:
+                   tol: float | None = 1e-8, update_type: str = "full") -> np.ndarray:
     """Maximum-likelihood fMLLR transform ``W = [A b]`` (D, D+1) from summed statistics.
 
     Parameters
@@ -168,6 +198,9 @@ def estimate_fmllr(stats: FmllrStats, n_iters: int = 40, init: np.ndarray | None
         (identity) is returned, as Kaldi's ``--fmllr-min-count``.
     tol : float or None
         Stop when a pass raises ``Q`` by less than ``tol`` per frame (None: run all ``n_iters``).
+    update_type : {'full', 'diag', 'offset'}
+        Full ``A``; diagonal ``A``; ``A = I`` (Kaldi ``--fmllr-update-type``): fewer
+        parameters (2D, D instead of D(D+1)) for little data; both have closed forms.
 
     Raises
     ------
@@ -176,6 +209,7 @@ def estimate_fmllr(stats: FmllrStats, n_iters: int = 40, init: np.ndarray | None
     """
     if int(n_iters) != n_iters or n_iters < 0:
         raise InvalidParameterError(f"n_iters must be an integer >= 0, got {n_iters!r}")
+    check_in(update_type, UPDATE_TYPES, "update_type")
     D = stats.n_features
     W = identity_transform(D) if init is None else _check_transform(init, D).copy()
     if abs(np.linalg.det(W[:, :-1])) == 0:
@@ -183,6 +217,15 @@ def estimate_fmllr(stats: FmllrStats, n_iters: int = 40, init: np.ndarray | None
     if not np.isfinite(stats.beta) or stats.beta < max(min_count, 0.0) or stats.beta <= 0:
         logger.info("fMLLR: occupancy %.1f below min_count %.1f; transform not estimated", stats.beta, min_count)
         return W
+    if update_type != "full":
+        if not np.all(stats.G[:, D, D] > 0):
+            return W
+        with np.errstate(invalid="ignore", divide="ignore"):
+            new = _estimate_diag_or_offset(stats, update_type)
+        if not (np.all(np.isfinite(new)) and fmllr_auxf(stats, new) >= fmllr_auxf(stats, W)):
+            logger.warning("fMLLR: statistics are singular; transform not estimated")
+            return W
+        return new
     try:
         G_inv = np.linalg.inv(stats.G)
     except np.linalg.LinAlgError:

@@ -179,13 +179,14 @@ def speaker_fmllr_stats(model: PhoneModelSet, features: Sequence[np.ndarray], gr
 
 def estimate_speaker_transforms(stats: Mapping[str, AdaptationStats | FmllrStats],
                                 init: Mapping[str, np.ndarray] | None = None, n_iters: int = 40,
-                                min_count: float = 20.0) -> dict[str, np.ndarray]:
+                                min_count: float = 20.0, update_type: str = "full") -> dict[str, np.ndarray]:
     """One :func:`~gmmhmm.adapt.fmllr.estimate_fmllr` transform per speaker (warm-started from ``init``)."""
     init = init or {}
     out = {}
     for spk, st in stats.items():
         fm = st.fmllr if isinstance(st, AdaptationStats) else st
-        out[spk] = estimate_fmllr(fm, n_iters=n_iters, init=init.get(spk), min_count=min_count)
+        out[spk] = estimate_fmllr(fm, n_iters=n_iters, init=init.get(spk), min_count=min_count,
+                                  update_type=update_type)
     return out
 
 
