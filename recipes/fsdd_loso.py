@@ -56,9 +56,10 @@ import numpy as np  # noqa: E402
 
 from data_scripts.prepare_an4 import prepare  # noqa: E402
 from gmmhmm import load, save  # noqa: E402
+from gmmhmm.adapt import apply_speaker_transforms, map_adapt, speaker_fmllr_stats, transcript_graph  # noqa: E402
 from gmmhmm.data import DIGIT_WORDS, DataDir, Lexicon  # noqa: E402
 from gmmhmm.datasets import Utterance, list_fsdd  # noqa: E402
-from gmmhmm.decoding import decode_many, decoding_graph  # noqa: E402
+from gmmhmm.decoding import decode_adapted, decode_many, decoding_graph  # noqa: E402
 from gmmhmm.errors import InvalidParameterError, TranscriptError  # noqa: E402
 from gmmhmm.features import FeatureConfig, apply_cmvn, compute_cmvn_stats, extract_many  # noqa: E402
 from gmmhmm.features.store import load_features, save_features  # noqa: E402
@@ -163,11 +164,13 @@ class Corpora:
             fsdd_spk, variance)
         self.text = {u.utt_id: [FSDD_WORDS[u.digit]] for u in self.fsdd}
         self.an4: dict[str, DataDir] = {}
+        self.an4_utt2spk: dict[str, str] = {}
         for name in ("train", "test"):
             ds = speakers_of(DataDir.read(out / "data" / name), cfg["data"][f"an4_{name}_speakers"], f"an4_{name}_speakers")
             raw = cached_features(out / "feats" / f"an4_{name}.npz", {u: ds.wav[u] for u in ds.utterances}, fc, n_jobs)
             self.feats.update(speaker_normalised(raw, ds.utt2spk, variance))
             self.text.update(ds.text)
+            self.an4_utt2spk.update(ds.utt2spk)
             self.an4[name] = ds
 
     def fsdd_ids(self, exclude: str | None = None, only: str | None = None) -> list[str]:
@@ -201,18 +204,57 @@ def options(cfg: dict, word_insertion_penalty: float = 0.0) -> SearchOptions:
 
 
 def recognise(model: PhoneModelSet, lexicon: Lexicon, data: Corpora, utts: list[str], grammar: str,
-              words: tuple[str, ...], opts: list[SearchOptions], sil_prob: float) -> list[list[list[str]]]:
-    """Word sequences (silence left out) of ``utts``, once per element of ``opts``."""
+              words: tuple[str, ...], opts: list[SearchOptions], sil_prob: float,
+              adapt: dict | None = None, utt2spk: dict[str, str] | None = None) -> list[list[list[str]]]:
+    """Word sequences (silence left out) of ``utts``, once per element of ``opts``.
+
+    With ``adapt`` (a system of :func:`systems`), each ``utt2spk`` speaker is
+    adapted without supervision, from the hypotheses of its own utterances:
+    fMLLR (:func:`gmmhmm.decoding.decode_adapted`), then, with ``map_tau``,
+    MAP means (:func:`gmmhmm.adapt.map_adapt`) from the fMLLR pass's
+    hypotheses, and decoded again.
+    """
     graph = decoding_graph(model, grammar, lexicon, words=words, silence_prob=sil_prob)
-    ll = model.state_log_likelihood_many([data.feats[u] for u in utts])
-    return [[[w for w in r.words if w != lexicon.silence] for r in decode_many(graph, ll, o)] for o in opts]
+    feats = {u: data.feats[u] for u in utts}
+    out = []
+    for o in opts:
+        if adapt is None:
+            results = dict(zip(utts, decode_many(graph, model.state_log_likelihood_many(list(feats.values())), o)))
+        else:
+            fmllr = {k: v for k, v in adapt.items() if k != "map_tau"}
+            decoded = decode_adapted(model, graph, feats, utt2spk, o, lexicon, sil_prob=sil_prob, **fmllr)
+            results = decoded.adapted
+            if "map_tau" in adapt:
+                results = map_pass(model, graph, lexicon, feats, utt2spk, decoded, o, sil_prob, adapt["map_tau"])
+        out.append([[] if u not in results else [w for w in results[u].words if w != lexicon.silence] for u in utts])
+    return out
+
+
+def map_pass(model: PhoneModelSet, graph, lexicon: Lexicon, feats: dict[str, np.ndarray], utt2spk: dict[str, str],
+             decoded, opts: SearchOptions, sil_prob: float, tau: float) -> dict:
+    """Per speaker: MAP means from its fMLLR-pass hypotheses (on fMLLR features), then decode again."""
+    results = dict(decoded.adapted)
+    by_spk: dict[str, list[str]] = {}
+    for u in feats:
+        if u in decoded.adapted and decoded.adapted[u].words:
+            by_spk.setdefault(utt2spk.get(u, u), []).append(u)
+    for spk, utts in by_spk.items():
+        X = [feats[u] for u in utts]
+        graphs = [transcript_graph(model, decoded.adapted[u].words, lexicon, sil_prob) for u in utts]
+        stats = speaker_fmllr_stats(model, X, graphs, [spk] * len(utts), decoded.transforms)
+        if spk not in stats:
+            continue
+        adapted = map_adapt(model, stats[spk], tau=tau)
+        Xa = apply_speaker_transforms(X, [spk] * len(utts), decoded.transforms)
+        results.update(zip(utts, decode_many(graph, adapted.state_log_likelihood_many(Xa), opts)))
+    return results
 
 
 def digit_string_errors(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, data: Corpora, utts: list[str],
-                        penalties: list[float]) -> list[ErrorRates]:
-    """Digit-loop %WER of AN4 digit strings, per insertion penalty."""
-    hyps = recognise(model, lexicon, data, utts, "word-loop", AN4_DIGITS,
-                     [options(cfg, p) for p in penalties], cfg["training"]["sil_prob"])
+                        penalties: list[float], adapt: dict | None = None) -> list[ErrorRates]:
+    """Digit-loop %WER of AN4 digit strings, per insertion penalty (adapted per AN4 speaker with ``adapt``)."""
+    hyps = recognise(model, lexicon, data, utts, "word-loop", AN4_DIGITS, [options(cfg, p) for p in penalties],
+                     cfg["training"]["sil_prob"], adapt, data.an4_utt2spk)
     return [error_rates([data.text[u] for u in utts], h, utts) for h in hyps]
 
 
@@ -221,7 +263,7 @@ def stage_dev(cfg: dict, lexicon: Lexicon, data: Corpora, out: Path) -> dict:
     dev = set(cfg["dev"]["speakers"])
     train_spk = set(data.an4["train"].speakers)
     if not dev or not dev < train_spk:
-        raise InvalidParameterError(f"[dev] speakers must be some, not all, of the AN4 training speakers")
+        raise InvalidParameterError("[dev] speakers must be some, not all, of the AN4 training speakers")
     utts = data.an4_ids("train", train_spk - dev) + data.fsdd_ids()
     model = train(cfg, lexicon, data, utts)
     dev_utts = data.an4_ids("train", dev, digits_only=True)
@@ -240,61 +282,94 @@ def stage_dev(cfg: dict, lexicon: Lexicon, data: Corpora, out: Path) -> dict:
     return tuned
 
 
-def run_fold(cfg: dict, lexicon: Lexicon, data: Corpora, speaker: str, tuned: dict) -> dict:
-    """Train without FSDD ``speaker``; its digit accuracy and AN4 test digit strings' errors."""
+def fold_model(cfg: dict, lexicon: Lexicon, data: Corpora, speaker: str, path: Path) -> tuple[PhoneModelSet, dict]:
+    """The models trained without FSDD ``speaker`` (read from ``path`` if an earlier run wrote them)."""
+    if path.is_file():
+        return load(path, with_metadata=True)
     t0 = time.perf_counter()
     train_utts = data.an4_ids("train") + data.fsdd_ids(exclude=speaker)
     model = train(cfg, lexicon, data, train_utts)
-    t1 = time.perf_counter()
+    meta = {"held_out": speaker, "n_train": len(train_utts), "train_seconds": time.perf_counter() - t0}
+    save(model, path, metadata=meta)
+    return model, meta
+
+
+def evaluate(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, data: Corpora, speaker: str, tuned: dict,
+             adapt: dict | None) -> dict:
+    """Held-out ``speaker``'s digit accuracy and AN4 test digit strings' errors of one system
+    (``adapt``: its adaptation settings, see :func:`recognise`)."""
+    t0 = time.perf_counter()
     test = data.fsdd_ids(only=speaker)
-    sil_prob = cfg["training"]["sil_prob"]
-    (hyps,) = recognise(model, lexicon, data, test, "words", tuple(FSDD_WORDS.values()), [options(cfg)], sil_prob)
+    (hyps,) = recognise(model, lexicon, data, test, "words", tuple(FSDD_WORDS.values()), [options(cfg)],
+                        cfg["training"]["sil_prob"], adapt, {u: speaker for u in test})
     refs = [data.text[u] for u in test]
-    an4_test = data.an4_ids("test", digits_only=True)
-    (an4,) = digit_string_errors(cfg, model, lexicon, data, an4_test, [tuned["word_insertion_penalty"]])
-    return {"speaker": speaker, "n_train": len(train_utts), "n_test": len(test),
+    (an4,) = digit_string_errors(cfg, model, lexicon, data, data.an4_ids("test", digits_only=True),
+                                 [tuned["word_insertion_penalty"]], adapt)
+    return {"n_test": len(test), "n_correct": sum(h == r for h, r in zip(hyps, refs)),
             "accuracy": float(np.mean([h == r for h, r in zip(hyps, refs)])),
             "errors": [{"utt_id": u, "ref": r[0], "hyp": " ".join(h)} for u, r, h in zip(test, refs, hyps) if h != r],
-            "an4_test_digits": an4.to_dict(), "an4_test_digits_wer": an4.error_rate,
-            "an4_test_digits_lines": kaldi_lines(an4), "n_gaussians": model.n_mix,
-            "train_seconds": t1 - t0, "decode_seconds": time.perf_counter() - t1}
+            "an4_test_digits": an4.to_dict(), "an4_test_digits_lines": kaldi_lines(an4),
+            "decode_seconds": time.perf_counter() - t0}
+
+
+def systems(cfg: dict) -> dict[str, dict | None]:
+    """Decoding systems by name: speaker independent; with ``[fmllr] enabled`` unsupervised fMLLR;
+    with ``[map] enabled`` too, fMLLR then MAP means."""
+    fcfg, mcfg = dict(cfg.get("fmllr", {})), dict(cfg.get("map", {}))
+    out: dict[str, dict | None] = {"mono": None}
+    if fcfg.pop("enabled", False):
+        out["mono+fmllr"] = fcfg
+        if mcfg.get("enabled", False):
+            out["mono+fmllr+map"] = {**fcfg, "map_tau": mcfg["tau"]}
+    return out
 
 
 def stage_folds(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, out: Path,
                 held_out: list[str] | None = None) -> dict:
-    """The folds of ``held_out`` FSDD speakers (default: all); finished folds are read back."""
+    """The folds of ``held_out`` FSDD speakers (default: all).
+
+    A fold's models (``folds/<speaker>.model.npz``) and each system's results
+    (``folds/<speaker>.json``) are kept and read back by a later run.
+    """
     speakers = sorted({u.speaker for u in data.fsdd})
     unknown = sorted(set(held_out or []) - set(speakers))
     if unknown:
         raise InvalidParameterError(f"--held-out {unknown}: not FSDD speakers of the config ({speakers})")
+    (out / "folds").mkdir(parents=True, exist_ok=True)
     folds = []
     for speaker in held_out or speakers:
         path = out / "folds" / f"{speaker}.json"
-        if path.is_file():
-            fold = json.loads(path.read_text())
-        else:
-            fold = run_fold(cfg, lexicon, data, speaker, tuned)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, json.dumps(fold, indent=1))
+        fold = json.loads(path.read_text()) if path.is_file() else {}
+        fold = {"systems": fold.get("systems", {})}
+        model, meta = fold_model(cfg, lexicon, data, speaker, out / "folds" / f"{speaker}.model.npz")
+        for name, adapt in systems(cfg).items():
+            if name not in fold["systems"]:
+                fold["systems"][name] = evaluate(cfg, model, lexicon, data, speaker, tuned, adapt)
+        fold.update(speaker=speaker, n_train=meta["n_train"], train_seconds=meta["train_seconds"],
+                    n_gaussians=model.n_mix)
+        atomic_write_text(path, json.dumps(fold, indent=1))
         folds.append(fold)
-        print(f"%ACC {100 * fold['accuracy']:.2f} [ {round(fold['accuracy'] * fold['n_test'])} / {fold['n_test']} ] "
-              f"fsdd_heldout_{speaker} (train {fold['train_seconds']:.0f} s)", flush=True)
-    mean = float(np.mean([f["accuracy"] for f in folds]))
-    settings = (f"mono {folds[0]['n_gaussians']}g fsdd-others+an4-train 8kHz spk-cmvn "
-                f"wip={tuned['word_insertion_penalty']:g}")
-    lines = [f"%ACC {100 * f['accuracy']:.2f} [ {round(f['accuracy'] * f['n_test'])} / {f['n_test']} ] "
-             f"fsdd_heldout_{f['speaker']} {settings}" for f in folds]
-    lines.append(f"%ACC {100 * mean:.2f} mean over {len(folds)} held-out FSDD speakers {settings}")
-    for f in folds:
+        for name, r in fold["systems"].items():
+            print(f"%ACC {100 * r['accuracy']:.2f} [ {r['n_correct']} / {r['n_test']} ] fsdd_heldout_{speaker} {name} "
+                  f"(train {fold['train_seconds']:.0f} s, decode {r['decode_seconds']:.0f} s)", flush=True)
+    lines, summary = [], {}
+    for name in systems(cfg):
+        settings = (f"{name} {folds[0]['n_gaussians']}g fsdd-others+an4-train 8kHz spk-cmvn "
+                    f"wip={tuned['word_insertion_penalty']:g}")
+        res = [f["systems"][name] for f in folds]
+        mean = float(np.mean([r["accuracy"] for r in res]))
+        summary[name] = {"mean_accuracy": mean, "accuracy": {f["speaker"]: r["accuracy"] for f, r in zip(folds, res)},
+                         "decode_seconds": sum(r["decode_seconds"] for r in res)}
+        lines += [f"%ACC {100 * r['accuracy']:.2f} [ {r['n_correct']} / {r['n_test']} ] fsdd_heldout_{f['speaker']} "
+                  f"{settings}" for f, r in zip(folds, res)]
+        lines.append(f"%ACC {100 * mean:.2f} mean over {len(folds)} held-out FSDD speakers {settings}")
         lines += [f"{ln} an4_test_digits model_without_{f['speaker']} {settings}"
-                  for ln in f["an4_test_digits_lines"].splitlines()]
+                  for f, r in zip(folds, res) for ln in r["an4_test_digits_lines"].splitlines()]
     if len(folds) == len(speakers):  # a partial run (--held-out) leaves RESULTS to the full one
         with open(out / "RESULTS", "a", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")
-    print("\n".join(lines[len(folds):]))
-    return {"folds": folds, "mean_accuracy": mean, "settings": settings,
-            "train_seconds": sum(f["train_seconds"] for f in folds),
-            "decode_seconds": sum(f["decode_seconds"] for f in folds)}
+    print("\n".join(lines))
+    return {"folds": folds, "systems": summary, "train_seconds": sum(f["train_seconds"] for f in folds)}
 
 
 def main(argv: list[str] | None = None) -> dict:

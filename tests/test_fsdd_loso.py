@@ -26,9 +26,9 @@ AN4_DEV = ["fbbh"]
 AN4_TEST = ["fcaw"]
 TAKES = 6
 
-ACC_LINE = re.compile(r"^%ACC (\d+\.\d\d) \[ (\d+) / (\d+) \] fsdd_heldout_(\w+) ")
+ACC_LINE = re.compile(r"^%ACC (\d+\.\d\d) \[ (\d+) / (\d+) \] fsdd_heldout_(\w+) (\S+) ")
 WER_LINE = re.compile(r"^%WER (\d+\.\d\d) \[ (\d+) / (\d+), \d+ ins, \d+ del, \d+ sub \] an4_test_digits "
-                      r"model_without_(\w+) ")
+                      r"model_without_(\w+) (\S+) ")
 
 
 def slice_settings(fsdd_dir, an4_path) -> list[str]:
@@ -74,19 +74,35 @@ def test_every_speaker_held_out_once_with_kaldi_lines(small_run):
     out, report, _ = small_run
     folds = report["loso"]["folds"]
     assert [f["speaker"] for f in folds] == FSDD_SPEAKERS
-    for f in folds:
-        assert f["n_test"] == 10 * TAKES
-        assert f["accuracy"] >= 0.5  # chance is 0.1; a tiny model still recognises most digits
-    assert report["loso"]["mean_accuracy"] == pytest.approx(np.mean([f["accuracy"] for f in folds]))
+    assert list(report["loso"]["systems"]) == ["mono", "mono+fmllr", "mono+fmllr+map"]
     lines = (out / "RESULTS").read_text().splitlines()
-    acc = [m for m in map(ACC_LINE.match, lines) if m]
-    assert [m.group(4) for m in acc] == FSDD_SPEAKERS
-    for m, f in zip(acc, folds):
-        assert int(m.group(2)) == round(f["accuracy"] * f["n_test"]) and int(m.group(3)) == f["n_test"]
-    assert any(ln.startswith(f"%ACC {100 * report['loso']['mean_accuracy']:.2f} mean over 3") for ln in lines)
-    wer = [m for m in map(WER_LINE.match, lines) if m]
-    assert [m.group(4) for m in wer] == FSDD_SPEAKERS
-    assert all(int(m.group(3)) == folds[0]["an4_test_digits"]["n_ref"] > 0 for m in wer)
+    for system, summary in report["loso"]["systems"].items():
+        results = [f["systems"][system] for f in folds]
+        for r in results:
+            assert r["n_test"] == 10 * TAKES
+            assert r["accuracy"] >= 0.5  # chance is 0.1; a tiny model still recognises most digits
+        assert summary["mean_accuracy"] == pytest.approx(np.mean([r["accuracy"] for r in results]))
+        acc = [m for m in map(ACC_LINE.match, lines) if m and m.group(5) == system]
+        assert [m.group(4) for m in acc] == FSDD_SPEAKERS
+        for m, r in zip(acc, results):
+            assert int(m.group(2)) == r["n_correct"] == round(r["accuracy"] * r["n_test"])
+            assert int(m.group(3)) == r["n_test"]
+        assert f"%ACC {100 * summary['mean_accuracy']:.2f} mean over 3 held-out FSDD speakers {system} " in \
+            "\n".join(lines)
+        wer = [m for m in map(WER_LINE.match, lines) if m and m.group(5) == system]
+        assert [m.group(4) for m in wer] == FSDD_SPEAKERS
+        assert all(int(m.group(3)) == results[0]["an4_test_digits"]["n_ref"] > 0 for m in wer)
+
+
+def test_a_second_run_reads_the_folds_back(small_run, an4_path, monkeypatch):
+    out, report, _ = small_run
+
+    def no_training(*args):
+        raise AssertionError("a fold was trained again")
+
+    monkeypatch.setattr(loso, "train", no_training)
+    again = loso.main(["--stage", "3"] + slice_args(out.parent / "fsdd", an4_path, out))
+    assert again["loso"]["systems"] == report["loso"]["systems"]
 
 
 def test_held_out_speaker_never_trained_on_and_dev_reads_no_test_speaker(small_run):
