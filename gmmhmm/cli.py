@@ -548,6 +548,8 @@ def _decode_graph(args: argparse.Namespace, model, utts: Utterances) -> int:
     from .decoding import decode_audio, decoding_graph
     from .search import SearchOptions, to_ctm
 
+    if args.si_model and not args.fmllr:
+        raise InvalidParameterError("--si-model is the first-pass model of --fmllr")
     if args.n_best > 1 and not args.n_best_output:
         raise InvalidParameterError("--n-best above 1 needs --n-best-output FILE")
     lexicon = None
@@ -563,9 +565,16 @@ def _decode_graph(args: argparse.Namespace, model, utts: Utterances) -> int:
     options = SearchOptions(beam=args.beam, max_active=args.max_active, lm_scale=args.lm_scale,
                             word_insertion_penalty=args.insertion_penalty, n_best=args.n_best)
     graph = decoding_graph(model, args.graph, lexicon, lm)
+    if args.fmllr and args.graph == "phone-loop" and lm is None:
+        from .decoding import phone_lexicon
+
+        lexicon = phone_lexicon(model)
     by_path = utts.utterances_of()
     decoded, failures = decode_audio(model, list(by_path), graph, options, n_jobs=args.jobs,
-                                     progress=_show_progress(args), utt2spk=_speaker_map(args, utts))
+                                     progress=_show_progress(args), utt2spk=_speaker_map(args, utts),
+                                     fmllr=args.fmllr, lexicon=lexicon, silence_weight=args.fmllr_silence_weight,
+                                     si_model=_load_phone_models(args.si_model) if args.si_model else None,
+                                     fmllr_update_type=args.fmllr_update_type)
     _report_failures(_failures_by_key(utts, failures))
     results = [(u, r) for path, r in decoded for u in by_path[path]]
     silence = model.phones[-1]
@@ -581,6 +590,16 @@ def _decode_graph(args: argparse.Namespace, model, utts: Utterances) -> int:
         _write_output(args.n_best_output, "".join(f"{utts.key[u]}\t{rank}\t{text(h.words)}\t{h.score:.4f}\n"
                                                   for u, r in results for rank, h in enumerate(r.n_best, 1)))
     return EXIT_FAILURES if failures else EXIT_OK
+
+
+def _load_phone_models(path: str | os.PathLike):
+    from .graphs import PhoneModelSet
+    from .modelfile import load
+
+    model = load(path)
+    if not isinstance(model, PhoneModelSet):
+        raise InvalidInputError(f"{path} holds a {type(model).__name__}, not phone models")
+    return model
 
 
 def _write_output(path: str | None, text: str) -> None:
@@ -638,10 +657,13 @@ def cmd_decode(args: argparse.Namespace) -> int:
     check_output(args.ctm, "CTM file")
     check_output(args.n_best_output, "n-best file")
     utts = list_utterances(args.inputs)
-    _inputs_are_not_outputs([args.model, *utts.utterances_of()], [args.output, args.ctm, args.n_best_output])
+    _inputs_are_not_outputs([args.model, args.si_model, *utts.utterances_of()],
+                            [args.output, args.ctm, args.n_best_output])
     loaded = load(args.model, with_metadata=True)
     if isinstance(loaded[0], PhoneModelSet):
         return _decode_graph(args, loaded[0], utts)
+    if args.fmllr:
+        raise InvalidParameterError("--fmllr needs a phone-model file (word models have no speaker adaptation)")
     clf, config = _load_classifier(args.model, loaded)
     feats, failures = _utterance_features(utts, config, args)
     results, too_short = _decode_word(clf, feats) if feats else ([], [])
@@ -968,6 +990,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--n-best", type=int, default=1, help="phone-model files: distinct word sequences per utterance")
     sp.add_argument("--n-best-output", help="phone-model files: write 'key<TAB>rank<TAB>words<TAB>score' here")
     sp.add_argument("--ctm", help="phone-model files: also write word timings as CTM (keyed by utterance id) here")
+    sp.add_argument("--fmllr", action="store_true",
+                    help="phone-model files: two passes, the second with a per-speaker fMLLR transform estimated "
+                         "from the first pass's hypotheses (speakers from the data directory's utt2spk or "
+                         "--utt2spk; without them each file is its own speaker)")
+    sp.add_argument("--si-model", help="--fmllr: speaker-independent phone models for the first pass (when MODEL "
+                                       "was trained with speaker-adaptive training)")
+    sp.add_argument("--fmllr-update-type", choices=("full", "diag", "offset"), default="full",
+                    help="--fmllr: full matrix, diagonal matrix or offset only (less data: fewer parameters)")
+    sp.add_argument("--fmllr-silence-weight", type=_finite_float, default=0.01,
+                    help="--fmllr: weight of silence frames in the transform's statistics (default 0.01)")
     common(sp)
     sp.set_defaults(func=cmd_decode)
 

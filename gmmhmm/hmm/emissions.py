@@ -105,16 +105,16 @@ class GMMEmission:
         state = mixture_log_likelihood(comp, self.n_mix)  # comp := within-state responsibilities
         return state, ((comp, design) if need_cache else None)
 
-    def accumulate(self, X: np.ndarray, posteriors: np.ndarray, cache) -> GaussianStats:
-        return accumulate_gaussians(X, self.component_posteriors(posteriors, cache), cache[1], self.stats_type)
-
     def component_posteriors(self, posteriors: np.ndarray, cache) -> np.ndarray:
-        """Per-Gaussian posteriors (N, S * M) from state posteriors (N, S) and the cache of
-        :meth:`log_likelihood`, which they consume (the responsibilities are weighted in place)."""
+        """Per-Gaussian posteriors (N, S*M): state posteriors (N, S) times the within-state
+        responsibilities of ``cache``, which this consumes (weighted in place, no copy)."""
         within = cache[0]
-        resp = within.reshape(posteriors.shape[0], self.n_states, self.n_mix)
+        resp = within.reshape(within.shape[0], self.n_states, self.n_mix)  # a view
         resp *= posteriors[:, :, None]
         return within
+
+    def accumulate(self, X: np.ndarray, posteriors: np.ndarray, cache) -> GaussianStats:
+        return accumulate_gaussians(X, self.component_posteriors(posteriors, cache), cache[1], self.stats_type)
 
     def sample(self, state: int, rng: np.random.RandomState) -> np.ndarray:
         m = rng.choice(self.n_mix, p=self.weights[state])

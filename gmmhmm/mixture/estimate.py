@@ -103,6 +103,11 @@ class GaussianUpdateOptions:
         that expect starved components (phone models after mix-up, tied
         states) turn it off and report the count from the returned
         :class:`UpdateReport` at INFO level instead, as HERest does.
+    map_tau : float, default=0.0
+        MAP adaptation (HTK HERest's ``MAPTAU``, Gauvain & Lee): the prior
+        means are the ``previous`` parameters' means with weight ``tau``, so
+        ``mu = (tau * mu_prev + s1) / (tau + n)``; a shorthand for
+        ``means_prior=previous.means, means_weight=map_tau`` (give one or the other).
     """
 
     reg_covar: float = 0.0
@@ -118,10 +123,11 @@ class GaussianUpdateOptions:
     covars_dof: Any = 0.0
     center_on_previous_means: bool = False
     warn_starved: bool = True
+    map_tau: float = 0.0
 
     def validate(self) -> "GaussianUpdateOptions":
         for name in ("reg_covar", "variance_floor_fraction", "min_occupancy", "min_relative_occupancy",
-                     "min_weight", "variance_floor"):
+                     "min_weight", "variance_floor", "map_tau"):
             value = np.asarray(getattr(self, name), dtype=np.float64)
             if not np.all(np.isfinite(value)) or np.any(value < 0):
                 raise InvalidParameterError(f"{name} must be finite and >= 0, got {getattr(self, name)!r}")
@@ -130,6 +136,9 @@ class GaussianUpdateOptions:
         for name in ("weights_prior", "means_prior", "means_weight", "covars_prior", "covars_dof"):
             if not np.all(np.isfinite(np.asarray(getattr(self, name), dtype=np.float64))):
                 raise InvalidParameterError(f"{name} must be finite, got {getattr(self, name)!r}")
+        if self.map_tau and np.any(np.asarray(self.means_weight) != 0):
+            raise InvalidParameterError("give map_tau (prior: the previous means) or means_prior / means_weight, "
+                                        "not both")
         return self
 
 
@@ -302,6 +311,8 @@ def update_gaussians(stats: GaussianStats, covariance_type: str, options: Gaussi
     if covariance_type != "tied" and pooled or stats.covariance_type not in (covariance_type, "full", same_layout):
         raise InvalidInputError(f"{stats.covariance_type!r} statistics cannot give {covariance_type!r} covariances")
     if previous is None:
+        if options.map_tau:
+            raise InvalidInputError("MAP adaptation (map_tau) needs the previous parameters as its prior")
         previous = _global_params(stats, covariance_type, G, options.reg_covar)
     if previous.means.shape != (K, D):
         raise InvalidInputError(f"statistics of shape {(K, D)} do not match means {previous.means.shape}")
@@ -314,8 +325,11 @@ def update_gaussians(stats: GaussianStats, covariance_type: str, options: Gaussi
     w_n = np.where(kept, 0.0, n)  # the counts of updated components only
 
     # means
-    tau = _broadcast(options.means_weight, (K,), "means_weight")
-    mu0 = _broadcast(options.means_prior, (K, D), "means_prior")
+    if options.map_tau:
+        tau, mu0 = np.full(K, float(options.map_tau)), np.array(previous.means, dtype=np.float64)
+    else:
+        tau = _broadcast(options.means_weight, (K,), "means_weight")
+        mu0 = _broadcast(options.means_prior, (K, D), "means_prior")
     means = previous.means
     if "m" in params:
         den = w_n + tau

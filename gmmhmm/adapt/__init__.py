@@ -1,0 +1,18 @@
+"""Speaker adaptation: fMLLR / CMLLR feature transforms, speaker-adaptive training, MAP.
+
+* :mod:`.fmllr`    additive per-speaker statistics, Gales' row-by-row estimate, apply (arrays only)
+* :mod:`.speaker`  the same for phone models: statistics through transcript or hypothesis graphs,
+  per-speaker transforms (utt2spk), speaker-adaptive training, MAP means
+
+Unsupervised two-pass decoding is :func:`gmmhmm.decoding.decode_adapted`.
+"""
+
+from .fmllr import FmllrStats, accumulate_fmllr_stats, apply_fmllr, estimate_fmllr, fmllr_auxf, identity_transform
+from .speaker import (AdaptationStats, SatResult, adaptation_stats, apply_speaker_transforms,
+                      estimate_speaker_transforms, log_det, map_adapt, speaker_fmllr_stats, train_sat,
+                      transcript_graph)
+
+__all__ = ["AdaptationStats", "FmllrStats", "SatResult", "accumulate_fmllr_stats", "adaptation_stats",
+           "apply_fmllr", "apply_speaker_transforms", "estimate_fmllr", "estimate_speaker_transforms",
+           "fmllr_auxf", "identity_transform", "log_det", "map_adapt", "speaker_fmllr_stats", "train_sat",
+           "transcript_graph"]

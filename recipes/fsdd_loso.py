@@ -1,0 +1,424 @@
+#!/usr/bin/env python
+"""FSDD leave-one-speaker-out with phone models trained on FSDD plus AN4.
+
+Digit models that generalise to new speakers (issue 11, stage 4): instead of
+one whole-word HMM per digit trained on five FSDD speakers, each fold trains
+monophones on the five other FSDD speakers *and* AN4's 74 training speakers,
+both at FSDD's 8 kHz (AN4 is resampled), and recognises the held-out
+speaker's digits with a one-word grammar over the ten digit words. The
+pronunciations are AN4's dictionary (``etc/an4.dic``), checked to contain
+every pronunciation of gmmhmm's own ``digits.lex``.
+
+Stages (``--stage N`` / ``--stop-stage N`` as in ``recipes/an4.py``):
+
+0. data      AN4 Kaldi data dirs ``data/{train,test}`` and ``data/lexicon.txt``.
+1. features  8 kHz MFCC + deltas of FSDD and AN4, without CMVN: ``feats/*.npz``
+             (kept and reused while the ``[features]`` config is unchanged).
+             CMVN is applied in memory per speaker, from all of that
+             speaker's own audio (no labels), so a held-out speaker is
+             normalised as a new user would be.
+2. dev       phone models on AN4 training speakers minus ``[dev]`` speakers
+             plus FSDD; the ``[dev]`` speakers' digit strings decoded with a
+             digit loop over the ``[tuning]`` insertion penalties; the best
+             goes to ``dev/best.json``. No test speaker of either corpus is read.
+3. folds     per FSDD speaker: train without it (``folds/<speaker>.model.npz``),
+             then decode its 500 takes with a one-word grammar over the ten
+             digits and, as a cross-corpus check, AN4's test speakers' digit
+             strings with a digit loop (dev-tuned penalty), once per system:
+             ``mono`` (speaker independent), ``mono+fmllr`` (``[fmllr]``:
+             unsupervised fMLLR per test speaker, Kaldi's decode_fmllr) and
+             ``mono+fmllr+map`` (``[map]``: then MAP means from the adapted
+             hypotheses). Adaptation reads only the test speaker's own audio,
+             never its labels. Results go to ``folds/<speaker>.json``; a later
+             run reads models and results back (``--held-out SPEAKER`` runs
+             one fold, e.g. several processes in parallel).
+
+Prints Kaldi-style lines (``%ACC`` per held-out speaker and their mean,
+``%WER``/``%SER`` of the AN4 digit strings) per system and, when every fold
+ran, appends them to ``<out>/RESULTS``; ``report.json`` has everything.
+
+Usage::
+
+    python recipes/fsdd_loso.py [--config configs/fsdd_loso.toml] [--stage N] [--stop-stage N]
+        [--out DIR] [--set SECTION.KEY=VALUE ...] [--held-out SPEAKER ...] [-v]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+# Parallelism comes from processes; a multi-threaded BLAS only adds synchronisation.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
+
+import numpy as np  # noqa: E402
+
+from data_scripts.prepare_an4 import prepare  # noqa: E402
+from gmmhmm import load, save  # noqa: E402
+from gmmhmm.adapt import apply_speaker_transforms, map_adapt, speaker_fmllr_stats, transcript_graph  # noqa: E402
+from gmmhmm.data import DIGIT_WORDS, DataDir, Lexicon  # noqa: E402
+from gmmhmm.datasets import Utterance, list_fsdd  # noqa: E402
+from gmmhmm.decoding import decode_adapted, decode_many, decoding_graph  # noqa: E402
+from gmmhmm.errors import InvalidParameterError, TranscriptError  # noqa: E402
+from gmmhmm.features import FeatureConfig, apply_cmvn, compute_cmvn_stats, extract_many  # noqa: E402
+from gmmhmm.features.store import load_features, save_features  # noqa: E402
+from gmmhmm.graphs import EmbeddedTrainer, PhoneModelSet  # noqa: E402
+from gmmhmm.modelfile import atomic_write_text  # noqa: E402
+from gmmhmm.recipe import Stages, run, stage_parser  # noqa: E402
+from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
+from gmmhmm.search import SearchOptions  # noqa: E402
+from recipes.an4 import an4_dir, apply_overrides, kaldi_lines, load_config  # noqa: E402
+
+logger = logging.getLogger("fsdd_loso")
+
+STAGES = ("data", "features", "dev", "folds")
+#: Words of the FSDD labels '0'..'9' in AN4's dictionary (upper case).
+FSDD_WORDS = {str(d): w.upper() for d, w in enumerate(DIGIT_WORDS)}
+#: Digit-string vocabulary of AN4 (which also says "oh" for zero).
+AN4_DIGITS = tuple(FSDD_WORDS.values()) + ("OH",)
+
+
+# ---------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------
+def check_pronunciations(lexicon: Lexicon) -> None:
+    """Every pronunciation of ``digits.lex`` must be one of ``lexicon``'s for that digit.
+
+    FSDD is transcribed through the AN4 dictionary, so this keeps both
+    corpora on the same pronunciations of every digit.
+
+    Raises
+    ------
+    TranscriptError
+        A digit is missing or pronounced differently.
+    """
+    digits = Lexicon.digits()
+    lexicon.check_words(FSDD_WORDS.values(), source="AN4 dictionary")
+    for word in digits.words:
+        ours = {p for p, _ in digits.prons(word)}
+        theirs = {p for p, _ in lexicon.prons(word.upper())}
+        if not ours <= theirs:
+            raise TranscriptError(f"digit {word!r}: digits.lex has {sorted(ours)}, the AN4 dictionary "
+                                  f"{sorted(theirs)}; the corpora must share pronunciations")
+
+
+def speakers_of(ds: DataDir, chosen: list[str], name: str) -> DataDir:
+    """``ds`` restricted to ``chosen`` speakers (all if empty)."""
+    unknown = sorted(set(chosen) - set(ds.speakers))
+    if unknown:
+        raise InvalidParameterError(f"[data] {name}: {unknown} are not speakers of that set")
+    spk2utt = ds.spk2utt
+    return ds.subset(u for s in (chosen or ds.speakers) for u in spk2utt[s])
+
+
+def fsdd_utterances(cfg: dict) -> list[Utterance]:
+    utts = list_fsdd(cfg["data"]["fsdd_dir"] or None)
+    chosen = cfg["data"]["fsdd_speakers"]
+    unknown = sorted(set(chosen) - {u.speaker for u in utts})
+    if unknown:
+        raise InvalidParameterError(f"[data] fsdd_speakers: {unknown} are not FSDD speakers")
+    return [u for u in utts if not chosen or u.speaker in chosen]
+
+
+# ---------------------------------------------------------------------------
+# Features: extracted once without CMVN, normalised per speaker in memory
+# ---------------------------------------------------------------------------
+def raw_config(cfg: dict) -> FeatureConfig:
+    return FeatureConfig.from_dict(cfg["features"]).replace(cmvn="none")
+
+
+def cached_features(path: Path, audio: dict[str, str], fc: FeatureConfig, n_jobs: int) -> dict[str, np.ndarray]:
+    """Features by utterance id of ``audio`` (id -> file), read from ``path`` when it has them all."""
+    if path.is_file():
+        feats, meta = load_features(path)
+        if meta.get("feature_config") == fc.to_dict() and set(audio) <= set(feats) | set(meta.get("failed", [])):
+            return {u: feats[u] for u in audio if u in feats}
+    by_path, failures = extract_many(list(audio.values()), fc, n_jobs=n_jobs)
+    for p, msg in failures:
+        logger.warning("%s left out: %s", p, msg)
+    feats = {u: by_path[p] for u, p in audio.items() if p in by_path}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_features(path, feats, {"feature_config": fc.to_dict(), "failed": sorted(set(audio) - set(feats))})
+    return feats
+
+
+def speaker_normalised(feats: dict[str, np.ndarray], utt2spk: dict[str, str], variance: bool) -> dict[str, np.ndarray]:
+    """Per-speaker CMVN, each speaker's statistics from all its utterances in ``feats``."""
+    spk = {u: utt2spk[u] for u in feats}
+    return apply_cmvn(feats, compute_cmvn_stats(feats, spk), spk, variance=variance)
+
+
+class Corpora:
+    """Both corpora's speaker-normalised features and transcripts, by utterance id."""
+
+    def __init__(self, cfg: dict, out: Path) -> None:
+        fc, n_jobs = raw_config(cfg), cfg["data"]["n_jobs"]
+        variance = cfg["features"].get("cmvn_variance", True)
+        if cfg["features"].get("cmvn", "speaker") != "speaker":
+            raise InvalidParameterError("[features] cmvn must be 'speaker' (statistics from each speaker's own audio)")
+        self.fsdd = fsdd_utterances(cfg)
+        fsdd_spk = {u.utt_id: u.speaker for u in self.fsdd}
+        self.feats = speaker_normalised(
+            cached_features(out / "feats" / "fsdd.npz", {u.utt_id: str(u.path) for u in self.fsdd}, fc, n_jobs),
+            fsdd_spk, variance)
+        self.text = {u.utt_id: [FSDD_WORDS[u.digit]] for u in self.fsdd}
+        self.an4: dict[str, DataDir] = {}
+        self.an4_utt2spk: dict[str, str] = {}
+        for name in ("train", "test"):
+            ds = speakers_of(DataDir.read(out / "data" / name), cfg["data"][f"an4_{name}_speakers"], f"an4_{name}_speakers")
+            raw = cached_features(out / "feats" / f"an4_{name}.npz", {u: ds.wav[u] for u in ds.utterances}, fc, n_jobs)
+            self.feats.update(speaker_normalised(raw, ds.utt2spk, variance))
+            self.text.update(ds.text)
+            self.an4_utt2spk.update(ds.utt2spk)
+            self.an4[name] = ds
+
+    def fsdd_ids(self, exclude: str | None = None, only: str | None = None) -> list[str]:
+        return [u.utt_id for u in self.fsdd if u.utt_id in self.feats
+                and u.speaker != exclude and (only is None or u.speaker == only)]
+
+    def an4_ids(self, name: str, speakers: set[str] | None = None, digits_only: bool = False) -> list[str]:
+        ds = self.an4[name]
+        return [u for u in ds.utterances if u in self.feats
+                and (speakers is None or ds.utt2spk[u] in speakers)
+                and (not digits_only or set(ds.text[u]) <= set(AN4_DIGITS))]
+
+
+# ---------------------------------------------------------------------------
+# Training and decoding
+# ---------------------------------------------------------------------------
+def train(cfg: dict, lexicon: Lexicon, data: Corpora, utts: list[str]) -> PhoneModelSet:
+    """Flat start, embedded Baum-Welch and mix-up on ``utts`` (both corpora)."""
+    tcfg = cfg["training"]
+    trainer = EmbeddedTrainer(lexicon, n_states=tcfg["n_states"], sil_prob=tcfg["sil_prob"],
+                              var_floor_frac=tcfg["var_floor_frac"], feature_config=cfg["features"])
+    history = trainer.fit([data.feats[u] for u in utts], [data.text[u] for u in utts],
+                          mixtures=tcfg["mixtures"], n_iter=tcfg["n_iter"])
+    logger.info("trained on %d utterances; log-lik/frame %s", len(utts), " ".join(f"{h:.3f}" for h in history))
+    return trainer.model
+
+
+def options(cfg: dict, word_insertion_penalty: float = 0.0) -> SearchOptions:
+    d = cfg["decoding"]
+    return SearchOptions(beam=d["beam"], max_active=d["max_active"], word_insertion_penalty=word_insertion_penalty)
+
+
+#: fMLLR decodings of the latest model (under "model"), reused by the MAP system of the same fold.
+_FMLLR_PASSES: dict = {}
+
+
+def recognise(model: PhoneModelSet, lexicon: Lexicon, data: Corpora, utts: list[str], grammar: str,
+              words: tuple[str, ...], opts: list[SearchOptions], sil_prob: float,
+              adapt: dict | None = None, utt2spk: dict[str, str] | None = None) -> list[list[list[str]]]:
+    """Word sequences (silence left out) of ``utts``, once per element of ``opts``.
+
+    With ``adapt`` (a system of :func:`systems`), each ``utt2spk`` speaker is
+    adapted without supervision, from the hypotheses of its own utterances:
+    fMLLR (:func:`gmmhmm.decoding.decode_adapted`), then, with ``map_tau``,
+    MAP means (:func:`gmmhmm.adapt.map_adapt`) from the fMLLR pass's
+    hypotheses, and decoded again.
+    """
+    graph = decoding_graph(model, grammar, lexicon, words=words, silence_prob=sil_prob)
+    feats = {u: data.feats[u] for u in utts}
+    out = []
+    for o in opts:
+        if adapt is None:
+            results = dict(zip(utts, decode_many(graph, model.state_log_likelihood_many(list(feats.values())), o)))
+        else:
+            fmllr = {k: v for k, v in adapt.items() if k not in ("map_tau", "map_n_iter")}
+            key = (tuple(utts), grammar, words, o, repr(sorted(fmllr.items())))
+            if _FMLLR_PASSES.get("model") is not model:  # the MAP system starts from the fMLLR system's pass
+                _FMLLR_PASSES.clear()
+                _FMLLR_PASSES["model"] = model
+            if key not in _FMLLR_PASSES:
+                _FMLLR_PASSES[key] = decode_adapted(model, graph, feats, utt2spk, o, lexicon, sil_prob=sil_prob,
+                                                    **fmllr)
+            decoded = _FMLLR_PASSES[key]
+            results = decoded.adapted
+            if "map_tau" in adapt:
+                results = map_pass(model, graph, lexicon, feats, utt2spk, decoded, o, sil_prob, adapt["map_tau"],
+                                   adapt["map_n_iter"])
+        out.append([[] if u not in results else [w for w in results[u].words if w != lexicon.silence] for u in utts])
+    return out
+
+
+def map_pass(model: PhoneModelSet, graph, lexicon: Lexicon, feats: dict[str, np.ndarray], utt2spk: dict[str, str],
+             decoded, opts: SearchOptions, sil_prob: float, tau: float, n_iter: int) -> dict:
+    """Per speaker, ``n_iter`` times: MAP means (prior: ``model``) from the latest hypotheses on the
+    fMLLR features, then decode again."""
+    results = dict(decoded.adapted)
+    by_spk: dict[str, list[str]] = {}
+    for u in feats:
+        by_spk.setdefault(utt2spk.get(u, u), []).append(u)
+    for spk, utts in by_spk.items():
+        Xa = apply_speaker_transforms([feats[u] for u in utts], [spk] * len(utts), decoded.transforms)
+        for _ in range(n_iter):
+            hyp = [u for u in utts if u in results and results[u].words]
+            graphs = [transcript_graph(model, results[u].words, lexicon, sil_prob) for u in hyp]
+            # statistics of the transformed features: identity transform on Xa
+            stats = speaker_fmllr_stats(model, [Xa[utts.index(u)] for u in hyp], graphs, [spk] * len(hyp))
+            if spk not in stats:
+                break
+            adapted = map_adapt(model, stats[spk], tau=tau)
+            results.update(zip(utts, decode_many(graph, adapted.state_log_likelihood_many(Xa), opts)))
+    return results
+
+
+def digit_string_errors(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, data: Corpora, utts: list[str],
+                        penalties: list[float], adapt: dict | None = None) -> list[ErrorRates]:
+    """Digit-loop %WER of AN4 digit strings, per insertion penalty (adapted per AN4 speaker with ``adapt``)."""
+    hyps = recognise(model, lexicon, data, utts, "word-loop", AN4_DIGITS, [options(cfg, p) for p in penalties],
+                     cfg["training"]["sil_prob"], adapt, data.an4_utt2spk)
+    return [error_rates([data.text[u] for u in utts], h, utts) for h in hyps]
+
+
+def stage_dev(cfg: dict, lexicon: Lexicon, data: Corpora, out: Path) -> dict:
+    """Train without the dev speakers, pick the digit-loop insertion penalty on their digit strings."""
+    dev = set(cfg["dev"]["speakers"])
+    train_spk = set(data.an4["train"].speakers)
+    if not dev or not dev < train_spk:
+        raise InvalidParameterError("[dev] speakers must be some, not all, of the AN4 training speakers")
+    utts = data.an4_ids("train", train_spk - dev) + data.fsdd_ids()
+    model = train(cfg, lexicon, data, utts)
+    dev_utts = data.an4_ids("train", dev, digits_only=True)
+    penalties = cfg["tuning"]["word_insertion_penalties"]
+    ers = digit_string_errors(cfg, model, lexicon, data, dev_utts, penalties)
+    best = min(range(len(penalties)), key=lambda i: (ers[i].n_errors, ers[i].n_sentences_wrong, i))
+    rows = [f"wip {p:6.1f} " + kaldi_lines(er).replace("\n", " ") for p, er in zip(penalties, ers)]
+    (out / "dev").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "dev" / "tuning.txt", "\n".join(rows) + "\n")
+    tuned = {"word_insertion_penalty": penalties[best], "dev_wer": ers[best].error_rate,
+             "dev_speakers": sorted(dev), "n_dev_utterances": len(dev_utts), "n_train_utterances": len(utts)}
+    atomic_write_text(out / "dev" / "best.json", json.dumps(tuned, indent=1))
+    print("\n".join(rows))
+    print(f"dev-tuned digit-loop insertion penalty {penalties[best]:g} (dev %WER {100 * ers[best].error_rate:.2f}, "
+          f"{len(dev_utts)} digit strings of {len(dev)} AN4 training speakers)")
+    return tuned
+
+
+def fold_model(cfg: dict, lexicon: Lexicon, data: Corpora, speaker: str, path: Path) -> tuple[PhoneModelSet, dict]:
+    """The models trained without FSDD ``speaker`` (read from ``path`` if an earlier run wrote them)."""
+    if path.is_file():
+        return load(path, with_metadata=True)
+    t0 = time.perf_counter()
+    train_utts = data.an4_ids("train") + data.fsdd_ids(exclude=speaker)
+    model = train(cfg, lexicon, data, train_utts)
+    meta = {"held_out": speaker, "n_train": len(train_utts), "train_seconds": time.perf_counter() - t0}
+    save(model, path, metadata=meta)
+    return model, meta
+
+
+def evaluate(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, data: Corpora, speaker: str, tuned: dict,
+             adapt: dict | None) -> dict:
+    """Held-out ``speaker``'s digit accuracy and AN4 test digit strings' errors of one system
+    (``adapt``: its adaptation settings, see :func:`recognise`)."""
+    t0 = time.perf_counter()
+    test = data.fsdd_ids(only=speaker)
+    (hyps,) = recognise(model, lexicon, data, test, "words", tuple(FSDD_WORDS.values()), [options(cfg)],
+                        cfg["training"]["sil_prob"], adapt, {u: speaker for u in test})
+    refs = [data.text[u] for u in test]
+    (an4,) = digit_string_errors(cfg, model, lexicon, data, data.an4_ids("test", digits_only=True),
+                                 [tuned["word_insertion_penalty"]], adapt)
+    return {"n_test": len(test), "n_correct": sum(h == r for h, r in zip(hyps, refs)),
+            "accuracy": float(np.mean([h == r for h, r in zip(hyps, refs)])),
+            "errors": [{"utt_id": u, "ref": r[0], "hyp": " ".join(h)} for u, r, h in zip(test, refs, hyps) if h != r],
+            "an4_test_digits": an4.to_dict(), "an4_test_digits_lines": kaldi_lines(an4),
+            "decode_seconds": time.perf_counter() - t0}
+
+
+def systems(cfg: dict) -> dict[str, dict | None]:
+    """Decoding systems by name: speaker independent; with ``[fmllr] enabled`` unsupervised fMLLR;
+    with ``[map] enabled`` too, fMLLR then MAP means."""
+    fcfg, mcfg = dict(cfg.get("fmllr", {})), dict(cfg.get("map", {}))
+    out: dict[str, dict | None] = {"mono": None}
+    if fcfg.pop("enabled", False):
+        out["mono+fmllr"] = fcfg
+        if mcfg.get("enabled", False):
+            out["mono+fmllr+map"] = {**fcfg, "map_tau": mcfg["tau"], "map_n_iter": mcfg["n_iter"]}
+    return out
+
+
+def stage_folds(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, out: Path,
+                held_out: list[str] | None = None) -> dict:
+    """The folds of ``held_out`` FSDD speakers (default: all).
+
+    A fold's models (``folds/<speaker>.model.npz``) and each system's results
+    (``folds/<speaker>.json``) are kept and read back by a later run.
+    """
+    speakers = sorted({u.speaker for u in data.fsdd})
+    unknown = sorted(set(held_out or []) - set(speakers))
+    if unknown:
+        raise InvalidParameterError(f"--held-out {unknown}: not FSDD speakers of the config ({speakers})")
+    (out / "folds").mkdir(parents=True, exist_ok=True)
+    folds = []
+    for speaker in held_out or speakers:
+        path = out / "folds" / f"{speaker}.json"
+        fold = json.loads(path.read_text()) if path.is_file() else {}
+        fold = {"systems": fold.get("systems", {})}
+        model, meta = fold_model(cfg, lexicon, data, speaker, out / "folds" / f"{speaker}.model.npz")
+        for name, adapt in systems(cfg).items():
+            if name not in fold["systems"]:
+                fold["systems"][name] = evaluate(cfg, model, lexicon, data, speaker, tuned, adapt)
+        fold.update(speaker=speaker, n_train=meta["n_train"], train_seconds=meta["train_seconds"],
+                    n_gaussians=model.n_mix)
+        atomic_write_text(path, json.dumps(fold, indent=1))
+        folds.append(fold)
+        for name, r in fold["systems"].items():
+            print(f"%ACC {100 * r['accuracy']:.2f} [ {r['n_correct']} / {r['n_test']} ] fsdd_heldout_{speaker} {name} "
+                  f"(train {fold['train_seconds']:.0f} s, decode {r['decode_seconds']:.0f} s)", flush=True)
+    lines, summary = [], {}
+    for name in systems(cfg):
+        settings = (f"{name} {folds[0]['n_gaussians']}g fsdd-others+an4-train 8kHz spk-cmvn "
+                    f"wip={tuned['word_insertion_penalty']:g}")
+        res = [f["systems"][name] for f in folds]
+        mean = float(np.mean([r["accuracy"] for r in res]))
+        summary[name] = {"mean_accuracy": mean, "accuracy": {f["speaker"]: r["accuracy"] for f, r in zip(folds, res)},
+                         "decode_seconds": sum(r["decode_seconds"] for r in res)}
+        lines += [f"%ACC {100 * r['accuracy']:.2f} [ {r['n_correct']} / {r['n_test']} ] fsdd_heldout_{f['speaker']} "
+                  f"{settings}" for f, r in zip(folds, res)]
+        lines.append(f"%ACC {100 * mean:.2f} mean over {len(folds)} held-out FSDD speakers {settings}")
+        lines += [f"{ln} an4_test_digits model_without_{f['speaker']} {settings}"
+                  for f, r in zip(folds, res) for ln in r["an4_test_digits_lines"].splitlines()]
+    if len(folds) == len(speakers):  # a partial run (--held-out) leaves RESULTS to the full one
+        with open(out / "RESULTS", "a", encoding="utf-8") as fh:
+            fh.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return {"folds": folds, "systems": summary, "train_seconds": sum(f["train_seconds"] for f in folds)}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = stage_parser(__doc__.splitlines()[0], str(REPO / "configs" / "fsdd_loso.toml"), STAGES)
+    ap.add_argument("--held-out", action="append", default=None, metavar="SPEAKER",
+                    help="run only this speaker's fold (repeatable; e.g. two processes on two halves)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(message)s")
+    cfg = apply_overrides(load_config(args.config), args.set)
+    out = args.out or REPO / cfg["output"]["dir"]
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Stages(STAGES, args.stage, args.stop_stage)
+    report: dict = {"config": args.config, "timings_s": stage.timings}
+
+    stage(0, lambda: prepare(an4_dir(cfg), out / "data"))
+    lexicon = Lexicon.read(out / "data" / "lexicon.txt")
+    check_pronunciations(lexicon)
+    data = stage(1, lambda: Corpora(cfg, out))
+    if args.stop_stage >= 2:
+        data = data or Corpora(cfg, out)
+    report["tuned"] = stage(2, lambda: stage_dev(cfg, lexicon, data, out))
+    report["loso"] = stage(3, lambda: stage_folds(cfg, lexicon, data, json.loads((out / "dev" / "best.json").read_text()),
+                                                  out, args.held_out))
+    print(stage.summary())
+    atomic_write_text(out / "report.json", json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    run(main, "fsdd_loso")

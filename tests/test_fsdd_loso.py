@@ -1,0 +1,146 @@
+"""The FSDD leave-one-speaker-out recipe (phone models on FSDD + AN4) on a small slice.
+
+Two FSDD speakers (takes 0-3), two AN4 training speakers (one of them dev)
+and one AN4 test speaker, two Gaussians, one adaptation pass. Fails loudly (never skips) when
+../shared/data/fsdd or ../shared/data/an4 is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from gmmhmm.data import Lexicon
+from gmmhmm.errors import InvalidParameterError, TranscriptError
+
+from conftest import load_script
+
+loso = load_script("recipes/fsdd_loso.py")
+
+FSDD_SPEAKERS = ["george", "jackson"]
+AN4_TRAIN = ["fash", "fbbh"]
+AN4_DEV = ["fbbh"]
+AN4_TEST = ["fcaw"]
+TAKES = 4
+
+ACC_LINE = re.compile(r"^%ACC (\d+\.\d\d) \[ (\d+) / (\d+) \] fsdd_heldout_(\w+) (\S+) ")
+WER_LINE = re.compile(r"^%WER (\d+\.\d\d) \[ (\d+) / (\d+), \d+ ins, \d+ del, \d+ sub \] an4_test_digits "
+                      r"model_without_(\w+) (\S+) ")
+
+
+def slice_settings(fsdd_dir, an4_path) -> list[str]:
+    """SECTION.KEY=VALUE overrides cutting configs/fsdd_loso.toml down to the slice."""
+    settings = {"data.fsdd_dir": json.dumps(str(fsdd_dir)), "data.an4_dir": json.dumps(str(an4_path)),
+                "data.an4_train_speakers": json.dumps(AN4_TRAIN), "data.an4_test_speakers": json.dumps(AN4_TEST),
+                "dev.speakers": json.dumps(AN4_DEV), "data.n_jobs": "1", "training.mixtures": "[1, 2]",
+                "training.n_iter": "[3, 2]", "tuning.word_insertion_penalties": "[-20.0, 0.0]",
+                "fmllr.n_passes": "1", "fmllr.fmllr_n_iters": "3", "map.n_iter": "1"}
+    return [f"{k}={v}" for k, v in settings.items()]
+
+
+def slice_args(fsdd_dir, an4_path, out) -> list[str]:
+    return [a for kv in slice_settings(fsdd_dir, an4_path) for a in ("--set", kv)] + ["--out", str(out)]
+
+
+@pytest.fixture(scope="module")
+def small_run(fsdd_path, an4_path, tmp_path_factory):
+    """(output folder, report, {held-out speaker: utterance ids trained on}) of the recipe on the slice."""
+    root = tmp_path_factory.mktemp("loso")
+    subset = root / "fsdd" / "recordings"
+    subset.mkdir(parents=True)
+    for wav in (fsdd_path / "recordings").glob("*.wav"):
+        digit, speaker, take = wav.stem.split("_")
+        if speaker in FSDD_SPEAKERS and int(take) < TAKES:
+            (subset / wav.name).symlink_to(wav)
+    trained_on = []
+    original = loso.train
+
+    def spy(cfg, lexicon, data, utts):
+        trained_on.append(list(utts))
+        return original(cfg, lexicon, data, utts)
+
+    loso.train = spy
+    try:
+        out = root / "exp"
+        report = loso.main(slice_args(root / "fsdd", an4_path, out))
+    finally:
+        loso.train = original
+    return out, report, trained_on
+
+
+def test_every_speaker_held_out_once_with_kaldi_lines(small_run):
+    out, report, _ = small_run
+    folds = report["loso"]["folds"]
+    assert [f["speaker"] for f in folds] == FSDD_SPEAKERS
+    assert list(report["loso"]["systems"]) == ["mono", "mono+fmllr", "mono+fmllr+map"]
+    lines = (out / "RESULTS").read_text().splitlines()
+    for system, summary in report["loso"]["systems"].items():
+        results = [f["systems"][system] for f in folds]
+        for r in results:
+            assert r["n_test"] == 10 * TAKES
+            assert r["accuracy"] >= 0.5  # chance is 0.1; a tiny model still recognises most digits
+        assert summary["mean_accuracy"] == pytest.approx(np.mean([r["accuracy"] for r in results]))
+        acc = [m for m in map(ACC_LINE.match, lines) if m and m.group(5) == system]
+        assert [m.group(4) for m in acc] == FSDD_SPEAKERS
+        for m, r in zip(acc, results):
+            assert int(m.group(2)) == r["n_correct"] == round(r["accuracy"] * r["n_test"])
+            assert int(m.group(3)) == r["n_test"]
+        assert f"%ACC {100 * summary['mean_accuracy']:.2f} mean over {len(FSDD_SPEAKERS)} held-out FSDD speakers {system} " in \
+            "\n".join(lines)
+        wer = [m for m in map(WER_LINE.match, lines) if m and m.group(5) == system]
+        assert [m.group(4) for m in wer] == FSDD_SPEAKERS
+        assert all(int(m.group(3)) == results[0]["an4_test_digits"]["n_ref"] > 0 for m in wer)
+
+
+def test_a_second_run_reads_the_folds_back(small_run, an4_path, monkeypatch):
+    out, report, _ = small_run
+
+    def no_training(*args):
+        raise AssertionError("a fold was trained again")
+
+    monkeypatch.setattr(loso, "train", no_training)
+    again = loso.main(["--stage", "3"] + slice_args(out.parent / "fsdd", an4_path, out))
+    assert again["loso"]["systems"] == report["loso"]["systems"]
+
+
+def test_held_out_speaker_never_trained_on_and_dev_reads_no_test_speaker(small_run):
+    out, report, trained_on = small_run
+    dev_utts, *fold_utts = trained_on
+    assert len(fold_utts) == len(FSDD_SPEAKERS)
+    for speaker, utts in zip(FSDD_SPEAKERS, fold_utts):
+        assert not [u for u in utts if u.startswith(f"{speaker}_")]
+        assert {u.split("_")[0] for u in utts if "_" in u} == set(FSDD_SPEAKERS) - {speaker}
+        assert {u.split("-")[1] for u in utts if "-" in u} == set(AN4_TRAIN)  # AN4 ids: name-speaker-b
+    assert not {u.split("-")[1] for u in dev_utts if "-" in u} & set(AN4_DEV)
+    tuned = json.loads((out / "dev" / "best.json").read_text())
+    assert tuned["dev_speakers"] == AN4_DEV and tuned["word_insertion_penalty"] in (-20.0, 0.0)
+    assert report["tuned"] == tuned
+
+
+def test_cmvn_per_speaker_from_its_own_audio(small_run, an4_path):
+    out, report, _ = small_run
+    cfg = loso.apply_overrides(loso.load_config(report["config"]), slice_settings(out.parent / "fsdd", an4_path))
+    data = loso.Corpora(cfg, out)  # features read back from the stage 1 cache
+    for speaker in FSDD_SPEAKERS:
+        x = np.concatenate([data.feats[u] for u in data.fsdd_ids(only=speaker)])
+        assert np.allclose(x.mean(0), 0.0, atol=1e-8) and np.allclose(x.std(0), 1.0, atol=1e-6)
+
+
+def test_pronunciations_must_agree_between_corpora():
+    digits = Lexicon.digits()
+    lines = [f"{w.upper()} {' '.join(p)}\n" for w in digits.words for p, _ in digits.prons(w)]
+    loso.check_pronunciations(Lexicon.from_text("".join(lines) + "ZERO Z IY R OW\nOH OW\n"))  # alternates are fine
+    other = Lexicon.from_text("ZERO Z IY R OW\n" + "".join(lines[1:]))
+    with pytest.raises(TranscriptError, match="zero"):
+        loso.check_pronunciations(other)
+    with pytest.raises(TranscriptError, match="NINE"):
+        loso.check_pronunciations(Lexicon.from_text("ZERO Z IH R OW\n"))
+
+
+def test_unknown_held_out_speaker_is_refused(small_run, an4_path):
+    out, _, _ = small_run
+    with pytest.raises(InvalidParameterError, match="nobody"):
+        loso.main(["--stage", "3", "--held-out", "nobody"] + slice_args(out.parent / "fsdd", an4_path, out))
