@@ -252,7 +252,7 @@ def log_likelihoods(model: PhoneModelSet, cfg: dict, ds: DataDir, feats: dict[st
 def search_options(cfg: dict, lm_scale: float, word_insertion_penalty: float) -> SearchOptions:
     d = cfg["decoding"]
     return SearchOptions(beam=d["beam"], max_active=d["max_active"], lm_scale=lm_scale,
-                         word_insertion_penalty=word_insertion_penalty)
+                         word_insertion_penalty=word_insertion_penalty, allow_partial=d["allow_partial"])
 
 
 def decode(model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, ll: dict[str, np.ndarray],

@@ -357,3 +357,25 @@ def test_estimated_trigram_scores_are_sentence_log_probs(words):
     assert res.words == words
     want = len(ll) * math.log(0.5) + 1.3 * lm.sentence_log_prob(words) - 0.2 * len(words)
     assert res.score == pytest.approx(want, abs=1e-9)
+
+
+def test_allow_partial_returns_the_best_path_when_the_beam_prunes_every_ending():
+    """Word list {ba, c}: B B A is the only way to finish "ba"; A scores poorly until the last
+    frame, so a narrow beam keeps only tokens inside B. Without allow_partial that is an error;
+    with it the best token's path is returned, the word it is in included (Kaldi --allow-partial)."""
+    g = compile_graph(word_list(["ba", "c"], silence=False), LEX, transitions(LEX, 1), 1)
+    ll = np.full((4, g.n_pdf), -400.0)
+    ll[:, LEX.phones.index("B")] = 0.0  # B all the way: "ba" cannot end in time inside the beam
+    narrow = SearchOptions(beam=50.0)
+    with pytest.raises(SequenceTooShortError):
+        decode(g, ll, narrow)
+    result = decode(g, ll, SearchOptions(beam=50.0, allow_partial=True))
+    assert result.stats["partial"] and result.words == ["ba"]
+    assert [(s.start_frame, s.end_frame) for s in result.best.segments] == [(0, 4)]
+    # the exact search still finds the complete path, not a partial one
+    full = decode(g, ll, SearchOptions(beam=math.inf, allow_partial=True))
+    assert "partial" not in full.stats and full.words == ["ba"]
+    # input shorter than any complete path (2 frames for "ba") is still refused
+    only_ba = compile_graph(word_list(["ba"], silence=False), LEX, transitions(LEX, 1), 1)
+    with pytest.raises(SequenceTooShortError):
+        decode(only_ba, ll[:1], SearchOptions(allow_partial=True))

@@ -31,6 +31,11 @@ class SearchOptions:
     lattice_beam : float
         With ``n_best > 1``: alternative word ends more than this below the
         best one arriving at the same grammar node and frame are not kept.
+    allow_partial : bool
+        When the beam has pruned every path that reaches a final node, return
+        the best path ending anywhere (its words so far and the word it is
+        in), marked ``stats["partial"]``, instead of raising (Kaldi's
+        ``--allow-partial``). Input shorter than any complete path still raises.
     """
 
     beam: float = 200.0
@@ -39,6 +44,7 @@ class SearchOptions:
     lm_scale: float = 1.0
     n_best: int = 1
     lattice_beam: float = 50.0
+    allow_partial: bool = False
 
     def __post_init__(self) -> None:
         for name in ("beam", "lattice_beam"):

@@ -419,6 +419,12 @@ class TokenPassing:
         active = self.act[row, :self.n_act[row]]
         final = graph.final_weights(options)
         totals = self.score[row, active] + final[active]
+        partial = (options.allow_partial and len(active) and T >= graph.min_frames
+                   and not np.isfinite(totals.max()))
+        if partial:  # Kaldi's --allow-partial: the best token anywhere
+            totals = self.score[row, active].copy()
+            logger.warning("no path reached a final node in %d frames (beam %g); returning the best partial path",
+                           T, options.beam)
         if T == 0 or not len(active) or not np.isfinite(totals.max()):
             raise SequenceTooShortError(f"no complete path through the decoding graph in {T} frames (the graph "
                                         f"needs at least {graph.min_frames}; beam={options.beam}, "
@@ -431,7 +437,16 @@ class TokenPassing:
         best = _hypothesis(graph, int(self.wlr[row, active[k]]), float(totals[k]), rec_pred, rec_label, rec_frame,
                            rec_score)
         n_best = [best]
-        if self.keep_alts:
+        if partial:
+            stats["partial"] = True
+            label = _word_in_progress(graph, int(active[k]))
+            start = best.segments[-1].end_frame if best.segments else 0
+            if label >= 0 and start < T:
+                segment = WordSegment(graph.labels[label], start, T, float(totals[k]) - sum(
+                    seg.score for seg in best.segments))
+                best = _make_hypothesis(graph, best.segments + [segment], float(totals[k]))
+                n_best = [best]
+        elif self.keep_alts:
             fc = _final_closure(final, graph.n_null, graph.node_pdf, graph.arc_start, graph.arc_dst, self.weights)
             n_best = _n_best(graph, options.n_best, T, fc, self.counts, self.buf) or [best]
         silence = graph.labels[graph.silence_label] if graph.silence_label >= 0 else None
@@ -476,6 +491,23 @@ def _hypothesis(graph: DecodingGraph, r: int, total: float, rec_pred, rec_label,
         segments.append(WordSegment(graph.labels[rec_label[r]], start, int(rec_frame[r]) + 1,
                                     float(rec_score[r] - (rec_score[p] if p >= 0 else 0.0))))
     return _make_hypothesis(graph, segments, total)
+
+
+def _word_in_progress(graph: DecodingGraph, node: int) -> int:
+    """Label of the word an emitting node belongs to (-1: none, e.g. a null node): its chain is
+    followed forward, past self-loops, to the exit arc that carries the label."""
+    for _ in range(graph.n_nodes):
+        if node < graph.n_null:
+            return -1
+        arcs = range(graph.arc_start[node], graph.arc_start[node + 1])
+        onward = [a for a in arcs if graph.arc_dst[a] != node]
+        if not onward:
+            return -1
+        labelled = [a for a in onward if graph.arc_label[a] >= 0]
+        if labelled:
+            return int(graph.arc_label[labelled[0]])
+        node = int(graph.arc_dst[onward[0]])
+    return -1
 
 
 def _make_hypothesis(graph: DecodingGraph, segments: list[WordSegment], total: float) -> Hypothesis:
