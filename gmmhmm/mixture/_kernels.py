@@ -59,7 +59,7 @@ def _shift_rows(log_prob, cutoff, row_max):
     Two loops over the (cache-resident) block: fused, they run half as fast."""
     n, k = log_prob.shape
     for t in range(n):
-        m = -np.inf
+        m = log_prob.dtype.type(-np.inf)  # in the data's precision: float32 runs 8 lanes wide
         for j in range(k):
             x = log_prob[t, j]
             m = x if x > m else m
@@ -105,8 +105,9 @@ def _exp_flush(values, cutoff):
     """``values`` (C-contiguous, any shape, x <= 0 or NaN) := exp(values), 0 at or below ``cutoff``.
 
     numpy's float64 exp runs one element at a time on CPUs without AVX-512
-    (about 5-8 ns each); this loop vectorises (about 1 ns) and keeps NaN.
-    Computed in float64 for float32 input too.
+    (about 5-8 ns each); this loop vectorises (about 1.5 ns) and keeps NaN.
+    Computed in float64 (float32 input works, but numpy's float32 exp is
+    SIMD on AVX2 and faster).
     """
     flat = values.reshape(-1)
     scale = np.empty(_EXP_CHUNK)
@@ -154,13 +155,17 @@ def normalize_log_resp(log_prob, weights, log_norm, cutoff):
     (``cutoff`` is the log-ratio below which a posterior is dropped, see
     :func:`flush_cutoff`).
 
-    Three compiled passes over the (cache-resident) block: row maxima and
-    shift, a vectorised exp (:func:`_exp_flush`), row sums and scaling.
+    Three passes over the (cache-resident) block: compiled row maxima and
+    shift, a vectorised exp (:func:`_exp_flush` for float64, numpy's for
+    float32), compiled row sums and scaling.
     This normalisation is the largest non-GEMM cost of the E-step.
     """
     row_max = np.empty(log_prob.shape[0], dtype=log_prob.dtype)
-    _shift_rows(log_prob, cutoff, row_max)
-    _exp_flush(log_prob, cutoff)
+    _shift_rows(log_prob, log_prob.dtype.type(cutoff), row_max)
+    if log_prob.dtype == np.float64:
+        _exp_flush(log_prob, cutoff)
+    else:  # numpy's float32 exp is vectorised from AVX2 on: about 1.7x the compiled loop
+        np.exp(log_prob, out=log_prob)
     _scale_rows(log_prob, weights, row_max, log_norm)
     return log_norm
 
