@@ -26,9 +26,9 @@ def _nearest(cx, x_sq, c_sq, labels, dist_min):
     for j in range(cx.shape[0]):
         for t in range(cx.shape[1]):
             v = max(x_sq[t] - 2.0 * cx[j, t] + c_sq[j], 0.0)
-            if v < dist_min[t]:
-                dist_min[t] = v
-                labels[t] = j
+            better = v < dist_min[t]  # selects, not branches: the loop vectorises
+            dist_min[t] = v if better else dist_min[t]
+            labels[t] = j if better else labels[t]
 
 
 @njit(cache=True, nogil=True)
