@@ -136,6 +136,11 @@ def an4_rows(result: dict) -> list[tuple]:
             for stage, t in result.get("stages_s", {}).items() if _num(t)]
     if _num(result.get("real_time_factor")):
         rows.append(("an4", f"{what}: decoding real-time factor", float(result["real_time_factor"]), "", None, None))
+    if _num(result.get("decode_peak_memory_mb")):
+        rows.append(("an4", f"{what}: decoding peak memory MB", float(result["decode_peak_memory_mb"]), "", None, None))
+    if _num(result.get("total_process_s")):
+        rows.append(("an4", f"{what}: whole recipe s (budget {result.get('budget_s', 1200)} s)",
+                     float(result["total_process_s"]), "", None, None))
     return rows
 
 

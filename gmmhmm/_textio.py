@@ -50,7 +50,11 @@ def read_text_input(path: str | os.PathLike, what: str, error: type[GmmhmmError]
             if st.st_size > limit:
                 raise fail(f"it holds {st.st_size} bytes; text inputs are limited to {limit}")
             with open(name, "rb") as f:
-                data = f.read(limit + 1)
+                # read(n) allocates n bytes up front: ask for the size stat saw (plus
+                # one byte, to notice growth), not for the cap
+                data = f.read(min(st.st_size, limit) + 1)
+                if len(data) > st.st_size:  # the file grew since stat: read on, up to the cap
+                    data += f.read(limit + 1 - len(data))
         elif stat.S_ISFIFO(st.st_mode):
             data = _read_pipe(name, limit, fail)
         else:

@@ -275,6 +275,24 @@ def test_text_inputs_over_the_size_cap_are_refused_unread(tmp_path, monkeypatch,
     assert code == 1 and "text inputs are limited to 1000" in err
 
 
+def test_a_small_text_input_allocates_about_its_size(tmp_path):
+    """Reading is bounded by the cap without allocating the cap: a 1 KB file once cost
+    a 256 MiB buffer (tracemalloc's peak of every corpus write and open)."""
+    import tracemalloc
+
+    from gmmhmm._textio import read_text_input
+
+    small = tmp_path / "labels.txt"
+    small.write_text("a\t1\n" * 200)
+    tracemalloc.start()
+    try:
+        text = read_text_input(small, "labels file")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert text == "a\t1\n" * 200 and peak < 1 << 20
+
+
 def test_a_utf8_bom_does_not_change_the_first_key(tmp_path, capsys):
     hyp = tmp_path / "hyp.txt"
     ref = tmp_path / "ref.txt"

@@ -59,7 +59,7 @@ def _shift_rows(log_prob, cutoff, row_max):
     Two loops over the (cache-resident) block: fused, they run half as fast."""
     n, k = log_prob.shape
     for t in range(n):
-        m = -np.inf
+        m = log_prob.dtype.type(-np.inf)  # in the data's precision: float32 runs 8 lanes wide
         for j in range(k):
             x = log_prob[t, j]
             m = x if x > m else m
@@ -88,6 +88,62 @@ def _scale_rows(prob, weights, row_max, log_norm):
         log_norm[t] = np.log(total) + row_max[t]
 
 
+# exp(x) = 2**k * exp(r), k = round(x / log 2), |r| <= log(2) / 2 (Cody-Waite
+# reduction with log 2 split in two so that k * _LN2_HI is exact), exp(r) by its
+# Taylor series to r**13 (truncation below 2e-16 relative), 2**k built from
+# the exponent bits. Within 1 ulp of libm on (-745, 0].
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93145751953125e-1
+_LN2_LO = 1.42860682030941723212e-6
+_SHIFTER = 6755399441055744.0  # 1.5 * 2**52: kf + _SHIFTER holds the integer kf in its low mantissa bits
+_SHIFTER_BITS = int(np.float64(_SHIFTER).view(np.int64))
+_EXP_CHUNK = 512
+
+
+@njit(cache=True, nogil=True, fastmath={"nsz", "contract"})
+def _exp_flush(values, cutoff):
+    """``values`` (C-contiguous, any shape, x <= 0 or NaN) := exp(values), 0 at or below ``cutoff``.
+
+    numpy's float64 exp runs one element at a time on CPUs without AVX-512
+    (about 5-8 ns each); this loop vectorises (about 1.5 ns) and keeps NaN.
+    Computed in float64 (float32 input works, but numpy's float32 exp is
+    SIMD on AVX2 and faster).
+    """
+    flat = values.reshape(-1)
+    scale = np.empty(_EXP_CHUNK)
+    bits = scale.view(np.int64)
+    for start in range(0, flat.size, _EXP_CHUNK):
+        v = flat[start:start + _EXP_CHUNK]  # a view: plain indices let LLVM vectorise
+        m = len(v)
+        for i in range(m):
+            x = np.float64(v[i])
+            low = x <= cutoff
+            x = 0.0 if low else x
+            kf = np.floor(x * _LOG2E + 0.5)
+            r = (x - kf * _LN2_HI) - kf * _LN2_LO
+            p = 1.0 / 6227020800.0
+            p = p * r + 1.0 / 479001600.0
+            p = p * r + 1.0 / 39916800.0
+            p = p * r + 1.0 / 3628800.0
+            p = p * r + 1.0 / 362880.0
+            p = p * r + 1.0 / 40320.0
+            p = p * r + 1.0 / 5040.0
+            p = p * r + 1.0 / 720.0
+            p = p * r + 1.0 / 120.0
+            p = p * r + 1.0 / 24.0
+            p = p * r + 1.0 / 6.0
+            p = p * r + 0.5
+            p = p * r + 1.0
+            p = p * r + 1.0
+            v[i] = 0.0 if low else p
+            scale[i] = kf + _SHIFTER
+        for i in range(m):
+            bits[i] = (bits[i] - _SHIFTER_BITS + 1023) << 52  # the float 2**kf
+        for i in range(m):
+            v[i] = v[i] * scale[i]
+    return values
+
+
 def normalize_log_resp(log_prob, weights, log_norm, cutoff):
     """Turn weighted log-probabilities into responsibilities in place.
 
@@ -99,13 +155,17 @@ def normalize_log_resp(log_prob, weights, log_norm, cutoff):
     (``cutoff`` is the log-ratio below which a posterior is dropped, see
     :func:`flush_cutoff`).
 
-    Three passes: compiled row loops before and after numpy's exp, which is
-    SIMD-vectorised and several times faster than a compiled scalar exp.
+    Three passes over the (cache-resident) block: compiled row maxima and
+    shift, a vectorised exp (:func:`_exp_flush` for float64, numpy's for
+    float32), compiled row sums and scaling.
     This normalisation is the largest non-GEMM cost of the E-step.
     """
     row_max = np.empty(log_prob.shape[0], dtype=log_prob.dtype)
-    _shift_rows(log_prob, cutoff, row_max)
-    np.exp(log_prob, out=log_prob)
+    _shift_rows(log_prob, log_prob.dtype.type(cutoff), row_max)
+    if log_prob.dtype == np.float64:
+        _exp_flush(log_prob, cutoff)
+    else:  # numpy's float32 exp is vectorised from AVX2 on: about 1.7x the compiled loop
+        np.exp(log_prob, out=log_prob)
     _scale_rows(log_prob, weights, row_max, log_norm)
     return log_norm
 

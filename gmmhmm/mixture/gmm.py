@@ -458,11 +458,15 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
 
     def fit(self, X, y=None, sample_weight=None) -> "GaussianMixture":
         """Estimate the parameters with EM (``n_init`` restarts, best kept)."""
-        self.fit_predict(X, y, sample_weight=sample_weight)
+        self._fit(X, sample_weight)
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None) -> np.ndarray:
         """Fit, then return the most probable component of each row of ``X``."""
+        return self.predict(self._fit(X, sample_weight))
+
+    def _fit(self, X, sample_weight) -> np.ndarray:
+        """EM with restarts; returns the validated ``X`` (``fit`` needs no labels, so no final E-step)."""
         self._check_parameters()
         X = self._check_X(X, fitting=True)
         n_samples, n_features = X.shape
@@ -527,7 +531,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         self._set_parameters(*params)
         self.lower_bound_ = float(max_lower_bound)
         self.n_features_in_ = n_features
-        return self.predict(X)
+        return X
 
     def _say(self, message: str, level: int = 1) -> None:
         logger.debug(message)
