@@ -488,7 +488,7 @@ class _Decoder:
         if t == "dict":
             out = {}
             for pair in self._seq(spec.get("items")):
-                if not isinstance(pair, list) or len(pair) != 2:
+                if not isinstance(pair, list) or len(pair) != 2 or not (pair[0] is None or isinstance(pair[0], (str, int, float, bool))):
                     raise self.fail("bad dict item")
                 out[pair[0]] = self.value(pair[1])
             return out

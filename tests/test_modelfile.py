@@ -248,6 +248,8 @@ def test_bad_files_raise_model_file_error(tmp_path):
         ("noarray.npz", lambda h: h["model"]["attributes"]["startprob_"].update(key="nope"), "'nope' is missing"),
         ("badattr.npz", lambda h: h["model"]["attributes"].update(evil_={"t": "json", "v": 1}), "evil_"),
         ("badparam.npz", lambda h: h["model"]["params"].update(bogus={"t": "json", "v": 1}), "cannot build"),
+        ("listkey.npz", lambda h: h["model"]["params"].update(
+            bogus={"t": "dict", "items": [[[[[]]], {"t": "json", "v": 1}]]}), "bad dict item"),
     ]:
         (tmp_path / name).write_bytes(data)
         _rewrite_header(tmp_path / name, change)
