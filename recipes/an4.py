@@ -57,7 +57,8 @@ import soundfile as sf  # noqa: E402
 from data_scripts.prepare_an4 import default_an4_dir, prepare  # noqa: E402
 from gmmhmm import load, save  # noqa: E402
 from gmmhmm.data import DataDir, Lexicon  # noqa: E402
-from gmmhmm.decoding import decoding_graph  # noqa: E402
+from gmmhmm.adapt import apply_speaker_transforms, train_sat  # noqa: E402
+from gmmhmm.decoding import decode_adapted, decoding_graph  # noqa: E402
 from gmmhmm.errors import InvalidParameterError, SequenceTooShortError  # noqa: E402
 from gmmhmm.features import FeatureConfig, extract_many  # noqa: E402
 from gmmhmm.features.store import load_features, save_features  # noqa: E402
@@ -237,16 +238,51 @@ def train_tri2(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.nda
     return trainer.model
 
 
+def train_tri3(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.ndarray],
+               previous: PhoneModelSet | None) -> PhoneModelSet:
+    """Speaker-adaptive training on the tri2 models and features (Kaldi tri3b): a full fMLLR
+    transform per training speaker, re-estimated at the configured passes, models re-estimated
+    from the adapted features."""
+    t, tcfg = cfg["tri3"], cfg["training"]
+    utts = [u for u in ds.utterances if u in feats]
+    trainer = EmbeddedTrainer(lexicon, n_states=tcfg["n_states"], sil_prob=tcfg["sil_prob"],
+                              var_floor_frac=tcfg["var_floor_frac"], feature_config=cfg["features"])
+    trainer.model = previous
+    sat = train_sat(trainer, [model_features(previous, cfg, feats[u]) for u in utts], [ds.text[u] for u in utts],
+                    [ds.utt2spk[u] for u in utts], n_iter=t["n_iter"], fmllr_iters=tuple(t["fmllr_iters"]),
+                    silence_weight=t["silence_weight"])
+    logger.info("tri3: %d speaker transforms; SAT log-lik/frame %s", len(sat.transforms),
+                " ".join(f"{h:.3f}" for h in sat.history))
+    return trainer.model
+
+
+#: system -> the system whose models and dev-tuned settings give its first decoding pass, for
+#: systems decoded with unsupervised per-speaker fMLLR (Kaldi's decode_fmllr.sh with the SI alimdl)
+ADAPTED_FROM = {"tri3": "tri2"}
+
+
 #: system name -> training function ``(cfg, lexicon, data, features, previous system's model) -> model``,
 #: in chain order: each system starts from the one before it.
-TRAINERS = {"mono": train_mono, "tri1": train_tri1, "tri2": train_tri2}
+TRAINERS = {"mono": train_mono, "tri1": train_tri1, "tri2": train_tri2, "tri3": train_tri3}
 
 
-def log_likelihoods(model: PhoneModelSet, cfg: dict, ds: DataDir, feats: dict[str, np.ndarray]
-                    ) -> dict[str, np.ndarray]:
-    """Per-state emission log-likelihoods of every utterance of ``ds`` that has features."""
+def log_likelihoods(model: PhoneModelSet, cfg: dict, ds: DataDir, feats: dict[str, np.ndarray],
+                    adapt: tuple | None = None) -> dict[str, np.ndarray]:
+    """Per-state emission log-likelihoods of every utterance of ``ds`` that has features.
+
+    ``adapt = (first-pass model, lexicon, LM, first-pass SearchOptions)``: the features go through
+    each speaker's fMLLR transform, estimated from the first pass's hypotheses (unsupervised).
+    """
     utts = [u for u in ds.utterances if u in feats]
-    return dict(zip(utts, model.state_log_likelihood_many([model_features(model, cfg, feats[u]) for u in utts])))
+    X = [model_features(model, cfg, feats[u]) for u in utts]
+    if adapt is not None:
+        si_model, lexicon, lm, si_options = adapt
+        graph = decoding_graph(model, "lm", lexicon, lm, silence_prob=cfg["training"]["sil_prob"])
+        speakers = [ds.utt2spk[u] for u in utts]
+        out = decode_adapted(model, graph, dict(zip(utts, X)), dict(zip(utts, speakers)), si_options, lexicon,
+                             si_model=si_model, update_type=cfg["tri3"]["fmllr_update_type"])
+        X = apply_speaker_transforms(X, speakers, out.transforms)
+    return dict(zip(utts, model.state_log_likelihood_many(X)))
 
 
 def search_options(cfg: dict, lm_scale: float, word_insertion_penalty: float) -> SearchOptions:
@@ -296,13 +332,13 @@ def hyp_words(result) -> list[str]:
 
 
 def stage_tune(cfg: dict, system: str, model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, dev: DataDir,
-               feats: dict[str, np.ndarray], out: Path) -> dict:
+               feats: dict[str, np.ndarray], out: Path, adapt: tuple | None = None) -> dict:
     """Grid search of (LM scale, word insertion penalty) on the dev speakers.
 
     The best has the fewest word errors, then the fewest sentence errors,
     then comes first in the grid. Writes ``tuning.txt`` and ``best.json``.
     """
-    ll = log_likelihoods(model, cfg, dev, feats)
+    ll = log_likelihoods(model, cfg, dev, feats, adapt)
     utts = list(ll)
     grid = [(s, p) for s in cfg["tuning"]["lm_scales"] for p in cfg["tuning"]["word_insertion_penalties"]]
     results = decode(model, lexicon, lm, ll, [search_options(cfg, s, p) for s, p in grid], cfg)
@@ -325,7 +361,7 @@ def stage_tune(cfg: dict, system: str, model: PhoneModelSet, lexicon: Lexicon, l
 
 
 def stage_decode(cfg: dict, system: str, model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, test: DataDir,
-                 feats: dict[str, np.ndarray], tuned: dict, out: Path) -> dict:
+                 feats: dict[str, np.ndarray], tuned: dict, out: Path, adapt: tuple | None = None) -> dict:
     """Decode the test speakers with the dev-tuned settings; score, CTM, RESULTS."""
     shift_s = cfg["features"]["shift_ms"] / 1000.0
     utts = [u for u in test.utterances if u in feats]
@@ -333,10 +369,10 @@ def stage_decode(cfg: dict, system: str, model: PhoneModelSet, lexicon: Lexicon,
     opt = search_options(cfg, tuned["lm_scale"], tuned["word_insertion_penalty"])
     # compiled kernels load from numba's cache (or compile) on first use: warm them up untimed
     t0 = time.perf_counter()
-    decode(model, lexicon, lm, log_likelihoods(model, cfg, test.subset(utts[:1]), feats), [opt], cfg)
+    decode(model, lexicon, lm, log_likelihoods(model, cfg, test.subset(utts[:1]), feats, adapt), [opt], cfg)
     warmup_s = time.perf_counter() - t0
     t0, cpu0 = time.perf_counter(), time.process_time()
-    ll = log_likelihoods(model, cfg, test, feats)
+    ll = log_likelihoods(model, cfg, test, feats, adapt)
     t1 = time.perf_counter()
     decoded = decode(model, lexicon, lm, ll, [opt], cfg)[0]
     t2, cpu_s = time.perf_counter(), time.process_time() - cpu0
@@ -424,17 +460,31 @@ def main(argv: list[str] | None = None) -> dict:
              metadata={"speakers": speakers, "n_speakers": len(ds.speakers), "system": system})
 
     chain = systems(cfg)
+
+    def tuned_settings(system: str) -> dict:
+        return json.loads((out / f"{system}_nodev" / "decode_dev" / "best.json").read_text())
+
+    def adaptation(system: str, suffix: str, lm: NGramModel) -> tuple | None:
+        """First-pass model, lexicon, LM and dev-tuned options of a system decoded with fMLLR."""
+        si = ADAPTED_FROM.get(system)
+        if si is None:
+            return None
+        t = tuned_settings(si)
+        return (load(out / f"{si}{suffix}" / "model.npz"), lexicon, lm,
+                search_options(cfg, t["lm_scale"], t["word_insertion_penalty"]))
+
     for k, system in enumerate(chain):
         previous = chain[k - 1] if k else None
         run(f"{system}-train-dev", lambda: train_stage(system, previous, train_nodev, "_nodev", "train minus dev"))
+        lm_dev = lambda: read_arpa(lm_dir / "bigram_nodev.arpa")  # noqa: E731 - read only by the stages run
+        lm_test = lambda: read_arpa(lm_dir / "bigram.arpa")  # noqa: E731
         tuned = run(f"{system}-tune", lambda: stage_tune(
-            cfg, system, load(out / f"{system}_nodev" / "model.npz"), lexicon,
-            read_arpa(lm_dir / "bigram_nodev.arpa"), dev, read_features(out, "train", dev), out))
+            cfg, system, load(out / f"{system}_nodev" / "model.npz"), lexicon, lm_dev(), dev,
+            read_features(out, "train", dev), out, adaptation(system, "_nodev", lm_dev())))
         run(f"{system}-train", lambda: train_stage(system, previous, train, "", "train"))
         tested = run(f"{system}-decode", lambda: stage_decode(
-            cfg, system, load(out / system / "model.npz"), lexicon, read_arpa(lm_dir / "bigram.arpa"), test,
-            read_features(out, "test", test),
-            json.loads((out / f"{system}_nodev" / "decode_dev" / "best.json").read_text()), out))
+            cfg, system, load(out / system / "model.npz"), lexicon, lm_test(), test,
+            read_features(out, "test", test), tuned_settings(system), out, adaptation(system, "", lm_test())))
         if tuned is not None:
             report["tuned"][system] = tuned
         if tested is not None:
