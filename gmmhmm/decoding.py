@@ -31,6 +31,12 @@ logger = logging.getLogger(__name__)
 GRAPHS = ("phone-loop", "word-loop", "words", "lm")
 
 
+def phone_lexicon(phones: Sequence[str]) -> Lexicon:
+    """Each phone a word pronounced as itself, the last phone silence: the lexicon of phone
+    recognition (a phone loop, or a phone n-gram through ``decoding_graph(..., 'lm')``)."""
+    return Lexicon.from_text("".join(f"{p} {p}\n" for p in phones), "phones", silence=phones[-1])
+
+
 def decoding_graph(model: PhoneModelSet, graph: str = "word-loop", lexicon: Lexicon | None = None, lm=None,
                    words: Sequence[str] | None = None, silence_prob: float = 0.5) -> DecodingGraph:
     """A decoding graph for ``model`` by name.
@@ -55,7 +61,7 @@ def decoding_graph(model: PhoneModelSet, graph: str = "word-loop", lexicon: Lexi
     if graph not in GRAPHS:
         raise InvalidParameterError(f"graph must be one of {list(GRAPHS)}, got {graph!r}")
     if graph == "phone-loop":
-        lexicon = Lexicon.from_text("".join(f"{p} {p}\n" for p in model.phones), "phones", silence=model.phones[-1])
+        lexicon = phone_lexicon(model.phones)
         grammar = word_loop(model.phones, silence=False)
     elif graph == "lm":
         if lm is None:

@@ -32,14 +32,11 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import os
 import resource
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,16 +49,15 @@ from data_scripts.prepare_an4 import default_an4_dir, prepare  # noqa: E402
 from gmmhmm import load, save  # noqa: E402
 from gmmhmm.data import DataDir, Lexicon  # noqa: E402
 from gmmhmm.decoding import decoding_graph  # noqa: E402
-from gmmhmm.errors import InvalidParameterError, SequenceTooShortError  # noqa: E402
-from gmmhmm.features import FeatureConfig, extract_many  # noqa: E402
-from gmmhmm.features.store import load_features, save_features  # noqa: E402
-from gmmhmm.graphs import EmbeddedTrainer, PhoneModelSet  # noqa: E402
+from gmmhmm.errors import InvalidParameterError  # noqa: E402
+from gmmhmm.graphs import PhoneModelSet  # noqa: E402
 from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
-from gmmhmm.recipe import run  # noqa: E402
+from gmmhmm.recipe import (Stages, argument_parser, decode_grid, kaldi_lines, read_features, run, setup,  # noqa: E402
+                           stage_features, train_monophones)
+from gmmhmm.recipe import apply_overrides, load_config  # noqa: E402, F401  (tests call them through this module)
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions, to_ctm  # noqa: E402
-from gmmhmm.search import decode as search  # noqa: E402
 
 logger = logging.getLogger("an4")
 
@@ -71,31 +67,6 @@ STAGES = ("data", "features", "lm", "train-dev", "tune", "train", "decode")
 # ---------------------------------------------------------------------------
 # Settings and data
 # ---------------------------------------------------------------------------
-def load_config(path: str | os.PathLike) -> dict:
-    with open(path, "rb") as f:
-        return tomllib.load(f)
-
-
-def apply_overrides(cfg: dict, settings: list[str]) -> dict:
-    """``section.key=value`` settings (TOML values) applied over ``cfg``; the key must exist.
-
-    Raises
-    ------
-    InvalidParameterError
-        Malformed setting, unknown section or key, or a value that is not TOML.
-    """
-    for item in settings:
-        name, sep, value = item.partition("=")
-        section, dot, key = name.strip().partition(".")
-        if not sep or not dot or section not in cfg or key not in cfg[section]:
-            raise InvalidParameterError(f"--set {item!r}: expected SECTION.KEY=VALUE with a key of the config")
-        try:
-            cfg[section][key] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError as exc:
-            raise InvalidParameterError(f"--set {item!r}: the value is not TOML ({exc})") from None
-    return cfg
-
-
 def an4_dir(cfg: dict) -> Path:
     """``[data] an4_dir``, else ``$GMMHMM_AN4_DIR``, else ``../shared/data/an4``."""
     return Path(cfg["data"]["an4_dir"]) if cfg["data"].get("an4_dir") else default_an4_dir()
@@ -128,25 +99,6 @@ def dev_split(train: DataDir, cfg: dict) -> tuple[DataDir, DataDir]:
 # ---------------------------------------------------------------------------
 # Stages
 # ---------------------------------------------------------------------------
-def stage_features(cfg: dict, out: Path, sets: dict[str, DataDir]) -> None:
-    """MFCC + deltas of every utterance, CMVN pooled per ``utt2spk`` speaker: ``feats/<name>.npz``."""
-    fc = FeatureConfig.from_dict(cfg["features"])
-    (out / "feats").mkdir(exist_ok=True)
-    for name, ds in sets.items():
-        feats, failures = extract_many([ds.wav[u] for u in ds.utterances], fc, n_jobs=cfg["data"]["n_jobs"],
-                                       utt2spk={ds.wav[u]: ds.utt2spk[u] for u in ds.utterances})
-        for path, msg in failures:
-            logger.warning("%s: %s left out: %s", name, path, msg)
-        by_utt = {u: feats[ds.wav[u]] for u in ds.utterances if ds.wav[u] in feats}
-        save_features(out / "feats" / f"{name}.npz", by_utt, {"feature_config": fc.to_dict()})
-
-
-def read_features(out: Path, name: str, ds: DataDir) -> dict[str, np.ndarray]:
-    """Features of ``ds``'s utterances from stage 1 (those whose audio failed are missing)."""
-    feats, _ = load_features(out / "feats" / f"{name}.npz")
-    return {u: feats[u] for u in ds.utterances if u in feats}
-
-
 def stage_lm(cfg: dict, ds: DataDir, path: Path) -> NGramModel:
     """Bigram (``[lm]`` order and smoothing) of the transcripts of ``ds``, written as ARPA."""
     lm = estimate([ds.text[u] for u in ds.utterances], order=cfg["lm"]["order"], method=cfg["lm"]["method"])
@@ -157,14 +109,7 @@ def stage_lm(cfg: dict, ds: DataDir, path: Path) -> NGramModel:
 
 def train_models(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.ndarray]) -> PhoneModelSet:
     """Flat start, embedded Baum-Welch and mix-up on the ``[training]`` schedule."""
-    tcfg = cfg["training"]
-    trainer = EmbeddedTrainer(lexicon, n_states=tcfg["n_states"], sil_prob=tcfg["sil_prob"],
-                              var_floor_frac=tcfg["var_floor_frac"], feature_config=cfg["features"])
-    utts = [u for u in ds.utterances if u in feats]
-    history = trainer.fit([feats[u] for u in utts], [ds.text[u] for u in utts], mixtures=tcfg["mixtures"],
-                          n_iter=tcfg["n_iter"])
-    logger.info("trained on %d utterances; log-lik/frame %s", len(utts), " ".join(f"{h:.3f}" for h in history))
-    return trainer.model
+    return train_monophones(cfg["training"], cfg["features"], lexicon, ds, feats)
 
 
 def search_options(cfg: dict, lm_scale: float, word_insertion_penalty: float) -> SearchOptions:
@@ -183,25 +128,7 @@ def decode(model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, ll: dict[str,
     weights change with the LM scale and insertion penalty.
     """
     graph = decoding_graph(model, "lm", lexicon, lm, silence_prob=cfg["training"]["sil_prob"])
-    out = []
-    for opt in options:
-        weights = graph.arc_weights(opt)
-        results = {}
-        for u, x in ll.items():
-            try:
-                results[u] = search(graph, x, opt, weights)
-            except SequenceTooShortError as exc:  # scored as all deleted, reported
-                logger.warning("%s: no hypothesis: %s", u, exc)
-                results[u] = None
-        out.append(results)
-    return out
-
-
-def kaldi_lines(er: ErrorRates) -> str:
-    """``%WER`` and ``%SER`` lines as Kaldi's compute-wer prints them."""
-    return (f"%WER {100 * er.error_rate:.2f} [ {er.n_errors} / {er.n_ref}, {er.n_insertions} ins, "
-            f"{er.n_deletions} del, {er.n_substitutions} sub ]\n"
-            f"%SER {100 * er.sentence_error_rate:.2f} [ {er.n_sentences_wrong} / {er.n_sentences} ]")
+    return decode_grid(graph, ll, options)
 
 
 def score(ds: DataDir, results: dict) -> ErrorRates:
@@ -291,39 +218,19 @@ def peak_memory_mb() -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     """Run stages ``--stage`` .. ``--stop-stage``; returns a report with per-stage times."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=str(REPO / "configs" / "an4.toml"))
-    ap.add_argument("--stage", type=int, default=0, help=f"first stage: {dict(enumerate(STAGES))}")
-    ap.add_argument("--stop-stage", type=int, default=len(STAGES) - 1)
-    ap.add_argument("--out", type=Path, default=None, help="output folder (default: [output] dir)")
-    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                    help="override a config setting (TOML value), e.g. --set 'training.mixtures=[1, 2]'")
-    ap.add_argument("--report", type=Path, default=None, help="also write the run's report (times, memory) as JSON")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(message)s")
-    cfg = apply_overrides(load_config(args.config), args.set)
-    out = args.out or REPO / cfg["output"]["dir"]
-    out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
+    args = argument_parser(__doc__.splitlines()[0], REPO / "configs" / "an4.toml", len(STAGES), STAGES).parse_args(argv)
+    cfg, out = setup(args, REPO)
+    run = Stages(STAGES, args.stage, args.stop_stage)
+    timings = run.timings
     report: dict = {"timings_s": timings}
-
-    def run(i: int, fn):
-        if not args.stage <= i <= args.stop_stage:
-            return None
-        print(f"stage {i}: {STAGES[i]}", flush=True)
-        t0 = time.perf_counter()
-        result = fn()
-        timings[STAGES[i]] = time.perf_counter() - t0
-        return result
 
     run(0, lambda: prepare(an4_dir(cfg), out / "data"))
     lexicon = Lexicon.read(out / "data" / "lexicon.txt")
     train, test = data_sets(cfg, out)
     train_nodev, dev = dev_split(train, cfg)
     lm_dir = out / "lm"
-    run(1, lambda: stage_features(cfg, out, {"train": train, "test": test}))
+    run(1, lambda: stage_features(cfg["features"], cfg["data"]["n_jobs"], out, {"train": train, "test": test},
+                                  by_speaker=True))
     run(2, lambda: (stage_lm(cfg, train_nodev, lm_dir / "bigram_nodev.arpa"), stage_lm(cfg, train, lm_dir / "bigram.arpa")))
 
     def train_stage(ds: DataDir, name: str, speakers: str) -> None:
