@@ -137,6 +137,7 @@ def decode_grid(graph: "DecodingGraph", ll: Mapping[str, "np.ndarray"],
                 logger.warning("%s: no hypothesis: %s", u, exc)
                 results[u] = None
         out.append(results)
+        logger.info("decoded %d utterances (options %d of %d: %s)", len(results), len(out), len(options), opt)
     return out
 
 

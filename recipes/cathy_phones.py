@@ -183,6 +183,7 @@ def stage_tune(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel
     for (lm_scale, pip), res in zip(grid, results):
         er = score(refs, res)
         rows.append(f"lm_scale {lm_scale:5.1f} pip {pip:6.1f} " + kaldi_lines(er, "PER").replace("\n", " "))
+        logger.info("dev: %s", rows[-1])
         if best is None or (er.n_errors, er.n_sentences_wrong) < best[0]:
             best = ((er.n_errors, er.n_sentences_wrong),
                     {"lm_scale": lm_scale, "phone_insertion_penalty": pip, "dev_per": er.error_rate,
