@@ -568,7 +568,7 @@ def _decode_graph(args: argparse.Namespace, model, utts: Utterances) -> int:
     if args.fmllr and args.graph == "phone-loop" and lm is None:
         from .decoding import phone_lexicon
 
-        lexicon = phone_lexicon(model)
+        lexicon = phone_lexicon(model.phones, getattr(model.context, "silence", None))
     by_path = utts.utterances_of()
     decoded, failures = decode_audio(model, list(by_path), graph, options, n_jobs=args.jobs,
                                      progress=_show_progress(args), utt2spk=_speaker_map(args, utts),

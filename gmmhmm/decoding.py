@@ -32,6 +32,14 @@ logger = logging.getLogger(__name__)
 GRAPHS = ("phone-loop", "word-loop", "words", "lm")
 
 
+def phone_lexicon(phones: Sequence[str], silence: str | None = None) -> Lexicon:
+    """Each phone a word pronounced as itself, ``silence`` (default: the last phone) the silence:
+    the lexicon of phone recognition (a phone loop, or a phone n-gram through
+    ``decoding_graph(..., 'lm')``)."""
+    return Lexicon.from_text("".join(f"{p} {p}\n" for p in phones), "phones",
+                             silence=phones[-1] if silence is None else silence)
+
+
 def decoding_graph(model: PhoneModelSet, graph: str = "word-loop", lexicon: Lexicon | None = None, lm=None,
                    words: Sequence[str] | None = None, silence_prob: float = 0.5) -> DecodingGraph:
     """A decoding graph for ``model`` by name.
@@ -59,7 +67,7 @@ def decoding_graph(model: PhoneModelSet, graph: str = "word-loop", lexicon: Lexi
     if graph not in GRAPHS:
         raise InvalidParameterError(f"graph must be one of {list(GRAPHS)}, got {graph!r}")
     if graph == "phone-loop":
-        lexicon = phone_lexicon(model)
+        lexicon = phone_lexicon(model.phones, None if context is None else context.silence)
         grammar = word_loop(model.phones, silence=False)
     elif graph == "lm":
         if lm is None:
@@ -70,13 +78,6 @@ def decoding_graph(model: PhoneModelSet, graph: str = "word-loop", lexicon: Lexi
         grammar = word_loop(vocabulary) if graph == "word-loop" else word_list(vocabulary)
     return compile_graph(grammar, lexicon, model.transition_log_probs(), model.n_states, model.phones, silence_prob,
                          context)
-
-
-def phone_lexicon(model: PhoneModelSet) -> Lexicon:
-    """Every phone a word of its own (``p p``): the lexicon of a phone loop."""
-    context = getattr(model, "context", None)
-    return Lexicon.from_text("".join(f"{p} {p}\n" for p in model.phones), "phones",
-                             silence=model.phones[-1] if context is None else context.silence)
 
 
 def decode_many(graph: DecodingGraph, log_likelihoods: Sequence[np.ndarray],
@@ -294,7 +295,8 @@ def decode_files(
     config = model.get_feature_config() if feature_config is None else feature_config
     g = decoding_graph(model, graph, lexicon, lm, words)
     decoded, _ = decode_audio(model, audio_paths, g, options, config, skip_errors, n_jobs, progress, utt2spk,
-                              fmllr, phone_lexicon(model) if graph == "phone-loop" and lm is None else lexicon)
+                              fmllr, phone_lexicon(model.phones, getattr(model.context, "silence", None))
+                              if graph == "phone-loop" and lm is None else lexicon)
     shift_s = config.frame_shift_s
     drop = {model.phones[-1]}
     return [(path, [(s.word, s.start_frame * shift_s, s.end_frame * shift_s) for s in r.word_segments()

@@ -1,15 +1,181 @@
-"""What every recipe script shares: one line, no traceback, for the errors a user causes."""
+"""What every recipe script shares: the Kaldi-style command line (``--stage``,
+``--stop-stage``, ``--out``, ``--set``), TOML configs with overrides, stage timing,
+features of a data dir, decoding that scores an unpruned-away utterance as deleted,
+Kaldi-style score lines, and one line, no traceback, for the errors a user causes."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import GmmhmmError
+from .errors import GmmhmmError, InvalidParameterError, SequenceTooShortError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .data import DataDir, Lexicon
+    from .graphs import PhoneModelSet
+    from .scoring import ErrorRates
+    from .search import DecodeResult, DecodingGraph, SearchOptions
+
+logger = logging.getLogger(__name__)
+
+
+def argument_parser(description: str, default_config: str | os.PathLike, n_stages: int | None = None,
+                    stage_names: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The options every staged recipe takes: ``--config --stage --stop-stage --out --set --report -v``.
+
+    ``n_stages`` None: the stages depend on the config, ``--stop-stage`` defaults to None (the last).
+    """
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--config", default=str(default_config))
+    ap.add_argument("--stage", type=int, default=0,
+                    help=f"first stage: {dict(enumerate(stage_names))}" if stage_names else "first stage")
+    ap.add_argument("--stop-stage", type=int, default=None if n_stages is None else n_stages - 1,
+                    help="last stage (default: the last)")
+    ap.add_argument("--out", type=Path, default=None, help="output folder (default: [output] dir)")
+    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                    help="override a config setting (TOML value), e.g. --set 'training.mixtures=[1, 2]'")
+    ap.add_argument("--report", type=Path, default=None, help="also write the run's report (times, memory) as JSON")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    return ap
+
+
+def setup(args: argparse.Namespace, repo: Path) -> tuple[dict, Path]:
+    """Logging (INFO with ``-v``), the config with its ``--set`` overrides, and the output
+    folder (``--out``, else ``[output] dir`` relative to ``repo``), created."""
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(message)s")
+    cfg = apply_overrides(load_config(args.config), args.set)
+    out = args.out or repo / cfg["output"]["dir"]
+    out.mkdir(parents=True, exist_ok=True)
+    return cfg, out
+
+
+class Stages:
+    """Runs the stages from ``first`` to ``last`` (indices into ``names``) and times them."""
+
+    def __init__(self, names: Sequence[str], first: int, last: int) -> None:
+        self.names, self.first, self.last = list(names), first, last
+        self.timings: dict[str, float] = {}
+
+    def __call__(self, stage: int | str, fn: Callable[[], Any]) -> Any:
+        """``fn()`` if the stage is selected (printing its number and name), else None."""
+        i = stage if isinstance(stage, int) else self.names.index(stage)
+        if not self.first <= i <= self.last:
+            return None
+        print(f"stage {i}: {self.names[i]}", flush=True)
+        t0 = time.perf_counter()
+        result = fn()
+        self.timings[self.names[i]] = time.perf_counter() - t0
+        return result
+
+
+def stage_features(feature_cfg: dict, n_jobs: int, out: Path, sets: Mapping[str, "DataDir"],
+                   by_speaker: bool = False) -> None:
+    """Features of every utterance of each data dir (``feature_cfg``: FeatureConfig fields):
+    ``out/feats/<name>.npz`` keyed by utterance. ``by_speaker`` gives the front end each
+    dir's ``utt2spk`` (for ``cmvn='speaker'``). A file that fails is logged and left out."""
+    from .features import FeatureConfig, extract_many
+    from .features.store import save_features
+
+    fc = FeatureConfig.from_dict(feature_cfg)
+    (out / "feats").mkdir(parents=True, exist_ok=True)
+    for name, ds in sets.items():
+        utt2spk = {ds.wav[u]: ds.utt2spk[u] for u in ds.utterances} if by_speaker else None
+        feats, failures = extract_many([ds.wav[u] for u in ds.utterances], fc, n_jobs=n_jobs, utt2spk=utt2spk)
+        for path, msg in failures:
+            logger.warning("%s: %s left out: %s", name, path, msg)
+        by_utt = {u: feats[ds.wav[u]] for u in ds.utterances if ds.wav[u] in feats}
+        save_features(out / "feats" / f"{name}.npz", by_utt, {"feature_config": fc.to_dict()})
+
+
+def read_features(out: Path, name: str, ds: "DataDir") -> dict[str, "np.ndarray"]:
+    """Features of ``ds``'s utterances from :func:`stage_features` (those whose audio failed are missing)."""
+    from .features.store import load_features
+
+    feats, _ = load_features(out / "feats" / f"{name}.npz")
+    return {u: feats[u] for u in ds.utterances if u in feats}
+
+
+def train_monophones(training_cfg: dict, feature_cfg: dict, lexicon: "Lexicon", ds: "DataDir",
+                     feats: Mapping[str, "np.ndarray"]) -> "PhoneModelSet":
+    """Monophones from the word transcripts of ``ds`` (every pronunciation of ``lexicon``
+    allowed): flat start, embedded Baum-Welch and mix-up on the schedule of a config
+    section (``n_states``, ``sil_prob``, ``var_floor_frac``, ``mixtures``, ``n_iter``).
+    Utterances without features are left out."""
+    from .graphs import EmbeddedTrainer
+
+    trainer = EmbeddedTrainer(lexicon, n_states=training_cfg["n_states"], sil_prob=training_cfg["sil_prob"],
+                              var_floor_frac=training_cfg["var_floor_frac"], feature_config=feature_cfg)
+    utts = [u for u in ds.utterances if u in feats]
+    history = trainer.fit([feats[u] for u in utts], [ds.text[u] for u in utts], mixtures=training_cfg["mixtures"],
+                          n_iter=training_cfg["n_iter"])
+    logger.info("trained on %d utterances; log-lik/frame %s", len(utts), " ".join(f"{h:.3f}" for h in history))
+    return trainer.model
+
+
+def decode_grid(graph: "DecodingGraph", ll: Mapping[str, "np.ndarray"],
+                options: Sequence["SearchOptions"]) -> list[dict[str, "DecodeResult | None"]]:
+    """1-best results ``{utt: DecodeResult or None}`` of every utterance, once per set of ``options``.
+
+    The graph is compiled once; only its weights change with the options. An
+    utterance whose every path the beam prunes gets None and a warning (a
+    recipe scores it as all deleted, never drops it).
+    """
+    from .search import decode
+
+    out = []
+    for opt in options:
+        weights = graph.arc_weights(opt)
+        results = {}
+        for u, x in ll.items():
+            try:
+                results[u] = decode(graph, x, opt, weights)
+            except SequenceTooShortError as exc:
+                logger.warning("%s: no hypothesis: %s", u, exc)
+                results[u] = None
+        out.append(results)
+        logger.info("decoded %d utterances (options %d of %d: %s)", len(results), len(out), len(options), opt)
+    return out
+
+
+def load_config(path: str | os.PathLike) -> dict:
+    with open(path, "rb") as f:
+        return tomllib.load(f)
+
+
+def apply_overrides(cfg: dict, settings: list[str]) -> dict:
+    """``section.key=value`` settings (TOML values) applied over ``cfg``; the key must exist.
+
+    Raises
+    ------
+    InvalidParameterError
+        Malformed setting, unknown section or key, or a value that is not TOML.
+    """
+    for item in settings:
+        name, sep, value = item.partition("=")
+        section, dot, key = name.strip().partition(".")
+        if not sep or not dot or section not in cfg or key not in cfg[section]:
+            raise InvalidParameterError(f"--set {item!r}: expected SECTION.KEY=VALUE with a key of the config")
+        try:
+            cfg[section][key] = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidParameterError(f"--set {item!r}: the value is not TOML ({exc})") from None
+    return cfg
+
+
+def kaldi_lines(er: "ErrorRates", unit: str = "WER") -> str:
+    """``%WER`` (``%PER`` with ``unit='PER'``) and ``%SER`` lines as Kaldi's compute-wer prints them."""
+    return (f"%{unit} {100 * er.error_rate:.2f} [ {er.n_errors} / {er.n_ref}, {er.n_insertions} ins, "
+            f"{er.n_deletions} del, {er.n_substitutions} sub ]\n"
+            f"%SER {100 * er.sentence_error_rate:.2f} [ {er.n_sentences_wrong} / {er.n_sentences} ]")
 
 
 def run(main: Callable[[], Any], name: str) -> Any:
@@ -22,43 +188,3 @@ def run(main: Callable[[], Any], name: str) -> Any:
         raise SystemExit(f"{name}: error: cannot read the config or data: {exc}") from None
     except KeyError as exc:
         raise SystemExit(f"{name}: error: the config lacks the key {exc}") from None
-
-
-class Stages:
-    """Kaldi-style ``--stage N`` / ``--stop-stage N``: run the named stages in range, timing each.
-
-    ``stages(i, fn)`` prints ``stage i: name``, calls ``fn`` and records its
-    wall time in :attr:`timings` when ``first <= i <= last``; otherwise it
-    returns None without calling ``fn``.
-    """
-
-    def __init__(self, names: tuple[str, ...], first: int = 0, last: int | None = None) -> None:
-        self.names, self.first = names, first
-        self.last = len(names) - 1 if last is None else last
-        self.timings: dict[str, float] = {}
-
-    def __call__(self, i: int, fn: Callable[[], Any]) -> Any:
-        if not self.first <= i <= self.last:
-            return None
-        print(f"stage {i}: {self.names[i]}", flush=True)
-        t0 = time.perf_counter()
-        result = fn()
-        self.timings[self.names[i]] = time.perf_counter() - t0
-        return result
-
-    def summary(self) -> str:
-        return "timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items())
-
-
-def stage_parser(description: str, default_config: str, stages: tuple[str, ...]) -> argparse.ArgumentParser:
-    """The options every staged recipe takes: ``--config``, ``--stage``, ``--stop-stage``, ``--out``,
-    ``--set SECTION.KEY=VALUE`` (repeatable) and ``-v``; a recipe adds its own."""
-    ap = argparse.ArgumentParser(description=description)
-    ap.add_argument("--config", default=default_config)
-    ap.add_argument("--stage", type=int, default=0, help=f"first stage: {dict(enumerate(stages))}")
-    ap.add_argument("--stop-stage", type=int, default=len(stages) - 1)
-    ap.add_argument("--out", type=Path, default=None, help="output folder (default: [output] dir)")
-    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                    help="override a config setting (TOML value), e.g. --set 'training.mixtures=[1, 2]'")
-    ap.add_argument("-v", "--verbose", action="store_true")
-    return ap

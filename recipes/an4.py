@@ -38,14 +38,12 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import resource
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,15 +57,15 @@ from gmmhmm import load, save  # noqa: E402
 from gmmhmm.data import DataDir, Lexicon  # noqa: E402
 from gmmhmm.adapt import apply_speaker_transforms, train_sat  # noqa: E402
 from gmmhmm.decoding import decode_adapted, decoding_graph  # noqa: E402
-from gmmhmm.errors import InvalidParameterError, SequenceTooShortError  # noqa: E402
-from gmmhmm.features import FeatureConfig, extract_many  # noqa: E402
-from gmmhmm.features.store import load_features, save_features  # noqa: E402
+from gmmhmm.errors import InvalidParameterError  # noqa: E402
+from gmmhmm.features import FeatureConfig  # noqa: E402
 from gmmhmm.graphs import EmbeddedTrainer, PhoneModelSet, train_triphones  # noqa: E402
 from gmmhmm.graphs.lda_mllt import LdaMlltOptions, static_features, train_lda_mllt  # noqa: E402
 from gmmhmm.graphs.questions import read_phone_classes  # noqa: E402
 from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
-from gmmhmm.recipe import run  # noqa: E402
+from gmmhmm.recipe import (apply_overrides, argument_parser, decode_grid, kaldi_lines, load_config,  # noqa: E402
+                           read_features, run, setup, stage_features, train_monophones)
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions, to_ctm  # noqa: E402
 from gmmhmm.search import decode as search  # noqa: E402
@@ -95,31 +93,6 @@ def systems(cfg: dict) -> list[str]:
 # ---------------------------------------------------------------------------
 # Settings and data
 # ---------------------------------------------------------------------------
-def load_config(path: str | os.PathLike) -> dict:
-    with open(path, "rb") as f:
-        return tomllib.load(f)
-
-
-def apply_overrides(cfg: dict, settings: list[str]) -> dict:
-    """``section.key=value`` settings (TOML values) applied over ``cfg``; the key must exist.
-
-    Raises
-    ------
-    InvalidParameterError
-        Malformed setting, unknown section or key, or a value that is not TOML.
-    """
-    for item in settings:
-        name, sep, value = item.partition("=")
-        section, dot, key = name.strip().partition(".")
-        if not sep or not dot or section not in cfg or key not in cfg[section]:
-            raise InvalidParameterError(f"--set {item!r}: expected SECTION.KEY=VALUE with a key of the config")
-        try:
-            cfg[section][key] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError as exc:
-            raise InvalidParameterError(f"--set {item!r}: the value is not TOML ({exc})") from None
-    return cfg
-
-
 def an4_dir(cfg: dict) -> Path:
     """``[data] an4_dir``, else ``$GMMHMM_AN4_DIR``, else ``../shared/data/an4``."""
     return Path(cfg["data"]["an4_dir"]) if cfg["data"].get("an4_dir") else default_an4_dir()
@@ -152,25 +125,6 @@ def dev_split(train: DataDir, cfg: dict) -> tuple[DataDir, DataDir]:
 # ---------------------------------------------------------------------------
 # Stages
 # ---------------------------------------------------------------------------
-def stage_features(cfg: dict, out: Path, sets: dict[str, DataDir]) -> None:
-    """MFCC + deltas of every utterance, CMVN pooled per ``utt2spk`` speaker: ``feats/<name>.npz``."""
-    fc = FeatureConfig.from_dict(cfg["features"])
-    (out / "feats").mkdir(exist_ok=True)
-    for name, ds in sets.items():
-        feats, failures = extract_many([ds.wav[u] for u in ds.utterances], fc, n_jobs=cfg["data"]["n_jobs"],
-                                       utt2spk={ds.wav[u]: ds.utt2spk[u] for u in ds.utterances})
-        for path, msg in failures:
-            logger.warning("%s: %s left out: %s", name, path, msg)
-        by_utt = {u: feats[ds.wav[u]] for u in ds.utterances if ds.wav[u] in feats}
-        save_features(out / "feats" / f"{name}.npz", by_utt, {"feature_config": fc.to_dict()})
-
-
-def read_features(out: Path, name: str, ds: DataDir) -> dict[str, np.ndarray]:
-    """Features of ``ds``'s utterances from stage 1 (those whose audio failed are missing)."""
-    feats, _ = load_features(out / "feats" / f"{name}.npz")
-    return {u: feats[u] for u in ds.utterances if u in feats}
-
-
 def stage_lm(cfg: dict, ds: DataDir, path: Path) -> NGramModel:
     """Bigram (``[lm]`` order and smoothing) of the transcripts of ``ds``, written as ARPA."""
     lm = estimate([ds.text[u] for u in ds.utterances], order=cfg["lm"]["order"], method=cfg["lm"]["method"])
@@ -182,14 +136,7 @@ def stage_lm(cfg: dict, ds: DataDir, path: Path) -> NGramModel:
 def train_mono(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.ndarray],
                previous: PhoneModelSet | None) -> PhoneModelSet:
     """Monophones: flat start, embedded Baum-Welch and mix-up on the ``[training]`` schedule."""
-    tcfg = cfg["training"]
-    trainer = EmbeddedTrainer(lexicon, n_states=tcfg["n_states"], sil_prob=tcfg["sil_prob"],
-                              var_floor_frac=tcfg["var_floor_frac"], feature_config=cfg["features"])
-    utts = [u for u in ds.utterances if u in feats]
-    history = trainer.fit([feats[u] for u in utts], [ds.text[u] for u in utts], mixtures=tcfg["mixtures"],
-                          n_iter=tcfg["n_iter"])
-    logger.info("trained on %d utterances; log-lik/frame %s", len(utts), " ".join(f"{h:.3f}" for h in history))
-    return trainer.model
+    return train_monophones(cfg["training"], cfg["features"], lexicon, ds, feats)
 
 
 def phone_classes_path(cfg: dict) -> Path:
@@ -293,33 +240,10 @@ def search_options(cfg: dict, lm_scale: float, word_insertion_penalty: float) ->
 
 def decode(model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, ll: dict[str, np.ndarray],
            options: list[SearchOptions], cfg: dict) -> list[dict]:
-    """1-best results ``{utt: DecodeResult or None}`` of every utterance, once per set of ``options``.
-
-    An utterance whose every path the beam prunes gets None (and a warning).
-
-    The graph (LM x lexicon x phone models) is compiled once; only its
-    weights change with the LM scale and insertion penalty.
-    """
+    """1-best results ``{utt: DecodeResult or None}`` of every utterance, once per set of ``options``,
+    through the graph of the LM, the lexicon and the models (:func:`gmmhmm.recipe.decode_grid`)."""
     graph = decoding_graph(model, "lm", lexicon, lm, silence_prob=cfg["training"]["sil_prob"])
-    out = []
-    for opt in options:
-        weights = graph.arc_weights(opt)
-        results = {}
-        for u, x in ll.items():
-            try:
-                results[u] = search(graph, x, opt, weights)
-            except SequenceTooShortError as exc:  # scored as all deleted, reported
-                logger.warning("%s: no hypothesis: %s", u, exc)
-                results[u] = None
-        out.append(results)
-    return out
-
-
-def kaldi_lines(er: ErrorRates) -> str:
-    """``%WER`` and ``%SER`` lines as Kaldi's compute-wer prints them."""
-    return (f"%WER {100 * er.error_rate:.2f} [ {er.n_errors} / {er.n_ref}, {er.n_insertions} ins, "
-            f"{er.n_deletions} del, {er.n_substitutions} sub ]\n"
-            f"%SER {100 * er.sentence_error_rate:.2f} [ {er.n_sentences_wrong} / {er.n_sentences} ]")
+    return decode_grid(graph, ll, options)
 
 
 def score(ds: DataDir, results: dict) -> ErrorRates:
@@ -409,27 +333,16 @@ def peak_memory_mb() -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     """Run stages ``--stage`` .. ``--stop-stage``; returns a report with per-stage times."""
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default=str(REPO / "configs" / "an4.toml"))
-    ap.add_argument("--stage", type=int, default=0, help="first stage (see --list-stages)")
-    ap.add_argument("--stop-stage", type=int, default=None, help="last stage (default: the last)")
+    ap = argument_parser(__doc__.splitlines()[0], REPO / "configs" / "an4.toml")
     ap.add_argument("--list-stages", action="store_true", help="print the stage numbers and names, then exit")
-    ap.add_argument("--out", type=Path, default=None, help="output folder (default: [output] dir)")
-    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                    help="override a config setting (TOML value), e.g. --set 'training.mixtures=[1, 2]'")
-    ap.add_argument("--report", type=Path, default=None, help="also write the run's report (times, memory) as JSON")
-    ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(message)s")
-    cfg = apply_overrides(load_config(args.config), args.set)
-    names = stages(cfg)
     if args.list_stages:
+        names = stages(apply_overrides(load_config(args.config), args.set))
         print("\n".join(f"{i} {n}" for i, n in enumerate(names)))
         return {"stages": names}
+    cfg, out = setup(args, REPO)
+    names = stages(cfg)
     stop = len(names) - 1 if args.stop_stage is None else args.stop_stage
-    out = args.out or REPO / cfg["output"]["dir"]
-    out.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     report: dict = {"timings_s": timings, "tuned": {}, "test": {}}
 
@@ -448,7 +361,8 @@ def main(argv: list[str] | None = None) -> dict:
     train, test = data_sets(cfg, out)
     train_nodev, dev = dev_split(train, cfg)
     lm_dir = out / "lm"
-    run("features", lambda: stage_features(cfg, out, {"train": train, "test": test}))
+    run("features", lambda: stage_features(cfg["features"], cfg["data"]["n_jobs"], out,
+                                           {"train": train, "test": test}, by_speaker=True))
     run("lm", lambda: (stage_lm(cfg, train_nodev, lm_dir / "bigram_nodev.arpa"),
                        stage_lm(cfg, train, lm_dir / "bigram.arpa")))
 

@@ -72,10 +72,10 @@ from gmmhmm.features import FeatureConfig, apply_cmvn, compute_cmvn_stats, extra
 from gmmhmm.features.store import load_features, save_features  # noqa: E402
 from gmmhmm.graphs import EmbeddedTrainer, PhoneModelSet  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
-from gmmhmm.recipe import Stages, run, stage_parser  # noqa: E402
+from gmmhmm.recipe import Stages, argument_parser, kaldi_lines, run, setup  # noqa: E402
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions  # noqa: E402
-from recipes.an4 import an4_dir, apply_overrides, kaldi_lines, load_config  # noqa: E402
+from recipes.an4 import an4_dir  # noqa: E402
 
 logger = logging.getLogger("fsdd_loso")
 
@@ -394,15 +394,11 @@ def stage_folds(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, out: Pa
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = stage_parser(__doc__.splitlines()[0], str(REPO / "configs" / "fsdd_loso.toml"), STAGES)
+    ap = argument_parser(__doc__.splitlines()[0], REPO / "configs" / "fsdd_loso.toml", len(STAGES), STAGES)
     ap.add_argument("--held-out", action="append", default=None, metavar="SPEAKER",
                     help="run only this speaker's fold (repeatable; e.g. two processes on two halves)")
     args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(name)s %(message)s")
-    cfg = apply_overrides(load_config(args.config), args.set)
-    out = args.out or REPO / cfg["output"]["dir"]
-    out.mkdir(parents=True, exist_ok=True)
+    cfg, out = setup(args, REPO)
     stage = Stages(STAGES, args.stage, args.stop_stage)
     report: dict = {"config": args.config, "timings_s": stage.timings}
 

@@ -1,8 +1,10 @@
 """Shared fixtures.
 
 Integration tests use the real recordings in ../shared/data/fsdd (or
-$GMMHMM_FSDD_DIR) and ../shared/data/an4 (or $GMMHMM_AN4_DIR). They fail,
-never skip, when the data is missing: CI and every developer machine have it.
+$GMMHMM_FSDD_DIR), ../shared/data/an4 (or $GMMHMM_AN4_DIR) and
+../shared/data/cathy with ../shared/data/cmudict (or $GMMHMM_CATHY_DIR and
+$GMMHMM_CMUDICT). They fail, never skip, when the data is missing: CI and
+every developer machine have it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,20 @@ def an4_path() -> Path:
     if not (path / "etc" / "an4.dic").is_file() or not (path / "wav" / "an4test_clstk").is_dir():
         pytest.fail(f"AN4 not found at {path}. Integration tests need ../shared/data/an4 (or set GMMHMM_AN4_DIR).")
     return path
+
+
+@pytest.fixture(scope="session")
+def cathy_paths() -> tuple[Path, Path]:
+    """(Cathy corpus folder, cmudict.dict); fails loudly when either is absent."""
+    corpus = Path(os.environ.get("GMMHMM_CATHY_DIR", REPO_ROOT.parent / "shared" / "data" / "cathy"))
+    cmudict = Path(os.environ.get("GMMHMM_CMUDICT", REPO_ROOT.parent / "shared" / "data" / "cmudict" / "cmudict.dict"))
+    if not (corpus / "data").is_dir() or not any((corpus / "data").glob("arctic_*.flac")):
+        pytest.fail(f"Cathy not found at {corpus}. Integration tests need ../shared/data/cathy "
+                    "(or set GMMHMM_CATHY_DIR).")
+    if not cmudict.is_file():
+        pytest.fail(f"cmudict not found at {cmudict}. Integration tests need ../shared/data/cmudict "
+                    "(or set GMMHMM_CMUDICT).")
+    return corpus, cmudict
 
 
 def load_script(relative_path: str) -> ModuleType:

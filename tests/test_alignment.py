@@ -62,6 +62,10 @@ def test_ctm_and_textgrid(data, tmp_path):
     assert sizes == [len(path.words), len(path.phones)]
     texts_in = re.findall(r'text = "([^"]*)"', tg)
     assert texts_in == [s.label for s in path.words] + [s.label for s in path.phones]
+    # every time is a plain number Praat reads (never a numpy repr such as np.float64(0.5))
+    times = re.findall(r"^ *(?:xmin|xmax) = (.*)$", tg, re.MULTILINE)
+    assert len(times) == 2 + 2 * (2 + len(path.words) + len(path.phones))
+    assert all(re.fullmatch(r"[0-9.e+-]+", x) for x in times), [x for x in times if not x[0].isdigit()][:3]
     xs = [float(x) for x in re.findall(r"xmin = ([0-9.e-]+)", tg)]
     assert xs[0] == 0.0 and all(x >= 0 for x in xs)
     for _ in range(2):  # a re-run into the same folder replaces the files, not adds to them

@@ -53,7 +53,8 @@ def _runs(starts: np.ndarray, labels: list[str], n_frames: int, shift_s: float, 
     for k, t0 in enumerate(idx):
         t1 = bounds[k + 1]
         last = t1 == n_frames and end_s is not None
-        segs.append(Segment(labels[k], int(t0), int(t1), t0 * shift_s, end_s if last else t1 * shift_s))
+        # plain floats: the TextGrid and CTM writers print them (a numpy repr is not a number to Praat)
+        segs.append(Segment(labels[k], int(t0), int(t1), float(t0 * shift_s), float(end_s if last else t1 * shift_s)))
     return segs
 
 

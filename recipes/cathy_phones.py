@@ -1,0 +1,304 @@
+#!/usr/bin/env python
+"""Cathy phone recipe: phoneme recognition of one speaker reading the CMU ARCTIC prompts.
+
+Monophones trained from word transcripts through cmudict (39 phones without
+stress, plus silence), a phone bigram LM, phone-loop decoding scored as PER
+against the dictionary pronunciations, forced alignments as TextGrids.
+
+Stages (Kaldi style; ``--stage N`` starts at stage N and reads the earlier
+stages' outputs from the output folder, ``--stop-stage N`` ends after N):
+
+0. data      Kaldi data dirs ``data/{train,test}``, ``data/lexicon.txt`` and
+             ``data/dropped.txt`` (utterances with words cmudict lacks); test
+             = every ``[data] test_every``-th distinct prompt, so no test
+             sentence is ever trained on.
+1. features  16 kHz MFCC + deltas, CMVN per utterance: ``feats/*.npz``.
+2. lm        phone bigrams over the canonical (first cmudict) pronunciations of
+             the training transcripts, one without the dev prompts: ``lm/*.arpa``.
+
+then, for each acoustic system (today ``mono``; see :data:`SYSTEMS`):
+
+3. mono-dev     the system trained on the training prompts minus the dev
+                prompts: ``mono_nodev/``.
+4. mono-tune    decode the dev prompts over the ``[tuning]`` grid of LM scales
+                and phone insertion penalties: ``mono_nodev/decode_dev/best.json``.
+                The test set is never read.
+5. mono         the system trained on every training prompt: ``mono/``.
+6. mono-decode  phone-loop decoding of the test prompts with the dev-tuned
+                settings; ``%PER`` and ``%SER`` lines printed and appended to
+                ``RESULTS``; ``mono/decode_test/{hyp.txt,ref.txt,per.txt,report.json}``.
+7. mono-align   forced alignments of the first ``[align] n_files`` test
+                utterances to their transcripts: ``mono/align_test/*.TextGrid``
+                (tiers ``words`` and ``phones``) and CTMs.
+
+Usage::
+
+    python recipes/cathy_phones.py [--config configs/cathy_phones.toml] [--stage N] [--stop-stage N]
+        [--out DIR] [--set SECTION.KEY=VALUE ...] [--report FILE] [-v]
+
+``--set`` overrides one config setting, e.g. a slice of a few prompts::
+
+    python recipes/cathy_phones.py --out exp/cathy_slice --set data.n_train_prompts=40 \\
+        --set data.n_test_prompts=5 --set 'mono.mixtures=[1, 2]' --set 'mono.n_iter=[2, 1]'
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run from a checkout without installing
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+from data_scripts.prepare_cathy import default_cathy_dir, default_cmudict, every_nth, prepare, prompt_of  # noqa: E402
+from gmmhmm import load, save  # noqa: E402
+from gmmhmm.data import DataDir, Lexicon  # noqa: E402
+from gmmhmm.decoding import decoding_graph, phone_lexicon  # noqa: E402
+from gmmhmm.errors import InvalidParameterError, SequenceTooShortError  # noqa: E402
+from gmmhmm.features import FeatureConfig  # noqa: E402
+from gmmhmm.graphs import PhoneModelSet, force_align, write_alignment  # noqa: E402
+from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
+from gmmhmm.modelfile import atomic_write_text  # noqa: E402
+from gmmhmm.recipe import (Stages, argument_parser, decode_grid, kaldi_lines, read_features, run, setup,  # noqa: E402
+                           stage_features, train_monophones)
+from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
+from gmmhmm.search import SearchOptions  # noqa: E402
+
+logger = logging.getLogger("cathy_phones")
+
+#: A system's trainer: ``(cfg, lexicon, data, features, parent model or None) -> model``.
+Trainer = Callable[[dict, Lexicon, DataDir, dict, "PhoneModelSet | None"], PhoneModelSet]
+
+
+# ---------------------------------------------------------------------------
+# Settings and data
+# ---------------------------------------------------------------------------
+def data_sets(cfg: dict, out: Path) -> tuple[DataDir, DataDir]:
+    """Train and test data dirs of stage 0, cut to the first ``[data] n_*_prompts`` prompts (0: all)."""
+    sets = []
+    for name in ("train", "test"):
+        ds = DataDir.read(out / "data" / name)
+        n = cfg["data"][f"n_{name}_prompts"]
+        keep = sorted({prompt_of(u) for u in ds.utterances})[:n] if n else None
+        sets.append(ds if keep is None else ds.subset(u for u in ds.utterances if prompt_of(u) in set(keep)))
+    return sets[0], sets[1]
+
+
+def dev_split(train: DataDir, cfg: dict) -> tuple[DataDir, DataDir]:
+    """(training prompts minus the dev prompts, the dev prompts): every ``[dev] every``-th
+    training prompt from ``offset``, all recordings of a prompt on one side."""
+    dev_prompts = every_nth((prompt_of(u) for u in train.utterances), cfg["dev"]["every"], cfg["dev"]["offset"])
+    dev = [u for u in train.utterances if prompt_of(u) in dev_prompts]
+    if not dev or len(dev) == len(train):
+        raise InvalidParameterError(f"[dev] every {cfg['dev']['every']} / offset {cfg['dev']['offset']} must pick "
+                                    "some, not all, of the training prompts")
+    return train.subset(u for u in train.utterances if prompt_of(u) not in dev_prompts), train.subset(dev)
+
+
+def n_prompts(ds: DataDir) -> int:
+    return len({prompt_of(u) for u in ds.utterances})
+
+
+def phone_strings(lexicon: Lexicon, ds: DataDir) -> dict[str, list[str]]:
+    """Reference phones of each utterance: the first cmudict pronunciation of each word, joined."""
+    return {u: [p for pron in lexicon.pronounce(ds.text[u]) for p in pron] for u in ds.utterances}
+
+
+# ---------------------------------------------------------------------------
+# Stages
+# ---------------------------------------------------------------------------
+def stage_lm(cfg: dict, lexicon: Lexicon, ds: DataDir, path: Path) -> NGramModel:
+    """Phone n-gram (``[lm]`` order and smoothing) of the reference phones of ``ds``, written as ARPA."""
+    lm = estimate(list(phone_strings(lexicon, ds).values()), order=cfg["lm"]["order"], method=cfg["lm"]["method"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_arpa(lm, path)
+    return lm
+
+
+def train_mono(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.ndarray],
+               parent: PhoneModelSet | None = None) -> PhoneModelSet:
+    """Monophones: flat start, embedded Baum-Welch and mix-up on the ``[mono]`` schedule
+    (word transcripts, every cmudict pronunciation allowed)."""
+    return train_monophones(cfg["mono"], cfg["features"], lexicon, ds, feats)
+
+
+#: Acoustic systems in training order: ``(name, trainer, parent system)``. Each gets the
+#: stages ``<name>-dev``, ``<name>-tune``, ``<name>``, ``<name>-decode``, ``<name>-align``;
+#: the trainer receives the parent's model trained on the same prompts (``<parent>_nodev``
+#: for the dev system). Triphones plug in here, e.g. ``("tri1", train_tri1, "mono")``
+#: with ``train_tri1(cfg, lexicon, ds, feats, mono_model)`` building the tree from mono
+#: alignments (a ``[tri1]`` config section holds its settings); decoding, tuning, PER,
+#: RESULTS and TextGrids then come for free.
+SYSTEMS: list[tuple[str, Trainer, str | None]] = [("mono", train_mono, None)]
+
+STAGES = ("data", "features", "lm") + tuple(
+    f"{name}{suffix}" for name, _, _ in SYSTEMS for suffix in ("-dev", "-tune", "", "-decode", "-align"))
+
+
+def search_options(cfg: dict, lm_scale: float, phone_insertion_penalty: float) -> SearchOptions:
+    d = cfg["decoding"]
+    return SearchOptions(beam=d["beam"], max_active=d["max_active"], lm_scale=lm_scale,
+                         word_insertion_penalty=phone_insertion_penalty)
+
+
+def decode(model: PhoneModelSet, lm: NGramModel, ll: dict[str, np.ndarray], options: list[SearchOptions],
+           cfg: dict) -> list[dict[str, list[str] | None]]:
+    """Recognised phones ``{utt: phones or None}`` of every utterance, once per set of ``options``.
+
+    The graph is the phone n-gram ``lm`` over the model's phones, each phone a
+    word pronounced as itself, with optional silence between phones
+    (``[decoding] silence_prob``); it is compiled once, only its weights change
+    with the LM scale and insertion penalty. Silence is left out of the
+    result. An utterance whose every path the beam prunes gets None (and a warning).
+    """
+    graph = decoding_graph(model, "lm", phone_lexicon(model.phones), lm, silence_prob=cfg["decoding"]["silence_prob"])
+    return [{u: None if r is None else r.words for u, r in res.items()} for res in decode_grid(graph, ll, options)]
+
+
+def score(refs: dict[str, list[str]], hyps: dict[str, list[str] | None]) -> ErrorRates:
+    utts = list(hyps)
+    return error_rates([refs[u] for u in utts], [hyps[u] or [] for u in utts], utts)
+
+
+def stage_tune(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, dev: DataDir,
+               feats: dict[str, np.ndarray], out: Path) -> dict:
+    """Grid search of (LM scale, phone insertion penalty) on the dev prompts.
+
+    The best has the fewest phone errors, then the fewest sentence errors,
+    then comes first in the grid. Writes ``tuning.txt`` and ``best.json`` to ``out``.
+    """
+    utts = [u for u in dev.utterances if u in feats]
+    ll = dict(zip(utts, model.state_log_likelihood_many([feats[u] for u in utts])))
+    grid = [(s, p) for s in cfg["tuning"]["lm_scales"] for p in cfg["tuning"]["phone_insertion_penalties"]]
+    results = decode(model, lm, ll, [search_options(cfg, s, p) for s, p in grid], cfg)
+    refs = phone_strings(lexicon, dev)
+    rows, best = [], None
+    for (lm_scale, pip), res in zip(grid, results):
+        er = score(refs, res)
+        rows.append(f"lm_scale {lm_scale:5.1f} pip {pip:6.1f} " + kaldi_lines(er, "PER").replace("\n", " "))
+        logger.info("dev: %s", rows[-1])
+        if best is None or (er.n_errors, er.n_sentences_wrong) < best[0]:
+            best = ((er.n_errors, er.n_sentences_wrong),
+                    {"lm_scale": lm_scale, "phone_insertion_penalty": pip, "dev_per": er.error_rate,
+                     "dev_errors": er.to_dict(), "n_dev_prompts": n_prompts(dev), "n_dev_utterances": len(utts)})
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "tuning.txt", "\n".join(rows) + "\n")
+    atomic_write_text(out / "best.json", json.dumps(best[1], indent=1))
+    print(f"dev-tuned: lm_scale {best[1]['lm_scale']:g}, phone insertion penalty "
+          f"{best[1]['phone_insertion_penalty']:g} (dev %PER {100 * best[1]['dev_per']:.2f} over {len(utts)} "
+          f"utterances of {n_prompts(dev)} prompts)")
+    return best[1]
+
+
+def stage_decode(cfg: dict, name: str, model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, test: DataDir,
+                 feats: dict[str, np.ndarray], tuned: dict, out: Path) -> dict:
+    """Decode the test prompts with the dev-tuned settings; score, hypotheses, RESULTS."""
+    utts = [u for u in test.utterances if u in feats]
+    audio_s = sum(sf.info(test.wav[u]).duration for u in utts)
+    opt = search_options(cfg, tuned["lm_scale"], tuned["phone_insertion_penalty"])
+    t0 = time.perf_counter()
+    ll = dict(zip(utts, model.state_log_likelihood_many([feats[u] for u in utts])))
+    decoded = decode(model, lm, ll, [opt], cfg)[0]
+    decode_s = time.perf_counter() - t0
+    # an utterance whose audio failed in stage 1 is scored as all deleted, never left out
+    hyps = {u: decoded.get(u) for u in test.utterances}
+    refs = phone_strings(lexicon, test)
+    er = score(refs, hyps)
+    d = out / name / "decode_test"
+    d.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(d / "hyp.txt", "".join(f"{u} {' '.join(h or [])}\n" for u, h in hyps.items()))
+    atomic_write_text(d / "ref.txt", "".join(f"{u} {' '.join(refs[u])}\n" for u in hyps))
+    lines = kaldi_lines(er, "PER")
+    atomic_write_text(d / "per.txt", lines + "\n" + er.format("PER") + "\n")
+    settings = (f"{name} {model.n_mix}g phone-{cfg['lm']['order']}gram lm_scale={tuned['lm_scale']:g} "
+                f"pip={tuned['phone_insertion_penalty']:g} beam={opt.beam:g}")
+    with open(out / "RESULTS", "a", encoding="utf-8") as f:
+        f.write("".join(f"{ln} {name}/{d.name} {settings}\n" for ln in lines.splitlines()))
+    report = {"errors": er.to_dict(), "audio_s": audio_s, "decode_s": decode_s,
+              "real_time_factor": decode_s / audio_s, "n_prompts": n_prompts(test),
+              "n_utterances": len(hyps), "n_decoded": len(utts), "settings": settings}
+    atomic_write_text(d / "report.json", json.dumps(report, indent=1))
+    print(lines)
+    print(f"decoding: {audio_s:.1f} s of audio in {decode_s:.1f} s (real-time factor {report['real_time_factor']:.3f})")
+    return report
+
+
+def stage_align(cfg: dict, name: str, model: PhoneModelSet, test: DataDir, feats: dict[str, np.ndarray],
+                out: Path) -> list[str]:
+    """Forced alignments of the first ``[align] n_files`` test utterances: TextGrids + CTMs."""
+    fc = FeatureConfig.from_dict(cfg["features"])
+    shift_s = fc.frame_shift_s
+    aligned = {}
+    for u in [u for u in test.utterances if u in feats][:cfg["align"]["n_files"]]:
+        duration_s = sf.info(test.wav[u]).duration
+        try:
+            aligned[u] = force_align(model, feats[u], test.text[u], shift_s, duration_s, cfg[name]["sil_prob"])
+        except SequenceTooShortError as exc:
+            logger.warning("%s: not aligned: %s", u, exc)
+    write_alignment(out / name / "align_test", aligned)
+    print(f"forced alignments of {len(aligned)} test utterances: {out / name / 'align_test'}")
+    return sorted(aligned)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """Run stages ``--stage`` .. ``--stop-stage``; returns a report with per-stage times."""
+    args = argument_parser(__doc__.splitlines()[0], REPO / "configs" / "cathy_phones.toml", len(STAGES),
+                           STAGES).parse_args(argv)
+    cfg, out = setup(args, REPO)
+    run_stage = Stages(STAGES, args.stage, args.stop_stage)
+    timings = run_stage.timings
+    report: dict = {"timings_s": timings}
+
+    dcfg = cfg["data"]
+    report["data"] = run_stage("data", lambda: prepare(
+        Path(dcfg["cathy_dir"]) if dcfg["cathy_dir"] else default_cathy_dir(),
+        Path(dcfg["cmudict"]) if dcfg["cmudict"] else default_cmudict(), out / "data",
+        dcfg["test_every"], dcfg["test_offset"]))
+    if report["data"] is not None and report["data"]["dropped_utterances"]:
+        print(f"{report['data']['dropped_utterances']} utterances dropped for words cmudict lacks: "
+              f"{out / 'data' / 'dropped.txt'}")
+    lexicon = Lexicon.read(out / "data" / "lexicon.txt")
+    train, test = data_sets(cfg, out)
+    train_nodev, dev = dev_split(train, cfg)
+    report["sets"] = {name: {"prompts": n_prompts(ds), "utterances": len(ds)}
+                      for name, ds in (("train", train), ("train_nodev", train_nodev), ("dev", dev), ("test", test))}
+    print("prompts / utterances: " + ", ".join(f"{k} {v['prompts']} / {v['utterances']}"
+                                               for k, v in report["sets"].items()))
+    lm_dir = out / "lm"
+    run_stage("features", lambda: stage_features(cfg["features"], dcfg["n_jobs"], out, {"train": train, "test": test}))
+    run_stage("lm", lambda: (stage_lm(cfg, lexicon, train_nodev, lm_dir / "phone_bigram_nodev.arpa"),
+                             stage_lm(cfg, lexicon, train, lm_dir / "phone_bigram.arpa")))
+
+    def train_stage(name: str, trainer: Trainer, parent: str | None, ds: DataDir, suffix: str) -> None:
+        parent_model = None if parent is None else load(out / f"{parent}{suffix}" / "model.npz")
+        model = trainer(cfg, lexicon, ds, read_features(out, "train", ds), parent_model)
+        (out / f"{name}{suffix}").mkdir(exist_ok=True)
+        save(model, out / f"{name}{suffix}" / "model.npz", metadata={"prompts": n_prompts(ds), "utterances": len(ds)})
+
+    for name, trainer, parent in SYSTEMS:
+        run_stage(f"{name}-dev", lambda: train_stage(name, trainer, parent, train_nodev, "_nodev"))
+        report[f"{name}_tuned"] = run_stage(f"{name}-tune", lambda: stage_tune(
+            cfg, load(out / f"{name}_nodev" / "model.npz"), lexicon, read_arpa(lm_dir / "phone_bigram_nodev.arpa"),
+            dev, read_features(out, "train", dev), out / f"{name}_nodev" / "decode_dev"))
+        run_stage(name, lambda: train_stage(name, trainer, parent, train, ""))
+        report[f"{name}_test"] = run_stage(f"{name}-decode", lambda: stage_decode(
+            cfg, name, load(out / name / "model.npz"), lexicon, read_arpa(lm_dir / "phone_bigram.arpa"), test,
+            read_features(out, "test", test),
+            json.loads((out / f"{name}_nodev" / "decode_dev" / "best.json").read_text()), out))
+        report[f"{name}_aligned"] = run_stage(f"{name}-align", lambda: stage_align(
+            cfg, name, load(out / name / "model.npz"), test, read_features(out, "test", test), out))
+    print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    if args.report is not None:
+        atomic_write_text(args.report, json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    run(main, "cathy_phones")
