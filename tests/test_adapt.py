@@ -7,11 +7,11 @@ import copy
 import numpy as np
 import pytest
 
-from gmmhmm.adapt import (adaptation_stats, apply_fmllr, apply_speaker_transforms, estimate_speaker_transforms,
+from gmmhmm.adapt import (accumulate_fmllr_stats, adaptation_stats, apply_fmllr, apply_speaker_transforms, estimate_speaker_transforms,
                           identity_transform, log_det, map_adapt, speaker_fmllr_stats, train_sat, transcript_graph)
 from gmmhmm.decoding import decode_adapted, decoding_graph
 from gmmhmm.errors import InvalidInputError, InvalidParameterError
-from gmmhmm.graphs import EmbeddedTrainer, Lexicon
+from gmmhmm.graphs import EmbeddedTrainer, Lexicon, kernels
 from gmmhmm.mixture import GaussianParams, GaussianStats, GaussianUpdateOptions, update_gaussians
 from gmmhmm.scoring import error_rates
 from gmmhmm.search import SearchOptions
@@ -45,15 +45,24 @@ def test_adaptation_stats_posteriors_are_the_trainers(si_trainer):
     model = si_trainer.model
     feats, texts, _, _ = synthetic_corpus(n_utts=3, seed=5)
     for X, words in zip(feats, texts):
-        st = adaptation_stats(model, X, transcript_graph(model, words))
+        st = adaptation_stats(model, X, transcript_graph(model, words), gaussian=True)
         ref = si_trainer.accumulate([X], [words])
         np.testing.assert_allclose(st.gaussian.n, ref.gaussian.n, atol=1e-9)
         np.testing.assert_allclose(st.gaussian.s1, ref.gaussian.s1, atol=1e-8)
         assert st.log_likelihood == pytest.approx(ref.log_likelihood, rel=1e-10)
         assert st.fmllr.beta == pytest.approx(len(X))  # posteriors sum to one per frame
+        # fMLLR statistics over the visited pdfs' Gaussians equal those over all Gaussians
+        g = transcript_graph(model, words)
+        em = model.emission()
+        ll, cache = em.log_likelihood(X)
+        _, occ, _, _ = kernels.forward_backward(ll, g.state_pdf, g.arc_src, g.arc_dst,
+                                                *g.log_probs(*model.transition_log_probs()), model.n_pdfs)
+        full = accumulate_fmllr_stats(X, em.component_posteriors(occ, cache), model.means_, model.covars_)
+        np.testing.assert_allclose(st.fmllr.G, full.G, rtol=1e-10)
+        np.testing.assert_allclose(st.fmllr.K, full.K, rtol=1e-10, atol=1e-10)
         # and under a transform: posteriors of A x + b, log-likelihood with the Jacobian
         W = np.hstack([np.diag([1.1, 0.9, 1.2]), np.array([[0.1], [-0.2], [0.3]])])
-        st = adaptation_stats(model, X, transcript_graph(model, words), W)
+        st = adaptation_stats(model, X, transcript_graph(model, words), W, gaussian=True)
         ref = si_trainer.accumulate([apply_fmllr(W, X)], [words])
         np.testing.assert_allclose(st.gaussian.s1, ref.gaussian.s1, atol=1e-8)
         assert st.log_likelihood == pytest.approx(ref.log_likelihood + len(X) * np.log(1.1 * 0.9 * 1.2), rel=1e-10)
@@ -63,8 +72,8 @@ def test_silence_weight_scales_silence_posteriors(si_trainer):
     model = si_trainer.model
     feats, texts, _, _ = synthetic_corpus(n_utts=1, seed=6)
     g = transcript_graph(model, texts[0])
-    full = adaptation_stats(model, feats[0], g)
-    none = adaptation_stats(model, feats[0], g, silence_weight=0.0)
+    full = adaptation_stats(model, feats[0], g, gaussian=True)
+    none = adaptation_stats(model, feats[0], g, silence_weight=0.0, gaussian=True)
     sil = slice((len(model.phones) - 1) * model.n_states * model.n_mix, None)  # the last phone's Gaussians
     assert full.gaussian.n[sil].sum() > 1.0
     np.testing.assert_allclose(none.gaussian.n[sil], 0.0)
@@ -177,15 +186,18 @@ def test_map_adapt_phone_models(si_trainer):
     model = si_trainer.model
     feats, texts, _, _ = synthetic_corpus(n_utts=10, seed=11)
     X = distort(feats, np.eye(D), np.array([0.8, -0.5, 0.3]))  # a shifted speaker
-    st = sum(speaker_fmllr_stats(model, X, [transcript_graph(model, w) for w in texts], ["s"] * 10).values())
+    graphs = [transcript_graph(model, w) for w in texts]
+    st = sum(speaker_fmllr_stats(model, X, graphs, ["s"] * 10, gaussian=True).values())
     tau = 10.0
     adapted = map_adapt(model, st, tau)
     g = st.gaussian
     np.testing.assert_allclose(adapted.means_, (tau * model.means_ + g.s1) / (tau + g.n)[:, None], rtol=1e-12)
     np.testing.assert_array_equal(adapted.covars_, model.covars_)
     assert adapted is not model and not np.shares_memory(adapted.means_, model.means_)
-    after = sum(speaker_fmllr_stats(adapted, X, [transcript_graph(model, w) for w in texts], ["s"] * 10).values())
+    after = sum(speaker_fmllr_stats(adapted, X, graphs, ["s"] * 10).values())
     assert after.log_likelihood > st.log_likelihood
+    with pytest.raises(InvalidInputError, match="gaussian=True"):
+        map_adapt(model, sum(speaker_fmllr_stats(model, X, graphs, ["s"] * 10).values()))
     assert identity_transform(D).shape == (D, D + 1)
 
 

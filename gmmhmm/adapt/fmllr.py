@@ -111,7 +111,7 @@ def accumulate_fmllr_stats(X: np.ndarray, posteriors: np.ndarray, means: np.ndar
     X : (T, D) features in the space the transform maps *from*
     posteriors : (T, K) posterior of each Gaussian at each frame (any weights >= 0)
     means, variances : (K, D) the diagonal Gaussians
-    block_frames : frames per GEMM block (bounds memory at ``block_frames * (D+1)^2`` floats)
+    block_frames : frames per GEMM block (bounds memory at ``block_frames * (D+1)(D+2)/2`` floats)
 
     The Gaussians enter only through the two (T, D) products ``posteriors @ (1/var)``
     and ``posteriors @ (mu/var)``, so the cost is two GEMMs over K plus
@@ -135,12 +135,15 @@ def accumulate_fmllr_stats(X: np.ndarray, posteriors: np.ndarray, means: np.ndar
     scale = gamma @ inv_var  # (T, D): sum_m gamma_tm / var_mi
     target = gamma @ (means * inv_var)  # (T, D): sum_m gamma_tm mu_mi / var_mi
     xi = np.hstack([X, np.ones((T, 1))])
-    G = np.zeros((D, (D + 1) ** 2))
+    rows, cols = np.triu_indices(D + 1)  # G_i is symmetric: one GEMM over the upper triangles
+    upper = np.zeros((D, len(rows)))
     for start in range(0, T, block_frames):
         x = xi[start:start + block_frames]
-        outer = (x[:, :, None] * x[:, None, :]).reshape(len(x), -1)
-        G += scale[start:start + block_frames].T @ outer
-    return FmllrStats(float(gamma.sum()), target.T @ xi, G.reshape(D, D + 1, D + 1))
+        upper += scale[start:start + block_frames].T @ (x[:, rows] * x[:, cols])
+    G = np.empty((D, D + 1, D + 1))
+    G[:, rows, cols] = upper
+    G[:, cols, rows] = upper
+    return FmllrStats(float(gamma.sum()), target.T @ xi, G)
 
 
 def fmllr_auxf(stats: FmllrStats, W: np.ndarray) -> float:

@@ -53,7 +53,8 @@ class AdaptationStats:
     Attributes
     ----------
     fmllr : FmllrStats of the original (untransformed) features
-    gaussian : GaussianStats over the stacked Gaussians, of the transformed features (for MAP)
+    gaussian : GaussianStats over the stacked Gaussians, of the transformed features (for MAP),
+        or None when not asked for
     log_likelihood : float
         Total log-likelihood of the transformed features through their graphs, Jacobian
         ``log|det A|`` per frame included, so values under different transforms compare.
@@ -61,7 +62,7 @@ class AdaptationStats:
     """
 
     fmllr: FmllrStats
-    gaussian: GaussianStats
+    gaussian: GaussianStats | None
     log_likelihood: float = 0.0
     n_frames: int = 0
     n_utterances: int = 0
@@ -69,7 +70,8 @@ class AdaptationStats:
     def __add__(self, other: "AdaptationStats") -> "AdaptationStats":
         if not isinstance(other, AdaptationStats):
             return NotImplemented
-        return AdaptationStats(self.fmllr + other.fmllr, self.gaussian + other.gaussian,
+        gaussian = None if self.gaussian is None or other.gaussian is None else self.gaussian + other.gaussian
+        return AdaptationStats(self.fmllr + other.fmllr, gaussian,
                                self.log_likelihood + other.log_likelihood, self.n_frames + other.n_frames,
                                self.n_utterances + other.n_utterances)
 
@@ -107,7 +109,7 @@ def transcript_graph(model: PhoneModelSet, words: Sequence[str], lexicon: Lexico
 
 def adaptation_stats(model: PhoneModelSet, X: np.ndarray, graph: Graph, transform: np.ndarray | None = None,
                      silence_weight: float = 1.0, silence_phone: int | None = None,
-                     emission: GMMEmission | None = None) -> AdaptationStats:
+                     emission: GMMEmission | None = None, gaussian: bool = False) -> AdaptationStats:
     """Statistics of one utterance from forward-backward through ``graph``.
 
     Parameters
@@ -127,6 +129,7 @@ def adaptation_stats(model: PhoneModelSet, X: np.ndarray, graph: Graph, transfor
     silence_phone : int, optional
         Index of the silence phone in the model's phones (default: the last).
     emission : ``model.emission()``, to build once for many utterances
+    gaussian : also gather the Gaussian statistics (for :func:`map_adapt`)
 
     Raises
     ------
@@ -145,14 +148,16 @@ def adaptation_stats(model: PhoneModelSet, X: np.ndarray, graph: Graph, transfor
         sil_pdfs = np.unique(graph.state_pdf[graph.state_phone == sil])
         gamma[:, sil_pdfs] *= silence_weight
     post = emission.component_posteriors(gamma, cache)
-    fm = accumulate_fmllr_stats(X, post, model.means_, model.covars_)
-    gs = GaussianStats.from_posteriors(Xt, post, "diag")
+    gs = GaussianStats.from_posteriors(Xt, post, "diag") if gaussian else None
+    # an utterance visits few pdfs: the statistics need only their Gaussians
+    comps = (np.flatnonzero(gamma.any(axis=0))[:, None] * model.n_mix + np.arange(model.n_mix)).ravel()
+    fm = accumulate_fmllr_stats(X, post[:, comps], model.means_[comps], model.covars_[comps])
     return AdaptationStats(fm, gs, float(log_z) + len(X) * log_det(transform), len(X), 1)
 
 
 def speaker_fmllr_stats(model: PhoneModelSet, features: Sequence[np.ndarray], graphs: Sequence[Graph],
                         speakers: Sequence[str], transforms: Mapping[str, np.ndarray] | None = None,
-                        silence_weight: float = 1.0) -> dict[str, AdaptationStats]:
+                        silence_weight: float = 1.0, gaussian: bool = False) -> dict[str, AdaptationStats]:
     """:func:`adaptation_stats` summed per speaker (``speakers[i]`` says whose utterance ``i`` is).
 
     An utterance with no path through its graph is left out with a warning.
@@ -169,7 +174,8 @@ def speaker_fmllr_stats(model: PhoneModelSet, features: Sequence[np.ndarray], gr
                            "adaptation statistics", i, len(X), spk)
             continue
         try:
-            st = adaptation_stats(model, X, g, transforms.get(spk), silence_weight, emission=emission)
+            st = adaptation_stats(model, X, g, transforms.get(spk), silence_weight, emission=emission,
+                                  gaussian=gaussian)
         except SequenceTooShortError as exc:
             logger.warning("utterance %d (speaker %s): %s; left out of the adaptation statistics", i, spk, exc)
             continue
@@ -254,6 +260,9 @@ def map_adapt(model: PhoneModelSet, stats: GaussianStats | AdaptationStats, tau:
     ``map_tau``; variances, weights and transitions are the model's.
     """
     gs = stats.gaussian if isinstance(stats, AdaptationStats) else stats
+    if gs is None:
+        raise InvalidInputError("these adaptation statistics hold no Gaussian statistics; gather them with "
+                                "gaussian=True")
     new, _ = update_gaussians(gs, "diag", GaussianUpdateOptions(map_tau=tau, min_occupancy=min_occupancy),
                               model.gaussian_params(), params="m")
     out = copy.deepcopy(model)
