@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import resource
 import sys
 import time
@@ -68,7 +67,6 @@ from gmmhmm.recipe import (apply_overrides, argument_parser, decode_grid, kaldi_
                            read_features, run, setup, stage_features, train_monophones)
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions, to_ctm  # noqa: E402
-from gmmhmm.search import decode as search  # noqa: E402
 
 logger = logging.getLogger("an4")
 
@@ -227,7 +225,8 @@ def log_likelihoods(model: PhoneModelSet, cfg: dict, ds: DataDir, feats: dict[st
         graph = decoding_graph(model, "lm", lexicon, lm, silence_prob=cfg["training"]["sil_prob"])
         speakers = [ds.utt2spk[u] for u in utts]
         out = decode_adapted(model, graph, dict(zip(utts, X)), dict(zip(utts, speakers)), si_options, lexicon,
-                             si_model=si_model, update_type=cfg["tri3"]["fmllr_update_type"])
+                             si_model=si_model, update_type=cfg["tri3"]["fmllr_update_type"],
+                             n_passes=cfg["tri3"]["n_passes"])
         X = apply_speaker_transforms(X, speakers, out.transforms)
     return dict(zip(utts, model.state_log_likelihood_many(X)))
 

@@ -31,7 +31,7 @@ def slice_settings(an4_path: Path) -> list[str]:
     settings = {"data.an4_dir": json.dumps(str(an4_path)), "data.train_speakers": json.dumps(TRAIN),
                 "data.test_speakers": json.dumps(TEST), "dev.speakers": json.dumps(DEV), "data.n_jobs": "1",
                 "training.mixtures": "[1, 2]", "training.n_iter": "[2, 1]", "tuning.lm_scales": "[6.0, 10.0]",
-                "tuning.word_insertion_penalties": "[-10.0, 0.0]"}
+                "tuning.word_insertion_penalties": "[-10.0, 0.0]", "systems.run": '["mono"]'}
     return [arg for k, v in settings.items() for arg in ("--set", f"{k}={v}")]
 
 
@@ -133,6 +133,37 @@ def test_dev_speakers_must_be_training_speakers(small_run):
         an4.dev_split(train, {**cfg, "dev": {"speakers": ["fcaw"]}})  # a test speaker
     with pytest.raises(InvalidParameterError, match="dev"):
         an4.dev_split(train, {**cfg, "dev": {"speakers": TRAIN}})  # nothing left to train on
+
+
+#: --set options of a very short triphone / LDA+MLLT / SAT chain on top of the slice's monophones
+CHAIN = {"systems.run": '["mono", "tri1", "tri2", "tri3"]', "tri1.max_leaves": "60", "tri1.mixtures": "[1]",
+         "tri1.n_iter": "[1]", "tri2.n_iter": "1", "tri2.mllt_iters": "[0]", "tri3.n_iter": "1",
+         "tri3.fmllr_iters": "[0]", "tri3.n_passes": "1"}
+
+
+def test_the_system_chain_on_the_slice(small_run, tmp_path):
+    """tri1 -> tri2 -> tri3 from the slice's monophones: each system is tuned on dev, decodes the test
+    speaker and writes its RESULTS lines; tri1 is a tree model, tri2 adds an LDA+MLLT transform, tri3
+    is decoded with per-speaker fMLLR."""
+    import shutil
+
+    args, out, _ = small_run
+    copy = tmp_path / "exp"
+    shutil.copytree(out, copy)
+    chain = [a for k, v in CHAIN.items() for a in ("--set", f"{k}={v}")]
+    report = an4.main(args + chain + ["--out", str(copy), "--stage", "7"])
+    assert set(report["test"]) == {"tri1", "tri2", "tri3"} and set(report["tuned"]) == {"tri1", "tri2", "tri3"}
+    lines = (copy / "RESULTS").read_text().splitlines()
+    assert [ln.split()[0] for ln in lines] == ["%WER", "%SER"] * 4
+    assert [ln.split("decode_test ")[1].split()[0] for ln in lines] == [s for s in ("mono", "tri1", "tri2", "tri3")
+                                                                        for _ in range(2)]
+    tri1, tri2, tri3 = (an4.load(copy / s / "model.npz") for s in ("tri1", "tri2", "tri3"))
+    assert tri1.context.context_width == 3 and tri1.feature_transform_ is None
+    assert tri2.feature_transform_ is not None and tri2.n_pdfs == tri1.n_pdfs
+    assert tri3.n_pdfs == tri2.n_pdfs
+    for s in ("tri1", "tri2", "tri3"):
+        assert report["test"][s]["n_utterances"] == report["test"]["tri1"]["n_utterances"] > 0
+        assert report["test"][s]["errors"]["error_rate"] < 1.0
 
 
 def test_stage_list_follows_the_system_chain():
