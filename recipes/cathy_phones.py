@@ -63,7 +63,8 @@ from gmmhmm.data import DataDir, Lexicon  # noqa: E402
 from gmmhmm.decoding import decoding_graph, phone_lexicon  # noqa: E402
 from gmmhmm.errors import InvalidParameterError, SequenceTooShortError  # noqa: E402
 from gmmhmm.features import FeatureConfig  # noqa: E402
-from gmmhmm.graphs import PhoneModelSet, force_align, write_alignment  # noqa: E402
+from gmmhmm.graphs import PhoneModelSet, force_align, train_triphones, write_alignment  # noqa: E402
+from gmmhmm.graphs.questions import read_phone_classes  # noqa: E402
 from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.recipe import (Stages, argument_parser, decode_grid, kaldi_lines, read_features, run, setup,  # noqa: E402
@@ -129,6 +130,22 @@ def train_mono(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.nda
     return train_monophones(cfg["mono"], cfg["features"], lexicon, ds, feats)
 
 
+def train_tri1(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.ndarray],
+               parent: PhoneModelSet | None = None) -> PhoneModelSet:
+    """Tied-state cross-word triphones from the monophones' alignments (``[tri1]``; questions from
+    ``cmudict.phones`` beside the dictionary plus clustered ones)."""
+    t, mono = cfg["tri1"], cfg["mono"]
+    dictionary = Path(cfg["data"]["cmudict"]) if cfg["data"]["cmudict"] else default_cmudict()
+    utts = [u for u in ds.utterances if u in feats]
+    model, history = train_triphones(
+        parent, [feats[u] for u in utts], [ds.text[u] for u in utts],
+        phone_classes=read_phone_classes(dictionary.parent / "cmudict.phones"), min_occupancy=t["min_occupancy"],
+        gain_threshold=t["gain_threshold"], max_leaves=t["max_leaves"], mixtures=t["mixtures"],
+        n_iter=t["n_iter"], sil_prob=mono["sil_prob"], var_floor_frac=mono["var_floor_frac"])
+    logger.info("tri1: %d tied states; log-lik/frame %s", model.n_pdfs, " ".join(f"{h:.3f}" for h in history))
+    return model
+
+
 #: Acoustic systems in training order: ``(name, trainer, parent system)``. Each gets the
 #: stages ``<name>-dev``, ``<name>-tune``, ``<name>``, ``<name>-decode``, ``<name>-align``;
 #: the trainer receives the parent's model trained on the same prompts (``<parent>_nodev``
@@ -136,7 +153,7 @@ def train_mono(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.nda
 #: with ``train_tri1(cfg, lexicon, ds, feats, mono_model)`` building the tree from mono
 #: alignments (a ``[tri1]`` config section holds its settings); decoding, tuning, PER,
 #: RESULTS and TextGrids then come for free.
-SYSTEMS: list[tuple[str, Trainer, str | None]] = [("mono", train_mono, None)]
+SYSTEMS: list[tuple[str, Trainer, str | None]] = [("mono", train_mono, None), ("tri1", train_tri1, "mono")]
 
 STAGES = ("data", "features", "lm") + tuple(
     f"{name}{suffix}" for name, _, _ in SYSTEMS for suffix in ("-dev", "-tune", "", "-decode", "-align"))
@@ -239,7 +256,7 @@ def stage_align(cfg: dict, name: str, model: PhoneModelSet, test: DataDir, feats
     for u in [u for u in test.utterances if u in feats][:cfg["align"]["n_files"]]:
         duration_s = sf.info(test.wav[u]).duration
         try:
-            aligned[u] = force_align(model, feats[u], test.text[u], shift_s, duration_s, cfg[name]["sil_prob"])
+            aligned[u] = force_align(model, feats[u], test.text[u], shift_s, duration_s, cfg["mono"]["sil_prob"])
         except SequenceTooShortError as exc:
             logger.warning("%s: not aligned: %s", u, exc)
     write_alignment(out / name / "align_test", aligned)

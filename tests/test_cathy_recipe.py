@@ -31,6 +31,7 @@ def slice_settings(corpus, cmudict) -> list[str]:
     settings = {"data.cathy_dir": json.dumps(str(corpus)), "data.cmudict": json.dumps(str(cmudict)),
                 "data.n_train_prompts": "12", "data.n_test_prompts": "2", "data.n_jobs": "1",
                 "dev.every": "4", "dev.offset": "1", "mono.mixtures": "[1]", "mono.n_iter": "[3]",
+                "tri1.mixtures": "[1]", "tri1.n_iter": "[1]", "tri1.min_occupancy": "20.0",
                 "tuning.lm_scales": "[4.0]", "tuning.phone_insertion_penalties": "[-10.0, 0.0]", "align.n_files": "2"}
     return [arg for k, v in settings.items() for arg in ("--set", f"{k}={v}")]
 
@@ -53,7 +54,10 @@ def test_recipe_end_to_end_on_a_slice(small_run):
     assert set(report["timings_s"]) == set(cathy.STAGES)
     assert json.loads((out / "report.json").read_text())["mono_test"] == report["mono_test"]
     lines = (out / "RESULTS").read_text().splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 4  # mono, then tri1 (tied triphones from the mono alignments)
+    assert all(" tri1/decode_test " in ln for ln in lines[2:])
+    assert report["tri1_test"]["n_utterances"] == report["mono_test"]["n_utterances"]
+    assert cathy.load(out / "tri1" / "model.npz").context.context_width == 3
     per, ser = PER_LINE.match(lines[0]), SER_LINE.match(lines[1])
     assert per and ser, lines
     errors = report["mono_test"]["errors"]
