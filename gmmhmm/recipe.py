@@ -76,6 +76,10 @@ class Stages:
         self.timings[self.names[i]] = time.perf_counter() - t0
         return result
 
+    def summary(self) -> str:
+        """``timings: name 1.2 s, ...`` of the stages run."""
+        return "timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items())
+
 
 def stage_features(feature_cfg: dict, n_jobs: int, out: Path, sets: Mapping[str, "DataDir"],
                    by_speaker: bool = False) -> None:

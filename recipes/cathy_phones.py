@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> dict:
             json.loads((out / f"{name}_nodev" / "decode_dev" / "best.json").read_text()), out))
         report[f"{name}_aligned"] = run_stage(f"{name}-align", lambda: stage_align(
             cfg, name, load(out / name / "model.npz"), test, read_features(out, "test", test), out))
-    print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+    print(run_stage.summary())
     if args.report is not None:
         atomic_write_text(args.report, json.dumps(report, indent=1))
     return report

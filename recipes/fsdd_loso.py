@@ -73,6 +73,7 @@ from gmmhmm.features.store import load_features, save_features  # noqa: E402
 from gmmhmm.graphs import EmbeddedTrainer, PhoneModelSet  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.recipe import Stages, argument_parser, kaldi_lines, run, setup  # noqa: E402
+from gmmhmm.recipe import apply_overrides, load_config  # noqa: E402, F401  (tests call them through this module)
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions  # noqa: E402
 from recipes.an4 import an4_dir  # noqa: E402
@@ -263,7 +264,8 @@ def map_pass(model: PhoneModelSet, graph, lexicon: Lexicon, feats: dict[str, np.
             hyp = [u for u in utts if u in results and results[u].words]
             graphs = [transcript_graph(model, results[u].words, lexicon, sil_prob) for u in hyp]
             # statistics of the transformed features: identity transform on Xa
-            stats = speaker_fmllr_stats(model, [Xa[utts.index(u)] for u in hyp], graphs, [spk] * len(hyp))
+            stats = speaker_fmllr_stats(model, [Xa[utts.index(u)] for u in hyp], graphs, [spk] * len(hyp),
+                                        gaussian=True)
             if spk not in stats:
                 break
             adapted = map_adapt(model, stats[spk], tau=tau)
