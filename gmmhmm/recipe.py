@@ -150,6 +150,22 @@ def decode_grid(graph: "DecodingGraph", ll: Mapping[str, "np.ndarray"],
     return out
 
 
+def best_on_dev(rates: Sequence["ErrorRates"]) -> int:
+    """Index of the best grid point: fewest errors, then fewest sentence errors, then first in the grid."""
+    return min(range(len(rates)), key=lambda i: (rates[i].n_errors, rates[i].n_sentences_wrong, i))
+
+
+def write_tuning(folder: Path, rows: Sequence[str], best: dict) -> None:
+    """``tuning.txt`` (one row per grid point) and ``best.json`` of a dev grid search, atomically."""
+    import json
+
+    from .modelfile import atomic_write_text
+
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / "tuning.txt", "\n".join(rows) + "\n")
+    atomic_write_text(folder / "best.json", json.dumps(best, indent=1))
+
+
 def load_config(path: str | os.PathLike) -> dict:
     with open(path, "rb") as f:
         return tomllib.load(f)

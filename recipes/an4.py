@@ -63,8 +63,8 @@ from gmmhmm.graphs.lda_mllt import LdaMlltOptions, static_features, train_lda_ml
 from gmmhmm.graphs.questions import read_phone_classes  # noqa: E402
 from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
-from gmmhmm.recipe import (apply_overrides, argument_parser, decode_grid, kaldi_lines, load_config,  # noqa: E402
-                           read_features, run, setup, stage_features, train_monophones)
+from gmmhmm.recipe import (apply_overrides, argument_parser, best_on_dev, decode_grid, kaldi_lines,  # noqa: E402
+                           load_config, read_features, run, setup, stage_features, train_monophones, write_tuning)
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions, to_ctm  # noqa: E402
 
@@ -265,22 +265,16 @@ def stage_tune(cfg: dict, system: str, model: PhoneModelSet, lexicon: Lexicon, l
     utts = list(ll)
     grid = [(s, p) for s in cfg["tuning"]["lm_scales"] for p in cfg["tuning"]["word_insertion_penalties"]]
     results = decode(model, lexicon, lm, ll, [search_options(cfg, s, p) for s, p in grid], cfg)
-    rows, best = [], None
-    for (lm_scale, wip), res in zip(grid, results):
-        er = score(dev, res)
-        rows.append(f"lm_scale {lm_scale:5.1f} wip {wip:6.1f} " + kaldi_lines(er).replace("\n", " "))
-        if best is None or (er.n_errors, er.n_sentences_wrong) < best[0]:
-            best = ((er.n_errors, er.n_sentences_wrong),
-                    {"lm_scale": lm_scale, "word_insertion_penalty": wip, "dev_wer": er.error_rate,
-                     "dev_ser": er.sentence_error_rate, "dev_speakers": dev.speakers, "n_dev_utterances": len(utts)})
-    d = out / f"{system}_nodev" / "decode_dev"
-    d.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(d / "tuning.txt", "\n".join(rows) + "\n")
-    atomic_write_text(d / "best.json", json.dumps(best[1], indent=1))
-    print(f"{system} dev-tuned: lm_scale {best[1]['lm_scale']:g}, word insertion penalty "
-          f"{best[1]['word_insertion_penalty']:g} (dev %WER {100 * best[1]['dev_wer']:.2f} over {len(utts)} "
+    rates = [score(dev, res) for res in results]
+    rows = [f"lm_scale {s:5.1f} wip {p:6.1f} " + kaldi_lines(er).replace("\n", " ") for (s, p), er in zip(grid, rates)]
+    k = best_on_dev(rates)
+    best = {"lm_scale": grid[k][0], "word_insertion_penalty": grid[k][1], "dev_wer": rates[k].error_rate,
+            "dev_ser": rates[k].sentence_error_rate, "dev_speakers": dev.speakers, "n_dev_utterances": len(utts)}
+    write_tuning(out / f"{system}_nodev" / "decode_dev", rows, best)
+    print(f"{system} dev-tuned: lm_scale {best['lm_scale']:g}, word insertion penalty "
+          f"{best['word_insertion_penalty']:g} (dev %WER {100 * best['dev_wer']:.2f} over {len(utts)} "
           f"utterances of {len(dev.speakers)} speakers)")
-    return best[1]
+    return best
 
 
 def stage_decode(cfg: dict, system: str, model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, test: DataDir,

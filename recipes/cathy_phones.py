@@ -67,8 +67,8 @@ from gmmhmm.graphs import PhoneModelSet, force_align, train_triphones, write_ali
 from gmmhmm.graphs.questions import read_phone_classes  # noqa: E402
 from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
-from gmmhmm.recipe import (Stages, argument_parser, decode_grid, kaldi_lines, read_features, run, setup,  # noqa: E402
-                           stage_features, train_monophones)
+from gmmhmm.recipe import (Stages, argument_parser, best_on_dev, decode_grid, kaldi_lines, read_features, run,  # noqa: E402
+                           setup, stage_features, train_monophones, write_tuning)
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions  # noqa: E402
 
@@ -196,22 +196,19 @@ def stage_tune(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel
     grid = [(s, p) for s in cfg["tuning"]["lm_scales"] for p in cfg["tuning"]["phone_insertion_penalties"]]
     results = decode(model, lm, ll, [search_options(cfg, s, p) for s, p in grid], cfg)
     refs = phone_strings(lexicon, dev)
-    rows, best = [], None
-    for (lm_scale, pip), res in zip(grid, results):
-        er = score(refs, res)
-        rows.append(f"lm_scale {lm_scale:5.1f} pip {pip:6.1f} " + kaldi_lines(er, "PER").replace("\n", " "))
-        logger.info("dev: %s", rows[-1])
-        if best is None or (er.n_errors, er.n_sentences_wrong) < best[0]:
-            best = ((er.n_errors, er.n_sentences_wrong),
-                    {"lm_scale": lm_scale, "phone_insertion_penalty": pip, "dev_per": er.error_rate,
-                     "dev_errors": er.to_dict(), "n_dev_prompts": n_prompts(dev), "n_dev_utterances": len(utts)})
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "tuning.txt", "\n".join(rows) + "\n")
-    atomic_write_text(out / "best.json", json.dumps(best[1], indent=1))
-    print(f"dev-tuned: lm_scale {best[1]['lm_scale']:g}, phone insertion penalty "
-          f"{best[1]['phone_insertion_penalty']:g} (dev %PER {100 * best[1]['dev_per']:.2f} over {len(utts)} "
+    rates = [score(refs, res) for res in results]
+    rows = [f"lm_scale {s:5.1f} pip {p:6.1f} " + kaldi_lines(er, "PER").replace("\n", " ")
+            for (s, p), er in zip(grid, rates)]
+    for row in rows:
+        logger.info("dev: %s", row)
+    k = best_on_dev(rates)
+    best = {"lm_scale": grid[k][0], "phone_insertion_penalty": grid[k][1], "dev_per": rates[k].error_rate,
+            "dev_errors": rates[k].to_dict(), "n_dev_prompts": n_prompts(dev), "n_dev_utterances": len(utts)}
+    write_tuning(out, rows, best)
+    print(f"dev-tuned: lm_scale {best['lm_scale']:g}, phone insertion penalty "
+          f"{best['phone_insertion_penalty']:g} (dev %PER {100 * best['dev_per']:.2f} over {len(utts)} "
           f"utterances of {n_prompts(dev)} prompts)")
-    return best[1]
+    return best
 
 
 def stage_decode(cfg: dict, name: str, model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, test: DataDir,

@@ -180,3 +180,15 @@ def test_bad_override_is_named(setting):
     cfg = an4.load_config(REPO_ROOT / "configs" / "an4.toml")
     with pytest.raises(InvalidParameterError, match="--set"):
         an4.apply_overrides(cfg, [setting])
+
+
+def test_best_on_dev_takes_fewest_errors_then_sentences_then_first():
+    from gmmhmm.recipe import best_on_dev
+
+    ref = [["A", "B"], ["C"]]
+    rates = [error_rates(ref, [["A", "X"], ["C"]]),       # 1 error, 1 sentence wrong
+             error_rates(ref, [["A", "B"], ["X"]]),       # 1 error, 1 sentence wrong (tie: first wins)
+             error_rates(ref, [["X", "Y"], ["C"]]),       # 2 errors
+             error_rates(ref, [["A"], ["C", "D"]])]       # 2 errors, 2 sentences
+    assert best_on_dev(rates) == 0
+    assert best_on_dev(rates[2:]) == 0 and best_on_dev(rates[::-1]) == 2
