@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -289,7 +290,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     check_output(args.output, "feature file")
     config = _feature_config(args)
     utts = list_utterances(args.inputs)
-    _inputs_are_not_outputs([*utts.utterances_of(), args.config], [args.output])
+    _inputs_are_not_outputs([*set(utts.path.values()), args.config], [args.output])
     feats, failures = _utterance_features(utts, config, args)
     feats = {utts.key[u]: X for u, X in feats.items()}
     _report_failures(failures)
@@ -570,7 +571,8 @@ def _decode_graph(args: argparse.Namespace, model, utts: Utterances) -> int:
 
         lexicon = phone_lexicon(model.phones, getattr(model.context, "silence", None))
     by_path = utts.utterances_of()
-    decoded, failures = decode_audio(model, list(by_path), graph, options, n_jobs=args.jobs,
+    sources = [utts.source(us[0]) for us in by_path.values()]
+    decoded, failures = decode_audio(model, sources, graph, options, n_jobs=args.jobs,
                                      progress=_show_progress(args), utt2spk=_speaker_map(args, utts),
                                      fmllr=args.fmllr, lexicon=lexicon, silence_weight=args.fmllr_silence_weight,
                                      si_model=_load_phone_models(args.si_model) if args.si_model else None,
@@ -617,8 +619,9 @@ def _write_output(path: str | None, text: str) -> None:
 
 
 def _speaker_map(args: argparse.Namespace, utts: Utterances) -> dict[str, str] | None:
-    """Speaker of each audio path for per-speaker CMVN: a data directory's utt2spk, else ``--utt2spk``
-    (by utterance id, path, name or stem); without either, every file is its own speaker."""
+    """Speaker of each audio name (:meth:`Utterances.audio_name`) for per-speaker CMVN: a data directory's
+    utt2spk, else ``--utt2spk`` (by utterance id, path, name or stem); without either, every file is its own
+    speaker."""
     table = read_table(args.utt2spk, "utt2spk") if getattr(args, "utt2spk", None) else {}
     spk = {}
     for u in utts.ids:
@@ -626,7 +629,7 @@ def _speaker_map(args: argparse.Namespace, utts: Utterances) -> dict[str, str] |
         found = utts.speaker.get(u) or next(
             (table[k] for k in (u, path, Path(path).name, Path(path).stem) if k in table), None)
         if found is not None:
-            spk[path] = found
+            spk[utts.audio_name(u)] = found
     if not spk:
         return None
     for path in utts.utterances_of():  # the rest: each its own speaker
@@ -635,7 +638,7 @@ def _speaker_map(args: argparse.Namespace, utts: Utterances) -> dict[str, str] |
 
 
 def _failures_by_key(utts: Utterances, failures: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """``(path, error)`` of failed audio files -> ``(output key, error)`` of their utterances."""
+    """``(audio name, error)`` of failed audio -> ``(output key, error)`` of their utterances."""
     by_path = utts.utterances_of()
     return [(utts.key[u], msg) for path, msg in failures for u in by_path.get(path, [path])]
 
@@ -644,9 +647,11 @@ def _utterance_features(utts: Utterances, config, args: argparse.Namespace) -> t
     """Features of every utterance (by id, input order) and ``(key, error)`` of those that failed."""
     from .features import extract_many
 
-    feats, failures = extract_many(list(utts.utterances_of()), config, n_jobs=args.jobs,
+    sources = {utts.audio_name(u): utts.source(u) for u in utts.ids}  # one extraction per file or segment
+    feats, failures = extract_many(list(sources.values()), config, n_jobs=args.jobs,
                                    progress=_show_progress(args), utt2spk=_speaker_map(args, utts))
-    return {u: feats[utts.path[u]] for u in utts.ids if utts.path[u] in feats}, _failures_by_key(utts, failures)
+    names = {u: utts.audio_name(u) for u in utts.ids}
+    return {u: feats[names[u]] for u in utts.ids if names[u] in feats}, _failures_by_key(utts, failures)
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -657,7 +662,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     check_output(args.ctm, "CTM file")
     check_output(args.n_best_output, "n-best file")
     utts = list_utterances(args.inputs)
-    _inputs_are_not_outputs([args.model, args.si_model, *utts.utterances_of()],
+    _inputs_are_not_outputs([args.model, args.si_model, *set(utts.path.values())],
                             [args.output, args.ctm, args.n_best_output])
     loaded = load(args.model, with_metadata=True)
     if isinstance(loaded[0], PhoneModelSet):
@@ -713,28 +718,32 @@ def cmd_align(args: argparse.Namespace) -> int:
     for u, ll in zip(feats, model.state_log_likelihood_many(model_feats)):
         try:
             info = soundfile.info(utts.path[u])
-            aligned[u] = force_align(model, None, words_of[u], config.frame_shift_s,
-                                     info.frames / info.samplerate, log_likelihood=ll)
+            start_s, end_s = utts.segment.get(u, (0.0, math.inf))  # a segment may overshoot its recording
+            duration_s = min(end_s, info.frames / info.samplerate) - start_s
+            aligned[u] = force_align(model, None, words_of[u], config.frame_shift_s, duration_s,
+                                     log_likelihood=ll)
         except GmmhmmError as exc:
             failures.append((utts.key[u], str(exc)))
     write_alignment(args.output, aligned)
     if args.png:
-        _plot_alignments(args.output, aligned, {u: utts.path[u] for u in aligned})
+        _plot_alignments(args.output, aligned, {u: utts.source(u) for u in aligned})
     order = {utts.key[u]: k for k, u in enumerate(utts.ids)}
     _report_failures(sorted(failures, key=lambda f: order[f[0]]))
     print(f"aligned {len(aligned)} of {len(utts)} utterance(s) -> {args.output}", file=sys.stderr)
     return EXIT_FAILURES if failures else EXIT_OK
 
 
-def _plot_alignments(out_dir: str, aligned: dict, audio_of: dict[str, str]) -> None:
+def _plot_alignments(out_dir: str, aligned: dict, audio_of: dict) -> None:
     """``<utt>.png`` beside each TextGrid: waveform and spectrogram with the boundaries."""
-    import soundfile
-
+    from .data import AudioSpan
+    from .features import load_audio
     from .plot import plot_alignment, save_figure
 
     for utt, path in aligned.items():
-        signal, rate = soundfile.read(audio_of[utt], dtype="float64", always_2d=True)
-        fig = plot_alignment(signal.mean(axis=1), rate, path.words, path.phones, title=utt)
+        source = audio_of[utt]
+        span = (source.start_s, source.end_s) if isinstance(source, AudioSpan) else (0.0, None)
+        signal, rate = load_audio(source.path if isinstance(source, AudioSpan) else source, None, *span)
+        fig = plot_alignment(signal, rate, path.words, path.phones, title=utt)
         save_figure(fig, Path(out_dir) / f"{utt}.png")
 
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import GmmhmmError, InvalidParameterError, SequenceTooShortError
+from .data.datadir import AudioSpan, audio_source_name
 from .data.lexicon import Lexicon
 from .graphs.models import PhoneModelSet
 from .search import (DecodeResult, DecodingGraph, SearchOptions, compile_graph, decode, ngram_grammar, word_list,
@@ -196,7 +197,7 @@ def decode_adapted(model: PhoneModelSet, graph: DecodingGraph, features: Mapping
 
 def decode_audio(
     model: PhoneModelSet,
-    audio_paths: Sequence[str | os.PathLike],
+    audio_paths: Sequence[str | os.PathLike | AudioSpan],
     graph: DecodingGraph,
     options: SearchOptions | None = None,
     feature_config=None,
@@ -212,7 +213,9 @@ def decode_audio(
 ) -> tuple[list[tuple[str, DecodeResult]], list[tuple[str, str]]]:
     """Search results of audio files, and the ``(path, error message)`` of the files that failed.
 
-    Parameters as for :func:`decode_files`; failures are in input order.
+    Parameters as for :func:`decode_files`; ``audio_paths`` may also hold
+    :class:`~gmmhmm.data.AudioSpan` stretches (Kaldi ``segments``), reported
+    under ``span.name``. Failures are in input order.
     """
     from .features import extract_features, extract_many
 
@@ -220,7 +223,8 @@ def decode_audio(
     config = model.get_feature_config() if feature_config is None else feature_config
     feats, failures = extract_many(audio_paths, config, n_jobs=n_jobs, progress=progress, utt2spk=utt2spk)
     if failures and not skip_errors:
-        extract_features(failures[0][0], config)  # raises the file's own error
+        first = next(p for p in audio_paths if audio_source_name(p) == failures[0][0])
+        extract_features(first, config)  # raises the file's own error
         raise GmmhmmError(f"{failures[0][0]}: {failures[0][1]}")
     feats = {p: model.transform_features(X) for p, X in feats.items()}  # the stored LDA+MLLT, if any
     if fmllr:
@@ -236,7 +240,7 @@ def decode_audio(
                                       options, skip_errors)
     decoded = [(path, results[path]) for path in feats if path in results]
     failures += list(errors.items())
-    order = {os.fspath(p): k for k, p in enumerate(audio_paths)}
+    order = {audio_source_name(p): k for k, p in enumerate(audio_paths)}
     return decoded, sorted(failures, key=lambda f: order[f[0]])
 
 

@@ -86,17 +86,20 @@ def stage_features(feature_cfg: dict, n_jobs: int, out: Path, sets: Mapping[str,
     """Features of every utterance of each data dir (``feature_cfg``: FeatureConfig fields):
     ``out/feats/<name>.npz`` keyed by utterance. ``by_speaker`` gives the front end each
     dir's ``utt2spk`` (for ``cmvn='speaker'``). A file that fails is logged and left out."""
+    from .data.datadir import audio_source_name
     from .features import FeatureConfig, extract_many
     from .features.store import save_features
 
     fc = FeatureConfig.from_dict(feature_cfg)
     (out / "feats").mkdir(parents=True, exist_ok=True)
     for name, ds in sets.items():
-        utt2spk = {ds.wav[u]: ds.utt2spk[u] for u in ds.utterances} if by_speaker else None
-        feats, failures = extract_many([ds.wav[u] for u in ds.utterances], fc, n_jobs=n_jobs, utt2spk=utt2spk)
+        source = {u: ds.source(u) for u in ds.utterances}
+        key = {u: audio_source_name(s) for u, s in source.items()}
+        utt2spk = {key[u]: ds.utt2spk[u] for u in ds.utterances} if by_speaker else None
+        feats, failures = extract_many(list(source.values()), fc, n_jobs=n_jobs, utt2spk=utt2spk)
         for path, msg in failures:
             logger.warning("%s: %s left out: %s", name, path, msg)
-        by_utt = {u: feats[ds.wav[u]] for u in ds.utterances if ds.wav[u] in feats}
+        by_utt = {u: feats[key[u]] for u in ds.utterances if key[u] in feats}
         save_features(out / "feats" / f"{name}.npz", by_utt, {"feature_config": fc.to_dict()})
 
 

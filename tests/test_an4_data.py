@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import load_script
 
@@ -196,3 +197,82 @@ def test_features_of_a_data_dir_are_keyed_by_utterance_id(slice_dir, tmp_path):
     assert main(["features", str(slice_dir / "data"), "-o", str(out), "--config", str(slice_dir / "tiny.toml")]) == 0
     feats, _ = load_features(out)
     assert sorted(feats) == DataDir.read(slice_dir / "data").utterances
+
+
+@pytest.fixture(scope="module")
+def segments_dir(slice_dir, tmp_path_factory):
+    """The slice as a Kaldi data dir with ``segments``: each speaker's three utterances in one
+    recording (16-bit WAV, samples unchanged), one segment per utterance, in reverse time order."""
+    import numpy as np
+    import soundfile
+
+    from gmmhmm.data import Segment
+
+    tmp = tmp_path_factory.mktemp("an4segments")
+    data = DataDir.read(slice_dir / "data")
+    wav, segments = {}, {}
+    for spk, utts in data.spk2utt.items():
+        signals = [soundfile.read(data.wav[u], dtype="int16")[0] for u in utts]
+        rec = tmp / f"{spk}.wav"
+        soundfile.write(rec, np.concatenate(signals), 16000, subtype="PCM_16")
+        wav[spk] = str(rec)
+        start = 0
+        for u, signal in zip(utts, signals):
+            segments[u] = Segment(spk, start / 16000, (start + len(signal)) / 16000)
+            start += len(signal)
+    DataDir(wav, data.text, data.utt2spk, segments).write(tmp / "data")
+    return tmp
+
+
+def test_segments_give_the_features_of_the_cut_files(slice_dir, segments_dir, tmp_path):
+    """A data dir with segments featurises each segment exactly as the separate file it was cut from,
+    with per-speaker CMVN pooled over the speaker's segments."""
+    from gmmhmm.features import load_features
+
+    cfg = tmp_path / "spk.toml"
+    cfg.write_text(TINY.replace('cmvn = "utterance"', 'cmvn = "speaker"'))
+    for name in ("data", "segs"):
+        src = slice_dir / "data" if name == "data" else segments_dir / "data"
+        assert main(["features", str(src), "--config", str(cfg), "-o", str(tmp_path / f"{name}.npz")]) == 0
+    whole, _ = load_features(tmp_path / "data.npz")
+    cut, _ = load_features(tmp_path / "segs.npz")
+    assert sorted(cut) == sorted(whole) == DataDir.read(slice_dir / "data").utterances
+    for u in whole:
+        np.testing.assert_allclose(cut[u], whole[u], rtol=0, atol=1e-9)
+
+
+def test_decode_and_align_a_data_dir_with_segments(phones, slice_dir, segments_dir):
+    """Decoding and aligning segments gives the results of the separate files; TextGrids end at the
+    segment's duration."""
+    out = {}
+    for name, d in (("files", slice_dir / "data"), ("segs", segments_dir / "data")):
+        hyp = segments_dir / f"{name}.txt"
+        assert main(["decode", str(phones), str(d), "-o", str(hyp)]) == 0
+        assert main(["align", str(phones), str(d), "-o", str(segments_dir / f"ali-{name}")]) == 0
+        out[name] = hyp.read_text()
+    assert out["segs"] == out["files"]
+    assert (segments_dir / "ali-segs" / "words.ctm").read_text() == (segments_dir / "ali-files" / "words.ctm").read_text()
+    segs = DataDir.read(segments_dir / "data").segments
+    for u, seg in segs.items():
+        grid = (segments_dir / "ali-segs" / f"{u}.TextGrid").read_text()
+        assert f"xmax = {seg.end_s - seg.start_s!r}" in grid
+
+
+def test_a_segment_past_its_recording_is_reported_and_the_rest_finish(segments_dir, tmp_path, capsys):
+    from gmmhmm.features import load_features
+
+    data = DataDir.read(segments_dir / "data")
+    bad = data.utterances[0]
+    seg = data.segments[bad]
+    rec_s = max(s.end_s for s in data.segments.values() if s.recording == seg.recording)
+    segs = dict(data.segments)
+    segs[bad] = type(seg)(seg.recording, rec_s + 1.0, rec_s + 2.0)
+    DataDir(data.wav, data.text, data.utt2spk, segs).write(tmp_path / "data")
+    cfg = tmp_path / "tiny.toml"
+    cfg.write_text(TINY)
+    capsys.readouterr()
+    rc = main(["features", str(tmp_path / "data"), "--config", str(cfg), "-o", str(tmp_path / "f.npz")])
+    err = capsys.readouterr().err
+    assert rc != 0 and bad in err and "ends after the recording" in err
+    feats, _ = load_features(tmp_path / "f.npz")
+    assert sorted(feats) == sorted(u for u in data.utterances if u != bad)

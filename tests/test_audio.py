@@ -113,3 +113,49 @@ def test_bad_sample_rate_argument(tmp_path):
     sf.write(tmp_path / "a.wav", _tones(8000, 0.1), 8000)
     with pytest.raises(InvalidParameterError, match="sample_rate_hz"):
         load_audio(tmp_path / "a.wav", sample_rate_hz=0)
+
+
+def test_a_stretch_is_the_slice_of_the_whole_file(tmp_path):
+    """load_audio(start_s, end_s) reads samples round(start*rate) .. round(end*rate) of the file."""
+    from gmmhmm.data import AudioSpan
+    from gmmhmm.features import extract_many
+
+    ints = np.arange(-4000, 4000, dtype=np.int16)  # 1 s at 8 kHz, every sample distinct
+    sf.write(tmp_path / "r.wav", ints, 8000, subtype="PCM_16")
+    whole, _ = load_audio(tmp_path / "r.wav")
+    part, rate = load_audio(tmp_path / "r.wav", None, 0.25, 0.5)
+    assert rate == 8000
+    np.testing.assert_array_equal(part, whole[2000:4000])
+    np.testing.assert_array_equal(load_audio(tmp_path / "r.wav", None, 0.5)[0], whole[4000:])
+    # an end up to 0.5 s after the recording is cut at its end (Kaldi extract-segments)
+    np.testing.assert_array_equal(load_audio(tmp_path / "r.wav", None, 0.75, 1.4)[0], whole[6000:])
+    # features of a span == features of the same samples written as their own file
+    x = np.round(_tones(8000, 1.0) * 32767).astype(np.int16)
+    sf.write(tmp_path / "t.wav", x, 8000, subtype="PCM_16")
+    sf.write(tmp_path / "cut.wav", x[1600:6400], 8000, subtype="PCM_16")
+    span = AudioSpan(str(tmp_path / "t.wav"), 0.2, 0.8)
+    feats, failures = extract_many([span, tmp_path / "cut.wav"], FeatureConfig.fsdd())
+    assert not failures and list(feats) == [span.name, str(tmp_path / "cut.wav")]
+    np.testing.assert_array_equal(feats[span.name], feats[str(tmp_path / "cut.wav")])
+
+
+@pytest.mark.parametrize("start_s, end_s, match", [
+    (1.2, 1.6, r"ends after the recording \(1.000 s long\)"),
+    (1.2, 1.4, r"holds no samples of the recording"),
+    (1.0, 1.3, r"holds no samples of the recording"),
+    (0.5, 0.5, r"0 <= start_s < end_s"),
+    (-0.1, 0.5, r"0 <= start_s < end_s"),
+    (float("nan"), 0.5, r"0 <= start_s < end_s"),
+])
+def test_a_stretch_outside_the_recording_is_an_audio_error(tmp_path, start_s, end_s, match):
+    sf.write(tmp_path / "r.wav", np.zeros(8000, dtype=np.int16) + 5, 8000, subtype="PCM_16")
+    with pytest.raises(AudioError, match=match):
+        load_audio(tmp_path / "r.wav", None, start_s, end_s)
+
+
+def test_a_span_needs_finite_ordered_seconds():
+    from gmmhmm.data import AudioSpan
+
+    for start_s, end_s in ((2.0, 1.0), (0.0, float("inf")), ("0", 1.0)):
+        with pytest.raises(AudioError, match="segment"):
+            AudioSpan("x.wav", start_s, end_s)

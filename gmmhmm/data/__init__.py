@@ -7,7 +7,7 @@
 * :mod:`.inputs`   command-line inputs (data dirs, wav.scp, files, folders) -> :class:`Utterances`
 """
 
-from .datadir import DataDir, Segment, read_table, write_table
+from .datadir import AudioSpan, DataDir, Segment, read_table, write_table
 from .inputs import AUDIO_SUFFIXES, Utterances, list_utterances
 from .lexicon import DIGIT_WORDS, Lexicon, parse_transcripts, read_transcripts
 

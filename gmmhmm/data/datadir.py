@@ -18,13 +18,14 @@ written sorted by key (C locale order) and atomically.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._textio import read_text_input
-from ..errors import DataDirError
+from ..errors import AudioError, DataDirError
 from ..modelfile import atomic_write_text
 
 TABLES = ("wav.scp", "text", "utt2spk", "spk2utt", "segments")
@@ -37,6 +38,40 @@ class Segment:
     recording: str
     start_s: float
     end_s: float
+
+
+@dataclass(frozen=True)
+class AudioSpan:
+    """A stretch of an audio file: a Kaldi ``segments`` line ``utt recording start_s end_s``.
+
+    Feature extraction (:func:`~gmmhmm.features.extract_many`) takes spans
+    wherever it takes paths; results and failures are keyed by :attr:`name`.
+    """
+
+    path: str
+    start_s: float
+    end_s: float
+
+    def __post_init__(self) -> None:
+        check_span(self.path, self.start_s, self.end_s)
+        if not math.isfinite(self.end_s):
+            raise AudioError(f"{self.path}: a segment's end must be finite seconds, got {self.end_s!r}")
+
+    @property
+    def name(self) -> str:
+        """``path[start_s-end_s]``: the key of this span's features and failures."""
+        return f"{self.path}[{self.start_s:.3f}-{self.end_s:.3f}]"
+
+
+def check_span(name: str, start_s: float, end_s: float) -> None:
+    ok = all(isinstance(t, numbers.Real) and not isinstance(t, bool) for t in (start_s, end_s))
+    if not (ok and math.isfinite(start_s) and 0 <= start_s < end_s):
+        raise AudioError(f"{name}: a segment needs seconds 0 <= start_s < end_s, got {start_s!r}, {end_s!r}")
+
+
+def audio_source_name(source: "str | os.PathLike | AudioSpan") -> str:
+    """The key a file path or an :class:`AudioSpan` is reported under."""
+    return source.name if isinstance(source, AudioSpan) else os.fspath(source)
 
 
 def read_table(path: str | os.PathLike, min_fields: int = 2,
@@ -123,6 +158,11 @@ class DataDir:
             seg = self.segments[utt]
             return self.wav[seg.recording], seg.start_s, seg.end_s
         return self.wav[utt], 0.0, None
+
+    def source(self, utt: str) -> "str | AudioSpan":
+        """What feature extraction reads for ``utt``: its audio path, or the :class:`AudioSpan` of its segment."""
+        path, start_s, end_s = self.audio(utt)
+        return path if end_s is None else AudioSpan(path, start_s, end_s)
 
     def subset(self, utterances) -> "DataDir":
         """The directory restricted to ``utterances`` (recordings they do not use dropped)."""

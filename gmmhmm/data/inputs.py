@@ -3,7 +3,8 @@
 An input is a Kaldi data directory (a folder with ``wav.scp``), a ``wav.scp``
 file, a folder of audio files (searched recursively) or an audio file:
 
-* data directory: its utterance ids, ``utt2spk`` speakers and ``text``;
+* data directory: its utterance ids, ``utt2spk`` speakers and ``text``
+  (with ``segments``, each utterance is a stretch of a recording);
 * ``wav.scp`` alone: its ids, no speakers or transcripts;
 * folder: one utterance per audio file below it, id = the path relative to
   the folder without suffix (``spk1/utt3``), so same-named files in
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DataDirError, InvalidInputError
-from .datadir import DataDir, read_table
+from .datadir import AudioSpan, DataDir, read_table
 
 #: Suffixes of the audio files a folder scan picks up (case-insensitive).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".sph")
@@ -39,6 +40,8 @@ class Utterances:
         ``wav.scp`` entries, the file path (as given) for files and folders
     speaker : dict utt -> speaker, for utterances from data directories
     text : dict utt -> words, for utterances from data directories with ``text``
+    segment : dict utt -> ``(start_s, end_s)`` in its audio file, for utterances
+        from data directories with ``segments``
     """
 
     ids: list[str] = field(default_factory=list)
@@ -46,6 +49,7 @@ class Utterances:
     key: dict[str, str] = field(default_factory=dict)
     speaker: dict[str, str] = field(default_factory=dict)
     text: dict[str, list[str]] = field(default_factory=dict)
+    segment: dict[str, tuple[float, float]] = field(default_factory=dict)
     _source: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -71,13 +75,24 @@ class Utterances:
                     out.speaker[u] = self.speaker[u]
                 if u in self.text:
                     out.text[u] = self.text[u]
+                if u in self.segment:
+                    out.segment[u] = self.segment[u]
         return out
 
+    def source(self, utt: str) -> str | AudioSpan:
+        """What feature extraction reads for ``utt``: its audio path, or the span of its segment."""
+        return AudioSpan(self.path[utt], *self.segment[utt]) if utt in self.segment else self.path[utt]
+
+    def audio_name(self, utt: str) -> str:
+        """The key of ``utt``'s features in extraction: its path, or ``path[start_s-end_s]`` of a segment."""
+        source = self.source(utt)
+        return source.name if isinstance(source, AudioSpan) else source
+
     def utterances_of(self) -> dict[str, list[str]]:
-        """Audio path -> the utterances reading it (normally one)."""
+        """Audio name (:meth:`audio_name`) -> the utterances reading it (normally one)."""
         out: dict[str, list[str]] = {}
         for u in self.ids:
-            out.setdefault(self.path[u], []).append(u)
+            out.setdefault(self.audio_name(u), []).append(u)
         return out
 
 
@@ -106,8 +121,7 @@ def list_utterances(inputs: Sequence[str | os.PathLike], require_text: bool = Fa
     Raises
     ------
     DataDirError
-        A data directory or wav.scp is malformed (file and line named), or
-        has ``segments`` (not supported here yet).
+        A data directory or wav.scp is malformed (file and line named).
     InvalidInputError
         No inputs, a folder without audio, or two utterances with the same id.
     """
@@ -116,10 +130,13 @@ def list_utterances(inputs: Sequence[str | os.PathLike], require_text: bool = Fa
         p = Path(item)
         if is_data_dir(p):
             data = DataDir.read(p, require_text=require_text, check_audio=False)
-            if data.segments is not None:
-                raise DataDirError(f"{p}: data directories with segments are not supported by this command yet")
             for u in data.utterances:
-                out.add(u, data.wav[u], u, f"{p / 'wav.scp'}")
+                path, start_s, end_s = data.audio(u)
+                if end_s is None:
+                    out.add(u, path, u, f"{p / 'wav.scp'}")
+                else:
+                    out.add(u, path, u, f"{p / 'segments'}")
+                    out.segment[u] = (start_s, end_s)
                 out.speaker[u] = data.utt2spk[u]
                 if u in data.text:
                     out.text[u] = data.text[u]

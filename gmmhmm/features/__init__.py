@@ -16,6 +16,7 @@ applied with :func:`apply_cmvn`); without a map every utterance is its own
 speaker, so a file's features never depend on the other files of a call.
 """
 
+from ..data.datadir import AudioSpan
 from .audio import load_audio, resample
 from .cmvn import (
     CmvnStats,
@@ -62,6 +63,7 @@ __all__ = [
     "extract_many",
     "frame_signal",
     "hz_to_mel",
+    "AudioSpan",
     "load_audio",
     "load_cmvn_stats",
     "load_features",

@@ -1,14 +1,16 @@
-"""Reading audio files into float64 mono signals."""
+"""Reading audio files (whole, or a stretch of one) into float64 mono signals."""
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from ..data.datadir import check_span
 from ..errors import AudioError
 from .config import MAX_SAMPLE_RATE_HZ, _check_rate
 
@@ -22,10 +24,16 @@ MIN_FILE_SAMPLE_RATE_HZ = 1000
 MAX_RESAMPLED_SAMPLES = 2**28
 
 
+#: A segment may end this much after the end of its recording and is then cut
+#: at the end (Kaldi ``extract-segments --max-overshoot``); beyond it, an error.
+MAX_SEGMENT_OVERSHOOT_S = 0.5
+
+
 def load_audio(
-    path: str | os.PathLike, sample_rate_hz: int | None = None
+    path: str | os.PathLike, sample_rate_hz: int | None = None,
+    start_s: float = 0.0, end_s: float | None = None,
 ) -> tuple[np.ndarray, int]:
-    """Read an audio file as a mono float64 signal.
+    """Read an audio file, or the stretch ``[start_s, end_s)`` of it, as a mono float64 signal.
 
     Parameters
     ----------
@@ -34,6 +42,10 @@ def load_audio(
         or float samples.
     sample_rate_hz : int, optional
         Resample to this rate (soxr, high quality); None keeps the file's rate.
+    start_s, end_s : float
+        The stretch to read, in seconds of the recording (``end_s=None``: to
+        its end). An end up to :data:`MAX_SEGMENT_OVERSHOOT_S` after the end
+        of the recording is cut there, as Kaldi's ``extract-segments`` does.
 
     Returns
     -------
@@ -44,13 +56,17 @@ def load_audio(
     Raises
     ------
     AudioError
-        The file is missing, unreadable, empty, truncated or holds NaN/inf.
+        The file is missing, unreadable, empty, truncated or holds NaN/inf,
+        or the stretch lies outside the recording.
     InvalidParameterError
         ``sample_rate_hz`` is not an integer in [1, MAX_SAMPLE_RATE_HZ].
     """
     name = os.fspath(path)
     if sample_rate_hz is not None:
         sample_rate_hz = _check_rate(sample_rate_hz)
+    whole = start_s == 0 and end_s is None
+    if not whole:
+        check_span(name, start_s, math.inf if end_s is None else end_s)
     if not Path(name).is_file():
         raise AudioError(f"{name}: no such audio file")
     try:
@@ -58,7 +74,13 @@ def load_audio(
         with sf.SoundFile(os.fsencode(name)) as f:
             declared = f.frames
             native_rate = int(f.samplerate)
-            data = f.read(dtype="float64", always_2d=True)
+            first, count = 0, -1
+            if not whole:
+                first, count = _span_frames(name, declared, native_rate, start_s, end_s)
+                f.seek(first)
+            data = f.read(count, dtype="float64", always_2d=True)
+    except AudioError:  # the stretch lies outside the recording: already says so
+        raise
     except Exception as exc:  # libsndfile reports every format problem as one of several types
         reason = str(exc).replace(f"Error opening {os.fsencode(name)!r}: ", "").replace(
             f"Error opening {name!r}: ", "")  # libsndfile repeats the path
@@ -68,7 +90,7 @@ def load_audio(
     if not MIN_FILE_SAMPLE_RATE_HZ <= native_rate <= MAX_SAMPLE_RATE_HZ:
         raise AudioError(f"{name}: implausible sample rate {native_rate} Hz in the file header "
                          f"(from {MIN_FILE_SAMPLE_RATE_HZ} to {MAX_SAMPLE_RATE_HZ} Hz is supported)")
-    if data.shape[0] < declared or _wav_data_missing(name) or _sphere_data_missing(name):
+    if data.shape[0] < (declared if whole else count) or _wav_data_missing(name) or _sphere_data_missing(name):
         raise AudioError(f"{name}: truncated audio file (fewer samples than its header declares)")
     if not np.isfinite(data).all():
         raise AudioError(f"{name}: audio contains NaN or infinity")
@@ -80,6 +102,20 @@ def load_audio(
         except AudioError as exc:
             raise AudioError(f"{name}: {exc}") from exc
     return signal, sample_rate_hz or native_rate
+
+
+def _span_frames(name: str, n_frames: int, rate: int, start_s: float, end_s: float | None) -> tuple[int, int]:
+    """``(first sample, number of samples)`` of ``[start_s, end_s)`` in a recording of ``n_frames`` samples."""
+    length_s = n_frames / rate
+    if end_s is not None and end_s > length_s + MAX_SEGMENT_OVERSHOOT_S:
+        raise AudioError(f"{name}: segment {start_s:.3f}-{end_s:.3f} s ends after the recording "
+                         f"({length_s:.3f} s long)")
+    first = int(round(start_s * rate))
+    last = n_frames if end_s is None else min(n_frames, int(round(end_s * rate)))
+    if first >= last:
+        raise AudioError(f"{name}: segment {start_s:.3f}-{end_s if end_s is not None else length_s:.3f} s "
+                         f"holds no samples of the recording ({length_s:.3f} s long)")
+    return first, last - first
 
 
 def resample(signal: np.ndarray, from_rate_hz: int, to_rate_hz: int) -> np.ndarray:

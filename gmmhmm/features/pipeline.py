@@ -12,6 +12,7 @@ from .. import _threads
 from .._pool import WorkerDied, map_processes
 from .._validation import resolve_n_jobs
 from ..errors import AudioError, GmmhmmError, InvalidInputError, InvalidParameterError
+from ..data.datadir import AudioSpan, audio_source_name
 from .audio import load_audio, resample
 from .cmvn import CmvnStats, Utt2Spk, _cmvn, _compute, _speaker_lookup
 from .config import FeatureConfig, _check_rate
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 def extract_features(
-    path_or_signal: str | os.PathLike | np.ndarray,
+    path_or_signal: str | os.PathLike | AudioSpan | np.ndarray,
     config: FeatureConfig | None = None,
     sample_rate_hz: int | None = None,
     cmvn_stats: CmvnStats | None = None,
@@ -31,8 +32,8 @@ def extract_features(
 
     Parameters
     ----------
-    path_or_signal : path or ndarray of shape (n_samples,)
-        An audio file, or a mono signal in full-scale units.
+    path_or_signal : path, AudioSpan or ndarray of shape (n_samples,)
+        An audio file, a stretch of one, or a mono signal in full-scale units.
     config : FeatureConfig, optional
         Defaults to ``FeatureConfig()``.
     sample_rate_hz : int, optional
@@ -65,7 +66,7 @@ def extract_features(
         raise InvalidParameterError("cmvn_stats must be a CmvnStats, applied with config.cmvn='speaker'; "
                                     f"got {type(cmvn_stats).__name__} with cmvn={config.cmvn!r}")
     # Inputs are checked here, once; the steps below run unchecked on arrays known good.
-    if not isinstance(path_or_signal, (str, bytes, os.PathLike)):  # a signal: ndarray or list
+    if not isinstance(path_or_signal, (str, bytes, os.PathLike, AudioSpan)):  # a signal: ndarray or list
         if sample_rate_hz is None:
             raise InvalidParameterError("sample_rate_hz is required when passing a signal array")
         rate = _check_rate(sample_rate_hz)
@@ -73,12 +74,17 @@ def extract_features(
         _warn_if_silent(signal, "signal")
         feats = _mfcc(resample(signal, rate, config.sample_rate_hz), config)
     else:
-        signal, _ = load_audio(path_or_signal, config.sample_rate_hz)  # finite float64, or AudioError
-        _warn_if_silent(signal, os.fspath(path_or_signal))
+        name = audio_source_name(path_or_signal)
+        if isinstance(path_or_signal, AudioSpan):
+            span = path_or_signal
+            signal, _ = load_audio(span.path, config.sample_rate_hz, span.start_s, span.end_s)
+        else:
+            signal, _ = load_audio(path_or_signal, config.sample_rate_hz)  # finite float64, or AudioError
+        _warn_if_silent(signal, name)
         try:
             feats = _mfcc(signal, config)
         except AudioError as exc:  # name the file, not just "signal"
-            raise AudioError(f"{os.fspath(path_or_signal)}: {exc}") from exc
+            raise AudioError(f"{name}: {exc}") from exc
     if config.delta_order:
         feats = _add_deltas(feats, config.delta_order, config.delta_window)
     if config.cmvn == "speaker" and cmvn_stats is not None:
@@ -120,20 +126,21 @@ def _warn_if_silent(signal: np.ndarray, name: str) -> None:
         logger.warning("%s: audio is digital silence (all samples zero)", name)
 
 
-def _extract_one(args: tuple[str, FeatureConfig]) -> tuple[str, np.ndarray | None, str | None]:
-    path, config = args
+def _extract_one(args: tuple[str | AudioSpan, FeatureConfig]) -> tuple[str, np.ndarray | None, str | None]:
+    source, config = args
+    name = audio_source_name(source)
     try:
         # BLAS on one thread here and in workers alike, so serial and n_jobs give identical features
         with _threads.compute():
-            return path, extract_features(path, config), None
+            return name, extract_features(source, config), None
     except GmmhmmError as exc:
-        return path, None, str(exc)
+        return name, None, str(exc)
     except MemoryError:  # one file's problem (say an absurd length), not the batch's
-        return path, None, f"{path}: out of memory while processing this file"
+        return name, None, f"{name}: out of memory while processing this file"
 
 
 def extract_many(
-    paths: Sequence[str | os.PathLike],
+    paths: Sequence[str | os.PathLike | AudioSpan],
     config: FeatureConfig | None = None,
     n_jobs: int = 1,
     progress: bool = False,
@@ -144,13 +151,14 @@ def extract_many(
 
     Parameters
     ----------
-    paths : sequence of paths
+    paths : sequence of paths or :class:`~gmmhmm.features.AudioSpan` (stretches of files,
+        Kaldi ``segments``), keyed in the results by path or ``span.name``
     config : FeatureConfig, optional
     n_jobs : int
         Worker processes; -1 uses every CPU.
     progress : bool
         Show a tqdm progress bar (if tqdm is installed).
-    utt2spk : mapping or function ``os.fspath(path)`` -> speaker, optional
+    utt2spk : mapping or function ``os.fspath(path)`` (or ``span.name``) -> speaker, optional
         Speakers for ``config.cmvn == 'speaker'`` (Kaldi's utt2spk, keyed
         like the result). Without it every file is its own speaker, so a
         file's features do not depend on the other files of the call.
@@ -174,10 +182,11 @@ def extract_many(
     speaker = _speaker_lookup(utt2spk)
     # Pooled statistics: extract without CMVN, then normalise per speaker.
     pooled = config.cmvn == "speaker" and (utt2spk is not None or cmvn_stats is not None)
-    names = [os.fspath(p) for p in paths]
+    sources = [p if isinstance(p, AudioSpan) else os.fspath(p) for p in paths]
+    names = [audio_source_name(p) for p in sources]
     n_jobs = resolve_n_jobs(n_jobs, len(names))
     job_config = config.replace(cmvn="none") if pooled else config
-    jobs = [(p, job_config) for p in names]
+    jobs = [(p, job_config) for p in sources]
 
     if n_jobs == 1:
         results = map(_extract_one, jobs)
