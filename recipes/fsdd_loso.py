@@ -172,7 +172,8 @@ def speaker_normalised(feats: dict[str, np.ndarray], utt2spk: dict[str, str], cf
     if ccfg["frames"] == "speech":
         fc = raw_config(cfg)
         frames = {u: energy_vad(frame_log_energy_db(x, fc), ccfg["vad_margin_db"]) for u, x in feats.items()}
-    return apply_cmvn(feats, compute_cmvn_stats(feats, spk, frames=frames), spk, variance=cfg["features"].get("cmvn_variance", True))
+    stats = compute_cmvn_stats(feats, spk, frames=frames)
+    return apply_cmvn(feats, stats, spk, variance=cfg["features"].get("cmvn_variance", True))
 
 
 class Corpora:
@@ -435,7 +436,8 @@ def stage_folds(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, out: Pa
         with open(out / "RESULTS", "a", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))
-    return {"folds": folds, "systems": summary, "best_stage": names[-1], "train_seconds": sum(f["train_seconds"] for f in folds)}
+    return {"folds": folds, "systems": summary, "best_stage": names[-1],
+            "train_seconds": sum(f["train_seconds"] for f in folds)}
 
 
 def main(argv: list[str] | None = None) -> dict:
