@@ -14,13 +14,16 @@ Stages (``--stage N`` / ``--stop-stage N`` as in ``recipes/an4.py``):
 0. data      AN4 Kaldi data dirs ``data/{train,test}`` and ``data/lexicon.txt``.
 1. features  8 kHz MFCC + deltas of FSDD and AN4, without CMVN: ``feats/*.npz``
              (kept and reused while the ``[features]`` config is unchanged).
-             CMVN is applied in memory per speaker, from all of that
-             speaker's own audio (no labels), so a held-out speaker is
-             normalised as a new user would be.
+             CMVN is applied in memory per speaker, from that speaker's own
+             audio (no labels), so a held-out speaker is normalised as a new
+             user would be; with ``[cmvn] frames = "speech"`` from its speech
+             frames only (energy VAD), so silence does not bias it.
 2. dev       phone models on AN4 training speakers minus ``[dev]`` speakers
              plus FSDD; the ``[dev]`` speakers' digit strings decoded with a
-             digit loop over the ``[tuning]`` insertion penalties; the best
-             goes to ``dev/best.json``. No test speaker of either corpus is read.
+             digit loop over the ``[tuning]`` insertion penalties, then with
+             each adapted system (each dev speaker adapted from its own digit
+             strings) and the ``[tuning]`` MAP passes; the choices go to
+             ``dev/best.json``. No test speaker of either corpus is read.
 3. folds     per FSDD speaker: train without it (``folds/<speaker>.model.npz``),
              then decode its 500 takes with a one-word grammar over the ten
              digits and, as a cross-corpus check, AN4's test speakers' digit
@@ -28,7 +31,8 @@ Stages (``--stage N`` / ``--stop-stage N`` as in ``recipes/an4.py``):
              ``mono`` (speaker independent), ``mono+fmllr`` (``[fmllr]``:
              unsupervised fMLLR per test speaker, Kaldi's decode_fmllr) and
              ``mono+fmllr+map`` (``[map]``: then MAP means from the adapted
-             hypotheses). Adaptation reads only the test speaker's own audio,
+             hypotheses; the best stage, fixed in advance as the most
+             adapted). Adaptation reads only the test speaker's own audio,
              never its labels. Results go to ``folds/<speaker>.json``; a later
              run reads models and results back (``--held-out SPEAKER`` runs
              one fold, e.g. several processes in parallel).
@@ -68,7 +72,8 @@ from gmmhmm.data import DIGIT_WORDS, DataDir, Lexicon  # noqa: E402
 from gmmhmm.datasets import Utterance, list_fsdd  # noqa: E402
 from gmmhmm.decoding import decode_adapted, decode_many, decoding_graph  # noqa: E402
 from gmmhmm.errors import InvalidParameterError, TranscriptError  # noqa: E402
-from gmmhmm.features import FeatureConfig, apply_cmvn, compute_cmvn_stats, extract_many  # noqa: E402
+from gmmhmm.features import (FeatureConfig, apply_cmvn, compute_cmvn_stats, energy_vad, extract_many,  # noqa: E402
+                             frame_log_energy_db)
 from gmmhmm.features.store import load_features, save_features  # noqa: E402
 from gmmhmm.graphs import EmbeddedTrainer, PhoneModelSet  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
@@ -151,10 +156,24 @@ def cached_features(path: Path, audio: dict[str, str], fc: FeatureConfig, n_jobs
     return feats
 
 
-def speaker_normalised(feats: dict[str, np.ndarray], utt2spk: dict[str, str], variance: bool) -> dict[str, np.ndarray]:
-    """Per-speaker CMVN, each speaker's statistics from all its utterances in ``feats``."""
+def speaker_normalised(feats: dict[str, np.ndarray], utt2spk: dict[str, str], cfg: dict) -> dict[str, np.ndarray]:
+    """Per-speaker CMVN, each speaker's statistics from all its utterances in ``feats``.
+
+    With ``[cmvn] frames = "speech"`` only frames within ``vad_margin_db`` of
+    their utterance's loudest frame count (:func:`gmmhmm.features.energy_vad`),
+    so leading and trailing silence, whose length differs by corpus and
+    speaker, does not shift the mean nor widen the variance.
+    """
     spk = {u: utt2spk[u] for u in feats}
-    return apply_cmvn(feats, compute_cmvn_stats(feats, spk), spk, variance=variance)
+    ccfg = cfg["cmvn"]
+    if ccfg["frames"] not in ("all", "speech"):
+        raise InvalidParameterError(f"[cmvn] frames must be 'all' or 'speech', got {ccfg['frames']!r}")
+    frames = None
+    if ccfg["frames"] == "speech":
+        fc = raw_config(cfg)
+        frames = {u: energy_vad(frame_log_energy_db(x, fc), ccfg["vad_margin_db"]) for u, x in feats.items()}
+    stats = compute_cmvn_stats(feats, spk, frames=frames)
+    return apply_cmvn(feats, stats, spk, variance=cfg["features"].get("cmvn_variance", True))
 
 
 class Corpora:
@@ -162,21 +181,20 @@ class Corpora:
 
     def __init__(self, cfg: dict, out: Path) -> None:
         fc, n_jobs = raw_config(cfg), cfg["data"]["n_jobs"]
-        variance = cfg["features"].get("cmvn_variance", True)
         if cfg["features"].get("cmvn", "speaker") != "speaker":
             raise InvalidParameterError("[features] cmvn must be 'speaker' (statistics from each speaker's own audio)")
         self.fsdd = fsdd_utterances(cfg)
         fsdd_spk = {u.utt_id: u.speaker for u in self.fsdd}
         self.feats = speaker_normalised(
             cached_features(out / "feats" / "fsdd.npz", {u.utt_id: str(u.path) for u in self.fsdd}, fc, n_jobs),
-            fsdd_spk, variance)
+            fsdd_spk, cfg)
         self.text = {u.utt_id: [FSDD_WORDS[u.digit]] for u in self.fsdd}
         self.an4: dict[str, DataDir] = {}
         self.an4_utt2spk: dict[str, str] = {}
         for name in ("train", "test"):
             ds = speakers_of(DataDir.read(out / "data" / name), cfg["data"][f"an4_{name}_speakers"], f"an4_{name}_speakers")
             raw = cached_features(out / "feats" / f"an4_{name}.npz", {u: ds.wav[u] for u in ds.utterances}, fc, n_jobs)
-            self.feats.update(speaker_normalised(raw, ds.utt2spk, variance))
+            self.feats.update(speaker_normalised(raw, ds.utt2spk, cfg))
             self.text.update(ds.text)
             self.an4_utt2spk.update(ds.utt2spk)
             self.an4[name] = ds
@@ -295,14 +313,36 @@ def stage_dev(cfg: dict, lexicon: Lexicon, data: Corpora, out: Path) -> dict:
     best = min(range(len(penalties)), key=lambda i: (ers[i].n_errors, ers[i].n_sentences_wrong, i))
     rows = [f"wip {p:6.1f} " + kaldi_lines(er).replace("\n", " ") for p, er in zip(penalties, ers)]
     (out / "dev").mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "dev" / "tuning.txt", "\n".join(rows) + "\n")
     tuned = {"word_insertion_penalty": penalties[best], "dev_wer": ers[best].error_rate,
              "dev_speakers": sorted(dev), "n_dev_utterances": len(dev_utts), "n_train_utterances": len(utts)}
-    atomic_write_text(out / "dev" / "best.json", json.dumps(tuned, indent=1))
     print("\n".join(rows))
     print(f"dev-tuned digit-loop insertion penalty {penalties[best]:g} (dev %WER {100 * ers[best].error_rate:.2f}, "
           f"{len(dev_utts)} digit strings of {len(dev)} AN4 training speakers)")
+    tuned.update(dev_adaptation(cfg, model, lexicon, data, dev_utts, penalties[best], rows))
+    atomic_write_text(out / "dev" / "tuning.txt", "\n".join(rows) + "\n")
+    atomic_write_text(out / "dev" / "best.json", json.dumps(tuned, indent=1))
     return tuned
+
+
+def dev_adaptation(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, data: Corpora, dev_utts: list[str],
+                   penalty: float, rows: list[str]) -> dict:
+    """Each system's dev %WER, every ``[tuning] map_n_iters`` for the MAP system; the fewest errors
+    picks the MAP passes (a tie: more passes, the more adapted setting). Adds lines to ``rows``."""
+    found: dict = {"dev_systems": {}}
+    for name, adapt in systems(cfg, {"map_n_iter": 0}).items():
+        grid = cfg["tuning"]["map_n_iters"] if adapt and "map_tau" in adapt else [None]
+        ers = {}
+        for n in grid:
+            setting = adapt if n is None else {**adapt, "map_n_iter": n}
+            (ers[n],) = digit_string_errors(cfg, model, lexicon, data, dev_utts, [penalty], setting)
+            label = name if n is None else f"{name} map_n_iter={n}"
+            found["dev_systems"][label] = ers[n].error_rate
+            rows.append(f"{label:30s} " + kaldi_lines(ers[n]).replace("\n", " "))
+            print(rows[-1], flush=True)
+        if grid != [None]:
+            found["map_n_iter"] = min(grid, key=lambda n: (ers[n].n_errors, ers[n].n_sentences_wrong, -n))
+            print(f"dev-chosen MAP passes {found['map_n_iter']}")
+    return found
 
 
 def fold_model(cfg: dict, lexicon: Lexicon, data: Corpora, speaker: str, path: Path) -> tuple[PhoneModelSet, dict]:
@@ -335,15 +375,16 @@ def evaluate(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, data: Corpora, s
             "decode_seconds": time.perf_counter() - t0}
 
 
-def systems(cfg: dict) -> dict[str, dict | None]:
-    """Decoding systems by name: speaker independent; with ``[fmllr] enabled`` unsupervised fMLLR;
-    with ``[map] enabled`` too, fMLLR then MAP means."""
+def systems(cfg: dict, tuned: dict) -> dict[str, dict | None]:
+    """Decoding systems by name, least to most adapted: speaker independent; with ``[fmllr] enabled``
+    unsupervised fMLLR; with ``[map] enabled`` too, fMLLR then MAP means (``tuned["map_n_iter"]``
+    passes, chosen on dev)."""
     fcfg, mcfg = dict(cfg.get("fmllr", {})), dict(cfg.get("map", {}))
     out: dict[str, dict | None] = {"mono": None}
     if fcfg.pop("enabled", False):
         out["mono+fmllr"] = fcfg
         if mcfg.get("enabled", False):
-            out["mono+fmllr+map"] = {**fcfg, "map_tau": mcfg["tau"], "map_n_iter": mcfg["n_iter"]}
+            out["mono+fmllr+map"] = {**fcfg, "map_tau": mcfg["tau"], "map_n_iter": tuned.get("map_n_iter")}
     return out
 
 
@@ -365,7 +406,7 @@ def stage_folds(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, out: Pa
         fold = json.loads(path.read_text()) if path.is_file() else {}
         fold = {"systems": fold.get("systems", {})}
         model, meta = fold_model(cfg, lexicon, data, speaker, out / "folds" / f"{speaker}.model.npz")
-        for name, adapt in systems(cfg).items():
+        for name, adapt in systems(cfg, tuned).items():
             if name not in fold["systems"]:
                 fold["systems"][name] = evaluate(cfg, model, lexicon, data, speaker, tuned, adapt)
         fold.update(speaker=speaker, n_train=meta["n_train"], train_seconds=meta["train_seconds"],
@@ -376,23 +417,27 @@ def stage_folds(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, out: Pa
             print(f"%ACC {100 * r['accuracy']:.2f} [ {r['n_correct']} / {r['n_test']} ] fsdd_heldout_{speaker} {name} "
                   f"(train {fold['train_seconds']:.0f} s, decode {r['decode_seconds']:.0f} s)", flush=True)
     lines, summary = [], {}
-    for name in systems(cfg):
-        settings = (f"{name} {folds[0]['n_gaussians']}g fsdd-others+an4-train 8kHz spk-cmvn "
-                    f"wip={tuned['word_insertion_penalty']:g}")
+    names = list(systems(cfg, tuned))
+    for name in names:
+        settings = (f"{name} {folds[0]['n_gaussians']}g fsdd-others+an4-train 8kHz spk-cmvn-{cfg['cmvn']['frames']} "
+                    f"wip={tuned['word_insertion_penalty']:g}"
+                    + (f" map_n_iter={tuned['map_n_iter']}" if name.endswith("+map") else ""))
         res = [f["systems"][name] for f in folds]
         mean = float(np.mean([r["accuracy"] for r in res]))
         summary[name] = {"mean_accuracy": mean, "accuracy": {f["speaker"]: r["accuracy"] for f, r in zip(folds, res)},
                          "decode_seconds": sum(r["decode_seconds"] for r in res)}
         lines += [f"%ACC {100 * r['accuracy']:.2f} [ {r['n_correct']} / {r['n_test']} ] fsdd_heldout_{f['speaker']} "
                   f"{settings}" for f, r in zip(folds, res)]
-        lines.append(f"%ACC {100 * mean:.2f} mean over {len(folds)} held-out FSDD speakers {settings}")
+        lines.append(f"%ACC {100 * mean:.2f} mean over {len(folds)} held-out FSDD speakers {settings}"
+                     + (" (best stage: the most adapted, fixed in advance)" if name == names[-1] else ""))
         lines += [f"{ln} an4_test_digits model_without_{f['speaker']} {settings}"
                   for f, r in zip(folds, res) for ln in r["an4_test_digits_lines"].splitlines()]
     if len(folds) == len(speakers):  # a partial run (--held-out) leaves RESULTS to the full one
         with open(out / "RESULTS", "a", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))
-    return {"folds": folds, "systems": summary, "train_seconds": sum(f["train_seconds"] for f in folds)}
+    return {"folds": folds, "systems": summary, "best_stage": names[-1],
+            "train_seconds": sum(f["train_seconds"] for f in folds)}
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -184,3 +184,25 @@ def test_extract_features_refuses_misused_statistics(tmp_path):
         extract_features(a, SPEAKER, cmvn_stats={"a": stats})
     with pytest.raises(InvalidInputError, match="dimensions"):
         extract_features(a, SPEAKER.replace(delta_order=0), cmvn_stats=stats)
+
+
+def test_stats_from_selected_frames_only():
+    """``frames`` masks leave the other frames out of the statistics (Kaldi compute-cmvn-stats --weights)."""
+    feats = {"a1": RNG.normal(1, size=(50, 4)), "a2": RNG.normal(5, size=(30, 4)), "b1": RNG.normal(size=(20, 4))}
+    frames = {"a1": np.arange(50) % 3 == 0, "a2": np.arange(30) < 10, "b1": np.ones(20, dtype=bool)}
+    utt2spk = {"a1": "A", "a2": "A", "b1": "B"}
+    stats = compute_cmvn_stats(feats, utt2spk, frames=frames)
+    kept = np.concatenate([feats["a1"][frames["a1"]], feats["a2"][frames["a2"]]])
+    assert stats["A"].count == len(kept) == 27
+    np.testing.assert_allclose(stats["A"].mean, kept.mean(0), atol=1e-12)
+    np.testing.assert_allclose(stats["A"].std, kept.std(0), atol=1e-12)
+    np.testing.assert_allclose(stats["B"].std, feats["b1"].std(0), atol=1e-12)
+    # an utterance with no selected frame adds nothing; a speaker with none at all is an error
+    none = {**frames, "a2": np.zeros(30, dtype=bool)}
+    assert compute_cmvn_stats(feats, utt2spk, frames=none)["A"].count == 17
+    with pytest.raises(InvalidInputError, match="speaker 'B' has no selected frame"):
+        compute_cmvn_stats(feats, utt2spk, frames={**frames, "b1": np.zeros(20, dtype=bool)})
+    with pytest.raises(InvalidInputError, match="frames\\['a1'\\] has 49 entries but the utterance 50 frames"):
+        compute_cmvn_stats(feats, utt2spk, frames={**frames, "a1": np.ones(49, dtype=bool)})
+    with pytest.raises(InvalidInputError, match="no frames mask for utterance 'b1'"):
+        compute_cmvn_stats(feats, utt2spk, frames={"a1": frames["a1"], "a2": frames["a2"]})

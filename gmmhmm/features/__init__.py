@@ -39,6 +39,7 @@ from .mfcc import (
     mfcc,
     window_function,
 )
+from .vad import energy_vad, frame_log_energy_db
 from .pipeline import extract_features, extract_many
 from .store import load_features, save_features
 from .transforms import (FeatureTransform, MlltStats, accumulate_lda_stats, accumulate_mllt_stats, estimate_lda,
@@ -56,6 +57,8 @@ __all__ = [
     "cmvn",
     "cmvn_per_speaker",
     "compute_cmvn_stats",
+    "energy_vad",
+    "frame_log_energy_db",
     "deltas",
     "estimate_lda",
     "estimate_mllt",

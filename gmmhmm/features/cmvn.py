@@ -143,8 +143,8 @@ def _checked(features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return arrays
 
 
-def compute_cmvn_stats(features: Mapping[str, np.ndarray], utt2spk: Utt2Spk | None = None
-                       ) -> dict[Hashable, CmvnStats]:
+def compute_cmvn_stats(features: Mapping[str, np.ndarray], utt2spk: Utt2Spk | None = None,
+                       frames: Mapping[str, np.ndarray] | None = None) -> dict[Hashable, CmvnStats]:
     """Per-speaker CMVN statistics (Kaldi ``compute-cmvn-stats --spk2utt``).
 
     Parameters
@@ -152,20 +152,47 @@ def compute_cmvn_stats(features: Mapping[str, np.ndarray], utt2spk: Utt2Spk | No
     features : mapping utterance -> (n_frames, D) array
     utt2spk : mapping or function utterance -> speaker, optional
         Without it every utterance is its own speaker (keys = utterances).
+    frames : mapping utterance -> (n_frames,) bool array, optional
+        Only these frames count (Kaldi's ``--weights`` with 0/1 weights),
+        e.g. the speech frames of :func:`~gmmhmm.features.energy_vad`, so
+        silence of varying length does not bias the statistics.
 
     Returns
     -------
     dict speaker -> CmvnStats, speakers in order of first appearance.
+
+    Raises
+    ------
+    InvalidInputError
+        A mask is missing or has the wrong length, or a speaker has no selected frame.
     """
-    return _compute(_checked(features), _speaker_lookup(utt2spk))
+    arrays = _checked(features)
+    if frames is not None:
+        arrays = {u: x[_mask(frames, u, len(x))] for u, x in arrays.items()}
+    return _compute(arrays, _speaker_lookup(utt2spk))
+
+
+def _mask(frames: Mapping[str, np.ndarray], utt: str, n_frames: int) -> np.ndarray:
+    if utt not in frames:
+        raise InvalidInputError(f"no frames mask for utterance {utt!r}")
+    m = np.asarray(frames[utt], dtype=bool)
+    if m.shape != (n_frames,):
+        raise InvalidInputError(f"frames[{utt!r}] has {m.size} entries but the utterance {n_frames} frames")
+    return m
 
 
 def _compute(arrays: Mapping[str, np.ndarray], speaker: Callable[[str], Hashable]) -> dict[Hashable, CmvnStats]:
     stats: dict[Hashable, CmvnStats] = {}
     for utt, x in arrays.items():
         spk = speaker(utt)
+        if len(x) == 0:  # no selected frame: nothing to add
+            stats.setdefault(spk, None)
+            continue
         s = CmvnStats._of(x)
-        stats[spk] = stats[spk] + s if spk in stats else s
+        stats[spk] = stats[spk] + s if stats.get(spk) is not None else s
+    empty = [spk for spk, s in stats.items() if s is None]
+    if empty:
+        raise InvalidInputError(f"speaker {empty[0]!r} has no selected frame for CMVN statistics")
     return stats
 
 
