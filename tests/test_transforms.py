@@ -189,7 +189,7 @@ def test_mllt_stats_brute_force_and_additive():
         for m in range(6):
             d = X[t] - mu[m]
             G += resp[t, m] * np.outer(d, d)[None] / var[m][:, None, None]
-    np.testing.assert_allclose(stats.G, G, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(stats.G, G, rtol=1e-10, atol=1e-10)
     assert stats.count == pytest.approx(resp.sum())
     parts = accumulate_mllt_stats(X[:80], resp[:80], mu, var) + accumulate_mllt_stats(X[80:], resp[80:], mu, var)
     np.testing.assert_allclose(parts.G, stats.G, rtol=1e-9, atol=1e-9)
