@@ -197,6 +197,12 @@ class EmbeddedTrainer:
         utterances are in ``idx`` with zero occupancies. When the batches are
         exhausted, ``record`` (an :class:`EmbeddedStats`) holds the transition
         counts, log-likelihood, frame, utterance and skipped totals.
+
+        The next batches are scored and run through forward-backward on
+        gmmhmm's threads (:func:`gmmhmm.set_num_threads`) while the caller
+        accumulates the current one, inside a section where BLAS runs
+        single-threaded; results come in batch order, so statistics summed
+        by the caller do not depend on the thread count.
         """
         m = self.model
         if len(features) != len(transcripts):
