@@ -30,7 +30,7 @@ import numba
 
 from .errors import InvalidParameterError
 
-__all__ = ["set_num_threads", "get_num_threads", "cap_threads", "compute", "map_ordered"]
+__all__ = ["set_num_threads", "get_num_threads", "cap_threads", "compute", "map_ahead", "map_ordered"]
 
 _requested: int | None = None
 _local = threading.local()
@@ -163,3 +163,34 @@ def map_ordered(func: Callable[[Any], Any], items: Sequence[Any], n_threads: int
         yield from map(func, items)
         return
     yield from _executor(n_threads).map(func, items)
+
+
+def map_ahead(func: Callable[[Any], Any], items: Sequence[Any], n_threads: int) -> Iterator[Any]:
+    """``func(item)`` on ``n_threads`` threads at most ``n_threads`` items ahead of the
+    caller, yielded in item order: a pipeline whose consumer (e.g. a statistics
+    accumulator) works on one result while the next ones are computed, holding
+    only ``n_threads + 1`` results at a time.
+
+    Each call runs single-threaded (:func:`cap_threads`), so nested gmmhmm
+    parallel sections run serially inside it. ``func`` must release the GIL
+    for its heavy work, as for :func:`map_ordered`.
+    """
+    if n_threads <= 1 or len(items) <= 1:
+        yield from map(func, items)
+        return
+
+    def capped(item: Any) -> Any:
+        with cap_threads(1):
+            return func(item)
+
+    with ThreadPoolExecutor(n_threads, thread_name_prefix="gmmhmm-ahead") as pool:
+        pending = [pool.submit(capped, item) for item in items[:n_threads]]
+        try:
+            for nxt in range(n_threads, len(items) + n_threads):
+                result = pending.pop(0).result()
+                if nxt < len(items):
+                    pending.append(pool.submit(capped, items[nxt]))
+                yield result
+        finally:  # the consumer stopped early or failed: drop what has not started
+            for future in pending:
+                future.cancel()

@@ -228,3 +228,30 @@ def test_decode_adapted_offset_only_transforms(si_trainer):
     W = out.transforms["s"]
     np.testing.assert_array_equal(W[:, :-1], np.eye(D))
     np.testing.assert_allclose(W[:, -1], -0.7, atol=0.15)
+
+
+def test_speaker_statistics_do_not_depend_on_the_thread_count(si_trainer):
+    """Utterances run on threads but are summed in utterance order: 1 and 2 threads agree to the last bit."""
+    import gmmhmm  # noqa: PLC0415
+
+    model = si_trainer.model
+    feats, texts, _, _ = synthetic_corpus(n_utts=12, seed=7)
+    X = distort(feats, *distortion(1))
+    graphs = [transcript_graph(model, w) for w in texts]
+    spk = ["a", "b", "c"] * 4
+    transforms = {"b": np.hstack([1.1 * np.eye(D), np.ones((D, 1))])}
+    previous = gmmhmm.set_num_threads(1)
+    try:
+        results = []
+        for n in (1, 2):
+            gmmhmm.set_num_threads(n)
+            results.append(speaker_fmllr_stats(model, X, graphs, spk, transforms, gaussian=True))
+    finally:
+        gmmhmm.set_num_threads(previous)
+    one, two = results
+    assert list(one) == list(two) == ["a", "b", "c"]
+    for s in one:
+        assert one[s].log_likelihood == two[s].log_likelihood and one[s].fmllr.beta == two[s].fmllr.beta
+        for a, b in [(one[s].fmllr.K, two[s].fmllr.K), (one[s].fmllr.G, two[s].fmllr.G),
+                     (one[s].gaussian.s2, two[s].gaussian.s2)]:
+            np.testing.assert_array_equal(a, b)

@@ -131,3 +131,55 @@ def test_float32_mixture_predicts_like_float64():
     m32 = GaussianMixture(4, covariance_type="diag", random_state=0).fit(X.astype(np.float32))
     assert m32.means_.dtype == np.float32
     assert np.mean(m32.predict(X.astype(np.float32)) == m64.predict(X)) > 0.999
+
+
+def test_map_ahead_keeps_order_and_stays_a_bounded_distance_ahead():
+    started = []
+
+    def func(i):
+        started.append(i)
+        return i * i
+
+    out = []
+    for k, r in enumerate(_threads.map_ahead(func, list(range(30)), 2)):
+        out.append(r)
+        assert max(started) <= k + 2  # never more than n_threads items beyond the one consumed
+    assert out == [i * i for i in range(30)]
+    assert list(_threads.map_ahead(func, [], 2)) == [] and list(_threads.map_ahead(func, [3], 2)) == [9]
+
+
+def test_map_ahead_runs_each_call_single_threaded_and_passes_errors_on():
+    assert set(_threads.map_ahead(lambda i: gmmhmm.get_num_threads(), list(range(6)), 2)) == {1}
+
+    def fail(i):
+        if i == 3:
+            raise ValueError("item 3")
+        return i
+
+    it = _threads.map_ahead(fail, list(range(8)), 2)
+    assert [next(it) for _ in range(3)] == [0, 1, 2]
+    with pytest.raises(ValueError, match="item 3"):
+        next(it)
+    early = _threads.map_ahead(lambda i: i, list(range(100)), 2)
+    assert next(early) == 0
+    early.close()  # the consumer stops early: pending calls are dropped, nothing hangs
+
+
+def test_embedded_statistics_do_not_depend_on_the_thread_count():
+    """Batches are scored on threads ahead of the accumulation but summed in batch order:
+    1 and 2 threads agree to the last bit."""
+    from test_embedded import LEXICON, synthetic_corpus  # noqa: PLC0415
+    from gmmhmm.graphs import EmbeddedTrainer  # noqa: PLC0415
+
+    feats, texts, _, _ = synthetic_corpus(n_utts=30)
+    tr = EmbeddedTrainer(LEXICON)
+    tr.fit(feats, texts, mixtures=(1, 2), n_iter=(2, 1))
+    tr._batch_elements = 600  # many small batches
+    out = []
+    for n in (1, 2):
+        gmmhmm.set_num_threads(n)
+        st = tr.accumulate(feats, texts)
+        out.append((st.log_likelihood, st.gaussian.n, st.gaussian.s1, st.gaussian.s2, st.trans_self,
+                    st.trans_leave, st.n_frames))
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)

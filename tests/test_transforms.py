@@ -8,8 +8,9 @@ from scipy import linalg
 
 from gmmhmm import load, save
 from gmmhmm.errors import DimensionMismatchError, InvalidInputError, InvalidParameterError
-from gmmhmm.features.transforms import (FeatureTransform, MlltStats, accumulate_lda_stats, accumulate_mllt_stats,
-                                        estimate_lda, estimate_mllt, mllt_auxiliary, splice_frames)
+from gmmhmm.features.transforms import (FeatureTransform, MlltAccumulator, MlltStats, accumulate_lda_stats,
+                                        accumulate_mllt_stats, estimate_lda, estimate_mllt, mllt_auxiliary,
+                                        splice_frames)
 from gmmhmm.graphs import Lexicon, PhoneModelSet
 
 
@@ -189,11 +190,19 @@ def test_mllt_stats_brute_force_and_additive():
         for m in range(6):
             d = X[t] - mu[m]
             G += resp[t, m] * np.outer(d, d)[None] / var[m][:, None, None]
-    np.testing.assert_allclose(stats.G, G, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(stats.G, G, rtol=1e-10, atol=1e-10)
     assert stats.count == pytest.approx(resp.sum())
     parts = accumulate_mllt_stats(X[:80], resp[:80], mu, var) + accumulate_mllt_stats(X[80:], resp[80:], mu, var)
     np.testing.assert_allclose(parts.G, stats.G, rtol=1e-9, atol=1e-9)
     assert sum([accumulate_mllt_stats(X[:80], resp[:80], mu, var)]).count == pytest.approx(resp[:80].sum())
+    acc = MlltAccumulator(mu, var)
+    for start in range(0, len(X), 30):  # blocks: per-frame terms per block, mean terms once
+        acc.add(X[start:start + 30], resp[start:start + 30])
+    blocks = acc.stats()
+    np.testing.assert_allclose(blocks.G, G, rtol=1e-10, atol=1e-10)
+    assert blocks.count == pytest.approx(resp.sum(), rel=1e-12)
+    with pytest.raises(InvalidInputError, match="posteriors"):
+        acc.add(X[:5], resp[:4])
 
 
 def test_mllt_auxiliary_never_decreases():

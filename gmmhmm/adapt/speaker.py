@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import _threads
 from ..errors import InvalidInputError, SequenceTooShortError
 from ..graphs import kernels
 from ..graphs.graph import Graph, utterance_graph
@@ -168,18 +169,29 @@ def speaker_fmllr_stats(model: PhoneModelSet, features: Sequence[np.ndarray], gr
     transforms = transforms or {}
     out: dict[str, AdaptationStats] = {}
     emission = model.emission()
+    usable = []
     for i, (X, g, spk) in enumerate(zip(features, graphs, speakers)):
         if g is None or len(X) < g.min_frames:
             logger.warning("utterance %d: no graph, or %d frames too short for it; left out of speaker %s's "
                            "adaptation statistics", i, len(X), spk)
-            continue
+        else:
+            usable.append(i)
+
+    def one(i: int) -> AdaptationStats | SequenceTooShortError:
         try:
-            st = adaptation_stats(model, X, g, transforms.get(spk), silence_weight, emission=emission,
-                                  gaussian=gaussian)
+            return adaptation_stats(model, features[i], graphs[i], transforms.get(speakers[i]), silence_weight,
+                                    emission=emission, gaussian=gaussian)
         except SequenceTooShortError as exc:
-            logger.warning("utterance %d (speaker %s): %s; left out of the adaptation statistics", i, spk, exc)
-            continue
-        out[spk] = out[spk] + st if spk in out else st
+            return exc
+
+    # utterances on gmmhmm's threads, summed here in utterance order (the same totals for any thread count)
+    with _threads.compute() as n_threads:
+        for i, st in zip(usable, _threads.map_ahead(one, usable, n_threads)):
+            spk = speakers[i]
+            if isinstance(st, SequenceTooShortError):
+                logger.warning("utterance %d (speaker %s): %s; left out of the adaptation statistics", i, spk, st)
+                continue
+            out[spk] = out[spk] + st if spk in out else st
     return out
 
 

@@ -42,13 +42,14 @@ from .mfcc import (
 from .vad import energy_vad, frame_log_energy_db
 from .pipeline import extract_features, extract_many
 from .store import load_features, save_features
-from .transforms import (FeatureTransform, MlltStats, accumulate_lda_stats, accumulate_mllt_stats, estimate_lda,
-                         estimate_mllt, splice_frames)
+from .transforms import (FeatureTransform, MlltAccumulator, MlltStats, accumulate_lda_stats, accumulate_mllt_stats,
+                         estimate_lda, estimate_mllt, splice_frames)
 
 __all__ = [
     "CmvnStats",
     "FeatureConfig",
     "FeatureTransform",
+    "MlltAccumulator",
     "MlltStats",
     "accumulate_lda_stats",
     "accumulate_mllt_stats",

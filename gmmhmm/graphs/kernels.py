@@ -59,7 +59,7 @@ def backward(ll, pdf, src, dst, logp, final):
     return beta
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: training runs utterance batches on threads
 def forward_backward(ll, pdf, src, dst, logp, init, final, n_pdf):
     """Total log-likelihood, per-pdf occupancies (T, n_pdf), arc counts (A,), final counts (S,).
 

@@ -38,8 +38,8 @@ import numpy as np
 
 from .._validation import check_array, check_positive_int
 from ..errors import InvalidInputError, InvalidParameterError
-from ..features.transforms import (FeatureTransform, MlltStats, accumulate_lda_stats, accumulate_mllt_stats,
-                                   estimate_lda, estimate_mllt)
+from ..features.transforms import (FeatureTransform, MlltAccumulator, accumulate_lda_stats, estimate_lda,
+                                   estimate_mllt)
 from ..mixture.stats import GaussianStats
 from .context import MonophoneContext
 from .models import PhoneModelSet
@@ -196,12 +196,11 @@ def train_lda_mllt(trainer: EmbeddedTrainer, features: Sequence[np.ndarray], sou
     for it in range(opt.n_iter):
         model = trainer.model
         if it in opt.mllt_iters:
-            mllt = MlltStats.zeros(model.n_features)
+            mllt = MlltAccumulator(model.means_, model.covars_)
             emission = model.emission()
             for idx, Xb, cache, occ in trainer.posteriors(feats, transcripts, emission=emission):
-                resp = emission.component_posteriors(occ * _pdf_weights(model, opt.silence_weight), cache)
-                mllt += accumulate_mllt_stats(Xb, resp, model.means_, model.covars_)
-            A = estimate_mllt(mllt, opt.mllt_sweeps)
+                mllt.add(Xb, emission.component_posteriors(occ * _pdf_weights(model, opt.silence_weight), cache))
+            A = estimate_mllt(mllt.stats(), opt.mllt_sweeps)
             transform = transform.then(A)
             new_feats = [X @ A.T for X in feats]
             # Gaussians without data keep A mu and the diagonal of A Sigma A^T

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _threads
 from .._validation import check_array
 from ..errors import ConvergenceError, InvalidInputError, InvalidParameterError
 from ..mixture.estimate import GaussianUpdateOptions, update_gaussians
@@ -196,6 +197,12 @@ class EmbeddedTrainer:
         utterances are in ``idx`` with zero occupancies. When the batches are
         exhausted, ``record`` (an :class:`EmbeddedStats`) holds the transition
         counts, log-likelihood, frame, utterance and skipped totals.
+
+        The next batches are scored and run through forward-backward on
+        gmmhmm's threads (:func:`gmmhmm.set_num_threads`) while the caller
+        accumulates the current one, inside a section where BLAS runs
+        single-threaded; results come in batch order, so statistics summed
+        by the caller do not depend on the thread count.
         """
         m = self.model
         if len(features) != len(transcripts):
@@ -218,38 +225,41 @@ class EmbeddedTrainer:
         keep = [i for i in range(len(feats)) if i not in dropped]
         # Per distinct transcript: arc weights computed once, and the arc / exit
         # counts of its utterances summed, to be scattered per pdf once at the end.
-        weights: dict[tuple[str, ...], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        arc_sum: dict[tuple[str, ...], np.ndarray] = {}
-        final_sum: dict[tuple[str, ...], np.ndarray] = {}
+        weights = {key: graphs[key].log_probs(log_self, log_leave) for key in dict.fromkeys(keys[i] for i in keep)}
+        arc_sum = {key: np.zeros(len(graphs[key].arc_src)) for key in weights}
+        final_sum = {key: np.zeros(graphs[key].n_states) for key in weights}
         # Gaussians are scored and statistics gathered for batches of
         # utterances at once: a few big matrix products beat many small ones.
         budget = max(256, self._batch_elements // (m.n_pdfs * m.n_mix))
-        for first, stop in frame_batches([len(feats[i]) for i in keep], budget):
-            idx = keep[first:stop]
+        batches = [keep[first:stop] for first, stop in frame_batches([len(feats[i]) for i in keep], budget)]
+
+        def score(idx: list[int]):
+            """Emission scores and forward-backward of one batch (on a worker thread)."""
             Xb = np.concatenate([feats[i] for i in idx])
             ll, cache = emission.log_likelihood(Xb)
-            occ = np.zeros((len(Xb), m.n_pdfs))
-            offset = 0
-            for i in idx:
-                key, T = keys[i], len(feats[i])
-                g = graphs[key]
-                if key not in weights:
-                    weights[key] = g.log_probs(log_self, log_leave)
-                    arc_sum[key], final_sum[key] = np.zeros(len(g.arc_src)), np.zeros(g.n_states)
-                log_z, gamma, arc_counts, final_counts = kernels.forward_backward(
-                    ll[offset:offset + T], g.state_pdf, g.arc_src, g.arc_dst, *weights[key], m.n_pdfs)
-                offset += T
-                if not np.isfinite(log_z):
-                    skipped.append(i)
-                    logger.warning("utterance %d: no path through %s; skipped", i, transcripts[i])
-                    continue
-                occ[offset - T:offset] = gamma
-                arc_sum[key] += arc_counts
-                final_sum[key] += final_counts
-                record.log_likelihood += log_z
-                record.n_frames += T
-                record.n_utterances += 1
-            yield idx, Xb, cache, occ
+            offsets = np.cumsum([0] + [len(feats[i]) for i in idx])
+            paths = [kernels.forward_backward(ll[a:b], graphs[keys[i]].state_pdf, graphs[keys[i]].arc_src,
+                                              graphs[keys[i]].arc_dst, *weights[keys[i]], m.n_pdfs)
+                     for i, a, b in zip(idx, offsets[:-1], offsets[1:])]
+            return Xb, cache, offsets, paths
+
+        # the next batches are scored on gmmhmm's threads while the caller accumulates this one;
+        # everything is summed here, in batch order, so the totals do not depend on the threads
+        with _threads.compute() as n_threads:
+            for idx, (Xb, cache, offsets, paths) in zip(batches, _threads.map_ahead(score, batches, n_threads)):
+                occ = np.zeros((len(Xb), m.n_pdfs))
+                for i, a, b, (log_z, gamma, arc_counts, final_counts) in zip(idx, offsets[:-1], offsets[1:], paths):
+                    if not np.isfinite(log_z):
+                        skipped.append(i)
+                        logger.warning("utterance %d: no path through %s; skipped", i, transcripts[i])
+                        continue
+                    occ[a:b] = gamma
+                    arc_sum[keys[i]] += arc_counts
+                    final_sum[keys[i]] += final_counts
+                    record.log_likelihood += log_z
+                    record.n_frames += b - a
+                    record.n_utterances += 1
+                yield idx, Xb, cache, occ
         ts, tl = _transition_counts([graphs[k] for k in arc_sum], list(arc_sum.values()),
                                     list(final_sum.values()), m.n_pdfs)
         record.trans_self += ts
