@@ -2,7 +2,7 @@
 """Cathy phone recipe: phoneme recognition of one speaker reading the CMU ARCTIC prompts.
 
 Monophones trained from word transcripts through cmudict (39 phones without
-stress, plus silence), a phone bigram LM, phone-loop decoding scored as PER
+stress, plus silence), then tied-state triphones, a phone bigram LM, phone-loop decoding scored as PER
 against the dictionary pronunciations, forced alignments as TextGrids.
 
 Stages (Kaldi style; ``--stage N`` starts at stage N and reads the earlier
@@ -16,7 +16,9 @@ stages' outputs from the output folder, ``--stop-stage N`` ends after N):
 2. lm        phone bigrams over the canonical (first cmudict) pronunciations of
              the training transcripts, one without the dev prompts: ``lm/*.arpa``.
 
-then, for each acoustic system (today ``mono``; see :data:`SYSTEMS`):
+then, for each acoustic system (``mono``, then ``tri1``: tied-state cross-word
+triphones grown from the mono alignments; see :data:`SYSTEMS`), stages 3-7 as below
+for mono, 8-12 the same for tri1:
 
 3. mono-dev     the system trained on the training prompts minus the dev
                 prompts: ``mono_nodev/``.
