@@ -310,6 +310,14 @@ class ErrorRates:
             "n_sentences": self.n_sentences, "sentence_error_rate": self.sentence_error_rate,
         }
 
+    @classmethod
+    def from_dict(cls, totals: dict) -> "ErrorRates":
+        """The totals of :meth:`to_dict` (e.g. read back from a JSON report), without per-utterance details."""
+        n_sentences = int(totals["n_sentences"])
+        return cls(int(totals["n_ref"]), int(totals["n_correct"]), int(totals["n_substitutions"]),
+                   int(totals["n_deletions"]), int(totals["n_insertions"]), n_sentences,
+                   round(totals["sentence_error_rate"] * n_sentences), [])
+
     def format(self, unit: str = "WER") -> str:
         """HResults-style summary lines."""
         return (

@@ -2,7 +2,7 @@
 """Cathy phone recipe: phoneme recognition of one speaker reading the CMU ARCTIC prompts.
 
 Monophones trained from word transcripts through cmudict (39 phones without
-stress, plus silence), a phone bigram LM, phone-loop decoding scored as PER
+stress, plus silence), then tied-state triphones, a phone bigram LM, phone-loop decoding scored as PER
 against the dictionary pronunciations, forced alignments as TextGrids.
 
 Stages (Kaldi style; ``--stage N`` starts at stage N and reads the earlier
@@ -16,7 +16,9 @@ stages' outputs from the output folder, ``--stop-stage N`` ends after N):
 2. lm        phone bigrams over the canonical (first cmudict) pronunciations of
              the training transcripts, one without the dev prompts: ``lm/*.arpa``.
 
-then, for each acoustic system (today ``mono``; see :data:`SYSTEMS`):
+then, for each acoustic system (``mono``, then ``tri1``: tied-state cross-word
+triphones grown from the mono alignments; see :data:`SYSTEMS`), stages 3-7 as below
+for mono, 8-12 the same for tri1:
 
 3. mono-dev     the system trained on the training prompts minus the dev
                 prompts: ``mono_nodev/``.
@@ -26,7 +28,8 @@ then, for each acoustic system (today ``mono``; see :data:`SYSTEMS`):
 5. mono         the system trained on every training prompt: ``mono/``.
 6. mono-decode  phone-loop decoding of the test prompts with the dev-tuned
                 settings; ``%PER`` and ``%SER`` lines printed and appended to
-                ``RESULTS``; ``mono/decode_test/{hyp.txt,ref.txt,per.txt,report.json}``.
+                ``RESULTS`` after the dev lines of the tuning (``mono_nodev/decode_dev``);
+                ``mono/decode_test/{hyp.txt,ref.txt,per.txt,report.json}``.
 7. mono-align   forced alignments of the first ``[align] n_files`` test
                 utterances to their transcripts: ``mono/align_test/*.TextGrid``
                 (tiers ``words`` and ``phones``) and CTMs.
@@ -231,9 +234,12 @@ def stage_decode(cfg: dict, name: str, model: PhoneModelSet, lexicon: Lexicon, l
     atomic_write_text(d / "ref.txt", "".join(f"{u} {' '.join(refs[u])}\n" for u in hyps))
     lines = kaldi_lines(er, "PER")
     atomic_write_text(d / "per.txt", lines + "\n" + er.format("PER") + "\n")
-    settings = (f"{name} {model.n_mix}g phone-{cfg['lm']['order']}gram lm_scale={tuned['lm_scale']:g} "
-                f"pip={tuned['phone_insertion_penalty']:g} beam={opt.beam:g}")
+    settings = (f"{name} {model.n_pdfs} pdfs {model.n_mix}g phone-{cfg['lm']['order']}gram "
+                f"lm_scale={tuned['lm_scale']:g} pip={tuned['phone_insertion_penalty']:g} beam={opt.beam:g}")
+    # the dev lines are those of the tuning (the system trained without the dev prompts)
+    dev_lines = kaldi_lines(ErrorRates.from_dict(tuned["dev_errors"]), "PER")
     with open(out / "RESULTS", "a", encoding="utf-8") as f:
+        f.write("".join(f"{ln} {name}_nodev/decode_dev {settings}\n" for ln in dev_lines.splitlines()))
         f.write("".join(f"{ln} {name}/{d.name} {settings}\n" for ln in lines.splitlines()))
     report = {"errors": er.to_dict(), "audio_s": audio_s, "decode_s": decode_s,
               "real_time_factor": decode_s / audio_s, "n_prompts": n_prompts(test),

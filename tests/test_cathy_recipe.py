@@ -22,8 +22,13 @@ from conftest import REPO_ROOT, load_script
 cathy = load_script("recipes/cathy_phones.py")
 prep = load_script("data_scripts/prepare_cathy.py")
 
-PER_LINE = re.compile(r"^%PER (\d+\.\d\d) \[ (\d+) / (\d+), (\d+) ins, (\d+) del, (\d+) sub \] mono/decode_test ")
-SER_LINE = re.compile(r"^%SER (\d+\.\d\d) \[ (\d+) / (\d+) \] mono/decode_test ")
+SYSTEMS = ("mono", "tri1")
+
+
+def result_line(unit: str, folder: str) -> re.Pattern:
+    """A Kaldi ``%PER`` (counts: errors, ref, ins, del, sub) or ``%SER`` (wrong, sentences) line of RESULTS."""
+    counts = r"(\d+) / (\d+), (\d+) ins, (\d+) del, (\d+) sub" if unit == "PER" else r"(\d+) / (\d+)"
+    return re.compile(rf"^%{unit} (\d+\.\d\d) \[ {counts} \] {folder} ")
 
 
 def slice_settings(corpus, cmudict) -> list[str]:
@@ -54,29 +59,38 @@ def test_recipe_end_to_end_on_a_slice(small_run):
     assert set(report["timings_s"]) == set(cathy.STAGES)
     assert json.loads((out / "report.json").read_text())["mono_test"] == report["mono_test"]
     lines = (out / "RESULTS").read_text().splitlines()
-    assert len(lines) == 4  # mono, then tri1 (tied triphones from the mono alignments)
-    assert all(" tri1/decode_test " in ln for ln in lines[2:])
-    assert report["tri1_test"]["n_utterances"] == report["mono_test"]["n_utterances"]
-    assert cathy.load(out / "tri1" / "model.npz").context.context_width == 3
-    per, ser = PER_LINE.match(lines[0]), SER_LINE.match(lines[1])
-    assert per and ser, lines
-    errors = report["mono_test"]["errors"]
-    assert [int(x) for x in per.groups()[1:]] == [errors["n_errors"], errors["n_ref"], errors["n_insertions"],
-                                                  errors["n_deletions"], errors["n_substitutions"]]
-    # the printed counts are those of the written hypotheses against the written references
-    hyps, refs = (read_table(out / "mono" / "decode_test" / f"{n}.txt") for n in ("hyp", "ref"))
+    # per system in training order: its dev %PER / %SER at the tuned settings, then test
+    assert len(lines) == 4 * len(SYSTEMS)
     test = DataDir.read(out / "data" / "test")
     test_utts = [u for u in test.utterances if prep.prompt_of(u) in sorted({prep.prompt_of(v) for v in test.utterances})[:2]]
-    assert sorted(hyps) == sorted(refs) == test_utts and report["mono_test"]["n_utterances"] == len(test_utts)
-    assert int(ser.group(3)) == len(test_utts)
-    rescored = error_rates([refs[u] for u in test_utts], [hyps[u] for u in test_utts])
-    assert rescored.n_errors == errors["n_errors"] and rescored.n_ref == errors["n_ref"]
-    # hypotheses are phones of the model, silence left out
     phones = set(Lexicon.read(out / "data" / "lexicon.txt").phones) - {"sil"}
     assert len(phones) == 39
-    assert {p for h in hyps.values() for p in h} <= phones
-    # one Gaussian per state and 12 prompts already recognise far more than nothing (PER 100%)
-    assert rescored.error_rate < 0.8
+    for k, name in enumerate(SYSTEMS):
+        dev_per, dev_ser, per, ser = (result_line(unit, folder).match(ln) for unit, folder, ln in zip(
+            ("PER", "SER") * 2, [f"{name}_nodev/decode_dev"] * 2 + [f"{name}/decode_test"] * 2, lines[4 * k:4 * k + 4]))
+        assert dev_per and dev_ser and per and ser, lines
+        tuned = json.loads((out / f"{name}_nodev" / "decode_dev" / "best.json").read_text())
+        for match, errors in ((dev_per, tuned["dev_errors"]), (per, report[f"{name}_test"]["errors"])):
+            assert [int(x) for x in match.groups()[1:]] == [errors["n_errors"], errors["n_ref"], errors["n_insertions"],
+                                                            errors["n_deletions"], errors["n_substitutions"]]
+        assert f"lm_scale={tuned['lm_scale']:g} pip={tuned['phone_insertion_penalty']:g}" in lines[4 * k + 2]
+        assert int(dev_ser.group(3)) == tuned["n_dev_utterances"]
+        # the printed counts are those of the written hypotheses against the written references
+        hyps, refs = (read_table(out / name / "decode_test" / f"{n}.txt") for n in ("hyp", "ref"))
+        assert sorted(hyps) == sorted(refs) == test_utts and report[f"{name}_test"]["n_utterances"] == len(test_utts)
+        assert int(ser.group(3)) == len(test_utts)
+        rescored = error_rates([refs[u] for u in test_utts], [hyps[u] for u in test_utts])
+        errors = report[f"{name}_test"]["errors"]
+        assert rescored.n_errors == errors["n_errors"] and rescored.n_ref == errors["n_ref"]
+        # hypotheses are phones of the model, silence left out
+        assert {p for h in hyps.values() for p in h} <= phones
+        # one Gaussian per state and 12 prompts already recognise far more than nothing (PER 100%)
+        assert rescored.error_rate < 0.8, name
+    # tri1: tied cross-word triphones grown from the mono alignments, fewer leaves than triphone states
+    tri1 = cathy.load(out / "tri1" / "model.npz")
+    assert tri1.context.context_width == 3
+    assert cathy.load(out / "mono" / "model.npz").n_pdfs < tri1.n_pdfs <= 300
+    assert f"tri1 {tri1.n_pdfs} pdfs 1g " in lines[-1]
 
 
 def test_references_are_the_cmudict_pronunciations(small_run):
@@ -134,19 +148,26 @@ def test_tuning_never_reads_the_test_set(small_run, tmp_path):
     assert report["mono_tuned"] == json.loads((out / "mono_nodev" / "decode_dev" / "best.json").read_text())
 
 
-def test_textgrids_of_test_files(small_run):
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_textgrids_of_test_files(small_run, system):
     _, out, _ = small_run
     test = DataDir.read(out / "data" / "test")
-    grids = sorted((out / "mono" / "align_test").glob("*.TextGrid"))
+    lexicon = Lexicon.read(out / "data" / "lexicon.txt")
+    grids = sorted((out / system / "align_test").glob("*.TextGrid"))
     assert [g.stem for g in grids] == test.utterances[:2]
     for g in grids:
         tg = g.read_text()
         words = re.findall(r'text = "([^"]*)"', tg.split('name = "phones"')[0])
         assert [w for w in words if w != "sil"] == test.text[g.stem]
+        phones = re.findall(r'text = "([^"]*)"', tg.split('name = "phones"')[1])
+        # one of each word's pronunciations, phone by phone
+        n_phones = len([p for p in phones if p != "sil"])
+        lengths = [[len(pron) for pron, _ in lexicon.prons(w)] for w in test.text[g.stem]]
+        assert sum(map(min, lengths)) <= n_phones <= sum(map(max, lengths))
         times = re.findall(r"^ *(?:xmin|xmax) = (.*)$", tg, re.MULTILINE)
         assert all(re.fullmatch(r"[0-9.e+-]+", t) for t in times)
         assert float(times[1]) == pytest.approx(sf.info(test.wav[g.stem]).duration)
-    ctm = (out / "mono" / "align_test" / "phones.ctm").read_text().split("\n")
+    ctm = (out / system / "align_test" / "phones.ctm").read_text().split("\n")
     assert {ln.split()[0] for ln in ctm if ln} == set(test.utterances[:2])
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from gmmhmm.errors import InvalidInputError, InvalidParameterError
 from gmmhmm.scoring import (
+    ErrorRates,
     accuracy,
     align,
     confusion_matrix,
@@ -165,6 +166,18 @@ def test_error_rates_totals_and_per_utterance():
     assert [u.error_rate for u in r.utterances] == pytest.approx([1 / 3, 1 / 2, 0.0])
     assert "H=5, D=1, S=0, I=1, N=6" in r.format()
     assert r.to_dict()["n_errors"] == 2
+
+
+def test_error_rates_totals_round_trip_through_a_json_dict():
+    """from_dict(to_dict()) keeps every total (reports read back for RESULTS lines); 7 of 9 sentences wrong."""
+    import json
+
+    refs = [[str(i)] * (i + 1) for i in range(9)]
+    hyps = [r if i in (2, 5) else r[1:] + ["x", "y"] for i, r in enumerate(refs)]
+    r = error_rates(refs, hyps)
+    back = ErrorRates.from_dict(json.loads(json.dumps(r.to_dict())))
+    assert back.n_sentences_wrong == 7
+    assert back.to_dict() == r.to_dict() and back.utterances == []
 
 
 def test_error_rates_rejects_strings_and_mismatch():

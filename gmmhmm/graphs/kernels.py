@@ -27,35 +27,93 @@ def _logaddexp(a: float, b: float) -> float:
     return b + np.log1p(np.exp(a - b))
 
 
+#: Below this many nats under a frame's best score a term is summed in log space (exp would underflow).
+_LINEAR_RANGE = 700.0
+
+
+@njit(cache=True, inline="always")
+def _scaled_sum_step(values, m, p, frm, to, scaled, low, acc):
+    """``log sum_a exp(values[frm[a]]) p[a]`` into each ``to[a]``, minus ``m`` (the best of ``values``).
+
+    Terms within :data:`_LINEAR_RANGE` of ``m`` are summed in linear space
+    (one exp per state, a multiply-add per arc); the rest, however far below,
+    by log-add, so no finite term is ever lost: along a long utterance a
+    state far below the best forward score may be the only one whose
+    backward score is not far below too. Returns through ``acc`` (linear,
+    scaled by ``m``) and ``low`` (log, unscaled).
+    """
+    S = values.shape[0]
+    for s in range(S):
+        d = values[s] - m
+        scaled[s] = np.exp(d) if d > -_LINEAR_RANGE else 0.0
+        acc[s] = 0.0
+        low[s] = -np.inf
+    for a in range(frm.shape[0]):
+        s = frm[a]
+        if scaled[s] > 0.0:
+            acc[to[a]] += scaled[s] * p[a]
+        elif values[s] > -np.inf:
+            low[to[a]] = _logaddexp(low[to[a]], values[s] + np.log(p[a]))
+
+
+@njit(cache=True, inline="always")
+def _scaled_log(acc, low, m):
+    """log of ``acc * exp(m) + exp(low)``."""
+    if acc > 0.0:
+        return _logaddexp(np.log(acc) + m, low)
+    return low
+
+
 @njit(cache=True)
 def forward(ll, pdf, src, dst, logp, init):
-    """Log forward variables alpha (T, S)."""
+    """Log forward variables alpha (T, S).
+
+    Each frame's sums over arcs run in linear space, scaled by the previous
+    frame's best alpha: one exp and one log per state instead of a log-add
+    per arc (terms too far below the best are log-added, never dropped).
+    """
     T = ll.shape[0]
     S = pdf.shape[0]
     alpha = np.full((T, S), -np.inf)
+    p = np.exp(logp)
+    scaled, low, acc = np.empty(S), np.empty(S), np.empty(S)
     for s in range(S):
         alpha[0, s] = init[s] + ll[0, pdf[s]]
     for t in range(1, T):
-        for a in range(src.shape[0]):
-            v = alpha[t - 1, src[a]] + logp[a]
-            alpha[t, dst[a]] = _logaddexp(alpha[t, dst[a]], v)
+        m = -np.inf
         for s in range(S):
-            alpha[t, s] += ll[t, pdf[s]]
+            if alpha[t - 1, s] > m:
+                m = alpha[t - 1, s]
+        if m == -np.inf:
+            break  # no path reaches frame t - 1: alpha stays -inf
+        _scaled_sum_step(alpha[t - 1], m, p, src, dst, scaled, low, acc)
+        for s in range(S):
+            alpha[t, s] = _scaled_log(acc[s], low[s], m) + ll[t, pdf[s]]
     return alpha
 
 
 @njit(cache=True)
 def backward(ll, pdf, src, dst, logp, final):
-    """Log backward variables beta (T, S)."""
+    """Log backward variables beta (T, S), summed as in :func:`forward`."""
     T = ll.shape[0]
     S = pdf.shape[0]
     beta = np.full((T, S), -np.inf)
+    p = np.exp(logp)
+    v = np.empty(S)
+    scaled, low, acc = np.empty(S), np.empty(S), np.empty(S)
     for s in range(S):
         beta[T - 1, s] = final[s]
     for t in range(T - 2, -1, -1):
-        for a in range(src.shape[0]):
-            v = logp[a] + ll[t + 1, pdf[dst[a]]] + beta[t + 1, dst[a]]
-            beta[t, src[a]] = _logaddexp(beta[t, src[a]], v)
+        m = -np.inf
+        for s in range(S):
+            v[s] = ll[t + 1, pdf[s]] + beta[t + 1, s]
+            if v[s] > m:
+                m = v[s]
+        if m == -np.inf:
+            break
+        _scaled_sum_step(v, m, p, dst, src, scaled, low, acc)
+        for s in range(S):
+            beta[t, s] = _scaled_log(acc[s], low[s], m)
     return beta
 
 
@@ -68,37 +126,46 @@ def forward_backward(ll, pdf, src, dst, logp, init, final, n_pdf):
     """
     T = ll.shape[0]
     S = pdf.shape[0]
+    A = src.shape[0]
     alpha = forward(ll, pdf, src, dst, logp, init)
     beta = backward(ll, pdf, src, dst, logp, final)
     log_z = -np.inf
     for s in range(S):
         log_z = _logaddexp(log_z, alpha[T - 1, s] + final[s])
     gamma = np.zeros((T, n_pdf))
-    arc_counts = np.zeros(src.shape[0])
+    arc_counts = np.zeros(A)
     final_counts = np.zeros(S)
     if log_z == -np.inf:
         return log_z, gamma, arc_counts, final_counts
     # Each frame is normalised by its own total rather than by log_z: over
     # very long sequences alpha + beta drifts from log_z by rounding, and
     # per-frame normalisation keeps occupancies summing to one exactly.
+    post = np.empty(S)
     for t in range(T):
-        z = -np.inf
+        m = -np.inf
         for s in range(S):
-            z = _logaddexp(z, alpha[t, s] + beta[t, s])
+            post[s] = alpha[t, s] + beta[t, s]
+            if post[s] > m:
+                m = post[s]
+        z = 0.0
         for s in range(S):
-            v = alpha[t, s] + beta[t, s] - z
-            if v > -700.0:
-                gamma[t, pdf[s]] += np.exp(v)
-    xi = np.empty(src.shape[0])
+            post[s] = np.exp(post[s] - m)
+            z += post[s]
+        for s in range(S):
+            gamma[t, pdf[s]] += post[s] / z
+    xi = np.empty(A)
     for t in range(1, T):
-        z = -np.inf
-        for a in range(src.shape[0]):
+        m = -np.inf
+        for a in range(A):
             xi[a] = alpha[t - 1, src[a]] + logp[a] + ll[t, pdf[dst[a]]] + beta[t, dst[a]]
-            z = _logaddexp(z, xi[a])
-        for a in range(src.shape[0]):
-            v = xi[a] - z
-            if v > -700.0:
-                arc_counts[a] += np.exp(v)
+            if xi[a] > m:
+                m = xi[a]
+        z = 0.0
+        for a in range(A):
+            xi[a] = np.exp(xi[a] - m)
+            z += xi[a]
+        for a in range(A):
+            arc_counts[a] += xi[a] / z
     for s in range(S):
         v = alpha[T - 1, s] + final[s] - log_z
         if v > -700.0:
