@@ -10,6 +10,11 @@ from .. import _threads
 _BLOCK_ROWS = 8192
 
 
+def _row_sq_norms(X: np.ndarray) -> np.ndarray:
+    """Squared norm of every row, in float64, without a temporary copy of ``X``."""
+    return np.einsum("ij,ij->i", X, X, dtype=np.float64)
+
+
 def _sq_dist_to(X: np.ndarray, centers: np.ndarray, x_sq: np.ndarray) -> np.ndarray:
     """Squared distances (N, C), clipped at 0 (the GEMM expansion can go slightly negative)."""
     d = x_sq[:, None] - 2.0 * (X @ centers.T) + (centers**2).sum(axis=1)[None, :]
@@ -69,16 +74,18 @@ def _with_candidates(X, cand, x_sq, closest, w, out):
 
 
 def kmeans_plusplus(X: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
-                    sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    sample_weight: np.ndarray | None = None, x_sq: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy k-means++ seeds (Arthur & Vassilvitskii): returns (centers, row indices).
 
     Each new seed is the best of ``2 + log(k)`` candidates drawn with
     probability proportional to the (weighted) squared distance to the
-    nearest seed so far.
+    nearest seed so far. ``x_sq``: the rows' squared norms, when the caller
+    has them.
     """
     n = X.shape[0]
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    x_sq = (X.astype(np.float64) ** 2).sum(axis=1)
+    x_sq = _row_sq_norms(X) if x_sq is None else x_sq
     n_trials = 2 + int(np.log(n_clusters))
     d_cand = np.empty((n_trials, n))
     indices = np.empty(n_clusters, dtype=np.int64)
@@ -107,7 +114,7 @@ def assign(X: np.ndarray, centers: np.ndarray, x_sq: np.ndarray | None = None
     (the (N, C) distance matrix is never held whole)."""
     X = np.asarray(X, dtype=np.float64)
     n = X.shape[0]
-    x_sq = (X**2).sum(axis=1) if x_sq is None else x_sq
+    x_sq = _row_sq_norms(X) if x_sq is None else x_sq
     labels = np.empty(n, dtype=np.int64)
     dist_min = np.empty(n)
 
@@ -244,9 +251,9 @@ def _lloyd_step(X, w, x_sq, centers, shift, labels, upper, lower, exact):
 def _lloyd(X64, n_clusters, random_state, sample_weight, max_iter, tol):
     n = X64.shape[0]
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    centers, _ = kmeans_plusplus(X64, n_clusters, random_state, w)
+    x_sq = _row_sq_norms(X64)
+    centers, _ = kmeans_plusplus(X64, n_clusters, random_state, w, x_sq)
     shift_tol = tol * np.mean(np.var(X64, axis=0))
-    x_sq = (X64**2).sum(axis=1)
     labels = np.zeros(n, dtype=np.int64)
     upper, lower = np.empty(n), np.empty(n)
     moves = np.zeros(n_clusters)
