@@ -221,3 +221,36 @@ def test_compiled_exp_matches_libm_and_flushes(dtype):
     assert got[x == 0.0][0] == 1.0
     assert np.all(got[(x <= cutoff) | (x == -np.inf)] == 0.0)
     assert np.isnan(got[-1])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_normalize_log_resp_in_the_data_precision(dtype):
+    """The E-step's posterior normalisation against scipy in float64: weighted posteriors,
+    per-row logsumexp and the block's weighted log-likelihood; float32 blocks stay float32
+    (no float64 temporaries) and agree to float32 precision; an impossible row gives zeros."""
+    from scipy.special import logsumexp, softmax
+
+    from gmmhmm.mixture._kernels import flush_cutoff, normalize_log_resp
+
+    rng = np.random.default_rng(11)
+    lp = rng.normal(scale=20.0, size=(300, 32)) - 500.0
+    lp[:, 3] = -np.inf
+    lp[5] = -np.inf
+    w = rng.uniform(0.5, 2.0, size=300)
+    got = lp.astype(dtype)
+    log_norm = np.empty(300, dtype=dtype)
+    ll = normalize_log_resp(got, w.astype(dtype), log_norm, flush_cutoff(dtype))
+    assert got.dtype == dtype and log_norm.dtype == dtype and isinstance(ll, float)
+    ok = np.arange(300) != 5
+    want_norm = logsumexp(lp[ok].astype(dtype).astype(np.float64), axis=1)
+    want = softmax(lp[ok].astype(dtype).astype(np.float64), axis=1) * w[ok, None]
+    rtol = 1e-12 if dtype == np.float64 else 2e-6
+    np.testing.assert_allclose(log_norm[ok], want_norm, rtol=rtol)
+    np.testing.assert_allclose(got[ok], want, rtol=8 * rtol, atol=w.max() * np.exp(flush_cutoff(dtype)))
+    np.testing.assert_allclose(got[ok].sum(axis=1), w[ok], rtol=8 * rtol)
+    assert np.all(got[5] == 0.0) and log_norm[5] == -np.inf and ll == -np.inf
+    w[5] = 0.0  # a zero-weight impossible frame: 0 * -inf, reported as NaN for the caller's check
+    again = lp.astype(dtype)
+    assert np.isnan(normalize_log_resp(again, w.astype(dtype), log_norm, flush_cutoff(dtype)))
+    ll_ok = normalize_log_resp(lp[ok].astype(dtype), w[ok].astype(dtype), log_norm[:299], flush_cutoff(dtype))
+    assert ll_ok == pytest.approx(float(w[ok].astype(dtype) @ want_norm), rel=rtol)

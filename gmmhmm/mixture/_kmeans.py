@@ -10,6 +10,11 @@ from .. import _threads
 _BLOCK_ROWS = 8192
 
 
+def _row_sq_norms(X: np.ndarray) -> np.ndarray:
+    """Squared norm of every row, in float64, without a temporary copy of ``X``."""
+    return np.einsum("ij,ij->i", X, X, dtype=np.float64)
+
+
 def _sq_dist_to(X: np.ndarray, centers: np.ndarray, x_sq: np.ndarray) -> np.ndarray:
     """Squared distances (N, C), clipped at 0 (the GEMM expansion can go slightly negative)."""
     d = x_sq[:, None] - 2.0 * (X @ centers.T) + (centers**2).sum(axis=1)[None, :]
@@ -31,62 +36,58 @@ def _nearest(cx, x_sq, c_sq, labels, dist_min):
             labels[t] = j if better else labels[t]
 
 
-@njit(cache=True, nogil=True)
-def _cluster_sums(X, labels, w, k):
-    """(weighted counts (k,), weighted sums (k, D)) of the rows of each cluster, one pass."""
-    counts = np.zeros(k)
-    sums = np.zeros((k, X.shape[1]))
-    for t in range(X.shape[0]):
-        c = labels[t]
-        counts[c] += w[t]
-        for j in range(X.shape[1]):
-            sums[c, j] += w[t] * X[t, j]
-    return counts, sums
+# reassociation lets LLVM vectorise the weighted sums (no NaN or infinity reaches them)
+_SUM_MATH = {"reassoc", "nsz", "arcp", "contract"}
 
 
-@njit(cache=True, nogil=True)
-def _candidate_distances(cx, x_sq, c_sq, closest, w, pot):
-    """For candidate seeds: ``cx`` (T, rows) = candidates @ X.T becomes the distance to
-    the nearest seed if candidate j joins (min of ``closest`` and the clipped squared
-    distance, as :func:`_sq_dist_to`), and ``pot[j]`` its weighted sum, in one pass."""
+@njit(cache=True, nogil=True, fastmath=_SUM_MATH)
+def _candidate_distances(cx, x_sq, c_sq, closest, w, out, pot):
+    """For candidate seeds: from ``cx`` (T, rows) = candidates @ X.T, ``out`` (T, rows) :=
+    the distance to the nearest seed if candidate j joins (min of ``closest`` and the
+    clipped squared distance, as :func:`_sq_dist_to`) and ``pot[j]`` its weighted sum."""
     for j in range(cx.shape[0]):
+        total = 0.0
         for t in range(cx.shape[1]):
             v = min(closest[t], max(x_sq[t] - 2.0 * cx[j, t] + c_sq[j], 0.0))
-            cx[j, t] = v
-            pot[j] += w[t] * v
-    return cx
+            out[j, t] = v
+            total += w[t] * v
+        pot[j] = total
 
 
-def _with_candidates(X, cand, x_sq, closest, w):
-    """(distances to the nearest seed with each candidate added (T, N), their weighted sums (T,)),
-    over row blocks on gmmhmm's threads, summed in block order. ``centers @ X.T`` is
-    the GEMM orientation OpenBLAS runs fastest for few centres (about 1.4x ``X @ centers.T``)."""
+def _with_candidates(X, cand, x_sq, closest, w, out):
+    """Distances to the nearest seed with each candidate added, into ``out`` (T, N), and
+    their weighted sums (T,), over row blocks on gmmhmm's threads, summed in block
+    order. ``centers @ X.T`` is the GEMM orientation OpenBLAS runs fastest for few
+    centres (about 1.4x ``X @ centers.T``)."""
     centers = X[cand]
     c_sq = (centers**2).sum(axis=1)
     starts = range(0, X.shape[0], _BLOCK_ROWS)
 
     def block(s: int):
         e = s + _BLOCK_ROWS
-        pot = np.zeros(len(cand))
-        return _candidate_distances(centers @ X[s:e].T, x_sq[s:e], c_sq, closest[s:e], w[s:e], pot), pot
+        pot = np.empty(len(cand))
+        _candidate_distances(centers @ X[s:e].T, x_sq[s:e], c_sq, closest[s:e], w[s:e], out[:, s:e], pot)
+        return pot
 
     with _threads.compute() as n_threads:
-        parts = list(_threads.map_ordered(block, starts, n_threads))
-    return np.concatenate([d for d, _ in parts], axis=1), np.sum([p for _, p in parts], axis=0)
+        return np.sum(list(_threads.map_ordered(block, starts, n_threads)), axis=0)
 
 
 def kmeans_plusplus(X: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
-                    sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    sample_weight: np.ndarray | None = None, x_sq: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy k-means++ seeds (Arthur & Vassilvitskii): returns (centers, row indices).
 
     Each new seed is the best of ``2 + log(k)`` candidates drawn with
     probability proportional to the (weighted) squared distance to the
-    nearest seed so far.
+    nearest seed so far. ``x_sq``: the rows' squared norms, when the caller
+    has them.
     """
     n = X.shape[0]
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    x_sq = (X.astype(np.float64) ** 2).sum(axis=1)
+    x_sq = _row_sq_norms(X) if x_sq is None else x_sq
     n_trials = 2 + int(np.log(n_clusters))
+    d_cand = np.empty((n_trials, n))
     indices = np.empty(n_clusters, dtype=np.int64)
     indices[0] = random_state.choice(n, p=w / w.sum())
     closest = _sq_dist_to(X, X[indices[:1]], x_sq)[:, 0]
@@ -100,10 +101,10 @@ def kmeans_plusplus(X: np.ndarray, n_clusters: int, random_state: np.random.Rand
         else:
             cand = np.searchsorted(np.cumsum(pot), random_state.uniform(size=n_trials) * total)
             cand = np.minimum(cand, n - 1)
-            d_cand, pot_cand = _with_candidates(X, cand, x_sq, closest, w)
+            pot_cand = _with_candidates(X, cand, x_sq, closest, w, d_cand)
             best = int(np.argmin(pot_cand))
             indices[c] = cand[best]
-            closest = d_cand[best]
+            closest[:] = d_cand[best]
     return X[indices].copy(), indices
 
 
@@ -113,7 +114,7 @@ def assign(X: np.ndarray, centers: np.ndarray, x_sq: np.ndarray | None = None
     (the (N, C) distance matrix is never held whole)."""
     X = np.asarray(X, dtype=np.float64)
     n = X.shape[0]
-    x_sq = (X**2).sum(axis=1) if x_sq is None else x_sq
+    x_sq = _row_sq_norms(X) if x_sq is None else x_sq
     labels = np.empty(n, dtype=np.int64)
     dist_min = np.empty(n)
 
@@ -143,24 +144,136 @@ def kmeans(X: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
         return _lloyd(np.asarray(X, dtype=np.float64), n_clusters, random_state, sample_weight, max_iter, tol)
 
 
+@njit(cache=True, nogil=True, fastmath=_SUM_MATH)
+def _rows_to_check(X, centers, half_gap, shift, labels, upper, lower, todo):
+    """Hamerly's bounds for a block of rows: which rows may have changed centre.
+
+    ``upper[t]`` bounds the distance from row t to its centre ``labels[t]``
+    from above, ``lower[t]`` the distance to any other centre from below.
+    After the centres move by ``shift`` both loosen by the moves (triangle
+    inequality); a row whose upper bound stays below its lower bound, or
+    below half the gap from its centre to the nearest other (``half_gap``),
+    keeps its centre with no distance computed; for the others the upper
+    bound is tightened to the exact distance and tested again. Writes the
+    rows left into ``todo`` and returns their number.
+    """
+    n, d = X.shape
+    k = centers.shape[0]
+    top, second_top, top_at = 0.0, 0.0, -1  # the two largest moves: a row's lower bound
+    for c in range(k):                      # loosens by the largest move of a centre not its own
+        if shift[c] > top:
+            second_top, top, top_at = top, shift[c], c
+        elif shift[c] > second_top:
+            second_top = shift[c]
+    m = 0
+    for t in range(n):
+        a = labels[t]
+        upper[t] += shift[a]
+        lower[t] -= second_top if a == top_at else top
+        bound = max(lower[t], half_gap[a])
+        if upper[t] > bound:
+            dist = 0.0
+            for j in range(d):
+                diff = X[t, j] - centers[a, j]
+                dist += diff * diff
+            upper[t] = np.sqrt(dist)
+            if upper[t] > bound:
+                todo[m] = t
+                m += 1
+    return m
+
+
+@njit(cache=True, nogil=True, fastmath=_SUM_MATH)
+def _reassign_and_sum(X, w, cx, x_sq, c_sq, todo, labels, upper, lower, k):
+    """Rows ``todo`` (``cx`` (k, len(todo)) = centers @ X[todo].T) take their nearest centre
+    (the first of equal minima; squared distances as :func:`_sq_dist_to`) with fresh bounds
+    (distances to the nearest and the second nearest); then the block's weighted
+    (counts (k,), sums (k, D)) under the labels."""
+    m = len(todo)
+    best = np.full(m, np.inf)
+    runner_up = np.full(m, np.inf)
+    best_at = np.zeros(m, dtype=np.int64)
+    xs = np.empty(m)
+    for i in range(m):
+        xs[i] = x_sq[todo[i]]
+    for c in range(k):  # along the rows, by selects: the loop vectorises
+        for i in range(m):
+            v = max(xs[i] - 2.0 * cx[c, i] + c_sq[c], 0.0)
+            better = v < best[i]
+            runner_up[i] = min(runner_up[i], max(best[i], v))
+            best_at[i] = c if better else best_at[i]
+            best[i] = v if better else best[i]
+    for i in range(m):
+        t = todo[i]
+        labels[t] = best_at[i]
+        upper[t] = np.sqrt(best[i])
+        lower[t] = np.sqrt(runner_up[i])
+    d = X.shape[1]
+    counts = np.zeros(k)
+    sums = np.zeros((k, d))
+    for t in range(X.shape[0]):
+        a = labels[t]
+        counts[a] += w[t]
+        for j in range(d):
+            sums[a, j] += w[t] * X[t, j]
+    return counts, sums
+
+
+def _lloyd_step(X, w, x_sq, centers, shift, labels, upper, lower, exact):
+    """One Lloyd assignment with Hamerly's bounds (``exact``: none yet, every row is
+    computed) over row blocks on gmmhmm's threads; returns the (counts, sums) of the
+    new clusters, added in block order. The rows whose bounds fail get their distances
+    to all centres from one GEMM, as in :func:`assign`; in late iterations, when few
+    rows lie near a boundary, a pass costs a fraction of a full one."""
+    k = len(centers)
+    c_sq = (centers**2).sum(axis=1)
+    gaps = c_sq[:, None] - 2.0 * centers @ centers.T + c_sq[None, :]
+    np.fill_diagonal(gaps, np.inf)
+    half_gap = 0.5 * np.sqrt(np.maximum(gaps.min(axis=1), 0.0)) if k > 1 else np.full(1, np.inf)
+
+    def block(s: int):
+        e = min(s + _BLOCK_ROWS, X.shape[0])
+        xb, lab, up, lo = X[s:e], labels[s:e], upper[s:e], lower[s:e]
+        if exact:
+            todo = np.arange(e - s)
+            rows = xb
+        else:
+            todo = np.empty(e - s, dtype=np.int64)
+            todo = todo[:_rows_to_check(xb, centers, half_gap, shift, lab, up, lo, todo)]
+            rows = xb[todo]
+        return _reassign_and_sum(xb, w[s:e], centers @ rows.T, x_sq[s:e], c_sq, todo, lab, up, lo, k)
+
+    with _threads.compute() as n_threads:
+        parts = list(_threads.map_ordered(block, range(0, X.shape[0], _BLOCK_ROWS), n_threads))
+    return np.sum([c for c, _ in parts], axis=0), np.sum([s for _, s in parts], axis=0)
+
+
 def _lloyd(X64, n_clusters, random_state, sample_weight, max_iter, tol):
     n = X64.shape[0]
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    centers, _ = kmeans_plusplus(X64, n_clusters, random_state, w)
-    x_sq = (X64**2).sum(axis=1)
+    x_sq = _row_sq_norms(X64)
+    centers, _ = kmeans_plusplus(X64, n_clusters, random_state, w, x_sq)
     shift_tol = tol * np.mean(np.var(X64, axis=0))
+    labels = np.zeros(n, dtype=np.int64)
+    upper, lower = np.empty(n), np.empty(n)
+    moves = np.zeros(n_clusters)
+    exact = True
     for _ in range(max_iter):
-        labels, dist_min = assign(X64, centers, x_sq)
-        counts, sums = _cluster_sums(X64, labels, w, n_clusters)
+        counts, sums = _lloyd_step(X64, w, x_sq, centers, moves, labels, upper, lower, exact)
+        exact = False
         new = centers.copy()
         full = counts > 0
         new[full] = sums[full] / counts[full, None]
-        for c in np.flatnonzero(~full):
-            far = int(np.argmax(dist_min * w))
-            new[c] = X64[far]
-            dist_min[far] = 0.0
-            labels[far] = c
-        shift = ((new - centers) ** 2).sum()
+        if not full.all():
+            dist_min = ((X64 - centers[labels]) ** 2).sum(axis=1)
+            for c in np.flatnonzero(~full):
+                far = int(np.argmax(dist_min * w))
+                new[c] = X64[far]
+                dist_min[far] = 0.0
+                labels[far] = c
+            exact = True  # the bounds no longer hold for the moved rows
+        moves = np.sqrt(((new - centers) ** 2).sum(axis=1))
+        shift = float((moves**2).sum())
         centers = new
         if shift <= shift_tol and full.all():
             break

@@ -388,8 +388,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
                 buffers.norm = np.empty(rows, dtype=dt)
             design = plan.design(xb, buffers.design)
             lp = plan.log_density(design, out=buffers.lp[:m])
-            log_norm = _kernels.normalize_log_resp(lp, wb, buffers.norm[:m], cutoff)  # lp := w_t * posterior
-            ll = float(wb.astype(np.float64) @ log_norm)
+            ll = _kernels.normalize_log_resp(lp, wb, buffers.norm[:m], cutoff)  # lp := w_t * posterior
             if ct == "tied":
                 xc = np.empty((m, d + 1), dtype=dt)
                 np.subtract(xb, center, out=xc[:, :d])
