@@ -117,6 +117,20 @@ def backward(ll, pdf, src, dst, logp, final):
     return beta
 
 
+@njit(cache=True, nogil=True)
+def _exp_from_max(v):
+    """``v <- exp(v - max(v))`` in place; returns the sum (the normaliser of ``v``'s log-weights)."""
+    m = -np.inf
+    for i in range(v.shape[0]):
+        if v[i] > m:
+            m = v[i]
+    z = 0.0
+    for i in range(v.shape[0]):
+        v[i] = np.exp(v[i] - m)
+        z += v[i]
+    return z
+
+
 @njit(cache=True, nogil=True)  # nogil: training runs utterance batches on threads
 def forward_backward(ll, pdf, src, dst, logp, init, final, n_pdf):
     """Total log-likelihood, per-pdf occupancies (T, n_pdf), arc counts (A,), final counts (S,).
@@ -142,28 +156,16 @@ def forward_backward(ll, pdf, src, dst, logp, init, final, n_pdf):
     # per-frame normalisation keeps occupancies summing to one exactly.
     post = np.empty(S)
     for t in range(T):
-        m = -np.inf
         for s in range(S):
             post[s] = alpha[t, s] + beta[t, s]
-            if post[s] > m:
-                m = post[s]
-        z = 0.0
-        for s in range(S):
-            post[s] = np.exp(post[s] - m)
-            z += post[s]
+        z = _exp_from_max(post)
         for s in range(S):
             gamma[t, pdf[s]] += post[s] / z
     xi = np.empty(A)
     for t in range(1, T):
-        m = -np.inf
         for a in range(A):
             xi[a] = alpha[t - 1, src[a]] + logp[a] + ll[t, pdf[dst[a]]] + beta[t, dst[a]]
-            if xi[a] > m:
-                m = xi[a]
-        z = 0.0
-        for a in range(A):
-            xi[a] = np.exp(xi[a] - m)
-            z += xi[a]
+        z = _exp_from_max(xi)
         for a in range(A):
             arc_counts[a] += xi[a] / z
     for s in range(S):
