@@ -97,8 +97,15 @@ def test_inputs_of_every_kind(tmp_path):
     (bad / "wav.scp").write_text("u1 cat x.sph |\n")
     with pytest.raises(DataDirError, match=r"wav.scp:1: piped commands"):
         list_utterances([bad])
-    (d / "segments").write_text("spk1-u1 spk1-u1 0 1\nspk2-u1 spk2-u1 0 1\n")
-    with pytest.raises(DataDirError, match="segments are not supported"):
-        list_utterances([d])
+    # with segments, utterances are stretches of the recordings (several may share one)
+    (d / "segments").write_text("seg-a spk1-u1 0 0.5\nseg-b spk1-u1 0.5 1\n")
+    (d / "utt2spk").write_text("seg-a spk1\nseg-b spk1\n")
+    (d / "text").write_text("seg-a hello\nseg-b world\n")
+    utts = list_utterances([d])
+    assert utts.ids == ["seg-a", "seg-b"] and utts.path["seg-b"] == str(a)
+    assert utts.segment == {"seg-a": (0.0, 0.5), "seg-b": (0.5, 1.0)}
+    assert utts.source("seg-b").name == f"{a}[0.500-1.000]" == utts.audio_name("seg-b")
+    assert utts.utterances_of() == {f"{a}[0.000-0.500]": ["seg-a"], f"{a}[0.500-1.000]": ["seg-b"]}
+    assert utts.subset(["seg-b"]).segment == {"seg-b": (0.5, 1.0)}
     with pytest.raises(InvalidInputError, match="no input files"):
         list_utterances([])
