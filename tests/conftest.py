@@ -106,3 +106,16 @@ def tone(freq_hz: float, seconds: float = 0.5, rate_hz: int = 8000):
 
     t = np.arange(int(seconds * rate_hz)) / rate_hz
     return 0.3 * np.sin(2 * np.pi * freq_hz * t)
+
+
+def tune_without_test_data(recipe: ModuleType, args: list[str], out: Path, copy: Path, stage: int) -> dict:
+    """Run a recipe's tuning ``stage`` on a copy of its output ``out`` from which the test features,
+    the final (all-speaker) monophones and the dev choice are removed: tuning must need none of them.
+    Returns the stage's report."""
+    import shutil
+
+    shutil.copytree(out, copy)
+    (copy / "feats" / "test.npz").unlink()
+    shutil.rmtree(copy / "mono")
+    (copy / "mono_nodev" / "decode_dev" / "best.json").unlink()
+    return recipe.main(args + ["--out", str(copy), "--stage", str(stage), "--stop-stage", str(stage)])

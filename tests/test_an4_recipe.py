@@ -14,7 +14,7 @@ import pytest
 from gmmhmm.errors import InvalidParameterError
 from gmmhmm.scoring import error_rates
 
-from conftest import REPO_ROOT, load_script
+from conftest import REPO_ROOT, load_script, tune_without_test_data
 
 an4 = load_script("recipes/an4.py")
 
@@ -86,15 +86,7 @@ def test_tuning_is_on_dev_speakers_from_the_grid(small_run):
 def test_tuning_never_reads_the_test_set(small_run, tmp_path):
     """Tuning (stage 4) runs with the test features and the final models gone."""
     args, out, _ = small_run
-    import shutil
-
-    copy = tmp_path / "exp"
-    shutil.copytree(out, copy)
-    (copy / "feats" / "test.npz").unlink()
-    shutil.rmtree(copy / "mono")
-    (copy / "mono_nodev" / "decode_dev" / "best.json").unlink()
-    # stage 6 needs them; tuning must not
-    report = an4.main(args + ["--out", str(copy), "--stage", "4", "--stop-stage", "4"])
+    report = tune_without_test_data(an4, args, out, tmp_path / "exp", 4)  # stage 6 needs them; tuning must not
     assert report["tuned"]["mono"] == json.loads((out / "mono_nodev" / "decode_dev" / "best.json").read_text())
 
 

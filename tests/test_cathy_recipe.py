@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import pytest
 import soundfile as sf
@@ -17,7 +16,7 @@ from gmmhmm.errors import DataDirError, InvalidParameterError
 from gmmhmm.recipe import apply_overrides, load_config
 from gmmhmm.scoring import error_rates
 
-from conftest import REPO_ROOT, load_script
+from conftest import REPO_ROOT, load_script, tune_without_test_data
 
 cathy = load_script("recipes/cathy_phones.py")
 prep = load_script("data_scripts/prepare_cathy.py")
@@ -138,13 +137,7 @@ def test_prompts_never_cross_the_split(small_run, cathy_paths):
 def test_tuning_never_reads_the_test_set(small_run, tmp_path):
     """Tuning runs with the test features and the final models gone."""
     args, out, _ = small_run
-    copy = tmp_path / "exp"
-    shutil.copytree(out, copy)
-    (copy / "feats" / "test.npz").unlink()
-    shutil.rmtree(copy / "mono")
-    (copy / "mono_nodev" / "decode_dev" / "best.json").unlink()
-    stage = cathy.STAGES.index("mono-tune")
-    report = cathy.main(args + ["--out", str(copy), "--stage", str(stage), "--stop-stage", str(stage)])
+    report = tune_without_test_data(cathy, args, out, tmp_path / "exp", cathy.STAGES.index("mono-tune"))
     assert report["mono_tuned"] == json.loads((out / "mono_nodev" / "decode_dev" / "best.json").read_text())
 
 
