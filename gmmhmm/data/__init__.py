@@ -1,6 +1,7 @@
 """Data layer: Kaldi data directories, lexicons, HTK and Kaldi files (knows no models).
 
-* :mod:`.datadir`  ``wav.scp`` / ``text`` / ``utt2spk`` / ``spk2utt`` / ``segments``: :class:`DataDir`
+* :mod:`.datadir`  ``wav.scp`` / ``text`` / ``utt2spk`` / ``spk2utt`` / ``segments``: :class:`DataDir`,
+  :class:`AudioSpan` (a stretch of a recording)
 * :mod:`.lexicon`  HTK, Kaldi, Sphinx and cmudict lexicons with alternate pronunciations: :class:`Lexicon`
 * :mod:`.htk`      HTK parameter files and master label files
 * :mod:`.kaldi_io` Kaldi ark/scp float matrices and CMVN statistics
@@ -11,5 +12,5 @@ from .datadir import AudioSpan, DataDir, Segment, read_table, write_table
 from .inputs import AUDIO_SUFFIXES, Utterances, list_utterances
 from .lexicon import DIGIT_WORDS, Lexicon, parse_transcripts, read_transcripts
 
-__all__ = ["AUDIO_SUFFIXES", "DIGIT_WORDS", "DataDir", "Lexicon", "Segment", "Utterances", "list_utterances",
+__all__ = ["AUDIO_SUFFIXES", "DIGIT_WORDS", "AudioSpan", "DataDir", "Lexicon", "Segment", "Utterances", "list_utterances",
            "parse_transcripts", "read_table", "read_transcripts", "write_table"]
