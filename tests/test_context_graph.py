@@ -183,6 +183,14 @@ def contexts(n_states, seed):
 # ---------------------------------------------------------------------------
 # Exactness
 # ---------------------------------------------------------------------------
+def assert_decode_is_brute_force(g, grammar, lex, ctx, trans, silence_prob, ll, opts) -> None:
+    """Token passing over ``g`` finds the score and words of the best path by enumeration."""
+    want, words = brute_force(grammar, lex, ctx, trans, silence_prob, ll, opts)
+    res = decode(g, ll, opts)
+    assert res.score == pytest.approx(want, abs=1e-9)
+    assert res.words == words
+
+
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("n_states", [1, 2])
 def test_best_path_equals_brute_force_over_word_sequences(seed, n_states):
@@ -195,10 +203,7 @@ def test_best_path_equals_brute_force_over_word_sequences(seed, n_states):
             ll = rng.normal(scale=3.0, size=(T, ctx.n_pdfs))
             opts = SearchOptions(beam=math.inf, max_active=0, lm_scale=float(rng.uniform(0.5, 2)),
                                  word_insertion_penalty=float(rng.normal()))
-            want, words = brute_force(grammar, LEX, ctx, trans, 0.3, ll, opts)
-            res = decode(g, ll, opts)
-            assert res.score == pytest.approx(want, abs=1e-9)
-            assert res.words == words
+            assert_decode_is_brute_force(g, grammar, LEX, ctx, trans, 0.3, ll, opts)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -210,10 +215,7 @@ def test_phone_loop_with_triphones_equals_brute_force(seed):
         g = compile_graph(grammar, lex, trans, 1, context=ctx)
         ll = rng.normal(scale=3.0, size=(5, ctx.n_pdfs))
         opts = SearchOptions(beam=math.inf, max_active=0, word_insertion_penalty=float(rng.normal()))
-        want, words = brute_force(grammar, lex, ctx, trans, 0.5, ll, opts)
-        res = decode(g, ll, opts)
-        assert res.score == pytest.approx(want, abs=1e-9)
-        assert res.words == words
+        assert_decode_is_brute_force(g, grammar, lex, ctx, trans, 0.5, ll, opts)
 
 
 @pytest.mark.parametrize("seed", range(2))
