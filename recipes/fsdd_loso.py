@@ -75,17 +75,18 @@ from gmmhmm.errors import InvalidParameterError, TranscriptError  # noqa: E402
 from gmmhmm.features import (FeatureConfig, apply_cmvn, compute_cmvn_stats, energy_vad, extract_many,  # noqa: E402
                              frame_log_energy_db)
 from gmmhmm.features.store import load_features, save_features  # noqa: E402
-from gmmhmm.graphs import EmbeddedTrainer, PhoneModelSet  # noqa: E402
+from gmmhmm.graphs import PhoneModelSet  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.recipe import Stages, argument_parser, kaldi_lines, run, setup  # noqa: E402
 from gmmhmm.recipe import apply_overrides, load_config  # noqa: E402, F401  (tests call them through this module)
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions  # noqa: E402
-from recipes.an4 import an4_dir  # noqa: E402
+from recipes.an4 import ADAPTED_FROM, TRAINERS, an4_dir, model_features  # noqa: E402
+from recipes.an4 import systems as an4_systems  # noqa: E402
 
 logger = logging.getLogger("fsdd_loso")
 
-STAGES = ("data", "features", "dev", "folds")
+STAGES = ("data", "features", "dev", "fold-train", "fold-decode")
 #: Words of the FSDD labels '0'..'9' in AN4's dictionary (upper case).
 FSDD_WORDS = {str(d): w.upper() for d, w in enumerate(DIGIT_WORDS)}
 #: Digit-string vocabulary of AN4 (which also says "oh" for zero).
@@ -190,13 +191,13 @@ class Corpora:
             fsdd_spk, cfg)
         self.text = {u.utt_id: [FSDD_WORDS[u.digit]] for u in self.fsdd}
         self.an4: dict[str, DataDir] = {}
-        self.an4_utt2spk: dict[str, str] = {}
+        self.utt2spk: dict[str, str] = dict(fsdd_spk)
         for name in ("train", "test"):
             ds = speakers_of(DataDir.read(out / "data" / name), cfg["data"][f"an4_{name}_speakers"], f"an4_{name}_speakers")
             raw = cached_features(out / "feats" / f"an4_{name}.npz", {u: ds.wav[u] for u in ds.utterances}, fc, n_jobs)
             self.feats.update(speaker_normalised(raw, ds.utt2spk, cfg))
             self.text.update(ds.text)
-            self.an4_utt2spk.update(ds.utt2spk)
+            self.utt2spk.update(ds.utt2spk)
             self.an4[name] = ds
 
     def fsdd_ids(self, exclude: str | None = None, only: str | None = None) -> list[str]:
@@ -213,15 +214,39 @@ class Corpora:
 # ---------------------------------------------------------------------------
 # Training and decoding
 # ---------------------------------------------------------------------------
-def train(cfg: dict, lexicon: Lexicon, data: Corpora, utts: list[str]) -> PhoneModelSet:
-    """Flat start, embedded Baum-Welch and mix-up on ``utts`` (both corpora)."""
-    tcfg = cfg["training"]
-    trainer = EmbeddedTrainer(lexicon, n_states=tcfg["n_states"], sil_prob=tcfg["sil_prob"],
-                              var_floor_frac=tcfg["var_floor_frac"], feature_config=cfg["features"])
-    history = trainer.fit([data.feats[u] for u in utts], [data.text[u] for u in utts],
-                          mixtures=tcfg["mixtures"], n_iter=tcfg["n_iter"])
-    logger.info("trained on %d utterances; log-lik/frame %s", len(utts), " ".join(f"{h:.3f}" for h in history))
-    return trainer.model
+def chain(cfg: dict) -> list[str]:
+    """The acoustic-model systems trained, in order (``[systems] run``, a prefix of AN4's chain)."""
+    return an4_systems(cfg)
+
+
+def train(cfg: dict, lexicon: Lexicon, data: Corpora, utts: list[str], system: str,
+          previous: PhoneModelSet | None) -> PhoneModelSet:
+    """``system`` of the AN4 recipe's chain (``recipes/an4.py``: monophones, triphones, LDA+MLLT,
+    SAT) trained on ``utts`` of both corpora, starting from ``previous`` (the system before it)."""
+    ds = DataDir(wav={u: "" for u in utts}, text={u: data.text[u] for u in utts},
+                 utt2spk={u: data.utt2spk[u] for u in utts})
+    return TRAINERS[system](cfg, lexicon, ds, data.feats, previous)
+
+
+def train_all(cfg: dict, lexicon: Lexicon, data: Corpora, utts: list[str], folder: Path) -> tuple[dict, dict]:
+    """Every system of :func:`chain` trained on ``utts``, each kept as ``folder/<system>.model.npz``
+    and read back from there by a later run. Returns ``({system: model}, {system: seconds})``."""
+    models: dict[str, PhoneModelSet] = {}
+    seconds: dict[str, float] = {}
+    previous = None
+    folder.mkdir(parents=True, exist_ok=True)
+    for system in chain(cfg):
+        path = folder / f"{system}.model.npz"
+        if path.is_file():
+            model, meta = load(path, with_metadata=True)
+        else:
+            t0 = time.perf_counter()
+            model = train(cfg, lexicon, data, utts, system, previous)
+            meta = {"system": system, "n_train": len(utts), "train_seconds": time.perf_counter() - t0}
+            save(model, path, metadata=meta)
+            logger.info("%s: %s trained in %.0f s", folder.name, system, meta["train_seconds"])
+        models[system], seconds[system], previous = model, meta["train_seconds"], model
+    return models, seconds
 
 
 def options(cfg: dict, word_insertion_penalty: float = 0.0) -> SearchOptions:
@@ -229,36 +254,72 @@ def options(cfg: dict, word_insertion_penalty: float = 0.0) -> SearchOptions:
     return SearchOptions(beam=d["beam"], max_active=d["max_active"], word_insertion_penalty=word_insertion_penalty)
 
 
-#: fMLLR decodings of the latest model (under "model"), reused by the MAP system of the same fold.
+def systems(cfg: dict, tuned: dict) -> dict[str, dict]:
+    """Decoding systems by name, least to most adapted; the last is the best stage, fixed in advance.
+
+    Each is ``{"model": trained system, "adapt": None or fMLLR settings}``: every trained system
+    but SAT ones speaker independent, then for each ``[fmllr] systems`` entry unsupervised fMLLR
+    (a SAT system's first pass by the system before it, Kaldi's decode_fmllr.sh with the SI
+    alimdl) and, with ``[map] enabled``, MAP means after it (``tuned["map_n_iter"][name]`` passes,
+    chosen on dev).
+    """
+    fcfg, mcfg = dict(cfg.get("fmllr", {})), dict(cfg.get("map", {}))
+    trained = chain(cfg)
+    adapted = fcfg.pop("systems", trained[:1])
+    unknown = sorted(set(adapted) - set(trained))
+    if unknown:
+        raise InvalidParameterError(f"[fmllr] systems: {unknown} are not trained ([systems] run = {trained})")
+    enabled = fcfg.pop("enabled", False)
+    missing = [s for s in trained if s in ADAPTED_FROM and (not enabled or s not in adapted)]
+    if missing:
+        raise InvalidParameterError(f"{missing}: speaker-adaptive systems decode only with fMLLR; "
+                                    "add them to [fmllr] systems")
+    out: dict[str, dict] = {s: {"model": s, "adapt": None} for s in trained if s not in ADAPTED_FROM}
+    if enabled:
+        for s in trained:
+            if s not in adapted:
+                continue
+            first = ADAPTED_FROM.get(s)
+            out[f"{s}+fmllr"] = {"model": s, "adapt": {**fcfg, "si": first}}
+            if mcfg.get("enabled", False):
+                name = f"{s}+fmllr+map"
+                out[name] = {"model": s, "adapt": {**fcfg, "si": first, "map_tau": mcfg["tau"],
+                                                   "map_n_iter": tuned.get("map_n_iter", {}).get(name)}}
+    return out
+
+
+#: fMLLR decodings of the latest models (under "models"), reused by the MAP system that follows.
 _FMLLR_PASSES: dict = {}
 
 
-def recognise(model: PhoneModelSet, lexicon: Lexicon, data: Corpora, utts: list[str], grammar: str,
-              words: tuple[str, ...], opts: list[SearchOptions], sil_prob: float,
-              adapt: dict | None = None, utt2spk: dict[str, str] | None = None) -> list[list[list[str]]]:
-    """Word sequences (silence left out) of ``utts``, once per element of ``opts``.
+def recognise(cfg: dict, models: dict[str, PhoneModelSet], system: dict, lexicon: Lexicon, data: Corpora,
+              utts: list[str], grammar: str, words: tuple[str, ...], opts: list[SearchOptions],
+              utt2spk: dict[str, str]) -> list[list[list[str]]]:
+    """Word sequences (silence left out) of ``utts`` by ``system`` (of :func:`systems`), once per
+    element of ``opts``.
 
-    With ``adapt`` (a system of :func:`systems`), each ``utt2spk`` speaker is
-    adapted without supervision, from the hypotheses of its own utterances:
-    fMLLR (:func:`gmmhmm.decoding.decode_adapted`), then, with ``map_tau``,
-    MAP means (:func:`gmmhmm.adapt.map_adapt`) from the fMLLR pass's
-    hypotheses, and decoded again.
+    With adaptation, each ``utt2spk`` speaker is adapted without supervision, from the hypotheses
+    of its own utterances: fMLLR (:func:`gmmhmm.decoding.decode_adapted`), then, with
+    ``map_tau``, MAP means (:func:`gmmhmm.adapt.map_adapt`) from the fMLLR pass's hypotheses.
     """
+    model, adapt = models[system["model"]], system["adapt"]
+    sil_prob = cfg["training"]["sil_prob"]
     graph = decoding_graph(model, grammar, lexicon, words=words, silence_prob=sil_prob)
-    feats = {u: data.feats[u] for u in utts}
+    feats = {u: model_features(model, cfg, data.feats[u]) for u in utts}
     out = []
     for o in opts:
         if adapt is None:
             results = dict(zip(utts, decode_many(graph, model.state_log_likelihood_many(list(feats.values())), o)))
         else:
-            fmllr = {k: v for k, v in adapt.items() if k not in ("map_tau", "map_n_iter")}
-            key = (tuple(utts), grammar, words, o, repr(sorted(fmllr.items())))
-            if _FMLLR_PASSES.get("model") is not model:  # the MAP system starts from the fMLLR system's pass
+            fmllr = {k: v for k, v in adapt.items() if k not in ("map_tau", "map_n_iter", "si")}
+            key = (system["model"], tuple(utts), grammar, words, o, repr(sorted(fmllr.items())))
+            if _FMLLR_PASSES.get("models") is not models:  # the MAP system starts from the fMLLR system's pass
                 _FMLLR_PASSES.clear()
-                _FMLLR_PASSES["model"] = model
+                _FMLLR_PASSES["models"] = models
             if key not in _FMLLR_PASSES:
+                si = models[adapt["si"]] if adapt["si"] else None
                 _FMLLR_PASSES[key] = decode_adapted(model, graph, feats, utt2spk, o, lexicon, sil_prob=sil_prob,
-                                                    **fmllr)
+                                                    si_model=si, **fmllr)
             decoded = _FMLLR_PASSES[key]
             results = decoded.adapted
             if "map_tau" in adapt:
@@ -291,83 +352,93 @@ def map_pass(model: PhoneModelSet, graph, lexicon: Lexicon, feats: dict[str, np.
     return results
 
 
-def digit_string_errors(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, data: Corpora, utts: list[str],
-                        penalties: list[float], adapt: dict | None = None) -> list[ErrorRates]:
-    """Digit-loop %WER of AN4 digit strings, per insertion penalty (adapted per AN4 speaker with ``adapt``)."""
-    hyps = recognise(model, lexicon, data, utts, "word-loop", AN4_DIGITS, [options(cfg, p) for p in penalties],
-                     cfg["training"]["sil_prob"], adapt, data.an4_utt2spk)
+def digit_string_errors(cfg: dict, models: dict, system: dict, lexicon: Lexicon, data: Corpora, utts: list[str],
+                        penalties: list[float]) -> list[ErrorRates]:
+    """Digit-loop %WER of AN4 digit strings by ``system``, per insertion penalty (adapted per AN4 speaker)."""
+    hyps = recognise(cfg, models, system, lexicon, data, utts, "word-loop", AN4_DIGITS,
+                     [options(cfg, p) for p in penalties], data.utt2spk)
     return [error_rates([data.text[u] for u in utts], h, utts) for h in hyps]
 
 
 def stage_dev(cfg: dict, lexicon: Lexicon, data: Corpora, out: Path) -> dict:
-    """Train without the dev speakers, pick the digit-loop insertion penalty on their digit strings."""
+    """Train every system without the dev speakers; on their digit strings pick the digit-loop
+    insertion penalty (with the first system) and each MAP system's passes, and write every
+    system's dev %WER."""
     dev = set(cfg["dev"]["speakers"])
     train_spk = set(data.an4["train"].speakers)
     if not dev or not dev < train_spk:
         raise InvalidParameterError("[dev] speakers must be some, not all, of the AN4 training speakers")
     utts = data.an4_ids("train", train_spk - dev) + data.fsdd_ids()
-    model = train(cfg, lexicon, data, utts)
+    models, _ = train_all(cfg, lexicon, data, utts, out / "dev")
     dev_utts = data.an4_ids("train", dev, digits_only=True)
     penalties = cfg["tuning"]["word_insertion_penalties"]
-    ers = digit_string_errors(cfg, model, lexicon, data, dev_utts, penalties)
+    first = chain(cfg)[0]
+    ers = digit_string_errors(cfg, models, {"model": first, "adapt": None}, lexicon, data, dev_utts, penalties)
     best = min(range(len(penalties)), key=lambda i: (ers[i].n_errors, ers[i].n_sentences_wrong, i))
-    rows = [f"wip {p:6.1f} " + kaldi_lines(er).replace("\n", " ") for p, er in zip(penalties, ers)]
-    (out / "dev").mkdir(parents=True, exist_ok=True)
+    rows = [f"{first} wip {p:6.1f} " + kaldi_lines(er).replace("\n", " ") for p, er in zip(penalties, ers)]
     tuned = {"word_insertion_penalty": penalties[best], "dev_wer": ers[best].error_rate,
              "dev_speakers": sorted(dev), "n_dev_utterances": len(dev_utts), "n_train_utterances": len(utts)}
     print("\n".join(rows))
     print(f"dev-tuned digit-loop insertion penalty {penalties[best]:g} (dev %WER {100 * ers[best].error_rate:.2f}, "
           f"{len(dev_utts)} digit strings of {len(dev)} AN4 training speakers)")
-    tuned.update(dev_adaptation(cfg, model, lexicon, data, dev_utts, penalties[best], rows))
+    tuned.update(dev_systems(cfg, models, lexicon, data, dev_utts, penalties[best], rows))
     atomic_write_text(out / "dev" / "tuning.txt", "\n".join(rows) + "\n")
     atomic_write_text(out / "dev" / "best.json", json.dumps(tuned, indent=1))
     return tuned
 
 
-def dev_adaptation(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, data: Corpora, dev_utts: list[str],
-                   penalty: float, rows: list[str]) -> dict:
-    """Each system's dev %WER, every ``[tuning] map_n_iters`` for the MAP system; the fewest errors
-    picks the MAP passes (a tie: more passes, the more adapted setting). Adds lines to ``rows``."""
-    found: dict = {"dev_systems": {}}
-    for name, adapt in systems(cfg, {"map_n_iter": 0}).items():
+def dev_systems(cfg: dict, models: dict, lexicon: Lexicon, data: Corpora, dev_utts: list[str],
+                penalty: float, rows: list[str]) -> dict:
+    """Each system's dev %WER, every ``[tuning] map_n_iters`` for a MAP system; the fewest errors
+    picks its MAP passes (a tie: more passes, the more adapted setting). Adds lines to ``rows``."""
+    found: dict = {"dev_systems": {}, "map_n_iter": {}}
+    for name, system in systems(cfg, {}).items():
+        adapt = system["adapt"]
         grid = cfg["tuning"]["map_n_iters"] if adapt and "map_tau" in adapt else [None]
         ers = {}
         for n in grid:
-            setting = adapt if n is None else {**adapt, "map_n_iter": n}
-            (ers[n],) = digit_string_errors(cfg, model, lexicon, data, dev_utts, [penalty], setting)
+            setting = system if n is None else {**system, "adapt": {**adapt, "map_n_iter": n}}
+            (ers[n],) = digit_string_errors(cfg, models, setting, lexicon, data, dev_utts, [penalty])
             label = name if n is None else f"{name} map_n_iter={n}"
             found["dev_systems"][label] = ers[n].error_rate
             rows.append(f"{label:30s} " + kaldi_lines(ers[n]).replace("\n", " "))
             print(rows[-1], flush=True)
         if grid != [None]:
-            found["map_n_iter"] = min(grid, key=lambda n: (ers[n].n_errors, ers[n].n_sentences_wrong, -n))
-            print(f"dev-chosen MAP passes {found['map_n_iter']}")
+            found["map_n_iter"][name] = min(grid, key=lambda n: (ers[n].n_errors, ers[n].n_sentences_wrong, -n))
+            print(f"{name}: dev-chosen MAP passes {found['map_n_iter'][name]}")
     return found
 
 
-def fold_model(cfg: dict, lexicon: Lexicon, data: Corpora, speaker: str, path: Path) -> tuple[PhoneModelSet, dict]:
-    """The models trained without FSDD ``speaker`` (read from ``path`` if an earlier run wrote them)."""
-    if path.is_file():
-        return load(path, with_metadata=True)
-    t0 = time.perf_counter()
-    train_utts = data.an4_ids("train") + data.fsdd_ids(exclude=speaker)
-    model = train(cfg, lexicon, data, train_utts)
-    meta = {"held_out": speaker, "n_train": len(train_utts), "train_seconds": time.perf_counter() - t0}
-    save(model, path, metadata=meta)
-    return model, meta
+def fold_speakers(data: Corpora, held_out: list[str] | None) -> list[str]:
+    """``held_out`` (default: every FSDD speaker of the config), checked."""
+    speakers = sorted({u.speaker for u in data.fsdd})
+    unknown = sorted(set(held_out or []) - set(speakers))
+    if unknown:
+        raise InvalidParameterError(f"--held-out {unknown}: not FSDD speakers of the config ({speakers})")
+    return held_out or speakers
 
 
-def evaluate(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, data: Corpora, speaker: str, tuned: dict,
-             adapt: dict | None) -> dict:
-    """Held-out ``speaker``'s digit accuracy and AN4 test digit strings' errors of one system
-    (``adapt``: its adaptation settings, see :func:`recognise`)."""
+def fold_models(cfg: dict, lexicon: Lexicon, data: Corpora, speaker: str, out: Path) -> tuple[dict, dict]:
+    """Every system trained without FSDD ``speaker`` (``folds/<speaker>/<system>.model.npz``)."""
+    return train_all(cfg, lexicon, data, data.an4_ids("train") + data.fsdd_ids(exclude=speaker),
+                     out / "folds" / speaker)
+
+
+def stage_fold_train(cfg: dict, lexicon: Lexicon, data: Corpora, out: Path, held_out: list[str] | None) -> dict:
+    """Train the folds of ``held_out`` FSDD speakers (default: all); seconds per system per fold."""
+    return {s: fold_models(cfg, lexicon, data, s, out)[1] for s in fold_speakers(data, held_out)}
+
+
+def evaluate(cfg: dict, models: dict, system: dict, lexicon: Lexicon, data: Corpora, speaker: str,
+             tuned: dict) -> dict:
+    """Held-out ``speaker``'s digit accuracy and AN4 test digit strings' errors of one system."""
     t0 = time.perf_counter()
     test = data.fsdd_ids(only=speaker)
-    (hyps,) = recognise(model, lexicon, data, test, "words", tuple(FSDD_WORDS.values()), [options(cfg)],
-                        cfg["training"]["sil_prob"], adapt, {u: speaker for u in test})
+    (hyps,) = recognise(cfg, models, system, lexicon, data, test, "words", tuple(FSDD_WORDS.values()),
+                        [options(cfg)], {u: speaker for u in test})
     refs = [data.text[u] for u in test]
-    (an4,) = digit_string_errors(cfg, model, lexicon, data, data.an4_ids("test", digits_only=True),
-                                 [tuned["word_insertion_penalty"]], adapt)
+    (an4,) = digit_string_errors(cfg, models, system, lexicon, data, data.an4_ids("test", digits_only=True),
+                                 [tuned["word_insertion_penalty"]])
     return {"n_test": len(test), "n_correct": sum(h == r for h, r in zip(hyps, refs)),
             "accuracy": float(np.mean([h == r for h, r in zip(hyps, refs)])),
             "errors": [{"utt_id": u, "ref": r[0], "hyp": " ".join(h)} for u, r, h in zip(test, refs, hyps) if h != r],
@@ -375,53 +446,42 @@ def evaluate(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, data: Corpora, s
             "decode_seconds": time.perf_counter() - t0}
 
 
-def systems(cfg: dict, tuned: dict) -> dict[str, dict | None]:
-    """Decoding systems by name, least to most adapted: speaker independent; with ``[fmllr] enabled``
-    unsupervised fMLLR; with ``[map] enabled`` too, fMLLR then MAP means (``tuned["map_n_iter"]``
-    passes, chosen on dev)."""
-    fcfg, mcfg = dict(cfg.get("fmllr", {})), dict(cfg.get("map", {}))
-    out: dict[str, dict | None] = {"mono": None}
-    if fcfg.pop("enabled", False):
-        out["mono+fmllr"] = fcfg
-        if mcfg.get("enabled", False):
-            out["mono+fmllr+map"] = {**fcfg, "map_tau": mcfg["tau"], "map_n_iter": tuned.get("map_n_iter")}
-    return out
+def settings_label(cfg: dict, name: str, system: dict, tuned: dict, n_gaussians: int) -> str:
+    adapt = system["adapt"] or {}
+    return (f"{name} {n_gaussians}g fsdd-others+an4-train 8kHz spk-cmvn-{cfg['cmvn']['frames']} "
+            f"wip={tuned['word_insertion_penalty']:g}"
+            + (f" map_n_iter={adapt['map_n_iter']}" if "map_tau" in adapt else ""))
 
 
-def stage_folds(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, out: Path,
-                held_out: list[str] | None = None) -> dict:
-    """The folds of ``held_out`` FSDD speakers (default: all).
+def stage_fold_decode(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, out: Path,
+                      held_out: list[str] | None = None) -> dict:
+    """Decode the folds of ``held_out`` FSDD speakers (default: all) with every system.
 
-    A fold's models (``folds/<speaker>.model.npz``) and each system's results
-    (``folds/<speaker>.json``) are kept and read back by a later run.
+    Each system's results go to ``folds/<speaker>.json`` and are read back by a later run.
     """
-    speakers = sorted({u.speaker for u in data.fsdd})
-    unknown = sorted(set(held_out or []) - set(speakers))
-    if unknown:
-        raise InvalidParameterError(f"--held-out {unknown}: not FSDD speakers of the config ({speakers})")
-    (out / "folds").mkdir(parents=True, exist_ok=True)
+    speakers = fold_speakers(data, held_out)
+    decoders = systems(cfg, tuned)
     folds = []
-    for speaker in held_out or speakers:
+    for speaker in speakers:
         path = out / "folds" / f"{speaker}.json"
         fold = json.loads(path.read_text()) if path.is_file() else {}
         fold = {"systems": fold.get("systems", {})}
-        model, meta = fold_model(cfg, lexicon, data, speaker, out / "folds" / f"{speaker}.model.npz")
-        for name, adapt in systems(cfg, tuned).items():
+        models, seconds = fold_models(cfg, lexicon, data, speaker, out)
+        for name, system in decoders.items():
             if name not in fold["systems"]:
-                fold["systems"][name] = evaluate(cfg, model, lexicon, data, speaker, tuned, adapt)
-        fold.update(speaker=speaker, n_train=meta["n_train"], train_seconds=meta["train_seconds"],
-                    n_gaussians=model.n_mix)
+                fold["systems"][name] = evaluate(cfg, models, system, lexicon, data, speaker, tuned)
+                fold["systems"][name]["n_gaussians"] = models[system["model"]].n_mix
+        fold.update(speaker=speaker, n_train=len(data.an4_ids("train") + data.fsdd_ids(exclude=speaker)),
+                    train_seconds=seconds)
         atomic_write_text(path, json.dumps(fold, indent=1))
         folds.append(fold)
         for name, r in fold["systems"].items():
             print(f"%ACC {100 * r['accuracy']:.2f} [ {r['n_correct']} / {r['n_test']} ] fsdd_heldout_{speaker} {name} "
-                  f"(train {fold['train_seconds']:.0f} s, decode {r['decode_seconds']:.0f} s)", flush=True)
+                  f"(decode {r['decode_seconds']:.0f} s)", flush=True)
     lines, summary = [], {}
-    names = list(systems(cfg, tuned))
+    names = list(decoders)
     for name in names:
-        settings = (f"{name} {folds[0]['n_gaussians']}g fsdd-others+an4-train 8kHz spk-cmvn-{cfg['cmvn']['frames']} "
-                    f"wip={tuned['word_insertion_penalty']:g}"
-                    + (f" map_n_iter={tuned['map_n_iter']}" if name.endswith("+map") else ""))
+        settings = settings_label(cfg, name, decoders[name], tuned, folds[0]["systems"][name]["n_gaussians"])
         res = [f["systems"][name] for f in folds]
         mean = float(np.mean([r["accuracy"] for r in res]))
         summary[name] = {"mean_accuracy": mean, "accuracy": {f["speaker"]: r["accuracy"] for f, r in zip(folds, res)},
@@ -432,12 +492,12 @@ def stage_folds(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, out: Pa
                      + (" (best stage: the most adapted, fixed in advance)" if name == names[-1] else ""))
         lines += [f"{ln} an4_test_digits model_without_{f['speaker']} {settings}"
                   for f, r in zip(folds, res) for ln in r["an4_test_digits_lines"].splitlines()]
-    if len(folds) == len(speakers):  # a partial run (--held-out) leaves RESULTS to the full one
+    if held_out is None or set(held_out) == {u.speaker for u in data.fsdd}:  # a partial run leaves RESULTS
         with open(out / "RESULTS", "a", encoding="utf-8") as fh:
             fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))
     return {"folds": folds, "systems": summary, "best_stage": names[-1],
-            "train_seconds": sum(f["train_seconds"] for f in folds)}
+            "train_seconds": sum(sum(f["train_seconds"].values()) for f in folds)}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -453,11 +513,13 @@ def main(argv: list[str] | None = None) -> dict:
     lexicon = Lexicon.read(out / "data" / "lexicon.txt")
     check_pronunciations(lexicon)
     data = stage(1, lambda: Corpora(cfg, out))
-    if args.stop_stage >= 2:
-        data = data or Corpora(cfg, out)
+    if args.stop_stage >= 2 and data is None:
+        data = Corpora(cfg, out)
     report["tuned"] = stage(2, lambda: stage_dev(cfg, lexicon, data, out))
-    report["loso"] = stage(3, lambda: stage_folds(cfg, lexicon, data, json.loads((out / "dev" / "best.json").read_text()),
-                                                  out, args.held_out))
+    report["trained"] = stage(3, lambda: stage_fold_train(cfg, lexicon, data, out, args.held_out))
+    report["loso"] = stage(4, lambda: stage_fold_decode(cfg, lexicon, data,
+                                                        json.loads((out / "dev" / "best.json").read_text()),
+                                                        out, args.held_out))
     print(stage.summary())
     atomic_write_text(out / "report.json", json.dumps(report, indent=1))
     return report

@@ -26,6 +26,9 @@ AN4_TRAIN = ["fash", "fbbh"]
 AN4_DEV = ["fbbh"]
 AN4_TEST = ["fcaw"]
 TAKES = 4
+#: decoding systems, least to most adapted (tri3 is trained with SAT, so decoded only with fMLLR)
+SYSTEMS = ["mono", "tri1", "tri2", "mono+fmllr", "mono+fmllr+map", "tri3+fmllr", "tri3+fmllr+map"]
+CHAIN = ["mono", "tri1", "tri2", "tri3"]
 
 ACC_LINE = re.compile(r"^%ACC (\d+\.\d\d) \[ (\d+) / (\d+) \] fsdd_heldout_(\w+) (\S+) ")
 WER_LINE = re.compile(r"^%WER (\d+\.\d\d) \[ (\d+) / (\d+), \d+ ins, \d+ del, \d+ sub \] an4_test_digits "
@@ -38,7 +41,10 @@ def slice_settings(fsdd_dir, an4_path) -> list[str]:
                 "data.an4_train_speakers": json.dumps(AN4_TRAIN), "data.an4_test_speakers": json.dumps(AN4_TEST),
                 "dev.speakers": json.dumps(AN4_DEV), "data.n_jobs": "1", "training.mixtures": "[1, 2]",
                 "training.n_iter": "[3, 2]", "tuning.word_insertion_penalties": "[-20.0, 0.0]",
-                "fmllr.n_passes": "1", "fmllr.fmllr_n_iters": "3", "tuning.map_n_iters": "[1]"}
+                "fmllr.n_passes": "1", "fmllr.fmllr_n_iters": "3", "tuning.map_n_iters": "[1]",
+                "tri1.mixtures": "[1, 2]", "tri1.n_iter": "[2, 1]", "tri1.min_occupancy": "20.0",
+                "tri1.max_leaves": "60", "tri2.lda_dim": "20", "tri2.splice": "2", "tri2.n_iter": "2",
+                "tri2.mllt_iters": "[0, 1]", "tri3.n_iter": "2", "tri3.fmllr_iters": "[0]"}
     return [f"{k}={v}" for k, v in settings.items()]
 
 
@@ -59,9 +65,9 @@ def small_run(fsdd_path, an4_path, tmp_path_factory):
     trained_on = []
     original = loso.train
 
-    def spy(cfg, lexicon, data, utts):
-        trained_on.append(list(utts))
-        return original(cfg, lexicon, data, utts)
+    def spy(cfg, lexicon, data, utts, system, previous):
+        trained_on.append((system, list(utts)))
+        return original(cfg, lexicon, data, utts, system, previous)
 
     loso.train = spy
     try:
@@ -76,7 +82,7 @@ def test_every_speaker_held_out_once_with_kaldi_lines(small_run):
     out, report, _ = small_run
     folds = report["loso"]["folds"]
     assert [f["speaker"] for f in folds] == FSDD_SPEAKERS
-    assert list(report["loso"]["systems"]) == ["mono", "mono+fmllr", "mono+fmllr+map"]
+    assert list(report["loso"]["systems"]) == SYSTEMS
     lines = (out / "RESULTS").read_text().splitlines()
     for system, summary in report["loso"]["systems"].items():
         results = [f["systems"][system] for f in folds]
@@ -92,7 +98,7 @@ def test_every_speaker_held_out_once_with_kaldi_lines(small_run):
         mean = [ln for ln in lines if ln.startswith(f"%ACC {100 * summary['mean_accuracy']:.2f} mean over "
                                                    f"{len(FSDD_SPEAKERS)} held-out FSDD speakers {system} ")]
         assert len(mean) == 1 and mean[0].endswith("(best stage: the most adapted, fixed in advance)") == \
-            (system == "mono+fmllr+map") == (report["loso"]["best_stage"] == system)
+            (system == SYSTEMS[-1]) == (report["loso"]["best_stage"] == system)
         wer = [m for m in map(WER_LINE.match, lines) if m and m.group(5) == system]
         assert [m.group(4) for m in wer] == FSDD_SPEAKERS
         assert all(int(m.group(3)) == results[0]["an4_test_digits"]["n_ref"] > 0 for m in wer)
@@ -106,23 +112,41 @@ def test_a_second_run_reads_the_folds_back(small_run, an4_path, monkeypatch):
 
     monkeypatch.setattr(loso, "train", no_training)
     again = loso.main(["--stage", "3"] + slice_args(out.parent / "fsdd", an4_path, out))
+    assert set(again["trained"]) == set(FSDD_SPEAKERS)
     assert again["loso"]["systems"] == report["loso"]["systems"]
 
 
 def test_held_out_speaker_never_trained_on_and_dev_reads_no_test_speaker(small_run):
     out, report, trained_on = small_run
-    dev_utts, *fold_utts = trained_on
-    assert len(fold_utts) == len(FSDD_SPEAKERS)
-    for speaker, utts in zip(FSDD_SPEAKERS, fold_utts):
+    assert [system for system, _ in trained_on] == CHAIN * (1 + len(FSDD_SPEAKERS))
+    dev_utts = trained_on[0][1]
+    assert all(utts == dev_utts for _, utts in trained_on[:len(CHAIN)])
+    for k, speaker in enumerate(FSDD_SPEAKERS):
+        fold = trained_on[len(CHAIN) * (k + 1):len(CHAIN) * (k + 2)]
+        utts = fold[0][1]
+        assert all(u == utts for _, u in fold)  # every system of a fold on the same data
         assert not [u for u in utts if u.startswith(f"{speaker}_")]
         assert {u.split("_")[0] for u in utts if "_" in u} == set(FSDD_SPEAKERS) - {speaker}
         assert {u.split("-")[1] for u in utts if "-" in u} == set(AN4_TRAIN)  # AN4 ids: name-speaker-b
     assert not {u.split("-")[1] for u in dev_utts if "-" in u} & set(AN4_DEV)
     tuned = json.loads((out / "dev" / "best.json").read_text())
     assert tuned["dev_speakers"] == AN4_DEV and tuned["word_insertion_penalty"] in (-20.0, 0.0)
-    assert tuned["map_n_iter"] == 1  # the only one of the slice's grid
-    assert set(tuned["dev_systems"]) == {"mono", "mono+fmllr", "mono+fmllr+map map_n_iter=1"}
+    assert tuned["map_n_iter"] == {"mono+fmllr+map": 1, "tri3+fmllr+map": 1}  # the only one of the slice's grid
+    assert set(tuned["dev_systems"]) == {s + (" map_n_iter=1" if s.endswith("+map") else "") for s in SYSTEMS}
     assert report["tuned"] == tuned
+
+
+def test_sat_systems_decode_only_with_fmllr():
+    cfg = loso.load_config(loso.REPO / "configs" / "fsdd_loso.toml")
+    cfg["fmllr"]["systems"] = ["mono"]
+    with pytest.raises(InvalidParameterError, match="tri3"):
+        loso.systems(cfg, {})
+    cfg["fmllr"]["systems"] = ["mono", "tri4"]
+    with pytest.raises(InvalidParameterError, match="tri4"):
+        loso.systems(cfg, {})
+    cfg["fmllr"]["systems"] = ["tri3"]
+    first_pass = {n: s["adapt"]["si"] for n, s in loso.systems(cfg, {}).items() if s["adapt"]}
+    assert first_pass == {"tri3+fmllr": "tri2", "tri3+fmllr+map": "tri2"}
 
 
 def test_cmvn_per_speaker_from_its_own_speech_frames(small_run, an4_path):
