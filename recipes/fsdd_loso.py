@@ -3,48 +3,61 @@
 
 Digit models that generalise to new speakers (issue 11, stage 4): instead of
 one whole-word HMM per digit trained on five FSDD speakers, each fold trains
-monophones on the five other FSDD speakers *and* AN4's 74 training speakers,
-both at FSDD's 8 kHz (AN4 is resampled), and recognises the held-out
-speaker's digits with a one-word grammar over the ten digit words. The
-pronunciations are AN4's dictionary (``etc/an4.dic``), checked to contain
-every pronunciation of gmmhmm's own ``digits.lex``.
+the AN4 recipe's chain of systems (``recipes/an4.py``: monophones, tied-state
+triphones, LDA + MLLT, speaker-adaptive training) on the five other FSDD
+speakers *and* AN4's 74 training speakers, both at FSDD's 8 kHz (AN4 is
+resampled), and recognises the held-out speaker's digits with a one-word
+grammar over the ten digit words. The pronunciations are AN4's dictionary
+(``etc/an4.dic``), checked to contain every pronunciation of gmmhmm's own
+``digits.lex``.
 
 Stages (``--stage N`` / ``--stop-stage N`` as in ``recipes/an4.py``):
 
-0. data      AN4 Kaldi data dirs ``data/{train,test}`` and ``data/lexicon.txt``.
-1. features  8 kHz MFCC + deltas of FSDD and AN4, without CMVN: ``feats/*.npz``
-             (kept and reused while the ``[features]`` config is unchanged).
-             CMVN is applied in memory per speaker, from that speaker's own
-             audio (no labels), so a held-out speaker is normalised as a new
-             user would be; with ``[cmvn] frames = "speech"`` from its speech
-             frames only (energy VAD), so silence does not bias it.
-2. dev       phone models on AN4 training speakers minus ``[dev]`` speakers
-             plus FSDD; the ``[dev]`` speakers' digit strings decoded with a
-             digit loop over the ``[tuning]`` insertion penalties, then with
-             each adapted system (each dev speaker adapted from its own digit
-             strings) and the ``[tuning]`` MAP passes; the choices go to
-             ``dev/best.json``. No test speaker of either corpus is read.
-3. folds     per FSDD speaker: train without it (``folds/<speaker>.model.npz``),
-             then decode its 500 takes with a one-word grammar over the ten
-             digits and, as a cross-corpus check, AN4's test speakers' digit
-             strings with a digit loop (dev-tuned penalty), once per system:
-             ``mono`` (speaker independent), ``mono+fmllr`` (``[fmllr]``:
-             unsupervised fMLLR per test speaker, Kaldi's decode_fmllr) and
-             ``mono+fmllr+map`` (``[map]``: then MAP means from the adapted
-             hypotheses; the best stage, fixed in advance as the most
-             adapted). Adaptation reads only the test speaker's own audio,
-             never its labels. Results go to ``folds/<speaker>.json``; a later
-             run reads models and results back (``--held-out SPEAKER`` runs
-             one fold, e.g. several processes in parallel).
+0. data         AN4 Kaldi data dirs ``data/{train,test}`` and ``data/lexicon.txt``.
+1. features     8 kHz MFCC + deltas of FSDD and AN4, without CMVN: ``feats/*.npz``
+                (kept and reused while the ``[features]`` config is unchanged).
+                CMVN is applied in memory per speaker, from that speaker's own
+                audio (no labels), so a held-out speaker is normalised as a new
+                user would be; with ``[cmvn] frames = "speech"`` from its speech
+                frames only (energy VAD), so silence does not bias it.
+2. dev          every system trained on AN4 training speakers minus ``[dev]``
+                speakers plus FSDD (``dev/<system>.model.npz``); the ``[dev]``
+                speakers' digit strings decoded with a digit loop over the
+                ``[tuning]`` insertion penalties, then by each decoding system
+                (each dev speaker adapted from its own digit strings) and the
+                ``[tuning]`` MAP passes; the choices go to ``dev/best.json``. No
+                test speaker of either corpus is read.
+3. fold-train   per FSDD speaker, every system trained without it
+                (``folds/<speaker>/<system>.model.npz``, read back by a later run).
+4. fold-decode  per FSDD speaker, its 500 takes decoded with a one-word grammar
+                over the ten digits and, as a cross-corpus check, AN4's test
+                speakers' digit strings with a digit loop (dev-tuned penalty),
+                once per decoding system (:func:`systems`): the speaker
+                independent ones, ``<system>+fmllr`` (``[fmllr]``: unsupervised
+                fMLLR per test speaker, Kaldi's decode_fmllr; a SAT system's
+                first pass by the system before it) and ``<system>+fmllr+map``
+                (``[map]``: then MAP means from the adapted hypotheses). The best
+                stage is fixed in advance as the last, most adapted system.
+                Adaptation reads only the test speaker's own audio, never its
+                labels. Results go to ``folds/<speaker>.json``; a later run reads
+                them back (``--held-out SPEAKER`` runs some folds, e.g. several
+                processes in parallel).
 
 Prints Kaldi-style lines (``%ACC`` per held-out speaker and their mean,
 ``%WER``/``%SER`` of the AN4 digit strings) per system and, when every fold
-ran, appends them to ``<out>/RESULTS``; ``report.json`` has everything.
+was decoded, appends them to ``<out>/RESULTS``; ``report.json`` has everything.
 
 Usage::
 
     python recipes/fsdd_loso.py [--config configs/fsdd_loso.toml] [--stage N] [--stop-stage N]
         [--out DIR] [--set SECTION.KEY=VALUE ...] [--held-out SPEAKER ...] [-v]
+
+On two cores, two processes finish in about an hour (one process: about twice that)::
+
+    python recipes/fsdd_loso.py --stop-stage 1
+    python recipes/fsdd_loso.py --stage 2 --stop-stage 3 --held-out george --held-out jackson --held-out lucas &
+    python recipes/fsdd_loso.py --stage 3 --stop-stage 3 --held-out nicolas --held-out theo --held-out yweweler &
+    wait; python recipes/fsdd_loso.py --stage 4   # decodes every fold, writes RESULTS
 """
 
 from __future__ import annotations
