@@ -38,6 +38,7 @@ Usage::
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import resource
@@ -173,7 +174,7 @@ def train_tri2(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.nda
     utts = [u for u in ds.utterances if u in feats]
     trainer = EmbeddedTrainer(lexicon, n_states=tcfg["n_states"], sil_prob=tcfg["sil_prob"],
                               var_floor_frac=tcfg["var_floor_frac"], feature_config=cfg["features"])
-    trainer.model = previous
+    trainer.model = copy.deepcopy(previous)  # trained in place; the caller keeps the system it started from
     X = [feats[u] for u in utts]
     fc = FeatureConfig.from_dict(cfg["features"])
     history = train_lda_mllt(trainer, X, [static_features(x, fc) for x in X], [ds.text[u] for u in utts],
@@ -192,7 +193,7 @@ def train_tri3(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.nda
     utts = [u for u in ds.utterances if u in feats]
     trainer = EmbeddedTrainer(lexicon, n_states=tcfg["n_states"], sil_prob=tcfg["sil_prob"],
                               var_floor_frac=tcfg["var_floor_frac"], feature_config=cfg["features"])
-    trainer.model = previous
+    trainer.model = copy.deepcopy(previous)  # trained in place; the caller keeps the system it started from
     sat = train_sat(trainer, [model_features(previous, cfg, feats[u]) for u in utts], [ds.text[u] for u in utts],
                     [ds.utt2spk[u] for u in utts], n_iter=t["n_iter"], fmllr_iters=tuple(t["fmllr_iters"]),
                     silence_weight=t["silence_weight"])

@@ -264,7 +264,8 @@ def train_all(cfg: dict, lexicon: Lexicon, data: Corpora, utts: list[str], folde
 
 def options(cfg: dict, word_insertion_penalty: float = 0.0) -> SearchOptions:
     d = cfg["decoding"]
-    return SearchOptions(beam=d["beam"], max_active=d["max_active"], word_insertion_penalty=word_insertion_penalty)
+    return SearchOptions(beam=d["beam"], max_active=d["max_active"], word_insertion_penalty=word_insertion_penalty,
+                         allow_partial=d.get("allow_partial", False))
 
 
 def systems(cfg: dict, tuned: dict) -> dict[str, dict]:

@@ -5,10 +5,12 @@ Fails loudly (never skips) when ../shared/data/an4 is missing.
 
 from __future__ import annotations
 
+import copy as copy_module
 import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gmmhmm.errors import InvalidParameterError
@@ -156,6 +158,21 @@ def test_the_system_chain_on_the_slice(small_run, tmp_path):
     for s in ("tri1", "tri2", "tri3"):
         assert report["test"][s]["n_utterances"] == report["test"]["tri1"]["n_utterances"] > 0
         assert report["test"][s]["errors"]["error_rate"] < 1.0
+
+    # a system's trainer leaves the model it starts from as it was (callers keep using it: the
+    # FSDD recipe decodes tri2 after training tri3 from it, and tri3's first pass is tri2)
+    cfg = an4.apply_overrides(an4.load_config(REPO_ROOT / "configs" / "an4.toml"), (args + chain)[1::2])
+    lexicon = an4.Lexicon.read(copy / "data" / "lexicon.txt")
+    train, _ = an4.data_sets(cfg, copy)
+    feats = an4.read_features(copy, "train", train)
+    for previous, system in (("mono", "tri1"), ("tri1", "tri2"), ("tri2", "tri3")):
+        start = an4.load(copy / previous / "model.npz")
+        before = copy_module.deepcopy(start)
+        trained = an4.TRAINERS[system](cfg, lexicon, train, feats, start)
+        assert trained is not start
+        for name in ("means_", "covars_", "weights_", "self_loop_"):
+            assert np.array_equal(getattr(start, name), getattr(before, name)), (system, name)
+        assert (start.feature_transform_ is None) == (before.feature_transform_ is None)
 
 
 def test_stage_list_follows_the_system_chain():

@@ -275,7 +275,9 @@ def map_adapt(model: PhoneModelSet, stats: GaussianStats | AdaptationStats, tau:
     if gs is None:
         raise InvalidInputError("these adaptation statistics hold no Gaussian statistics; gather them with "
                                 "gaussian=True")
-    new, _ = update_gaussians(gs, "diag", GaussianUpdateOptions(map_tau=tau, min_occupancy=min_occupancy),
+    # a Gaussian without data keeps its prior mean: that is MAP, not a starved estimate
+    new, _ = update_gaussians(gs, "diag", GaussianUpdateOptions(map_tau=tau, min_occupancy=min_occupancy,
+                                                                warn_starved=False),
                               model.gaussian_params(), params="m")
     out = copy.deepcopy(model)
     out.set_gaussian_params(new)
