@@ -28,7 +28,8 @@ Stages (``--stage N`` / ``--stop-stage N`` as in ``recipes/an4.py``):
                 ``[tuning]`` MAP passes; the choices go to ``dev/best.json``. No
                 test speaker of either corpus is read.
 3. fold-train   per FSDD speaker, every system trained without it
-                (``folds/<speaker>/<system>.model.npz``, read back by a later run).
+                (``folds/<speaker>/<system>.model.npz``, read back by a later run
+                while its data and settings are unchanged, else trained again).
 4. fold-decode  per FSDD speaker, its 500 takes decoded with a one-word grammar
                 over the ten digits and, as a cross-corpus check, AN4's test
                 speakers' digit strings with a digit loop (dev-tuned penalty),
@@ -39,8 +40,8 @@ Stages (``--stage N`` / ``--stop-stage N`` as in ``recipes/an4.py``):
                 (``[map]``: then MAP means from the adapted hypotheses). The best
                 stage is fixed in advance as the last, most adapted system.
                 Adaptation reads only the test speaker's own audio, never its
-                labels. Results go to ``folds/<speaker>.json``; a later run reads
-                them back (``--held-out SPEAKER`` runs some folds, e.g. several
+                labels. Results go to ``folds/<speaker>.json``; a later run with
+                the same settings and models reads them back (``--held-out SPEAKER`` runs some folds, e.g. several
                 processes in parallel).
 
 Prints Kaldi-style lines (``%ACC`` per held-out speaker and their mean,
@@ -62,6 +63,7 @@ On two cores, two processes finish in about an hour (one process: about twice th
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -227,11 +229,6 @@ class Corpora:
 # ---------------------------------------------------------------------------
 # Training and decoding
 # ---------------------------------------------------------------------------
-def chain(cfg: dict) -> list[str]:
-    """The acoustic-model systems trained, in order (``[systems] run``, a prefix of AN4's chain)."""
-    return an4_systems(cfg)
-
-
 def train(cfg: dict, lexicon: Lexicon, data: Corpora, utts: list[str], system: str,
           previous: PhoneModelSet | None) -> PhoneModelSet:
     """``system`` of the AN4 recipe's chain (``recipes/an4.py``: monophones, triphones, LDA+MLLT,
@@ -242,24 +239,40 @@ def train(cfg: dict, lexicon: Lexicon, data: Corpora, utts: list[str], system: s
 
 
 def train_all(cfg: dict, lexicon: Lexicon, data: Corpora, utts: list[str], folder: Path) -> tuple[dict, dict]:
-    """Every system of :func:`chain` trained on ``utts``, each kept as ``folder/<system>.model.npz``
-    and read back from there by a later run. Returns ``({system: model}, {system: seconds})``."""
+    """Every system of ``[systems] run`` trained on ``utts``, each kept as ``folder/<system>.model.npz``
+    and read back from there by a later run if its :func:`training_key` is the same (else trained
+    again). Returns ``({system: model}, {system: {"train_seconds", "training_key"}})``."""
     models: dict[str, PhoneModelSet] = {}
-    seconds: dict[str, float] = {}
+    info: dict[str, dict] = {}
     previous = None
     folder.mkdir(parents=True, exist_ok=True)
-    for system in chain(cfg):
+    for system in an4_systems(cfg):
         path = folder / f"{system}.model.npz"
-        if path.is_file():
-            model, meta = load(path, with_metadata=True)
-        else:
+        key = training_key(cfg, system, utts)
+        model, meta = load(path, with_metadata=True) if path.is_file() else (None, {})
+        if meta.get("training_key") != key:
+            if model is not None:
+                logger.warning("%s: trained with other settings or data; training it again", path)
             t0 = time.perf_counter()
             model = train(cfg, lexicon, data, utts, system, previous)
-            meta = {"system": system, "n_train": len(utts), "train_seconds": time.perf_counter() - t0}
+            meta = {"system": system, "n_train": len(utts), "train_seconds": time.perf_counter() - t0,
+                    "training_key": key}
             save(model, path, metadata=meta)
             logger.info("%s: %s trained in %.0f s", folder.name, system, meta["train_seconds"])
-        models[system], seconds[system], previous = model, meta["train_seconds"], model
-    return models, seconds
+        models[system], previous = model, model
+        info[system] = {"train_seconds": meta["train_seconds"], "training_key": key}
+    return models, info
+
+
+def training_key(cfg: dict, system: str, utts: list[str]) -> str:
+    """What a system's models depend on: the training utterances and the settings of the front end
+    and of every system up to ``system``. A model file read back must carry the same key."""
+    chain = an4_systems(cfg)
+    sections = ["features", "cmvn", "training"] + [s for s in chain[1:chain.index(system) + 1]]
+    settings = {k: cfg.get(k) for k in sections} | {"chain": chain[:chain.index(system) + 1],
+                                                    "corpora": [cfg["data"]["fsdd_dir"], cfg["data"]["an4_dir"]]}
+    blob = json.dumps([settings, sorted(utts)], sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()
 
 
 def options(cfg: dict, word_insertion_penalty: float = 0.0) -> SearchOptions:
@@ -278,7 +291,7 @@ def systems(cfg: dict, tuned: dict) -> dict[str, dict]:
     chosen on dev).
     """
     fcfg, mcfg = dict(cfg.get("fmllr", {})), dict(cfg.get("map", {}))
-    trained = chain(cfg)
+    trained = an4_systems(cfg)
     adapted = fcfg.pop("systems", trained[:1])
     unknown = sorted(set(adapted) - set(trained))
     if unknown:
@@ -386,7 +399,7 @@ def stage_dev(cfg: dict, lexicon: Lexicon, data: Corpora, out: Path) -> dict:
     models, _ = train_all(cfg, lexicon, data, utts, out / "dev")
     dev_utts = data.an4_ids("train", dev, digits_only=True)
     penalties = cfg["tuning"]["word_insertion_penalties"]
-    first = chain(cfg)[0]
+    first = an4_systems(cfg)[0]
     ers = digit_string_errors(cfg, models, {"model": first, "adapt": None}, lexicon, data, dev_utts, penalties)
     best = min(range(len(penalties)), key=lambda i: (ers[i].n_errors, ers[i].n_sentences_wrong, i))
     rows = [f"{first} wip {p:6.1f} " + kaldi_lines(er).replace("\n", " ") for p, er in zip(penalties, ers)]
@@ -440,7 +453,8 @@ def fold_models(cfg: dict, lexicon: Lexicon, data: Corpora, speaker: str, out: P
 
 def stage_fold_train(cfg: dict, lexicon: Lexicon, data: Corpora, out: Path, held_out: list[str] | None) -> dict:
     """Train the folds of ``held_out`` FSDD speakers (default: all); seconds per system per fold."""
-    return {s: fold_models(cfg, lexicon, data, s, out)[1] for s in fold_speakers(data, held_out)}
+    return {s: {k: v["train_seconds"] for k, v in fold_models(cfg, lexicon, data, s, out)[1].items()}
+            for s in fold_speakers(data, held_out)}
 
 
 def evaluate(cfg: dict, models: dict, system: dict, lexicon: Lexicon, data: Corpora, speaker: str,
@@ -458,6 +472,15 @@ def evaluate(cfg: dict, models: dict, system: dict, lexicon: Lexicon, data: Corp
             "errors": [{"utt_id": u, "ref": r[0], "hyp": " ".join(h)} for u, r, h in zip(test, refs, hyps) if h != r],
             "an4_test_digits": an4.to_dict(), "an4_test_digits_lines": kaldi_lines(an4),
             "decode_seconds": time.perf_counter() - t0}
+
+
+def decoding_key(cfg: dict, tuned: dict, info: dict[str, dict]) -> str:
+    """What a fold's results depend on: the whole config but its output folder and process count,
+    the dev choices, and the models' training keys (``info`` of :func:`train_all`)."""
+    settings = {k: v for k, v in cfg.items() if k != "output"}
+    settings["data"] = {k: v for k, v in cfg["data"].items() if k != "n_jobs"}
+    blob = json.dumps([settings, tuned, {s: v["training_key"] for s, v in info.items()}], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def settings_label(cfg: dict, name: str, system: dict, tuned: dict, n_gaussians: int) -> str:
@@ -478,15 +501,19 @@ def stage_fold_decode(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, o
     folds = []
     for speaker in speakers:
         path = out / "folds" / f"{speaker}.json"
+        models, info = fold_models(cfg, lexicon, data, speaker, out)
+        key = decoding_key(cfg, tuned, info)
         fold = json.loads(path.read_text()) if path.is_file() else {}
-        fold = {"systems": fold.get("systems", {})}
-        models, seconds = fold_models(cfg, lexicon, data, speaker, out)
+        if fold and fold.get("decoding_key") != key:
+            logger.warning("%s: decoded with other settings or models; decoding again", path)
+            fold = {}
+        fold = {"systems": fold.get("systems", {}), "decoding_key": key}
         for name, system in decoders.items():
             if name not in fold["systems"]:
                 fold["systems"][name] = evaluate(cfg, models, system, lexicon, data, speaker, tuned)
                 fold["systems"][name]["n_gaussians"] = models[system["model"]].n_mix
         fold.update(speaker=speaker, n_train=len(data.an4_ids("train") + data.fsdd_ids(exclude=speaker)),
-                    train_seconds=seconds)
+                    train_seconds={k: v["train_seconds"] for k, v in info.items()})
         atomic_write_text(path, json.dumps(fold, indent=1))
         folds.append(fold)
         for name, r in fold["systems"].items():

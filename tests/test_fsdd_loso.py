@@ -116,6 +116,38 @@ def test_a_second_run_reads_the_folds_back(small_run, an4_path, monkeypatch):
     assert again["loso"]["systems"] == report["loso"]["systems"]
 
 
+def test_a_changed_setting_trains_and_decodes_again(small_run, an4_path, tmp_path, monkeypatch):
+    """A model or fold result read back must come from the same settings: a changed tri2 setting
+    trains tri2 and tri3 again (never mono or tri1), a changed beam decodes again without training.
+    (``--set`` options: the last of a key wins.)"""
+    import shutil
+
+    out, report, _ = small_run
+    copy = tmp_path / "exp"
+    shutil.copytree(out, copy)
+    trained = []
+    original = loso.train
+
+    def spy(cfg, lexicon, data, utts, system, previous):
+        trained.append(system)
+        return original(cfg, lexicon, data, utts, system, previous)
+
+    monkeypatch.setattr(loso, "train", spy)
+    args = slice_args(out.parent / "fsdd", an4_path, copy)
+    loso.main(["--stage", "3", "--stop-stage", "3", "--held-out", FSDD_SPEAKERS[0]] + args + ["--set", "tri2.n_iter=3"])
+    assert trained == ["tri2", "tri3"]
+    loso.main(["--stage", "3", "--stop-stage", "3", "--held-out", FSDD_SPEAKERS[0]] + args + ["--set", "tri2.n_iter=3"])
+    assert trained == ["tri2", "tri3"]  # the same settings again: read back
+    fold = copy / "folds" / f"{FSDD_SPEAKERS[1]}.json"
+    before = json.loads(fold.read_text())
+    again = loso.main(["--stage", "4", "--held-out", FSDD_SPEAKERS[1]] + args + ["--set", "decoding.beam=150.0"])
+    assert trained == ["tri2", "tri3"]
+    after = json.loads(fold.read_text())
+    assert after["decoding_key"] != before["decoding_key"]
+    assert set(after["systems"]) == set(SYSTEMS)
+    assert again["loso"]["folds"][0]["speaker"] == FSDD_SPEAKERS[1]
+
+
 def test_held_out_speaker_never_trained_on_and_dev_reads_no_test_speaker(small_run):
     out, report, trained_on = small_run
     assert [system for system, _ in trained_on] == CHAIN * (1 + len(FSDD_SPEAKERS))
