@@ -41,8 +41,8 @@ Stages (``--stage N`` / ``--stop-stage N`` as in ``recipes/an4.py``):
                 stage is fixed in advance as the last, most adapted system.
                 Adaptation reads only the test speaker's own audio, never its
                 labels. Results go to ``folds/<speaker>.json``; a later run with
-                the same settings and models reads them back (``--held-out SPEAKER`` runs some folds, e.g. several
-                processes in parallel).
+                the same settings and models reads them back (``--held-out
+                SPEAKER`` runs some folds, e.g. several processes in parallel).
 
 Prints Kaldi-style lines (``%ACC`` per held-out speaker and their mean,
 ``%WER``/``%SER`` of the AN4 digit strings) per system and, when every fold
