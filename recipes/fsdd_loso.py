@@ -268,9 +268,9 @@ def training_key(cfg: dict, system: str, utts: list[str]) -> str:
     """What a system's models depend on: the training utterances and the settings of the front end
     and of every system up to ``system``. A model file read back must carry the same key."""
     chain = an4_systems(cfg)
-    sections = ["features", "cmvn", "training"] + [s for s in chain[1:chain.index(system) + 1]]
-    settings = {k: cfg.get(k) for k in sections} | {"chain": chain[:chain.index(system) + 1],
-                                                    "corpora": [cfg["data"]["fsdd_dir"], cfg["data"]["an4_dir"]]}
+    chain = chain[:chain.index(system) + 1]
+    settings = {k: cfg.get(k) for k in ["features", "cmvn", "training", *chain[1:]]}
+    settings |= {"chain": chain, "corpora": [cfg["data"]["fsdd_dir"], cfg["data"]["an4_dir"]]}
     blob = json.dumps([settings, sorted(utts)], sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()
 
