@@ -85,14 +85,14 @@ from gmmhmm import load, save  # noqa: E402
 from gmmhmm.adapt import apply_speaker_transforms, map_adapt, speaker_fmllr_stats, transcript_graph  # noqa: E402
 from gmmhmm.data import DIGIT_WORDS, DataDir, Lexicon  # noqa: E402
 from gmmhmm.datasets import Utterance, list_fsdd  # noqa: E402
-from gmmhmm.decoding import decode_adapted, decode_many, decoding_graph  # noqa: E402
+from gmmhmm.decoding import decode_adapted, decoding_graph  # noqa: E402
 from gmmhmm.errors import InvalidParameterError, TranscriptError  # noqa: E402
 from gmmhmm.features import (FeatureConfig, apply_cmvn, compute_cmvn_stats, energy_vad, extract_many,  # noqa: E402
                              frame_log_energy_db)
 from gmmhmm.features.store import load_features, save_features  # noqa: E402
 from gmmhmm.graphs import PhoneModelSet  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
-from gmmhmm.recipe import Stages, argument_parser, kaldi_lines, run, setup  # noqa: E402
+from gmmhmm.recipe import Stages, argument_parser, best_on_dev, decode_grid, kaldi_lines, run, setup  # noqa: E402
 from gmmhmm.recipe import apply_overrides, load_config  # noqa: E402, F401  (tests call them through this module)
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions  # noqa: E402
@@ -333,10 +333,12 @@ def recognise(cfg: dict, models: dict[str, PhoneModelSet], system: dict, lexicon
     sil_prob = cfg["training"]["sil_prob"]
     graph = decoding_graph(model, grammar, lexicon, words=words, silence_prob=sil_prob)
     feats = {u: model_features(model, cfg, data.feats[u]) for u in utts}
+    if adapt is None:  # decode_grid: an utterance without a path gets None (no words) and a warning
+        grid = decode_grid(graph, dict(zip(utts, model.state_log_likelihood_many(list(feats.values())))), opts)
     out = []
-    for o in opts:
+    for k, o in enumerate(opts):
         if adapt is None:
-            results = dict(zip(utts, decode_many(graph, model.state_log_likelihood_many(list(feats.values())), o)))
+            results = grid[k]
         else:
             fmllr = {k: v for k, v in adapt.items() if k not in ("map_tau", "map_n_iter", "si")}
             key = (system["model"], tuple(utts), grammar, words, o, repr(sorted(fmllr.items())))
@@ -352,7 +354,7 @@ def recognise(cfg: dict, models: dict[str, PhoneModelSet], system: dict, lexicon
             if "map_tau" in adapt:
                 results = map_pass(model, graph, lexicon, feats, utt2spk, decoded, o, sil_prob, adapt["map_tau"],
                                    adapt["map_n_iter"])
-        out.append([[] if u not in results else [w for w in results[u].words if w != lexicon.silence] for u in utts])
+        out.append([[w for w in results[u].words if w != lexicon.silence] if results.get(u) else [] for u in utts])
     return out
 
 
@@ -367,7 +369,7 @@ def map_pass(model: PhoneModelSet, graph, lexicon: Lexicon, feats: dict[str, np.
     for spk, utts in by_spk.items():
         Xa = apply_speaker_transforms([feats[u] for u in utts], [spk] * len(utts), decoded.transforms)
         for _ in range(n_iter):
-            hyp = [u for u in utts if u in results and results[u].words]
+            hyp = [u for u in utts if results.get(u) and results[u].words]
             graphs = [transcript_graph(model, results[u].words, lexicon, sil_prob) for u in hyp]
             # statistics of the transformed features: identity transform on Xa
             stats = speaker_fmllr_stats(model, [Xa[utts.index(u)] for u in hyp], graphs, [spk] * len(hyp),
@@ -375,7 +377,7 @@ def map_pass(model: PhoneModelSet, graph, lexicon: Lexicon, feats: dict[str, np.
             if spk not in stats:
                 break
             adapted = map_adapt(model, stats[spk], tau=tau)
-            results.update(zip(utts, decode_many(graph, adapted.state_log_likelihood_many(Xa), opts)))
+            results.update(decode_grid(graph, dict(zip(utts, adapted.state_log_likelihood_many(Xa))), [opts])[0])
     return results
 
 
@@ -401,7 +403,7 @@ def stage_dev(cfg: dict, lexicon: Lexicon, data: Corpora, out: Path) -> dict:
     penalties = cfg["tuning"]["word_insertion_penalties"]
     first = an4_systems(cfg)[0]
     ers = digit_string_errors(cfg, models, {"model": first, "adapt": None}, lexicon, data, dev_utts, penalties)
-    best = min(range(len(penalties)), key=lambda i: (ers[i].n_errors, ers[i].n_sentences_wrong, i))
+    best = best_on_dev(ers)
     rows = [f"{first} wip {p:6.1f} " + kaldi_lines(er).replace("\n", " ") for p, er in zip(penalties, ers)]
     tuned = {"word_insertion_penalty": penalties[best], "dev_wer": ers[best].error_rate,
              "dev_speakers": sorted(dev), "n_dev_utterances": len(dev_utts), "n_train_utterances": len(utts)}

@@ -221,3 +221,22 @@ def test_unknown_held_out_speaker_is_refused(small_run, an4_path):
     out, _, _ = small_run
     with pytest.raises(InvalidParameterError, match="nobody"):
         loso.main(["--stage", "3", "--held-out", "nobody"] + slice_args(out.parent / "fsdd", an4_path, out))
+
+
+def test_an_utterance_without_a_path_gets_no_words_and_the_batch_finishes(small_run, an4_path):
+    """A take too short for any word (2 frames) beside good ones: every system, the adapted ones
+    too, returns no words for it and decodes the rest."""
+    out, report, _ = small_run
+    cfg = loso.apply_overrides(loso.load_config(report["config"]), slice_settings(out.parent / "fsdd", an4_path))
+    data = loso.Corpora(cfg, out)
+    lexicon = Lexicon.read(out / "data" / "lexicon.txt")
+    models = {s: loso.load(out / "dev" / f"{s}.model.npz") for s in CHAIN}
+    good = data.fsdd_ids(only=FSDD_SPEAKERS[0])[:4]
+    data.feats["short"] = data.feats[good[0]][:2]
+    utts = good + ["short"]
+    for name, system in loso.systems(cfg, report["tuned"]).items():
+        (hyps,) = loso.recognise(cfg, models, system, lexicon, data, utts, "words",
+                                 tuple(loso.FSDD_WORDS.values()), [loso.options(cfg)],
+                                 {u: FSDD_SPEAKERS[0] for u in utts})
+        assert hyps[-1] == [], name
+        assert all(len(h) == 1 for h in hyps[:-1]), name
