@@ -82,7 +82,8 @@ import numpy as np  # noqa: E402
 
 from data_scripts.prepare_an4 import prepare  # noqa: E402
 from gmmhmm import load, save  # noqa: E402
-from gmmhmm.adapt import apply_speaker_transforms, map_adapt, speaker_fmllr_stats, transcript_graph  # noqa: E402
+from gmmhmm.adapt import (apply_speaker_transforms, map_adapt, speaker_fmllr_stats, train_vtln,  # noqa: E402
+                          transcript_graph, vtln_warp_grid)
 from gmmhmm.data import DIGIT_WORDS, DataDir, Lexicon  # noqa: E402
 from gmmhmm.datasets import Utterance, list_fsdd  # noqa: E402
 from gmmhmm.decoding import decode_adapted, decoding_graph  # noqa: E402
@@ -157,19 +158,73 @@ def raw_config(cfg: dict) -> FeatureConfig:
     return FeatureConfig.from_dict(cfg["features"]).replace(cmvn="none")
 
 
-def cached_features(path: Path, audio: dict[str, str], fc: FeatureConfig, n_jobs: int) -> dict[str, np.ndarray]:
-    """Features by utterance id of ``audio`` (id -> file), read from ``path`` when it has them all."""
+def extract(audio: dict[str, str], fc: FeatureConfig, n_jobs: int, warps: dict[str, float] | None = None
+            ) -> dict[str, np.ndarray]:
+    """Features by utterance id of ``audio`` (id -> file), each at its ``warps`` VTLN factor (default 1)."""
+    by_warp: dict[float, dict[str, str]] = {}
+    for u, p in audio.items():
+        by_warp.setdefault((warps or {}).get(u, 1.0), {})[u] = p
+    feats = {}
+    for warp, group in sorted(by_warp.items()):
+        by_path, failures = extract_many(list(group.values()), fc.replace(vtln_warp=warp), n_jobs=n_jobs)
+        for p, msg in failures:
+            logger.warning("%s left out: %s", p, msg)
+        feats.update({u: by_path[p] for u, p in group.items() if p in by_path})
+    return {u: feats[u] for u in audio if u in feats}
+
+
+def cached_features(path: Path, audio: dict[str, str], fc: FeatureConfig, n_jobs: int,
+                    warps: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """:func:`extract`, read from ``path`` when it has them all with the same settings."""
+    meta_want = {"feature_config": fc.to_dict(), "vtln_warps": {u: warps[u] for u in sorted(audio)} if warps else None}
     if path.is_file():
         feats, meta = load_features(path)
-        if meta.get("feature_config") == fc.to_dict() and set(audio) <= set(feats) | set(meta.get("failed", [])):
+        if (all(meta.get(k) == v for k, v in meta_want.items())
+                and set(audio) <= set(feats) | set(meta.get("failed", []))):
             return {u: feats[u] for u in audio if u in feats}
-    by_path, failures = extract_many(list(audio.values()), fc, n_jobs=n_jobs)
-    for p, msg in failures:
-        logger.warning("%s left out: %s", p, msg)
-    feats = {u: by_path[p] for u, p in audio.items() if p in by_path}
+    feats = extract(audio, fc, n_jobs, warps)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_features(path, feats, {"feature_config": fc.to_dict(), "failed": sorted(set(audio) - set(feats))})
+    save_features(path, feats, {**meta_want, "failed": sorted(set(audio) - set(feats))})
     return feats
+
+
+def speaker_warps(cfg: dict, out: Path, audio: dict[str, str], utt2spk: dict[str, str],
+                  model_speakers: set[str]) -> dict[str, float]:
+    """Every speaker's VTLN warp (``[vtln]``), kept in ``feats/vtln_warps.json``.
+
+    :func:`gmmhmm.adapt.train_vtln`: a diagonal GMM of ``model_speakers``' speech (the AN4 training
+    speakers but the dev ones: no FSDD speaker, no dev speaker) is trained with VTLN, then every
+    speaker's warp is the factor under which that GMM scores the speaker's own speaker-normalised
+    audio highest. No labels are read, so training, dev and held-out speakers are warped alike and
+    one set of warps serves the dev stage and every fold.
+    """
+    vcfg, fc, n_jobs = cfg["vtln"], raw_config(cfg), cfg["data"]["n_jobs"]
+    path = out / "feats" / "vtln_warps.json"
+    key = hashlib.sha256(json.dumps([fc.to_dict(), vcfg, cfg["cmvn"], sorted(model_speakers),
+                                     sorted(utt2spk.items()), sorted(audio.items())], sort_keys=True).encode()
+                         ).hexdigest()
+    if path.is_file():
+        found = json.loads(path.read_text())
+        if found.get("key") == key:
+            return found["warps"]
+    grid = vtln_warp_grid(vcfg["min_warp"], vcfg["max_warp"], vcfg["step"])
+    raw: dict[float, dict[str, np.ndarray]] = {}
+
+    def features_at(warp: float, utts) -> dict[str, np.ndarray]:
+        if warp not in raw:
+            raw[warp] = extract(audio, fc.replace(vtln_warp=warp), n_jobs)
+        return speaker_normalised({u: raw[warp][u] for u in utts if u in raw[warp]}, utt2spk, cfg)
+
+    model_utts = [u for u in audio if utt2spk[u] in model_speakers]
+    t0 = time.perf_counter()
+    _, res = train_vtln(features_at, utt2spk, model_utts, n_components=vcfg["n_components"],
+                        n_iter=vcfg["n_iter"], grid=grid, random_state=vcfg.get("random_state", 0))
+    found = {"key": key, "warps": res.warps, "grid": res.grid.tolist(),
+             "scores": {s: v.tolist() for s, v in res.scores.items()}, "seconds": time.perf_counter() - t0}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(found, indent=1))
+    logger.info("VTLN warps of %d speakers in %.0f s", len(res.warps), found["seconds"])
+    return res.warps
 
 
 def speaker_normalised(feats: dict[str, np.ndarray], utt2spk: dict[str, str], cfg: dict) -> dict[str, np.ndarray]:
@@ -200,20 +255,27 @@ class Corpora:
         if cfg["features"].get("cmvn", "speaker") != "speaker":
             raise InvalidParameterError("[features] cmvn must be 'speaker' (statistics from each speaker's own audio)")
         self.fsdd = fsdd_utterances(cfg)
-        fsdd_spk = {u.utt_id: u.speaker for u in self.fsdd}
-        self.feats = speaker_normalised(
-            cached_features(out / "feats" / "fsdd.npz", {u.utt_id: str(u.path) for u in self.fsdd}, fc, n_jobs),
-            fsdd_spk, cfg)
         self.text = {u.utt_id: [FSDD_WORDS[u.digit]] for u in self.fsdd}
+        self.utt2spk: dict[str, str] = {u.utt_id: u.speaker for u in self.fsdd}
+        audio = {"fsdd": {u.utt_id: str(u.path) for u in self.fsdd}}
         self.an4: dict[str, DataDir] = {}
-        self.utt2spk: dict[str, str] = dict(fsdd_spk)
         for name in ("train", "test"):
             ds = speakers_of(DataDir.read(out / "data" / name), cfg["data"][f"an4_{name}_speakers"], f"an4_{name}_speakers")
-            raw = cached_features(out / "feats" / f"an4_{name}.npz", {u: ds.wav[u] for u in ds.utterances}, fc, n_jobs)
-            self.feats.update(speaker_normalised(raw, ds.utt2spk, cfg))
+            audio[f"an4_{name}"] = {u: ds.wav[u] for u in ds.utterances}
             self.text.update(ds.text)
             self.utt2spk.update(ds.utt2spk)
             self.an4[name] = ds
+        self.warps: dict[str, float] = {}
+        vtln = cfg.get("vtln", {}).get("enabled", False)
+        if vtln:
+            model_speakers = set(self.an4["train"].speakers) - set(cfg["dev"]["speakers"])
+            self.warps = speaker_warps(cfg, out, {u: p for a in audio.values() for u, p in a.items()},
+                                       self.utt2spk, model_speakers)
+        self.feats: dict[str, np.ndarray] = {}
+        for name, paths in audio.items():
+            warps = {u: self.warps[self.utt2spk[u]] for u in paths} if vtln else None
+            raw = cached_features(out / "feats" / f"{name}{'.vtln' if vtln else ''}.npz", paths, fc, n_jobs, warps)
+            self.feats.update(speaker_normalised(raw, self.utt2spk, cfg))
 
     def fsdd_ids(self, exclude: str | None = None, only: str | None = None) -> list[str]:
         return [u.utt_id for u in self.fsdd if u.utt_id in self.feats
@@ -270,6 +332,8 @@ def training_key(cfg: dict, system: str, utts: list[str]) -> str:
     chain = an4_systems(cfg)
     chain = chain[:chain.index(system) + 1]
     settings = {k: cfg.get(k) for k in ["features", "cmvn", "training", *chain[1:]]}
+    if cfg.get("vtln", {}).get("enabled", False):  # (a key without it reads models trained before VTLN existed)
+        settings["vtln"] = cfg["vtln"]
     settings |= {"chain": chain, "corpora": [cfg["data"]["fsdd_dir"], cfg["data"]["an4_dir"]]}
     blob = json.dumps([settings, sorted(utts)], sort_keys=True).encode()
     return hashlib.sha256(blob).hexdigest()

@@ -15,7 +15,7 @@ import pytest
 
 from gmmhmm.data import Lexicon
 from gmmhmm.errors import InvalidParameterError, TranscriptError
-from gmmhmm.features import energy_vad, frame_log_energy_db, load_features
+from gmmhmm.features import energy_vad, extract_features, frame_log_energy_db, load_features
 
 from conftest import load_script
 
@@ -44,7 +44,9 @@ def slice_settings(fsdd_dir, an4_path) -> list[str]:
                 "fmllr.n_passes": "1", "fmllr.fmllr_n_iters": "3", "tuning.map_n_iters": "[1]",
                 "tri1.mixtures": "[1, 2]", "tri1.n_iter": "[2, 1]", "tri1.min_occupancy": "20.0",
                 "tri1.max_leaves": "60", "tri2.lda_dim": "20", "tri2.splice": "2", "tri2.n_iter": "2",
-                "tri2.mllt_iters": "[0, 1]", "tri3.n_iter": "2", "tri3.fmllr_iters": "[0]"}
+                "tri2.mllt_iters": "[0, 1]", "tri3.n_iter": "2", "tri3.fmllr_iters": "[0]",
+                "vtln.n_components": "4", "vtln.n_iter": "1", "vtln.min_warp": "0.9", "vtln.max_warp": "1.1",
+                "vtln.step": "0.05"}
     return [f"{k}={v}" for k, v in settings.items()]
 
 
@@ -187,7 +189,7 @@ def test_cmvn_per_speaker_from_its_own_speech_frames(small_run, an4_path):
     cfg = loso.apply_overrides(loso.load_config(report["config"]), slice_settings(out.parent / "fsdd", an4_path))
     assert cfg["cmvn"]["frames"] == "speech"
     data = loso.Corpora(cfg, out)  # features read back from the stage 1 cache
-    raw, _ = load_features(out / "feats" / "fsdd.npz")
+    raw, _ = load_features(out / "feats" / "fsdd.vtln.npz")
     fc = loso.raw_config(cfg)
     n_left_out = 0
     for speaker in FSDD_SPEAKERS:
@@ -204,6 +206,45 @@ def test_cmvn_per_speaker_from_its_own_speech_frames(small_run, an4_path):
     cfg["cmvn"]["frames"] = "loud"
     with pytest.raises(InvalidParameterError, match="frames"):
         loso.Corpora(cfg, out)
+
+
+def test_vtln_warps_every_speaker_from_its_own_audio(small_run, an4_path, monkeypatch):
+    """One warp per speaker of both corpora, on the grid; the warp GMM is trained on AN4 training
+    speakers but the dev ones only; each utterance's features are those of its speaker's warp;
+    and labels play no part (scrambled transcripts give the same warps)."""
+    out, report, _ = small_run
+    cfg = loso.apply_overrides(loso.load_config(report["config"]), slice_settings(out.parent / "fsdd", an4_path))
+    found = json.loads((out / "feats" / "vtln_warps.json").read_text())
+    data = loso.Corpora(cfg, out)
+    assert set(found["warps"]) == set(data.utt2spk.values()) == set(FSDD_SPEAKERS + AN4_TRAIN + AN4_TEST)
+    grid = [0.9, 0.95, 1.0, 1.05, 1.1]
+    assert found["grid"] == pytest.approx(grid) and all(w in grid for w in found["warps"].values())
+    raw, meta = load_features(out / "feats" / "fsdd.vtln.npz")
+    fc = loso.raw_config(cfg)
+    u = data.fsdd_ids(only="george")[0]
+    want = extract_features(str(next(x.path for x in data.fsdd if x.utt_id == u)),
+                            fc.replace(vtln_warp=found["warps"]["george"]))
+    np.testing.assert_array_equal(raw[u], want)
+    assert meta["vtln_warps"][u] == found["warps"]["george"]
+
+    seen = {}
+    original = loso.train_vtln
+
+    def spy(features_at, utt2spk, model_utts, **kw):
+        seen["speakers"] = {utt2spk[u] for u in model_utts}
+        return original(features_at, utt2spk, model_utts, **kw)
+
+    monkeypatch.setattr(loso, "train_vtln", spy)
+    monkeypatch.setattr(loso, "FSDD_WORDS", {d: "ONE" for d in loso.FSDD_WORDS})  # every label wrong
+    fresh = tmp_out = out.parent / "vtln_again"
+    (tmp_out / "data").mkdir(parents=True, exist_ok=True)
+    for name in ("train", "test", "lexicon.txt"):
+        link = tmp_out / "data" / name
+        if not link.exists():
+            link.symlink_to(out / "data" / name)
+    again = loso.Corpora(cfg, fresh)
+    assert seen["speakers"] == set(AN4_TRAIN) - set(AN4_DEV)
+    assert again.warps == found["warps"]
 
 
 def test_pronunciations_must_agree_between_corpora():

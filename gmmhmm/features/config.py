@@ -110,6 +110,16 @@ class FeatureConfig:
         scales every coefficient, c0 included, by ``sqrt(2/n_mels)`` (HTK's
         ``FBank2MFCC`` and ``FBank2C0``), so c0 is ``sqrt(2)`` times larger.
 
+    vtln_warp : float
+        Vocal tract length normalisation warp factor (Kaldi's ``--vtln-warp``):
+        the mel filter edges are moved by the piecewise-linear warp of
+        :func:`gmmhmm.features.vtln_warp_freq`; 1 (the default) is no warp.
+        Per-speaker factors come from :func:`gmmhmm.adapt.estimate_vtln_warps`.
+    vtln_low_hz, vtln_high_hz : float
+        Inflection points of the warp (Kaldi's ``--vtln-low`` and
+        ``--vtln-high``); a ``vtln_high_hz`` <= 0 is an offset below the upper
+        filterbank edge.
+
     Frame length and shift in samples are truncated, as Kaldi and HTK do:
     ``int(sample_rate_hz * window_ms / 1000)``.
     """
@@ -135,6 +145,9 @@ class FeatureConfig:
     cmvn_variance: bool = True
     spectrum: str = "power"
     dct_norm: str = "orthonormal"
+    vtln_warp: float = 1.0
+    vtln_low_hz: float = 100.0
+    vtln_high_hz: float = -500.0
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
@@ -183,6 +196,13 @@ class FeatureConfig:
         need(isinstance(self.cmvn_variance, bool), f"cmvn_variance must be a bool, got {self.cmvn_variance!r}")
         need(self.spectrum in SPECTRA, f"spectrum must be one of {list(SPECTRA)}, got {self.spectrum!r}")
         need(self.dct_norm in DCT_NORMS, f"dct_norm must be one of {list(DCT_NORMS)}, got {self.dct_norm!r}")
+        need(is_num(self.vtln_warp) and 0.5 <= self.vtln_warp <= 2.0,
+             f"vtln_warp must be in [0.5, 2], got {self.vtln_warp!r}")
+        need(is_num(self.vtln_low_hz) and is_num(self.vtln_high_hz)
+             and self.low_freq_hz < self.vtln_low_hz < self.vtln_high_effective_hz < self.high_freq_effective_hz,
+             f"need low_freq_hz ({self.low_freq_hz}) < vtln_low_hz ({self.vtln_low_hz}) < VTLN high "
+             f"inflection ({self.vtln_high_hz}: {self.vtln_high_effective_hz} Hz) < high frequency "
+             f"({self.high_freq_effective_hz})")
         need(self.frame_length >= 2, f"window_ms={self.window_ms} is under two samples")
         need(self.frame_shift >= 1, f"shift_ms={self.shift_ms} is under one sample")
 
@@ -216,6 +236,13 @@ class FeatureConfig:
         return float(self.high_freq_hz)
 
     @property
+    def vtln_high_effective_hz(self) -> float:
+        """Upper VTLN inflection point in Hz (a value <= 0 is an offset below the upper edge)."""
+        if self.vtln_high_hz <= 0:
+            return self.high_freq_effective_hz + self.vtln_high_hz
+        return float(self.vtln_high_hz)
+
+    @property
     def n_features(self) -> int:
         """Columns of :func:`extract_features` output: statics plus deltas."""
         return self.n_ceps * (self.delta_order + 1)
@@ -223,8 +250,12 @@ class FeatureConfig:
     # (De)serialisation ---------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every setting; ``None`` values are left out so that
-        the dict can be written as TOML (``from_dict`` restores them)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+        the dict can be written as TOML (``from_dict`` restores them), and so
+        are VTLN settings at their defaults, so that the dicts stored with
+        feature and model files written before VTLN existed still compare equal."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name.startswith("vtln_")}
+        return {k: v for k, v in dataclasses.asdict(self).items()
+                if v is not None and not (k in defaults and v == defaults[k])}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "FeatureConfig":

@@ -41,19 +41,53 @@ def mel_band_edges_hz(n_mels: int, low_freq_hz: float, high_freq_hz: float) -> n
     return mel_to_hz(mels)
 
 
+def vtln_warp_freq(freq_hz: np.ndarray | float, warp: float, vtln_low_hz: float, vtln_high_hz: float,
+                   low_freq_hz: float, high_freq_hz: float) -> np.ndarray:
+    """Kaldi's piecewise-linear VTLN frequency warp (``MelBanks::VtlnWarpFreq``).
+
+    Frequencies inside ``[low_freq_hz, high_freq_hz]`` are scaled by
+    ``1 / warp`` between two inflection points, ``l = vtln_low_hz max(1, warp)``
+    and ``h = vtln_high_hz min(1, warp)``, and joined linearly to the fixed
+    ends ``low_freq_hz`` and ``high_freq_hz``, so the warped axis still spans
+    the whole band. Frequencies outside the band are returned unchanged.
+    ``warp > 1`` moves the filters down in frequency.
+    """
+    f = np.asarray(freq_hz, dtype=np.float64)
+    if not warp > 0:
+        raise InvalidParameterError(f"VTLN warp must be > 0, got {warp!r}")
+    if not low_freq_hz < vtln_low_hz < vtln_high_hz < high_freq_hz:
+        raise InvalidParameterError(
+            f"need low_freq_hz ({low_freq_hz}) < vtln_low_hz ({vtln_low_hz}) < vtln_high_hz "
+            f"({vtln_high_hz}) < high_freq_hz ({high_freq_hz})")
+    scale = 1.0 / warp
+    low, high = vtln_low_hz * max(1.0, warp), vtln_high_hz * min(1.0, warp)
+    below = low_freq_hz + (scale * low - low_freq_hz) / (low - low_freq_hz) * (f - low_freq_hz)
+    above = high_freq_hz + (scale * high - high_freq_hz) / (high - high_freq_hz) * (f - high_freq_hz)
+    warped = np.where(f < low, below, np.where(f < high, scale * f, above))
+    return np.where((f < low_freq_hz) | (f > high_freq_hz), f, warped)
+
+
 def mel_filterbank(
-    sample_rate_hz: int, n_fft: int, n_mels: int, low_freq_hz: float, high_freq_hz: float
+    sample_rate_hz: int, n_fft: int, n_mels: int, low_freq_hz: float, high_freq_hz: float,
+    vtln_warp: float = 1.0, vtln_low_hz: float = 100.0, vtln_high_hz: float | None = None,
 ) -> np.ndarray:
     """Triangular mel filters, shape (n_mels, n_fft // 2 + 1).
 
     Triangles are linear in mel (as Kaldi builds them), peak 1, and zero
-    outside ``[low_freq_hz, high_freq_hz]``.
+    outside ``[low_freq_hz, high_freq_hz]``. With ``vtln_warp != 1`` the
+    filter edges are first moved by :func:`vtln_warp_freq` (inflection points
+    ``vtln_low_hz`` and ``vtln_high_hz``, default 500 Hz below
+    ``high_freq_hz``), as Kaldi's ``--vtln-warp`` does.
     """
     if not 0 <= low_freq_hz < high_freq_hz <= sample_rate_hz / 2:
         raise InvalidParameterError(
             f"need 0 <= low_freq_hz ({low_freq_hz}) < high_freq_hz ({high_freq_hz}) <= Nyquist"
         )
-    edges = hz_to_mel(mel_band_edges_hz(n_mels, low_freq_hz, high_freq_hz))
+    edges_hz = mel_band_edges_hz(n_mels, low_freq_hz, high_freq_hz)
+    if vtln_warp != 1.0:
+        high = high_freq_hz - 500.0 if vtln_high_hz is None else vtln_high_hz
+        edges_hz = vtln_warp_freq(edges_hz, vtln_warp, vtln_low_hz, high, low_freq_hz, high_freq_hz)
+    edges = hz_to_mel(edges_hz)
     bin_mel = hz_to_mel(np.arange(n_fft // 2 + 1) * sample_rate_hz / n_fft)
     left, centre, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
     rising = (bin_mel - left) / (centre - left)
@@ -113,7 +147,8 @@ def _tables(config: FeatureConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     window = window_function(config.window, config.frame_length)
     fbank_t = np.ascontiguousarray(
         mel_filterbank(config.sample_rate_hz, config.n_fft, config.n_mels,
-                       config.low_freq_hz, config.high_freq_effective_hz).T
+                       config.low_freq_hz, config.high_freq_effective_hz,
+                       config.vtln_warp, config.vtln_low_hz, config.vtln_high_effective_hz).T
     )
     first = 1 if config.energy == "none" else 0
     k = np.arange(first, first + config.n_ceps)[:, None]

@@ -1,0 +1,177 @@
+"""Vocal tract length normalisation: one frequency-warp factor per speaker, by maximum likelihood.
+
+The front end warps its mel filterbank (``FeatureConfig(vtln_warp=...)``,
+Kaldi's ``--vtln-warp``); this module chooses each speaker's factor. As in
+HTK's warp search and Kaldi's VTLN recipes, a speaker's features are computed
+at every factor of a grid and the factor under which a model gives them the
+highest likelihood wins. The model here is a text-independent diagonal GMM
+(as in Lee & Rose's and Welling et al.'s GMM-based warp estimation), so the
+same search, without labels, serves training speakers and a new test speaker
+alike. :func:`train_vtln` alternates estimating the warps of the model's
+speakers and refitting the GMM on their warped features (VTLN training).
+
+Warped features must be normalised per speaker (CMVN with variance) inside
+``features_at``: otherwise the likelihoods of different warps differ by the
+unmodelled Jacobian of the warp, which biases the search.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InvalidInputError, InvalidParameterError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["VtlnResult", "estimate_vtln_warps", "train_vtln", "vtln_warp_grid", "warped_features"]
+
+#: ``features_at(warp, utterances)``: features of ``utterances`` computed with that warp
+#: (normalised per speaker), by utterance id.
+FeaturesAt = Callable[[float, Sequence[str]], Mapping[str, np.ndarray]]
+
+
+def vtln_warp_grid(min_warp: float = 0.80, max_warp: float = 1.20, step: float = 0.02) -> np.ndarray:
+    """Warp factors ``min_warp, min_warp + step, ..., max_warp`` (rounded to 1e-6; 1.0 must be one)."""
+    if not 0.5 <= min_warp <= 1.0 <= max_warp <= 2.0 or not step > 0:
+        raise InvalidParameterError(
+            f"need 0.5 <= min_warp ({min_warp}) <= 1 <= max_warp ({max_warp}) <= 2 and step ({step}) > 0")
+    grid = np.round(min_warp + step * np.arange(int(round((max_warp - min_warp) / step)) + 1), 6)
+    if not np.any(np.isclose(grid, 1.0)):
+        raise InvalidParameterError(f"the grid {grid.tolist()} must contain 1.0 (no warp)")
+    return grid
+
+
+@dataclass
+class VtlnResult:
+    """Chosen warps and the likelihoods they were chosen by.
+
+    Attributes
+    ----------
+    warps : dict
+        Speaker -> chosen warp factor.
+    grid : ndarray
+        The warp factors tried.
+    scores : dict
+        Speaker -> average log-likelihood per frame at each factor of ``grid``.
+    """
+
+    warps: dict[str, float]
+    grid: np.ndarray
+    scores: dict[str, np.ndarray]
+
+
+def _by_speaker(utterances: Iterable[str], utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
+    spk2utt: dict[str, list[str]] = {}
+    for u in utterances:
+        if u not in utt2spk:
+            raise InvalidInputError(f"utterance {u!r} has no speaker in utt2spk")
+        spk2utt.setdefault(utt2spk[u], []).append(u)
+    return spk2utt
+
+
+def estimate_vtln_warps(model, features_at: FeaturesAt, utt2spk: Mapping[str, str],
+                        grid: Sequence[float] | None = None, utterances: Sequence[str] | None = None
+                        ) -> VtlnResult:
+    """Each speaker's warp: the factor of ``grid`` whose features ``model`` scores highest.
+
+    Parameters
+    ----------
+    model
+        Anything with ``score_samples(X) -> (n_frames,)`` log-likelihoods, e.g.
+        a fitted :class:`gmmhmm.GaussianMixture`.
+    features_at : callable
+        ``features_at(warp, utterances)`` -> features by utterance id.
+    utt2spk : mapping
+        Utterance -> speaker; the warp is shared by a speaker's utterances.
+    grid : sequence of float, optional
+        Factors tried (default :func:`vtln_warp_grid`).
+    utterances : sequence of str, optional
+        Utterances to score (default: every key of ``utt2spk``).
+
+    Returns
+    -------
+    VtlnResult
+        Ties go to the factor nearest 1 (no warp).
+
+    Raises
+    ------
+    InvalidInputError
+        A speaker has no frames, or an utterance no speaker.
+    """
+    grid = vtln_warp_grid() if grid is None else np.asarray(grid, dtype=np.float64)
+    utts = list(utt2spk) if utterances is None else list(utterances)
+    spk2utt = _by_speaker(utts, utt2spk)
+    total = {s: np.zeros(len(grid)) for s in spk2utt}
+    frames = dict.fromkeys(spk2utt, 0)
+    for i, warp in enumerate(grid):
+        feats = features_at(float(warp), utts)
+        for spk, su in spk2utt.items():
+            for u in su:
+                if u in feats and len(feats[u]):
+                    total[spk][i] += float(np.sum(model.score_samples(feats[u])))
+                    if i == 0:
+                        frames[spk] += len(feats[u])
+        logger.debug("VTLN: scored warp %.3f", warp)
+    empty = sorted(s for s, n in frames.items() if n == 0)
+    if empty:
+        raise InvalidInputError(f"VTLN: speakers {empty} have no frames to estimate a warp from")
+    # Among the best scores, the factor nearest 1: a flat likelihood means "no evidence to warp".
+    order = np.argsort(np.abs(grid - 1.0), kind="stable")
+    warps, scores = {}, {}
+    for spk, t in total.items():
+        scores[spk] = t / frames[spk]
+        warps[spk] = float(grid[order[np.argmax(t[order])]])
+    return VtlnResult(warps=warps, grid=grid, scores=scores)
+
+
+def warped_features(features_at: FeaturesAt, warps: Mapping[str, float], utt2spk: Mapping[str, str],
+                    utterances: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Features of ``utterances`` (default: all of ``utt2spk``), each at its speaker's warp
+    (1.0 for a speaker without one)."""
+    utts = list(utt2spk) if utterances is None else list(utterances)
+    by_warp: dict[float, list[str]] = {}
+    for u in utts:
+        by_warp.setdefault(float(warps.get(utt2spk[u], 1.0)), []).append(u)
+    out: dict[str, np.ndarray] = {}
+    for warp, group in sorted(by_warp.items()):
+        feats = features_at(warp, group)
+        out.update({u: feats[u] for u in group if u in feats})
+    return {u: out[u] for u in utts if u in out}
+
+
+def train_vtln(features_at: FeaturesAt, utt2spk: Mapping[str, str], model_utterances: Sequence[str],
+               n_components: int = 128, n_iter: int = 2, grid: Sequence[float] | None = None,
+               random_state: int | None = 0, max_iter: int = 100) -> tuple[object, VtlnResult]:
+    """A warp-estimation GMM trained with VTLN, and the warps of every speaker of ``utt2spk``.
+
+    The GMM is fitted on ``model_utterances`` unwarped; then ``n_iter`` times
+    the warps of their speakers are estimated and the GMM refitted on their
+    warped features. Finally every speaker of ``utt2spk`` (e.g. also test
+    speakers, which need no labels) gets its warp from that GMM.
+
+    Returns
+    -------
+    (GaussianMixture, VtlnResult)
+    """
+    from ..mixture import GaussianMixture
+
+    if n_iter < 0:
+        raise InvalidParameterError(f"n_iter must be >= 0, got {n_iter}")
+    grid = vtln_warp_grid() if grid is None else np.asarray(grid, dtype=np.float64)
+    model_utts = list(model_utterances)
+    warps: dict[str, float] = {}
+    gmm = None
+    for it in range(n_iter + 1):
+        feats = warped_features(features_at, warps, utt2spk, model_utts)
+        X = np.concatenate([f for f in feats.values() if len(f)])
+        gmm = GaussianMixture(n_components, covariance_type="diag", random_state=random_state,
+                              max_iter=max_iter, reg_covar=1e-3).fit(X)
+        if it < n_iter:
+            warps = estimate_vtln_warps(gmm, features_at, utt2spk, grid, model_utts).warps
+            logger.info("VTLN training pass %d: warps of %d speakers from %.2f to %.2f", it + 1, len(warps),
+                        min(warps.values()), max(warps.values()))
+    return gmm, estimate_vtln_warps(gmm, features_at, utt2spk, grid)

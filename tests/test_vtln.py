@@ -1,0 +1,197 @@
+"""VTLN: Kaldi's piecewise-linear warp, the warped filterbank, and the maximum-likelihood warp search."""
+
+import numpy as np
+import pytest
+
+from gmmhmm import GaussianMixture
+from gmmhmm.adapt import estimate_vtln_warps, train_vtln, vtln_warp_grid, warped_features
+from gmmhmm.errors import InvalidInputError, InvalidParameterError
+from gmmhmm.features import FeatureConfig, apply_cmvn, compute_cmvn_stats, extract_features, mel_filterbank
+from gmmhmm.features import mel_band_edges_hz, vtln_warp_freq
+from gmmhmm.features.mfcc import hz_to_mel
+
+
+# --- the warp function -------------------------------------------------------------------------
+def test_warp_by_hand():
+    # Kaldi VtlnWarpFreq, warp 1.1: l = 100 * 1.1 = 110, h = 3500 * 1 = 3500, scale 1/1.1.
+    args = dict(vtln_low_hz=100.0, vtln_high_hz=3500.0, low_freq_hz=0.0, high_freq_hz=4000.0)
+    f = np.array([55.0, 1000.0, 3800.0, 4000.0, 0.0])
+    got = vtln_warp_freq(f, 1.1, **args)
+    low_end = 110 / 1.1 / 110 * 55          # 0 + (Fl - 0) / (l - 0) * 55, Fl = l / 1.1
+    high_end = 4000 + (3500 / 1.1 - 4000) / (3500 - 4000) * (3800 - 4000)
+    np.testing.assert_allclose(got, [low_end, 1000 / 1.1, high_end, 4000.0, 0.0])
+
+
+@pytest.mark.parametrize("warp", [0.8, 0.93, 1.0, 1.07, 1.2])
+def test_warp_is_continuous_increasing_and_keeps_the_band(warp):
+    f = np.linspace(20.0, 7600.0, 20001)
+    w = vtln_warp_freq(f, warp, 100.0, 7100.0, 20.0, 7600.0)
+    assert w[0] == pytest.approx(20.0) and w[-1] == pytest.approx(7600.0)
+    assert np.all(np.diff(w) > 0)
+    for knee in (100.0 * max(1.0, warp), 7100.0 * min(1.0, warp)):  # no jump at either inflection point
+        below, above = vtln_warp_freq([knee - 1e-6, knee + 1e-6], warp, 100.0, 7100.0, 20.0, 7600.0)
+        assert above - below < 1e-4
+    if warp == 1.0:
+        np.testing.assert_allclose(w, f)
+    mid = (f > 200) & (f < 5000)
+    np.testing.assert_allclose(w[mid], f[mid] / warp)
+
+
+def test_frequencies_outside_the_band_are_not_moved():
+    np.testing.assert_allclose(vtln_warp_freq([10.0, 7900.0], 1.2, 100.0, 7100.0, 20.0, 7600.0), [10.0, 7900.0])
+
+
+@pytest.mark.parametrize("bad", [dict(warp=0.0), dict(vtln_low_hz=10.0), dict(vtln_high_hz=7700.0),
+                                 dict(vtln_low_hz=5000.0, vtln_high_hz=4000.0)])
+def test_bad_warp_settings_are_refused(bad):
+    args = dict(warp=1.1, vtln_low_hz=100.0, vtln_high_hz=7100.0, low_freq_hz=20.0, high_freq_hz=7600.0) | bad
+    with pytest.raises(InvalidParameterError):
+        vtln_warp_freq(1000.0, **args)
+
+
+# --- the warped filterbank and front end ---------------------------------------------------------
+def test_warped_filters_peak_at_the_warped_centres():
+    sr, n_fft, n_mels = 16000, 4096, 23
+    centres = mel_band_edges_hz(n_mels, 20.0, 8000.0)[1:-1]
+    fb = mel_filterbank(sr, n_fft, n_mels, 20.0, 8000.0, vtln_warp=1.1, vtln_low_hz=100.0, vtln_high_hz=7500.0)
+    peaks = np.argmax(fb, axis=1) * sr / n_fft
+    want = vtln_warp_freq(centres, 1.1, 100.0, 7500.0, 20.0, 8000.0)
+    np.testing.assert_allclose(peaks, want, atol=sr / n_fft)
+    assert np.all(peaks[5:] < centres[5:])  # warp > 1 moves the filters down
+    # still triangles in mel between the warped edges: peak 1, zero outside
+    assert np.allclose(fb.max(axis=1), 1.0, atol=0.05)
+    edges = vtln_warp_freq(mel_band_edges_hz(n_mels, 20.0, 8000.0), 1.1, 100.0, 7500.0, 20.0, 8000.0)
+    bins = np.arange(n_fft // 2 + 1) * sr / n_fft
+    outside = (bins[None, :] <= edges[:-2, None]) | (bins[None, :] >= edges[2:, None])
+    assert np.all(fb[outside] == 0)
+    mel = hz_to_mel(bins)
+    k = 10
+    rising = (mel > hz_to_mel(edges[k])) & (mel < hz_to_mel(edges[k + 1]))
+    np.testing.assert_allclose(fb[k, rising], (mel[rising] - hz_to_mel(edges[k]))
+                               / (hz_to_mel(edges[k + 1]) - hz_to_mel(edges[k])))
+
+
+def test_no_warp_is_the_plain_filterbank_and_config():
+    plain = mel_filterbank(8000, 256, 23, 20.0, 4000.0)
+    np.testing.assert_array_equal(mel_filterbank(8000, 256, 23, 20.0, 4000.0, vtln_warp=1.0), plain)
+    # files written before VTLN existed carry dicts without it: they still compare equal
+    assert "vtln_warp" not in FeatureConfig.fsdd().to_dict()
+    warped = FeatureConfig.fsdd().replace(vtln_warp=0.9)
+    assert warped.to_dict()["vtln_warp"] == 0.9
+    assert FeatureConfig.from_dict(warped.to_dict()) == warped
+
+
+@pytest.mark.parametrize("bad", [dict(vtln_warp=0.3), dict(vtln_warp=float("nan")), dict(vtln_low_hz=10.0),
+                                 dict(vtln_high_hz=4500.0), dict(vtln_high_hz=-4000.0)])
+def test_feature_config_refuses_bad_vtln_settings(bad):
+    with pytest.raises(InvalidParameterError, match="vtln"):
+        FeatureConfig.fsdd().replace(**bad)
+
+
+# --- the warp search -----------------------------------------------------------------------------
+def test_warp_grid():
+    np.testing.assert_allclose(vtln_warp_grid(0.9, 1.1, 0.05), [0.9, 0.95, 1.0, 1.05, 1.1])
+    assert len(vtln_warp_grid()) == 21
+    with pytest.raises(InvalidParameterError):
+        vtln_warp_grid(0.95, 1.1, 0.1)  # misses 1.0
+    with pytest.raises(InvalidParameterError):
+        vtln_warp_grid(1.05, 1.2)
+
+
+def test_search_picks_the_factor_a_brute_force_likelihood_prefers():
+    rng = np.random.default_rng(0)
+    gmm = GaussianMixture(4, covariance_type="diag", random_state=0).fit(rng.standard_normal((2000, 3)))
+    true = {"a": 0.9, "b": 1.06, "c": 1.0}
+    base = {f"{s}{i}": rng.standard_normal((50, 3)) for s in true for i in range(3)}
+    utt2spk = {u: u[0] for u in base}
+
+    def features_at(warp, utts):  # features drift away from the GMM's data as the warp leaves the true one
+        return {u: base[u] + 4.0 * (warp - true[utt2spk[u]]) for u in utts}
+
+    grid = vtln_warp_grid(0.86, 1.1, 0.02)
+    res = estimate_vtln_warps(gmm, features_at, utt2spk, grid)
+    brute = {s: grid[np.argmax([sum(gmm.score_samples(x).sum() for u, x in features_at(w, list(base)).items()
+                                    if utt2spk[u] == s) for w in grid])] for s in true}
+    assert res.warps == pytest.approx(brute)
+    assert res.warps == pytest.approx(true)
+    assert set(res.scores) == set(true) and res.scores["a"].shape == grid.shape
+
+
+def test_a_flat_likelihood_keeps_no_warp():
+    gmm = GaussianMixture(1, covariance_type="diag", random_state=0).fit(np.random.default_rng(1).normal(size=(100, 2)))
+    X = np.ones((10, 2))
+    res = estimate_vtln_warps(gmm, lambda w, utts: {u: X for u in utts}, {"u1": "s"})
+    assert res.warps == {"s": 1.0}
+
+
+def test_a_speaker_without_frames_is_named():
+    gmm = GaussianMixture(1, random_state=0).fit(np.random.default_rng(1).normal(size=(100, 2)))
+    with pytest.raises(InvalidInputError, match="'quiet'"):
+        estimate_vtln_warps(gmm, lambda w, utts: {u: np.zeros((0, 2)) for u in utts}, {"u1": "quiet"})
+
+
+def _vowel(f_formants_hz, f0_hz, sr, seconds, rng, scale=1.0):
+    """A vowel-like signal: a glottal pulse train through formant resonators, every frequency times ``scale``
+    (a shorter vocal tract and a higher voice raise them all alike)."""
+    from scipy.signal import lfilter
+
+    n = int(sr * seconds)
+    src = np.zeros(n)
+    period = sr / (f0_hz * scale)
+    src[(np.arange(0, n, period)).astype(int)] = 1.0
+    y = src + 0.01 * rng.standard_normal(n)
+    for f in f_formants_hz:
+        r = np.exp(-np.pi * 80.0 * scale / sr)
+        theta = 2 * np.pi * f * scale / sr
+        y = lfilter([1.0], [1.0, -2 * r * np.cos(theta), r * r], y)
+    return y / np.max(np.abs(y))
+
+
+def test_a_speaker_with_every_frequency_raised_is_warped_back():
+    """Speaker B is speaker A with every frequency times 1.1: the search finds the warp that moves the
+    filters up by 1.1 (Kaldi's factor 1/1.1), under a GMM of A alone."""
+    sr = 16000
+    rng = np.random.default_rng(0)
+    vowels = [(700, 1200, 2600), (300, 2300, 3000), (400, 800, 2400), (550, 1800, 2500), (350, 1000, 2300)]
+    audio = {f"A{i}": _vowel(v, 120, sr, 0.5, rng) for i, v in enumerate(vowels)}
+    audio |= {f"B{i}": _vowel(v, 120, sr, 0.5, rng, scale=1.1) for i, v in enumerate(vowels)}
+    utt2spk = {u: u[0] for u in audio}
+    fc = FeatureConfig(sample_rate_hz=sr, n_mels=26, delta_order=0, cmvn="none")
+
+    def features_at(warp, utts):
+        raw = {u: extract_features(audio[u], fc.replace(vtln_warp=warp), sample_rate_hz=sr) for u in utts}
+        spk = {u: utt2spk[u] for u in utts}
+        return apply_cmvn(raw, compute_cmvn_stats(raw, spk), spk, variance=True)
+
+    grid = vtln_warp_grid(0.84, 1.16, 0.02)
+    gmm = GaussianMixture(5, covariance_type="diag", random_state=0, reg_covar=1e-3).fit(
+        np.concatenate(list(features_at(1.0, [u for u in audio if u[0] == "A"]).values())))
+    res = estimate_vtln_warps(gmm, features_at, utt2spk, grid)
+    assert res.warps["A"] == pytest.approx(1.0, abs=0.021)
+    assert res.warps["B"] == pytest.approx(1 / 1.1, abs=0.021)
+    assert res.scores["B"][np.argmin(abs(grid - res.warps["B"]))] > res.scores["B"][np.argmin(abs(grid - 1.0))]
+
+
+def test_vtln_training_and_warped_features():
+    rng = np.random.default_rng(2)
+    shift = {"a": 0.92, "b": 1.0, "c": 1.08, "new": 0.96}
+    base = {f"{s}{i}": rng.standard_normal((80, 2)) * 0.5 for s in shift for i in range(4)}
+    utt2spk = {u: u[:-1] for u in base}
+    calls = []
+
+    def features_at(warp, utts):
+        calls.append((warp, len(utts)))
+        return {u: base[u] + 5.0 * (warp - shift[utt2spk[u]]) for u in utts}
+
+    model_utts = [u for u in base if utt2spk[u] != "new"]
+    gmm, res = train_vtln(features_at, utt2spk, model_utts, n_components=2, n_iter=2,
+                          grid=vtln_warp_grid(0.88, 1.12, 0.04), random_state=0)
+    # relative warps are recovered up to a common offset the GMM cannot see; every speaker is warped
+    w = res.warps
+    assert set(w) == set(shift)
+    assert w["c"] - w["a"] == pytest.approx(0.16) and w["b"] - w["a"] == pytest.approx(0.08)
+    assert w["new"] - w["a"] == pytest.approx(0.04)
+    feats = warped_features(features_at, w, utt2spk)
+    for u, x in feats.items():
+        np.testing.assert_allclose(x, base[u] + 5.0 * (w[utt2spk[u]] - shift[utt2spk[u]]))
+    assert list(feats) == list(base)
