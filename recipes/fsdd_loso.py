@@ -160,10 +160,10 @@ def raw_config(cfg: dict) -> FeatureConfig:
 
 def extract(audio: dict[str, str], fc: FeatureConfig, n_jobs: int, warps: dict[str, float] | None = None
             ) -> dict[str, np.ndarray]:
-    """Features by utterance id of ``audio`` (id -> file), each at its ``warps`` VTLN factor (default 1)."""
+    """Features by utterance id of ``audio`` (id -> file), each at its ``warps`` VTLN factor (default: ``fc``'s)."""
     by_warp: dict[float, dict[str, str]] = {}
     for u, p in audio.items():
-        by_warp.setdefault((warps or {}).get(u, 1.0), {})[u] = p
+        by_warp.setdefault((warps or {}).get(u, fc.vtln_warp), {})[u] = p
     feats = {}
     for warp, group in sorted(by_warp.items()):
         by_path, failures = extract_many(list(group.values()), fc.replace(vtln_warp=warp), n_jobs=n_jobs)

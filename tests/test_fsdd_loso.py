@@ -219,6 +219,8 @@ def test_vtln_warps_every_speaker_from_its_own_audio(small_run, an4_path, monkey
     assert set(found["warps"]) == set(data.utt2spk.values()) == set(FSDD_SPEAKERS + AN4_TRAIN + AN4_TEST)
     grid = [0.9, 0.95, 1.0, 1.05, 1.1]
     assert found["grid"] == pytest.approx(grid) and all(w in grid for w in found["warps"].values())
+    for speaker, scores in found["scores"].items():  # each factor was scored on features warped by it
+        assert np.ptp(scores) > 1e-3, speaker
     raw, meta = load_features(out / "feats" / "fsdd.vtln.npz")
     fc = loso.raw_config(cfg)
     u = data.fsdd_ids(only="george")[0]
@@ -226,6 +228,9 @@ def test_vtln_warps_every_speaker_from_its_own_audio(small_run, an4_path, monkey
                             fc.replace(vtln_warp=found["warps"]["george"]))
     np.testing.assert_array_equal(raw[u], want)
     assert meta["vtln_warps"][u] == found["warps"]["george"]
+    path = str(next(x.path for x in data.fsdd if x.utt_id == u))
+    np.testing.assert_array_equal(loso.extract({u: path}, fc.replace(vtln_warp=0.9), 1)[u],
+                                  extract_features(path, fc.replace(vtln_warp=0.9)))
 
     seen = {}
     original = loso.train_vtln
