@@ -3,6 +3,7 @@
 Subcommands::
 
     gmmhmm features INPUT... -o feats.npz [--config C]   audio -> feature file
+    gmmhmm vtln INPUT... -o spk2warp [--train INPUT...]   per-speaker VTLN warps (then --vtln-map spk2warp)
     gmmhmm train DATA -o model.npz [--config C]          word models -> model file
     gmmhmm train-phones DATA_DIR --lexicon L --config C -o phones.npz   monophones from a data dir
     gmmhmm train-tri DATA_DIR --mono phones.npz -o tri.npz [--num-leaves N]  tied triphones from monophones
@@ -306,6 +307,9 @@ def _training_data(args: argparse.Namespace, config) -> tuple[dict[str, np.ndarr
     """Features (from a feature file or by extracting a folder) and their config."""
     from .features import FeatureConfig, extract_many, load_features
 
+    if getattr(args, "vtln_map", None):
+        raise InvalidParameterError("--vtln-map: word-model training does not warp per speaker; extract the "
+                                    "features with `gmmhmm features --vtln-map` and train on that feature file")
     data = Path(args.data)
     if data.is_file():
         feats, meta = load_features(data)
@@ -643,15 +647,88 @@ def _failures_by_key(utts: Utterances, failures: list[tuple[str, str]]) -> list[
     return [(utts.key[u], msg) for path, msg in failures for u in by_path.get(path, [path])]
 
 
+def _vtln_map(args: argparse.Namespace) -> dict[str, float] | None:
+    """``--vtln-map``: speaker (or utterance) -> VTLN warp factor."""
+    if not getattr(args, "vtln_map", None):
+        return None
+    warps = {}
+    for key, value in read_table(args.vtln_map, "VTLN map").items():
+        try:
+            warps[key] = float(value.split()[0])
+        except ValueError:
+            raise TranscriptError(f"{args.vtln_map}: warp of {key!r} is not a number: {value!r}") from None
+    return warps
+
+
 def _utterance_features(utts: Utterances, config, args: argparse.Namespace) -> tuple[dict, list[tuple[str, str]]]:
-    """Features of every utterance (by id, input order) and ``(key, error)`` of those that failed."""
+    """Features of every utterance (by id, input order) and ``(key, error)`` of those that failed.
+
+    With ``--vtln-map`` each file is analysed at its speaker's warp (Kaldi's ``--vtln-map`` with
+    ``--utt2spk``; a file without a speaker is looked up by its name); a file whose speaker has no
+    warp fails, the rest go on."""
     from .features import extract_many
 
     sources = {utts.audio_name(u): utts.source(u) for u in utts.ids}  # one extraction per file or segment
-    feats, failures = extract_many(list(sources.values()), config, n_jobs=args.jobs,
-                                   progress=_show_progress(args), utt2spk=_speaker_map(args, utts))
+    spk = _speaker_map(args, utts)
+    warps = _vtln_map(args)
+    groups: dict[float, list[str]] = {}
+    failures: list[tuple[str, str]] = []
+    for name in sources:
+        if warps is None:
+            groups.setdefault(config.vtln_warp, []).append(name)
+            continue
+        who = (spk or {}).get(name, name)
+        found = warps.get(who, warps.get(name))
+        if found is None:
+            failures.append((name, f"no VTLN warp for speaker {who!r} in {args.vtln_map}"))
+        else:
+            groups.setdefault(found, []).append(name)
+    feats: dict[str, np.ndarray] = {}
+    for warp, names in sorted(groups.items()):  # a speaker's files share a warp, so its CMVN stays whole
+        got, bad = extract_many([sources[n] for n in names], config.replace(vtln_warp=warp), n_jobs=args.jobs,
+                                progress=_show_progress(args), utt2spk=spk)
+        feats.update(got)
+        failures += bad
     names = {u: utts.audio_name(u) for u in utts.ids}
     return {u: feats[names[u]] for u in utts.ids if names[u] in feats}, _failures_by_key(utts, failures)
+
+
+def cmd_vtln(args: argparse.Namespace) -> int:
+    """Per-speaker VTLN warps (:func:`gmmhmm.adapt.train_vtln`) -> ``speaker warp`` lines for ``--vtln-map``."""
+    from .adapt import train_vtln, vtln_warp_grid
+    from .features import extract_many
+
+    check_output(args.output, "VTLN map")
+    config = _feature_config(args).replace(cmvn="speaker", cmvn_variance=True)  # the search needs both
+    targets = list_utterances(args.inputs)
+    trainers = list_utterances(args.train) if args.train else targets
+    sources, spk = {}, {}
+    for utts in (targets, trainers):
+        _inputs_are_not_outputs([*set(utts.path.values()), args.config], [args.output])
+        sources |= {utts.audio_name(u): utts.source(u) for u in utts.ids}
+        spk |= _speaker_map(args, utts) or {}
+    name2spk = {n: n if spk.get(n, "\0file:").startswith("\0file:") else spk[n] for n in sources}
+    estimated = {targets.audio_name(u) for u in targets.ids}
+    model_names = list(dict.fromkeys(trainers.audio_name(u) for u in trainers.ids))
+    raw: dict[float, dict] = {}
+    failures: list[tuple[str, str]] = []
+
+    def features_at(warp: float, names):
+        if warp not in raw:
+            raw[warp], bad = extract_many(list(sources.values()), config.replace(vtln_warp=warp), n_jobs=args.jobs,
+                                          utt2spk=name2spk)
+            if not failures:
+                failures.extend(bad)
+        return {n: raw[warp][n] for n in names if n in raw[warp]}
+
+    grid = vtln_warp_grid(args.min_warp, args.max_warp, args.step)
+    _, res = train_vtln(features_at, name2spk, model_names, n_components=args.n_components, n_iter=args.iters,
+                        grid=grid, random_state=args.seed)
+    _report_failures(failures)
+    wanted = sorted({name2spk[n] for n in estimated if n not in dict(failures)})
+    _write_output(args.output, "".join(f"{s}\t{res.warps[s]:.4g}\n" for s in wanted if s in res.warps))
+    print(f"VTLN warps of {len(wanted)} speaker(s) written to {args.output}", file=sys.stderr)
+    return EXIT_FAILURES if failures else EXIT_OK
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -914,6 +991,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("-j", "--jobs", type=int, default=1, help="feature extraction processes (-1: all CPUs)")
         sp.add_argument("--utt2spk", help="'utt speaker' lines (Kaldi utt2spk; utt: a file's path, name or stem) "
                         "pooling cmvn='speaker' statistics; default: each file is its own speaker")
+        sp.add_argument("--vtln-map", help="'speaker warp' lines (Kaldi's --vtln-map, e.g. from `gmmhmm vtln`): "
+                        "each speaker's audio analysed at its VTLN warp factor")
 
     def checkpoints(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--checkpoint-dir", help="checkpoint every EM iteration here (default with --resume: "
@@ -928,6 +1007,21 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--config", help="recipe TOML whose [features] to use (default: FeatureConfig())")
     common(sp)
     sp.set_defaults(func=cmd_features)
+
+    sp = sub.add_parser("vtln", help="estimate each speaker's VTLN warp factor (for --vtln-map), without labels")
+    sp.add_argument("inputs", nargs="+", help="data directories, wav.scp files, audio files and/or folders "
+                    "whose speakers (utt2spk, --utt2spk; else each file) get a warp")
+    sp.add_argument("-o", "--output", required=True, help="'speaker warp' lines to write")
+    sp.add_argument("--config", help="recipe TOML whose [features] to use (CMVN is per speaker, with variance)")
+    sp.add_argument("--train", nargs="+", help="inputs whose audio trains the warp GMM (default: the INPUTs)")
+    sp.add_argument("--min-warp", type=float, default=0.80, help="smallest factor tried (default 0.80)")
+    sp.add_argument("--max-warp", type=float, default=1.20, help="largest factor tried (default 1.20)")
+    sp.add_argument("--step", type=float, default=0.02, help="grid step (default 0.02)")
+    sp.add_argument("--n-components", type=int, default=128, help="Gaussians of the warp GMM (default 128)")
+    sp.add_argument("--iters", type=int, default=2, help="VTLN training passes of the GMM (default 2)")
+    sp.add_argument("--seed", type=int, default=0, help="random_state of the GMM")
+    common(sp)
+    sp.set_defaults(func=cmd_vtln)
 
     sp = sub.add_parser("train", help="train one GMM-HMM per label into a model file")
     sp.add_argument("data", help="folder of audio files, or a feature file from `gmmhmm features`")

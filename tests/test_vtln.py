@@ -195,3 +195,51 @@ def test_vtln_training_and_warped_features():
     for u, x in feats.items():
         np.testing.assert_allclose(x, base[u] + 5.0 * (w[utt2spk[u]] - shift[utt2spk[u]]))
     assert list(feats) == list(base)
+
+
+# --- the command line ----------------------------------------------------------------------------
+def test_cli_estimates_warps_and_features_use_them(tmp_path, capsys):
+    """`gmmhmm vtln` gives the raised-frequency speaker the warp that undoes it; `gmmhmm features
+    --vtln-map` analyses each speaker at its warp, and a speaker without one fails alone."""
+    import soundfile as sf
+
+    from gmmhmm.cli import main
+    from gmmhmm.features import load_features
+
+    sr = 16000
+    rng = np.random.default_rng(0)
+    vowels = [(700, 1200, 2600), (300, 2300, 3000), (400, 800, 2400), (550, 1800, 2500), (350, 1000, 2300)]
+    lines = []
+    for spk, scale in (("A", 1.0), ("B", 1.1), ("C", 1.0)):
+        (tmp_path / spk).mkdir()
+        for i, v in enumerate(vowels):
+            path = tmp_path / spk / f"{spk}{i}.wav"
+            sf.write(path, 0.5 * _vowel(v, 120, sr, 0.5, rng, scale=scale), sr, subtype="PCM_16")
+            lines.append(f"{path.stem} {spk}\n")
+    (tmp_path / "utt2spk").write_text("".join(lines))
+    config = tmp_path / "c.toml"
+    config.write_text("[features]\nsample_rate_hz = 16000\nn_mels = 26\ndelta_order = 0\ncmvn = \"speaker\"\n")
+    common = ["--utt2spk", str(tmp_path / "utt2spk"), "--config", str(config)]
+    rc = main(["vtln", str(tmp_path / "A"), str(tmp_path / "B"), "-o", str(tmp_path / "spk2warp"),
+               "--train", str(tmp_path / "A"), "--n-components", "5", "--iters", "0",
+               "--min-warp", "0.84", "--max-warp", "1.16", *common])
+    assert rc == 0
+    warps = {k: float(v) for k, v in (ln.split() for ln in (tmp_path / "spk2warp").read_text().splitlines())}
+    assert set(warps) == {"A", "B"}  # C was not asked for
+    assert warps["A"] == pytest.approx(1.0, abs=0.021) and warps["B"] == pytest.approx(1 / 1.1, abs=0.021)
+
+    rc = main(["features", str(tmp_path / "A"), str(tmp_path / "B"), str(tmp_path / "C"), "-o",
+               str(tmp_path / "f.npz"), "--vtln-map", str(tmp_path / "spk2warp"), *common])
+    assert rc == 1 and "no VTLN warp for speaker 'C'" in capsys.readouterr().err
+    feats, _ = load_features(tmp_path / "f.npz")
+    assert len(feats) == 10
+    b_files = sorted((tmp_path / "B").glob("*.wav"))
+    fc = FeatureConfig(sample_rate_hz=sr, n_mels=26, delta_order=0, cmvn="speaker")
+    raw = {str(p): extract_features(str(p), fc.replace(cmvn="none", vtln_warp=warps["B"])) for p in b_files}
+    want = apply_cmvn(raw, compute_cmvn_stats(raw, dict.fromkeys(raw, "B")), dict.fromkeys(raw, "B"))
+    key = next(k for k in feats if k.endswith("B0.wav") or k == "B0")
+    np.testing.assert_allclose(feats[key], want[str(b_files[0])], atol=1e-10)
+    # word-model training reads folders without speakers: it refuses the map rather than ignore it
+    assert main(["train", str(tmp_path / "A"), "-o", str(tmp_path / "m.npz"), "--config", str(config),
+                 "--vtln-map", str(tmp_path / "spk2warp")]) != 0
+    assert "--vtln-map" in capsys.readouterr().err
