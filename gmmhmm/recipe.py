@@ -6,6 +6,7 @@ Kaldi-style score lines, and one line, no traceback, for the errors a user cause
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import time
@@ -82,25 +83,76 @@ class Stages:
 
 
 def stage_features(feature_cfg: dict, n_jobs: int, out: Path, sets: Mapping[str, "DataDir"],
-                   by_speaker: bool = False) -> None:
+                   by_speaker: bool = False, vtln: Mapping | None = None,
+                   vtln_model_speakers: Sequence[str] = ()) -> None:
     """Features of every utterance of each data dir (``feature_cfg``: FeatureConfig fields):
     ``out/feats/<name>.npz`` keyed by utterance. ``by_speaker`` gives the front end each
-    dir's ``utt2spk`` (for ``cmvn='speaker'``). A file that fails is logged and left out."""
+    dir's ``utt2spk`` (for ``cmvn='speaker'``). A file that fails is logged and left out.
+
+    With ``vtln`` (a ``[vtln]`` section with ``enabled = true``: ``min_warp``, ``max_warp``,
+    ``step``, ``n_components``, ``n_iter``, ``random_state``) every speaker's audio is analysed
+    at its own warp factor, chosen without labels by :func:`gmmhmm.adapt.train_vtln` with a GMM
+    of ``vtln_model_speakers``' audio; the warps go to ``out/feats/vtln_warps.json``."""
     from .data.datadir import audio_source_name
     from .features import FeatureConfig, extract_many
     from .features.store import save_features
 
     fc = FeatureConfig.from_dict(feature_cfg)
     (out / "feats").mkdir(parents=True, exist_ok=True)
+    source, utt2spk = {}, {}
     for name, ds in sets.items():
-        source = {u: ds.source(u) for u in ds.utterances}
-        key = {u: audio_source_name(s) for u, s in source.items()}
-        utt2spk = {key[u]: ds.utt2spk[u] for u in ds.utterances} if by_speaker else None
-        feats, failures = extract_many(list(source.values()), fc, n_jobs=n_jobs, utt2spk=utt2spk)
-        for path, msg in failures:
-            logger.warning("%s: %s left out: %s", name, path, msg)
+        source[name] = {audio_source_name(ds.source(u)): ds.source(u) for u in ds.utterances}
+        utt2spk |= {audio_source_name(ds.source(u)): ds.utt2spk[u] for u in ds.utterances}
+    warps: dict[str, float] = {}
+    if vtln and vtln.get("enabled", False):
+        warps = _vtln_warps(fc, n_jobs, {k: v for s in source.values() for k, v in s.items()}, utt2spk, vtln,
+                            set(vtln_model_speakers), out / "feats" / "vtln_warps.json")
+    for name, ds in sets.items():
+        feats: dict = {}
+        by_warp: dict[float, list] = {}
+        for key, src in source[name].items():
+            by_warp.setdefault(warps.get(utt2spk[key], fc.vtln_warp), []).append(src)
+        for warp, group in sorted(by_warp.items()):  # a speaker's files share a warp: its CMVN stays whole
+            got, failures = extract_many(group, fc.replace(vtln_warp=warp), n_jobs=n_jobs,
+                                         utt2spk=utt2spk if by_speaker else None)
+            feats |= got
+            for path, msg in failures:
+                logger.warning("%s: %s left out: %s", name, path, msg)
+        key = {u: audio_source_name(ds.source(u)) for u in ds.utterances}
         by_utt = {u: feats[key[u]] for u in ds.utterances if key[u] in feats}
-        save_features(out / "feats" / f"{name}.npz", by_utt, {"feature_config": fc.to_dict()})
+        meta = {"feature_config": fc.to_dict()} | ({"vtln_warps": warps} if warps else {})
+        save_features(out / "feats" / f"{name}.npz", by_utt, meta)
+
+
+def _vtln_warps(fc, n_jobs: int, source: Mapping, utt2spk: Mapping[str, str], vtln: Mapping,
+                model_speakers: set, path: Path) -> dict[str, float]:
+    """Each speaker's VTLN warp (:func:`gmmhmm.adapt.train_vtln`), from per-speaker normalised
+    audio (CMVN with variance, whatever the config's own CMVN), written to ``path``."""
+    from .adapt import train_vtln, vtln_warp_grid
+    from .features import extract_many
+    from .modelfile import atomic_write_text
+
+    if not model_speakers:
+        raise InvalidParameterError("[vtln]: no speakers to train the warp GMM on")
+    search = fc.replace(cmvn="speaker", cmvn_variance=True)
+    raw: dict[float, dict] = {}
+
+    def features_at(warp: float, keys) -> dict:
+        if warp not in raw:
+            raw[warp], _ = extract_many(list(source.values()), search.replace(vtln_warp=warp), n_jobs=n_jobs,
+                                        utt2spk=utt2spk)
+        return {k: raw[warp][k] for k in keys if k in raw[warp]}
+
+    t0 = time.perf_counter()
+    _, res = train_vtln(features_at, utt2spk, [k for k in source if utt2spk[k] in model_speakers],
+                        n_components=vtln["n_components"], n_iter=vtln["n_iter"],
+                        grid=vtln_warp_grid(vtln["min_warp"], vtln["max_warp"], vtln["step"]),
+                        random_state=vtln.get("random_state", 0))
+    atomic_write_text(path, json.dumps({"warps": res.warps, "grid": res.grid.tolist(),
+                                        "model_speakers": sorted(model_speakers),
+                                        "seconds": time.perf_counter() - t0}, indent=1))
+    logger.info("VTLN warps of %d speakers in %.0f s", len(res.warps), time.perf_counter() - t0)
+    return res.warps
 
 
 def read_features(out: Path, name: str, ds: "DataDir") -> dict[str, "np.ndarray"]:

@@ -6,7 +6,10 @@ stages' outputs from the output folder, ``--stop-stage N`` ends after N;
 ``python recipes/an4.py --list-stages`` prints the numbers):
 
 0. data      Kaldi data dirs ``data/{train,test}`` from the AN4 corpus.
-1. features  16 kHz MFCC + deltas, CMVN per speaker (``utt2spk``): ``feats/*.npz``.
+1. features  16 kHz MFCC + deltas, CMVN per speaker (``utt2spk``): ``feats/*.npz``;
+             with ``[vtln] enabled``, each speaker's audio at its own VTLN warp
+             factor, chosen without labels under a GMM of the training speakers
+             minus the dev speakers (``feats/vtln_warps.json``).
 2. lm        bigram LMs from the training transcripts (Witten-Bell), one
              without the dev speakers' transcripts: ``lm/*.arpa``.
 
@@ -356,7 +359,8 @@ def main(argv: list[str] | None = None) -> dict:
     train_nodev, dev = dev_split(train, cfg)
     lm_dir = out / "lm"
     run("features", lambda: stage_features(cfg["features"], cfg["data"]["n_jobs"], out,
-                                           {"train": train, "test": test}, by_speaker=True))
+                                           {"train": train, "test": test}, by_speaker=True,
+                                           vtln=cfg.get("vtln"), vtln_model_speakers=train_nodev.speakers))
     run("lm", lambda: (stage_lm(cfg, train_nodev, lm_dir / "bigram_nodev.arpa"),
                        stage_lm(cfg, train, lm_dir / "bigram.arpa")))
 

@@ -201,3 +201,32 @@ def test_best_on_dev_takes_fewest_errors_then_sentences_then_first():
              error_rates(ref, [["A"], ["C", "D"]])]       # 2 errors, 2 sentences
     assert best_on_dev(rates) == 0
     assert best_on_dev(rates[2:]) == 0 and best_on_dev(rates[::-1]) == 2
+
+
+def test_vtln_features_stage(small_run, tmp_path):
+    """With [vtln] enabled the features stage warps every speaker (training, dev and test alike, no
+    labels) under a GMM of the training speakers minus dev, and each speaker's features are those
+    of its warp with per-speaker CMVN."""
+    import shutil
+
+    from gmmhmm.features import FeatureConfig, extract_many, load_features
+
+    args, out, _ = small_run
+    copy = tmp_path / "exp"
+    shutil.copytree(out / "data", copy / "data")
+    vtln = {"vtln.enabled": "true", "vtln.min_warp": "0.9", "vtln.max_warp": "1.1", "vtln.step": "0.05",
+            "vtln.n_components": "4", "vtln.n_iter": "1", "vtln.random_state": "0"}
+    settings = args + [a for k, v in vtln.items() for a in ("--set", f"{k}={v}")]
+    an4.main(settings + ["--out", str(copy), "--stage", "1", "--stop-stage", "1"])
+    found = json.loads((copy / "feats" / "vtln_warps.json").read_text())
+    assert set(found["warps"]) == set(TRAIN + TEST) and found["model_speakers"] == sorted(set(TRAIN) - set(DEV))
+    assert all(w in (0.9, 0.95, 1.0, 1.05, 1.1) for w in found["warps"].values())
+    cfg = an4.apply_overrides(an4.load_config(REPO_ROOT / "configs" / "an4.toml"), settings[1::2])
+    _, test = an4.data_sets(cfg, copy)
+    feats, meta = load_features(copy / "feats" / "test.npz")
+    assert meta["vtln_warps"] == found["warps"]
+    fc = FeatureConfig.from_dict(cfg["features"]).replace(vtln_warp=found["warps"][TEST[0]])
+    paths = [test.wav[u] for u in test.utterances]
+    want, _ = extract_many(paths, fc, utt2spk=dict.fromkeys(paths, TEST[0]))
+    for u in test.utterances:
+        np.testing.assert_array_equal(feats[u], want[test.wav[u]])
