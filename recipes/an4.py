@@ -306,7 +306,8 @@ def stage_decode(cfg: dict, system: str, model: PhoneModelSet, lexicon: Lexicon,
     atomic_write_text(d / "ctm", "".join(to_ctm(u, r, shift_s) for u, r in results.items() if r is not None))
     lines = kaldi_lines(er)
     atomic_write_text(d / "wer.txt", lines + "\n" + er.format("WER") + "\n")
-    settings = (f"{system} {model.n_pdfs} pdfs {model.n_mix}g bigram lm_scale={tuned['lm_scale']:g} "
+    vtln = " vtln" if cfg.get("vtln", {}).get("enabled", False) else ""
+    settings = (f"{system}{vtln} {model.n_pdfs} pdfs {model.n_mix}g bigram lm_scale={tuned['lm_scale']:g} "
                 f"wip={tuned['word_insertion_penalty']:g} beam={opt.beam:g}")
     with open(out / "RESULTS", "a", encoding="utf-8") as f:
         f.write("".join(f"{ln} {d.name} {settings}\n" for ln in lines.splitlines()))
