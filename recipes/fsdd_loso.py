@@ -19,7 +19,11 @@ Stages (``--stage N`` / ``--stop-stage N`` as in ``recipes/an4.py``):
                 CMVN is applied in memory per speaker, from that speaker's own
                 audio (no labels), so a held-out speaker is normalised as a new
                 user would be; with ``[cmvn] frames = "speech"`` from its speech
-                frames only (energy VAD), so silence does not bias it.
+                frames only (energy VAD), so silence does not bias it. With
+                ``[vtln] enabled`` every speaker's audio is analysed at its own
+                VTLN warp (``feats/vtln_warps.json``: :func:`speaker_warps`), chosen
+                from that audio alone under a GMM of AN4 training speakers minus
+                the dev speakers, so one set of warps serves every fold.
 2. dev          every system trained on AN4 training speakers minus ``[dev]``
                 speakers plus FSDD (``dev/<system>.model.npz``); the ``[dev]``
                 speakers' digit strings decoded with a digit loop over the
