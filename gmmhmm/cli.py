@@ -699,6 +699,8 @@ def cmd_vtln(args: argparse.Namespace) -> int:
     from .features import extract_many
 
     check_output(args.output, "VTLN map")
+    if args.vtln_map:
+        raise InvalidParameterError("--vtln-map: `gmmhmm vtln` estimates the warps; it reads none")
     config = _feature_config(args).replace(cmvn="speaker", cmvn_variance=True)  # the search needs both
     targets = list_utterances(args.inputs)
     trainers = list_utterances(args.train) if args.train else targets
@@ -722,10 +724,13 @@ def cmd_vtln(args: argparse.Namespace) -> int:
         return {n: raw[warp][n] for n in names if n in raw[warp]}
 
     grid = vtln_warp_grid(args.min_warp, args.max_warp, args.step)
-    _, res = train_vtln(features_at, name2spk, model_names, n_components=args.n_components, n_iter=args.iters,
-                        grid=grid, random_state=args.seed)
+    features_at(1.0, [])  # audio that cannot be read is reported and left out of the search
+    failed = dict(failures)
+    name2spk = {n: s for n, s in name2spk.items() if n not in failed}
+    _, res = train_vtln(features_at, name2spk, [n for n in model_names if n not in failed],
+                        n_components=args.n_components, n_iter=args.iters, grid=grid, random_state=args.seed)
     _report_failures(failures)
-    wanted = sorted({name2spk[n] for n in estimated if n not in dict(failures)})
+    wanted = sorted({name2spk[n] for n in estimated if n not in failed})
     _write_output(args.output, "".join(f"{s}\t{res.warps[s]:.4g}\n" for s in wanted if s in res.warps))
     print(f"VTLN warps of {len(wanted)} speaker(s) written to {args.output}", file=sys.stderr)
     return EXIT_FAILURES if failures else EXIT_OK

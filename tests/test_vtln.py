@@ -243,3 +243,28 @@ def test_cli_estimates_warps_and_features_use_them(tmp_path, capsys):
     assert main(["train", str(tmp_path / "A"), "-o", str(tmp_path / "m.npz"), "--config", str(config),
                  "--vtln-map", str(tmp_path / "spk2warp")]) != 0
     assert "--vtln-map" in capsys.readouterr().err
+
+
+def test_cli_vtln_skips_a_bad_file_and_refuses_a_map(tmp_path, capsys):
+    import soundfile as sf
+
+    from gmmhmm.cli import main
+
+    sr = 16000
+    rng = np.random.default_rng(3)
+    lines = []
+    for spk in ("A", "B"):
+        for i, v in enumerate([(700, 1200, 2600), (300, 2300, 3000), (400, 800, 2400)]):
+            path = tmp_path / f"{spk}{i}.wav"
+            sf.write(path, 0.5 * _vowel(v, 120, sr, 0.4, rng), sr, subtype="PCM_16")
+            lines.append(f"{path.stem} {spk}\n")
+    (tmp_path / "C0.wav").write_bytes(b"not audio")  # speaker C has only a broken file
+    lines.append("C0 C\n")
+    (tmp_path / "utt2spk").write_text("".join(lines))
+    args = ["vtln", str(tmp_path), "-o", str(tmp_path / "spk2warp"), "--utt2spk", str(tmp_path / "utt2spk"),
+            "--n-components", "2", "--iters", "1", "--min-warp", "0.9", "--max-warp", "1.1", "--step", "0.05"]
+    assert main(args) == 1
+    assert "C0.wav" in capsys.readouterr().err
+    assert sorted(ln.split()[0] for ln in (tmp_path / "spk2warp").read_text().splitlines()) == ["A", "B"]
+    assert main(args + ["--vtln-map", str(tmp_path / "spk2warp")]) != 0
+    assert "reads none" in capsys.readouterr().err
