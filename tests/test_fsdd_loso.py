@@ -214,8 +214,9 @@ def test_vtln_warps_every_speaker_from_its_own_audio(small_run, an4_path, monkey
     and labels play no part (scrambled transcripts give the same warps)."""
     out, report, _ = small_run
     cfg = loso.apply_overrides(loso.load_config(report["config"]), slice_settings(out.parent / "fsdd", an4_path))
+    data = loso.Corpora(cfg, out)  # (warps of this config: another test may have left other ones)
     found = json.loads((out / "feats" / "vtln_warps.json").read_text())
-    data = loso.Corpora(cfg, out)
+    assert data.warps == found["warps"]
     assert set(found["warps"]) == set(data.utt2spk.values()) == set(FSDD_SPEAKERS + AN4_TRAIN + AN4_TEST)
     grid = [0.9, 0.95, 1.0, 1.05, 1.1]
     assert found["grid"] == pytest.approx(grid) and all(w in grid for w in found["warps"].values())
