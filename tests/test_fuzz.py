@@ -406,6 +406,9 @@ _VALID_FEATURES = {
     "cmvn_variance": st.booleans(),
     "spectrum": st.sampled_from(["power", "magnitude"]),
     "dct_norm": st.sampled_from(["orthonormal", "htk"]),
+    "vtln_warp": st.just(1.0) | st.floats(0.5, 2.0),
+    "vtln_low_hz": st.floats(301.0, 400.0),
+    "vtln_high_hz": st.floats(-500.0, -200.0) | st.floats(500.0, 900.0),
 }
 _INT_FEATURES = {"sample_rate_hz", "n_mels", "n_ceps", "delta_order", "delta_window", "dither_seed"}
 
@@ -439,6 +442,8 @@ def test_valid_feature_values_cover_every_setting():
 @given(case=_settings(_VALID_FEATURES))
 def test_feature_config_from_random_dict(case):
     d, clean = case
+    if clean and d.get("vtln_warp", 1.0) != 1.0:  # a warp needs low_freq < vtln_low < vtln_high < high_freq
+        clean = d.get("low_freq_hz", 20.0) < d.get("vtln_low_hz", 100.0)  # (vtln_high's draws always fit)
     try:
         config = FeatureConfig.from_dict(d)
     except InvalidParameterError as exc:

@@ -82,10 +82,18 @@ def test_no_warp_is_the_plain_filterbank_and_config():
 
 
 @pytest.mark.parametrize("bad", [dict(vtln_warp=0.3), dict(vtln_warp=float("nan")), dict(vtln_low_hz=10.0),
-                                 dict(vtln_high_hz=4500.0), dict(vtln_high_hz=-4000.0)])
+                                 dict(vtln_high_hz=4500.0), dict(vtln_high_hz=-4000.0), dict(vtln_low_hz="x")])
 def test_feature_config_refuses_bad_vtln_settings(bad):
     with pytest.raises(InvalidParameterError, match="vtln"):
-        FeatureConfig.fsdd().replace(**bad)
+        FeatureConfig.fsdd().replace(vtln_warp=bad.pop("vtln_warp", 1.1), **bad)
+
+
+def test_inflection_points_matter_only_with_a_warp():
+    # as in Kaldi: a filterbank starting above vtln_low_hz is fine until something warps it
+    config = FeatureConfig.fsdd().replace(low_freq_hz=150.0)
+    with pytest.raises(InvalidParameterError, match="vtln_low_hz"):
+        config.replace(vtln_warp=0.9)
+    assert config.replace(vtln_warp=0.9, vtln_low_hz=200.0).vtln_warp == 0.9
 
 
 # --- the warp search -----------------------------------------------------------------------------

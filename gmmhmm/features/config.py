@@ -198,8 +198,11 @@ class FeatureConfig:
         need(self.dct_norm in DCT_NORMS, f"dct_norm must be one of {list(DCT_NORMS)}, got {self.dct_norm!r}")
         need(is_num(self.vtln_warp) and 0.5 <= self.vtln_warp <= 2.0,
              f"vtln_warp must be in [0.5, 2], got {self.vtln_warp!r}")
-        need(is_num(self.vtln_low_hz) and is_num(self.vtln_high_hz)
-             and self.low_freq_hz < self.vtln_low_hz < self.vtln_high_effective_hz < self.high_freq_effective_hz,
+        need(is_num(self.vtln_low_hz) and is_num(self.vtln_high_hz),
+             f"vtln_low_hz and vtln_high_hz must be numbers, got {self.vtln_low_hz!r}, {self.vtln_high_hz!r}")
+        # as in Kaldi, the inflection points matter (and are checked) only when there is a warp
+        need(self.vtln_warp == 1.0 or
+             self.low_freq_hz < self.vtln_low_hz < self.vtln_high_effective_hz < self.high_freq_effective_hz,
              f"need low_freq_hz ({self.low_freq_hz}) < vtln_low_hz ({self.vtln_low_hz}) < VTLN high "
              f"inflection ({self.vtln_high_hz}: {self.vtln_high_effective_hz} Hz) < high frequency "
              f"({self.high_freq_effective_hz})")
