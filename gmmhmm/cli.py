@@ -671,31 +671,28 @@ def _utterance_features(utts: Utterances, config, args: argparse.Namespace) -> t
     sources = {utts.audio_name(u): utts.source(u) for u in utts.ids}  # one extraction per file or segment
     spk = _speaker_map(args, utts)
     warps = _vtln_map(args)
-    groups: dict[float, list[str]] = {}
     failures: list[tuple[str, str]] = []
-    for name in sources:
-        if warps is None:
-            groups.setdefault(config.vtln_warp, []).append(name)
-            continue
-        who = (spk or {}).get(name, name)
-        found = warps.get(who, warps.get(name))
-        if found is None:
-            failures.append((name, f"no VTLN warp for speaker {who!r} in {args.vtln_map}"))
-        else:
-            groups.setdefault(found, []).append(name)
-    feats: dict[str, np.ndarray] = {}
-    for warp, names in sorted(groups.items()):  # a speaker's files share a warp, so its CMVN stays whole
-        got, bad = extract_many([sources[n] for n in names], config.replace(vtln_warp=warp), n_jobs=args.jobs,
-                                progress=_show_progress(args), utt2spk=spk)
-        feats.update(got)
-        failures += bad
+    by_name: dict[str, float] | None = None
+    if warps is not None:
+        by_name = {}
+        for name in sources:
+            who = (spk or {}).get(name, name)
+            found = warps.get(who, warps.get(name))
+            if found is None:
+                failures.append((name, f"no VTLN warp for speaker {who!r} in {args.vtln_map}"))
+            else:
+                by_name[name] = found
+        sources = {n: src for n, src in sources.items() if n in by_name}
+    feats, bad = extract_many(list(sources.values()), config, n_jobs=args.jobs, progress=_show_progress(args),
+                              utt2spk=spk, vtln_warps=by_name)
+    failures += bad
     names = {u: utts.audio_name(u) for u in utts.ids}
     return {u: feats[names[u]] for u in utts.ids if names[u] in feats}, _failures_by_key(utts, failures)
 
 
 def cmd_vtln(args: argparse.Namespace) -> int:
     """Per-speaker VTLN warps (:func:`gmmhmm.adapt.train_vtln`) -> ``speaker warp`` lines for ``--vtln-map``."""
-    from .adapt import train_vtln, vtln_warp_grid
+    from .adapt import memoised_features_at, train_vtln, vtln_warp_grid
     from .features import extract_many
 
     check_output(args.output, "VTLN map")
@@ -712,17 +709,16 @@ def cmd_vtln(args: argparse.Namespace) -> int:
     name2spk = {n: n if spk.get(n, "\0file:").startswith("\0file:") else spk[n] for n in sources}
     estimated = {targets.audio_name(u) for u in targets.ids}
     model_names = list(dict.fromkeys(trainers.audio_name(u) for u in trainers.ids))
-    raw: dict[float, dict] = {}
     failures: list[tuple[str, str]] = []
 
-    def features_at(warp: float, names):
-        if warp not in raw:
-            raw[warp], bad = extract_many(list(sources.values()), config.replace(vtln_warp=warp), n_jobs=args.jobs,
-                                          utt2spk=name2spk)
-            if not failures:
-                failures.extend(bad)
-        return {n: raw[warp][n] for n in names if n in raw[warp]}
+    def features_of_all(warp: float) -> dict:
+        feats, bad = extract_many(list(sources.values()), config.replace(vtln_warp=warp), n_jobs=args.jobs,
+                                  utt2spk=name2spk)
+        if not failures:  # the same files fail at every warp
+            failures.extend(bad)
+        return feats
 
+    features_at = memoised_features_at(features_of_all)
     grid = vtln_warp_grid(args.min_warp, args.max_warp, args.step)
     features_at(1.0, [])  # audio that cannot be read is reported and left out of the search
     failed = dict(failures)

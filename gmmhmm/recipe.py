@@ -108,16 +108,11 @@ def stage_features(feature_cfg: dict, n_jobs: int, out: Path, sets: Mapping[str,
         warps = _vtln_warps(fc, n_jobs, {k: v for s in source.values() for k, v in s.items()}, utt2spk, vtln,
                             set(vtln_model_speakers), out / "feats" / "vtln_warps.json")
     for name, ds in sets.items():
-        feats: dict = {}
-        by_warp: dict[float, list] = {}
-        for key, src in source[name].items():
-            by_warp.setdefault(warps.get(utt2spk[key], fc.vtln_warp), []).append(src)
-        for warp, group in sorted(by_warp.items()):  # a speaker's files share a warp: its CMVN stays whole
-            got, failures = extract_many(group, fc.replace(vtln_warp=warp), n_jobs=n_jobs,
-                                         utt2spk=utt2spk if by_speaker else None)
-            feats |= got
-            for path, msg in failures:
-                logger.warning("%s: %s left out: %s", name, path, msg)
+        feats, failures = extract_many(list(source[name].values()), fc, n_jobs=n_jobs,
+                                       utt2spk=utt2spk if by_speaker else None,
+                                       vtln_warps={k: warps[utt2spk[k]] for k in source[name] if utt2spk[k] in warps})
+        for path, msg in failures:
+            logger.warning("%s: %s left out: %s", name, path, msg)
         key = {u: audio_source_name(ds.source(u)) for u in ds.utterances}
         by_utt = {u: feats[key[u]] for u in ds.utterances if key[u] in feats}
         meta = {"feature_config": fc.to_dict()} | ({"vtln_warps": warps} if warps else {})
@@ -128,21 +123,15 @@ def _vtln_warps(fc, n_jobs: int, source: Mapping, utt2spk: Mapping[str, str], vt
                 model_speakers: set, path: Path) -> dict[str, float]:
     """Each speaker's VTLN warp (:func:`gmmhmm.adapt.train_vtln`), from per-speaker normalised
     audio (CMVN with variance, whatever the config's own CMVN), written to ``path``."""
-    from .adapt import train_vtln, vtln_warp_grid
+    from .adapt import memoised_features_at, train_vtln, vtln_warp_grid
     from .features import extract_many
     from .modelfile import atomic_write_text
 
     if not model_speakers:
         raise InvalidParameterError("[vtln]: no speakers to train the warp GMM on")
     search = fc.replace(cmvn="speaker", cmvn_variance=True)
-    raw: dict[float, dict] = {}
-
-    def features_at(warp: float, keys) -> dict:
-        if warp not in raw:
-            raw[warp], _ = extract_many(list(source.values()), search.replace(vtln_warp=warp), n_jobs=n_jobs,
-                                        utt2spk=utt2spk)
-        return {k: raw[warp][k] for k in keys if k in raw[warp]}
-
+    features_at = memoised_features_at(lambda warp: extract_many(
+        list(source.values()), search.replace(vtln_warp=warp), n_jobs=n_jobs, utt2spk=utt2spk)[0])
     t0 = time.perf_counter()
     _, res = train_vtln(features_at, utt2spk, [k for k in source if utt2spk[k] in model_speakers],
                         n_components=vtln["n_components"], n_iter=vtln["n_iter"],

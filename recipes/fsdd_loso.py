@@ -86,8 +86,8 @@ import numpy as np  # noqa: E402
 
 from data_scripts.prepare_an4 import prepare  # noqa: E402
 from gmmhmm import load, save  # noqa: E402
-from gmmhmm.adapt import (apply_speaker_transforms, map_adapt, speaker_fmllr_stats, train_vtln,  # noqa: E402
-                          transcript_graph, vtln_warp_grid)
+from gmmhmm.adapt import (apply_speaker_transforms, map_adapt, memoised_features_at,  # noqa: E402
+                          speaker_fmllr_stats, train_vtln, transcript_graph, vtln_warp_grid)
 from gmmhmm.data import DIGIT_WORDS, DataDir, Lexicon  # noqa: E402
 from gmmhmm.datasets import Utterance, list_fsdd  # noqa: E402
 from gmmhmm.decoding import decode_adapted, decoding_graph  # noqa: E402
@@ -165,16 +165,11 @@ def raw_config(cfg: dict) -> FeatureConfig:
 def extract(audio: dict[str, str], fc: FeatureConfig, n_jobs: int, warps: dict[str, float] | None = None
             ) -> dict[str, np.ndarray]:
     """Features by utterance id of ``audio`` (id -> file), each at its ``warps`` VTLN factor (default: ``fc``'s)."""
-    by_warp: dict[float, dict[str, str]] = {}
-    for u, p in audio.items():
-        by_warp.setdefault((warps or {}).get(u, fc.vtln_warp), {})[u] = p
-    feats = {}
-    for warp, group in sorted(by_warp.items()):
-        by_path, failures = extract_many(list(group.values()), fc.replace(vtln_warp=warp), n_jobs=n_jobs)
-        for p, msg in failures:
-            logger.warning("%s left out: %s", p, msg)
-        feats.update({u: by_path[p] for u, p in group.items() if p in by_path})
-    return {u: feats[u] for u in audio if u in feats}
+    by_path, failures = extract_many(list(audio.values()), fc, n_jobs=n_jobs,
+                                     vtln_warps={audio[u]: w for u, w in (warps or {}).items() if u in audio})
+    for p, msg in failures:
+        logger.warning("%s left out: %s", p, msg)
+    return {u: by_path[p] for u, p in audio.items() if p in by_path}
 
 
 def cached_features(path: Path, audio: dict[str, str], fc: FeatureConfig, n_jobs: int,
@@ -212,13 +207,8 @@ def speaker_warps(cfg: dict, out: Path, audio: dict[str, str], utt2spk: dict[str
         if found.get("key") == key:
             return found["warps"]
     grid = vtln_warp_grid(vcfg["min_warp"], vcfg["max_warp"], vcfg["step"])
-    raw: dict[float, dict[str, np.ndarray]] = {}
-
-    def features_at(warp: float, utts) -> dict[str, np.ndarray]:
-        if warp not in raw:
-            raw[warp] = extract(audio, fc.replace(vtln_warp=warp), n_jobs)
-        return speaker_normalised({u: raw[warp][u] for u in utts if u in raw[warp]}, utt2spk, cfg)
-
+    features_at = memoised_features_at(
+        lambda warp: speaker_normalised(extract(audio, fc.replace(vtln_warp=warp), n_jobs), utt2spk, cfg))
     model_utts = [u for u in audio if utt2spk[u] in model_speakers]
     t0 = time.perf_counter()
     _, res = train_vtln(features_at, utt2spk, model_utts, n_components=vcfg["n_components"],

@@ -276,3 +276,38 @@ def test_cli_vtln_skips_a_bad_file_and_refuses_a_map(tmp_path, capsys):
     assert sorted(ln.split()[0] for ln in (tmp_path / "spk2warp").read_text().splitlines()) == ["A", "B"]
     assert main(args + ["--vtln-map", str(tmp_path / "spk2warp")]) != 0
     assert "reads none" in capsys.readouterr().err
+
+
+def test_memoised_features_at_computes_each_warp_once():
+    from gmmhmm.adapt import memoised_features_at
+
+    calls = []
+
+    def features_of_all(warp):
+        calls.append(warp)
+        return {"a": np.full((2, 1), warp), "b": np.zeros((1, 1))}
+
+    f = memoised_features_at(features_of_all)
+    assert list(f(0.9, ["b", "a", "missing"])) == ["b", "a"]
+    np.testing.assert_array_equal(f(0.9, ["a"])["a"], [[0.9], [0.9]])
+    f(1.0, ["a"])
+    assert calls == [0.9, 1.0]
+
+
+def test_extract_many_warps_each_file_by_the_map(tmp_path):
+    import soundfile as sf
+
+    from gmmhmm.features import extract_many
+
+    rng = np.random.default_rng(4)
+    paths = []
+    for i, v in enumerate([(700, 1200, 2600), (300, 2300, 3000), (400, 800, 2400)]):
+        paths.append(str(tmp_path / f"u{i}.wav"))
+        sf.write(paths[-1], 0.5 * _vowel(v, 120, 16000, 0.3, rng), 16000, subtype="PCM_16")
+    fc = FeatureConfig(cmvn="none")
+    warps = {paths[0]: 0.9, paths[1]: 1.1}  # the third keeps the config's own warp
+    got, failures = extract_many(paths, fc, vtln_warps=warps)
+    assert not failures
+    for p in paths:
+        np.testing.assert_array_equal(got[p], extract_features(p, fc.replace(vtln_warp=warps.get(p, 1.0))))
+    assert not np.allclose(got[paths[0]], extract_features(paths[0], fc))

@@ -27,7 +27,8 @@ from ..errors import InvalidInputError, InvalidParameterError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VtlnResult", "estimate_vtln_warps", "train_vtln", "vtln_warp_grid", "warped_features"]
+__all__ = ["VtlnResult", "estimate_vtln_warps", "memoised_features_at", "train_vtln", "vtln_warp_grid",
+           "warped_features"]
 
 #: ``features_at(warp, utterances)``: features of ``utterances`` computed with that warp
 #: (normalised per speaker), by utterance id.
@@ -126,6 +127,20 @@ def estimate_vtln_warps(model, features_at: FeaturesAt, utt2spk: Mapping[str, st
         scores[spk] = t / frames[spk]
         warps[spk] = float(grid[order[np.argmax(t[order])]])
     return VtlnResult(warps=warps, grid=grid, scores=scores)
+
+
+def memoised_features_at(features_of_all: Callable[[float], Mapping[str, np.ndarray]]) -> FeaturesAt:
+    """A ``features_at`` from ``features_of_all(warp)`` (every utterance's features at one warp),
+    calling it once per warp: the search and VTLN training visit each warp several times."""
+    cache: dict[float, Mapping[str, np.ndarray]] = {}
+
+    def features_at(warp: float, utterances: Sequence[str]) -> dict[str, np.ndarray]:
+        if warp not in cache:
+            cache[warp] = features_of_all(warp)
+        feats = cache[warp]
+        return {u: feats[u] for u in utterances if u in feats}
+
+    return features_at
 
 
 def warped_features(features_at: FeaturesAt, warps: Mapping[str, float], utt2spk: Mapping[str, str],

@@ -146,6 +146,7 @@ def extract_many(
     progress: bool = False,
     utt2spk: Utt2Spk | None = None,
     cmvn_stats: Mapping[Hashable, CmvnStats] | None = None,
+    vtln_warps: Mapping[str, float] | None = None,
 ) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
     """Featurise many files, skipping (and reporting) the bad ones.
 
@@ -167,6 +168,10 @@ def extract_many(
         :func:`~gmmhmm.features.load_cmvn_stats`); without them each
         speaker's statistics are computed from its files in this call.
         A file whose speaker has none is reported as a failure.
+    vtln_warps : mapping ``os.fspath(path)`` (or ``span.name``) -> float, optional
+        Each file's VTLN warp factor (Kaldi's ``--vtln-map``; e.g. its
+        speaker's from :func:`gmmhmm.adapt.train_vtln`); files it misses keep
+        ``config.vtln_warp``.
 
     Returns
     -------
@@ -186,7 +191,9 @@ def extract_many(
     names = [audio_source_name(p) for p in sources]
     n_jobs = resolve_n_jobs(n_jobs, len(names))
     job_config = config.replace(cmvn="none") if pooled else config
-    jobs = [(p, job_config) for p in sources]
+    warp_of = {} if vtln_warps is None else dict(vtln_warps)
+    by_warp = {w: job_config.replace(vtln_warp=w) for w in set(warp_of.values()) - {job_config.vtln_warp}}
+    jobs = [(p, by_warp.get(warp_of.get(n), job_config)) for p, n in zip(sources, names)]
 
     if n_jobs == 1:
         results = map(_extract_one, jobs)
