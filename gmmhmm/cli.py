@@ -575,12 +575,15 @@ def _decode_graph(args: argparse.Namespace, model, utts: Utterances) -> int:
 
         lexicon = phone_lexicon(model.phones, getattr(model.context, "silence", None))
     by_path = utts.utterances_of()
-    sources = [utts.source(us[0]) for us in by_path.values()]
+    spk = _speaker_map(args, utts)
+    warps, unwarped = _file_warps(args, list(by_path), spk)
+    sources = [utts.source(us[0]) for name, us in by_path.items() if warps is None or name in warps]
     decoded, failures = decode_audio(model, sources, graph, options, n_jobs=args.jobs,
-                                     progress=_show_progress(args), utt2spk=_speaker_map(args, utts),
+                                     progress=_show_progress(args), utt2spk=spk,
                                      fmllr=args.fmllr, lexicon=lexicon, silence_weight=args.fmllr_silence_weight,
                                      si_model=_load_phone_models(args.si_model) if args.si_model else None,
-                                     fmllr_update_type=args.fmllr_update_type)
+                                     fmllr_update_type=args.fmllr_update_type, vtln_warps=warps)
+    failures = unwarped + failures
     _report_failures(_failures_by_key(utts, failures))
     results = [(u, r) for path, r in decoded for u in by_path[path]]
     silence = model.phones[-1]
@@ -660,6 +663,24 @@ def _vtln_map(args: argparse.Namespace) -> dict[str, float] | None:
     return warps
 
 
+def _file_warps(args: argparse.Namespace, names: Sequence[str], spk: dict[str, str] | None
+                ) -> tuple[dict[str, float] | None, list[tuple[str, str]]]:
+    """``--vtln-map`` as a warp per audio name (its speaker's; a file without a speaker is looked up
+    by its name), and ``(name, error)`` of the files whose speaker has none (None, [] without it)."""
+    table = _vtln_map(args)
+    if table is None:
+        return None, []
+    warps, failures = {}, []
+    for name in names:
+        who = (spk or {}).get(name, name)
+        found = table.get(who, table.get(name))
+        if found is None:
+            failures.append((name, f"no VTLN warp for speaker {who!r} in {args.vtln_map}"))
+        else:
+            warps[name] = found
+    return warps, failures
+
+
 def _utterance_features(utts: Utterances, config, args: argparse.Namespace) -> tuple[dict, list[tuple[str, str]]]:
     """Features of every utterance (by id, input order) and ``(key, error)`` of those that failed.
 
@@ -670,21 +691,10 @@ def _utterance_features(utts: Utterances, config, args: argparse.Namespace) -> t
 
     sources = {utts.audio_name(u): utts.source(u) for u in utts.ids}  # one extraction per file or segment
     spk = _speaker_map(args, utts)
-    warps = _vtln_map(args)
-    failures: list[tuple[str, str]] = []
-    by_name: dict[str, float] | None = None
-    if warps is not None:
-        by_name = {}
-        for name in sources:
-            who = (spk or {}).get(name, name)
-            found = warps.get(who, warps.get(name))
-            if found is None:
-                failures.append((name, f"no VTLN warp for speaker {who!r} in {args.vtln_map}"))
-            else:
-                by_name[name] = found
-        sources = {n: src for n, src in sources.items() if n in by_name}
+    warps, failures = _file_warps(args, list(sources), spk)
+    sources = {n: src for n, src in sources.items() if warps is None or n in warps}
     feats, bad = extract_many(list(sources.values()), config, n_jobs=args.jobs, progress=_show_progress(args),
-                              utt2spk=spk, vtln_warps=by_name)
+                              utt2spk=spk, vtln_warps=warps)
     failures += bad
     names = {u: utts.audio_name(u) for u in utts.ids}
     return {u: feats[names[u]] for u in utts.ids if names[u] in feats}, _failures_by_key(utts, failures)

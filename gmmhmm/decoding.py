@@ -210,21 +210,25 @@ def decode_audio(
     silence_weight: float = 0.01,
     si_model: PhoneModelSet | None = None,
     fmllr_update_type: str = "full",
+    vtln_warps: Mapping[str, float] | None = None,
 ) -> tuple[list[tuple[str, DecodeResult]], list[tuple[str, str]]]:
     """Search results of audio files, and the ``(path, error message)`` of the files that failed.
 
     Parameters as for :func:`decode_files`; ``audio_paths`` may also hold
     :class:`~gmmhmm.data.AudioSpan` stretches (Kaldi ``segments``), reported
-    under ``span.name``. Failures are in input order.
+    under ``span.name``; ``vtln_warps`` (keyed like them) is each file's VTLN
+    warp, as in :func:`gmmhmm.features.extract_many`. Failures are in input order.
     """
     from .features import extract_features, extract_many
 
     options = SearchOptions() if options is None else options
     config = model.get_feature_config() if feature_config is None else feature_config
-    feats, failures = extract_many(audio_paths, config, n_jobs=n_jobs, progress=progress, utt2spk=utt2spk)
+    feats, failures = extract_many(audio_paths, config, n_jobs=n_jobs, progress=progress, utt2spk=utt2spk,
+                                   vtln_warps=vtln_warps)
     if failures and not skip_errors:
         first = next(p for p in audio_paths if audio_source_name(p) == failures[0][0])
-        extract_features(first, config)  # raises the file's own error
+        extract_features(first, config.replace(vtln_warp=(vtln_warps or {}).get(failures[0][0], config.vtln_warp)))
+        # (raises the file's own error)
         raise GmmhmmError(f"{failures[0][0]}: {failures[0][1]}")
     feats = {p: model.transform_features(X) for p, X in feats.items()}  # the stored LDA+MLLT, if any
     if fmllr:

@@ -132,7 +132,15 @@ def test_cli_phone_models_extract_with_jobs_progress_and_speakers(setup, tmp_pat
                  "-o", str(tmp_path / "hyp.txt")]) == 0
     assert main(["align", str(tmp_path / "phones.npz"), str(tmp_path / "text"), *paths, "-j", "2", "--progress",
                  "-o", str(tmp_path / "ali")]) == 0
-    assert seen == [{"n_jobs": 2, "progress": True, "utt2spk": None}] * 2
+    assert seen == [{"n_jobs": 2, "progress": True, "utt2spk": None, "vtln_warps": None}] * 2  # decode, align
+    # --vtln-map reaches decode's and align's extraction (a file without a speaker: by its name)
+    (tmp_path / "spk2warp").write_text("".join(f"{p} 0.9\n" for p in paths))
+    seen.clear()
+    assert main(["decode", str(tmp_path / "phones.npz"), *paths, "--vtln-map", str(tmp_path / "spk2warp"),
+                 "-o", str(tmp_path / "hyp.txt")]) == 0
+    assert main(["align", str(tmp_path / "phones.npz"), str(tmp_path / "text"), *paths, "--vtln-map",
+                 str(tmp_path / "spk2warp"), "-o", str(tmp_path / "ali")]) == 0
+    assert [kw["vtln_warps"] for kw in seen] == [dict.fromkeys(paths, 0.9)] * 2
     assert len((tmp_path / "hyp.txt").read_text().splitlines()) == 3
 
 
