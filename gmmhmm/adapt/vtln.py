@@ -105,27 +105,29 @@ def estimate_vtln_warps(model, features_at: FeaturesAt, utt2spk: Mapping[str, st
     """
     grid = vtln_warp_grid() if grid is None else np.asarray(grid, dtype=np.float64)
     utts = list(utt2spk) if utterances is None else list(utterances)
-    spk2utt = _by_speaker(utts, utt2spk)
-    total = {s: np.zeros(len(grid)) for s in spk2utt}
-    frames = dict.fromkeys(spk2utt, 0)
+    speakers = list(_by_speaker(utts, utt2spk))
+    index = {s: k for k, s in enumerate(speakers)}
+    total = np.zeros((len(speakers), len(grid)))
+    frames = np.zeros(len(speakers))
     for i, warp in enumerate(grid):
         feats = features_at(float(warp), utts)
-        for spk, su in spk2utt.items():
-            for u in su:
-                if u in feats and len(feats[u]):
-                    total[spk][i] += float(np.sum(model.score_samples(feats[u])))
-                    if i == 0:
-                        frames[spk] += len(feats[u])
+        scored = [u for u in utts if u in feats and len(feats[u])]
+        if not scored:
+            continue
+        # one scoring call per warp: every frame at once, summed per speaker
+        owner = np.repeat([index[utt2spk[u]] for u in scored], [len(feats[u]) for u in scored])
+        ll = model.score_samples(np.concatenate([feats[u] for u in scored]))
+        total[:, i] = np.bincount(owner, weights=ll, minlength=len(speakers))
+        if i == 0:
+            frames = np.bincount(owner, minlength=len(speakers)).astype(float)
         logger.debug("VTLN: scored warp %.3f", warp)
-    empty = sorted(s for s, n in frames.items() if n == 0)
+    empty = sorted(s for s, n in zip(speakers, frames) if n == 0)
     if empty:
         raise InvalidInputError(f"VTLN: speakers {empty} have no frames to estimate a warp from")
     # Among the best scores, the factor nearest 1: a flat likelihood means "no evidence to warp".
     order = np.argsort(np.abs(grid - 1.0), kind="stable")
-    warps, scores = {}, {}
-    for spk, t in total.items():
-        scores[spk] = t / frames[spk]
-        warps[spk] = float(grid[order[np.argmax(t[order])]])
+    warps = {s: float(grid[order[np.argmax(total[k, order])]]) for k, s in enumerate(speakers)}
+    scores = {s: total[k] / frames[k] for k, s in enumerate(speakers)}
     return VtlnResult(warps=warps, grid=grid, scores=scores)
 
 
