@@ -121,26 +121,40 @@ def stage_features(feature_cfg: dict, n_jobs: int, out: Path, sets: Mapping[str,
 
 def _vtln_warps(fc, n_jobs: int, source: Mapping, utt2spk: Mapping[str, str], vtln: Mapping,
                 model_speakers: set, path: Path) -> dict[str, float]:
-    """Each speaker's VTLN warp (:func:`gmmhmm.adapt.train_vtln`), from per-speaker normalised
-    audio (CMVN with variance, whatever the config's own CMVN), written to ``path``."""
-    from .adapt import memoised_features_at, train_vtln, vtln_warp_grid
+    """Each speaker's VTLN warp (:func:`vtln_warps`) from per-speaker normalised audio (CMVN with
+    variance, whatever the config's own CMVN)."""
     from .features import extract_many
+
+    search = fc.replace(cmvn="speaker", cmvn_variance=True)
+    return vtln_warps(lambda warp: extract_many(list(source.values()), search.replace(vtln_warp=warp),
+                                                n_jobs=n_jobs, utt2spk=utt2spk)[0],
+                      utt2spk, [k for k in source if utt2spk[k] in model_speakers], vtln, path)
+
+
+def vtln_warps(features_of_all: Callable[[float], Mapping[str, "np.ndarray"]], utt2spk: Mapping[str, str],
+               model_utterances: Sequence[str], vtln: Mapping, path: Path, extra: Mapping | None = None
+               ) -> dict[str, float]:
+    """Every speaker's warp by :func:`gmmhmm.adapt.train_vtln` with the settings of a ``[vtln]``
+    section, the GMM trained on ``model_utterances``; ``features_of_all(warp)`` gives every
+    utterance's speaker-normalised features. Warps, grid, per-warp scores and ``extra`` are written
+    to ``path`` (JSON)."""
+    from .adapt import memoised_features_at, train_vtln, vtln_warp_grid
     from .modelfile import atomic_write_text
 
-    if not model_speakers:
+    if not model_utterances:
         raise InvalidParameterError("[vtln]: no speakers to train the warp GMM on")
-    search = fc.replace(cmvn="speaker", cmvn_variance=True)
-    features_at = memoised_features_at(lambda warp: extract_many(
-        list(source.values()), search.replace(vtln_warp=warp), n_jobs=n_jobs, utt2spk=utt2spk)[0])
     t0 = time.perf_counter()
-    _, res = train_vtln(features_at, utt2spk, [k for k in source if utt2spk[k] in model_speakers],
+    _, res = train_vtln(memoised_features_at(features_of_all), utt2spk, model_utterances,
                         n_components=vtln["n_components"], n_iter=vtln["n_iter"],
                         grid=vtln_warp_grid(vtln["min_warp"], vtln["max_warp"], vtln["step"]),
                         random_state=vtln.get("random_state", 0))
-    atomic_write_text(path, json.dumps({"warps": res.warps, "grid": res.grid.tolist(),
-                                        "model_speakers": sorted(model_speakers),
-                                        "seconds": time.perf_counter() - t0}, indent=1))
-    logger.info("VTLN warps of %d speakers in %.0f s", len(res.warps), time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps({**(extra or {}), "warps": res.warps, "grid": res.grid.tolist(),
+                                        "model_speakers": sorted({utt2spk[u] for u in model_utterances}),
+                                        "scores": {s: v.tolist() for s, v in res.scores.items()},
+                                        "seconds": seconds}, indent=1))
+    logger.info("VTLN warps of %d speakers in %.0f s", len(res.warps), seconds)
     return res.warps
 
 

@@ -86,8 +86,7 @@ import numpy as np  # noqa: E402
 
 from data_scripts.prepare_an4 import prepare  # noqa: E402
 from gmmhmm import load, save  # noqa: E402
-from gmmhmm.adapt import (apply_speaker_transforms, map_adapt, memoised_features_at,  # noqa: E402
-                          speaker_fmllr_stats, train_vtln, transcript_graph, vtln_warp_grid)
+from gmmhmm.adapt import apply_speaker_transforms, map_adapt, speaker_fmllr_stats, transcript_graph  # noqa: E402
 from gmmhmm.data import DIGIT_WORDS, DataDir, Lexicon  # noqa: E402
 from gmmhmm.datasets import Utterance, list_fsdd  # noqa: E402
 from gmmhmm.decoding import decode_adapted, decoding_graph  # noqa: E402
@@ -97,7 +96,8 @@ from gmmhmm.features import (FeatureConfig, apply_cmvn, compute_cmvn_stats, ener
 from gmmhmm.features.store import load_features, save_features  # noqa: E402
 from gmmhmm.graphs import PhoneModelSet  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
-from gmmhmm.recipe import Stages, argument_parser, best_on_dev, decode_grid, kaldi_lines, run, setup  # noqa: E402
+from gmmhmm.recipe import (Stages, argument_parser, best_on_dev, decode_grid, kaldi_lines, run, setup,  # noqa: E402
+                           vtln_warps)
 from gmmhmm.recipe import apply_overrides, load_config  # noqa: E402, F401  (tests call them through this module)
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions  # noqa: E402
@@ -206,19 +206,8 @@ def speaker_warps(cfg: dict, out: Path, audio: dict[str, str], utt2spk: dict[str
         found = json.loads(path.read_text())
         if found.get("key") == key:
             return found["warps"]
-    grid = vtln_warp_grid(vcfg["min_warp"], vcfg["max_warp"], vcfg["step"])
-    features_at = memoised_features_at(
-        lambda warp: speaker_normalised(extract(audio, fc.replace(vtln_warp=warp), n_jobs), utt2spk, cfg))
-    model_utts = [u for u in audio if utt2spk[u] in model_speakers]
-    t0 = time.perf_counter()
-    _, res = train_vtln(features_at, utt2spk, model_utts, n_components=vcfg["n_components"],
-                        n_iter=vcfg["n_iter"], grid=grid, random_state=vcfg.get("random_state", 0))
-    found = {"key": key, "warps": res.warps, "grid": res.grid.tolist(),
-             "scores": {s: v.tolist() for s, v in res.scores.items()}, "seconds": time.perf_counter() - t0}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(found, indent=1))
-    logger.info("VTLN warps of %d speakers in %.0f s", len(res.warps), found["seconds"])
-    return res.warps
+    return vtln_warps(lambda warp: speaker_normalised(extract(audio, fc.replace(vtln_warp=warp), n_jobs), utt2spk, cfg),
+                      utt2spk, [u for u in audio if utt2spk[u] in model_speakers], vcfg, path, extra={"key": key})
 
 
 def speaker_normalised(feats: dict[str, np.ndarray], utt2spk: dict[str, str], cfg: dict) -> dict[str, np.ndarray]:
