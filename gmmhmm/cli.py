@@ -33,6 +33,7 @@ import math
 import os
 import re
 import sys
+import tempfile
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -728,13 +729,15 @@ def cmd_vtln(args: argparse.Namespace) -> int:
             failures.extend(bad)
         return feats
 
-    features_at = memoised_features_at(features_of_all)
     grid = vtln_warp_grid(args.min_warp, args.max_warp, args.step)
-    features_at(1.0, [])  # audio that cannot be read is reported and left out of the search
-    failed = dict(failures)
-    name2spk = {n: s for n, s in name2spk.items() if n not in failed}
-    _, res = train_vtln(features_at, name2spk, [n for n in model_names if n not in failed],
-                        n_components=args.n_components, n_iter=args.iters, grid=grid, random_state=args.seed)
+    # every warp's features on disk next to the output, not in memory (the grid is ~20 corpus copies)
+    with tempfile.TemporaryDirectory(dir=Path(args.output).resolve().parent, prefix=".vtln-features-") as cache:
+        features_at = memoised_features_at(features_of_all, cache)
+        features_at(1.0, [])  # audio that cannot be read is reported and left out of the search
+        failed = dict(failures)
+        name2spk = {n: s for n, s in name2spk.items() if n not in failed}
+        _, res = train_vtln(features_at, name2spk, [n for n in model_names if n not in failed],
+                            n_components=args.n_components, n_iter=args.iters, grid=grid, random_state=args.seed)
     _report_failures(failures)
     wanted = sorted({name2spk[n] for n in estimated if n not in failed})
     _write_output(args.output, "".join(f"{s}\t{res.warps[s]:.4g}\n" for s in wanted if s in res.warps))

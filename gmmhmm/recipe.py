@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 import os
+import tempfile
 import time
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -144,12 +145,14 @@ def vtln_warps(features_of_all: Callable[[float], Mapping[str, "np.ndarray"]], u
     if not model_utterances:
         raise InvalidParameterError("[vtln]: no speakers to train the warp GMM on")
     t0 = time.perf_counter()
-    _, res = train_vtln(memoised_features_at(features_of_all), utt2spk, model_utterances,
-                        n_components=vtln["n_components"], n_iter=vtln["n_iter"],
-                        grid=vtln_warp_grid(vtln["min_warp"], vtln["max_warp"], vtln["step"]),
-                        random_state=vtln.get("random_state", 0))
-    seconds = time.perf_counter() - t0
     path.parent.mkdir(parents=True, exist_ok=True)
+    # every warp's features on disk next to the output, not in memory (the grid is ~20 corpus copies)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".vtln-features-") as cache:
+        _, res = train_vtln(memoised_features_at(features_of_all, cache), utt2spk, model_utterances,
+                            n_components=vtln["n_components"], n_iter=vtln["n_iter"],
+                            grid=vtln_warp_grid(vtln["min_warp"], vtln["max_warp"], vtln["step"]),
+                            random_state=vtln.get("random_state", 0))
+    seconds = time.perf_counter() - t0
     atomic_write_text(path, json.dumps({**(extra or {}), "warps": res.warps, "grid": res.grid.tolist(),
                                         "model_speakers": sorted({utt2spk[u] for u in model_utterances}),
                                         "scores": {s: v.tolist() for s, v in res.scores.items()},

@@ -221,6 +221,7 @@ def test_vtln_features_stage(small_run, tmp_path):
     found = json.loads((copy / "feats" / "vtln_warps.json").read_text())
     assert set(found["warps"]) == set(TRAIN + TEST) and found["model_speakers"] == sorted(set(TRAIN) - set(DEV))
     assert all(w in (0.9, 0.95, 1.0, 1.05, 1.1) for w in found["warps"].values())
+    assert not list((copy / "feats").glob(".vtln-features-*"))  # the per-warp feature cache is removed
     cfg = an4.apply_overrides(an4.load_config(REPO_ROOT / "configs" / "an4.toml"), settings[1::2])
     _, test = an4.data_sets(cfg, copy)
     feats, meta = load_features(copy / "feats" / "test.npz")

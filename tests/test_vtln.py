@@ -273,6 +273,7 @@ def test_cli_vtln_skips_a_bad_file_and_refuses_a_map(tmp_path, capsys):
             "--n-components", "2", "--iters", "1", "--min-warp", "0.9", "--max-warp", "1.1", "--step", "0.05"]
     assert main(args) == 1
     assert "C0.wav" in capsys.readouterr().err
+    assert not list(tmp_path.glob(".vtln-features-*"))  # the per-warp feature cache is removed
     assert sorted(ln.split()[0] for ln in (tmp_path / "spk2warp").read_text().splitlines()) == ["A", "B"]
     assert main(args + ["--vtln-map", str(tmp_path / "spk2warp")]) != 0
     assert "reads none" in capsys.readouterr().err
@@ -311,3 +312,27 @@ def test_extract_many_warps_each_file_by_the_map(tmp_path):
     for p in paths:
         np.testing.assert_array_equal(got[p], extract_features(p, fc.replace(vtln_warp=warps.get(p, 1.0))))
     assert not np.allclose(got[paths[0]], extract_features(paths[0], fc))
+
+
+def test_memoised_features_at_on_disk_gives_the_same_features_and_keeps_none_mapped(tmp_path):
+    from gmmhmm.adapt import memoised_features_at
+
+    rng = np.random.default_rng(0)
+    table = {w: {"a": rng.normal(size=(3, 2)), "b": rng.normal(size=(0, 2)), "c": rng.normal(size=(5, 2))}
+             for w in (0.9, 1.0)}
+    calls = []
+
+    def features_of_all(warp):
+        calls.append(warp)
+        return table[warp]
+
+    f = memoised_features_at(features_of_all, directory=tmp_path)
+    for warp in (0.9, 1.0, 0.9):
+        got = f(warp, ["c", "b", "a", "missing"])
+        assert list(got) == ["c", "b", "a"]
+        for u, x in got.items():
+            np.testing.assert_array_equal(x, table[warp][u])  # bit-identical
+            assert x.base is None  # a copy: no file mapping (resident pages) outlives the call
+    assert calls == [0.9, 1.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["warp-0.900000.npy", "warp-1.000000.npy"]
+    assert memoised_features_at(lambda w: {}, directory=tmp_path)(0.8, ["a"]) == {}

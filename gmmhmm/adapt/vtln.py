@@ -18,8 +18,10 @@ unmodelled Jacobian of the warp, which biases the search.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -131,12 +133,40 @@ def estimate_vtln_warps(model, features_at: FeaturesAt, utt2spk: Mapping[str, st
     return VtlnResult(warps=warps, grid=grid, scores=scores)
 
 
-def memoised_features_at(features_of_all: Callable[[float], Mapping[str, np.ndarray]]) -> FeaturesAt:
+def memoised_features_at(features_of_all: Callable[[float], Mapping[str, np.ndarray]],
+                         directory: str | os.PathLike | None = None) -> FeaturesAt:
     """A ``features_at`` from ``features_of_all(warp)`` (every utterance's features at one warp),
-    calling it once per warp: the search and VTLN training visit each warp several times."""
+    calling it once per warp: the search and VTLN training visit each warp several times.
+
+    With ``directory`` each warp's features are kept there (one ``.npy`` per warp, read back
+    memory-mapped) instead of in memory, so memory holds about one warp's features rather than
+    the whole grid's (21 copies of the corpus with the default grid). The caller owns the
+    directory, e.g. a :class:`tempfile.TemporaryDirectory`.
+    """
     cache: dict[float, Mapping[str, np.ndarray]] = {}
+    on_disk: dict[float, tuple[Path, dict[str, tuple[int, int]]]] = {}
+
+    def store(warp: float, feats: Mapping[str, np.ndarray]) -> None:
+        path = Path(directory) / f"warp-{warp:.6f}.npy"
+        if feats:
+            np.save(path, np.concatenate(list(feats.values())))
+        ends = np.cumsum([len(x) for x in feats.values()], dtype=int)
+        on_disk[warp] = path, {u: (e - len(x), e) for (u, x), e in zip(feats.items(), ends)}
+
+    def load(warp: float, utterances: Sequence[str]) -> dict[str, np.ndarray]:
+        path, rows = on_disk[warp]
+        wanted = [u for u in utterances if u in rows]
+        if not wanted:
+            return {}
+        # copies of the rows asked for; the mapping closes when ``stacked`` goes, so no warp stays resident
+        stacked = np.load(path, mmap_mode="r")
+        return {u: np.array(stacked[slice(*rows[u])]) for u in wanted}
 
     def features_at(warp: float, utterances: Sequence[str]) -> dict[str, np.ndarray]:
+        if directory is not None:
+            if warp not in on_disk:
+                store(warp, features_of_all(warp))
+            return load(warp, utterances)
         if warp not in cache:
             cache[warp] = features_of_all(warp)
         feats = cache[warp]
