@@ -170,3 +170,22 @@ def test_export_refuses_models_htk_cannot_hold(tmp_path):
     assert not (tmp_path / "x").exists()
     save_htk_mmf(tmp_path / "x", {"a": model})
     assert (tmp_path / "x").read_text().startswith("~o\n<STREAMINFO> 1 1\n")
+
+
+def test_non_ascii_model_names_round_trip(tmp_path):
+    # HTK names are byte strings: IPA phone names (UTF-8) are fine in HTK and must read back.
+    (tmp_path / "ascii").write_text(HAND_MMF)
+    models, _ = load_htk_mmf(tmp_path / "ascii")
+    save_htk_mmf(tmp_path / "ipa", {"ə": models["yes"], "ʃ": models["yes"]})
+    back, _ = load_htk_mmf(tmp_path / "ipa")
+    assert list(back) == ["ə", "ʃ"]
+    np.testing.assert_array_equal(back["ə"].means_, models["yes"].means_)
+    (tmp_path / "latin1").write_bytes(b"\xff\xfe~h \x00binary")
+    with pytest.raises(ModelFileError, match="binary"):
+        load_htk_mmf(tmp_path / "latin1")
+
+
+def test_unreadable_paths_raise_model_file_error(tmp_path):
+    for path in (tmp_path / "missing", tmp_path):
+        with pytest.raises(ModelFileError, match=str(path)):
+            load_htk_mmf(path)

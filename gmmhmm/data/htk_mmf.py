@@ -242,10 +242,12 @@ def parse_mmf(text: str, source: str = "MMF") -> tuple[dict[str, Any], dict[str,
 def read_mmf(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a text HTK MMF: ``({name: HTKHMM}, options)`` (see :func:`parse_mmf`)."""
     try:
-        with open(path, encoding="ascii", errors="strict") as f:
+        with open(path, encoding="utf-8", errors="strict") as f:  # HTK names are bytes: UTF-8 ones too
             text = f.read()
     except UnicodeDecodeError:
         raise ModelFileError(f"{path}: not a text MMF (binary MMFs are not supported)") from None
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read the MMF ({exc.strerror or exc})") from None
     return parse_mmf(text, str(path))
 
 
