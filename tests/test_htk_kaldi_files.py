@@ -170,6 +170,24 @@ def test_bad_archives(tmp_path):
         kaldi_io.write_ark(tmp_path / "k.ark", {"a b": np.ones((1, 1))})
 
 
+def test_corrupt_or_foreign_archives_raise_model_file_error(tmp_path):
+    # a header promising far more than the file holds is "truncated", not a MemoryError/OverflowError
+    for token, rows, cols in ((b"FM ", 10**6, 10**6), (b"DM ", 2**31 - 1, 2**31 - 1)):
+        (tmp_path / "h.ark").write_bytes(b"u \0B" + token + b"\x04" + struct.pack("<i", rows) + b"\x04"
+                                         + struct.pack("<i", cols) + b"\0" * 16)
+        with pytest.raises(ModelFileError, match="truncated"):
+            dict(kaldi_io.read_ark(tmp_path / "h.ark"))
+        with pytest.raises(ModelFileError, match="truncated"):
+            kaldi_io.read_mat(f"{tmp_path / 'h.ark'}:2")
+    # a gzip'ed archive or a key that is not UTF-8: named, not a UnicodeDecodeError
+    import gzip
+    (tmp_path / "g.ark").write_bytes(gzip.compress(_binary_fm(b"u", np.ones((1, 1)))))
+    (tmp_path / "l.ark").write_bytes(_binary_fm(b"caf\xe9", np.ones((1, 1))))
+    for name in ("g.ark", "l.ark"):
+        with pytest.raises(ModelFileError, match=name):
+            dict(kaldi_io.read_ark(tmp_path / name))
+
+
 def test_cmvn_stats_layout_and_inverse():
     X = np.array([[1.0, 2.0], [3.0, 6.0]])
     s = kaldi_io.cmvn_stats_matrix(X)
