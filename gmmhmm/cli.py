@@ -185,11 +185,13 @@ class _NotSkips(logging.Filter):
         return not (record.levelno == logging.WARNING and str(record.msg).startswith("skipping "))
 
 
-def read_table(path: str | os.PathLike, what: str) -> dict[str, str]:
+def read_table(path: str | os.PathLike, what: str, empty_values: bool = False) -> dict[str, str]:
     """``key<TAB>value...`` (or ``key value...``) lines -> {key: value}.
 
     With tabs, the second column is the value (later columns, such as a
     score, are ignored); without, everything after the first space is.
+    A line without a value is an error, unless ``empty_values`` (transcripts:
+    in Kaldi text an utterance with no words is its id alone) makes it ``""``.
     """
     table: dict[str, str] = {}
     lines = read_text_input(path, f"{what} file", TranscriptError).splitlines()
@@ -197,12 +199,13 @@ def read_table(path: str | os.PathLike, what: str) -> dict[str, str]:
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.split("\t") if "\t" in line else line.strip().split(None, 1)
-        if len(parts) < 2:
+        value = parts[1].strip() if len(parts) > 1 else ""
+        if not value and not empty_values:
             raise TranscriptError(f"{path}:{n}: expected 'key<TAB>label', got {line!r}")
         key = parts[0].strip()
         if key in table:
             raise TranscriptError(f"{path}:{n}: key {key!r} appears twice")
-        table[key] = parts[1].strip()
+        table[key] = value
     if not table:
         raise TranscriptError(f"{what} file {path} is empty")
     return table
@@ -855,9 +858,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     check_output(args.png, "PNG file")
     _inputs_are_not_outputs([args.hyp, args.ref], [args.png])
-    hyps = read_table(args.hyp, "hypothesis")
+    hyps = read_table(args.hyp, "hypothesis", empty_values=True)
     if args.ref:
-        keys, missing, ref_of = _match_refs(hyps, read_table(args.ref, "reference"))
+        keys, missing, ref_of = _match_refs(hyps, read_table(args.ref, "reference", empty_values=True))
     else:
         ref_of = {k: fsdd_label(k) for k in hyps}
         missing = [k for k, v in ref_of.items() if v is None]
@@ -932,7 +935,7 @@ def _lm_sentences(path: str, ids: bool) -> list[list[str]]:
     ``<s>``/``</s>`` around a sentence are dropped (they are added again).
     """
     if ids:
-        lines = list(read_table(path, "text").values())
+        lines = list(read_table(path, "text", empty_values=True).values())
     else:
         lines = read_text_input(path, "text file", TranscriptError).splitlines()
     sentences = []

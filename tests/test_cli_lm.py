@@ -49,9 +49,19 @@ def test_cli_defaults_vocab_and_perplexity(tmp_path, texts, capsys):
     assert f"ppl= {ppl.ppl:.6g}" in printed and math.isfinite(ppl.ppl)
 
 
+def test_cli_kaldi_text_with_an_empty_utterance(tmp_path, texts):
+    # Kaldi text spells an utterance without words as its id alone; like a blank line of plain
+    # text, it is an empty sentence and skipped (as SRILM does), not an error
+    kaldi, _ = texts
+    kaldi.write_text(kaldi.read_text() + "utt9\nutt10 \n")
+    out = tmp_path / "lm.arpa"
+    assert main(["lm", str(kaldi), "-o", str(out), "--ppl", str(kaldi)]) == 0
+    assert read_arpa(out).ngrams == estimate(SENTENCES).ngrams
+
+
 @pytest.mark.parametrize("content, args, message", [
     (None, [], "cannot read text file"),
-    ("utt1\n", [], "text:1: expected"),
+    ("utt1\n", [], "no training sentences"),  # an utterance without words is an empty sentence
     ("utt1 a\nutt1 b\n", [], "appears twice"),
     ("", [], "is empty"),
     ("\n\n", ["--no-ids"], "no training sentences"),
