@@ -68,6 +68,15 @@ def test_segments(tmp_path):
     assert not (tmp_path / "copy" / "segments").exists()
 
 
+def test_segment_times_are_written_exactly(tmp_path):
+    # sub-millisecond times (16 kHz samples are 62.5 us) survive a write and read; rounding to
+    # 3 decimals changed them, and made a short segment 0.0001-0.0004 unreadable (start == end)
+    segments = {"u1": Segment("r", 0.0001, 0.0004), "u2": Segment("r", 1.23456, 2.5), "u3": Segment("r", 3, 4)}
+    data = DataDir({"r": "/audio/r.wav"}, {u: ["w"] for u in segments}, {u: "s" for u in segments}, segments)
+    again = DataDir.read(data.write(tmp_path / "d"), check_audio=False)
+    assert again.segments == segments
+
+
 @pytest.mark.parametrize("override, match", [
     ({"utt2spk": "spkB-u0 spkB extra\n"}, r"utt2spk:1: expected 2 fields, got 3"),
     ({"utt2spk": "spkB-u0\n"}, r"utt2spk:1: expected 2 fields, got 1"),

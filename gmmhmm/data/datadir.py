@@ -261,7 +261,8 @@ class DataDir:
         write_table(d / "utt2spk", self.utt2spk)
         write_table(d / "spk2utt", self.spk2utt)
         if self.segments is not None:
-            write_table(d / "segments", {u: f"{s.recording} {s.start_s:.3f} {s.end_s:.3f}"
+            # repr: the shortest text that reads back to the same seconds (no rounding)
+            write_table(d / "segments", {u: f"{s.recording} {float(s.start_s)!r} {float(s.end_s)!r}"
                                          for u, s in self.segments.items()})
         elif (d / "segments").exists():
             (d / "segments").unlink()  # a stale segments file would change what wav.scp means
