@@ -95,6 +95,7 @@ def env(tmp_path_factory) -> SimpleNamespace:
     (d / "hyp.txt").write_text("a.wav\t1\nb.wav\t2\n")
     (d / "ref.txt").write_text("a.wav\t1\n")
     (d / "empty.txt").write_text("")
+    (d / "dup_text.txt").write_text("u1 a\nu1 b\n")
 
     rng = np.random.default_rng(0)
     X = np.concatenate([rng.normal(0, 1, (30, 3)), rng.normal(3, 1, (30, 3))])
@@ -790,16 +791,18 @@ CLI = [
             lambda e: ["decode", str(e.d / "phones.npz"), str(e.audio / "1_synth_0.wav"), str(e.bad / "text.wav"),
                        "--graph", "words", "-o", str(e.out / "ph_hyp.txt")], 1, r"skipped .*text\.wav",
             lambda e: len((e.out / "ph_hyp.txt").read_text().splitlines()) == 1 or pytest.fail("hypotheses")),
-    CliCase("lm", "text line without words", lambda e: ["lm", str(e.d / "tiny.toml"), "-o", str(e.out / "lm.arpa")],
-            1, r"tiny\.toml:2: expected"),
+    CliCase("lm", "text with a repeated utterance id",
+            lambda e: ["lm", str(e.d / "dup_text.txt"), "-o", str(e.out / "lm.arpa")],
+            1, r"dup_text\.txt:2: key 'u1' appears twice"),
     CliCase("lm", "missing text file", lambda e: ["lm", str(e.d / "none.txt"), "-o", str(e.out / "lm.arpa")],
             1, "cannot read text file"),
     CliCase("score", "hypothesis without reference (reported, rest scored)",
             lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(e.d / "ref.txt")], 1, "no reference for b.wav"),
     CliCase("score", "missing hypothesis file",
             lambda e: ["score", str(e.d / "missing.txt"), "--ref", str(e.d / "ref.txt")], 1, "cannot read hypothesis"),
-    CliCase("score", "malformed reference line",
-            lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(e.d / "tiny.toml")], 1, "expected 'key<TAB>label'"),
+    CliCase("score", "reference with a repeated key",
+            lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(e.d / "dup_text.txt")], 1,
+            r"dup_text\.txt:2: key 'u1' appears twice"),
     CliCase("info", "model file whose metadata is not a dict",
             lambda e: ["info", str(_tampered(e, "list_metadata"))], 1, "metadata must be a dict"),
     CliCase("decode", "word-model file with 10 labels and 2 models",
