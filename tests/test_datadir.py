@@ -77,6 +77,19 @@ def test_segment_times_are_written_exactly(tmp_path):
     assert again.segments == segments
 
 
+def test_wav_scp_paths_keep_their_white_space(tmp_path):
+    # a wav.scp value is the rest of the line (as Kaldi reads it): runs of spaces or tabs inside a
+    # path are part of it, not collapsed to one space
+    from gmmhmm.data.inputs import list_utterances
+
+    audio = tmp_path / "take  1\tb.wav"
+    audio.write_bytes(b"")
+    d = make_dir(tmp_path, 1, **{"wav.scp": f"spkB-u0 {audio}  \n"})
+    assert DataDir.read(d).wav["spkB-u0"] == str(audio)
+    assert list_utterances([d / "wav.scp"]).path["spkB-u0"] == str(audio)
+    assert DataDir.read(DataDir.read(d).write(tmp_path / "copy")).wav["spkB-u0"] == str(audio)
+
+
 @pytest.mark.parametrize("override, match", [
     ({"utt2spk": "spkB-u0 spkB extra\n"}, r"utt2spk:1: expected 2 fields, got 3"),
     ({"utt2spk": "spkB-u0\n"}, r"utt2spk:1: expected 2 fields, got 1"),

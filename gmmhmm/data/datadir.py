@@ -75,12 +75,14 @@ def audio_source_name(source: "str | os.PathLike | AudioSpan") -> str:
 
 
 def read_table(path: str | os.PathLike, min_fields: int = 2,
-               max_fields: int | None = None) -> dict[str, tuple[list[str], int]]:
+               max_fields: int | None = None, rest_of_line: bool = False) -> dict[str, tuple[list[str], int]]:
     """``{key: (fields after the key, line number)}`` of a Kaldi table file.
 
     Blank lines are skipped. A line with fewer than ``min_fields`` or more
     than ``max_fields`` fields, or a repeated key, raises
-    :class:`DataDirError` naming the file and line.
+    :class:`DataDirError` naming the file and line. With ``rest_of_line``
+    (``wav.scp``) the one field after the key is the rest of the line, its
+    inner white space kept, as Kaldi reads a file name.
     """
     name = os.fspath(path)
     if not os.path.lexists(name):
@@ -88,7 +90,7 @@ def read_table(path: str | os.PathLike, min_fields: int = 2,
     text = read_text_input(name, "table", DataDirError)
     out: dict[str, tuple[list[str], int]] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
-        fields = line.split()
+        fields = [f.strip() for f in line.split(None, 1)] if rest_of_line else line.split()
         if not fields:
             continue
         if len(fields) < min_fields or (max_fields is not None and len(fields) > max_fields):
@@ -203,10 +205,9 @@ class DataDir:
             raise DataDirError(f"{d}: not a data directory (no such folder)")
         if not (d / "wav.scp").is_file():
             raise DataDirError(f"{d}: not a data directory (no wav.scp)")
-        wav_rows = read_table(d / "wav.scp", 2)
+        wav_rows = read_table(d / "wav.scp", 2, rest_of_line=True)
         wav: dict[str, str] = {}
-        for rec, (rest, lineno) in wav_rows.items():
-            value = " ".join(rest)
+        for rec, ((value,), lineno) in wav_rows.items():
             where = f"{d / 'wav.scp'}:{lineno}"
             if value.endswith("|"):
                 raise DataDirError(f"{where}: piped commands are not supported ({value!r}); give the audio "
