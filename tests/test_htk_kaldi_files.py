@@ -105,11 +105,21 @@ def test_mlf_round_trip(tmp_path):
     assert (tmp_path / "o.mlf").read_text().splitlines()[:3] == ["#!MLF!#", '"*/u1.lab"', "0 1200000 sil"]
 
 
+def test_mlf_with_auxiliary_levels_keeps_the_first(tmp_path):
+    # HTK Book 6.2.1: "[start [end]] name [score] {auxname [auxscore]}"; HVite -f writes state-level
+    # alignments with the model (and word) as auxiliary labels; alternatives follow "///"
+    (tmp_path / "a.mlf").write_text('#!MLF!#\n"*/u1.rec"\n0 100000 s2 -50.5 sil -300.25\n'
+                                    "100000 200000 s3 -20.0\n200000 300000 ay ice\n"
+                                    "///\n0 300000 eyes\n.\n")
+    labels = htk.read_mlf(tmp_path / "a.mlf")["u1"]
+    assert [(lab.name, lab.score) for lab in labels] == [("s2", -50.5), ("s3", -20.0), ("ay", None)]
+    assert (labels[2].start_s, labels[2].end_s) == (0.02, 0.03)
+
+
 @pytest.mark.parametrize("text, match", [
     ("garbage\n", "#!MLF!#"),
     ('#!MLF!#\n"*/a.lab"\nsil\n', "not ended"),
     ("#!MLF!#\nsil\n.\n", "quoted file name"),
-    ('#!MLF!#\n"*/a.lab"\n0 1 2 3 4\n.\n', "line 3"),
 ])
 def test_bad_mlf(tmp_path, text, match):
     (tmp_path / "b.mlf").write_text(text)

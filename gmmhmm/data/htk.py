@@ -10,8 +10,8 @@ Formats as the HTK Book (3.4) defines them:
   frames in ``nSamples``); with ``_K`` a 2-byte CRC follows the data (it is
   skipped on reading, not verified, and never written).
 * An MLF starts with ``#!MLF!#``; each entry is a quoted file pattern, then
-  label lines ``[start [end]] name [score]`` (times in 100 ns units), ended
-  by a line holding ``.``.
+  label lines ``[start [end]] name [score] {auxname [auxscore]}`` (times in
+  100 ns units), ended by a line holding ``.``.
 """
 
 from __future__ import annotations
@@ -142,19 +142,14 @@ class Label:
     score: float | None = None
 
 
-def _parse_label(line: str, where: str) -> Label:
+def _parse_label(line: str) -> Label:
+    """``[start [end]] name [score] {auxname [auxscore]}``: the first level; auxiliary
+    (higher) levels, such as the model and word names of ``HVite -f``, are dropped."""
     parts = line.split()
     times = []
     while len(parts) > 1 and len(times) < 2 and _is_int(parts[0]):
         times.append(int(parts.pop(0)) / HTK_TIME_UNITS_PER_S)
-    if not parts or len(parts) > 2:
-        raise TranscriptError(f"{where}: expected '[start [end]] label [score]', got {line!r}")
-    score = None
-    if len(parts) == 2:
-        try:
-            score = float(parts[1])
-        except ValueError:
-            raise TranscriptError(f"{where}: label score {parts[1]!r} is not a number") from None
+    score = float(parts[1]) if len(parts) > 1 and _is_number(parts[1]) else None
     return Label(parts[0], *(times + [None, None])[:2], score=score)
 
 
@@ -162,10 +157,19 @@ def _is_int(token: str) -> bool:
     return token.lstrip("-").isdigit()
 
 
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_mlf(text: str, source: str = "MLF") -> dict[str, list[Label]]:
     """Master label file text -> {pattern: labels}. Patterns keep HTK's form
     (``*/name.lab``); :func:`mlf_key` reduces them to utterance ids.
-    Only the first level of multi-level (``///``) entries is kept."""
+    Only the first alternative (before ``///``) and the first level of each
+    label line (its auxiliary labels dropped) are kept."""
     lines = text.splitlines()
     if not lines or lines[0].strip() != "#!MLF!#":
         raise TranscriptError(f"{source}: not an HTK master label file (first line must be #!MLF!#)")
@@ -189,7 +193,7 @@ def parse_mlf(text: str, source: str = "MLF") -> dict[str, list[Label]]:
         elif line == "///":
             in_level = False
         elif in_level:
-            out[key].append(_parse_label(line, where))
+            out[key].append(_parse_label(line))
     if key is not None:
         raise TranscriptError(f"{source}: entry {key!r} is not ended by a '.' line")
     return out
