@@ -149,20 +149,17 @@ def _parse_label(line: str) -> Label:
     times = []
     while len(parts) > 1 and len(times) < 2 and _is_int(parts[0]):
         times.append(int(parts.pop(0)) / HTK_TIME_UNITS_PER_S)
-    score = float(parts[1]) if len(parts) > 1 and _is_number(parts[1]) else None
+    score = None
+    if len(parts) > 1:
+        try:
+            score = float(parts[1])
+        except ValueError:
+            pass  # no score: parts[1] is an auxiliary label
     return Label(parts[0], *(times + [None, None])[:2], score=score)
 
 
 def _is_int(token: str) -> bool:
     return token.lstrip("-").isdigit()
-
-
-def _is_number(token: str) -> bool:
-    try:
-        float(token)
-    except ValueError:
-        return False
-    return True
 
 
 def parse_mlf(text: str, source: str = "MLF") -> dict[str, list[Label]]:
