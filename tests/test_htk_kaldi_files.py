@@ -105,6 +105,16 @@ def test_mlf_round_trip(tmp_path):
     assert (tmp_path / "o.mlf").read_text().splitlines()[:3] == ["#!MLF!#", '"*/u1.lab"', "0 1200000 sil"]
 
 
+def test_mlf_writer_refuses_labels_that_would_read_back_differently(tmp_path):
+    fine = {"u": [htk.Label("5"), htk.Label("5", 0.0, 0.1, -2.0), htk.Label("7", 0.1)]}
+    htk.write_mlf(tmp_path / "ok.mlf", fine)
+    assert htk.read_mlf(tmp_path / "ok.mlf") == fine
+    for bad in (htk.Label("."), htk.Label("///"), htk.Label("5", score=-2.0), htk.Label("5", 0.1, score=-2.0)):
+        with pytest.raises(InvalidParameterError, match="unambiguously"):
+            htk.write_mlf(tmp_path / "bad.mlf", {"u": [bad]})
+    assert not (tmp_path / "bad.mlf").exists()
+
+
 def test_mlf_with_auxiliary_levels_keeps_the_first(tmp_path):
     # HTK Book 6.2.1: "[start [end]] name [score] {auxname [auxscore]}"; HVite -f writes state-level
     # alignments with the model (and word) as auxiliary labels; alternatives follow "///"

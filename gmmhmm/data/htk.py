@@ -231,7 +231,14 @@ def format_mlf(entries: dict[str, list[Label]], extension: str = "lab") -> str:
             fields.append(lab.name)
             if lab.score is not None:
                 fields.append(repr(float(lab.score)))
-            lines.append(" ".join(fields))
+            line = " ".join(fields)
+            back = _parse_label(line)
+            if lab.name in (".", "///") or (back.name, back.score is None) != (lab.name, lab.score is None):
+                # "." ends an entry, "///" starts an alternative, and a name that is an integer
+                # before a score reads as a time: the file would not read back
+                raise InvalidParameterError(f"label {lab.name!r} of {key!r} cannot be written to an MLF "
+                                            "unambiguously")
+            lines.append(line)
         lines.append(".")
     return "\n".join(lines) + "\n"
 
