@@ -208,6 +208,15 @@ def test_corrupt_or_foreign_archives_raise_model_file_error(tmp_path):
             dict(kaldi_io.read_ark(tmp_path / name))
 
 
+def test_text_files_with_a_byte_order_mark(tmp_path):
+    # a UTF-8 BOM (Windows editors) is dropped, as for every other text input
+    (tmp_path / "a.mlf").write_text("\ufeff" + MLF, encoding="utf-8")
+    assert list(htk.read_mlf(tmp_path / "a.mlf")) == ["cen1-fash-b", "an251-fash-b"]
+    kaldi_io.write_ark(tmp_path / "x.ark", {"u": np.ones((1, 2))}, scp=tmp_path / "x.scp")
+    (tmp_path / "b.scp").write_text("\ufeff" + (tmp_path / "x.scp").read_text(), encoding="utf-8")
+    assert list(kaldi_io.read_scp(tmp_path / "b.scp")) == ["u"]
+
+
 def test_cmvn_stats_layout_and_inverse():
     X = np.array([[1.0, 2.0], [3.0, 6.0]])
     s = kaldi_io.cmvn_stats_matrix(X)

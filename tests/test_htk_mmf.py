@@ -189,3 +189,9 @@ def test_unreadable_paths_raise_model_file_error(tmp_path):
     for path in (tmp_path / "missing", tmp_path):
         with pytest.raises(ModelFileError, match=str(path)):
             load_htk_mmf(path)
+
+
+def test_byte_order_mark_is_dropped(tmp_path):
+    (tmp_path / "bom").write_text("\ufeff" + HAND_MMF, encoding="utf-8")
+    models, options = load_htk_mmf(tmp_path / "bom")
+    assert list(models) == ["yes"] and options["parm_kind"] == "MFCC_E"

@@ -134,6 +134,12 @@ def test_positive_backoff_weights_are_read_and_applied(tmp_path):
     assert read_arpa(tmp_path / "again.arpa").ngrams == lm.ngrams
 
 
+def test_byte_order_mark_is_dropped(tmp_path, trigram):
+    path = tmp_path / "bom.arpa"
+    path.write_text("\ufeff" + TRIGRAM.split("\n", 2)[2], encoding="utf-8")  # \data\ on the first line
+    assert read_arpa(path).ngrams == trigram.ngrams
+
+
 @pytest.mark.parametrize("name", ["lm.arpa", "lm.arpa.gz"])
 def test_round_trip(tmp_path, trigram, name):
     out = tmp_path / name

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._textio import read_text_input
 from ..errors import InvalidParameterError, ModelFileError, TranscriptError
 from ..modelfile import atomic_write, atomic_write_text
 
@@ -203,10 +204,7 @@ def mlf_key(pattern: str) -> str:
 
 def read_mlf(path: str | os.PathLike) -> dict[str, list[Label]]:
     """Read an MLF into {utterance id: labels}."""
-    try:
-        text = open(path, encoding="utf-8").read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TranscriptError(f"cannot read MLF {os.fspath(path)!r}: {exc}") from None
+    text = read_text_input(path, "MLF", TranscriptError)
     entries = parse_mlf(text, os.fspath(path))
     out: dict[str, list[Label]] = {}
     for pattern, labels in entries.items():

@@ -242,7 +242,8 @@ def parse_mmf(text: str, source: str = "MMF") -> tuple[dict[str, Any], dict[str,
 def read_mmf(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a text HTK MMF: ``({name: HTKHMM}, options)`` (see :func:`parse_mmf`)."""
     try:
-        with open(path, encoding="utf-8", errors="strict") as f:  # HTK names are bytes: UTF-8 ones too
+        # HTK names are bytes: UTF-8 ones too; -sig: a leading BOM is dropped
+        with open(path, encoding="utf-8-sig", errors="strict") as f:
             text = f.read()
     except UnicodeDecodeError:
         raise ModelFileError(f"{path}: not a text MMF (binary MMFs are not supported)") from None

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
+from .._textio import read_text_input
 from ..errors import InvalidParameterError, ModelFileError
 from ..modelfile import atomic_write, atomic_write_text
 
@@ -154,10 +155,7 @@ def read_mat(rxfilename: str) -> np.ndarray:
 def read_scp(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """{key: matrix} for every line ``key file.ark:offset`` of an scp file."""
     out: dict[str, np.ndarray] = {}
-    try:
-        lines = open(path, encoding="utf-8").read().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"cannot read scp file {os.fspath(path)!r}: {exc}") from None
+    lines = read_text_input(path, "scp file", ModelFileError).splitlines()
     for no, line in enumerate(lines, start=1):
         if not line.strip():
             continue

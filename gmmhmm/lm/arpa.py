@@ -42,7 +42,7 @@ _SECTION = re.compile(r"^\\(\d+)-grams:$")
 def _lines(path: Path):
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", encoding="utf-8") as f:
+        with opener(path, "rt", encoding="utf-8-sig") as f:  # -sig: a leading BOM is dropped
             yield from enumerate(f, 1)
     except FileNotFoundError:
         raise ModelFileError(f"ARPA file {path} does not exist") from None
