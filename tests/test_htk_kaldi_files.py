@@ -124,6 +124,10 @@ def test_mlf_with_auxiliary_levels_keeps_the_first(tmp_path):
     labels = htk.read_mlf(tmp_path / "a.mlf")["u1"]
     assert [(lab.name, lab.score) for lab in labels] == [("s2", -50.5), ("s3", -20.0), ("ay", None)]
     assert (labels[2].start_s, labels[2].end_s) == (0.02, 0.03)
+    # HTK reads times as numbers: "1200000.0" is a time too, not a label with a score
+    (tmp_path / "b.mlf").write_text('#!MLF!#\n"*/u2.lab"\n0.0 1200000.0 sil -3.5 SIL\n.\n')
+    (lab,) = htk.read_mlf(tmp_path / "b.mlf")["u2"]
+    assert (lab.name, lab.start_s, lab.end_s, lab.score) == ("sil", 0.0, 0.12, -3.5)
 
 
 @pytest.mark.parametrize("text, match", [

@@ -16,6 +16,7 @@ Formats as the HTK Book (3.4) defines them:
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -148,8 +149,8 @@ def _parse_label(line: str) -> Label:
     (higher) levels, such as the model and word names of ``HVite -f``, are dropped."""
     parts = line.split()
     times = []
-    while len(parts) > 1 and len(times) < 2 and _is_int(parts[0]):
-        times.append(int(parts.pop(0)) / HTK_TIME_UNITS_PER_S)
+    while len(parts) > 1 and len(times) < 2 and _is_time(parts[0]):
+        times.append(float(parts.pop(0)) / HTK_TIME_UNITS_PER_S)
     score = None
     if len(parts) > 1:
         try:
@@ -159,8 +160,12 @@ def _parse_label(line: str) -> Label:
     return Label(parts[0], *(times + [None, None])[:2], score=score)
 
 
-def _is_int(token: str) -> bool:
-    return token.lstrip("-").isdigit()
+def _is_time(token: str) -> bool:
+    """HTK's label reader takes any token that starts like a number for a number (times may be real)."""
+    try:
+        return math.isfinite(float(token))
+    except ValueError:
+        return False
 
 
 def parse_mlf(text: str, source: str = "MLF") -> dict[str, list[Label]]:
