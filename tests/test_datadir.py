@@ -90,6 +90,22 @@ def test_wav_scp_paths_keep_their_white_space(tmp_path):
     assert DataDir.read(DataDir.read(d).write(tmp_path / "copy")).wav["spkB-u0"] == str(audio)
 
 
+def test_empty_transcripts_round_trip_and_a_failed_write_changes_nothing(tmp_path):
+    # Kaldi text spells an utterance without words as its id alone; read without require_text,
+    # such a directory writes back (it raised after wav.scp was already replaced)
+    d = make_dir(tmp_path, 2, text="spkA-u1\nspkB-u0 hello\n")
+    data = DataDir.read(d, require_text=False)
+    assert data.text == {"spkA-u1": [], "spkB-u0": ["hello"]}
+    again = DataDir.read(data.write(tmp_path / "copy"), require_text=False)
+    assert again.text == data.text
+    # a table that cannot be written is found before any file of the folder is replaced
+    before = {f.name: f.read_text() for f in (tmp_path / "copy").iterdir()}
+    bad = DataDir(dict(data.wav), dict(data.text), {"spkA-u1": "s", "spkB-u0": "two words"})
+    with pytest.raises(DataDirError, match="utt2spk"):
+        bad.write(tmp_path / "copy")
+    assert {f.name: f.read_text() for f in (tmp_path / "copy").iterdir()} == before
+
+
 @pytest.mark.parametrize("override, match", [
     ({"utt2spk": "spkB-u0 spkB extra\n"}, r"utt2spk:1: expected 2 fields, got 3"),
     ({"utt2spk": "spkB-u0\n"}, r"utt2spk:1: expected 2 fields, got 1"),
