@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import os
-import re
 import sys
 import tomllib
 from collections.abc import Sequence
@@ -954,10 +953,9 @@ def cmd_lm(args: argparse.Namespace) -> int:
 
     vocab = None
     if args.vocab:  # first column: a word list or a lexicon
-        text = read_text_input(args.vocab, "vocabulary file", TranscriptError)
-        vocab = {re.sub(r"\(\d+\)$", "", line.split()[0])  # Sphinx alternates: WORD(2)
-                 for line in text.splitlines() if line.strip()}
-        vocab -= {"<s>", "</s>"}
+        from .data.lexicon import word_list
+
+        vocab = set(word_list(read_text_input(args.vocab, "vocabulary file", TranscriptError))) - {"<s>", "</s>"}
     sentences = _lm_sentences(args.text, not args.no_ids)
     model = estimate(sentences, order=args.order, method=args.method, vocab=vocab)
     write_arpa(model, args.output)

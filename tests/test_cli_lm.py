@@ -38,7 +38,7 @@ def test_cli_writes_the_estimated_model(tmp_path, texts, method, order, capsys):
 def test_cli_defaults_vocab_and_perplexity(tmp_path, texts, capsys):
     kaldi, _ = texts
     lexicon = tmp_path / "lexicon.txt"
-    lexicon.write_text("a AH\nb B IY\nc S IY\nc(2) K\n")
+    lexicon.write_text("# comment lines are no words\na AH\nb B IY\nc S IY\nc(2) K\n;;; nor cmudict's\n")
     out = tmp_path / "lm.arpa.gz"
     assert main(["lm", str(kaldi), "-o", str(out), "--vocab", str(lexicon), "--ppl", str(kaldi)]) == 0
     model = read_arpa(out)
