@@ -143,6 +143,20 @@ def test_align_fractional_costs_match_brute_force(sub, dele, ins):
         assert a.n_ref == len(ref) and a.n_correct + a.n_substitutions + a.n_insertions == len(hyp)
 
 
+@pytest.mark.parametrize("sub, dele, ins", [(1.00001, 0.5, 0.5), (0.99999, 0.5, 0.5), (2e5 + 1, 1e5, 1e5)])
+def test_align_near_ties_take_the_cheaper_path(sub, dele, ins):
+    """The back-trace must not accept a step that is merely within numpy's default 1e-5 of optimal."""
+    a = align(["a"], ["b"], sub, dele, ins)
+    assert (a.n_substitutions == 1) == (sub < dele + ins)
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        ref = tuple(rng.integers(0, 3, size=rng.integers(0, 6)))
+        hyp = tuple(rng.integers(0, 3, size=rng.integers(0, 6)))
+        a = align(ref, hyp, sub, dele, ins)
+        best = brute_force_distance(ref, hyp, sub, dele, ins)
+        assert alignment_cost(a, sub, dele, ins) == pytest.approx(best, rel=1e-12)
+
+
 def test_align_format_and_bad_costs():
     text = align("a b c".split(), "a x c d".split()).format()
     lines = text.splitlines()
