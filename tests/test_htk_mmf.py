@@ -195,3 +195,16 @@ def test_byte_order_mark_is_dropped(tmp_path):
     (tmp_path / "bom").write_text("\ufeff" + HAND_MMF, encoding="utf-8")
     models, options = load_htk_mmf(tmp_path / "bom")
     assert list(models) == ["yes"] and options["parm_kind"] == "MFCC_E"
+
+
+def test_global_options_inside_the_hmm_definition():
+    # HTK Book 7.10: hmmdef = [~h macro] <BeginHMM> [globalOpts] <NumStates> ...; HInit-style
+    # prototypes carry their <VecSize> and parameter kind there instead of in a ~o macro
+    inline = HAND_MMF.replace("~o\n<STREAMINFO> 1 2\n<VECSIZE> 2<NULLD><MFCC_E><DIAGC>\n", "").replace(
+        "<BEGINHMM>\n", "<BEGINHMM>\n<VECSIZE> 2 <MFCC_E> <DIAGC> <NULLD>\n")
+    models, options = parse_mmf(inline)
+    reference, _ = parse_mmf(HAND_MMF)
+    assert options == {"vecsize": 2, "parm_kind": "MFCC_E", "covariance": "DIAGC"}
+    np.testing.assert_array_equal(models["yes"].means, reference["yes"].means)
+    with pytest.raises(ModelFileError, match="FULLC"):
+        parse_mmf(inline.replace("<DIAGC>", "<FULLC>"))

@@ -145,8 +145,32 @@ def _read_state(tok: _Tokens, dim: int | None) -> list[tuple[float, np.ndarray, 
     return mixtures
 
 
-def _read_hmm(tok: _Tokens, name: str, dim: int | None, trans_macros: dict[str, np.ndarray]):
+def _read_options(tok: _Tokens, options: dict[str, Any]) -> None:
+    """Global options (``~o`` or the head of an HMM definition) into ``options``."""
+    while tok.key().startswith("<") and tok.key() not in ("<BEGINHMM>", "<NUMSTATES>", "<USEMAC>"):
+        key = tok.next().upper()
+        if key == "<STREAMINFO>":
+            if tok.int("<STREAMINFO> count") != 1:
+                raise ModelFileError(f"{tok.source}: only single-stream models are supported")
+            tok.int("stream width")
+        elif key == "<VECSIZE>":
+            options["vecsize"] = tok.int("<VECSIZE>")
+        elif key in ("<DIAGC>", "<INVDIAGC>", "<FULLC>", "<LLTC>", "<XFORMC>"):
+            if key != "<DIAGC>":
+                raise ModelFileError(f"{tok.source}: {key} covariances are not supported")
+            options["covariance"] = key[1:-1]
+        elif key in ("<NULLD>", "<POISSOND>", "<GAMMAD>", "<GEND>"):
+            if key != "<NULLD>":
+                raise ModelFileError(f"{tok.source}: duration model {key} is not supported")
+        else:
+            options["parm_kind"] = key[1:-1]
+
+
+def _read_hmm(tok: _Tokens, name: str, dim: int | None, trans_macros: dict[str, np.ndarray],
+              options: dict[str, Any]):
     tok.expect("<BEGINHMM>")
+    _read_options(tok, options)  # HTK allows global options here too (HInit-style prototypes)
+    dim = options.get("vecsize", dim)
     if tok.key() == "<USEMAC>":
         raise ModelFileError(f"{tok.source}: <USEMAC> is not supported")
     tok.expect("<NUMSTATES>")
@@ -203,23 +227,8 @@ def parse_mmf(text: str, source: str = "MMF") -> tuple[dict[str, Any], dict[str,
     while tok.peek() is not None:
         kind = tok.next().lower()
         if kind == "~o":
-            while tok.key().startswith("<") and tok.key() not in ("<BEGINHMM>",):
-                key = tok.next().upper()
-                if key == "<STREAMINFO>":
-                    if tok.int("<STREAMINFO> count") != 1:
-                        raise ModelFileError(f"{source}: only single-stream models are supported")
-                    tok.int("stream width")
-                elif key == "<VECSIZE>":
-                    dim = options["vecsize"] = tok.int("<VECSIZE>")
-                elif key in ("<DIAGC>", "<INVDIAGC>", "<FULLC>", "<LLTC>", "<XFORMC>"):
-                    if key != "<DIAGC>":
-                        raise ModelFileError(f"{source}: {key} covariances are not supported")
-                    options["covariance"] = key[1:-1]
-                elif key in ("<NULLD>", "<POISSOND>", "<GAMMAD>", "<GEND>"):
-                    if key != "<NULLD>":
-                        raise ModelFileError(f"{source}: duration model {key} is not supported")
-                else:
-                    options["parm_kind"] = key[1:-1]
+            _read_options(tok, options)
+            dim = options.get("vecsize", dim)
         elif kind == "~t":
             macro = tok.name()
             trans_macros[macro] = _read_transp(tok)
@@ -230,7 +239,7 @@ def parse_mmf(text: str, source: str = "MMF") -> tuple[dict[str, Any], dict[str,
             name = tok.name()
             if name in models:
                 raise ModelFileError(f"{source}: HMM {name!r} is defined twice")
-            models[name], dim = _read_hmm(tok, name, dim, trans_macros)
+            models[name], dim = _read_hmm(tok, name, dim, trans_macros, options)
         else:
             raise ModelFileError(f"{source}: macro type {kind!r} is not supported "
                                  "(supported: ~o, ~h, ~t, ~v)")
