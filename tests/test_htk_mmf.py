@@ -139,6 +139,7 @@ def test_round_trip_of_trained_models(tmp_path):
     (HAND_MMF.replace("<MEAN> 2\n -2.0 0.5", "<MEAN> 3\n -2.0 0.5 1.0"), "the model set has 2"),
     (HAND_MMF.rsplit("<ENDHMM>", 1)[0], "end of file, expected <ENDHMM>"),
     ("~o <VECSIZE> 2", "no HMM definitions"),
+    (HAND_MMF.replace(" 0.0 0.8 0.2 0.0", " 0.0 0.6 0.2 0.2"), "tee model"),  # entry -> exit: HTK's sp
 ])
 def test_bad_mmf_raises_model_file_error(text, match):
     with pytest.raises(ModelFileError, match=match):

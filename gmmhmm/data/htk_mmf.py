@@ -200,6 +200,9 @@ def _read_hmm(tok: _Tokens, name: str, dim: int | None, trans_macros: dict[str, 
         raise ModelFileError(f"{tok.source}: HMM {name!r}: <TRANSP> is {transp.shape[0]}x{transp.shape[1]}, "
                              f"<NUMSTATES> is {n}")
     tok.expect("<ENDHMM>")
+    if transp[0, n - 1] != 0:
+        raise ModelFileError(f"{tok.source}: HMM {name!r} is a tee model (entry -> exit probability "
+                             f"{transp[0, n - 1]:g}, like HTK's sp); gmmhmm HMMs start in an emitting state")
     S = n - 2
     M = max(len(states[i]) for i in states)
     weights = np.zeros((S, M))
