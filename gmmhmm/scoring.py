@@ -115,8 +115,9 @@ def plot_confusion(
                 ax.text(j, i, int(matrix[i, j]), ha="center", va="center", fontsize=8,
                         color="white" if matrix[i, j] > high else "black")
     fig.tight_layout()
-    fig.savefig(os.fspath(path), dpi=100)
-    plt.close(fig)
+    from .plot import save_figure
+
+    save_figure(fig, path)  # atomically: a failed write leaves the old file
     return True
 
 

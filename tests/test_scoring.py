@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,6 +83,25 @@ def test_plot_confusion_writes_png(tmp_path):
     out = tmp_path / "cm.png"
     assert plot_confusion(labels, m, out, title="t")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_confusion_failure_keeps_the_old_file(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    def broken_savefig(self, fname, **kwargs):
+        if isinstance(fname, (str, Path)):
+            Path(fname).write_bytes(b"half a PNG")
+        else:
+            fname.write(b"half a PNG")
+        raise OSError("disk full")
+
+    out = tmp_path / "cm.png"
+    out.write_bytes(b"precious")
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+    labels, m = confusion_matrix([0, 1], [0, 0])
+    with pytest.raises(OSError):
+        plot_confusion(labels, m, out)
+    assert out.read_bytes() == b"precious" and [p.name for p in tmp_path.iterdir()] == ["cm.png"]
 
 
 @pytest.mark.parametrize(
