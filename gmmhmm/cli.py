@@ -434,10 +434,13 @@ def cmd_train_phones(args: argparse.Namespace) -> int:
     from .graphs import EmbeddedTrainer
     from .modelfile import save
 
+    check_output(args.output, "model file")
+    check_output(args.checkpoint_dir, "checkpoint folder", folder=True)
     features, training = read_phone_config(args.config)
     lexicon_path = args.lexicon or training.get("lexicon")
     if not lexicon_path:
         raise InvalidParameterError("no lexicon: pass --lexicon or set [training] lexicon in the config")
+    _inputs_are_not_outputs([args.config, lexicon_path], [args.output])
     lda_options = _lda_mllt_options(args, features) if args.lda_mllt else None  # checked before any training
     lexicon = Lexicon.read(lexicon_path, format=args.lexicon_format, keep_stress=args.keep_stress)
     data = DataDir.read(args.data, require_text=True)
@@ -489,7 +492,8 @@ def cmd_train_tri(args: argparse.Namespace) -> int:
     from .graphs.triphones import train_triphones
     from .modelfile import load, save
 
-    check_output(args.output)
+    check_output(args.output, "model file")
+    _inputs_are_not_outputs([args.mono, args.phone_classes], [args.output])
     mono = load(args.mono)
     if not isinstance(mono, PhoneModelSet) or not hasattr(mono, "means_"):
         raise InvalidInputError(f"{args.mono} holds a {type(mono).__name__}, not trained phone models "
@@ -951,6 +955,8 @@ def _lm_sentences(path: str, ids: bool) -> list[list[str]]:
 def cmd_lm(args: argparse.Namespace) -> int:
     from .lm import estimate, write_arpa
 
+    check_output(args.output, "ARPA file")
+    _inputs_are_not_outputs([args.text, args.vocab, *(args.ppl or ())], [args.output])
     vocab = None
     if args.vocab:  # first column: a word list or a lexicon
         from .data.lexicon import word_list

@@ -156,6 +156,12 @@ def _data_dir(e, name: str, **tables: str):
     return d
 
 
+def _copy(e, name: str, new: str):
+    """A copy of ``e.d / name`` as ``e.d / new``, for a case that must not touch the shared file."""
+    (e.d / new).write_bytes((e.d / name).read_bytes())
+    return e.d / new
+
+
 def _lexicon_file(e):
     path = e.d / "digits.lex"
     path.write_text(Lexicon.digits().to_text())
@@ -781,6 +787,20 @@ CLI = [
             lambda e: ["train-phones", str(_data_dir(e, "tp1", text="u1 one ten eleven\n")), "--lexicon",
                        str(_lexicon_file(e)), "--config", str(e.d / "tiny.toml"), "-o", str(e.out / "p.npz")],
             1, r"text: word\(s\) not in the lexicon: eleven, ten"),
+    CliCase("train-phones", "output naming the lexicon (refused before training; the lexicon kept)",
+            lambda e: ["train-phones", str(_data_dir(e, "tp2")), "--lexicon", str(_lexicon_file(e)),
+                       "--config", str(e.d / "tiny.toml"), "-o", str(e.d / "digits.lex")],
+            1, r"output .*digits\.lex is also an input",
+            lambda e: Lexicon.read(e.d / "digits.lex") == Lexicon.digits() or pytest.fail("lexicon")),
+    CliCase("train-phones", "output folder missing (refused before training)",
+            lambda e: ["train-phones", str(_data_dir(e, "tp3")), "--lexicon", str(_lexicon_file(e)),
+                       "--config", str(e.d / "tiny.toml"), "-o", str(e.out / "no" / "p.npz")],
+            1, r"folder .*no does not exist"),
+    CliCase("train-tri", "output naming the monophone model (refused; the model kept)",
+            lambda e: ["train-tri", str(_data_dir(e, "tt1")), "--mono", str(_copy(e, "phones.npz", "mono.npz")),
+                       "-o", str(e.d / "mono.npz")],
+            1, r"output .*mono\.npz is also an input",
+            lambda e: (e.d / "mono.npz").read_bytes() == (e.d / "phones.npz").read_bytes() or pytest.fail("mono")),
     CliCase("decode", "data directory with an utterance without speaker",
             lambda e: ["decode", str(e.d / "phones.npz"), str(_data_dir(e, "dd5", utt2spk=""))],
             1, r"wav.scp:1: utterance 'u1' has no speaker"),

@@ -59,6 +59,17 @@ def test_cli_kaldi_text_with_an_empty_utterance(tmp_path, texts):
     assert read_arpa(out).ngrams == estimate(SENTENCES).ngrams
 
 
+def test_cli_refuses_to_write_the_model_over_an_input(tmp_path, texts, capsys):
+    # as every other command: -o naming an input (the text, --vocab, a --ppl file) would destroy it
+    kaldi, plain = texts
+    before = kaldi.read_text()
+    for extra in ([], ["--ppl", str(plain)], ["--vocab", str(plain)]):
+        target = kaldi if not extra else plain
+        assert main(["lm", str(kaldi), "-o", str(target)] + extra) == 1
+        assert "is also an input" in capsys.readouterr().err
+    assert kaldi.read_text() == before and plain.read_text().startswith("<s> a b </s>")
+
+
 @pytest.mark.parametrize("content, args, message", [
     (None, [], "cannot read text file"),
     ("utt1\n", [], "no training sentences"),  # an utterance without words is an empty sentence
