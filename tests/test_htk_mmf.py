@@ -209,3 +209,14 @@ def test_global_options_inside_the_hmm_definition():
     np.testing.assert_array_equal(models["yes"].means, reference["yes"].means)
     with pytest.raises(ModelFileError, match="FULLC"):
         parse_mmf(inline.replace("<DIAGC>", "<FULLC>"))
+
+
+@pytest.mark.parametrize("kind", ["MFCC E", "", "MFCC>", "NOTAKIND"])
+def test_export_refuses_parameter_kinds_htk_cannot_read(tmp_path, kind):
+    (tmp_path / "hmmdefs").write_text(HAND_MMF)
+    models, _ = load_htk_mmf(tmp_path / "hmmdefs")
+    with pytest.raises(InvalidParameterError, match="parameter kind"):
+        save_htk_mmf(tmp_path / "out", models, parm_kind=kind)
+    assert not (tmp_path / "out").exists()
+    save_htk_mmf(tmp_path / "out", models, parm_kind="mfcc_e_d_a_z")
+    assert load_htk_mmf(tmp_path / "out")[1]["parm_kind"] == "MFCC_E_D_A_Z"

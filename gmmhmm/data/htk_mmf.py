@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import InvalidParameterError, ModelFileError
 from ..modelfile import atomic_write_text
+from .htk import format_parm_kind, parse_parm_kind
 
 @dataclass
 class HTKHMM:
@@ -273,6 +274,7 @@ def format_mmf(models: dict[str, HTKHMM], parm_kind: str = "USER") -> str:
     """Text MMF of ``{name: HTKHMM}``; zero-weight mixtures are left out, as HTK does."""
     if not models:
         raise InvalidParameterError("no models to write")
+    parm_kind = format_parm_kind(parse_parm_kind(parm_kind))  # a kind HTK knows, spelt as HTK spells it
     dims = {m.means.shape[-1] for m in models.values()}
     if len(dims) != 1:
         raise InvalidParameterError(f"the models have different feature sizes {sorted(dims)}")
