@@ -841,18 +841,22 @@ def _plot_alignments(out_dir: str, aligned: dict, audio_of: dict) -> None:
         save_figure(fig, Path(out_dir) / f"{utt}.png")
 
 
-def _match_refs(hyps: dict[str, str], refs: dict[str, str]) -> tuple[list[str], list[str], dict[str, str]]:
-    """(matched keys, keys without reference, {key: reference}): exact key, else file name, else stem."""
+def _match_refs(hyps: dict[str, str], refs: dict[str, str]
+                ) -> tuple[list[str], list[str], dict[str, str], list[str]]:
+    """(matched keys, keys without reference, {key: reference}, references no key matched):
+    exact key, else file name, else stem."""
     missing = []
     out = {}
+    used = set()
     for key in hyps:
         for k in (key, Path(key).name, Path(key).stem):
             if k in refs:
                 out[key] = refs[k]
+                used.add(k)
                 break
         else:
             missing.append(key)
-    return list(out), missing, out
+    return list(out), missing, out, [k for k in refs if k not in used]
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -863,7 +867,11 @@ def cmd_score(args: argparse.Namespace) -> int:
     _inputs_are_not_outputs([args.hyp, args.ref], [args.png])
     hyps = read_table(args.hyp, "hypothesis", empty_values=True)
     if args.ref:
-        keys, missing, ref_of = _match_refs(hyps, read_table(args.ref, "reference", empty_values=True))
+        keys, missing, ref_of, unscored = _match_refs(hyps, read_table(args.ref, "reference", empty_values=True))
+        if unscored:  # not an error (a subset may be scored on purpose), but never silent
+            shown = ", ".join(unscored[:10]) + (", ..." if len(unscored) > 10 else "")
+            print(f"gmmhmm: {len(unscored)} reference(s) have no hypothesis and are not scored: {shown}",
+                  file=sys.stderr)
     else:
         ref_of = {k: fsdd_label(k) for k in hyps}
         missing = [k for k, v in ref_of.items() if v is None]

@@ -140,6 +140,17 @@ def test_score_kaldi_lines_with_empty_transcripts(tmp_path, capsys):
     assert r["n_sentences"] == 3
 
 
+def test_score_reports_references_without_a_hypothesis(tmp_path, capsys):
+    # a reference the hypotheses never name (an utterance the decoder failed on) is left out of the
+    # error rate: that must be said, not silent (it makes the WER look better)
+    (tmp_path / "ref").write_text("u1 a b\nu2 c\nu3 d e\n")
+    (tmp_path / "hyp").write_text("u1 a b\n")
+    assert main(["score", str(tmp_path / "hyp"), "--ref", str(tmp_path / "ref"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["n_ref"] == 2
+    assert "2 reference(s) have no hypothesis and are not scored: u2, u3" in captured.err
+
+
 def test_tables_refuse_empty_values_where_one_is_needed(tmp_path, capsys):
     # a VTLN map or utt2spk line without its value is named, not an IndexError or an empty speaker
     (tmp_path / "map").write_text("spk1\t\n")
