@@ -161,7 +161,7 @@ def _parse_label(line: str) -> Label:
 
 
 def _is_time(token: str) -> bool:
-    """HTK's label reader takes any token that starts like a number for a number (times may be real)."""
+    """A finite number: HTK's label reader takes a leading number for a time, real ones too."""
     try:
         return math.isfinite(float(token))
     except ValueError:
