@@ -31,7 +31,6 @@ import json
 import logging
 import math
 import os
-import re
 import sys
 import tempfile
 import tomllib
@@ -186,11 +185,13 @@ class _NotSkips(logging.Filter):
         return not (record.levelno == logging.WARNING and str(record.msg).startswith("skipping "))
 
 
-def read_table(path: str | os.PathLike, what: str) -> dict[str, str]:
+def read_table(path: str | os.PathLike, what: str, empty_values: bool = False) -> dict[str, str]:
     """``key<TAB>value...`` (or ``key value...``) lines -> {key: value}.
 
     With tabs, the second column is the value (later columns, such as a
     score, are ignored); without, everything after the first space is.
+    A line without a value is an error, unless ``empty_values`` (transcripts:
+    in Kaldi text an utterance with no words is its id alone) makes it ``""``.
     """
     table: dict[str, str] = {}
     lines = read_text_input(path, f"{what} file", TranscriptError).splitlines()
@@ -198,12 +199,13 @@ def read_table(path: str | os.PathLike, what: str) -> dict[str, str]:
         if not line.strip() or line.startswith("#"):
             continue
         parts = line.split("\t") if "\t" in line else line.strip().split(None, 1)
-        if len(parts) < 2:
+        value = parts[1].strip() if len(parts) > 1 else ""
+        if not value and not empty_values:
             raise TranscriptError(f"{path}:{n}: expected 'key<TAB>label', got {line!r}")
         key = parts[0].strip()
         if key in table:
             raise TranscriptError(f"{path}:{n}: key {key!r} appears twice")
-        table[key] = parts[1].strip()
+        table[key] = value
     if not table:
         raise TranscriptError(f"{what} file {path} is empty")
     return table
@@ -433,10 +435,13 @@ def cmd_train_phones(args: argparse.Namespace) -> int:
     from .graphs import EmbeddedTrainer
     from .modelfile import save
 
+    check_output(args.output, "model file")
+    check_output(args.checkpoint_dir, "checkpoint folder", folder=True)
     features, training = read_phone_config(args.config)
     lexicon_path = args.lexicon or training.get("lexicon")
     if not lexicon_path:
         raise InvalidParameterError("no lexicon: pass --lexicon or set [training] lexicon in the config")
+    _inputs_are_not_outputs([args.config, lexicon_path], [args.output])
     lda_options = _lda_mllt_options(args, features) if args.lda_mllt else None  # checked before any training
     lexicon = Lexicon.read(lexicon_path, format=args.lexicon_format, keep_stress=args.keep_stress)
     data = DataDir.read(args.data, require_text=True)
@@ -488,7 +493,8 @@ def cmd_train_tri(args: argparse.Namespace) -> int:
     from .graphs.triphones import train_triphones
     from .modelfile import load, save
 
-    check_output(args.output)
+    check_output(args.output, "model file")
+    _inputs_are_not_outputs([args.mono, args.phone_classes], [args.output])
     mono = load(args.mono)
     if not isinstance(mono, PhoneModelSet) or not hasattr(mono, "means_"):
         raise InvalidInputError(f"{args.mono} holds a {type(mono).__name__}, not trained phone models "
@@ -838,18 +844,22 @@ def _plot_alignments(out_dir: str, aligned: dict, audio_of: dict) -> None:
         save_figure(fig, Path(out_dir) / f"{utt}.png")
 
 
-def _match_refs(hyps: dict[str, str], refs: dict[str, str]) -> tuple[list[str], list[str], dict[str, str]]:
-    """(matched keys, keys without reference, {key: reference}): exact key, else file name, else stem."""
+def _match_refs(hyps: dict[str, str], refs: dict[str, str]
+                ) -> tuple[list[str], list[str], dict[str, str], list[str]]:
+    """(matched keys, keys without reference, {key: reference}, references no key matched):
+    exact key, else file name, else stem."""
     missing = []
     out = {}
+    used = set()
     for key in hyps:
         for k in (key, Path(key).name, Path(key).stem):
             if k in refs:
                 out[key] = refs[k]
+                used.add(k)
                 break
         else:
             missing.append(key)
-    return list(out), missing, out
+    return list(out), missing, out, [k for k in refs if k not in used]
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -858,9 +868,13 @@ def cmd_score(args: argparse.Namespace) -> int:
 
     check_output(args.png, "PNG file")
     _inputs_are_not_outputs([args.hyp, args.ref], [args.png])
-    hyps = read_table(args.hyp, "hypothesis")
+    hyps = read_table(args.hyp, "hypothesis", empty_values=True)
     if args.ref:
-        keys, missing, ref_of = _match_refs(hyps, read_table(args.ref, "reference"))
+        keys, missing, ref_of, unscored = _match_refs(hyps, read_table(args.ref, "reference", empty_values=True))
+        if unscored:  # not an error (a subset may be scored on purpose), but never silent
+            shown = ", ".join(unscored[:10]) + (", ..." if len(unscored) > 10 else "")
+            print(f"gmmhmm: {len(unscored)} reference(s) have no hypothesis and are not scored: {shown}",
+                  file=sys.stderr)
     else:
         ref_of = {k: fsdd_label(k) for k in hyps}
         missing = [k for k, v in ref_of.items() if v is None]
@@ -935,7 +949,7 @@ def _lm_sentences(path: str, ids: bool) -> list[list[str]]:
     ``<s>``/``</s>`` around a sentence are dropped (they are added again).
     """
     if ids:
-        lines = list(read_table(path, "text").values())
+        lines = list(read_table(path, "text", empty_values=True).values())
     else:
         lines = read_text_input(path, "text file", TranscriptError).splitlines()
     sentences = []
@@ -952,12 +966,13 @@ def _lm_sentences(path: str, ids: bool) -> list[list[str]]:
 def cmd_lm(args: argparse.Namespace) -> int:
     from .lm import estimate, write_arpa
 
+    check_output(args.output, "ARPA file")
+    _inputs_are_not_outputs([args.text, args.vocab, *(args.ppl or ())], [args.output])
     vocab = None
     if args.vocab:  # first column: a word list or a lexicon
-        text = read_text_input(args.vocab, "vocabulary file", TranscriptError)
-        vocab = {re.sub(r"\(\d+\)$", "", line.split()[0])  # Sphinx alternates: WORD(2)
-                 for line in text.splitlines() if line.strip()}
-        vocab -= {"<s>", "</s>"}
+        from .data.lexicon import word_list
+
+        vocab = set(word_list(read_text_input(args.vocab, "vocabulary file", TranscriptError))) - {"<s>", "</s>"}
     sentences = _lm_sentences(args.text, not args.no_ids)
     model = estimate(sentences, order=args.order, method=args.method, vocab=vocab)
     write_arpa(model, args.output)

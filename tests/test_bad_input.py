@@ -95,6 +95,7 @@ def env(tmp_path_factory) -> SimpleNamespace:
     (d / "hyp.txt").write_text("a.wav\t1\nb.wav\t2\n")
     (d / "ref.txt").write_text("a.wav\t1\n")
     (d / "empty.txt").write_text("")
+    (d / "dup_text.txt").write_text("u1 a\nu1 b\n")
 
     rng = np.random.default_rng(0)
     X = np.concatenate([rng.normal(0, 1, (30, 3)), rng.normal(3, 1, (30, 3))])
@@ -153,6 +154,12 @@ def _data_dir(e, name: str, **tables: str):
     for file, text in files.items():
         (d / file.replace("_", ".")).write_text(text)
     return d
+
+
+def _copy(e, name: str, new: str):
+    """A copy of ``e.d / name`` as ``e.d / new``, for a case that must not touch the shared file."""
+    (e.d / new).write_bytes((e.d / name).read_bytes())
+    return e.d / new
 
 
 def _lexicon_file(e):
@@ -780,6 +787,20 @@ CLI = [
             lambda e: ["train-phones", str(_data_dir(e, "tp1", text="u1 one ten eleven\n")), "--lexicon",
                        str(_lexicon_file(e)), "--config", str(e.d / "tiny.toml"), "-o", str(e.out / "p.npz")],
             1, r"text: word\(s\) not in the lexicon: eleven, ten"),
+    CliCase("train-phones", "output naming the lexicon (refused before training; the lexicon kept)",
+            lambda e: ["train-phones", str(_data_dir(e, "tp2")), "--lexicon", str(_lexicon_file(e)),
+                       "--config", str(e.d / "tiny.toml"), "-o", str(e.d / "digits.lex")],
+            1, r"output .*digits\.lex is also an input",
+            lambda e: Lexicon.read(e.d / "digits.lex") == Lexicon.digits() or pytest.fail("lexicon")),
+    CliCase("train-phones", "output folder missing (refused before training)",
+            lambda e: ["train-phones", str(_data_dir(e, "tp3")), "--lexicon", str(_lexicon_file(e)),
+                       "--config", str(e.d / "tiny.toml"), "-o", str(e.out / "no" / "p.npz")],
+            1, r"folder .*no does not exist"),
+    CliCase("train-tri", "output naming the monophone model (refused; the model kept)",
+            lambda e: ["train-tri", str(_data_dir(e, "tt1")), "--mono", str(_copy(e, "phones.npz", "mono.npz")),
+                       "-o", str(e.d / "mono.npz")],
+            1, r"output .*mono\.npz is also an input",
+            lambda e: (e.d / "mono.npz").read_bytes() == (e.d / "phones.npz").read_bytes() or pytest.fail("mono")),
     CliCase("decode", "data directory with an utterance without speaker",
             lambda e: ["decode", str(e.d / "phones.npz"), str(_data_dir(e, "dd5", utt2spk=""))],
             1, r"wav.scp:1: utterance 'u1' has no speaker"),
@@ -790,16 +811,18 @@ CLI = [
             lambda e: ["decode", str(e.d / "phones.npz"), str(e.audio / "1_synth_0.wav"), str(e.bad / "text.wav"),
                        "--graph", "words", "-o", str(e.out / "ph_hyp.txt")], 1, r"skipped .*text\.wav",
             lambda e: len((e.out / "ph_hyp.txt").read_text().splitlines()) == 1 or pytest.fail("hypotheses")),
-    CliCase("lm", "text line without words", lambda e: ["lm", str(e.d / "tiny.toml"), "-o", str(e.out / "lm.arpa")],
-            1, r"tiny\.toml:2: expected"),
+    CliCase("lm", "text with a repeated utterance id",
+            lambda e: ["lm", str(e.d / "dup_text.txt"), "-o", str(e.out / "lm.arpa")],
+            1, r"dup_text\.txt:2: key 'u1' appears twice"),
     CliCase("lm", "missing text file", lambda e: ["lm", str(e.d / "none.txt"), "-o", str(e.out / "lm.arpa")],
             1, "cannot read text file"),
     CliCase("score", "hypothesis without reference (reported, rest scored)",
             lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(e.d / "ref.txt")], 1, "no reference for b.wav"),
     CliCase("score", "missing hypothesis file",
             lambda e: ["score", str(e.d / "missing.txt"), "--ref", str(e.d / "ref.txt")], 1, "cannot read hypothesis"),
-    CliCase("score", "malformed reference line",
-            lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(e.d / "tiny.toml")], 1, "expected 'key<TAB>label'"),
+    CliCase("score", "reference with a repeated key",
+            lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(e.d / "dup_text.txt")], 1,
+            r"dup_text\.txt:2: key 'u1' appears twice"),
     CliCase("info", "model file whose metadata is not a dict",
             lambda e: ["info", str(_tampered(e, "list_metadata"))], 1, "metadata must be a dict"),
     CliCase("decode", "word-model file with 10 labels and 2 models",

@@ -129,6 +129,37 @@ def test_score_error_rates(tmp_path, capsys):
     assert "H=5, D=1, S=0, I=1, N=6" in out and "OPS:    D" in out
 
 
+def test_score_kaldi_lines_with_empty_transcripts(tmp_path, capsys):
+    # Kaldi text: an utterance with no words is the id alone (an empty reference, or a decoder that
+    # recognised nothing); it is scored (all insertions / all deletions), not a reason to abort.
+    (tmp_path / "ref").write_text("u1 a b c\nu2\nu3 d\n")
+    (tmp_path / "hyp").write_text("u1 a b\nu2 x\nu3 \r\n")
+    assert main(["score", str(tmp_path / "hyp"), "--ref", str(tmp_path / "ref"), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert (r["n_ref"], r["n_deletions"], r["n_insertions"], r["n_substitutions"]) == (4, 2, 1, 0)
+    assert r["n_sentences"] == 3
+
+
+def test_score_reports_references_without_a_hypothesis(tmp_path, capsys):
+    # a reference the hypotheses never name (an utterance the decoder failed on) is left out of the
+    # error rate: that must be said, not silent (it makes the WER look better)
+    (tmp_path / "ref").write_text("u1 a b\nu2 c\nu3 d e\n")
+    (tmp_path / "hyp").write_text("u1 a b\n")
+    assert main(["score", str(tmp_path / "hyp"), "--ref", str(tmp_path / "ref"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["n_ref"] == 2
+    assert "2 reference(s) have no hypothesis and are not scored: u2, u3" in captured.err
+
+
+def test_tables_refuse_empty_values_where_one_is_needed(tmp_path, capsys):
+    # a VTLN map or utt2spk line without its value is named, not an IndexError or an empty speaker
+    (tmp_path / "map").write_text("spk1\t\n")
+    (tmp_path / "a.wav").write_bytes(b"")
+    rc = main(["features", str(tmp_path / "a.wav"), "-o", str(tmp_path / "f.npz"),
+               "--vtln-map", str(tmp_path / "map")])
+    assert rc == 1 and "map:1" in capsys.readouterr().err
+
+
 def test_read_config(tmp_path):
     cfg = read_config(REPO / "configs" / "fsdd_digits.toml")
     assert cfg.features.sample_rate_hz == 8000 and cfg.split == "official"

@@ -38,7 +38,7 @@ def test_cli_writes_the_estimated_model(tmp_path, texts, method, order, capsys):
 def test_cli_defaults_vocab_and_perplexity(tmp_path, texts, capsys):
     kaldi, _ = texts
     lexicon = tmp_path / "lexicon.txt"
-    lexicon.write_text("a AH\nb B IY\nc S IY\nc(2) K\n")
+    lexicon.write_text("# comment lines are no words\na AH\nb B IY\nc S IY\nc(2) K\n;;; nor cmudict's\n")
     out = tmp_path / "lm.arpa.gz"
     assert main(["lm", str(kaldi), "-o", str(out), "--vocab", str(lexicon), "--ppl", str(kaldi)]) == 0
     model = read_arpa(out)
@@ -49,9 +49,30 @@ def test_cli_defaults_vocab_and_perplexity(tmp_path, texts, capsys):
     assert f"ppl= {ppl.ppl:.6g}" in printed and math.isfinite(ppl.ppl)
 
 
+def test_cli_kaldi_text_with_an_empty_utterance(tmp_path, texts):
+    # Kaldi text spells an utterance without words as its id alone; like a blank line of plain
+    # text, it is an empty sentence and skipped (as SRILM does), not an error
+    kaldi, _ = texts
+    kaldi.write_text(kaldi.read_text() + "utt9\nutt10 \n")
+    out = tmp_path / "lm.arpa"
+    assert main(["lm", str(kaldi), "-o", str(out), "--ppl", str(kaldi)]) == 0
+    assert read_arpa(out).ngrams == estimate(SENTENCES).ngrams
+
+
+def test_cli_refuses_to_write_the_model_over_an_input(tmp_path, texts, capsys):
+    # as every other command: -o naming an input (the text, --vocab, a --ppl file) would destroy it
+    kaldi, plain = texts
+    before = kaldi.read_text()
+    for extra in ([], ["--ppl", str(plain)], ["--vocab", str(plain)]):
+        target = kaldi if not extra else plain
+        assert main(["lm", str(kaldi), "-o", str(target)] + extra) == 1
+        assert "is also an input" in capsys.readouterr().err
+    assert kaldi.read_text() == before and plain.read_text().startswith("<s> a b </s>")
+
+
 @pytest.mark.parametrize("content, args, message", [
     (None, [], "cannot read text file"),
-    ("utt1\n", [], "text:1: expected"),
+    ("utt1\n", [], "no training sentences"),  # an utterance without words is an empty sentence
     ("utt1 a\nutt1 b\n", [], "appears twice"),
     ("", [], "is empty"),
     ("\n\n", ["--no-ids"], "no training sentences"),

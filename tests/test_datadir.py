@@ -68,6 +68,44 @@ def test_segments(tmp_path):
     assert not (tmp_path / "copy" / "segments").exists()
 
 
+def test_segment_times_are_written_exactly(tmp_path):
+    # sub-millisecond times (16 kHz samples are 62.5 us) survive a write and read; rounding to
+    # 3 decimals changed them, and made a short segment 0.0001-0.0004 unreadable (start == end)
+    segments = {"u1": Segment("r", 0.0001, 0.0004), "u2": Segment("r", 1.23456, 2.5), "u3": Segment("r", 3, 4)}
+    data = DataDir({"r": "/audio/r.wav"}, {u: ["w"] for u in segments}, {u: "s" for u in segments}, segments)
+    again = DataDir.read(data.write(tmp_path / "d"), check_audio=False)
+    assert again.segments == segments
+
+
+def test_wav_scp_paths_keep_their_white_space(tmp_path):
+    # a wav.scp value is the rest of the line (as Kaldi reads it): runs of spaces or tabs inside a
+    # path are part of it, not collapsed to one space
+    from gmmhmm.data.inputs import list_utterances
+
+    audio = tmp_path / "take  1\tb.wav"
+    audio.write_bytes(b"")
+    d = make_dir(tmp_path, 1, **{"wav.scp": f"spkB-u0 {audio}  \n"})
+    assert DataDir.read(d).wav["spkB-u0"] == str(audio)
+    assert list_utterances([d / "wav.scp"]).path["spkB-u0"] == str(audio)
+    assert DataDir.read(DataDir.read(d).write(tmp_path / "copy")).wav["spkB-u0"] == str(audio)
+
+
+def test_empty_transcripts_round_trip_and_a_failed_write_changes_nothing(tmp_path):
+    # Kaldi text spells an utterance without words as its id alone; read without require_text,
+    # such a directory writes back (it raised after wav.scp was already replaced)
+    d = make_dir(tmp_path, 2, text="spkA-u1\nspkB-u0 hello\n")
+    data = DataDir.read(d, require_text=False)
+    assert data.text == {"spkA-u1": [], "spkB-u0": ["hello"]}
+    again = DataDir.read(data.write(tmp_path / "copy"), require_text=False)
+    assert again.text == data.text
+    # a table that cannot be written is found before any file of the folder is replaced
+    before = {f.name: f.read_text() for f in (tmp_path / "copy").iterdir()}
+    bad = DataDir(dict(data.wav), dict(data.text), {"spkA-u1": "s", "spkB-u0": "two words"})
+    with pytest.raises(DataDirError, match="utt2spk"):
+        bad.write(tmp_path / "copy")
+    assert {f.name: f.read_text() for f in (tmp_path / "copy").iterdir()} == before
+
+
 @pytest.mark.parametrize("override, match", [
     ({"utt2spk": "spkB-u0 spkB extra\n"}, r"utt2spk:1: expected 2 fields, got 3"),
     ({"utt2spk": "spkB-u0\n"}, r"utt2spk:1: expected 2 fields, got 1"),

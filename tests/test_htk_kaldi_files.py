@@ -105,11 +105,35 @@ def test_mlf_round_trip(tmp_path):
     assert (tmp_path / "o.mlf").read_text().splitlines()[:3] == ["#!MLF!#", '"*/u1.lab"', "0 1200000 sil"]
 
 
+def test_mlf_writer_refuses_labels_that_would_read_back_differently(tmp_path):
+    fine = {"u": [htk.Label("5"), htk.Label("5", 0.0, 0.1, -2.0), htk.Label("7", 0.1)]}
+    htk.write_mlf(tmp_path / "ok.mlf", fine)
+    assert htk.read_mlf(tmp_path / "ok.mlf") == fine
+    for bad in (htk.Label("."), htk.Label("///"), htk.Label("5", score=-2.0), htk.Label("5", 0.1, score=-2.0)):
+        with pytest.raises(InvalidParameterError, match="unambiguously"):
+            htk.write_mlf(tmp_path / "bad.mlf", {"u": [bad]})
+    assert not (tmp_path / "bad.mlf").exists()
+
+
+def test_mlf_with_auxiliary_levels_keeps_the_first(tmp_path):
+    # HTK Book 6.2.1: "[start [end]] name [score] {auxname [auxscore]}"; HVite -f writes state-level
+    # alignments with the model (and word) as auxiliary labels; alternatives follow "///"
+    (tmp_path / "a.mlf").write_text('#!MLF!#\n"*/u1.rec"\n0 100000 s2 -50.5 sil -300.25\n'
+                                    "100000 200000 s3 -20.0\n200000 300000 ay ice\n"
+                                    "///\n0 300000 eyes\n.\n")
+    labels = htk.read_mlf(tmp_path / "a.mlf")["u1"]
+    assert [(lab.name, lab.score) for lab in labels] == [("s2", -50.5), ("s3", -20.0), ("ay", None)]
+    assert (labels[2].start_s, labels[2].end_s) == (0.02, 0.03)
+    # HTK reads times as numbers: "1200000.0" is a time too, not a label with a score
+    (tmp_path / "b.mlf").write_text('#!MLF!#\n"*/u2.lab"\n0.0 1200000.0 sil -3.5 SIL\n.\n')
+    (lab,) = htk.read_mlf(tmp_path / "b.mlf")["u2"]
+    assert (lab.name, lab.start_s, lab.end_s, lab.score) == ("sil", 0.0, 0.12, -3.5)
+
+
 @pytest.mark.parametrize("text, match", [
     ("garbage\n", "#!MLF!#"),
     ('#!MLF!#\n"*/a.lab"\nsil\n', "not ended"),
     ("#!MLF!#\nsil\n.\n", "quoted file name"),
-    ('#!MLF!#\n"*/a.lab"\n0 1 2 3 4\n.\n', "line 3"),
 ])
 def test_bad_mlf(tmp_path, text, match):
     (tmp_path / "b.mlf").write_text(text)
@@ -168,6 +192,33 @@ def test_bad_archives(tmp_path):
         dict(kaldi_io.read_ark(tmp_path / "cm.ark"))
     with pytest.raises(InvalidParameterError, match="white space"):
         kaldi_io.write_ark(tmp_path / "k.ark", {"a b": np.ones((1, 1))})
+
+
+def test_corrupt_or_foreign_archives_raise_model_file_error(tmp_path):
+    # a header promising far more than the file holds is "truncated", not a MemoryError/OverflowError
+    for token, rows, cols in ((b"FM ", 10**6, 10**6), (b"DM ", 2**31 - 1, 2**31 - 1)):
+        (tmp_path / "h.ark").write_bytes(b"u \0B" + token + b"\x04" + struct.pack("<i", rows) + b"\x04"
+                                         + struct.pack("<i", cols) + b"\0" * 16)
+        with pytest.raises(ModelFileError, match="truncated"):
+            dict(kaldi_io.read_ark(tmp_path / "h.ark"))
+        with pytest.raises(ModelFileError, match="truncated"):
+            kaldi_io.read_mat(f"{tmp_path / 'h.ark'}:2")
+    # a gzip'ed archive or a key that is not UTF-8: named, not a UnicodeDecodeError
+    import gzip
+    (tmp_path / "g.ark").write_bytes(gzip.compress(_binary_fm(b"u", np.ones((1, 1)))))
+    (tmp_path / "l.ark").write_bytes(_binary_fm(b"caf\xe9", np.ones((1, 1))))
+    for name in ("g.ark", "l.ark"):
+        with pytest.raises(ModelFileError, match=name):
+            dict(kaldi_io.read_ark(tmp_path / name))
+
+
+def test_text_files_with_a_byte_order_mark(tmp_path):
+    # a UTF-8 BOM (Windows editors) is dropped, as for every other text input
+    (tmp_path / "a.mlf").write_text("\ufeff" + MLF, encoding="utf-8")
+    assert list(htk.read_mlf(tmp_path / "a.mlf")) == ["cen1-fash-b", "an251-fash-b"]
+    kaldi_io.write_ark(tmp_path / "x.ark", {"u": np.ones((1, 2))}, scp=tmp_path / "x.scp")
+    (tmp_path / "b.scp").write_text("\ufeff" + (tmp_path / "x.scp").read_text(), encoding="utf-8")
+    assert list(kaldi_io.read_scp(tmp_path / "b.scp")) == ["u"]
 
 
 def test_cmvn_stats_layout_and_inverse():

@@ -139,6 +139,7 @@ def test_round_trip_of_trained_models(tmp_path):
     (HAND_MMF.replace("<MEAN> 2\n -2.0 0.5", "<MEAN> 3\n -2.0 0.5 1.0"), "the model set has 2"),
     (HAND_MMF.rsplit("<ENDHMM>", 1)[0], "end of file, expected <ENDHMM>"),
     ("~o <VECSIZE> 2", "no HMM definitions"),
+    (HAND_MMF.replace(" 0.0 0.8 0.2 0.0", " 0.0 0.6 0.2 0.2"), "tee model"),  # entry -> exit: HTK's sp
 ])
 def test_bad_mmf_raises_model_file_error(text, match):
     with pytest.raises(ModelFileError, match=match):
@@ -170,3 +171,52 @@ def test_export_refuses_models_htk_cannot_hold(tmp_path):
     assert not (tmp_path / "x").exists()
     save_htk_mmf(tmp_path / "x", {"a": model})
     assert (tmp_path / "x").read_text().startswith("~o\n<STREAMINFO> 1 1\n")
+
+
+def test_non_ascii_model_names_round_trip(tmp_path):
+    # HTK names are byte strings: IPA phone names (UTF-8) are fine in HTK and must read back.
+    (tmp_path / "ascii").write_text(HAND_MMF)
+    models, _ = load_htk_mmf(tmp_path / "ascii")
+    save_htk_mmf(tmp_path / "ipa", {"ə": models["yes"], "ʃ": models["yes"]})
+    back, _ = load_htk_mmf(tmp_path / "ipa")
+    assert list(back) == ["ə", "ʃ"]
+    np.testing.assert_array_equal(back["ə"].means_, models["yes"].means_)
+    (tmp_path / "latin1").write_bytes(b"\xff\xfe~h \x00binary")
+    with pytest.raises(ModelFileError, match="binary"):
+        load_htk_mmf(tmp_path / "latin1")
+
+
+def test_unreadable_paths_raise_model_file_error(tmp_path):
+    for path in (tmp_path / "missing", tmp_path):
+        with pytest.raises(ModelFileError, match=str(path)):
+            load_htk_mmf(path)
+
+
+def test_byte_order_mark_is_dropped(tmp_path):
+    (tmp_path / "bom").write_text("\ufeff" + HAND_MMF, encoding="utf-8")
+    models, options = load_htk_mmf(tmp_path / "bom")
+    assert list(models) == ["yes"] and options["parm_kind"] == "MFCC_E"
+
+
+def test_global_options_inside_the_hmm_definition():
+    # HTK Book 7.10: hmmdef = [~h macro] <BeginHMM> [globalOpts] <NumStates> ...; HInit-style
+    # prototypes carry their <VecSize> and parameter kind there instead of in a ~o macro
+    inline = HAND_MMF.replace("~o\n<STREAMINFO> 1 2\n<VECSIZE> 2<NULLD><MFCC_E><DIAGC>\n", "").replace(
+        "<BEGINHMM>\n", "<BEGINHMM>\n<VECSIZE> 2 <MFCC_E> <DIAGC> <NULLD>\n")
+    models, options = parse_mmf(inline)
+    reference, _ = parse_mmf(HAND_MMF)
+    assert options == {"vecsize": 2, "parm_kind": "MFCC_E", "covariance": "DIAGC"}
+    np.testing.assert_array_equal(models["yes"].means, reference["yes"].means)
+    with pytest.raises(ModelFileError, match="FULLC"):
+        parse_mmf(inline.replace("<DIAGC>", "<FULLC>"))
+
+
+@pytest.mark.parametrize("kind", ["MFCC E", "", "MFCC>", "NOTAKIND"])
+def test_export_refuses_parameter_kinds_htk_cannot_read(tmp_path, kind):
+    (tmp_path / "hmmdefs").write_text(HAND_MMF)
+    models, _ = load_htk_mmf(tmp_path / "hmmdefs")
+    with pytest.raises(InvalidParameterError, match="parameter kind"):
+        save_htk_mmf(tmp_path / "out", models, parm_kind=kind)
+    assert not (tmp_path / "out").exists()
+    save_htk_mmf(tmp_path / "out", models, parm_kind="mfcc_e_d_a_z")
+    assert load_htk_mmf(tmp_path / "out")[1]["parm_kind"] == "MFCC_E_D_A_Z"

@@ -121,6 +121,25 @@ def test_an4_unigram_lm():
     assert total == pytest.approx(1.0, abs=1e-3)
 
 
+def test_positive_backoff_weights_are_read_and_applied(tmp_path):
+    # A Katz back-off weight (1 - sum p(w|h)) / (1 - sum p(w|h')) can exceed 1: its log10 is then
+    # positive, and SRILM's non-interpolated models hold such weights. Only probabilities are <= 0.
+    path = tmp_path / "katz.arpa"
+    path.write_text("\\data\\\nngram 1=3\nngram 2=1\n\n\\1-grams:\n-0.5\t</s>\n-99\t<s>\t0.3\n"
+                    "-0.5\ta\t0.1\n\n\\2-grams:\n-0.2\t<s> a\n\n\\end\\\n")
+    lm = read_arpa(path)
+    assert lm.log_prob("</s>", ("<s>",)) == pytest.approx(ln(0.3 - 0.5))
+    assert lm.log_prob("a", ("a",)) == pytest.approx(ln(0.1 - 0.5))
+    write_arpa(lm, tmp_path / "again.arpa")
+    assert read_arpa(tmp_path / "again.arpa").ngrams == lm.ngrams
+
+
+def test_byte_order_mark_is_dropped(tmp_path, trigram):
+    path = tmp_path / "bom.arpa"
+    path.write_text("\ufeff" + TRIGRAM.split("\n", 2)[2], encoding="utf-8")  # \data\ on the first line
+    assert read_arpa(path).ngrams == trigram.ngrams
+
+
 @pytest.mark.parametrize("name", ["lm.arpa", "lm.arpa.gz"])
 def test_round_trip(tmp_path, trigram, name):
     out = tmp_path / name

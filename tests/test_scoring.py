@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,6 +85,25 @@ def test_plot_confusion_writes_png(tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_plot_confusion_failure_keeps_the_old_file(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    def broken_savefig(self, fname, **kwargs):
+        if isinstance(fname, (str, Path)):
+            Path(fname).write_bytes(b"half a PNG")
+        else:
+            fname.write(b"half a PNG")
+        raise OSError("disk full")
+
+    out = tmp_path / "cm.png"
+    out.write_bytes(b"precious")
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+    labels, m = confusion_matrix([0, 1], [0, 0])
+    with pytest.raises(OSError):
+        plot_confusion(labels, m, out)
+    assert out.read_bytes() == b"precious" and [p.name for p in tmp_path.iterdir()] == ["cm.png"]
+
+
 @pytest.mark.parametrize(
     "ref, hyp, s, d, i",
     [
@@ -141,6 +161,20 @@ def test_align_fractional_costs_match_brute_force(sub, dele, ins):
         check_consistent(a, ref, hyp)
         assert alignment_cost(a, sub, dele, ins) == pytest.approx(brute_force_distance(ref, hyp, sub, dele, ins))
         assert a.n_ref == len(ref) and a.n_correct + a.n_substitutions + a.n_insertions == len(hyp)
+
+
+@pytest.mark.parametrize("sub, dele, ins", [(1.00001, 0.5, 0.5), (0.99999, 0.5, 0.5), (2e5 + 1, 1e5, 1e5)])
+def test_align_near_ties_take_the_cheaper_path(sub, dele, ins):
+    """The back-trace must not accept a step that is merely within numpy's default 1e-5 of optimal."""
+    a = align(["a"], ["b"], sub, dele, ins)
+    assert (a.n_substitutions == 1) == (sub < dele + ins)
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        ref = tuple(rng.integers(0, 3, size=rng.integers(0, 6)))
+        hyp = tuple(rng.integers(0, 3, size=rng.integers(0, 6)))
+        a = align(ref, hyp, sub, dele, ins)
+        best = brute_force_distance(ref, hyp, sub, dele, ins)
+        assert alignment_cost(a, sub, dele, ins) == pytest.approx(best, rel=1e-12)
 
 
 def test_align_format_and_bad_costs():

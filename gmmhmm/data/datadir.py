@@ -75,12 +75,14 @@ def audio_source_name(source: "str | os.PathLike | AudioSpan") -> str:
 
 
 def read_table(path: str | os.PathLike, min_fields: int = 2,
-               max_fields: int | None = None) -> dict[str, tuple[list[str], int]]:
+               max_fields: int | None = None, rest_of_line: bool = False) -> dict[str, tuple[list[str], int]]:
     """``{key: (fields after the key, line number)}`` of a Kaldi table file.
 
     Blank lines are skipped. A line with fewer than ``min_fields`` or more
     than ``max_fields`` fields, or a repeated key, raises
-    :class:`DataDirError` naming the file and line.
+    :class:`DataDirError` naming the file and line. With ``rest_of_line``
+    (``wav.scp``) the one field after the key is the rest of the line, its
+    inner white space kept, as Kaldi reads a file name.
     """
     name = os.fspath(path)
     if not os.path.lexists(name):
@@ -88,7 +90,7 @@ def read_table(path: str | os.PathLike, min_fields: int = 2,
     text = read_text_input(name, "table", DataDirError)
     out: dict[str, tuple[list[str], int]] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
-        fields = line.split()
+        fields = [f.strip() for f in line.split(None, 1)] if rest_of_line else line.split()
         if not fields:
             continue
         if len(fields) < min_fields or (max_fields is not None and len(fields) > max_fields):
@@ -100,16 +102,25 @@ def read_table(path: str | os.PathLike, min_fields: int = 2,
     return out
 
 
-def write_table(path: str | os.PathLike, table: Mapping[str, str | list[str]]) -> None:
-    """Write ``key value`` lines sorted by key, atomically; list values are joined by spaces."""
+def write_table(path: str | os.PathLike, table: Mapping[str, str | list[str]], empty_values: bool = False) -> None:
+    """Write ``key value`` lines sorted by key, atomically; list values are joined by spaces.
+
+    An empty value is an error unless ``empty_values`` (``text``: an utterance
+    without words is written as its id alone, as Kaldi does).
+    """
     lines = []
     for key in sorted(table):
         value = table[key]
         value = " ".join(value) if isinstance(value, (list, tuple)) else str(value)
-        if not key or any(c.isspace() for c in key) or not value.strip():
+        if not _is_token(key) or not (value.strip() or empty_values):
             raise DataDirError(f"{os.fspath(path)}: bad entry {key!r} -> {value!r} (keys need no spaces, values text)")
-        lines.append(f"{key} {value}\n")
+        lines.append(f"{key} {value}\n" if value.strip() else f"{key}\n")
     atomic_write_text(path, "".join(lines))
+
+
+def _is_token(text: object) -> bool:
+    """Non-empty text without white space: what a Kaldi table holds as an id or a word."""
+    return isinstance(text, str) and bool(text) and not any(c.isspace() for c in text)
 
 
 @dataclass
@@ -203,10 +214,9 @@ class DataDir:
             raise DataDirError(f"{d}: not a data directory (no such folder)")
         if not (d / "wav.scp").is_file():
             raise DataDirError(f"{d}: not a data directory (no wav.scp)")
-        wav_rows = read_table(d / "wav.scp", 2)
+        wav_rows = read_table(d / "wav.scp", 2, rest_of_line=True)
         wav: dict[str, str] = {}
-        for rec, (rest, lineno) in wav_rows.items():
-            value = " ".join(rest)
+        for rec, ((value,), lineno) in wav_rows.items():
             where = f"{d / 'wav.scp'}:{lineno}"
             if value.endswith("|"):
                 raise DataDirError(f"{where}: piped commands are not supported ({value!r}); give the audio "
@@ -257,21 +267,41 @@ class DataDir:
         d.mkdir(parents=True, exist_ok=True)
         write_table(d / "wav.scp", self.wav)
         if self.text:
-            write_table(d / "text", self.text)
+            write_table(d / "text", self.text, empty_values=True)
         write_table(d / "utt2spk", self.utt2spk)
         write_table(d / "spk2utt", self.spk2utt)
         if self.segments is not None:
-            write_table(d / "segments", {u: f"{s.recording} {s.start_s:.3f} {s.end_s:.3f}"
+            # repr: the shortest text that reads back to the same seconds (no rounding)
+            write_table(d / "segments", {u: f"{s.recording} {float(s.start_s)!r} {float(s.end_s)!r}"
                                          for u, s in self.segments.items()})
         elif (d / "segments").exists():
             (d / "segments").unlink()  # a stale segments file would change what wav.scp means
         return d
 
     def validate(self) -> None:
-        """Check that the tables agree (as :meth:`read` does for files)."""
+        """Check that the tables agree (as :meth:`read` does for files) and that
+        every id and word is one token, so that :meth:`write` fails before it
+        replaces any file and writes what reads back."""
         utts = set(self.utterances)
         if not utts:
             raise DataDirError("data directory has no utterances")
+        for name, table in (("wav.scp", self.wav), ("utt2spk", self.utt2spk), ("text", self.text),
+                            ("segments", self.segments or {})):
+            bad = next((k for k in table if not _is_token(k)), None)
+            if bad is not None:
+                raise DataDirError(f"{name}: id {bad!r} is empty or has white space")
+        bad = next((u for u, spk in self.utt2spk.items() if not _is_token(spk)), None)
+        if bad is not None:
+            raise DataDirError(f"utt2spk: speaker {self.utt2spk[bad]!r} of {bad!r} is empty or has white space")
+        bad = next((u for u, words in self.text.items()
+                    if isinstance(words, str) or not all(_is_token(w) for w in words)), None)
+        if bad is not None:
+            raise DataDirError(f"text: the words of {bad!r} must be a list of tokens without white space, "
+                               f"got {self.text[bad]!r}")
+        bad = next((r for r, p in self.wav.items() if not isinstance(p, str) or not p.strip() or p != p.strip()), None)
+        if bad is not None:
+            raise DataDirError(f"wav.scp: audio path {self.wav[bad]!r} of {bad!r} is empty or starts/ends "
+                               "with white space")
         for name, table in (("utt2spk", self.utt2spk),) + ((("text", self.text),) if self.text else ()):
             missing, extra = sorted(utts - set(table)), sorted(set(table) - utts)
             if missing or extra:

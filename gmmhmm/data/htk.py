@@ -10,18 +10,20 @@ Formats as the HTK Book (3.4) defines them:
   frames in ``nSamples``); with ``_K`` a 2-byte CRC follows the data (it is
   skipped on reading, not verified, and never written).
 * An MLF starts with ``#!MLF!#``; each entry is a quoted file pattern, then
-  label lines ``[start [end]] name [score]`` (times in 100 ns units), ended
-  by a line holding ``.``.
+  label lines ``[start [end]] name [score] {auxname [auxscore]}`` (times in
+  100 ns units), ended by a line holding ``.``.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass
 
 import numpy as np
 
+from .._textio import read_text_input
 from ..errors import InvalidParameterError, ModelFileError, TranscriptError
 from ..modelfile import atomic_write, atomic_write_text
 
@@ -142,30 +144,35 @@ class Label:
     score: float | None = None
 
 
-def _parse_label(line: str, where: str) -> Label:
+def _parse_label(line: str) -> Label:
+    """``[start [end]] name [score] {auxname [auxscore]}``: the first level; auxiliary
+    (higher) levels, such as the model and word names of ``HVite -f``, are dropped."""
     parts = line.split()
     times = []
-    while len(parts) > 1 and len(times) < 2 and _is_int(parts[0]):
-        times.append(int(parts.pop(0)) / HTK_TIME_UNITS_PER_S)
-    if not parts or len(parts) > 2:
-        raise TranscriptError(f"{where}: expected '[start [end]] label [score]', got {line!r}")
+    while len(parts) > 1 and len(times) < 2 and _is_time(parts[0]):
+        times.append(float(parts.pop(0)) / HTK_TIME_UNITS_PER_S)
     score = None
-    if len(parts) == 2:
+    if len(parts) > 1:
         try:
             score = float(parts[1])
         except ValueError:
-            raise TranscriptError(f"{where}: label score {parts[1]!r} is not a number") from None
+            pass  # no score: parts[1] is an auxiliary label
     return Label(parts[0], *(times + [None, None])[:2], score=score)
 
 
-def _is_int(token: str) -> bool:
-    return token.lstrip("-").isdigit()
+def _is_time(token: str) -> bool:
+    """A finite number: HTK's label reader takes a leading number for a time, real ones too."""
+    try:
+        return math.isfinite(float(token))
+    except ValueError:
+        return False
 
 
 def parse_mlf(text: str, source: str = "MLF") -> dict[str, list[Label]]:
     """Master label file text -> {pattern: labels}. Patterns keep HTK's form
     (``*/name.lab``); :func:`mlf_key` reduces them to utterance ids.
-    Only the first level of multi-level (``///``) entries is kept."""
+    Only the first alternative (before ``///``) and the first level of each
+    label line (its auxiliary labels dropped) are kept."""
     lines = text.splitlines()
     if not lines or lines[0].strip() != "#!MLF!#":
         raise TranscriptError(f"{source}: not an HTK master label file (first line must be #!MLF!#)")
@@ -189,7 +196,7 @@ def parse_mlf(text: str, source: str = "MLF") -> dict[str, list[Label]]:
         elif line == "///":
             in_level = False
         elif in_level:
-            out[key].append(_parse_label(line, where))
+            out[key].append(_parse_label(line))
     if key is not None:
         raise TranscriptError(f"{source}: entry {key!r} is not ended by a '.' line")
     return out
@@ -202,10 +209,7 @@ def mlf_key(pattern: str) -> str:
 
 def read_mlf(path: str | os.PathLike) -> dict[str, list[Label]]:
     """Read an MLF into {utterance id: labels}."""
-    try:
-        text = open(path, encoding="utf-8").read()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TranscriptError(f"cannot read MLF {os.fspath(path)!r}: {exc}") from None
+    text = read_text_input(path, "MLF", TranscriptError)
     entries = parse_mlf(text, os.fspath(path))
     out: dict[str, list[Label]] = {}
     for pattern, labels in entries.items():
@@ -230,7 +234,14 @@ def format_mlf(entries: dict[str, list[Label]], extension: str = "lab") -> str:
             fields.append(lab.name)
             if lab.score is not None:
                 fields.append(repr(float(lab.score)))
-            lines.append(" ".join(fields))
+            line = " ".join(fields)
+            back = _parse_label(line)
+            if lab.name in (".", "///") or (back.name, back.score is None) != (lab.name, lab.score is None):
+                # "." ends an entry, "///" starts an alternative, and a name that is an integer
+                # before a score reads as a time: the file would not read back
+                raise InvalidParameterError(f"label {lab.name!r} of {key!r} cannot be written to an MLF "
+                                            "unambiguously")
+            lines.append(line)
         lines.append(".")
     return "\n".join(lines) + "\n"
 

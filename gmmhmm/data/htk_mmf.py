@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import InvalidParameterError, ModelFileError
 from ..modelfile import atomic_write_text
+from .htk import format_parm_kind, parse_parm_kind
 
 @dataclass
 class HTKHMM:
@@ -145,8 +146,32 @@ def _read_state(tok: _Tokens, dim: int | None) -> list[tuple[float, np.ndarray, 
     return mixtures
 
 
-def _read_hmm(tok: _Tokens, name: str, dim: int | None, trans_macros: dict[str, np.ndarray]):
+def _read_options(tok: _Tokens, options: dict[str, Any]) -> None:
+    """Global options (``~o`` or the head of an HMM definition) into ``options``."""
+    while tok.key().startswith("<") and tok.key() not in ("<BEGINHMM>", "<NUMSTATES>", "<USEMAC>"):
+        key = tok.next().upper()
+        if key == "<STREAMINFO>":
+            if tok.int("<STREAMINFO> count") != 1:
+                raise ModelFileError(f"{tok.source}: only single-stream models are supported")
+            tok.int("stream width")
+        elif key == "<VECSIZE>":
+            options["vecsize"] = tok.int("<VECSIZE>")
+        elif key in ("<DIAGC>", "<INVDIAGC>", "<FULLC>", "<LLTC>", "<XFORMC>"):
+            if key != "<DIAGC>":
+                raise ModelFileError(f"{tok.source}: {key} covariances are not supported")
+            options["covariance"] = key[1:-1]
+        elif key in ("<NULLD>", "<POISSOND>", "<GAMMAD>", "<GEND>"):
+            if key != "<NULLD>":
+                raise ModelFileError(f"{tok.source}: duration model {key} is not supported")
+        else:
+            options["parm_kind"] = key[1:-1]
+
+
+def _read_hmm(tok: _Tokens, name: str, dim: int | None, trans_macros: dict[str, np.ndarray],
+              options: dict[str, Any]):
     tok.expect("<BEGINHMM>")
+    _read_options(tok, options)  # HTK allows global options here too (HInit-style prototypes)
+    dim = options.get("vecsize", dim)
     if tok.key() == "<USEMAC>":
         raise ModelFileError(f"{tok.source}: <USEMAC> is not supported")
     tok.expect("<NUMSTATES>")
@@ -176,6 +201,9 @@ def _read_hmm(tok: _Tokens, name: str, dim: int | None, trans_macros: dict[str, 
         raise ModelFileError(f"{tok.source}: HMM {name!r}: <TRANSP> is {transp.shape[0]}x{transp.shape[1]}, "
                              f"<NUMSTATES> is {n}")
     tok.expect("<ENDHMM>")
+    if transp[0, n - 1] != 0:
+        raise ModelFileError(f"{tok.source}: HMM {name!r} is a tee model (entry -> exit probability "
+                             f"{transp[0, n - 1]:g}, like HTK's sp); gmmhmm HMMs start in an emitting state")
     S = n - 2
     M = max(len(states[i]) for i in states)
     weights = np.zeros((S, M))
@@ -203,23 +231,8 @@ def parse_mmf(text: str, source: str = "MMF") -> tuple[dict[str, Any], dict[str,
     while tok.peek() is not None:
         kind = tok.next().lower()
         if kind == "~o":
-            while tok.key().startswith("<") and tok.key() not in ("<BEGINHMM>",):
-                key = tok.next().upper()
-                if key == "<STREAMINFO>":
-                    if tok.int("<STREAMINFO> count") != 1:
-                        raise ModelFileError(f"{source}: only single-stream models are supported")
-                    tok.int("stream width")
-                elif key == "<VECSIZE>":
-                    dim = options["vecsize"] = tok.int("<VECSIZE>")
-                elif key in ("<DIAGC>", "<INVDIAGC>", "<FULLC>", "<LLTC>", "<XFORMC>"):
-                    if key != "<DIAGC>":
-                        raise ModelFileError(f"{source}: {key} covariances are not supported")
-                    options["covariance"] = key[1:-1]
-                elif key in ("<NULLD>", "<POISSOND>", "<GAMMAD>", "<GEND>"):
-                    if key != "<NULLD>":
-                        raise ModelFileError(f"{source}: duration model {key} is not supported")
-                else:
-                    options["parm_kind"] = key[1:-1]
+            _read_options(tok, options)
+            dim = options.get("vecsize", dim)
         elif kind == "~t":
             macro = tok.name()
             trans_macros[macro] = _read_transp(tok)
@@ -230,7 +243,7 @@ def parse_mmf(text: str, source: str = "MMF") -> tuple[dict[str, Any], dict[str,
             name = tok.name()
             if name in models:
                 raise ModelFileError(f"{source}: HMM {name!r} is defined twice")
-            models[name], dim = _read_hmm(tok, name, dim, trans_macros)
+            models[name], dim = _read_hmm(tok, name, dim, trans_macros, options)
         else:
             raise ModelFileError(f"{source}: macro type {kind!r} is not supported "
                                  "(supported: ~o, ~h, ~t, ~v)")
@@ -242,10 +255,13 @@ def parse_mmf(text: str, source: str = "MMF") -> tuple[dict[str, Any], dict[str,
 def read_mmf(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a text HTK MMF: ``({name: HTKHMM}, options)`` (see :func:`parse_mmf`)."""
     try:
-        with open(path, encoding="ascii", errors="strict") as f:
+        # HTK names are bytes: UTF-8 ones too; -sig: a leading BOM is dropped
+        with open(path, encoding="utf-8-sig", errors="strict") as f:
             text = f.read()
     except UnicodeDecodeError:
         raise ModelFileError(f"{path}: not a text MMF (binary MMFs are not supported)") from None
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read the MMF ({exc.strerror or exc})") from None
     return parse_mmf(text, str(path))
 
 
@@ -258,6 +274,7 @@ def format_mmf(models: dict[str, HTKHMM], parm_kind: str = "USER") -> str:
     """Text MMF of ``{name: HTKHMM}``; zero-weight mixtures are left out, as HTK does."""
     if not models:
         raise InvalidParameterError("no models to write")
+    parm_kind = format_parm_kind(parse_parm_kind(parm_kind))  # a kind HTK knows, spelt as HTK spells it
     dims = {m.means.shape[-1] for m in models.values()}
     if len(dims) != 1:
         raise InvalidParameterError(f"the models have different feature sizes {sorted(dims)}")

@@ -141,8 +141,7 @@ def list_utterances(inputs: Sequence[str | os.PathLike], require_text: bool = Fa
                 if u in data.text:
                     out.text[u] = data.text[u]
         elif p.is_file() and p.name == "wav.scp":
-            for u, (rest, lineno) in read_table(p, 2).items():
-                value = " ".join(rest)
+            for u, ((value,), lineno) in read_table(p, 2, rest_of_line=True).items():
                 if value.endswith("|"):
                     raise DataDirError(f"{p}:{lineno}: piped commands are not supported ({value!r})")
                 out.add(u, value, u, f"{p}:{lineno}")

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 from collections.abc import Iterator, Mapping
 
 import numpy as np
 
+from .._textio import read_text_input
 from ..errors import InvalidParameterError, ModelFileError
 from ..modelfile import atomic_write, atomic_write_text
 
@@ -31,17 +33,21 @@ def _fail(source: str, what: str) -> ModelFileError:
     return ModelFileError(f"{source}: {what}")
 
 
-def _read_key(f: io.BufferedReader) -> str | None:
+def _read_key(f: io.BufferedReader, source: str) -> str | None:
     key = bytearray()
     while True:
         c = f.read(1)
         if not c:
             if key.strip():
-                raise ModelFileError(f"archive ends inside the key {key.decode(errors='replace')!r}")
+                raise _fail(source, f"archive ends inside the key {key.decode(errors='replace')!r}")
             return None
         if c == b" ":
             if key:
-                return key.decode("utf-8")
+                try:
+                    return key.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise _fail(source, f"key {bytes(key[:40])!r} is not UTF-8 text; not a Kaldi archive "
+                                        "(a compressed one?)") from None
             continue
         if c in b"\n\r\t" and not key:
             continue
@@ -67,10 +73,23 @@ def _read_binary_matrix(f, source: str) -> np.ndarray:
     if rows < 0 or cols < 0:
         raise _fail(source, f"negative matrix size {rows} x {cols}")
     dtype = np.dtype(_TOKENS[token])
-    raw = f.read(rows * cols * dtype.itemsize)
-    if len(raw) != rows * cols * dtype.itemsize:
+    size = rows * cols * dtype.itemsize
+    # read(size) allocates size bytes up front: a corrupt header must not ask for terabytes
+    if size > _bytes_left(f):
+        raise _fail(source, f"truncated {rows} x {cols} matrix")
+    raw = f.read(size)
+    if len(raw) != size:
         raise _fail(source, f"truncated {rows} x {cols} matrix")
     return np.frombuffer(raw, dtype).reshape(rows, cols).astype(dtype.newbyteorder("="))
+
+
+def _bytes_left(f) -> float:
+    """Bytes between the position of ``f`` and the end of its file (inf when unknown, e.g. a pipe)."""
+    try:
+        st = os.fstat(f.fileno())
+        return st.st_size - f.tell() if stat.S_ISREG(st.st_mode) else float("inf")
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        return float("inf")
 
 
 def _read_text_matrix(f, source: str) -> np.ndarray:
@@ -115,7 +134,7 @@ def read_ark(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
     except OSError as exc:
         raise ModelFileError(f"cannot read Kaldi archive {source!r}: {exc.strerror}") from None
     with f:
-        while (key := _read_key(f)) is not None:
+        while (key := _read_key(f, source)) is not None:
             yield key, _read_object(f, f"{source}, key {key!r}")
 
 
@@ -136,10 +155,7 @@ def read_mat(rxfilename: str) -> np.ndarray:
 def read_scp(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """{key: matrix} for every line ``key file.ark:offset`` of an scp file."""
     out: dict[str, np.ndarray] = {}
-    try:
-        lines = open(path, encoding="utf-8").read().splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"cannot read scp file {os.fspath(path)!r}: {exc}") from None
+    lines = read_text_input(path, "scp file", ModelFileError).splitlines()
     for no, line in enumerate(lines, start=1):
         if not line.strip():
             continue

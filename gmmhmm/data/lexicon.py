@@ -211,6 +211,12 @@ def _rows(text: str) -> list[tuple[int, list[str]]]:
     return out
 
 
+def word_list(text: str) -> list[str]:
+    """The distinct words (first column) of lexicon or word-list text, in order: comment lines
+    (``#``, ``;;;``) skipped, Sphinx/cmudict alternates ``WORD(2)`` read as ``WORD``."""
+    return list(dict.fromkeys(m["word"] if (m := _ALT.match(f[0])) else f[0] for _, f in _rows(text)))
+
+
 def _is_number(s: str) -> bool:
     try:
         float(s)

@@ -42,7 +42,7 @@ _SECTION = re.compile(r"^\\(\d+)-grams:$")
 def _lines(path: Path):
     opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt", encoding="utf-8") as f:
+        with opener(path, "rt", encoding="utf-8-sig") as f:  # -sig: a leading BOM is dropped
             yield from enumerate(f, 1)
     except FileNotFoundError:
         raise ModelFileError(f"ARPA file {path} does not exist") from None
@@ -50,13 +50,16 @@ def _lines(path: Path):
         raise ModelFileError(f"{path}: not a readable ARPA text file ({exc})") from exc
 
 
-def _number(text: str, path: Path, n: int, what: str) -> float:
+def _number(text: str, path: Path, n: int, what: str, probability: bool = True) -> float:
+    """A log10 value of the file: <= 0 for a probability; a back-off weight may exceed 1
+    (Katz weights do), so only NaN and +inf are refused there."""
     try:
         value = float(text)
     except ValueError:
         raise ModelFileError(f"{path}:{n}: {what} {text!r} is not a number") from None
-    if math.isnan(value) or value > 0.0:
-        raise ModelFileError(f"{path}:{n}: {what} {text!r} is not a log10 value <= 0")
+    if math.isnan(value) or value == math.inf or (probability and value > 0.0):
+        raise ModelFileError(f"{path}:{n}: {what} {text!r} is not a log10 value "
+                             + ("<= 0" if probability else "below +inf"))
     return max(value, LOG10_ZERO)  # -inf or -1e10 mean log(0) too
 
 
@@ -116,7 +119,8 @@ def read_arpa(path: str | os.PathLike) -> NGramModel:
                                           else f"{current} word(s) and an optional backoff")
             raise ModelFileError(f"{path}:{n}: {current}-gram line needs {expect}, got {line!r}")
         prob = _number(fields[0], path, n, "log10 probability")
-        backoff = _number(fields[-1], path, n, "log10 backoff") if len(fields) == current + 2 else 0.0
+        backoff = (_number(fields[-1], path, n, "log10 backoff", False) if len(fields) == current + 2
+                   else 0.0)
         words = tuple(fields[1:current + 1])
         table = tables[-1]
         if words in table:
