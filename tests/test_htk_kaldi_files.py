@@ -187,11 +187,75 @@ def test_bad_archives(tmp_path):
     (tmp_path / "t.ark").write_bytes(_binary_fm(b"u", np.ones((3, 3)))[:-4])
     with pytest.raises(ModelFileError, match="truncated"):
         dict(kaldi_io.read_ark(tmp_path / "t.ark"))
-    (tmp_path / "cm.ark").write_bytes(b"u \0BCM " + b"\0" * 20)
-    with pytest.raises(ModelFileError, match="CM"):
+    (tmp_path / "cm.ark").write_bytes(b"u \0BCM4 " + b"\0" * 20)
+    with pytest.raises(ModelFileError, match="CM4"):
         dict(kaldi_io.read_ark(tmp_path / "cm.ark"))
     with pytest.raises(InvalidParameterError, match="white space"):
         kaldi_io.write_ark(tmp_path / "k.ark", {"a b": np.ones((1, 1))})
+
+
+def _compressed(key: bytes, token: bytes, min_value: float, value_range: float, rows: int, cols: int,
+                body: bytes) -> bytes:
+    """A binary archive entry of a Kaldi CompressedMatrix: token, then the global header without its
+    format field (float min, float range, int32 rows, int32 cols, no size markers), then the data."""
+    return key + b" \0B" + token + b" " + struct.pack("<ffii", min_value, value_range, rows, cols) + body
+
+
+def test_read_hand_written_compressed_matrices(tmp_path):
+    """Kaldi's three CompressedMatrix formats (compressed-matrix.cc, ``copy-feats --compress``),
+    decoded by hand from the format's definition."""
+    # CM2 (kTwoByte): row-major uint16, value = min + q * range / 65535
+    cm2 = np.array([[0, 65535, 32768], [1, 65534, 16384]], dtype="<u2")
+    want2 = np.float32(-1.0) + cm2.astype(np.float32) * np.float32(2.0 / 65535)
+    # CM3 (kOneByte): row-major uint8, value = min + q * range / 255
+    cm3 = np.array([[0, 255], [51, 102], [204, 153]], dtype=np.uint8)
+    want3 = np.float32(10.0) + cm3.astype(np.float32) * np.float32(5.0 / 255)
+    # CM (kOneByteWithColHeaders): per column four uint16 percentiles on the global [min, min + range]
+    # scale, then the column's bytes (column-major), piecewise linear: 0..64 -> p0..p25,
+    # 64..192 -> p25..p75, 192..255 -> p75..p100
+    pct = np.array([[0, 16384, 49152, 65535], [0, 1000, 2000, 65535]], dtype="<u2")
+    q = np.array([[0, 0], [64, 64], [128, 96], [192, 192], [255, 255], [32, 224]], dtype=np.uint8)  # rows x cols
+    p = -10.0 + 20.0 * pct / 65535
+    want = np.empty(q.shape)
+    for j in range(2):
+        p0, p25, p75, p100 = p[j]
+        for i, v in enumerate(q[:, j].astype(float)):
+            want[i, j] = (p0 + (p25 - p0) * v / 64 if v <= 64 else p25 + (p75 - p25) * (v - 64) / 128
+                          if v <= 192 else p75 + (p100 - p75) * (v - 192) / 63)
+    assert want[2, 0] == pytest.approx(0.0, abs=1e-3) and want[4, 1] == pytest.approx(10.0)  # spot checks
+    ark = (_compressed(b"a", b"CM2", -1.0, 2.0, 2, 3, cm2.tobytes())
+           + _compressed(b"b", b"CM3", 10.0, 5.0, 3, 2, cm3.tobytes())
+           + _compressed(b"c", b"CM", -10.0, 20.0, 6, 2, pct.tobytes() + q.T.tobytes())
+           + _binary_fm(b"d", np.ones((1, 2))))
+    (tmp_path / "c.ark").write_bytes(ark)
+    got = dict(kaldi_io.read_ark(tmp_path / "c.ark"))
+    assert list(got) == ["a", "b", "c", "d"]
+    np.testing.assert_allclose(got["a"], want2, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got["b"], want3, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(got["c"], want, rtol=0, atol=1e-5)
+    assert all(m.dtype == np.float32 for m in got.values())  # Kaldi's BaseFloat
+    # scp offsets point at compressed objects as at plain ones
+    offset = len(_compressed(b"a", b"CM2", -1.0, 2.0, 2, 3, cm2.tobytes())) + len(b"b ")
+    (tmp_path / "c.scp").write_text(f"b {tmp_path / 'c.ark'}:{offset}\n")
+    np.testing.assert_array_equal(kaldi_io.read_scp(tmp_path / "c.scp")["b"], got["b"])
+
+
+def test_compressed_matrices_empty_and_truncated(tmp_path):
+    # Kaldi writes an empty CompressedMatrix as "CM" and a whole 20-byte header (format included)
+    empty = b"u \0BCM " + struct.pack("<iffii", 0, 0.0, 0.0, 0, 0)
+    (tmp_path / "e.ark").write_bytes(empty + _binary_fm(b"v", np.ones((1, 1))))
+    got = dict(kaldi_io.read_ark(tmp_path / "e.ark"))
+    assert got["u"].shape[0] == 0 and list(got) == ["u", "v"]
+    for token, body in ((b"CM", b"\0" * 10), (b"CM2", b"\0" * 3), (b"CM3", b"")):
+        (tmp_path / "t.ark").write_bytes(_compressed(b"u", token, 0.0, 1.0, 2, 2, body))
+        with pytest.raises(ModelFileError, match="truncated"):
+            dict(kaldi_io.read_ark(tmp_path / "t.ark"))
+    (tmp_path / "h.ark").write_bytes(_compressed(b"u", b"CM", 0.0, 1.0, 2**30, 2**30, b""))
+    with pytest.raises(ModelFileError, match="truncated"):
+        dict(kaldi_io.read_ark(tmp_path / "h.ark"))
+    (tmp_path / "n.ark").write_bytes(_compressed(b"u", b"CM2", 0.0, 1.0, -1, 2, b""))
+    with pytest.raises(ModelFileError, match="negative"):
+        dict(kaldi_io.read_ark(tmp_path / "n.ark"))
 
 
 def test_corrupt_or_foreign_archives_raise_model_file_error(tmp_path):

@@ -5,7 +5,9 @@ Formats as Kaldi's ``util/kaldi-io`` and ``matrix/kaldi-matrix.cc`` write them:
 * An archive is a run of ``key`` + space + object. A binary object starts with
   ``"\\0B"``, then a token (``FM `` float32, ``DM `` double), then the row and
   column counts, each as a one-byte size (4) and a little-endian int32, then the
-  rows. A text object is ``[`` then rows of numbers, the last ending with ``]``.
+  rows. Compressed matrices (``CM ``, ``CM2 ``, ``CM3 ``; ``copy-feats --compress``)
+  are read too, as float32. A text object is ``[`` then rows of numbers, the last
+  ending with ``]``.
 * An ``scp`` line is ``key rxfilename``; ``file.ark:1234`` points at the byte
   where the object starts.
 * ``compute-cmvn-stats`` stores a 2 x (D + 1) double matrix per speaker: row 0
@@ -64,23 +66,80 @@ def _read_int32(f, source: str) -> int:
     return struct.unpack("<i", raw)[0]
 
 
+def _read_token(f, source: str) -> bytes:
+    """A binary object's type token (``FM``, ``DM``, ``CM``, ``CM2``, ``CM3``), read through its space."""
+    token = f.read(2)
+    while len(token) < 4 and (c := f.read(1)) and c != b" ":
+        token += c
+    if len(token) > 3 or not token:
+        raise _fail(source, f"unsupported binary object {token[:8]!r}")
+    return token
+
+
+def _read_exactly(f, size: int, source: str, what: str) -> bytes:
+    # read(size) allocates size bytes up front: a corrupt header must not ask for terabytes
+    if size > _bytes_left(f):
+        raise _fail(source, f"truncated {what}")
+    raw = f.read(size)
+    if len(raw) != size:
+        raise _fail(source, f"truncated {what}")
+    return raw
+
+
 def _read_binary_matrix(f, source: str) -> np.ndarray:
-    token = f.read(3)
-    if token not in _TOKENS:
-        raise _fail(source, f"unsupported binary object {token!r}; only FM (float) and DM (double) "
-                            "matrices are read (compressed CM matrices are not)")
+    token = _read_token(f, source)
+    if token in _COMPRESSED:
+        return _read_compressed_matrix(f, token, source)
+    if token + b" " not in _TOKENS:
+        raise _fail(source, f"unsupported binary object {token!r}; FM and DM (float and double) and "
+                            "CM, CM2, CM3 (compressed) matrices are read")
     rows, cols = _read_int32(f, source), _read_int32(f, source)
     if rows < 0 or cols < 0:
         raise _fail(source, f"negative matrix size {rows} x {cols}")
-    dtype = np.dtype(_TOKENS[token])
-    size = rows * cols * dtype.itemsize
-    # read(size) allocates size bytes up front: a corrupt header must not ask for terabytes
-    if size > _bytes_left(f):
-        raise _fail(source, f"truncated {rows} x {cols} matrix")
-    raw = f.read(size)
-    if len(raw) != size:
-        raise _fail(source, f"truncated {rows} x {cols} matrix")
+    dtype = np.dtype(_TOKENS[token + b" "])
+    raw = _read_exactly(f, rows * cols * dtype.itemsize, source, f"{rows} x {cols} matrix")
     return np.frombuffer(raw, dtype).reshape(rows, cols).astype(dtype.newbyteorder("="))
+
+
+#: CompressedMatrix formats (Kaldi matrix/compressed-matrix.cc): bytes per element, column headers
+_COMPRESSED = {b"CM": (1, True), b"CM2": (2, False), b"CM3": (1, False)}
+
+
+def _read_compressed_matrix(f, token: bytes, source: str) -> np.ndarray:
+    """Kaldi's CompressedMatrix (``copy-feats --compress``, the default of ``make_mfcc.sh``) as float32.
+
+    The header is Kaldi's GlobalHeader without its format field (the token says it): float min,
+    float range, int32 rows, int32 cols, no size markers. ``CM2``/``CM3`` store row-major uint16/uint8
+    on ``[min, min + range]``; ``CM`` stores per column four uint16 percentiles on that scale, then the
+    column's bytes, piecewise linear between them. Arithmetic follows Kaldi's float/double mix.
+    """
+    min_value, value_range, rows, cols = struct.unpack("<ffii", _read_exactly(f, 16, source, f"{token!r} header"))
+    if rows < 0 or cols < 0:
+        raise _fail(source, f"negative matrix size {rows} x {cols}")
+    if rows == 0 or cols == 0:
+        # Kaldi writes an empty one with the whole 20-byte header (format included): 4 more zero bytes
+        extra = f.read(4)
+        if extra != b"\0" * 4:
+            f.seek(-len(extra), os.SEEK_CUR)
+        return np.zeros((rows, cols), dtype=np.float32)
+    width, col_headers = _COMPRESSED[token]
+    what = f"{token.decode()} {rows} x {cols} matrix"
+    lo, span = np.float32(min_value), np.float32(value_range)
+    if not col_headers:
+        dtype = "<u2" if width == 2 else np.uint8
+        q = np.frombuffer(_read_exactly(f, rows * cols * width, source, what), dtype).reshape(rows, cols)
+        step = np.float32(float(span) * (1.0 / (65535.0 if width == 2 else 255.0)))
+        return lo + q.astype(np.float32) * step
+    pct = np.frombuffer(_read_exactly(f, 8 * cols, source, what), "<u2").reshape(cols, 4)
+    q = np.frombuffer(_read_exactly(f, rows * cols, source, what), np.uint8).reshape(cols, rows).T
+    p0, p25, p75, p100 = (float(lo) + float(span) * 1.52590218966964e-05 * pct.T.astype(np.float64)
+                          ).astype(np.float32)
+    low, mid = q <= 64, (q > 64) & (q <= 192)
+    base = np.where(low, p0, np.where(mid, p25, p75))
+    width_f = np.where(low, p25 - p0, np.where(mid, p75 - p25, p100 - p75))
+    steps = np.where(low, q, np.where(mid, q - 64, q - 192)).astype(np.float32)
+    scale = np.where(low, 1 / 64.0, np.where(mid, 1 / 128.0, 1 / 63.0))
+    return (base.astype(np.float64) + (width_f * steps).astype(np.float64) * scale).astype(np.float32)
 
 
 def _bytes_left(f) -> float:
