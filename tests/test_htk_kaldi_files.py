@@ -48,6 +48,25 @@ def test_read_hand_written_compressed_htk_file(tmp_path):
     assert p.parm_kind == "MFCC_C"
 
 
+@pytest.mark.parametrize("compressed", [False, True])
+def test_little_endian_htk_files_read_as_big_endian_ones(tmp_path, compressed):
+    # HTK with NATURALWRITEORDER (and other tools) write the same layout little-endian
+    kind = 6 | 0o100 | (0o2000 if compressed else 0)
+    if compressed:
+        fields = [np.array([2.0, 4.0], "f4"), np.array([1.0, -2.0], "f4"), np.array([[3, 6], [-1, 2]], "i2")]
+        head, want = (2 + 4, 100000, 4, kind), [[2.0, 1.0], [0.0, 0.0]]
+    else:
+        fields = [np.array([[1.0, -2.5], [0.25, 4.0], [8.0, 0.0]], "f4")]
+        head, want = (3, 100000, 8, kind), fields[0]
+    for order in "><":
+        raw = struct.pack(order + "iihh", *head) + b"".join(f.astype(f.dtype.newbyteorder(order)).tobytes()
+                                                           for f in fields)
+        (tmp_path / f"{order == '<'}.mfc").write_bytes(raw)
+        p = htk.read_htk(tmp_path / f"{order == '<'}.mfc")
+        np.testing.assert_allclose(p.data, want)
+        assert p.shift_s == pytest.approx(0.01) and p.parm_kind == ("MFCC_E_C" if compressed else "MFCC_E")
+
+
 def test_htk_round_trip_and_bytes(tmp_path):
     X = np.random.default_rng(0).normal(size=(7, 39)).astype(np.float32)
     htk.write_htk(tmp_path / "x.htk", X, shift_s=0.01, parm_kind="MFCC_E_D_A_Z")

@@ -5,7 +5,8 @@ Formats as the HTK Book (3.4) defines them:
 * A parameter file is a 12-byte big-endian header — ``nSamples`` (int32),
   ``sampPeriod`` (int32, in 100 ns units), ``sampSize`` (int16, bytes per
   frame), ``parmKind`` (int16: a base kind plus qualifier bits) — then the
-  frames as big-endian float32. With ``_C`` the frames are int16 and two
+  frames as big-endian float32 (little-endian files, from HTK's
+  ``NATURALWRITEORDER`` and other tools, are told by their header). With ``_C`` the frames are int16 and two
   float32 vectors A and B come first (``x = (c + B) / A``; they count as 4
   frames in ``nSamples``); with ``_K`` a 2-byte CRC follows the data (it is
   skipped on reading, not verified, and never written).
@@ -69,6 +70,16 @@ class HTKParams:
     parm_kind: str            # e.g. 'MFCC_E_D_A_Z'
 
 
+def _header_fits(raw: bytes, order: str) -> bool:
+    """Whether the 12-byte header read in byte ``order`` is plausible and sizes the file exactly."""
+    n_samples, period, samp_size, kind = struct.unpack(order + "iihh", raw[:12])
+    kind &= 0xFFFF
+    unit = 2 if kind & QUALIFIERS["C"] else 4
+    crc = 2 if kind & QUALIFIERS["K"] else 0
+    return (n_samples >= 0 and period > 0 and samp_size > 0 and samp_size % unit == 0
+            and len(raw) - 12 - crc == n_samples * samp_size)
+
+
 def read_htk(path: str | os.PathLike) -> HTKParams:
     """Read an HTK parameter file (plain, compressed ``_C``, or with a ``_K`` checksum)."""
     try:
@@ -78,7 +89,10 @@ def read_htk(path: str | os.PathLike) -> HTKParams:
     if len(raw) < 12:
         raise ModelFileError(f"{os.fspath(path)!r} is not an HTK parameter file: {len(raw)} bytes, "
                              "shorter than the 12-byte header")
-    n_samples, period, samp_size, kind = struct.unpack(">iihh", raw[:12])
+    # HTK writes big-endian; files from NATURALWRITEORDER HTK builds and other tools are
+    # little-endian: take the byte order whose header fits the file (big-endian if both do)
+    order = next((o for o in "><" if _header_fits(raw, o)), ">")
+    n_samples, period, samp_size, kind = struct.unpack(order + "iihh", raw[:12])
     kind &= 0xFFFF
     compressed = bool(kind & QUALIFIERS["C"])
     has_crc = bool(kind & QUALIFIERS["K"])
@@ -89,18 +103,19 @@ def read_htk(path: str | os.PathLike) -> HTKParams:
     if len(body) != n_samples * samp_size:
         raise ModelFileError(f"{os.fspath(path)!r}: header promises {n_samples} frames of "
                              f"{samp_size} bytes but the file holds {len(body)} bytes of data (truncated?)")
+    f4, i2 = order + "f4", order + "i2"
     if compressed:
         dim = samp_size // 2
         if n_samples < 4:
             raise ModelFileError(f"{os.fspath(path)!r}: compressed HTK file without its A/B vectors")
-        a = np.frombuffer(body, ">f4", dim)
-        b = np.frombuffer(body, ">f4", dim, offset=4 * dim)
-        c = np.frombuffer(body, ">i2", offset=8 * dim).reshape(n_samples - 4, dim)
+        a = np.frombuffer(body, f4, dim)
+        b = np.frombuffer(body, f4, dim, offset=4 * dim)
+        c = np.frombuffer(body, i2, offset=8 * dim).reshape(n_samples - 4, dim)
         if np.any(a == 0):
             raise ModelFileError(f"{os.fspath(path)!r}: compressed HTK file with a zero scale")
         data = ((c + b) / a).astype(np.float32)
     else:
-        data = np.frombuffer(body, ">f4").reshape(n_samples, samp_size // 4).astype(np.float32)
+        data = np.frombuffer(body, f4).reshape(n_samples, samp_size // 4).astype(np.float32)
     return HTKParams(data, period / HTK_TIME_UNITS_PER_S, format_parm_kind(kind))
 
 
