@@ -2,7 +2,7 @@
 
 Subcommands::
 
-    gmmhmm features INPUT... -o feats.npz [--config C]   audio -> feature file
+    gmmhmm features INPUT... -o feats.npz [--config C]   audio -> feature file (.ark: Kaldi archive + .scp)
     gmmhmm vtln INPUT... -o spk2warp [--train INPUT...]   per-speaker VTLN warps (then --vtln-map spk2warp)
     gmmhmm train DATA -o model.npz [--config C]          word models -> model file
     gmmhmm train-phones DATA_DIR --lexicon L --config C -o phones.npz   monophones from a data dir
@@ -291,17 +291,25 @@ def fsdd_label(path: str | os.PathLike) -> str | None:
 def cmd_features(args: argparse.Namespace) -> int:
     from .features import save_features
 
+    # X.ark: a Kaldi archive and its index X.scp (copy-feats ark,scp:X.ark,X.scp); else a .npz
+    scp = Path(args.output).with_suffix(".scp") if Path(args.output).suffix == ".ark" else None
     check_output(args.output, "feature file")
+    check_output(scp, "scp index")
     config = _feature_config(args)
     utts = list_utterances(args.inputs)
-    _inputs_are_not_outputs([*set(utts.path.values()), args.config], [args.output])
+    _inputs_are_not_outputs([*set(utts.path.values()), args.config], [args.output, scp])
     feats, failures = _utterance_features(utts, config, args)
     feats = {utts.key[u]: X for u, X in feats.items()}
     _report_failures(failures)
     if not feats:
         print("gmmhmm: no file could be featurised", file=sys.stderr)
         return EXIT_FAILURES
-    save_features(args.output, feats, metadata={"feature_config": config.to_dict()})
+    if scp is not None:
+        from .data.kaldi_io import write_ark
+
+        write_ark(args.output, feats, scp=scp)
+    else:
+        save_features(args.output, feats, metadata={"feature_config": config.to_dict()})
     print(f"wrote {len(feats)} utterance(s), {config.n_features} dims, to {args.output}", file=sys.stderr)
     return EXIT_FAILURES if failures else EXIT_OK
 
@@ -1032,7 +1040,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("features", help="extract features of audio files into one feature file")
     sp.add_argument("inputs", nargs="+", help="data directories, wav.scp files, audio files and/or folders "
                     "(searched recursively); keyed by utterance id, or by path for files")
-    sp.add_argument("-o", "--output", required=True, help="feature file to write (.npz)")
+    sp.add_argument("-o", "--output", required=True, help="feature file to write: .npz, or .ark for a Kaldi "
+                    "archive (float32) with its .scp index beside it")
     sp.add_argument("--config", help="recipe TOML whose [features] to use (default: FeatureConfig())")
     common(sp)
     sp.set_defaults(func=cmd_features)

@@ -205,3 +205,34 @@ def test_speaker_cmvn_features_do_not_depend_on_the_batch_or_folders(workdir, fs
     one = capsys.readouterr().out
     assert main(["decode", str(model), str(x), *map(str, sorted(y.iterdir()))]) == 0
     assert capsys.readouterr().out.splitlines()[0] == one.strip()
+
+
+def test_features_to_a_kaldi_archive(tmp_path, capsys):
+    """`features -o X.ark` writes a Kaldi archive and its scp (copy-feats ark,scp:X.ark,X.scp), keyed
+    as the .npz output is, holding the same features (float32, as Kaldi stores them)."""
+    import soundfile as sf
+
+    from conftest import tone
+    from gmmhmm.data import kaldi_io
+
+    d = tmp_path / "data"
+    d.mkdir()
+    for i, f in enumerate((300, 500)):
+        sf.write(d / f"u{i}.wav", tone(f), 8000, subtype="PCM_16")
+    (d / "wav.scp").write_text(f"utt0 {d / 'u0.wav'}\nutt1 {d / 'u1.wav'}\n")
+    (d / "utt2spk").write_text("utt0 s\nutt1 s\n")
+    assert main(["features", str(d), "-o", str(tmp_path / "f.npz")]) == 0
+    assert main(["features", str(d), "-o", str(tmp_path / "f.ark")]) == 0
+    want = load_features(tmp_path / "f.npz")[0]
+    got = dict(kaldi_io.read_ark(tmp_path / "f.ark"))
+    assert list(got) == list(want) == ["utt0", "utt1"]
+    for u in want:
+        np.testing.assert_array_equal(got[u], want[u].astype(np.float32))
+    by_scp = kaldi_io.read_scp(tmp_path / "f.scp")
+    assert list(by_scp) == ["utt0", "utt1"] and all((by_scp[u] == got[u]).all() for u in got)
+    # the scp is an output too: it may not name an input, and an unwritable one fails before the work
+    capsys.readouterr()
+    (tmp_path / "f.scp").unlink()
+    (tmp_path / "f.scp").mkdir()
+    assert main(["features", str(d), "-o", str(tmp_path / "f.ark")]) != 0
+    assert "f.scp" in capsys.readouterr().err
