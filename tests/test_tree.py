@@ -167,6 +167,12 @@ def test_read_phone_classes(tmp_path):
     (tmp_path / "bad").write_text("AA\tvowel\nB stop extra\n")
     with pytest.raises(Exception, match="bad:2"):
         read_phone_classes(tmp_path / "bad")
+    # read as every other text input: a byte-order mark is dropped, a missing file is named
+    (tmp_path / "bom").write_bytes("\ufeffAA\tvowel\n".encode())
+    assert read_phone_classes(tmp_path / "bom") == {"vowel": ["AA"]}
+    from gmmhmm.errors import InvalidInputError
+    with pytest.raises(InvalidInputError, match="cannot read phone classes .*nope"):
+        read_phone_classes(tmp_path / "nope")
 
 
 def test_clustering_merges_the_closest_phones_first():

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .._textio import read_text_input
 from ..errors import InvalidInputError
 from .tree_build import gaussian_log_likelihood
 from .tree_stats import TreeStats
@@ -33,14 +34,13 @@ def read_phone_classes(path: str | os.PathLike) -> dict[str, list[str]]:
         A line does not have exactly two fields.
     """
     classes: dict[str, list[str]] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 2:
-                raise InvalidInputError(f"{path}:{lineno}: expected 'PHONE<TAB>class', got {line.rstrip()!r}")
-            classes.setdefault(fields[1], []).append(fields[0])
+    for lineno, line in enumerate(read_text_input(path, "phone classes").splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 2:
+            raise InvalidInputError(f"{path}:{lineno}: expected 'PHONE<TAB>class', got {line.rstrip()!r}")
+        classes.setdefault(fields[1], []).append(fields[0])
     return classes
 
 
