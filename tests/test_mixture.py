@@ -340,3 +340,33 @@ def test_verbose_prints_progress_like_sklearn(capsys):
     assert "Initialization 0" in out and out.count("Iteration") == 3
     GaussianMixture(2, random_state=0).fit(X)
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_verbose_output_is_sklearns_line_for_line(verbose, capsys):
+    """verbose=1 prints every ``verbose_interval``-th iteration and a bare end line; verbose=2
+    adds timings and the lower bound (ending in '.'), as scikit-learn does."""
+    import re
+
+    X, _, _ = blobs(n=200, seed=19)
+
+    def lines(cls):
+        cls(2, verbose=verbose, verbose_interval=2, random_state=0, max_iter=7, n_init=2).fit(X)
+        return re.sub(r"\d+\.\d+s", "T", capsys.readouterr().out).splitlines()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert lines(GaussianMixture) == lines(SkGaussianMixture)
+
+
+@pytest.mark.parametrize("init_params", ["random", "random_from_data"])
+def test_max_iter_zero_with_restarts_keeps_the_last_initialisation_as_sklearn(init_params):
+    """With max_iter=0 no restart has a lower bound; scikit-learn keeps the last one drawn."""
+    X, _, _ = blobs(n=100, seed=3)
+    kw = dict(init_params=init_params, max_iter=0, n_init=3, random_state=0)
+    ref = SkGaussianMixture(3, **kw).fit(X)
+    got = GaussianMixture(3, **kw).fit(X)
+    np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-10)
+    np.testing.assert_allclose(got.covariances_, ref.covariances_, rtol=1e-8, atol=1e-15)
+    assert got.n_iter_ == ref.n_iter_ == 0 and got.lower_bounds_ == ref.lower_bounds_ == []
+    assert got.lower_bound_ == ref.lower_bound_ == -np.inf and not got.converged_

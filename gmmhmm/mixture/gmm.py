@@ -509,14 +509,16 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
                 logger.info("init %d iteration %d: lower bound %.6f (change %.3g)", init, n_iter, lower_bound, change)
                 if n_iter % self.verbose_interval == 0:
                     now = time.perf_counter()
-                    self._say(f"  Iteration {n_iter}\t time lapse {now - t_iter:.5f}s\t ll change {change:.5f}", level=2)
+                    self._say(f"  Iteration {n_iter}", f"\t time lapse {now - t_iter:.5f}s\t ll change {change:.5f}")
                     t_iter = now
                 if abs(change) < self.tol:
                     converged = True
                     break
-            self._say(f"Initialization {'converged' if converged else 'did not converge'}. "
-                      f"time lapse {time.perf_counter() - t_init:.5f}s\t lower bound {lower_bound:.5f}")
-            if best is None or lower_bound > max_lower_bound:
+            if self.max_iter > 0:
+                self._say(f"Initialization {'converged' if converged else 'did not converge'}.",
+                          f" time lapse {time.perf_counter() - t_init:.5f}s\t lower bound {lower_bound:.5f}.")
+            # scikit-learn's rule: without a lower bound (max_iter=0) the last restart is kept
+            if best is None or lower_bound > max_lower_bound or max_lower_bound == -np.inf:
                 max_lower_bound = lower_bound
                 best = (self._get_parameters(), n_iter, lower_bounds, converged)
         params, self.n_iter_, self.lower_bounds_, self.converged_ = best
@@ -532,10 +534,11 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         self.n_features_in_ = n_features
         return X
 
-    def _say(self, message: str, level: int = 1) -> None:
-        logger.debug(message)
-        if self.verbose >= level:
-            print(message)
+    def _say(self, message: str, details: str = "") -> None:
+        """Print as scikit-learn does: ``message`` at verbose=1, with ``details`` from verbose=2."""
+        logger.debug(message + details)
+        if self.verbose:
+            print(message + details if self.verbose >= 2 else message)
 
     # ------------------------------------------------------------------
     # inference
