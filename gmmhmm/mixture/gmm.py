@@ -271,13 +271,18 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
             elif not np.all(p > 0):
                 raise InvalidParameterError(f"'{ct} precision' should be positive (precisions_init)")
 
-    def _check_X(self, X, *, fitting: bool = False) -> np.ndarray:
+    def _check_X(self, X, *, fitting: bool = False, model_dtype: bool = False) -> np.ndarray:
+        """Validated rows: for fitting in the ``dtype`` the parameters will have; for scoring
+        in the model's precision if ``dtype`` was given (or ``model_dtype``), else in their
+        own, as scikit-learn (float32 only when rows and model both are: float64 rows on a
+        model fitted to float32 rows give float64 results)."""
+        x_is_32 = getattr(X, "dtype", None) == np.float32
         if fitting:
-            follow_X = self.dtype is None and getattr(X, "dtype", None) == np.float32
-            return check_array(X, dtype=np.float32 if follow_X else self._dtype, min_samples=2)
+            return check_array(X, dtype=np.float32 if self.dtype is None and x_is_32 else self._dtype,
+                               min_samples=2)
         check_is_fitted(self, "means_")
-        return check_array(X, dtype=self.means_.dtype, n_features=self.means_.shape[1],
-                           model=type(self).__name__)
+        dtype = self.means_.dtype if model_dtype or x_is_32 or self.dtype is not None else np.float64
+        return check_array(X, dtype=dtype, n_features=self.means_.shape[1], model=type(self).__name__)
 
     # ------------------------------------------------------------------
     # initialisation
@@ -360,7 +365,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         Statistics of any split of the data add up (``+``) to those of the
         whole; pass the sum to :meth:`update`.
         """
-        X = self._check_X(X)
+        X = self._check_X(X, model_dtype=True)
         sw = check_sample_weight(sample_weight, X.shape[0], dtype=X.dtype)
         return self._accumulate(X, sw)
 
