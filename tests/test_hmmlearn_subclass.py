@@ -234,3 +234,67 @@ def test_monitor_keeps_the_whole_history_and_follows_set_params():
     model.fit(X)
     assert model.monitor_.iter == 7 and len(model.monitor_.history) == 7
     assert "_model_owned" not in repr(model.monitor_)
+
+
+# ------------------------------------- hmmlearn's other emission hooks
+
+def _exponential_hmm(base):
+    """An exponential-emission HMM written as hmmlearn's CategoricalHMM is: it overrides
+    ``_compute_likelihood`` (not the log) and ``_check_and_set_n_features`` (its input check,
+    which hmmlearn's ``_init`` calls), and nothing else of the E-step."""
+
+    class ExponentialHMM(base):
+        def __init__(self, n_components=1, n_iter=10, tol=1e-2, params="str", init_params="",
+                     implementation="log"):
+            super().__init__(n_components, n_iter=n_iter, tol=tol, params=params,
+                             init_params=init_params, implementation=implementation)
+
+        def _check_and_set_n_features(self, X):
+            if np.any(X < 0):
+                raise ValueError("exponential data must be non-negative")
+            super()._check_and_set_n_features(X)
+
+        def _get_n_fit_scalars_per_param(self):
+            return {"s": self.n_components - 1, "t": self.n_components * (self.n_components - 1),
+                    "r": self.n_components * self.n_features}
+
+        def _compute_likelihood(self, X):
+            return np.prod(self.rates_[None] * np.exp(-X[:, None, :] * self.rates_[None]), axis=2)
+
+        def _initialize_sufficient_statistics(self):
+            stats = super()._initialize_sufficient_statistics()
+            stats["post"], stats["obs"] = np.zeros(self.n_components), np.zeros((self.n_components, 1))
+            return stats
+
+        def _accumulate_sufficient_statistics(self, stats, X, lattice, posteriors, fwd, bwd):
+            super()._accumulate_sufficient_statistics(stats, X, lattice, posteriors, fwd, bwd)
+            stats["post"] += posteriors.sum(axis=0)
+            stats["obs"] += posteriors.T @ X
+
+        def _do_mstep(self, stats):
+            super()._do_mstep(stats)
+            if "r" in self.params:
+                self.rates_ = stats["post"][:, None] / stats["obs"]
+
+    return ExponentialHMM
+
+
+@pytest.mark.parametrize("implementation", ["log", "scaling"])
+def test_subclass_overriding_compute_likelihood_and_n_features_check_as_hmmlearn(implementation):
+    rng = np.random.RandomState(0)
+    X = np.concatenate([rng.exponential(1.0, (60, 1)), rng.exponential(0.1, (40, 1))])
+    lengths = [30, 45, 25]
+    models = []
+    for base in (BaseHMM, hmmlearn_base.BaseHMM):
+        model = _exponential_hmm(base)(2, n_iter=6, tol=-np.inf, implementation=implementation)
+        model.startprob_, model.transmat_ = np.array([0.5, 0.5]), np.array([[0.8, 0.2], [0.3, 0.7]])
+        model.rates_ = np.array([[0.5], [5.0]])
+        models.append(model.fit(X, lengths))
+    ours, theirs = models
+    for name in ("startprob_", "transmat_", "rates_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=1e-8, err_msg=name)
+    np.testing.assert_allclose(list(ours.monitor_.history), list(theirs.monitor_.history), rtol=1e-10)
+    assert ours.score(X, lengths) == pytest.approx(theirs.score(X, lengths), rel=1e-10)
+    np.testing.assert_allclose(ours.predict_proba(X, lengths), theirs.predict_proba(X, lengths), atol=1e-10)
+    with pytest.raises(ValueError, match="non-negative"):
+        ours.fit(-X, lengths)

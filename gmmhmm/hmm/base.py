@@ -437,16 +437,13 @@ class BaseHMM(ParamsMixin):
         if lengths is None or np.ndim(lengths) == 0:  # hmmlearn's tests pass _init(X, n_samples)
             lengths = np.array([X.shape[0]])
         lengths = np.asarray(lengths, dtype=np.int64)
-        if hasattr(self, "n_features") and self.n_features != X.shape[1]:
-            raise DimensionMismatchError(
-                f"X has {X.shape[1]} features but the model expects {self.n_features}")
+        self._check_and_set_n_features(X)
         # Means set by hand and kept (hmmlearn's 'm' not in init_params) fix the dimension too;
         # the compiled kernels must never see X and parameters of different widths.
         means = getattr(self, "means_", None)
         if means is not None and "m" not in self.init_params and np.shape(means)[-1] != X.shape[1]:
             raise DimensionMismatchError(
                 f"X has {X.shape[1]} features but means_ have {np.shape(means)[-1]}")
-        self.n_features = X.shape[1]
         rng = V.check_random_state(self.random_state)
         S = self.n_components
         init_s = self._needs_init("s", "startprob_")
@@ -603,8 +600,9 @@ class BaseHMM(ParamsMixin):
 
     def _frame_emission(self):
         """What the sequence algorithms score frames with: the subclass's hmmlearn
-        ``_compute_log_likelihood`` if it has one, else its emission object."""
-        if hooks.overrides(self, "_compute_log_likelihood"):
+        ``_compute_log_likelihood`` or ``_compute_likelihood`` if it has one, else its
+        emission object."""
+        if hooks.overrides(self, "_compute_log_likelihood") or hooks.overrides(self, "_compute_likelihood"):
             return hooks.HookEmission(self)
         return self._emission()
 
@@ -623,10 +621,30 @@ class BaseHMM(ParamsMixin):
 
     # ------------------------------ hmmlearn's hooks (see :mod:`gmmhmm.hmm.hooks`)
 
+    def _check_and_set_n_features(self, X: np.ndarray) -> None:
+        """Set ``n_features`` from ``X``, or check ``X`` against it (hmmlearn's hook, called
+        by :meth:`_init`; a subclass may override it to check its data)."""
+        n_features = np.shape(X)[1]
+        if hasattr(self, "n_features") and self.n_features != n_features:
+            raise DimensionMismatchError(
+                f"X has {n_features} features but the model expects {self.n_features}")
+        self.n_features = n_features
+
     def _compute_log_likelihood(self, X: np.ndarray) -> np.ndarray:
-        """Per-state log-likelihoods of the frames ``X`` (n_samples, n_components)."""
+        """Per-state log-likelihoods of the frames ``X`` (n_samples, n_components): the log of
+        the subclass's ``_compute_likelihood`` if it overrides that (as hmmlearn's
+        CategoricalHMM does), else the emission's."""
+        if hooks.overrides(self, "_compute_likelihood"):
+            with np.errstate(divide="ignore"):  # impossible frames are -inf
+                return np.log(self._compute_likelihood(X))
         X = np.ascontiguousarray(X, dtype=np.float64)
         return self._emission().log_likelihood(X, need_cache=False)[0]
+
+    def _compute_likelihood(self, X: np.ndarray) -> np.ndarray:
+        """Per-state likelihoods of the frames ``X`` (hmmlearn's hook): ``exp`` of
+        :meth:`_compute_log_likelihood` (a subclass overrides one or the other)."""
+        with np.errstate(under="ignore"):
+            return np.exp(self._compute_log_likelihood(X))
 
     def _generate_sample_from_state(self, state: int, random_state: Any) -> np.ndarray:
         """One frame drawn from the emission of ``state``."""
