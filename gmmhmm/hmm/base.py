@@ -256,7 +256,15 @@ class BaseHMM(ParamsMixin):
         return np.divide(trans, total, out=np.eye(len(trans)), where=total > 0)
 
     def _validate_X(self, X: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray]:
-        X = V.check_array(X, n_features=getattr(self, "n_features", None), model=type(self).__name__)
+        # gmmhmm's emissions compute in float64 on n_features columns. A subclass that brings
+        # its own (hmmlearn's hooks, no _emission) owns the meaning of X: integers reach it as
+        # integers, and of n_features if it checks X itself (hmmlearn's CategoricalHMM: the
+        # number of symbols, in one column).
+        own = not hooks.overrides(self, "_emission")
+        keep = own and np.issubdtype(getattr(X, "dtype", float), np.integer)
+        columns = None if own and hooks.overrides(self, "_check_and_set_n_features") else \
+            getattr(self, "n_features", None)
+        X = V.check_array(X, dtype=None if keep else np.float64, n_features=columns, model=type(self).__name__)
         return X, V.check_lengths(lengths, X.shape[0])
 
     def _fitted_check(self) -> None:
