@@ -168,3 +168,19 @@ def test_float32_model_scores_float64_rows_in_float64_as_scikit_learn():
         assert getattr(got, method)(X.astype(np.float32)).dtype == np.float32, method
     assert got.score(X) == pytest.approx(exact["score_samples"].mean(), rel=2e-8)
     np.testing.assert_array_equal(got.predict(X), ref.predict(X))
+
+
+def test_sample_dtype_is_sklearns_unless_dtype_given():
+    """scikit-learn's sample returns float64 draws even from a model fitted to float32 rows;
+    an explicit dtype='float32' keeps gmmhmm's single precision."""
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    from gmmhmm import GaussianMixture
+
+    X = np.random.RandomState(0).normal(size=(60, 2)).astype(np.float32)
+    ref = SkGaussianMixture(2, random_state=0).fit(X)
+    got = GaussianMixture(2, random_state=0).fit(X)
+    assert got.means_.dtype == ref.means_.dtype == np.float32
+    assert got.sample(4)[0].dtype == ref.sample(4)[0].dtype == np.float64
+    np.testing.assert_allclose(got.sample(4)[0], ref.sample(4)[0], rtol=1e-5)
+    assert GaussianMixture(2, random_state=0, dtype="float32").fit(X).sample(4)[0].dtype == np.float32

@@ -598,7 +598,9 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
             parts = [rng.multivariate_normal(m, cov, int(s)) for m, s in zip(means, counts)]
         else:
             parts = [m + rng.standard_normal(size=(s, d)) * np.sqrt(c) for m, c, s in zip(means, cov, counts)]
-        X = np.vstack(parts).astype(self.means_.dtype)
+        X = np.vstack(parts)
+        if self.dtype is not None:  # scikit-learn draws float64 whatever the model's precision
+            X = X.astype(self.means_.dtype)
         y = np.concatenate([np.full(int(s), j, dtype=np.int64) for j, s in enumerate(counts)])
         return X, y
 
