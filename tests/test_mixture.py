@@ -391,3 +391,24 @@ def test_float32_fit_with_a_feature_constant_within_each_cluster(covariance_type
     assert np.linalg.eigvalsh(cov).min() >= 0.5 * got.reg_covar
     np.testing.assert_array_equal(got.predict(X), ref.predict(X))
     assert got.score(X) == pytest.approx(ref.score(X), abs=0.1)
+
+
+def test_failed_fit_leaves_the_model_as_it_was():
+    """A fit that raises changes nothing: a fitted model keeps its parameters, and an unfitted
+    warm-start model is not left half-initialised (the next fit crashed with AttributeError,
+    as scikit-learn's does)."""
+    X, _, _ = blobs(n=200, seed=5)
+    collapsed = np.repeat(X[:1], 10, axis=0)
+    model = GaussianMixture(2, random_state=0).fit(X)
+    before = {name: np.copy(getattr(model, name)) for name in GaussianMixture._saved_attributes}
+    with pytest.raises(ConvergenceError):
+        model.set_params(reg_covar=0.0).fit(collapsed)
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(model, name), value, err_msg=name)
+    warm = GaussianMixture(2, reg_covar=0.0, warm_start=True, random_state=0)
+    with pytest.raises(ConvergenceError):
+        warm.fit(collapsed)
+    assert not any(hasattr(warm, name) for name in GaussianMixture._saved_attributes)
+    warm.set_params(reg_covar=1e-6).fit(X)
+    fresh = GaussianMixture(2, random_state=0).fit(X)
+    np.testing.assert_allclose(warm.means_, fresh.means_)

@@ -398,10 +398,16 @@ class BaseHMM(ParamsMixin):
         first; others must already be set. Only those in ``params`` are
         updated.
 
+        A failure leaves the model as it was.
+
         Returns
         -------
         self
         """
+        with self._unchanged_on_failure():
+            return self._baum_welch(X, lengths)
+
+    def _baum_welch(self, X: Any, lengths: Any) -> "BaseHMM":
         self._check_hyperparameters()
         X, lengths = self._validate_X(X, lengths)
         self._init(X, lengths)

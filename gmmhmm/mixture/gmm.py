@@ -461,7 +461,8 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
     # ------------------------------------------------------------------
 
     def fit(self, X, y=None, sample_weight=None) -> "GaussianMixture":
-        """Estimate the parameters with EM (``n_init`` restarts, best kept)."""
+        """Estimate the parameters with EM (``n_init`` restarts, best kept); a failure leaves
+        the model as it was."""
         self._fit(X, sample_weight)
         return self
 
@@ -470,7 +471,12 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         return self.predict(self._fit(X, sample_weight))
 
     def _fit(self, X, sample_weight) -> np.ndarray:
-        """EM with restarts; returns the validated ``X`` (``fit`` needs no labels, so no final E-step)."""
+        """EM with restarts; returns the validated ``X`` (``fit`` needs no labels, so no final E-step).
+        A failure leaves the model as it was."""
+        with self._unchanged_on_failure():
+            return self._em(X, sample_weight)
+
+    def _em(self, X, sample_weight) -> np.ndarray:
         self._check_parameters()
         X = self._check_X(X, fitting=True)
         n_samples, n_features = X.shape
