@@ -362,3 +362,11 @@ def test_categorical_subclass_gets_its_integer_symbols_as_in_hmmlearn(implementa
     np.testing.assert_array_equal(ours.predict(X, lengths), theirs.predict(X, lengths))
     with pytest.raises(ValueError, match="integers"):
         CategoricalHMM(2).fit(X + 0.5)
+
+
+def test_accumulate_on_a_model_with_its_own_likelihood_says_to_use_fit(data):
+    """accumulate / update collect gmmhmm's emission statistics, which a model scoring frames
+    with hmmlearn's hooks does not have: a clear error, not AttributeError from inside."""
+    X, lengths = data
+    with pytest.raises(gmmhmm.errors.InvalidInputError, match="fit"):
+        _set(PoissonHMM(3)).accumulate(X, lengths)

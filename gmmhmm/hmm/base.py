@@ -327,6 +327,10 @@ class BaseHMM(ParamsMixin):
             of the data into whole sequences) and pass them to :meth:`update`.
         """
         self._fitted_check()
+        if hooks.own_likelihood(self):
+            raise InvalidInputError(
+                f"{type(self).__name__} scores frames with its own _compute_(log_)likelihood (hmmlearn's "
+                "hooks), so accumulate / update cannot collect its emission statistics; train it with fit")
         X, lengths = self._validate_X(X, lengths)
         return self._accumulate(X, lengths)
 
@@ -616,7 +620,7 @@ class BaseHMM(ParamsMixin):
         """What the sequence algorithms score frames with: the subclass's hmmlearn
         ``_compute_log_likelihood`` or ``_compute_likelihood`` if it has one, else its
         emission object."""
-        if hooks.overrides(self, "_compute_log_likelihood") or hooks.overrides(self, "_compute_likelihood"):
+        if hooks.own_likelihood(self):
             return hooks.HookEmission(self)
         return self._emission()
 

@@ -41,6 +41,12 @@ def uses_hooks(model: Any) -> bool:
     return any(overrides(model, name) for name in ESTEP_HOOKS)
 
 
+def own_likelihood(model: Any) -> bool:
+    """Whether the model scores frames itself (hmmlearn's ``_compute_log_likelihood`` or
+    ``_compute_likelihood``) rather than through its gmmhmm emission."""
+    return overrides(model, "_compute_log_likelihood") or overrides(model, "_compute_likelihood")
+
+
 class HookEmission:
     """Emission adapter over a model's own ``_compute_log_likelihood``."""
 
