@@ -247,7 +247,9 @@ def _nonnegative_definite(covars: np.ndarray) -> np.ndarray:
     """
     D = covars.shape[-1]
     mats = covars.reshape(-1, D, D)
-    bad = np.linalg.eigvalsh(mats)[:, 0] < 0
+    # only finite ones: LAPACK's answer for NaN is unspecified; the caller reports those
+    bad = np.isfinite(mats).all(axis=(1, 2))
+    bad[bad] = np.linalg.eigvalsh(mats[bad])[:, 0] < 0
     if not bad.any():
         return covars
     lam, vec = np.linalg.eigh(mats[bad])
