@@ -13,7 +13,8 @@ gmmhmm's run-time dependencies.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from .errors import InvalidParameterError
 
@@ -61,6 +62,19 @@ class ParamsMixin:
                 )
             setattr(self, name, value)
         return self
+
+    @contextmanager
+    def _unchanged_on_failure(self) -> Iterator[None]:
+        """Put the attributes back if the block raises: a failed ``fit`` leaves the model as it
+        was (fitted or not), never half-initialised. Fitting replaces arrays rather than
+        writing into them, so a shallow copy of the attributes suffices."""
+        before = dict(vars(self))
+        try:
+            yield
+        except Exception:  # not KeyboardInterrupt: an interrupted fit keeps its progress
+            vars(self).clear()
+            vars(self).update(before)
+            raise
 
     def __repr__(self) -> str:
         defaults = {

@@ -348,3 +348,19 @@ def test_three_takes_per_digit_with_huge_mixtures_train_finite_loadable_models(s
     clf.save(tmp_path / "m.npz")
     again = load(tmp_path / "m.npz")
     np.testing.assert_array_equal(again.predict(X_list), clf.predict(X_list))
+
+
+def test_negative_eigenvalues_raised_to_zero_and_non_finite_matrices_left_alone():
+    """ML scatter with a rounding-negative eigenvalue becomes the nearest PSD matrix; a matrix
+    with NaN or infinity stays as it is for the caller's check to report (LAPACK's eigvalsh
+    returns finite garbage for it, which must not turn it into a 'valid' covariance)."""
+    from gmmhmm.mixture.estimate import _nonnegative_definite
+
+    v = np.array([[0.6, 0.8], [-0.8, 0.6]])
+    indefinite = v @ np.diag([2.0, -1e-7]) @ v.T
+    stack = np.stack([np.full((2, 2), np.nan), indefinite, np.eye(2), [[np.inf, 0.0], [0.0, 1.0]]])
+    out = _nonnegative_definite(stack)
+    assert np.isnan(out[0]).all() and out[3, 0, 0] == np.inf
+    np.testing.assert_allclose(out[1], v @ np.diag([2.0, 0.0]) @ v.T, atol=1e-15)
+    assert np.linalg.eigvalsh(out[1]).min() >= -1e-15
+    np.testing.assert_array_equal(out[2], np.eye(2))

@@ -421,3 +421,19 @@ def test_frame_batches_group_whole_sequences():
     assert list(frame_batches([3, 4, 2, 9, 1], 7)) == [(0, 2), (2, 3), (3, 4), (4, 5)]
     assert list(frame_batches([3, 4, 2, 9, 1], 100)) == [(0, 5)]
     assert list(frame_batches([], 7)) == []
+
+
+@pytest.mark.parametrize("cls", [GaussianHMM, GMMHMM])
+def test_failed_fit_leaves_the_model_as_it_was(cls):
+    """A refit that raises (here: fewer frames than states for the k-means start) changes
+    nothing; GMMHMM had already reset its weights to uniform."""
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.normal(0, 1, (40, 2)), rng.normal(4, 1, (40, 2))])
+    model = cls(3, random_state=0, **({"n_mix": 2} if cls is GMMHMM else {})).fit(X)
+    before = {name: np.copy(getattr(model, name)) for name in cls._saved_attributes if hasattr(model, name)}
+    score = model.score(X)
+    with pytest.raises(errors.InvalidInputError):
+        model.fit(X[:2])
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(model, name), value, err_msg=name)
+    assert model.score(X) == score

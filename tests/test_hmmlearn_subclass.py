@@ -234,3 +234,139 @@ def test_monitor_keeps_the_whole_history_and_follows_set_params():
     model.fit(X)
     assert model.monitor_.iter == 7 and len(model.monitor_.history) == 7
     assert "_model_owned" not in repr(model.monitor_)
+
+
+# ------------------------------------- hmmlearn's other emission hooks
+
+def _exponential_hmm(base):
+    """An exponential-emission HMM written as hmmlearn's CategoricalHMM is: it overrides
+    ``_compute_likelihood`` (not the log) and ``_check_and_set_n_features`` (its input check,
+    which hmmlearn's ``_init`` calls), and nothing else of the E-step."""
+
+    class ExponentialHMM(base):
+        def __init__(self, n_components=1, n_iter=10, tol=1e-2, params="str", init_params="",
+                     implementation="log"):
+            super().__init__(n_components, n_iter=n_iter, tol=tol, params=params,
+                             init_params=init_params, implementation=implementation)
+
+        def _check_and_set_n_features(self, X):
+            if np.any(X < 0):
+                raise ValueError("exponential data must be non-negative")
+            super()._check_and_set_n_features(X)
+
+        def _get_n_fit_scalars_per_param(self):
+            return {"s": self.n_components - 1, "t": self.n_components * (self.n_components - 1),
+                    "r": self.n_components * self.n_features}
+
+        def _compute_likelihood(self, X):
+            return np.prod(self.rates_[None] * np.exp(-X[:, None, :] * self.rates_[None]), axis=2)
+
+        def _initialize_sufficient_statistics(self):
+            stats = super()._initialize_sufficient_statistics()
+            stats["post"], stats["obs"] = np.zeros(self.n_components), np.zeros((self.n_components, 1))
+            return stats
+
+        def _accumulate_sufficient_statistics(self, stats, X, lattice, posteriors, fwd, bwd):
+            super()._accumulate_sufficient_statistics(stats, X, lattice, posteriors, fwd, bwd)
+            stats["post"] += posteriors.sum(axis=0)
+            stats["obs"] += posteriors.T @ X
+
+        def _do_mstep(self, stats):
+            super()._do_mstep(stats)
+            if "r" in self.params:
+                self.rates_ = stats["post"][:, None] / stats["obs"]
+
+    return ExponentialHMM
+
+
+@pytest.mark.parametrize("implementation", ["log", "scaling"])
+def test_subclass_overriding_compute_likelihood_and_n_features_check_as_hmmlearn(implementation):
+    rng = np.random.RandomState(0)
+    X = np.concatenate([rng.exponential(1.0, (60, 1)), rng.exponential(0.1, (40, 1))])
+    lengths = [30, 45, 25]
+    models = []
+    for base in (BaseHMM, hmmlearn_base.BaseHMM):
+        model = _exponential_hmm(base)(2, n_iter=6, tol=-np.inf, implementation=implementation)
+        model.startprob_, model.transmat_ = np.array([0.5, 0.5]), np.array([[0.8, 0.2], [0.3, 0.7]])
+        model.rates_ = np.array([[0.5], [5.0]])
+        models.append(model.fit(X, lengths))
+    ours, theirs = models
+    for name in ("startprob_", "transmat_", "rates_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=1e-8, err_msg=name)
+    np.testing.assert_allclose(list(ours.monitor_.history), list(theirs.monitor_.history), rtol=1e-10)
+    assert ours.score(X, lengths) == pytest.approx(theirs.score(X, lengths), rel=1e-10)
+    np.testing.assert_allclose(ours.predict_proba(X, lengths), theirs.predict_proba(X, lengths), atol=1e-10)
+    with pytest.raises(ValueError, match="non-negative"):
+        ours.fit(-X, lengths)
+
+
+class CategoricalHMM(BaseHMM):
+    """Discrete symbols, written as hmmlearn 0.3.3's CategoricalHMM is (its likelihood indexes
+    an array with the symbols, and its n_features check refuses anything but integers)."""
+
+    def __init__(self, n_components=1, n_iter=10, tol=1e-2, params="ste", init_params="",
+                 implementation="log"):
+        super().__init__(n_components, n_iter=n_iter, tol=tol, params=params,
+                         init_params=init_params, implementation=implementation)
+
+    def _check_and_set_n_features(self, X):
+        if not np.issubdtype(X.dtype, np.integer):
+            raise ValueError("Symbols should be integers")
+        if X.min() < 0:
+            raise ValueError("Symbols should be nonnegative")
+        self.n_features = X.max() + 1
+
+    def _get_n_fit_scalars_per_param(self):
+        nc, nf = self.n_components, self.n_features
+        return {"s": nc - 1, "t": nc * (nc - 1), "e": nc * (nf - 1)}
+
+    def _compute_likelihood(self, X):
+        return self.emissionprob_[:, X.squeeze(1)].T
+
+    def _initialize_sufficient_statistics(self):
+        stats = super()._initialize_sufficient_statistics()
+        stats["obs"] = np.zeros((self.n_components, self.n_features))
+        return stats
+
+    def _accumulate_sufficient_statistics(self, stats, X, lattice, posteriors, fwd, bwd):
+        super()._accumulate_sufficient_statistics(stats, X, lattice, posteriors, fwd, bwd)
+        np.add.at(stats["obs"].T, X.squeeze(1), posteriors)
+
+    def _do_mstep(self, stats):
+        super()._do_mstep(stats)
+        if "e" in self.params:
+            self.emissionprob_ = stats["obs"] / stats["obs"].sum(axis=1, keepdims=True)
+
+    def _generate_sample_from_state(self, state, random_state):
+        return [(np.cumsum(self.emissionprob_[state]) > random_state.rand()).argmax()]
+
+
+@pytest.mark.parametrize("implementation", ["log", "scaling"])
+def test_categorical_subclass_gets_its_integer_symbols_as_in_hmmlearn(implementation):
+    """A model that computes its own likelihoods owns the meaning of X: integer symbols reach
+    its hooks as integers (gmmhmm made every X float64, and such a subclass failed)."""
+    rng = np.random.RandomState(0)
+    X = rng.choice(4, size=(90, 1), p=[0.4, 0.3, 0.2, 0.1])
+    lengths = [40, 50]
+    start, trans = np.array([0.6, 0.4]), np.array([[0.7, 0.3], [0.4, 0.6]])
+    emission = np.array([[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1]])
+    ours = CategoricalHMM(2, n_iter=5, tol=-np.inf, implementation=implementation)
+    theirs = hmmlearn_hmm.CategoricalHMM(2, n_iter=5, tol=-np.inf, init_params="",
+                                         implementation=implementation)
+    for model in (ours, theirs):
+        model.startprob_, model.transmat_, model.emissionprob_ = start.copy(), trans.copy(), emission.copy()
+        model.fit(X, lengths)
+    for name in ("startprob_", "transmat_", "emissionprob_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=1e-8, err_msg=name)
+    assert ours.score(X, lengths) == pytest.approx(theirs.score(X, lengths), rel=1e-10)
+    np.testing.assert_array_equal(ours.predict(X, lengths), theirs.predict(X, lengths))
+    with pytest.raises(ValueError, match="integers"):
+        CategoricalHMM(2).fit(X + 0.5)
+
+
+def test_accumulate_on_a_model_with_its_own_likelihood_says_to_use_fit(data):
+    """accumulate / update collect gmmhmm's emission statistics, which a model scoring frames
+    with hmmlearn's hooks does not have: a clear error, not AttributeError from inside."""
+    X, lengths = data
+    with pytest.raises(gmmhmm.errors.InvalidInputError, match="fit"):
+        _set(PoissonHMM(3)).accumulate(X, lengths)

@@ -340,3 +340,75 @@ def test_verbose_prints_progress_like_sklearn(capsys):
     assert "Initialization 0" in out and out.count("Iteration") == 3
     GaussianMixture(2, random_state=0).fit(X)
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_verbose_output_is_sklearns_line_for_line(verbose, capsys):
+    """verbose=1 prints every ``verbose_interval``-th iteration and a bare end line; verbose=2
+    adds timings and the lower bound (ending in '.'), as scikit-learn does."""
+    import re
+
+    X, _, _ = blobs(n=200, seed=19)
+
+    def lines(cls):
+        cls(2, verbose=verbose, verbose_interval=2, random_state=0, max_iter=7, n_init=2).fit(X)
+        return re.sub(r"\d+\.\d+s", "T", capsys.readouterr().out).splitlines()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert lines(GaussianMixture) == lines(SkGaussianMixture)
+
+
+@pytest.mark.parametrize("init_params", ["random", "random_from_data"])
+def test_max_iter_zero_with_restarts_keeps_the_last_initialisation_as_sklearn(init_params):
+    """With max_iter=0 no restart has a lower bound; scikit-learn keeps the last one drawn."""
+    X, _, _ = blobs(n=100, seed=3)
+    kw = dict(init_params=init_params, max_iter=0, n_init=3, random_state=0)
+    ref = SkGaussianMixture(3, **kw).fit(X)
+    got = GaussianMixture(3, **kw).fit(X)
+    np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-10)
+    np.testing.assert_allclose(got.covariances_, ref.covariances_, rtol=1e-8, atol=1e-15)
+    assert got.n_iter_ == ref.n_iter_ == 0 and got.lower_bounds_ == ref.lower_bounds_ == []
+    assert got.lower_bound_ == ref.lower_bound_ == -np.inf and not got.converged_
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+@pytest.mark.parametrize("noise", [0.0, 1e-5])
+def test_float32_fit_with_a_feature_constant_within_each_cluster(covariance_type, noise):
+    """A feature (nearly) constant within each cluster but not overall: the float32 moments,
+    centred on the mean of all the means, have rounding errors above the true variance, and
+    an estimate with a negative eigenvalue failed as 'ill-defined covariance' (scikit-learn's
+    float32 fit succeeds). ML scatter is never negative: the estimator raises such eigenvalues
+    to 0, as it clips diagonal variances at 0, and reg_covar keeps the matrices definite.
+    The fit is compared with scikit-learn's float64 one (its float32 one is off by 0.3 here)."""
+    rng = np.random.RandomState(0)
+    labels = np.repeat([0, 1, 2], 100)
+    X = np.c_[rng.normal(size=300) + 3 * labels, labels + rng.normal(scale=noise, size=300)]
+    kw = dict(covariance_type=covariance_type, random_state=0)
+    ref = SkGaussianMixture(3, **kw).fit(X)
+    got = GaussianMixture(3, **kw).fit(X.astype(np.float32))
+    cov = got.covariances_.astype(np.float64).reshape(-1, 2, 2)
+    assert np.linalg.eigvalsh(cov).min() >= 0.5 * got.reg_covar
+    np.testing.assert_array_equal(got.predict(X), ref.predict(X))
+    assert got.score(X) == pytest.approx(ref.score(X), abs=0.1)
+
+
+def test_failed_fit_leaves_the_model_as_it_was():
+    """A fit that raises changes nothing: a fitted model keeps its parameters, and an unfitted
+    warm-start model is not left half-initialised (the next fit crashed with AttributeError,
+    as scikit-learn's does)."""
+    X, _, _ = blobs(n=200, seed=5)
+    collapsed = np.repeat(X[:1], 10, axis=0)
+    model = GaussianMixture(2, random_state=0).fit(X)
+    before = {name: np.copy(getattr(model, name)) for name in GaussianMixture._saved_attributes}
+    with pytest.raises(ConvergenceError):
+        model.set_params(reg_covar=0.0).fit(collapsed)
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(model, name), value, err_msg=name)
+    warm = GaussianMixture(2, reg_covar=0.0, warm_start=True, random_state=0)
+    with pytest.raises(ConvergenceError):
+        warm.fit(collapsed)
+    assert not any(hasattr(warm, name) for name in GaussianMixture._saved_attributes)
+    warm.set_params(reg_covar=1e-6).fit(X)
+    fresh = GaussianMixture(2, random_state=0).fit(X)
+    np.testing.assert_allclose(warm.means_, fresh.means_)

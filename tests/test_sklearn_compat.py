@@ -139,3 +139,48 @@ def test_singular_fit_is_worded_as_scikit_learn():
     X = np.random.RandomState(0).normal(size=(6, 2))
     with pytest.raises(ConvergenceError, match="ill-defined empirical covariance"):
         GaussianMixture(6, reg_covar=0.0, random_state=0).fit(X)
+
+
+def test_float32_model_scores_float64_rows_in_float64_as_scikit_learn():
+    """scikit-learn scores rows in their own precision: float64 rows on a float32 model give
+    float64 log-likelihoods and posteriors (gmmhmm rounded the rows to float32 first)."""
+    from scipy.special import logsumexp
+    from scipy.stats import multivariate_normal
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    from gmmhmm import GaussianMixture
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(80, 2)) * [1.0, 1e3] + [0.0, 1e4]
+    got = GaussianMixture(2, random_state=0).fit(X.astype(np.float32))
+    ref = SkGaussianMixture(2)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_"):
+        setattr(ref, name, getattr(got, name))
+    ref.n_features_in_, ref.converged_ = 2, True
+    # the float32 parameters, exactly (scikit-learn itself rounds mu @ U to float32: 1e-7 off)
+    joint = np.stack([np.log(w) + multivariate_normal(m, c).logpdf(X) for w, m, c in
+                      zip(got.weights_.astype(float), got.means_.astype(float), got.covariances_.astype(float))], 1)
+    exact = {"score_samples": logsumexp(joint, axis=1), "predict_proba": np.exp(joint - logsumexp(joint, 1)[:, None])}
+    for method in ("score_samples", "predict_proba"):
+        out = getattr(got, method)(X)
+        assert out.dtype == getattr(ref, method)(X).dtype == np.float64, method
+        np.testing.assert_allclose(out, exact[method], rtol=2e-8, atol=1e-7, err_msg=method)
+        assert getattr(got, method)(X.astype(np.float32)).dtype == np.float32, method
+    assert got.score(X) == pytest.approx(exact["score_samples"].mean(), rel=2e-8)
+    np.testing.assert_array_equal(got.predict(X), ref.predict(X))
+
+
+def test_sample_dtype_is_sklearns_unless_dtype_given():
+    """scikit-learn's sample returns float64 draws even from a model fitted to float32 rows;
+    an explicit dtype='float32' keeps gmmhmm's single precision."""
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    from gmmhmm import GaussianMixture
+
+    X = np.random.RandomState(0).normal(size=(60, 2)).astype(np.float32)
+    ref = SkGaussianMixture(2, random_state=0).fit(X)
+    got = GaussianMixture(2, random_state=0).fit(X)
+    assert got.means_.dtype == ref.means_.dtype == np.float32
+    assert got.sample(4)[0].dtype == ref.sample(4)[0].dtype == np.float64
+    np.testing.assert_allclose(got.sample(4)[0], ref.sample(4)[0], rtol=1e-5)
+    assert GaussianMixture(2, random_state=0, dtype="float32").fit(X).sample(4)[0].dtype == np.float32

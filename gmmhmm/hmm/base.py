@@ -256,7 +256,15 @@ class BaseHMM(ParamsMixin):
         return np.divide(trans, total, out=np.eye(len(trans)), where=total > 0)
 
     def _validate_X(self, X: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray]:
-        X = V.check_array(X, n_features=getattr(self, "n_features", None), model=type(self).__name__)
+        # gmmhmm's emissions compute in float64 on n_features columns. A subclass that brings
+        # its own (hmmlearn's hooks, no _emission) owns the meaning of X: integers reach it as
+        # integers, and of n_features if it checks X itself (hmmlearn's CategoricalHMM: the
+        # number of symbols, in one column).
+        own = not hooks.overrides(self, "_emission")
+        keep = own and np.issubdtype(getattr(X, "dtype", float), np.integer)
+        columns = None if own and hooks.overrides(self, "_check_and_set_n_features") else \
+            getattr(self, "n_features", None)
+        X = V.check_array(X, dtype=None if keep else np.float64, n_features=columns, model=type(self).__name__)
         return X, V.check_lengths(lengths, X.shape[0])
 
     def _fitted_check(self) -> None:
@@ -319,6 +327,10 @@ class BaseHMM(ParamsMixin):
             of the data into whole sequences) and pass them to :meth:`update`.
         """
         self._fitted_check()
+        if hooks.own_likelihood(self):
+            raise InvalidInputError(
+                f"{type(self).__name__} scores frames with its own _compute_(log_)likelihood (hmmlearn's "
+                "hooks), so accumulate / update cannot collect its emission statistics; train it with fit")
         X, lengths = self._validate_X(X, lengths)
         return self._accumulate(X, lengths)
 
@@ -390,10 +402,16 @@ class BaseHMM(ParamsMixin):
         first; others must already be set. Only those in ``params`` are
         updated.
 
+        A failure leaves the model as it was.
+
         Returns
         -------
         self
         """
+        with self._unchanged_on_failure():
+            return self._baum_welch(X, lengths)
+
+    def _baum_welch(self, X: Any, lengths: Any) -> "BaseHMM":
         self._check_hyperparameters()
         X, lengths = self._validate_X(X, lengths)
         self._init(X, lengths)
@@ -437,16 +455,13 @@ class BaseHMM(ParamsMixin):
         if lengths is None or np.ndim(lengths) == 0:  # hmmlearn's tests pass _init(X, n_samples)
             lengths = np.array([X.shape[0]])
         lengths = np.asarray(lengths, dtype=np.int64)
-        if hasattr(self, "n_features") and self.n_features != X.shape[1]:
-            raise DimensionMismatchError(
-                f"X has {X.shape[1]} features but the model expects {self.n_features}")
+        self._check_and_set_n_features(X)
         # Means set by hand and kept (hmmlearn's 'm' not in init_params) fix the dimension too;
         # the compiled kernels must never see X and parameters of different widths.
         means = getattr(self, "means_", None)
         if means is not None and "m" not in self.init_params and np.shape(means)[-1] != X.shape[1]:
             raise DimensionMismatchError(
                 f"X has {X.shape[1]} features but means_ have {np.shape(means)[-1]}")
-        self.n_features = X.shape[1]
         rng = V.check_random_state(self.random_state)
         S = self.n_components
         init_s = self._needs_init("s", "startprob_")
@@ -603,8 +618,9 @@ class BaseHMM(ParamsMixin):
 
     def _frame_emission(self):
         """What the sequence algorithms score frames with: the subclass's hmmlearn
-        ``_compute_log_likelihood`` if it has one, else its emission object."""
-        if hooks.overrides(self, "_compute_log_likelihood"):
+        ``_compute_log_likelihood`` or ``_compute_likelihood`` if it has one, else its
+        emission object."""
+        if hooks.own_likelihood(self):
             return hooks.HookEmission(self)
         return self._emission()
 
@@ -623,10 +639,30 @@ class BaseHMM(ParamsMixin):
 
     # ------------------------------ hmmlearn's hooks (see :mod:`gmmhmm.hmm.hooks`)
 
+    def _check_and_set_n_features(self, X: np.ndarray) -> None:
+        """Set ``n_features`` from ``X``, or check ``X`` against it (hmmlearn's hook, called
+        by :meth:`_init`; a subclass may override it to check its data)."""
+        n_features = np.shape(X)[1]
+        if hasattr(self, "n_features") and self.n_features != n_features:
+            raise DimensionMismatchError(
+                f"X has {n_features} features but the model expects {self.n_features}")
+        self.n_features = n_features
+
     def _compute_log_likelihood(self, X: np.ndarray) -> np.ndarray:
-        """Per-state log-likelihoods of the frames ``X`` (n_samples, n_components)."""
+        """Per-state log-likelihoods of the frames ``X`` (n_samples, n_components): the log of
+        the subclass's ``_compute_likelihood`` if it overrides that (as hmmlearn's
+        CategoricalHMM does), else the emission's."""
+        if hooks.overrides(self, "_compute_likelihood"):
+            with np.errstate(divide="ignore"):  # impossible frames are -inf
+                return np.log(self._compute_likelihood(X))
         X = np.ascontiguousarray(X, dtype=np.float64)
         return self._emission().log_likelihood(X, need_cache=False)[0]
+
+    def _compute_likelihood(self, X: np.ndarray) -> np.ndarray:
+        """Per-state likelihoods of the frames ``X`` (hmmlearn's hook): ``exp`` of
+        :meth:`_compute_log_likelihood` (a subclass overrides one or the other)."""
+        with np.errstate(under="ignore"):
+            return np.exp(self._compute_log_likelihood(X))
 
     def _generate_sample_from_state(self, state: int, random_state: Any) -> np.ndarray:
         """One frame drawn from the emission of ``state``."""

@@ -2,14 +2,14 @@
 
 A class written for ``hmmlearn.base.BaseHMM`` overrides some of
 
-* ``_compute_log_likelihood(X) -> (n_samples, n_components)``
+* ``_compute_log_likelihood(X) -> (n_samples, n_components)`` or ``_compute_likelihood(X)``
 * ``_initialize_sufficient_statistics() -> dict``
 * ``_accumulate_sufficient_statistics(stats, X, lattice, posteriors, fwdlattice, bwdlattice)``
 * ``_do_mstep(stats)``
 * ``_generate_sample_from_state(state, random_state)``
 
 (hmmlearn 0.3.3's names and signatures). When a model overrides one of the
-first four, :meth:`BaseHMM.fit` runs hmmlearn's E-step here, one sequence at
+first five, :meth:`BaseHMM.fit` runs hmmlearn's E-step here, one sequence at
 a time, with hmmlearn's lattices: log-space for ``implementation='log'``, the
 frame likelihoods and hmmlearn's scaled forward/backward lattices for
 ``'scaling'``. gmmhmm's own classes override none of them and keep their
@@ -26,7 +26,7 @@ from ..errors import InvalidParameterError
 from . import kernels
 
 #: Hooks whose override switches ``fit`` to the per-sequence hmmlearn E-step.
-ESTEP_HOOKS = ("_compute_log_likelihood", "_initialize_sufficient_statistics",
+ESTEP_HOOKS = ("_compute_log_likelihood", "_compute_likelihood", "_initialize_sufficient_statistics",
                "_accumulate_sufficient_statistics", "_do_mstep")
 
 
@@ -39,6 +39,12 @@ def overrides(model: Any, name: str) -> bool:
 
 def uses_hooks(model: Any) -> bool:
     return any(overrides(model, name) for name in ESTEP_HOOKS)
+
+
+def own_likelihood(model: Any) -> bool:
+    """Whether the model scores frames itself (hmmlearn's ``_compute_log_likelihood`` or
+    ``_compute_likelihood``) rather than through its gmmhmm emission."""
+    return overrides(model, "_compute_log_likelihood") or overrides(model, "_compute_likelihood")
 
 
 class HookEmission:

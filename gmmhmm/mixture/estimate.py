@@ -226,14 +226,37 @@ def _ml_moments(stats: GaussianStats, covariance_type: str) -> tuple[np.ndarray,
     m = stats.s1 / n_safe[:, None]
     if stats.covariance_type == "tied":  # pooled: sum_k n_k C_k = s2 - sum_k s1_k s1_k^T / n_k
         scatter = stats.s2 - np.einsum("ki,kj->ij", m * n[:, None], m)
-        return m, 0.5 * (scatter + scatter.T)
+        return m, _nonnegative_definite(0.5 * (scatter + scatter.T))
     if stats.covariance_type == "full":
         c = stats.s2 / n_safe[:, None, None] - m[:, :, None] * m[:, None, :]
         c = 0.5 * (c + np.swapaxes(c, 1, 2))
         if covariance_type in ("diag", "spherical"):
-            c = np.maximum(np.diagonal(c, axis1=1, axis2=2), 0.0)
-        return m, c
+            return m, np.maximum(np.diagonal(c, axis1=1, axis2=2), 0.0)
+        return m, _nonnegative_definite(c)
     return m, np.maximum(stats.s2 / n_safe[:, None] - m**2, 0.0)
+
+
+def _nonnegative_definite(covars: np.ndarray) -> np.ndarray:
+    """Symmetric matrices (..., D, D) with negative eigenvalues raised to 0.
+
+    A scatter matrix has none; the moments ``s2/n - m m^T`` get them from
+    rounding when a component is narrow along some direction compared with
+    its distance from the point the statistics were centred on (float32
+    E-steps above all). The variances of diag and spherical are clipped at
+    0 for the same reason.
+    """
+    D = covars.shape[-1]
+    mats = covars.reshape(-1, D, D)
+    # only finite ones: LAPACK's answer for NaN is unspecified; the caller reports those
+    bad = np.isfinite(mats).all(axis=(1, 2))
+    bad[bad] = np.linalg.eigvalsh(mats[bad])[:, 0] < 0
+    if not bad.any():
+        return covars
+    lam, vec = np.linalg.eigh(mats[bad])
+    out = mats.copy()
+    fixed = (vec * np.maximum(lam, 0.0)[:, None, :]) @ np.swapaxes(vec, 1, 2)
+    out[bad] = 0.5 * (fixed + np.swapaxes(fixed, 1, 2))
+    return out.reshape(covars.shape)
 
 
 def _apply_floor(covars: np.ndarray, floor: np.ndarray, covariance_type: str) -> tuple[np.ndarray, int]:

@@ -271,13 +271,18 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
             elif not np.all(p > 0):
                 raise InvalidParameterError(f"'{ct} precision' should be positive (precisions_init)")
 
-    def _check_X(self, X, *, fitting: bool = False) -> np.ndarray:
+    def _check_X(self, X, *, fitting: bool = False, model_dtype: bool = False) -> np.ndarray:
+        """Validated rows: for fitting in the ``dtype`` the parameters will have; for scoring
+        in the model's precision if ``dtype`` was given (or ``model_dtype``), else in their
+        own, as scikit-learn (float32 only when rows and model both are: float64 rows on a
+        model fitted to float32 rows give float64 results)."""
+        x_is_32 = getattr(X, "dtype", None) == np.float32
         if fitting:
-            follow_X = self.dtype is None and getattr(X, "dtype", None) == np.float32
-            return check_array(X, dtype=np.float32 if follow_X else self._dtype, min_samples=2)
+            return check_array(X, dtype=np.float32 if self.dtype is None and x_is_32 else self._dtype,
+                               min_samples=2)
         check_is_fitted(self, "means_")
-        return check_array(X, dtype=self.means_.dtype, n_features=self.means_.shape[1],
-                           model=type(self).__name__)
+        dtype = self.means_.dtype if model_dtype or x_is_32 or self.dtype is not None else np.float64
+        return check_array(X, dtype=dtype, n_features=self.means_.shape[1], model=type(self).__name__)
 
     # ------------------------------------------------------------------
     # initialisation
@@ -360,7 +365,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         Statistics of any split of the data add up (``+``) to those of the
         whole; pass the sum to :meth:`update`.
         """
-        X = self._check_X(X)
+        X = self._check_X(X, model_dtype=True)
         sw = check_sample_weight(sample_weight, X.shape[0], dtype=X.dtype)
         return self._accumulate(X, sw)
 
@@ -456,7 +461,8 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
     # ------------------------------------------------------------------
 
     def fit(self, X, y=None, sample_weight=None) -> "GaussianMixture":
-        """Estimate the parameters with EM (``n_init`` restarts, best kept)."""
+        """Estimate the parameters with EM (``n_init`` restarts, best kept); a failure leaves
+        the model as it was."""
         self._fit(X, sample_weight)
         return self
 
@@ -465,7 +471,12 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         return self.predict(self._fit(X, sample_weight))
 
     def _fit(self, X, sample_weight) -> np.ndarray:
-        """EM with restarts; returns the validated ``X`` (``fit`` needs no labels, so no final E-step)."""
+        """EM with restarts; returns the validated ``X`` (``fit`` needs no labels, so no final E-step).
+        A failure leaves the model as it was."""
+        with self._unchanged_on_failure():
+            return self._em(X, sample_weight)
+
+    def _em(self, X, sample_weight) -> np.ndarray:
         self._check_parameters()
         X = self._check_X(X, fitting=True)
         n_samples, n_features = X.shape
@@ -509,14 +520,16 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
                 logger.info("init %d iteration %d: lower bound %.6f (change %.3g)", init, n_iter, lower_bound, change)
                 if n_iter % self.verbose_interval == 0:
                     now = time.perf_counter()
-                    self._say(f"  Iteration {n_iter}\t time lapse {now - t_iter:.5f}s\t ll change {change:.5f}", level=2)
+                    self._say(f"  Iteration {n_iter}", f"\t time lapse {now - t_iter:.5f}s\t ll change {change:.5f}")
                     t_iter = now
                 if abs(change) < self.tol:
                     converged = True
                     break
-            self._say(f"Initialization {'converged' if converged else 'did not converge'}. "
-                      f"time lapse {time.perf_counter() - t_init:.5f}s\t lower bound {lower_bound:.5f}")
-            if best is None or lower_bound > max_lower_bound:
+            if self.max_iter > 0:
+                self._say(f"Initialization {'converged' if converged else 'did not converge'}.",
+                          f" time lapse {time.perf_counter() - t_init:.5f}s\t lower bound {lower_bound:.5f}.")
+            # scikit-learn's rule: without a lower bound (max_iter=0) the last restart is kept
+            if best is None or lower_bound > max_lower_bound or max_lower_bound == -np.inf:
                 max_lower_bound = lower_bound
                 best = (self._get_parameters(), n_iter, lower_bounds, converged)
         params, self.n_iter_, self.lower_bounds_, self.converged_ = best
@@ -532,10 +545,11 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         self.n_features_in_ = n_features
         return X
 
-    def _say(self, message: str, level: int = 1) -> None:
-        logger.debug(message)
-        if self.verbose >= level:
-            print(message)
+    def _say(self, message: str, details: str = "") -> None:
+        """Print as scikit-learn does: ``message`` at verbose=1, with ``details`` from verbose=2."""
+        logger.debug(message + details)
+        if self.verbose:
+            print(message + details if self.verbose >= 2 else message)
 
     # ------------------------------------------------------------------
     # inference
@@ -590,7 +604,9 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
             parts = [rng.multivariate_normal(m, cov, int(s)) for m, s in zip(means, counts)]
         else:
             parts = [m + rng.standard_normal(size=(s, d)) * np.sqrt(c) for m, c, s in zip(means, cov, counts)]
-        X = np.vstack(parts).astype(self.means_.dtype)
+        X = np.vstack(parts)
+        if self.dtype is not None:  # scikit-learn draws float64 whatever the model's precision
+            X = X.astype(self.means_.dtype)
         y = np.concatenate([np.full(int(s), j, dtype=np.int64) for j, s in enumerate(counts)])
         return X, y
 
