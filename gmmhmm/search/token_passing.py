@@ -522,7 +522,12 @@ def _n_best(graph: DecodingGraph, n: int, T: int, fc: np.ndarray, counts: np.nda
     A partial path is a suffix from record ``r`` to the end with log weight
     ``tail``; its priority ``rec_score[r] + tail`` is the best complete path
     through it (``rec_score`` is the best forward score of ``r``), so complete
-    paths pop in descending order of score.
+    paths pop in descending order of score. Suffixes are linked lists (a push
+    costs O(1), not a copy of the suffix), and of the partial paths that reach
+    the same record with the same words after it only the first popped is
+    expanded: every completion of a later one has the words and a lower score
+    of the same completion of the first, so paths differing only in
+    segmentation or silence are not explored again and again.
     """
     n_rec, n_alt = int(counts[0]), int(counts[1])
     rec_pred, rec_label, rec_frame, rec_node, rec_score = (a[:n_rec] for a in buf.rec)
@@ -530,26 +535,31 @@ def _n_best(graph: DecodingGraph, n: int, T: int, fc: np.ndarray, counts: np.nda
     order = np.argsort(alt_rec, kind="stable")
     alt_lo = np.searchsorted(alt_rec[order], np.arange(n_rec), "left")
     alt_hi = np.searchsorted(alt_rec[order], np.arange(n_rec), "right")
+    word_ids: dict[tuple[int, int], int] = {}  # (label, id of the words after it) -> id of the words from it on
     heap: list = []
-    tie = 0
+    tie = 0  # decreasing: among equal priorities the newest (deepest) partial path pops first, so a
+    # run of tied paths (two word sequences with the same phones) completes one by one, not breadth-first
     for r in np.flatnonzero(rec_frame == T - 1):
         tail = float(fc[rec_node[r]])
         if np.isfinite(tail):
-            heap.append((-(rec_score[r] + tail), tie, int(r), tail, ()))
-            tie += 1
+            heap.append((-(rec_score[r] + tail), tie, int(r), tail, None, 0))
+            tie -= 1
     heapq.heapify(heap)
     out: list[Hypothesis] = []
-    seen: set[tuple[str, ...]] = set()
+    expanded: set[tuple[int, int]] = set()  # (record, words after it) already expanded
     pops = 0
     while heap and len(out) < n and pops < max_pops:
-        neg, _, r, tail, suffix = heapq.heappop(heap)
+        neg, _, r, tail, suffix, words = heapq.heappop(heap)
         pops += 1
-        if r < 0:
-            hyp = _make_hypothesis(graph, list(suffix), tail)
-            key = tuple(hyp.words)
-            if key not in seen:
-                seen.add(key)
-                out.append(hyp)
+        if (r, words) in expanded:
+            continue
+        expanded.add((r, words))
+        if r < 0:  # a complete path, with words no earlier one had
+            segments = []
+            while suffix is not None:
+                seg, suffix = suffix
+                segments.append(seg)
+            out.append(_make_hypothesis(graph, segments, tail))
             continue
         end = int(rec_frame[r]) + 1
         edges = [(int(rec_pred[r]), int(rec_label[r]), float(rec_score[r]))]
@@ -560,7 +570,9 @@ def _n_best(graph: DecodingGraph, n: int, T: int, fc: np.ndarray, counts: np.nda
             start = int(rec_frame[p]) + 1 if p >= 0 else 0
             seg = WordSegment(graph.labels[lab], start, end, s - ps)
             new_tail = tail + s - ps
-            heap_item = (-(ps + new_tail), tie, p, new_tail, (seg,) + suffix)
-            tie += 1
-            heapq.heappush(heap, heap_item)
+            new_words = words if lab == graph.silence_label else word_ids.setdefault((lab, words), len(word_ids) + 1)
+            heapq.heappush(heap, (-(ps + new_tail), tie, p, new_tail, (seg, suffix), new_words))
+            tie -= 1
+    if len(out) < n and heap and pops >= max_pops:
+        logger.info("n-best search stopped after %d expansions with %d of %d hypotheses", pops, len(out), n)
     return out
