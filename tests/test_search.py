@@ -402,3 +402,24 @@ def test_n_best_of_a_long_utterance_is_linear_in_memory_and_complete():
         tracemalloc.stop()
     assert len(res.n_best) == 3 and len({tuple(h.words) for h in res.n_best}) == 3
     assert peak < 30e6, f"{peak / 1e6:.0f} MB for 3000 frames"
+
+
+def test_min_frames_counts_only_paths_with_frames():
+    """A word loop (a phone loop, an n-gram LM) also accepts the empty word sequence, so the fewest
+    frames of "any complete path" was 0: a 2-frame input to 3-state phones was refused as needing
+    "at least 0" frames, and allow_partial returned a partial word for input shorter than every
+    complete path, which its contract says raises. The search never returns a path of no frames."""
+    g = compile_graph(word_loop(["a", "ab"], silence=False), LEX, transitions(LEX, 3), 3)
+    assert g.min_frames == 3
+    ll = np.zeros((2, g.n_pdf))
+    for opts in (SearchOptions(), SearchOptions(allow_partial=True)):
+        with pytest.raises(SequenceTooShortError, match="needs at least 3"):
+            decode(g, ll, opts)
+    assert decode(g, np.zeros((3, g.n_pdf)), SearchOptions(allow_partial=True)).words == ["a"]
+    rng = np.random.default_rng(5)
+    for gr in (word_loop(["a", "ab", "c"]), word_list(["ab", "c", "ba"]), ngram_grammar(BIGRAM)):
+        lex = Lexicon.from_text("x X\ny Y\nz Z\n") if gr.words[0] == "x" else LEX
+        for n_states in (1, 2):
+            g = compile_graph(gr, lex, transitions(lex, n_states, rng), n_states)
+            lengths = [T for T in range(1, 7) if all_paths(g, EXACT, np.zeros((T, g.n_pdf)))]
+            assert lengths == list(range(g.min_frames, 7))  # every length from min_frames on has a path
