@@ -324,6 +324,11 @@ def test_bad_input():
         decode(g, np.zeros((5, 2)))
     with pytest.raises(InvalidInputError, match="NaN"):
         decode(g, np.full((5, g.n_pdf), np.nan))
+    # +inf made inf - inf = NaN inside the search: "no complete path in 5 frames (needs at least 3)"
+    plus_inf = np.zeros((5, g.n_pdf))
+    plus_inf[2, 0] = np.inf
+    with pytest.raises(InvalidInputError, match=r"\+inf"):
+        decode(g, plus_inf)
     with pytest.raises(TranscriptError, match="2 grammar word\\(s\\) not in the lexicon: yy, zz"):
         compile_graph(word_loop(["a", "zz", "yy"]), LEX, transitions(LEX, 1), 1)
     with pytest.raises(InvalidParameterError, match="transitions"):

@@ -49,7 +49,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from ..errors import InvalidInputError, SequenceTooShortError
+from .._validation import check_log_likelihood
+from ..errors import SequenceTooShortError
 from .graph import DecodingGraph
 from .options import SearchOptions
 
@@ -382,11 +383,7 @@ class TokenPassing:
 
     def advance(self, log_likelihood: np.ndarray) -> None:
         """Search the next frames: a (n, >= graph.n_pdf) log-likelihood block."""
-        ll = np.ascontiguousarray(log_likelihood, dtype=np.float64)
-        if ll.ndim != 2 or ll.shape[1] < self.graph.n_pdf:
-            raise InvalidInputError(f"log_likelihood must be (n_frames, {self.graph.n_pdf}), got {ll.shape}")
-        if np.isnan(ll).any():
-            raise InvalidInputError("log_likelihood contains NaN")
+        ll = check_log_likelihood(log_likelihood, self.graph.n_pdf, exact=False)
         o, buf = self.options, self.buf
         t, T = self.n_frames, self.n_frames + len(ll)
         while t < T:
@@ -469,7 +466,7 @@ def decode(graph: DecodingGraph, log_likelihood: np.ndarray, options: SearchOpti
     Raises
     ------
     InvalidInputError
-        Wrong shape or NaN values.
+        Wrong shape, NaN or +inf values.
     SequenceTooShortError
         No token reached a final node (too few frames, or the beam pruned every path).
     """
