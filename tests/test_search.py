@@ -338,6 +338,10 @@ def test_bad_input():
                       LEX, transitions(LEX, 1), 1)
     with pytest.raises(InvalidParameterError, match="at least one word"):
         word_loop([])
+    # a final node the start cannot reach compiled, and every decode then said the graph
+    # "needs at least 9223372036854775807" frames
+    with pytest.raises(InvalidParameterError, match="no final node"):
+        compile_graph(Grammar(3, [(0, 1, "a", 0.0)], 0, {2: 0.0}), LEX, transitions(LEX, 1), 1)
     for bad in ({"beam": 0}, {"beam": float("nan")}, {"max_active": -1}, {"n_best": 0}, {"lm_scale": -1.0},
                 {"word_insertion_penalty": math.inf}, {"max_active": 2.5}):
         with pytest.raises(InvalidParameterError):

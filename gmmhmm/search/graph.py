@@ -188,7 +188,8 @@ def compile_graph(
     TranscriptError
         Grammar words missing from the lexicon (all listed) or unknown phones.
     InvalidParameterError
-        Bad sizes or probabilities, a context that does not fit the phones, or a cycle of epsilon arcs.
+        Bad sizes or probabilities, a context that does not fit the phones, a cycle of epsilon
+        arcs, or no final node reachable from the start through a word.
     """
     if context is not None:
         if phones is not None and list(phones) != list(context.phones):
@@ -235,7 +236,10 @@ def compile_graph(
         start = _monophone_arcs(arcs, grammar, prons, label_of, silence_label, lexicon.silence, silence_prob, context)
     else:
         start = _context_arcs(arcs, grammar, prons, label_of, silence_label, silence_prob, context)
-    return arcs.assemble(labels, silence_label, start, n_pdf)
+    graph = arcs.assemble(labels, silence_label, start, n_pdf)
+    if graph.min_frames == np.iinfo(np.int64).max:
+        raise InvalidParameterError("no final node of the grammar can be reached from its start through a word")
+    return graph
 
 
 class _Arcs:
