@@ -98,7 +98,7 @@ class GaussianStats:
             )
         X = np.ascontiguousarray(X, dtype=np.float64)
         resp = np.ascontiguousarray(resp, dtype=np.float64)
-        X, resp = _weighted_rows(X, resp)
+        X, resp = weighted_rows(X, resp)
         n = resp.sum(axis=0)
         s1 = (X.T @ resp).T
         if covariance_type == "full":
@@ -121,7 +121,7 @@ class GaussianStats:
         """
         if covariance_type == "tied":
             raise InvalidInputError("tied design rows are whitened; use from_posteriors")
-        design, resp = _weighted_rows(design, resp)
+        design, resp = weighted_rows(design, resp)
         # (F, N) @ (N, K): the orientation OpenBLAS handles fastest
         acc = (design.T @ resp).T
         return cls.from_centered(covariance_type, acc, np.asarray(center, dtype=np.float64))
@@ -178,7 +178,7 @@ class GaussianStats:
         return NotImplemented
 
 
-def _weighted_rows(rows: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def weighted_rows(rows: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The rows (and their weights) with some weight: a frame of zero posterior adds nothing, even
     one whose terms overflowed (``inf * 0`` would make every Gaussian's sums NaN), e.g. the frames
     of an utterance a batch skipped for having no path."""
