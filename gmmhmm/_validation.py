@@ -87,7 +87,7 @@ def check_log_likelihood(log_likelihood: Any, n_pdf: int, exact: bool = True) ->
     ll = np.ascontiguousarray(log_likelihood, dtype=np.float64)
     if ll.ndim != 2 or (ll.shape[1] != n_pdf if exact else ll.shape[1] < n_pdf):
         raise InvalidInputError(f"log_likelihood must be (n_frames, {n_pdf}), got {ll.shape}")
-    if np.isnan(ll).any() or np.isposinf(ll).any():
+    if ll.size and not ll.max() < np.inf:  # NaN propagates through max; one pass, no temporary
         raise NonFiniteInputError("log_likelihood contains NaN or +inf")
     return ll
 
