@@ -255,13 +255,23 @@ def _advance(ll, t_begin, t_end, t_offset, node_pdf, n_null, arc_start, arc_dst,
 
 @njit(cache=True)
 def _collect(row, wlr, act, n_act, rec_pred, rec_label, rec_frame, rec_node, rec_score,
-             alt_rec, alt_pred, alt_label, alt_score, counts, keep_alts):
-    """Drop records (and alternatives) no active token can reach; renumber in place. Returns live records."""
+             alt_rec, alt_pred, alt_label, alt_score, counts, keep_alts, last_frame):
+    """Drop records (and alternatives) no active token can reach; renumber in place. Returns live records.
+
+    With a lattice (``keep_alts``) the records of ``last_frame`` (the frame just searched) are kept
+    too: if the utterance ends there, the n-best search starts from every one of them, including
+    those whose null node a better null path reached (no token points to them).
+    """
     n_rec, n_alt = counts[0], counts[1]
     live = np.zeros(n_rec, dtype=np.bool_)
     for i in range(n_act[row]):
         r = wlr[row, act[row, i]]
         if r >= 0:
+            live[r] = True
+    if keep_alts:
+        for r in range(n_rec - 1, -1, -1):  # records are made in frame order: the last frame's are last
+            if rec_frame[r] != last_frame:
+                break
             live[r] = True
     order = np.argsort(alt_rec[:n_alt], kind="mergesort")
     j = n_alt - 1
@@ -395,7 +405,7 @@ class TokenPassing:
             if (self.counts[0] + self.rec_room > len(buf.rec[0])
                     or self.counts[1] + self.alt_room > len(buf.alt[0])):
                 live = _collect(t % 2, self.wlr, self.act, self.n_act, *buf.rec, *buf.alt, self.counts,
-                                self.keep_alts)
+                                self.keep_alts, t - 1)
                 self.n_gc += 1
                 # grow when the live records fill more than half: amortised O(1) per record
                 n_alt = int(self.counts[1])
