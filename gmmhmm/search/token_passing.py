@@ -17,10 +17,11 @@ Design (HTK's HVite token passing, Kaldi's ``LatticeFasterDecoder`` pruning):
   *alternatives* (a word lattice). Finally null-to-null arcs (backoffs,
   silence skips) are relaxed in the nodes' topological order.
 * Tokens carry only the index of their last record, so no frames x states
-  back-pointer table exists. Records nobody points to any more are garbage
-  collected when the record buffer fills, and the buffer grows only if the
-  live records need it: memory is proportional to the active search and the
-  live traceback, not to T x S.
+  back-pointer table exists. Records nobody points to any more (with a
+  lattice: and not of the frame just searched, where the n-best search
+  would start) are garbage collected when the record buffer fills, and the
+  buffer grows only if the live records need it: memory is proportional to
+  the active search and the live traceback, not to T x S.
 * The best path is the chain of records of the best token at a final node
   after the last frame. N-best distinct word sequences are found by an A*
   search backwards over the lattice of records, whose forward scores are the
