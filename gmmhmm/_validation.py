@@ -81,6 +81,17 @@ def check_array(
     return arr
 
 
+def check_log_likelihood(log_likelihood: Any, n_pdf: int, exact: bool = True) -> np.ndarray:
+    """A (T, n_pdf) emission log-likelihood matrix (``exact=False``: at least ``n_pdf`` columns)
+    as contiguous float64; NaN or +inf (which would make the searches' ``inf - inf``) refused."""
+    ll = np.ascontiguousarray(log_likelihood, dtype=np.float64)
+    if ll.ndim != 2 or (ll.shape[1] != n_pdf if exact else ll.shape[1] < n_pdf):
+        raise InvalidInputError(f"log_likelihood must be (n_frames, {n_pdf}), got {ll.shape}")
+    if ll.size and not ll.max() < np.inf:  # NaN propagates through max; one pass, no temporary
+        raise NonFiniteInputError("log_likelihood contains NaN or +inf")
+    return ll
+
+
 def _is_sparse(X: Any) -> bool:
     """scipy.sparse matrices and arrays, recognised without importing scipy.sparse."""
     return hasattr(X, "tocsr") and hasattr(X, "nnz")

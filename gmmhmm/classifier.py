@@ -362,8 +362,9 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
         """Label of the best-scoring model for each sequence.
 
         Raises :class:`~gmmhmm.errors.SequenceTooShortError` if no model can
-        produce a sequence (it is shorter than every model's state chain)
-        rather than returning an arbitrary label.
+        produce a sequence because it is shorter than every model's state
+        chain, :class:`~gmmhmm.errors.InvalidInputError` if every model gives
+        a long enough one probability zero, rather than returning an arbitrary label.
         """
         from .hmm.base import min_frames
 
@@ -371,10 +372,15 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
         impossible = np.flatnonzero(~np.isfinite(scores.max(axis=1)))
         if len(impossible):
             need = min(min_frames(m.startprob_, m.transmat_, m._endprob()) or np.inf for m in self.models_)
-            lengths = [len(X_list[i]) for i in impossible[:5]]
-            raise SequenceTooShortError(
-                f"sequence(s) {impossible[:5].tolist()} ({lengths} frames) cannot be produced by any "
-                f"model: the shortest model needs at least {need} frames")
+            short = [int(i) for i in impossible if len(X_list[i]) < need]
+            if short:
+                lengths = [len(X_list[i]) for i in short[:5]]
+                raise SequenceTooShortError(
+                    f"sequence(s) {short[:5]} ({lengths} frames) cannot be produced by any "
+                    f"model: the shortest model needs at least {need} frames")
+            raise InvalidInputError(
+                f"sequence(s) {impossible[:5].tolist()} have probability zero under every model although "
+                f"long enough (frames far outside the training data?)")
         return self.classes_[np.argmax(scores, axis=1)]
 
     def score(self, X_list: Sequence[np.ndarray], y: Sequence[Any]) -> float:

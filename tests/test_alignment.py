@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from gmmhmm.errors import SequenceTooShortError, TranscriptError
+from gmmhmm.errors import InvalidInputError, SequenceTooShortError, TranscriptError
 from gmmhmm.graphs import EmbeddedTrainer, force_align, to_ctm, to_textgrid, write_alignment
 from test_embedded import LEXICON, synthetic_corpus
 
@@ -37,11 +37,20 @@ def test_segments_contiguous_and_recover_truth(data):
 
 
 def test_errors(data):
-    model, feats, _, _ = data
+    model, feats, texts, _ = data
     with pytest.raises(SequenceTooShortError, match="at least 15"):
         force_align(model, feats[0][:10], ["ab", "ca", "b"])
     with pytest.raises(TranscriptError, match="zz"):
         force_align(model, feats[0], ["zz"])
+    # a NaN or +inf log-likelihood is bad input, not "no complete path in 49 frames (needs at least 9)"
+    ll = model.state_log_likelihood(feats[0])
+    for bad in (np.nan, np.inf):
+        broken = ll.copy()
+        broken[3] = bad
+        with pytest.raises(InvalidInputError, match=r"NaN or \+inf"):
+            force_align(model, None, texts[0], log_likelihood=broken)
+    with pytest.raises(InvalidInputError, match="log_likelihood must be"):
+        force_align(model, None, texts[0], log_likelihood=ll[:, :-1])
 
 
 def test_ctm_and_textgrid(data, tmp_path):

@@ -198,3 +198,16 @@ def test_a_take_too_short_for_every_word_model_is_refused_not_guessed(clf, data)
     _, (Xt, _) = data
     with pytest.raises(SequenceTooShortError, match=r"sequence\(s\) \[1\] \(\[2\] frames\).*at least 3 frames"):
         clf.predict([Xt[0], Xt[1][:2]])
+
+
+def test_a_long_take_no_model_can_produce_is_not_called_too_short(clf, data):
+    """A take of enough frames whose likelihood is zero under every model (a frame far outside the
+    training data) was refused as a SequenceTooShortError 'needing at least 3 frames'."""
+    from gmmhmm.errors import InvalidInputError
+
+    _, (Xt, _) = data
+    far = Xt[1].copy()
+    far[3] = 1e160
+    with pytest.raises(InvalidInputError, match=r"sequence\(s\) \[1\].*probability zero under every model") as info:
+        clf.predict([Xt[0], far])
+    assert not isinstance(info.value, SequenceTooShortError)

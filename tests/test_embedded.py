@@ -97,6 +97,24 @@ def test_short_utterances_are_skipped_and_empty_stats_refused(trained):
         tr.accumulate(feats[:2], [["ab"]])
 
 
+def test_an_utterance_with_no_path_does_not_poison_its_batch(trained):
+    """A finite but huge feature value (1e160: its square overflows) leaves its utterance with no
+    path, so it is skipped with zero occupancy, but it shares a scoring batch with good utterances:
+    its inf design rows times zero posteriors made NaN second moments for every Gaussian of the
+    batch, and the next update a NaN model. Frames of zero posterior now add nothing."""
+    tr, _, (feats, texts, _, _) = trained
+    bad = feats[0].copy()
+    bad[5] = 1e160
+    good = tr.accumulate(feats[:6], texts[:6])
+    with np.errstate(invalid="raise", over="ignore"):
+        mixed = tr.accumulate([feats[0], bad] + feats[1:6], [texts[0], texts[0]] + texts[1:6])
+    assert mixed.skipped == [1] and mixed.n_utterances == good.n_utterances
+    for name in ("n", "s1", "s2"):
+        np.testing.assert_allclose(getattr(mixed.gaussian, name), getattr(good.gaussian, name), rtol=1e-9,
+                                   atol=1e-9)
+    assert mixed.log_likelihood == pytest.approx(good.log_likelihood)
+
+
 def test_model_file_round_trip(trained, tmp_path):
     tr, _, (feats, _, _, _) = trained
     save(tr.model, tmp_path / "m.npz")

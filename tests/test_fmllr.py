@@ -84,6 +84,12 @@ def test_statistics_match_brute_force_and_add():
     assert sum([st, FmllrStats.zeros(D)]).beta == st.beta
     # and so the estimate from two halves is the estimate from the whole
     np.testing.assert_allclose(estimate_fmllr(halves, min_count=0), estimate_fmllr(st, min_count=0), atol=1e-10)
+    # frames of zero posterior add nothing, even ones whose products overflow (inf * 0 was NaN)
+    with np.errstate(invalid="raise", over="ignore"):
+        padded = accumulate_fmllr_stats(np.vstack([X, np.full((2, D), 1e160)]), np.vstack([gamma, np.zeros((2, K))]),
+                                        means, variances, block_frames=7)
+    np.testing.assert_allclose(padded.G, st.G, rtol=1e-12)
+    np.testing.assert_allclose(padded.K, st.K, rtol=1e-12)
 
 
 def test_auxf_is_the_log_likelihood_with_jacobian():

@@ -324,6 +324,11 @@ def test_bad_input():
         decode(g, np.zeros((5, 2)))
     with pytest.raises(InvalidInputError, match="NaN"):
         decode(g, np.full((5, g.n_pdf), np.nan))
+    # +inf made inf - inf = NaN inside the search: "no complete path in 5 frames (needs at least 3)"
+    plus_inf = np.zeros((5, g.n_pdf))
+    plus_inf[2, 0] = np.inf
+    with pytest.raises(InvalidInputError, match=r"\+inf"):
+        decode(g, plus_inf)
     with pytest.raises(TranscriptError, match="2 grammar word\\(s\\) not in the lexicon: yy, zz"):
         compile_graph(word_loop(["a", "zz", "yy"]), LEX, transitions(LEX, 1), 1)
     with pytest.raises(InvalidParameterError, match="transitions"):
@@ -333,6 +338,10 @@ def test_bad_input():
                       LEX, transitions(LEX, 1), 1)
     with pytest.raises(InvalidParameterError, match="at least one word"):
         word_loop([])
+    # a final node the start cannot reach compiled, and every decode then said the graph
+    # "needs at least 9223372036854775807" frames
+    with pytest.raises(InvalidParameterError, match="no final node"):
+        compile_graph(Grammar(3, [(0, 1, "a", 0.0)], 0, {2: 0.0}), LEX, transitions(LEX, 1), 1)
     for bad in ({"beam": 0}, {"beam": float("nan")}, {"max_active": -1}, {"n_best": 0}, {"lm_scale": -1.0},
                 {"word_insertion_penalty": math.inf}, {"max_active": 2.5}):
         with pytest.raises(InvalidParameterError):
@@ -379,3 +388,74 @@ def test_allow_partial_returns_the_best_path_when_the_beam_prunes_every_ending()
     only_ba = compile_graph(word_list(["ba"], silence=False), LEX, transitions(LEX, 1), 1)
     with pytest.raises(SequenceTooShortError):
         decode(only_ba, ll[:1], SearchOptions(allow_partial=True))
+
+
+def test_n_best_of_a_long_utterance_is_linear_in_memory_and_complete():
+    """The A* n-best search kept every partial path's whole segment suffix as a copied tuple and
+    expanded every path that differed only in segmentation or silence: 3000 frames (30 s) took
+    ~370 MB and 8000 frames returned only the 1-best after 200000 pops. A partial path is now a
+    linked suffix, and partial paths reaching the same record with the same word suffix are
+    expanded once (the first popped dominates every completion of the others)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    g = compile_graph(word_loop(["a", "ab", "c", "ba"]), LEX, transitions(LEX, 1, rng), 1)
+    ll = rng.normal(scale=3.0, size=(3000, g.n_pdf))
+    opts = SearchOptions(beam=20.0, n_best=3)
+    decode(g, ll[:50], opts)  # compile first: numba's own allocations are not the search's
+    tracemalloc.start()
+    try:
+        res = decode(g, ll, opts)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(res.n_best) == 3 and len({tuple(h.words) for h in res.n_best}) == 3
+    assert peak < 30e6, f"{peak / 1e6:.0f} MB for 3000 frames"
+
+
+def test_min_frames_counts_only_paths_with_frames():
+    """A word loop (a phone loop, an n-gram LM) also accepts the empty word sequence, so the fewest
+    frames of "any complete path" was 0: a 2-frame input to 3-state phones was refused as needing
+    "at least 0" frames, and allow_partial returned a partial word for input shorter than every
+    complete path, which its contract says raises. The search never returns a path of no frames."""
+    g = compile_graph(word_loop(["a", "ab"], silence=False), LEX, transitions(LEX, 3), 3)
+    assert g.min_frames == 3
+    ll = np.zeros((2, g.n_pdf))
+    for opts in (SearchOptions(), SearchOptions(allow_partial=True)):
+        with pytest.raises(SequenceTooShortError, match="needs at least 3"):
+            decode(g, ll, opts)
+    assert decode(g, np.zeros((3, g.n_pdf)), SearchOptions(allow_partial=True)).words == ["a"]
+    rng = np.random.default_rng(5)
+    for gr in (word_loop(["a", "ab", "c"]), word_list(["ab", "c", "ba"]), ngram_grammar(BIGRAM)):
+        lex = Lexicon.from_text("x X\ny Y\nz Z\n") if gr.words[0] == "x" else LEX
+        for n_states in (1, 2):
+            g = compile_graph(gr, lex, transitions(lex, n_states, rng), n_states)
+            lengths = [T for T in range(1, 7) if all_paths(g, EXACT, np.zeros((T, g.n_pdf)))]
+            assert lengths == list(range(g.min_frames, 7))  # every length from min_frames on has a path
+
+
+@pytest.mark.parametrize("seed", [13, 18, 19])
+def test_n_best_does_not_depend_on_when_word_links_are_collected(seed, monkeypatch):
+    """The n-best search starts from every record of the last frame, but garbage collection kept
+    only records some token points to: a collection right after the last frame (small buffers,
+    frames fed block by block) dropped word ends whose null node a better null path had reached,
+    and with them hypotheses (an isolated word's best path, scored 10.3, came back as 4.9)."""
+    rng = np.random.default_rng(seed)
+    lex = Lexicon.from_text("a A\nab A B\nc C\nba B A\nb B\n")
+    lm = NGramModel([{("<s>",): (-99.0, -0.3), ("a",): (-0.6, -0.2), ("b",): (-0.7, -0.25), ("ab",): (-0.8, -0.1),
+                      ("c",): (-0.5, -0.3), ("</s>",): (-0.4, 0.0)},
+                     {("<s>", "a"): (-0.15, 0.0), ("a", "b"): (-0.1, 0.0), ("ab", "c"): (-0.2, 0.0)}])
+    for gr in (word_loop(["a", "ab", "c", "ba"]), ngram_grammar(lm), word_list(["a", "ab", "c", "ba", "b"])):
+        g = compile_graph(gr, lex, transitions(lex, 1, rng), 1)
+        ll = rng.normal(scale=3.0, size=(int(rng.integers(5, 40)), g.n_pdf))
+        opts = SearchOptions(beam=30.0, n_best=5, lattice_beam=30.0)
+        monkeypatch.setattr(token_passing, "_MIN_BUFFER", 10**6)
+        whole = decode(g, ll, opts)
+        monkeypatch.setattr(token_passing, "_MIN_BUFFER", 0)
+        search = TokenPassing(g, opts)
+        for frame in ll:
+            search.advance(frame[None])
+        framewise = search.result()
+        assert whole.stats["garbage_collections"] == 0 and framewise.stats["garbage_collections"] > 0
+        assert [(h.words, pytest.approx(h.score)) for h in framewise.n_best] == [
+            (h.words, h.score) for h in whole.n_best]

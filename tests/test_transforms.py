@@ -205,6 +205,22 @@ def test_mllt_stats_brute_force_and_additive():
         acc.add(X[:5], resp[:4])
 
 
+def test_mllt_and_lda_stats_ignore_frames_of_zero_posterior():
+    """LDA+MLLT feeds the trainer's batches, where an utterance with no path through its graph keeps
+    its frames at zero posterior; a huge finite value there (its square overflows) made inf * 0 = NaN
+    in every G_i. Frames of zero posterior add nothing, as in the Gaussian statistics."""
+    X, resp = diag_model_data(None, n=60)
+    rng = np.random.default_rng(4)
+    mu, var = rng.normal(size=(6, 4)), rng.uniform(0.5, 2.0, size=(6, 4))
+    bad_X = np.vstack([X, np.full((2, 4), 1e160)])
+    bad_resp = np.vstack([resp, np.zeros((2, 6))])
+    with np.errstate(invalid="raise", over="ignore"):
+        bad = MlltAccumulator(mu, var).add(bad_X, bad_resp).stats()
+        lda = accumulate_lda_stats(bad_X, bad_resp)
+    np.testing.assert_allclose(bad.G, MlltAccumulator(mu, var).add(X, resp).stats().G, rtol=1e-12)
+    np.testing.assert_allclose(lda.s2, accumulate_lda_stats(X, resp).s2, rtol=1e-12)
+
+
 def test_mllt_auxiliary_never_decreases():
     R = np.random.default_rng(5).normal(size=(4, 4))
     X, resp = diag_model_data(R, seed=1)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import check_in
+from ..mixture.stats import weighted_rows
 from ..errors import InvalidInputError, InvalidParameterError
 
 logger = logging.getLogger(__name__)
@@ -131,6 +132,8 @@ def accumulate_fmllr_stats(X: np.ndarray, posteriors: np.ndarray, means: np.ndar
         raise InvalidInputError("features or posteriors hold non-finite values")
     if np.any(gamma < 0) or not np.all(variances > 0):
         raise InvalidInputError("posteriors must be >= 0 and variances > 0")
+    X, gamma = weighted_rows(X, gamma)  # a frame of zero posterior adds nothing, even an overflowing one
+    T = len(X)
     inv_var = 1.0 / variances
     scale = gamma @ inv_var  # (T, D): sum_m gamma_tm / var_mi
     target = gamma @ (means * inv_var)  # (T, D): sum_m gamma_tm mu_mi / var_mi

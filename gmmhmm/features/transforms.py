@@ -29,7 +29,7 @@ from scipy import linalg
 
 from .._validation import check_array, check_positive_int
 from ..errors import DimensionMismatchError, InvalidInputError, InvalidParameterError
-from ..mixture.stats import GaussianStats, packed_second_moments, unpack_upper
+from ..mixture.stats import GaussianStats, packed_second_moments, unpack_upper, weighted_rows
 from ..modelfile import register_model_class
 
 logger = logging.getLogger(__name__)
@@ -290,6 +290,7 @@ class MlltAccumulator:
         resp = check_array(posteriors, name="posteriors")
         if resp.shape != (len(X), K):
             raise InvalidInputError(f"posteriors {resp.shape} do not fit {len(X)} frames of {K} Gaussians")
+        X, resp = weighted_rows(X, resp)  # a frame of zero posterior adds nothing, even an overflowing one
         self.G += unpack_upper(packed_second_moments(X, resp @ self.inv_var), D)  # sum_t w_ti x x^T
         self.n += resp.sum(axis=0)
         self.s1 += resp.T @ X

@@ -16,7 +16,8 @@ from pathlib import Path as FsPath
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidParameterError, SequenceTooShortError
+from .._validation import check_log_likelihood
+from ..errors import InvalidInputError, SequenceTooShortError
 from ..modelfile import atomic_write_text
 from . import kernels
 from .graph import Graph, utterance_graph
@@ -79,13 +80,6 @@ def traceback_segments(graph: Graph, phones: list[str], states: np.ndarray, arcs
     return words, _runs(phone_start, phone_lab, T, frame_shift_s, duration_s)
 
 
-def _check_log_likelihood(model: PhoneModelSet, log_likelihood: np.ndarray) -> np.ndarray:
-    ll = np.ascontiguousarray(log_likelihood, dtype=np.float64)
-    if ll.ndim != 2 or ll.shape[1] != model.n_pdfs:
-        raise InvalidParameterError(f"log_likelihood must be (n_frames, {model.n_pdfs}), got {ll.shape}")
-    return ll
-
-
 def viterbi_path(model: PhoneModelSet, X: np.ndarray | None, graph: Graph, beam: float = 0.0,
                  frame_shift_s: float = 0.01, duration_s: float | None = None,
                  log_likelihood: np.ndarray | None = None) -> Path:
@@ -96,11 +90,14 @@ def viterbi_path(model: PhoneModelSet, X: np.ndarray | None, graph: Graph, beam:
 
     Raises
     ------
+    InvalidInputError
+        ``log_likelihood`` of the wrong shape, or holding NaN or +inf.
     SequenceTooShortError
         No path fits in the frames (or the beam pruned every one).
     """
     # state_log_likelihood validates X
-    ll = model.state_log_likelihood(X) if log_likelihood is None else _check_log_likelihood(model, log_likelihood)
+    ll = model.state_log_likelihood(X) if log_likelihood is None else check_log_likelihood(log_likelihood,
+                                                                                              model.n_pdfs)
     weights = graph.log_probs(*model.transition_log_probs())
     score, states, arcs = kernels.viterbi(ll, graph.state_pdf, graph.arc_src, graph.arc_dst, *weights, float(beam))
     if not np.isfinite(score):

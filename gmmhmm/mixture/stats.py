@@ -98,6 +98,7 @@ class GaussianStats:
             )
         X = np.ascontiguousarray(X, dtype=np.float64)
         resp = np.ascontiguousarray(resp, dtype=np.float64)
+        X, resp = weighted_rows(X, resp)
         n = resp.sum(axis=0)
         s1 = (X.T @ resp).T
         if covariance_type == "full":
@@ -120,6 +121,7 @@ class GaussianStats:
         """
         if covariance_type == "tied":
             raise InvalidInputError("tied design rows are whitened; use from_posteriors")
+        design, resp = weighted_rows(design, resp)
         # (F, N) @ (N, K): the orientation OpenBLAS handles fastest
         acc = (design.T @ resp).T
         return cls.from_centered(covariance_type, acc, np.asarray(center, dtype=np.float64))
@@ -174,3 +176,11 @@ class GaussianStats:
         if isinstance(other, int) and other == 0:
             return self
         return NotImplemented
+
+
+def weighted_rows(rows: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows (and their weights) with some weight: a frame of zero posterior adds nothing, even
+    one whose terms overflowed (``inf * 0`` would make every Gaussian's sums NaN), e.g. the frames
+    of an utterance a batch skipped for having no path."""
+    live = resp.any(axis=1)
+    return (rows, resp) if live.all() else (rows[live], resp[live])

@@ -116,20 +116,30 @@ class DecodingGraph:
 
     @cached_property  # graphs are not modified once built
     def min_frames(self) -> int:
-        """Fewest frames of any complete path (0-1 breadth-first search: emitting nodes cost a frame)."""
+        """Fewest frames (at least one) of any complete path.
+
+        0-1 breadth-first search over (node, a frame seen yet): entering an
+        emitting node costs a frame. The empty path a word loop or an n-gram
+        model also accepts does not count: the search never returns it, and
+        with it every length from 1 would look long enough. Every emitting
+        node has a self-loop, so each length from ``min_frames`` on has a path.
+        """
         INF = np.iinfo(np.int64).max
-        dist = np.full(self.n_nodes, INF, dtype=np.int64)
+        N = self.n_nodes
+        dist = np.full(2 * N, INF, dtype=np.int64)  # state n + N * (a frame seen)
         dist[self.start] = 0
         queue = deque([self.start])
         while queue:
-            n = queue.popleft()
+            k = queue.popleft()
+            n, seen = k % N, k >= N
             for a in range(self.arc_start[n], self.arc_start[n + 1]):
                 d = int(self.arc_dst[a])
-                step = int(self.node_pdf[d] >= 0) if d != n else 1
-                if dist[n] + step < dist[d]:
-                    dist[d] = dist[n] + step
-                    queue.appendleft(d) if step == 0 else queue.append(d)
-        ends = dist[np.isfinite(self.final)]
+                step = int(self.node_pdf[d] >= 0)
+                nxt = d + N if (seen or step) else d
+                if dist[k] + step < dist[nxt]:
+                    dist[nxt] = dist[k] + step
+                    queue.appendleft(nxt) if step == 0 else queue.append(nxt)
+        ends = dist[N:][np.isfinite(self.final)]
         return int(ends.min()) if ends.size else int(INF)
 
     def final_weights(self, options: SearchOptions) -> np.ndarray:
@@ -178,7 +188,8 @@ def compile_graph(
     TranscriptError
         Grammar words missing from the lexicon (all listed) or unknown phones.
     InvalidParameterError
-        Bad sizes or probabilities, a context that does not fit the phones, or a cycle of epsilon arcs.
+        Bad sizes or probabilities, a context that does not fit the phones, a cycle of epsilon
+        arcs, or no final node reachable from the start through a word.
     """
     if context is not None:
         if phones is not None and list(phones) != list(context.phones):
@@ -225,7 +236,10 @@ def compile_graph(
         start = _monophone_arcs(arcs, grammar, prons, label_of, silence_label, lexicon.silence, silence_prob, context)
     else:
         start = _context_arcs(arcs, grammar, prons, label_of, silence_label, silence_prob, context)
-    return arcs.assemble(labels, silence_label, start, n_pdf)
+    graph = arcs.assemble(labels, silence_label, start, n_pdf)
+    if graph.min_frames == np.iinfo(np.int64).max:
+        raise InvalidParameterError("no final node of the grammar can be reached from its start through a word")
+    return graph
 
 
 class _Arcs:

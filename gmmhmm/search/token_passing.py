@@ -17,10 +17,11 @@ Design (HTK's HVite token passing, Kaldi's ``LatticeFasterDecoder`` pruning):
   *alternatives* (a word lattice). Finally null-to-null arcs (backoffs,
   silence skips) are relaxed in the nodes' topological order.
 * Tokens carry only the index of their last record, so no frames x states
-  back-pointer table exists. Records nobody points to any more are garbage
-  collected when the record buffer fills, and the buffer grows only if the
-  live records need it: memory is proportional to the active search and the
-  live traceback, not to T x S.
+  back-pointer table exists. Records nobody points to any more (with a
+  lattice: and not of the frame just searched, where the n-best search
+  would start) are garbage collected when the record buffer fills, and the
+  buffer grows only if the live records need it: memory is proportional to
+  the active search and the live traceback, not to T x S.
 * The best path is the chain of records of the best token at a final node
   after the last frame. N-best distinct word sequences are found by an A*
   search backwards over the lattice of records, whose forward scores are the
@@ -49,7 +50,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from ..errors import InvalidInputError, SequenceTooShortError
+from .._validation import check_log_likelihood
+from ..errors import SequenceTooShortError
 from .graph import DecodingGraph
 from .options import SearchOptions
 
@@ -254,13 +256,23 @@ def _advance(ll, t_begin, t_end, t_offset, node_pdf, n_null, arc_start, arc_dst,
 
 @njit(cache=True)
 def _collect(row, wlr, act, n_act, rec_pred, rec_label, rec_frame, rec_node, rec_score,
-             alt_rec, alt_pred, alt_label, alt_score, counts, keep_alts):
-    """Drop records (and alternatives) no active token can reach; renumber in place. Returns live records."""
+             alt_rec, alt_pred, alt_label, alt_score, counts, keep_alts, last_frame):
+    """Drop records (and alternatives) no active token can reach; renumber in place. Returns live records.
+
+    With a lattice (``keep_alts``) the records of ``last_frame`` (the frame just searched) are kept
+    too: if the utterance ends there, the n-best search starts from every one of them, including
+    those whose null node a better null path reached (no token points to them).
+    """
     n_rec, n_alt = counts[0], counts[1]
     live = np.zeros(n_rec, dtype=np.bool_)
     for i in range(n_act[row]):
         r = wlr[row, act[row, i]]
         if r >= 0:
+            live[r] = True
+    if keep_alts:
+        for r in range(n_rec - 1, -1, -1):  # records are made in frame order: the last frame's are last
+            if rec_frame[r] != last_frame:
+                break
             live[r] = True
     order = np.argsort(alt_rec[:n_alt], kind="mergesort")
     j = n_alt - 1
@@ -382,11 +394,7 @@ class TokenPassing:
 
     def advance(self, log_likelihood: np.ndarray) -> None:
         """Search the next frames: a (n, >= graph.n_pdf) log-likelihood block."""
-        ll = np.ascontiguousarray(log_likelihood, dtype=np.float64)
-        if ll.ndim != 2 or ll.shape[1] < self.graph.n_pdf:
-            raise InvalidInputError(f"log_likelihood must be (n_frames, {self.graph.n_pdf}), got {ll.shape}")
-        if np.isnan(ll).any():
-            raise InvalidInputError("log_likelihood contains NaN")
+        ll = check_log_likelihood(log_likelihood, self.graph.n_pdf, exact=False)
         o, buf = self.options, self.buf
         t, T = self.n_frames, self.n_frames + len(ll)
         while t < T:
@@ -398,7 +406,7 @@ class TokenPassing:
             if (self.counts[0] + self.rec_room > len(buf.rec[0])
                     or self.counts[1] + self.alt_room > len(buf.alt[0])):
                 live = _collect(t % 2, self.wlr, self.act, self.n_act, *buf.rec, *buf.alt, self.counts,
-                                self.keep_alts)
+                                self.keep_alts, t - 1)
                 self.n_gc += 1
                 # grow when the live records fill more than half: amortised O(1) per record
                 n_alt = int(self.counts[1])
@@ -469,7 +477,7 @@ def decode(graph: DecodingGraph, log_likelihood: np.ndarray, options: SearchOpti
     Raises
     ------
     InvalidInputError
-        Wrong shape or NaN values.
+        Wrong shape, NaN or +inf values.
     SequenceTooShortError
         No token reached a final node (too few frames, or the beam pruned every path).
     """
@@ -522,7 +530,12 @@ def _n_best(graph: DecodingGraph, n: int, T: int, fc: np.ndarray, counts: np.nda
     A partial path is a suffix from record ``r`` to the end with log weight
     ``tail``; its priority ``rec_score[r] + tail`` is the best complete path
     through it (``rec_score`` is the best forward score of ``r``), so complete
-    paths pop in descending order of score.
+    paths pop in descending order of score. Suffixes are linked lists (a push
+    costs O(1), not a copy of the suffix), and of the partial paths that reach
+    the same record with the same words after it only the first popped is
+    expanded: every completion of a later one has the words and a lower score
+    of the same completion of the first, so paths differing only in
+    segmentation or silence are not explored again and again.
     """
     n_rec, n_alt = int(counts[0]), int(counts[1])
     rec_pred, rec_label, rec_frame, rec_node, rec_score = (a[:n_rec] for a in buf.rec)
@@ -530,26 +543,31 @@ def _n_best(graph: DecodingGraph, n: int, T: int, fc: np.ndarray, counts: np.nda
     order = np.argsort(alt_rec, kind="stable")
     alt_lo = np.searchsorted(alt_rec[order], np.arange(n_rec), "left")
     alt_hi = np.searchsorted(alt_rec[order], np.arange(n_rec), "right")
+    word_ids: dict[tuple[int, int], int] = {}  # (label, id of the words after it) -> id of the words from it on
     heap: list = []
-    tie = 0
+    tie = 0  # decreasing: among equal priorities the newest (deepest) partial path pops first, so a
+    # run of tied paths (two word sequences with the same phones) completes one by one, not breadth-first
     for r in np.flatnonzero(rec_frame == T - 1):
         tail = float(fc[rec_node[r]])
         if np.isfinite(tail):
-            heap.append((-(rec_score[r] + tail), tie, int(r), tail, ()))
-            tie += 1
+            heap.append((-(rec_score[r] + tail), tie, int(r), tail, None, 0))
+            tie -= 1
     heapq.heapify(heap)
     out: list[Hypothesis] = []
-    seen: set[tuple[str, ...]] = set()
+    expanded: set[tuple[int, int]] = set()  # (record, words after it) already expanded
     pops = 0
     while heap and len(out) < n and pops < max_pops:
-        neg, _, r, tail, suffix = heapq.heappop(heap)
+        neg, _, r, tail, suffix, words = heapq.heappop(heap)
         pops += 1
-        if r < 0:
-            hyp = _make_hypothesis(graph, list(suffix), tail)
-            key = tuple(hyp.words)
-            if key not in seen:
-                seen.add(key)
-                out.append(hyp)
+        if (r, words) in expanded:
+            continue
+        expanded.add((r, words))
+        if r < 0:  # a complete path, with words no earlier one had
+            segments = []
+            while suffix is not None:
+                seg, suffix = suffix
+                segments.append(seg)
+            out.append(_make_hypothesis(graph, segments, tail))
             continue
         end = int(rec_frame[r]) + 1
         edges = [(int(rec_pred[r]), int(rec_label[r]), float(rec_score[r]))]
@@ -560,7 +578,9 @@ def _n_best(graph: DecodingGraph, n: int, T: int, fc: np.ndarray, counts: np.nda
             start = int(rec_frame[p]) + 1 if p >= 0 else 0
             seg = WordSegment(graph.labels[lab], start, end, s - ps)
             new_tail = tail + s - ps
-            heap_item = (-(ps + new_tail), tie, p, new_tail, (seg,) + suffix)
-            tie += 1
-            heapq.heappush(heap, heap_item)
+            new_words = words if lab == graph.silence_label else word_ids.setdefault((lab, words), len(word_ids) + 1)
+            heapq.heappush(heap, (-(ps + new_tail), tie, p, new_tail, (seg, suffix), new_words))
+            tie -= 1
+    if len(out) < n and heap and pops >= max_pops:
+        logger.info("n-best search stopped after %d expansions with %d of %d hypotheses", pops, len(out), n)
     return out
