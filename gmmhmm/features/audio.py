@@ -82,6 +82,10 @@ def load_audio(
     except AudioError:  # the stretch lies outside the recording: already says so
         raise
     except Exception as exc:  # libsndfile reports every format problem as one of several types
+        compression = _sphere_compression(name)
+        if compression:
+            raise AudioError(f"{name}: {compression}-compressed NIST SPHERE audio is not supported; "
+                             "decompress it first (e.g. sph2pipe -f wav in.sph out.wav)") from exc
         reason = str(exc).replace(f"Error opening {os.fsencode(name)!r}: ", "").replace(
             f"Error opening {name!r}: ", "")  # libsndfile repeats the path
         raise AudioError(f"{name}: unreadable audio file ({reason})") from exc
@@ -156,26 +160,54 @@ def _wav_data_missing(name: str) -> bool:
     return False
 
 
-def _sphere_data_missing(name: str) -> bool:
-    """True if a NIST SPHERE file holds fewer samples than its header's ``sample_count``.
+def _sphere_header(name: str) -> tuple[int, dict[bytes, bytes]] | None:
+    """``(header bytes, {field: value})`` of a NIST SPHERE file, None for other files.
 
-    libsndfile counts the samples present, so a cut-off .sph would pass as a short one.
+    Fields of every type are kept as their value token: writers differ
+    (libsndfile writes ``sample_n_bytes -s1 1`` where others write ``-i 1``).
     """
     with open(name, "rb") as f:
         head = f.read(1024)
     if not head.startswith(b"NIST_1A\n"):
-        return False
+        return None
     fields = {}
     lines = head.split(b"\n")
     for line in lines[2:]:  # NIST_1A, header size, then "name -type value" lines up to end_head
         parts = line.split()
         if not parts or parts[0] == b"end_head":
             break
-        if len(parts) >= 3 and parts[1] == b"-i":
+        if len(parts) >= 3 and parts[1][:2] in (b"-i", b"-r", b"-s"):
             fields[parts[0]] = parts[2]
     try:
-        header_bytes = int(lines[1])
-        n = int(fields[b"sample_count"]) * int(fields.get(b"channel_count", 1)) * int(fields.get(b"sample_n_bytes", 2))
-    except (ValueError, KeyError, IndexError):
+        return int(lines[1]), fields
+    except (ValueError, IndexError):
+        return None
+
+
+def _sphere_data_missing(name: str) -> bool:
+    """True if a NIST SPHERE file holds fewer samples than its header's ``sample_count``.
+
+    libsndfile counts the samples present, so a cut-off .sph would pass as a short one.
+    """
+    header = _sphere_header(name)
+    if header is None:
+        return False
+    header_bytes, fields = header
+    try:
+        n = int(fields[b"sample_count"]) * int(fields.get(b"channel_count", 1)) * int(fields[b"sample_n_bytes"])
+    except (ValueError, KeyError):
         return False  # no declared length to check against
     return header_bytes + n > os.path.getsize(name)
+
+
+def _sphere_compression(name: str) -> str | None:
+    """The compression of a NIST SPHERE file's samples (e.g. shorten), which libsndfile cannot read."""
+    try:
+        header = _sphere_header(name)
+    except OSError:
+        return None
+    coding = header[1].get(b"sample_coding", b"") if header else b""
+    for method in (b"shorten", b"wavpack", b"shortpack"):
+        if method in coding.lower():
+            return method.decode()
+    return None
