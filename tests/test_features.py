@@ -201,6 +201,21 @@ def test_dither_is_seeded_and_reproducible():
     assert np.isfinite(mfcc(x, 8000, cfg.replace(dither_seed=-5))).all()  # any integer seeds
 
 
+def test_dither_takes_no_copy_of_the_signal():
+    """Bug: seeding the dither hashed ``x.tobytes()``, a copy of the whole signal (1.3 GB for 3 hours at 16 kHz)."""
+    import tracemalloc
+
+    x = _noise(4_000_000)  # 32 MB
+    cfg = FeatureConfig(sample_rate_hz=8000, n_mels=23)
+    peaks = []
+    for dither in (0.0, 1e-4):
+        tracemalloc.start()
+        mfcc(x, 8000, cfg.replace(dither=dither))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < peaks[0] + x.nbytes / 4, peaks
+
+
 def test_dither_draws_fresh_noise_per_file(tmp_path):
     """Bug: every file of a length got the same noise (one seed for all)."""
     cfg = FeatureConfig(sample_rate_hz=8000, n_mels=23, dither=1e-3, dither_seed=7)

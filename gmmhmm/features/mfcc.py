@@ -213,7 +213,8 @@ def _dither_rng(x: np.ndarray, seed: int) -> np.random.Generator:
     Each file gets its own noise (one seed for all would add the same noise
     to every file), reproducibly, and independent of the other files of a batch.
     """
-    digest = hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=8).digest()
+    # the array's own buffer: .tobytes() would copy the whole signal
+    digest = hashlib.blake2b(memoryview(np.ascontiguousarray(x)).cast("B"), digest_size=8).digest()
     return np.random.default_rng([seed & 0xFFFFFFFFFFFFFFFF, int.from_bytes(digest, "little")])
 
 
