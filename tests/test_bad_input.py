@@ -497,6 +497,8 @@ LIBRARY = [
          E.InvalidParameterError, "n_jobs"),
     Case("save_features", "1-D feature array", lambda e: save_features(e.out, {"a": np.zeros(3)}),
          E.InvalidInputError, "2-D"),
+    Case("save_features", "keys 1 and '1' (one name twice)",
+         lambda e: save_features(e.out, {1: e.X, "1": e.X}), E.InvalidInputError, "'1' twice"),
     Case("save_features", "metadata not JSON-able", lambda e: save_features(e.out, {"a": e.X}, {"x": object()}),
          E.InvalidInputError, "JSON"),
     Case("load_features", "a model file", lambda e: load_features(e.d / "gmm.npz"), E.ModelFileError,
