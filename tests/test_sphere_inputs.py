@@ -40,6 +40,10 @@ def test_truncated_sphere_is_refused(tmp_path):
     path = write_sphere(tmp_path / "cut.sph", SIGNAL, sample_count=2 * len(SIGNAL))
     with pytest.raises(AudioError, match="cut.sph: truncated"):
         load_audio(path)
+    # no sample_n_bytes: libsndfile reads 16-bit samples, and so does the length check
+    path.write_bytes(path.read_bytes().replace(b"sample_n_bytes -i 2\n", b""))
+    with pytest.raises(AudioError, match="cut.sph: truncated"):
+        load_audio(path)
 
 
 @pytest.mark.parametrize("subtype", ["ULAW", "ALAW", "PCM_S8"])

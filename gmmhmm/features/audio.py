@@ -193,8 +193,11 @@ def _sphere_data_missing(name: str) -> bool:
     if header is None:
         return False
     header_bytes, fields = header
+    # without sample_n_bytes libsndfile reads 16-bit PCM, or 1-byte u-law / A-law
+    one_byte = any(c in fields.get(b"sample_coding", b"").lower() for c in (b"ulaw", b"mu-law", b"alaw"))
     try:
-        n = int(fields[b"sample_count"]) * int(fields.get(b"channel_count", 1)) * int(fields[b"sample_n_bytes"])
+        n = (int(fields[b"sample_count"]) * int(fields.get(b"channel_count", 1))
+             * int(fields.get(b"sample_n_bytes", 1 if one_byte else 2)))
     except (ValueError, KeyError):
         return False  # no declared length to check against
     return header_bytes + n > os.path.getsize(name)
