@@ -256,8 +256,8 @@ def log_mel_spectrogram(
     its rate must match ``sample_rate_hz``.
     """
     x, config = _check_signal(signal, sample_rate_hz, config)
+    n_frames = _frame_count(x, config)  # before the tables: a huge window on a short signal fails cheaply
     _, fbank_t, _ = _tables(config)
-    n_frames = _frame_count(x, config)
     out = np.empty((n_frames, fbank_t.shape[1]))
     for first, power, _ in _power_and_energy(x, config, n_frames, energy=False):
         out[first:first + len(power)] = np.log(np.maximum(power @ fbank_t, LOG_FLOOR))
@@ -290,8 +290,8 @@ def mfcc(signal: np.ndarray, sample_rate_hz: int, config: FeatureConfig | None =
 
 def _mfcc(x: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """:func:`mfcc` without the input checks: ``x`` is a finite float64 signal at ``config``'s rate."""
+    n_frames = _frame_count(x, config)  # before the tables: a huge window on a short signal fails cheaply
     _, fbank_t, dct_t = _tables(config)
-    n_frames = _frame_count(x, config)
     log_energy = config.energy == "log_energy"
     ceps = np.empty((n_frames, dct_t.shape[1]))
     for first, power, energy in _power_and_energy(x, config, n_frames, log_energy):
