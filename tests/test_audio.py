@@ -102,6 +102,15 @@ def test_every_broken_file_raises_audio_error_naming_it(tmp_path):
         assert name in str(info.value) and words in str(info.value), str(info.value)
 
 
+def test_truncated_rf64_is_refused(tmp_path):
+    """RF64 (WAV past 4 GiB) keeps the data length in its ds64 chunk; a cut-off one was read as a short file."""
+    sf.write(tmp_path / "ok.rf64", _tones(8000, 0.2), 8000, format="RF64", subtype="PCM_16")
+    assert len(load_audio(tmp_path / "ok.rf64")[0]) == 1600
+    (tmp_path / "cut.rf64").write_bytes((tmp_path / "ok.rf64").read_bytes()[:-1000])
+    with pytest.raises(AudioError, match=r"cut\.rf64: truncated"):
+        load_audio(tmp_path / "cut.rf64")
+
+
 def test_audio_too_short_for_one_frame(tmp_path):
     sf.write(tmp_path / "short.wav", _tones(8000, 0.02), 8000, subtype="PCM_16")  # 160 < 200 samples
     load_audio(tmp_path / "short.wav")  # readable on its own

@@ -138,7 +138,7 @@ def resample(signal: np.ndarray, from_rate_hz: int, to_rate_hz: int) -> np.ndarr
 
 
 def _wav_data_missing(name: str) -> bool:
-    """True if a RIFF/WAVE file's data chunk is shorter than its header says.
+    """True if a RIFF/WAVE (or RF64) file's data chunk is shorter than its header says.
 
     libsndfile silently shortens such files to what is there, so a
     half-copied recording would otherwise pass as a short one.
@@ -146,15 +146,19 @@ def _wav_data_missing(name: str) -> bool:
     size = os.path.getsize(name)
     with open(name, "rb") as f:
         head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
             return False
-        pos = 12
+        pos, ds64_data_size = 12, None
         while pos + 8 <= size:
             f.seek(pos)
             chunk = f.read(8)
             chunk_size = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] == b"ds64":  # RF64: the 64-bit sizes, the data chunk's second
+                ds64_data_size = int.from_bytes(f.read(16)[8:16], "little")
             if chunk[:4] == b"data":
-                # 0 and 0xFFFFFFFF mark streamed / RF64 files of unknown length.
+                if chunk_size == 0xFFFFFFFF and ds64_data_size is not None:
+                    chunk_size = ds64_data_size
+                # 0 and 0xFFFFFFFF (without ds64) mark streamed files of unknown length.
                 return chunk_size not in (0, 0xFFFFFFFF) and pos + 8 + chunk_size > size
             pos += 8 + chunk_size + (chunk_size & 1)
     return False
