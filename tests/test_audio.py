@@ -111,6 +111,20 @@ def test_truncated_rf64_is_refused(tmp_path):
         load_audio(tmp_path / "cut.rf64")
 
 
+def test_a_bytes_path_reads_like_its_str(tmp_path):
+    """extract_features took bytes for a path, then load_audio failed on it with a TypeError
+    (which extract_many does not catch, so one such path ended the batch)."""
+    from gmmhmm.features import extract_many
+
+    sf.write(tmp_path / "a.wav", _tones(8000, 0.2), 8000, subtype="PCM_16")
+    path = str(tmp_path / "a.wav")
+    np.testing.assert_array_equal(load_audio(path.encode())[0], load_audio(path)[0])
+    cfg = FeatureConfig.fsdd()
+    np.testing.assert_array_equal(extract_features(path.encode(), cfg), extract_features(path, cfg))
+    feats, failures = extract_many([path.encode()], cfg)
+    assert not failures and list(feats) == [path]
+
+
 def test_audio_too_short_for_one_frame(tmp_path):
     sf.write(tmp_path / "short.wav", _tones(8000, 0.02), 8000, subtype="PCM_16")  # 160 < 200 samples
     load_audio(tmp_path / "short.wav")  # readable on its own

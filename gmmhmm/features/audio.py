@@ -30,14 +30,14 @@ MAX_SEGMENT_OVERSHOOT_S = 0.5
 
 
 def load_audio(
-    path: str | os.PathLike, sample_rate_hz: int | None = None,
+    path: str | bytes | os.PathLike, sample_rate_hz: int | None = None,
     start_s: float = 0.0, end_s: float | None = None,
 ) -> tuple[np.ndarray, int]:
     """Read an audio file, or the stretch ``[start_s, end_s)`` of it, as a mono float64 signal.
 
     Parameters
     ----------
-    path : str or path-like
+    path : str, bytes or path-like
         Any file libsndfile reads (WAV, FLAC, OGG, NIST SPHERE, ...), integer
         or float samples.
     sample_rate_hz : int, optional
@@ -61,7 +61,7 @@ def load_audio(
     InvalidParameterError
         ``sample_rate_hz`` is not an integer in [1, MAX_SAMPLE_RATE_HZ].
     """
-    name = os.fspath(path)
+    name = os.fsdecode(path)  # bytes paths too, as str (non-UTF-8 bytes kept as surrogates)
     if sample_rate_hz is not None:
         sample_rate_hz = _check_rate(sample_rate_hz)
     whole = start_s == 0 and end_s is None
