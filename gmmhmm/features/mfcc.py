@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .._validation import check_positive_int
 from ..errors import AudioError, InvalidInputError, InvalidParameterError, NonFiniteInputError
 from .config import FeatureConfig
 
@@ -79,6 +80,8 @@ def mel_filterbank(
     ``vtln_low_hz`` and ``vtln_high_hz``, default 500 Hz below
     ``high_freq_hz``), as Kaldi's ``--vtln-warp`` does.
     """
+    n_fft = check_positive_int(n_fft, "n_fft", minimum=2)
+    n_mels = check_positive_int(n_mels, "n_mels")
     if not 0 <= low_freq_hz < high_freq_hz <= sample_rate_hz / 2:
         raise InvalidParameterError(
             f"need 0 <= low_freq_hz ({low_freq_hz}) < high_freq_hz ({high_freq_hz}) <= Nyquist"
@@ -97,6 +100,7 @@ def mel_filterbank(
 
 def window_function(name: str, length: int) -> np.ndarray:
     """Symmetric analysis window as HTK/Kaldi define it."""
+    length = check_positive_int(length, "window length", minimum=2)  # 1 would divide 0 by 0
     phase = 2 * np.pi * np.arange(length) / (length - 1)
     if name == "hamming":
         return 0.54 - 0.46 * np.cos(phase)
@@ -117,6 +121,11 @@ def frame_signal(signal: np.ndarray, frame_length: int, frame_shift: int, snip_e
     ``t S + S / 2``, the signal mirrored past both ends (Kaldi's
     ``--snip-edges=false``).
     """
+    signal = np.asarray(signal)
+    if signal.ndim != 1:
+        raise InvalidInputError(f"signal must be 1-D, got shape {signal.shape}")
+    frame_length = check_positive_int(frame_length, "frame_length")
+    frame_shift = check_positive_int(frame_shift, "frame_shift")
     n_frames = _n_frames(signal.shape[0], frame_length, frame_shift, snip_edges)
     return _frames(signal, frame_length, frame_shift, snip_edges, 0, n_frames)
 
