@@ -102,13 +102,16 @@ def test_every_broken_file_raises_audio_error_naming_it(tmp_path):
         assert name in str(info.value) and words in str(info.value), str(info.value)
 
 
-def test_truncated_rf64_is_refused(tmp_path):
-    """RF64 (WAV past 4 GiB) keeps the data length in its ds64 chunk; a cut-off one was read as a short file."""
-    sf.write(tmp_path / "ok.rf64", _tones(8000, 0.2), 8000, format="RF64", subtype="PCM_16")
-    assert len(load_audio(tmp_path / "ok.rf64")[0]) == 1600
-    (tmp_path / "cut.rf64").write_bytes((tmp_path / "ok.rf64").read_bytes()[:-1000])
-    with pytest.raises(AudioError, match=r"cut\.rf64: truncated"):
-        load_audio(tmp_path / "cut.rf64")
+@pytest.mark.parametrize("fmt", ["RF64", "AIFF"])
+def test_truncated_rf64_and_aiff_are_refused(tmp_path, fmt):
+    """RF64 (WAV past 4 GiB) keeps the data length in its ds64 chunk, AIFF in its big-endian SSND
+    chunk; libsndfile reads a cut-off one as a shorter recording."""
+    ext = fmt.lower()
+    sf.write(tmp_path / f"ok.{ext}", _tones(8000, 0.2), 8000, format=fmt, subtype="PCM_16")
+    assert len(load_audio(tmp_path / f"ok.{ext}")[0]) == 1600
+    (tmp_path / f"cut.{ext}").write_bytes((tmp_path / f"ok.{ext}").read_bytes()[:-1000])
+    with pytest.raises(AudioError, match=rf"cut\.{ext}: truncated"):
+        load_audio(tmp_path / f"cut.{ext}")
 
 
 def test_a_bytes_path_reads_like_its_str(tmp_path):

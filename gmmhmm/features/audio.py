@@ -94,7 +94,7 @@ def load_audio(
     if not MIN_FILE_SAMPLE_RATE_HZ <= native_rate <= MAX_SAMPLE_RATE_HZ:
         raise AudioError(f"{name}: implausible sample rate {native_rate} Hz in the file header "
                          f"(from {MIN_FILE_SAMPLE_RATE_HZ} to {MAX_SAMPLE_RATE_HZ} Hz is supported)")
-    if data.shape[0] < (declared if whole else count) or _wav_data_missing(name) or _sphere_data_missing(name):
+    if data.shape[0] < (declared if whole else count) or _chunk_data_missing(name) or _sphere_data_missing(name):
         raise AudioError(f"{name}: truncated audio file (fewer samples than its header declares)")
     if not np.isfinite(data).all():
         raise AudioError(f"{name}: audio contains NaN or infinity")
@@ -137,8 +137,16 @@ def resample(signal: np.ndarray, from_rate_hz: int, to_rate_hz: int) -> np.ndarr
     return np.ascontiguousarray(out, dtype=np.float64)
 
 
-def _wav_data_missing(name: str) -> bool:
-    """True if a RIFF/WAVE (or RF64) file's data chunk is shorter than its header says.
+# Chunked containers: magic -> (byte order of chunk sizes, form types, the chunk holding the samples)
+_CHUNKED_FORMATS = {
+    b"RIFF": ("little", (b"WAVE",), b"data"),
+    b"RF64": ("little", (b"WAVE",), b"data"),  # sizes past 4 GiB in its ds64 chunk
+    b"FORM": ("big", (b"AIFF", b"AIFC"), b"SSND"),
+}
+
+
+def _chunk_data_missing(name: str) -> bool:
+    """True if a WAV, RF64 or AIFF file's sample chunk is shorter than its header says.
 
     libsndfile silently shortens such files to what is there, so a
     half-copied recording would otherwise pass as a short one.
@@ -146,16 +154,19 @@ def _wav_data_missing(name: str) -> bool:
     size = os.path.getsize(name)
     with open(name, "rb") as f:
         head = f.read(12)
-        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        if len(head) < 12 or head[:4] not in _CHUNKED_FORMATS:
+            return False
+        order, forms, data_id = _CHUNKED_FORMATS[head[:4]]
+        if head[8:12] not in forms:
             return False
         pos, ds64_data_size = 12, None
         while pos + 8 <= size:
             f.seek(pos)
             chunk = f.read(8)
-            chunk_size = int.from_bytes(chunk[4:8], "little")
+            chunk_size = int.from_bytes(chunk[4:8], order)
             if chunk[:4] == b"ds64":  # RF64: the 64-bit sizes, the data chunk's second
                 ds64_data_size = int.from_bytes(f.read(16)[8:16], "little")
-            if chunk[:4] == b"data":
+            if chunk[:4] == data_id:
                 if chunk_size == 0xFFFFFFFF and ds64_data_size is not None:
                     chunk_size = ds64_data_size
                 # 0 and 0xFFFFFFFF (without ds64) mark streamed files of unknown length.
