@@ -102,6 +102,32 @@ def test_every_broken_file_raises_audio_error_naming_it(tmp_path):
         assert name in str(info.value) and words in str(info.value), str(info.value)
 
 
+@pytest.mark.parametrize("fmt", ["RF64", "AIFF"])
+def test_truncated_rf64_and_aiff_are_refused(tmp_path, fmt):
+    """RF64 (WAV past 4 GiB) keeps the data length in its ds64 chunk, AIFF in its big-endian SSND
+    chunk; libsndfile reads a cut-off one as a shorter recording."""
+    ext = fmt.lower()
+    sf.write(tmp_path / f"ok.{ext}", _tones(8000, 0.2), 8000, format=fmt, subtype="PCM_16")
+    assert len(load_audio(tmp_path / f"ok.{ext}")[0]) == 1600
+    (tmp_path / f"cut.{ext}").write_bytes((tmp_path / f"ok.{ext}").read_bytes()[:-1000])
+    with pytest.raises(AudioError, match=rf"cut\.{ext}: truncated"):
+        load_audio(tmp_path / f"cut.{ext}")
+
+
+def test_a_bytes_path_reads_like_its_str(tmp_path):
+    """extract_features took bytes for a path, then load_audio failed on it with a TypeError
+    (which extract_many does not catch, so one such path ended the batch)."""
+    from gmmhmm.features import extract_many
+
+    sf.write(tmp_path / "a.wav", _tones(8000, 0.2), 8000, subtype="PCM_16")
+    path = str(tmp_path / "a.wav")
+    np.testing.assert_array_equal(load_audio(path.encode())[0], load_audio(path)[0])
+    cfg = FeatureConfig.fsdd()
+    np.testing.assert_array_equal(extract_features(path.encode(), cfg), extract_features(path, cfg))
+    feats, failures = extract_many([path.encode()], cfg)
+    assert not failures and list(feats) == [path]
+
+
 def test_audio_too_short_for_one_frame(tmp_path):
     sf.write(tmp_path / "short.wav", _tones(8000, 0.02), 8000, subtype="PCM_16")  # 160 < 200 samples
     load_audio(tmp_path / "short.wav")  # readable on its own

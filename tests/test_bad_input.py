@@ -36,7 +36,8 @@ from gmmhmm.cli import main
 from gmmhmm.corpus import Corpus
 from gmmhmm.data import DataDir
 from gmmhmm.features import (FeatureConfig, add_deltas, cmvn, cmvn_per_speaker, deltas, extract_features,
-                             extract_many, load_audio, load_features, mfcc, save_features)
+                             extract_many, frame_signal, load_audio, load_features, mel_filterbank, mfcc,
+                             save_features, window_function)
 from gmmhmm.decoding import decode_files
 from gmmhmm.features.transforms import (FeatureTransform, MlltStats, accumulate_lda_stats, accumulate_mllt_stats,
                                         estimate_lda, estimate_mllt, splice_frames)
@@ -481,6 +482,16 @@ LIBRARY = [
     Case("mfcc", "string signal", lambda e: mfcc(np.array(["a"] * 1000), 16000), E.InvalidInputError, "1-D real"),
     Case("mfcc", "rate differs from the config", lambda e: mfcc(np.zeros(8000), 8000, FeatureConfig()),
          E.InvalidParameterError, "resample"),
+    Case("window_function", "1-sample window (was [nan])", lambda e: window_function("hamming", 1),
+         E.InvalidParameterError, "length"),
+    Case("frame_signal", "frame_shift=0 (was ZeroDivisionError)", lambda e: frame_signal(np.zeros(10), 4, 0),
+         E.InvalidParameterError, "frame_shift"),
+    Case("frame_signal", "frame_length=0 (was empty frames)", lambda e: frame_signal(np.zeros(10), 0, 1),
+         E.InvalidParameterError, "frame_length"),
+    Case("frame_signal", "2-D signal (was 3-D frames)", lambda e: frame_signal(np.zeros((3, 3)), 4, 2),
+         E.InvalidInputError, "1-D"),
+    Case("mel_filterbank", "n_fft=0 (was NaN weights)", lambda e: mel_filterbank(16000, 0, 10, 0.0, 8000.0),
+         E.InvalidParameterError, "n_fft"),
     Case("FeatureConfig", "huge sample rate (1 GHz)", lambda e: FeatureConfig(sample_rate_hz=10**9),
          E.InvalidParameterError, "sample_rate_hz"),
     Case("FeatureConfig", "negative window", lambda e: FeatureConfig(window_ms=-1), E.InvalidParameterError,
@@ -497,6 +508,8 @@ LIBRARY = [
          E.InvalidParameterError, "n_jobs"),
     Case("save_features", "1-D feature array", lambda e: save_features(e.out, {"a": np.zeros(3)}),
          E.InvalidInputError, "2-D"),
+    Case("save_features", "keys 1 and '1' (one name twice)",
+         lambda e: save_features(e.out, {1: e.X, "1": e.X}), E.InvalidInputError, "'1' twice"),
     Case("save_features", "metadata not JSON-able", lambda e: save_features(e.out, {"a": e.X}, {"x": object()}),
          E.InvalidInputError, "JSON"),
     Case("load_features", "a model file", lambda e: load_features(e.d / "gmm.npz"), E.ModelFileError,

@@ -147,6 +147,12 @@ def test_extract_many_pools_only_what_utt2spk_says(tmp_path):
     partial, failures = extract_many(paths, SPEAKER, utt2spk={k: v for k, v in utt2spk.items() if k != keys[1]})
     assert list(partial) == [keys[0], keys[2], keys[3]]
     assert failures == [(keys[1], f"utterance {keys[1]!r} is not in utt2spk")]
+    # a function that misses a file (KeyError) fails that file alone too, not the batch
+    missing = {k: v for k, v in utt2spk.items() if k != keys[1]}
+    by_fn, failures = extract_many(paths, SPEAKER, utt2spk=missing.__getitem__)
+    assert list(by_fn) == list(partial) and failures == [(keys[1], f"utterance {keys[1]!r} is not in utt2spk")]
+    with pytest.raises(InvalidInputError, match="is not in utt2spk"):
+        compute_cmvn_stats(raw, missing.__getitem__)
 
 
 def test_stored_training_statistics_apply_to_new_files(tmp_path):

@@ -201,6 +201,36 @@ def test_dither_is_seeded_and_reproducible():
     assert np.isfinite(mfcc(x, 8000, cfg.replace(dither_seed=-5))).all()  # any integer seeds
 
 
+def test_dither_takes_no_copy_of_the_signal():
+    """Bug: seeding the dither hashed ``x.tobytes()``, a copy of the whole signal (1.3 GB for 3 hours at 16 kHz)."""
+    import tracemalloc
+
+    x = _noise(4_000_000)  # 32 MB
+    cfg = FeatureConfig(sample_rate_hz=8000, n_mels=23)
+    peaks = []
+    for dither in (0.0, 1e-4):
+        tracemalloc.start()
+        mfcc(x, 8000, cfg.replace(dither=dither))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] < peaks[0] + x.nbytes / 4, peaks
+
+
+def test_too_short_is_said_before_the_analysis_tables_are_built():
+    """Bug: a short signal under a huge window (HTK's WINDOWSIZE = 250000.0, in 100 ns units, taken
+    for window_ms) built a 4M-point filterbank (~1.7 GB transient) before saying 'too short'."""
+    import tracemalloc
+
+    cfg = FeatureConfig(window_ms=250000.0)
+    for analysis in (mfcc, log_mel_spectrogram):
+        tracemalloc.start()
+        with pytest.raises(AudioError, match="too short for one 250000 ms frame"):
+            analysis(_noise(16000), 16000, cfg)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 16 * 2**20, peak
+
+
 def test_dither_draws_fresh_noise_per_file(tmp_path):
     """Bug: every file of a length got the same noise (one seed for all)."""
     cfg = FeatureConfig(sample_rate_hz=8000, n_mels=23, dither=1e-3, dither_seed=7)

@@ -40,6 +40,35 @@ def test_truncated_sphere_is_refused(tmp_path):
     path = write_sphere(tmp_path / "cut.sph", SIGNAL, sample_count=2 * len(SIGNAL))
     with pytest.raises(AudioError, match="cut.sph: truncated"):
         load_audio(path)
+    # no sample_n_bytes: libsndfile reads 16-bit samples, and so does the length check
+    path.write_bytes(path.read_bytes().replace(b"sample_n_bytes -i 2\n", b""))
+    with pytest.raises(AudioError, match="cut.sph: truncated"):
+        load_audio(path)
+
+
+@pytest.mark.parametrize("subtype", ["ULAW", "ALAW", "PCM_S8"])
+def test_one_byte_sphere_is_not_called_truncated(tmp_path, subtype):
+    # libsndfile writes these with "sample_n_bytes -s1 1" (a string field), not "-i 1"
+    import soundfile as sf
+
+    x = SIGNAL / 32768.0
+    sf.write(tmp_path / "a.sph", x, 8000, format="NIST", subtype=subtype)
+    y, rate = load_audio(tmp_path / "a.sph")
+    assert rate == 8000 and len(y) == len(x) and np.abs(y - x).max() < 0.02
+    cut = tmp_path / "cut.sph"
+    cut.write_bytes((tmp_path / "a.sph").read_bytes()[:-100])
+    with pytest.raises(AudioError, match="cut.sph: truncated"):
+        load_audio(cut)
+
+
+def test_shorten_compressed_sphere_is_named(tmp_path):
+    header = (b"NIST_1A\n   1024\nsample_count -i 8000\nsample_rate -i 8000\nchannel_count -i 1\n"
+              b"sample_n_bytes -i 2\nsample_byte_format -s2 01\n"
+              b"sample_coding -s26 pcm,embedded-shorten-v2.00\nend_head\n")
+    path = tmp_path / "s.sph"
+    path.write_bytes(header.ljust(1024, b" ") + b"ajkg\x02" + bytes(500))
+    with pytest.raises(AudioError, match=r"s\.sph: .*shorten.*sph2pipe"):
+        load_audio(path)
 
 
 def test_an4_sphere_file(an4_path):

@@ -19,6 +19,12 @@ def test_margin_by_hand():
         energy_vad(db, margin_db=-1.0)
     with pytest.raises(InvalidInputError, match="no frames"):
         energy_vad(np.zeros(0), margin_db=30.0)
+    # NaN used to make every frame non-speech (NaN compares false), a silent empty mask
+    for bad in (np.nan, np.inf):
+        with pytest.raises(InvalidInputError, match="NaN or"):
+            energy_vad(np.array([-10.0, bad, 0.0]))
+    # -inf dB (a log of zero power) is silence, not an error
+    np.testing.assert_array_equal(energy_vad(np.array([-np.inf, 0.0])), [False, True])
 
 
 @pytest.mark.parametrize("energy", ["c0", "log_energy"])

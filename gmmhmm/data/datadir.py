@@ -71,7 +71,7 @@ def check_span(name: str, start_s: float, end_s: float) -> None:
 
 def audio_source_name(source: "str | os.PathLike | AudioSpan") -> str:
     """The key a file path or an :class:`AudioSpan` is reported under."""
-    return source.name if isinstance(source, AudioSpan) else os.fspath(source)
+    return source.name if isinstance(source, AudioSpan) else os.fsdecode(source)
 
 
 def read_table(path: str | os.PathLike, min_fields: int = 2,

@@ -30,14 +30,14 @@ MAX_SEGMENT_OVERSHOOT_S = 0.5
 
 
 def load_audio(
-    path: str | os.PathLike, sample_rate_hz: int | None = None,
+    path: str | bytes | os.PathLike, sample_rate_hz: int | None = None,
     start_s: float = 0.0, end_s: float | None = None,
 ) -> tuple[np.ndarray, int]:
     """Read an audio file, or the stretch ``[start_s, end_s)`` of it, as a mono float64 signal.
 
     Parameters
     ----------
-    path : str or path-like
+    path : str, bytes or path-like
         Any file libsndfile reads (WAV, FLAC, OGG, NIST SPHERE, ...), integer
         or float samples.
     sample_rate_hz : int, optional
@@ -61,7 +61,7 @@ def load_audio(
     InvalidParameterError
         ``sample_rate_hz`` is not an integer in [1, MAX_SAMPLE_RATE_HZ].
     """
-    name = os.fspath(path)
+    name = os.fsdecode(path)  # bytes paths too, as str (non-UTF-8 bytes kept as surrogates)
     if sample_rate_hz is not None:
         sample_rate_hz = _check_rate(sample_rate_hz)
     whole = start_s == 0 and end_s is None
@@ -82,6 +82,10 @@ def load_audio(
     except AudioError:  # the stretch lies outside the recording: already says so
         raise
     except Exception as exc:  # libsndfile reports every format problem as one of several types
+        compression = _sphere_compression(name)
+        if compression:
+            raise AudioError(f"{name}: {compression}-compressed NIST SPHERE audio is not supported; "
+                             "decompress it first (e.g. sph2pipe -f wav in.sph out.wav)") from exc
         reason = str(exc).replace(f"Error opening {os.fsencode(name)!r}: ", "").replace(
             f"Error opening {name!r}: ", "")  # libsndfile repeats the path
         raise AudioError(f"{name}: unreadable audio file ({reason})") from exc
@@ -90,7 +94,7 @@ def load_audio(
     if not MIN_FILE_SAMPLE_RATE_HZ <= native_rate <= MAX_SAMPLE_RATE_HZ:
         raise AudioError(f"{name}: implausible sample rate {native_rate} Hz in the file header "
                          f"(from {MIN_FILE_SAMPLE_RATE_HZ} to {MAX_SAMPLE_RATE_HZ} Hz is supported)")
-    if data.shape[0] < (declared if whole else count) or _wav_data_missing(name) or _sphere_data_missing(name):
+    if data.shape[0] < (declared if whole else count) or _chunk_data_missing(name) or _sphere_data_missing(name):
         raise AudioError(f"{name}: truncated audio file (fewer samples than its header declares)")
     if not np.isfinite(data).all():
         raise AudioError(f"{name}: audio contains NaN or infinity")
@@ -133,8 +137,16 @@ def resample(signal: np.ndarray, from_rate_hz: int, to_rate_hz: int) -> np.ndarr
     return np.ascontiguousarray(out, dtype=np.float64)
 
 
-def _wav_data_missing(name: str) -> bool:
-    """True if a RIFF/WAVE file's data chunk is shorter than its header says.
+# Chunked containers: magic -> (byte order of chunk sizes, form types, the chunk holding the samples)
+_CHUNKED_FORMATS = {
+    b"RIFF": ("little", (b"WAVE",), b"data"),
+    b"RF64": ("little", (b"WAVE",), b"data"),  # sizes past 4 GiB in its ds64 chunk
+    b"FORM": ("big", (b"AIFF", b"AIFC"), b"SSND"),
+}
+
+
+def _chunk_data_missing(name: str) -> bool:
+    """True if a WAV, RF64 or AIFF file's sample chunk is shorter than its header says.
 
     libsndfile silently shortens such files to what is there, so a
     half-copied recording would otherwise pass as a short one.
@@ -142,18 +154,49 @@ def _wav_data_missing(name: str) -> bool:
     size = os.path.getsize(name)
     with open(name, "rb") as f:
         head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        if len(head) < 12 or head[:4] not in _CHUNKED_FORMATS:
             return False
-        pos = 12
+        order, forms, data_id = _CHUNKED_FORMATS[head[:4]]
+        if head[8:12] not in forms:
+            return False
+        pos, ds64_data_size = 12, None
         while pos + 8 <= size:
             f.seek(pos)
             chunk = f.read(8)
-            chunk_size = int.from_bytes(chunk[4:8], "little")
-            if chunk[:4] == b"data":
-                # 0 and 0xFFFFFFFF mark streamed / RF64 files of unknown length.
+            chunk_size = int.from_bytes(chunk[4:8], order)
+            if chunk[:4] == b"ds64":  # RF64: the 64-bit sizes, the data chunk's second
+                ds64_data_size = int.from_bytes(f.read(16)[8:16], "little")
+            if chunk[:4] == data_id:
+                if chunk_size == 0xFFFFFFFF and ds64_data_size is not None:
+                    chunk_size = ds64_data_size
+                # 0 and 0xFFFFFFFF (without ds64) mark streamed files of unknown length.
                 return chunk_size not in (0, 0xFFFFFFFF) and pos + 8 + chunk_size > size
             pos += 8 + chunk_size + (chunk_size & 1)
     return False
+
+
+def _sphere_header(name: str) -> tuple[int, dict[bytes, bytes]] | None:
+    """``(header bytes, {field: value})`` of a NIST SPHERE file, None for other files.
+
+    Fields of every type are kept as their value token: writers differ
+    (libsndfile writes ``sample_n_bytes -s1 1`` where others write ``-i 1``).
+    """
+    with open(name, "rb") as f:
+        head = f.read(1024)
+    if not head.startswith(b"NIST_1A\n"):
+        return None
+    fields = {}
+    lines = head.split(b"\n")
+    for line in lines[2:]:  # NIST_1A, header size, then "name -type value" lines up to end_head
+        parts = line.split()
+        if not parts or parts[0] == b"end_head":
+            break
+        if len(parts) >= 3 and parts[1][:2] in (b"-i", b"-r", b"-s"):
+            fields[parts[0]] = parts[2]
+    try:
+        return int(lines[1]), fields
+    except (ValueError, IndexError):
+        return None
 
 
 def _sphere_data_missing(name: str) -> bool:
@@ -161,21 +204,28 @@ def _sphere_data_missing(name: str) -> bool:
 
     libsndfile counts the samples present, so a cut-off .sph would pass as a short one.
     """
-    with open(name, "rb") as f:
-        head = f.read(1024)
-    if not head.startswith(b"NIST_1A\n"):
+    header = _sphere_header(name)
+    if header is None:
         return False
-    fields = {}
-    lines = head.split(b"\n")
-    for line in lines[2:]:  # NIST_1A, header size, then "name -type value" lines up to end_head
-        parts = line.split()
-        if not parts or parts[0] == b"end_head":
-            break
-        if len(parts) >= 3 and parts[1] == b"-i":
-            fields[parts[0]] = parts[2]
+    header_bytes, fields = header
+    # without sample_n_bytes libsndfile reads 16-bit PCM, or 1-byte u-law / A-law
+    one_byte = any(c in fields.get(b"sample_coding", b"").lower() for c in (b"ulaw", b"mu-law", b"alaw"))
     try:
-        header_bytes = int(lines[1])
-        n = int(fields[b"sample_count"]) * int(fields.get(b"channel_count", 1)) * int(fields.get(b"sample_n_bytes", 2))
-    except (ValueError, KeyError, IndexError):
+        n = (int(fields[b"sample_count"]) * int(fields.get(b"channel_count", 1))
+             * int(fields.get(b"sample_n_bytes", 1 if one_byte else 2)))
+    except (ValueError, KeyError):
         return False  # no declared length to check against
     return header_bytes + n > os.path.getsize(name)
+
+
+def _sphere_compression(name: str) -> str | None:
+    """The compression of a NIST SPHERE file's samples (e.g. shorten), which libsndfile cannot read."""
+    try:
+        header = _sphere_header(name)
+    except OSError:
+        return None
+    coding = header[1].get(b"sample_coding", b"") if header else b""
+    for method in (b"shorten", b"wavpack", b"shortpack"):
+        if method in coding.lower():
+            return method.decode()
+    return None

@@ -122,14 +122,14 @@ def _speaker_lookup(utt2spk: Utt2Spk | None) -> Callable[[str], Hashable]:
     """utt -> speaker; without a map each utterance is its own speaker."""
     if utt2spk is None:
         return lambda utt: utt
-    if callable(utt2spk):
-        return utt2spk
-    if not isinstance(utt2spk, Mapping):
+    if not (callable(utt2spk) or isinstance(utt2spk, Mapping)):
         raise InvalidInputError(f"utt2spk must be a mapping or a function, got {type(utt2spk).__name__}")
+    # a function missing an utterance (say dict.__getitem__) raises KeyError, as a mapping does
+    get = utt2spk if callable(utt2spk) else utt2spk.__getitem__
 
     def lookup(utt: str) -> Hashable:
         try:
-            return utt2spk[utt]
+            return get(utt)
         except KeyError:
             raise InvalidInputError(f"utterance {utt!r} is not in utt2spk") from None
 

@@ -16,6 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from .._validation import check_positive_int
 from ..errors import AudioError, InvalidInputError, InvalidParameterError, NonFiniteInputError
 from .config import FeatureConfig
 
@@ -79,6 +80,8 @@ def mel_filterbank(
     ``vtln_low_hz`` and ``vtln_high_hz``, default 500 Hz below
     ``high_freq_hz``), as Kaldi's ``--vtln-warp`` does.
     """
+    n_fft = check_positive_int(n_fft, "n_fft", minimum=2)
+    n_mels = check_positive_int(n_mels, "n_mels")
     if not 0 <= low_freq_hz < high_freq_hz <= sample_rate_hz / 2:
         raise InvalidParameterError(
             f"need 0 <= low_freq_hz ({low_freq_hz}) < high_freq_hz ({high_freq_hz}) <= Nyquist"
@@ -97,6 +100,7 @@ def mel_filterbank(
 
 def window_function(name: str, length: int) -> np.ndarray:
     """Symmetric analysis window as HTK/Kaldi define it."""
+    length = check_positive_int(length, "window length", minimum=2)  # 1 would divide 0 by 0
     phase = 2 * np.pi * np.arange(length) / (length - 1)
     if name == "hamming":
         return 0.54 - 0.46 * np.cos(phase)
@@ -117,6 +121,11 @@ def frame_signal(signal: np.ndarray, frame_length: int, frame_shift: int, snip_e
     ``t S + S / 2``, the signal mirrored past both ends (Kaldi's
     ``--snip-edges=false``).
     """
+    signal = np.asarray(signal)
+    if signal.ndim != 1:
+        raise InvalidInputError(f"signal must be 1-D, got shape {signal.shape}")
+    frame_length = check_positive_int(frame_length, "frame_length")
+    frame_shift = check_positive_int(frame_shift, "frame_shift")
     n_frames = _n_frames(signal.shape[0], frame_length, frame_shift, snip_edges)
     return _frames(signal, frame_length, frame_shift, snip_edges, 0, n_frames)
 
@@ -213,7 +222,8 @@ def _dither_rng(x: np.ndarray, seed: int) -> np.random.Generator:
     Each file gets its own noise (one seed for all would add the same noise
     to every file), reproducibly, and independent of the other files of a batch.
     """
-    digest = hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=8).digest()
+    # the array's own buffer: .tobytes() would copy the whole signal
+    digest = hashlib.blake2b(memoryview(np.ascontiguousarray(x)).cast("B"), digest_size=8).digest()
     return np.random.default_rng([seed & 0xFFFFFFFFFFFFFFFF, int.from_bytes(digest, "little")])
 
 
@@ -255,8 +265,8 @@ def log_mel_spectrogram(
     its rate must match ``sample_rate_hz``.
     """
     x, config = _check_signal(signal, sample_rate_hz, config)
+    n_frames = _frame_count(x, config)  # before the tables: a huge window on a short signal fails cheaply
     _, fbank_t, _ = _tables(config)
-    n_frames = _frame_count(x, config)
     out = np.empty((n_frames, fbank_t.shape[1]))
     for first, power, _ in _power_and_energy(x, config, n_frames, energy=False):
         out[first:first + len(power)] = np.log(np.maximum(power @ fbank_t, LOG_FLOOR))
@@ -289,8 +299,8 @@ def mfcc(signal: np.ndarray, sample_rate_hz: int, config: FeatureConfig | None =
 
 def _mfcc(x: np.ndarray, config: FeatureConfig) -> np.ndarray:
     """:func:`mfcc` without the input checks: ``x`` is a finite float64 signal at ``config``'s rate."""
+    n_frames = _frame_count(x, config)  # before the tables: a huge window on a short signal fails cheaply
     _, fbank_t, dct_t = _tables(config)
-    n_frames = _frame_count(x, config)
     log_energy = config.energy == "log_energy"
     ceps = np.empty((n_frames, dct_t.shape[1]))
     for first, power, energy in _power_and_energy(x, config, n_frames, log_energy):

@@ -32,10 +32,14 @@ def save_features(
     Raises
     ------
     InvalidInputError
-        An array is not 2-D numeric, the arrays differ in D or dtype, or
+        An array is not 2-D numeric, the arrays differ in D or dtype, two keys
+        are the same name as strings, or
         ``metadata`` is not JSON-serialisable.
     """
     names = [str(k) for k in features]
+    if len(set(names)) < len(names):  # keys such as 1 and "1": loading would keep only one of them
+        twice = next(n for i, n in enumerate(names) if n in names[:i])
+        raise InvalidInputError(f"features name the utterance {twice!r} twice")
     arrays = [np.asarray(features[k]) for k in features]
     for name, a in zip(names, arrays):
         if a.ndim != 2 or a.dtype.kind not in "fiu":

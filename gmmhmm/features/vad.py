@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validation import check_array
-from ..errors import InvalidInputError, InvalidParameterError
+from ..errors import InvalidInputError, InvalidParameterError, NonFiniteInputError
 from .config import FeatureConfig
 
 #: dB per natural-log unit of power.
@@ -58,4 +58,6 @@ def energy_vad(energy_db: np.ndarray, margin_db: float = 30.0) -> np.ndarray:
     e = np.asarray(energy_db, dtype=np.float64)
     if e.ndim != 1 or e.size == 0:
         raise InvalidInputError(f"energy_db must be a non-empty 1-d array, got shape {e.shape} (no frames)")
+    if np.isnan(e).any() or np.isposinf(e).any():  # -inf (a log of zero power) is silence
+        raise NonFiniteInputError("energy_db contains NaN or +infinity")
     return e >= e.max() - margin_db
