@@ -83,10 +83,12 @@ def decoding_graph(model: PhoneModelSet, graph: str = "word-loop", lexicon: Lexi
 
 def decode_many(graph: DecodingGraph, log_likelihoods: Sequence[np.ndarray],
                 options: SearchOptions | None = None) -> list[DecodeResult]:
-    """:func:`gmmhmm.search.decode` of many utterances, the arc weights computed once."""
-    options = SearchOptions() if options is None else options
-    weights = graph.arc_weights(options)
-    return [decode(graph, ll, options, weights) for ll in log_likelihoods]
+    """:func:`gmmhmm.search.decode` of many utterances, the arc weights computed once; an
+    utterance whose every path the beam prunes raises (:func:`decode_adapted` and the CLI skip
+    and report it instead)."""
+    out, _ = _search_all(graph, dict(enumerate(log_likelihoods)), SearchOptions() if options is None else options,
+                         skip_errors=False)
+    return list(out.values())
 
 
 @dataclass
