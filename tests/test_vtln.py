@@ -132,6 +132,25 @@ def test_a_flat_likelihood_keeps_no_warp():
     assert res.warps == {"s": 1.0}
 
 
+def test_a_warp_without_features_never_wins():
+    """A factor at which a speaker's audio gave no features, or fewer frames than at other factors,
+    is not scored (it was log-likelihood 0, which beat every real score): factors compete on the
+    same frames only."""
+    rng = np.random.default_rng(2)
+    gmm = GaussianMixture(1, covariance_type="diag", random_state=0).fit(rng.normal(size=(200, 2)))
+    X = {1.0: np.zeros((10, 2)), 1.1: np.full((10, 2), 3.0)}
+
+    def features_at(warp, utts):  # nothing at 0.9 (first of the grid), only u2 at 1.1
+        if warp == 0.9:
+            return {}
+        return {u: X[warp] for u in utts if warp == 1.0 or u == "u2"}
+
+    res = estimate_vtln_warps(gmm, features_at, {"u1": "s", "u2": "s"}, [0.9, 1.0, 1.1])
+    assert res.warps == {"s": 1.0}
+    assert np.isneginf(res.scores["s"][[0, 2]]).all()
+    np.testing.assert_allclose(res.scores["s"][1], gmm.score_samples(X[1.0][:1])[0])
+
+
 def test_a_speaker_without_frames_is_named():
     gmm = GaussianMixture(1, random_state=0).fit(np.random.default_rng(1).normal(size=(100, 2)))
     with pytest.raises(InvalidInputError, match="'quiet'"):

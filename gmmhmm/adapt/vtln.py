@@ -110,7 +110,7 @@ def estimate_vtln_warps(model, features_at: FeaturesAt, utt2spk: Mapping[str, st
     speakers = list(_by_speaker(utts, utt2spk))
     index = {s: k for k, s in enumerate(speakers)}
     total = np.zeros((len(speakers), len(grid)))
-    frames = np.zeros(len(speakers))
+    frames = np.zeros((len(speakers), len(grid)))
     for i, warp in enumerate(grid):
         feats = features_at(float(warp), utts)
         scored = [u for u in utts if u in feats and len(feats[u])]
@@ -120,16 +120,18 @@ def estimate_vtln_warps(model, features_at: FeaturesAt, utt2spk: Mapping[str, st
         owner = np.repeat([index[utt2spk[u]] for u in scored], [len(feats[u]) for u in scored])
         ll = model.score_samples(np.concatenate([feats[u] for u in scored]))
         total[:, i] = np.bincount(owner, weights=ll, minlength=len(speakers))
-        if i == 0:
-            frames = np.bincount(owner, minlength=len(speakers)).astype(float)
+        frames[:, i] = np.bincount(owner, minlength=len(speakers))
         logger.debug("VTLN: scored warp %.3f", warp)
-    empty = sorted(s for s, n in zip(speakers, frames) if n == 0)
+    most = frames.max(axis=1)
+    empty = sorted(s for s, n in zip(speakers, most) if n == 0)
     if empty:
         raise InvalidInputError(f"VTLN: speakers {empty} have no frames to estimate a warp from")
+    # factors compete on the same frames: one that lost some of a speaker's audio is out
+    scores_kw = np.where(frames == most[:, None], total / np.maximum(frames, 1), -np.inf)
     # Among the best scores, the factor nearest 1: a flat likelihood means "no evidence to warp".
     order = np.argsort(np.abs(grid - 1.0), kind="stable")
-    warps = {s: float(grid[order[np.argmax(total[k, order])]]) for k, s in enumerate(speakers)}
-    scores = {s: total[k] / frames[k] for k, s in enumerate(speakers)}
+    warps = {s: float(grid[order[np.argmax(scores_kw[k, order])]]) for k, s in enumerate(speakers)}
+    scores = {s: scores_kw[k] for k, s in enumerate(speakers)}
     return VtlnResult(warps=warps, grid=grid, scores=scores)
 
 
