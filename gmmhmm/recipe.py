@@ -116,8 +116,17 @@ def stage_features(feature_cfg: dict, n_jobs: int, out: Path, sets: Mapping[str,
             logger.warning("%s: %s left out: %s", name, path, msg)
         key = {u: audio_source_name(ds.source(u)) for u in ds.utterances}
         by_utt = {u: feats[key[u]] for u in ds.utterances if key[u] in feats}
-        meta = {"feature_config": fc.to_dict()} | ({"vtln_warps": warps} if warps else {})
-        save_features(out / "feats" / f"{name}.npz", by_utt, meta)
+        meta = _features_settings(feature_cfg, vtln) | {"failed": sorted(set(ds.utterances) - set(by_utt))}
+        save_features(out / "feats" / f"{name}.npz", by_utt, meta | ({"vtln_warps": warps} if warps else {}))
+
+
+def _features_settings(feature_cfg: Mapping, vtln: Mapping | None) -> dict:
+    """What the features of :func:`stage_features` depend on besides the audio: stored with them and
+    checked by :func:`read_features` (a restarted stage must not read features of other settings)."""
+    from .features import FeatureConfig
+
+    enabled = bool(vtln and vtln.get("enabled", False))
+    return {"feature_config": FeatureConfig.from_dict(feature_cfg).to_dict(), "vtln": dict(vtln) if enabled else None}
 
 
 def _vtln_warps(fc, n_jobs: int, source: Mapping, utt2spk: Mapping[str, str], vtln: Mapping,
@@ -161,11 +170,34 @@ def vtln_warps(features_of_all: Callable[[float], Mapping[str, "np.ndarray"]], u
     return res.warps
 
 
-def read_features(out: Path, name: str, ds: "DataDir") -> dict[str, "np.ndarray"]:
-    """Features of ``ds``'s utterances from :func:`stage_features` (those whose audio failed are missing)."""
+def read_features(out: Path, name: str, ds: "DataDir", cfg: Mapping) -> dict[str, "np.ndarray"]:
+    """Features of ``ds``'s utterances from :func:`stage_features` (those whose audio failed are missing).
+
+    Raises
+    ------
+    InvalidParameterError
+        The file was made with other ``[features]`` or ``[vtln]`` settings than ``cfg``'s, or lacks
+        utterances of ``ds`` (made for another selection of speakers): a stage restarted with
+        ``--stage`` after the config changed; the features stage must run again.
+    """
     from .features.store import load_features
 
-    feats, _ = load_features(out / "feats" / f"{name}.npz")
+    path = out / "feats" / f"{name}.npz"
+    feats, meta = load_features(path)
+    rerun = "run the features stage again (--stage with its number) or use another --out"
+    want = _features_settings(cfg["features"], cfg.get("vtln"))
+    # files of older versions record no [vtln] settings, only whether there were warps
+    vtln_differs = (meta["vtln"] != want["vtln"] if "vtln" in meta
+                    else ("vtln_warps" in meta) != (want["vtln"] is not None))
+    for section, differs in (("features", meta.get("feature_config") != want["feature_config"]),
+                             ("vtln", vtln_differs)):
+        if differs:
+            raise InvalidParameterError(f"{path} was made with other [{section}] settings than the config's; {rerun}")
+    missing = [u for u in ds.utterances if u not in feats and u not in meta.get("failed", ())]
+    if missing:
+        raise InvalidParameterError(f"{path} has no features of {len(missing)} utterance(s) of the config's "
+                                    f"data ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}): "
+                                    f"made for another selection of speakers? {rerun}")
     return {u: feats[u] for u in ds.utterances if u in feats}
 
 

@@ -367,7 +367,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def train_stage(system: str, previous: str | None, ds: DataDir, suffix: str, speakers: str) -> None:
         prev_model = load(out / f"{previous}{suffix}" / "model.npz") if previous else None
-        model = TRAINERS[system](cfg, lexicon, ds, read_features(out, "train", ds), prev_model)
+        model = TRAINERS[system](cfg, lexicon, ds, read_features(out, "train", ds, cfg), prev_model)
         (out / f"{system}{suffix}").mkdir(exist_ok=True)
         save(model, out / f"{system}{suffix}" / "model.npz",
              metadata={"speakers": speakers, "n_speakers": len(ds.speakers), "system": system})
@@ -393,11 +393,11 @@ def main(argv: list[str] | None = None) -> dict:
         lm_test = lambda: read_arpa(lm_dir / "bigram.arpa")  # noqa: E731
         tuned = run(f"{system}-tune", lambda: stage_tune(
             cfg, system, load(out / f"{system}_nodev" / "model.npz"), lexicon, lm_dev(), dev,
-            read_features(out, "train", dev), out, adaptation(system, "_nodev", lm_dev())))
+            read_features(out, "train", dev, cfg), out, adaptation(system, "_nodev", lm_dev())))
         run(f"{system}-train", lambda: train_stage(system, previous, train, "", "train"))
         tested = run(f"{system}-decode", lambda: stage_decode(
             cfg, system, load(out / system / "model.npz"), lexicon, lm_test(), test,
-            read_features(out, "test", test), tuned_settings(system), out, adaptation(system, "", lm_test())))
+            read_features(out, "test", test, cfg), tuned_settings(system), out, adaptation(system, "", lm_test())))
         if tuned is not None:
             report["tuned"][system] = tuned
         if tested is not None:

@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def train_stage(name: str, trainer: Trainer, parent: str | None, ds: DataDir, suffix: str) -> None:
         parent_model = None if parent is None else load(out / f"{parent}{suffix}" / "model.npz")
-        model = trainer(cfg, lexicon, ds, read_features(out, "train", ds), parent_model)
+        model = trainer(cfg, lexicon, ds, read_features(out, "train", ds, cfg), parent_model)
         (out / f"{name}{suffix}").mkdir(exist_ok=True)
         save(model, out / f"{name}{suffix}" / "model.npz", metadata={"prompts": n_prompts(ds), "utterances": len(ds)})
 
@@ -306,14 +306,14 @@ def main(argv: list[str] | None = None) -> dict:
         run_stage(f"{name}-dev", lambda: train_stage(name, trainer, parent, train_nodev, "_nodev"))
         report[f"{name}_tuned"] = run_stage(f"{name}-tune", lambda: stage_tune(
             cfg, load(out / f"{name}_nodev" / "model.npz"), lexicon, read_arpa(lm_dir / "phone_bigram_nodev.arpa"),
-            dev, read_features(out, "train", dev), out / f"{name}_nodev" / "decode_dev"))
+            dev, read_features(out, "train", dev, cfg), out / f"{name}_nodev" / "decode_dev"))
         run_stage(name, lambda: train_stage(name, trainer, parent, train, ""))
         report[f"{name}_test"] = run_stage(f"{name}-decode", lambda: stage_decode(
             cfg, name, load(out / name / "model.npz"), lexicon, read_arpa(lm_dir / "phone_bigram.arpa"), test,
-            read_features(out, "test", test),
+            read_features(out, "test", test, cfg),
             json.loads((out / f"{name}_nodev" / "decode_dev" / "best.json").read_text()), out))
         report[f"{name}_aligned"] = run_stage(f"{name}-align", lambda: stage_align(
-            cfg, name, load(out / name / "model.npz"), test, read_features(out, "test", test), out))
+            cfg, name, load(out / name / "model.npz"), test, read_features(out, "test", test, cfg), out))
     print(run_stage.summary())
     if args.report is not None:
         atomic_write_text(args.report, json.dumps(report, indent=1))

@@ -103,7 +103,9 @@ def test_test_utterance_without_features_counts_as_deleted(small_run, tmp_path):
     shutil.copytree(out, copy)
     feats, meta = load_features(copy / "feats" / "test.npz")
     lost = sorted(feats)[0]
-    save_features(copy / "feats" / "test.npz", {u: x for u, x in feats.items() if u != lost}, meta)
+    # as the features stage records an utterance whose audio failed
+    save_features(copy / "feats" / "test.npz", {u: x for u, x in feats.items() if u != lost},
+                  {**meta, "failed": [*meta["failed"], lost]})
     again = an4.main(args + ["--out", str(copy), "--stage", "6", "--stop-stage", "6"])["test"]["mono"]
     report = {**report, "test": report["test"]["mono"]}
     n_lost = len(an4.DataDir.read(out / "data" / "test").text[lost])
@@ -164,7 +166,7 @@ def test_the_system_chain_on_the_slice(small_run, tmp_path):
     cfg = an4.apply_overrides(an4.load_config(REPO_ROOT / "configs" / "an4.toml"), (args + chain)[1::2])
     lexicon = an4.Lexicon.read(copy / "data" / "lexicon.txt")
     train, _ = an4.data_sets(cfg, copy)
-    feats = an4.read_features(copy, "train", train)
+    feats = an4.read_features(copy, "train", train, cfg)
     for previous, system in (("mono", "tri1"), ("tri1", "tri2"), ("tri2", "tri3")):
         start = an4.load(copy / previous / "model.npz")
         before = copy_module.deepcopy(start)
@@ -231,3 +233,39 @@ def test_vtln_features_stage(small_run, tmp_path):
     want, _ = extract_many(paths, fc, utt2spk=dict.fromkeys(paths, TEST[0]))
     for u in test.utterances:
         np.testing.assert_array_equal(feats[u], want[test.wav[u]])
+
+
+def test_a_restarted_stage_refuses_features_of_other_settings(tmp_path):
+    """--stage N after the features stage reads feats/*.npz: features made with other [features] or
+    [vtln] settings, or lacking utterances of the configured sets (another speaker selection), are
+    refused with a pointer to the features stage, never silently mixed with this config."""
+    import soundfile as sf
+
+    from gmmhmm.data import DataDir
+    from gmmhmm.recipe import load_config, read_features, stage_features
+
+    rng = np.random.default_rng(0)
+    wav = {}
+    for u in ("spk1-a", "spk1-b", "spk2-a"):
+        wav[u] = str(tmp_path / f"{u}.wav")
+        sf.write(wav[u], 0.1 * rng.standard_normal(4000), 16000)
+    ds = DataDir(wav={u: wav[u] for u in ("spk1-a", "spk2-a")}, text={"spk1-a": ["A"], "spk2-a": ["B"]},
+                 utt2spk={"spk1-a": "spk1", "spk2-a": "spk2"})
+    cfg = load_config(REPO_ROOT / "configs" / "an4.toml")
+    cfg["vtln"]["enabled"] = False
+    out = tmp_path / "exp"
+    stage_features(cfg["features"], 1, out, {"train": ds}, by_speaker=True, vtln=cfg["vtln"])
+    feats = read_features(out, "train", ds, cfg)
+    assert sorted(feats) == ["spk1-a", "spk2-a"] and feats["spk1-a"].shape[1] == 39
+
+    other = copy_module.deepcopy(cfg)
+    other["features"]["cep_lifter"] = 0.0  # same dimension, other features
+    with pytest.raises(InvalidParameterError, match=r"feats/train.npz.*other \[features\].*stage"):
+        read_features(out, "train", ds, other)
+    other = copy_module.deepcopy(cfg)
+    other["vtln"]["enabled"] = True
+    with pytest.raises(InvalidParameterError, match=r"feats/train.npz.*\[vtln\].*stage"):
+        read_features(out, "train", ds, other)
+    more = DataDir(wav=dict(wav), text={u: ["A"] for u in wav}, utt2spk={u: u[:4] for u in wav})
+    with pytest.raises(InvalidParameterError, match=r"feats/train.npz.*spk1-b.*stage"):
+        read_features(out, "train", more, cfg)
