@@ -265,12 +265,14 @@ def load_config(path: str | os.PathLike) -> dict:
 
 
 def apply_overrides(cfg: dict, settings: list[str]) -> dict:
-    """``section.key=value`` settings (TOML values) applied over ``cfg``; the key must exist.
+    """``section.key=value`` settings (TOML values) applied over ``cfg``; the key must exist and
+    the value have the type of the config's own (an integer may replace a float; a list's items
+    the type of its items).
 
     Raises
     ------
     InvalidParameterError
-        Malformed setting, unknown section or key, or a value that is not TOML.
+        Malformed setting, unknown section or key, a value that is not TOML or of another type.
     """
     for item in settings:
         name, sep, value = item.partition("=")
@@ -278,10 +280,32 @@ def apply_overrides(cfg: dict, settings: list[str]) -> dict:
         if not sep or not dot or section not in cfg or key not in cfg[section]:
             raise InvalidParameterError(f"--set {item!r}: expected SECTION.KEY=VALUE with a key of the config")
         try:
-            cfg[section][key] = tomllib.loads(f"v = {value}")["v"]
+            new = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError as exc:
             raise InvalidParameterError(f"--set {item!r}: the value is not TOML ({exc})") from None
+        old = cfg[section][key]
+        if not _same_type(old, new):
+            raise InvalidParameterError(f"--set {item!r}: {section}.{key} takes a value of type "
+                                        f"'{_type_name(old)}' (the config has {old!r}), got '{_type_name(new)}'")
+        cfg[section][key] = new
     return cfg
+
+
+def _same_type(old: Any, new: Any) -> bool:
+    """Whether TOML value ``new`` may replace ``old``: the same type, an int for a float, a list
+    whose items may replace the old list's (any list for an empty one)."""
+    if isinstance(old, float) and not isinstance(new, bool):
+        return isinstance(new, (int, float))
+    if isinstance(old, list):
+        return isinstance(new, list) and (not old or all(any(_same_type(o, x) for o in old) for x in new))
+    return type(old) is type(new)
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, list) and value:
+        return f"list of {_type_name(value[0])}"
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
+            dict: "table"}.get(type(value), type(value).__name__)
 
 
 def kaldi_lines(er: "ErrorRates", unit: str = "WER") -> str:

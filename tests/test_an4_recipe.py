@@ -186,11 +186,24 @@ def test_stage_list_follows_the_system_chain():
 
 
 @pytest.mark.parametrize("setting", ["training.mixtures", "nosuch.key=1", "training.nosuch=1",
-                                     "training.mixtures=[1, 2"])
+                                     "training.mixtures=[1, 2", "tuning.lm_scales=8.0", "training.mixtures=[1.5, 2]",
+                                     "data.n_jobs=true", "vtln.enabled=1", "dev.speakers=[1]", "features.cmvn=1",
+                                     "training.n_states=3.0", 'data.an4_dir=["x"]'])
 def test_bad_override_is_named(setting):
+    """An unknown key, a value that is not TOML or one of another type than the config's own value
+    (a float for an int, a scalar for a list, ...) is named, never left to fail deep in a stage."""
     cfg = an4.load_config(REPO_ROOT / "configs" / "an4.toml")
     with pytest.raises(InvalidParameterError, match="--set"):
         an4.apply_overrides(cfg, [setting])
+
+
+def test_overrides_of_the_configs_types_are_applied():
+    cfg = an4.apply_overrides(an4.load_config(REPO_ROOT / "configs" / "an4.toml"),
+                              ["tuning.lm_scales=[8, 9.5]", "vtln.min_warp=1", "data.train_speakers=[\"fash\"]",
+                               "training.mixtures=[1]", "vtln.enabled=false", 'data.an4_dir="/x"'])
+    assert cfg["tuning"]["lm_scales"] == [8, 9.5] and cfg["vtln"]["min_warp"] == 1
+    assert cfg["data"]["train_speakers"] == ["fash"] and cfg["training"]["mixtures"] == [1]
+    assert cfg["vtln"]["enabled"] is False and cfg["data"]["an4_dir"] == "/x"
 
 
 def test_best_on_dev_takes_fewest_errors_then_sentences_then_first():
