@@ -6,6 +6,7 @@ Kaldi-style score lines, and one line, no traceback, for the errors a user cause
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -248,15 +249,54 @@ def best_on_dev(rates: Sequence["ErrorRates"]) -> int:
     return min(range(len(rates)), key=lambda i: (rates[i].n_errors, rates[i].n_sentences_wrong, i))
 
 
-def write_tuning(folder: Path, rows: Sequence[str], best: dict) -> None:
-    """``tuning.txt`` (one row per grid point) and ``best.json`` of a dev grid search, atomically."""
-    import json
-
+def write_tuning(folder: Path, rows: Sequence[str], best: dict, key: str | None = None) -> None:
+    """``tuning.txt`` (one row per grid point) and ``best.json`` of a dev grid search, atomically;
+    ``key`` (:func:`settings_key` of what the search depends on) goes into ``best`` for :func:`read_tuning`."""
     from .modelfile import atomic_write_text
 
+    if key is not None:
+        best["config_key"] = key
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "tuning.txt", "\n".join(rows) + "\n")
     atomic_write_text(folder / "best.json", json.dumps(best, indent=1))
+
+
+def settings_key(settings: Any) -> str:
+    """Digest of the (JSON-able) config settings a stage's output depends on. Stored with the
+    output, it lets a run restarted with ``--stage`` refuse outputs made under other settings."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _check_key(path: Path, stored: Any, key: str, stage: str) -> None:
+    # outputs of older versions carry no key: taken as they are
+    if stored is not None and stored != key:
+        raise InvalidParameterError(f"{path} was made with other config settings than this run's; run the "
+                                    f"{stage} stage again (--stage with its number) or use another --out")
+
+
+def save_stage_model(path: Path, model: Any, key: str, metadata: Mapping | None = None) -> None:
+    """Save a stage's model with the :func:`settings_key` of what it was trained with."""
+    from .modelfile import save
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(model, path, metadata={**(metadata or {}), "config_key": key})
+
+
+def load_stage_model(path: Path, key: str, stage: str) -> Any:
+    """A model of :func:`save_stage_model`, refused (naming ``stage``) if trained under other settings than ``key``."""
+    from .modelfile import load
+
+    model, meta = load(path, with_metadata=True)
+    _check_key(path, meta.get("config_key"), key, stage)
+    return model
+
+
+def read_tuning(folder: Path, key: str, stage: str) -> dict:
+    """``best.json`` of :func:`write_tuning`, refused (naming ``stage``) if tuned under other settings than ``key``."""
+    path = folder / "best.json"
+    best = json.loads(path.read_text(encoding="utf-8"))
+    _check_key(path, best.get("config_key"), key, stage)
+    return best
 
 
 def load_config(path: str | os.PathLike) -> dict:

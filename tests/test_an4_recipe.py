@@ -282,3 +282,20 @@ def test_a_restarted_stage_refuses_features_of_other_settings(tmp_path):
     more = DataDir(wav=dict(wav), text={u: ["A"] for u in wav}, utt2spk={u: u[:4] for u in wav})
     with pytest.raises(InvalidParameterError, match=r"feats/train.npz.*spk1-b.*stage"):
         read_features(out, "train", more, cfg)
+
+
+def test_a_restarted_stage_refuses_models_and_tuning_of_other_settings(small_run, tmp_path):
+    """--stage N reads the models and dev-tuned settings of earlier stages: ones made under other
+    settings than this run's are refused, naming the stage to run again; the same settings are fine."""
+    import shutil
+
+    args, out, report = small_run
+    copy = tmp_path / "exp"
+    shutil.copytree(out, copy)
+    with pytest.raises(InvalidParameterError, match=r"mono_nodev/model.npz.*mono-train-dev"):
+        an4.main(args + ["--out", str(copy), "--stage", "4", "--stop-stage", "4",
+                         "--set", "training.var_floor_frac=0.02"])
+    with pytest.raises(InvalidParameterError, match=r"best.json.*mono-tune"):
+        an4.main(args + ["--out", str(copy), "--stage", "6", "--stop-stage", "6", "--set", "tuning.lm_scales=[7.0]"])
+    again = an4.main(args + ["--out", str(copy), "--stage", "6", "--stop-stage", "6"])["test"]["mono"]
+    assert again["errors"] == report["test"]["mono"]["errors"]
