@@ -358,3 +358,19 @@ def test_tampered_precisions_fail_at_load(covariance_type, tamper, tmp_path, X):
     np.savez(path, **arrays)
     with pytest.raises(ModelFileError, match=f"invalid GaussianMixture parameters: {name}"):
         modelfile.load(path)
+
+
+@pytest.mark.parametrize("value", [5, True, "3"])
+def test_tampered_feature_count_of_a_mixture_fails_at_load(value, tmp_path, X):
+    """n_features_in_ (scikit-learn's input check) must be the means' dimension."""
+    import json
+
+    path = tmp_path / "m.npz"
+    GaussianMixture(2, random_state=0).fit(X).save(path)
+    arrays = dict(np.load(path))
+    header = json.loads(arrays["__header__"].tobytes())
+    header["model"]["attributes"]["n_features_in_"] = {"t": "json", "v": value}
+    arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+    with pytest.raises(ModelFileError, match="n_features_in_"):
+        modelfile.load(path)

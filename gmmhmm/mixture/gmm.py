@@ -334,6 +334,9 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         cov = covariance_shape(self.covariance_type, k, d)
         check_fitted_array(self.weights_, "weights_", (k,), probabilities=True)
         check_fitted_array(self.means_, "means_", (k, d))
+        n_in = getattr(self, "n_features_in_", d)
+        if isinstance(n_in, bool) or not isinstance(n_in, (int, np.integer)) or n_in != d:
+            raise InvalidParameterError(f"n_features_in_ must be the means' dimension {d}, got {n_in!r}")
         covariances = check_fitted_array(self.covariances_, "covariances_", cov,
                                          positive=self.covariance_type in ("diag", "spherical"))
         pc = check_fitted_array(self.precisions_cholesky_, "precisions_cholesky_", cov).astype(np.float64)
