@@ -6,6 +6,7 @@ Kaldi-style score lines, and one line, no traceback, for the errors a user cause
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -116,8 +117,17 @@ def stage_features(feature_cfg: dict, n_jobs: int, out: Path, sets: Mapping[str,
             logger.warning("%s: %s left out: %s", name, path, msg)
         key = {u: audio_source_name(ds.source(u)) for u in ds.utterances}
         by_utt = {u: feats[key[u]] for u in ds.utterances if key[u] in feats}
-        meta = {"feature_config": fc.to_dict()} | ({"vtln_warps": warps} if warps else {})
-        save_features(out / "feats" / f"{name}.npz", by_utt, meta)
+        meta = _features_settings(feature_cfg, vtln) | {"failed": sorted(set(ds.utterances) - set(by_utt))}
+        save_features(out / "feats" / f"{name}.npz", by_utt, meta | ({"vtln_warps": warps} if warps else {}))
+
+
+def _features_settings(feature_cfg: Mapping, vtln: Mapping | None) -> dict:
+    """What the features of :func:`stage_features` depend on besides the audio: stored with them and
+    checked by :func:`read_features` (a restarted stage must not read features of other settings)."""
+    from .features import FeatureConfig
+
+    enabled = bool(vtln and vtln.get("enabled", False))
+    return {"feature_config": FeatureConfig.from_dict(feature_cfg).to_dict(), "vtln": dict(vtln) if enabled else None}
 
 
 def _vtln_warps(fc, n_jobs: int, source: Mapping, utt2spk: Mapping[str, str], vtln: Mapping,
@@ -161,11 +171,34 @@ def vtln_warps(features_of_all: Callable[[float], Mapping[str, "np.ndarray"]], u
     return res.warps
 
 
-def read_features(out: Path, name: str, ds: "DataDir") -> dict[str, "np.ndarray"]:
-    """Features of ``ds``'s utterances from :func:`stage_features` (those whose audio failed are missing)."""
+def read_features(out: Path, name: str, ds: "DataDir", cfg: Mapping) -> dict[str, "np.ndarray"]:
+    """Features of ``ds``'s utterances from :func:`stage_features` (those whose audio failed are missing).
+
+    Raises
+    ------
+    InvalidParameterError
+        The file was made with other ``[features]`` or ``[vtln]`` settings than ``cfg``'s, or lacks
+        utterances of ``ds`` (made for another selection of speakers): a stage restarted with
+        ``--stage`` after the config changed; the features stage must run again.
+    """
     from .features.store import load_features
 
-    feats, _ = load_features(out / "feats" / f"{name}.npz")
+    path = out / "feats" / f"{name}.npz"
+    feats, meta = load_features(path)
+    rerun = "run the features stage again (--stage with its number) or use another --out"
+    want = _features_settings(cfg["features"], cfg.get("vtln"))
+    # files of older versions record no [vtln] settings, only whether there were warps
+    vtln_differs = (meta["vtln"] != want["vtln"] if "vtln" in meta
+                    else ("vtln_warps" in meta) != (want["vtln"] is not None))
+    for section, differs in (("features", meta.get("feature_config") != want["feature_config"]),
+                             ("vtln", vtln_differs)):
+        if differs:
+            raise InvalidParameterError(f"{path} was made with other [{section}] settings than the config's; {rerun}")
+    missing = [u for u in ds.utterances if u not in feats and u not in meta.get("failed", ())]
+    if missing:
+        raise InvalidParameterError(f"{path} has no features of {len(missing)} utterance(s) of the config's "
+                                    f"data ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}): "
+                                    f"made for another selection of speakers? {rerun}")
     return {u: feats[u] for u in ds.utterances if u in feats}
 
 
@@ -216,15 +249,54 @@ def best_on_dev(rates: Sequence["ErrorRates"]) -> int:
     return min(range(len(rates)), key=lambda i: (rates[i].n_errors, rates[i].n_sentences_wrong, i))
 
 
-def write_tuning(folder: Path, rows: Sequence[str], best: dict) -> None:
-    """``tuning.txt`` (one row per grid point) and ``best.json`` of a dev grid search, atomically."""
-    import json
-
+def write_tuning(folder: Path, rows: Sequence[str], best: dict, key: str | None = None) -> None:
+    """``tuning.txt`` (one row per grid point) and ``best.json`` of a dev grid search, atomically;
+    ``key`` (:func:`settings_key` of what the search depends on) goes into ``best`` for :func:`read_tuning`."""
     from .modelfile import atomic_write_text
 
+    if key is not None:
+        best["config_key"] = key
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(folder / "tuning.txt", "\n".join(rows) + "\n")
     atomic_write_text(folder / "best.json", json.dumps(best, indent=1))
+
+
+def settings_key(settings: Any) -> str:
+    """Digest of the (JSON-able) config settings a stage's output depends on. Stored with the
+    output, it lets a run restarted with ``--stage`` refuse outputs made under other settings."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _check_key(path: Path, stored: Any, key: str, stage: str) -> None:
+    # outputs of older versions carry no key: taken as they are
+    if stored is not None and stored != key:
+        raise InvalidParameterError(f"{path} was made with other config settings than this run's; run the "
+                                    f"{stage} stage again (--stage with its number) or use another --out")
+
+
+def save_stage_model(path: Path, model: Any, key: str, metadata: Mapping | None = None) -> None:
+    """Save a stage's model with the :func:`settings_key` of what it was trained with."""
+    from .modelfile import save
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(model, path, metadata={**(metadata or {}), "config_key": key})
+
+
+def load_stage_model(path: Path, key: str, stage: str) -> Any:
+    """A model of :func:`save_stage_model`, refused (naming ``stage``) if trained under other settings than ``key``."""
+    from .modelfile import load
+
+    model, meta = load(path, with_metadata=True)
+    _check_key(path, meta.get("config_key"), key, stage)
+    return model
+
+
+def read_tuning(folder: Path, key: str, stage: str) -> dict:
+    """``best.json`` of :func:`write_tuning`, refused (naming ``stage``) if tuned under other settings than ``key``."""
+    path = folder / "best.json"
+    best = json.loads(path.read_text(encoding="utf-8"))
+    _check_key(path, best.get("config_key"), key, stage)
+    return best
 
 
 def load_config(path: str | os.PathLike) -> dict:
@@ -233,12 +305,14 @@ def load_config(path: str | os.PathLike) -> dict:
 
 
 def apply_overrides(cfg: dict, settings: list[str]) -> dict:
-    """``section.key=value`` settings (TOML values) applied over ``cfg``; the key must exist.
+    """``section.key=value`` settings (TOML values) applied over ``cfg``; the key must exist and
+    the value have the type of the config's own (an integer may replace a float; a list's items
+    the type of its items).
 
     Raises
     ------
     InvalidParameterError
-        Malformed setting, unknown section or key, or a value that is not TOML.
+        Malformed setting, unknown section or key, a value that is not TOML or of another type.
     """
     for item in settings:
         name, sep, value = item.partition("=")
@@ -246,10 +320,32 @@ def apply_overrides(cfg: dict, settings: list[str]) -> dict:
         if not sep or not dot or section not in cfg or key not in cfg[section]:
             raise InvalidParameterError(f"--set {item!r}: expected SECTION.KEY=VALUE with a key of the config")
         try:
-            cfg[section][key] = tomllib.loads(f"v = {value}")["v"]
+            new = tomllib.loads(f"v = {value}")["v"]
         except tomllib.TOMLDecodeError as exc:
             raise InvalidParameterError(f"--set {item!r}: the value is not TOML ({exc})") from None
+        old = cfg[section][key]
+        if not _same_type(old, new):
+            raise InvalidParameterError(f"--set {item!r}: {section}.{key} takes a value of type "
+                                        f"'{_type_name(old)}' (the config has {old!r}), got '{_type_name(new)}'")
+        cfg[section][key] = new
     return cfg
+
+
+def _same_type(old: Any, new: Any) -> bool:
+    """Whether TOML value ``new`` may replace ``old``: the same type, an int for a float, a list
+    whose items may replace the old list's (any list for an empty one)."""
+    if isinstance(old, float) and not isinstance(new, bool):
+        return isinstance(new, (int, float))
+    if isinstance(old, list):
+        return isinstance(new, list) and (not old or all(any(_same_type(o, x) for o in old) for x in new))
+    return type(old) is type(new)
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, list) and value:
+        return f"list of {_type_name(value[0])}"
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "list",
+            dict: "table"}.get(type(value), type(value).__name__)
 
 
 def kaldi_lines(er: "ErrorRates", unit: str = "WER") -> str:

@@ -56,7 +56,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from data_scripts.prepare_an4 import default_an4_dir, prepare  # noqa: E402
-from gmmhmm import load, save  # noqa: E402
+from gmmhmm import load  # noqa: E402, F401  (tests call it through this module)
 from gmmhmm.data import DataDir, Lexicon  # noqa: E402
 from gmmhmm.adapt import apply_speaker_transforms, train_sat  # noqa: E402
 from gmmhmm.decoding import decode_adapted, decoding_graph  # noqa: E402
@@ -68,7 +68,8 @@ from gmmhmm.graphs.questions import read_phone_classes  # noqa: E402
 from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.recipe import (apply_overrides, argument_parser, best_on_dev, decode_grid, kaldi_lines,  # noqa: E402
-                           load_config, read_features, run, setup, stage_features, train_monophones, write_tuning)
+                           load_config, load_stage_model, read_features, read_tuning, run, save_stage_model,
+                           settings_key, setup, stage_features, train_monophones, write_tuning)
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions, to_ctm  # noqa: E402
 
@@ -90,6 +91,23 @@ def systems(cfg: dict) -> list[str]:
     if not run_ or run_ != known[:len(run_)]:
         raise InvalidParameterError(f"[systems] run must be a prefix of {known}, got {run_}")
     return run_
+
+
+def model_key(cfg: dict, system: str, suffix: str) -> str:
+    """What ``<system><suffix>/model.npz`` depends on: the training speakers (and dev ones: the
+    VTLN warps come from the others), the front end and the settings of every system up to it."""
+    chain = systems(cfg)
+    chain = chain[:chain.index(system) + 1]
+    return settings_key({"data": {k: cfg["data"].get(k) for k in ("an4_dir", "train_speakers")}, "dev": cfg["dev"],
+                         "suffix": suffix, "chain": chain,
+                         **{k: cfg.get(k) for k in ("features", "vtln", "training", *chain[1:])}})
+
+
+def tuning_key(cfg: dict, system: str) -> str:
+    """What ``<system>_nodev/decode_dev/best.json`` depends on: the dev models, LM and search settings."""
+    si = ADAPTED_FROM.get(system)
+    return settings_key([model_key(cfg, system, "_nodev"), si and tuning_key(cfg, si),
+                         {k: cfg.get(k) for k in ("lm", "decoding", "tuning")}])
 
 
 # ---------------------------------------------------------------------------
@@ -274,7 +292,7 @@ def stage_tune(cfg: dict, system: str, model: PhoneModelSet, lexicon: Lexicon, l
     k = best_on_dev(rates)
     best = {"lm_scale": grid[k][0], "word_insertion_penalty": grid[k][1], "dev_wer": rates[k].error_rate,
             "dev_ser": rates[k].sentence_error_rate, "dev_speakers": dev.speakers, "n_dev_utterances": len(utts)}
-    write_tuning(out / f"{system}_nodev" / "decode_dev", rows, best)
+    write_tuning(out / f"{system}_nodev" / "decode_dev", rows, best, tuning_key(cfg, system))
     print(f"{system} dev-tuned: lm_scale {best['lm_scale']:g}, word insertion penalty "
           f"{best['word_insertion_penalty']:g} (dev %WER {100 * best['dev_wer']:.2f} over {len(utts)} "
           f"utterances of {len(dev.speakers)} speakers)")
@@ -365,17 +383,21 @@ def main(argv: list[str] | None = None) -> dict:
     run("lm", lambda: (stage_lm(cfg, train_nodev, lm_dir / "bigram_nodev.arpa"),
                        stage_lm(cfg, train, lm_dir / "bigram.arpa")))
 
+    def model(system: str, suffix: str) -> PhoneModelSet:
+        """A trained system, checked to come from this config (else its training stage is named)."""
+        return load_stage_model(out / f"{system}{suffix}" / "model.npz", model_key(cfg, system, suffix),
+                                f"{system}-{'train-dev' if suffix else 'train'}")
+
     def train_stage(system: str, previous: str | None, ds: DataDir, suffix: str, speakers: str) -> None:
-        prev_model = load(out / f"{previous}{suffix}" / "model.npz") if previous else None
-        model = TRAINERS[system](cfg, lexicon, ds, read_features(out, "train", ds), prev_model)
-        (out / f"{system}{suffix}").mkdir(exist_ok=True)
-        save(model, out / f"{system}{suffix}" / "model.npz",
-             metadata={"speakers": speakers, "n_speakers": len(ds.speakers), "system": system})
+        prev_model = model(previous, suffix) if previous else None
+        trained = TRAINERS[system](cfg, lexicon, ds, read_features(out, "train", ds, cfg), prev_model)
+        save_stage_model(out / f"{system}{suffix}" / "model.npz", trained, model_key(cfg, system, suffix),
+                         {"speakers": speakers, "n_speakers": len(ds.speakers), "system": system})
 
     chain = systems(cfg)
 
     def tuned_settings(system: str) -> dict:
-        return json.loads((out / f"{system}_nodev" / "decode_dev" / "best.json").read_text())
+        return read_tuning(out / f"{system}_nodev" / "decode_dev", tuning_key(cfg, system), f"{system}-tune")
 
     def adaptation(system: str, suffix: str, lm: NGramModel) -> tuple | None:
         """First-pass model, lexicon, LM and dev-tuned options of a system decoded with fMLLR."""
@@ -383,7 +405,7 @@ def main(argv: list[str] | None = None) -> dict:
         if si is None:
             return None
         t = tuned_settings(si)
-        return (load(out / f"{si}{suffix}" / "model.npz"), lexicon, lm,
+        return (model(si, suffix), lexicon, lm,
                 search_options(cfg, t["lm_scale"], t["word_insertion_penalty"]))
 
     for k, system in enumerate(chain):
@@ -392,12 +414,12 @@ def main(argv: list[str] | None = None) -> dict:
         lm_dev = lambda: read_arpa(lm_dir / "bigram_nodev.arpa")  # noqa: E731 - read only by the stages run
         lm_test = lambda: read_arpa(lm_dir / "bigram.arpa")  # noqa: E731
         tuned = run(f"{system}-tune", lambda: stage_tune(
-            cfg, system, load(out / f"{system}_nodev" / "model.npz"), lexicon, lm_dev(), dev,
-            read_features(out, "train", dev), out, adaptation(system, "_nodev", lm_dev())))
+            cfg, system, model(system, "_nodev"), lexicon, lm_dev(), dev,
+            read_features(out, "train", dev, cfg), out, adaptation(system, "_nodev", lm_dev())))
         run(f"{system}-train", lambda: train_stage(system, previous, train, "", "train"))
         tested = run(f"{system}-decode", lambda: stage_decode(
-            cfg, system, load(out / system / "model.npz"), lexicon, lm_test(), test,
-            read_features(out, "test", test), tuned_settings(system), out, adaptation(system, "", lm_test())))
+            cfg, system, model(system, ""), lexicon, lm_test(), test,
+            read_features(out, "test", test, cfg), tuned_settings(system), out, adaptation(system, "", lm_test())))
         if tuned is not None:
             report["tuned"][system] = tuned
         if tested is not None:

@@ -61,7 +61,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from data_scripts.prepare_cathy import default_cathy_dir, default_cmudict, every_nth, prepare, prompt_of  # noqa: E402
-from gmmhmm import load, save  # noqa: E402
+from gmmhmm import load  # noqa: E402, F401  (tests call it through this module)
 from gmmhmm.data import DataDir, Lexicon  # noqa: E402
 from gmmhmm.decoding import decoding_graph, phone_lexicon  # noqa: E402
 from gmmhmm.errors import InvalidParameterError, SequenceTooShortError  # noqa: E402
@@ -71,7 +71,8 @@ from gmmhmm.graphs.questions import read_phone_classes  # noqa: E402
 from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.recipe import (Stages, argument_parser, best_on_dev, decode_grid, kaldi_lines, read_features, run,  # noqa: E402
-                           setup, stage_features, train_monophones, write_tuning)
+                           load_stage_model, read_tuning, save_stage_model, settings_key, setup, stage_features,
+                           train_monophones, write_tuning)
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions  # noqa: E402
 
@@ -158,6 +159,23 @@ def train_tri1(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.nda
 #: RESULTS and TextGrids then come for free.
 SYSTEMS: list[tuple[str, Trainer, str | None]] = [("mono", train_mono, None), ("tri1", train_tri1, "mono")]
 
+
+
+def model_key(cfg: dict, name: str, suffix: str) -> str:
+    """What ``<name><suffix>/model.npz`` depends on: the data, dev split, front end and the
+    settings of every system up to ``name``."""
+    chain = [n for n, _, _ in SYSTEMS]
+    chain = chain[:chain.index(name) + 1]
+    return settings_key({"data": {k: v for k, v in cfg["data"].items() if k not in ("n_jobs", "n_test_prompts")},
+                         "dev": cfg["dev"], "features": cfg["features"], "suffix": suffix,
+                         **{k: cfg[k] for k in chain}})
+
+
+def tuning_key(cfg: dict, name: str) -> str:
+    """What ``<name>_nodev/decode_dev/best.json`` depends on: the dev models, LM and search settings."""
+    return settings_key([model_key(cfg, name, "_nodev"), {k: cfg[k] for k in ("lm", "decoding", "tuning")}])
+
+
 STAGES = ("data", "features", "lm") + tuple(
     f"{name}{suffix}" for name, _, _ in SYSTEMS for suffix in ("-dev", "-tune", "", "-decode", "-align"))
 
@@ -188,7 +206,7 @@ def score(refs: dict[str, list[str]], hyps: dict[str, list[str] | None]) -> Erro
 
 
 def stage_tune(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel, dev: DataDir,
-               feats: dict[str, np.ndarray], out: Path) -> dict:
+               feats: dict[str, np.ndarray], out: Path, key: str | None = None) -> dict:
     """Grid search of (LM scale, phone insertion penalty) on the dev prompts.
 
     The best has the fewest phone errors, then the fewest sentence errors,
@@ -207,7 +225,7 @@ def stage_tune(cfg: dict, model: PhoneModelSet, lexicon: Lexicon, lm: NGramModel
     k = best_on_dev(rates)
     best = {"lm_scale": grid[k][0], "phone_insertion_penalty": grid[k][1], "dev_per": rates[k].error_rate,
             "dev_errors": rates[k].to_dict(), "n_dev_prompts": n_prompts(dev), "n_dev_utterances": len(utts)}
-    write_tuning(out, rows, best)
+    write_tuning(out, rows, best, key)
     print(f"dev-tuned: lm_scale {best['lm_scale']:g}, phone insertion penalty "
           f"{best['phone_insertion_penalty']:g} (dev %PER {100 * best['dev_per']:.2f} over {len(utts)} "
           f"utterances of {n_prompts(dev)} prompts)")
@@ -296,24 +314,29 @@ def main(argv: list[str] | None = None) -> dict:
     run_stage("lm", lambda: (stage_lm(cfg, lexicon, train_nodev, lm_dir / "phone_bigram_nodev.arpa"),
                              stage_lm(cfg, lexicon, train, lm_dir / "phone_bigram.arpa")))
 
+    def model(name: str, suffix: str) -> PhoneModelSet:
+        """A trained system, checked to come from this config (else its training stage is named)."""
+        return load_stage_model(out / f"{name}{suffix}" / "model.npz", model_key(cfg, name, suffix),
+                                f"{name}{'-dev' if suffix else ''}")
+
     def train_stage(name: str, trainer: Trainer, parent: str | None, ds: DataDir, suffix: str) -> None:
-        parent_model = None if parent is None else load(out / f"{parent}{suffix}" / "model.npz")
-        model = trainer(cfg, lexicon, ds, read_features(out, "train", ds), parent_model)
-        (out / f"{name}{suffix}").mkdir(exist_ok=True)
-        save(model, out / f"{name}{suffix}" / "model.npz", metadata={"prompts": n_prompts(ds), "utterances": len(ds)})
+        parent_model = None if parent is None else model(parent, suffix)
+        trained = trainer(cfg, lexicon, ds, read_features(out, "train", ds, cfg), parent_model)
+        save_stage_model(out / f"{name}{suffix}" / "model.npz", trained, model_key(cfg, name, suffix),
+                         {"prompts": n_prompts(ds), "utterances": len(ds)})
 
     for name, trainer, parent in SYSTEMS:
         run_stage(f"{name}-dev", lambda: train_stage(name, trainer, parent, train_nodev, "_nodev"))
         report[f"{name}_tuned"] = run_stage(f"{name}-tune", lambda: stage_tune(
-            cfg, load(out / f"{name}_nodev" / "model.npz"), lexicon, read_arpa(lm_dir / "phone_bigram_nodev.arpa"),
-            dev, read_features(out, "train", dev), out / f"{name}_nodev" / "decode_dev"))
+            cfg, model(name, "_nodev"), lexicon, read_arpa(lm_dir / "phone_bigram_nodev.arpa"),
+            dev, read_features(out, "train", dev, cfg), out / f"{name}_nodev" / "decode_dev", tuning_key(cfg, name)))
         run_stage(name, lambda: train_stage(name, trainer, parent, train, ""))
         report[f"{name}_test"] = run_stage(f"{name}-decode", lambda: stage_decode(
-            cfg, name, load(out / name / "model.npz"), lexicon, read_arpa(lm_dir / "phone_bigram.arpa"), test,
-            read_features(out, "test", test),
-            json.loads((out / f"{name}_nodev" / "decode_dev" / "best.json").read_text()), out))
+            cfg, name, model(name, ""), lexicon, read_arpa(lm_dir / "phone_bigram.arpa"), test,
+            read_features(out, "test", test, cfg),
+            read_tuning(out / f"{name}_nodev" / "decode_dev", tuning_key(cfg, name), f"{name}-tune"), out))
         report[f"{name}_aligned"] = run_stage(f"{name}-align", lambda: stage_align(
-            cfg, name, load(out / name / "model.npz"), test, read_features(out, "test", test), out))
+            cfg, name, model(name, ""), test, read_features(out, "test", test, cfg), out))
     print(run_stage.summary())
     if args.report is not None:
         atomic_write_text(args.report, json.dumps(report, indent=1))

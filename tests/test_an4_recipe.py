@@ -103,7 +103,9 @@ def test_test_utterance_without_features_counts_as_deleted(small_run, tmp_path):
     shutil.copytree(out, copy)
     feats, meta = load_features(copy / "feats" / "test.npz")
     lost = sorted(feats)[0]
-    save_features(copy / "feats" / "test.npz", {u: x for u, x in feats.items() if u != lost}, meta)
+    # as the features stage records an utterance whose audio failed
+    save_features(copy / "feats" / "test.npz", {u: x for u, x in feats.items() if u != lost},
+                  {**meta, "failed": [*meta["failed"], lost]})
     again = an4.main(args + ["--out", str(copy), "--stage", "6", "--stop-stage", "6"])["test"]["mono"]
     report = {**report, "test": report["test"]["mono"]}
     n_lost = len(an4.DataDir.read(out / "data" / "test").text[lost])
@@ -164,7 +166,7 @@ def test_the_system_chain_on_the_slice(small_run, tmp_path):
     cfg = an4.apply_overrides(an4.load_config(REPO_ROOT / "configs" / "an4.toml"), (args + chain)[1::2])
     lexicon = an4.Lexicon.read(copy / "data" / "lexicon.txt")
     train, _ = an4.data_sets(cfg, copy)
-    feats = an4.read_features(copy, "train", train)
+    feats = an4.read_features(copy, "train", train, cfg)
     for previous, system in (("mono", "tri1"), ("tri1", "tri2"), ("tri2", "tri3")):
         start = an4.load(copy / previous / "model.npz")
         before = copy_module.deepcopy(start)
@@ -184,11 +186,24 @@ def test_stage_list_follows_the_system_chain():
 
 
 @pytest.mark.parametrize("setting", ["training.mixtures", "nosuch.key=1", "training.nosuch=1",
-                                     "training.mixtures=[1, 2"])
+                                     "training.mixtures=[1, 2", "tuning.lm_scales=8.0", "training.mixtures=[1.5, 2]",
+                                     "data.n_jobs=true", "vtln.enabled=1", "dev.speakers=[1]", "features.cmvn=1",
+                                     "training.n_states=3.0", 'data.an4_dir=["x"]'])
 def test_bad_override_is_named(setting):
+    """An unknown key, a value that is not TOML or one of another type than the config's own value
+    (a float for an int, a scalar for a list, ...) is named, never left to fail deep in a stage."""
     cfg = an4.load_config(REPO_ROOT / "configs" / "an4.toml")
     with pytest.raises(InvalidParameterError, match="--set"):
         an4.apply_overrides(cfg, [setting])
+
+
+def test_overrides_of_the_configs_types_are_applied():
+    cfg = an4.apply_overrides(an4.load_config(REPO_ROOT / "configs" / "an4.toml"),
+                              ["tuning.lm_scales=[8, 9.5]", "vtln.min_warp=1", "data.train_speakers=[\"fash\"]",
+                               "training.mixtures=[1]", "vtln.enabled=false", 'data.an4_dir="/x"'])
+    assert cfg["tuning"]["lm_scales"] == [8, 9.5] and cfg["vtln"]["min_warp"] == 1
+    assert cfg["data"]["train_speakers"] == ["fash"] and cfg["training"]["mixtures"] == [1]
+    assert cfg["vtln"]["enabled"] is False and cfg["data"]["an4_dir"] == "/x"
 
 
 def test_best_on_dev_takes_fewest_errors_then_sentences_then_first():
@@ -231,3 +246,56 @@ def test_vtln_features_stage(small_run, tmp_path):
     want, _ = extract_many(paths, fc, utt2spk=dict.fromkeys(paths, TEST[0]))
     for u in test.utterances:
         np.testing.assert_array_equal(feats[u], want[test.wav[u]])
+
+
+def test_a_restarted_stage_refuses_features_of_other_settings(tmp_path):
+    """--stage N after the features stage reads feats/*.npz: features made with other [features] or
+    [vtln] settings, or lacking utterances of the configured sets (another speaker selection), are
+    refused with a pointer to the features stage, never silently mixed with this config."""
+    import soundfile as sf
+
+    from gmmhmm.data import DataDir
+    from gmmhmm.recipe import load_config, read_features, stage_features
+
+    rng = np.random.default_rng(0)
+    wav = {}
+    for u in ("spk1-a", "spk1-b", "spk2-a"):
+        wav[u] = str(tmp_path / f"{u}.wav")
+        sf.write(wav[u], 0.1 * rng.standard_normal(4000), 16000)
+    ds = DataDir(wav={u: wav[u] for u in ("spk1-a", "spk2-a")}, text={"spk1-a": ["A"], "spk2-a": ["B"]},
+                 utt2spk={"spk1-a": "spk1", "spk2-a": "spk2"})
+    cfg = load_config(REPO_ROOT / "configs" / "an4.toml")
+    cfg["vtln"]["enabled"] = False
+    out = tmp_path / "exp"
+    stage_features(cfg["features"], 1, out, {"train": ds}, by_speaker=True, vtln=cfg["vtln"])
+    feats = read_features(out, "train", ds, cfg)
+    assert sorted(feats) == ["spk1-a", "spk2-a"] and feats["spk1-a"].shape[1] == 39
+
+    other = copy_module.deepcopy(cfg)
+    other["features"]["cep_lifter"] = 0.0  # same dimension, other features
+    with pytest.raises(InvalidParameterError, match=r"feats/train.npz.*other \[features\].*stage"):
+        read_features(out, "train", ds, other)
+    other = copy_module.deepcopy(cfg)
+    other["vtln"]["enabled"] = True
+    with pytest.raises(InvalidParameterError, match=r"feats/train.npz.*\[vtln\].*stage"):
+        read_features(out, "train", ds, other)
+    more = DataDir(wav=dict(wav), text={u: ["A"] for u in wav}, utt2spk={u: u[:4] for u in wav})
+    with pytest.raises(InvalidParameterError, match=r"feats/train.npz.*spk1-b.*stage"):
+        read_features(out, "train", more, cfg)
+
+
+def test_a_restarted_stage_refuses_models_and_tuning_of_other_settings(small_run, tmp_path):
+    """--stage N reads the models and dev-tuned settings of earlier stages: ones made under other
+    settings than this run's are refused, naming the stage to run again; the same settings are fine."""
+    import shutil
+
+    args, out, report = small_run
+    copy = tmp_path / "exp"
+    shutil.copytree(out, copy)
+    with pytest.raises(InvalidParameterError, match=r"mono_nodev/model.npz.*mono-train-dev"):
+        an4.main(args + ["--out", str(copy), "--stage", "4", "--stop-stage", "4",
+                         "--set", "training.var_floor_frac=0.02"])
+    with pytest.raises(InvalidParameterError, match=r"best.json.*mono-tune"):
+        an4.main(args + ["--out", str(copy), "--stage", "6", "--stop-stage", "6", "--set", "tuning.lm_scales=[7.0]"])
+    again = an4.main(args + ["--out", str(copy), "--stage", "6", "--stop-stage", "6"])["test"]["mono"]
+    assert again["errors"] == report["test"]["mono"]["errors"]

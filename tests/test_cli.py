@@ -167,7 +167,11 @@ def test_read_config(tmp_path):
     for text, msg in [("[modle]\n", "unknown section"), ("[model]\nn_mix = 3\n", "unknown key"),
                       ("[data]\nsplit = 'random'\n", "split must be"),
                       ("[features]\nn_ceps = 0\n", r"\[features\]"),
-                      ("[model]\nmix_schedule = [4, 2]\n", "non-decreasing"), ("x = ", "TOML")]:
+                      ("[model]\nmix_schedule = [4, 2]\n", "non-decreasing"), ("x = ", "TOML"),
+                      # named at read time, not a ValueError from float() in the middle of training
+                      ("[model]\ntol = 'abc'\n", r"\[model\]: tol"), ("[model]\ntol = true\n", r"\[model\]: tol"),
+                      ("[model]\nmin_covar = true\n", r"\[model\]: min_covar"),
+                      ("[model]\nrandom_state = 'x'\n", r"\[model\]: random_state")]:
         p = tmp_path / "c.toml"
         p.write_text(text)
         with pytest.raises(InvalidParameterError, match=msg):

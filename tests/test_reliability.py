@@ -341,3 +341,36 @@ def test_tampered_parameters_fail_at_load_as_model_file_errors(tamper, tmp_path,
             np.savez(path, **arrays)
             with pytest.raises(ModelFileError, match="invalid|corrupt"):
                 modelfile.load(path)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("tamper", ["negated", "zero", "doubled", "nan_precisions", "precisions_doubled"])
+def test_tampered_precisions_fail_at_load(covariance_type, tamper, tmp_path, X):
+    """precisions_cholesky_ is what scoring uses: one that is not positive or does not match
+    covariances_ (or precisions_ that do not match it) is refused, never left to score NaN."""
+    path = tmp_path / "m.npz"
+    GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X).save(path)
+    arrays = dict(np.load(path))
+    name = "precisions_" if tamper.startswith("nan_") or tamper.startswith("precisions_") else "precisions_cholesky_"
+    arrays[name] = {"negated": lambda a: -a, "zero": lambda a: 0 * a, "doubled": lambda a: 2 * a,
+                    "nan_precisions": lambda a: np.full_like(a, np.nan),
+                    "precisions_doubled": lambda a: 2 * a}[tamper](arrays[name])
+    np.savez(path, **arrays)
+    with pytest.raises(ModelFileError, match=f"invalid GaussianMixture parameters: {name}"):
+        modelfile.load(path)
+
+
+@pytest.mark.parametrize("value", [5, True, "3"])
+def test_tampered_feature_count_of_a_mixture_fails_at_load(value, tmp_path, X):
+    """n_features_in_ (scikit-learn's input check) must be the means' dimension."""
+    import json
+
+    path = tmp_path / "m.npz"
+    GaussianMixture(2, random_state=0).fit(X).save(path)
+    arrays = dict(np.load(path))
+    header = json.loads(arrays["__header__"].tobytes())
+    header["model"]["attributes"]["n_features_in_"] = {"t": "json", "v": value}
+    arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+    with pytest.raises(ModelFileError, match="n_features_in_"):
+        modelfile.load(path)

@@ -497,3 +497,25 @@ def test_triphones_can_be_rebuilt_from_triphone_alignments(mono_and_tri):
     k = PHONES.index("A") * 3 + 1
     expect = np.mean([tri.self_loop_[q] for q, ps in enumerate(owner) if ps == (PHONES.index("A"), 1)])
     assert flat.self_loop_[k] == pytest.approx(expect)
+
+
+@pytest.mark.parametrize("tamper", ["feature_config_string", "feature_config_unknown_key", "phones_repeated"])
+def test_tampered_model_settings_are_refused_at_load(mono_and_tri, tmp_path, tamper):
+    """The stored front-end settings (read by decoding to extract features) and the phone list are
+    checked at load: a tampered file fails there, not in the first decoding or alignment."""
+    mono = mono_and_tri[0]
+    path = tmp_path / "mono.npz"
+    save(mono, path)
+
+    def change(header):
+        params = header["model"]["params"]
+        if tamper == "feature_config_string":
+            params["feature_config"] = {"t": "json", "v": "mfcc"}
+        elif tamper == "feature_config_unknown_key":
+            params["feature_config"] = {"t": "dict", "items": [["n_cepstra", {"t": "json", "v": 13}]]}
+        else:  # the first phone's name given to the second too
+            params["phones"]["items"][1] = params["phones"]["items"][0]
+
+    _rewrite_header(path, change)
+    with pytest.raises(ModelFileError, match="feature_config|phones"):
+        load(path)

@@ -88,8 +88,14 @@ class PhoneModelSet:
 
     def _check_loaded(self) -> None:
         """Called by :func:`gmmhmm.modelfile.load`: a tampered file fails at load, not at first use."""
-        if not self.phones or not all(isinstance(p, str) and p for p in self.phones):
-            raise InvalidParameterError(f"phones must be non-empty names, got {self.phones!r:.80}")
+        if (not self.phones or not all(isinstance(p, str) and p for p in self.phones)
+                or len(set(self.phones)) != len(self.phones)):
+            raise InvalidParameterError(f"phones must be distinct non-empty names, got {self.phones!r:.80}")
+        if self.feature_config is not None:  # what decoding extracts features with
+            try:
+                self.get_feature_config()
+            except InvalidParameterError as exc:
+                raise InvalidParameterError(f"feature_config: {exc}") from exc
         check_positive_int(self.n_states, "n_states")
         check_positive_int(self.n_mix, "n_mix")
         c = self.context

@@ -339,13 +339,32 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         cov = covariance_shape(self.covariance_type, k, d)
         check_fitted_array(self.weights_, "weights_", (k,), probabilities=True)
         check_fitted_array(self.means_, "means_", (k, d))
+        n_in = getattr(self, "n_features_in_", d)
+        if isinstance(n_in, bool) or not isinstance(n_in, (int, np.integer)) or n_in != d:
+            raise InvalidParameterError(f"n_features_in_ must be the means' dimension {d}, got {n_in!r}")
         covariances = check_fitted_array(self.covariances_, "covariances_", cov,
                                          positive=self.covariance_type in ("diag", "spherical"))
-        check_fitted_array(self.precisions_cholesky_, "precisions_cholesky_", cov)
+        pc = check_fitted_array(self.precisions_cholesky_, "precisions_cholesky_", cov).astype(np.float64)
         if self.covariance_type in ("full", "tied"):
             mats = np.asarray(covariances, dtype=np.float64).reshape(-1, d, d)
             if not np.allclose(mats, np.swapaxes(mats, 1, 2)) or np.any(np.linalg.eigvalsh(mats) <= 0):
                 raise InvalidParameterError("covariances_ must be symmetric, positive-definite")
+        # Scoring uses precisions_cholesky_ alone (a factor <= 0 scores NaN); it and precisions_
+        # are derived from covariances_ and must agree with it (up to float32 rounding).
+        factors = pc.reshape(-1, d, d) if self.covariance_type in ("full", "tied") else pc.reshape(len(pc), -1)
+        diagonal = np.diagonal(factors, axis1=1, axis2=2) if factors.ndim == 3 else factors
+        want = precisions_cholesky_from_covariances(np.asarray(covariances, dtype=np.float64),
+                                                    self.covariance_type).reshape(factors.shape)
+        scale = np.abs(want).reshape(len(want), -1).max(axis=1).reshape((-1,) + (1,) * (want.ndim - 1))
+        if np.any(diagonal <= 0) or np.any(np.abs(factors - want) > 1e-3 * scale):
+            raise InvalidParameterError("precisions_cholesky_ must be the positive Cholesky factors of the "
+                                        "inverse covariances_")
+        if hasattr(self, "precisions_"):
+            precisions = check_fitted_array(self.precisions_, "precisions_", cov)
+            if not np.allclose(precisions, precisions_from_precisions_cholesky(pc, self.covariance_type),
+                               rtol=1e-5, atol=0):
+                raise InvalidParameterError("precisions_ must be the inverse covariances "
+                                            "(precisions_cholesky_ times its transpose)")
 
     def _gaussian_params(self) -> GaussianParams:
         """The parameters as the estimator and mix-up take them (one mixture of K)."""
