@@ -50,12 +50,21 @@ def argument_parser(description: str, default_config: str | os.PathLike, n_stage
     return ap
 
 
-def setup(args: argparse.Namespace, repo: Path) -> tuple[dict, Path]:
+def setup(args: argparse.Namespace, repo: Path,
+          stage_names: Sequence[str] | Callable[[dict], Sequence[str]] | None = None) -> tuple[dict, Path]:
     """Logging (INFO with ``-v``), the config with its ``--set`` overrides, and the output
-    folder (``--out``, else ``[output] dir`` relative to ``repo``), created."""
+    folder (``--out``, else ``[output] dir`` relative to ``repo``), created. With ``stage_names``
+    (or a function of the config giving them), ``--stage`` .. ``--stop-stage`` must name stages,
+    first to last, or nothing is created and the run stops."""
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s")
     cfg = apply_overrides(load_config(args.config), args.set)
+    if stage_names is not None:
+        names = list(stage_names(cfg) if callable(stage_names) else stage_names)
+        last = len(names) - 1 if args.stop_stage is None else args.stop_stage
+        if not 0 <= args.stage <= last <= len(names) - 1:
+            raise InvalidParameterError(f"--stage {args.stage} --stop-stage {last}: the stages are 0 ({names[0]}) "
+                                        f"to {len(names) - 1} ({names[-1]}), the first no later than the last")
     out = args.out or repo / cfg["output"]["dir"]
     out.mkdir(parents=True, exist_ok=True)
     return cfg, out

@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> dict:
         names = stages(apply_overrides(load_config(args.config), args.set))
         print("\n".join(f"{i} {n}" for i, n in enumerate(names)))
         return {"stages": names}
-    cfg, out = setup(args, REPO)
+    cfg, out = setup(args, REPO, stages)
     names = stages(cfg)
     stop = len(names) - 1 if args.stop_stage is None else args.stop_stage
     timings: dict[str, float] = {}

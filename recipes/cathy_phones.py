@@ -289,7 +289,7 @@ def main(argv: list[str] | None = None) -> dict:
     """Run stages ``--stage`` .. ``--stop-stage``; returns a report with per-stage times."""
     args = argument_parser(__doc__.splitlines()[0], REPO / "configs" / "cathy_phones.toml", len(STAGES),
                            STAGES).parse_args(argv)
-    cfg, out = setup(args, REPO)
+    cfg, out = setup(args, REPO, STAGES)
     run_stage = Stages(STAGES, args.stage, args.stop_stage)
     timings = run_stage.timings
     report: dict = {"timings_s": timings}

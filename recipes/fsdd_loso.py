@@ -595,7 +595,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--held-out", action="append", default=None, metavar="SPEAKER",
                     help="run only this speaker's fold (repeatable; e.g. two processes on two halves)")
     args = ap.parse_args(argv)
-    cfg, out = setup(args, REPO)
+    cfg, out = setup(args, REPO, STAGES)
     stage = Stages(STAGES, args.stage, args.stop_stage)
     report: dict = {"config": args.config, "timings_s": stage.timings}
 

@@ -977,12 +977,16 @@ RECIPES = [
     (["recipes/fsdd_digits.py", "--config", "/nonexistent.toml"], "fsdd_digits: error: config file .* does not exist"),
     (["recipes/fsdd_phones.py", "--config", "/nonexistent.toml"], "fsdd_phones: error: cannot read the config"),
     (["recipes/fsdd_phones.py", "--config", "BAD_TOML"], "fsdd_phones: error: the config lacks the key 'training'"),
+    (["recipes/an4.py", "--stage", "99"], r"an4: error: --stage 99 --stop-stage 18: the stages are 0 \(data\) to 18"),
+    (["recipes/cathy_phones.py", "--stage", "3", "--stop-stage", "1"],
+     "cathy_phones: error: --stage 3 --stop-stage 1: .*the first no later than the last"),
 ]
 
 
 @pytest.mark.parametrize("argv, message", RECIPES,
                          ids=["digits: missing FSDD", "digits: missing config", "phones: missing config",
-                              "phones: incomplete config"])
+                              "phones: incomplete config", "an4: stage past the last",
+                              "cathy: first stage after the last"])
 def test_recipes_report_bad_input_in_one_line(argv, message, env) -> None:
     argv = [str(env.d / "bad.toml") if a == "BAD_TOML" else a for a in argv]
     proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=REPO, timeout=120)
