@@ -126,17 +126,20 @@ def stage_features(feature_cfg: dict, n_jobs: int, out: Path, sets: Mapping[str,
             logger.warning("%s: %s left out: %s", name, path, msg)
         key = {u: audio_source_name(ds.source(u)) for u in ds.utterances}
         by_utt = {u: feats[key[u]] for u in ds.utterances if key[u] in feats}
-        meta = _features_settings(feature_cfg, vtln) | {"failed": sorted(set(ds.utterances) - set(by_utt))}
+        meta = (_features_settings(feature_cfg, vtln, vtln_model_speakers)
+                | {"failed": sorted(set(ds.utterances) - set(by_utt))})
         save_features(out / "feats" / f"{name}.npz", by_utt, meta | ({"vtln_warps": warps} if warps else {}))
 
 
-def _features_settings(feature_cfg: Mapping, vtln: Mapping | None) -> dict:
+def _features_settings(feature_cfg: Mapping, vtln: Mapping | None, vtln_model_speakers: Sequence[str]) -> dict:
     """What the features of :func:`stage_features` depend on besides the audio: stored with them and
-    checked by :func:`read_features` (a restarted stage must not read features of other settings)."""
+    checked by :func:`read_features` (a restarted stage must not read features of other settings).
+    With VTLN the warps also depend on the speakers of the warp GMM."""
     from .features import FeatureConfig
 
     enabled = bool(vtln and vtln.get("enabled", False))
-    return {"feature_config": FeatureConfig.from_dict(feature_cfg).to_dict(), "vtln": dict(vtln) if enabled else None}
+    return {"feature_config": FeatureConfig.from_dict(feature_cfg).to_dict(),
+            "vtln": dict(vtln) | {"model_speakers": sorted(vtln_model_speakers)} if enabled else None}
 
 
 def _vtln_warps(fc, n_jobs: int, source: Mapping, utt2spk: Mapping[str, str], vtln: Mapping,
@@ -180,8 +183,10 @@ def vtln_warps(features_of_all: Callable[[float], Mapping[str, "np.ndarray"]], u
     return res.warps
 
 
-def read_features(out: Path, name: str, ds: "DataDir", cfg: Mapping) -> dict[str, "np.ndarray"]:
-    """Features of ``ds``'s utterances from :func:`stage_features` (those whose audio failed are missing).
+def read_features(out: Path, name: str, ds: "DataDir", cfg: Mapping, vtln_model_speakers: Sequence[str] = ()
+                  ) -> dict[str, "np.ndarray"]:
+    """Features of ``ds``'s utterances from :func:`stage_features` (those whose audio failed are missing);
+    ``vtln_model_speakers`` as given to :func:`stage_features`.
 
     Raises
     ------
@@ -195,7 +200,7 @@ def read_features(out: Path, name: str, ds: "DataDir", cfg: Mapping) -> dict[str
     path = out / "feats" / f"{name}.npz"
     feats, meta = load_features(path)
     rerun = "run the features stage again (--stage with its number) or use another --out"
-    want = _features_settings(cfg["features"], cfg.get("vtln"))
+    want = _features_settings(cfg["features"], cfg.get("vtln"), vtln_model_speakers)
     # files of older versions record no [vtln] settings, only whether there were warps
     vtln_differs = (meta["vtln"] != want["vtln"] if "vtln" in meta
                     else ("vtln_warps" in meta) != (want["vtln"] is not None))

@@ -390,7 +390,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     def train_stage(system: str, previous: str | None, ds: DataDir, suffix: str, speakers: str) -> None:
         prev_model = model(previous, suffix) if previous else None
-        trained = TRAINERS[system](cfg, lexicon, ds, read_features(out, "train", ds, cfg), prev_model)
+        trained = TRAINERS[system](cfg, lexicon, ds, read_features(out, "train", ds, cfg, train_nodev.speakers), prev_model)
         save_stage_model(out / f"{system}{suffix}" / "model.npz", trained, model_key(cfg, system, suffix),
                          {"speakers": speakers, "n_speakers": len(ds.speakers), "system": system})
 
@@ -415,11 +415,11 @@ def main(argv: list[str] | None = None) -> dict:
         lm_test = lambda: read_arpa(lm_dir / "bigram.arpa")  # noqa: E731
         tuned = run(f"{system}-tune", lambda: stage_tune(
             cfg, system, model(system, "_nodev"), lexicon, lm_dev(), dev,
-            read_features(out, "train", dev, cfg), out, adaptation(system, "_nodev", lm_dev())))
+            read_features(out, "train", dev, cfg, train_nodev.speakers), out, adaptation(system, "_nodev", lm_dev())))
         run(f"{system}-train", lambda: train_stage(system, previous, train, "", "train"))
         tested = run(f"{system}-decode", lambda: stage_decode(
             cfg, system, model(system, ""), lexicon, lm_test(), test,
-            read_features(out, "test", test, cfg), tuned_settings(system), out, adaptation(system, "", lm_test())))
+            read_features(out, "test", test, cfg, train_nodev.speakers), tuned_settings(system), out, adaptation(system, "", lm_test())))
         if tuned is not None:
             report["tuned"][system] = tuned
         if tested is not None:

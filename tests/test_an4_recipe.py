@@ -166,7 +166,7 @@ def test_the_system_chain_on_the_slice(small_run, tmp_path):
     cfg = an4.apply_overrides(an4.load_config(REPO_ROOT / "configs" / "an4.toml"), (args + chain)[1::2])
     lexicon = an4.Lexicon.read(copy / "data" / "lexicon.txt")
     train, _ = an4.data_sets(cfg, copy)
-    feats = an4.read_features(copy, "train", train, cfg)
+    feats = an4.read_features(copy, "train", train, cfg, an4.dev_split(train, cfg)[0].speakers)
     for previous, system in (("mono", "tri1"), ("tri1", "tri2"), ("tri2", "tri3")):
         start = an4.load(copy / previous / "model.npz")
         before = copy_module.deepcopy(start)
@@ -282,6 +282,14 @@ def test_a_restarted_stage_refuses_features_of_other_settings(tmp_path):
     more = DataDir(wav=dict(wav), text={u: ["A"] for u in wav}, utt2spk={u: u[:4] for u in wav})
     with pytest.raises(InvalidParameterError, match=r"feats/train.npz.*spk1-b.*stage"):
         read_features(out, "train", more, cfg)
+    # warps from a GMM of other speakers (e.g. other [dev] speakers) are other features too
+    warped = copy_module.deepcopy(cfg)
+    warped["vtln"].update(enabled=True, min_warp=0.9, max_warp=1.1, step=0.1, n_components=2, n_iter=0)
+    stage_features(cfg["features"], 1, out, {"train": ds}, by_speaker=True, vtln=warped["vtln"],
+                   vtln_model_speakers=["spk1"])
+    assert sorted(read_features(out, "train", ds, warped, vtln_model_speakers=["spk1"])) == ["spk1-a", "spk2-a"]
+    with pytest.raises(InvalidParameterError, match=r"feats/train.npz.*\[vtln\].*stage"):
+        read_features(out, "train", ds, warped, vtln_model_speakers=["spk2"])
 
 
 def test_a_restarted_stage_refuses_models_and_tuning_of_other_settings(small_run, tmp_path):
