@@ -346,18 +346,41 @@ def test_tampered_parameters_fail_at_load_as_model_file_errors(tamper, tmp_path,
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
 @pytest.mark.parametrize("tamper", ["negated", "zero", "doubled", "nan_precisions", "precisions_doubled"])
 def test_tampered_precisions_fail_at_load(covariance_type, tamper, tmp_path, X):
-    """precisions_cholesky_ is what scoring uses: one that is not positive or does not match
-    covariances_ (or precisions_ that do not match it) is refused, never left to score NaN."""
+    """precisions_cholesky_ is what scoring uses. Both it and precisions_ are derived from
+    covariances_: a factor that is not positive (or NaN precisions) is refused, never left to score
+    NaN; any other disagreement is replaced by the arrays derived from covariances_ at load."""
     path = tmp_path / "m.npz"
-    GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X).save(path)
+    model = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X)
+    model.save(path)
     arrays = dict(np.load(path))
     name = "precisions_" if tamper.startswith("nan_") or tamper.startswith("precisions_") else "precisions_cholesky_"
     arrays[name] = {"negated": lambda a: -a, "zero": lambda a: 0 * a, "doubled": lambda a: 2 * a,
                     "nan_precisions": lambda a: np.full_like(a, np.nan),
                     "precisions_doubled": lambda a: 2 * a}[tamper](arrays[name])
     np.savez(path, **arrays)
+    if "doubled" in tamper:
+        loaded = modelfile.load(path)
+        np.testing.assert_allclose(loaded.score_samples(X), model.score_samples(X), rtol=1e-10)
+        np.testing.assert_allclose(loaded.precisions_, model.precisions_, rtol=1e-8)
+        return
     with pytest.raises(ModelFileError, match=f"invalid GaussianMixture parameters: {name}"):
         modelfile.load(path)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_float32_models_save_whatever_their_conditioning(covariance_type, tmp_path):
+    """A float32 fit's factors and precisions differ from ones recomputed in float64 by about
+    cond x eps32: saving (which loads the file back to check it) must not refuse them."""
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(2000, 13))
+    X[:, 1] = X[:, 0] + 3e-3 * rng.normal(size=2000)  # condition number ~1e5
+    for seed in range(6):
+        model = GaussianMixture(4, covariance_type=covariance_type, max_iter=5, random_state=seed
+                                ).fit(X.astype(np.float32))
+        model.save(tmp_path / "m.npz")
+        back = modelfile.load(tmp_path / "m.npz")
+        # the same model up to float32 rounding of factors of condition ~1e5 (hundredths of a nat)
+        np.testing.assert_allclose(back.score_samples(X[:50]), model.score_samples(X[:50]), rtol=1e-3, atol=0.05)
 
 
 @pytest.mark.parametrize("value", [5, True, "3"])

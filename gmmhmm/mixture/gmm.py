@@ -349,22 +349,20 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
             mats = np.asarray(covariances, dtype=np.float64).reshape(-1, d, d)
             if not np.allclose(mats, np.swapaxes(mats, 1, 2)) or np.any(np.linalg.eigvalsh(mats) <= 0):
                 raise InvalidParameterError("covariances_ must be symmetric, positive-definite")
-        # Scoring uses precisions_cholesky_ alone (a factor <= 0 scores NaN); it and precisions_
-        # are derived from covariances_ and must agree with it (up to float32 rounding).
+        # Scoring uses precisions_cholesky_ alone (a factor <= 0 scores NaN). It and precisions_ are
+        # derived from covariances_: a grossly corrupt one is refused, and both are then re-derived
+        # (comparing stored copies within a tolerance would refuse float32 fits of ill-conditioned data).
         factors = pc.reshape(-1, d, d) if self.covariance_type in ("full", "tied") else pc.reshape(len(pc), -1)
         diagonal = np.diagonal(factors, axis1=1, axis2=2) if factors.ndim == 3 else factors
-        want = precisions_cholesky_from_covariances(np.asarray(covariances, dtype=np.float64),
-                                                    self.covariance_type).reshape(factors.shape)
-        scale = np.abs(want).reshape(len(want), -1).max(axis=1).reshape((-1,) + (1,) * (want.ndim - 1))
-        if np.any(diagonal <= 0) or np.any(np.abs(factors - want) > 1e-3 * scale):
+        if np.any(diagonal <= 0):
             raise InvalidParameterError("precisions_cholesky_ must be the positive Cholesky factors of the "
                                         "inverse covariances_")
         if hasattr(self, "precisions_"):
-            precisions = check_fitted_array(self.precisions_, "precisions_", cov)
-            if not np.allclose(precisions, precisions_from_precisions_cholesky(pc, self.covariance_type),
-                               rtol=1e-5, atol=0):
-                raise InvalidParameterError("precisions_ must be the inverse covariances "
-                                            "(precisions_cholesky_ times its transpose)")
+            check_fitted_array(self.precisions_, "precisions_", cov)
+        dtype = np.asarray(self.covariances_).dtype
+        self.precisions_cholesky_ = precisions_cholesky_from_covariances(
+            np.asarray(covariances, dtype=np.float64), self.covariance_type).astype(dtype)
+        self.precisions_ = precisions_from_precisions_cholesky(self.precisions_cholesky_, self.covariance_type)
 
     def _gaussian_params(self) -> GaussianParams:
         """The parameters as the estimator and mix-up take them (one mixture of K)."""
