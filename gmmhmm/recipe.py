@@ -9,6 +9,7 @@ import argparse
 import hashlib
 import json
 import logging
+import math
 import os
 import tempfile
 import time
@@ -177,7 +178,9 @@ def vtln_warps(features_of_all: Callable[[float], Mapping[str, "np.ndarray"]], u
     seconds = time.perf_counter() - t0
     atomic_write_text(path, json.dumps({**(extra or {}), "warps": res.warps, "grid": res.grid.tolist(),
                                         "model_speakers": sorted({utt2spk[u] for u in model_utterances}),
-                                        "scores": {s: v.tolist() for s, v in res.scores.items()},
+                                        # null: a factor ruled out for the speaker (-inf; strict JSON has none)
+                                        "scores": {s: [x if math.isfinite(x) else None for x in v.tolist()]
+                                                   for s, v in res.scores.items()},
                                         "seconds": seconds}, indent=1))
     logger.info("VTLN warps of %d speakers in %.0f s", len(res.warps), seconds)
     return res.warps

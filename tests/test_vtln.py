@@ -353,5 +353,9 @@ def test_memoised_features_at_on_disk_gives_the_same_features_and_keeps_none_map
             np.testing.assert_array_equal(x, table[warp][u])  # bit-identical
             assert x.base is None  # a copy: no file mapping (resident pages) outlives the call
     assert calls == [0.9, 1.0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["warp-0.900000.npy", "warp-1.000000.npy"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["warp-0.npy", "warp-1.npy"]
+    close = memoised_features_at(lambda w: {"a": np.full((1, 1), w)}, directory=tmp_path / "close")
+    (tmp_path / "close").mkdir()
+    assert close(1.0, ["a"])["a"][0, 0] == 1.0 and close(1.0 + 1e-9, ["a"])["a"][0, 0] == 1.0 + 1e-9
+    assert close(1.0, ["a"])["a"][0, 0] == 1.0
     assert memoised_features_at(lambda w: {}, directory=tmp_path)(0.8, ["a"]) == {}

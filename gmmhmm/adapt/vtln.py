@@ -59,7 +59,8 @@ class VtlnResult:
     grid : ndarray
         The warp factors tried.
     scores : dict
-        Speaker -> average log-likelihood per frame at each factor of ``grid``.
+        Speaker -> average log-likelihood per frame at each factor of ``grid`` (-inf at a factor
+        ruled out: fewer of the speaker's frames than at another factor).
     """
 
     warps: dict[str, float]
@@ -149,7 +150,7 @@ def memoised_features_at(features_of_all: Callable[[float], Mapping[str, np.ndar
     on_disk: dict[float, tuple[Path, dict[str, tuple[int, int]]]] = {}
 
     def store(warp: float, feats: Mapping[str, np.ndarray]) -> None:
-        path = Path(directory) / f"warp-{warp:.6f}.npy"
+        path = Path(directory) / f"warp-{len(on_disk)}.npy"  # by arrival: two close warps never share a file
         if feats:
             np.save(path, np.concatenate(list(feats.values())))
         ends = np.cumsum([len(x) for x in feats.values()], dtype=int)
