@@ -300,6 +300,11 @@ def cmd_features(args: argparse.Namespace) -> int:
     _inputs_are_not_outputs([*set(utts.path.values()), args.config], [args.output, scp])
     feats, failures = _utterance_features(utts, config, args)
     feats = {utts.key[u]: X for u, X in feats.items()}
+    if scp is not None:  # a Kaldi key is one token: such an utterance is reported, the rest written
+        spaced = [k for k in feats if not k or any(c.isspace() for c in k)]
+        failures += [(k, "a Kaldi archive key cannot hold white space (give the file an id in a wav.scp)")
+                     for k in spaced]
+        feats = {k: X for k, X in feats.items() if k not in spaced}
     _report_failures(failures)
     if not feats:
         print("gmmhmm: no file could be featurised", file=sys.stderr)

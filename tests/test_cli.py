@@ -234,6 +234,13 @@ def test_features_to_a_kaldi_archive(tmp_path, capsys):
         np.testing.assert_array_equal(got[u], want[u].astype(np.float32))
     by_scp = kaldi_io.read_scp(tmp_path / "f.scp")
     assert list(by_scp) == ["utt0", "utt1"] and all((by_scp[u] == got[u]).all() for u in got)
+    # a file whose key (its path) has a space cannot be a Kaldi key: it is reported, the rest written
+    (tmp_path / "sp ace").mkdir()
+    sf.write(tmp_path / "sp ace" / "b.wav", tone(400), 8000, subtype="PCM_16")
+    capsys.readouterr()
+    assert main(["features", str(d / "u0.wav"), str(tmp_path / "sp ace" / "b.wav"), "-o", str(tmp_path / "g.ark")]) == 1
+    assert "sp ace" in capsys.readouterr().err and list(kaldi_io.read_ark(tmp_path / "g.ark"))[0][0].endswith("u0.wav")
+    assert len(list(kaldi_io.read_ark(tmp_path / "g.ark"))) == 1
     # the scp is an output too: it may not name an input, and an unwritable one fails before the work
     capsys.readouterr()
     (tmp_path / "f.scp").unlink()
