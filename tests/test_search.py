@@ -432,6 +432,14 @@ def test_min_frames_counts_only_paths_with_frames():
             g = compile_graph(gr, lex, transitions(lex, n_states, rng), n_states)
             lengths = [T for T in range(1, 7) if all_paths(g, EXACT, np.zeros((T, g.n_pdf)))]
             assert lengths == list(range(g.min_frames, 7))  # every length from min_frames on has a path
+            assert g.completes()
+    # the reachability check compile_graph uses agrees with min_frames: a final node reached only
+    # by the empty path, or only before any frame, does not complete
+    import dataclasses
+    g = compile_graph(word_list(["a", "ab"]), LEX, transitions(LEX, 3), 3)
+    start_only = dataclasses.replace(g, final=np.where(np.arange(g.n_nodes) == g.start, 0.0, -np.inf))
+    assert g.completes() and not start_only.completes()
+    assert start_only.min_frames == np.iinfo(np.int64).max
 
 
 @pytest.mark.parametrize("seed", [13, 18, 19])

@@ -142,6 +142,25 @@ class DecodingGraph:
         ends = dist[N:][np.isfinite(self.final)]
         return int(ends.min()) if ends.size else int(INF)
 
+    def completes(self) -> bool:
+        """Whether some path of at least one frame ends in a final node (``min_frames`` is finite),
+        by two vectorised reachability passes: the 0-1 search of ``min_frames`` is a Python loop
+        over the arcs, kept lazy for the error messages that need the number."""
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import breadth_first_order
+
+        N = self.n_nodes
+        reached = breadth_first_order(csr_matrix((np.ones(self.n_arcs), (self.arc_src, self.arc_dst)), shape=(N, N)),
+                                      self.start, return_predecessors=False)
+        emitting = reached[self.node_pdf[reached] >= 0]  # a frame is spent entering one of these
+        if not emitting.size:
+            return False
+        src = np.concatenate([self.arc_src, np.full(len(emitting), N)])  # node N: a source feeding them all
+        dst = np.concatenate([self.arc_dst, emitting])
+        after = breadth_first_order(csr_matrix((np.ones(len(src)), (src, dst)), shape=(N + 1, N + 1)), N,
+                                    return_predecessors=False)
+        return bool(np.isfinite(self.final[after[after < N]]).any())
+
     def final_weights(self, options: SearchOptions) -> np.ndarray:
         """Log weight of ending in each node under the LM scale."""
         return np.where(np.isfinite(self.final), options.lm_scale * self.final, -np.inf)
@@ -237,7 +256,7 @@ def compile_graph(
     else:
         start = _context_arcs(arcs, grammar, prons, label_of, silence_label, silence_prob, context)
     graph = arcs.assemble(labels, silence_label, start, n_pdf)
-    if graph.min_frames == np.iinfo(np.int64).max:
+    if not graph.completes():
         raise InvalidParameterError("no final node of the grammar can be reached from its start through a word")
     return graph
 
