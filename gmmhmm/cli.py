@@ -262,6 +262,10 @@ def check_output(path: str | os.PathLike | None, what: str = "output file", fold
         raise InvalidInputError(f"cannot write {what} {p}: {exc.strerror or exc}") from exc
 
 
+#: the options that name files a command writes (every other file-naming option is read)
+_OUTPUT_OPTIONS = ("output", "ctm", "n_best_output", "png")
+
+
 def _inputs_are_not_outputs(inputs: Sequence[str | os.PathLike | None], outputs: Sequence[str | None]) -> None:
     """Refuse an output that names one of the inputs: writing it would destroy the input."""
     named = {}
@@ -1213,6 +1217,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.threads is not None:
             previous, restore = set_num_threads(args.threads), True
+        # every option naming a file is an input, except the outputs: none may be overwritten
+        _inputs_are_not_outputs([v for k, v in vars(args).items() if k not in _OUTPUT_OPTIONS and isinstance(v, str)],
+                                [getattr(args, k, None) for k in _OUTPUT_OPTIONS])
         return args.func(args)
     except GmmhmmError as exc:
         print(_printable(f"gmmhmm {args.command}: error: {exc}"), file=sys.stderr)

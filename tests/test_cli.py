@@ -247,3 +247,22 @@ def test_features_to_a_kaldi_archive(tmp_path, capsys):
     (tmp_path / "f.scp").mkdir()
     assert main(["features", str(d), "-o", str(tmp_path / "f.ark")]) != 0
     assert "f.scp" in capsys.readouterr().err
+
+
+def test_no_option_file_is_overwritten_by_the_output(tmp_path, capsys):
+    """Every input a command reads through an option (--vtln-map, --utt2spk, --config, ...) is
+    protected like its positional inputs: `features -o map --vtln-map map` replaced the user's map."""
+    import soundfile as sf
+
+    from conftest import tone
+
+    sf.write(tmp_path / "a.wav", tone(300), 8000, subtype="PCM_16")
+    (tmp_path / "map").write_text("a 1.0\n")
+    (tmp_path / "u2s").write_text("a a\n")
+    for option, path in (("--vtln-map", "map"), ("--utt2spk", "u2s")):
+        before = (tmp_path / path).read_bytes()
+        extra = ["--utt2spk", str(tmp_path / "u2s")] if option == "--vtln-map" else []
+        assert main(["features", str(tmp_path / "a.wav"), "-o", str(tmp_path / path), option,
+                     str(tmp_path / path), *extra]) == 1
+        assert "is also an input" in capsys.readouterr().err
+        assert (tmp_path / path).read_bytes() == before

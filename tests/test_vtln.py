@@ -294,7 +294,8 @@ def test_cli_vtln_skips_a_bad_file_and_refuses_a_map(tmp_path, capsys):
     assert "C0.wav" in capsys.readouterr().err
     assert not list(tmp_path.glob(".vtln-features-*"))  # the per-warp feature cache is removed
     assert sorted(ln.split()[0] for ln in (tmp_path / "spk2warp").read_text().splitlines()) == ["A", "B"]
-    assert main(args + ["--vtln-map", str(tmp_path / "spk2warp")]) != 0
+    (tmp_path / "other_map").write_text((tmp_path / "spk2warp").read_text())
+    assert main(args + ["--vtln-map", str(tmp_path / "other_map")]) != 0
     assert "reads none" in capsys.readouterr().err
 
 
