@@ -267,9 +267,7 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
             raise InvalidParameterError(
                 f"n_iter has {len(iters)} entries but mix_schedule has {len(mixes)} stages")
         iters = [V.check_positive_int(i, "n_iter entries", minimum=0) for i in iters]
-        if not (isinstance(self.min_covar, (int, float)) and not isinstance(self.min_covar, bool)
-                and np.isfinite(self.min_covar) and self.min_covar > 0):
-            raise InvalidParameterError(f"min_covar must be a positive number, got {self.min_covar!r}")
+        V.check_number(self.min_covar, "min_covar", "positive")
         V.check_number(self.tol, "tol", "not_nan")
         if not isinstance(self.random_state, (np.random.RandomState, np.random.Generator)):
             V.check_random_state(self.random_state)  # None or an int (a Generator must not be drawn from here)

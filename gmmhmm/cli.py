@@ -699,7 +699,9 @@ def _file_warps(args: argparse.Namespace, names: Sequence[str], spk: dict[str, s
         who = (spk or {}).get(name, name)
         found = table.get(who, table.get(name))
         if found is None:
-            failures.append((name, f"no VTLN warp for speaker {who!r} in {args.vtln_map}"))
+            whose = (f"file {name!r} (no speaker)" if who.startswith("\0file:") or who == name
+                     else f"speaker {who!r}")
+            failures.append((name, f"no VTLN warp for {whose} in {args.vtln_map}"))
         else:
             warps[name] = found
     return warps, failures

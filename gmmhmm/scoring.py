@@ -10,6 +10,8 @@ HTK's HResults and NIST's sclite report them.
 
 from __future__ import annotations
 
+import math
+
 import os
 from collections import Counter
 from collections.abc import Hashable, Sequence
@@ -222,20 +224,17 @@ def align(
         row = cost[i].copy()
         row[1:] = np.minimum(cost[i - 1, :-1] + np.where(same, 0.0, sub_cost), cost[i - 1, 1:] + del_cost)
         cost[i] = np.minimum.accumulate(row - ins) + ins
-    def equal_cost(a: float, b: float) -> bool:
-        # equal up to rounding of the sums; np.isclose's 1e-5 would accept a dearer step
-        return abs(a - b) <= 1e-9 * max(abs(a), abs(b))
-
     pairs: list[tuple[Hashable | None, Hashable | None, str]] = []
     i, j = n, m
     while i > 0 or j > 0:
         if i > 0 and j > 0:
             match = ref[i - 1] == hyp[j - 1]
-            if equal_cost(cost[i, j], cost[i - 1, j - 1] + (0.0 if match else sub_cost)):
+            # equal up to rounding of the sums (np.isclose's 1e-5 would accept a dearer step)
+            if math.isclose(cost[i, j], cost[i - 1, j - 1] + (0.0 if match else sub_cost), rel_tol=1e-9):
                 pairs.append((ref[i - 1], hyp[j - 1], CORRECT if match else SUBSTITUTION))
                 i, j = i - 1, j - 1
                 continue
-        if i > 0 and equal_cost(cost[i, j], cost[i - 1, j] + del_cost):
+        if i > 0 and math.isclose(cost[i, j], cost[i - 1, j] + del_cost, rel_tol=1e-9):
             pairs.append((ref[i - 1], None, DELETION))
             i -= 1
         else:

@@ -436,7 +436,7 @@ LIBRARY = [
     Case("HMMClassifier.fit", "n_states=0", lambda e: HMMClassifier(n_states=0).fit([e.X, e.X], [1, 2]),
          E.InvalidParameterError, "n_states must be an integer >= 1"),
     Case("HMMClassifier.fit", "min_covar=0", lambda e: HMMClassifier(min_covar=0.0).fit([e.X, e.X], [1, 2]),
-         E.InvalidParameterError, "min_covar must be a positive number"),
+         E.InvalidParameterError, "min_covar must be a number, finite and > 0"),
     Case("HMMClassifier.fit", "unknown scoring", lambda e: HMMClassifier(scoring="best").fit([e.X, e.X], [1, 2]),
          E.InvalidParameterError, "scoring must be one of.*'best'"),
     Case("HMMClassifier.fit", "n_jobs=0", lambda e: HMMClassifier(n_jobs=0).fit([e.X, e.X], [1, 2]),

@@ -360,3 +360,16 @@ def test_memoised_features_at_on_disk_gives_the_same_features_and_keeps_none_map
     assert close(1.0, ["a"])["a"][0, 0] == 1.0 and close(1.0 + 1e-9, ["a"])["a"][0, 0] == 1.0 + 1e-9
     assert close(1.0, ["a"])["a"][0, 0] == 1.0
     assert memoised_features_at(lambda w: {}, directory=tmp_path)(0.8, ["a"]) == {}
+
+
+def test_a_file_without_speaker_or_warp_is_named_as_a_file(tmp_path):
+    """The CLI's internal speaker of a file without one ('\\0file:...') never reaches a message."""
+    import argparse
+
+    from gmmhmm.cli import _file_warps
+
+    (tmp_path / "map").write_text("A 0.9\n")
+    args = argparse.Namespace(vtln_map=str(tmp_path / "map"))
+    warps, failures = _file_warps(args, ["a.wav", "c.wav"], {"a.wav": "A", "c.wav": "\0file:c.wav"})
+    assert warps == {"a.wav": 0.9}
+    assert failures == [("c.wav", f"no VTLN warp for file 'c.wav' (no speaker) in {tmp_path / 'map'}")]

@@ -37,9 +37,11 @@ def save_features(
         ``metadata`` is not JSON-serialisable.
     """
     names = [str(k) for k in features]
-    if len(set(names)) < len(names):  # keys such as 1 and "1": loading would keep only one of them
-        twice = next(n for i, n in enumerate(names) if n in names[:i])
-        raise InvalidInputError(f"features name the utterance {twice!r} twice")
+    seen: set[str] = set()
+    for n in names:  # keys such as 1 and "1": loading would keep only one of them
+        if n in seen:
+            raise InvalidInputError(f"features name the utterance {n!r} twice")
+        seen.add(n)
     arrays = [np.asarray(features[k]) for k in features]
     for name, a in zip(names, arrays):
         if a.ndim != 2 or a.dtype.kind not in "fiu":

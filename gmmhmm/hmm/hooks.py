@@ -9,7 +9,7 @@ A class written for ``hmmlearn.base.BaseHMM`` overrides some of
 * ``_generate_sample_from_state(state, random_state)``
 
 (hmmlearn 0.3.3's names and signatures). When a model overrides one of the
-first five, :meth:`BaseHMM.fit` runs hmmlearn's E-step here, one sequence at
+first four items (``ESTEP_HOOKS``), :meth:`BaseHMM.fit` runs hmmlearn's E-step here, one sequence at
 a time, with hmmlearn's lattices: log-space for ``implementation='log'``, the
 frame likelihoods and hmmlearn's scaled forward/backward lattices for
 ``'scaling'``. gmmhmm's own classes override none of them and keep their
