@@ -64,8 +64,10 @@ def setup(args: argparse.Namespace, repo: Path,
         names = list(stage_names(cfg) if callable(stage_names) else stage_names)
         last = len(names) - 1 if args.stop_stage is None else args.stop_stage
         if not 0 <= args.stage <= last <= len(names) - 1:
-            raise InvalidParameterError(f"--stage {args.stage} --stop-stage {last}: the stages are 0 ({names[0]}) "
-                                        f"to {len(names) - 1} ({names[-1]}), the first no later than the last")
+            given = f"--stage {args.stage}" + (f" --stop-stage {args.stop_stage}" if args.stop_stage is not None
+                                                 and args.stop_stage != len(names) - 1 else "")
+            raise InvalidParameterError(f"{given}: the stages are 0 ({names[0]}) to {len(names) - 1} "
+                                        f"({names[-1]}), the first no later than the last")
     out = args.out or repo / cfg["output"]["dir"]
     out.mkdir(parents=True, exist_ok=True)
     return cfg, out

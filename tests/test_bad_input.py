@@ -977,7 +977,7 @@ RECIPES = [
     (["recipes/fsdd_digits.py", "--config", "/nonexistent.toml"], "fsdd_digits: error: config file .* does not exist"),
     (["recipes/fsdd_phones.py", "--config", "/nonexistent.toml"], "fsdd_phones: error: cannot read the config"),
     (["recipes/fsdd_phones.py", "--config", "BAD_TOML"], "fsdd_phones: error: the config lacks the key 'training'"),
-    (["recipes/an4.py", "--stage", "99"], r"an4: error: --stage 99 --stop-stage 18: the stages are 0 \(data\) to 18"),
+    (["recipes/an4.py", "--stage", "99"], r"an4: error: --stage 99: the stages are 0 \(data\) to 18"),
     (["recipes/cathy_phones.py", "--stage", "3", "--stop-stage", "1"],
      "cathy_phones: error: --stage 3 --stop-stage 1: .*the first no later than the last"),
 ]
