@@ -350,19 +350,25 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
             if not np.allclose(mats, np.swapaxes(mats, 1, 2)) or np.any(np.linalg.eigvalsh(mats) <= 0):
                 raise InvalidParameterError("covariances_ must be symmetric, positive-definite")
         # Scoring uses precisions_cholesky_ alone (a factor <= 0 scores NaN). It and precisions_ are
-        # derived from covariances_: a grossly corrupt one is refused, and both are then re-derived
-        # (comparing stored copies within a tolerance would refuse float32 fits of ill-conditioned data).
+        # derived from covariances_: a grossly corrupt one is refused; stored copies that disagree
+        # with covariances_ beyond rounding are replaced by re-derived ones (a tolerance that refused
+        # them would refuse float32 fits of ill-conditioned data); agreeing ones load bit for bit.
         factors = pc.reshape(-1, d, d) if self.covariance_type in ("full", "tied") else pc.reshape(len(pc), -1)
         diagonal = np.diagonal(factors, axis1=1, axis2=2) if factors.ndim == 3 else factors
         if np.any(diagonal <= 0):
             raise InvalidParameterError("precisions_cholesky_ must be the positive Cholesky factors of the "
                                         "inverse covariances_")
-        if hasattr(self, "precisions_"):
-            check_fitted_array(self.precisions_, "precisions_", cov)
-        dtype = np.asarray(self.covariances_).dtype
-        self.precisions_cholesky_ = precisions_cholesky_from_covariances(
-            np.asarray(covariances, dtype=np.float64), self.covariance_type).astype(dtype)
-        self.precisions_ = precisions_from_precisions_cholesky(self.precisions_cholesky_, self.covariance_type)
+        stored = check_fitted_array(self.precisions_, "precisions_", cov) if hasattr(self, "precisions_") else None
+        want = precisions_cholesky_from_covariances(np.asarray(covariances, dtype=np.float64), self.covariance_type)
+        scale = np.abs(want).reshape(k if self.covariance_type != "tied" else 1, -1).max(axis=1)
+        scale = scale.reshape((-1,) + (1,) * (np.ndim(want) - 1))
+        agrees = np.all(np.abs(pc - want) <= 1e-3 * scale) and (
+            stored is None or np.allclose(stored, precisions_from_precisions_cholesky(pc, self.covariance_type),
+                                          rtol=1e-3, atol=0))
+        if not agrees:
+            dtype = np.asarray(self.covariances_).dtype
+            self.precisions_cholesky_ = want.astype(dtype)
+            self.precisions_ = precisions_from_precisions_cholesky(self.precisions_cholesky_, self.covariance_type)
 
     def _gaussian_params(self) -> GaussianParams:
         """The parameters as the estimator and mix-up take them (one mixture of K)."""
