@@ -755,6 +755,8 @@ def cmd_vtln(args: argparse.Namespace) -> int:
         return feats
 
     grid = vtln_warp_grid(args.min_warp, args.max_warp, args.step)
+    for warp in (grid.min(), grid.max()):  # inflection points that fit no warp: refused before any work
+        config.replace(vtln_warp=float(warp))
     # every warp's features on disk next to the output, not in memory (the grid is ~20 corpus copies)
     with tempfile.TemporaryDirectory(dir=Path(args.output).resolve().parent, prefix=".vtln-features-") as cache:
         features_at = memoised_features_at(features_of_all, cache)

@@ -104,6 +104,11 @@ def test_empty_transcripts_round_trip_and_a_failed_write_changes_nothing(tmp_pat
     with pytest.raises(DataDirError, match="utt2spk"):
         bad.write(tmp_path / "copy")
     assert {f.name: f.read_text() for f in (tmp_path / "copy").iterdir()} == before
+    # a path with a line break inside would write a wav.scp that reads back broken
+    broken = DataDir({**data.wav, "spkA-u1": "/a\nb.wav"}, dict(data.text), dict(data.utt2spk))
+    with pytest.raises(DataDirError, match="line break"):
+        broken.write(tmp_path / "copy")
+    assert {f.name: f.read_text() for f in (tmp_path / "copy").iterdir()} == before
 
 
 @pytest.mark.parametrize("override, match", [

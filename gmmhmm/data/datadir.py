@@ -298,10 +298,11 @@ class DataDir:
         if bad is not None:
             raise DataDirError(f"text: the words of {bad!r} must be a list of tokens without white space, "
                                f"got {self.text[bad]!r}")
-        bad = next((r for r, p in self.wav.items() if not isinstance(p, str) or not p.strip() or p != p.strip()), None)
+        bad = next((r for r, p in self.wav.items() if not isinstance(p, str) or not p.strip() or p != p.strip()
+                    or "\n" in p or "\r" in p), None)
         if bad is not None:
-            raise DataDirError(f"wav.scp: audio path {self.wav[bad]!r} of {bad!r} is empty or starts/ends "
-                               "with white space")
+            raise DataDirError(f"wav.scp: audio path {self.wav[bad]!r} of {bad!r} is empty, starts/ends "
+                               "with white space or holds a line break")
         for name, table in (("utt2spk", self.utt2spk),) + ((("text", self.text),) if self.text else ()):
             missing, extra = sorted(utts - set(table)), sorted(set(table) - utts)
             if missing or extra:
