@@ -32,7 +32,6 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -728,7 +727,7 @@ def _utterance_features(utts: Utterances, config, args: argparse.Namespace) -> t
 
 def cmd_vtln(args: argparse.Namespace) -> int:
     """Per-speaker VTLN warps (:func:`gmmhmm.adapt.train_vtln`) -> ``speaker warp`` lines for ``--vtln-map``."""
-    from .adapt import memoised_features_at, train_vtln, vtln_warp_grid
+    from .adapt import features_on_disk, train_vtln, vtln_warp_grid
     from .features import extract_many
 
     check_output(args.output, "VTLN map")
@@ -758,11 +757,12 @@ def cmd_vtln(args: argparse.Namespace) -> int:
     for warp in (grid.min(), grid.max()):  # inflection points that fit no warp: refused before any work
         config.replace(vtln_warp=float(warp))
     # every warp's features on disk next to the output, not in memory (the grid is ~20 corpus copies)
-    with tempfile.TemporaryDirectory(dir=Path(args.output).resolve().parent, prefix=".vtln-features-") as cache:
-        features_at = memoised_features_at(features_of_all, cache)
+    with features_on_disk(features_of_all, Path(args.output).resolve().parent) as features_at:
         features_at(1.0, [])  # audio that cannot be read is reported and left out of the search
         failed = dict(failures)
         name2spk = {n: s for n, s in name2spk.items() if n not in failed}
+        for name in failed:  # not read again at every other warp
+            sources.pop(name, None)
         _, res = train_vtln(features_at, name2spk, [n for n in model_names if n not in failed],
                             n_components=args.n_components, n_iter=args.iters, grid=grid, random_state=args.seed)
     _report_failures(failures)

@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -164,7 +163,7 @@ def vtln_warps(features_of_all: Callable[[float], Mapping[str, "np.ndarray"]], u
     section, the GMM trained on ``model_utterances``; ``features_of_all(warp)`` gives every
     utterance's speaker-normalised features. Warps, grid, per-warp scores and ``extra`` are written
     to ``path`` (JSON)."""
-    from .adapt import memoised_features_at, train_vtln, vtln_warp_grid
+    from .adapt import features_on_disk, train_vtln, vtln_warp_grid
     from .modelfile import atomic_write_text
 
     if not model_utterances:
@@ -172,8 +171,8 @@ def vtln_warps(features_of_all: Callable[[float], Mapping[str, "np.ndarray"]], u
     t0 = time.perf_counter()
     path.parent.mkdir(parents=True, exist_ok=True)
     # every warp's features on disk next to the output, not in memory (the grid is ~20 corpus copies)
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".vtln-features-") as cache:
-        _, res = train_vtln(memoised_features_at(features_of_all, cache), utt2spk, model_utterances,
+    with features_on_disk(features_of_all, path.parent) as features_at:
+        _, res = train_vtln(features_at, utt2spk, model_utterances,
                             n_components=vtln["n_components"], n_iter=vtln["n_iter"],
                             grid=vtln_warp_grid(vtln["min_warp"], vtln["max_warp"], vtln["step"]),
                             random_state=vtln.get("random_state", 0))

@@ -388,3 +388,19 @@ def test_cli_vtln_refuses_inflection_points_no_warp_fits_before_any_work(tmp_pat
     monkeypatch.setattr(features, "extract_many", lambda *a, **k: pytest.fail("extracted before refusing"))
     assert main(["vtln", str(tmp_path / "a.wav"), "-o", str(tmp_path / "map"), "--config", str(tmp_path / "c.toml")]) != 0
     assert "vtln_low_hz" in capsys.readouterr().err
+
+
+def test_features_on_disk_cleans_up_and_falls_back_to_the_temporary_folder(tmp_path):
+    from gmmhmm.adapt import features_on_disk
+
+    with features_on_disk(lambda w: {"a": np.full((2, 1), w)}, tmp_path) as f:
+        assert f(0.9, ["a"])["a"][0, 0] == 0.9
+        assert len(list(tmp_path.glob(".vtln-features-*"))) == 1
+    assert not list(tmp_path.glob(".vtln-features-*"))
+    with pytest.raises(RuntimeError):  # removed on failure too
+        with features_on_disk(lambda w: {"a": np.ones((1, 1))}, tmp_path) as f:
+            f(1.0, ["a"])
+            raise RuntimeError
+    assert not list(tmp_path.glob(".vtln-features-*"))
+    with features_on_disk(lambda w: {"a": np.ones((1, 1))}, tmp_path / "missing") as f:  # e.g. -o /dev/stdout
+        assert f(1.0, ["a"])["a"].shape == (1, 1)

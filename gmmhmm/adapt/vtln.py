@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +31,7 @@ from ..errors import InvalidInputError, InvalidParameterError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VtlnResult", "estimate_vtln_warps", "memoised_features_at", "train_vtln", "vtln_warp_grid",
+__all__ = ["VtlnResult", "estimate_vtln_warps", "features_on_disk", "memoised_features_at", "train_vtln", "vtln_warp_grid",
            "warped_features"]
 
 #: ``features_at(warp, utterances)``: features of ``utterances`` computed with that warp
@@ -176,6 +178,17 @@ def memoised_features_at(features_of_all: Callable[[float], Mapping[str, np.ndar
         return {u: feats[u] for u in utterances if u in feats}
 
     return features_at
+
+
+@contextmanager
+def features_on_disk(features_of_all: Callable[[float], Mapping[str, np.ndarray]],
+                     beside: str | os.PathLike) -> Iterator[FeaturesAt]:
+    """:func:`memoised_features_at` keeping every warp's features in a temporary folder in ``beside``
+    (an output's folder: space where the user writes; the system's temporary folder when that one
+    cannot take it, e.g. ``/dev``), removed afterwards, even on failure."""
+    where = beside if os.path.isdir(beside) and os.access(beside, os.W_OK) else None
+    with tempfile.TemporaryDirectory(dir=where, prefix=".vtln-features-") as cache:
+        yield memoised_features_at(features_of_all, cache)
 
 
 def warped_features(features_at: FeaturesAt, warps: Mapping[str, float], utt2spk: Mapping[str, str],
