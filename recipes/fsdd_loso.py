@@ -106,7 +106,7 @@ from recipes.an4 import systems as an4_systems  # noqa: E402
 
 logger = logging.getLogger("fsdd_loso")
 
-STAGES = ("data", "features", "dev", "fold-train", "fold-decode")
+STAGES = ("data", "features", "dev", "fold-train", "fold-decode", "nested")
 #: Words of the FSDD labels '0'..'9' in AN4's dictionary (upper case).
 FSDD_WORDS = {str(d): w.upper() for d, w in enumerate(DIGIT_WORDS)}
 #: Digit-string vocabulary of AN4 (which also says "oh" for zero).
@@ -260,9 +260,9 @@ class Corpora:
             raw = cached_features(out / "feats" / f"{name}{'.vtln' if vtln else ''}.npz", paths, fc, n_jobs, warps)
             self.feats.update(speaker_normalised(raw, self.utt2spk, cfg))
 
-    def fsdd_ids(self, exclude: str | None = None, only: str | None = None) -> list[str]:
+    def fsdd_ids(self, exclude: tuple[str, ...] = (), only: str | None = None) -> list[str]:
         return [u.utt_id for u in self.fsdd if u.utt_id in self.feats
-                and u.speaker != exclude and (only is None or u.speaker == only)]
+                and u.speaker not in exclude and (only is None or u.speaker == only)]
 
     def an4_ids(self, name: str, speakers: set[str] | None = None, digits_only: bool = False) -> list[str]:
         ds = self.an4[name]
@@ -496,7 +496,7 @@ def fold_speakers(data: Corpora, held_out: list[str] | None) -> list[str]:
 
 def fold_models(cfg: dict, lexicon: Lexicon, data: Corpora, speaker: str, out: Path) -> tuple[dict, dict]:
     """Every system trained without FSDD ``speaker`` (``folds/<speaker>/<system>.model.npz``)."""
-    return train_all(cfg, lexicon, data, data.an4_ids("train") + data.fsdd_ids(exclude=speaker),
+    return train_all(cfg, lexicon, data, data.an4_ids("train") + data.fsdd_ids(exclude=(speaker,)),
                      out / "folds" / speaker)
 
 
@@ -507,20 +507,21 @@ def stage_fold_train(cfg: dict, lexicon: Lexicon, data: Corpora, out: Path, held
 
 
 def evaluate(cfg: dict, models: dict, system: dict, lexicon: Lexicon, data: Corpora, speaker: str,
-             tuned: dict) -> dict:
-    """Held-out ``speaker``'s digit accuracy and AN4 test digit strings' errors of one system."""
+             tuned: dict, an4_test: bool = True) -> dict:
+    """Held-out ``speaker``'s digit accuracy and (``an4_test``) AN4 test digit strings' errors of one system."""
     t0 = time.perf_counter()
     test = data.fsdd_ids(only=speaker)
     (hyps,) = recognise(cfg, models, system, lexicon, data, test, "words", tuple(FSDD_WORDS.values()),
                         [options(cfg)], {u: speaker for u in test})
     refs = [data.text[u] for u in test]
-    (an4,) = digit_string_errors(cfg, models, system, lexicon, data, data.an4_ids("test", digits_only=True),
-                                 [tuned["word_insertion_penalty"]])
-    return {"n_test": len(test), "n_correct": sum(h == r for h, r in zip(hyps, refs)),
-            "accuracy": float(np.mean([h == r for h, r in zip(hyps, refs)])),
-            "errors": [{"utt_id": u, "ref": r[0], "hyp": " ".join(h)} for u, r, h in zip(test, refs, hyps) if h != r],
-            "an4_test_digits": an4.to_dict(), "an4_test_digits_lines": kaldi_lines(an4),
-            "decode_seconds": time.perf_counter() - t0}
+    out = {"n_test": len(test), "n_correct": sum(h == r for h, r in zip(hyps, refs)),
+           "accuracy": float(np.mean([h == r for h, r in zip(hyps, refs)])),
+           "errors": [{"utt_id": u, "ref": r[0], "hyp": " ".join(h)} for u, r, h in zip(test, refs, hyps) if h != r]}
+    if an4_test:
+        (an4,) = digit_string_errors(cfg, models, system, lexicon, data, data.an4_ids("test", digits_only=True),
+                                     [tuned["word_insertion_penalty"]])
+        out |= {"an4_test_digits": an4.to_dict(), "an4_test_digits_lines": kaldi_lines(an4)}
+    return out | {"decode_seconds": time.perf_counter() - t0}
 
 
 def decoding_key(cfg: dict, tuned: dict, info: dict[str, dict]) -> str:
@@ -561,7 +562,7 @@ def stage_fold_decode(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, o
             if name not in fold["systems"]:
                 fold["systems"][name] = evaluate(cfg, models, system, lexicon, data, speaker, tuned)
                 fold["systems"][name]["n_gaussians"] = models[system["model"]].n_mix
-        fold.update(speaker=speaker, n_train=len(data.an4_ids("train") + data.fsdd_ids(exclude=speaker)),
+        fold.update(speaker=speaker, n_train=len(data.an4_ids("train") + data.fsdd_ids(exclude=(speaker,))),
                     train_seconds={k: v["train_seconds"] for k, v in info.items()})
         atomic_write_text(path, json.dumps(fold, indent=1))
         folds.append(fold)
@@ -579,7 +580,7 @@ def stage_fold_decode(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, o
         lines += [f"%ACC {100 * r['accuracy']:.2f} [ {r['n_correct']} / {r['n_test']} ] fsdd_heldout_{f['speaker']} "
                   f"{settings}" for f, r in zip(folds, res)]
         lines.append(f"%ACC {100 * mean:.2f} mean over {len(folds)} held-out FSDD speakers {settings}"
-                     + (" (best stage: the most adapted, fixed in advance)" if name == names[-1] else ""))
+                     + (" (the most adapted system)" if name == names[-1] else ""))
         lines += [f"{ln} an4_test_digits model_without_{f['speaker']} {settings}"
                   for f, r in zip(folds, res) for ln in r["an4_test_digits_lines"].splitlines()]
     if held_out is None or set(held_out) == {u.speaker for u in data.fsdd}:  # a partial run leaves RESULTS
@@ -590,10 +591,112 @@ def stage_fold_decode(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, o
             "train_seconds": sum(sum(f["train_seconds"].values()) for f in folds)}
 
 
+# ---------------------------------------------------------------------------
+# Nested selection of the best stage
+# ---------------------------------------------------------------------------
+def speaker_pairs(data: Corpora) -> list[tuple[str, str]]:
+    """Every unordered pair of FSDD speakers of the config, sorted."""
+    speakers = fold_speakers(data, None)
+    return [(a, b) for i, a in enumerate(speakers) for b in speakers[i + 1:]]
+
+
+def parse_pairs(data: Corpora, pairs: list[str] | None) -> list[tuple[str, str]]:
+    """``--pair A+B`` arguments (default: every pair), checked against :func:`speaker_pairs`."""
+    every = speaker_pairs(data)
+    if not pairs:
+        return every
+    chosen = [tuple(sorted(p.split("+"))) for p in pairs]
+    unknown = [p for p, c in zip(pairs, chosen) if c not in every]
+    if unknown:
+        raise InvalidParameterError(f"--pair {unknown}: not two different FSDD speakers of the config joined by '+'")
+    return list(dict.fromkeys(chosen))
+
+
+def nested_choice(inner: dict[str, dict[str, dict[str, dict]]], names: list[str]) -> dict[str, dict]:
+    """Per outer fold, the decoding system with the most correct inner held-out takes.
+
+    ``inner[f][i][s]`` is system ``s``'s result (``n_correct``, ``n_test``) on FSDD speaker ``i``
+    by models trained without both ``f`` and ``i``, so fold ``f``'s choice reads no take of ``f``.
+    Ties go to the later of ``names`` (least to most adapted: the more adapted system).
+    Returns ``{f: {"system", "inner_accuracy": {s: pooled accuracy}}}``.
+    """
+    out = {}
+    for f, by_speaker in inner.items():
+        pooled = {s: (sum(r[s]["n_correct"] for r in by_speaker.values()),
+                      sum(r[s]["n_test"] for r in by_speaker.values())) for s in names}
+        best = max(range(len(names)), key=lambda k: (pooled[names[k]][0], k))
+        out[f] = {"system": names[best], "inner_accuracy": {s: c / n if n else 0.0 for s, (c, n) in pooled.items()}}
+    return out
+
+
+def stage_nested(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, out: Path,
+                 pairs: list[str] | None = None) -> dict | None:
+    """Choose each fold's system by leave-one-speaker-out inside its training speakers.
+
+    For every pair of FSDD speakers, the chain is trained without both (``nested/<a>+<b>/``) and
+    each of the two decoded with every system (``nested/<a>+<b>.json``): speaker ``b``'s takes
+    score the systems for fold ``a`` and the other way round. When every pair is done and every
+    fold decoded (stage 4), each fold's system is :func:`nested_choice` and its held-out accuracy
+    (from ``folds/<speaker>.json``) counts; the mean over folds is the best stage's figure.
+    """
+    decoders = systems(cfg, tuned)
+    names = list(decoders)
+    done: dict[tuple[str, str], dict] = {}
+    for pair in parse_pairs(data, pairs):
+        path = out / "nested" / f"{pair[0]}+{pair[1]}.json"
+        train_utts = data.an4_ids("train") + data.fsdd_ids(exclude=pair)
+        models, info = train_all(cfg, lexicon, data, train_utts, out / "nested" / "+".join(pair))
+        key = decoding_key(cfg, tuned, info)
+        res = json.loads(path.read_text()) if path.is_file() else {}
+        if res and res.get("decoding_key") != key:
+            logger.warning("%s: decoded with other settings or models; decoding again", path)
+            res = {}
+        res = {"speakers": res.get("speakers", {}), "decoding_key": key, "n_train": len(train_utts)}
+        for speaker in pair:
+            got = res["speakers"].setdefault(speaker, {})
+            for name, system in decoders.items():
+                if name not in got:
+                    got[name] = evaluate(cfg, models, system, lexicon, data, speaker, tuned, an4_test=False)
+                    atomic_write_text(path, json.dumps(res, indent=1))
+                r = got[name]
+                print(f"%ACC {100 * r['accuracy']:.2f} [ {r['n_correct']} / {r['n_test']} ] fsdd_inner_{speaker} "
+                      f"{name} model_without_{pair[0]}+{pair[1]}", flush=True)
+        done[pair] = res
+    if set(done) != set(speaker_pairs(data)):
+        return None  # a partial run (--pair): the choice waits for every pair
+    inner: dict = {}
+    for (a, b), res in done.items():
+        inner.setdefault(a, {})[b] = res["speakers"][b]
+        inner.setdefault(b, {})[a] = res["speakers"][a]
+    chosen = nested_choice(inner, names)
+    lines, accuracy = [], {}
+    for speaker in fold_speakers(data, None):
+        path = out / "folds" / f"{speaker}.json"
+        _, info = fold_models(cfg, lexicon, data, speaker, out)
+        fold = json.loads(path.read_text()) if path.is_file() else {}
+        if fold.get("decoding_key") != decoding_key(cfg, tuned, info):
+            raise InvalidParameterError(f"{path}: missing or decoded with other settings; run stage 4 first")
+        system = chosen[speaker]["system"]
+        r = fold["systems"][system]
+        accuracy[speaker] = r["accuracy"]
+        inner_acc = 100 * chosen[speaker]["inner_accuracy"][system]
+        lines.append(f"%ACC {100 * r['accuracy']:.2f} [ {r['n_correct']} / {r['n_test']} ] fsdd_heldout_{speaker} "
+                     f"{system} (nested choice: inner %ACC {inner_acc:.2f} on the other speakers)")
+    mean = float(np.mean(list(accuracy.values())))
+    lines.append(f"%ACC {100 * mean:.2f} mean over {len(accuracy)} held-out FSDD speakers, system chosen per fold "
+                 f"by nested leave-one-speaker-out (best stage) wip={tuned['word_insertion_penalty']:g}")
+    with open(out / "RESULTS", "a", encoding="utf-8") as fh:
+        fh.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return {"mean_accuracy": mean, "accuracy": accuracy, "chosen": chosen}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argument_parser(__doc__.splitlines()[0], REPO / "configs" / "fsdd_loso.toml", len(STAGES), STAGES)
     ap.add_argument("--held-out", action="append", default=None, metavar="SPEAKER",
                     help="run only this speaker's fold (repeatable; e.g. two processes on two halves)")
+    ap.add_argument("--pair", action="append", default=None, metavar="A+B",
+                    help="stage 5: train and decode only this pair of FSDD speakers (repeatable)")
     args = ap.parse_args(argv)
     cfg, out = setup(args, REPO, STAGES)
     stage = Stages(STAGES, args.stage, args.stop_stage)
@@ -610,6 +713,9 @@ def main(argv: list[str] | None = None) -> dict:
     report["loso"] = stage(4, lambda: stage_fold_decode(cfg, lexicon, data,
                                                         json.loads((out / "dev" / "best.json").read_text()),
                                                         out, args.held_out))
+    report["nested"] = stage(5, lambda: stage_nested(cfg, lexicon, data,
+                                                     json.loads((out / "dev" / "best.json").read_text()),
+                                                     out, args.pair))
     print(stage.summary())
     atomic_write_text(out / "report.json", json.dumps(report, indent=1))
     return report
