@@ -99,7 +99,7 @@ def test_every_speaker_held_out_once_with_kaldi_lines(small_run):
             assert int(m.group(3)) == r["n_test"]
         mean = [ln for ln in lines if ln.startswith(f"%ACC {100 * summary['mean_accuracy']:.2f} mean over "
                                                    f"{len(FSDD_SPEAKERS)} held-out FSDD speakers {system} ")]
-        assert len(mean) == 1 and mean[0].endswith("(best stage: the most adapted, fixed in advance)") == \
+        assert len(mean) == 1 and mean[0].endswith("(the most adapted system)") == \
             (system == SYSTEMS[-1]) == (report["loso"]["best_stage"] == system)
         wer = [m for m in map(WER_LINE.match, lines) if m and m.group(5) == system]
         assert [m.group(4) for m in wer] == FSDD_SPEAKERS
@@ -148,11 +148,12 @@ def test_a_changed_setting_trains_and_decodes_again(small_run, an4_path, tmp_pat
     assert after["decoding_key"] != before["decoding_key"]
     assert set(after["systems"]) == set(SYSTEMS)
     assert again["loso"]["folds"][0]["speaker"] == FSDD_SPEAKERS[1]
+    assert set(again["nested"]) == {"chosen"}  # fold 0 not decoded with the new beam: no figures, no training
 
 
 def test_held_out_speaker_never_trained_on_and_dev_reads_no_test_speaker(small_run):
     out, report, trained_on = small_run
-    assert [system for system, _ in trained_on] == CHAIN * (1 + len(FSDD_SPEAKERS))
+    assert [system for system, _ in trained_on] == CHAIN * (2 + len(FSDD_SPEAKERS))  # dev, folds, one pair
     dev_utts = trained_on[0][1]
     assert all(utts == dev_utts for _, utts in trained_on[:len(CHAIN)])
     for k, speaker in enumerate(FSDD_SPEAKERS):
@@ -162,6 +163,9 @@ def test_held_out_speaker_never_trained_on_and_dev_reads_no_test_speaker(small_r
         assert not [u for u in utts if u.startswith(f"{speaker}_")]
         assert {u.split("_")[0] for u in utts if "_" in u} == set(FSDD_SPEAKERS) - {speaker}
         assert {u.split("-")[1] for u in utts if "-" in u} == set(AN4_TRAIN)  # AN4 ids: name-speaker-b
+    pair = trained_on[-len(CHAIN):]
+    assert all(u == pair[0][1] for _, u in pair)
+    assert sorted(pair[0][1]) == sorted(u for u in trained_on[len(CHAIN)][1] if "_" not in u)  # AN4 only
     assert not {u.split("-")[1] for u in dev_utts if "-" in u} & set(AN4_DEV)
     tuned = json.loads((out / "dev" / "best.json").read_text())
     assert tuned["dev_speakers"] == AN4_DEV and tuned["word_insertion_penalty"] in (-20.0, 0.0)
@@ -284,3 +288,38 @@ def test_an_utterance_without_a_path_gets_no_words_and_the_batch_finishes(small_
                                  {u: FSDD_SPEAKERS[0] for u in utts})
         assert hyps[-1] == [], name
         assert all(len(h) == 1 for h in hyps[:-1]), name
+
+
+def test_nested_choice_counts_pooled_inner_takes_and_ties_go_to_the_more_adapted():
+    """Hand-computed: fold a is scored on b and c (never a), pooled over takes, not averaged."""
+    def r(c, n=10):
+        return {"n_correct": c, "n_test": n}
+    inner = {"a": {"b": {"x": r(9), "y": r(5, 20)}, "c": {"x": r(1), "y": r(10, 20)}},  # x 10/20, y 15/40
+             "b": {"a": {"x": r(7), "y": r(7)}, "c": {"x": r(3), "y": r(3)}}}             # a tie
+    got = loso.nested_choice(inner, ["x", "y"])
+    assert got["a"] == {"system": "x", "inner_accuracy": {"x": 0.5, "y": 0.375}}
+    assert got["b"]["system"] == "y"
+
+
+def test_nested_stage_chooses_each_fold_from_the_other_speakers_models(small_run):
+    """Stage 5 trained the pair's chain without both speakers; fold f's choice is nested_choice of
+    the other speaker's takes under that model, and its figure is fold f's own held-out result."""
+    out, report, _ = small_run
+    a, b = FSDD_SPEAKERS
+    res = json.loads((out / "nested" / f"{a}+{b}.json").read_text())
+    assert set(res["speakers"]) == {a, b} and all(set(v) == set(SYSTEMS) for v in res["speakers"].values())
+    assert report["nested"]["chosen"] == loso.nested_choice({a: {b: res["speakers"][b]}, b: {a: res["speakers"][a]}},
+                                                            SYSTEMS)
+    folds = {f["speaker"]: f for f in report["loso"]["folds"]}
+    for s, c in report["nested"]["chosen"].items():
+        assert report["nested"]["accuracy"][s] == folds[s]["systems"][c["system"]]["accuracy"]
+    lines = (out / "RESULTS").read_text().splitlines()
+    mean = [ln for ln in lines if "by nested leave-one-speaker-out (best stage)" in ln]
+    assert mean and mean[-1].startswith(f"%ACC {100 * report['nested']['mean_accuracy']:.2f} mean over 2 ")
+
+
+def test_unknown_pair_is_refused(small_run, an4_path):
+    out, _, _ = small_run
+    for pair in ("george+nobody", "george+george", "george"):
+        with pytest.raises(InvalidParameterError, match="--pair"):
+            loso.main(["--stage", "5", "--pair", pair] + slice_args(out.parent / "fsdd", an4_path, out))
