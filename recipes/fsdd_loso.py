@@ -650,6 +650,9 @@ def stage_nested(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, out: P
     fold decoded (stage 4), each fold's system is :func:`nested_choice` and its held-out accuracy
     (from ``folds/<speaker>.json``) counts; the mean over folds is the best stage's figure.
     """
+    if len(fold_speakers(data, None)) < 2:
+        logger.warning("the nested choice needs at least two FSDD speakers; stage 5 does nothing")
+        return None
     decoders = systems(cfg, tuned)
     names = list(decoders)
     done: dict[tuple[str, str], dict] = {}

@@ -323,3 +323,12 @@ def test_unknown_pair_is_refused(small_run, an4_path):
     for pair in ("george+nobody", "george+george", "george"):
         with pytest.raises(InvalidParameterError, match="--pair"):
             loso.main(["--stage", "5", "--pair", pair] + slice_args(out.parent / "fsdd", an4_path, out))
+
+
+def test_nested_stage_with_one_fsdd_speaker_says_so_and_does_nothing(caplog):
+    from types import SimpleNamespace
+
+    data = SimpleNamespace(fsdd=[SimpleNamespace(speaker="george")])
+    with caplog.at_level("WARNING"):
+        assert loso.stage_nested({}, None, data, {}, None) is None
+    assert "at least two FSDD speakers" in caplog.text
