@@ -3,6 +3,7 @@ format specifications, and round trips."""
 
 from __future__ import annotations
 
+import os
 import struct
 
 import numpy as np
@@ -344,3 +345,40 @@ def test_scp_bad_ranges_name_the_entry(tmp_path, spec, what):
     with pytest.raises(ModelFileError, match=what) as info:
         kaldi_io.read_scp(tmp_path / "r.scp")
     assert "line 2" in str(info.value) and "'bad'" in str(info.value) and "r.scp" in str(info.value)
+
+
+def test_ark_and_scp_are_written_as_a_pair(tmp_path, monkeypatch):
+    """`write_ark(..., scp=...)` replaces both files or neither, and the archive before its index (a
+    reader never sees a new scp pointing into an old archive); no temporary file is left behind."""
+    from gmmhmm import modelfile
+
+    old = {"old": np.ones((2, 2))}
+    kaldi_io.write_ark(tmp_path / "x.ark", old, scp=tmp_path / "x.scp")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    new = {"new": np.zeros((3, 2))}
+    # the index cannot be written (its name is a folder): the archive is not replaced either
+    with pytest.raises(IsADirectoryError):
+        kaldi_io.write_ark(tmp_path / "x.ark", new, scp=tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    # a failure while the second file is written (disk full, ...): nothing replaced
+    real_fsync, calls = os.fsync, []
+
+    def fsync_fails_second_time(fd):
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(modelfile.os, "fsync", fsync_fails_second_time)
+    with pytest.raises(OSError, match="No space"):
+        kaldi_io.write_ark(tmp_path / "x.ark", new, scp=tmp_path / "x.scp")
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    # success: the archive is renamed into place before its index
+    real_replace, renamed = os.replace, []
+    monkeypatch.setattr(modelfile.os, "replace", lambda a, b: (renamed.append(os.path.basename(b)),
+                                                                real_replace(a, b)))
+    kaldi_io.write_ark(tmp_path / "x.ark", new, scp=tmp_path / "x.scp")
+    assert renamed == ["x.ark", "x.scp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.ark", "x.scp"]
+    assert list(kaldi_io.read_scp(tmp_path / "x.scp")) == ["new"]

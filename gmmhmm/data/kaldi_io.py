@@ -28,7 +28,7 @@ import numpy as np
 
 from .._textio import read_text_input
 from ..errors import InvalidParameterError, ModelFileError
-from ..modelfile import atomic_write, atomic_write_text
+from ..modelfile import atomic_write_files
 
 _TOKENS = {b"FM ": "<f4", b"DM ": "<f8"}
 
@@ -271,7 +271,7 @@ def _check_key(key: str) -> None:
 
 def write_ark(path: str | os.PathLike, matrices: Mapping[str, np.ndarray], *, binary: bool = True,
               double: bool = False, scp: str | os.PathLike | None = None) -> None:
-    """Write {key: matrix} as a Kaldi archive, and optionally its scp index (both atomically)."""
+    """Write {key: matrix} as a Kaldi archive, and optionally its scp index: both replaced, or neither."""
     offsets: dict[str, int] = {}
     buf = io.BytesIO()
     for key, mat in matrices.items():
@@ -289,10 +289,12 @@ def write_ark(path: str | os.PathLike, matrices: Mapping[str, np.ndarray], *, bi
             # Kaldi's text layout: " [", each row on its own line, " ]" after the last.
             rows = "".join("\n  " + " ".join(repr(float(v)) for v in row) for row in m)
             buf.write((" [" + rows + " ]\n").encode())
-    atomic_write(path, lambda f: f.write(buf.getvalue()))
-    if scp is not None:
+    files = [(path, lambda f: f.write(buf.getvalue()))]
+    if scp is not None:  # as a pair, the archive renamed into place first
         ark = os.path.abspath(os.fspath(path))
-        atomic_write_text(scp, "".join(f"{k} {ark}:{o}\n" for k, o in offsets.items()))
+        index = "".join(f"{k} {ark}:{o}\n" for k, o in offsets.items()).encode("utf-8", "surrogateescape")
+        files.append((scp, lambda f: f.write(index)))
+    atomic_write_files(files)
 
 
 # ----------------------------------------------------------------------------- CMVN
