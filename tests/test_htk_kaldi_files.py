@@ -331,6 +331,7 @@ def test_scp_row_and_column_ranges(tmp_path):
     np.testing.assert_array_equal(got["cols"], m[:, 3:4])
     np.testing.assert_array_equal(got["one"], m[9:10])
     np.testing.assert_array_equal(got["plain"], m)
+    assert got["rows"].base is None  # a copy: a short range does not keep the whole matrix alive
     np.testing.assert_array_equal(kaldi_io.read_mat(f"{ark_u}[1:2,0:1]"), m[1:3, 0:2])
 
 

@@ -242,7 +242,7 @@ def _extract_range(matrix: np.ndarray, range_spec: str, source: str) -> np.ndarr
             raise _fail(source, f"range [{range_spec}] reaches beyond the {matrix.shape[0]} x "
                                 f"{matrix.shape[1]} matrix ({axis} are numbered from 0)")
         index.append(slice(first, last + 1))
-    return matrix[tuple(index)]
+    return matrix[tuple(index)].copy()  # not a view: many short ranges of one long matrix each keep only theirs
 
 
 def read_scp(path: str | os.PathLike) -> dict[str, np.ndarray]:
