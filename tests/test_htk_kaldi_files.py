@@ -351,6 +351,7 @@ def test_scp_bad_ranges_name_the_entry(tmp_path, spec, what):
 def test_ark_and_scp_are_written_as_a_pair(tmp_path, monkeypatch):
     """`write_ark(..., scp=...)` replaces both files or neither, and the archive before its index (a
     reader never sees a new scp pointing into an old archive); no temporary file is left behind."""
+    from conftest import no_room_for
     from gmmhmm import modelfile
 
     old = {"old": np.ones((2, 2))}
@@ -362,15 +363,7 @@ def test_ark_and_scp_are_written_as_a_pair(tmp_path, monkeypatch):
         kaldi_io.write_ark(tmp_path / "x.ark", new, scp=tmp_path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
     # a failure while the second file is written (disk full, ...): nothing replaced
-    real_fsync, calls = os.fsync, []
-
-    def fsync_fails_second_time(fd):
-        calls.append(fd)
-        if len(calls) == 2:
-            raise OSError(28, "No space left on device")
-        real_fsync(fd)
-
-    monkeypatch.setattr(modelfile.os, "fsync", fsync_fails_second_time)
+    no_room_for(monkeypatch, "x.scp")  # the index cannot be written (disk full)
     with pytest.raises(OSError, match="No space"):
         kaldi_io.write_ark(tmp_path / "x.ark", new, scp=tmp_path / "x.scp")
     monkeypatch.undo()
