@@ -23,7 +23,7 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def read_text_input(path: str | os.PathLike, what: str, error: type[GmmhmmError] = InvalidInputError,
-                    max_bytes: int | None = None) -> str:
+                    max_bytes: int | None = None, not_text_hint: str | None = None) -> str:
     """The UTF-8 text of ``path`` (a regular file or a pipe), without a leading BOM.
 
     Parameters
@@ -35,6 +35,9 @@ def read_text_input(path: str | os.PathLike, what: str, error: type[GmmhmmError]
         Raised, with ``"cannot read <what> <path>: <reason>"``, for every problem.
     max_bytes : int, optional
         Size cap (default :data:`MAX_TEXT_BYTES`).
+    not_text_hint : str, optional
+        Advice for bytes that are not UTF-8, in place of converting with ``iconv`` (e.g. that a
+        binary variant of the format is not read).
     """
     name = os.fspath(path)
     limit = MAX_TEXT_BYTES if max_bytes is None else max_bytes
@@ -71,8 +74,8 @@ def read_text_input(path: str | os.PathLike, what: str, error: type[GmmhmmError]
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
-        raise fail(f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); convert it, "
-                   "e.g. `iconv -f latin1 -t utf-8`") from None
+        hint = not_text_hint or "convert it, e.g. `iconv -f latin1 -t utf-8`"
+        raise fail(f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); {hint}") from None
 
 
 def _read_pipe(name: str, limit: int, fail) -> bytes:

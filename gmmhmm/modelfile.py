@@ -37,7 +37,7 @@ import os
 import stat
 import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -145,7 +145,55 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
         The folder is missing or read-only, ``path`` is a directory, the
         disk is full, ...; ``path`` is then unchanged.
     """
-    path = Path(path)
+    atomic_write_files([(path, write)])
+
+
+def atomic_write_files(files: Sequence[tuple[str | os.PathLike, Callable[[BinaryIO], None]]]) -> None:
+    """Write several files as one set, each as :func:`atomic_write` does (e.g. an archive and its index).
+
+    Every file is filled and fsync'ed in a temporary beside it before any is renamed into place, and
+    the renames follow the order given: if anything fails before them, every file is unchanged and
+    no temporary is left; a reader of the later files (an index) never sees them before the earlier
+    ones (what it points into).
+    """
+    staged: list[tuple[str, Path]] = []  # (temporary, target)
+    try:
+        for path, write in files:
+            target = _atomic_target(Path(path))
+            if target is None:  # a device: written into directly
+                with open(path, "wb") as f:
+                    write(f)
+                continue
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".tmp")
+            staged.append((tmp, target))
+            with os.fdopen(fd, "wb") as f:
+                write(f)
+                f.flush()
+                os.fsync(f.fileno())
+            # mkstemp makes the file private (0600); give it the usual permissions
+            os.chmod(tmp, os.stat(target).st_mode & 0o777 if target.exists() else 0o644)
+        for tmp, target in staged:
+            os.replace(tmp, target)
+    except BaseException:
+        for tmp, _ in staged:
+            try:
+                os.unlink(tmp)
+            except OSError:  # already renamed into place
+                pass
+        raise
+    for directory in {target.parent for _, target in staged}:
+        try:  # persist the renames themselves; not possible on every platform
+            dir_fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            pass
+
+
+def _atomic_target(path: Path) -> Path | None:
+    """The regular file a write to ``path`` replaces (symbolic links followed), None for a device."""
     try:
         st = os.stat(path)  # follows symbolic links
     except FileNotFoundError:
@@ -153,36 +201,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], None]) -> 
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(errno.EISDIR, "is a directory, not a file name", os.fspath(path))
     if st is not None and not stat.S_ISREG(st.st_mode):
-        # Renaming over a device would replace the device node with a file.
-        with open(path, "wb") as f:
-            write(f)
-        return
+        return None  # renaming over a device would replace the device node with a file
     if path.is_symlink():
         path = Path(os.path.realpath(path))
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=path.name + ".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp makes the file private (0600); give it the usual permissions
-        os.chmod(tmp, st.st_mode & 0o777 if st is not None else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # persist the rename itself; not possible on every platform
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    return path
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

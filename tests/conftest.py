@@ -119,3 +119,17 @@ def tune_without_test_data(recipe: ModuleType, args: list[str], out: Path, copy:
     shutil.rmtree(copy / "mono")
     (copy / "mono_nodev" / "decode_dev" / "best.json").unlink()
     return recipe.main(args + ["--out", str(copy), "--stage", str(stage), "--stop-stage", str(stage)])
+
+
+def no_room_for(monkeypatch, name: str) -> None:
+    """Atomic writes of the file ``name`` fail as on a full disk, when they make its temporary."""
+    from gmmhmm import modelfile
+
+    real_mkstemp = modelfile.tempfile.mkstemp
+
+    def mkstemp(*args, prefix="", **kwargs):
+        if prefix.startswith(name + ".tmp"):
+            raise OSError(28, "No space left on device")
+        return real_mkstemp(*args, prefix=prefix, **kwargs)
+
+    monkeypatch.setattr(modelfile.tempfile, "mkstemp", mkstemp)

@@ -102,16 +102,21 @@ def test_every_broken_file_raises_audio_error_naming_it(tmp_path):
         assert name in str(info.value) and words in str(info.value), str(info.value)
 
 
-@pytest.mark.parametrize("fmt", ["RF64", "AIFF"])
-def test_truncated_rf64_and_aiff_are_refused(tmp_path, fmt):
+@pytest.mark.parametrize("cut_bytes", [1, 1000])
+@pytest.mark.parametrize("fmt", ["RF64", "AIFF", "W64"])
+def test_truncated_rf64_aiff_and_w64_are_refused(tmp_path, fmt, cut_bytes):
     """RF64 (WAV past 4 GiB) keeps the data length in its ds64 chunk, AIFF in its big-endian SSND
-    chunk; libsndfile reads a cut-off one as a shorter recording."""
+    chunk, Sony Wave64 in 64-bit sizes after 16-byte GUIDs; libsndfile reads a cut-off one as a
+    shorter recording."""
     ext = fmt.lower()
     sf.write(tmp_path / f"ok.{ext}", _tones(8000, 0.2), 8000, format=fmt, subtype="PCM_16")
     assert len(load_audio(tmp_path / f"ok.{ext}")[0]) == 1600
-    (tmp_path / f"cut.{ext}").write_bytes((tmp_path / f"ok.{ext}").read_bytes()[:-1000])
+    assert len(load_audio(tmp_path / f"ok.{ext}", start_s=0.1, end_s=0.2)[0]) == 800
+    (tmp_path / f"cut.{ext}").write_bytes((tmp_path / f"ok.{ext}").read_bytes()[:-cut_bytes])
     with pytest.raises(AudioError, match=rf"cut\.{ext}: truncated"):
         load_audio(tmp_path / f"cut.{ext}")
+    with pytest.raises(AudioError, match=rf"cut\.{ext}: truncated"):
+        load_audio(tmp_path / f"cut.{ext}", start_s=0.0, end_s=0.05)  # a stretch the cut did not reach
 
 
 def test_a_bytes_path_reads_like_its_str(tmp_path):

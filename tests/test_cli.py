@@ -249,6 +249,23 @@ def test_features_to_a_kaldi_archive(tmp_path, capsys):
     assert "f.scp" in capsys.readouterr().err
 
 
+def test_features_archive_and_index_replace_both_or_neither(tmp_path, capsys, monkeypatch):
+    """`features -o X.ark` failing while it writes X.scp (disk full) leaves the user's X.ark and X.scp
+    as they were and no temporary file (before, the new archive was already in place)."""
+    import soundfile as sf
+
+    from conftest import no_room_for, tone
+
+    sf.write(tmp_path / "a.wav", tone(300), 8000, subtype="PCM_16")
+    sf.write(tmp_path / "b.wav", tone(500), 8000, subtype="PCM_16")
+    assert main(["features", str(tmp_path / "a.wav"), "-o", str(tmp_path / "f.ark")]) == 0
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    no_room_for(monkeypatch, "f.scp")  # the index cannot be written (disk full)
+    assert main(["features", str(tmp_path / "b.wav"), "-o", str(tmp_path / "f.ark")]) != 0
+    assert "No space left" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
 def test_no_option_file_is_overwritten_by_the_output(tmp_path, capsys):
     """Every input a command reads through an option (--vtln-map, --utt2spk, --config, ...) is
     protected like its positional inputs: `features -o map --vtln-map map` replaced the user's map."""

@@ -168,3 +168,23 @@ def test_read_table_keeps_line_numbers(tmp_path):
     p = tmp_path / "t"
     p.write_text("\na x y\n\nb z\n")
     assert read_table(p) == {"a": (["x", "y"], 2), "b": (["z"], 4)}
+
+
+@pytest.mark.parametrize("wav_scp, match", [
+    ("u1 sph2pipe -f wav x.sph |\n", r"wav.scp:1: piped commands are not supported .*give the audio file path"),
+    ("", r"wav.scp: no utterances"),
+    ("u1 a.wav\nu1 b.wav\n", r"wav.scp:2: 'u1' appears twice"),
+    ("u1\n", r"wav.scp:1: expected at least 2 fields"),
+])
+def test_a_wav_scp_reads_alike_as_an_input_and_in_a_data_dir(tmp_path, wav_scp, match):
+    """One wav.scp parser: a wav.scp named as an input (beside other inputs) is refused exactly as
+    the same file in a data directory is."""
+    from gmmhmm.data.inputs import list_utterances
+
+    d = make_dir(tmp_path, **{"wav.scp": wav_scp})
+    (tmp_path / "other").mkdir()
+    good = make_dir(tmp_path / "other")
+    for read in (lambda: DataDir.read(d), lambda: list_utterances([good, d]),
+                 lambda: list_utterances([good, d / "wav.scp"])):
+        with pytest.raises(DataDirError, match=match):
+            read()

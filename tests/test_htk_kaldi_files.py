@@ -3,6 +3,7 @@ format specifications, and round trips."""
 
 from __future__ import annotations
 
+import os
 import struct
 
 import numpy as np
@@ -313,3 +314,65 @@ def test_cmvn_stats_layout_and_inverse():
     np.testing.assert_allclose(var, [1.0, 4.0])
     with pytest.raises(ModelFileError, match="frame count"):
         kaldi_io.cmvn_from_stats(np.zeros((2, 3)))
+
+
+def test_scp_row_and_column_ranges(tmp_path):
+    """Kaldi's range specifiers (util/kaldi-holder.cc ExtractObjectRange): ``[rows]`` or
+    ``[rows,cols]`` after the rxfilename, each part ``first:last`` (inclusive) or ``:`` for all."""
+    m = np.arange(40, dtype=np.float32).reshape(10, 4)
+    kaldi_io.write_ark(tmp_path / "x.ark", {"u": m, "v": m[:3]}, scp=tmp_path / "x.scp")
+    ark_u = (tmp_path / "x.scp").read_text().splitlines()[0].split()[1]
+    (tmp_path / "r.scp").write_text(f"all {ark_u}[:]\nrows {ark_u}[2:5]\nboth {ark_u}[0:9,1:2]\n"
+                                    f"cols {ark_u}[:,3:3]\none {ark_u}[9:9]\nplain {ark_u}\n")
+    got = kaldi_io.read_scp(tmp_path / "r.scp")
+    np.testing.assert_array_equal(got["all"], m)
+    np.testing.assert_array_equal(got["rows"], m[2:6])
+    np.testing.assert_array_equal(got["both"], m[:, 1:3])
+    np.testing.assert_array_equal(got["cols"], m[:, 3:4])
+    np.testing.assert_array_equal(got["one"], m[9:10])
+    np.testing.assert_array_equal(got["plain"], m)
+    assert got["rows"].base is None  # a copy: a short range does not keep the whole matrix alive
+    np.testing.assert_array_equal(kaldi_io.read_mat(f"{ark_u}[1:2,0:1]"), m[1:3, 0:2])
+
+
+@pytest.mark.parametrize("spec, what", [
+    ("[0:10]", "beyond"), ("[3:2]", "invalid"), ("[0:3,4:4]", "beyond"), ("[]", "invalid"),
+    ("[0:3,]", "invalid"), ("[,0:1]", "invalid"), ("[5]", "invalid"), ("[0:1:2]", "invalid"),
+    ("[-1:3]", "invalid"), ("[a:b]", "invalid"), ("[0:1,0:1,0:1]", "invalid")])
+def test_scp_bad_ranges_name_the_entry(tmp_path, spec, what):
+    kaldi_io.write_ark(tmp_path / "x.ark", {"u": np.ones((10, 4))}, scp=tmp_path / "x.scp")
+    ark_u = (tmp_path / "x.scp").read_text().split()[1]
+    (tmp_path / "r.scp").write_text(f"ok {ark_u}\nbad {ark_u}{spec}\n")
+    with pytest.raises(ModelFileError, match=what) as info:
+        kaldi_io.read_scp(tmp_path / "r.scp")
+    assert "line 2" in str(info.value) and "'bad'" in str(info.value) and "r.scp" in str(info.value)
+
+
+def test_ark_and_scp_are_written_as_a_pair(tmp_path, monkeypatch):
+    """`write_ark(..., scp=...)` replaces both files or neither, and the archive before its index (a
+    reader never sees a new scp pointing into an old archive); no temporary file is left behind."""
+    from conftest import no_room_for
+    from gmmhmm import modelfile
+
+    old = {"old": np.ones((2, 2))}
+    kaldi_io.write_ark(tmp_path / "x.ark", old, scp=tmp_path / "x.scp")
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    new = {"new": np.zeros((3, 2))}
+    # the index cannot be written (its name is a folder): the archive is not replaced either
+    with pytest.raises(IsADirectoryError):
+        kaldi_io.write_ark(tmp_path / "x.ark", new, scp=tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == before
+    # a failure while the second file is written (disk full, ...): nothing replaced
+    no_room_for(monkeypatch, "x.scp")  # the index cannot be written (disk full)
+    with pytest.raises(OSError, match="No space"):
+        kaldi_io.write_ark(tmp_path / "x.ark", new, scp=tmp_path / "x.scp")
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    # success: the archive is renamed into place before its index
+    real_replace, renamed = os.replace, []
+    monkeypatch.setattr(modelfile.os, "replace", lambda a, b: (renamed.append(os.path.basename(b)),
+                                                                real_replace(a, b)))
+    kaldi_io.write_ark(tmp_path / "x.ark", new, scp=tmp_path / "x.scp")
+    assert renamed == ["x.ark", "x.scp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.ark", "x.scp"]
+    assert list(kaldi_io.read_scp(tmp_path / "x.scp")) == ["new"]

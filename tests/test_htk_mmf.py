@@ -220,3 +220,24 @@ def test_export_refuses_parameter_kinds_htk_cannot_read(tmp_path, kind):
     assert not (tmp_path / "out").exists()
     save_htk_mmf(tmp_path / "out", models, parm_kind="mfcc_e_d_a_z")
     assert load_htk_mmf(tmp_path / "out")[1]["parm_kind"] == "MFCC_E_D_A_Z"
+
+
+def test_mmf_is_read_as_every_text_input(tmp_path, monkeypatch):
+    """read_mmf goes through the shared text reader: size cap, missing file named, binary named."""
+    from gmmhmm import _textio
+
+    (tmp_path / "m").write_text(HAND_MMF)
+    monkeypatch.setattr(_textio, "MAX_TEXT_BYTES", 64)
+    with pytest.raises(ModelFileError, match="limited to 64"):
+        load_htk_mmf(tmp_path / "m")
+    monkeypatch.undo()
+    with pytest.raises(ModelFileError, match=r"MMF .*nope: it does not exist"):
+        load_htk_mmf(tmp_path / "nope")
+    (tmp_path / "b").write_bytes(b"\x80\x01binary")  # not UTF-8: still called a binary MMF
+    with pytest.raises(ModelFileError, match="binary MMFs are not supported"):
+        load_htk_mmf(tmp_path / "b")
+
+
+def test_mmf_device_is_refused_unread():
+    with pytest.raises(ModelFileError, match="device"):
+        load_htk_mmf("/dev/zero")  # read whole, it would never end

@@ -102,6 +102,26 @@ def read_table(path: str | os.PathLike, min_fields: int = 2,
     return out
 
 
+def read_wav_scp(path: str | os.PathLike, check_audio: bool = False) -> dict[str, tuple[str, int]]:
+    """``{recording: (audio path, line number)}`` of a ``wav.scp``, wherever one is read.
+
+    Each path is the rest of its line (inner white space kept, as Kaldi reads a file name). A
+    piped command, an empty file and, with ``check_audio``, a missing audio file raise
+    :class:`DataDirError` naming the file and line; so do :func:`read_table`'s malformed lines.
+    """
+    rows = read_table(path, 2, rest_of_line=True)
+    if not rows:
+        raise DataDirError(f"{os.fspath(path)}: no utterances")
+    for rec, ((value,), lineno) in rows.items():
+        where = f"{os.fspath(path)}:{lineno}"
+        if value.endswith("|"):
+            raise DataDirError(f"{where}: piped commands are not supported ({value!r}); give the audio "
+                               "file path (gmmhmm reads .sph, .wav, .flac directly)")
+        if check_audio and not Path(value).is_file():
+            raise DataDirError(f"{where}: audio file of {rec!r} does not exist: {value}")
+    return {rec: (value, lineno) for rec, ((value,), lineno) in rows.items()}
+
+
 def write_table(path: str | os.PathLike, table: Mapping[str, str | list[str]], empty_values: bool = False) -> None:
     """Write ``key value`` lines sorted by key, atomically; list values are joined by spaces.
 
@@ -214,16 +234,8 @@ class DataDir:
             raise DataDirError(f"{d}: not a data directory (no such folder)")
         if not (d / "wav.scp").is_file():
             raise DataDirError(f"{d}: not a data directory (no wav.scp)")
-        wav_rows = read_table(d / "wav.scp", 2, rest_of_line=True)
-        wav: dict[str, str] = {}
-        for rec, ((value,), lineno) in wav_rows.items():
-            where = f"{d / 'wav.scp'}:{lineno}"
-            if value.endswith("|"):
-                raise DataDirError(f"{where}: piped commands are not supported ({value!r}); give the audio "
-                                   "file path (gmmhmm reads .sph, .wav, .flac directly)")
-            if check_audio and not Path(value).is_file():
-                raise DataDirError(f"{where}: audio file of {rec!r} does not exist: {value}")
-            wav[rec] = value
+        wav_rows = read_wav_scp(d / "wav.scp", check_audio)
+        wav = {rec: value for rec, (value, _) in wav_rows.items()}
         segments = None
         utt_file, utt_lines = "wav.scp", {u: ln for u, (_, ln) in wav_rows.items()}
         if (d / "segments").is_file():

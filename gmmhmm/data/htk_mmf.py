@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from .._textio import read_text_input
 from ..errors import InvalidParameterError, ModelFileError
 from ..modelfile import atomic_write_text
 from .htk import format_parm_kind, parse_parm_kind
@@ -217,12 +218,15 @@ def _read_hmm(tok: _Tokens, name: str, dim: int | None, trans_macros: dict[str, 
     return hmm, dim
 
 
+_BINARY = "binary MMFs are not supported (save with HHEd/HERest without -B)"
+
+
 def parse_mmf(text: str, source: str = "MMF") -> tuple[dict[str, Any], dict[str, Any]]:
     """Parse a text MMF. Returns ``(models, options)``: ``{name: HTKHMM}`` in file
     order and the global options (``vecsize``, ``parm_kind``, ``covariance``).
     Probabilities are checked by the model built from them, not here."""
     if "\0" in text[:1000]:
-        raise ModelFileError(f"{source}: binary MMFs are not supported (save with HHEd/HERest without -B)")
+        raise ModelFileError(f"{source}: {_BINARY}")
     tok = _Tokens(text, source)
     options: dict[str, Any] = {}
     models: dict[str, Any] = {}
@@ -254,15 +258,8 @@ def parse_mmf(text: str, source: str = "MMF") -> tuple[dict[str, Any], dict[str,
 
 def read_mmf(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a text HTK MMF: ``({name: HTKHMM}, options)`` (see :func:`parse_mmf`)."""
-    try:
-        # HTK names are bytes: UTF-8 ones too; -sig: a leading BOM is dropped
-        with open(path, encoding="utf-8-sig", errors="strict") as f:
-            text = f.read()
-    except UnicodeDecodeError:
-        raise ModelFileError(f"{path}: not a text MMF (binary MMFs are not supported)") from None
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot read the MMF ({exc.strerror or exc})") from None
-    return parse_mmf(text, str(path))
+    # HTK names are bytes: UTF-8 ones too
+    return parse_mmf(read_text_input(path, "MMF", ModelFileError, not_text_hint=_BINARY), str(path))
 
 
 def _fmt(values: np.ndarray) -> str:

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DataDirError, InvalidInputError
-from .datadir import AudioSpan, DataDir, read_table
+from ..errors import InvalidInputError
+from .datadir import AudioSpan, DataDir, read_wav_scp
 
 #: Suffixes of the audio files a folder scan picks up (case-insensitive).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".sph")
@@ -141,9 +141,7 @@ def list_utterances(inputs: Sequence[str | os.PathLike], require_text: bool = Fa
                 if u in data.text:
                     out.text[u] = data.text[u]
         elif p.is_file() and p.name == "wav.scp":
-            for u, ((value,), lineno) in read_table(p, 2, rest_of_line=True).items():
-                if value.endswith("|"):
-                    raise DataDirError(f"{p}:{lineno}: piped commands are not supported ({value!r})")
+            for u, (value, lineno) in read_wav_scp(p).items():
                 out.add(u, value, u, f"{p}:{lineno}")
         elif p.is_dir():
             for f in audio_files_below(p):

@@ -9,7 +9,8 @@ Formats as Kaldi's ``util/kaldi-io`` and ``matrix/kaldi-matrix.cc`` write them:
   are read too, as float32. A text object is ``[`` then rows of numbers, the last
   ending with ``]``.
 * An ``scp`` line is ``key rxfilename``; ``file.ark:1234`` points at the byte
-  where the object starts.
+  where the object starts, and ``file.ark:1234[0:9,0:12]`` keeps rows 0..9 and
+  columns 0..12 of it (Kaldi's inclusive ranges; ``[0:9]`` rows only, ``:`` all).
 * ``compute-cmvn-stats`` stores a 2 x (D + 1) double matrix per speaker: row 0
   holds the feature sums and the frame count, row 1 the sums of squares and 0.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import struct
 from collections.abc import Iterator, Mapping
@@ -26,7 +28,7 @@ import numpy as np
 
 from .._textio import read_text_input
 from ..errors import InvalidParameterError, ModelFileError
-from ..modelfile import atomic_write, atomic_write_text
+from ..modelfile import atomic_write_files
 
 _TOKENS = {b"FM ": "<f4", b"DM ": "<f8"}
 
@@ -198,17 +200,49 @@ def read_ark(path: str | os.PathLike) -> Iterator[tuple[str, np.ndarray]]:
 
 
 def read_mat(rxfilename: str) -> np.ndarray:
-    """One matrix from ``file.ark:offset`` (as in an scp line) or a single-object file."""
-    path, _, offset = rxfilename.rpartition(":")
+    """One matrix from ``file.ark:offset`` (as in an scp line) or a single-object file.
+
+    A Kaldi range may follow: ``file.ark:123[0:9]`` keeps rows 0 to 9, ``[0:9,0:12]`` rows 0 to 9
+    and columns 0 to 12 (inclusive, as in Kaldi); ``:`` for either part means all of it.
+    """
+    target, range_spec = rxfilename, None
+    if rxfilename.endswith("]") and "[" in rxfilename:
+        target, _, range_spec = rxfilename[:-1].rpartition("[")
+    path, _, offset = target.rpartition(":")
     if not path or not offset.isdigit():
-        path, offset = rxfilename, ""
+        path, offset = target, ""
     try:
         with open(path, "rb") as f:
             if offset:
                 f.seek(int(offset))
-            return _read_object(f, rxfilename)
+            matrix = _read_object(f, rxfilename)
     except OSError as exc:
         raise ModelFileError(f"cannot read {rxfilename!r}: {exc.strerror}") from None
+    return matrix if range_spec is None else _extract_range(matrix, range_spec, rxfilename)
+
+
+_RANGE_PART = re.compile(r"(\d+):(\d+)|:")
+
+
+def _extract_range(matrix: np.ndarray, range_spec: str, source: str) -> np.ndarray:
+    """``matrix[rows, cols]`` for a Kaldi range ``rows`` or ``rows,cols`` (util/kaldi-holder.cc)."""
+    parts = range_spec.split(",")
+    if len(parts) > 2 or not all(_RANGE_PART.fullmatch(p) for p in parts):
+        raise _fail(source, f"invalid range [{range_spec}]: expected [first:last] (rows) or "
+                            "[first:last,first:last] (rows, columns), inclusive, ':' for all")
+    index = []
+    for part, size, axis in zip(parts, matrix.shape, ("rows", "columns")):
+        if part == ":":
+            index.append(slice(None))
+            continue
+        first, last = map(int, part.split(":"))
+        if first > last:
+            raise _fail(source, f"invalid range [{range_spec}]: {axis} {first} to {last} is empty")
+        if last >= size:
+            raise _fail(source, f"range [{range_spec}] reaches beyond the {matrix.shape[0]} x "
+                                f"{matrix.shape[1]} matrix ({axis} are numbered from 0)")
+        index.append(slice(first, last + 1))
+    return matrix[tuple(index)].copy()  # not a view: many short ranges of one long matrix each keep only theirs
 
 
 def read_scp(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -223,7 +257,10 @@ def read_scp(path: str | os.PathLike) -> dict[str, np.ndarray]:
             raise ModelFileError(f"{os.fspath(path)}, line {no}: expected 'key rxfilename', got {line!r}")
         if parts[0] in out:
             raise ModelFileError(f"{os.fspath(path)}, line {no}: duplicate key {parts[0]!r}")
-        out[parts[0]] = read_mat(parts[1].strip())
+        try:
+            out[parts[0]] = read_mat(parts[1].strip())
+        except ModelFileError as exc:
+            raise ModelFileError(f"{os.fspath(path)}, line {no} (key {parts[0]!r}): {exc}") from None
     return out
 
 
@@ -234,7 +271,7 @@ def _check_key(key: str) -> None:
 
 def write_ark(path: str | os.PathLike, matrices: Mapping[str, np.ndarray], *, binary: bool = True,
               double: bool = False, scp: str | os.PathLike | None = None) -> None:
-    """Write {key: matrix} as a Kaldi archive, and optionally its scp index (both atomically)."""
+    """Write {key: matrix} as a Kaldi archive, and optionally its scp index: both replaced, or neither."""
     offsets: dict[str, int] = {}
     buf = io.BytesIO()
     for key, mat in matrices.items():
@@ -252,10 +289,12 @@ def write_ark(path: str | os.PathLike, matrices: Mapping[str, np.ndarray], *, bi
             # Kaldi's text layout: " [", each row on its own line, " ]" after the last.
             rows = "".join("\n  " + " ".join(repr(float(v)) for v in row) for row in m)
             buf.write((" [" + rows + " ]\n").encode())
-    atomic_write(path, lambda f: f.write(buf.getvalue()))
-    if scp is not None:
+    files = [(path, lambda f: f.write(buf.getvalue()))]
+    if scp is not None:  # as a pair, the archive renamed into place first
         ark = os.path.abspath(os.fspath(path))
-        atomic_write_text(scp, "".join(f"{k} {ark}:{o}\n" for k, o in offsets.items()))
+        index = "".join(f"{k} {ark}:{o}\n" for k, o in offsets.items()).encode("utf-8", "surrogateescape")
+        files.append((scp, lambda f: f.write(index)))
+    atomic_write_files(files)
 
 
 # ----------------------------------------------------------------------------- CMVN

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -137,41 +138,62 @@ def resample(signal: np.ndarray, from_rate_hz: int, to_rate_hz: int) -> np.ndarr
     return np.ascontiguousarray(out, dtype=np.float64)
 
 
-# Chunked containers: magic -> (byte order of chunk sizes, form types, the chunk holding the samples)
+class _Container(NamedTuple):
+    """How a chunked audio container lays out its header and chunks."""
+
+    order: str  # byte order of the sizes
+    forms: tuple[bytes, ...]  # form types after the file header's size
+    data_id: bytes  # the chunk holding the samples
+    id_bytes: int = 4  # width of the magic, form and chunk ids (W64: 16-byte GUIDs)
+    size_bytes: int = 4
+    size_counts_header: bool = False  # W64 chunk sizes include their own id and size
+    align: int = 2
+
+
+_W64_GUID = bytes.fromhex("f3acd3118cd100c04f8edb8a")  # the tail W64's own ids share
+# magic -> layout
 _CHUNKED_FORMATS = {
-    b"RIFF": ("little", (b"WAVE",), b"data"),
-    b"RF64": ("little", (b"WAVE",), b"data"),  # sizes past 4 GiB in its ds64 chunk
-    b"FORM": ("big", (b"AIFF", b"AIFC"), b"SSND"),
+    b"RIFF": _Container("little", (b"WAVE",), b"data"),
+    b"RF64": _Container("little", (b"WAVE",), b"data"),  # sizes past 4 GiB in its ds64 chunk
+    b"FORM": _Container("big", (b"AIFF", b"AIFC"), b"SSND"),
+    bytes.fromhex("726966662e91cf11a5d628db04c10000"):  # Sony Wave64
+        _Container("little", (b"wave" + _W64_GUID,), b"data" + _W64_GUID, 16, 8, True, 8),
 }
 
 
 def _chunk_data_missing(name: str) -> bool:
-    """True if a WAV, RF64 or AIFF file's sample chunk is shorter than its header says.
+    """True if a WAV, RF64, W64 or AIFF file's sample chunk is shorter than its header says.
 
     libsndfile silently shortens such files to what is there, so a
     half-copied recording would otherwise pass as a short one.
     """
     size = os.path.getsize(name)
     with open(name, "rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] not in _CHUNKED_FORMATS:
+        head = f.read(40)
+        layout = next((c for magic, c in _CHUNKED_FORMATS.items() if head.startswith(magic)), None)
+        if layout is None:
             return False
-        order, forms, data_id = _CHUNKED_FORMATS[head[:4]]
-        if head[8:12] not in forms:
+        pos = layout.id_bytes + layout.size_bytes  # after the magic and the file size: the form
+        if head[pos:pos + layout.id_bytes] not in layout.forms:
             return False
-        pos, ds64_data_size = 12, None
-        while pos + 8 <= size:
+        pos += layout.id_bytes
+        chunk_head = layout.id_bytes + layout.size_bytes
+        ds64_data_size = None
+        while pos + chunk_head <= size:
             f.seek(pos)
-            chunk = f.read(8)
-            chunk_size = int.from_bytes(chunk[4:8], order)
-            if chunk[:4] == b"ds64":  # RF64: the 64-bit sizes, the data chunk's second
+            chunk = f.read(chunk_head)
+            chunk_id, chunk_size = chunk[:layout.id_bytes], int.from_bytes(chunk[layout.id_bytes:], layout.order)
+            body = chunk_size - chunk_head if layout.size_counts_header else chunk_size
+            if chunk_id == b"ds64":  # RF64: the 64-bit sizes, the data chunk's second
                 ds64_data_size = int.from_bytes(f.read(16)[8:16], "little")
-            if chunk[:4] == data_id:
+            if chunk_id == layout.data_id:
                 if chunk_size == 0xFFFFFFFF and ds64_data_size is not None:
-                    chunk_size = ds64_data_size
+                    chunk_size = body = ds64_data_size
                 # 0 and 0xFFFFFFFF (without ds64) mark streamed files of unknown length.
-                return chunk_size not in (0, 0xFFFFFFFF) and pos + 8 + chunk_size > size
-            pos += 8 + chunk_size + (chunk_size & 1)
+                return chunk_size not in (0, 0xFFFFFFFF) and body >= 0 and pos + chunk_head + body > size
+            if body < 0:  # a corrupt size: libsndfile judges the file
+                return False
+            pos += chunk_head + body + (-body) % layout.align
     return False
 
 
