@@ -754,7 +754,7 @@ def cmd_vtln(args: argparse.Namespace) -> int:
         return feats
 
     grid = vtln_warp_grid(args.min_warp, args.max_warp, args.step)
-    for warp in (grid.min(), grid.max()):  # inflection points that fit no warp: refused before any work
+    for warp in grid:  # inflection points or mel filters that fit no warp: refused before any work
         config.replace(vtln_warp=float(warp))
     # every warp's features on disk next to the output, not in memory (the grid is ~20 corpus copies)
     with features_on_disk(features_of_all, Path(args.output).resolve().parent) as features_at:
