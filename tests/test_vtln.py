@@ -125,6 +125,62 @@ def test_search_picks_the_factor_a_brute_force_likelihood_prefers():
     assert set(res.scores) == set(true) and res.scores["a"].shape == grid.shape
 
 
+class _CountingModel:
+    """A GMM that records the largest number of frames it was asked to score at once."""
+
+    def __init__(self, gmm):
+        self.gmm, self.most = gmm, 0
+
+    def score_samples(self, X):
+        self.most = max(self.most, len(X))
+        return self.gmm.score_samples(X)
+
+
+def _many_frames(seed: int):
+    """A GMM and the features of three speakers, utterances of uneven lengths, speakers interleaved."""
+    rng = np.random.default_rng(seed)
+    gmm = GaussianMixture(8, covariance_type="diag", random_state=0).fit(rng.standard_normal((3000, 4)))
+    shift = {"a": 0.94, "b": 1.06, "c": 1.0}
+    base = {f"{s}{i}": rng.standard_normal((int(rng.integers(1, 9000)), 4)) for i in range(6) for s in shift}
+    utt2spk = {u: u[0] for u in base}
+
+    def features_at(warp, utts):
+        return {u: base[u] + 3.0 * (warp - shift[utt2spk[u]]) for u in utts}
+
+    return gmm, features_at, utt2spk, base
+
+
+def test_warp_scoring_holds_a_bounded_block_of_frames_whatever_the_audio():
+    """Bug: every frame of every speaker was scored at once, an (n_frames, n_components) matrix
+    that grew with the audio (~300 MB for an hour at 128 components)."""
+    import gmmhmm.adapt.vtln as vtln
+
+    gmm, features_at, utt2spk, base = _many_frames(3)
+    assert sum(map(len, base.values())) > 4 * vtln._SCORE_FRAMES  # more audio than one block
+    model = _CountingModel(gmm)
+    estimate_vtln_warps(model, features_at, utt2spk, [0.96, 1.0, 1.04])
+    assert 0 < model.most <= vtln._SCORE_FRAMES
+
+
+def test_block_size_changes_neither_scores_nor_warps(monkeypatch):
+    """Per-speaker sums of per-frame log-likelihoods are additive: scoring in blocks of any size
+    (utterances cut across blocks, speakers sharing blocks) gives the one-shot scores up to
+    rounding, and the same warps."""
+    import gmmhmm.adapt.vtln as vtln
+
+    gmm, features_at, utt2spk, base = _many_frames(4)
+    grid = vtln_warp_grid(0.9, 1.1, 0.02)
+    one_shot = {s: [gmm.score_samples(np.concatenate([x for u, x in features_at(w, list(base)).items()
+                                                      if utt2spk[u] == s])).mean() for w in grid]
+                for s in ("a", "b", "c")}  # each speaker's frames at each warp, all at once
+    for block in (1000, 4097, 10**9):
+        monkeypatch.setattr(vtln, "_SCORE_FRAMES", block)
+        res = estimate_vtln_warps(gmm, features_at, utt2spk, grid)
+        for s, scores in one_shot.items():
+            np.testing.assert_allclose(res.scores[s], scores, rtol=1e-12)
+        assert res.warps == pytest.approx({"a": 0.94, "b": 1.06, "c": 1.0})
+
+
 def test_a_flat_likelihood_keeps_no_warp():
     gmm = GaussianMixture(1, covariance_type="diag", random_state=0).fit(np.random.default_rng(1).normal(size=(100, 2)))
     X = np.ones((10, 2))
