@@ -431,19 +431,23 @@ def test_a_file_without_speaker_or_warp_is_named_as_a_file(tmp_path):
     assert failures == [("c.wav", f"no VTLN warp for file 'c.wav' (no speaker) in {tmp_path / 'map'}")]
 
 
-def test_cli_vtln_refuses_inflection_points_no_warp_fits_before_any_work(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("setting, named", [("vtln_low_hz = 3900.0", "vtln_low_hz"),
+                                             ("n_mels = 80", "n_mels=80 is too many mel filters")])
+def test_cli_vtln_refuses_inflection_points_no_warp_fits_before_any_work(tmp_path, capsys, monkeypatch,
+                                                                        setting, named):
     """A [features] vtln_low_hz that fits no warp of the grid is an error before extraction and GMM
-    training (it surfaced only at the first warp other than 1, after both)."""
+    training (it surfaced only at the first warp other than 1, after both); so are mel filters that
+    fit at warp 1 but leave a filter without an FFT bin at another warp (80 at 8 kHz, warp 1.2)."""
     import soundfile as sf
 
     import gmmhmm.features as features
     from gmmhmm.cli import main
 
     sf.write(tmp_path / "a.wav", 0.1 * np.random.default_rng(0).standard_normal(8000), 8000, subtype="PCM_16")
-    (tmp_path / "c.toml").write_text("[features]\nsample_rate_hz = 8000\nvtln_low_hz = 3900.0\n")
+    (tmp_path / "c.toml").write_text(f"[features]\nsample_rate_hz = 8000\n{setting}\n")
     monkeypatch.setattr(features, "extract_many", lambda *a, **k: pytest.fail("extracted before refusing"))
     assert main(["vtln", str(tmp_path / "a.wav"), "-o", str(tmp_path / "map"), "--config", str(tmp_path / "c.toml")]) != 0
-    assert "vtln_low_hz" in capsys.readouterr().err
+    assert named in capsys.readouterr().err
 
 
 def test_features_on_disk_cleans_up_and_falls_back_to_the_temporary_folder(tmp_path):
