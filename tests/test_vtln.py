@@ -464,3 +464,16 @@ def test_features_on_disk_cleans_up_and_falls_back_to_the_temporary_folder(tmp_p
     assert not list(tmp_path.glob(".vtln-features-*"))
     with features_on_disk(lambda w: {"a": np.ones((1, 1))}, tmp_path / "missing") as f:  # e.g. -o /dev/stdout
         assert f(1.0, ["a"])["a"].shape == (1, 1)
+
+
+def test_recipe_vtln_refuses_settings_some_warp_cannot_take_before_any_work(tmp_path, monkeypatch):
+    """The recipe's warp search met mel filters without an FFT bin (80 at 8 kHz, warp 1.16) only at
+    that warp, after extracting the others and training the warp GMM."""
+    import gmmhmm.features as features
+    from gmmhmm import recipe
+
+    monkeypatch.setattr(features, "extract_many", lambda *a, **k: pytest.fail("extracted before refusing"))
+    vtln = {"enabled": True, "min_warp": 0.8, "max_warp": 1.2, "step": 0.02, "n_components": 4, "n_iter": 1}
+    with pytest.raises(InvalidParameterError, match="n_mels=80 is too many mel filters.*warp 1.16"):
+        recipe._vtln_warps(FeatureConfig(sample_rate_hz=8000, n_mels=80), 1, {"a": str(tmp_path / "a.wav")},
+                           {"a": "s"}, vtln, {"s"}, tmp_path / "warps.json")

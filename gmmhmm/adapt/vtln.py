@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 # (8 MB at 128 components) whatever the amount of audio; per-speaker sums are additive.
 _SCORE_FRAMES = 8192
 
-__all__ = ["VtlnResult", "estimate_vtln_warps", "features_on_disk", "memoised_features_at", "train_vtln", "vtln_warp_grid",
+__all__ = ["VtlnResult", "check_vtln_grid", "estimate_vtln_warps", "features_on_disk", "memoised_features_at", "train_vtln", "vtln_warp_grid",
            "warped_features"]
 
 #: ``features_at(warp, utterances)``: features of ``utterances`` computed with that warp
@@ -52,6 +52,14 @@ def vtln_warp_grid(min_warp: float = 0.80, max_warp: float = 1.20, step: float =
     if not np.any(np.isclose(grid, 1.0)):
         raise InvalidParameterError(f"the grid {grid.tolist()} must contain 1.0 (no warp)")
     return grid
+
+
+def check_vtln_grid(config, grid: Sequence[float]) -> None:
+    """Refuse, before any work, front-end settings (a :class:`~gmmhmm.features.FeatureConfig`)
+    that some warp of ``grid`` cannot take: inflection points that fit no warp, or mel filters
+    left without an FFT bin by it (:class:`InvalidParameterError`)."""
+    for warp in grid:
+        config.replace(vtln_warp=float(warp))
 
 
 @dataclass
