@@ -208,7 +208,7 @@ def test_frame_energy_is_computed_only_for_log_energy(monkeypatch):
     calls = []
     einsum = np.einsum
     monkeypatch.setattr(np, "einsum", lambda *a, **k: calls.append(a[0]) or einsum(*a, **k))
-    x = _noise(8000 * 30)  # several blocks of frames
+    x = _noise(8000 * 60)  # several blocks of frames
     base = FeatureConfig(sample_rate_hz=8000, n_mels=23)
     for energy in ("c0", "none"):
         mfcc(x, 8000, base.replace(energy=energy))
@@ -257,6 +257,26 @@ def test_too_short_is_said_before_the_analysis_tables_are_built():
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert peak < 16 * 2**20, peak
+
+
+def test_long_windows_are_analysed_in_blocks_of_bounded_size(monkeypatch):
+    """Bug: 2048 frames were analysed at once whatever their length: with a 1 s window at 16 kHz
+    that is ~270 MB of frames and as much of spectra; blocks now hold a fixed number of samples.
+    The features do not depend on the block size beyond rounding (dither included)."""
+    import tracemalloc
+
+    mfcc_module = importlib.import_module("gmmhmm.features.mfcc")  # (the package exports a function of that name)
+
+    cfg = FeatureConfig(window_ms=1000.0, dither=1e-3)
+    x = _noise(16000 * 5)
+    mfcc(x[:16000], 16000, cfg)  # tables built outside the measurement
+    tracemalloc.start()
+    feats = mfcc(x, 16000, cfg)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert feats.shape[0] == 401 and peak < 64 * 2**20, peak
+    monkeypatch.setattr(mfcc_module, "_BLOCK_SAMPLES", 3 * cfg.n_fft)  # three frames a block
+    np.testing.assert_allclose(mfcc(x, 16000, cfg), feats, rtol=1e-12, atol=1e-12)  # BLAS rounds by block
 
 
 def test_windows_and_shifts_over_one_second_are_refused_with_the_settings():

@@ -237,9 +237,9 @@ def _frame_count(x: np.ndarray, config: FeatureConfig) -> int:
     return _n_frames(x.shape[0], config.frame_length, config.frame_shift, config.snip_edges)
 
 
-# Frames analysed at once: bounds the working memory of long recordings
-# (a block of 8 kHz frames takes ~10 MB) whatever the input length.
-_BLOCK_FRAMES = 2048
+# Samples (frames times FFT size) analysed at once: bounds the working memory of long
+# recordings and long windows (~8 MB a block: 2048 frames at 16 kHz) whatever their length.
+_BLOCK_SAMPLES = 1 << 20
 
 
 def _dither_rng(x: np.ndarray, seed: int) -> np.random.Generator:
@@ -263,8 +263,9 @@ def _power_and_energy(x: np.ndarray, config: FeatureConfig, n_frames: int, energ
     L, S, snip = config.frame_length, config.frame_shift, config.snip_edges
     # One generator drawn block after block gives the same numbers as one draw.
     rng = _dither_rng(x, config.dither_seed) if config.dither > 0 else None
-    for first in range(0, n_frames, _BLOCK_FRAMES):
-        frames = _frames(x, L, S, snip, first, min(first + _BLOCK_FRAMES, n_frames))
+    block = max(1, _BLOCK_SAMPLES // config.n_fft)
+    for first in range(0, n_frames, block):
+        frames = _frames(x, L, S, snip, first, min(first + block, n_frames))
         if rng is not None:
             frames += config.dither * rng.standard_normal(frames.shape)
         if config.remove_dc:
