@@ -23,7 +23,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numba
@@ -90,7 +90,8 @@ def set_num_threads(n_threads: int | None) -> int | None:
         raise InvalidParameterError(
             f"n_threads={n_threads} exceeds numba's thread pool ({numba.config.NUMBA_NUM_THREADS}); "
             "set NUMBA_NUM_THREADS before starting Python to allow more")
-    previous, _requested = _requested, n_threads
+    with _lock:  # one swap: concurrent callers each get the setting they replaced
+        previous, _requested = _requested, n_threads
     return previous
 
 
@@ -141,7 +142,12 @@ def compute() -> Iterator[int]:
                 _limiter = None
 
 
-def _executor(n: int) -> ThreadPoolExecutor:
+def _submit_all(func: Callable[[Any], Any], items: Sequence[Any], n: int) -> list[Future]:
+    """``func(item)`` for every item, submitted to the shared pool of ``n`` threads.
+
+    Under the lock: a caller wanting another size replaces the pool (shut down without waiting,
+    so the work already in it still runs) between two callers' submissions, never during one.
+    """
     global _pool, _pool_size
     with _lock:
         if _pool is None or _pool_size != n:
@@ -149,7 +155,7 @@ def _executor(n: int) -> ThreadPoolExecutor:
                 _pool.shutdown(wait=False)
             _pool = ThreadPoolExecutor(n, thread_name_prefix="gmmhmm")
             _pool_size = n
-        return _pool
+        return [_pool.submit(func, item) for item in items]
 
 
 def map_ordered(func: Callable[[Any], Any], items: Sequence[Any], n_threads: int) -> Iterator[Any]:
@@ -162,7 +168,13 @@ def map_ordered(func: Callable[[Any], Any], items: Sequence[Any], n_threads: int
     if n_threads <= 1 or len(items) <= 1:
         yield from map(func, items)
         return
-    yield from _executor(n_threads).map(func, items)
+    futures = _submit_all(func, items, n_threads)[::-1]
+    try:
+        while futures:
+            yield futures.pop().result()  # popped: a result is not kept once the caller has it
+    finally:  # the consumer stopped early or failed: drop what has not started
+        for future in futures:
+            future.cancel()
 
 
 def map_ahead(func: Callable[[Any], Any], items: Sequence[Any], n_threads: int) -> Iterator[Any]:

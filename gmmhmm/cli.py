@@ -727,7 +727,7 @@ def _utterance_features(utts: Utterances, config, args: argparse.Namespace) -> t
 
 def cmd_vtln(args: argparse.Namespace) -> int:
     """Per-speaker VTLN warps (:func:`gmmhmm.adapt.train_vtln`) -> ``speaker warp`` lines for ``--vtln-map``."""
-    from .adapt import features_on_disk, train_vtln, vtln_warp_grid
+    from .adapt import check_vtln_grid, features_on_disk, train_vtln, vtln_warp_grid
     from .features import extract_many
 
     check_output(args.output, "VTLN map")
@@ -754,8 +754,7 @@ def cmd_vtln(args: argparse.Namespace) -> int:
         return feats
 
     grid = vtln_warp_grid(args.min_warp, args.max_warp, args.step)
-    for warp in (grid.min(), grid.max()):  # inflection points that fit no warp: refused before any work
-        config.replace(vtln_warp=float(warp))
+    check_vtln_grid(config, grid)
     # every warp's features on disk next to the output, not in memory (the grid is ~20 corpus copies)
     with features_on_disk(features_of_all, Path(args.output).resolve().parent) as features_at:
         features_at(1.0, [])  # audio that cannot be read is reported and left out of the search

@@ -150,7 +150,10 @@ def _vtln_warps(fc, n_jobs: int, source: Mapping, utt2spk: Mapping[str, str], vt
     variance, whatever the config's own CMVN)."""
     from .features import extract_many
 
+    from .adapt import check_vtln_grid, vtln_warp_grid
+
     search = fc.replace(cmvn="speaker", cmvn_variance=True)
+    check_vtln_grid(search, vtln_warp_grid(vtln["min_warp"], vtln["max_warp"], vtln["step"]))
     return vtln_warps(lambda warp: extract_many(list(source.values()), search.replace(vtln_warp=warp),
                                                 n_jobs=n_jobs, utt2spk=utt2spk)[0],
                       utt2spk, [k for k in source if utt2spk[k] in model_speakers], vtln, path)

@@ -133,3 +133,18 @@ def no_room_for(monkeypatch, name: str) -> None:
         return real_mkstemp(*args, prefix=prefix, **kwargs)
 
     monkeypatch.setattr(modelfile.tempfile, "mkstemp", mkstemp)
+
+
+def has_empty_mel_filter(rate, n_fft, n_mels, low, high, warp=1.0, vtln_low=100.0, vtln_high=None) -> bool:
+    """Kaldi's MelBanks loop, brute force: does a mel filter have no FFT bin whose mel is strictly
+    between its edges?"""
+    import numpy as np
+
+    from gmmhmm.features import hz_to_mel, mel_band_edges_hz, vtln_warp_freq
+
+    edges = mel_band_edges_hz(n_mels, low, high)
+    if warp != 1.0:
+        edges = vtln_warp_freq(edges, warp, vtln_low, high - 500.0 if vtln_high is None else vtln_high, low, high)
+    edges = hz_to_mel(edges)
+    bins = hz_to_mel(np.arange(n_fft // 2 + 1) * rate / n_fft)
+    return any(not any(edges[m] < b < edges[m + 2] for b in bins) for m in range(n_mels))

@@ -9,7 +9,7 @@ import tomllib
 
 import numpy as np
 import pytest
-from conftest import write_packed_npz
+from conftest import has_empty_mel_filter, write_packed_npz
 import scipy.fft
 import soundfile as sf
 
@@ -73,6 +73,33 @@ def test_filterbank_respects_band_edges():
     edges = mel_band_edges_hz(20, 300.0, 3400.0)
     peaks = freqs[fb.argmax(axis=1)]
     assert np.all(np.abs(peaks - edges[1:-1]) <= 16000 / 512)
+
+
+@pytest.mark.parametrize("rate, n_fft, n_mels, warp", [
+    (8000, 256, 128, 1.0), (8000, 256, 96, 1.0), (16000, 512, 128, 1.0), (8000, 256, 80, 1.2),
+    (8000, 256, 80, 1.0), (8000, 256, 23, 0.8), (16000, 512, 80, 1.0)])
+def test_filters_that_cover_no_fft_bin_are_refused_like_kaldi(rate, n_fft, n_mels, warp):
+    """Bug: a filter falling between two FFT bins was all zero, so its log output was the floor on
+    every frame (a constant column). Kaldi's MelBanks refuses it ('--num-mel-bins too large');
+    a filterbank is refused exactly when one of its rows would be all zero."""
+    high = rate / 2
+    args = (rate, n_fft, n_mels, 20.0, high, warp, 100.0, high - 500.0)
+    if has_empty_mel_filter(*args):
+        with pytest.raises(InvalidParameterError, match=rf"n_mels={n_mels}.*{rate} Hz.*{n_fft}-point FFT"):
+            mel_filterbank(*args)
+        # refused with the settings, before any audio is read
+        with pytest.raises(InvalidParameterError, match=rf"n_mels={n_mels}.*{rate} Hz.*{n_fft}-point FFT"):
+            FeatureConfig(sample_rate_hz=rate, n_mels=n_mels, vtln_warp=warp)
+    else:
+        assert (mel_filterbank(*args) > 0).any(axis=1).all()
+        FeatureConfig(sample_rate_hz=rate, n_mels=n_mels, vtln_warp=warp)
+
+
+def test_the_known_empty_filter_cases_are_what_the_reference_says():
+    """The parametrised cases above include both outcomes (else they would test nothing)."""
+    assert has_empty_mel_filter(8000, 256, 128, 20.0, 4000.0, 1.0, 100.0, 3500.0)
+    assert has_empty_mel_filter(8000, 256, 80, 20.0, 4000.0, 1.2, 100.0, 3500.0)
+    assert not has_empty_mel_filter(8000, 256, 80, 20.0, 4000.0, 1.0, 100.0, 3500.0)
 
 
 def test_pure_tone_energy_lands_in_its_mel_band():
@@ -181,7 +208,7 @@ def test_frame_energy_is_computed_only_for_log_energy(monkeypatch):
     calls = []
     einsum = np.einsum
     monkeypatch.setattr(np, "einsum", lambda *a, **k: calls.append(a[0]) or einsum(*a, **k))
-    x = _noise(8000 * 30)  # several blocks of frames
+    x = _noise(8000 * 60)  # several blocks of frames
     base = FeatureConfig(sample_rate_hz=8000, n_mels=23)
     for energy in ("c0", "none"):
         mfcc(x, 8000, base.replace(energy=energy))
@@ -217,18 +244,66 @@ def test_dither_takes_no_copy_of_the_signal():
 
 
 def test_too_short_is_said_before_the_analysis_tables_are_built():
-    """Bug: a short signal under a huge window (HTK's WINDOWSIZE = 250000.0, in 100 ns units, taken
-    for window_ms) built a 4M-point filterbank (~1.7 GB transient) before saying 'too short'."""
+    """Bug: a short signal under a huge window built a huge filterbank (~1.7 GB transient for
+    window_ms=250000) before saying 'too short'. The longest window allowed (1 s) at the highest
+    rate allowed (1 MHz) would still build ~100 MB of tables."""
     import tracemalloc
 
-    cfg = FeatureConfig(window_ms=250000.0)
+    cfg = FeatureConfig(sample_rate_hz=1_000_000, window_ms=1000.0)
     for analysis in (mfcc, log_mel_spectrogram):
         tracemalloc.start()
-        with pytest.raises(AudioError, match="too short for one 250000 ms frame"):
-            analysis(_noise(16000), 16000, cfg)
+        with pytest.raises(AudioError, match="too short for one 1000 ms frame"):
+            analysis(_noise(16000), 1_000_000, cfg)
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert peak < 16 * 2**20, peak
+
+
+def test_long_windows_are_analysed_in_blocks_of_bounded_size(monkeypatch):
+    """Bug: 2048 frames were analysed at once whatever their length: with a 1 s window at 16 kHz
+    that is ~270 MB of frames and as much of spectra; blocks now hold a fixed number of samples.
+    The features do not depend on the block size beyond rounding (dither included)."""
+    import tracemalloc
+
+    mfcc_module = importlib.import_module("gmmhmm.features.mfcc")  # (the package exports a function of that name)
+
+    cfg = FeatureConfig(window_ms=1000.0, dither=1e-3)
+    x = _noise(16000 * 5)
+    mfcc(x[:16000], 16000, cfg)  # tables built outside the measurement
+    tracemalloc.start()
+    feats = mfcc(x, 16000, cfg)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert feats.shape[0] == 401 and peak < 64 * 2**20, peak
+    monkeypatch.setattr(mfcc_module, "_BLOCK_SAMPLES", 3 * cfg.n_fft)  # three frames a block
+    np.testing.assert_allclose(mfcc(x, 16000, cfg), feats, rtol=1e-12, atol=1e-12)  # BLAS rounds by block
+
+
+def test_windows_and_shifts_over_one_second_are_refused_with_the_settings():
+    """Bug: window_ms=250000.0 (HTK's WINDOWSIZE, in 100 ns units, taken for ms) was accepted, and
+    frames of 4M samples were met only when audio arrived. An analysis frame is tens of ms (Kaldi
+    and HTK use 25); over 1 s is a units mistake, refused before any audio is read."""
+    for field in ("window_ms", "shift_ms"):
+        with pytest.raises(InvalidParameterError, match=rf"{field}=250000 .*at most 1000 ms.*100 ns"):
+            FeatureConfig(**{field: 250000.0})
+        with pytest.raises(InvalidParameterError, match=rf"{field}=1000.5"):
+            FeatureConfig(**{field: 1000.5})
+    assert FeatureConfig(window_ms=1000.0, shift_ms=1000.0).frame_length == 16000
+
+
+@pytest.mark.parametrize("snip_edges", [True, False])
+def test_a_shift_longer_than_the_window_skips_samples_as_in_kaldi(snip_edges):
+    """Kaldi allows --frame-shift over --frame-length (frames then leave gaps); frame t still
+    starts at t S (snip_edges) or is centred on t S + S / 2, and the count is Kaldi's."""
+    cfg = FeatureConfig(sample_rate_hz=8000, n_mels=23, window_ms=20.0, shift_ms=50.0,
+                        snip_edges=snip_edges)
+    L, S, n = 160, 400, 8123
+    x = _noise(n)
+    feats = mfcc(x, 8000, cfg)
+    assert feats.shape[0] == (1 + (n - L) // S if snip_edges else (n + S // 2) // S)
+    if snip_edges:
+        for t in (0, 1, feats.shape[0] - 1):
+            np.testing.assert_allclose(feats[t], mfcc(x[t * S:t * S + L], 8000, cfg)[0], rtol=1e-10)
 
 
 def test_dither_draws_fresh_noise_per_file(tmp_path):
@@ -536,7 +611,9 @@ def test_frame_length_and_shift_truncate_like_kaldi():
     cfg = FeatureConfig(sample_rate_hz=11025, window_ms=25.0, shift_ms=12.5)
     assert (cfg.frame_length, cfg.frame_shift) == (275, 137)  # 275.625 and 137.8125
     assert cfg.frame_shift_s == 137 / 11025
-    assert FeatureConfig(sample_rate_hz=10000, window_ms=0.3, shift_ms=0.2).frame_length == 3  # not 2.999...
+    # (one filter: more would cover no bin of the 4-point FFT)
+    assert FeatureConfig(sample_rate_hz=10000, window_ms=0.3, shift_ms=0.2, n_mels=1,
+                         n_ceps=1).frame_length == 3  # not 2.999...
     x = _noise(11025)
     assert mfcc(x, 11025, cfg).shape[0] == 1 + (11025 - 275) // 137
 

@@ -91,6 +91,69 @@ def test_map_ordered_keeps_item_order():
     assert list(_threads.map_ordered(lambda i: i, [], 2)) == []
 
 
+def _hammer(work, n_threads: int = 4) -> None:
+    """``work(k)`` on ``n_threads`` threads started together, switching between threads often
+    (a race needs a switch at the wrong moment); the first error is raised here."""
+    import sys
+    import threading
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(n_threads)
+
+    def run(k: int) -> None:
+        start.wait()
+        try:
+            work(k)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(n_threads)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    if errors:
+        raise errors[0]
+
+
+def test_map_ordered_from_threads_with_different_thread_counts():
+    """Bug: the shared pool was replaced (and shut down) when a caller asked for another size while
+    a second thread, holding the old pool, was still submitting to it: 'cannot schedule new futures
+    after shutdown'. Threads of one process with different counts (cap_threads) hammer it here."""
+    def work(k: int) -> None:
+        for i in range(300):
+            n = 2 + (i + k) % 3  # pool sizes 2, 3, 4 in turn, out of step between threads
+            assert list(_threads.map_ordered(lambda x: x * x, range(12), n)) == [x * x for x in range(12)]
+
+    _hammer(work)
+
+
+def test_set_num_threads_from_threads_returns_each_setting_once():
+    """set_num_threads swaps atomically: every value set is returned as 'previous' exactly once
+    (to the next caller), whatever the threads calling it; a restore sees what it replaced."""
+    from collections import Counter
+
+    n = numba.config.NUMBA_NUM_THREADS
+    returned: Counter = Counter()
+
+    def work(k: int) -> None:
+        got = Counter(_threads.set_num_threads(1 + (4 * i + k) % n) for i in range(2000))
+        returned.update(got)  # noqa: B023 - one update per thread, under the GIL
+
+    first = _threads.set_num_threads(None)
+    try:
+        _hammer(work)
+    finally:
+        returned[_threads.set_num_threads(first)] += 1
+    # every value set (and the None before them) is returned once, the last one by the restore
+    assert returned == Counter(1 + (4 * i + k) % n for k in range(4) for i in range(2000)) + Counter([None])
+
+
 def _data(n=20_000, d=5, k=4, dtype=np.float64):
     rng = np.random.default_rng(0)
     return (rng.normal(size=(k, d))[rng.integers(k, size=n)] * 3 + rng.normal(size=(n, d))).astype(dtype)

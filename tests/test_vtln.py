@@ -125,6 +125,62 @@ def test_search_picks_the_factor_a_brute_force_likelihood_prefers():
     assert set(res.scores) == set(true) and res.scores["a"].shape == grid.shape
 
 
+class _CountingModel:
+    """A GMM that records the largest number of frames it was asked to score at once."""
+
+    def __init__(self, gmm):
+        self.gmm, self.most = gmm, 0
+
+    def score_samples(self, X):
+        self.most = max(self.most, len(X))
+        return self.gmm.score_samples(X)
+
+
+def _many_frames(seed: int):
+    """A GMM and the features of three speakers, utterances of uneven lengths, speakers interleaved."""
+    rng = np.random.default_rng(seed)
+    gmm = GaussianMixture(8, covariance_type="diag", random_state=0).fit(rng.standard_normal((3000, 4)))
+    shift = {"a": 0.94, "b": 1.06, "c": 1.0}
+    base = {f"{s}{i}": rng.standard_normal((int(rng.integers(1, 9000)), 4)) for i in range(6) for s in shift}
+    utt2spk = {u: u[0] for u in base}
+
+    def features_at(warp, utts):
+        return {u: base[u] + 3.0 * (warp - shift[utt2spk[u]]) for u in utts}
+
+    return gmm, features_at, utt2spk, base
+
+
+def test_warp_scoring_holds_a_bounded_block_of_frames_whatever_the_audio():
+    """Bug: every frame of every speaker was scored at once, an (n_frames, n_components) matrix
+    that grew with the audio (~300 MB for an hour at 128 components)."""
+    import gmmhmm.adapt.vtln as vtln
+
+    gmm, features_at, utt2spk, base = _many_frames(3)
+    assert sum(map(len, base.values())) > 4 * vtln._SCORE_FRAMES  # more audio than one block
+    model = _CountingModel(gmm)
+    estimate_vtln_warps(model, features_at, utt2spk, [0.96, 1.0, 1.04])
+    assert 0 < model.most <= vtln._SCORE_FRAMES
+
+
+def test_block_size_changes_neither_scores_nor_warps(monkeypatch):
+    """Per-speaker sums of per-frame log-likelihoods are additive: scoring in blocks of any size
+    (utterances cut across blocks, speakers sharing blocks) gives the one-shot scores up to
+    rounding, and the same warps."""
+    import gmmhmm.adapt.vtln as vtln
+
+    gmm, features_at, utt2spk, base = _many_frames(4)
+    grid = vtln_warp_grid(0.9, 1.1, 0.02)
+    one_shot = {s: [gmm.score_samples(np.concatenate([x for u, x in features_at(w, list(base)).items()
+                                                      if utt2spk[u] == s])).mean() for w in grid]
+                for s in ("a", "b", "c")}  # each speaker's frames at each warp, all at once
+    for block in (1000, 4097, 10**9):
+        monkeypatch.setattr(vtln, "_SCORE_FRAMES", block)
+        res = estimate_vtln_warps(gmm, features_at, utt2spk, grid)
+        for s, scores in one_shot.items():
+            np.testing.assert_allclose(res.scores[s], scores, rtol=1e-12)
+        assert res.warps == pytest.approx({"a": 0.94, "b": 1.06, "c": 1.0})
+
+
 def test_a_flat_likelihood_keeps_no_warp():
     gmm = GaussianMixture(1, covariance_type="diag", random_state=0).fit(np.random.default_rng(1).normal(size=(100, 2)))
     X = np.ones((10, 2))
@@ -375,19 +431,23 @@ def test_a_file_without_speaker_or_warp_is_named_as_a_file(tmp_path):
     assert failures == [("c.wav", f"no VTLN warp for file 'c.wav' (no speaker) in {tmp_path / 'map'}")]
 
 
-def test_cli_vtln_refuses_inflection_points_no_warp_fits_before_any_work(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("setting, named", [("vtln_low_hz = 3900.0", "vtln_low_hz"),
+                                             ("n_mels = 80", "n_mels=80 is too many mel filters")])
+def test_cli_vtln_refuses_inflection_points_no_warp_fits_before_any_work(tmp_path, capsys, monkeypatch,
+                                                                        setting, named):
     """A [features] vtln_low_hz that fits no warp of the grid is an error before extraction and GMM
-    training (it surfaced only at the first warp other than 1, after both)."""
+    training (it surfaced only at the first warp other than 1, after both); so are mel filters that
+    fit at warp 1 but leave a filter without an FFT bin at another warp (80 at 8 kHz, warp 1.2)."""
     import soundfile as sf
 
     import gmmhmm.features as features
     from gmmhmm.cli import main
 
     sf.write(tmp_path / "a.wav", 0.1 * np.random.default_rng(0).standard_normal(8000), 8000, subtype="PCM_16")
-    (tmp_path / "c.toml").write_text("[features]\nsample_rate_hz = 8000\nvtln_low_hz = 3900.0\n")
+    (tmp_path / "c.toml").write_text(f"[features]\nsample_rate_hz = 8000\n{setting}\n")
     monkeypatch.setattr(features, "extract_many", lambda *a, **k: pytest.fail("extracted before refusing"))
     assert main(["vtln", str(tmp_path / "a.wav"), "-o", str(tmp_path / "map"), "--config", str(tmp_path / "c.toml")]) != 0
-    assert "vtln_low_hz" in capsys.readouterr().err
+    assert named in capsys.readouterr().err
 
 
 def test_features_on_disk_cleans_up_and_falls_back_to_the_temporary_folder(tmp_path):
@@ -404,3 +464,16 @@ def test_features_on_disk_cleans_up_and_falls_back_to_the_temporary_folder(tmp_p
     assert not list(tmp_path.glob(".vtln-features-*"))
     with features_on_disk(lambda w: {"a": np.ones((1, 1))}, tmp_path / "missing") as f:  # e.g. -o /dev/stdout
         assert f(1.0, ["a"])["a"].shape == (1, 1)
+
+
+def test_recipe_vtln_refuses_settings_some_warp_cannot_take_before_any_work(tmp_path, monkeypatch):
+    """The recipe's warp search met mel filters without an FFT bin (80 at 8 kHz, warp 1.16) only at
+    that warp, after extracting the others and training the warp GMM."""
+    import gmmhmm.features as features
+    from gmmhmm import recipe
+
+    monkeypatch.setattr(features, "extract_many", lambda *a, **k: pytest.fail("extracted before refusing"))
+    vtln = {"enabled": True, "min_warp": 0.8, "max_warp": 1.2, "step": 0.02, "n_components": 4, "n_iter": 1}
+    with pytest.raises(InvalidParameterError, match="n_mels=80 is too many mel filters.*warp 1.16"):
+        recipe._vtln_warps(FeatureConfig(sample_rate_hz=8000, n_mels=80), 1, {"a": str(tmp_path / "a.wav")},
+                           {"a": "s"}, vtln, {"s"}, tmp_path / "warps.json")

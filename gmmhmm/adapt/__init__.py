@@ -12,11 +12,11 @@ from .fmllr import FmllrStats, accumulate_fmllr_stats, apply_fmllr, estimate_fml
 from .speaker import (AdaptationStats, SatResult, adaptation_stats, apply_speaker_transforms,
                       estimate_speaker_transforms, log_det, map_adapt, speaker_fmllr_stats, train_sat,
                       transcript_graph)
-from .vtln import (VtlnResult, estimate_vtln_warps, features_on_disk, memoised_features_at, train_vtln, vtln_warp_grid,
+from .vtln import (VtlnResult, check_vtln_grid, estimate_vtln_warps, features_on_disk, memoised_features_at, train_vtln, vtln_warp_grid,
                    warped_features)
 
 __all__ = ["AdaptationStats", "FmllrStats", "SatResult", "accumulate_fmllr_stats", "adaptation_stats",
            "apply_fmllr", "apply_speaker_transforms", "estimate_fmllr", "estimate_speaker_transforms",
            "fmllr_auxf", "identity_transform", "log_det", "map_adapt", "speaker_fmllr_stats", "train_sat",
-           "transcript_graph", "VtlnResult", "estimate_vtln_warps", "features_on_disk", "memoised_features_at", "train_vtln", "vtln_warp_grid",
+           "transcript_graph", "VtlnResult", "check_vtln_grid", "estimate_vtln_warps", "features_on_disk", "memoised_features_at", "train_vtln", "vtln_warp_grid",
            "warped_features"]

@@ -31,7 +31,11 @@ from ..errors import InvalidInputError, InvalidParameterError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VtlnResult", "estimate_vtln_warps", "features_on_disk", "memoised_features_at", "train_vtln", "vtln_warp_grid",
+# Frames scored at once: bounds the (frames, components) log-likelihood matrix of the search
+# (8 MB at 128 components) whatever the amount of audio; per-speaker sums are additive.
+_SCORE_FRAMES = 8192
+
+__all__ = ["VtlnResult", "check_vtln_grid", "estimate_vtln_warps", "features_on_disk", "memoised_features_at", "train_vtln", "vtln_warp_grid",
            "warped_features"]
 
 #: ``features_at(warp, utterances)``: features of ``utterances`` computed with that warp
@@ -48,6 +52,14 @@ def vtln_warp_grid(min_warp: float = 0.80, max_warp: float = 1.20, step: float =
     if not np.any(np.isclose(grid, 1.0)):
         raise InvalidParameterError(f"the grid {grid.tolist()} must contain 1.0 (no warp)")
     return grid
+
+
+def check_vtln_grid(config, grid: Sequence[float]) -> None:
+    """Refuse, before any work, front-end settings (a :class:`~gmmhmm.features.FeatureConfig`)
+    that some warp of ``grid`` cannot take: inflection points that fit no warp, or mel filters
+    left without an FFT bin by it (:class:`InvalidParameterError`)."""
+    for warp in grid:
+        config.replace(vtln_warp=float(warp))
 
 
 @dataclass
@@ -119,10 +131,14 @@ def estimate_vtln_warps(model, features_at: FeaturesAt, utt2spk: Mapping[str, st
         scored = [u for u in utts if u in feats and len(feats[u])]
         if not scored:
             continue
-        # one scoring call per warp: every frame at once, summed per speaker
+        # blocks of frames across utterances and speakers, summed per speaker
         owner = np.repeat([index[utt2spk[u]] for u in scored], [len(feats[u]) for u in scored])
-        ll = model.score_samples(np.concatenate([feats[u] for u in scored]))
-        total[:, i] = np.bincount(owner, weights=ll, minlength=len(speakers))
+        start = 0
+        for block in _row_blocks([feats[u] for u in scored], _SCORE_FRAMES):
+            stop = start + len(block)
+            total[:, i] += np.bincount(owner[start:stop], weights=model.score_samples(block),
+                                       minlength=len(speakers))
+            start = stop
         frames[:, i] = np.bincount(owner, minlength=len(speakers))
         logger.debug("VTLN: scored warp %.3f", warp)
     most = frames.max(axis=1)
@@ -136,6 +152,25 @@ def estimate_vtln_warps(model, features_at: FeaturesAt, utt2spk: Mapping[str, st
     warps = {s: float(grid[order[np.argmax(scores_kw[k, order])]]) for k, s in enumerate(speakers)}
     scores = {s: scores_kw[k] for k, s in enumerate(speakers)}
     return VtlnResult(warps=warps, grid=grid, scores=scores)
+
+
+def _row_blocks(arrays: Sequence[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """The rows of ``np.concatenate(arrays)`` in consecutive blocks of ``size`` rows (the last one
+    shorter), without concatenating them all."""
+    pending: list[np.ndarray] = []
+    n = 0
+    for x in arrays:
+        start = 0
+        while start < len(x):
+            piece = x[start:start + size - n]
+            pending.append(piece)
+            n += len(piece)
+            start += len(piece)
+            if n == size:
+                yield np.concatenate(pending)
+                pending, n = [], 0
+    if pending:
+        yield np.concatenate(pending)
 
 
 def memoised_features_at(features_of_all: Callable[[float], Mapping[str, np.ndarray]],

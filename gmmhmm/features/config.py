@@ -30,6 +30,8 @@ DCT_NORMS = ("orthonormal", "htk")
 # Above any real recording format (DXD is 352.8 kHz); a larger rate is a
 # corrupt header or a units mistake, and would make huge analysis frames.
 MAX_SAMPLE_RATE_HZ = 1_000_000
+# Longest frame window and shift: analysis frames are tens of ms.
+MAX_FRAME_MS = 1000.0
 
 
 def _check_rate(value: Any, name: str = "sample_rate_hz") -> int:
@@ -63,7 +65,8 @@ class FeatureConfig:
     preemphasis : float
         Coefficient ``a`` of ``y[t] = x[t] - a x[t-1]``, applied per frame; 0 disables.
     window_ms, shift_ms : float
-        Frame length and frame shift.
+        Frame length and frame shift, each at most 1000 ms. A shift longer than the
+        window is allowed (the frames leave gaps), as in Kaldi.
     window : {'hamming', 'povey', 'hann'}
         Analysis window (``'povey'`` is Kaldi's default: Hann to the power 0.85).
     snip_edges : bool
@@ -166,8 +169,14 @@ class FeatureConfig:
              f"sample_rate_hz must be a plain int, got {type(self.sample_rate_hz).__name__}")
         need(is_num(self.preemphasis) and 0 <= self.preemphasis <= 1,
              f"preemphasis must be in [0, 1], got {self.preemphasis!r}")
-        need(is_num(self.window_ms) and self.window_ms > 0, f"window_ms must be > 0, got {self.window_ms!r}")
-        need(is_num(self.shift_ms) and self.shift_ms > 0, f"shift_ms must be > 0, got {self.shift_ms!r}")
+        for name in ("window_ms", "shift_ms"):
+            ms = getattr(self, name)
+            need(is_num(ms) and ms > 0, f"{name} must be > 0, got {ms!r}")
+            # Kaldi sets no bound; over 1 s is no short-time analysis but a units mistake (and frames of
+            # millions of samples)
+            need(ms <= MAX_FRAME_MS, f"{name}={ms:g} is over the limit: frames are at most {MAX_FRAME_MS:g} ms "
+                 "(Kaldi and HTK use 25 ms windows and 10 ms shifts; HTK's WINDOWSIZE and TARGETRATE are "
+                 "in 100 ns units)")
         need(self.window in WINDOWS, f"window must be one of {list(WINDOWS)}, got {self.window!r}")
         need(isinstance(self.snip_edges, bool), f"snip_edges must be a bool, got {self.snip_edges!r}")
         need(is_int(self.n_mels) and self.n_mels >= 1, f"n_mels must be an integer >= 1, got {self.n_mels!r}")
@@ -208,6 +217,11 @@ class FeatureConfig:
              f"({self.high_freq_effective_hz})")
         need(self.frame_length >= 2, f"window_ms={self.window_ms} is under two samples")
         need(self.frame_shift >= 1, f"shift_ms={self.shift_ms} is under one sample")
+        from .mfcc import _filter_edges_and_bins  # noqa: PLC0415 - mfcc imports this module
+
+        _filter_edges_and_bins(self.sample_rate_hz, self.n_fft, self.n_mels, self.low_freq_hz,
+                               self.high_freq_effective_hz, self.vtln_warp, self.vtln_low_hz,
+                               self.vtln_high_effective_hz)
 
     # Derived sizes -----------------------------------------------------
     @property

@@ -79,7 +79,26 @@ def mel_filterbank(
     filter edges are first moved by :func:`vtln_warp_freq` (inflection points
     ``vtln_low_hz`` and ``vtln_high_hz``, default 500 Hz below
     ``high_freq_hz``), as Kaldi's ``--vtln-warp`` does.
+
+    Raises
+    ------
+    InvalidParameterError
+        A filter covers no FFT bin (too many filters for the FFT's resolution), as in Kaldi.
     """
+    edges, bin_mel = _filter_edges_and_bins(sample_rate_hz, n_fft, n_mels, low_freq_hz, high_freq_hz,
+                                            vtln_warp, vtln_low_hz, vtln_high_hz)
+    left, centre, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rising = (bin_mel - left) / (centre - left)
+    falling = (right - bin_mel) / (right - centre)
+    return np.maximum(0.0, np.minimum(rising, falling))
+
+
+def _filter_edges_and_bins(
+    sample_rate_hz: int, n_fft: int, n_mels: int, low_freq_hz: float, high_freq_hz: float,
+    vtln_warp: float = 1.0, vtln_low_hz: float = 100.0, vtln_high_hz: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Filter edges (n_mels + 2,) and FFT bin centres (n_fft // 2 + 1,) in mel, checked as
+    :func:`mel_filterbank` says; small, so :class:`FeatureConfig` checks its settings with it."""
     n_fft = check_positive_int(n_fft, "n_fft", minimum=2)
     n_mels = check_positive_int(n_mels, "n_mels")
     if not 0 <= low_freq_hz < high_freq_hz <= sample_rate_hz / 2:
@@ -92,10 +111,17 @@ def mel_filterbank(
         edges_hz = vtln_warp_freq(edges_hz, vtln_warp, vtln_low_hz, high, low_freq_hz, high_freq_hz)
     edges = hz_to_mel(edges_hz)
     bin_mel = hz_to_mel(np.arange(n_fft // 2 + 1) * sample_rate_hz / n_fft)
-    left, centre, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
-    rising = (bin_mel - left) / (centre - left)
-    falling = (right - bin_mel) / (right - centre)
-    return np.maximum(0.0, np.minimum(rising, falling))
+    # A filter weighs the bins strictly inside its edges; one with none would output the log floor
+    # on every frame. Kaldi's MelBanks refuses it ("--num-mel-bins too large"): so do we.
+    inside = np.searchsorted(bin_mel, edges[2:], "left") - np.searchsorted(bin_mel, edges[:-2], "right")
+    empty = np.flatnonzero(inside <= 0)
+    if empty.size:
+        warp = f" and VTLN warp {vtln_warp:g}" if vtln_warp != 1.0 else ""
+        raise InvalidParameterError(
+            f"n_mels={n_mels} is too many mel filters at {sample_rate_hz} Hz with a {n_fft}-point FFT "
+            f"(bins {sample_rate_hz / n_fft:g} Hz apart){warp}: {empty.size} filter(s) (first: {empty[0]}) "
+            "cover no FFT bin; use fewer filters, a longer window or a wider band")
+    return edges, bin_mel
 
 
 def window_function(name: str, length: int) -> np.ndarray:
@@ -211,9 +237,9 @@ def _frame_count(x: np.ndarray, config: FeatureConfig) -> int:
     return _n_frames(x.shape[0], config.frame_length, config.frame_shift, config.snip_edges)
 
 
-# Frames analysed at once: bounds the working memory of long recordings
-# (a block of 8 kHz frames takes ~10 MB) whatever the input length.
-_BLOCK_FRAMES = 2048
+# Samples (frames times FFT size) analysed at once: bounds the working memory of long
+# recordings and long windows (~8 MB a block: 2048 frames at 16 kHz) whatever their length.
+_BLOCK_SAMPLES = 1 << 20
 
 
 def _dither_rng(x: np.ndarray, seed: int) -> np.random.Generator:
@@ -237,8 +263,9 @@ def _power_and_energy(x: np.ndarray, config: FeatureConfig, n_frames: int, energ
     L, S, snip = config.frame_length, config.frame_shift, config.snip_edges
     # One generator drawn block after block gives the same numbers as one draw.
     rng = _dither_rng(x, config.dither_seed) if config.dither > 0 else None
-    for first in range(0, n_frames, _BLOCK_FRAMES):
-        frames = _frames(x, L, S, snip, first, min(first + _BLOCK_FRAMES, n_frames))
+    block = max(1, _BLOCK_SAMPLES // config.n_fft)
+    for first in range(0, n_frames, block):
+        frames = _frames(x, L, S, snip, first, min(first + block, n_frames))
         if rng is not None:
             frames += config.dither * rng.standard_normal(frames.shape)
         if config.remove_dc:
