@@ -463,8 +463,9 @@ def cmd_train_phones(args: argparse.Namespace) -> int:
     data = DataDir.read(args.data, require_text=True)
     # every word the transcripts use, missing ones listed in one error before any audio is read
     lexicon.check_words((w for u in data.utterances for w in data.text[u]), source=str(Path(args.data) / "text"))
-    utts = list_utterances([args.data], require_text=True)
-    feats, failures = _utterance_features(utts, features, args)
+    utts, failures = _with_words(list_utterances([args.data], require_text=True), args.data)
+    feats, bad = _utterance_features(utts, features, args)
+    failures += bad
     _report_failures(failures)
     if not feats:
         raise InvalidInputError(f"{args.data}: no utterance could be featurised")
@@ -486,8 +487,23 @@ def cmd_train_phones(args: argparse.Namespace) -> int:
                                                "data_dir": str(args.data), "lexicon": str(lexicon_path),
                                                "history": history})
     print(f"trained {len(lexicon.phones)} {kind}, {trainer.model.n_mix} Gaussian(s) per state, on "
-          f"{len(ids)} utterance(s): avg log-lik/frame {history[-1]:.3f} -> {args.output}", file=sys.stderr)
+          f"{_n_trained(ids, failures)}: avg log-lik/frame {history[-1]:.3f} -> {args.output}", file=sys.stderr)
     return EXIT_FAILURES if failures else EXIT_OK
+
+
+def _with_words(utts: Utterances, data: str) -> tuple[Utterances, list[tuple[str, str]]]:
+    """The utterances whose transcript has words, and ``(key, error)`` of the others: a batch skips
+    them; only when none is left is it an error."""
+    empty = {u for u in utts.ids if not utts.text.get(u)}
+    if len(empty) == len(utts.ids):
+        raise InvalidInputError(f"{data}: no utterance has words to train on (every transcript is empty)")
+    return (utts.subset(u for u in utts.ids if u not in empty),
+            [(utts.key[u], "transcript has no words") for u in utts.ids if u in empty])
+
+
+def _n_trained(ids: Sequence[str], failures: list) -> str:
+    """``N utterance(s)``, or ``N of M utterance(s)`` when some were skipped, for a training command's summary."""
+    return f"{len(ids)} of {len(ids) + len(failures)} utterance(s)" if failures else f"{len(ids)} utterance(s)"
 
 
 def _int_list(text: str) -> list[int]:
@@ -523,8 +539,9 @@ def cmd_train_tri(args: argparse.Namespace) -> int:
     lexicon = mono.lexicon
     data = DataDir.read(args.data, require_text=True)
     lexicon.check_words((w for u in data.utterances for w in data.text[u]), source=str(Path(args.data) / "text"))
-    utts = list_utterances([args.data], require_text=True)
-    feats, failures = _utterance_features(utts, mono.get_feature_config(), args)
+    utts, failures = _with_words(list_utterances([args.data], require_text=True), args.data)
+    feats, bad = _utterance_features(utts, mono.get_feature_config(), args)
+    failures += bad
     _report_failures(failures)
     if not feats:
         raise InvalidInputError(f"{args.data}: no utterance could be featurised")
@@ -536,7 +553,7 @@ def cmd_train_tri(args: argparse.Namespace) -> int:
     save(tri, args.output, metadata={"n_train": len(ids), "mono": str(args.mono), "data_dir": str(args.data),
                                      "history": history})
     print(f"trained {tri.n_pdfs} tied states (from {mono.n_pdfs} monophone states), {tri.n_mix} Gaussian(s) "
-          f"per state, on {len(ids)} utterance(s): avg log-lik/frame {history[-1]:.3f} -> {args.output}",
+          f"per state, on {_n_trained(ids, failures)}: avg log-lik/frame {history[-1]:.3f} -> {args.output}",
           file=sys.stderr)
     return EXIT_FAILURES if failures else EXIT_OK
 
@@ -823,9 +840,12 @@ def cmd_align(args: argparse.Namespace) -> int:
     words_of, failures = {}, []
     for u in utts.ids:
         path = utts.path[u]
-        words = utts.text.get(u) or transcripts.get(u) or transcripts.get(path) or transcripts.get(Path(path).stem)
+        words = next((w for w in (utts.text.get(u), transcripts.get(u), transcripts.get(path),
+                                  transcripts.get(Path(path).stem)) if w is not None), None)
         if words is None:
             failures.append((utts.key[u], "no transcript (keys are utterance ids, paths or file stems)"))
+        elif not words:
+            failures.append((utts.key[u], "transcript has no words"))
         else:
             words_of[u] = words
     feats, bad = _utterance_features(utts.subset(words_of), config, args)

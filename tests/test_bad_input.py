@@ -163,6 +163,24 @@ def _copy(e, name: str, new: str):
     return e.d / new
 
 
+def _three_utterances(e, name: str, text: str):
+    """A data directory of u1, u2, u3 (1_synth_0, 1_synth_1, 2_synth_0.wav) with transcripts ``text``."""
+    files = ("1_synth_0", "1_synth_1", "2_synth_0")
+    return _data_dir(e, name, text=text, utt2spk="".join(f"u{i} s1\n" for i in (1, 2, 3)),
+                     wav_scp="".join(f"u{i} {e.audio / f}.wav\n" for i, f in enumerate(files, 1)))
+
+
+def _phone_toml(e):
+    path = e.d / "phones.toml"
+    path.write_text("[features]\nsample_rate_hz = 8000\n[training]\nmixtures = [1]\nn_iter = 1\n")
+    return path
+
+
+def _text_file(e, name: str, text: str):
+    (e.d / name).write_text(text)
+    return e.d / name
+
+
 def _lexicon_file(e):
     path = e.d / "digits.lex"
     path.write_text(Lexicon.digits().to_text())
@@ -601,8 +619,6 @@ LIBRARY = [
           (GaussianMixture, "tol", float("nan")), (GaussianMixture, "reg_covar", -1.0)]],
     Case("Lexicon.pronounce", "unknown word", lambda e: Lexicon.digits().pronounce(["eleven"]), E.TranscriptError,
          "eleven"),
-    Case("parse_transcripts", "utterance without words", lambda e: parse_transcripts("utt1\n"), E.TranscriptError,
-         "no words"),
     Case("parse_transcripts", "duplicate utterance id", lambda e: parse_transcripts("u a\nu b\n"), E.TranscriptError,
          "duplicate"),
     Case("Lexicon.read", "lexiconp line without a probability", lambda e: Lexicon.from_text("a 1 ah\nb ah\n",
@@ -814,6 +830,29 @@ CLI = [
             lambda e: ["train-phones", str(_data_dir(e, "tp3")), "--lexicon", str(_lexicon_file(e)),
                        "--config", str(e.d / "tiny.toml"), "-o", str(e.out / "no" / "p.npz")],
             1, r"folder .*no does not exist"),
+    CliCase("train-phones", "an utterance with an empty transcript (skipped, reported, rest trained)",
+            lambda e: ["train-phones", str(_three_utterances(e, "tp4", "u1 one\nu2\nu3 two\n")), "--lexicon",
+                       str(_lexicon_file(e)), "--config", str(_phone_toml(e)), "-o", str(e.out / "tp4.npz")],
+            1, r"skipped u2: transcript has no words[\s\S]*on 2 of 3 utterance\(s\)",
+            lambda e: modelfile.load(e.out / "tp4.npz", with_metadata=True)[1]["n_train"] == 2
+            or pytest.fail("n_train")),
+    CliCase("train-phones", "every transcript empty (nothing to train on)",
+            lambda e: ["train-phones", str(_three_utterances(e, "tp5", "u1\nu2\nu3\n")), "--lexicon",
+                       str(_lexicon_file(e)), "--config", str(_phone_toml(e)), "-o", str(e.out / "tp5.npz")],
+            1, r"no utterance .*has words to train on",
+            lambda e: not (e.out / "tp5.npz").exists() or pytest.fail("model written")),
+    CliCase("align", "data directory with an empty transcript (skipped, reported, rest aligned)",
+            lambda e: ["align", str(e.d / "phones.npz"), str(_three_utterances(e, "al4", "u1 one\nu2\nu3 two\n")),
+                       "-o", str(e.out / "al4")],
+            1, r"skipped u2: transcript has no words[\s\S]*aligned 2 of 3",
+            lambda e: sorted(p.stem for p in (e.out / "al4").glob("*.TextGrid")) == ["u1", "u3"]
+            or pytest.fail("alignments")),
+    CliCase("align", "transcripts file with an utterance without words (skipped, reported, rest aligned)",
+            lambda e: ["align", str(e.d / "phones.npz"), str(_text_file(e, "al5.txt", "1_synth_0 one\n2_synth_0\n")),
+                       str(e.audio / "1_synth_0.wav"), str(e.audio / "2_synth_0.wav"), "-o", str(e.out / "al5")],
+            1, r"skipped .*2_synth_0\.wav: transcript has no words[\s\S]*aligned 1 of 2",
+            lambda e: [p.name for p in (e.out / "al5").glob("*.TextGrid")] == ["1_synth_0.TextGrid"]
+            or pytest.fail("alignments")),
     CliCase("train-tri", "output naming the monophone model (refused; the model kept)",
             lambda e: ["train-tri", str(_data_dir(e, "tt1")), "--mono", str(_copy(e, "phones.npz", "mono.npz")),
                        "-o", str(e.d / "mono.npz")],

@@ -351,16 +351,58 @@ def test_three_takes_per_digit_with_huge_mixtures_train_finite_loadable_models(s
 
 
 def test_negative_eigenvalues_raised_to_zero_and_non_finite_matrices_left_alone():
-    """ML scatter with a rounding-negative eigenvalue becomes the nearest PSD matrix; a matrix
-    with NaN or infinity stays as it is for the caller's check to report (LAPACK's eigvalsh
-    returns finite garbage for it, which must not turn it into a 'valid' covariance)."""
-    from gmmhmm.mixture.estimate import _nonnegative_definite
+    """Without a floor, ML scatter with a rounding-negative eigenvalue becomes the nearest PSD
+    matrix; a matrix with NaN or infinity stays as it is for the caller's check to report
+    (LAPACK's eigvalsh returns finite garbage for it, which must not turn it into a 'valid'
+    covariance)."""
+    from gmmhmm.mixture.estimate import _apply_floor
 
     v = np.array([[0.6, 0.8], [-0.8, 0.6]])
     indefinite = v @ np.diag([2.0, -1e-7]) @ v.T
     stack = np.stack([np.full((2, 2), np.nan), indefinite, np.eye(2), [[np.inf, 0.0], [0.0, 1.0]]])
-    out = _nonnegative_definite(stack)
-    assert np.isnan(out[0]).all() and out[3, 0, 0] == np.inf
-    np.testing.assert_allclose(out[1], v @ np.diag([2.0, 0.0]) @ v.T, atol=1e-15)
-    assert np.linalg.eigvalsh(out[1]).min() >= -1e-15
-    np.testing.assert_array_equal(out[2], np.eye(2))
+    for floor in (np.zeros(2), np.full(2, 1e-3)):
+        out, n_floored = _apply_floor(stack, floor, "full")
+        assert np.isnan(out[0]).all() and out[3, 0, 0] == np.inf
+        np.testing.assert_allclose(out[1], v @ np.diag([2.0, floor[0]]) @ v.T, atol=1e-15)
+        assert np.linalg.eigvalsh(out[1]).min() >= floor[0] * (1 - 1e-12) - 1e-15
+        np.testing.assert_array_equal(out[2], np.eye(2))
+        assert n_floored == (1 if floor[0] else 0)  # raising rounding negatives to 0 is no flooring
+
+
+def _brute_force_full_update(X, resp, floor, reg_covar, tied_groups=None):
+    """Per component: centred weighted scatter / n + reg, then C >= floor*I by one eigh each (a loop)."""
+    n = resp.sum(axis=0)
+    means = (resp.T @ X) / n[:, None]
+    scatters = np.stack([(resp[:, k, None] * (X - means[k])).T @ (X - means[k]) for k in range(len(n))])
+    if tied_groups is None:
+        covs = scatters / n[:, None, None]
+    else:
+        g = resp.shape[1] // tied_groups
+        covs = np.stack([scatters[i * g:(i + 1) * g].sum(0) / n[i * g:(i + 1) * g].sum() for i in range(tied_groups)])
+    out = []
+    for c in covs + reg_covar * np.eye(X.shape[1]):
+        lam, v = np.linalg.eigh(c)
+        out.append(c if lam.min() >= floor else (v * np.maximum(lam, floor)) @ v.T)
+    return means, np.stack(out)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("covariance_type", ["full", "tied"])
+def test_full_and_tied_updates_match_a_brute_force_floor_and_the_floor_holds_after_every_update(
+        covariance_type, seed):
+    """One eigendecomposition per matrix per update (the floor step also makes the ML moments
+    positive semi-definite): the same parameters as per-matrix centred scatter, regularised
+    and floored by its own eigh, and after every update no eigenvalue below the floor."""
+    rng = np.random.default_rng(seed)
+    D, K = 5, 6
+    X = rng.normal(size=(120, D)) @ rng.normal(size=(D, D)) * rng.uniform(0.05, 1.0, D) + 0.5
+    for step, (floor, reg) in enumerate([(0.0, 0.0), (0.0, 1e-6), (1e-3, 0.0), (0.05, 1e-6), (0.3, 0.0)]):
+        resp = rng.dirichlet(np.full(K, 0.3), size=len(X))
+        stats = GaussianStats.from_posteriors(X, resp, "full")
+        groups = 2 if covariance_type == "tied" else None
+        new, _ = update_gaussians(stats, covariance_type, GaussianUpdateOptions(variance_floor=floor, reg_covar=reg),
+                                  n_mix=K // 2 if groups else None)
+        means, covs = _brute_force_full_update(X, resp, floor, reg, groups)
+        np.testing.assert_allclose(new.means, means, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(np.asarray(new.covars), covs, rtol=1e-10, atol=1e-12)
+        assert np.linalg.eigvalsh(np.asarray(new.covars)).min() >= floor * (1 - 1e-12) - 1e-15, step

@@ -393,6 +393,29 @@ def test_float32_fit_with_a_feature_constant_within_each_cluster(covariance_type
     assert got.score(X) == pytest.approx(ref.score(X), abs=0.1)
 
 
+@pytest.mark.parametrize("separation", [0.0, 300.0, 3000.0])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_float32_variances_of_data_far_from_the_origin_and_from_each_other(covariance_type, separation):
+    """float32 rows near 1e4 with unit spread: sum(x^2)/n - mean^2 cancels catastrophically in
+    float32. Centring on the mean of the means saves one cluster, not clusters hundreds of
+    standard deviations from that centre (float32 sums lose about eps32 * (distance/std)^2 of a
+    variance: 64% at 3000 std, variances below zero). The variances must match numpy's float64
+    ones of the same float32 rows."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 4000)
+    offsets = 1e4 + separation * np.array([[0.0, 0.0], [1.0, -0.5], [-1.0, 1 / 3]])
+    X = (rng.normal(size=(len(labels), 2)) * [1.0, 0.5] + offsets[labels]).astype(np.float32)
+    Xd = X.astype(np.float64)
+    k = 3 if separation else 1
+    cov = np.stack([np.cov(Xd[labels == j] if k > 1 else Xd, rowvar=False, bias=True) for j in range(k)])
+    want = {"full": cov, "tied": cov.mean(axis=0), "diag": np.diagonal(cov, axis1=1, axis2=2),
+            "spherical": np.diagonal(cov, axis1=1, axis2=2).mean(axis=1)}[covariance_type]
+    gm = GaussianMixture(k, covariance_type=covariance_type, dtype="float32", reg_covar=0.0, tol=0.0, max_iter=2,
+                         means_init=offsets[:k], random_state=0).fit(X)
+    assert gm.covariances_.dtype == np.float32
+    np.testing.assert_allclose(gm.covariances_, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
 def test_failed_fit_leaves_the_model_as_it_was():
     """A fit that raises changes nothing: a fitted model keeps its parameters, and an unfitted
     warm-start model is not left half-initialised (the next fit crashed with AttributeError,

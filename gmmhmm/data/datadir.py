@@ -218,7 +218,10 @@ class DataDir:
         path : folder holding ``wav.scp`` and ``utt2spk`` (``text`` unless
             ``require_text=False``; ``spk2utt`` and ``segments`` optional)
         require_text : bool
-            Every utterance must have a transcript (training, alignment, scoring).
+            Every utterance must have a line in ``text`` (training, alignment,
+            scoring). A line of the id alone is an utterance without words
+            (``[]``, Kaldi's spelling): what to do with it is the caller's
+            choice (the training and alignment commands skip it).
         check_audio : bool
             Every audio file must exist.
 
@@ -263,10 +266,6 @@ class DataDir:
         _check_covers(d, utt_file, utt_lines, "utt2spk", utt2spk, "speaker")
         if require_text:
             _check_covers(d, utt_file, utt_lines, "text", text, "transcript")
-            empty = sorted(u for u in utt_lines if not text[u])
-            if empty:
-                raise DataDirError(f"{d / 'text'}: utterance {empty[0]!r} has no words"
-                                   + (f" (and {len(empty) - 1} more)" if len(empty) > 1 else ""))
         out = cls(wav, text, utt2spk, segments, d)
         if (d / "spk2utt").is_file():
             _check_spk2utt(d / "spk2utt", out)

@@ -260,14 +260,15 @@ def _parse_line(fields: list[str], fmt: str, source: str, lineno: int) -> tuple[
 
 
 def parse_transcripts(text: str, source: str = "transcripts") -> dict[str, list[str]]:
-    """Parse ``utt_id word word ...`` lines into ``{utt_id: [word, ...]}``."""
+    """Parse ``utt_id word word ...`` lines into ``{utt_id: [word, ...]}``.
+
+    A line of the id alone is an utterance without words (``[]``), as in a
+    Kaldi ``text``; `gmmhmm align` skips and reports it."""
     out: dict[str, list[str]] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if not fields or fields[0].startswith("#"):
             continue
-        if len(fields) < 2:
-            raise TranscriptError(f"{source}:{lineno}: utterance {fields[0]!r} has no words")
         if fields[0] in out:
             raise TranscriptError(f"{source}:{lineno}: duplicate utterance id {fields[0]!r}")
         out[fields[0]] = fields[1:]

@@ -496,15 +496,23 @@ def _use_parallel(parallel, offsets, n_states):
     return len(offsets) > 2 and (offsets[-1] * n_states * n_states) >= _PARALLEL_MIN_WORK
 
 
+# The parallel log-space pass splits the sequences into at most this many contiguous groups,
+# each summing its expected transitions into its own S x S matrix: memory that does not grow
+# with the number of sequences, and sums that do not depend on the thread count.
+_XI_GROUPS = 64
+
+
 @njit(cache=True, parallel=True)
 def _fb_log_multi_parallel(startprob, transmat, endprob, framelogprob, offsets,
                            log_probs, posteriors, xi_parts):
     log_start, log_trans, log_end = np.log(startprob), np.log(transmat), np.log(endprob)
     trans_t = np.ascontiguousarray(transmat.T)
-    for k in prange(offsets.shape[0] - 1):
-        a, b = offsets[k], offsets[k + 1]
-        log_probs[k] = _fb_log_one(log_start, log_trans, transmat, trans_t, log_end,
-                                   framelogprob[a:b], posteriors[a:b], xi_parts[k])
+    n_seq, n_groups = offsets.shape[0] - 1, xi_parts.shape[0]
+    for g in prange(n_groups):
+        for k in range(g * n_seq // n_groups, (g + 1) * n_seq // n_groups):
+            a, b = offsets[k], offsets[k + 1]
+            log_probs[k] = _fb_log_one(log_start, log_trans, transmat, trans_t, log_end,
+                                       framelogprob[a:b], posteriors[a:b], xi_parts[g])
 
 
 @njit(cache=True)
@@ -555,7 +563,7 @@ def forward_backward_multi(startprob, transmat, endprob, framelogprob, offsets, 
     with np.errstate(divide="ignore"):
         if use_log:
             if par:
-                xi_parts = np.zeros((n_seq, s, s))
+                xi_parts = np.zeros((min(n_seq, _XI_GROUPS), s, s))
                 _fb_log_multi_parallel(startprob, transmat, endprob, framelogprob, offsets,
                                        log_probs, posteriors, xi_parts)
                 return log_probs, posteriors, xi_parts.sum(axis=0)

@@ -220,49 +220,39 @@ def _ml_moments(stats: GaussianStats, covariance_type: str) -> tuple[np.ndarray,
     The covariance is centred on the exact mean first, ``s2/n - m m^T``, so a
     component owning a single point gets exactly 0, as scikit-learn's centred
     computation does. Pooled tied statistics give the pooled scatter instead.
+    Rounding can leave these moments slightly negative along a narrow
+    direction (float32 E-steps above all): variances are clipped at 0 here,
+    matrices by the floor step (:func:`_apply_floor`), which decomposes each
+    of them once anyway.
     """
     n = stats.n
     n_safe = np.where(n > 0, n, 1.0)
     m = stats.s1 / n_safe[:, None]
     if stats.covariance_type == "tied":  # pooled: sum_k n_k C_k = s2 - sum_k s1_k s1_k^T / n_k
         scatter = stats.s2 - np.einsum("ki,kj->ij", m * n[:, None], m)
-        return m, _nonnegative_definite(0.5 * (scatter + scatter.T))
+        return m, 0.5 * (scatter + scatter.T)
     if stats.covariance_type == "full":
         c = stats.s2 / n_safe[:, None, None] - m[:, :, None] * m[:, None, :]
         c = 0.5 * (c + np.swapaxes(c, 1, 2))
         if covariance_type in ("diag", "spherical"):
             return m, np.maximum(np.diagonal(c, axis1=1, axis2=2), 0.0)
-        return m, _nonnegative_definite(c)
+        return m, c
     return m, np.maximum(stats.s2 / n_safe[:, None] - m**2, 0.0)
 
 
-def _nonnegative_definite(covars: np.ndarray) -> np.ndarray:
-    """Symmetric matrices (..., D, D) with negative eigenvalues raised to 0.
+def _apply_floor(covars: np.ndarray, floor: np.ndarray, covariance_type: str,
+                 reg_covar: float = 0.0) -> tuple[np.ndarray, int]:
+    """Raise covariances to the floor (D,); returns (floored, number of variances / directions raised).
 
-    A scatter matrix has none; the moments ``s2/n - m m^T`` get them from
-    rounding when a component is narrow along some direction compared with
-    its distance from the point the statistics were centred on (float32
-    E-steps above all). The variances of diag and spherical are clipped at
-    0 for the same reason.
+    Full / tied: the floor is in the Loewner order, C >= diag(floor) (Kaldi
+    SpMatrix::ApplyFloor): whiten by the floor, raise eigenvalues below 1 to
+    1, unwhiten. The same decomposition keeps the promise of ``reg_covar``
+    (added to a scatter, which is never negative): C >= reg_covar I, so the
+    eigenvalues rounding left negative (float32 E-steps above all) are raised
+    too, to 0 when there is neither. Matrices holding NaN or infinity are
+    left as they are for the caller's check to report (LAPACK's answer for
+    them is unspecified).
     """
-    D = covars.shape[-1]
-    mats = covars.reshape(-1, D, D)
-    # only finite ones: LAPACK's answer for NaN is unspecified; the caller reports those
-    bad = np.isfinite(mats).all(axis=(1, 2))
-    bad[bad] = np.linalg.eigvalsh(mats[bad])[:, 0] < 0
-    if not bad.any():
-        return covars
-    lam, vec = np.linalg.eigh(mats[bad])
-    out = mats.copy()
-    fixed = (vec * np.maximum(lam, 0.0)[:, None, :]) @ np.swapaxes(vec, 1, 2)
-    out[bad] = 0.5 * (fixed + np.swapaxes(fixed, 1, 2))
-    return out.reshape(covars.shape)
-
-
-def _apply_floor(covars: np.ndarray, floor: np.ndarray, covariance_type: str) -> tuple[np.ndarray, int]:
-    """Raise covariances to the floor (D,); returns (floored, number of variances / directions raised)."""
-    if not np.any(floor > 0):
-        return covars, 0
     if covariance_type == "diag":
         low = covars < floor
         return np.where(low, floor, covars), int(low.sum())
@@ -270,24 +260,27 @@ def _apply_floor(covars: np.ndarray, floor: np.ndarray, covariance_type: str) ->
         f = floor.mean()
         low = covars < f
         return np.where(low, f, covars), int(low.sum())
-    # Full / tied: floor in the Loewner order, C >= diag(floor) (Kaldi SpMatrix::ApplyFloor):
-    # whiten by the floor, raise eigenvalues below 1 to 1, unwhiten.
     D = floor.shape[0]
-    f = np.maximum(floor, floor.max() * 1e-12)  # a zero floor in some dimension: almost no floor there
-    s = np.sqrt(f)
+    floored = bool(np.any(floor > 0))
+    f = np.maximum(floor, reg_covar)
+    # a zero floor in some dimension: almost no floor there
+    s = np.sqrt(np.maximum(f, f.max() * 1e-12)) if f.max() > 0 else np.ones(D)
+    lowest = 1.0 if f.max() > 0 else 0.0
     mats = covars.reshape(-1, D, D)
     white = mats / s[:, None] / s[None, :]
-    lam, vec = np.linalg.eigh(white)
-    low = lam < 1.0
+    lam = np.full((len(mats), D), np.inf)
+    finite = np.isfinite(white).all(axis=(1, 2))
+    lam[finite] = np.linalg.eigvalsh(white[finite])  # one decomposition per matrix; vectors only where needed
+    low = lam < lowest
     bad = low.any(axis=1)
     if not bad.any():
         return covars, 0
     out = mats.copy()
-    v = vec[bad]
-    fixed = (v * np.maximum(lam[bad], 1.0)[:, None, :]) @ np.swapaxes(v, 1, 2)
+    lam, v = np.linalg.eigh(white[bad])
+    fixed = (v * np.maximum(lam, lowest)[:, None, :]) @ np.swapaxes(v, 1, 2)
     fixed = 0.5 * (fixed + np.swapaxes(fixed, 1, 2))
     out[bad] = fixed * s[:, None] * s[None, :]
-    return out.reshape(covars.shape), int(low.sum())
+    return out.reshape(covars.shape), int(low.sum()) if floored else 0
 
 
 def update_gaussians(stats: GaussianStats, covariance_type: str, options: GaussianUpdateOptions | None = None,
@@ -413,7 +406,7 @@ def update_gaussians(stats: GaussianStats, covariance_type: str, options: Gaussi
                 covars = covars[0]
         floor = np.maximum(_broadcast(options.variance_floor, (D,), "variance_floor"),
                            options.variance_floor_fraction * global_variance(stats))
-        covars, n_floored = _apply_floor(covars, floor, covariance_type)
+        covars, n_floored = _apply_floor(covars, floor, covariance_type, options.reg_covar)
 
     # weights
     weights = previous.weights

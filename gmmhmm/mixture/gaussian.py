@@ -190,7 +190,9 @@ class DensityPlan:
             self.U = u.astype(dtype)
             mu_u = mu @ u
             self.mu_u_t = np.ascontiguousarray(mu_u.T, dtype=dtype)  # (D, K)
-            self.b = (-0.5 * (mu_u**2).sum(axis=1) + const).astype(dtype)
+            distance2 = (mu_u**2).sum(axis=1)
+            self.max_distance2 = float(distance2.max(initial=0.0))
+            self.b = (-0.5 * distance2 + const).astype(dtype)
             return
         if covariance_type in ("diag", "spherical"):
             prec = u**2 if covariance_type == "diag" else np.repeat((u**2)[:, None], d, axis=1)
@@ -201,7 +203,11 @@ class DensityPlan:
             iu, ju, factor = _triu_weights(d)
             quad_w = -0.5 * factor * prec[:, iu, ju]
             p_mu = np.einsum("kij,kj->ki", prec, mu)
-        b = -0.5 * (mu * p_mu).sum(axis=1) + const
+        distance2 = (mu * p_mu).sum(axis=1)
+        #: largest squared Mahalanobis distance of a mean from the centre: sums of design rows
+        #: lose about eps * max_distance2 of a variance to cancellation
+        self.max_distance2 = float(distance2.max(initial=0.0))
+        b = -0.5 * distance2 + const
         self.W = np.ascontiguousarray(np.concatenate([quad_w, p_mu, b[:, None]], axis=1).T, dtype=dtype)  # (F, K)
 
     @property
@@ -219,11 +225,11 @@ class DensityPlan:
         return int(max(64, min(2048, _BLOCK_ELEMENTS // max(self.n_design, self.n_components))))
 
     def design(self, Xb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """Design rows of a block: ``(n, n_design)``; for tied, ``(x - c) @ U``."""
+        """Design rows of a block: ``(n, n_design)``, in ``out``'s dtype if given; for tied, ``(x - c) @ U``."""
         n = Xb.shape[0]
         if Xb.ndim != 2 or Xb.shape[1] != self.n_features:  # the compiled fill trusts the widths
             raise DimensionMismatchError(f"rows have shape {Xb.shape}; the Gaussians have {self.n_features} features")
-        center = self.center.astype(self.dtype)
+        center = self.center.astype(self.dtype if out is None else out.dtype)
         if self.covariance_type == "tied":
             return (np.asarray(Xb, dtype=self.dtype) - center) @ self.U
         if out is None:

@@ -89,6 +89,8 @@ class MixtureStats:
         return NotImplemented
 
 
+# Relative error of a variance above which a float32 E-step sums its statistics in float64
+_STATS_RTOL = 1e-5
 _ILL_DEFINED = ("Fitting the mixture model failed because some components have ill-defined empirical "
                 "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
                 "number of components, increase reg_covar, or scale the input data.")
@@ -397,11 +399,16 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         k, d = self.means_.shape
         dt = self.means_.dtype
         plan = DensityPlan(self.means_, self.precisions_cholesky_, ct, dtype=dt, log_weights=np.log(self.weights_))
-        center = plan.center.astype(dt)
         step = plan.block_rows()
         n = X.shape[0]
         cutoff = _kernels.flush_cutoff(dt)
         buffers = threading.local()  # one set of work arrays per thread
+        # float32 design rows and sums of rows centred on the mean of the means lose about
+        # eps32 * max_distance2 of a variance (means far apart compared with their spread): then
+        # the statistics are summed from float64 rows (the densities stay float32)
+        exact = dt == np.float32 and np.finfo(dt).eps * plan.max_distance2 > _STATS_RTOL
+        stats_dt = np.dtype(np.float64) if exact else dt
+        center = plan.center.astype(stats_dt)
 
         def block(start: int):
             """Centred sums of one block of rows weighted by its posteriors, its
@@ -412,16 +419,20 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
             if not hasattr(buffers, "lp"):
                 rows = min(step, n)
                 buffers.design = None if ct == "tied" else np.empty((rows, plan.n_design), dtype=dt)
+                buffers.exact = np.empty((rows, plan.n_design), dtype=stats_dt) if exact and ct != "tied" else None
                 buffers.lp = np.empty((rows, k), dtype=dt)
                 buffers.norm = np.empty(rows, dtype=dt)
             design = plan.design(xb, buffers.design)
             lp = plan.log_density(design, out=buffers.lp[:m])
             ll = _kernels.normalize_log_resp(lp, wb, buffers.norm[:m], cutoff)  # lp := w_t * posterior
+            lp = np.asarray(lp, dtype=stats_dt)
             if ct == "tied":
-                xc = np.empty((m, d + 1), dtype=dt)
+                xc = np.empty((m, d + 1), dtype=stats_dt)
                 np.subtract(xb, center, out=xc[:, :d])
                 xc[:, d] = 1.0
                 return (xc.T @ lp).T, (xc[:, :d] * wb[:, None]).T @ xc[:, :d], ll
+            if exact:
+                design = plan.design(xb, buffers.exact)
             return (design.T @ lp).T, None, ll
 
         # Statistics of the centred rows x - c in float64 accumulators. The
