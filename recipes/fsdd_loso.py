@@ -503,9 +503,14 @@ def fold_speakers(data: Corpora, held_out: list[str] | None) -> list[str]:
     return held_out or speakers
 
 
+def training_utterances(data: Corpora, held_out: tuple[str, ...]) -> list[str]:
+    """What a fold (or a nested pair) trains on: AN4's training speakers and the FSDD speakers not held out."""
+    return data.an4_ids("train") + data.fsdd_ids(exclude=held_out)
+
+
 def fold_models(cfg: dict, lexicon: Lexicon, data: Corpora, speaker: str, out: Path) -> tuple[dict, dict]:
     """Every system trained without FSDD ``speaker`` (``folds/<speaker>/<system>.model.npz``)."""
-    return train_all(cfg, lexicon, data, data.an4_ids("train") + data.fsdd_ids(exclude=(speaker,)),
+    return train_all(cfg, lexicon, data, training_utterances(data, (speaker,)),
                      out / "folds" / speaker)
 
 
@@ -571,7 +576,7 @@ def stage_fold_decode(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, o
             if name not in fold["systems"]:
                 fold["systems"][name] = evaluate(cfg, models, system, lexicon, data, speaker, tuned)
                 fold["systems"][name]["n_gaussians"] = models[system["model"]].n_mix
-        fold.update(speaker=speaker, n_train=len(data.an4_ids("train") + data.fsdd_ids(exclude=(speaker,))),
+        fold.update(speaker=speaker, n_train=len(training_utterances(data, (speaker,))),
                     train_seconds={k: v["train_seconds"] for k, v in info.items()})
         atomic_write_text(path, json.dumps(fold, indent=1))
         folds.append(fold)
@@ -658,7 +663,7 @@ def stage_nested(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, out: P
     done: dict[tuple[str, str], dict] = {}
     for pair in parse_pairs(data, pairs):
         path = out / "nested" / f"{pair[0]}+{pair[1]}.json"
-        train_utts = data.an4_ids("train") + data.fsdd_ids(exclude=pair)
+        train_utts = training_utterances(data, pair)
         models, info = train_all(cfg, lexicon, data, train_utts, out / "nested" / "+".join(pair))
         key = decoding_key(cfg, tuned, info)
         res = json.loads(path.read_text()) if path.is_file() else {}
@@ -686,7 +691,7 @@ def stage_nested(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, out: P
     folds = {}
     for speaker in fold_speakers(data, None):
         path = out / "folds" / f"{speaker}.json"
-        utts = data.an4_ids("train") + data.fsdd_ids(exclude=(speaker,))
+        utts = training_utterances(data, (speaker,))
         keys = {s: {"training_key": training_key(cfg, s, utts)} for s in an4_systems(cfg)}  # (never trains)
         folds[speaker] = json.loads(path.read_text()) if path.is_file() else {}
         if folds[speaker].get("decoding_key") != decoding_key(cfg, tuned, keys):
