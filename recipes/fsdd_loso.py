@@ -51,7 +51,11 @@ Stages (``--stage N`` / ``--stop-stage N`` as in ``recipes/an4.py``):
                 chain is trained without both (``nested/<a>+<b>/``) and each is
                 decoded by every system (``nested/<a>+<b>.json``); fold f takes
                 the system most accurate on the other speakers' takes
-                (:func:`nested_choice`). ``--pair A+B`` runs some pairs.
+                (:func:`nested_choice`). ``--pair A+B`` runs some pairs. With a
+                ``[nested]`` grid, each MAP system is replaced by one candidate
+                per (tau, passes) (:func:`candidates`), chosen jointly with the
+                system; only the chosen candidate then decodes the held-out
+                speaker (with stage 3's models).
 
 Prints Kaldi-style lines (``%ACC`` per held-out speaker and their mean,
 ``%WER``/``%SER`` of the AN4 digit strings) per system and, when every fold
@@ -407,34 +411,42 @@ def recognise(cfg: dict, models: dict[str, PhoneModelSet], system: dict, lexicon
                                                     si_model=si, **fmllr)
             decoded = _FMLLR_PASSES[key]
             results = decoded.adapted
-            if "map_tau" in adapt:
-                results = map_pass(model, graph, lexicon, feats, utt2spk, decoded, o, sil_prob, adapt["map_tau"],
-                                   adapt["map_n_iter"])
+            if "map_tau" in adapt:  # passes of one tau extend each other: pass n starts from pass n - 1
+                passes = _FMLLR_PASSES.setdefault((key, adapt["map_tau"]), [])
+                map_passes(model, graph, lexicon, feats, utt2spk, decoded, o, sil_prob, adapt["map_tau"],
+                           adapt["map_n_iter"], passes)
+                results = passes[adapt["map_n_iter"] - 1] if adapt["map_n_iter"] else results
         out.append([[w for w in results[u].words if w != lexicon.silence] if results.get(u) else [] for u in utts])
     return out
 
 
-def map_pass(model: PhoneModelSet, graph, lexicon: Lexicon, feats: dict[str, np.ndarray], utt2spk: dict[str, str],
-             decoded, opts: SearchOptions, sil_prob: float, tau: float, n_iter: int) -> dict:
-    """Per speaker, ``n_iter`` times: MAP means (prior: ``model``) from the latest hypotheses on the
-    fMLLR features, then decode again."""
-    results = dict(decoded.adapted)
+def map_passes(model: PhoneModelSet, graph, lexicon: Lexicon, feats: dict[str, np.ndarray],
+               utt2spk: dict[str, str], decoded, opts: SearchOptions, sil_prob: float, tau: float, n_iter: int,
+               passes: list[dict]) -> list[dict]:
+    """Extend ``passes`` (the results after MAP pass 1, 2, ...) to ``n_iter`` passes and return it.
+
+    Each pass, per speaker: MAP means (prior: ``model``) from the latest hypotheses on the fMLLR
+    features, then decode again. Speakers are independent, so pass n of every speaker follows
+    pass n - 1 of every speaker; a speaker without a hypothesis keeps its results.
+    """
     by_spk: dict[str, list[str]] = {}
     for u in feats:
         by_spk.setdefault(utt2spk.get(u, u), []).append(u)
-    for spk, utts in by_spk.items():
-        Xa = apply_speaker_transforms([feats[u] for u in utts], [spk] * len(utts), decoded.transforms)
-        for _ in range(n_iter):
-            hyp = [u for u in utts if results.get(u) and results[u].words]
-            graphs = [transcript_graph(model, results[u].words, lexicon, sil_prob) for u in hyp]
+    Xa = {spk: apply_speaker_transforms([feats[u] for u in utts], [spk] * len(utts), decoded.transforms)
+          for spk, utts in by_spk.items()} if len(passes) < n_iter else {}
+    while len(passes) < n_iter:
+        results = dict(passes[-1] if passes else decoded.adapted)
+        for spk, utts in by_spk.items():
+            hyp = [k for k, u in enumerate(utts) if results.get(u) and results[u].words]
+            graphs = [transcript_graph(model, results[utts[k]].words, lexicon, sil_prob) for k in hyp]
             # statistics of the transformed features: identity transform on Xa
-            stats = speaker_fmllr_stats(model, [Xa[utts.index(u)] for u in hyp], graphs, [spk] * len(hyp),
-                                        gaussian=True)
+            stats = speaker_fmllr_stats(model, [Xa[spk][k] for k in hyp], graphs, [spk] * len(hyp), gaussian=True)
             if spk not in stats:
-                break
+                continue
             adapted = map_adapt(model, stats[spk], tau=tau)
-            results.update(decode_grid(graph, dict(zip(utts, adapted.state_log_likelihood_many(Xa))), [opts])[0])
-    return results
+            results.update(decode_grid(graph, dict(zip(utts, adapted.state_log_likelihood_many(Xa[spk]))), [opts])[0])
+        passes.append(results)
+    return passes
 
 
 def digit_string_errors(cfg: dict, models: dict, system: dict, lexicon: Lexicon, data: Corpora, utts: list[str],
@@ -539,9 +551,10 @@ def evaluate(cfg: dict, models: dict, system: dict, lexicon: Lexicon, data: Corp
 
 
 def decoding_key(cfg: dict, tuned: dict, info: dict[str, dict]) -> str:
-    """What a fold's results depend on: the whole config but its output folder and process count,
-    the dev choices, and the models' training keys (``info`` of :func:`train_all`)."""
-    settings = {k: v for k, v in cfg.items() if k != "output"}
+    """What a fold's results depend on: the whole config but its output folder, process count and
+    ``[nested]`` grid (a grid candidate's name holds its settings), the dev choices, and the
+    models' training keys (``info`` of :func:`train_all`)."""
+    settings = {k: v for k, v in cfg.items() if k not in ("output", "nested")}  # [nested] names its candidates
     settings["data"] = {k: v for k, v in cfg["data"].items() if k != "n_jobs"}
     blob = json.dumps([settings, tuned, {s: v["training_key"] for s, v in info.items()}], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -626,6 +639,30 @@ def parse_pairs(data: Corpora, pairs: list[str] | None) -> list[tuple[str, str]]
     return list(dict.fromkeys(chosen))
 
 
+def candidates(cfg: dict, tuned: dict) -> dict[str, dict]:
+    """Stage 5's candidates, least to most adapted: :func:`systems`, with each MAP system replaced
+    by one candidate per ``[nested]`` (tau, passes), named ``<system>[tau=T,n=N]`` and ordered by
+    passes, then by decreasing tau (fewer passes and a larger tau adapt less). Empty grids: the
+    systems themselves."""
+    grid = cfg.get("nested", {})
+    taus, n_iters = grid.get("map_taus", []), grid.get("map_n_iters", [])
+    if bool(taus) != bool(n_iters):
+        raise InvalidParameterError("[nested] map_taus and map_n_iters are both empty or both given")
+    if any(t <= 0 for t in taus) or any(int(n) != n or n < 1 for n in n_iters):
+        raise InvalidParameterError(f"[nested] needs map_taus > 0 and map_n_iters >= 1 (integers), got "
+                                    f"{taus} and {n_iters}")
+    out: dict[str, dict] = {}
+    for name, system in systems(cfg, tuned).items():
+        if not taus or "map_tau" not in (system["adapt"] or {}):
+            out[name] = system
+            continue
+        for n in sorted(set(n_iters)):
+            for tau in sorted(set(taus), reverse=True):
+                out[f"{name}[tau={tau:g},n={int(n)}]"] = {
+                    "model": system["model"], "adapt": {**system["adapt"], "map_tau": float(tau), "map_n_iter": int(n)}}
+    return out
+
+
 def nested_choice(inner: dict[str, dict[str, dict[str, dict]]], names: list[str]) -> dict[str, dict]:
     """Per outer fold, the decoding system with the highest accuracy over the pooled inner held-out takes.
 
@@ -658,7 +695,7 @@ def stage_nested(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, out: P
     if len(fold_speakers(data, None)) < 2:
         logger.warning("the nested choice needs at least two FSDD speakers; stage 5 does nothing")
         return None
-    decoders = systems(cfg, tuned)
+    decoders = candidates(cfg, tuned)
     names = list(decoders)
     done: dict[tuple[str, str], dict] = {}
     for pair in parse_pairs(data, pairs):
@@ -698,6 +735,13 @@ def stage_nested(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, out: P
             logger.warning("%s: missing or decoded with other settings; the nested choice is made, but its "
                            "figures wait for stage 4 of every fold", path)
             return {"chosen": chosen}
+    for speaker, fold in folds.items():  # a grid candidate decodes the held-out speaker only once chosen
+        system = chosen[speaker]["system"]
+        if system not in fold["systems"]:
+            models, _ = fold_models(cfg, lexicon, data, speaker, out)  # stage 3's models, read back
+            fold["systems"][system] = evaluate(cfg, models, decoders[system], lexicon, data, speaker, tuned)
+            fold["systems"][system]["n_gaussians"] = models[decoders[system]["model"]].n_mix
+            atomic_write_text(out / "folds" / f"{speaker}.json", json.dumps(fold, indent=1))
     lines, accuracy = [], {}
     for speaker, fold in folds.items():
         system = chosen[speaker]["system"]

@@ -29,6 +29,10 @@ TAKES = 4
 #: decoding systems, least to most adapted (tri3 is trained with SAT, so decoded only with fMLLR)
 SYSTEMS = ["mono", "tri1", "tri2", "mono+fmllr", "mono+fmllr+map", "tri3+fmllr", "tri3+fmllr+map"]
 CHAIN = ["mono", "tri1", "tri2", "tri3"]
+#: stage 5's candidates under the slice's [nested] grid (taus 10 and 5, passes 1 and 2)
+GRID = [f"[tau={t},n={n}]" for n in (1, 2) for t in (10, 5)]
+CANDIDATES = (SYSTEMS[:4] + ["mono+fmllr+map" + g for g in GRID] + ["tri3+fmllr"]
+              + ["tri3+fmllr+map" + g for g in GRID])
 
 ACC_LINE = re.compile(r"^%ACC (\d+\.\d\d) \[ (\d+) / (\d+) \] fsdd_heldout_(\w+) (\S+) ")
 WER_LINE = re.compile(r"^%WER (\d+\.\d\d) \[ (\d+) / (\d+), \d+ ins, \d+ del, \d+ sub \] an4_test_digits "
@@ -46,7 +50,7 @@ def slice_settings(fsdd_dir, an4_path) -> list[str]:
                 "tri1.max_leaves": "60", "tri2.lda_dim": "20", "tri2.splice": "2", "tri2.n_iter": "2",
                 "tri2.mllt_iters": "[0, 1]", "tri3.n_iter": "2", "tri3.fmllr_iters": "[0]",
                 "vtln.n_components": "4", "vtln.n_iter": "1", "vtln.min_warp": "0.9", "vtln.max_warp": "1.1",
-                "vtln.step": "0.05"}
+                "vtln.step": "0.05", "nested.map_taus": "[5.0, 10.0]", "nested.map_n_iters": "[2, 1]"}
     return [f"{k}={v}" for k, v in settings.items()]
 
 
@@ -307,12 +311,13 @@ def test_nested_stage_chooses_each_fold_from_the_other_speakers_models(small_run
     out, report, _ = small_run
     a, b = FSDD_SPEAKERS
     res = json.loads((out / "nested" / f"{a}+{b}.json").read_text())
-    assert set(res["speakers"]) == {a, b} and all(set(v) == set(SYSTEMS) for v in res["speakers"].values())
+    assert set(res["speakers"]) == {a, b} and all(set(v) == set(CANDIDATES) for v in res["speakers"].values())
     assert report["nested"]["chosen"] == loso.nested_choice({a: {b: res["speakers"][b]}, b: {a: res["speakers"][a]}},
-                                                            SYSTEMS)
-    folds = {f["speaker"]: f for f in report["loso"]["folds"]}
-    for s, c in report["nested"]["chosen"].items():
-        assert report["nested"]["accuracy"][s] == folds[s]["systems"][c["system"]]["accuracy"]
+                                                            CANDIDATES)
+    for s, c in report["nested"]["chosen"].items():  # a grid candidate decoded the held-out speaker once chosen
+        fold = json.loads((out / "folds" / f"{s}.json").read_text())
+        assert report["nested"]["accuracy"][s] == fold["systems"][c["system"]]["accuracy"]
+        assert set(fold["systems"]) == set(SYSTEMS) | {c["system"]}
     lines = (out / "RESULTS").read_text().splitlines()
     mean = [ln for ln in lines if "by nested leave-one-speaker-out (best stage)" in ln]
     assert mean and mean[-1].startswith(f"%ACC {100 * report['nested']['mean_accuracy']:.2f} mean over 2 ")
@@ -332,3 +337,51 @@ def test_nested_stage_with_one_fsdd_speaker_says_so_and_does_nothing(caplog):
     with caplog.at_level("WARNING"):
         assert loso.stage_nested({}, None, data, {}, None) is None
     assert "at least two FSDD speakers" in caplog.text
+
+
+def test_candidates_replace_each_map_system_by_its_grid_least_to_most_adapted():
+    cfg = loso.apply_overrides(loso.load_config(loso.REPO / "configs" / "fsdd_loso.toml"),
+                               ["nested.map_taus=[5.0, 10.0]", "nested.map_n_iters=[2, 1]"])
+    tuned = {"map_n_iter": {"mono+fmllr+map": 1, "tri3+fmllr+map": 1}}
+    got = loso.candidates(cfg, tuned)
+    assert list(got) == CANDIDATES
+    assert got["tri3+fmllr+map[tau=5,n=2]"]["adapt"]["map_tau"] == 5.0
+    assert got["tri3+fmllr+map[tau=5,n=2]"]["adapt"]["map_n_iter"] == 2
+    assert got["tri3+fmllr+map[tau=5,n=2]"]["adapt"]["si"] == "tri2"
+    no_grid = {**cfg, "nested": {"map_taus": [], "map_n_iters": []}}
+    assert loso.candidates(no_grid, tuned) == loso.systems(no_grid, tuned)
+    for bad in ({"map_taus": [], "map_n_iters": [1]}, {"map_taus": [0.0], "map_n_iters": [1]},
+                {"map_taus": [5.0], "map_n_iters": [0]}, {"map_taus": [5.0], "map_n_iters": [1.5]}):
+        with pytest.raises(InvalidParameterError, match=r"\[nested\]"):
+            loso.candidates({**cfg, "nested": bad}, tuned)
+
+
+def test_the_nested_grid_does_not_change_what_stage_4_decoded(small_run, an4_path, monkeypatch):
+    """Folds decoded under one [nested] grid are read back under another (its candidates are named by
+    their settings); a grid candidate with the dev-chosen settings gives the MAP system's result."""
+    out, report, _ = small_run
+    decoded = []
+    monkeypatch.setattr(loso, "evaluate", lambda *a, **k: decoded.append(a[3]) or {})
+    monkeypatch.setattr(loso, "train", lambda *a, **k: pytest.fail("trained again"))
+    loso.main(["--stage", "4", "--stop-stage", "4"] + slice_args(out.parent / "fsdd", an4_path, out)
+              + ["--set", "nested.map_taus=[20.0]", "--set", "nested.map_n_iters=[3]"])
+    assert decoded == []
+    monkeypatch.undo()
+    cfg = loso.apply_overrides(loso.load_config(loso.REPO / "configs" / "fsdd_loso.toml"),
+                               slice_settings(out.parent / "fsdd", an4_path))
+    tuned = json.loads((out / "dev" / "best.json").read_text())
+    assert tuned["map_n_iter"]["mono+fmllr+map"] == 1 and cfg["map"]["tau"] == 10.0
+    lexicon = Lexicon.read(out / "data" / "lexicon.txt")
+    data = loso.Corpora(cfg, out)
+    speaker = FSDD_SPEAKERS[0]
+    models, _ = loso.fold_models(cfg, lexicon, data, speaker, out)
+    loso._FMLLR_PASSES.clear()
+    twice = [loso.evaluate(cfg, models, loso.candidates(cfg, tuned)[name], lexicon, data, speaker, tuned,
+                           an4_test=False) for name in ("mono+fmllr+map[tau=10,n=2]", "mono+fmllr+map[tau=10,n=1]")]
+    fold = json.loads((out / "folds" / f"{speaker}.json").read_text())
+    for k in ("n_correct", "errors"):
+        assert twice[1][k] == fold["systems"]["mono+fmllr+map"][k]  # pass 1 kept while pass 2 was computed
+    loso._FMLLR_PASSES.clear()
+    fresh = loso.evaluate(cfg, models, loso.candidates(cfg, tuned)["mono+fmllr+map[tau=10,n=2]"], lexicon, data,
+                          speaker, tuned, an4_test=False)
+    assert fresh["errors"] == twice[0]["errors"]
