@@ -872,14 +872,11 @@ def cmd_align(args: argparse.Namespace) -> int:
 
 def _plot_alignments(out_dir: str, aligned: dict, audio_of: dict) -> None:
     """``<utt>.png`` beside each TextGrid: waveform and spectrogram with the boundaries."""
-    from .data import AudioSpan
-    from .features import load_audio
+    from .features import load_source
     from .plot import plot_alignment, save_figure
 
     for utt, path in aligned.items():
-        source = audio_of[utt]
-        span = (source.start_s, source.end_s) if isinstance(source, AudioSpan) else (0.0, None)
-        signal, rate = load_audio(source.path if isinstance(source, AudioSpan) else source, None, *span)
+        signal, rate = load_source(audio_of[utt])
         fig = plot_alignment(signal, rate, path.words, path.phones, title=utt)
         save_figure(fig, Path(out_dir) / f"{utt}.png")
 

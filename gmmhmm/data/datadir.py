@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._textio import read_text_input
-from ..errors import AudioError, DataDirError
+from ..errors import AudioError, DataDirError, InvalidParameterError
 from ..modelfile import atomic_write_text
 
 TABLES = ("wav.scp", "text", "utt2spk", "spk2utt", "segments")
@@ -63,15 +63,65 @@ class AudioSpan:
         return f"{self.path}[{self.start_s:.3f}-{self.end_s:.3f}]"
 
 
+#: Speed factors :class:`PerturbedAudio` and :func:`~gmmhmm.features.speed_perturb` accept (Kaldi's
+#: recipes use 0.9 and 1.1; beyond half or double speed speech is no longer a plausible speaker).
+MIN_SPEED, MAX_SPEED = 0.5, 2.0
+
+
+def check_speed(factor: object) -> float:
+    """``factor`` as a float if it is a real number in [:data:`MIN_SPEED`, :data:`MAX_SPEED`].
+
+    Raises
+    ------
+    InvalidParameterError
+        Not a real number (bools included), NaN, infinite or out of range.
+    """
+    ok = isinstance(factor, numbers.Real) and not isinstance(factor, bool)
+    if not (ok and math.isfinite(factor) and MIN_SPEED <= factor <= MAX_SPEED):
+        raise InvalidParameterError(f"speed factor must be a finite number from {MIN_SPEED} to {MAX_SPEED}, "
+                                    f"got {factor!r}")
+    return float(factor)
+
+
+def speed_prefix(factor: float) -> str:
+    """``sp0.9-``: what Kaldi's ``perturb_data_dir_speed.sh`` puts before the ids of a perturbed copy."""
+    return f"sp{check_speed(factor):g}-"
+
+
+@dataclass(frozen=True)
+class PerturbedAudio:
+    """An audio file or :class:`AudioSpan` played ``speed`` times faster (sox ``speed``, Kaldi's speed
+    perturbation): ``1 / speed`` times as long, every frequency times ``speed``.
+
+    Feature extraction takes it wherever it takes paths and spans: the source is read, perturbed
+    (:func:`~gmmhmm.features.speed_perturb`) and resampled to the configured rate; results and
+    failures are keyed by :attr:`name`.
+    """
+
+    source: "str | AudioSpan"
+    speed: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.source, (str, AudioSpan)):
+            raise InvalidParameterError("PerturbedAudio source must be a path (str) or an AudioSpan, "
+                                        f"got {type(self.source).__name__}")
+        object.__setattr__(self, "speed", check_speed(self.speed))
+
+    @property
+    def name(self) -> str:
+        """``sp0.9-<source name>``: the key of this item's features and failures."""
+        return speed_prefix(self.speed) + audio_source_name(self.source)
+
+
 def check_span(name: str, start_s: float, end_s: float) -> None:
     ok = all(isinstance(t, numbers.Real) and not isinstance(t, bool) for t in (start_s, end_s))
     if not (ok and math.isfinite(start_s) and 0 <= start_s < end_s):
         raise AudioError(f"{name}: a segment needs seconds 0 <= start_s < end_s, got {start_s!r}, {end_s!r}")
 
 
-def audio_source_name(source: "str | os.PathLike | AudioSpan") -> str:
-    """The key a file path or an :class:`AudioSpan` is reported under."""
-    return source.name if isinstance(source, AudioSpan) else os.fsdecode(source)
+def audio_source_name(source: "str | os.PathLike | AudioSpan | PerturbedAudio") -> str:
+    """The key a file path, an :class:`AudioSpan` or a :class:`PerturbedAudio` is reported under."""
+    return source.name if isinstance(source, (AudioSpan, PerturbedAudio)) else os.fsdecode(source)
 
 
 def read_table(path: str | os.PathLike, min_fields: int = 2,
@@ -155,6 +205,10 @@ class DataDir:
     segments : dict utterance id -> :class:`Segment`, or None
     path : Path or None
         Where the directory was read from.
+    speed : dict recording id -> speed factor
+        Recordings played faster or slower than their audio file (:func:`perturb_speed`; Kaldi
+        writes them as ``sox ... speed 0.9 |`` commands in wav.scp); absent recordings are at
+        speed 1. Their ``segments`` times are in the perturbed recording's seconds, as Kaldi's.
     """
 
     wav: dict[str, str]
@@ -162,6 +216,7 @@ class DataDir:
     utt2spk: dict[str, str] = field(default_factory=dict)
     segments: dict[str, Segment] | None = None
     path: Path | None = None
+    speed: dict[str, float] = field(default_factory=dict)
 
     @property
     def utterances(self) -> list[str]:
@@ -190,10 +245,16 @@ class DataDir:
             return self.wav[seg.recording], seg.start_s, seg.end_s
         return self.wav[utt], 0.0, None
 
-    def source(self, utt: str) -> "str | AudioSpan":
-        """What feature extraction reads for ``utt``: its audio path, or the :class:`AudioSpan` of its segment."""
+    def source(self, utt: str) -> "str | AudioSpan | PerturbedAudio":
+        """What feature extraction reads for ``utt``: its audio path, or the :class:`AudioSpan` of its
+        segment, as a :class:`PerturbedAudio` of it if its recording is speed perturbed."""
         path, start_s, end_s = self.audio(utt)
-        return path if end_s is None else AudioSpan(path, start_s, end_s)
+        speed = self.speed.get(self.segments[utt].recording if self.segments is not None else utt, 1.0)
+        if end_s is None:
+            source = path
+        else:  # segment times are the perturbed recording's: the file's are speed times later
+            source = AudioSpan(path, start_s * speed, end_s * speed)
+        return source if speed == 1.0 else PerturbedAudio(source, speed)
 
     def subset(self, utterances) -> "DataDir":
         """The directory restricted to ``utterances`` (recordings they do not use dropped)."""
@@ -205,7 +266,8 @@ class DataDir:
         recs = keep if segs is None else {s.recording for s in segs.values()}
         return DataDir({r: p for r, p in self.wav.items() if r in recs},
                        {u: w for u, w in self.text.items() if u in keep},
-                       {u: s for u, s in self.utt2spk.items() if u in keep}, segs, None)
+                       {u: s for u, s in self.utt2spk.items() if u in keep}, segs, None,
+                       {r: f for r, f in self.speed.items() if r in recs})
 
     # ------------------------------------------------------------------ I/O
 
@@ -272,8 +334,14 @@ class DataDir:
         return out
 
     def write(self, path: str | os.PathLike) -> Path:
-        """Write every table (``spk2utt`` derived, ``segments`` if any) into folder ``path``."""
+        """Write every table (``spk2utt`` derived, ``segments`` if any) into folder ``path``.
+
+        A speed-perturbed directory (:attr:`speed`) is refused: its wav.scp would need sox commands,
+        which gmmhmm does not run."""
         self.validate()
+        if any(f != 1.0 for f in self.speed.values()):
+            raise DataDirError(f"{os.fspath(path)}: a speed-perturbed data directory cannot be written (its "
+                               "wav.scp would need sox commands); perturb it in memory with perturb_speed")
         d = Path(path)
         d.mkdir(parents=True, exist_ok=True)
         write_table(d / "wav.scp", self.wav)
@@ -323,6 +391,57 @@ class DataDir:
             bad = sorted(u for u, s in self.segments.items() if s.recording not in self.wav)
             if bad:
                 raise DataDirError(f"segments name recordings not in wav.scp: {bad[:5]}")
+        bad = sorted(set(self.speed) - set(self.wav))
+        if bad:
+            raise DataDirError(f"speed factors of recordings not in wav.scp: {bad[:5]}")
+        for rec, factor in self.speed.items():
+            try:
+                check_speed(factor)
+            except InvalidParameterError as exc:
+                raise DataDirError(f"recording {rec!r}: {exc}") from None
+
+
+def perturb_speed(data: DataDir, factors) -> DataDir:
+    """Speed-perturbed copies of a data directory, as Kaldi's ``utils/data/perturb_data_dir_speed.sh``
+    (``perturb_data_dir_speed_3way.sh`` with ``[0.9, 1.0, 1.1]``).
+
+    The copy at factor ``f`` (:func:`speed_prefix`, e.g. ``sp0.9-``) prefixes every utterance,
+    recording and speaker id, so each perturbed speaker is a new speaker (own CMVN statistics,
+    VTLN warp, adaptation); segment times are divided by ``f``; transcripts are kept. Factor 1.0
+    is the directory itself, ids unchanged (as the 3-way script keeps the originals).
+
+    Raises
+    ------
+    InvalidParameterError
+        No factors, a factor repeated or outside [:data:`MIN_SPEED`, :data:`MAX_SPEED`].
+    DataDirError
+        A perturbed id clashes with another (the directory already holds ``sp0.9-`` ids).
+    """
+    factors = [check_speed(f) for f in factors]
+    if not factors or len(set(factors)) < len(factors):
+        raise InvalidParameterError(f"speed perturbation needs distinct factors, got {factors}")
+    out = DataDir({}, {}, {}, None if data.segments is None else {}, None, {})
+    tables = ("wav", "text", "utt2spk", "segments", "speed")
+    for f in factors:
+        p = "" if f == 1.0 else speed_prefix(f)
+        copy = {"wav": {p + r: a for r, a in data.wav.items()},
+                "text": {p + u: list(w) for u, w in data.text.items()},
+                "utt2spk": {p + u: p + s for u, s in data.utt2spk.items()},
+                "segments": None if data.segments is None else {
+                    p + u: Segment(p + s.recording, s.start_s / f, s.end_s / f) for u, s in data.segments.items()},
+                "speed": {p + r: data.speed.get(r, 1.0) * f for r in data.wav}}
+        for name in tables:
+            table, new = getattr(out, name), copy[name]
+            if new is None:
+                continue
+            clash = sorted(set(table) & set(new))
+            if clash:
+                raise DataDirError(f"speed perturbation by {f:g}: {name} id {clash[0]!r} is also that of "
+                                   "another copy")
+            table.update(new)
+    out.speed = {r: f for r, f in out.speed.items() if f != 1.0}
+    out.validate()
+    return out
 
 
 def _check_covers(d: Path, utt_file: str, utt_lines: dict[str, int], name: str, table: Mapping,

@@ -16,8 +16,8 @@ applied with :func:`apply_cmvn`); without a map every utterance is its own
 speaker, so a file's features never depend on the other files of a call.
 """
 
-from ..data.datadir import AudioSpan
-from .audio import load_audio, resample
+from ..data.datadir import AudioSpan, PerturbedAudio
+from .audio import load_audio, load_source, resample, speed_perturb
 from .cmvn import (
     CmvnStats,
     apply_cmvn,
@@ -69,7 +69,9 @@ __all__ = [
     "frame_signal",
     "hz_to_mel",
     "AudioSpan",
+    "PerturbedAudio",
     "load_audio",
+    "load_source",
     "load_cmvn_stats",
     "load_features",
     "log_mel_spectrogram",
@@ -81,6 +83,7 @@ __all__ = [
     "resample",
     "save_cmvn_stats",
     "save_features",
+    "speed_perturb",
     "splice_frames",
     "window_function",
 ]

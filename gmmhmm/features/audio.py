@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 import soundfile as sf
 
-from ..data.datadir import check_span
+from ..data.datadir import AudioSpan, PerturbedAudio, check_span, check_speed
 from ..errors import AudioError
 from .config import MAX_SAMPLE_RATE_HZ, _check_rate
 
@@ -109,6 +109,48 @@ def load_audio(
     return signal, sample_rate_hz or native_rate
 
 
+def load_source(source: "str | os.PathLike | AudioSpan | PerturbedAudio",
+                sample_rate_hz: int | None = None) -> tuple[np.ndarray, int]:
+    """:func:`load_audio` of what feature extraction reads: a path, an :class:`AudioSpan` or a
+    :class:`PerturbedAudio` (its source read, then played ``speed`` times faster, see
+    :func:`speed_perturb`). ``sample_rate_hz=None`` keeps the file's rate."""
+    speed = 1.0
+    if isinstance(source, PerturbedAudio):
+        source, speed = source.source, source.speed
+    span = (source.start_s, source.end_s) if isinstance(source, AudioSpan) else (0.0, None)
+    path = source.path if isinstance(source, AudioSpan) else source
+    if speed == 1.0:
+        return load_audio(path, sample_rate_hz, *span)
+    signal, rate = load_audio(path, None, *span)
+    # one resampling does both: sox's speed (samples read at speed x the rate) and the target rate
+    try:
+        return resample(signal, rate * speed, sample_rate_hz or rate), sample_rate_hz or rate
+    except AudioError as exc:
+        raise AudioError(f"{os.fsdecode(path)}: {exc}") from exc
+
+
+def speed_perturb(signal: np.ndarray, factor: float) -> np.ndarray:
+    """Play ``signal`` ``factor`` times faster, as sox's ``speed`` effect (Kaldi's speed perturbation).
+
+    The samples are taken as recorded at ``factor`` times their rate and resampled back (soxr,
+    :func:`resample`): the signal becomes ``1 / factor`` times as long (``round(n / factor)``
+    samples) and every frequency is multiplied by ``factor``, pitch and formants alike.
+
+    Raises
+    ------
+    InvalidParameterError
+        ``factor`` is not a finite number in [0.5, 2] (:data:`gmmhmm.data.datadir.MIN_SPEED`,
+        ``MAX_SPEED``).
+    InvalidInputError
+        ``signal`` is not a finite 1-D real array.
+    """
+    from .mfcc import _as_signal
+
+    factor = check_speed(factor)
+    signal = _as_signal(signal)
+    return signal if factor == 1.0 else resample(signal, factor, 1.0)  # only the ratio of the rates matters
+
+
 def _span_frames(name: str, n_frames: int, rate: int, start_s: float, end_s: float | None) -> tuple[int, int]:
     """``(first sample, number of samples)`` of ``[start_s, end_s)`` in a recording of ``n_frames`` samples."""
     length_s = n_frames / rate
@@ -123,11 +165,12 @@ def _span_frames(name: str, n_frames: int, rate: int, start_s: float, end_s: flo
     return first, last - first
 
 
-def resample(signal: np.ndarray, from_rate_hz: int, to_rate_hz: int) -> np.ndarray:
-    """Band-limited resampling with soxr 'HQ' (what librosa's default ``soxr_hq`` calls)."""
+def resample(signal: np.ndarray, from_rate_hz: float, to_rate_hz: float) -> np.ndarray:
+    """Band-limited resampling with soxr 'HQ' (what librosa's default ``soxr_hq`` calls) to
+    ``round(n * to_rate_hz / from_rate_hz)`` samples; rates need not be integers."""
     if from_rate_hz == to_rate_hz:
         return signal
-    n_out = -(-len(signal) * int(to_rate_hz) // int(from_rate_hz))
+    n_out = math.ceil(len(signal) * to_rate_hz / from_rate_hz)
     if n_out > MAX_RESAMPLED_SAMPLES:
         raise AudioError(f"resampling {len(signal)} samples from {from_rate_hz} Hz to {to_rate_hz} Hz would give "
                          f"{n_out} samples, more than the {MAX_RESAMPLED_SAMPLES} allowed; split the recording")

@@ -12,8 +12,8 @@ from .. import _threads
 from .._pool import WorkerDied, map_processes
 from .._validation import resolve_n_jobs
 from ..errors import AudioError, GmmhmmError, InvalidInputError, InvalidParameterError
-from ..data.datadir import AudioSpan, audio_source_name
-from .audio import load_audio, resample
+from ..data.datadir import AudioSpan, PerturbedAudio, audio_source_name
+from .audio import load_source, resample
 from .cmvn import CmvnStats, Utt2Spk, _cmvn, _compute, _speaker_lookup
 from .config import FeatureConfig, _check_rate
 from .deltas import _add_deltas
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 def extract_features(
-    path_or_signal: str | os.PathLike | AudioSpan | np.ndarray,
+    path_or_signal: str | os.PathLike | AudioSpan | PerturbedAudio | np.ndarray,
     config: FeatureConfig | None = None,
     sample_rate_hz: int | None = None,
     cmvn_stats: CmvnStats | None = None,
@@ -32,8 +32,8 @@ def extract_features(
 
     Parameters
     ----------
-    path_or_signal : path, AudioSpan or ndarray of shape (n_samples,)
-        An audio file, a stretch of one, or a mono signal in full-scale units.
+    path_or_signal : path, AudioSpan, PerturbedAudio or ndarray of shape (n_samples,)
+        An audio file, a stretch of one, either speed perturbed, or a mono signal in full-scale units.
     config : FeatureConfig, optional
         Defaults to ``FeatureConfig()``.
     sample_rate_hz : int, optional
@@ -66,7 +66,7 @@ def extract_features(
         raise InvalidParameterError("cmvn_stats must be a CmvnStats, applied with config.cmvn='speaker'; "
                                     f"got {type(cmvn_stats).__name__} with cmvn={config.cmvn!r}")
     # Inputs are checked here, once; the steps below run unchecked on arrays known good.
-    if not isinstance(path_or_signal, (str, bytes, os.PathLike, AudioSpan)):  # a signal: ndarray or list
+    if not isinstance(path_or_signal, (str, bytes, os.PathLike, AudioSpan, PerturbedAudio)):  # a signal: ndarray or list
         if sample_rate_hz is None:
             raise InvalidParameterError("sample_rate_hz is required when passing a signal array")
         rate = _check_rate(sample_rate_hz)
@@ -75,11 +75,7 @@ def extract_features(
         feats = _mfcc(resample(signal, rate, config.sample_rate_hz), config)
     else:
         name = audio_source_name(path_or_signal)
-        if isinstance(path_or_signal, AudioSpan):
-            span = path_or_signal
-            signal, _ = load_audio(span.path, config.sample_rate_hz, span.start_s, span.end_s)
-        else:
-            signal, _ = load_audio(path_or_signal, config.sample_rate_hz)  # finite float64, or AudioError
+        signal, _ = load_source(path_or_signal, config.sample_rate_hz)  # finite float64, or AudioError
         _warn_if_silent(signal, name)
         try:
             feats = _mfcc(signal, config)
@@ -126,7 +122,7 @@ def _warn_if_silent(signal: np.ndarray, name: str) -> None:
         logger.warning("%s: audio is digital silence (all samples zero)", name)
 
 
-def _extract_one(args: tuple[str | AudioSpan, FeatureConfig]) -> tuple[str, np.ndarray | None, str | None]:
+def _extract_one(args: tuple[str | AudioSpan | PerturbedAudio, FeatureConfig]) -> tuple[str, np.ndarray | None, str | None]:
     source, config = args
     name = audio_source_name(source)
     try:
@@ -140,7 +136,7 @@ def _extract_one(args: tuple[str | AudioSpan, FeatureConfig]) -> tuple[str, np.n
 
 
 def extract_many(
-    paths: Sequence[str | os.PathLike | AudioSpan],
+    paths: Sequence[str | os.PathLike | AudioSpan | PerturbedAudio],
     config: FeatureConfig | None = None,
     n_jobs: int = 1,
     progress: bool = False,
@@ -152,8 +148,9 @@ def extract_many(
 
     Parameters
     ----------
-    paths : sequence of paths or :class:`~gmmhmm.features.AudioSpan` (stretches of files,
-        Kaldi ``segments``), keyed in the results by path or ``span.name``
+    paths : sequence of paths, :class:`~gmmhmm.features.AudioSpan` (stretches of files, Kaldi
+        ``segments``) or :class:`~gmmhmm.features.PerturbedAudio` (either, speed perturbed),
+        keyed in the results by path or ``.name``
     config : FeatureConfig, optional
     n_jobs : int
         Worker processes; -1 uses every CPU.
@@ -187,7 +184,7 @@ def extract_many(
     speaker = _speaker_lookup(utt2spk)
     # Pooled statistics: extract without CMVN, then normalise per speaker.
     pooled = config.cmvn == "speaker" and (utt2spk is not None or cmvn_stats is not None)
-    sources = [p if isinstance(p, AudioSpan) else os.fspath(p) for p in paths]
+    sources = [p if isinstance(p, (AudioSpan, PerturbedAudio)) else os.fspath(p) for p in paths]
     names = [audio_source_name(p) for p in sources]
     n_jobs = resolve_n_jobs(n_jobs, len(names))
     job_config = config.replace(cmvn="none") if pooled else config

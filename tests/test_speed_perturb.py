@@ -1,0 +1,180 @@
+"""Kaldi-style speed perturbation: sox ``speed`` on signals, perturbed items in feature extraction,
+and perturbed copies of data directories (``utils/data/perturb_data_dir_speed.sh``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from gmmhmm.data import AudioSpan, DataDir, PerturbedAudio, Segment, perturb_speed
+from gmmhmm.errors import AudioError, DataDirError, GmmhmmError, InvalidInputError, InvalidParameterError
+from gmmhmm.features import FeatureConfig, extract_features, extract_many, load_source, mfcc, speed_perturb
+
+RATE = 16000
+
+
+def peak_hz(x: np.ndarray, rate_hz: int) -> float:
+    """Frequency of the largest bin of a zero-padded Hann-windowed spectrum (0.5 Hz bins)."""
+    n_fft = 2 * rate_hz
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x)), n_fft))
+    return float(np.argmax(spectrum)) * rate_hz / n_fft
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1, 0.5, 2.0, 0.95])
+def test_speed_moves_a_sine_by_the_factor_and_scales_its_length(factor):
+    n, f_hz = 16000, 1000.0
+    x = np.sin(2 * np.pi * f_hz * np.arange(n) / RATE)
+    y = speed_perturb(x, factor)
+    assert abs(len(y) - n / factor) <= 1
+    assert peak_hz(y, RATE) == pytest.approx(factor * f_hz, abs=1.0)
+    assert np.max(np.abs(y)) == pytest.approx(1.0, abs=0.02)  # no gain change
+
+
+def test_speed_one_is_the_signal_itself():
+    x = np.random.default_rng(0).standard_normal(1001)
+    np.testing.assert_array_equal(speed_perturb(x, 1.0), x)
+    np.testing.assert_array_equal(speed_perturb(x.astype(np.float32), 1), x.astype(np.float32))
+
+
+@pytest.mark.parametrize("factor", [0.0, -0.9, 0.49, 2.01, float("nan"), float("inf"), True, "0.9", None])
+def test_bad_speed_factors_are_refused(factor):
+    with pytest.raises(InvalidParameterError, match="speed factor"):
+        speed_perturb(np.zeros(100), factor)
+    with pytest.raises(InvalidParameterError, match="speed factor"):
+        PerturbedAudio("a.wav", factor)
+
+
+def test_bad_signals_are_refused():
+    with pytest.raises(InvalidInputError):
+        speed_perturb(np.zeros((2, 100)), 0.9)
+    with pytest.raises(InvalidInputError):
+        speed_perturb(np.array([0.0, np.nan]), 0.9)
+    with pytest.raises(InvalidParameterError, match="path .* or an AudioSpan"):
+        PerturbedAudio(np.zeros(3), 0.9)
+
+
+@pytest.fixture
+def wavs(tmp_path):
+    """Two 16 kHz and one 8 kHz noisy-tone files."""
+    rng = np.random.default_rng(1)
+    out = {}
+    for name, rate, f in (("a", RATE, 300.0), ("b", RATE, 500.0), ("c", 8000, 400.0)):
+        t = np.arange(int(0.6 * rate)) / rate
+        out[name] = str(tmp_path / f"{name}.wav")
+        sf.write(out[name], 0.3 * np.sin(2 * np.pi * f * t) + 0.01 * rng.standard_normal(len(t)), rate,
+                 subtype="FLOAT")
+    return out
+
+
+def test_perturbed_items_are_named_after_their_source(wavs):
+    span = AudioSpan(wavs["a"], 0.1, 0.4)
+    assert PerturbedAudio(wavs["a"], 0.9).name == f"sp0.9-{wavs['a']}"
+    assert PerturbedAudio(span, 1.1).name == f"sp1.1-{span.name}"
+    assert PerturbedAudio(wavs["a"], 1).speed == 1.0 and isinstance(PerturbedAudio(wavs["a"], 1).speed, float)
+
+
+def test_features_of_a_perturbed_item_are_mfcc_of_the_perturbed_signal(wavs):
+    """extract_features / extract_many (workers too) of PerturbedAudio = the front end run by hand
+    on speed_perturb of the loaded signal; at another file rate, one resampling does both."""
+    config = FeatureConfig(sample_rate_hz=RATE, delta_order=0, cmvn="none")
+    signal, _ = sf.read(wavs["a"])
+    want = mfcc(speed_perturb(signal, 0.9), RATE, config)
+    item = PerturbedAudio(wavs["a"], 0.9)
+    np.testing.assert_allclose(extract_features(item, config), want, rtol=0, atol=1e-9)
+    for n_jobs in (1, 2):
+        feats, failures = extract_many([wavs["a"], item, wavs["b"]], config, n_jobs=n_jobs)
+        assert failures == [] and list(feats) == [wavs["a"], item.name, wavs["b"]]
+        np.testing.assert_allclose(feats[item.name], want, rtol=0, atol=1e-9)
+        assert len(feats[item.name]) > len(feats[wavs["a"]])  # 1/0.9 times longer
+    # a span is cut from the file first, then perturbed
+    span = AudioSpan(wavs["a"], 0.1, 0.4)
+    cut = signal[int(0.1 * RATE):int(0.4 * RATE)]
+    np.testing.assert_allclose(extract_features(PerturbedAudio(span, 1.1), config),
+                               mfcc(speed_perturb(cut, 1.1), RATE, config), rtol=0, atol=1e-9)
+    # 8 kHz file at 1.1: 8800 Hz samples resampled to 16 kHz in one step
+    low, rate = load_source(PerturbedAudio(wavs["c"], 1.1), RATE)
+    assert rate == RATE and abs(len(low) - 0.6 * RATE / 1.1) <= 1
+    assert peak_hz(low, RATE) == pytest.approx(440.0, abs=1.0)
+
+
+def test_a_perturbed_bad_file_fails_like_the_plain_one(wavs, tmp_path):
+    missing, text = str(tmp_path / "missing.wav"), tmp_path / "text.wav"
+    text.write_text("not audio")
+    config = FeatureConfig(sample_rate_hz=RATE)
+    items = [PerturbedAudio(missing, 0.9), PerturbedAudio(str(text), 1.1), PerturbedAudio(wavs["a"], 0.9),
+             PerturbedAudio(AudioSpan(wavs["a"], 5.0, 6.0), 0.9)]
+    plain, plain_failures = extract_many([missing, str(text), wavs["a"], AudioSpan(wavs["a"], 5.0, 6.0)], config)
+    for n_jobs in (1, 2):
+        feats, failures = extract_many(items, config, n_jobs=n_jobs)
+        assert list(feats) == [items[2].name]
+        assert [k for k, _ in failures] == [items[0].name, items[1].name, items[3].name]
+        assert [m for _, m in failures] == [m for _, m in plain_failures]
+    with pytest.raises(AudioError, match="no such audio file"):
+        extract_features(items[0], config)
+
+
+# ------------------------------------------------------------------ data directories
+
+
+def tiny_dir(wavs, segments: bool = False) -> DataDir:
+    if segments:
+        return DataDir(wav={"recA": wavs["a"]}, text={"s1-u1": ["HELLO"], "s2-u1": ["WORLD", "AGAIN"]},
+                       utt2spk={"s1-u1": "s1", "s2-u1": "s2"},
+                       segments={"s1-u1": Segment("recA", 0.0, 0.27), "s2-u1": Segment("recA", 0.27, 0.54)})
+    return DataDir(wav={"s1-u1": wavs["a"], "s2-u1": wavs["b"]}, text={"s1-u1": ["HELLO"], "s2-u1": ["WORLD"]},
+                   utt2spk={"s1-u1": "s1", "s2-u1": "s2"})
+
+
+def test_perturbed_dir_has_kaldis_ids_speakers_and_text(wavs):
+    """What perturb_data_dir_speed_3way.sh gives: sp0.9- / sp1.1- copies (utterance, recording and
+    speaker ids prefixed), the originals unchanged, the same transcripts; audio carries the factor."""
+    d = perturb_speed(tiny_dir(wavs), [0.9, 1.0, 1.1])
+    assert d.utterances == ["s1-u1", "s2-u1", "sp0.9-s1-u1", "sp0.9-s2-u1", "sp1.1-s1-u1", "sp1.1-s2-u1"]
+    assert d.utt2spk == {"s1-u1": "s1", "s2-u1": "s2", "sp0.9-s1-u1": "sp0.9-s1", "sp0.9-s2-u1": "sp0.9-s2",
+                         "sp1.1-s1-u1": "sp1.1-s1", "sp1.1-s2-u1": "sp1.1-s2"}
+    assert d.spk2utt["sp0.9-s1"] == ["sp0.9-s1-u1"] and len(d.speakers) == 6
+    assert d.text["sp0.9-s2-u1"] == ["WORLD"] and d.text["s2-u1"] == ["WORLD"]
+    assert d.wav["sp1.1-s2-u1"] == wavs["b"]
+    assert d.speed == {"sp0.9-s1-u1": 0.9, "sp0.9-s2-u1": 0.9, "sp1.1-s1-u1": 1.1, "sp1.1-s2-u1": 1.1}
+    assert d.source("s1-u1") == wavs["a"]
+    assert d.source("sp0.9-s1-u1") == PerturbedAudio(wavs["a"], 0.9)
+    # a subset keeps the factors of the recordings it keeps
+    sub = d.subset(["sp1.1-s2-u1", "s1-u1"])
+    assert sub.speed == {"sp1.1-s2-u1": 1.1} and sub.source("sp1.1-s2-u1") == PerturbedAudio(wavs["b"], 1.1)
+    # without 1.0 only the perturbed copies (perturb_data_dir_speed.sh with one factor)
+    assert perturb_speed(tiny_dir(wavs), [0.9]).utterances == ["sp0.9-s1-u1", "sp0.9-s2-u1"]
+
+
+def test_perturbed_segments_are_scaled_and_read_back_from_the_file(wavs):
+    """segments times divided by the factor (the perturbed recording's seconds), as Kaldi's script;
+    the item read is the original stretch of the file, perturbed."""
+    d = perturb_speed(tiny_dir(wavs, segments=True), [0.9, 1.0])
+    assert d.wav == {"recA": wavs["a"], "sp0.9-recA": wavs["a"]} and d.speed == {"sp0.9-recA": 0.9}
+    seg = d.segments["sp0.9-s2-u1"]
+    assert seg.recording == "sp0.9-recA"
+    assert (seg.start_s, seg.end_s) == pytest.approx((0.3, 0.6))
+    src = d.source("sp0.9-s2-u1")
+    assert isinstance(src, PerturbedAudio) and src.speed == 0.9
+    assert (src.source.start_s, src.source.end_s) == pytest.approx((0.27, 0.54))
+    assert d.source("s2-u1") == AudioSpan(wavs["a"], 0.27, 0.54)
+
+
+def test_bad_perturbations_are_refused(wavs, tmp_path):
+    d = tiny_dir(wavs)
+    for factors in ([], [0.9, 0.9], [1.0, 1]):
+        with pytest.raises(InvalidParameterError, match="distinct factors"):
+            perturb_speed(d, factors)
+    with pytest.raises(InvalidParameterError, match="speed factor"):
+        perturb_speed(d, [0.9, 3.0])
+    clash = DataDir(wav={"u": wavs["a"], "sp0.9-u": wavs["b"]}, text={"u": ["A"], "sp0.9-u": ["B"]},
+                    utt2spk={"u": "s", "sp0.9-u": "s"})
+    with pytest.raises(DataDirError, match="'sp0.9-u' is also that of another copy"):
+        perturb_speed(clash, [1.0, 0.9])
+    # it cannot be written as a Kaldi directory (wav.scp would need sox), and nothing is written
+    with pytest.raises(DataDirError, match="speed-perturbed data directory cannot be written"):
+        perturb_speed(d, [0.9]).write(tmp_path / "sp")
+    assert not (tmp_path / "sp").exists()
+    perturb_speed(d, [1.0]).write(tmp_path / "same")  # factor 1.0 alone is the directory itself
+    assert DataDir.read(tmp_path / "same").utt2spk == d.utt2spk
+    assert issubclass(DataDirError, GmmhmmError)
