@@ -100,7 +100,9 @@ def stage_features(feature_cfg: dict, n_jobs: int, out: Path, sets: Mapping[str,
                    vtln_model_speakers: Sequence[str] = ()) -> None:
     """Features of every utterance of each data dir (``feature_cfg``: FeatureConfig fields):
     ``out/feats/<name>.npz`` keyed by utterance. ``by_speaker`` gives the front end each
-    dir's ``utt2spk`` (for ``cmvn='speaker'``). A file that fails is logged and left out.
+    dir's ``utt2spk`` (for ``cmvn='speaker'``). A file that fails is logged and left out. A dir
+    with speed-perturbed copies (:func:`gmmhmm.data.perturb_speed`) has them featurised as its
+    other utterances (each perturbed speaker its own CMVN and warp); the speeds are recorded.
 
     With ``vtln`` (a ``[vtln]`` section with ``enabled = true``: ``min_warp``, ``max_warp``,
     ``step``, ``n_components``, ``n_iter``, ``random_state``) every speaker's audio is analysed
@@ -128,8 +130,9 @@ def stage_features(feature_cfg: dict, n_jobs: int, out: Path, sets: Mapping[str,
             logger.warning("%s: %s left out: %s", name, path, msg)
         key = {u: audio_source_name(ds.source(u)) for u in ds.utterances}
         by_utt = {u: feats[key[u]] for u in ds.utterances if key[u] in feats}
+        speeds = sorted(set(ds.speed.values()))
         meta = (_features_settings(feature_cfg, vtln, vtln_model_speakers)
-                | {"failed": sorted(set(ds.utterances) - set(by_utt))})
+                | {"failed": sorted(set(ds.utterances) - set(by_utt))} | ({"speed_perturb": speeds} if speeds else {}))
         save_features(out / "feats" / f"{name}.npz", by_utt, meta | ({"vtln_warps": warps} if warps else {}))
 
 
@@ -215,6 +218,10 @@ def read_features(out: Path, name: str, ds: "DataDir", cfg: Mapping, vtln_model_
                              ("vtln", vtln_differs)):
         if differs:
             raise InvalidParameterError(f"{path} was made with other [{section}] settings than the config's; {rerun}")
+    speeds = sorted(set(ds.speed.values()) - set(meta.get("speed_perturb", ())))
+    if speeds:
+        raise InvalidParameterError(f"{path} has no features of audio at speed {', '.join(f'{f:g}' for f in speeds)} "
+                                    f"(made with other [data] speed_perturb settings); {rerun}")
     missing = [u for u in ds.utterances if u not in feats and u not in meta.get("failed", ())]
     if missing:
         raise InvalidParameterError(f"{path} has no features of {len(missing)} utterance(s) of the config's "

@@ -9,7 +9,10 @@ stages' outputs from the output folder, ``--stop-stage N`` ends after N;
 1. features  16 kHz MFCC + deltas, CMVN per speaker (``utt2spk``): ``feats/*.npz``;
              with ``[vtln] enabled``, each speaker's audio at its own VTLN warp
              factor, chosen without labels under a GMM of the training speakers
-             minus the dev speakers (``feats/vtln_warps.json``).
+             minus the dev speakers (``feats/vtln_warps.json``). With
+             ``[data] speed_perturb`` (e.g. ``[0.9, 1.0, 1.1]``), also the speed-perturbed
+             copies of the training speakers (Kaldi's ``perturb_data_dir_speed_3way.sh``:
+             ids ``sp0.9-...``, each copy of a speaker a new speaker).
 2. lm        bigram LMs from the training transcripts (Witten-Bell), one
              without the dev speakers' transcripts: ``lm/*.arpa``.
 
@@ -18,11 +21,12 @@ starts from the previous system's models of the same training set), four
 stages:
 
 * ``<system>-train-dev``  train on the training speakers minus the dev
-  speakers: ``<system>_nodev/``;
+  speakers (their speed-perturbed copies with ``[data] speed_perturb``): ``<system>_nodev/``;
 * ``<system>-tune``  decode the dev speakers over the ``[tuning]`` grid of LM
   scales and word insertion penalties; the best goes to
   ``<system>_nodev/decode_dev/best.json``. The test set is never read;
-* ``<system>-train``  the same on every training speaker: ``<system>/``;
+* ``<system>-train``  the same on every training speaker (dev speakers included; perturbed
+  likewise): ``<system>/``. Dev and test audio is never perturbed, nor are the LM's transcripts;
 * ``<system>-decode``  the test speakers with the dev-tuned settings;
   ``%WER`` and ``%SER`` lines are printed and appended to ``RESULTS``;
   hypotheses and a CTM keyed by utterance id go to ``<system>/decode_test/``.
@@ -57,7 +61,7 @@ import soundfile as sf  # noqa: E402
 
 from data_scripts.prepare_an4 import default_an4_dir, prepare  # noqa: E402
 from gmmhmm import load  # noqa: E402, F401  (tests call it through this module)
-from gmmhmm.data import DataDir, Lexicon  # noqa: E402
+from gmmhmm.data import DataDir, Lexicon, perturb_speed  # noqa: E402
 from gmmhmm.adapt import apply_speaker_transforms, train_sat  # noqa: E402
 from gmmhmm.decoding import decode_adapted, decoding_graph  # noqa: E402
 from gmmhmm.errors import InvalidParameterError  # noqa: E402
@@ -98,7 +102,10 @@ def model_key(cfg: dict, system: str, suffix: str) -> str:
     VTLN warps come from the others), the front end and the settings of every system up to it."""
     chain = systems(cfg)
     chain = chain[:chain.index(system) + 1]
-    return settings_key({"data": {k: cfg["data"].get(k) for k in ("an4_dir", "train_speakers")}, "dev": cfg["dev"],
+    data = {k: cfg["data"].get(k) for k in ("an4_dir", "train_speakers")}
+    if speed_factors(cfg):  # only when set: models trained before the setting existed keep their keys
+        data["speed_perturb"] = speed_factors(cfg)
+    return settings_key({"data": data, "dev": cfg["dev"],
                          "suffix": suffix, "chain": chain,
                          **{k: cfg.get(k) for k in ("features", "vtln", "training", *chain[1:])}})
 
@@ -129,6 +136,23 @@ def data_sets(cfg: dict, out: Path) -> tuple[DataDir, DataDir]:
             raise InvalidParameterError(f"[data] {name}_speakers: {unknown} are not {name} speakers")
         sets.append(ds.subset(u for s in speakers for u in ds.spk2utt[s]))
     return sets[0], sets[1]
+
+
+def speed_factors(cfg: dict) -> list[float]:
+    """``[data] speed_perturb``: the speeds of the training copies (empty: no perturbation)."""
+    factors = cfg["data"].get("speed_perturb", [])
+    if not isinstance(factors, list):
+        raise InvalidParameterError(f"[data] speed_perturb must be a list of speed factors, got {factors!r}")
+    return factors
+
+
+def perturbed(ds: DataDir, cfg: dict, keep_original: bool = False) -> DataDir:
+    """``ds`` at the ``[data] speed_perturb`` speeds (:func:`gmmhmm.data.perturb_speed`), with its own
+    utterances too if ``keep_original``; ``ds`` itself without perturbation."""
+    factors = speed_factors(cfg)
+    if not factors:
+        return ds
+    return perturb_speed(ds, sorted({*factors, 1.0}) if keep_original else factors)
 
 
 def dev_split(train: DataDir, cfg: dict) -> tuple[DataDir, DataDir]:
@@ -325,6 +349,7 @@ def stage_decode(cfg: dict, system: str, model: PhoneModelSet, lexicon: Lexicon,
     lines = kaldi_lines(er)
     atomic_write_text(d / "wer.txt", lines + "\n" + er.format("WER") + "\n")
     vtln = " vtln" if cfg.get("vtln", {}).get("enabled", False) else ""
+    vtln += f" speed={','.join(f'{f:g}' for f in speed_factors(cfg))}" if speed_factors(cfg) else ""
     settings = (f"{system}{vtln} {model.n_pdfs} pdfs {model.n_mix}g bigram lm_scale={tuned['lm_scale']:g} "
                 f"wip={tuned['word_insertion_penalty']:g} beam={opt.beam:g}")
     with open(out / "RESULTS", "a", encoding="utf-8") as f:
@@ -377,8 +402,12 @@ def main(argv: list[str] | None = None) -> dict:
     train, test = data_sets(cfg, out)
     train_nodev, dev = dev_split(train, cfg)
     lm_dir = out / "lm"
+    # the training utterances models are trained on: perturbed copies (of the dev split's speakers
+    # for the dev models); the features stage also needs the originals (dev decoding, VTLN's GMM)
+    fit = {"": perturbed(train, cfg), "_nodev": perturbed(train_nodev, cfg)}
     run("features", lambda: stage_features(cfg["features"], cfg["data"]["n_jobs"], out,
-                                           {"train": train, "test": test}, by_speaker=True,
+                                           {"train": perturbed(train, cfg, keep_original=True), "test": test},
+                                           by_speaker=True,
                                            vtln=cfg.get("vtln"), vtln_model_speakers=train_nodev.speakers))
     run("lm", lambda: (stage_lm(cfg, train_nodev, lm_dir / "bigram_nodev.arpa"),
                        stage_lm(cfg, train, lm_dir / "bigram.arpa")))
@@ -410,13 +439,13 @@ def main(argv: list[str] | None = None) -> dict:
 
     for k, system in enumerate(chain):
         previous = chain[k - 1] if k else None
-        run(f"{system}-train-dev", lambda: train_stage(system, previous, train_nodev, "_nodev", "train minus dev"))
+        run(f"{system}-train-dev", lambda: train_stage(system, previous, fit["_nodev"], "_nodev", "train minus dev"))
         lm_dev = lambda: read_arpa(lm_dir / "bigram_nodev.arpa")  # noqa: E731 - read only by the stages run
         lm_test = lambda: read_arpa(lm_dir / "bigram.arpa")  # noqa: E731
         tuned = run(f"{system}-tune", lambda: stage_tune(
             cfg, system, model(system, "_nodev"), lexicon, lm_dev(), dev,
             read_features(out, "train", dev, cfg, train_nodev.speakers), out, adaptation(system, "_nodev", lm_dev())))
-        run(f"{system}-train", lambda: train_stage(system, previous, train, "", "train"))
+        run(f"{system}-train", lambda: train_stage(system, previous, fit[""], "", "train"))
         tested = run(f"{system}-decode", lambda: stage_decode(
             cfg, system, model(system, ""), lexicon, lm_test(), test,
             read_features(out, "test", test, cfg, train_nodev.speakers), tuned_settings(system), out, adaptation(system, "", lm_test())))

@@ -307,3 +307,76 @@ def test_a_restarted_stage_refuses_models_and_tuning_of_other_settings(small_run
         an4.main(args + ["--out", str(copy), "--stage", "6", "--stop-stage", "6", "--set", "tuning.lm_scales=[7.0]"])
     again = an4.main(args + ["--out", str(copy), "--stage", "6", "--stop-stage", "6"])["test"]["mono"]
     assert again["errors"] == report["test"]["mono"]["errors"]
+
+
+def test_speed_perturbed_training_on_a_slice(small_run, tmp_path, monkeypatch):
+    """With [data] speed_perturb = [0.9, 1.0] both trainings see the sp0.9- copies of their training
+    speakers (new speakers: own CMVN and VTLN warp) beside the originals; the dev speaker's copies
+    only in the final training (there it is a training speaker), never in tuning; the test speaker
+    is never perturbed, and the VTLN GMM is still that of the unperturbed training speakers."""
+    import shutil
+
+    args, out, _ = small_run
+    copy = tmp_path / "exp"
+    shutil.copytree(out / "data", copy / "data")
+    train = ["fash", "fbbh", "mblb"]
+    extra = {"data.train_speakers": json.dumps(train), "data.speed_perturb": "[0.9, 1.0]", "vtln.min_warp": "0.9",
+             "vtln.max_warp": "1.1", "vtln.step": "0.1", "vtln.n_components": "4", "vtln.n_iter": "1"}
+    settings = args + [a for k, v in extra.items() for a in ("--set", f"{k}={v}")]
+    seen: dict[str, list] = {"train": [], "tune": [], "decode": []}
+    real_mono, real_tune, real_decode = an4.TRAINERS["mono"], an4.stage_tune, an4.stage_decode
+
+    def mono(cfg, lexicon, ds, feats, previous):
+        seen["train"].append((ds, feats))
+        return real_mono(cfg, lexicon, ds, feats, previous)
+
+    def tune(cfg, system, model, lexicon, lm, dev, feats, *rest):
+        seen["tune"].append(sorted(set(dev.utterances) | set(feats)))
+        return real_tune(cfg, system, model, lexicon, lm, dev, feats, *rest)
+
+    def decode(cfg, system, model, lexicon, lm, test, feats, *rest):
+        seen["decode"].append(sorted(set(test.utterances) | set(feats)))
+        return real_decode(cfg, system, model, lexicon, lm, test, feats, *rest)
+
+    monkeypatch.setitem(an4.TRAINERS, "mono", mono)
+    monkeypatch.setattr(an4, "stage_tune", tune)
+    monkeypatch.setattr(an4, "stage_decode", decode)
+    an4.main(settings + ["--out", str(copy), "--stage", "1"])
+
+    (nodev, nodev_feats), (full, full_feats) = seen["train"]
+    for ds, feats, speakers in ((nodev, nodev_feats, ["fash", "mblb"]), (full, full_feats, train)):
+        assert ds.speakers == sorted(speakers + [f"sp0.9-{s}" for s in speakers])
+        originals = [u for u in ds.utterances if not u.startswith("sp")]
+        assert ds.utterances == sorted(originals + [f"sp0.9-{u}" for u in originals])
+        assert sorted(feats) == ds.utterances
+        for u in originals:
+            assert ds.utt2spk[f"sp0.9-{u}"] == f"sp0.9-{ds.utt2spk[u]}" and ds.text[f"sp0.9-{u}"] == ds.text[u]
+            assert abs(len(feats[f"sp0.9-{u}"]) - len(feats[u]) / 0.9) <= 2  # 1/0.9 times the frames
+        # each perturbed speaker is normalised by its own CMVN statistics
+        own = np.concatenate([feats[u] for u in ds.spk2utt["sp0.9-fash"]])
+        np.testing.assert_allclose(own.mean(axis=0), 0.0, atol=1e-6)
+    assert not any(s.startswith("sp0.9-fbbh") for s in nodev.speakers)
+    assert seen["tune"] and all(not u.startswith("sp") and f"-{DEV[0]}-" in u for u in seen["tune"][0])
+    assert seen["decode"] and all(not u.startswith("sp") and f"-{TEST[0]}-" in u for u in seen["decode"][0])
+    warps = json.loads((copy / "feats" / "vtln_warps.json").read_text())
+    assert set(warps["warps"]) == set(train + TEST + [f"sp0.9-{s}" for s in train])
+    assert warps["model_speakers"] == ["fash", "mblb"]
+    from gmmhmm.features import load_features
+
+    assert load_features(copy / "feats" / "train.npz")[1]["speed_perturb"] == [0.9]
+    assert "speed=0.9,1" in (copy / "RESULTS").read_text()
+
+
+def test_speed_perturbation_setting_keeps_todays_model_keys():
+    """speed_perturb = [] (the default) leaves the model keys of models trained before the setting
+    existed; set, it changes them (models of unperturbed data are refused)."""
+    cfg = an4.load_config(REPO_ROOT / "configs" / "an4.toml")
+    assert cfg["data"]["speed_perturb"] == []
+    old = copy_module.deepcopy(cfg)
+    del old["data"]["speed_perturb"]
+    assert an4.model_key(cfg, "mono", "") == an4.model_key(old, "mono", "")
+    cfg["data"]["speed_perturb"] = [0.9, 1.0, 1.1]
+    assert an4.model_key(cfg, "mono", "") != an4.model_key(old, "mono", "")
+    cfg["data"]["speed_perturb"] = 0.9
+    with pytest.raises(InvalidParameterError, match="speed_perturb must be a list"):
+        an4.model_key(cfg, "mono", "")
