@@ -279,6 +279,11 @@ def test_a_restarted_stage_refuses_features_of_other_settings(tmp_path):
     other["vtln"]["enabled"] = True
     with pytest.raises(InvalidParameterError, match=r"feats/train.npz.*\[vtln\].*stage"):
         read_features(out, "train", ds, other)
+    # speed-perturbed copies (their ids prefixed sp0.9-) of features made without them
+    from gmmhmm.data import perturb_speed
+
+    with pytest.raises(InvalidParameterError, match=r"feats/train.npz.*speed 0.9.*speed_perturb.*stage"):
+        read_features(out, "train", perturb_speed(ds, [0.9, 1.0]), cfg)
     more = DataDir(wav=dict(wav), text={u: ["A"] for u in wav}, utt2spk={u: u[:4] for u in wav})
     with pytest.raises(InvalidParameterError, match=r"feats/train.npz.*spk1-b.*stage"):
         read_features(out, "train", more, cfg)
