@@ -44,6 +44,7 @@ from ._textio import read_text_input
 from ._threads import set_num_threads
 from ._validation import resolve_n_jobs
 from .data.inputs import AUDIO_SUFFIXES, Utterances, audio_files_below, is_data_dir, list_utterances  # noqa: F401
+from .data.datadir import check_speed_factors, speed_prefix
 from .errors import GmmhmmError, InvalidInputError, InvalidParameterError, TranscriptError
 
 logger = logging.getLogger(__name__)
@@ -300,6 +301,8 @@ def cmd_features(args: argparse.Namespace) -> int:
     check_output(scp, "scp index")
     config = _feature_config(args)
     utts = list_utterances(args.inputs)
+    if args.speed_perturb:
+        utts = utts.perturb_speed(args.speed_perturb)
     _inputs_are_not_outputs([*set(utts.path.values()), args.config], [args.output, scp])
     feats, failures = _utterance_features(utts, config, args)
     feats = {utts.key[u]: X for u, X in feats.items()}
@@ -673,8 +676,10 @@ def _speaker_map(args: argparse.Namespace, utts: Utterances) -> dict[str, str] |
     spk = {}
     for u in utts.ids:
         path = utts.path[u]
-        found = utts.speaker.get(u) or next(
-            (table[k] for k in (u, path, Path(path).name, Path(path).stem) if k in table), None)
+        found = utts.speaker.get(u)
+        key = next((k for k in (u, path, Path(path).name, Path(path).stem) if k in table), None)
+        if found is None and key is not None:  # a perturbed copy of a file is its speaker's perturbed copy
+            found = table[key] if key == u or u not in utts.speed else speed_prefix(utts.speed[u]) + table[key]
         if found is not None:
             spk[utts.audio_name(u)] = found
     if not spk:
@@ -1033,6 +1038,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _speed_factors(text: str) -> list[float]:
+    """argparse type: comma-separated distinct speed factors in [0.5, 2]."""
+    try:
+        return check_speed_factors(float(f) for f in text.split(","))
+    except ValueError as exc:  # InvalidParameterError is a ValueError too
+        raise argparse.ArgumentTypeError(str(exc) if isinstance(exc, GmmhmmError) else f"not numbers: {text!r}"
+                                         ) from None
+
+
 def _finite_float(text: str) -> float:
     """argparse type: a finite number (``nan`` and ``inf`` would silently ruin every score)."""
     try:
@@ -1072,6 +1086,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", required=True, help="feature file to write: .npz, or .ark for a Kaldi "
                     "archive (float32) with its .scp index beside it")
     sp.add_argument("--config", help="recipe TOML whose [features] to use (default: FeatureConfig())")
+    sp.add_argument("--speed-perturb", type=_speed_factors, metavar="F,F,...",
+                    help="also (or, without 1.0, only) speed-perturbed copies at these factors, e.g. 0.9,1.0,1.1 "
+                    "(Kaldi's perturb_data_dir_speed_3way.sh): keys and speakers prefixed sp0.9- etc.")
     common(sp)
     sp.set_defaults(func=cmd_features)
 

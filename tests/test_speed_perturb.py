@@ -178,3 +178,37 @@ def test_bad_perturbations_are_refused(wavs, tmp_path):
     perturb_speed(d, [1.0]).write(tmp_path / "same")  # factor 1.0 alone is the directory itself
     assert DataDir.read(tmp_path / "same").utt2spk == d.utt2spk
     assert issubclass(DataDirError, GmmhmmError)
+
+
+def test_cli_features_of_speed_perturbed_copies(wavs, tmp_path, capsys):
+    """`gmmhmm features DATA --speed-perturb 0.9,1.0` writes the originals and the sp0.9- copies, each
+    copy's features those of its perturbed audio with its own speaker's CMVN statistics."""
+    from gmmhmm.cli import main
+    from gmmhmm.features import load_features
+
+    data = tmp_path / "data"
+    tiny_dir(wavs).write(data)
+    out = tmp_path / "f.npz"
+    assert main(["features", str(data), "-o", str(out), "--speed-perturb", "0.9,1.0"]) == 0
+    feats, _ = load_features(out)
+    assert sorted(feats) == ["s1-u1", "s2-u1", "sp0.9-s1-u1", "sp0.9-s2-u1"]
+    config = FeatureConfig()
+    want, _ = extract_many([PerturbedAudio(wavs["a"], 0.9)], config)
+    np.testing.assert_allclose(feats["sp0.9-s1-u1"], want[PerturbedAudio(wavs["a"], 0.9).name], atol=1e-5)
+    # one speaker per utterance here: with --utt2spk by file name, a copy's speaker is the copy of the file's
+    (tmp_path / "utt2spk").write_text("a.wav spkA\nb.wav spkA\n")
+    (tmp_path / "speaker.toml").write_text('[features]\ncmvn = "speaker"\n')
+    assert main(["features", wavs["a"], wavs["b"], "-o", str(out), "--speed-perturb", "1.0,1.1",
+                 "--utt2spk", str(tmp_path / "utt2spk"), "--config", str(tmp_path / "speaker.toml")]) == 0
+    feats, _ = load_features(out)
+    assert sorted(feats) == sorted([wavs["a"], wavs["b"]] + [f"sp1.1-{w}" for w in (wavs["a"], wavs["b"])])
+    config = FeatureConfig(cmvn="speaker")
+    for items, speaker in (([PerturbedAudio(wavs[k], 1.1) for k in "ab"], "sp1.1-spkA"), ([wavs["a"], wavs["b"]], "spkA")):
+        names = [getattr(i, "name", i) for i in items]
+        want, _ = extract_many(items, config, utt2spk=dict.fromkeys(names, speaker))  # the copies' own statistics
+        for name in names:
+            np.testing.assert_allclose(feats[name], want[name], atol=1e-5)
+    capsys.readouterr()
+    for bad, why in (("0.9,0.9", "distinct factors"), ("0.9,x", "not numbers"), ("3", "speed factor must be")):
+        assert main(["features", wavs["a"], "-o", str(out), "--speed-perturb", bad]) == 2
+        assert why in capsys.readouterr().err

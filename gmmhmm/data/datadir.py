@@ -83,6 +83,14 @@ def check_speed(factor: object) -> float:
     return float(factor)
 
 
+def check_speed_factors(factors) -> list[float]:
+    """The factors of a speed perturbation as floats: some, distinct, each :func:`check_speed`'s."""
+    factors = [check_speed(f) for f in factors]
+    if not factors or len(set(factors)) < len(factors):
+        raise InvalidParameterError(f"speed perturbation needs distinct factors, got {factors}")
+    return factors
+
+
 def speed_prefix(factor: float) -> str:
     """``sp0.9-``: what Kaldi's ``perturb_data_dir_speed.sh`` puts before the ids of a perturbed copy."""
     return f"sp{check_speed(factor):g}-"
@@ -417,9 +425,7 @@ def perturb_speed(data: DataDir, factors) -> DataDir:
     DataDirError
         A perturbed id clashes with another (the directory already holds ``sp0.9-`` ids).
     """
-    factors = [check_speed(f) for f in factors]
-    if not factors or len(set(factors)) < len(factors):
-        raise InvalidParameterError(f"speed perturbation needs distinct factors, got {factors}")
+    factors = check_speed_factors(factors)
     out = DataDir({}, {}, {}, None if data.segments is None else {}, None, {})
     tables = ("wav", "text", "utt2spk", "segments", "speed")
     for f in factors:

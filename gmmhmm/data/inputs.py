@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InvalidInputError
-from .datadir import AudioSpan, DataDir, read_wav_scp
+from .datadir import (AudioSpan, DataDir, PerturbedAudio, audio_source_name, check_speed_factors, read_wav_scp,
+                      speed_prefix)
 
 #: Suffixes of the audio files a folder scan picks up (case-insensitive).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".sph")
@@ -42,6 +43,7 @@ class Utterances:
     text : dict utt -> words, for utterances from data directories with ``text``
     segment : dict utt -> ``(start_s, end_s)`` in its audio file, for utterances
         from data directories with ``segments``
+    speed : dict utt -> speed factor of its audio (:meth:`perturb_speed`); absent: 1
     """
 
     ids: list[str] = field(default_factory=list)
@@ -50,6 +52,7 @@ class Utterances:
     speaker: dict[str, str] = field(default_factory=dict)
     text: dict[str, list[str]] = field(default_factory=dict)
     segment: dict[str, tuple[float, float]] = field(default_factory=dict)
+    speed: dict[str, float] = field(default_factory=dict)
     _source: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -77,16 +80,37 @@ class Utterances:
                     out.text[u] = self.text[u]
                 if u in self.segment:
                     out.segment[u] = self.segment[u]
+                if u in self.speed:
+                    out.speed[u] = self.speed[u]
         return out
 
-    def source(self, utt: str) -> str | AudioSpan:
-        """What feature extraction reads for ``utt``: its audio path, or the span of its segment."""
-        return AudioSpan(self.path[utt], *self.segment[utt]) if utt in self.segment else self.path[utt]
+    def perturb_speed(self, factors) -> "Utterances":
+        """Speed-perturbed copies, as :func:`gmmhmm.data.perturb_speed` makes of a data directory: at
+        factor ``f`` the utterance ids, output keys and speakers are prefixed ``sp<f>-`` (a perturbed
+        speaker is a new speaker); factor 1.0 is the utterances themselves."""
+        out = Utterances()
+        for f in check_speed_factors(factors):
+            p = "" if f == 1.0 else speed_prefix(f)
+            for u in self.ids:
+                out.add(p + u, self.path[u], p + self.key[u], self._source[u])
+                for table in ("speaker", "text", "segment"):
+                    if u in getattr(self, table):
+                        value = getattr(self, table)[u]
+                        getattr(out, table)[p + u] = p + value if table == "speaker" else value
+                if self.speed.get(u, 1.0) * f != 1.0:
+                    out.speed[p + u] = self.speed.get(u, 1.0) * f
+        return out
+
+    def source(self, utt: str) -> str | AudioSpan | PerturbedAudio:
+        """What feature extraction reads for ``utt``: its audio path, or the span of its segment,
+        speed perturbed if it is a perturbed copy."""
+        source = AudioSpan(self.path[utt], *self.segment[utt]) if utt in self.segment else self.path[utt]
+        return PerturbedAudio(source, self.speed[utt]) if utt in self.speed else source
 
     def audio_name(self, utt: str) -> str:
-        """The key of ``utt``'s features in extraction: its path, or ``path[start_s-end_s]`` of a segment."""
-        source = self.source(utt)
-        return source.name if isinstance(source, AudioSpan) else source
+        """The key of ``utt``'s features in extraction: its path, ``path[start_s-end_s]`` of a segment,
+        ``sp0.9-`` before either for a perturbed copy."""
+        return audio_source_name(self.source(utt))
 
     def utterances_of(self) -> dict[str, list[str]]:
         """Audio name (:meth:`audio_name`) -> the utterances reading it (normally one)."""
