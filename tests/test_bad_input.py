@@ -34,10 +34,10 @@ from gmmhmm.checkpoint import resume as checkpoint_resume
 from gmmhmm.classifier import HMMClassifier
 from gmmhmm.cli import main
 from gmmhmm.corpus import Corpus
-from gmmhmm.data import DataDir
+from gmmhmm.data import DataDir, PerturbedAudio, perturb_speed
 from gmmhmm.features import (FeatureConfig, add_deltas, cmvn, cmvn_per_speaker, deltas, extract_features,
                              extract_many, frame_signal, load_audio, load_features, mel_filterbank, mfcc,
-                             save_features, window_function)
+                             save_features, speed_perturb, window_function)
 from gmmhmm.decoding import decode_files
 from gmmhmm.features.transforms import (FeatureTransform, MlltStats, accumulate_lda_stats, accumulate_mllt_stats,
                                         estimate_lda, estimate_mllt, splice_frames)
@@ -479,6 +479,15 @@ LIBRARY = [
          E.AudioError, "implausible sample rate 4000000"),
     Case("load_audio", "resampling to a negative rate", lambda e: load_audio(e.audio / "1_synth_0.wav", -8000),
          E.InvalidParameterError, "sample_rate_hz"),
+    Case("speed_perturb", "speed factor 0", lambda e: speed_perturb(np.zeros(100), 0.0), E.InvalidParameterError,
+         "speed factor must be a finite number from 0.5 to 2.0, got 0.0"),
+    Case("speed_perturb", "speed factor NaN", lambda e: speed_perturb(np.zeros(100), float("nan")),
+         E.InvalidParameterError, "speed factor must be a finite number"),
+    Case("extract_features", "speed-perturbed missing file",
+         lambda e: extract_features(PerturbedAudio(str(e.d / "missing.wav"), 0.9)), E.AudioError, "no such audio file"),
+    Case("perturb_speed", "a factor given twice",
+         lambda e: perturb_speed(DataDir({"u": "a.wav"}, {"u": ["A"]}, {"u": "s"}), [0.9, 1.0, 0.9]),
+         E.InvalidParameterError, "distinct factors"),
     Case("extract_features", "audio shorter than one frame", lambda e: extract_features(e.bad / "short.wav", e.config),
          E.AudioError, "short.wav.*too short for one 25 ms frame"),
     Case("extract_features", "signal without sample_rate_hz", lambda e: extract_features(np.zeros(8000)),
