@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +83,7 @@ def check_speed(factor: object) -> float:
     return float(factor)
 
 
-def check_speed_factors(factors) -> list[float]:
+def check_speed_factors(factors: Iterable[float]) -> list[float]:
     """The factors of a speed perturbation as floats: some, distinct, each :func:`check_speed`'s."""
     factors = [check_speed(f) for f in factors]
     if not factors or len(set(factors)) < len(factors):
@@ -409,7 +409,7 @@ class DataDir:
                 raise DataDirError(f"recording {rec!r}: {exc}") from None
 
 
-def perturb_speed(data: DataDir, factors) -> DataDir:
+def perturb_speed(data: DataDir, factors: Iterable[float]) -> DataDir:
     """Speed-perturbed copies of a data directory, as Kaldi's ``utils/data/perturb_data_dir_speed.sh``
     (``perturb_data_dir_speed_3way.sh`` with ``[0.9, 1.0, 1.1]``).
 

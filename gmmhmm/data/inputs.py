@@ -17,7 +17,7 @@ Two inputs giving the same utterance id are an error, never a silent overwrite.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,7 +84,7 @@ class Utterances:
                     out.speed[u] = self.speed[u]
         return out
 
-    def perturb_speed(self, factors) -> "Utterances":
+    def perturb_speed(self, factors: Iterable[float]) -> "Utterances":
         """Speed-perturbed copies, as :func:`gmmhmm.data.perturb_speed` makes of a data directory: at
         factor ``f`` the utterance ids, output keys and speakers are prefixed ``sp<f>-`` (a perturbed
         speaker is a new speaker); factor 1.0 is the utterances themselves."""
