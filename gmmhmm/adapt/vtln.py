@@ -34,6 +34,12 @@ logger = logging.getLogger(__name__)
 # Frames scored at once: bounds the (frames, components) log-likelihood matrix of the search
 # (8 MB at 128 components) whatever the amount of audio; per-speaker sums are additive.
 _SCORE_FRAMES = 8192
+# Frames per block of the warp GMM's E-steps, and most frames its initialisation (k-means) holds
+# (Kaldi's gmm-global-init-from-feats --num-frames): memory does not grow with the corpus.
+_FIT_FRAMES = 16384
+_INIT_FRAMES = 500_000
+# Utterances whose features are asked of ``features_at`` at once while fitting
+_FIT_UTTERANCES = 64
 
 __all__ = ["VtlnResult", "check_vtln_grid", "estimate_vtln_warps", "features_on_disk", "memoised_features_at", "train_vtln", "vtln_warp_grid",
            "warped_features"]
@@ -241,6 +247,14 @@ def warped_features(features_at: FeaturesAt, warps: Mapping[str, float], utt2spk
     return {u: out[u] for u in utts if u in out}
 
 
+def _warped_frames(features_at: FeaturesAt, warps: Mapping[str, float], utt2spk: Mapping[str, str],
+                   utterances: Sequence[str]) -> Iterator[np.ndarray]:
+    """The features of ``utterances`` at their speakers' warps, in order, read a few utterances at
+    a time (:func:`warped_features` of all of them would hold them all)."""
+    for start in range(0, len(utterances), _FIT_UTTERANCES):
+        yield from warped_features(features_at, warps, utt2spk, utterances[start:start + _FIT_UTTERANCES]).values()
+
+
 def train_vtln(features_at: FeaturesAt, utt2spk: Mapping[str, str], model_utterances: Sequence[str],
                n_components: int = 128, n_iter: int = 2, grid: Sequence[float] | None = None,
                random_state: int | None = 0, max_iter: int = 100) -> tuple[object, VtlnResult]:
@@ -250,6 +264,11 @@ def train_vtln(features_at: FeaturesAt, utt2spk: Mapping[str, str], model_uttera
     the warps of their speakers are estimated and the GMM refitted on their
     warped features. Finally every speaker of ``utt2spk`` (e.g. also test
     speakers, which need no labels) gets its warp from that GMM.
+
+    Each fit (:meth:`GaussianMixture.fit_blocks`) reads the features a few utterances at a time
+    at every EM iteration and initialises on a sample of at most 500000 frames drawn from
+    ``random_state`` (every frame, in utterance order, when there are no more: then the GMM is
+    the one fitted on the concatenation of the frames), so memory does not grow with the corpus.
 
     Returns
     -------
@@ -264,10 +283,10 @@ def train_vtln(features_at: FeaturesAt, utt2spk: Mapping[str, str], model_uttera
     warps: dict[str, float] = {}
     gmm = None
     for it in range(n_iter + 1):
-        feats = warped_features(features_at, warps, utt2spk, model_utts)
-        X = np.concatenate([f for f in feats.values() if len(f)])
         gmm = GaussianMixture(n_components, covariance_type="diag", random_state=random_state,
-                              max_iter=max_iter, reg_covar=1e-3).fit(X)
+                              max_iter=max_iter, reg_covar=1e-3)
+        gmm.fit_blocks(lambda: _row_blocks(_warped_frames(features_at, warps, utt2spk, model_utts), _FIT_FRAMES),
+                       init_frames=_INIT_FRAMES)
         if it < n_iter:
             warps = estimate_vtln_warps(gmm, features_at, utt2spk, grid, model_utts).warps
             logger.info("VTLN training pass %d: warps of %d speakers from %.2f to %.2f", it + 1, len(warps),
