@@ -181,6 +181,29 @@ def test_block_size_changes_neither_scores_nor_warps(monkeypatch):
         assert res.warps == pytest.approx({"a": 0.94, "b": 1.06, "c": 1.0})
 
 
+def test_warp_scoring_reads_a_few_utterances_at_a_time(monkeypatch):
+    """Bug: each warp's features were asked of ``features_at`` for every utterance at once, so with
+    features kept on disk (:func:`features_on_disk`) one warp of the whole corpus was read into
+    memory. Now a few utterances at a time, with the scores and warps of the one-shot reading."""
+    import gmmhmm.adapt.vtln as vtln
+
+    gmm, features_at, utt2spk, base = _many_frames(5)
+    grid = vtln_warp_grid(0.9, 1.1, 0.02)
+    monkeypatch.setattr(vtln, "_READ_UTTERANCES", 10**9, raising=False)
+    whole = estimate_vtln_warps(gmm, features_at, utt2spk, grid)
+    most = []
+
+    def spy(warp, utts):
+        most.append(len(utts))
+        return features_at(warp, utts)
+
+    monkeypatch.setattr(vtln, "_READ_UTTERANCES", 4, raising=False)
+    res = estimate_vtln_warps(gmm, spy, utt2spk, grid)
+    assert 0 < max(most) <= 4
+    assert res.warps == whole.warps
+    for s in whole.scores:
+        np.testing.assert_allclose(res.scores[s], whole.scores[s], rtol=1e-12)
+
 def test_a_flat_likelihood_keeps_no_warp():
     gmm = GaussianMixture(1, covariance_type="diag", random_state=0).fit(np.random.default_rng(1).normal(size=(100, 2)))
     X = np.ones((10, 2))

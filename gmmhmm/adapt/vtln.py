@@ -38,8 +38,8 @@ _SCORE_FRAMES = 8192
 # (Kaldi's gmm-global-init-from-feats --num-frames): memory does not grow with the corpus.
 _FIT_FRAMES = 16384
 _INIT_FRAMES = 500_000
-# Utterances whose features are asked of ``features_at`` at once while fitting
-_FIT_UTTERANCES = 64
+# Utterances whose features are asked of ``features_at`` at once (fitting and scoring)
+_READ_UTTERANCES = 64
 
 __all__ = ["VtlnResult", "check_vtln_grid", "estimate_vtln_warps", "features_on_disk", "memoised_features_at", "train_vtln", "vtln_warp_grid",
            "warped_features"]
@@ -133,19 +133,20 @@ def estimate_vtln_warps(model, features_at: FeaturesAt, utt2spk: Mapping[str, st
     total = np.zeros((len(speakers), len(grid)))
     frames = np.zeros((len(speakers), len(grid)))
     for i, warp in enumerate(grid):
-        feats = features_at(float(warp), utts)
-        scored = [u for u in utts if u in feats and len(feats[u])]
-        if not scored:
-            continue
-        # blocks of frames across utterances and speakers, summed per speaker
-        owner = np.repeat([index[utt2spk[u]] for u in scored], [len(feats[u]) for u in scored])
-        start = 0
-        for block in _row_blocks([feats[u] for u in scored], _SCORE_FRAMES):
-            stop = start + len(block)
-            total[:, i] += np.bincount(owner[start:stop], weights=model.score_samples(block),
-                                       minlength=len(speakers))
-            start = stop
-        frames[:, i] = np.bincount(owner, minlength=len(speakers))
+        for chunk in _chunks(utts):  # a few utterances' features in memory, not a warp of the corpus
+            feats = features_at(float(warp), chunk)
+            scored = [u for u in chunk if u in feats and len(feats[u])]
+            if not scored:
+                continue
+            # blocks of frames across utterances and speakers, summed per speaker
+            owner = np.repeat([index[utt2spk[u]] for u in scored], [len(feats[u]) for u in scored])
+            start = 0
+            for block in _row_blocks([feats[u] for u in scored], _SCORE_FRAMES):
+                stop = start + len(block)
+                total[:, i] += np.bincount(owner[start:stop], weights=model.score_samples(block),
+                                           minlength=len(speakers))
+                start = stop
+            frames[:, i] += np.bincount(owner, minlength=len(speakers))
         logger.debug("VTLN: scored warp %.3f", warp)
     most = frames.max(axis=1)
     empty = sorted(s for s, n in zip(speakers, most) if n == 0)
@@ -158,6 +159,13 @@ def estimate_vtln_warps(model, features_at: FeaturesAt, utt2spk: Mapping[str, st
     warps = {s: float(grid[order[np.argmax(scores_kw[k, order])]]) for k, s in enumerate(speakers)}
     scores = {s: scores_kw[k] for k, s in enumerate(speakers)}
     return VtlnResult(warps=warps, grid=grid, scores=scores)
+
+
+def _chunks(utterances: Sequence[str]) -> Iterator[Sequence[str]]:
+    """``utterances`` in consecutive runs of :data:`_READ_UTTERANCES`: what is asked of
+    ``features_at`` at once."""
+    for start in range(0, len(utterances), _READ_UTTERANCES):
+        yield utterances[start:start + _READ_UTTERANCES]
 
 
 def _row_blocks(arrays: Sequence[np.ndarray], size: int) -> Iterator[np.ndarray]:
@@ -251,8 +259,8 @@ def _warped_frames(features_at: FeaturesAt, warps: Mapping[str, float], utt2spk:
                    utterances: Sequence[str]) -> Iterator[np.ndarray]:
     """The features of ``utterances`` at their speakers' warps, in order, read a few utterances at
     a time (:func:`warped_features` of all of them would hold them all)."""
-    for start in range(0, len(utterances), _FIT_UTTERANCES):
-        yield from warped_features(features_at, warps, utt2spk, utterances[start:start + _FIT_UTTERANCES]).values()
+    for chunk in _chunks(utterances):
+        yield from warped_features(features_at, warps, utt2spk, chunk).values()
 
 
 def train_vtln(features_at: FeaturesAt, utt2spk: Mapping[str, str], model_utterances: Sequence[str],
