@@ -380,6 +380,15 @@ def test_vtln_training_never_holds_every_model_frame_at_once(monkeypatch):
     assert gmm.means_[:, 0].min() < 2 and gmm.means_[:, 0].max() > 5  # spread over the speakers
     assert peak < corpus_bytes / 4, f"peak {peak / 1e6:.1f} MB for a corpus of {corpus_bytes / 1e6:.1f} MB"
 
+def test_vtln_training_without_model_frames_is_refused():
+    """Model utterances that all lost their audio: a clear error (was numpy's ValueError from
+    concatenating nothing)."""
+    base = {"a1": np.zeros((0, 2)), "b1": np.zeros((0, 2)), "c1": np.ones((50, 2))}
+    utt2spk = {u: u[0] for u in base}
+    with pytest.raises(InvalidInputError, match="no rows"):
+        train_vtln(lambda warp, utts: {u: base[u] for u in utts}, utt2spk, ["a1", "b1"], n_components=2,
+                   n_iter=0, grid=[1.0])
+
 # --- the command line ----------------------------------------------------------------------------
 def test_cli_estimates_warps_and_features_use_them(tmp_path, capsys):
     """`gmmhmm vtln` gives the raised-frequency speaker the warp that undoes it; `gmmhmm features
