@@ -501,3 +501,8 @@ def test_fit_blocks_refuses_no_rows_and_a_sample_smaller_than_the_model():
         GaussianMixture(2).fit_blocks(lambda: iter([X[:0]]))
     with pytest.raises(InvalidParameterError, match="init_frames"):
         GaussianMixture(4).fit_blocks(_in_blocks(X, [50]), init_frames=3)
+    # blocks of other widths: named, not numpy's ValueError from joining them
+    with pytest.raises(InvalidInputError, match=r"block 2 has shape \(10, 2\); the first had 3 columns"):
+        GaussianMixture(2).fit_blocks(lambda: iter([X[:20], X[20:30, :2]]))
+    with pytest.raises(InvalidInputError, match=r"block 1 has shape \(3,\)"):
+        GaussianMixture(2).fit_blocks(lambda: iter([X[:3, 0]]))

@@ -99,7 +99,8 @@ _ILL_DEFINED = ("Fitting the mixture model failed because some components have i
 
 def _row_sample(blocks: Iterable[np.ndarray], n_rows: int, rng: np.random.RandomState) -> np.ndarray:
     """A uniform sample of ``n_rows`` of the rows of ``blocks`` (all of them, drawing nothing, when
-    there are no more), in their order, holding at most about twice ``n_rows`` rows plus a block.
+    there are no more), in their order, holding at most about four times ``n_rows`` rows (the
+    sample, the blocks read since the last merge and their merge) plus two blocks at once.
 
     Bottom-k sampling: every row gets a uniform key, the ``n_rows`` smallest keys win. Keys are
     drawn in row order once the rows outnumber the sample, so the sample depends only on the rows
@@ -121,8 +122,14 @@ def _row_sample(blocks: Iterable[np.ndarray], n_rows: int, rng: np.random.Random
         chosen = np.sort(np.argpartition(all_keys, n_rows - 1)[:n_rows]) if len(rows) > n_rows else slice(None)
         kept, keys = rows[chosen], all_keys[chosen]
 
-    for block in blocks:
+    width = None
+    for number, block in enumerate(blocks, start=1):
         block = np.asarray(block)
+        if block.ndim != 2 or block.shape[1] != (width or block.shape[1]):
+            raise InvalidInputError(f"fit_blocks: block {number} has shape {block.shape}; "
+                                    + ("blocks are (n_rows, n_features) arrays" if width is None
+                                       else f"the first had {width} columns"))
+        width = width or block.shape[1]
         if len(block):
             pending.append(block)
             n_pending += len(block)
