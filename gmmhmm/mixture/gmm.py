@@ -5,7 +5,9 @@ EM is split Kaldi-style into an accumulator and an estimator::
     stats = gmm.accumulate(X_part1) + gmm.accumulate(X_part2)   # E-step
     gmm.update(stats)                                           # M-step
 
-and ``fit`` is a loop over exactly that cycle. The E-step is fused: each
+and ``fit`` is a loop over exactly that cycle (``fit_blocks`` the same loop
+with each E-step summed over blocks of rows read anew, for data too large to
+hold; its initialisation sees a bounded sample). The E-step is fused: each
 block of rows goes through one GEMM for the log-densities of all
 components, a compiled log-sum-exp normalisation, and one GEMM for the
 statistics, without materialising (N, K) arrays for the whole data.
