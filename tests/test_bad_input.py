@@ -635,6 +635,8 @@ LIBRARY = [
          E.DataDirError, r"wav.scp:1: audio file of 'u1' does not exist"),
     Case("DataDir.read", "piped wav.scp command", lambda e: DataDir.read(_data_dir(e, "dd4", wav_scp="u1 cat x |\n")),
          E.DataDirError, r"wav.scp:1: piped commands are not supported"),
+    Case("DataDir.read", "feature scp as wav.scp", lambda e: DataDir.read(_data_dir(e, "dd5", wav_scp="u1 f.ark:14\n")),
+         E.DataDirError, r"wav.scp:1: 'f.ark:14' is an archive offset: this looks like a feature scp"),
     Case("load_audio", "truncated NIST SPHERE file", lambda e: load_audio(_truncated_sphere(e)), E.AudioError,
          "truncated"),
     Case("EmbeddedTrainer.flat_start", "no utterances", lambda e: EmbeddedTrainer(Lexicon.digits()).flat_start([]),
