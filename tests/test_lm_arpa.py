@@ -258,3 +258,10 @@ def test_file_without_unigrams_is_a_model_file_error_naming_the_file(tmp_path, t
     path.write_text(text)
     with pytest.raises(ModelFileError, match=r"empty\.arpa: .*no 1-grams"):
         read_arpa(path)
+
+
+def test_model_refuses_ngrams_with_words_outside_its_unigrams(tmp_path):
+    """Bug: a model built in code took a bigram whose word had no unigram: log_prob scored it while
+    perplexity called it OOV, and write_arpa wrote a file read_arpa refuses."""
+    with pytest.raises(GmmhmmError, match="'b'.*not among the 1-grams"):
+        NGramModel([{("a",): (-0.1, 0.0), ("</s>",): (-0.2, 0.0)}, {("a", "b"): (-0.1, 0.0)}])
