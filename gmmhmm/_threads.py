@@ -158,6 +158,7 @@ def _submit_all(func: Callable[[Any], Any], items: Sequence[Any], n: int) -> lis
     queue = deque(zip(items, futures))
 
     def drain() -> None:
+        _local.in_pool = True  # a map_ordered inside func runs serially (see map_ordered)
         while True:
             try:
                 item, future = queue.popleft()  # atomic: each item goes to one drain
@@ -186,9 +187,11 @@ def map_ordered(func: Callable[[Any], Any], items: Sequence[Any], n_threads: int
 
     The caller combines the results in that order, so a sum over them does
     not depend on the thread count. ``func`` must release the GIL for its
-    heavy work (BLAS, numpy ufuncs, ``nogil`` numba kernels).
+    heavy work (BLAS, numpy ufuncs, ``nogil`` numba kernels). Called from
+    within ``func`` (on one of the pool's threads) it runs serially: its work
+    would queue behind the callers holding the threads.
     """
-    if n_threads <= 1 or len(items) <= 1:
+    if n_threads <= 1 or len(items) <= 1 or getattr(_local, "in_pool", False):
         yield from map(func, items)
         return
     futures = _submit_all(func, items, n_threads)[::-1]

@@ -266,7 +266,7 @@ def fresh_pool(monkeypatch):
     monkeypatch.setattr(_threads, "_pool_size", 0)
     yield _CountingExecutor
     if _threads._pool is not None:
-        _threads._pool.shutdown(wait=True)
+        _threads._pool.shutdown(wait=False)  # a deadlocked test must not hang the session
 
 
 def test_map_ordered_reuses_its_pool_across_thread_counts(fresh_pool):
@@ -340,3 +340,19 @@ def test_map_ordered_leaves_a_bounded_number_of_threads(fresh_pool):
             break
         time.sleep(0.01)
     assert len(alive) <= 4
+
+
+def test_map_ordered_nested_in_its_own_threads_runs_serially(fresh_pool):
+    """A mapped function that itself maps (on fewer threads than the pool holds) would wait for
+    work queued behind its own callers, which hold every thread: a nested call runs in its thread."""
+    import threading
+
+    def inner(x):
+        return sum(_threads.map_ordered(lambda y: x * y, range(4), 2))
+
+    result = []
+    t = threading.Thread(target=lambda: result.append(list(_threads.map_ordered(inner, range(6), 3))), daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "nested map_ordered deadlocked"
+    assert result == [[6 * x for x in range(6)]]
