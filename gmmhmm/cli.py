@@ -986,7 +986,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def _lm_sentences(path: str, ids: bool) -> list[list[str]]:
     """Word lists of a Kaldi ``text`` file (``utt-id word...``) or, without ids, one sentence per line.
 
-    ``<s>``/``</s>`` around a sentence are dropped (they are added again).
+    ``<s>``/``</s>`` around a sentence are dropped (they are added again), and so is the
+    ``(utt-id)`` after ``</s>`` of a CMU Sphinx transcription line.
     """
     if ids:
         lines = list(read_table(path, "text", empty_values=True).values())
@@ -995,6 +996,8 @@ def _lm_sentences(path: str, ids: bool) -> list[list[str]]:
     sentences = []
     for line in lines:
         words = line.split()
+        if len(words) > 1 and words[-2] == "</s>" and words[-1].startswith("(") and words[-1].endswith(")"):
+            words = words[:-1]
         if words and words[0] == "<s>":
             words = words[1:]
         if words and words[-1] == "</s>":
@@ -1214,7 +1217,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--order", type=int, choices=(1, 2, 3, 4, 5), default=2, help="n-gram order (default 2)")
     sp.add_argument("--method", choices=("witten-bell", "kneser-ney"), default="witten-bell",
                     help="interpolated Witten-Bell (default) or modified Kneser-Ney smoothing")
-    sp.add_argument("--no-ids", action="store_true", help="TEXT (and --ppl files) have no utterance ids")
+    sp.add_argument("--no-ids", action="store_true", help="TEXT (and --ppl files) have no utterance ids: "
+                    "one sentence a line, or a Sphinx transcription '<s> words </s> (utt-id)'")
     sp.add_argument("--vocab", help="give these words (first column: word list or lexicon) probability "
                     "even if the text lacks them")
     sp.add_argument("--ppl", action="append", metavar="TEXT",

@@ -573,6 +573,8 @@ LIBRARY = [
     Case("read_arpa", "header count differs from the section",
          lambda e: read_arpa(_arpa(e, "\\data\\\nngram 1=2\n\n\\1-grams:\n-0.3 </s>\n\\end\\\n")),
          E.ModelFileError, r"lm\.arpa:6: .*announces 2 1-grams"),
+    Case("read_arpa", "no 1-grams", lambda e: read_arpa(_arpa(e, "\\data\\\nngram 1=0\n\n\\1-grams:\n\\end\\\n")),
+         E.ModelFileError, r"lm\.arpa: no 1-grams"),
     Case("estimate", "a string instead of a word list", lambda e: estimate(["a b c"]), E.InvalidInputError,
          "is a string"),
     Case("estimate", "only empty sentences", lambda e: estimate([[]]), E.InvalidInputError, "no training sentences"),
