@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
@@ -143,19 +144,42 @@ def compute() -> Iterator[int]:
 
 
 def _submit_all(func: Callable[[Any], Any], items: Sequence[Any], n: int) -> list[Future]:
-    """``func(item)`` for every item, submitted to the shared pool of ``n`` threads.
+    """``func(item)`` for every item on at most ``n`` threads of the shared pool.
 
-    Under the lock: a caller wanting another size replaces the pool (shut down without waiting,
-    so the work already in it still runs) between two callers' submissions, never during one.
+    One pool serves every thread count: ``n`` drains take the items in order from one queue, so
+    calls with different counts reuse the same threads, and only a count larger than the pool
+    replaces it (shut down without waiting, so the work already in it still runs; its idle
+    threads exit, and concurrent.futures joins the pool's threads at interpreter exit).
+    Submitted under the lock, so the pool is never replaced while a caller is submitting to it.
+    A future cancelled before its item is taken (the caller stopped) is skipped.
     """
     global _pool, _pool_size
+    futures = [Future() for _ in items]
+    queue = deque(zip(items, futures))
+
+    def drain() -> None:
+        _local.in_pool = True  # a map_ordered inside func runs serially (see map_ordered)
+        while True:
+            try:
+                item, future = queue.popleft()  # atomic: each item goes to one drain
+            except IndexError:
+                return
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(func(item))
+                except BaseException as exc:  # noqa: BLE001 - raised in the caller by result()
+                    future.set_exception(exc)
+            del item, future  # a result is not kept while the drain takes the next item
+
     with _lock:
-        if _pool is None or _pool_size != n:
+        if _pool is None or _pool_size < n:
             if _pool is not None:
                 _pool.shutdown(wait=False)
-            _pool = ThreadPoolExecutor(n, thread_name_prefix="gmmhmm")
-            _pool_size = n
-        return [_pool.submit(func, item) for item in items]
+            _pool_size = max(n, numba.config.NUMBA_NUM_THREADS)  # the usual largest count, at once
+            _pool = ThreadPoolExecutor(_pool_size, thread_name_prefix="gmmhmm")
+        for _ in range(min(n, len(futures))):
+            _pool.submit(drain)
+    return futures
 
 
 def map_ordered(func: Callable[[Any], Any], items: Sequence[Any], n_threads: int) -> Iterator[Any]:
@@ -163,9 +187,11 @@ def map_ordered(func: Callable[[Any], Any], items: Sequence[Any], n_threads: int
 
     The caller combines the results in that order, so a sum over them does
     not depend on the thread count. ``func`` must release the GIL for its
-    heavy work (BLAS, numpy ufuncs, ``nogil`` numba kernels).
+    heavy work (BLAS, numpy ufuncs, ``nogil`` numba kernels). Called from
+    within ``func`` (on one of the pool's threads) it runs serially: its work
+    would queue behind the callers holding the threads.
     """
-    if n_threads <= 1 or len(items) <= 1:
+    if n_threads <= 1 or len(items) <= 1 or getattr(_local, "in_pool", False):
         yield from map(func, items)
         return
     futures = _submit_all(func, items, n_threads)[::-1]

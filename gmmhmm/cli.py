@@ -14,8 +14,8 @@ Subcommands::
     gmmhmm info MODEL                                    describe a model file
     gmmhmm lm TEXT -o lm.arpa [--order 2|3]              n-gram language model -> ARPA file
 
-INPUT is Kaldi data directories, wav.scp files, audio files (WAV, FLAC,
-NIST SPHERE, ...) and/or folders (their audio files at any depth, sorted);
+INPUT is Kaldi data directories, wav.scp files (any *.scp), audio files
+(WAV, FLAC, NIST SPHERE, ...) and/or folders (their audio files at any depth, sorted);
 see :mod:`gmmhmm.data.inputs` for the utterance ids each gives. Exit codes:
 0 success, 1 some input failed (each failure is reported on stderr; the
 rest is still processed), 2 usage error.
@@ -988,7 +988,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def _lm_sentences(path: str, ids: bool) -> list[list[str]]:
     """Word lists of a Kaldi ``text`` file (``utt-id word...``) or, without ids, one sentence per line.
 
-    ``<s>``/``</s>`` around a sentence are dropped (they are added again).
+    ``<s>``/``</s>`` around a sentence are dropped (they are added again), and so is the
+    ``(utt-id)`` after ``</s>`` of a CMU Sphinx transcription line.
     """
     if ids:
         lines = list(read_table(path, "text", empty_values=True).values())
@@ -997,6 +998,8 @@ def _lm_sentences(path: str, ids: bool) -> list[list[str]]:
     sentences = []
     for line in lines:
         words = line.split()
+        if len(words) > 1 and words[-2] == "</s>" and words[-1].startswith("(") and words[-1].endswith(")"):
+            words = words[:-1]
         if words and words[0] == "<s>":
             words = words[1:]
         if words and words[-1] == "</s>":
@@ -1081,7 +1084,7 @@ def build_parser() -> argparse.ArgumentParser:
         common(sp)
 
     sp = sub.add_parser("features", help="extract features of audio files into one feature file")
-    sp.add_argument("inputs", nargs="+", help="data directories, wav.scp files, audio files and/or folders "
+    sp.add_argument("inputs", nargs="+", help="data directories, wav.scp files (any *.scp), audio files and/or folders "
                     "(searched recursively); keyed by utterance id, or by path for files")
     sp.add_argument("-o", "--output", required=True, help="feature file to write: .npz, or .ark for a Kaldi "
                     "archive (float32) with its .scp index beside it")
@@ -1093,7 +1096,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_features)
 
     sp = sub.add_parser("vtln", help="estimate each speaker's VTLN warp factor (for --vtln-map), without labels")
-    sp.add_argument("inputs", nargs="+", help="data directories, wav.scp files, audio files and/or folders "
+    sp.add_argument("inputs", nargs="+", help="data directories, wav.scp files (any *.scp), audio files and/or folders "
                     "whose speakers (utt2spk, --utt2spk; else each file) get a warp")
     sp.add_argument("-o", "--output", required=True, help="'speaker warp' lines to write")
     sp.add_argument("--config", help="recipe TOML whose [features] to use (CMVN is per speaker, with variance)")
@@ -1157,10 +1160,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("decode", help="recognise utterances with a model file")
     sp.add_argument("model", help="model file from `gmmhmm train`, `gmmhmm train-phones` or a recipe")
-    sp.add_argument("inputs", nargs="+", help="data directories, wav.scp files, audio files and/or folders "
+    sp.add_argument("inputs", nargs="+", help="data directories, wav.scp files (any *.scp), audio files and/or folders "
                     "(searched recursively)")
     sp.add_argument("-o", "--output", help="write 'key<TAB>label(s)<TAB>loglik' lines here (default: stdout); "
-                    "key = utterance id for data directories and wav.scp, else the file path")
+                    "key = utterance id for data directories and wav.scp files, else the file path")
     sp.add_argument("--graph", choices=("phone-loop", "word-loop", "words"), default="word-loop",
                     help="phone-model files: phone recognition, connected words, or one isolated word")
     sp.add_argument("--lexicon", help="phone-model files: pronunciation lexicon (default: the model's)")
@@ -1195,7 +1198,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("inputs", nargs="+", metavar="[TRANSCRIPTS] INPUT",
                     help="data directories (transcripts from their text), or a transcripts file "
                     "('utt_id word ...'; utt_id = utterance id or the audio file's stem) followed by "
-                    "wav.scp files, audio files and/or folders (searched recursively)")
+                    "wav.scp files (any *.scp), audio files and/or folders (searched recursively)")
     sp.add_argument("-o", "--output", required=True, help="folder for <utt>.TextGrid, words.ctm, phones.ctm")
     sp.add_argument("--png", action="store_true",
                     help="also draw <utt>.png: waveform and spectrogram with word and phone boundaries")
@@ -1228,7 +1231,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--order", type=int, choices=(1, 2, 3, 4, 5), default=2, help="n-gram order (default 2)")
     sp.add_argument("--method", choices=("witten-bell", "kneser-ney"), default="witten-bell",
                     help="interpolated Witten-Bell (default) or modified Kneser-Ney smoothing")
-    sp.add_argument("--no-ids", action="store_true", help="TEXT (and --ppl files) have no utterance ids")
+    sp.add_argument("--no-ids", action="store_true", help="TEXT (and --ppl files) have no utterance ids: "
+                    "one sentence a line, or a Sphinx transcription '<s> words </s> (utt-id)'")
     sp.add_argument("--vocab", help="give these words (first column: word list or lexicon) probability "
                     "even if the text lacks them")
     sp.add_argument("--ppl", action="append", metavar="TEXT",

@@ -375,7 +375,8 @@ def systems(cfg: dict, tuned: dict) -> dict[str, dict]:
     return out
 
 
-#: fMLLR decodings of the latest models (under "models"), reused by the MAP system that follows.
+#: fMLLR decodings of the latest models (under "models"), reused by the MAP systems that follow, and
+#: under (fMLLR key, tau) the results after each MAP pass, which a candidate with more passes extends.
 _FMLLR_PASSES: dict = {}
 
 

@@ -283,3 +283,59 @@ def test_no_option_file_is_overwritten_by_the_output(tmp_path, capsys):
                      str(tmp_path / path), *extra]) == 1
         assert "is also an input" in capsys.readouterr().err
         assert (tmp_path / path).read_bytes() == before
+
+
+# --- wav.scp files of any name -----------------------------------------------------------------------
+def _tones(tmp_path, n=2):
+    from conftest import tone
+
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for i in range(n):
+        sf.write(audio / f"u{i}.wav", tone(300 + 200 * i), 8000, subtype="PCM_16")
+    return audio
+
+
+@pytest.mark.parametrize("name", ["train_wav.scp", "wav_sp.scp", "data/x.scp"])
+def test_any_scp_file_is_read_as_a_wav_scp(tmp_path, capsys, name):
+    """Kaldi users name scp files anything: a file ending in .scp is a wav.scp (its ids are the
+    utterance ids), not an audio file that fails to decode; audio files and data dirs as before."""
+    audio = _tones(tmp_path)
+    scp = tmp_path / name
+    scp.parent.mkdir(exist_ok=True)
+    scp.write_text(f"rec-a {audio / 'u0.wav'}\nrec-b {audio / 'u1.wav'}\n")
+    assert main(["features", str(scp), "-o", str(tmp_path / "f.npz")]) == 0
+    got = load_features(tmp_path / "f.npz")[0]
+    assert list(got) == ["rec-a", "rec-b"]
+    # the same audio named directly (key: its path) gives the same features
+    assert main(["features", str(audio / "u0.wav"), "-o", str(tmp_path / "g.npz")]) == 0
+    np.testing.assert_array_equal(load_features(tmp_path / "g.npz")[0][str(audio / "u0.wav")], got["rec-a"])
+
+
+def test_a_feature_scp_given_for_audio_is_named_as_one(tmp_path, capsys):
+    """`feats.scp` (``utt file.ark:offset`` lines) where audio is wanted: one clear error naming
+    the file and line and saying it looks like a feature scp, before any work; not one "cannot read
+    audio" failure per line."""
+    audio = _tones(tmp_path)
+    assert main(["features", str(audio), "-o", str(tmp_path / "f.ark")]) == 0
+    feats_scp = tmp_path / "f.scp"
+    assert ".ark:" in feats_scp.read_text()
+    capsys.readouterr()
+    assert main(["features", str(feats_scp), "-o", str(tmp_path / "g.npz")]) == 1
+    err = capsys.readouterr().err
+    assert f"{feats_scp}:1" in err and "feature scp" in err
+    assert not (tmp_path / "g.npz").exists()
+    # the same in a data directory's wav.scp
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "wav.scp").write_text("utt1 raw_mfcc.1.ark:14\n")
+    (d / "utt2spk").write_text("utt1 s\n")
+    assert main(["features", str(d), "-o", str(tmp_path / "h.npz")]) == 1
+    err = capsys.readouterr().err
+    assert f"{d / 'wav.scp'}:1" in err and "feature scp" in err
+
+
+def test_a_missing_scp_is_named(tmp_path, capsys):
+    assert main(["features", str(tmp_path / "nowhere.scp"), "-o", str(tmp_path / "f.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "nowhere.scp" in err and "no such" in err.lower()

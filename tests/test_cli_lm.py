@@ -95,3 +95,21 @@ def test_cli_usage_errors_exit_2(tmp_path, texts, args):
     if args:
         argv += ["-o", str(tmp_path / "lm.arpa")]
     assert main(argv) == 2
+
+
+def test_cli_reads_a_sphinx_transcription(tmp_path, capsys):
+    """Bug: CMU Sphinx transcription lines '<s> words </s> (utt-id)' (AN4's etc/*.transcription)
+    stopped the command with "'</s>' is not a word"; with --no-ids the id after </s> is dropped."""
+    from pathlib import Path
+
+    from test_lm_estimate import an4_sentences  # noqa: PLC0415 - fails loudly if AN4 is missing
+
+    transcription = Path(__file__).resolve().parents[2] / "shared" / "data" / "an4" / "etc" / "an4_train.transcription"
+    out = tmp_path / "lm.arpa"
+    assert main(["lm", str(transcription), "--no-ids", "-o", str(out), "--ppl", str(transcription)]) == 0
+    assert read_arpa(out).ngrams == estimate(an4_sentences("train")).ngrams
+    assert f"{len(an4_sentences('train'))} sentences" in capsys.readouterr().out
+    plain = tmp_path / "plain.txt"  # a '(...)' word is an id only right after </s>
+    plain.write_text("a (b)\n<s> a </s> (utt1)\n")
+    assert main(["lm", str(plain), "--no-ids", "-o", str(out)]) == 0
+    assert read_arpa(out).ngrams == estimate([["a", "(b)"], ["a"]]).ngrams

@@ -175,6 +175,9 @@ def test_read_table_keeps_line_numbers(tmp_path):
     ("", r"wav.scp: no utterances"),
     ("u1 a.wav\nu1 b.wav\n", r"wav.scp:2: 'u1' appears twice"),
     ("u1\n", r"wav.scp:1: expected at least 2 fields"),
+    ("u1 a.wav\nu2 /exp/raw_mfcc.1.ark:14\n", r"wav.scp:2: '/exp/raw_mfcc.1.ark:14' is an archive offset: "
+                                               r"this looks like a feature scp"),
+    ("u1 feats.ark:123[0:9]\n", r"wav.scp:1: .* looks like a feature scp"),
 ])
 def test_a_wav_scp_reads_alike_as_an_input_and_in_a_data_dir(tmp_path, wav_scp, match):
     """One wav.scp parser: a wav.scp named as an input (beside other inputs) is refused exactly as
@@ -188,3 +191,13 @@ def test_a_wav_scp_reads_alike_as_an_input_and_in_a_data_dir(tmp_path, wav_scp, 
                  lambda: list_utterances([good, d / "wav.scp"])):
         with pytest.raises(DataDirError, match=match):
             read()
+
+
+def test_any_scp_name_is_a_wav_scp_and_colons_in_audio_paths_are_kept(tmp_path):
+    """A ``*.scp`` input is a wav.scp whatever its name; an audio path holding a colon that is no
+    archive offset (``take:2.wav``, ``C:/x.wav``) is still audio."""
+    from gmmhmm.data.inputs import list_utterances
+
+    scp = tmp_path / "train_wav.SCP"
+    scp.write_text("u1 /a/take:2.wav\nu2 C:/x.wav\nu3 /a/x:1.flac\n")
+    assert list_utterances([scp]).path == {"u1": "/a/take:2.wav", "u2": "C:/x.wav", "u3": "/a/x:1.flac"}

@@ -208,3 +208,60 @@ def test_model_rejects_bad_tables():
         NGramModel([])
     with pytest.raises(GmmhmmError, match="2-gram table"):
         NGramModel([{("a",): (-0.1, 0.0)}, {("a",): (-0.1, 0.0)}])
+
+
+BIGRAM = ("\\data\\\nngram 1=4\nngram 2=3\n\n\\1-grams:\n-0.5\t</s>\n-99\t<s>\t-0.25\n-0.4\ta\t-0.3\n-0.9\tb\n\n"
+          "\\2-grams:\n-0.1\t<s> a\n-0.2\ta a\n-0.05\tb </s>\n\n\\end\\\n")
+
+
+def test_bigram_sentence_with_backoff_by_hand(tmp_path):
+    """<s> a a b b </s> under BIGRAM, by hand in log10 and converted once to natural log:
+    p(a|<s>) listed -0.1; p(a|a) listed -0.2; p(b|a) = bo(a) + p(b) = -0.3 - 0.9;
+    p(b|b): b has no backoff (weight 1), p(b) = -0.9; p(</s>|b) listed -0.05."""
+    path = tmp_path / "bi.arpa"
+    path.write_text(BIGRAM)
+    lm = read_arpa(path)
+    log10_total = -0.1 - 0.2 + (-0.3 - 0.9) - 0.9 - 0.05
+    assert lm.sentence_log_prob(["a", "a", "b", "b"]) == pytest.approx(log10_total * math.log(10), abs=1e-12)
+    assert lm.log_prob("</s>", ["<s>"]) == pytest.approx((-0.25 - 0.5) * math.log(10), abs=1e-12)
+    ppl = lm.perplexity([["a", "a", "b", "b"]])  # SRILM: 10 ** (-logprob / (words + sentences))
+    assert ppl.log10_prob == pytest.approx(log10_total) and ppl.ppl == pytest.approx(10 ** (-log10_total / 5))
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"])
+@pytest.mark.parametrize("name", ["lm.arpa", "lm.arpa.gz"])
+def test_windows_and_old_mac_line_endings(tmp_path, newline, name):
+    import gzip
+
+    plain = tmp_path / "unix.arpa"
+    plain.write_text(BIGRAM)
+    data = BIGRAM.replace("\n", newline).encode()
+    (tmp_path / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    assert read_arpa(tmp_path / name).ngrams == read_arpa(plain).ngrams
+
+
+def test_count_of_the_last_section_is_checked_at_end(tmp_path):
+    path = tmp_path / "bad.arpa"
+    path.write_text(BIGRAM.replace("ngram 2=3", "ngram 2=2"))
+    with pytest.raises(ModelFileError, match=r"bad\.arpa:16: .*announces 2 2-grams, the section holds 3"):
+        read_arpa(path)
+
+
+@pytest.mark.parametrize("text", [
+    "\\data\\\nngram 1=0\n\n\\1-grams:\n\n\\end\\\n",
+    "\\data\\\nngram 1=0\nngram 2=0\n\n\\1-grams:\n\n\\2-grams:\n\n\\end\\\n",
+])
+def test_file_without_unigrams_is_a_model_file_error_naming_the_file(tmp_path, text):
+    """Bug: a file whose counts and sections agree on zero unigrams raised the NGramModel
+    constructor's InvalidParameterError, which named neither the file nor the problem in its terms."""
+    path = tmp_path / "empty.arpa"
+    path.write_text(text)
+    with pytest.raises(ModelFileError, match=r"empty\.arpa: .*no 1-grams"):
+        read_arpa(path)
+
+
+def test_model_refuses_ngrams_with_words_outside_its_unigrams(tmp_path):
+    """Bug: a model built in code took a bigram whose word had no unigram: log_prob scored it while
+    perplexity called it OOV, and write_arpa wrote a file read_arpa refuses."""
+    with pytest.raises(GmmhmmError, match="'b'.*not among the 1-grams"):
+        NGramModel([{("a",): (-0.1, 0.0), ("</s>",): (-0.2, 0.0)}, {("a", "b"): (-0.1, 0.0)}])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from pathlib import Path
@@ -161,3 +162,52 @@ def test_counts_skip_empty_sentences():
 def test_bad_input(sentences, kwargs, message):
     with pytest.raises(GmmhmmError, match=message):
         estimate(sentences, **kwargs)
+
+
+@pytest.mark.parametrize("method", ["witten-bell", "kneser-ney"])
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+@pytest.mark.parametrize("sentences", [
+    [["a"]],                                   # one sentence of one word: no 4-grams at all
+    [["a"], ["b"], ["a"]],                     # one-word sentences
+    [["a", "a", "a", "a"], ["b"]],
+    [["<unk>", "a"], ["b", "<unk>", "a"]],     # open vocabulary: <unk> is a word of the text
+])
+def test_every_history_sums_to_one_by_enumeration(method, order, sentences):
+    """All histories of order - 1 words over the vocabulary and an unknown word (listed or not,
+    starting with <s> or not): p(w | h) over every word and </s>, backoff paths included, sums to 1."""
+    m = estimate(sentences, order=order, method=method, vocab=["never-seen"])
+    events = [w for w in m.vocab if w != "<s>"]
+    for k in range(order):
+        for h in itertools.product(m.vocab + ["oov"], repeat=k):
+            assert math.fsum(p(m, w, *h) for w in events) == pytest.approx(1.0, abs=1e-12), h
+
+
+def test_unk_in_the_training_text_makes_an_open_vocabulary_model(tmp_path):
+    m = estimate([["<unk>", "a"], ["b", "<unk>", "a"], ["a"]], order=2)
+    assert m.unk == "<unk>"
+    assert m.log_prob("zebra", ["<s>"]) == m.log_prob("<unk>", ["<s>"]) > -math.inf
+    assert m.log_prob("a", ["zebra"]) == m.log_prob("a", ["<unk>"]) != m.log_prob("a", ["b"])
+    ppl = m.perplexity([["zebra", "a"]])
+    assert (ppl.oovs, ppl.zeroprobs) == (0, 0)
+    assert ppl.log10_prob == pytest.approx(m.sentence_log_prob(["<unk>", "a"]) / math.log(10))
+    write_arpa(m, tmp_path / "lm.arpa")
+    assert read_arpa(tmp_path / "lm.arpa").unk == "<unk>"
+
+
+def test_closed_vocabulary_model_counts_oovs_like_srilm():
+    m = estimate([["a", "b"], ["a"]], order=2)
+    assert m.unk is None and m.log_prob("zebra", ["a"]) == -math.inf
+    ppl = m.perplexity([["a", "zebra", "b"]])
+    assert (ppl.words, ppl.oovs, ppl.zeroprobs) == (3, 1, 0)
+    # the OOV is skipped and b is scored after it as a unigram (no context, no backoff weight)
+    expected = m.log_prob("a", ["<s>"]) + m.log_prob("b") + m.log_prob("</s>", ["b"])
+    assert ppl.log10_prob == pytest.approx(expected / math.log(10))
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_one_word_sentences_write_and_read_back(tmp_path, order):
+    m = estimate([["a"], ["b"], ["a"]], order=order, method="kneser-ney")
+    write_arpa(m, tmp_path / "lm.arpa.gz")
+    again = read_arpa(tmp_path / "lm.arpa.gz")
+    assert again.ngrams == m.ngrams and again.counts() == m.counts()
+    assert again.sentence_log_prob(["a"]) == m.sentence_log_prob(["a"]) > m.sentence_log_prob(["b"])

@@ -14,7 +14,7 @@ from sklearn.exceptions import ConvergenceWarning as SkConvergenceWarning
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
 from gmmhmm import GaussianMixture
-from gmmhmm.errors import ConvergenceError, InvalidParameterError
+from gmmhmm.errors import ConvergenceError, InvalidInputError, InvalidParameterError
 from gmmhmm.mixture import ConvergenceWarning, MixtureStats
 
 TYPES = ["full", "tied", "diag", "spherical"]
@@ -435,3 +435,74 @@ def test_failed_fit_leaves_the_model_as_it_was():
     warm.set_params(reg_covar=1e-6).fit(X)
     fresh = GaussianMixture(2, random_state=0).fit(X)
     np.testing.assert_allclose(warm.means_, fresh.means_)
+
+
+# --- EM over blocks of rows (data too large to hold at once) ---------------------------------------
+def _in_blocks(X, sizes):
+    """A re-iterable source of the rows of ``X`` in consecutive blocks of the given sizes."""
+    cuts = np.cumsum(sizes)[:-1]
+    return lambda: iter(np.split(X, cuts))
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fit_blocks_equals_fit_on_the_concatenation(covariance_type, dtype):
+    """With no more rows than init_frames the initialisation sees every row in order, so fitting
+    block by block gives the model fit() gives the concatenation (to rounding: the sums of the
+    statistics are ordered differently), with the same iterations and lower bounds."""
+    X = blobs(n=900, seed=7)[0].astype(dtype)
+    whole = GaussianMixture(3, covariance_type=covariance_type, random_state=3).fit(X)
+    blocks = GaussianMixture(3, covariance_type=covariance_type, random_state=3)
+    blocks.fit_blocks(_in_blocks(X, [100, 1, 0, 450, 349]), init_frames=900)
+    rtol = 1e-4 if dtype == np.float32 else 1e-9
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert getattr(blocks, name).dtype == dtype
+        want = getattr(whole, name)
+        np.testing.assert_allclose(getattr(blocks, name), want, rtol=rtol, atol=rtol * np.abs(want).max(),
+                                   err_msg=name)
+    assert blocks.n_iter_ == whole.n_iter_ and blocks.converged_ == whole.converged_
+    np.testing.assert_allclose(blocks.lower_bounds_, whole.lower_bounds_, rtol=rtol)
+    assert blocks.n_features_in_ == X.shape[1]
+
+
+def test_fit_blocks_initialises_on_a_bounded_seeded_sample(monkeypatch):
+    """More rows than init_frames: k-means sees a uniform sample of exactly init_frames rows, in
+    their order in the data, drawn from random_state (the same sample every time, whatever the
+    blocks); EM still runs over every row."""
+    import gmmhmm.mixture.gmm as gmm_module
+
+    X = blobs(n=3000, seed=8)[0]
+    seen = []
+    real = gmm_module.kmeans
+
+    def spy(rows, *args, **kwargs):
+        seen.append(np.array(rows))
+        return real(rows, *args, **kwargs)
+
+    monkeypatch.setattr(gmm_module, "kmeans", spy)
+    fits = [GaussianMixture(3, covariance_type="diag", random_state=5).fit_blocks(_in_blocks(X, sizes),
+                                                                                   init_frames=500)
+            for sizes in ([700] * 4 + [200], [1] * 10 + [500, 499, 0, 1990])]
+    assert len(seen) == 2 and seen[0].shape == (500, X.shape[1])
+    np.testing.assert_array_equal(seen[0], seen[1])  # however the rows are cut into blocks
+    # rows of X, each once, in the order of X, from every part of it
+    where = [int(np.flatnonzero((X == row).all(axis=1))[0]) for row in seen[0]]
+    assert where == sorted(set(where)) and where[0] < 700 and where[-1] >= 2800
+    np.testing.assert_allclose(fits[0].means_, fits[1].means_, rtol=1e-12)  # sums in other blocks: rounding
+    whole = GaussianMixture(3, covariance_type="diag", random_state=5).fit(X)
+    order = np.argsort(fits[0].means_[:, 0])
+    np.testing.assert_allclose(fits[0].means_[order], whole.means_[np.argsort(whole.means_[:, 0])], atol=0.05)
+    assert fits[0].lower_bound_ == pytest.approx(whole.lower_bound_, rel=1e-3)
+
+
+def test_fit_blocks_refuses_no_rows_and_a_sample_smaller_than_the_model():
+    X = blobs(n=50, seed=9)[0]
+    with pytest.raises(InvalidInputError, match="no rows"):
+        GaussianMixture(2).fit_blocks(lambda: iter([X[:0]]))
+    with pytest.raises(InvalidParameterError, match="init_frames"):
+        GaussianMixture(4).fit_blocks(_in_blocks(X, [50]), init_frames=3)
+    # blocks of other widths: named, not numpy's ValueError from joining them
+    with pytest.raises(InvalidInputError, match=r"block 2 has shape \(10, 2\); the first had 3 columns"):
+        GaussianMixture(2).fit_blocks(lambda: iter([X[:20], X[20:30, :2]]))
+    with pytest.raises(InvalidInputError, match=r"block 1 has shape \(3,\)"):
+        GaussianMixture(2).fit_blocks(lambda: iter([X[:3, 0]]))

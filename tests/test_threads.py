@@ -246,3 +246,113 @@ def test_embedded_statistics_do_not_depend_on_the_thread_count():
                     st.trans_leave, st.n_frames))
     for a, b in zip(*out):
         np.testing.assert_array_equal(a, b)
+
+
+class _CountingExecutor(_threads.ThreadPoolExecutor):
+    created = 0
+
+    def __init__(self, *args, **kwargs):
+        type(self).created += 1
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture
+def fresh_pool(monkeypatch):
+    """map_ordered's shared pool starts empty and is built from a counting executor; the pools
+    made here are shut down afterwards."""
+    _CountingExecutor.created = 0
+    monkeypatch.setattr(_threads, "ThreadPoolExecutor", _CountingExecutor)
+    monkeypatch.setattr(_threads, "_pool", None)
+    monkeypatch.setattr(_threads, "_pool_size", 0)
+    yield _CountingExecutor
+    if _threads._pool is not None:
+        _threads._pool.shutdown(wait=False)  # a deadlocked test must not hang the session
+
+
+def test_map_ordered_reuses_its_pool_across_thread_counts(fresh_pool):
+    """Bug: every change of size (callers with different counts, set_num_threads between calls)
+    started a new pool of threads. Sizes 1, 2, 3 in turn: at most one pool per larger size seen."""
+    for i in range(60):
+        n = 1 + i % 3
+        assert list(_threads.map_ordered(lambda x: x * x, range(20), n)) == [x * x for x in range(20)]
+    assert fresh_pool.created <= 2
+
+
+def test_map_ordered_runs_at_most_n_threads_at_a_time(fresh_pool):
+    """A pool bigger than a call's count (grown by another caller) still runs that call on
+    ``n_threads`` threads at most, and on that many when the work allows it."""
+    import threading
+    import time
+
+    lock = threading.Lock()
+    running = peak = 0
+
+    def func(x):
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        time.sleep(0.005)
+        with lock:
+            running -= 1
+        return -x
+
+    for n in (3, 2, 3, 2):
+        peak = 0
+        assert list(_threads.map_ordered(func, range(24), n)) == [-x for x in range(24)]
+        assert peak == n
+
+
+def test_map_ordered_passes_errors_on_and_drops_the_rest(fresh_pool):
+    import threading
+
+    started = []
+    gate = threading.Event()
+
+    def func(x):
+        started.append(x)
+        if x == 2:
+            raise ValueError("item 2")
+        if x > 2:
+            gate.wait(5)  # busy until the caller has seen the error
+        return x
+
+    it = _threads.map_ordered(func, range(200), 2)
+    assert [next(it), next(it)] == [0, 1]
+    with pytest.raises(ValueError, match="item 2"):
+        next(it)
+    gate.set()
+    _threads._pool.shutdown(wait=True)  # everything submitted has finished or been dropped
+    assert len(started) <= 5  # items not started when the caller saw the error are not run
+
+
+def test_map_ordered_leaves_a_bounded_number_of_threads(fresh_pool):
+    import threading
+    import time
+
+    before = set(threading.enumerate())  # the pools of earlier tests are not this test's
+    for i in range(40):
+        list(_threads.map_ordered(lambda x: x, range(8), 2 + i % 3))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # threads of a replaced pool exit once idle
+        alive = [t for t in set(threading.enumerate()) - before if t.name.startswith("gmmhmm")]
+        if len(alive) <= 4:
+            break
+        time.sleep(0.01)
+    assert len(alive) <= 4
+
+
+def test_map_ordered_nested_in_its_own_threads_runs_serially(fresh_pool):
+    """A mapped function that itself maps (on fewer threads than the pool holds) would wait for
+    work queued behind its own callers, which hold every thread: a nested call runs in its thread."""
+    import threading
+
+    def inner(x):
+        return sum(_threads.map_ordered(lambda y: x * y, range(4), 2))
+
+    result = []
+    t = threading.Thread(target=lambda: result.append(list(_threads.map_ordered(inner, range(6), 3))), daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "nested map_ordered deadlocked"
+    assert result == [[6 * x for x in range(6)]]

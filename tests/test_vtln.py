@@ -181,6 +181,29 @@ def test_block_size_changes_neither_scores_nor_warps(monkeypatch):
         assert res.warps == pytest.approx({"a": 0.94, "b": 1.06, "c": 1.0})
 
 
+def test_warp_scoring_reads_a_few_utterances_at_a_time(monkeypatch):
+    """Bug: each warp's features were asked of ``features_at`` for every utterance at once, so with
+    features kept on disk (:func:`features_on_disk`) one warp of the whole corpus was read into
+    memory. Now a few utterances at a time, with the scores and warps of the one-shot reading."""
+    import gmmhmm.adapt.vtln as vtln
+
+    gmm, features_at, utt2spk, base = _many_frames(5)
+    grid = vtln_warp_grid(0.9, 1.1, 0.02)
+    monkeypatch.setattr(vtln, "_READ_UTTERANCES", 10**9, raising=False)
+    whole = estimate_vtln_warps(gmm, features_at, utt2spk, grid)
+    most = []
+
+    def spy(warp, utts):
+        most.append(len(utts))
+        return features_at(warp, utts)
+
+    monkeypatch.setattr(vtln, "_READ_UTTERANCES", 4, raising=False)
+    res = estimate_vtln_warps(gmm, spy, utt2spk, grid)
+    assert 0 < max(most) <= 4
+    assert res.warps == whole.warps
+    for s in whole.scores:
+        np.testing.assert_allclose(res.scores[s], whole.scores[s], rtol=1e-12)
+
 def test_a_flat_likelihood_keeps_no_warp():
     gmm = GaussianMixture(1, covariance_type="diag", random_state=0).fit(np.random.default_rng(1).normal(size=(100, 2)))
     X = np.ones((10, 2))
@@ -279,6 +302,92 @@ def test_vtln_training_and_warped_features():
         np.testing.assert_allclose(x, base[u] + 5.0 * (w[utt2spk[u]] - shift[utt2spk[u]]))
     assert list(feats) == list(base)
 
+
+def _train_vtln_on_the_concatenation(features_at, utt2spk, model_utts, n_components, n_iter, grid, random_state):
+    """train_vtln as it was: every model frame concatenated into one array for each GMM fit."""
+    warps, gmm = {}, None
+    for it in range(n_iter + 1):
+        feats = warped_features(features_at, warps, utt2spk, model_utts)
+        X = np.concatenate([f for f in feats.values() if len(f)])
+        gmm = GaussianMixture(n_components, covariance_type="diag", random_state=random_state, max_iter=100,
+                              reg_covar=1e-3).fit(X)
+        if it < n_iter:
+            warps = estimate_vtln_warps(gmm, features_at, utt2spk, grid, model_utts).warps
+    return gmm, estimate_vtln_warps(gmm, features_at, utt2spk, grid)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_vtln_training_fits_the_gmm_the_concatenation_gives(monkeypatch, dtype):
+    """The warp GMM is fitted block by block (bounded memory) yet equals, to rounding, the fit on
+    the concatenation of every model frame: same initialisation (all frames, in utterance order,
+    while they number at most the initialisation sample), same EM; hence the same warps and scores.
+    Speakers interleaved, utterances of uneven lengths, one empty, blocks cutting utterances."""
+    import gmmhmm.adapt.vtln as vtln
+
+    monkeypatch.setattr(vtln, "_FIT_FRAMES", 1000, raising=False)
+    rng = np.random.default_rng(11)
+    shift = {"a": 0.92, "b": 1.0, "c": 1.08, "d": 0.96}
+    base = {f"{s}{i}": (rng.standard_normal((int(rng.integers(0, 700)), 3)) * 0.5).astype(dtype)
+            for i in range(5) for s in shift}
+    base["b0"] = base["b0"][:0]
+    utt2spk = {u: u[0] for u in base}
+
+    def features_at(warp, utts):
+        return {u: base[u] + dtype(4.0 * (warp - shift[utt2spk[u]])) for u in utts}
+
+    model_utts = [u for u in base if utt2spk[u] != "d"]
+    grid = vtln_warp_grid(0.88, 1.12, 0.04)
+    args = dict(n_components=3, n_iter=2, grid=grid, random_state=4)
+    want_gmm, want = _train_vtln_on_the_concatenation(features_at, utt2spk, model_utts, **args)
+    gmm, got = train_vtln(features_at, utt2spk, model_utts, **args)
+    rtol = 1e-4 if dtype == np.float32 else 1e-9
+    for name in ("weights_", "means_", "covariances_"):
+        want_value = getattr(want_gmm, name)
+        np.testing.assert_allclose(getattr(gmm, name), want_value, rtol=rtol, atol=rtol * np.abs(want_value).max(),
+                                   err_msg=name)
+    assert gmm.n_iter_ == want_gmm.n_iter_
+    assert got.warps == want.warps
+    for s in want.scores:
+        np.testing.assert_allclose(got.scores[s], want.scores[s], rtol=rtol)
+
+
+def test_vtln_training_never_holds_every_model_frame_at_once(monkeypatch):
+    """Bug: the warp GMM was fitted on one array of every model frame (plus k-means' and EM's
+    temporaries the size of it), so memory grew with the corpus. Now EM runs over blocks of
+    frames and the initialisation over a bounded sample (here 5000 frames of 300000)."""
+    import tracemalloc
+
+    import gmmhmm.adapt.vtln as vtln
+
+    monkeypatch.setattr(vtln, "_INIT_FRAMES", 5000, raising=False)
+    rng = np.random.default_rng(12)
+    base = {f"s{i % 8}-{i}": rng.standard_normal((1000, 8)) + (i % 8) for i in range(300)}
+    utt2spk = {u: u.split("-")[0] for u in base}
+    corpus_bytes = sum(x.nbytes for x in base.values())
+
+    def features_at(warp, utts):  # the stored arrays themselves: no allocation of the caller's
+        return {u: base[u] for u in utts}
+
+    args = dict(n_components=4, n_iter=0, grid=[1.0], random_state=0, max_iter=3)
+    train_vtln(features_at, utt2spk, list(base)[:8], **args)  # compiles and imports outside the measure
+    tracemalloc.start()
+    try:
+        gmm, res = train_vtln(features_at, utt2spk, list(base), **args)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert set(res.warps) == {f"s{i}" for i in range(8)}
+    assert gmm.means_[:, 0].min() < 2 and gmm.means_[:, 0].max() > 5  # spread over the speakers
+    assert peak < corpus_bytes / 4, f"peak {peak / 1e6:.1f} MB for a corpus of {corpus_bytes / 1e6:.1f} MB"
+
+def test_vtln_training_without_model_frames_is_refused():
+    """Model utterances that all lost their audio: a clear error (was numpy's ValueError from
+    concatenating nothing)."""
+    base = {"a1": np.zeros((0, 2)), "b1": np.zeros((0, 2)), "c1": np.ones((50, 2))}
+    utt2spk = {u: u[0] for u in base}
+    with pytest.raises(InvalidInputError, match="no rows"):
+        train_vtln(lambda warp, utts: {u: base[u] for u in utts}, utt2spk, ["a1", "b1"], n_components=2,
+                   n_iter=0, grid=[1.0])
 
 # --- the command line ----------------------------------------------------------------------------
 def test_cli_estimates_warps_and_features_use_them(tmp_path, capsys):

@@ -34,6 +34,12 @@ logger = logging.getLogger(__name__)
 # Frames scored at once: bounds the (frames, components) log-likelihood matrix of the search
 # (8 MB at 128 components) whatever the amount of audio; per-speaker sums are additive.
 _SCORE_FRAMES = 8192
+# Frames per block of the warp GMM's E-steps, and most frames its initialisation (k-means) holds
+# (Kaldi's gmm-global-init-from-feats --num-frames): memory does not grow with the corpus.
+_FIT_FRAMES = 16384
+_INIT_FRAMES = 500_000
+# Utterances whose features are asked of ``features_at`` at once (fitting and scoring)
+_READ_UTTERANCES = 64
 
 __all__ = ["VtlnResult", "check_vtln_grid", "estimate_vtln_warps", "features_on_disk", "memoised_features_at", "train_vtln", "vtln_warp_grid",
            "warped_features"]
@@ -127,19 +133,20 @@ def estimate_vtln_warps(model, features_at: FeaturesAt, utt2spk: Mapping[str, st
     total = np.zeros((len(speakers), len(grid)))
     frames = np.zeros((len(speakers), len(grid)))
     for i, warp in enumerate(grid):
-        feats = features_at(float(warp), utts)
-        scored = [u for u in utts if u in feats and len(feats[u])]
-        if not scored:
-            continue
-        # blocks of frames across utterances and speakers, summed per speaker
-        owner = np.repeat([index[utt2spk[u]] for u in scored], [len(feats[u]) for u in scored])
-        start = 0
-        for block in _row_blocks([feats[u] for u in scored], _SCORE_FRAMES):
-            stop = start + len(block)
-            total[:, i] += np.bincount(owner[start:stop], weights=model.score_samples(block),
-                                       minlength=len(speakers))
-            start = stop
-        frames[:, i] = np.bincount(owner, minlength=len(speakers))
+        for chunk in _chunks(utts):  # a few utterances' features in memory, not a warp of the corpus
+            feats = features_at(float(warp), chunk)
+            scored = [u for u in chunk if u in feats and len(feats[u])]
+            if not scored:
+                continue
+            # blocks of frames across utterances and speakers, summed per speaker
+            owner = np.repeat([index[utt2spk[u]] for u in scored], [len(feats[u]) for u in scored])
+            start = 0
+            for block in _row_blocks([feats[u] for u in scored], _SCORE_FRAMES):
+                stop = start + len(block)
+                total[:, i] += np.bincount(owner[start:stop], weights=model.score_samples(block),
+                                           minlength=len(speakers))
+                start = stop
+            frames[:, i] += np.bincount(owner, minlength=len(speakers))
         logger.debug("VTLN: scored warp %.3f", warp)
     most = frames.max(axis=1)
     empty = sorted(s for s, n in zip(speakers, most) if n == 0)
@@ -152,6 +159,13 @@ def estimate_vtln_warps(model, features_at: FeaturesAt, utt2spk: Mapping[str, st
     warps = {s: float(grid[order[np.argmax(scores_kw[k, order])]]) for k, s in enumerate(speakers)}
     scores = {s: scores_kw[k] for k, s in enumerate(speakers)}
     return VtlnResult(warps=warps, grid=grid, scores=scores)
+
+
+def _chunks(utterances: Sequence[str]) -> Iterator[Sequence[str]]:
+    """``utterances`` in consecutive runs of :data:`_READ_UTTERANCES`: what is asked of
+    ``features_at`` at once."""
+    for start in range(0, len(utterances), _READ_UTTERANCES):
+        yield utterances[start:start + _READ_UTTERANCES]
 
 
 def _row_blocks(arrays: Sequence[np.ndarray], size: int) -> Iterator[np.ndarray]:
@@ -241,6 +255,14 @@ def warped_features(features_at: FeaturesAt, warps: Mapping[str, float], utt2spk
     return {u: out[u] for u in utts if u in out}
 
 
+def _warped_frames(features_at: FeaturesAt, warps: Mapping[str, float], utt2spk: Mapping[str, str],
+                   utterances: Sequence[str]) -> Iterator[np.ndarray]:
+    """The features of ``utterances`` at their speakers' warps, in order, read a few utterances at
+    a time (:func:`warped_features` of all of them would hold them all)."""
+    for chunk in _chunks(utterances):
+        yield from warped_features(features_at, warps, utt2spk, chunk).values()
+
+
 def train_vtln(features_at: FeaturesAt, utt2spk: Mapping[str, str], model_utterances: Sequence[str],
                n_components: int = 128, n_iter: int = 2, grid: Sequence[float] | None = None,
                random_state: int | None = 0, max_iter: int = 100) -> tuple[object, VtlnResult]:
@@ -250,6 +272,11 @@ def train_vtln(features_at: FeaturesAt, utt2spk: Mapping[str, str], model_uttera
     the warps of their speakers are estimated and the GMM refitted on their
     warped features. Finally every speaker of ``utt2spk`` (e.g. also test
     speakers, which need no labels) gets its warp from that GMM.
+
+    Each fit (:meth:`GaussianMixture.fit_blocks`) reads the features a few utterances at a time
+    at every EM iteration and initialises on a sample of at most 500000 frames drawn from
+    ``random_state`` (every frame, in utterance order, when there are no more: then the GMM is
+    the one fitted on the concatenation of the frames), so memory does not grow with the corpus.
 
     Returns
     -------
@@ -264,10 +291,10 @@ def train_vtln(features_at: FeaturesAt, utt2spk: Mapping[str, str], model_uttera
     warps: dict[str, float] = {}
     gmm = None
     for it in range(n_iter + 1):
-        feats = warped_features(features_at, warps, utt2spk, model_utts)
-        X = np.concatenate([f for f in feats.values() if len(f)])
         gmm = GaussianMixture(n_components, covariance_type="diag", random_state=random_state,
-                              max_iter=max_iter, reg_covar=1e-3).fit(X)
+                              max_iter=max_iter, reg_covar=1e-3)
+        gmm.fit_blocks(lambda: _row_blocks(_warped_frames(features_at, warps, utt2spk, model_utts), _FIT_FRAMES),
+                       init_frames=_INIT_FRAMES)
         if it < n_iter:
             warps = estimate_vtln_warps(gmm, features_at, utt2spk, grid, model_utts).warps
             logger.info("VTLN training pass %d: warps of %d speakers from %.2f to %.2f", it + 1, len(warps),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,12 +161,17 @@ def read_table(path: str | os.PathLike, min_fields: int = 2,
     return out
 
 
+# ``file.ark:123`` (or ``file.ark:123[0:9]``): an entry of a Kaldi feature scp, not an audio path
+_ARCHIVE_OFFSET = re.compile(r":\d+(\[[^\]]*\])?$")
+
+
 def read_wav_scp(path: str | os.PathLike, check_audio: bool = False) -> dict[str, tuple[str, int]]:
     """``{recording: (audio path, line number)}`` of a ``wav.scp``, wherever one is read.
 
     Each path is the rest of its line (inner white space kept, as Kaldi reads a file name). A
-    piped command, an empty file and, with ``check_audio``, a missing audio file raise
-    :class:`DataDirError` naming the file and line; so do :func:`read_table`'s malformed lines.
+    piped command, a feature scp's ``file.ark:offset`` entry (a ``feats.scp`` given for audio), an
+    empty file and, with ``check_audio``, a missing audio file raise :class:`DataDirError` naming
+    the file and line; so do :func:`read_table`'s malformed lines.
     """
     rows = read_table(path, 2, rest_of_line=True)
     if not rows:
@@ -175,8 +181,13 @@ def read_wav_scp(path: str | os.PathLike, check_audio: bool = False) -> dict[str
         if value.endswith("|"):
             raise DataDirError(f"{where}: piped commands are not supported ({value!r}); give the audio "
                                "file path (gmmhmm reads .sph, .wav, .flac directly)")
-        if check_audio and not Path(value).is_file():
-            raise DataDirError(f"{where}: audio file of {rec!r} does not exist: {value}")
+        if _ARCHIVE_OFFSET.search(value):
+            raise DataDirError(f"{where}: {value!r} is an archive offset: this looks like a feature scp "
+                               "(feats.scp), not a wav.scp; give the audio (recording-id audio-path lines)")
+    if check_audio:  # after every line's format: a feature scp is named as one, not as missing audio
+        for rec, ((value,), lineno) in rows.items():
+            if not Path(value).is_file():
+                raise DataDirError(f"{os.fspath(path)}:{lineno}: audio file of {rec!r} does not exist: {value}")
     return {rec: (value, lineno) for rec, ((value,), lineno) in rows.items()}
 
 

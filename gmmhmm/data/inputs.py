@@ -1,11 +1,11 @@
 """What a command line names as input -> utterances with ids, audio paths, speakers and transcripts.
 
 An input is a Kaldi data directory (a folder with ``wav.scp``), a ``wav.scp``
-file, a folder of audio files (searched recursively) or an audio file:
+file (any file named ``*.scp``), a folder of audio files (searched recursively) or an audio file:
 
 * data directory: its utterance ids, ``utt2spk`` speakers and ``text``
   (with ``segments``, each utterance is a stretch of a recording);
-* ``wav.scp`` alone: its ids, no speakers or transcripts;
+* ``wav.scp`` alone (``train_wav.scp``, ``data/x.scp``...): its ids, no speakers or transcripts;
 * folder: one utterance per audio file below it, id = the path relative to
   the folder without suffix (``spk1/utt3``), so same-named files in
   different subfolders stay distinct;
@@ -124,6 +124,12 @@ def is_data_dir(path: str | os.PathLike) -> bool:
     return Path(path).is_dir() and (Path(path) / "wav.scp").is_file()
 
 
+def is_wav_scp(path: str | os.PathLike) -> bool:
+    """A name a wav.scp goes by: any ``*.scp`` (``wav.scp``, ``train_wav.scp``, ``wav_sp.scp``), as
+    Kaldi users name them; a feature scp given instead is refused by :func:`read_wav_scp`."""
+    return Path(path).suffix.lower() == ".scp"
+
+
 def audio_files_below(folder: Path) -> list[Path]:
     """Audio files anywhere below ``folder`` (:data:`AUDIO_SUFFIXES`), sorted by relative path."""
     found = sorted((f for f in folder.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES and f.is_file()),
@@ -164,7 +170,7 @@ def list_utterances(inputs: Sequence[str | os.PathLike], require_text: bool = Fa
                 out.speaker[u] = data.utt2spk[u]
                 if u in data.text:
                     out.text[u] = data.text[u]
-        elif p.is_file() and p.name == "wav.scp":
+        elif p.is_file() and is_wav_scp(p):
             for u, (value, lineno) in read_wav_scp(p).items():
                 out.add(u, value, u, f"{p}:{lineno}")
         elif p.is_dir():

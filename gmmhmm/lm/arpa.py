@@ -134,6 +134,8 @@ def read_arpa(path: str | os.PathLike) -> NGramModel:
         raise ModelFileError(f"{path}: no \\data\\ line; not an ARPA language model")
     if where != "end":
         raise ModelFileError(f"{path}:{last_line}: file ends before \\end\\ (truncated?)")
+    if not tables[0]:
+        raise ModelFileError(f"{path}: no 1-grams (ngram 1=0); a language model needs a vocabulary")
     return NGramModel(tables)
 
 

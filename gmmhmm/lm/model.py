@@ -59,6 +59,13 @@ class NGramModel:
             self.ngrams.append(table)
         self.order = len(self.ngrams)
         self.vocab = [k[0] for k in self.ngrams[0]]
+        self._vocab_set = frozenset(self.vocab)
+        for table in self.ngrams[1:]:
+            for k in table:
+                if not self._vocab_set.issuperset(k):
+                    word = next(w for w in k if w not in self._vocab_set)
+                    raise InvalidParameterError(f"{len(k)}-gram {' '.join(k)!r}: word {word!r} is not among "
+                                                "the 1-grams")
         self.unk = next((u for u in UNK_SPELLINGS if (u,) in self.ngrams[0]), None)
         # Natural-log look-up tables: prob of every n-gram, backoff of every context.
         self._ln_prob: dict[Ngram, float] = {}
@@ -76,7 +83,6 @@ class NGramModel:
             for k in table:
                 for i in range(1, len(k)):
                     self._contexts.add(k[:i])
-        self._vocab_set = frozenset(self.vocab)
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{n + 1}-grams={len(t)}" for n, t in enumerate(self.ngrams))

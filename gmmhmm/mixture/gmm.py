@@ -5,7 +5,9 @@ EM is split Kaldi-style into an accumulator and an estimator::
     stats = gmm.accumulate(X_part1) + gmm.accumulate(X_part2)   # E-step
     gmm.update(stats)                                           # M-step
 
-and ``fit`` is a loop over exactly that cycle. The E-step is fused: each
+and ``fit`` is a loop over exactly that cycle (``fit_blocks`` the same loop
+with each E-step summed over blocks of rows read anew, for data too large to
+hold; its initialisation sees a bounded sample). The E-step is fused: each
 block of rows goes through one GEMM for the log-densities of all
 components, a compiled log-sum-exp normalisation, and one GEMM for the
 statistics, without materialising (N, K) arrays for the whole data.
@@ -17,6 +19,7 @@ import logging
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +99,51 @@ _ILL_DEFINED = ("Fitting the mixture model failed because some components have i
                 "number of components, increase reg_covar, or scale the input data.")
 
 
+def _row_sample(blocks: Iterable[np.ndarray], n_rows: int, rng: np.random.RandomState) -> np.ndarray:
+    """A uniform sample of ``n_rows`` of the rows of ``blocks`` (all of them, drawing nothing, when
+    there are no more), in their order, holding at most about four times ``n_rows`` rows (the
+    sample, the blocks read since the last merge and their merge) plus two blocks at once.
+
+    Bottom-k sampling: every row gets a uniform key, the ``n_rows`` smallest keys win. Keys are
+    drawn in row order once the rows outnumber the sample, so the sample depends only on the rows
+    and ``rng``, not on how they are cut into blocks."""
+    kept: np.ndarray | None = None  # the sample so far, in row order
+    keys: np.ndarray | None = None  # its keys; None while every row is kept
+    pending: list[np.ndarray] = []
+    n_pending = 0
+
+    def merge() -> None:
+        nonlocal kept, keys, pending, n_pending
+        rows = np.concatenate(([] if kept is None else [kept]) + pending)
+        pending, n_pending = [], 0
+        if keys is None and len(rows) <= n_rows:
+            kept = rows
+            return
+        new_keys = rng.random_sample(len(rows) - (0 if keys is None else len(keys)))
+        all_keys = new_keys if keys is None else np.concatenate([keys, new_keys])
+        chosen = np.sort(np.argpartition(all_keys, n_rows - 1)[:n_rows]) if len(rows) > n_rows else slice(None)
+        kept, keys = rows[chosen], all_keys[chosen]
+
+    width = None
+    for number, block in enumerate(blocks, start=1):
+        block = np.asarray(block)
+        if block.ndim != 2 or block.shape[1] != (width or block.shape[1]):
+            raise InvalidInputError(f"fit_blocks: block {number} has shape {block.shape}; "
+                                    + ("blocks are (n_rows, n_features) arrays" if width is None
+                                       else f"the first had {width} columns"))
+        width = width or block.shape[1]
+        if len(block):
+            pending.append(block)
+            n_pending += len(block)
+            if n_pending >= n_rows:
+                merge()
+    if pending:
+        merge()
+    if kept is None:
+        raise InvalidInputError("fit_blocks: the blocks hold no rows")
+    return kept
+
+
 def _estimated_precisions_cholesky(covariances: np.ndarray, covariance_type: str) -> np.ndarray:
     """Precision Cholesky factors of covariances estimated from data; a singular one
     raises ConvergenceError in scikit-learn's words (its tests match on them)."""
@@ -114,8 +162,8 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
     ``sample_weight``, ``dtype='float32'`` keeps parameters and
     log-probabilities in single precision (by default they follow ``X``:
     float32 data gives float32 parameters, as in scikit-learn), ``accumulate`` / ``update`` expose
-    the E- and M-steps for distributed training and ``split`` grows the model
-    by HTK-style mixture splitting.
+    the E- and M-steps for distributed training, ``fit_blocks`` runs EM over data too large to
+    hold at once and ``split`` grows the model by HTK-style mixture splitting.
 
     Parameters
     ----------
@@ -504,13 +552,58 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         """Fit, then return the most probable component of each row of ``X``."""
         return self.predict(self._fit(X, sample_weight))
 
+    def fit_blocks(self, blocks: Callable[[], Iterable[np.ndarray]], init_frames: int = 500_000
+                   ) -> "GaussianMixture":
+        """EM over rows too many to hold at once: ``blocks()`` yields them in blocks, anew at each call.
+
+        Each E-step is the sum of :meth:`accumulate` over the blocks, so memory holds one block
+        and the statistics, never all the rows. The initialisation (``init_params``, ``n_init``)
+        runs on a sample of at most ``init_frames`` rows (as Kaldi's ``gmm-global-init-from-feats
+        --num-frames``), uniform without replacement, drawn from ``random_state``, kept in data
+        order; when there are no more rows than that, it is every row, and the model is the one
+        ``fit(np.concatenate(list(blocks())))`` gives, to rounding. ``warm_start`` and the
+        ``*_init`` parameters work as in :meth:`fit`. A failure leaves the model as it was.
+
+        Parameters
+        ----------
+        blocks : callable
+            ``blocks()`` -> an iterable of (n_rows, n_features) arrays; called once for the
+            sample and once per EM iteration, giving the same rows every time.
+        init_frames : int, default=500000
+            Most rows held for the initialisation (at least ``n_components``).
+        """
+        init_frames = check_positive_int(init_frames, "init_frames")
+        if init_frames < self.n_components:
+            raise InvalidParameterError(f"init_frames ({init_frames}) must be at least n_components "
+                                        f"({self.n_components})")
+        with self._unchanged_on_failure():
+            sample = _row_sample(blocks(), init_frames, check_random_state(self.random_state))
+
+            def e_step() -> MixtureStats:
+                stats = None
+                for block in blocks():
+                    if len(block):
+                        part = self.accumulate(block)
+                        if stats is None:
+                            stats = part
+                        else:
+                            stats += part
+                if stats is None:
+                    raise InvalidInputError("fit_blocks: blocks() gave no rows this time (it must give the "
+                                            "same rows at every call)")
+                return stats
+
+            self._em(sample, None, e_step)
+        return self
+
     def _fit(self, X, sample_weight) -> np.ndarray:
         """EM with restarts; returns the validated ``X`` (``fit`` needs no labels, so no final E-step).
         A failure leaves the model as it was."""
         with self._unchanged_on_failure():
             return self._em(X, sample_weight)
 
-    def _em(self, X, sample_weight) -> np.ndarray:
+    def _em(self, X, sample_weight, e_step: Callable[[], MixtureStats] | None = None) -> np.ndarray:
+        """EM initialised from ``X``; each E-step over ``X`` itself, or ``e_step()`` (rows held elsewhere)."""
         self._check_parameters()
         X = self._check_X(X, fitting=True)
         n_samples, n_features = X.shape
@@ -546,7 +639,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
             t_iter = time.perf_counter()
             for n_iter in range(1, self.max_iter + 1):
                 prev = lower_bound
-                stats = self._accumulate(X, sw)
+                stats = self._accumulate(X, sw) if e_step is None else e_step()
                 self.update(stats)
                 lower_bound = stats.log_likelihood / stats.total_weight
                 lower_bounds.append(lower_bound)
