@@ -3,6 +3,8 @@ and perturbed copies of data directories (``utils/data/perturb_data_dir_speed.sh
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -71,6 +73,7 @@ def test_perturbed_items_are_named_after_their_source(wavs):
     span = AudioSpan(wavs["a"], 0.1, 0.4)
     assert PerturbedAudio(wavs["a"], 0.9).name == f"sp0.9-{wavs['a']}"
     assert PerturbedAudio(span, 1.1).name == f"sp1.1-{span.name}"
+    assert PerturbedAudio(Path(wavs["a"]), 0.9) == PerturbedAudio(wavs["a"], 0.9)
     assert PerturbedAudio(wavs["a"], 1).speed == 1.0 and isinstance(PerturbedAudio(wavs["a"], 1).speed, float)
 
 

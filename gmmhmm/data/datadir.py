@@ -111,6 +111,8 @@ class PerturbedAudio:
     speed: float
 
     def __post_init__(self) -> None:
+        if isinstance(self.source, os.PathLike):  # a Path: kept as the str it names, as extract_many does
+            object.__setattr__(self, "source", os.fsdecode(self.source))
         if not isinstance(self.source, (str, AudioSpan)):
             raise InvalidParameterError("PerturbedAudio source must be a path (str) or an AudioSpan, "
                                         f"got {type(self.source).__name__}")
