@@ -100,7 +100,8 @@ import numpy as np  # noqa: E402
 from data_scripts.prepare_an4 import prepare  # noqa: E402
 from gmmhmm import load, save  # noqa: E402
 from gmmhmm.adapt import apply_speaker_transforms, map_adapt, speaker_fmllr_stats, transcript_graph  # noqa: E402
-from gmmhmm.data import DIGIT_WORDS, DataDir, Lexicon  # noqa: E402
+from gmmhmm.data import DIGIT_WORDS, DataDir, Lexicon, PerturbedAudio  # noqa: E402
+from gmmhmm.data.datadir import check_speed_factors, speed_prefix  # noqa: E402
 from gmmhmm.datasets import Utterance, list_fsdd  # noqa: E402
 from gmmhmm.decoding import decode_adapted, decoding_graph  # noqa: E402
 from gmmhmm.errors import InvalidParameterError, TranscriptError  # noqa: E402
@@ -159,6 +160,12 @@ def speakers_of(ds: DataDir, chosen: list[str], name: str) -> DataDir:
     return ds.subset(u for s in (chosen or ds.speakers) for u in spk2utt[s])
 
 
+def speed_factors(cfg: dict) -> list[float]:
+    """``[data] speed_perturb`` but 1.0 (the originals are always there): the training copies' speeds."""
+    factors = cfg["data"].get("speed_perturb", [])
+    return [f for f in check_speed_factors(factors) if f != 1.0] if factors else []
+
+
 def fsdd_utterances(cfg: dict) -> list[Utterance]:
     utts = list_fsdd(cfg["data"]["fsdd_dir"] or None)
     chosen = cfg["data"]["fsdd_speakers"]
@@ -175,17 +182,24 @@ def raw_config(cfg: dict) -> FeatureConfig:
     return FeatureConfig.from_dict(cfg["features"]).replace(cmvn="none")
 
 
-def extract(audio: dict[str, str], fc: FeatureConfig, n_jobs: int, warps: dict[str, float] | None = None
-            ) -> dict[str, np.ndarray]:
-    """Features by utterance id of ``audio`` (id -> file), each at its ``warps`` VTLN factor (default: ``fc``'s)."""
-    by_path, failures = extract_many(list(audio.values()), fc, n_jobs=n_jobs,
-                                     vtln_warps={audio[u]: w for u, w in (warps or {}).items() if u in audio})
+def audio_name(item: str | PerturbedAudio) -> str:
+    """The key :func:`gmmhmm.features.extract_many` gives an audio item's features: its path or name."""
+    return item if isinstance(item, str) else item.name
+
+
+def extract(audio: dict[str, str | PerturbedAudio], fc: FeatureConfig, n_jobs: int,
+            warps: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+    """Features by utterance id of ``audio`` (id -> file or speed-perturbed file), each at its
+    ``warps`` VTLN factor (default: ``fc``'s)."""
+    names = {u: audio_name(a) for u, a in audio.items()}
+    by_name, failures = extract_many(list(audio.values()), fc, n_jobs=n_jobs,
+                                     vtln_warps={names[u]: w for u, w in (warps or {}).items() if u in audio})
     for p, msg in failures:
         logger.warning("%s left out: %s", p, msg)
-    return {u: by_path[p] for u, p in audio.items() if p in by_path}
+    return {u: by_name[n] for u, n in names.items() if n in by_name}
 
 
-def cached_features(path: Path, audio: dict[str, str], fc: FeatureConfig, n_jobs: int,
+def cached_features(path: Path, audio: dict[str, str | PerturbedAudio], fc: FeatureConfig, n_jobs: int,
                     warps: dict[str, float] | None = None) -> dict[str, np.ndarray]:
     """:func:`extract`, read from ``path`` when it has them all with the same settings."""
     meta_want = {"feature_config": fc.to_dict(), "vtln_warps": {u: warps[u] for u in sorted(audio)} if warps else None}
@@ -200,7 +214,7 @@ def cached_features(path: Path, audio: dict[str, str], fc: FeatureConfig, n_jobs
     return feats
 
 
-def speaker_warps(cfg: dict, out: Path, audio: dict[str, str], utt2spk: dict[str, str],
+def speaker_warps(cfg: dict, out: Path, audio: dict[str, str | PerturbedAudio], utt2spk: dict[str, str],
                   model_speakers: set[str]) -> dict[str, float]:
     """Every speaker's VTLN warp (``[vtln]``), kept in ``feats/vtln_warps.json``.
 
@@ -213,7 +227,8 @@ def speaker_warps(cfg: dict, out: Path, audio: dict[str, str], utt2spk: dict[str
     vcfg, fc, n_jobs = cfg["vtln"], raw_config(cfg), cfg["data"]["n_jobs"]
     path = out / "feats" / "vtln_warps.json"
     key = hashlib.sha256(json.dumps([fc.to_dict(), vcfg, cfg["cmvn"], sorted(model_speakers),
-                                     sorted(utt2spk.items()), sorted(audio.items())], sort_keys=True).encode()
+                                     sorted(utt2spk.items()), sorted((u, audio_name(a)) for u, a in audio.items())],
+                                    sort_keys=True).encode()
                          ).hexdigest()
     if path.is_file():
         found = json.loads(path.read_text())
@@ -261,6 +276,17 @@ class Corpora:
             self.text.update(ds.text)
             self.utt2spk.update(ds.utt2spk)
             self.an4[name] = ds
+        # Kaldi's speed perturbation of the training speakers: copies sp<f>-<utt>, each copy of a
+        # speaker a new speaker (own CMVN and VTLN warp); held-out and test audio is never trained on
+        self.copies: dict[str, list[str]] = {}
+        for f in speed_factors(cfg):
+            for name in ("fsdd", "an4_train"):
+                copies = {speed_prefix(f) + u: PerturbedAudio(p, f) for u, p in audio[name].items()}
+                audio[f"{name}_{speed_prefix(f)[:-1]}"] = copies
+                for c, u in zip(copies, audio[name]):
+                    self.copies.setdefault(u, []).append(c)
+                    self.text[c] = self.text[u]
+                    self.utt2spk[c] = speed_prefix(f) + self.utt2spk[u]
         self.warps: dict[str, float] = {}
         vtln = cfg.get("vtln", {}).get("enabled", False)
         if vtln:
@@ -272,6 +298,10 @@ class Corpora:
             warps = {u: self.warps[self.utt2spk[u]] for u in paths} if vtln else None
             raw = cached_features(out / "feats" / f"{name}{'.vtln' if vtln else ''}.npz", paths, fc, n_jobs, warps)
             self.feats.update(speaker_normalised(raw, self.utt2spk, cfg))
+
+    def with_copies(self, utts: list[str]) -> list[str]:
+        """``utts`` and their speed-perturbed copies (``[data] speed_perturb``), as training data."""
+        return utts + [c for u in utts for c in self.copies.get(u, []) if c in self.feats]
 
     def fsdd_ids(self, exclude: tuple[str, ...] = (), only: str | None = None) -> list[str]:
         return [u.utt_id for u in self.fsdd if u.utt_id in self.feats
@@ -466,7 +496,7 @@ def stage_dev(cfg: dict, lexicon: Lexicon, data: Corpora, out: Path) -> dict:
     train_spk = set(data.an4["train"].speakers)
     if not dev or not dev < train_spk:
         raise InvalidParameterError("[dev] speakers must be some, not all, of the AN4 training speakers")
-    utts = data.an4_ids("train", train_spk - dev) + data.fsdd_ids()
+    utts = data.with_copies(data.an4_ids("train", train_spk - dev) + data.fsdd_ids())
     models, _ = train_all(cfg, lexicon, data, utts, out / "dev")
     dev_utts = data.an4_ids("train", dev, digits_only=True)
     penalties = cfg["tuning"]["word_insertion_penalties"]
@@ -517,8 +547,9 @@ def fold_speakers(data: Corpora, held_out: list[str] | None) -> list[str]:
 
 
 def training_utterances(data: Corpora, held_out: tuple[str, ...]) -> list[str]:
-    """What a fold (or a nested pair) trains on: AN4's training speakers and the FSDD speakers not held out."""
-    return data.an4_ids("train") + data.fsdd_ids(exclude=held_out)
+    """What a fold (or a nested pair) trains on: AN4's training speakers and the FSDD speakers not held
+    out (with their speed-perturbed copies)."""
+    return data.with_copies(data.an4_ids("train") + data.fsdd_ids(exclude=held_out))
 
 
 def fold_models(cfg: dict, lexicon: Lexicon, data: Corpora, speaker: str, out: Path) -> tuple[dict, dict]:
@@ -556,7 +587,8 @@ def decoding_key(cfg: dict, tuned: dict, info: dict[str, dict]) -> str:
     ``[nested]`` grid (a grid candidate's name holds its settings), the dev choices, and the
     models' training keys (``info`` of :func:`train_all`)."""
     settings = {k: v for k, v in cfg.items() if k not in ("output", "nested")}  # [nested] names its candidates
-    settings["data"] = {k: v for k, v in cfg["data"].items() if k != "n_jobs"}
+    # (speed_perturb only when set: folds decoded before the setting existed keep their key)
+    settings["data"] = {k: v for k, v in cfg["data"].items() if k != "n_jobs" and (k != "speed_perturb" or v)}
     blob = json.dumps([settings, tuned, {s: v["training_key"] for s, v in info.items()}], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 

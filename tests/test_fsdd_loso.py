@@ -385,3 +385,43 @@ def test_the_nested_grid_does_not_change_what_stage_4_decoded(small_run, an4_pat
     fresh = loso.evaluate(cfg, models, loso.candidates(cfg, tuned)["mono+fmllr+map[tau=10,n=2]"], lexicon, data,
                           speaker, tuned, an4_test=False)
     assert fresh["errors"] == twice[0]["errors"]
+
+
+def test_speed_perturbed_training_copies_only_training_speakers(small_run, an4_path, tmp_path, monkeypatch):
+    """[data] speed_perturb: dev and fold training see sp0.9- copies of exactly their training
+    utterances (each copy's speaker a new speaker, 1/0.9 times as many frames); the held-out and
+    dev speakers are never perturbed; without the setting every key is as before."""
+    import shutil
+
+    out, _, trained_on = small_run
+    copy = tmp_path / "exp"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("folds", "nested", "dev"))
+    trained = []
+    original = loso.train
+
+    def spy(cfg, lexicon, data, utts, system, previous):
+        trained.append(list(utts))
+        return original(cfg, lexicon, data, utts, system, previous)
+
+    monkeypatch.setattr(loso, "train", spy)
+    held_out = FSDD_SPEAKERS[0]
+    args = slice_args(out.parent / "fsdd", an4_path, copy) + ["--set", "data.speed_perturb=[0.9, 1.0]"]
+    loso.main(["--stop-stage", "3", "--held-out", held_out] + args)
+    dev, fold = trained[0], trained[len(CHAIN)]
+    for got, plain in ((dev, trained_on[0][1]), (fold, trained_on[len(CHAIN)][1])):
+        assert sorted(got) == sorted(plain + ["sp0.9-" + u for u in plain])
+    assert not [u for u in fold if u.startswith((f"{held_out}_", f"sp0.9-{held_out}_"))]
+    cfg = loso.apply_overrides(loso.load_config(loso.REPO / "configs" / "fsdd_loso.toml"),
+                               slice_settings(out.parent / "fsdd", an4_path) + ["data.speed_perturb=[0.9, 1.0]"])
+    data = loso.Corpora(cfg, copy)
+    for u in (fold[0], next(u for u in fold if "_" in u)):  # an AN4 and an FSDD utterance
+        c = "sp0.9-" + u
+        assert data.utt2spk[c] == "sp0.9-" + data.utt2spk[u] and data.text[c] == data.text[u]
+        assert abs(len(data.feats[c]) - len(data.feats[u]) / 0.9) <= 2
+    assert set(data.warps) >= {"sp0.9-" + s for s in FSDD_SPEAKERS + AN4_TRAIN}
+    plain = loso.apply_overrides(loso.load_config(loso.REPO / "configs" / "fsdd_loso.toml"),
+                                 slice_settings(out.parent / "fsdd", an4_path))
+    info = {s: {"training_key": "k"} for s in CHAIN}
+    del plain["data"]["speed_perturb"]  # a config from before the setting
+    assert loso.decoding_key(plain, {}, info) == loso.decoding_key(
+        loso.apply_overrides(plain | {"data": {**plain["data"], "speed_perturb": []}}, []), {}, info)
