@@ -174,9 +174,11 @@ def test_bad_perturbations_are_refused(wavs, tmp_path):
                     utt2spk={"u": "s", "sp0.9-u": "s"})
     with pytest.raises(DataDirError, match="'sp0.9-u' is also that of another copy"):
         perturb_speed(clash, [1.0, 0.9])
-    # it cannot be written as a Kaldi directory (wav.scp would need sox), and nothing is written
-    with pytest.raises(DataDirError, match="speed-perturbed data directory cannot be written"):
-        perturb_speed(d, [0.9]).write(tmp_path / "sp")
+    # a directory whose factors are out of range is refused before anything is written
+    bad = perturb_speed(d, [0.9])
+    bad.speed["sp0.9-s1-u1"] = 3.0
+    with pytest.raises(DataDirError, match="'sp0.9-s1-u1': speed factor must be"):
+        bad.write(tmp_path / "sp")
     assert not (tmp_path / "sp").exists()
     perturb_speed(d, [1.0]).write(tmp_path / "same")  # factor 1.0 alone is the directory itself
     assert DataDir.read(tmp_path / "same").utt2spk == d.utt2spk
@@ -215,3 +217,125 @@ def test_cli_features_of_speed_perturbed_copies(wavs, tmp_path, capsys):
     for bad, why in (("0.9,0.9", "distinct factors"), ("0.9,x", "not numbers"), ("3", "speed factor must be")):
         assert main(["features", wavs["a"], "-o", str(out), "--speed-perturb", bad]) == 2
         assert why in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ Kaldi's wav.scp sox lines
+
+
+def write_dir(path: Path, wav_scp: str, utts: list[str], segments: str | None = None) -> Path:
+    """A data directory of ``wav_scp`` as given; each utterance its own speaker, transcript ``A``."""
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "wav.scp").write_text(wav_scp)
+    (path / "text").write_text("".join(f"{u} A\n" for u in utts))
+    (path / "utt2spk").write_text("".join(f"{u} {u}\n" for u in utts))
+    if segments is not None:
+        (path / "segments").write_text(segments)
+    return path
+
+
+def test_kaldis_sox_speed_lines_read_as_perturbed_audio(wavs, tmp_path):
+    """The three wav.scp lines utils/data/perturb_data_dir_speed.sh writes for a file (``sox -t wav
+    FILE -t wav - speed F |``), for an earlier perturbation's pipe (``<pipe> sox -t wav - -t wav -
+    speed F |``, factors multiply) and the original path, read without running sox."""
+    a, b = wavs["a"], wavs["b"]
+    scp = (f"s1-u1 {a}\n"
+           f"sp0.9-s1-u1 sox -t wav {a} -t wav - speed 0.9 |\n"
+           f"sp1.1-s2-u1 sox  -t wav {b}  -t wav - speed 1.1|\n"  # spacing as a hand edit may leave it
+           f"sp1.1-sp0.9-s1-u1 sox -t wav {a} -t wav - speed 0.9 | sox -t wav - -t wav - speed 1.1 |\n")
+    utts = ["s1-u1", "sp0.9-s1-u1", "sp1.1-s2-u1", "sp1.1-sp0.9-s1-u1"]
+    d = DataDir.read(write_dir(tmp_path / "d", scp, utts))
+    assert d.wav == {"s1-u1": a, "sp0.9-s1-u1": a, "sp1.1-s2-u1": b, "sp1.1-sp0.9-s1-u1": a}
+    assert d.speed == {"sp0.9-s1-u1": 0.9, "sp1.1-s2-u1": 1.1, "sp1.1-sp0.9-s1-u1": 0.9 * 1.1}
+    assert d.source("s1-u1") == a and d.source("sp0.9-s1-u1") == PerturbedAudio(a, 0.9)
+    # a wav.scp named alone reads the same lines alike
+    from gmmhmm.data.inputs import list_utterances
+
+    for given in (tmp_path / "d", tmp_path / "d" / "wav.scp"):
+        listed = list_utterances([given])
+        assert {u: listed.source(u) for u in listed.ids} == {u: d.source(u) for u in utts}
+    # with segments: times are the perturbed recording's, the file is read at times x factor
+    seg = write_dir(tmp_path / "s", f"sp0.9-recA sox -t wav {a} -t wav - speed 0.9 |\n", ["sp0.9-u"],
+                    "sp0.9-u sp0.9-recA 0.30 0.60\n")
+    d = DataDir.read(seg)
+    assert d.speed == {"sp0.9-recA": 0.9}
+    want = PerturbedAudio(AudioSpan(a, 0.3 * 0.9, 0.6 * 0.9), 0.9)
+    assert d.source("sp0.9-u") == want
+    listed = list_utterances([seg])
+    assert listed.source("sp0.9-u") == want
+
+
+def test_a_written_perturbed_dir_is_kaldis_and_reads_back(wavs, tmp_path):
+    """write() of a perturbed directory writes perturb_data_dir_speed.sh's wav.scp lines; read()
+    gives back the same ids, speeds, segments and transcripts."""
+    a, b = wavs["a"], wavs["b"]
+    d = perturb_speed(tiny_dir(wavs), [0.9, 1.0, 1.1])
+    d.write(tmp_path / "sp")
+    assert (tmp_path / "sp" / "wav.scp").read_text() == (
+        f"s1-u1 {a}\ns2-u1 {b}\n"
+        f"sp0.9-s1-u1 sox -t wav {a} -t wav - speed 0.9 |\nsp0.9-s2-u1 sox -t wav {b} -t wav - speed 0.9 |\n"
+        f"sp1.1-s1-u1 sox -t wav {a} -t wav - speed 1.1 |\nsp1.1-s2-u1 sox -t wav {b} -t wav - speed 1.1 |\n")
+    again = DataDir.read(tmp_path / "sp")
+    assert (again.wav, again.speed, again.text, again.utt2spk, again.segments) == (
+        d.wav, d.speed, d.text, d.utt2spk, d.segments)
+    # segments (times divided by the factor) and a perturbed copy of a perturbed copy (factors multiply)
+    d = perturb_speed(perturb_speed(tiny_dir(wavs, segments=True), [0.9, 1.0]), [1.0, 1.1])
+    assert d.speed["sp1.1-sp0.9-recA"] == 0.9 * 1.1
+    again = DataDir.read(d.write(tmp_path / "seg"))
+    assert (again.wav, again.speed, again.text, again.utt2spk, again.segments) == (
+        d.wav, d.speed, d.text, d.utt2spk, d.segments)
+    assert {u: again.source(u) for u in again.utterances} == {u: d.source(u) for u in d.utterances}
+    assert f"sp1.1-sp0.9-recA sox -t wav {a} -t wav - speed {0.9 * 1.1!r} |\n" in (
+        tmp_path / "seg" / "wav.scp").read_text()
+
+
+def test_features_of_a_read_back_perturbed_utterance(wavs, tmp_path):
+    """An sp0.9 utterance read back from disk is featurised as speed_perturb(signal, 0.9), and
+    `gmmhmm features` of the written directory equals `--speed-perturb` of the original."""
+    from gmmhmm.cli import main
+    from gmmhmm.features import load_features
+
+    config = FeatureConfig(sample_rate_hz=RATE, delta_order=0, cmvn="none")
+    perturb_speed(tiny_dir(wavs), [0.9, 1.0]).write(tmp_path / "sp")
+    d = DataDir.read(tmp_path / "sp")
+    signal, _ = sf.read(wavs["a"])
+    np.testing.assert_allclose(extract_features(d.source("sp0.9-s1-u1"), config),
+                               mfcc(speed_perturb(signal, 0.9), RATE, config), rtol=0, atol=1e-9)
+    tiny_dir(wavs).write(tmp_path / "orig")
+    assert main(["features", str(tmp_path / "sp"), "-o", str(tmp_path / "read.npz")]) == 0
+    assert main(["features", str(tmp_path / "orig"), "-o", str(tmp_path / "made.npz"),
+                 "--speed-perturb", "0.9,1.0"]) == 0
+    read, made = load_features(tmp_path / "read.npz")[0], load_features(tmp_path / "made.npz")[0]
+    assert sorted(read) == sorted(made) == ["s1-u1", "s2-u1", "sp0.9-s1-u1", "sp0.9-s2-u1"]
+    for key in read:
+        np.testing.assert_array_equal(read[key], made[key])
+
+
+@pytest.mark.parametrize("line, match", [
+    ("sox -t wav {a} -t wav - speed |", r"sox speed needs a factor"),
+    ("sox -t wav {a} -t wav - speed 3 |", r"speed factor must be a finite number from 0.5 to 2.0, got 3.0"),
+    ("sox -t wav {a} -t wav - speed 0.9 | sox -t wav - -t wav - speed 0.5 |", r"speed factor must be .* got 0.45"),
+    ("sox -t wav {a} -t wav - speed x |", r"sox speed factor 'x' is not a number"),
+    ("sox -t wav {a} -t wav - tempo 0.9 |", r"sox effect 'tempo' is not understood \(only speed\)"),
+    ("sox -t wav {a} -t wav - speed 0.9 rate 8000 |", r"sox effect 'rate' is not understood"),
+    ("sox -t wav {a} -t wav - |", r"sox command without a speed effect"),
+    ("sox -t wav {a} out.wav speed 0.9 |", r"cannot read sox command"),
+    ("sox -t wav - -t wav - speed 0.9 |", r"reads a pipe that nothing writes"),
+    ("sox -t wav {a} -t wav - speed 0.9 | sox -t wav {a} -t wav - speed 1.1 |", r"sox .* reads a file inside a pipe"),
+    ("sph2pipe -f wav x.sph | sox -t wav - -t wav - speed 0.9 |", r"piped commands are not supported"),
+    ("wav-copy f.ark:12 - | sox -t wav - -t wav - speed 0.9 |", r"piped commands are not supported"),
+    ("sox -t wav /no/such.wav -t wav - speed 0.9 |", r"audio file of 'u2' does not exist: /no/such.wav"),
+])
+def test_bad_sox_lines_name_file_and_line(wavs, tmp_path, line, match):
+    from gmmhmm.data.inputs import list_utterances
+
+    line = line.format(a=wavs["a"])
+    d = write_dir(tmp_path / "d", f"u1 {wavs['a']}\nu2 {line}\n", ["u1", "u2"])
+    reads = [lambda: DataDir.read(d)]
+    if "/no/such" not in line:  # a wav.scp input leaves missing files to feature extraction
+        reads.append(lambda: list_utterances([d / "wav.scp"]))
+    for read in reads:
+        with pytest.raises(DataDirError, match=r"wav.scp:2: .*" + match) as err:
+            read()
+        assert issubclass(err.type, GmmhmmError)
+        if "does not exist" not in match:
+            assert repr(line) in str(err.value)  # the line itself is named

@@ -10,9 +10,11 @@ Each file is a table of ``key value...`` lines (Kaldi's conventions, as in
     segments   utterance_id  recording_id start_s end_s      (optional)
 
 Without ``segments`` recording ids are utterance ids. Relative audio paths
-are resolved against the current directory, as Kaldi does; piped commands
-(``sph2pipe ... |``) are refused: gmmhmm reads SPHERE itself. Files are
-written sorted by key (C locale order) and atomically.
+are resolved against the current directory, as Kaldi does. Piped commands
+(``sph2pipe ... |``) are refused (gmmhmm reads SPHERE itself), except the sox
+``speed`` commands of Kaldi's ``utils/data/perturb_data_dir_speed.sh``, read as
+speed-perturbed audio without running sox (:func:`parse_wav_scp_value`) and
+written back alike. Files are written sorted by key (C locale order) and atomically.
 """
 
 from __future__ import annotations
@@ -167,10 +169,79 @@ def read_table(path: str | os.PathLike, min_fields: int = 2,
 _ARCHIVE_OFFSET = re.compile(r":\d+(\[[^\]]*\])?$")
 
 
-def read_wav_scp(path: str | os.PathLike, check_audio: bool = False) -> dict[str, tuple[str, int]]:
-    """``{recording: (audio path, line number)}`` of a ``wav.scp``, wherever one is read.
+# one stage of Kaldi's perturb_data_dir_speed.sh pipes: ``sox -t wav FILE-or-- -t wav - EFFECTS``
+_SOX_STAGE = re.compile(r"sox\s+-t\s+wav\s+(?P<input>\S.*?)\s+-t\s+wav\s+-(?:\s+(?P<effects>.*))?")
 
-    Each path is the rest of its line (inner white space kept, as Kaldi reads a file name). A
+
+def parse_wav_scp_value(value: str, where: str) -> tuple[str, float]:
+    """``(audio path, speed factor)`` of a wav.scp value: a path (speed 1), or a path played through
+    the sox ``speed`` pipes Kaldi's ``utils/data/perturb_data_dir_speed.sh`` writes::
+
+        sox -t wav /path/rec.wav -t wav - speed 0.9 |
+        sox -t wav /path/rec.wav -t wav - speed 0.9 | sox -t wav - -t wav - speed 1.1 |
+
+    (the second: a perturbed copy of a perturbed copy; factors multiply). sox is not run.
+
+    Raises
+    ------
+    DataDirError
+        Prefixed ``where`` (file and line) and naming the value: another piped command, a sox
+        command of another shape or with another effect, a speed factor missing, not a number or
+        out of range (:func:`check_speed`, of each factor and of their product), or a feature scp's
+        ``file.ark:offset`` entry.
+    """
+    if not value.endswith("|"):
+        if _ARCHIVE_OFFSET.search(value):
+            raise DataDirError(f"{where}: {value!r} is an archive offset: this looks like a feature scp "
+                               "(feats.scp), not a wav.scp; give the audio (recording-id audio-path lines)")
+        return value, 1.0
+    path, speed = None, 1.0
+    for stage in (s.strip() for s in value[:-1].split("|")):
+        if stage.split()[:1] != ["sox"]:
+            raise DataDirError(f"{where}: piped commands are not supported ({value!r}) other than Kaldi's "
+                               "speed perturbation ('sox -t wav FILE -t wav - speed F |'); give the audio "
+                               "file path (gmmhmm reads .sph, .wav, .flac directly)")
+        match = _SOX_STAGE.fullmatch(stage)
+        if match is None:
+            raise DataDirError(f"{where}: cannot read sox command {stage!r} of {value!r}: gmmhmm reads "
+                               "'sox -t wav FILE -t wav - speed F |' (Kaldi's perturb_data_dir_speed.sh)")
+        source, effects = match["input"], (match["effects"] or "").split()
+        if path is None and source == "-":
+            raise DataDirError(f"{where}: sox command {stage!r} of {value!r} reads a pipe that nothing writes")
+        if path is not None and source != "-":
+            raise DataDirError(f"{where}: sox command {stage!r} of {value!r} reads a file inside a pipe")
+        if not effects:
+            raise DataDirError(f"{where}: sox command without a speed effect in {value!r}")
+        if effects[0] != "speed":
+            raise DataDirError(f"{where}: sox effect {effects[0]!r} is not understood (only speed) in {value!r}")
+        if len(effects) == 1:
+            raise DataDirError(f"{where}: sox speed needs a factor in {value!r}")
+        if len(effects) > 2:
+            raise DataDirError(f"{where}: sox effect {effects[2]!r} is not understood (only speed) in {value!r}")
+        try:
+            factor = float(effects[1])
+        except ValueError:
+            raise DataDirError(f"{where}: sox speed factor {effects[1]!r} is not a number in {value!r}") from None
+        try:
+            speed = check_speed(factor) * speed
+            check_speed(speed)
+        except InvalidParameterError as exc:
+            raise DataDirError(f"{where}: {exc} in {value!r}") from None
+        path = source if path is None else path
+    return path, speed
+
+
+def wav_scp_value(path: str, speed: float) -> str:
+    """The wav.scp value of ``path`` played at ``speed``: the path, or perturb_data_dir_speed.sh's sox
+    pipe (the factor's shortest exact text, so that :func:`parse_wav_scp_value` reads it back)."""
+    return path if speed == 1.0 else f"sox -t wav {path} -t wav - speed {float(speed)!r} |"
+
+
+def read_wav_scp(path: str | os.PathLike, check_audio: bool = False) -> dict[str, tuple[str, float, int]]:
+    """``{recording: (audio path, speed factor, line number)}`` of a ``wav.scp``, wherever one is read.
+
+    Each path is the rest of its line (inner white space kept, as Kaldi reads a file name), or the
+    file of a Kaldi sox ``speed`` pipe (:func:`parse_wav_scp_value`; speed 1 otherwise). Another
     piped command, a feature scp's ``file.ark:offset`` entry (a ``feats.scp`` given for audio), an
     empty file and, with ``check_audio``, a missing audio file raise :class:`DataDirError` naming
     the file and line; so do :func:`read_table`'s malformed lines.
@@ -178,19 +249,13 @@ def read_wav_scp(path: str | os.PathLike, check_audio: bool = False) -> dict[str
     rows = read_table(path, 2, rest_of_line=True)
     if not rows:
         raise DataDirError(f"{os.fspath(path)}: no utterances")
-    for rec, ((value,), lineno) in rows.items():
-        where = f"{os.fspath(path)}:{lineno}"
-        if value.endswith("|"):
-            raise DataDirError(f"{where}: piped commands are not supported ({value!r}); give the audio "
-                               "file path (gmmhmm reads .sph, .wav, .flac directly)")
-        if _ARCHIVE_OFFSET.search(value):
-            raise DataDirError(f"{where}: {value!r} is an archive offset: this looks like a feature scp "
-                               "(feats.scp), not a wav.scp; give the audio (recording-id audio-path lines)")
+    out = {rec: (*parse_wav_scp_value(value, f"{os.fspath(path)}:{lineno}"), lineno)
+           for rec, ((value,), lineno) in rows.items()}
     if check_audio:  # after every line's format: a feature scp is named as one, not as missing audio
-        for rec, ((value,), lineno) in rows.items():
-            if not Path(value).is_file():
-                raise DataDirError(f"{os.fspath(path)}:{lineno}: audio file of {rec!r} does not exist: {value}")
-    return {rec: (value, lineno) for rec, ((value,), lineno) in rows.items()}
+        for rec, (audio, _, lineno) in out.items():
+            if not Path(audio).is_file():
+                raise DataDirError(f"{os.fspath(path)}:{lineno}: audio file of {rec!r} does not exist: {audio}")
+    return out
 
 
 def write_table(path: str | os.PathLike, table: Mapping[str, str | list[str]], empty_values: bool = False) -> None:
@@ -321,9 +386,10 @@ class DataDir:
         if not (d / "wav.scp").is_file():
             raise DataDirError(f"{d}: not a data directory (no wav.scp)")
         wav_rows = read_wav_scp(d / "wav.scp", check_audio)
-        wav = {rec: value for rec, (value, _) in wav_rows.items()}
+        wav = {rec: audio for rec, (audio, _, _) in wav_rows.items()}
+        speed = {rec: f for rec, (_, f, _) in wav_rows.items() if f != 1.0}
         segments = None
-        utt_file, utt_lines = "wav.scp", {u: ln for u, (_, ln) in wav_rows.items()}
+        utt_file, utt_lines = "wav.scp", {u: ln for u, (_, _, ln) in wav_rows.items()}
         if (d / "segments").is_file():
             segments, utt_file, utt_lines = {}, "segments", {}
             for utt, ((rec, start, end), lineno) in read_table(d / "segments", 4, 4).items():
@@ -349,7 +415,7 @@ class DataDir:
         _check_covers(d, utt_file, utt_lines, "utt2spk", utt2spk, "speaker")
         if require_text:
             _check_covers(d, utt_file, utt_lines, "text", text, "transcript")
-        out = cls(wav, text, utt2spk, segments, d)
+        out = cls(wav, text, utt2spk, segments, d, speed)
         if (d / "spk2utt").is_file():
             _check_spk2utt(d / "spk2utt", out)
         return out
@@ -357,15 +423,13 @@ class DataDir:
     def write(self, path: str | os.PathLike) -> Path:
         """Write every table (``spk2utt`` derived, ``segments`` if any) into folder ``path``.
 
-        A speed-perturbed directory (:attr:`speed`) is refused: its wav.scp would need sox commands,
-        which gmmhmm does not run."""
+        A speed-perturbed recording (:attr:`speed`) is written as Kaldi's
+        ``utils/data/perturb_data_dir_speed.sh`` writes it, ``rec sox -t wav PATH -t wav - speed F |``
+        (:func:`wav_scp_value`), which :meth:`read` reads back."""
         self.validate()
-        if any(f != 1.0 for f in self.speed.values()):
-            raise DataDirError(f"{os.fspath(path)}: a speed-perturbed data directory cannot be written (its "
-                               "wav.scp would need sox commands); perturb it in memory with perturb_speed")
         d = Path(path)
         d.mkdir(parents=True, exist_ok=True)
-        write_table(d / "wav.scp", self.wav)
+        write_table(d / "wav.scp", {r: wav_scp_value(p, self.speed.get(r, 1.0)) for r, p in self.wav.items()})
         if self.text:
             write_table(d / "text", self.text, empty_values=True)
         write_table(d / "utt2spk", self.utt2spk)

@@ -161,18 +161,22 @@ def list_utterances(inputs: Sequence[str | os.PathLike], require_text: bool = Fa
         if is_data_dir(p):
             data = DataDir.read(p, require_text=require_text, check_audio=False)
             for u in data.utterances:
-                path, start_s, end_s = data.audio(u)
-                if end_s is None:
-                    out.add(u, path, u, f"{p / 'wav.scp'}")
+                source = data.source(u)  # segment times in the file's seconds, speed apart
+                if isinstance(source, PerturbedAudio):
+                    source, out.speed[u] = source.source, source.speed
+                if isinstance(source, AudioSpan):
+                    out.add(u, source.path, u, f"{p / 'segments'}")
+                    out.segment[u] = (source.start_s, source.end_s)
                 else:
-                    out.add(u, path, u, f"{p / 'segments'}")
-                    out.segment[u] = (start_s, end_s)
+                    out.add(u, source, u, f"{p / 'wav.scp'}")
                 out.speaker[u] = data.utt2spk[u]
                 if u in data.text:
                     out.text[u] = data.text[u]
         elif p.is_file() and is_wav_scp(p):
-            for u, (value, lineno) in read_wav_scp(p).items():
-                out.add(u, value, u, f"{p}:{lineno}")
+            for u, (path, speed, lineno) in read_wav_scp(p).items():
+                out.add(u, path, u, f"{p}:{lineno}")
+                if speed != 1.0:
+                    out.speed[u] = speed
         elif p.is_dir():
             for f in audio_files_below(p):
                 out.add(f.relative_to(p).with_suffix("").as_posix(), str(f), str(f), str(f))
