@@ -300,9 +300,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     check_output(args.output, "feature file")
     check_output(scp, "scp index")
     config = _feature_config(args)
-    utts = list_utterances(args.inputs)
-    if args.speed_perturb:
-        utts = utts.perturb_speed(args.speed_perturb)
+    utts = _speed_perturbed(list_utterances(args.inputs), args)
     _inputs_are_not_outputs([*set(utts.path.values()), args.config], [args.output, scp])
     feats, failures = _utterance_features(utts, config, args)
     feats = {utts.key[u]: X for u, X in feats.items()}
@@ -467,28 +465,30 @@ def cmd_train_phones(args: argparse.Namespace) -> int:
     # every word the transcripts use, missing ones listed in one error before any audio is read
     lexicon.check_words((w for u in data.utterances for w in data.text[u]), source=str(Path(args.data) / "text"))
     utts, failures = _with_words(list_utterances([args.data], require_text=True), args.data)
+    utts = _speed_perturbed(utts, args)
     feats, bad = _utterance_features(utts, features, args)
     failures += bad
     _report_failures(failures)
     if not feats:
         raise InvalidInputError(f"{args.data}: no utterance could be featurised")
     ids = list(feats)
+    texts = [utts.text[u] for u in ids]
     trainer = EmbeddedTrainer(lexicon, **{k: training[k] for k in ("n_states", "sil_prob", "var_floor_frac",
                                                                    "min_occupancy") if k in training},
                               feature_config=features.to_dict())
     checkpoint_dir = args.checkpoint_dir or (Path(args.output).parent / "checkpoints" if args.resume else None)
-    history = trainer.fit([feats[u] for u in ids], [data.text[u] for u in ids], mixtures=training["mixtures"],
+    history = trainer.fit([feats[u] for u in ids], texts, mixtures=training["mixtures"],
                           n_iter=training["n_iter"], checkpoint_dir=checkpoint_dir, resume=args.resume)
     kind = "phone model(s)"
     if args.lda_mllt:  # Kaldi tri2b: LDA on spliced static features, then MLLT inside re-estimation
         from .graphs.lda_mllt import static_features, train_lda_mllt
 
         history += train_lda_mllt(trainer, [feats[u] for u in ids], [static_features(feats[u], features) for u in ids],
-                                  [data.text[u] for u in ids], lda_options, features.replace(delta_order=0).to_dict())
+                                  texts, lda_options, features.replace(delta_order=0).to_dict())
         kind = f"LDA+MLLT ({trainer.model.n_features} dims) phone model(s)"
     save(trainer.model, args.output, metadata={"n_train": len(ids), "config": str(args.config),
                                                "data_dir": str(args.data), "lexicon": str(lexicon_path),
-                                               "history": history})
+                                               "history": history, **_speed_metadata(args)})
     print(f"trained {len(lexicon.phones)} {kind}, {trainer.model.n_mix} Gaussian(s) per state, on "
           f"{_n_trained(ids, failures)}: avg log-lik/frame {history[-1]:.3f} -> {args.output}", file=sys.stderr)
     return EXIT_FAILURES if failures else EXIT_OK
@@ -543,18 +543,19 @@ def cmd_train_tri(args: argparse.Namespace) -> int:
     data = DataDir.read(args.data, require_text=True)
     lexicon.check_words((w for u in data.utterances for w in data.text[u]), source=str(Path(args.data) / "text"))
     utts, failures = _with_words(list_utterances([args.data], require_text=True), args.data)
+    utts = _speed_perturbed(utts, args)
     feats, bad = _utterance_features(utts, mono.get_feature_config(), args)
     failures += bad
     _report_failures(failures)
     if not feats:
         raise InvalidInputError(f"{args.data}: no utterance could be featurised")
     ids = list(feats)
-    tri, history = train_triphones(mono, [feats[u] for u in ids], [data.text[u] for u in ids],
+    tri, history = train_triphones(mono, [feats[u] for u in ids], [utts.text[u] for u in ids],
                                    phone_classes=classes, min_occupancy=args.min_occupancy,
                                    gain_threshold=args.gain_threshold, max_leaves=args.num_leaves,
                                    mixtures=args.mixtures, n_iter=iters, sil_prob=args.sil_prob)
     save(tri, args.output, metadata={"n_train": len(ids), "mono": str(args.mono), "data_dir": str(args.data),
-                                     "history": history})
+                                     "history": history, **_speed_metadata(args)})
     print(f"trained {tri.n_pdfs} tied states (from {mono.n_pdfs} monophone states), {tri.n_mix} Gaussian(s) "
           f"per state, on {_n_trained(ids, failures)}: avg log-lik/frame {history[-1]:.3f} -> {args.output}",
           file=sys.stderr)
@@ -757,7 +758,7 @@ def cmd_vtln(args: argparse.Namespace) -> int:
         raise InvalidParameterError("--vtln-map: `gmmhmm vtln` estimates the warps; it reads none")
     config = _feature_config(args).replace(cmvn="speaker", cmvn_variance=True)  # the search needs both
     targets = list_utterances(args.inputs)
-    trainers = list_utterances(args.train) if args.train else targets
+    trainers = _speed_perturbed(list_utterances(args.train) if args.train else targets, args)
     sources, spk = {}, {}
     for utts in (targets, trainers):
         _inputs_are_not_outputs([*set(utts.path.values()), args.config], [args.output])
@@ -1050,6 +1051,24 @@ def _speed_factors(text: str) -> list[float]:
                                          ) from None
 
 
+def add_speed_perturb_option(sp: argparse.ArgumentParser, what: str) -> None:
+    """``--speed-perturb F,F,...`` of every command that reads audio to train or featurise (``what``:
+    which of its inputs are perturbed); :func:`_speed_perturbed` applies it."""
+    sp.add_argument("--speed-perturb", type=_speed_factors, metavar="F,F,...",
+                    help=f"{what}: also (or, without 1.0, only) speed-perturbed copies at these factors, e.g. "
+                    "0.9,1.0,1.1 (Kaldi's perturb_data_dir_speed_3way.sh): ids and speakers prefixed sp0.9- etc.")
+
+
+def _speed_perturbed(utts: Utterances, args: argparse.Namespace) -> Utterances:
+    """``utts`` with the speed-perturbed copies ``--speed-perturb`` asks for (themselves without it)."""
+    return utts.perturb_speed(args.speed_perturb) if args.speed_perturb else utts
+
+
+def _speed_metadata(args: argparse.Namespace) -> dict[str, list[float]]:
+    """A trained model's record of the ``--speed-perturb`` factors of its training data (none: {})."""
+    return {"speed_perturb": list(args.speed_perturb)} if args.speed_perturb else {}
+
+
 def _finite_float(text: str) -> float:
     """argparse type: a finite number (``nan`` and ``inf`` would silently ruin every score)."""
     try:
@@ -1089,9 +1108,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", required=True, help="feature file to write: .npz, or .ark for a Kaldi "
                     "archive (float32) with its .scp index beside it")
     sp.add_argument("--config", help="recipe TOML whose [features] to use (default: FeatureConfig())")
-    sp.add_argument("--speed-perturb", type=_speed_factors, metavar="F,F,...",
-                    help="also (or, without 1.0, only) speed-perturbed copies at these factors, e.g. 0.9,1.0,1.1 "
-                    "(Kaldi's perturb_data_dir_speed_3way.sh): keys and speakers prefixed sp0.9- etc.")
+    add_speed_perturb_option(sp, "the INPUTs (keys prefixed too)")
     common(sp)
     sp.set_defaults(func=cmd_features)
 
@@ -1107,6 +1124,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--n-components", type=int, default=128, help="Gaussians of the warp GMM (default 128)")
     sp.add_argument("--iters", type=int, default=2, help="VTLN training passes of the GMM (default 2)")
     sp.add_argument("--seed", type=int, default=0, help="random_state of the GMM")
+    add_speed_perturb_option(sp, "the audio training the warp GMM (--train, else the INPUTs; warps are written "
+                             "for the INPUTs' own speakers only)")
     common(sp)
     sp.set_defaults(func=cmd_vtln)
 
@@ -1135,6 +1154,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--splice", type=int, default=4, help="--lda-mllt: frames spliced on each side (default 4)")
     sp.add_argument("--lda-mllt-iters", type=_positive_int, default=6,
                     help="--lda-mllt: re-estimation passes after LDA, MLLT before passes 1, 2 and 4 (default 6)")
+    add_speed_perturb_option(sp, "the training data")
     checkpoints(sp)
     sp.set_defaults(func=cmd_train_phones)
 
@@ -1155,6 +1175,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--n-iter", type=_int_list, default=[4, 3, 3, 3],
                     help="re-estimation passes per mixture stage (one number for all, or one each)")
     sp.add_argument("--sil-prob", type=_finite_float, default=0.5, help="optional silence between words")
+    add_speed_perturb_option(sp, "the training data")
     common(sp)
     sp.set_defaults(func=cmd_train_tri)
 

@@ -339,3 +339,96 @@ def test_bad_sox_lines_name_file_and_line(wavs, tmp_path, line, match):
         assert issubclass(err.type, GmmhmmError)
         if "does not exist" not in match:
             assert repr(line) in str(err.value)  # the line itself is named
+
+
+# ------------------------------------------------------------------ training commands
+
+
+@pytest.fixture
+def digits_dir(tmp_path):
+    """A data directory of four 16 kHz noisy-tone utterances of two speakers saying one or two words,
+    its lexicon and a one-pass monophone config."""
+    from gmmhmm.data import Lexicon
+
+    rng = np.random.default_rng(2)
+    wav, text, utt2spk = {}, {}, {}
+    for i, (spk, words, f) in enumerate((("s1", ["one"], 300.0), ("s1", ["two"], 600.0),
+                                         ("s2", ["one", "two"], 330.0), ("s2", ["two"], 640.0))):
+        t = np.arange(int(0.8 * RATE)) / RATE
+        path = tmp_path / f"u{i}.wav"
+        sf.write(path, 0.3 * np.sin(2 * np.pi * f * t) + 0.01 * rng.standard_normal(len(t)), RATE, subtype="FLOAT")
+        wav[f"{spk}-u{i}"], text[f"{spk}-u{i}"], utt2spk[f"{spk}-u{i}"] = str(path), words, spk
+    DataDir(wav, text, utt2spk).write(tmp_path / "data")
+    (tmp_path / "lexicon").write_text(Lexicon.digits().to_text())
+    (tmp_path / "phones.toml").write_text('[features]\nsample_rate_hz = 16000\ncmvn = "speaker"\n'
+                                          "[training]\nmixtures = [1]\nn_iter = 1\n")
+    return tmp_path
+
+
+def test_cli_training_commands_train_on_speed_perturbed_copies(digits_dir, capsys):
+    """train-phones and train-tri --speed-perturb F,... train on what they would read from the
+    directory perturb_data_dir_speed.sh writes (perturb_speed + write): one code path, the same models."""
+    from gmmhmm import modelfile
+    from gmmhmm.cli import main
+
+    t = digits_dir
+    perturb_speed(DataDir.read(t / "data"), [1.0, 0.9]).write(t / "data_sp")
+    phones = ["--lexicon", str(t / "lexicon"), "--config", str(t / "phones.toml")]
+    assert main(["train-phones", str(t / "data"), *phones, "-o", str(t / "mono.npz"),
+                 "--speed-perturb", "1.0,0.9"]) == 0
+    assert main(["train-phones", str(t / "data_sp"), *phones, "-o", str(t / "mono_sp.npz")]) == 0
+    mono, meta = modelfile.load(t / "mono.npz", with_metadata=True)
+    mono_sp, meta_sp = modelfile.load(t / "mono_sp.npz", with_metadata=True)
+    assert meta["n_train"] == meta_sp["n_train"] == 8 and meta["speed_perturb"] == [1.0, 0.9]
+    assert "speed_perturb" not in meta_sp  # the directory's own perturbation is in its ids
+    np.testing.assert_allclose(mono.means_, mono_sp.means_, rtol=1e-6, atol=1e-9)
+    tri = ["--mono", str(t / "mono.npz"), "--num-leaves", "4", "--min-occupancy", "5", "--mixtures", "1",
+           "--n-iter", "1"]
+    assert main(["train-tri", str(t / "data"), *tri, "-o", str(t / "tri.npz"), "--speed-perturb", "1.0,0.9"]) == 0
+    assert main(["train-tri", str(t / "data_sp"), *tri, "-o", str(t / "tri_sp.npz")]) == 0
+    tri_model, meta = modelfile.load(t / "tri.npz", with_metadata=True)
+    tri_sp, meta_sp = modelfile.load(t / "tri_sp.npz", with_metadata=True)
+    assert meta["n_train"] == meta_sp["n_train"] == 8 and meta["speed_perturb"] == [1.0, 0.9]
+    np.testing.assert_allclose(tri_model.means_, tri_sp.means_, rtol=1e-6, atol=1e-9)
+    # without the option nothing is perturbed
+    assert main(["train-phones", str(t / "data"), *phones, "-o", str(t / "plain.npz")]) == 0
+    assert modelfile.load(t / "plain.npz", with_metadata=True)[1]["n_train"] == 4
+
+
+def test_cli_vtln_perturbs_only_the_gmms_training_audio(digits_dir, capsys, monkeypatch):
+    """vtln --speed-perturb trains the warp GMM on the perturbed copies of its training audio (as
+    --train of the written perturbed directory would), and writes warps of the INPUTs' speakers only."""
+    import gmmhmm.adapt
+    from gmmhmm.cli import main
+
+    t = digits_dir
+    perturb_speed(DataDir.read(t / "data"), [0.9, 1.0]).write(t / "data_sp")
+    grid = ["--n-components", "2", "--iters", "1", "--min-warp", "0.9", "--max-warp", "1.1", "--step", "0.1"]
+    seen, train_vtln = [], gmmhmm.adapt.train_vtln
+    monkeypatch.setattr(gmmhmm.adapt, "train_vtln",
+                        lambda f, utt2spk, model, **kw: seen.append((dict(utt2spk), list(model))) or
+                        train_vtln(f, utt2spk, model, **kw))
+    assert main(["vtln", str(t / "data"), "-o", str(t / "warps"), "--speed-perturb", "0.9,1.0", *grid]) == 0
+    utt2spk, model = seen[0]
+    assert len(model) == 8 and sum(m.startswith("sp0.9-") for m in model) == 4
+    assert sorted(set(utt2spk.values())) == ["s1", "s2", "sp0.9-s1", "sp0.9-s2"]
+    assert main(["vtln", str(t / "data"), "-o", str(t / "warps_sp"), "--train", str(t / "data_sp"), *grid]) == 0
+    warps = (t / "warps").read_text()
+    assert [ln.split()[0] for ln in warps.splitlines()] == ["s1", "s2"]  # no sp0.9- speaker
+    assert warps == (t / "warps_sp").read_text()
+
+
+@pytest.mark.parametrize("command", ["features", "vtln", "train-phones", "train-tri"])
+def test_cli_bad_speed_factors_are_usage_errors(digits_dir, capsys, command):
+    from gmmhmm.cli import main
+
+    t = digits_dir
+    extra = {"features": [], "vtln": [], "train-phones": ["--lexicon", str(t / "lexicon"), "--config",
+                                                          str(t / "phones.toml")],
+             "train-tri": ["--mono", str(t / "mono.npz")]}[command]
+    for bad, why in (("0.9,0.9", "distinct factors"), ("0.9,x", "not numbers"), ("3", "speed factor must be"),
+                     ("", "not numbers")):
+        assert main([command, str(t / "data"), "-o", str(t / "out"), *extra, "--speed-perturb", bad]) == 2
+        err = capsys.readouterr().err
+        assert "--speed-perturb" in err and why in err
+        assert not (t / "out").exists()
