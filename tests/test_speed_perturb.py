@@ -286,6 +286,12 @@ def test_a_written_perturbed_dir_is_kaldis_and_reads_back(wavs, tmp_path):
     assert {u: again.source(u) for u in again.utterances} == {u: d.source(u) for u in d.utterances}
     assert f"sp1.1-sp0.9-recA sox -t wav {a} -t wav - speed {0.9 * 1.1!r} |\n" in (
         tmp_path / "seg" / "wav.scp").read_text()
+    # a path that would read back as something else is refused before anything is written
+    for path, speed in (("a|b.wav", {"u": 0.9}), ("cat x.wav |", {}), ("x -t wav - y.wav", {"u": 1.1})):
+        bad = DataDir({"u": path}, {"u": ["A"]}, {"u": "s"}, speed=speed)
+        with pytest.raises(DataDirError, match="reads back as another thing"):
+            bad.write(tmp_path / "bad")
+        assert not (tmp_path / "bad").exists()
 
 
 def test_features_of_a_read_back_perturbed_utterance(wavs, tmp_path):

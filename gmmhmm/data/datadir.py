@@ -484,6 +484,15 @@ class DataDir:
                 check_speed(factor)
             except InvalidParameterError as exc:
                 raise DataDirError(f"recording {rec!r}: {exc}") from None
+        for rec, path in self.wav.items():  # what wav.scp would hold must read back as this path and speed
+            value = wav_scp_value(path, self.speed.get(rec, 1.0))
+            try:
+                same = parse_wav_scp_value(value, "wav.scp") == (path, self.speed.get(rec, 1.0))
+            except DataDirError:
+                same = False
+            if not same:
+                raise DataDirError(f"wav.scp: audio path {path!r} of {rec!r} would be written as {value!r}, which "
+                                   "reads back as another thing (a piped command or an archive offset)")
 
 
 def perturb_speed(data: DataDir, factors: Iterable[float]) -> DataDir:
