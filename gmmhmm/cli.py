@@ -301,7 +301,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     check_output(scp, "scp index")
     config = _feature_config(args)
     utts = _speed_perturbed(list_utterances(args.inputs), args)
-    _inputs_are_not_outputs([*set(utts.path.values()), args.config], [args.output, scp])
+    _inputs_are_not_outputs([*utts.audio_files(), args.config], [args.output, scp])
     feats, failures = _utterance_features(utts, config, args)
     feats = {utts.key[u]: X for u, X in feats.items()}
     if scp is not None:  # a Kaldi key is one token: such an utterance is reported, the rest written
@@ -676,9 +676,8 @@ def _speaker_map(args: argparse.Namespace, utts: Utterances) -> dict[str, str] |
     table = read_table(args.utt2spk, "utt2spk") if getattr(args, "utt2spk", None) else {}
     spk = {}
     for u in utts.ids:
-        path = utts.path[u]
         found = utts.speaker.get(u)
-        key = next((k for k in (u, path, Path(path).name, Path(path).stem) if k in table), None)
+        key = next((k for k in utts.lookup_keys(u) if k in table), None)
         if found is None and key is not None:  # a perturbed copy of a file is its speaker's perturbed copy
             found = table[key] if key == u or u not in utts.speed else speed_prefix(utts.speed[u]) + table[key]
         if found is not None:
@@ -761,7 +760,7 @@ def cmd_vtln(args: argparse.Namespace) -> int:
     trainers = _speed_perturbed(list_utterances(args.train) if args.train else targets, args)
     sources, spk = {}, {}
     for utts in (targets, trainers):
-        _inputs_are_not_outputs([*set(utts.path.values()), args.config], [args.output])
+        _inputs_are_not_outputs([*utts.audio_files(), args.config], [args.output])
         sources |= {utts.audio_name(u): utts.source(u) for u in utts.ids}
         spk |= _speaker_map(args, utts) or {}
     name2spk = {n: n if spk.get(n, "\0file:").startswith("\0file:") else spk[n] for n in sources}
@@ -802,7 +801,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
     check_output(args.ctm, "CTM file")
     check_output(args.n_best_output, "n-best file")
     utts = list_utterances(args.inputs)
-    _inputs_are_not_outputs([args.model, args.si_model, *set(utts.path.values())],
+    _inputs_are_not_outputs([args.model, args.si_model, *utts.audio_files()],
                             [args.output, args.ctm, args.n_best_output])
     loaded = load(args.model, with_metadata=True)
     if isinstance(loaded[0], PhoneModelSet):
@@ -825,8 +824,6 @@ def cmd_align(args: argparse.Namespace) -> int:
     transcripts file given first (``utt_id word ...``; utt_id is the
     utterance id, the file path, or the file name without suffix).
     """
-    import soundfile
-
     from .graphs import PhoneModelSet, force_align, read_transcripts, write_alignment
     from .modelfile import load
 
@@ -845,11 +842,10 @@ def cmd_align(args: argparse.Namespace) -> int:
     utts = list_utterances(inputs, require_text=True)
     words_of, failures = {}, []
     for u in utts.ids:
-        path = utts.path[u]
-        words = next((w for w in (utts.text.get(u), transcripts.get(u), transcripts.get(path),
-                                  transcripts.get(Path(path).stem)) if w is not None), None)
+        words = next((w for w in (utts.text.get(u), *map(transcripts.get, utts.lookup_keys(u))) if w is not None),
+                     None)
         if words is None:
-            failures.append((utts.key[u], "no transcript (keys are utterance ids, paths or file stems)"))
+            failures.append((utts.key[u], "no transcript (keys are utterance ids, paths, file names or stems)"))
         elif not words:
             failures.append((utts.key[u], "transcript has no words"))
         else:
@@ -860,9 +856,8 @@ def cmd_align(args: argparse.Namespace) -> int:
     model_feats = [model.transform_features(X) for X in feats.values()]  # the stored LDA+MLLT, if any
     for u, ll in zip(feats, model.state_log_likelihood_many(model_feats)):
         try:
-            info = soundfile.info(utts.path[u])
             start_s, end_s = utts.segment.get(u, (0.0, math.inf))  # a segment may overshoot its recording
-            duration_s = min(end_s, info.frames / info.samplerate) - start_s
+            duration_s = min(end_s, _recording_s(utts.path[u])) - start_s
             aligned[u] = force_align(model, None, words_of[u], config.frame_shift_s, duration_s,
                                      log_likelihood=ll)
         except GmmhmmError as exc:
@@ -874,6 +869,20 @@ def cmd_align(args: argparse.Namespace) -> int:
     _report_failures(sorted(failures, key=lambda f: order[f[0]]))
     print(f"aligned {len(aligned)} of {len(utts)} utterance(s) -> {args.output}", file=sys.stderr)
     return EXIT_FAILURES if failures else EXIT_OK
+
+
+def _recording_s(audio) -> float:
+    """Length in seconds of a recording: its file's header, or the output of a piped command."""
+    import soundfile
+
+    from .data import PipedAudio
+    from .features import load_source
+
+    if isinstance(audio, PipedAudio):
+        signal, rate = load_source(audio)
+        return len(signal) / rate
+    info = soundfile.info(audio)
+    return info.frames / info.samplerate
 
 
 def _plot_alignments(out_dir: str, aligned: dict, audio_of: dict) -> None:

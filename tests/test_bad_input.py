@@ -34,7 +34,7 @@ from gmmhmm.checkpoint import resume as checkpoint_resume
 from gmmhmm.classifier import HMMClassifier
 from gmmhmm.cli import main
 from gmmhmm.corpus import Corpus
-from gmmhmm.data import DataDir, PerturbedAudio, perturb_speed
+from gmmhmm.data import DataDir, PerturbedAudio, PipedAudio, perturb_speed
 from gmmhmm.features import (FeatureConfig, add_deltas, cmvn, cmvn_per_speaker, deltas, extract_features,
                              extract_many, frame_signal, load_audio, load_features, mel_filterbank, mfcc,
                              save_features, speed_perturb, window_function)
@@ -192,6 +192,13 @@ def _truncated_sphere(e):
     header = b"NIST_1A\n   1024\nsample_count -i 800\nsample_rate -i 8000\nchannel_count -i 1\n" \
              b"sample_n_bytes -i 2\nsample_byte_format -s2 01\nsample_coding -s3 pcm\nend_head\n"
     path.write_bytes(header.ljust(1024, b" ") + np.zeros(400, "<i2").tobytes())
+    return path
+
+
+def _sphere(e):
+    """A whole 0.1 s NIST SPHERE file (as _truncated_sphere, with its samples)."""
+    path = e.d / "whole.sph"
+    path.write_bytes(_truncated_sphere(e).read_bytes() + np.zeros(400, "<i2").tobytes())
     return path
 
 
@@ -485,6 +492,16 @@ LIBRARY = [
          E.InvalidParameterError, "speed factor must be a finite number"),
     Case("extract_features", "speed-perturbed missing file",
          lambda e: extract_features(PerturbedAudio(str(e.d / "missing.wav"), 0.9)), E.AudioError, "no such audio file"),
+    Case("extract_features", "piped wav.scp command that fails",
+         lambda e: extract_features(DataDir.read(_data_dir(e, "dp1", wav_scp="u1 sh -c 'echo no x.flac >&2; exit 2' |\n"))
+                                    .source("u1")), E.AudioError,
+         r"wav.scp:1: command .* failed \(exit status 2\): no x.flac"),
+    Case("extract_features", "piped wav.scp command that writes no audio",
+         lambda e: extract_features(DataDir.read(_data_dir(e, "dp2", wav_scp="u1 echo hello |\n")).source("u1")),
+         E.AudioError, r"wav.scp:1: output of 'echo hello \|' is not readable audio"),
+    Case("extract_features", "sph2pipe start point after the end of the recording",
+         lambda e: extract_features(PipedAudio(f"sph2pipe -f wav -t 60: {_sphere(e)} |")), E.AudioError,
+         r"sph2pipe start point 60 is after the end of the recording"),
     Case("perturb_speed", "a factor given twice",
          lambda e: perturb_speed(DataDir({"u": "a.wav"}, {"u": ["A"]}, {"u": "s"}), [0.9, 1.0, 0.9]),
          E.InvalidParameterError, "distinct factors"),
@@ -644,8 +661,15 @@ LIBRARY = [
          E.DataDirError, r"utt2spk:1: expected 2 fields, got 3"),
     Case("DataDir.read", "missing audio file", lambda e: DataDir.read(_data_dir(e, "dd3", wav_scp="u1 /no/x.sph\n")),
          E.DataDirError, r"wav.scp:1: audio file of 'u1' does not exist"),
-    Case("DataDir.read", "piped wav.scp command", lambda e: DataDir.read(_data_dir(e, "dd4", wav_scp="u1 cat x |\n")),
-         E.DataDirError, r"wav.scp:1: piped commands are not supported"),
+    Case("DataDir.read", "command after sox speed in wav.scp",
+         lambda e: DataDir.read(_data_dir(e, "dd4", wav_scp="u1 sox -t wav x.wav -t wav - speed 0.9 | cat |\n")),
+         E.DataDirError, r"wav.scp:1: only sox speed steps may follow sox"),
+    Case("DataDir.read", "sph2pipe of a missing SPHERE file in wav.scp",
+         lambda e: DataDir.read(_data_dir(e, "dd8", wav_scp="u1 sph2pipe -f wav -p -c 1 /no/x.sph |\n")),
+         E.DataDirError, r"wav.scp:1: audio file of 'u1' does not exist: /no/x.sph"),
+    Case("DataDir.read", "empty command before sox speed in wav.scp",
+         lambda e: DataDir.read(_data_dir(e, "dd9", wav_scp="u1 | sox -t wav - -t wav - speed 0.9 |\n")),
+         E.DataDirError, r"wav.scp:1: empty command in"),
     Case("DataDir.read", "sox speed factor out of range in wav.scp",
          lambda e: DataDir.read(_data_dir(e, "dd6", wav_scp="u1 sox -t wav x.wav -t wav - speed 3 |\n")),
          E.DataDirError, r"wav.scp:1: speed factor must be a finite number from 0.5 to 2.0, got 3.0 in 'sox"),

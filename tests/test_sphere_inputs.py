@@ -123,8 +123,8 @@ def test_inputs_of_every_kind(tmp_path):
     assert utts.subset(["x"]).ids == ["x"]
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "wav.scp").write_text("u1 cat x.sph |\n")
-    with pytest.raises(DataDirError, match=r"wav.scp:1: piped commands"):
+    (bad / "wav.scp").write_text("u1 cat x.sph | sox -t wav - -t wav - reverb |\n")
+    with pytest.raises(DataDirError, match=r"wav.scp:1: sox effect 'reverb' is not understood"):
         list_utterances([bad])
     # with segments, utterances are stretches of the recordings (several may share one)
     (d / "segments").write_text("seg-a spk1-u1 0 0.5\nseg-b spk1-u1 0.5 1\n")

@@ -10,22 +10,27 @@ Each file is a table of ``key value...`` lines (Kaldi's conventions, as in
     segments   utterance_id  recording_id start_s end_s      (optional)
 
 Without ``segments`` recording ids are utterance ids. Relative audio paths
-are resolved against the current directory, as Kaldi does. Piped commands
-(``sph2pipe ... |``) are refused (gmmhmm reads SPHERE itself), except the sox
-``speed`` commands of Kaldi's ``utils/data/perturb_data_dir_speed.sh``, read as
-speed-perturbed audio without running sox (:func:`parse_wav_scp_value`) and
-written back alike. Files are written sorted by key (C locale order) and atomically.
+are resolved against the current directory, as Kaldi does. A piped command
+(``sph2pipe -f wav x.sph |``, ``flac -c -d -s x.flac |``) is a :class:`PipedAudio`: Kaldi's
+``sph2pipe`` calls are read from the SPHERE file without running anything, other commands are
+run through the shell as Kaldi runs them. The sox ``speed`` commands of Kaldi's
+``utils/data/perturb_data_dir_speed.sh`` are read as speed-perturbed audio without running sox
+(:func:`parse_wav_scp_value`). Everything is written back as read. Files are written sorted by
+key (C locale order) and atomically.
 """
 
 from __future__ import annotations
 
+import getopt
 import math
 import numbers
 import os
 import re
+import shlex
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from .._textio import read_text_input
 from ..errors import AudioError, DataDirError, InvalidParameterError
@@ -43,6 +48,88 @@ class Segment:
     end_s: float
 
 
+class Sph2pipe(NamedTuple):
+    """What an ``sph2pipe`` call asks of its SPHERE file (sph2pipe v2.5's ``-c``, ``-t``, ``-s``)."""
+
+    path: str
+    channel: int | None = None  # 0 (-c 1) or 1 (-c 2); None: every channel
+    begin: float = 0.0  # -t seconds or -s samples; 0: the start
+    end: float = 0.0  # 0: the end
+    in_samples: bool = False  # -s rather than -t
+
+
+@dataclass(frozen=True)
+class PipedAudio:
+    """The audio a shell command writes to its standard output: a Kaldi wav.scp value ending in
+    ``|`` (an rxfilename), e.g. ``sph2pipe -f wav -p -c 1 /data/x.sph |`` or ``flac -c -d -s x.flac |``.
+
+    Feature extraction takes it wherever it takes paths; it composes with :class:`AudioSpan`
+    (a segment of the command's output) and :class:`PerturbedAudio`. A ``sph2pipe`` call gmmhmm
+    understands (:attr:`sph2pipe`) is read from the SPHERE file, nothing run; any other command
+    is run through ``/bin/sh`` as Kaldi runs it and its output read as audio. Results and
+    failures are keyed by :attr:`name`, the command as written.
+
+    ``where`` (``wav.scp:3``), when known, prefixes the errors of the command; it takes no part in
+    equality.
+    """
+
+    command: str
+    where: str = field(default="", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        ok = isinstance(self.command, str) and self.command.strip().endswith("|")
+        if not (ok and self.command.strip()[:-1].strip() and "\n" not in self.command and "\r" not in self.command):
+            raise InvalidParameterError("PipedAudio needs a shell command ending in '|' on one line "
+                                        f"('sph2pipe -f wav x.sph |'), got {self.command!r}")
+        object.__setattr__(self, "command", self.command.strip())
+
+    @property
+    def name(self) -> str:
+        """The command as written: the key of this item's features and failures."""
+        return self.command
+
+    @property
+    def sph2pipe(self) -> Sph2pipe | None:
+        """The file, channel and range of a ``sph2pipe`` call (the program by any path, ``-f wav``,
+        ``-f rif`` or ``-f sph``, ``-p``, ``-c 1|2``, ``-t b:e``, ``-s b:e``, one input file, no
+        shell syntax); None for any other command, which is run."""
+        return parse_sph2pipe(self.command)
+
+
+def parse_sph2pipe(command: str) -> Sph2pipe | None:
+    """:attr:`PipedAudio.sph2pipe` of ``command`` (``... |``): options as sph2pipe's getopt reads them."""
+    body = command.strip()[:-1]
+    if any(c in body for c in "|;&<>$`*?(){}"):  # the shell would do something with these: run it
+        return None
+    try:
+        args = shlex.split(body)
+        opts, files = getopt.getopt(args[1:], "daupf:c:t:s:h:")
+    except (ValueError, getopt.GetoptError):
+        return None
+    if any(a.startswith("~") for a in args):  # the shell's home directory
+        return None
+    if not args or os.path.basename(args[0]) != "sph2pipe" or len(files) != 1:
+        return None  # another program, or an output file instead of the pipe
+    call = {"path": files[0]}
+    for opt, value in opts:
+        if opt in ("-u", "-a", "-h") or (opt == "-f" and value[:3].lower() not in ("wav", "rif", "sph")):
+            return None  # mu-law/A-law conversion, a stand-off header, raw/au/aif output: sph2pipe's job
+        if opt == "-c":
+            if value[:1] not in ("1", "2"):
+                return None
+            call["channel"] = int(value[:1]) - 1
+        elif opt in ("-t", "-s"):
+            begin, colon, end = value.partition(":")
+            try:
+                bounds = [(int if opt == "-s" else float)(b) if b else 0 for b in (begin, end)]
+            except ValueError:
+                return None
+            if not colon or "begin" in call or not all(math.isfinite(b) and b >= 0 for b in bounds):
+                return None
+            call.update(begin=bounds[0], end=bounds[1], in_samples=opt == "-s")
+    return Sph2pipe(**call)
+
+
 @dataclass(frozen=True)
 class AudioSpan:
     """A stretch of an audio file: a Kaldi ``segments`` line ``utt recording start_s end_s``.
@@ -51,19 +138,20 @@ class AudioSpan:
     wherever it takes paths; results and failures are keyed by :attr:`name`.
     """
 
-    path: str
+    path: "str | PipedAudio"
     start_s: float
     end_s: float
 
     def __post_init__(self) -> None:
-        check_span(self.path, self.start_s, self.end_s)
+        check_span(audio_source_name(self.path), self.start_s, self.end_s)
         if not math.isfinite(self.end_s):
-            raise AudioError(f"{self.path}: a segment's end must be finite seconds, got {self.end_s!r}")
+            raise AudioError(f"{audio_source_name(self.path)}: a segment's end must be finite seconds, "
+                             f"got {self.end_s!r}")
 
     @property
     def name(self) -> str:
         """``path[start_s-end_s]``: the key of this span's features and failures."""
-        return f"{self.path}[{self.start_s:.3f}-{self.end_s:.3f}]"
+        return f"{audio_source_name(self.path)}[{self.start_s:.3f}-{self.end_s:.3f}]"
 
 
 #: Speed factors :class:`PerturbedAudio` and :func:`~gmmhmm.features.speed_perturb` accept (Kaldi's
@@ -109,14 +197,14 @@ class PerturbedAudio:
     failures are keyed by :attr:`name`.
     """
 
-    source: "str | AudioSpan"
+    source: "str | AudioSpan | PipedAudio"
     speed: float
 
     def __post_init__(self) -> None:
         if isinstance(self.source, os.PathLike):  # a Path: kept as the str it names, as extract_many does
             object.__setattr__(self, "source", os.fsdecode(self.source))
-        if not isinstance(self.source, (str, AudioSpan)):
-            raise InvalidParameterError("PerturbedAudio source must be a path (str) or an AudioSpan, "
+        if not isinstance(self.source, (str, AudioSpan, PipedAudio)):
+            raise InvalidParameterError("PerturbedAudio source must be a path (str), a PipedAudio or an AudioSpan, "
                                         f"got {type(self.source).__name__}")
         object.__setattr__(self, "speed", check_speed(self.speed))
 
@@ -132,9 +220,10 @@ def check_span(name: str, start_s: float, end_s: float) -> None:
         raise AudioError(f"{name}: a segment needs seconds 0 <= start_s < end_s, got {start_s!r}, {end_s!r}")
 
 
-def audio_source_name(source: "str | os.PathLike | AudioSpan | PerturbedAudio") -> str:
-    """The key a file path, an :class:`AudioSpan` or a :class:`PerturbedAudio` is reported under."""
-    return source.name if isinstance(source, (AudioSpan, PerturbedAudio)) else os.fsdecode(source)
+def audio_source_name(source: "str | os.PathLike | AudioSpan | PerturbedAudio | PipedAudio") -> str:
+    """The key a file path, a :class:`PipedAudio`, an :class:`AudioSpan` or a :class:`PerturbedAudio`
+    is reported under."""
+    return source.name if isinstance(source, (AudioSpan, PerturbedAudio, PipedAudio)) else os.fsdecode(source)
 
 
 def read_table(path: str | os.PathLike, min_fields: int = 2,
@@ -173,21 +262,24 @@ _ARCHIVE_OFFSET = re.compile(r":\d+(\[[^\]]*\])?$")
 _SOX_STAGE = re.compile(r"sox\s+-t\s+wav\s+(?P<input>\S.*?)\s+-t\s+wav\s+-(?:\s+(?P<effects>.*))?")
 
 
-def parse_wav_scp_value(value: str, where: str) -> tuple[str, float]:
-    """``(audio path, speed factor)`` of a wav.scp value: a path (speed 1), or a path played through
-    the sox ``speed`` pipes Kaldi's ``utils/data/perturb_data_dir_speed.sh`` writes::
+def parse_wav_scp_value(value: str, where: str) -> "tuple[str | PipedAudio, float]":
+    """``(audio, speed factor)`` of a wav.scp value: a path (speed 1), a piped command (a
+    :class:`PipedAudio`, speed 1), or either played through the sox ``speed`` pipes Kaldi's
+    ``utils/data/perturb_data_dir_speed.sh`` writes::
 
         sox -t wav /path/rec.wav -t wav - speed 0.9 |
         sox -t wav /path/rec.wav -t wav - speed 0.9 | sox -t wav - -t wav - speed 1.1 |
+        sph2pipe -f wav /path/rec.sph | sox -t wav - -t wav - speed 0.9 |
 
-    (the second: a perturbed copy of a perturbed copy; factors multiply). sox is not run.
+    (the second: a perturbed copy of a perturbed copy; factors multiply). sox is never run: the
+    speed steps are read, and so is everything from the first stage that starts with ``sox``.
 
     Raises
     ------
     DataDirError
-        Prefixed ``where`` (file and line) and naming the value: another piped command, a sox
-        command of another shape or with another effect, a speed factor missing, not a number or
-        out of range (:func:`check_speed`, of each factor and of their product), or a feature scp's
+        Prefixed ``where`` (file and line) and naming the value: a sox command of another shape or
+        with another effect, a command after sox, a speed factor missing, not a number or out of
+        range (:func:`check_speed`, of each factor and of their product), or a feature scp's
         ``file.ark:offset`` entry.
     """
     if not value.endswith("|"):
@@ -195,20 +287,27 @@ def parse_wav_scp_value(value: str, where: str) -> tuple[str, float]:
             raise DataDirError(f"{where}: {value!r} is an archive offset: this looks like a feature scp "
                                "(feats.scp), not a wav.scp; give the audio (recording-id audio-path lines)")
         return value, 1.0
-    path, speed = None, 1.0
-    for stage in (s.strip() for s in value[:-1].split("|")):
+    stages = value[:-1].split("|")
+    n_run = next((k for k, s in enumerate(stages) if s.split()[:1] == ["sox"]), len(stages))
+    audio: "str | PipedAudio | None" = None
+    if n_run:  # the command before the sox steps is the audio, run as Kaldi runs it
+        try:
+            audio = PipedAudio("|".join(stages[:n_run]) + "|", where)
+        except InvalidParameterError:
+            raise DataDirError(f"{where}: empty command in {value!r}") from None
+    speed = 1.0
+    for stage in (s.strip() for s in stages[n_run:]):
         if stage.split()[:1] != ["sox"]:
-            raise DataDirError(f"{where}: piped commands are not supported ({value!r}) other than Kaldi's "
-                               "speed perturbation ('sox -t wav FILE -t wav - speed F |'); give the audio "
-                               "file path (gmmhmm reads .sph, .wav, .flac directly)")
+            raise DataDirError(f"{where}: only sox speed steps may follow sox in {value!r} ('sox -t wav - -t "
+                               "wav - speed F |', Kaldi's perturb_data_dir_speed.sh; gmmhmm does not run sox)")
         match = _SOX_STAGE.fullmatch(stage)
         if match is None:
             raise DataDirError(f"{where}: cannot read sox command {stage!r} of {value!r}: gmmhmm reads "
                                "'sox -t wav FILE -t wav - speed F |' (Kaldi's perturb_data_dir_speed.sh)")
         source, effects = match["input"], (match["effects"] or "").split()
-        if path is None and source == "-":
+        if audio is None and source == "-":
             raise DataDirError(f"{where}: sox command {stage!r} of {value!r} reads a pipe that nothing writes")
-        if path is not None and source != "-":
+        if audio is not None and source != "-":
             raise DataDirError(f"{where}: sox command {stage!r} of {value!r} reads a file inside a pipe")
         if not effects:
             raise DataDirError(f"{where}: sox command without a speed effect in {value!r}")
@@ -227,24 +326,38 @@ def parse_wav_scp_value(value: str, where: str) -> tuple[str, float]:
             check_speed(speed)
         except InvalidParameterError as exc:
             raise DataDirError(f"{where}: {exc} in {value!r}") from None
-        path = source if path is None else path
-    return path, speed
+        audio = source if audio is None else audio
+    return audio, speed
 
 
-def wav_scp_value(path: str, speed: float) -> str:
-    """The wav.scp value of ``path`` played at ``speed``: the path, or perturb_data_dir_speed.sh's sox
-    pipe (the factor's shortest exact text, so that :func:`parse_wav_scp_value` reads it back)."""
-    return path if speed == 1.0 else f"sox -t wav {path} -t wav - speed {float(speed)!r} |"
+def wav_scp_value(audio: "str | PipedAudio", speed: float) -> str:
+    """The wav.scp value of ``audio`` played at ``speed``: the path or command, or
+    perturb_data_dir_speed.sh's sox pipe (the factor's shortest exact text, so that
+    :func:`parse_wav_scp_value` reads it back)."""
+    if isinstance(audio, PipedAudio):
+        return audio.command if speed == 1.0 else f"{audio.command} sox -t wav - -t wav - speed {float(speed)!r} |"
+    return audio if speed == 1.0 else f"sox -t wav {audio} -t wav - speed {float(speed)!r} |"
 
 
-def read_wav_scp(path: str | os.PathLike, check_audio: bool = False) -> dict[str, tuple[str, float, int]]:
-    """``{recording: (audio path, speed factor, line number)}`` of a ``wav.scp``, wherever one is read.
+def audio_file(audio: "str | PipedAudio") -> str | None:
+    """The file ``audio`` reads, if known: a path, or the SPHERE file of a ``sph2pipe`` call."""
+    if isinstance(audio, PipedAudio):
+        call = audio.sph2pipe
+        return None if call is None else call.path
+    return audio
 
-    Each path is the rest of its line (inner white space kept, as Kaldi reads a file name), or the
-    file of a Kaldi sox ``speed`` pipe (:func:`parse_wav_scp_value`; speed 1 otherwise). Another
-    piped command, a feature scp's ``file.ark:offset`` entry (a ``feats.scp`` given for audio), an
-    empty file and, with ``check_audio``, a missing audio file raise :class:`DataDirError` naming
-    the file and line; so do :func:`read_table`'s malformed lines.
+
+def read_wav_scp(path: str | os.PathLike,
+                 check_audio: bool = False) -> "dict[str, tuple[str | PipedAudio, float, int]]":
+    """``{recording: (audio, speed factor, line number)}`` of a ``wav.scp``, wherever one is read.
+
+    Each audio is the rest of its line (inner white space kept, as Kaldi reads a file name), a
+    :class:`PipedAudio` of a command ending in ``|``, or either under Kaldi sox ``speed`` steps
+    (:func:`parse_wav_scp_value`; speed 1 otherwise). A bad sox step, a feature scp's
+    ``file.ark:offset`` entry (a ``feats.scp`` given for audio), an empty file and, with
+    ``check_audio``, a missing audio file (of a path or a ``sph2pipe`` call; other commands are
+    checked when run) raise :class:`DataDirError` naming the file and line; so do
+    :func:`read_table`'s malformed lines.
     """
     rows = read_table(path, 2, rest_of_line=True)
     if not rows:
@@ -253,8 +366,9 @@ def read_wav_scp(path: str | os.PathLike, check_audio: bool = False) -> dict[str
            for rec, ((value,), lineno) in rows.items()}
     if check_audio:  # after every line's format: a feature scp is named as one, not as missing audio
         for rec, (audio, _, lineno) in out.items():
-            if not Path(audio).is_file():
-                raise DataDirError(f"{os.fspath(path)}:{lineno}: audio file of {rec!r} does not exist: {audio}")
+            file = audio_file(audio)
+            if file is not None and not Path(file).is_file():
+                raise DataDirError(f"{os.fspath(path)}:{lineno}: audio file of {rec!r} does not exist: {file}")
     return out
 
 
@@ -285,7 +399,7 @@ class DataDir:
 
     Attributes
     ----------
-    wav : dict recording id -> audio path (recording = utterance without segments)
+    wav : dict recording id -> audio path or :class:`PipedAudio` (recording = utterance without segments)
     text : dict utterance id -> list of words (empty when the directory has no ``text``)
     utt2spk : dict utterance id -> speaker id
     segments : dict utterance id -> :class:`Segment`, or None
@@ -297,7 +411,7 @@ class DataDir:
         speed 1. Their ``segments`` times are in the perturbed recording's seconds, as Kaldi's.
     """
 
-    wav: dict[str, str]
+    wav: "dict[str, str | PipedAudio]"
     text: dict[str, list[str]] = field(default_factory=dict)
     utt2spk: dict[str, str] = field(default_factory=dict)
     segments: dict[str, Segment] | None = None
@@ -324,15 +438,15 @@ class DataDir:
     def __len__(self) -> int:
         return len(self.segments if self.segments is not None else self.wav)
 
-    def audio(self, utt: str) -> tuple[str, float, float | None]:
-        """``(audio path, start_s, end_s or None)`` of an utterance."""
+    def audio(self, utt: str) -> "tuple[str | PipedAudio, float, float | None]":
+        """``(audio path or command, start_s, end_s or None)`` of an utterance."""
         if self.segments is not None:
             seg = self.segments[utt]
             return self.wav[seg.recording], seg.start_s, seg.end_s
         return self.wav[utt], 0.0, None
 
-    def source(self, utt: str) -> "str | AudioSpan | PerturbedAudio":
-        """What feature extraction reads for ``utt``: its audio path, or the :class:`AudioSpan` of its
+    def source(self, utt: str) -> "str | PipedAudio | AudioSpan | PerturbedAudio":
+        """What feature extraction reads for ``utt``: its audio path or command, or the :class:`AudioSpan` of its
         segment, as a :class:`PerturbedAudio` of it if its recording is speed perturbed."""
         path, start_s, end_s = self.audio(utt)
         speed = self.speed.get(self.segments[utt].recording if self.segments is not None else utt, 1.0)
@@ -423,8 +537,9 @@ class DataDir:
     def write(self, path: str | os.PathLike) -> Path:
         """Write every table (``spk2utt`` derived, ``segments`` if any) into folder ``path``.
 
-        A speed-perturbed recording (:attr:`speed`) is written as Kaldi's
-        ``utils/data/perturb_data_dir_speed.sh`` writes it, ``rec sox -t wav PATH -t wav - speed F |``
+        A piped command is written as it was read. A speed-perturbed recording (:attr:`speed`) is
+        written as Kaldi's ``utils/data/perturb_data_dir_speed.sh`` writes it, ``rec sox -t wav PATH
+        -t wav - speed F |`` or ``rec COMMAND | sox -t wav - -t wav - speed F |``
         (:func:`wav_scp_value`), which :meth:`read` reads back."""
         self.validate()
         d = Path(path)
@@ -462,8 +577,8 @@ class DataDir:
         if bad is not None:
             raise DataDirError(f"text: the words of {bad!r} must be a list of tokens without white space, "
                                f"got {self.text[bad]!r}")
-        bad = next((r for r, p in self.wav.items() if not isinstance(p, str) or not p.strip() or p != p.strip()
-                    or "\n" in p or "\r" in p), None)
+        bad = next((r for r, p in self.wav.items() if not isinstance(p, PipedAudio) and (
+                    not isinstance(p, str) or not p.strip() or p != p.strip() or "\n" in p or "\r" in p)), None)
         if bad is not None:
             raise DataDirError(f"wav.scp: audio path {self.wav[bad]!r} of {bad!r} is empty, starts/ends "
                                "with white space or holds a line break")
@@ -484,15 +599,16 @@ class DataDir:
                 check_speed(factor)
             except InvalidParameterError as exc:
                 raise DataDirError(f"recording {rec!r}: {exc}") from None
-        for rec, path in self.wav.items():  # what wav.scp would hold must read back as this path and speed
+        for rec, path in self.wav.items():  # what wav.scp would hold must read back as this audio and speed
             value = wav_scp_value(path, self.speed.get(rec, 1.0))
             try:
                 same = parse_wav_scp_value(value, "wav.scp") == (path, self.speed.get(rec, 1.0))
             except DataDirError:
                 same = False
             if not same:
-                raise DataDirError(f"wav.scp: audio path {path!r} of {rec!r} would be written as {value!r}, which "
-                                   "reads back as another thing (a piped command or an archive offset)")
+                raise DataDirError(f"wav.scp: audio {audio_source_name(path)!r} of {rec!r} would be written as "
+                                   f"{value!r}, which reads back as another thing (a piped command, sox speed "
+                                   "steps or an archive offset)")
 
 
 def perturb_speed(data: DataDir, factors: Iterable[float]) -> DataDir:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InvalidInputError
-from .datadir import (AudioSpan, DataDir, PerturbedAudio, audio_source_name, check_speed_factors, read_wav_scp,
-                      speed_prefix)
+from .datadir import (AudioSpan, DataDir, PerturbedAudio, PipedAudio, audio_file, audio_source_name,
+                      check_speed_factors, read_wav_scp, speed_prefix)
 
 #: Suffixes of the audio files a folder scan picks up (case-insensitive).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".sph")
@@ -36,7 +36,7 @@ class Utterances:
     Attributes
     ----------
     ids : list of str
-    path : dict utt -> audio path
+    path : dict utt -> audio path, or :class:`PipedAudio` of a piped wav.scp command
     key : dict utt -> output key: the utterance id for data directories and
         ``wav.scp`` entries, the file path (as given) for files and folders
     speaker : dict utt -> speaker, for utterances from data directories
@@ -47,7 +47,7 @@ class Utterances:
     """
 
     ids: list[str] = field(default_factory=list)
-    path: dict[str, str] = field(default_factory=dict)
+    path: dict[str, str | PipedAudio] = field(default_factory=dict)
     key: dict[str, str] = field(default_factory=dict)
     speaker: dict[str, str] = field(default_factory=dict)
     text: dict[str, list[str]] = field(default_factory=dict)
@@ -58,7 +58,7 @@ class Utterances:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def add(self, utt: str, path: str, key: str, source: str) -> None:
+    def add(self, utt: str, path: str | PipedAudio, key: str, source: str) -> None:
         if utt in self.path:
             raise InvalidInputError(f"utterance id {utt!r} of {source} is also that of {self._source[utt]}; "
                                     "name the files in a wav.scp or data directory to give them distinct ids")
@@ -101,7 +101,20 @@ class Utterances:
                     out.speed[p + u] = self.speed.get(u, 1.0) * f
         return out
 
-    def source(self, utt: str) -> str | AudioSpan | PerturbedAudio:
+    def audio_files(self) -> set[str]:
+        """The files the utterances read: their paths and the SPHERE files of ``sph2pipe`` commands."""
+        return {f for f in map(audio_file, self.path.values()) if f is not None}
+
+    def lookup_keys(self, utt: str) -> tuple[str, ...]:
+        """What a table given beside the inputs (transcripts, utt2spk) may name ``utt`` by, first match
+        wins: its id, then its audio file's path, name and stem (a command gmmhmm cannot read itself:
+        the command)."""
+        file = audio_file(self.path[utt])
+        if file is None:
+            return utt, self.path[utt].name
+        return utt, file, Path(file).name, Path(file).stem
+
+    def source(self, utt: str) -> str | PipedAudio | AudioSpan | PerturbedAudio:
         """What feature extraction reads for ``utt``: its audio path, or the span of its segment,
         speed perturbed if it is a perturbed copy."""
         source = AudioSpan(self.path[utt], *self.segment[utt]) if utt in self.segment else self.path[utt]

@@ -16,7 +16,7 @@ applied with :func:`apply_cmvn`); without a map every utterance is its own
 speaker, so a file's features never depend on the other files of a call.
 """
 
-from ..data.datadir import AudioSpan, PerturbedAudio
+from ..data.datadir import AudioSpan, PerturbedAudio, PipedAudio
 from .audio import load_audio, load_source, resample, speed_perturb
 from .cmvn import (
     CmvnStats,
@@ -70,6 +70,7 @@ __all__ = [
     "hz_to_mel",
     "AudioSpan",
     "PerturbedAudio",
+    "PipedAudio",
     "load_audio",
     "load_source",
     "load_cmvn_stats",

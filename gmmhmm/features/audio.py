@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import os
+import subprocess
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
 
-from ..data.datadir import AudioSpan, PerturbedAudio, check_span, check_speed
+from ..data.datadir import AudioSpan, PerturbedAudio, PipedAudio, Sph2pipe, check_span, check_speed
 from ..errors import AudioError
 from .config import MAX_SAMPLE_RATE_HZ, _check_rate
 
@@ -65,14 +67,23 @@ def load_audio(
     name = os.fsdecode(path)  # bytes paths too, as str (non-UTF-8 bytes kept as surrogates)
     if sample_rate_hz is not None:
         sample_rate_hz = _check_rate(sample_rate_hz)
+    data, native_rate = _read_channels(name, start_s, end_s)
+    signal = np.ascontiguousarray(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0])
+    return _to_rate(name, signal, native_rate, sample_rate_hz), sample_rate_hz or native_rate
+
+
+def _read_channels(name: str, start_s: float = 0.0, end_s: float | None = None,
+                   stream: bytes | None = None) -> tuple[np.ndarray, int]:
+    """``(samples of shape (n, channels), rate)`` of file ``name``, or of the audio bytes ``stream``
+    (a command's output, ``name`` naming it), checked as :func:`load_audio` says."""
     whole = start_s == 0 and end_s is None
     if not whole:
         check_span(name, start_s, math.inf if end_s is None else end_s)
-    if not Path(name).is_file():
+    if stream is None and not Path(name).is_file():
         raise AudioError(f"{name}: no such audio file")
     try:
         # bytes: libsndfile opens names that are not UTF-8 (argv holds them as surrogates)
-        with sf.SoundFile(os.fsencode(name)) as f:
+        with sf.SoundFile(os.fsencode(name) if stream is None else io.BytesIO(stream)) as f:
             declared = f.frames
             native_rate = int(f.samplerate)
             first, count = 0, -1
@@ -83,6 +94,8 @@ def load_audio(
     except AudioError:  # the stretch lies outside the recording: already says so
         raise
     except Exception as exc:  # libsndfile reports every format problem as one of several types
+        if stream is not None:
+            raise AudioError(f"{name} is not readable audio ({exc})") from exc
         compression = _sphere_compression(name)
         if compression:
             raise AudioError(f"{name}: {compression}-compressed NIST SPHERE audio is not supported; "
@@ -95,38 +108,111 @@ def load_audio(
     if not MIN_FILE_SAMPLE_RATE_HZ <= native_rate <= MAX_SAMPLE_RATE_HZ:
         raise AudioError(f"{name}: implausible sample rate {native_rate} Hz in the file header "
                          f"(from {MIN_FILE_SAMPLE_RATE_HZ} to {MAX_SAMPLE_RATE_HZ} Hz is supported)")
-    if data.shape[0] < (declared if whole else count) or _chunk_data_missing(name) or _sphere_data_missing(name):
+    if data.shape[0] < (declared if whole else count) or (
+            stream is None and (_chunk_data_missing(name) or _sphere_data_missing(name))):
         raise AudioError(f"{name}: truncated audio file (fewer samples than its header declares)")
     if not np.isfinite(data).all():
         raise AudioError(f"{name}: audio contains NaN or infinity")
-    signal = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    signal = np.ascontiguousarray(signal)
-    if sample_rate_hz is not None and sample_rate_hz != native_rate:
-        try:
-            signal = resample(signal, native_rate, sample_rate_hz)
-        except AudioError as exc:
-            raise AudioError(f"{name}: {exc}") from exc
-    return signal, sample_rate_hz or native_rate
+    return data, native_rate
 
 
-def load_source(source: "str | os.PathLike | AudioSpan | PerturbedAudio",
+def _to_rate(name: str, signal: np.ndarray, rate_hz: float, sample_rate_hz: int | None) -> np.ndarray:
+    """``signal`` (samples at ``rate_hz``) resampled to ``sample_rate_hz`` (None: as it is)."""
+    try:
+        return resample(signal, rate_hz, sample_rate_hz or rate_hz)
+    except AudioError as exc:
+        raise AudioError(f"{name}: {exc}") from exc
+
+
+def load_source(source: "str | os.PathLike | PipedAudio | AudioSpan | PerturbedAudio",
                 sample_rate_hz: int | None = None) -> tuple[np.ndarray, int]:
-    """:func:`load_audio` of what feature extraction reads: a path, an :class:`AudioSpan` or a
-    :class:`PerturbedAudio` (its source read, then played ``speed`` times faster, see
+    """:func:`load_audio` of what feature extraction reads: a path, a :class:`PipedAudio` (its
+    command's output, :func:`load_piped`), an :class:`AudioSpan` of either or a
+    :class:`PerturbedAudio` of any (its source read, then played ``speed`` times faster, see
     :func:`speed_perturb`). ``sample_rate_hz=None`` keeps the file's rate."""
+    if sample_rate_hz is not None:
+        sample_rate_hz = _check_rate(sample_rate_hz)
     speed = 1.0
     if isinstance(source, PerturbedAudio):
         source, speed = source.source, source.speed
     span = (source.start_s, source.end_s) if isinstance(source, AudioSpan) else (0.0, None)
-    path = source.path if isinstance(source, AudioSpan) else source
-    if speed == 1.0:
-        return load_audio(path, sample_rate_hz, *span)
-    signal, rate = load_audio(path, None, *span)
+    origin = source.path if isinstance(source, AudioSpan) else source
+    if isinstance(origin, PipedAudio):
+        signal, rate = load_piped(origin)
+        if span != (0.0, None):  # a segment of the command's output
+            first, count = _span_frames(origin.name, len(signal), rate, *span)
+            signal = signal[first:first + count]
+    else:
+        signal, rate = load_audio(origin, None, *span)
     # one resampling does both: sox's speed (samples read at speed x the rate) and the target rate
-    try:
-        return resample(signal, rate * speed, sample_rate_hz or rate), sample_rate_hz or rate
-    except AudioError as exc:
-        raise AudioError(f"{os.fsdecode(path)}: {exc}") from exc
+    return _to_rate(os.fsdecode(origin) if isinstance(origin, (str, bytes, os.PathLike)) else origin.name, signal,
+                    rate * speed if speed != 1.0 else rate, sample_rate_hz or rate), sample_rate_hz or rate
+
+
+#: How much of a failed command's standard error its error message quotes (the end, where the reason is).
+STDERR_TAIL_CHARS = 500
+
+
+def load_piped(piped: PipedAudio) -> tuple[np.ndarray, int]:
+    """The mono signal and rate of what a piped wav.scp command writes, as Kaldi reads it.
+
+    A ``sph2pipe`` call (:attr:`PipedAudio.sph2pipe`) on an uncompressed SPHERE file is read from
+    the file, nothing run: its ``-c`` channel (ignored for a 1-channel file, as sph2pipe does; none:
+    the channels' mean, as :func:`load_audio`) and its ``-t``/``-s`` range (sph2pipe's rounding).
+    Any other command, and sph2pipe on a shorten-compressed file, is run through ``/bin/sh`` in the
+    current directory (Kaldi's ``popen``); its standard output must be audio (WAV, FLAC, SPHERE...).
+
+    Raises
+    ------
+    AudioError
+        Prefixed the command's ``where`` (``wav.scp:3``): the file is missing or unreadable, the
+        command fails (its exit status and the end of its standard error quoted) or writes no
+        readable audio, or the range lies outside the recording.
+    """
+    where = f"{piped.where}: " if piped.where else ""
+    call = piped.sph2pipe
+    if call is not None and not _sphere_compression(call.path):
+        try:
+            data, rate = _read_channels(call.path)
+        except AudioError as exc:
+            raise AudioError(f"{where}{exc}") from exc
+        if call.channel is not None and data.shape[1] > 1:
+            if call.channel >= data.shape[1]:
+                raise AudioError(f"{where}{call.path}: no channel {call.channel + 1} in a {data.shape[1]}-channel "
+                                 f"file ({piped.command!r})")
+            data = data[:, [call.channel]]
+        first, last = _sph2pipe_range(f"{where}{call.path}", call, len(data), rate)
+        data = data[first:last]
+    else:
+        try:
+            run = subprocess.run(piped.command[:-1], shell=True, stdin=subprocess.DEVNULL, capture_output=True)
+        except OSError as exc:
+            raise AudioError(f"{where}cannot run command {piped.command!r}: {exc}") from exc
+        tail = run.stderr.decode("utf-8", "replace").strip()[-STDERR_TAIL_CHARS:]
+        if run.returncode != 0:
+            status = f"killed by signal {-run.returncode}" if run.returncode < 0 else f"exit status {run.returncode}"
+            raise AudioError(f"{where}command {piped.command!r} failed ({status})" + (f": {tail}" if tail else ""))
+        try:
+            data, rate = _read_channels(f"{where}output of {piped.command!r}", stream=run.stdout)
+        except AudioError as exc:
+            raise AudioError(f"{exc}" + (f"; its standard error: {tail}" if tail else "")) from exc
+    return np.ascontiguousarray(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]), rate
+
+
+def _sph2pipe_range(name: str, call: Sph2pipe, n_frames: int, rate: int) -> tuple[int, int]:
+    """``(first, last)`` sample of what sph2pipe's ``-t``/``-s`` ranges write (its own arithmetic:
+    seconds times the rate, truncated; an end of 0 or past the recording: its end)."""
+    total_s = n_frames / rate
+    if call.begin > (n_frames if call.in_samples else total_s):
+        raise AudioError(f"{name}: sph2pipe start point {call.begin:g} is after the end of the recording "
+                         f"({total_s:.3f} s long)")
+    first = int(call.begin) if call.in_samples else int(call.begin * rate)
+    past_end = call.end == 0 or call.end > n_frames if call.in_samples else call.end == 0 or call.end >= total_s
+    last = n_frames if past_end else int(call.end) if call.in_samples else int(call.end * rate)
+    if first >= last:
+        raise AudioError(f"{name}: sph2pipe range {call.begin:g}:{call.end:g} holds no samples "
+                         f"of the recording ({total_s:.3f} s long)")
+    return first, last
 
 
 def speed_perturb(signal: np.ndarray, factor: float) -> np.ndarray:

@@ -12,7 +12,7 @@ from .. import _threads
 from .._pool import WorkerDied, map_processes
 from .._validation import resolve_n_jobs
 from ..errors import AudioError, GmmhmmError, InvalidInputError, InvalidParameterError
-from ..data.datadir import AudioSpan, PerturbedAudio, audio_source_name
+from ..data.datadir import AudioSpan, PerturbedAudio, PipedAudio, audio_source_name
 from .audio import load_source, resample
 from .cmvn import CmvnStats, Utt2Spk, _cmvn, _compute, _speaker_lookup
 from .config import FeatureConfig, _check_rate
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 
 def extract_features(
-    path_or_signal: str | os.PathLike | AudioSpan | PerturbedAudio | np.ndarray,
+    path_or_signal: str | os.PathLike | AudioSpan | PerturbedAudio | PipedAudio | np.ndarray,
     config: FeatureConfig | None = None,
     sample_rate_hz: int | None = None,
     cmvn_stats: CmvnStats | None = None,
@@ -32,8 +32,9 @@ def extract_features(
 
     Parameters
     ----------
-    path_or_signal : path, AudioSpan, PerturbedAudio or ndarray of shape (n_samples,)
-        An audio file, a stretch of one, either speed perturbed, or a mono signal in full-scale units.
+    path_or_signal : path, PipedAudio, AudioSpan, PerturbedAudio or ndarray of shape (n_samples,)
+        An audio file or command, a stretch of one, either speed perturbed, or a mono signal in
+        full-scale units.
     config : FeatureConfig, optional
         Defaults to ``FeatureConfig()``.
     sample_rate_hz : int, optional
@@ -66,7 +67,7 @@ def extract_features(
         raise InvalidParameterError("cmvn_stats must be a CmvnStats, applied with config.cmvn='speaker'; "
                                     f"got {type(cmvn_stats).__name__} with cmvn={config.cmvn!r}")
     # Inputs are checked here, once; the steps below run unchecked on arrays known good.
-    if not isinstance(path_or_signal, (str, bytes, os.PathLike, AudioSpan, PerturbedAudio)):  # a signal: ndarray or list
+    if not isinstance(path_or_signal, (str, bytes, os.PathLike, AudioSpan, PerturbedAudio, PipedAudio)):  # a signal: ndarray or list
         if sample_rate_hz is None:
             raise InvalidParameterError("sample_rate_hz is required when passing a signal array")
         rate = _check_rate(sample_rate_hz)
@@ -122,7 +123,7 @@ def _warn_if_silent(signal: np.ndarray, name: str) -> None:
         logger.warning("%s: audio is digital silence (all samples zero)", name)
 
 
-def _extract_one(args: tuple[str | AudioSpan | PerturbedAudio, FeatureConfig]) -> tuple[str, np.ndarray | None, str | None]:
+def _extract_one(args: tuple[str | AudioSpan | PerturbedAudio | PipedAudio, FeatureConfig]) -> tuple[str, np.ndarray | None, str | None]:
     source, config = args
     name = audio_source_name(source)
     try:
@@ -136,7 +137,7 @@ def _extract_one(args: tuple[str | AudioSpan | PerturbedAudio, FeatureConfig]) -
 
 
 def extract_many(
-    paths: Sequence[str | os.PathLike | AudioSpan | PerturbedAudio],
+    paths: Sequence[str | os.PathLike | AudioSpan | PerturbedAudio | PipedAudio],
     config: FeatureConfig | None = None,
     n_jobs: int = 1,
     progress: bool = False,
@@ -148,8 +149,9 @@ def extract_many(
 
     Parameters
     ----------
-    paths : sequence of paths, :class:`~gmmhmm.features.AudioSpan` (stretches of files, Kaldi
-        ``segments``) or :class:`~gmmhmm.features.PerturbedAudio` (either, speed perturbed),
+    paths : sequence of paths, :class:`~gmmhmm.features.PipedAudio` (piped wav.scp commands),
+        :class:`~gmmhmm.features.AudioSpan` (stretches of either, Kaldi ``segments``) or
+        :class:`~gmmhmm.features.PerturbedAudio` (any of these, speed perturbed),
         keyed in the results by path or ``.name``
     config : FeatureConfig, optional
     n_jobs : int
@@ -184,7 +186,7 @@ def extract_many(
     speaker = _speaker_lookup(utt2spk)
     # Pooled statistics: extract without CMVN, then normalise per speaker.
     pooled = config.cmvn == "speaker" and (utt2spk is not None or cmvn_stats is not None)
-    sources = [p if isinstance(p, (AudioSpan, PerturbedAudio)) else os.fspath(p) for p in paths]
+    sources = [p if isinstance(p, (AudioSpan, PerturbedAudio, PipedAudio)) else os.fspath(p) for p in paths]
     names = [audio_source_name(p) for p in sources]
     n_jobs = resolve_n_jobs(n_jobs, len(names))
     job_config = config.replace(cmvn="none") if pooled else config
