@@ -187,6 +187,20 @@ def speed_prefix(factor: float) -> str:
     return f"sp{check_speed(factor):g}-"
 
 
+def speed_copies(factors: Iterable[float]) -> list[tuple[float, str]]:
+    """``(factor, id prefix)`` of each copy a speed perturbation makes (:func:`perturb_speed`,
+    :meth:`~gmmhmm.data.Utterances.perturb_speed`): :func:`speed_prefix`, and no prefix at factor 1.0
+    (the originals, as ``perturb_data_dir_speed_3way.sh`` keeps them). A copy of audio already at
+    speed ``s`` plays at ``s * factor``.
+
+    Raises
+    ------
+    InvalidParameterError
+        As :func:`check_speed_factors`.
+    """
+    return [(f, "" if f == 1.0 else speed_prefix(f)) for f in check_speed_factors(factors)]
+
+
 @dataclass(frozen=True)
 class PerturbedAudio:
     """An audio file or :class:`AudioSpan` played ``speed`` times faster (sox ``speed``, Kaldi's speed
@@ -627,11 +641,9 @@ def perturb_speed(data: DataDir, factors: Iterable[float]) -> DataDir:
     DataDirError
         A perturbed id clashes with another (the directory already holds ``sp0.9-`` ids).
     """
-    factors = check_speed_factors(factors)
     out = DataDir({}, {}, {}, None if data.segments is None else {}, None, {})
     tables = ("wav", "text", "utt2spk", "segments", "speed")
-    for f in factors:
-        p = "" if f == 1.0 else speed_prefix(f)
+    for f, p in speed_copies(factors):
         copy = {"wav": {p + r: a for r, a in data.wav.items()},
                 "text": {p + u: list(w) for u, w in data.text.items()},
                 "utt2spk": {p + u: p + s for u, s in data.utt2spk.items()},

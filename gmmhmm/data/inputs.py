@@ -23,7 +23,7 @@ from pathlib import Path
 
 from ..errors import InvalidInputError
 from .datadir import (AudioSpan, DataDir, PerturbedAudio, PipedAudio, audio_file, audio_source_name,
-                      check_speed_factors, read_wav_scp, speed_prefix)
+                      read_wav_scp, speed_copies)
 
 #: Suffixes of the audio files a folder scan picks up (case-insensitive).
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".sph")
@@ -89,8 +89,7 @@ class Utterances:
         factor ``f`` the utterance ids, output keys and speakers are prefixed ``sp<f>-`` (a perturbed
         speaker is a new speaker); factor 1.0 is the utterances themselves."""
         out = Utterances()
-        for f in check_speed_factors(factors):
-            p = "" if f == 1.0 else speed_prefix(f)
+        for f, p in speed_copies(factors):
             for u in self.ids:
                 out.add(p + u, self.path[u], p + self.key[u], self._source[u])
                 for table in ("speaker", "text", "segment"):
