@@ -231,3 +231,17 @@ def test_sph2pipe_on_a_shorten_compressed_file_is_run(tmp_path, monkeypatch):
     (bin_dir / "sph2pipe").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     np.testing.assert_array_equal(load_source(PipedAudio(f"sph2pipe -f wav -p {shn} |"))[0], LEFT / 32768.0)
+
+
+def test_utterances_name_piped_audio_by_the_file_it_reads(tmp_path, nothing_runs):
+    """Tables given beside the inputs (transcripts, --utt2spk) find a sph2pipe line by its file's path,
+    name or stem, another command by the command; align measures a piped recording's length."""
+    from gmmhmm.cli import _recording_s
+
+    sph = write_sphere(tmp_path / "a.sph", LEFT)
+    d = write_dir(tmp_path / "d", f"a sph2pipe -f wav {sph} |\nb cat {tmp_path / 'x.wav'} |\n")
+    utts = list_utterances([d])
+    assert utts.audio_files() == {str(sph)}
+    assert utts.lookup_keys("a") == ("a", str(sph), "a.sph", "a")
+    assert utts.lookup_keys("b") == ("b", f"cat {tmp_path / 'x.wav'} |")
+    assert _recording_s(utts.path["a"]) == len(LEFT) / RATE

@@ -1,4 +1,4 @@
-"""Reading audio files (whole, or a stretch of one) into float64 mono signals."""
+"""Reading audio files and piped wav.scp commands (whole, or a stretch of one) into float64 mono signals."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import soundfile as sf
 
-from ..data.datadir import AudioSpan, PerturbedAudio, PipedAudio, Sph2pipe, check_span, check_speed
+from ..data.datadir import AudioSpan, PerturbedAudio, PipedAudio, Sph2pipe, audio_source_name, check_span, check_speed
 from ..errors import AudioError
 from .config import MAX_SAMPLE_RATE_HZ, _check_rate
 
@@ -140,13 +140,14 @@ def load_source(source: "str | os.PathLike | PipedAudio | AudioSpan | PerturbedA
     if isinstance(origin, PipedAudio):
         signal, rate = load_piped(origin)
         if span != (0.0, None):  # a segment of the command's output
-            first, count = _span_frames(origin.name, len(signal), rate, *span)
+            first, count = _span_frames(f"{origin.where}: {origin.name}" if origin.where else origin.name,
+                                        len(signal), rate, *span)
             signal = signal[first:first + count]
     else:
         signal, rate = load_audio(origin, None, *span)
     # one resampling does both: sox's speed (samples read at speed x the rate) and the target rate
-    return _to_rate(os.fsdecode(origin) if isinstance(origin, (str, bytes, os.PathLike)) else origin.name, signal,
-                    rate * speed if speed != 1.0 else rate, sample_rate_hz or rate), sample_rate_hz or rate
+    target = sample_rate_hz or rate
+    return _to_rate(audio_source_name(origin), signal, rate * speed if speed != 1.0 else rate, target), target
 
 
 #: How much of a failed command's standard error its error message quotes (the end, where the reason is).
