@@ -245,3 +245,10 @@ def test_utterances_name_piped_audio_by_the_file_it_reads(tmp_path, nothing_runs
     assert utts.lookup_keys("a") == ("a", str(sph), "a.sph", "a")
     assert utts.lookup_keys("b") == ("b", f"cat {tmp_path / 'x.wav'} |")
     assert _recording_s(utts.path["a"]) == len(LEFT) / RATE
+
+
+def test_an4_sph2pipe_line_is_the_sphere_file(an4_path, tmp_path, nothing_runs):
+    """egs/an4's wav.scp line for a real AN4 recording reads as the file itself."""
+    sph = an4_path / "wav" / "an4_clstk" / "fash" / "an251-fash-b.sph"
+    d = DataDir.read(write_dir(tmp_path / "d", f"fash-an251-b sph2pipe -f wav -p -c 1 {sph} |\n"))
+    np.testing.assert_array_equal(load_source(d.source("fash-an251-b"))[0], load_audio(sph)[0])
