@@ -7,11 +7,18 @@ Only regular files and pipes are read: a device such as ``/dev/zero`` or
 (``<(command)``, a FIFO) that delivers nothing for :data:`PIPE_TIMEOUT_S`
 seconds fails instead of blocking forever. Text must be UTF-8 (a leading
 byte-order mark is dropped); anything else is refused with a hint.
+
+Lines and fields are split as Kaldi and SRILM split them (:func:`split_lines`,
+:func:`split_fields`): lines end at ``\n``, ``\r\n`` or ``\r``, fields are separated by
+spaces and tabs. ``str.splitlines`` and ``str.split()`` also break at Unicode white space
+(U+00A0 NO-BREAK SPACE, U+3000 IDEOGRAPHIC SPACE, U+2028 ...), which those tools keep
+inside a word.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import select
 import stat
 
@@ -20,6 +27,33 @@ from .errors import GmmhmmError, InvalidInputError
 MAX_TEXT_BYTES = 256 * 2**20
 PIPE_TIMEOUT_S = 60.0
 _BOM = b"\xef\xbb\xbf"
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_FIELD_SEP = re.compile(r"[ \t]+")
+_NOT_IN_A_WORD = re.compile(r"[ \t\r\n]")
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of ``text``, ended by ``\n``, ``\r\n`` or ``\r`` (no other character ends one)."""
+    lines = _LINE_END.split(text)
+    if lines[-1] == "":
+        lines.pop()  # the final line end ends a line, it does not start one
+    return lines
+
+
+def split_fields(line: str, maxsplit: int = 0) -> list[str]:
+    """The fields of ``line``, separated by runs of spaces and tabs (Kaldi's
+    ``SplitStringToVector(line, " \t")``, SRILM's word separators); ``[]`` for a blank line.
+
+    With ``maxsplit``, at most that many splits: the last field is the rest of the line,
+    its inner spaces kept.
+    """
+    line = line.strip(" \t\r\n")
+    return _FIELD_SEP.split(line, maxsplit) if line else []
+
+
+def is_word(text: str) -> bool:
+    """Whether ``text`` is one non-empty field: no space, tab or line end in it."""
+    return bool(text) and not _NOT_IN_A_WORD.search(text)
 
 
 def read_text_input(path: str | os.PathLike, what: str, error: type[GmmhmmError] = InvalidInputError,

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from ._textio import read_text_input
+from ._textio import read_text_input, split_fields, split_lines
 from ._threads import set_num_threads
 from ._validation import resolve_n_jobs
 from .data.inputs import AUDIO_SUFFIXES, Utterances, audio_files_below, is_data_dir, list_utterances  # noqa: F401
@@ -194,15 +194,15 @@ def read_table(path: str | os.PathLike, what: str, empty_values: bool = False) -
     in Kaldi text an utterance with no words is its id alone) makes it ``""``.
     """
     table: dict[str, str] = {}
-    lines = read_text_input(path, f"{what} file", TranscriptError).splitlines()
+    lines = split_lines(read_text_input(path, f"{what} file", TranscriptError))
     for n, line in enumerate(lines, 1):
-        if not line.strip() or line.startswith("#"):
+        if not split_fields(line) or line.startswith("#"):
             continue
-        parts = line.split("\t") if "\t" in line else line.strip().split(None, 1)
-        value = parts[1].strip() if len(parts) > 1 else ""
+        parts = line.split("\t") if "\t" in line else split_fields(line, 1)
+        value = parts[1].strip(" \t") if len(parts) > 1 else ""
         if not value and not empty_values:
             raise TranscriptError(f"{path}:{n}: expected 'key<TAB>label', got {line!r}")
-        key = parts[0].strip()
+        key = parts[0].strip(" \t")
         if key in table:
             raise TranscriptError(f"{path}:{n}: key {key!r} appears twice")
         table[key] = value
@@ -1004,10 +1004,10 @@ def _lm_sentences(path: str, ids: bool) -> list[list[str]]:
     if ids:
         lines = list(read_table(path, "text", empty_values=True).values())
     else:
-        lines = read_text_input(path, "text file", TranscriptError).splitlines()
+        lines = split_lines(read_text_input(path, "text file", TranscriptError))
     sentences = []
     for line in lines:
-        words = line.split()
+        words = split_fields(line)
         if len(words) > 1 and words[-2] == "</s>" and words[-1].startswith("(") and words[-1].endswith(")"):
             words = words[:-1]
         if words and words[0] == "<s>":

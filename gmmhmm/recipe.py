@@ -295,6 +295,20 @@ def settings_key(settings: Any) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def chain_settings(cfg: Mapping, chain: Sequence[str], system: str, shared: Sequence[str],
+                   first_in_shared: bool = False) -> tuple[list[str], dict]:
+    """``(systems, settings)`` a system's models depend on, for its stage's :func:`settings_key`.
+
+    ``systems`` is ``chain`` up to and including ``system`` (each system is trained from the one
+    before it); ``settings`` maps the ``shared`` config sections (front end, common training
+    settings) and the section of each of those systems to the config's (``None`` if missing).
+    With ``first_in_shared`` the chain's first system has no section of its own (its settings
+    are one of ``shared``, e.g. AN4's monophones in ``[training]``).
+    """
+    systems = list(chain[:list(chain).index(system) + 1])
+    return systems, {k: cfg.get(k) for k in (*shared, *systems[1 if first_in_shared else 0:])}
+
+
 def _check_key(path: Path, stored: Any, key: str, stage: str) -> None:
     # outputs of older versions carry no key: taken as they are
     if stored is not None and stored != key:

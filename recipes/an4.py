@@ -71,8 +71,8 @@ from gmmhmm.graphs.lda_mllt import LdaMlltOptions, static_features, train_lda_ml
 from gmmhmm.graphs.questions import read_phone_classes  # noqa: E402
 from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
-from gmmhmm.recipe import (apply_overrides, argument_parser, best_on_dev, decode_grid, kaldi_lines,  # noqa: E402
-                           load_config, load_stage_model, read_features, read_tuning, run, save_stage_model,
+from gmmhmm.recipe import (apply_overrides, argument_parser, best_on_dev, chain_settings, decode_grid,  # noqa: E402
+                           kaldi_lines, load_config, load_stage_model, read_features, read_tuning, run, save_stage_model,
                            settings_key, setup, stage_features, train_monophones, write_tuning)
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions, to_ctm  # noqa: E402
@@ -100,14 +100,11 @@ def systems(cfg: dict) -> list[str]:
 def model_key(cfg: dict, system: str, suffix: str) -> str:
     """What ``<system><suffix>/model.npz`` depends on: the training speakers (and dev ones: the
     VTLN warps come from the others), the front end and the settings of every system up to it."""
-    chain = systems(cfg)
-    chain = chain[:chain.index(system) + 1]
+    chain, settings = chain_settings(cfg, systems(cfg), system, ("features", "vtln", "training"), first_in_shared=True)
     data = {k: cfg["data"].get(k) for k in ("an4_dir", "train_speakers")}
     if speed_factors(cfg):  # only when set: models trained before the setting existed keep their keys
         data["speed_perturb"] = speed_factors(cfg)
-    return settings_key({"data": data, "dev": cfg["dev"],
-                         "suffix": suffix, "chain": chain,
-                         **{k: cfg.get(k) for k in ("features", "vtln", "training", *chain[1:])}})
+    return settings_key({"data": data, "dev": cfg["dev"], "suffix": suffix, "chain": chain, **settings})
 
 
 def tuning_key(cfg: dict, system: str) -> str:

@@ -70,9 +70,9 @@ from gmmhmm.graphs import PhoneModelSet, force_align, train_triphones, write_ali
 from gmmhmm.graphs.questions import read_phone_classes  # noqa: E402
 from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
-from gmmhmm.recipe import (Stages, argument_parser, best_on_dev, decode_grid, kaldi_lines, read_features, run,  # noqa: E402
-                           load_stage_model, read_tuning, save_stage_model, settings_key, setup, stage_features,
-                           train_monophones, write_tuning)
+from gmmhmm.recipe import (Stages, argument_parser, best_on_dev, chain_settings, decode_grid, kaldi_lines,  # noqa: E402
+                           read_features, run, load_stage_model, read_tuning, save_stage_model, settings_key, setup,
+                           stage_features, train_monophones, write_tuning)
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions  # noqa: E402
 
@@ -164,11 +164,9 @@ SYSTEMS: list[tuple[str, Trainer, str | None]] = [("mono", train_mono, None), ("
 def model_key(cfg: dict, name: str, suffix: str) -> str:
     """What ``<name><suffix>/model.npz`` depends on: the data, dev split, front end and the
     settings of every system up to ``name``."""
-    chain = [n for n, _, _ in SYSTEMS]
-    chain = chain[:chain.index(name) + 1]
+    _, settings = chain_settings(cfg, [n for n, _, _ in SYSTEMS], name, ("features",))
     return settings_key({"data": {k: v for k, v in cfg["data"].items() if k not in ("n_jobs", "n_test_prompts")},
-                         "dev": cfg["dev"], "features": cfg["features"], "suffix": suffix,
-                         **{k: cfg[k] for k in chain}})
+                         "dev": cfg["dev"], "suffix": suffix, **settings})
 
 
 def tuning_key(cfg: dict, name: str) -> str:

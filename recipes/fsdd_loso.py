@@ -110,8 +110,8 @@ from gmmhmm.features import (FeatureConfig, apply_cmvn, compute_cmvn_stats, ener
 from gmmhmm.features.store import load_features, save_features  # noqa: E402
 from gmmhmm.graphs import PhoneModelSet  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
-from gmmhmm.recipe import (Stages, argument_parser, best_on_dev, decode_grid, kaldi_lines, run, setup,  # noqa: E402
-                           vtln_warps)
+from gmmhmm.recipe import (Stages, argument_parser, best_on_dev, chain_settings, decode_grid, kaldi_lines,  # noqa: E402
+                           run, setup, vtln_warps)
 from gmmhmm.recipe import apply_overrides, load_config  # noqa: E402, F401  (tests call them through this module)
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions  # noqa: E402
@@ -355,9 +355,8 @@ def train_all(cfg: dict, lexicon: Lexicon, data: Corpora, utts: list[str], folde
 def training_key(cfg: dict, system: str, utts: list[str]) -> str:
     """What a system's models depend on: the training utterances and the settings of the front end
     and of every system up to ``system``. A model file read back must carry the same key."""
-    chain = an4_systems(cfg)
-    chain = chain[:chain.index(system) + 1]
-    settings = {k: cfg.get(k) for k in ["features", "cmvn", "training", *chain[1:]]}
+    chain, settings = chain_settings(cfg, an4_systems(cfg), system, ("features", "cmvn", "training"),
+                                     first_in_shared=True)
     if cfg.get("vtln", {}).get("enabled", False):  # (a key without it reads models trained before VTLN existed)
         settings["vtln"] = cfg["vtln"]
     settings |= {"chain": chain, "corpora": [cfg["data"]["fsdd_dir"], cfg["data"]["an4_dir"]]}

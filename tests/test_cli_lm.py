@@ -113,3 +113,20 @@ def test_cli_reads_a_sphinx_transcription(tmp_path, capsys):
     plain.write_text("a (b)\n<s> a </s> (utt1)\n")
     assert main(["lm", str(plain), "--no-ids", "-o", str(out)]) == 0
     assert read_arpa(out).ngrams == estimate([["a", "(b)"], ["a"]]).ngrams
+
+
+def test_cli_words_with_unicode_spaces_are_one_word(tmp_path):
+    """Kaldi text and SRILM split words on spaces and tabs only: U+00A0 / U+3000 inside (or at the
+    end of) a word leave it one word, in the text, the vocabulary and the --ppl file."""
+    odd = [["new\u00a0york", "a"], ["\u6771\u4eac\u3000\u99c5", "end\u00a0"]]
+    kaldi = tmp_path / "text"
+    kaldi.write_text("".join(f"utt{i}\t{' '.join(s)}\n" for i, s in enumerate(odd)), encoding="utf-8")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("".join(" \t".join(s) + "\r\n" for s in odd), encoding="utf-8")
+    vocab = tmp_path / "words.txt"
+    vocab.write_text("x\u00a0y X\n", encoding="utf-8")
+    expected = estimate(odd, vocab=["x\u00a0y"])
+    for path, extra in ((kaldi, []), (plain, ["--no-ids"])):
+        out = tmp_path / "lm.arpa"
+        assert main(["lm", str(path), "-o", str(out), "--vocab", str(vocab), "--ppl", str(path)] + extra) == 0
+        assert read_arpa(out).ngrams == expected.ngrams

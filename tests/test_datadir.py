@@ -201,3 +201,12 @@ def test_any_scp_name_is_a_wav_scp_and_colons_in_audio_paths_are_kept(tmp_path):
     scp = tmp_path / "train_wav.SCP"
     scp.write_text("u1 /a/take:2.wav\nu2 C:/x.wav\nu3 /a/x:1.flac\n")
     assert list_utterances([scp]).path == {"u1": "/a/take:2.wav", "u2": "C:/x.wav", "u3": "/a/x:1.flac"}
+
+
+def test_read_table_splits_on_spaces_and_tabs_only(tmp_path):
+    """Kaldi tables (text, utt2spk, ...) split fields on spaces and tabs: U+00A0 / U+3000 are part
+    of a field; \\r\\n and \\r end lines, U+2028 does not."""
+    p = tmp_path / "text"
+    p.write_bytes("u1\tnew\u00a0york  \u6771\u4eac\u3000\u99c5 \r\nu2 a\u2028b\ru3\n".encode())
+    assert read_table(p, 1) == {"u1": (["new\u00a0york", "\u6771\u4eac\u3000\u99c5"], 1),
+                                "u2": (["a\u2028b"], 2), "u3": ([], 3)}

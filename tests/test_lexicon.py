@@ -163,3 +163,17 @@ def test_cmudict_file():
     assert all(not p[-1].isdigit() for p in lex.phones)
     assert [p for p, _ in lex.prons("ab")] == [("AE", "B"), ("EY", "B", "IY")]
     assert len(Lexicon.read(CMUDICT, keep_stress=True).phones) > 60
+
+
+def test_words_with_unicode_spaces_are_one_word(tmp_path):
+    """Kaldi's lexicon.txt and text split on spaces and tabs only (utils/ validates that no other
+    white space appears): U+00A0 or U+3000 inside a word, or a word ending in one, is one word."""
+    from gmmhmm.data.lexicon import parse_transcripts, word_list
+
+    text = "new\u00a0york\tN UW\nnew\u00a0york N UW Y\r\n\u6771\u4eac\u3000 T OW\n"
+    lex = Lexicon.from_text(text)
+    assert lex.prons("new\u00a0york") == [(("N", "UW"), 0.0), (("N", "UW", "Y"), 0.0)]
+    assert lex.prons("\u6771\u4eac\u3000") == [(("T", "OW"), 0.0)]
+    assert word_list(text) == ["new\u00a0york", "\u6771\u4eac\u3000"]
+    assert Lexicon.from_text(lex.to_text()).prons("new\u00a0york") == lex.prons("new\u00a0york")
+    assert parse_transcripts("u\u00a01 new\u00a0york\u3000x  b\n") == {"u\u00a01": ["new\u00a0york\u3000x", "b"]}

@@ -265,3 +265,27 @@ def test_model_refuses_ngrams_with_words_outside_its_unigrams(tmp_path):
     perplexity called it OOV, and write_arpa wrote a file read_arpa refuses."""
     with pytest.raises(GmmhmmError, match="'b'.*not among the 1-grams"):
         NGramModel([{("a",): (-0.1, 0.0), ("</s>",): (-0.2, 0.0)}, {("a", "b"): (-0.1, 0.0)}])
+
+
+# U+00A0 NO-BREAK SPACE, U+3000 IDEOGRAPHIC SPACE, U+2028 LINE SEPARATOR: white space to str.split
+# and str.strip, but Kaldi (SplitStringToVector(line, " \t")) and SRILM split fields on space and
+# tab only, so to them each is part of a word; a word may also end in one.
+ODD = ["new\u00a0york", "\u6771\u4eac\u3000\u99c5", "a\u2028b", "end\u00a0"]
+
+
+def test_words_with_unicode_spaces_are_one_word(tmp_path):
+    lines = ["\\data\\", "ngram 1=6", "ngram 2=2", "", "\\1-grams:", "-0.5\t</s>", "-99\t<s>\t-0.25"]
+    lines += [f"-{0.6 + k / 10}\t{w}\t-0.1" for k, w in enumerate(ODD[:-1])] + [f"-0.9 {ODD[-1]}"]
+    lines += ["", "\\2-grams:", f"-0.2 <s> {ODD[0]}", f"-0.3\t{ODD[0]} {ODD[1]}", "", "\\end\\", ""]
+    path = tmp_path / "odd.arpa"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    lm = read_arpa(path)
+    assert sorted(lm.vocab) == sorted(["</s>", "<s>", *ODD])
+    assert lm.ngrams[1][(ODD[0], ODD[1])] == (-0.3, 0.0)
+    assert lm.log_prob(ODD[1], ["<s>", ODD[0]]) == pytest.approx(ln(-0.3), abs=1e-12)
+    assert lm.log_prob(ODD[3], ["<s>", ODD[0]]) == pytest.approx(ln(-0.1 - 0.9), abs=1e-12)
+    for name in ("back.arpa", "back.arpa.gz"):
+        write_arpa(lm, tmp_path / name)
+        back = read_arpa(tmp_path / name)
+        assert back.ngrams == lm.ngrams
+        assert back.log_prob(ODD[1], [ODD[0]]) == lm.log_prob(ODD[1], [ODD[0]])

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from .._textio import read_text_input
+from .._textio import read_text_input, split_fields, split_lines
 from ..errors import AudioError, DataDirError, InvalidParameterError
 from ..modelfile import atomic_write_text
 
@@ -255,13 +255,13 @@ def read_table(path: str | os.PathLike, min_fields: int = 2,
         raise DataDirError(f"{name}: no such file")
     text = read_text_input(name, "table", DataDirError)
     out: dict[str, tuple[list[str], int]] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        fields = [f.strip() for f in line.split(None, 1)] if rest_of_line else line.split()
+    for lineno, line in enumerate(split_lines(text), 1):
+        fields = split_fields(line, 1 if rest_of_line else 0)
         if not fields:
             continue
         if len(fields) < min_fields or (max_fields is not None and len(fields) > max_fields):
             want = f"{min_fields}" if max_fields == min_fields else f"at least {min_fields}"
-            raise DataDirError(f"{name}:{lineno}: expected {want} fields, got {len(fields)}: {line.strip()!r}")
+            raise DataDirError(f"{name}:{lineno}: expected {want} fields, got {len(fields)}: {line!r}")
         if fields[0] in out:
             raise DataDirError(f"{name}:{lineno}: {fields[0]!r} appears twice (first on line {out[fields[0]][1]})")
         out[fields[0]] = (fields[1:], lineno)

@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 
-from .._textio import read_text_input
+from .._textio import read_text_input, split_fields, split_lines
 from ..errors import TranscriptError
 
 #: Name of the silence phone (and word) added to every lexicon.
@@ -201,8 +201,8 @@ class Lexicon:
 def _rows(text: str) -> list[tuple[int, list[str]]]:
     """(line number, fields) of the non-blank, non-comment lines; trailing ``# ...`` comments cut."""
     out = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        fields = line.split()
+    for lineno, line in enumerate(split_lines(text), 1):
+        fields = split_fields(line)
         if not fields or fields[0].startswith(("#", ";;;")):
             continue
         if "#" in fields[1:]:  # cmudict: "word ph ph # comment"
@@ -265,8 +265,8 @@ def parse_transcripts(text: str, source: str = "transcripts") -> dict[str, list[
     A line of the id alone is an utterance without words (``[]``), as in a
     Kaldi ``text``; `gmmhmm align` skips and reports it."""
     out: dict[str, list[str]] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        fields = line.split()
+    for lineno, line in enumerate(split_lines(text), 1):
+        fields = split_fields(line)
         if not fields or fields[0].startswith("#"):
             continue
         if fields[0] in out:

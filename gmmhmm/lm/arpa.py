@@ -19,7 +19,9 @@
 
 Every line of section ``\\n-grams:`` is ``log10 prob``, ``n`` words and, below
 the highest order, an optional ``log10 backoff``; ``-99`` is log10(0).
-Text before ``\\data\\`` is a comment. Files ending in ``.gz`` are gzip'ed.
+Text before ``\\data\\`` is a comment. Files ending in ``.gz`` are gzip'ed. Fields are
+separated by spaces and tabs only, as SRILM and Kaldi read them: a word may hold other
+white space (U+00A0, U+3000).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import os
 import re
 from pathlib import Path
 
+from .._textio import split_fields
 from ..errors import ModelFileError
 from ..modelfile import atomic_write
 from .model import LOG10_ZERO, NGramModel
@@ -73,7 +76,7 @@ def read_arpa(path: str | os.PathLike) -> NGramModel:
     last_line = 0
     for n, raw in _lines(path):
         last_line = n
-        line = raw.strip()
+        line = raw.strip(" \t\r\n")  # not str.strip(): a word may end in U+00A0 (see split_fields)
         if where == "preamble":
             if line == "\\data\\":
                 where = "data"
@@ -113,7 +116,7 @@ def read_arpa(path: str | os.PathLike) -> NGramModel:
             continue
         if not current:
             raise ModelFileError(f"{path}:{n}: expected \\1-grams:, got {line!r}")
-        fields = line.split()
+        fields = split_fields(line)
         if len(fields) not in (current + 1, current + 2) or (len(fields) == current + 2 and current == order):
             expect = "log10-prob and " + (f"{current} word(s)" if current == order
                                           else f"{current} word(s) and an optional backoff")

@@ -39,6 +39,7 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 
+from .._textio import is_word
 from ..errors import InvalidInputError, InvalidParameterError
 from .model import BOS, EOS, LOG10_ZERO, NGramModel
 
@@ -52,7 +53,8 @@ def count_ngrams(sentences: Iterable[Sequence[str]], order: int) -> tuple[list[C
     """Raw counts of every 1..order-gram of ``<s> sentence </s>``; also the number of sentences.
 
     Empty sentences are skipped (as SRILM does); a sentence must be a sequence
-    of words without spaces, ``<s>`` or ``</s>``.
+    of words without spaces, tabs or line ends (other white space, e.g. U+00A0, is part of a
+    word, as in Kaldi and SRILM), ``<s>`` or ``</s>``.
     """
     counts = [Counter() for _ in range(order)]
     n_sent = 0
@@ -61,7 +63,7 @@ def count_ngrams(sentences: Iterable[Sequence[str]], order: int) -> tuple[list[C
             raise InvalidInputError(f"sentence {i} is a string ({sentence[:40]!r}); pass a sequence of words")
         words = list(sentence)
         for w in words:
-            if not isinstance(w, str) or not w or w.split() != [w] or w in (BOS, EOS):
+            if not isinstance(w, str) or not is_word(w) or w in (BOS, EOS):
                 raise InvalidInputError(f"sentence {i}: {w!r} is not a word (one token without spaces; "
                                         f"{BOS} and {EOS} are added)")
         if not words:
@@ -139,7 +141,7 @@ def estimate(sentences: Iterable[Sequence[str]], order: int = 2, method: str = "
     if not n_sent:
         raise InvalidInputError("no training sentences (all empty)")
     extra = set(vocab or ())
-    bad = sorted(w for w in extra if not isinstance(w, str) or not w or w.split() != [w] or w in (BOS, EOS))
+    bad = sorted(w for w in extra if not isinstance(w, str) or not is_word(w) or w in (BOS, EOS))
     if bad:
         raise InvalidInputError(f"vocab holds non-words {bad[:5]!r}")
     words = sorted(({k[0] for k in raw[0]} | extra) - {BOS, EOS})
