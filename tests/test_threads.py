@@ -356,3 +356,121 @@ def test_map_ordered_nested_in_its_own_threads_runs_serially(fresh_pool):
     t.join(30)
     assert not t.is_alive(), "nested map_ordered deadlocked"
     assert result == [[6 * x for x in range(6)]]
+
+
+def test_map_ahead_reuses_the_shared_pool(fresh_pool):
+    """Bug: map_ahead started a ThreadPoolExecutor (thread start-up) at every call, i.e. every
+    training pass; it now runs on map_ordered's shared pool, whatever the thread count."""
+    for i in range(40):
+        n = 2 + i % 2
+        assert list(_threads.map_ahead(lambda x: x * x, list(range(10)), n)) == [x * x for x in range(10)]
+        assert list(_threads.map_ordered(lambda x: -x, range(10), n)) == [-x for x in range(10)]
+    assert fresh_pool.created <= 2
+
+
+class _Held:
+    """A result that counts how many of its kind are alive (computed, not yet freed)."""
+    import threading
+    lock = threading.Lock()
+    alive = peak = 0
+
+    def __init__(self, x):
+        self.x = x
+        with _Held.lock:
+            _Held.alive += 1
+            _Held.peak = max(_Held.peak, _Held.alive)
+
+    def __del__(self):
+        with _Held.lock:
+            _Held.alive -= 1
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_map_ahead_holds_at_most_n_threads_plus_one_results(fresh_pool, n):
+    """The look-ahead is bounded by results alive, not only by calls started: the consumer's
+    result and at most ``n_threads`` computed ahead of it; results of a finished call are freed."""
+    import time
+
+    _Held.alive = _Held.peak = 0
+    it = _threads.map_ahead(_Held, list(range(40)), n)
+    for k in range(40):  # (not enumerate(it): its cached tuple keeps the last result while it waits)
+        r = next(it)
+        assert r.x == k  # in item order
+        deadline = time.monotonic() + 5
+        while _Held.alive < min(n + 1, 40 - k) and time.monotonic() < deadline:
+            time.sleep(0.001)  # the threads run the full n_threads items ahead while the consumer works
+        assert _Held.alive == min(n + 1, 40 - k)
+        del r  # done with it before taking the next
+    assert next(it, None) is None
+    assert _Held.peak == n + 1
+    assert _Held.alive == 0
+
+
+def test_map_ahead_stopped_early_runs_nothing_more(fresh_pool):
+    import threading
+
+    started = []
+    gate = threading.Event()
+
+    def func(x):
+        started.append(x)
+        gate.wait(5)
+        return x
+
+    it = _threads.map_ahead(func, list(range(200)), 2)
+    gate.set()
+    assert next(it) == 0
+    it.close()  # the consumer stops: the items not started are never run
+    _threads._pool.shutdown(wait=True)
+    assert len(started) <= 3
+
+
+def test_map_ahead_passes_errors_on_and_drops_the_rest(fresh_pool):
+    started = []
+
+    def func(x):
+        started.append(x)
+        if x == 2:
+            raise ValueError("item 2")
+        return x
+
+    it = _threads.map_ahead(func, list(range(200)), 2)
+    assert [next(it), next(it)] == [0, 1]
+    with pytest.raises(ValueError, match="item 2"):
+        next(it)
+    _threads._pool.shutdown(wait=True)
+    assert len(started) <= 5
+
+
+def _in_thread(target):
+    import threading
+
+    result = []
+    t = threading.Thread(target=lambda: result.append(target()), daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "deadlocked"
+    return result[0]
+
+
+@pytest.mark.parametrize("outer", ["map_ordered", "map_ahead"])
+@pytest.mark.parametrize("inner", ["map_ordered", "map_ahead"])
+def test_map_ahead_nested_in_the_pool_threads_runs_serially(fresh_pool, outer, inner):
+    """A map_ahead (or map_ordered) inside a function mapped on the shared pool would queue behind
+    the callers holding its threads: it runs in its own thread."""
+    def work(x):
+        return sum(getattr(_threads, inner)(lambda y: x * y, list(range(4)), 2))
+
+    assert _in_thread(lambda: list(getattr(_threads, outer)(work, list(range(6)), 2))) == [6 * x for x in range(6)]
+
+
+def test_map_ahead_consumer_may_use_the_pool_itself(fresh_pool):
+    """The consumer of map_ahead (an accumulator) runs its own map_ordered on the same pool, which
+    may be no larger than map_ahead's count: the work computed ahead must not hold the threads."""
+    def consume():
+        out = []
+        for r in _threads.map_ahead(lambda x: x + 1, list(range(20)), 2):
+            out.append(sum(_threads.map_ordered(lambda y: r * y, range(4), 2)))
+        return out
+
+    assert _in_thread(consume) == [6 * (x + 1) for x in range(20)]
