@@ -35,7 +35,11 @@ __all__ = ["set_num_threads", "get_num_threads", "cap_threads", "compute", "map_
 
 _requested: int | None = None
 _local = threading.local()
-_lock = threading.Lock()
+# Re-entrant: a garbage collection can start at any allocation, also in a section holding the
+# lock (submitting to the pool, limiting BLAS), and close there a generator left suspended inside
+# compute() (in a reference cycle, e.g. its consumer raised and the traceback was kept), whose exit
+# takes the lock again on the same thread.
+_lock = threading.RLock()
 _depth = 0
 _limiter: Any = None
 _controller: Any = None

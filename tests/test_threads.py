@@ -3,7 +3,9 @@ independent of the thread count, the user's settings respected."""
 
 from __future__ import annotations
 
+import gc
 import os
+import threading
 
 import numba
 import numpy as np
@@ -474,3 +476,44 @@ def test_map_ahead_consumer_may_use_the_pool_itself(fresh_pool):
         return out
 
     assert _in_thread(consume) == [6 * (x + 1) for x in range(20)]
+
+
+class _CollectingExecutor(_CountingExecutor):
+    def submit(self, *args, **kwargs):
+        gc.collect()  # a collection can start at any allocation, as at the Future made here
+        return super().submit(*args, **kwargs)
+
+
+@pytest.mark.parametrize("mapper", [_threads.map_ordered, _threads.map_ahead])
+def test_a_collection_in_a_locked_section_may_end_an_abandoned_compute_section(monkeypatch, mapper):
+    """Bug (a hang, main too): a generator left suspended inside compute() in a reference cycle
+    (e.g. HMM forward-backward or embedded posteriors whose consumer raised, the traceback kept)
+    is closed by whichever thread's allocation starts the next garbage collection, possibly
+    while that thread holds the module lock to submit to the pool (or limit BLAS): its exit took
+    the lock again on the same thread and waited for itself forever."""
+    monkeypatch.setattr(_threads, "ThreadPoolExecutor", _CollectingExecutor)
+    monkeypatch.setattr(_threads, "_pool", None)
+    monkeypatch.setattr(_threads, "_pool_size", 0)
+    fresh = threading.RLock() if hasattr(_threads._lock, "_is_owned") else threading.Lock()
+    monkeypatch.setattr(_threads, "_lock", fresh)  # a hang leaves the session's lock and sections
+    monkeypatch.setattr(_threads, "_depth", 0)
+    monkeypatch.setattr(_threads, "_limiter", None)
+
+    def section():
+        with _threads.compute():
+            yield
+
+    abandoned = section()
+    next(abandoned)
+    cycle = [abandoned]
+    cycle.append(cycle)
+    del abandoned, cycle
+    result = []
+    t = threading.Thread(target=lambda: result.append(list(mapper(lambda x: x * x, list(range(6)), 2))),
+                         daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "the collection's generator exit waited for the lock its own thread held"
+    assert result == [[x * x for x in range(6)]]
+    assert _threads._depth == 0  # the abandoned section was ended, BLAS limits restored
+    _threads._pool.shutdown(wait=False)
