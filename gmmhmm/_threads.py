@@ -135,11 +135,13 @@ def compute() -> Iterator[int]:
             _limiter = _blas_controller().limit(limits=1, user_api="blas")
         _depth += 1
     previous = numba.get_num_threads()  # numba's setting is per calling thread
+    owner = threading.get_ident()
     numba.set_num_threads(n)
     try:
         yield n
     finally:
-        numba.set_num_threads(previous)
+        if threading.get_ident() == owner:  # not when a garbage collection closes it on another thread
+            numba.set_num_threads(previous)
         with _lock:
             _depth -= 1
             if _depth == 0:

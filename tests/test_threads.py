@@ -503,17 +503,24 @@ def test_a_collection_in_a_locked_section_may_end_an_abandoned_compute_section(m
         with _threads.compute():
             yield
 
+    numba_threads = numba.get_num_threads()
+    numba.set_num_threads(1)
     abandoned = section()
     next(abandoned)
+    numba.set_num_threads(numba_threads)
     cycle = [abandoned]
     cycle.append(cycle)
     del abandoned, cycle
     result = []
-    t = threading.Thread(target=lambda: result.append(list(mapper(lambda x: x * x, list(range(6)), 2))),
-                         daemon=True)
+
+    def run():
+        result.append(list(mapper(lambda x: x * x, list(range(6)), 2)))
+        result.append(numba.get_num_threads())  # the section's exit restored its own thread's setting only
+
+    t = threading.Thread(target=run, daemon=True)
     t.start()
     t.join(30)
     assert not t.is_alive(), "the collection's generator exit waited for the lock its own thread held"
-    assert result == [[x * x for x in range(6)]]
+    assert result == [[x * x for x in range(6)], numba.config.NUMBA_NUM_THREADS]
     assert _threads._depth == 0  # the abandoned section was ended, BLAS limits restored
     _threads._pool.shutdown(wait=False)
