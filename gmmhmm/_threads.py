@@ -35,7 +35,11 @@ __all__ = ["set_num_threads", "get_num_threads", "cap_threads", "compute", "map_
 
 _requested: int | None = None
 _local = threading.local()
-_lock = threading.Lock()
+# Re-entrant: a garbage collection can start at any allocation, also in a section holding the
+# lock (submitting to the pool, limiting BLAS), and close there a generator left suspended inside
+# compute() (in a reference cycle, e.g. its consumer raised and the traceback was kept), whose exit
+# takes the lock again on the same thread.
+_lock = threading.RLock()
 _depth = 0
 _limiter: Any = None
 _controller: Any = None
@@ -131,11 +135,13 @@ def compute() -> Iterator[int]:
             _limiter = _blas_controller().limit(limits=1, user_api="blas")
         _depth += 1
     previous = numba.get_num_threads()  # numba's setting is per calling thread
+    owner = threading.get_ident()
     numba.set_num_threads(n)
     try:
         yield n
     finally:
-        numba.set_num_threads(previous)
+        if threading.get_ident() == owner:  # not when a garbage collection closes it on another thread
+            numba.set_num_threads(previous)
         with _lock:
             _depth -= 1
             if _depth == 0:
@@ -143,43 +149,80 @@ def compute() -> Iterator[int]:
                 _limiter = None
 
 
-def _submit_all(func: Callable[[Any], Any], items: Sequence[Any], n: int) -> list[Future]:
-    """``func(item)`` for every item on at most ``n`` threads of the shared pool.
+class _Feed:
+    """``func(item)`` for every item on at most ``n`` threads of the shared pool, at most
+    ``ahead`` items beyond those the caller has taken, the results yielded in item order.
 
-    One pool serves every thread count: ``n`` drains take the items in order from one queue, so
-    calls with different counts reuse the same threads, and only a count larger than the pool
-    replaces it (shut down without waiting, so the work already in it still runs; its idle
-    threads exit, and concurrent.futures joins the pool's threads at interpreter exit).
-    Submitted under the lock, so the pool is never replaced while a caller is submitting to it.
-    A future cancelled before its item is taken (the caller stopped) is skipped.
+    One pool serves every thread count and both maps: up to ``n`` drains take the items in order,
+    and a drain that finds the window full leaves its thread (it never waits for the caller,
+    whose own work may need the pool's threads); the caller starts drains again as it takes
+    results. Only a count larger than the pool replaces it (shut down without waiting, so the
+    work already in it still runs; its idle threads exit, and concurrent.futures joins the
+    pool's threads at interpreter exit). Drains are submitted under the module lock, so the pool
+    is never replaced while a caller is submitting to it.
     """
-    global _pool, _pool_size
-    futures = [Future() for _ in items]
-    queue = deque(zip(items, futures))
 
-    def drain() -> None:
-        _local.in_pool = True  # a map_ordered inside func runs serially (see map_ordered)
-        while True:
-            try:
-                item, future = queue.popleft()  # atomic: each item goes to one drain
-            except IndexError:
-                return
+    def __init__(self, func: Callable[[Any], Any], items: Sequence[Any], n: int, ahead: int) -> None:
+        self.func, self.n, self.ahead, self.size = func, n, ahead, len(items)
+        self.futures = [Future() for _ in items]
+        self.queue = deque(zip(items, self.futures))  # the drains' share: popped as taken
+        self.lock = threading.Lock()
+        self.next = 0  # the next item a drain takes
+        self.limit = 0  # items below it may start
+        self.drains = 0  # drains submitted and not finished
+
+    def _take(self) -> tuple[Any, Future] | None:
+        with self.lock:
+            if self.next >= self.limit:
+                self.drains -= 1
+                return None
+            self.next += 1
+            return self.queue.popleft()
+
+    def _drain(self) -> None:
+        _local.in_pool = True  # a map inside func runs serially (see map_ordered)
+        while (task := self._take()) is not None:
+            item, future = task
             if future.set_running_or_notify_cancel():
                 try:
-                    future.set_result(func(item))
+                    future.set_result(self.func(item))
                 except BaseException as exc:  # noqa: BLE001 - raised in the caller by result()
                     future.set_exception(exc)
-            del item, future  # a result is not kept while the drain takes the next item
+            del task, item, future  # a result is not kept while the drain takes the next item
 
-    with _lock:
-        if _pool is None or _pool_size < n:
-            if _pool is not None:
-                _pool.shutdown(wait=False)
-            _pool_size = max(n, numba.config.NUMBA_NUM_THREADS)  # the usual largest count, at once
-            _pool = ThreadPoolExecutor(_pool_size, thread_name_prefix="gmmhmm")
-        for _ in range(min(n, len(futures))):
-            _pool.submit(drain)
-    return futures
+    def _open(self, taken: int) -> None:
+        """The caller has ``taken`` results: let ``ahead`` more items start, on new drains as far
+        as ``n`` allows."""
+        global _pool, _pool_size
+        with self.lock:
+            self.limit = min(self.size, taken + self.ahead)
+            start = min(self.n - self.drains, self.limit - self.next)
+            self.drains += max(0, start)
+        if start <= 0:
+            return
+        with _lock:
+            if _pool is None or _pool_size < self.n:
+                if _pool is not None:
+                    _pool.shutdown(wait=False)
+                _pool_size = max(self.n, numba.config.NUMBA_NUM_THREADS)  # the usual largest count, at once
+                _pool = ThreadPoolExecutor(_pool_size, thread_name_prefix="gmmhmm")
+            for _ in range(start):
+                _pool.submit(self._drain)
+
+    def __iter__(self) -> Iterator[Any]:
+        futures, self.futures = self.futures[::-1], []
+        try:
+            self._open(0)
+            for taken in range(1, self.size + 1):
+                future = futures.pop()  # popped: a result is not kept once the caller is done with it
+                future.result()  # done (or raises): the next item may start
+                self._open(taken)
+                yield future.result()
+        finally:  # the consumer stopped early or failed: nothing more starts, drop what has not started
+            with self.lock:
+                self.limit = self.next
+            for future in futures:
+                future.cancel()
 
 
 def map_ordered(func: Callable[[Any], Any], items: Sequence[Any], n_threads: int) -> Iterator[Any]:
@@ -194,13 +237,7 @@ def map_ordered(func: Callable[[Any], Any], items: Sequence[Any], n_threads: int
     if n_threads <= 1 or len(items) <= 1 or getattr(_local, "in_pool", False):
         yield from map(func, items)
         return
-    futures = _submit_all(func, items, n_threads)[::-1]
-    try:
-        while futures:
-            yield futures.pop().result()  # popped: a result is not kept once the caller has it
-    finally:  # the consumer stopped early or failed: drop what has not started
-        for future in futures:
-            future.cancel()
+    yield from _Feed(func, items, n_threads, ahead=len(items))
 
 
 def map_ahead(func: Callable[[Any], Any], items: Sequence[Any], n_threads: int) -> Iterator[Any]:
@@ -211,9 +248,10 @@ def map_ahead(func: Callable[[Any], Any], items: Sequence[Any], n_threads: int) 
 
     Each call runs single-threaded (:func:`cap_threads`), so nested gmmhmm
     parallel sections run serially inside it. ``func`` must release the GIL
-    for its heavy work, as for :func:`map_ordered`.
+    for its heavy work, and nested calls run serially, as for :func:`map_ordered`;
+    both share one pool of threads.
     """
-    if n_threads <= 1 or len(items) <= 1:
+    if n_threads <= 1 or len(items) <= 1 or getattr(_local, "in_pool", False):
         yield from map(func, items)
         return
 
@@ -221,14 +259,4 @@ def map_ahead(func: Callable[[Any], Any], items: Sequence[Any], n_threads: int) 
         with cap_threads(1):
             return func(item)
 
-    with ThreadPoolExecutor(n_threads, thread_name_prefix="gmmhmm-ahead") as pool:
-        pending = [pool.submit(capped, item) for item in items[:n_threads]]
-        try:
-            for nxt in range(n_threads, len(items) + n_threads):
-                result = pending.pop(0).result()
-                if nxt < len(items):
-                    pending.append(pool.submit(capped, items[nxt]))
-                yield result
-        finally:  # the consumer stopped early or failed: drop what has not started
-            for future in pending:
-                future.cancel()
+    yield from _Feed(capped, items, n_threads, ahead=n_threads)

@@ -3,7 +3,9 @@ independent of the thread count, the user's settings respected."""
 
 from __future__ import annotations
 
+import gc
 import os
+import threading
 
 import numba
 import numpy as np
@@ -356,3 +358,169 @@ def test_map_ordered_nested_in_its_own_threads_runs_serially(fresh_pool):
     t.join(30)
     assert not t.is_alive(), "nested map_ordered deadlocked"
     assert result == [[6 * x for x in range(6)]]
+
+
+def test_map_ahead_reuses_the_shared_pool(fresh_pool):
+    """Bug: map_ahead started a ThreadPoolExecutor (thread start-up) at every call, i.e. every
+    training pass; it now runs on map_ordered's shared pool, whatever the thread count."""
+    for i in range(40):
+        n = 2 + i % 2
+        assert list(_threads.map_ahead(lambda x: x * x, list(range(10)), n)) == [x * x for x in range(10)]
+        assert list(_threads.map_ordered(lambda x: -x, range(10), n)) == [-x for x in range(10)]
+    assert fresh_pool.created <= 2
+
+
+class _Held:
+    """A result that counts how many of its kind are alive (computed, not yet freed)."""
+    import threading
+    lock = threading.Lock()
+    alive = peak = 0
+
+    def __init__(self, x):
+        self.x = x
+        with _Held.lock:
+            _Held.alive += 1
+            _Held.peak = max(_Held.peak, _Held.alive)
+
+    def __del__(self):
+        with _Held.lock:
+            _Held.alive -= 1
+
+
+@pytest.mark.parametrize("n", [2, 3])
+def test_map_ahead_holds_at_most_n_threads_plus_one_results(fresh_pool, n):
+    """The look-ahead is bounded by results alive, not only by calls started: the consumer's
+    result and at most ``n_threads`` computed ahead of it; results of a finished call are freed."""
+    import time
+
+    _Held.alive = _Held.peak = 0
+    it = _threads.map_ahead(_Held, list(range(40)), n)
+    for k in range(40):  # (not enumerate(it): its cached tuple keeps the last result while it waits)
+        r = next(it)
+        assert r.x == k  # in item order
+        deadline = time.monotonic() + 5
+        while _Held.alive < min(n + 1, 40 - k) and time.monotonic() < deadline:
+            time.sleep(0.001)  # the threads run the full n_threads items ahead while the consumer works
+        assert _Held.alive == min(n + 1, 40 - k)
+        del r  # done with it before taking the next
+    assert next(it, None) is None
+    assert _Held.peak == n + 1
+    assert _Held.alive == 0
+
+
+def test_map_ahead_stopped_early_runs_nothing_more(fresh_pool):
+    import threading
+
+    started = []
+    gate = threading.Event()
+
+    def func(x):
+        started.append(x)
+        gate.wait(5)
+        return x
+
+    it = _threads.map_ahead(func, list(range(200)), 2)
+    gate.set()
+    assert next(it) == 0
+    it.close()  # the consumer stops: the items not started are never run
+    _threads._pool.shutdown(wait=True)
+    assert len(started) <= 3
+
+
+def test_map_ahead_passes_errors_on_and_drops_the_rest(fresh_pool):
+    started = []
+
+    def func(x):
+        started.append(x)
+        if x == 2:
+            raise ValueError("item 2")
+        return x
+
+    it = _threads.map_ahead(func, list(range(200)), 2)
+    assert [next(it), next(it)] == [0, 1]
+    with pytest.raises(ValueError, match="item 2"):
+        next(it)
+    _threads._pool.shutdown(wait=True)
+    assert len(started) <= 5
+
+
+def _in_thread(target):
+    import threading
+
+    result = []
+    t = threading.Thread(target=lambda: result.append(target()), daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "deadlocked"
+    return result[0]
+
+
+@pytest.mark.parametrize("outer", ["map_ordered", "map_ahead"])
+@pytest.mark.parametrize("inner", ["map_ordered", "map_ahead"])
+def test_map_ahead_nested_in_the_pool_threads_runs_serially(fresh_pool, outer, inner):
+    """A map_ahead (or map_ordered) inside a function mapped on the shared pool would queue behind
+    the callers holding its threads: it runs in its own thread."""
+    def work(x):
+        return sum(getattr(_threads, inner)(lambda y: x * y, list(range(4)), 2))
+
+    assert _in_thread(lambda: list(getattr(_threads, outer)(work, list(range(6)), 2))) == [6 * x for x in range(6)]
+
+
+def test_map_ahead_consumer_may_use_the_pool_itself(fresh_pool):
+    """The consumer of map_ahead (an accumulator) runs its own map_ordered on the same pool, which
+    may be no larger than map_ahead's count: the work computed ahead must not hold the threads."""
+    def consume():
+        out = []
+        for r in _threads.map_ahead(lambda x: x + 1, list(range(20)), 2):
+            out.append(sum(_threads.map_ordered(lambda y: r * y, range(4), 2)))
+        return out
+
+    assert _in_thread(consume) == [6 * (x + 1) for x in range(20)]
+
+
+class _CollectingExecutor(_CountingExecutor):
+    def submit(self, *args, **kwargs):
+        gc.collect()  # a collection can start at any allocation, as at the Future made here
+        return super().submit(*args, **kwargs)
+
+
+@pytest.mark.parametrize("mapper", [_threads.map_ordered, _threads.map_ahead])
+def test_a_collection_in_a_locked_section_may_end_an_abandoned_compute_section(monkeypatch, mapper):
+    """Bug (a hang, main too): a generator left suspended inside compute() in a reference cycle
+    (e.g. HMM forward-backward or embedded posteriors whose consumer raised, the traceback kept)
+    is closed by whichever thread's allocation starts the next garbage collection, possibly
+    while that thread holds the module lock to submit to the pool (or limit BLAS): its exit took
+    the lock again on the same thread and waited for itself forever."""
+    monkeypatch.setattr(_threads, "ThreadPoolExecutor", _CollectingExecutor)
+    monkeypatch.setattr(_threads, "_pool", None)
+    monkeypatch.setattr(_threads, "_pool_size", 0)
+    fresh = threading.RLock() if hasattr(_threads._lock, "_is_owned") else threading.Lock()
+    monkeypatch.setattr(_threads, "_lock", fresh)  # a hang leaves the session's lock and sections
+    monkeypatch.setattr(_threads, "_depth", 0)
+    monkeypatch.setattr(_threads, "_limiter", None)
+
+    def section():
+        with _threads.compute():
+            yield
+
+    numba_threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    abandoned = section()
+    next(abandoned)
+    numba.set_num_threads(numba_threads)
+    cycle = [abandoned]
+    cycle.append(cycle)
+    del abandoned, cycle
+    result = []
+
+    def run():
+        result.append(list(mapper(lambda x: x * x, list(range(6)), 2)))
+        result.append(numba.get_num_threads())  # the section's exit restored its own thread's setting only
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(30)
+    assert not t.is_alive(), "the collection's generator exit waited for the lock its own thread held"
+    assert result == [[x * x for x in range(6)], numba.config.NUMBA_NUM_THREADS]
+    assert _threads._depth == 0  # the abandoned section was ended, BLAS limits restored
+    _threads._pool.shutdown(wait=False)
