@@ -185,11 +185,14 @@ class _NotSkips(logging.Filter):
         return not (record.levelno == logging.WARNING and str(record.msg).startswith("skipping "))
 
 
-def read_table(path: str | os.PathLike, what: str, empty_values: bool = False) -> dict[str, str]:
+def read_table(path: str | os.PathLike, what: str, empty_values: bool = False,
+               words: bool = False) -> dict[str, str]:
     """``key<TAB>value...`` (or ``key value...``) lines -> {key: value}.
 
     With tabs, the second column is the value (later columns, such as a
     score, are ignored); without, everything after the first space is.
+    With ``words`` (Kaldi text: ``utt-id word...``, fields split on spaces and
+    tabs alike) the value is every field after the key, joined by one space.
     A line without a value is an error, unless ``empty_values`` (transcripts:
     in Kaldi text an utterance with no words is its id alone) makes it ``""``.
     """
@@ -198,7 +201,11 @@ def read_table(path: str | os.PathLike, what: str, empty_values: bool = False) -
     for n, line in enumerate(lines, 1):
         if not split_fields(line) or line.startswith("#"):
             continue
-        parts = line.split("\t") if "\t" in line else split_fields(line, 1)
+        if words:
+            parts = split_fields(line)
+            parts = [parts[0], " ".join(parts[1:])]
+        else:
+            parts = line.split("\t") if "\t" in line else split_fields(line, 1)
         value = parts[1].strip(" \t") if len(parts) > 1 else ""
         if not value and not empty_values:
             raise TranscriptError(f"{path}:{n}: expected 'key<TAB>label', got {line!r}")
@@ -1002,7 +1009,7 @@ def _lm_sentences(path: str, ids: bool) -> list[list[str]]:
     ``(utt-id)`` after ``</s>`` of a CMU Sphinx transcription line.
     """
     if ids:
-        lines = list(read_table(path, "text", empty_values=True).values())
+        lines = list(read_table(path, "text", empty_values=True, words=True).values())
     else:
         lines = split_lines(read_text_input(path, "text file", TranscriptError))
     sentences = []

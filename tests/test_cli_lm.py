@@ -130,3 +130,13 @@ def test_cli_words_with_unicode_spaces_are_one_word(tmp_path):
         out = tmp_path / "lm.arpa"
         assert main(["lm", str(path), "-o", str(out), "--vocab", str(vocab), "--ppl", str(path)] + extra) == 0
         assert read_arpa(out).ngrams == expected.ngrams
+
+
+def test_cli_kaldi_text_with_tabs_between_words(tmp_path):
+    """Kaldi text is ``utt-id word...`` with fields split on spaces and tabs alike: a tab between
+    two words (not only after the id) keeps every word, and the id is the first field alone."""
+    kaldi = tmp_path / "text"
+    kaldi.write_text("utt1 a\tb c\nutt2\tb\ta\n", encoding="utf-8")
+    out = tmp_path / "lm.arpa"
+    assert main(["lm", str(kaldi), "-o", str(out)]) == 0
+    assert read_arpa(out).ngrams == estimate([["a", "b", "c"], ["b", "a"]]).ngrams
