@@ -68,8 +68,12 @@ def load_audio(
     if sample_rate_hz is not None:
         sample_rate_hz = _check_rate(sample_rate_hz)
     data, native_rate = _read_channels(name, start_s, end_s)
-    signal = np.ascontiguousarray(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0])
-    return _to_rate(name, signal, native_rate, sample_rate_hz), sample_rate_hz or native_rate
+    return _to_rate(name, _mono(data), native_rate, sample_rate_hz), sample_rate_hz or native_rate
+
+
+def _mono(data: np.ndarray) -> np.ndarray:
+    """The mean of the channels of ``data`` (samples, channels), contiguous."""
+    return np.ascontiguousarray(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0])
 
 
 def _read_channels(name: str, start_s: float = 0.0, end_s: float | None = None,
@@ -197,7 +201,7 @@ def load_piped(piped: PipedAudio) -> tuple[np.ndarray, int]:
             data, rate = _read_channels(f"{where}output of {piped.command!r}", stream=run.stdout)
         except AudioError as exc:
             raise AudioError(f"{exc}" + (f"; its standard error: {tail}" if tail else "")) from exc
-    return np.ascontiguousarray(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]), rate
+    return _mono(data), rate
 
 
 def _sph2pipe_range(name: str, call: Sph2pipe, n_frames: int, rate: int) -> tuple[int, int]:
