@@ -178,6 +178,19 @@ def test_piped_lines_round_trip_verbatim(tmp_path):
         assert not (tmp_path / "bad").exists()
 
 
+@pytest.mark.parametrize("quoted", ["sh -c 'cat {a} | sox -t wav - -t wav - speed 0.9' |",
+                                    'sh -c "cat {a} | sox -t wav - -t wav - speed 0.9" |',
+                                    "sh -c cat\\ {a}\\ \\|\\ sox\\ -t\\ wav\\ -\\ -t\\ wav\\ -\\ speed\\ 0.9 |"])
+def test_a_bar_inside_quotes_is_part_of_the_command(tmp_path, quoted):
+    """The shell, not gmmhmm, splits a quoted or escaped ``|``: the line is one command run as written,
+    at speed 1, and a real sox step after it is still read."""
+    sph = write_sphere(tmp_path / "a.sph", LEFT)
+    command = quoted.format(a=sph)
+    d = DataDir.read(write_dir(tmp_path / "d", f"u {command}\nsp1.1-u {command} sox -t wav - -t wav - speed 1.1 |\n"))
+    assert d.source("u") == PipedAudio(command)
+    assert d.source("sp1.1-u") == PerturbedAudio(PipedAudio(command), 1.1)
+
+
 @pytest.mark.parametrize("command", ["cat x.wav", "|", " |", "a |\nb |", 3])
 def test_a_piped_audio_is_a_command_ending_in_a_bar(command):
     with pytest.raises(InvalidParameterError, match="PipedAudio"):

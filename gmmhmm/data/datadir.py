@@ -276,6 +276,24 @@ _ARCHIVE_OFFSET = re.compile(r":\d+(\[[^\]]*\])?$")
 _SOX_STAGE = re.compile(r"sox\s+-t\s+wav\s+(?P<input>\S.*?)\s+-t\s+wav\s+-(?:\s+(?P<effects>.*))?")
 
 
+def _shell_pipeline(command: str) -> list[str]:
+    """``command`` split at the ``|`` the shell would split it at: not one inside quotes or escaped."""
+    stages, start, quote, escaped = [], 0, "", False
+    for k, c in enumerate(command):
+        if escaped:
+            escaped = False
+        elif c == "\\" and quote != "'":
+            escaped = True
+        elif quote:
+            quote = "" if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c == "|":
+            stages.append(command[start:k])
+            start = k + 1
+    return stages + [command[start:]]
+
+
 def parse_wav_scp_value(value: str, where: str) -> "tuple[str | PipedAudio, float]":
     """``(audio, speed factor)`` of a wav.scp value: a path (speed 1), a piped command (a
     :class:`PipedAudio`, speed 1), or either played through the sox ``speed`` pipes Kaldi's
@@ -301,7 +319,7 @@ def parse_wav_scp_value(value: str, where: str) -> "tuple[str | PipedAudio, floa
             raise DataDirError(f"{where}: {value!r} is an archive offset: this looks like a feature scp "
                                "(feats.scp), not a wav.scp; give the audio (recording-id audio-path lines)")
         return value, 1.0
-    stages = value[:-1].split("|")
+    stages = _shell_pipeline(value[:-1])
     n_run = next((k for k, s in enumerate(stages) if s.split()[:1] == ["sox"]), len(stages))
     audio: "str | PipedAudio | None" = None
     if n_run:  # the command before the sox steps is the audio, run as Kaldi runs it
