@@ -14,7 +14,7 @@ from conftest import load_script
 
 from gmmhmm import load
 from gmmhmm.cli import main, read_phone_config
-from gmmhmm.data import DataDir, Lexicon
+from gmmhmm.data import DataDir, Lexicon, PipedAudio
 from gmmhmm.errors import DataDirError, InvalidParameterError, TranscriptError
 from gmmhmm.graphs import PhoneModelSet
 
@@ -123,6 +123,29 @@ def test_decode_and_align_a_data_dir_by_utterance_id(phones, slice_dir, capsys):
     words = [line.split() for line in (ali / "words.ctm").read_text().splitlines()]
     for u in data.utterances:  # the aligned words spell the transcript
         assert [w[4] for w in words if w[0] == u and w[4] != "sil"] == data.text[u]
+
+
+def test_decode_and_align_kaldi_piped_lines_as_the_files(phones, slice_dir, tmp_path):
+    """egs/an4's wav.scp (``sph2pipe -f wav -p -c 1 x.sph |``) and a command run through the shell
+    decode and align exactly as the same recordings given by path, TextGrids and plots included."""
+    data = DataDir.read(slice_dir / "data")
+    first, *rest = data.utterances
+    wav = tmp_path / "first.wav"
+    import soundfile as sf
+    from gmmhmm.features import load_audio
+
+    sf.write(wav, load_audio(data.wav[first], 16000)[0], 16000, subtype="FLOAT")
+    piped = DataDir({first: PipedAudio(f"cat {wav} |"),
+                     **{u: PipedAudio(f"sph2pipe -f wav -p -c 1 {data.wav[u]} |") for u in rest}},
+                    data.text, data.utt2spk)
+    piped.write(tmp_path / "piped")
+    for name, d in (("plain", slice_dir / "data"), ("piped", tmp_path / "piped")):
+        assert main(["decode", str(phones), str(d), "-o", str(tmp_path / f"{name}.txt")]) == 0
+        assert main(["align", str(phones), str(d), "-o", str(tmp_path / f"ali-{name}"), "--png"]) == 0
+    assert (tmp_path / "piped.txt").read_text() == (tmp_path / "plain.txt").read_text()
+    for name in ("words.ctm", "phones.ctm", *(f"{u}.TextGrid" for u in data.utterances)):
+        assert (tmp_path / "ali-piped" / name).read_text() == (tmp_path / "ali-plain" / name).read_text()
+    assert sorted(p.stem for p in (tmp_path / "ali-piped").glob("*.png")) == data.utterances
 
 
 def test_utt2spk_groups_speaker_cmvn(slice_dir, an4_data, monkeypatch, tmp_path):
