@@ -272,7 +272,7 @@ class Corpora:
         self.an4: dict[str, DataDir] = {}
         for name in ("train", "test"):
             ds = speakers_of(DataDir.read(out / "data" / name), cfg["data"][f"an4_{name}_speakers"], f"an4_{name}_speakers")
-            audio[f"an4_{name}"] = {u: ds.wav[u] for u in ds.utterances}
+            audio[f"an4_{name}"] = {u: ds.source(u) for u in ds.utterances}
             self.text.update(ds.text)
             self.utt2spk.update(ds.utt2spk)
             self.an4[name] = ds
@@ -592,6 +592,16 @@ def decoding_key(cfg: dict, tuned: dict, info: dict[str, dict]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def decoded(path: Path, key: str) -> dict:
+    """The results a run kept in ``path`` if they were decoded under ``key`` (:func:`decoding_key`),
+    else ``{}``: what is missing is decoded (again)."""
+    kept = json.loads(path.read_text()) if path.is_file() else {}
+    if kept and kept.get("decoding_key") != key:
+        logger.warning("%s: decoded with other settings or models; decoding again", path)
+        return {}
+    return kept
+
+
 def settings_label(cfg: dict, name: str, system: dict, tuned: dict, n_gaussians: int) -> str:
     adapt = system["adapt"] or {}
     return (f"{name} {n_gaussians}g fsdd-others+an4-train 8kHz spk-cmvn-{cfg['cmvn']['frames']} "
@@ -612,11 +622,7 @@ def stage_fold_decode(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, o
         path = out / "folds" / f"{speaker}.json"
         models, info = fold_models(cfg, lexicon, data, speaker, out)
         key = decoding_key(cfg, tuned, info)
-        fold = json.loads(path.read_text()) if path.is_file() else {}
-        if fold and fold.get("decoding_key") != key:
-            logger.warning("%s: decoded with other settings or models; decoding again", path)
-            fold = {}
-        fold = {"systems": fold.get("systems", {}), "decoding_key": key}
+        fold = {"systems": decoded(path, key).get("systems", {}), "decoding_key": key}
         for name, system in decoders.items():
             if name not in fold["systems"]:
                 fold["systems"][name] = evaluate(cfg, models, system, lexicon, data, speaker, tuned)
@@ -735,11 +741,7 @@ def stage_nested(cfg: dict, lexicon: Lexicon, data: Corpora, tuned: dict, out: P
         train_utts = training_utterances(data, pair)
         models, info = train_all(cfg, lexicon, data, train_utts, out / "nested" / "+".join(pair))
         key = decoding_key(cfg, tuned, info)
-        res = json.loads(path.read_text()) if path.is_file() else {}
-        if res and res.get("decoding_key") != key:
-            logger.warning("%s: decoded with other settings or models; decoding again", path)
-            res = {}
-        res = {"speakers": res.get("speakers", {}), "decoding_key": key, "n_train": len(train_utts)}
+        res = {"speakers": decoded(path, key).get("speakers", {}), "decoding_key": key, "n_train": len(train_utts)}
         for speaker in pair:
             got = res["speakers"].setdefault(speaker, {})
             for name, system in decoders.items():
