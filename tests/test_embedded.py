@@ -202,6 +202,41 @@ def test_transition_counts_match_a_per_utterance_reference(trained, monkeypatch)
     np.testing.assert_allclose(stats.trans_leave, tl, rtol=1e-12)
 
 
+def test_statistics_of_visited_states_equal_scoring_every_state(trained):
+    """Each utterance scores only the pdfs its graph visits: the Gaussian statistics, occupancies and
+    component posteriors equal a reference that scores every pdf of the model for every frame (the
+    other pdfs get zero occupancy), and a pdf no transcript visits gathers nothing."""
+    from gmmhmm.graphs import kernels
+    from gmmhmm.mixture.stats import GaussianStats
+
+    tr, _, (feats, texts, _, _) = trained
+    m = tr.model
+    only_b = [["b"]] * 6  # phone C and A never visited: their pdfs stay at zero
+    for feats_, texts_ in ((feats, texts), (feats[:6], only_b)):
+        emission, occs, posts, ref = m.emission(), [], [], GaussianStats.zeros(m.n_pdfs * m.n_mix, m.n_features, "diag")
+        for X, words in zip(feats_, texts_):
+            g = tr.graph(words)
+            ll, cache = emission.log_likelihood(X)
+            _, gamma, _, _ = kernels.forward_backward(ll, g.state_pdf, g.arc_src, g.arc_dst,
+                                                      *g.log_probs(*m.transition_log_probs()), m.n_pdfs)
+            occs.append(gamma)
+            post = emission.component_posteriors(gamma, cache)
+            posts.append(post.copy())
+            ref += GaussianStats.from_posteriors(X, post, "diag")
+        stats = tr.accumulate(feats_, texts_)
+        np.testing.assert_allclose(stats.gaussian.n, ref.n, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(stats.gaussian.s1, ref.s1, rtol=1e-9, atol=1e-8)
+        np.testing.assert_allclose(stats.gaussian.s2, ref.s2, rtol=1e-9, atol=1e-7)
+        batches = list(tr.posteriors(feats_, texts_))
+        np.testing.assert_allclose(np.concatenate([b.occupancy() for b in batches]), np.concatenate(occs),
+                                   rtol=1e-9, atol=1e-12)
+        batches = list(tr.posteriors(feats_, texts_))
+        np.testing.assert_allclose(np.concatenate([b.component_posteriors() for b in batches]),
+                                   np.concatenate(posts), rtol=1e-9, atol=1e-12)
+    unvisited = np.setdiff1d(np.arange(m.n_pdfs), tr.graph(["b"]).state_pdf)
+    assert len(unvisited) >= 6 and not stats.gaussian.n.reshape(m.n_pdfs, m.n_mix)[unvisited].any()
+
+
 def test_skip_count_follows_the_skipped_list(trained):
     tr, _, (feats, _, _, _) = trained
     stats = tr.accumulate([feats[0][:4], feats[1][:2]], [["ab"], ["b"]])  # 6 and 3 frames needed

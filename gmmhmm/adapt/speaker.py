@@ -139,20 +139,26 @@ def adaptation_stats(model: PhoneModelSet, X: np.ndarray, graph: Graph, transfor
     """
     emission = model.emission() if emission is None else emission
     Xt = X if transform is None else apply_fmllr(transform, X)
-    ll, cache = emission.log_likelihood(np.ascontiguousarray(Xt))
-    log_z, gamma, _, _ = kernels.forward_backward(ll, graph.state_pdf, graph.arc_src, graph.arc_dst,
-                                                  *graph.log_probs(*model.transition_log_probs()), model.n_pdfs)
+    # an utterance visits few pdfs: only theirs are scored, and the statistics need only their Gaussians
+    pdfs, local = np.unique(graph.state_pdf, return_inverse=True)
+    sub = emission.subset(pdfs)
+    ll, cache = sub.log_likelihood(np.ascontiguousarray(Xt))
+    log_z, gamma, _, _ = kernels.forward_backward(ll, local.astype(graph.state_pdf.dtype), graph.arc_src,
+                                                  graph.arc_dst, *graph.log_probs(*model.transition_log_probs()),
+                                                  len(pdfs))
     if not np.isfinite(log_z):
         raise SequenceTooShortError(f"no path through the graph in {len(X)} frames")
     if silence_weight != 1.0:
         sil = len(model.phones) - 1 if silence_phone is None else silence_phone
-        sil_pdfs = np.unique(graph.state_pdf[graph.state_phone == sil])
-        gamma[:, sil_pdfs] *= silence_weight
-    post = emission.component_posteriors(gamma, cache)
-    gs = GaussianStats.from_posteriors(Xt, post, "diag") if gaussian else None
-    # an utterance visits few pdfs: the statistics need only their Gaussians
-    comps = (np.flatnonzero(gamma.any(axis=0))[:, None] * model.n_mix + np.arange(model.n_mix)).ravel()
-    fm = accumulate_fmllr_stats(X, post[:, comps], model.means_[comps], model.covars_[comps])
+        gamma[:, np.isin(pdfs, graph.state_pdf[graph.state_phone == sil])] *= silence_weight
+    post = sub.component_posteriors(gamma, cache)
+    gs = None
+    if gaussian:
+        gs = GaussianStats.zeros(model.n_pdfs * model.n_mix, X.shape[1], "diag")
+        gs.add_at(sub.components, GaussianStats.from_posteriors(Xt, post, "diag"))
+    seen = np.repeat(gamma.any(axis=0), model.n_mix)
+    comps = sub.components[seen]
+    fm = accumulate_fmllr_stats(X, post[:, seen], model.means_[comps], model.covars_[comps])
     return AdaptationStats(fm, gs, float(log_z) + len(X) * log_det(transform), len(X), 1)
 
 

@@ -177,8 +177,8 @@ def train_lda_mllt(trainer: EmbeddedTrainer, features: Sequence[np.ndarray], sou
     # 1. LDA statistics: frames labelled by the models' pdf posteriors
     weights = _pdf_weights(trainer.model, opt.silence_weight)
     lda = GaussianStats.zeros(trainer.model.n_pdfs, spliced_dim, "tied")
-    for idx, _, _, occ in trainer.posteriors(features, transcripts):
-        lda += accumulate_lda_stats(np.concatenate([spliced[i] for i in idx]), occ * weights)
+    for batch in trainer.posteriors(features, transcripts):
+        lda += accumulate_lda_stats(np.concatenate([spliced[i] for i in batch.idx]), batch.occupancy() * weights)
     transform = FeatureTransform(estimate_lda(lda, opt.lda_dim), opt.splice, opt.splice, source[0].shape[1])
     del spliced
     feats = [transform.apply(S) for S in source]
@@ -197,9 +197,8 @@ def train_lda_mllt(trainer: EmbeddedTrainer, features: Sequence[np.ndarray], sou
         model = trainer.model
         if it in opt.mllt_iters:
             mllt = MlltAccumulator(model.means_, model.covars_)
-            emission = model.emission()
-            for idx, Xb, cache, occ in trainer.posteriors(feats, transcripts, emission=emission):
-                mllt.add(Xb, emission.component_posteriors(occ * _pdf_weights(model, opt.silence_weight), cache))
+            for batch in trainer.posteriors(feats, transcripts):
+                mllt.add(batch.X, batch.component_posteriors(_pdf_weights(model, opt.silence_weight)))
             A = estimate_mllt(mllt.stats(), opt.mllt_sweeps)
             transform = transform.then(A)
             new_feats = [X @ A.T for X in feats]

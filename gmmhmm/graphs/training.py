@@ -18,7 +18,6 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -87,6 +86,56 @@ def _transition_counts(graphs: list[Graph], arc_counts: list[np.ndarray], final_
         w += [arcs, finals[fin]]
     counts = np.bincount(np.concatenate(idx), np.concatenate(w), minlength=2 * n_pdfs)
     return counts[:n_pdfs], counts[n_pdfs:]
+
+
+@dataclass
+class PosteriorBatch:
+    """Posteriors of a batch of utterances (:meth:`EmbeddedTrainer.posteriors`).
+
+    Attributes
+    ----------
+    idx : list of int
+        The utterances, in order; their frames are stacked in ``X``.
+    X : (N, D) stacked features
+    n_pdfs, n_mix : the model's pdfs and Gaussians per pdf
+    pieces : list of ``(a, b, emission, cache, occupancy)``
+        Per aligned utterance (a skipped one has none: zero occupancy): its rows ``a:b`` of ``X``,
+        the emission of the pdfs its graph visits (``emission.subset``), that emission's cache
+        and the (b - a, its pdfs) occupancies.
+    """
+
+    idx: list[int]
+    X: np.ndarray
+    n_pdfs: int
+    n_mix: int
+    pieces: list = field(default_factory=list)
+
+    def occupancy(self) -> np.ndarray:
+        """State (pdf) occupancies of every frame, (N, n_pdfs)."""
+        occ = np.zeros((len(self.X), self.n_pdfs))
+        for a, b, sub, _, gamma in self.pieces:
+            occ[a:b, sub.components[::self.n_mix] // self.n_mix] = gamma
+        return occ
+
+    def component_posteriors(self, pdf_weights: np.ndarray | None = None) -> np.ndarray:
+        """Per-Gaussian posteriors (N, n_pdfs * n_mix), occupancies scaled by ``pdf_weights`` (n_pdfs,)
+        if given. Consumes the caches: once per batch."""
+        post = np.zeros((len(self.X), self.n_pdfs * self.n_mix))
+        for a, b, sub, cache, gamma in self.pieces:
+            pdfs = sub.components[::self.n_mix] // self.n_mix
+            post[a:b, sub.components] = sub.component_posteriors(
+                gamma if pdf_weights is None else gamma * pdf_weights[pdfs], cache)
+        return post
+
+    def add_gaussian_stats(self, stats: GaussianStats, rows: np.ndarray | None = None) -> None:
+        """Add the Gaussians' statistics of ``X`` (or of ``rows``, other features of the same frames) to
+        ``stats`` (all n_pdfs * n_mix Gaussians, diagonal). Consumes the caches: once per batch."""
+        for a, b, sub, cache, gamma in self.pieces:
+            if rows is None:
+                stats.add_at(sub.components, sub.accumulate(self.X[a:b], gamma, cache))
+            else:
+                post = sub.component_posteriors(gamma, cache)
+                stats.add_at(sub.components, GaussianStats.from_posteriors(rows[a:b], post, "diag"))
 
 
 class EmbeddedTrainer:
@@ -173,30 +222,27 @@ class EmbeddedTrainer:
         D = m.n_features if stats_features is None else stats_features[0].shape[1]
         record = EmbeddedStats(GaussianStats.zeros(m.n_pdfs * m.n_mix, D, "diag"), np.zeros(m.n_pdfs),
                                np.zeros(m.n_pdfs))
-        emission = m.emission()
-        for idx, Xb, cache, occ in self.posteriors(features, transcripts, record, emission):
+        for batch in self.posteriors(features, transcripts, record):
             if stats_features is None:
-                record.gaussian += emission.accumulate(Xb, occ, cache)
+                batch.add_gaussian_stats(record.gaussian)
             else:
-                Yb = np.concatenate([stats_features[i] for i in idx])
-                if len(Yb) != len(Xb):
-                    raise InvalidInputError(f"stats_features of utterances {idx} have other frame counts than "
-                                            "their features")
-                record.gaussian += GaussianStats.from_posteriors(Yb, emission.component_posteriors(occ, cache),
-                                                                 "diag")
+                Yb = np.concatenate([stats_features[i] for i in batch.idx])
+                if len(Yb) != len(batch.X):
+                    raise InvalidInputError(f"stats_features of utterances {batch.idx} have other frame counts "
+                                            "than their features")
+                batch.add_gaussian_stats(record.gaussian, Yb)
         return record
 
     def posteriors(self, features: Sequence[np.ndarray], transcripts: Sequence[Sequence[str]],
-                   record: EmbeddedStats | None = None, emission=None
-                   ) -> Iterator[tuple[list[int], np.ndarray, Any, np.ndarray]]:
+                   record: EmbeddedStats | None = None, emission=None) -> Iterator["PosteriorBatch"]:
         """Forward-backward over batches of utterances, for any accumulator.
 
-        Yields ``(utterance indices, their stacked features (N, D), emission
-        cache, state occupancies (N, n_pdfs))``; the cache gives per-Gaussian
-        posteriors through ``emission.component_posteriors``. Skipped
-        utterances are in ``idx`` with zero occupancies. When the batches are
-        exhausted, ``record`` (an :class:`EmbeddedStats`) holds the transition
-        counts, log-likelihood, frame, utterance and skipped totals.
+        Yields a :class:`PosteriorBatch` per batch of utterances: their
+        stacked features and, per utterance, the posteriors of the states its
+        graph visits (only those are scored). Skipped utterances are in its
+        ``idx`` with zero occupancies. When the batches are exhausted,
+        ``record`` (an :class:`EmbeddedStats`) holds the transition counts,
+        log-likelihood, frame, utterance and skipped totals.
 
         The next batches are scored and run through forward-backward on
         gmmhmm's threads (:func:`gmmhmm.set_num_threads`) while the caller
@@ -223,43 +269,47 @@ class EmbeddedTrainer:
                                i, len(X), graphs[key].min_frames, transcripts[i])
         dropped = set(skipped)
         keep = [i for i in range(len(feats)) if i not in dropped]
-        # Per distinct transcript: arc weights computed once, and the arc / exit
-        # counts of its utterances summed, to be scattered per pdf once at the end.
+        # Per distinct transcript: arc weights computed once, the pdfs its graph visits (and its
+        # states' indices among them), and the arc / exit counts of its utterances summed, to be
+        # scattered per pdf once at the end.
         weights = {key: graphs[key].log_probs(log_self, log_leave) for key in dict.fromkeys(keys[i] for i in keep)}
+        visited = {key: np.unique(graphs[key].state_pdf, return_inverse=True) for key in weights}
         arc_sum = {key: np.zeros(len(graphs[key].arc_src)) for key in weights}
         final_sum = {key: np.zeros(graphs[key].n_states) for key in weights}
-        # Gaussians are scored and statistics gathered for batches of
-        # utterances at once: a few big matrix products beat many small ones.
         budget = max(256, self._batch_elements // (m.n_pdfs * m.n_mix))
         batches = [keep[first:stop] for first, stop in frame_batches([len(feats[i]) for i in keep], budget)]
 
         def score(idx: list[int]):
             """Emission scores and forward-backward of one batch (on a worker thread)."""
             Xb = np.concatenate([feats[i] for i in idx])
-            ll, cache = emission.log_likelihood(Xb)
             offsets = np.cumsum([0] + [len(feats[i]) for i in idx])
-            paths = [kernels.forward_backward(ll[a:b], graphs[keys[i]].state_pdf, graphs[keys[i]].arc_src,
-                                              graphs[keys[i]].arc_dst, *weights[keys[i]], m.n_pdfs)
-                     for i, a, b in zip(idx, offsets[:-1], offsets[1:])]
-            return Xb, cache, offsets, paths
+            out = []
+            for i, a, b in zip(idx, offsets[:-1], offsets[1:]):
+                g, (pdfs, local) = graphs[keys[i]], visited[keys[i]]
+                sub = emission.subset(pdfs)
+                ll, cache = sub.log_likelihood(Xb[a:b])
+                out.append((sub, cache, kernels.forward_backward(ll, local.astype(g.state_pdf.dtype), g.arc_src,
+                                                                 g.arc_dst, *weights[keys[i]], len(pdfs))))
+            return Xb, offsets, out
 
         # the next batches are scored on gmmhmm's threads while the caller accumulates this one;
         # everything is summed here, in batch order, so the totals do not depend on the threads
         with _threads.compute() as n_threads:
-            for idx, (Xb, cache, offsets, paths) in zip(batches, _threads.map_ahead(score, batches, n_threads)):
-                occ = np.zeros((len(Xb), m.n_pdfs))
-                for i, a, b, (log_z, gamma, arc_counts, final_counts) in zip(idx, offsets[:-1], offsets[1:], paths):
+            for idx, (Xb, offsets, scored) in zip(batches, _threads.map_ahead(score, batches, n_threads)):
+                batch = PosteriorBatch(idx, Xb, m.n_pdfs, m.n_mix)
+                for i, a, b, (sub, cache, (log_z, gamma, arc_counts, final_counts)) in zip(
+                        idx, offsets[:-1], offsets[1:], scored):
                     if not np.isfinite(log_z):
                         skipped.append(i)
                         logger.warning("utterance %d: no path through %s; skipped", i, transcripts[i])
                         continue
-                    occ[a:b] = gamma
+                    batch.pieces.append((a, b, sub, cache, gamma))
                     arc_sum[keys[i]] += arc_counts
                     final_sum[keys[i]] += final_counts
                     record.log_likelihood += log_z
                     record.n_frames += b - a
                     record.n_utterances += 1
-                yield idx, Xb, cache, occ
+                yield batch
         ts, tl = _transition_counts([graphs[k] for k in arc_sum], list(arc_sum.values()),
                                     list(final_sum.values()), m.n_pdfs)
         record.trans_self += ts

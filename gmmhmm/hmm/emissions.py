@@ -18,6 +18,8 @@ and accumulate through it.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from ..mixture.gaussian import (DensityPlan, accumulate_gaussians, log_densities, mixture_log_likelihood,
@@ -82,6 +84,7 @@ class GMMEmission:
         S, M, D = np.shape(means)
         self.n_states, self.n_mix = S, M
         self.n_columns = S * M
+        self.components = np.arange(S * M)  # of the emission it was built as (see subset)
         self.means = np.asarray(means, dtype=np.float64).reshape(S * M, D)
         covars = np.asarray(covars, dtype=np.float64)
         if covariance_type == "tied":
@@ -97,6 +100,19 @@ class GMMEmission:
         # log weights ride in the density GEMM (the design's last column is exactly 1, so -inf stays -inf)
         self.plan = DensityPlan(self.means, precisions_cholesky_from_covariances(covars, self.stats_type),
                                 self.stats_type, dtype=np.float64, log_weights=log_weights)
+
+    def subset(self, states: np.ndarray) -> "GMMEmission":
+        """The emission of ``states`` alone (sorted unique indices), in that order: column ``j`` of
+        its log-likelihoods is state ``states[j]``'s. An utterance's graph visits a few of a model's
+        states; scoring only those is what HTK and Kaldi do too. Its Gaussians are
+        ``self`` 's :attr:`components` (for :meth:`GaussianStats.add_at`)."""
+        states = np.asarray(states, dtype=np.intp)
+        cols = (states[:, None] * self.n_mix + np.arange(self.n_mix)).ravel()
+        out = copy.copy(self)
+        out.n_states, out.n_columns, out.components = len(states), len(cols), cols
+        out.weights, out.means, out.covars = self.weights[states], self.means[cols], self.covars[cols]
+        out.plan = self.plan.subset(cols)
+        return out
 
     def log_likelihood(self, X: np.ndarray, need_cache: bool = True):
         """State log-likelihoods (N, S); the cache holds the within-state

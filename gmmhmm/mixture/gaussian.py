@@ -13,6 +13,7 @@ all K components cost one GEMM instead of K triangular solves.
 
 from __future__ import annotations
 
+import copy
 import threading
 
 import numpy as np
@@ -209,6 +210,18 @@ class DensityPlan:
         self.max_distance2 = float(distance2.max(initial=0.0))
         b = -0.5 * distance2 + const
         self.W = np.ascontiguousarray(np.concatenate([quad_w, p_mu, b[:, None]], axis=1).T, dtype=dtype)  # (F, K)
+
+    def subset(self, components: np.ndarray) -> "DensityPlan":
+        """The plan of ``components`` alone (indices into this plan's), same centre: their
+        log-densities from the same design rows, without scoring the others."""
+        out = copy.copy(self)
+        out.n_components = len(components)
+        if self.covariance_type == "tied":
+            out.mu_u_t = np.ascontiguousarray(self.mu_u_t[:, components])
+            out.b = self.b[components]
+        else:
+            out.W = np.ascontiguousarray(self.W[:, components])
+        return out
 
     @property
     def n_design(self) -> int:

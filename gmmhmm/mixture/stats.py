@@ -171,6 +171,23 @@ class GaussianStats:
         self.s2 += other.s2
         return self
 
+    def add_at(self, components: np.ndarray, other: "GaussianStats") -> "GaussianStats":
+        """Add ``other``, the statistics of Gaussians ``components`` (distinct indices into these), in place:
+        statistics gathered for a subset of the Gaussians (an utterance's) into those of all."""
+        components = np.asarray(components, dtype=np.intp)
+        if (other.covariance_type != self.covariance_type or other.s1.shape != (len(components), self.n_features)
+                or len(np.unique(components)) != len(components)):
+            raise InvalidInputError(f"cannot add {other.covariance_type} stats of shape {other.s1.shape} at "
+                                    f"{len(components)} distinct component(s) of {self.covariance_type} stats "
+                                    f"of shape {self.s1.shape}")
+        self.n[components] += other.n
+        self.s1[components] += other.s1
+        if self.covariance_type == "tied":
+            self.s2 += other.s2
+        else:
+            self.s2[components] += other.s2
+        return self
+
     def __radd__(self, other):
         # lets sum(list_of_stats) work (sum starts from 0)
         if isinstance(other, int) and other == 0:
