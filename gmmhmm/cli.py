@@ -44,7 +44,7 @@ from ._textio import read_text_input, split_fields, split_lines
 from ._threads import set_num_threads
 from ._validation import resolve_n_jobs
 from .data.inputs import AUDIO_SUFFIXES, Utterances, audio_files_below, is_data_dir, list_utterances  # noqa: F401
-from .data.datadir import check_speed_factors, speed_prefix
+from .data.datadir import check_speed_factors, speed_copies, speed_prefix
 from .errors import GmmhmmError, InvalidInputError, InvalidParameterError, TranscriptError
 
 logger = logging.getLogger(__name__)
@@ -137,20 +137,6 @@ def read_config(path: str | os.PathLike) -> RecipeConfig:
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
-def audio_files(inputs: Sequence[str | os.PathLike]) -> list[Path]:
-    """Files named directly, plus the audio files anywhere below named folders (sorted)."""
-    out: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            out.extend(audio_files_below(p))
-        else:
-            out.append(p)  # a missing file is reported by feature extraction, per file
-    if not out:
-        raise InvalidInputError("no input files")
-    return out
-
-
 def _feature_config(args: argparse.Namespace):
     """[features] of ``--config``: a word-model recipe config, or a phone-model one (with [training])."""
     from .features import FeatureConfig
@@ -216,19 +202,6 @@ def read_table(path: str | os.PathLike, what: str, empty_values: bool = False,
     if not table:
         raise TranscriptError(f"{what} file {path} is empty")
     return table
-
-
-def _utt2spk(args: argparse.Namespace, files: Sequence[str | os.PathLike]) -> dict[str, str] | None:
-    """``--utt2spk`` as extract_many's map (keyed by path); a file it misses fails on its own."""
-    if not args.utt2spk:
-        return None
-    table = read_table(args.utt2spk, "utt2spk")
-    out = {}
-    for f in map(str, files):
-        spk = table.get(f, table.get(Path(f).name, table.get(Path(f).stem)))
-        if spk is not None:
-            out[f] = spk
-    return out
 
 
 def check_output(path: str | os.PathLike | None, what: str = "output file", folder: bool = False) -> None:
@@ -330,29 +303,36 @@ def cmd_features(args: argparse.Namespace) -> int:
     return EXIT_FAILURES if failures else EXIT_OK
 
 
-def _training_data(args: argparse.Namespace, config) -> tuple[dict[str, np.ndarray], Any, int]:
-    """Features (from a feature file or by extracting a folder) and their config."""
-    from .features import FeatureConfig, extract_many, load_features
+def _training_data(args: argparse.Namespace, config) -> tuple[dict[str, np.ndarray], dict[str, str], Any, int]:
+    """Features by key (from a feature file, or extracted from a folder with ``--speed-perturb``'s copies),
+    the key each is labelled by (a copy: its original's), their config and the number of failed files."""
+    from .datasets import OFFICIAL_TEST_TAKES, parse_name
+    from .features import FeatureConfig, load_features
 
     if getattr(args, "vtln_map", None):
         raise InvalidParameterError("--vtln-map: word-model training does not warp per speaker; extract the "
                                     "features with `gmmhmm features --vtln-map` and train on that feature file")
     data = Path(args.data)
     if data.is_file():
+        if args.speed_perturb:  # refused before the file is read
+            raise InvalidParameterError(f"--speed-perturb: {data} is a feature file, not audio; extract the "
+                                        "features with `gmmhmm features --speed-perturb` and train on that file")
         feats, meta = load_features(data)
         if "feature_config" not in meta:
             raise InvalidInputError(f"{data}: feature file has no feature_config metadata")
-        return feats, FeatureConfig.from_dict(meta["feature_config"]), 0
-    files = audio_files([data])
+        return feats, {k: k for k in feats}, FeatureConfig.from_dict(meta["feature_config"]), 0
+    utts = list_utterances([data])
     if args.split == "official":  # test takes stay out of the training CMVN statistics too
-        from .datasets import OFFICIAL_TEST_TAKES, parse_name
-
-        files = [f for f in files if (u := parse_name(f)) is None or u.index >= OFFICIAL_TEST_TAKES]
-    jobs = args.jobs if args.jobs != 1 else config.feature_jobs  # -j overrides [data] n_jobs
-    feats, failures = extract_many(files, config.features, n_jobs=jobs,
-                                   progress=_show_progress(args), utt2spk=_utt2spk(args, files))
+        utts = utts.subset(u for u in utts.ids
+                           if (name := parse_name(utts.key[u])) is None or name.index >= OFFICIAL_TEST_TAKES)
+    # a copy's id is its factor's prefix + its original's (Utterances.perturb_speed)
+    original = {p + u: utts.key[u] for _, p in speed_copies(args.speed_perturb or [1.0]) for u in utts.ids}
+    utts = _speed_perturbed(utts, args)
+    args.jobs = args.jobs if args.jobs != 1 else config.feature_jobs  # -j overrides [data] n_jobs
+    feats, failures = _utterance_features(utts, config.features, args)
     _report_failures(failures)
-    return feats, config.features, len(failures)
+    return ({utts.key[u]: X for u, X in feats.items()}, {utts.key[u]: original[u] for u in feats},
+            config.features, len(failures))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -363,20 +343,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_output(args.checkpoint_dir, "checkpoint folder", folder=True)
     _inputs_are_not_outputs([args.data, args.config, args.labels], [args.output])
     config = read_config(args.config)
-    feats, feature_config, n_failed = _training_data(args, config)
+    feats, original, feature_config, n_failed = _training_data(args, config)
     labels = read_table(args.labels, "labels") if args.labels else None
     keys, y = [], []
-    for key in feats:
+    for key, name in original.items():  # a speed-perturbed copy is named, labelled and split as its original
         if labels is not None:
-            label = labels.get(key, labels.get(Path(key).name, labels.get(Path(key).stem)))
+            label = labels.get(name, labels.get(Path(name).name, labels.get(Path(name).stem)))
         else:
-            label = fsdd_label(key)
+            label = fsdd_label(name)
         if label is None:
             raise TranscriptError(f"no label for {key}: name it {{digit}}_{{speaker}}_{{n}}.wav or pass --labels")
         if args.split == "official":
-            u = parse_name(key)
+            u = parse_name(name)
             if u is None:
-                raise InvalidInputError(f"--split official needs FSDD file names, got {key}")
+                raise InvalidInputError(f"--split official needs FSDD file names, got {name}")
             if u.index < OFFICIAL_TEST_TAKES:
                 continue
         keys.append(key)
@@ -387,7 +367,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                             checkpoint_dir=args.checkpoint_dir or (
                                                 Path(args.output).parent / "checkpoints" if args.resume else None))
     clf.save(args.output, metadata={"feature_config": feature_config.to_dict(),
-                                    "n_train": len(keys), "config": str(args.config)})
+                                    "n_train": len(keys), "config": str(args.config), **_speed_metadata(args)})
     print(f"trained {len(clf.classes_)} model(s) on {len(keys)} utterance(s) -> {args.output}",
           file=sys.stderr)
     return EXIT_FAILURES if n_failed else EXIT_OK
@@ -1152,6 +1132,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--labels", help="'key<TAB>label' lines (default: the digit of FSDD file names)")
     sp.add_argument("--split", choices=("all", "official"), default="all",
                     help="train on every file, or only FSDD's official training takes 5-49")
+    add_speed_perturb_option(sp, "the audio files (not a feature file; a copy takes its original's label)")
     checkpoints(sp)
     sp.set_defaults(func=cmd_train)
 

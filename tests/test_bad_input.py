@@ -263,6 +263,13 @@ def _hand_set(model, means, covars, **extra):
     return model
 
 
+def _feature_file(e) -> Path:
+    """A feature file, as `gmmhmm features` writes."""
+    path = e.d / "feats.npz"
+    save_features(path, {"a": e.X}, metadata={"feature_config": e.config.to_dict()})
+    return path
+
+
 def _tampered(e, name: str) -> Path:
     """A model file edited after saving (valid zip and header, invalid parameters)."""
     path = e.d / f"tampered_{name}.npz"
@@ -844,6 +851,9 @@ CLI = [
     CliCase("train", "a model file given as feature data",
             lambda e: ["train", str(e.d / "gmm.npz"), "-o", str(e.out / "m.npz"), "--config", str(e.d / "tiny.toml")],
             1, "'gmmhmm-model' file, expected 'gmmhmm-features'"),
+    CliCase("train", "--speed-perturb of a feature file (no audio to perturb: refused before reading it)",
+            lambda e: ["train", str(_feature_file(e)), "-o", str(e.out / "m.npz"), "--config", str(e.d / "tiny.toml"),
+                       "--speed-perturb", "0.9,1.0,1.1"], 1, "--speed-perturb: .*feats.npz is a feature file"),
     CliCase("decode", "bad files among good ones (skipped, reported, rest decoded)",
             lambda e: ["decode", str(e.d / "clf.npz"), *_good_and_bad(e), "-o", str(e.out / "hyp.txt")],
             1, r"skipped .*huge_rate\.wav: .*implausible sample rate[\s\S]*skipped .*truncated\.wav: .*truncated",

@@ -424,13 +424,13 @@ def test_cli_vtln_perturbs_only_the_gmms_training_audio(digits_dir, capsys, monk
     assert warps == (t / "warps_sp").read_text()
 
 
-@pytest.mark.parametrize("command", ["features", "vtln", "train-phones", "train-tri"])
+@pytest.mark.parametrize("command", ["features", "vtln", "train", "train-phones", "train-tri"])
 def test_cli_bad_speed_factors_are_usage_errors(digits_dir, capsys, command):
     from gmmhmm.cli import main
 
     t = digits_dir
-    extra = {"features": [], "vtln": [], "train-phones": ["--lexicon", str(t / "lexicon"), "--config",
-                                                          str(t / "phones.toml")],
+    extra = {"features": [], "vtln": [], "train": ["--config", str(t / "phones.toml")],
+             "train-phones": ["--lexicon", str(t / "lexicon"), "--config", str(t / "phones.toml")],
              "train-tri": ["--mono", str(t / "mono.npz")]}[command]
     for bad, why in (("0.9,0.9", "distinct factors"), ("0.9,x", "not numbers"), ("3", "speed factor must be"),
                      ("", "not numbers")):
@@ -438,3 +438,109 @@ def test_cli_bad_speed_factors_are_usage_errors(digits_dir, capsys, command):
         err = capsys.readouterr().err
         assert "--speed-perturb" in err and why in err
         assert not (t / "out").exists()
+
+
+# ------------------------------------------------------------------ word-model training
+
+
+@pytest.fixture
+def digit_takes(tmp_path):
+    """A folder of FSDD-named 8 kHz noisy tones, digits 1 and 2, takes 3 (an official test take), 5 and 6,
+    and a one-pass word-model config."""
+    rng = np.random.default_rng(4)
+    folder = tmp_path / "takes"
+    folder.mkdir()
+    t = np.arange(int(0.5 * 8000)) / 8000
+    for digit, f in ((1, 440.0), (2, 880.0)):
+        for take in (3, 5, 6):
+            x = 0.3 * np.sin(2 * np.pi * f * (1 + 0.02 * take) * t) + 0.01 * rng.standard_normal(len(t))
+            sf.write(folder / f"{digit}_synth_{take}.wav", x, 8000, subtype="FLOAT")
+    (tmp_path / "words.toml").write_text("[features]\nsample_rate_hz = 8000\n[model]\nn_states = 2\n"
+                                         "mix_schedule = [1]\nn_iter = [1]\nn_jobs = 1\n")
+    return tmp_path
+
+
+def _fits(monkeypatch) -> list[tuple[list[np.ndarray], list[str]]]:
+    """``(X_list, y)`` of every HMMClassifier.fit from now on (the fit still runs)."""
+    from gmmhmm.classifier import HMMClassifier
+
+    seen, fit = [], HMMClassifier.fit
+    monkeypatch.setattr(HMMClassifier, "fit", lambda self, X, y, **kw: seen.append((list(X), list(y))) or
+                        fit(self, X, y, **kw))
+    return seen
+
+
+def test_cli_train_on_speed_perturbed_copies(digit_takes, capsys, monkeypatch):
+    """`train FOLDER --speed-perturb 1.0` is `train FOLDER`; at 0.9,1.0,1.1 it trains on the features
+    `features FOLDER --speed-perturb` writes (a copy's speaker is sp<f>- its original's), each labelled
+    as its original (--labels by stem)."""
+    from gmmhmm import modelfile
+    from gmmhmm.cli import main
+    from gmmhmm.features import load_features
+
+    t = digit_takes
+    train = ["train", str(t / "takes"), "--config", str(t / "words.toml")]
+    assert main([*train, "-o", str(t / "plain.npz")]) == 0
+    assert main([*train, "-o", str(t / "one.npz"), "--speed-perturb", "1.0"]) == 0
+    plain, meta = modelfile.load(t / "plain.npz", with_metadata=True)
+    one, meta_one = modelfile.load(t / "one.npz", with_metadata=True)
+    assert "speed_perturb" not in meta and meta_one["speed_perturb"] == [1.0]
+    assert meta["n_train"] == meta_one["n_train"] == 6
+    for a, b in zip(plain.models_, one.models_):
+        np.testing.assert_array_equal(a.means_, b.means_)
+
+    (t / "labels").write_text("".join(f"{d}_synth_{k}\t{name}\n" for d, name in ((1, "one"), (2, "two"))
+                                      for k in (3, 5, 6)))
+    (t / "utt2spk").write_text("".join(f"{d}_synth_{k}.wav synth\n" for d in (1, 2) for k in (3, 5, 6)))
+    (t / "speaker.toml").write_text((t / "words.toml").read_text().replace("8000\n", '8000\ncmvn = "speaker"\n', 1))
+    common = ["--utt2spk", str(t / "utt2spk"), "--config", str(t / "speaker.toml"), "--speed-perturb", "0.9,1.0,1.1"]
+    assert main(["features", str(t / "takes"), "-o", str(t / "f.npz"), *common]) == 0
+    want, _ = load_features(t / "f.npz")
+    fits = _fits(monkeypatch)
+    assert main(["train", str(t / "takes"), "-o", str(t / "sp.npz"), "--labels", str(t / "labels"), *common]) == 0
+    assert "on 18 utterance(s)" in capsys.readouterr().err
+    model, meta = modelfile.load(t / "sp.npz", with_metadata=True)
+    assert meta["n_train"] == 18 and meta["speed_perturb"] == [0.9, 1.0, 1.1]
+    assert sorted(model.classes_.tolist()) == ["one", "two"]
+    (X, y), = fits
+    assert len(X) == len(want) == 18
+    for key, x, label in zip(want, X, y):  # same features, in the same order; a copy's label is its original's
+        np.testing.assert_array_equal(x, want[key])
+        assert label == {"1": "one", "2": "two"}[Path(key).name[0]]
+    assert sum(k.startswith("sp0.9-") for k in want) == sum(k.startswith("sp1.1-") for k in want) == 6
+
+
+def test_cli_train_official_split_keeps_perturbed_test_takes_out(digit_takes, capsys, monkeypatch):
+    """--split official drops the test takes (0-4) before extraction, their copies with them."""
+    import gmmhmm.features
+    from gmmhmm import modelfile
+    from gmmhmm.cli import main
+
+    t = digit_takes
+    read, extract_many = [], gmmhmm.features.extract_many
+    monkeypatch.setattr(gmmhmm.features, "extract_many",
+                        lambda paths, *a, **kw: read.extend(paths) or extract_many(paths, *a, **kw))
+    fits = _fits(monkeypatch)
+    assert main(["train", str(t / "takes"), "-o", str(t / "m.npz"), "--config", str(t / "words.toml"),
+                 "--split", "official", "--speed-perturb", "0.9,1.0"]) == 0
+    names = [getattr(p, "name", str(p)) for p in read]
+    assert len(names) == 8 and sum(n.startswith("sp0.9-") for n in names) == 4
+    assert not any(n.endswith("_3.wav") for n in names)
+    assert sorted(fits[0][1]) == ["1"] * 4 + ["2"] * 4  # FSDD names label the copies too
+    assert modelfile.load(t / "m.npz", with_metadata=True)[1]["n_train"] == 8
+
+
+def test_cli_train_refuses_to_perturb_a_feature_file(digit_takes, capsys, monkeypatch):
+    """A feature file has no audio to perturb: a usage error naming the option, before it is read."""
+    import gmmhmm.features
+    from gmmhmm.cli import main
+
+    t = digit_takes
+    assert main(["features", str(t / "takes"), "-o", str(t / "f.npz"), "--config", str(t / "words.toml")]) == 0
+    monkeypatch.setattr(gmmhmm.features, "load_features", lambda *a, **kw: pytest.fail("feature file read"))
+    capsys.readouterr()
+    assert main(["train", str(t / "f.npz"), "-o", str(t / "m.npz"), "--config", str(t / "words.toml"),
+                 "--speed-perturb", "0.9,1.0,1.1"]) == 1
+    err = capsys.readouterr().err
+    assert "--speed-perturb" in err and "feature file" in err and "Traceback" not in err
+    assert not (t / "m.npz").exists()

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gmmhmm.cli import audio_files
-from gmmhmm.data.inputs import list_utterances
+from gmmhmm.data.inputs import audio_files_below, list_utterances
 from gmmhmm.errors import AudioError, DataDirError, InvalidInputError
 from gmmhmm.features import extract_features, load_audio
 
@@ -86,7 +85,7 @@ def test_folder_scans_find_sphere_at_any_depth(tmp_path):
         (tmp_path / "corpus" / rel).parent.mkdir(parents=True, exist_ok=True)
         write_sphere(tmp_path / "corpus" / rel, SIGNAL)
     (tmp_path / "corpus" / "notes.txt").write_text("not audio")
-    files = audio_files([tmp_path / "corpus"])
+    files = audio_files_below(tmp_path / "corpus")
     assert [f.relative_to(tmp_path / "corpus").as_posix() for f in files] == [
         "spk1/u1.sph", "spk2/deeper/u2.SPH", "spk2/u1.sph", "top.wav"]
     utts = list_utterances([tmp_path / "corpus"])
@@ -95,7 +94,7 @@ def test_folder_scans_find_sphere_at_any_depth(tmp_path):
     assert utts.key["spk1/u1"] == str(tmp_path / "corpus" / "spk1" / "u1.sph")
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(InvalidInputError, match="holds no audio files .* at any depth"):
-        audio_files([tmp_path / "empty"])
+        audio_files_below(tmp_path / "empty")
 
 
 def test_inputs_of_every_kind(tmp_path):
