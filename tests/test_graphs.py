@@ -114,6 +114,51 @@ def test_long_sequence_stays_finite():
     np.testing.assert_allclose(gamma.sum(1), 1.0, atol=1e-8)
 
 
+def _scaled_args(ll, pdf, src, dst, logp, init, final, n_pdf):
+    row_max = ll.max(axis=1)
+    return (np.exp(ll - row_max[:, None]), row_max, pdf, src, dst, np.exp(logp), np.exp(init), 0.0,
+            np.exp(final), 0.0, n_pdf)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_scaled_pass_equals_the_log_pass(seed):
+    """The linear-space pass (the one training runs) gives the log-space pass's results."""
+    lex = Lexicon({"a": ["x", "y"], "b": ["y"]})
+    g = utterance_graph(lex, ["a", "b", "a"])
+    rng = np.random.default_rng(seed)
+    ll = rng.normal(-60.0, 8.0, size=(400, 3 * len(lex.phones)))
+    logp, init, final = g.log_probs(np.log(np.full(9, 0.6)), np.log(np.full(9, 0.4)))
+    args = (ll, g.state_pdf, g.arc_src, g.arc_dst, logp, init, final, 9)
+    ok, *fast = kernels.forward_backward_scaled(*_scaled_args(*args))
+    exact = kernels.forward_backward_log(*args)
+    assert ok
+    assert fast[0] == pytest.approx(exact[0], rel=1e-12)
+    for f, e in zip(fast[1:], exact[1:]):
+        np.testing.assert_allclose(f, e, rtol=1e-9, atol=1e-12)
+
+
+def test_mass_lost_to_underflow_in_the_scaled_pass_is_redone_in_log_space():
+    """State 1 starts 800 nats down (its scaled likelihood underflows to 0) but carries nearly all the
+    mass: state 0 dies at frame 5 and the decoy state 2 pays 100 nats a frame. The scaled pass still
+    reaches a final state (through the decoy) with a wrong total; its backward pass must notice, and
+    forward_backward give the exact answer."""
+    T = 10
+    pdf = np.arange(3)
+    src, dst = np.arange(3), np.arange(3)  # three self-loops, no other arcs
+    logp, init, final = np.zeros(3), np.zeros(3), np.zeros(3)
+    ll = np.zeros((T, 3))
+    ll[0, 1] = -800.0
+    ll[5:, 0] = -1000.0
+    ll[:, 2] = -100.0
+    args = (ll, pdf, src, dst, logp, init, final, 3)
+    ok, *_ = kernels.forward_backward_scaled(*_scaled_args(*args))
+    assert not ok
+    log_z, gamma, arcs, finals = kernels.forward_backward(*args)
+    assert log_z == pytest.approx(np.logaddexp.reduce([-800.0, -5000.0 - 0.0, -100.0 * T]), rel=1e-12)
+    np.testing.assert_allclose(gamma[:, 1], 1.0, atol=1e-12)
+    assert finals[1] == pytest.approx(1.0)
+
+
 def outgoing_mass(g, self_p=0.7):
     """Total probability leaving each state (incl. ending) with a grammar of probabilities."""
     n = int(g.state_pdf.max()) + 1

@@ -131,13 +131,127 @@ def _exp_from_max(v):
     return z
 
 
-@njit(cache=True, nogil=True)  # nogil: training runs utterance batches on threads
 def forward_backward(ll, pdf, src, dst, logp, init, final, n_pdf):
     """Total log-likelihood, per-pdf occupancies (T, n_pdf), arc counts (A,), final counts (S,).
 
     Occupancies of graph states sharing a pdf are summed, which is what
     the Gaussian statistics need.
+
+    Runs :func:`forward_backward_scaled` (linear space, no exp or log per
+    state); where that pass loses anything to underflow, it is redone exactly
+    in log space (:func:`forward_backward_log`).
     """
+    ll = np.asarray(ll, dtype=np.float64)
+    row_max = ll.max(axis=1) if ll.shape[1] else np.zeros(len(ll))
+    row_max[~np.isfinite(row_max)] = 0.0  # a frame no pdf can emit: all zeros, the scaled pass fails
+    frame_prob = np.exp(ll - row_max[:, None])  # numpy's vectorised exp, once per frame and pdf
+    init_max, final_max = _finite_max(init), _finite_max(final)
+    out = forward_backward_scaled(frame_prob, row_max, pdf, src, dst, np.exp(logp), np.exp(init - init_max),
+                                  init_max, np.exp(final - final_max), final_max, n_pdf)
+    if out[0]:
+        return out[1:]
+    return forward_backward_log(ll, pdf, src, dst, logp, init, final, n_pdf)
+
+
+def _finite_max(v: np.ndarray) -> float:
+    """The largest finite entry of ``v`` (0 if none): the shift of a linear-space copy."""
+    finite = v[np.isfinite(v)]
+    return float(finite.max()) if len(finite) else 0.0
+
+
+# A frame's normaliser below the smallest normal double, or a frame whose forward and backward
+# posteriors do not sum to one within this tolerance, means the scaled pass lost probability
+# mass to underflow (or overflow): the utterance is redone in log space.
+_MIN_SCALE = np.finfo(np.float64).tiny
+_SUM_TOLERANCE = 1e-6
+
+
+@njit(cache=True, nogil=True)
+def forward_backward_scaled(frame_prob, row_max, pdf, src, dst, p, p_init, init_max, p_final, final_max, n_pdf):
+    """:func:`forward_backward` in linear space with per-frame scaling (Rabiner), or failure.
+
+    ``frame_prob`` is ``exp(ll - row_max)`` (T, n_pdf); ``p``, ``p_init`` and
+    ``p_final`` are the arc, start and end probabilities (the last two
+    divided by ``exp(init_max)`` and ``exp(final_max)``). The forward rows
+    are normalised to sum to one at every frame and the backward rows
+    divided by the same normalisers, so ``sum_s alpha[t, s] beta[t, s]`` is
+    one at every frame in exact arithmetic; that identity is checked, and
+    any frame that breaks it (a state whose share underflowed although its
+    paths carry the mass, or an overflow) fails the pass. Returns ``(ok,
+    log_z, gamma, arc_counts, final_counts)``.
+    """
+    T = frame_prob.shape[0]
+    S = pdf.shape[0]
+    A = src.shape[0]
+    gamma = np.zeros((T, n_pdf))
+    arc_counts = np.zeros(A)
+    final_counts = np.zeros(S)
+    alpha = np.empty((T, S))
+    scale = np.empty(T)
+    log_z = init_max + final_max
+    for s in range(S):
+        alpha[0, s] = p_init[s] * frame_prob[0, pdf[s]]
+    for t in range(T):
+        if t > 0:
+            for s in range(S):
+                alpha[t, s] = 0.0
+            for a in range(A):
+                alpha[t, dst[a]] += alpha[t - 1, src[a]] * p[a]
+            for s in range(S):
+                alpha[t, s] *= frame_prob[t, pdf[s]]
+        c = 0.0
+        for s in range(S):
+            c += alpha[t, s]
+        if not c >= _MIN_SCALE:
+            return False, -np.inf, gamma, arc_counts, final_counts
+        scale[t] = c
+        inv = 1.0 / c
+        for s in range(S):
+            alpha[t, s] *= inv
+        log_z += np.log(c) + row_max[t]
+    z_final = 0.0
+    for s in range(S):
+        z_final += alpha[T - 1, s] * p_final[s]
+    if not z_final >= _MIN_SCALE:
+        return False, -np.inf, gamma, arc_counts, final_counts
+    log_z += np.log(z_final)
+    beta = np.empty(S)
+    weighted = np.empty(S)  # frame_prob[t, pdf] * beta[t] / scale[t] of the frame after
+    for s in range(S):
+        beta[s] = p_final[s] / z_final
+        final_counts[s] = alpha[T - 1, s] * beta[s]
+    for t in range(T - 1, -1, -1):
+        total = 0.0
+        for s in range(S):
+            total += alpha[t, s] * beta[s]
+        if not abs(total - 1.0) <= _SUM_TOLERANCE:
+            return False, -np.inf, gamma, arc_counts, final_counts
+        inv = 1.0 / total
+        for s in range(S):
+            gamma[t, pdf[s]] += alpha[t, s] * beta[s] * inv
+        if t == 0:
+            break
+        inv = 1.0 / scale[t]
+        for s in range(S):
+            weighted[s] = frame_prob[t, pdf[s]] * beta[s] * inv
+        xi_total = 0.0
+        for a in range(A):
+            xi_total += alpha[t - 1, src[a]] * p[a] * weighted[dst[a]]
+        if not xi_total > 0.0:
+            return False, -np.inf, gamma, arc_counts, final_counts
+        inv_xi = 1.0 / xi_total
+        for s in range(S):
+            beta[s] = 0.0
+        for a in range(A):
+            arc_counts[a] += alpha[t - 1, src[a]] * p[a] * weighted[dst[a]] * inv_xi
+            beta[src[a]] += p[a] * weighted[dst[a]]
+    return True, log_z, gamma, arc_counts, final_counts
+
+
+@njit(cache=True, nogil=True)  # nogil: training runs utterance batches on threads
+def forward_backward_log(ll, pdf, src, dst, logp, init, final, n_pdf):
+    """:func:`forward_backward` exactly in log space (per-frame linear sums, log-added below
+    :data:`_LINEAR_RANGE`): never loses a finite term to underflow."""
     T = ll.shape[0]
     S = pdf.shape[0]
     A = src.shape[0]
