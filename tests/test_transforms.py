@@ -203,6 +203,17 @@ def test_mllt_stats_brute_force_and_additive():
     assert blocks.count == pytest.approx(resp.sum(), rel=1e-12)
     with pytest.raises(InvalidInputError, match="posteriors"):
         acc.add(X[:5], resp[:4])
+    # blocks that name their Gaussians (an utterance's) add as the same blocks with zeros elsewhere
+    some, dense = MlltAccumulator(mu, var), MlltAccumulator(mu, var)
+    for start, comps in ((0, [1, 4]), (70, [0, 2, 3, 5]), (140, [5])):
+        part = np.zeros_like(resp[start:start + 70])
+        part[:, comps] = resp[start:start + 70, comps]
+        some.add(X[start:start + 70], part[:, comps], np.array(comps))
+        dense.add(X[start:start + 70], part)
+    np.testing.assert_allclose(some.stats().G, dense.stats().G, rtol=1e-10, atol=1e-10)
+    assert some.stats().count == pytest.approx(dense.stats().count, rel=1e-12)
+    with pytest.raises(InvalidInputError, match="posteriors"):
+        acc.add(X[:5], resp[:5, :2], np.array([3, 3]))
 
 
 def test_mllt_and_lda_stats_ignore_frames_of_zero_posterior():

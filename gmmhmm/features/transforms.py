@@ -283,17 +283,20 @@ class MlltAccumulator:
         self.n = np.zeros(K)
         self.s1 = np.zeros((K, D))
 
-    def add(self, X: np.ndarray, posteriors: np.ndarray) -> "MlltAccumulator":
-        """Frames ``X`` (N, D) in the model's space with per-Gaussian posteriors ``gamma_m(t)`` (N, K)."""
+    def add(self, X: np.ndarray, posteriors: np.ndarray, components: np.ndarray | None = None) -> "MlltAccumulator":
+        """Frames ``X`` (N, D) in the model's space with per-Gaussian posteriors ``gamma_m(t)`` (N, K), or
+        (N, len(components)) of only the Gaussians ``components`` (distinct indices; the rest have none)."""
         K, D = self.means.shape
         X = check_array(X, name="features", n_features=D)
         resp = check_array(posteriors, name="posteriors")
-        if resp.shape != (len(X), K):
-            raise InvalidInputError(f"posteriors {resp.shape} do not fit {len(X)} frames of {K} Gaussians")
+        comps = np.arange(K) if components is None else np.asarray(components, dtype=np.intp)
+        if resp.shape != (len(X), len(comps)) or len(np.unique(comps)) != len(comps) or not np.all(comps < K):
+            raise InvalidInputError(f"posteriors {resp.shape} do not fit {len(X)} frames of "
+                                    f"{len(comps) if components is not None else K} of {K} Gaussians")
         X, resp = weighted_rows(X, resp)  # a frame of zero posterior adds nothing, even an overflowing one
-        self.G += unpack_upper(packed_second_moments(X, resp @ self.inv_var), D)  # sum_t w_ti x x^T
-        self.n += resp.sum(axis=0)
-        self.s1 += resp.T @ X
+        self.G += unpack_upper(packed_second_moments(X, resp @ self.inv_var[comps]), D)  # sum_t w_ti x x^T
+        self.n[comps] += resp.sum(axis=0)
+        self.s1[comps] += resp.T @ X
         return self
 
     def stats(self) -> "MlltStats":

@@ -197,8 +197,10 @@ def train_lda_mllt(trainer: EmbeddedTrainer, features: Sequence[np.ndarray], sou
         model = trainer.model
         if it in opt.mllt_iters:
             mllt = MlltAccumulator(model.means_, model.covars_)
+            weights = _pdf_weights(model, opt.silence_weight)
             for batch in trainer.posteriors(feats, transcripts):
-                mllt.add(batch.X, batch.component_posteriors(_pdf_weights(model, opt.silence_weight)))
+                for a, b, components, post in batch.component_posteriors(weights):
+                    mllt.add(batch.X[a:b], post, components)
             A = estimate_mllt(mllt.stats(), opt.mllt_sweeps)
             transform = transform.then(A)
             new_feats = [X @ A.T for X in feats]

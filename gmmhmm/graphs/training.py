@@ -117,15 +117,15 @@ class PosteriorBatch:
             occ[a:b, sub.components[::self.n_mix] // self.n_mix] = gamma
         return occ
 
-    def component_posteriors(self, pdf_weights: np.ndarray | None = None) -> np.ndarray:
-        """Per-Gaussian posteriors (N, n_pdfs * n_mix), occupancies scaled by ``pdf_weights`` (n_pdfs,)
-        if given. Consumes the caches: once per batch."""
-        post = np.zeros((len(self.X), self.n_pdfs * self.n_mix))
+    def component_posteriors(self, pdf_weights: np.ndarray | None = None) -> Iterator[tuple]:
+        """Per aligned utterance ``(a, b, components, posteriors)``: its rows ``a:b`` of ``X``, the
+        Gaussians of the pdfs its graph visits (indices among the model's ``n_pdfs * n_mix``) and their
+        posteriors (b - a, len(components)), occupancies scaled by ``pdf_weights`` (n_pdfs,) if given.
+        Consumes the caches: once per batch."""
         for a, b, sub, cache, gamma in self.pieces:
             pdfs = sub.components[::self.n_mix] // self.n_mix
-            post[a:b, sub.components] = sub.component_posteriors(
+            yield a, b, sub.components, sub.component_posteriors(
                 gamma if pdf_weights is None else gamma * pdf_weights[pdfs], cache)
-        return post
 
     def add_gaussian_stats(self, stats: GaussianStats, rows: np.ndarray | None = None) -> None:
         """Add the Gaussians' statistics of ``X`` (or of ``rows``, other features of the same frames) to
