@@ -323,6 +323,28 @@ def test_nested_stage_chooses_each_fold_from_the_other_speakers_models(small_run
     assert mean and mean[-1].startswith(f"%ACC {100 * report['nested']['mean_accuracy']:.2f} mean over 2 ")
 
 
+def test_a_decoded_pair_needs_no_models_again(small_run, an4_path, monkeypatch):
+    """A pair whose takes were all decoded under the same key is read back without its models (they may
+    be gone, e.g. on another machine): nothing is trained, and the choice and figures are the same."""
+    out, report, _ = small_run
+    a, b = FSDD_SPEAKERS
+    models = out / "nested" / f"{a}+{b}"
+    kept = models.parent / "kept-models"
+    models.rename(kept)
+
+    def no_training(*args):
+        raise AssertionError("a pair was trained again")
+
+    monkeypatch.setattr(loso, "train", no_training)
+    try:
+        again = loso.main(["--stage", "5"] + slice_args(out.parent / "fsdd", an4_path, out))
+    finally:
+        if models.exists():
+            shutil.rmtree(models)
+        kept.rename(models)
+    assert again["nested"] == report["nested"]
+
+
 def test_unknown_pair_is_refused(small_run, an4_path):
     out, _, _ = small_run
     for pair in ("george+nobody", "george+george", "george"):
