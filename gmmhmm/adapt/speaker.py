@@ -140,12 +140,11 @@ def adaptation_stats(model: PhoneModelSet, X: np.ndarray, graph: Graph, transfor
     emission = model.emission() if emission is None else emission
     Xt = X if transform is None else apply_fmllr(transform, X)
     # an utterance visits few pdfs: only theirs are scored, and the statistics need only their Gaussians
-    pdfs, local = np.unique(graph.state_pdf, return_inverse=True)
+    pdfs, local = graph.visited_pdfs
     sub = emission.subset(pdfs)
     ll, cache = sub.log_likelihood(np.ascontiguousarray(Xt))
-    log_z, gamma, _, _ = kernels.forward_backward(ll, local.astype(graph.state_pdf.dtype), graph.arc_src,
-                                                  graph.arc_dst, *graph.log_probs(*model.transition_log_probs()),
-                                                  len(pdfs))
+    log_z, gamma, _, _ = kernels.forward_backward(ll, local, graph.arc_src, graph.arc_dst,
+                                                  *graph.log_probs(*model.transition_log_probs()), len(pdfs))
     if not np.isfinite(log_z):
         raise SequenceTooShortError(f"no path through the graph in {len(X)} frames")
     if silence_weight != 1.0:

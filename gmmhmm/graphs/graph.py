@@ -89,6 +89,14 @@ class Graph:
         ends = dist[np.isfinite(self.final_extra)]
         return int(ends.min()) if ends.size else np.iinfo(np.int64).max
 
+    @cached_property
+    def visited_pdfs(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(pdfs, local)``: the pdfs the states emit with (sorted, distinct) and each state's index among
+        them, so that an utterance is scored on those pdfs alone (``emission.subset(pdfs)``) and walked
+        with ``local`` in place of :attr:`state_pdf`."""
+        pdfs, local = np.unique(self.state_pdf, return_inverse=True)
+        return pdfs, local.astype(self.state_pdf.dtype, copy=False)
+
     def log_probs(self, log_self: np.ndarray, log_leave: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Arc, initial and final log weights under the given transition parameters."""
         trans = np.where(self.arc_kind == 0, log_self[self.arc_tid], log_leave[self.arc_tid])

@@ -269,11 +269,9 @@ class EmbeddedTrainer:
                                i, len(X), graphs[key].min_frames, transcripts[i])
         dropped = set(skipped)
         keep = [i for i in range(len(feats)) if i not in dropped]
-        # Per distinct transcript: arc weights computed once, the pdfs its graph visits (and its
-        # states' indices among them), and the arc / exit counts of its utterances summed, to be
-        # scattered per pdf once at the end.
+        # Per distinct transcript: arc weights computed once, and the arc / exit counts of its
+        # utterances summed, to be scattered per pdf once at the end.
         weights = {key: graphs[key].log_probs(log_self, log_leave) for key in dict.fromkeys(keys[i] for i in keep)}
-        visited = {key: np.unique(graphs[key].state_pdf, return_inverse=True) for key in weights}
         arc_sum = {key: np.zeros(len(graphs[key].arc_src)) for key in weights}
         final_sum = {key: np.zeros(graphs[key].n_states) for key in weights}
         budget = max(256, self._batch_elements // (m.n_pdfs * m.n_mix))
@@ -285,11 +283,12 @@ class EmbeddedTrainer:
             offsets = np.cumsum([0] + [len(feats[i]) for i in idx])
             out = []
             for i, a, b in zip(idx, offsets[:-1], offsets[1:]):
-                g, (pdfs, local) = graphs[keys[i]], visited[keys[i]]
+                g = graphs[keys[i]]
+                pdfs, local = g.visited_pdfs
                 sub = emission.subset(pdfs)
                 ll, cache = sub.log_likelihood(Xb[a:b])
-                out.append((sub, cache, kernels.forward_backward(ll, local.astype(g.state_pdf.dtype), g.arc_src,
-                                                                 g.arc_dst, *weights[keys[i]], len(pdfs))))
+                out.append((sub, cache, kernels.forward_backward(ll, local, g.arc_src, g.arc_dst, *weights[keys[i]],
+                                                                 len(pdfs))))
             return Xb, offsets, out
 
         # the next batches are scored on gmmhmm's threads while the caller accumulates this one;
