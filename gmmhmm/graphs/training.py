@@ -234,7 +234,7 @@ class EmbeddedTrainer:
         return record
 
     def posteriors(self, features: Sequence[np.ndarray], transcripts: Sequence[Sequence[str]],
-                   record: EmbeddedStats | None = None, emission=None) -> Iterator["PosteriorBatch"]:
+                   record: EmbeddedStats | None = None) -> Iterator["PosteriorBatch"]:
         """Forward-backward over batches of utterances, for any accumulator.
 
         Yields a :class:`PosteriorBatch` per batch of utterances: their
@@ -256,7 +256,7 @@ class EmbeddedTrainer:
         D = m.n_features
         record = EmbeddedStats(GaussianStats.zeros(0, D, "diag"), np.zeros(m.n_pdfs),
                                np.zeros(m.n_pdfs)) if record is None else record
-        emission = m.emission() if emission is None else emission
+        emission = m.emission()
         log_self, log_leave = m.transition_log_probs()
         skipped = []
         feats = [check_array(X, name=f"features[{i}]", n_features=D) for i, X in enumerate(features)]
