@@ -98,6 +98,8 @@ def test_no_path_gives_minus_infinity():
     init, final = np.array([0.0, -np.inf]), np.array([-np.inf, 0.0])
     ll = np.zeros((3, 1))
     assert kernels.forward_backward(ll, pdf, src, dst, logp, init, final, 1)[0] == -np.inf
+    log_z, gamma, arcs, finals = kernels.forward_backward(ll[:0], pdf, src, dst, logp, init, final, 1)
+    assert log_z == -np.inf and gamma.shape == (0, 1) and not arcs.any() and not finals.any()
     score, states, _ = kernels.viterbi(ll, pdf, src, dst, logp, init, final, 0.0)
     assert score == -np.inf and len(states) == 0
 

@@ -142,6 +142,8 @@ def forward_backward(ll, pdf, src, dst, logp, init, final, n_pdf):
     in log space (:func:`forward_backward_log`).
     """
     ll = np.asarray(ll, dtype=np.float64)
+    if len(ll) == 0:  # no frame: no path (the compiled passes index frame 0)
+        return -np.inf, np.zeros((0, n_pdf)), np.zeros(len(src)), np.zeros(len(pdf))
     row_max = ll.max(axis=1) if ll.shape[1] else np.zeros(len(ll))
     row_max[~np.isfinite(row_max)] = 0.0  # a frame no pdf can emit: all zeros, the scaled pass fails
     frame_prob = np.exp(ll - row_max[:, None])  # numpy's vectorised exp, once per frame and pdf
