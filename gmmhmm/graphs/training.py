@@ -114,7 +114,7 @@ class PosteriorBatch:
         """State (pdf) occupancies of every frame, (N, n_pdfs)."""
         occ = np.zeros((len(self.X), self.n_pdfs))
         for a, b, sub, _, gamma in self.pieces:
-            occ[a:b, sub.components[::self.n_mix] // self.n_mix] = gamma
+            occ[a:b, sub.states] = gamma
         return occ
 
     def component_posteriors(self, pdf_weights: np.ndarray | None = None) -> Iterator[tuple]:
@@ -123,9 +123,8 @@ class PosteriorBatch:
         posteriors (b - a, len(components)), occupancies scaled by ``pdf_weights`` (n_pdfs,) if given.
         Consumes the caches: once per batch."""
         for a, b, sub, cache, gamma in self.pieces:
-            pdfs = sub.components[::self.n_mix] // self.n_mix
             yield a, b, sub.components, sub.component_posteriors(
-                gamma if pdf_weights is None else gamma * pdf_weights[pdfs], cache)
+                gamma if pdf_weights is None else gamma * pdf_weights[sub.states], cache)
 
     def add_gaussian_stats(self, stats: GaussianStats, rows: np.ndarray | None = None) -> None:
         """Add the Gaussians' statistics of ``X`` (or of ``rows``, other features of the same frames) to

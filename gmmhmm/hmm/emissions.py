@@ -84,7 +84,7 @@ class GMMEmission:
         S, M, D = np.shape(means)
         self.n_states, self.n_mix = S, M
         self.n_columns = S * M
-        self.components = np.arange(S * M)  # of the emission it was built as (see subset)
+        self.states, self.components = np.arange(S), np.arange(S * M)  # of the emission it was built as (subset)
         self.means = np.asarray(means, dtype=np.float64).reshape(S * M, D)
         covars = np.asarray(covars, dtype=np.float64)
         if covariance_type == "tied":
@@ -105,11 +105,12 @@ class GMMEmission:
         """The emission of ``states`` alone (sorted unique indices), in that order: column ``j`` of
         its log-likelihoods is state ``states[j]``'s. An utterance's graph visits a few of a model's
         states; scoring only those is what HTK and Kaldi do too. Its Gaussians are
-        ``self`` 's :attr:`components` (for :meth:`GaussianStats.add_at`)."""
+        ``self`` 's :attr:`components` (for :meth:`GaussianStats.add_at`), its states :attr:`states`."""
         states = np.asarray(states, dtype=np.intp)
         cols = (states[:, None] * self.n_mix + np.arange(self.n_mix)).ravel()
         out = copy.copy(self)
-        out.n_states, out.n_columns, out.components = len(states), len(cols), cols
+        out.n_states, out.n_columns = len(states), len(cols)
+        out.states, out.components = self.states[states], self.components[cols]  # of the full emission
         out.weights, out.means, out.covars = self.weights[states], self.means[cols], self.covars[cols]
         out.plan = self.plan.subset(cols)
         return out
