@@ -177,6 +177,28 @@ def test_scaling_falls_back_to_log_on_a_subnormal_normaliser(parallel):
         np.testing.assert_allclose(xi, [[3, 0], [0, 0]], atol=1e-12)
 
 
+@pytest.mark.parametrize("parallel", [False, True])
+def test_mass_lost_to_underflow_in_the_scaled_pass_is_redone_in_log_space(parallel):
+    """State 1 starts 800 nats down (its scaled likelihood underflows to 0) but carries nearly all
+    the mass: state 0 dies at frame 5 and the decoy state 2 pays 100 nats a frame. The scaled pass
+    reaches the end through the decoy with a wrong total; its backward pass must notice (it used
+    to return NaN posteriors and the decoy's log-likelihood), and log space give the exact answer.
+    The same case as the graph kernel's test in test_graphs.py."""
+    T = 10
+    flp = np.zeros((T, 3))
+    flp[0, 1] = -800.0
+    flp[5:, 0] = -1000.0
+    flp[:, 2] = -100.0
+    startprob, transmat, end = np.full(3, 1 / 3), np.eye(3), np.ones(3)
+    expected = np.log(1 / 3) + np.logaddexp.reduce([-800.0, -5000.0, -100.0 * T])
+    offsets = np.array([0, T, 2 * T])
+    lps, post, xi = K.forward_backward_multi(startprob, transmat, end, np.tile(flp, (2, 1)), offsets, False,
+                                             parallel=parallel)
+    np.testing.assert_allclose(lps, expected, rtol=1e-12)
+    np.testing.assert_allclose(post[:, 1], 1.0, atol=1e-12)
+    np.testing.assert_allclose(xi, np.diag([0.0, 2 * (T - 1), 0.0]), atol=1e-9)
+
+
 def test_min_frames_of_left_to_right_with_final_state():
     S = 4
     start = np.eye(S)[0]

@@ -12,9 +12,14 @@ Two forward-backward implementations:
   (computed for a whole batch by numpy) and renormalises the forward vector
   at every frame, so the S^2 inner loop has no exp/log. Per-sequence
   log-likelihood is ``sum(log c_t) + sum(rowmax_t)``.
-* **log**: everything in log space with log-sum-exp; slower, but immune to
-  the rare case where every reachable state's scaled likelihood underflows.
-  The scaling path falls back to it per sequence when that happens.
+* **log**: everything in log space with log-sum-exp; slower, but never loses
+  a finite term to underflow.
+  The scaling path falls back to it per sequence when it loses mass: when a
+  normaliser underflows, and in forward-backward also when forward times
+  backward does not sum to one at some frame (a path whose scaled share
+  underflowed to 0 carries the mass later). The forward-only pass
+  (:func:`forward_multi`, for ``score``) has no backward pass to see the
+  second case; only the log path is exact there.
 
 Every function takes an ``endprob`` (S,) vector weighting the state of the
 last frame (``np.ones(S)``: any state may end, hmmlearn's semantics; a
@@ -388,7 +393,17 @@ def _forward_scaled(startprob, trans_t, endprob, rowmax, frameprob, alpha, scale
     return log_prob + np.log(c)
 
 
-@njit(cache=True, fastmath=True)  # all values finite here: rowmax, B in [0, 1], c > 0
+# The backward pass may meet inf and NaN (a lost state's beta overflows), which its checks must
+# see: every fast-math flag but "no NaNs" and "no infs".
+_FASTMATH_FINITE_UNKNOWN = {"contract", "reassoc", "arcp", "nsz", "afn"}
+
+# Forward times backward must sum to one at every frame within this tolerance, as in the graph
+# kernel (gmmhmm.graphs.kernels): otherwise a state's share underflowed although its paths carry
+# the mass, and the sequence is redone in log space.
+_SUM_TOLERANCE = 1e-6
+
+
+@njit(cache=True, fastmath=_FASTMATH_FINITE_UNKNOWN)
 def _fb_scaled_seq(startprob, transmat, trans_t, endprob, rowmax, post, alpha, work):
     """Scaled forward-backward of one sequence for batch training (the fast path).
 
@@ -399,38 +414,48 @@ def _fb_scaled_seq(startprob, transmat, trans_t, endprob, rowmax, post, alpha, w
     transition counts of a whole batch are one GEMM:
     ``transmat * (alpha[:-1].T @ work[1:])``. The S^2 work per frame is two
     vectorised mat-vecs. Returns the log-likelihood, or -inf if the scaled
-    pass underflowed; ``alpha`` and ``work`` are then all zeros, so the
-    sequence adds nothing to that GEMM (in particular no product of the
-    previous sequence's last ``alpha`` row with this one's first frame) and
-    the caller redoes it in log space.
+    pass lost probability mass to underflow: a normaliser underflowed, or
+    forward times backward does not sum to one at some frame (a state whose
+    share underflowed to 0 although its paths carry the mass). ``alpha`` and
+    ``work`` are then all zeros, so the sequence adds nothing to that GEMM
+    (in particular no product of the previous sequence's last ``alpha`` row
+    with this one's first frame) and the caller redoes it in log space.
     """
     n, s = work.shape
     scale = np.zeros(n + 1)
     log_prob = _forward_scaled(startprob, trans_t, endprob, rowmax, work, alpha, scale)
-    if scale[n] == 0.0:  # underflow; fastmath may fold a test for log_prob == -inf
-        alpha[:, :] = 0.0
-        work[:, :] = 0.0
-        return -np.inf
+    if scale[n] == 0.0:  # underflow (a test of scale[n], as in the forward pass)
+        return _fail_scaled(alpha, work)
     beta = np.empty(s)
-    for j in range(s):
-        beta[j] = endprob[j] / scale[n]
-        post[n - 1, j] = alpha[n - 1, j] * beta[j]
-    for t in range(n - 2, -1, -1):
-        inv = 1.0 / scale[t + 1]
-        for j in range(s):
-            work[t + 1, j] *= beta[j] * inv
-        _dot_rows(transmat, work[t + 1], beta)
+    for t in range(n - 1, -1, -1):
+        if t == n - 1:
+            for j in range(s):
+                beta[j] = endprob[j] / scale[n]
+        else:
+            inv = 1.0 / scale[t + 1]
+            for j in range(s):
+                work[t + 1, j] *= beta[j] * inv
+            _dot_rows(transmat, work[t + 1], beta)
         total = 0.0
         for i in range(s):
             post[t, i] = alpha[t, i] * beta[i]
             total += post[t, i]
-        if total > 0.0:  # 1 up to rounding; renormalise for safety
-            inv = 1.0 / total
-            for i in range(s):
-                post[t, i] *= inv
+        if not abs(total - 1.0) <= _SUM_TOLERANCE:  # also NaN: 0 * an overflowed beta
+            return _fail_scaled(alpha, work)
+        inv = 1.0 / total  # 1 up to rounding
+        for i in range(s):
+            post[t, i] *= inv
     for j in range(s):
         work[0, j] = 0.0
     return log_prob
+
+
+@njit(cache=True)
+def _fail_scaled(alpha, work):
+    """A failed scaled pass: zeros in the GEMM's operands, -inf for the caller to redo."""
+    alpha[:, :] = 0.0
+    work[:, :] = 0.0
+    return -np.inf
 
 
 # ------------------------------------------------------------------ Viterbi
