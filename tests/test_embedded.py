@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -238,6 +240,20 @@ def test_statistics_of_visited_states_equal_scoring_every_state(trained):
         np.testing.assert_allclose(np.concatenate(dense), np.concatenate(posts), rtol=1e-9, atol=1e-12)
     unvisited = np.setdiff1d(np.arange(m.n_pdfs), tr.graph(["b"]).state_pdf)
     assert len(unvisited) >= 6 and not stats.gaussian.n.reshape(m.n_pdfs, m.n_mix)[unvisited].any()
+
+
+def test_a_short_utterance_is_reported_once_not_every_iteration(trained, caplog):
+    """HERest repeats its warning every pass; the second and later passes log it at DEBUG. An
+    utterance not seen before still warns."""
+    tr, _, (feats, _, _, _) = trained
+    short = [feats[0][:5]], [["ab"]]  # not one other tests give this module's trainer
+    with caplog.at_level(logging.DEBUG, logger="gmmhmm.graphs.training"):
+        for _ in range(3):
+            assert tr.accumulate(*short).skipped == [0]
+        tr.accumulate([feats[1][:1]], [["b"]])
+    warned = [r for r in caplog.records if "skipped" in r.getMessage()]
+    assert [r.levelno for r in warned] == [logging.WARNING, logging.DEBUG, logging.DEBUG, logging.WARNING]
+    assert "5 frames < 6 needed" in warned[0].getMessage()
 
 
 def test_skip_count_follows_the_skipped_list(trained):

@@ -173,6 +173,7 @@ class EmbeddedTrainer:
         self._graphs: dict[tuple[str, ...], Graph] = {}
         self._graphs_context: ContextDependency | None = None  # the context the cached graphs were built for
         self._batch_elements = 1 << 22  # posterior entries held before a statistics matmul
+        self._reported_short: set[tuple] = set()  # too-short utterances already warned about
 
     def graph(self, words: Sequence[str]) -> Graph:
         """The training graph of a transcript under the current model's context (cached)."""
@@ -264,8 +265,11 @@ class EmbeddedTrainer:
         for i, (X, key) in enumerate(zip(feats, keys)):
             if len(X) < graphs[key].min_frames:
                 skipped.append(i)
-                logger.warning("utterance %d: %d frames < %d needed by %s; skipped",
-                               i, len(X), graphs[key].min_frames, transcripts[i])
+                seen = (i, len(X), key)  # the same every EM iteration: warned about once
+                logger.log(logging.DEBUG if seen in self._reported_short else logging.WARNING,
+                           "utterance %d: %d frames < %d needed by %s; skipped",
+                           i, len(X), graphs[key].min_frames, transcripts[i])
+                self._reported_short.add(seen)
         dropped = set(skipped)
         keep = [i for i in range(len(feats)) if i not in dropped]
         # Per distinct transcript: arc weights computed once, and the arc / exit counts of its
