@@ -181,7 +181,7 @@ def test_scaling_falls_back_to_log_on_a_subnormal_normaliser(parallel):
 def test_mass_lost_to_underflow_in_the_scaled_pass_is_redone_in_log_space(parallel):
     """State 1 starts 800 nats down (its scaled likelihood underflows to 0) but carries nearly all
     the mass: state 0 dies at frame 5 and the decoy state 2 pays 100 nats a frame. The scaled pass
-    reaches the end through the decoy with a wrong total; its backward pass must notice (it used
+    reaches the end through the decoy with a wrong total; a backward pass must notice (it used
     to return NaN posteriors and the decoy's log-likelihood), and log space give the exact answer.
     The same case as the graph kernel's test in test_graphs.py."""
     T = 10
@@ -197,6 +197,9 @@ def test_mass_lost_to_underflow_in_the_scaled_pass_is_redone_in_log_space(parall
     np.testing.assert_allclose(lps, expected, rtol=1e-12)
     np.testing.assert_allclose(post[:, 1], 1.0, atol=1e-12)
     np.testing.assert_allclose(xi, np.diag([0.0, 2 * (T - 1), 0.0]), atol=1e-9)
+    # score's forward-only pass: it used to return the decoy's total
+    lps = K.forward_multi(startprob, transmat, end, np.tile(flp, (2, 1)), offsets, False, parallel=parallel)
+    np.testing.assert_allclose(lps, expected, rtol=1e-12)
 
 
 def test_min_frames_of_left_to_right_with_final_state():

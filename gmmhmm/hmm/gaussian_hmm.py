@@ -56,10 +56,7 @@ class GaussianHMM(ModelFileMixin, BaseHMM):
     implementation : {"log", "scaling"}
         Forward-backward in log space or with scaling (faster). Both give the
         same results to rounding: a sequence whose scaled pass loses mass to
-        underflow is redone in log space. One exception: ``score``'s scaled
-        forward pass cannot see a path lost to underflow that carries the
-        mass only later (a state 745 nats below the best at one frame and
-        745 nats above every other path afterwards); "log" is exact there.
+        underflow is redone in log space.
     covars_floor_fraction : float or None
         If set, after every M-step variances are also floored at this
         fraction of the global per-dimension data variance (HTK's vFloor,

@@ -18,8 +18,8 @@ Two forward-backward implementations:
   normaliser underflows, and in forward-backward also when forward times
   backward does not sum to one at some frame (a path whose scaled share
   underflowed to 0 carries the mass later). The forward-only pass
-  (:func:`forward_multi`, for ``score``) has no backward pass to see the
-  second case; only the log path is exact there.
+  (:func:`forward_multi`, for ``score``) runs a backward pass to check the
+  same identity.
 
 Every function takes an ``endprob`` (S,) vector weighting the state of the
 last frame (``np.ones(S)``: any state may end, hmmlearn's semantics; a
@@ -404,6 +404,16 @@ _SUM_TOLERANCE = 1e-6
 
 
 @njit(cache=True, fastmath=_FASTMATH_FINITE_UNKNOWN)
+def _beta_step(transmat, frame_row, scale_next, beta, weighted):
+    """One scaled backward step, from frame t + 1 to t: ``weighted = B[t+1] beta[t+1] / c[t+1]``
+    (``weighted`` may be ``frame_row`` itself), then ``beta = transmat @ weighted``."""
+    inv = 1.0 / scale_next
+    for j in range(beta.shape[0]):
+        weighted[j] = frame_row[j] * beta[j] * inv
+    _dot_rows(transmat, weighted, beta)
+
+
+@njit(cache=True, fastmath=_FASTMATH_FINITE_UNKNOWN)
 def _fb_scaled_seq(startprob, transmat, trans_t, endprob, rowmax, post, alpha, work):
     """Scaled forward-backward of one sequence for batch training (the fast path).
 
@@ -426,16 +436,10 @@ def _fb_scaled_seq(startprob, transmat, trans_t, endprob, rowmax, post, alpha, w
     log_prob = _forward_scaled(startprob, trans_t, endprob, rowmax, work, alpha, scale)
     if scale[n] == 0.0:  # underflow (a test of scale[n], as in the forward pass)
         return _fail_scaled(alpha, work)
-    beta = np.empty(s)
+    beta = endprob / scale[n]
     for t in range(n - 1, -1, -1):
-        if t == n - 1:
-            for j in range(s):
-                beta[j] = endprob[j] / scale[n]
-        else:
-            inv = 1.0 / scale[t + 1]
-            for j in range(s):
-                work[t + 1, j] *= beta[j] * inv
-            _dot_rows(transmat, work[t + 1], beta)
+        if t < n - 1:
+            _beta_step(transmat, work[t + 1], scale[t + 1], beta, work[t + 1])
         total = 0.0
         for i in range(s):
             post[t, i] = alpha[t, i] * beta[i]
@@ -610,15 +614,36 @@ def forward_backward_multi(startprob, transmat, endprob, framelogprob, offsets, 
     return log_probs, posteriors, xi_sum
 
 
+@njit(cache=True, fastmath=_FASTMATH_FINITE_UNKNOWN)
+def _scaled_pass_kept_the_mass(transmat, endprob, frameprob, alpha, scale):
+    """The scaled backward pass of one sequence, only to check the forward pass: with the
+    forward normalisers ``scale``, forward times backward must sum to one at every frame
+    (as in :func:`_fb_scaled_seq`); a path whose forward share underflowed but which carries
+    the mass later breaks that (its backward value is large, or overflows to NaN there)."""
+    n, s = frameprob.shape
+    beta = endprob / scale[n]
+    weighted = np.empty(s)
+    for t in range(n - 1, -1, -1):
+        if t < n - 1:
+            _beta_step(transmat, frameprob[t + 1], scale[t + 1], beta, weighted)
+        total = 0.0
+        for j in range(s):
+            total += alpha[t, j] * beta[j]
+        if not abs(total - 1.0) <= _SUM_TOLERANCE:
+            return False
+    return True
+
+
 @njit(cache=True)
-def _forward_one(startprob, trans_t, endprob, log_start, log_trans, log_end, flp, rowmax,
+def _forward_one(startprob, transmat, trans_t, endprob, log_start, log_trans, log_end, flp, rowmax,
                  frameprob, use_log):
-    """Log-likelihood of one sequence: the scaled pass, in place on ``frameprob``,
-    unless ``use_log``; log space if so or if the scaled pass underflows."""
+    """Log-likelihood of one sequence: the scaled pass, checked by a backward pass, unless
+    ``use_log``; log space if so or if the scaled pass lost mass to underflow."""
     if not use_log:
         scale = np.zeros(flp.shape[0] + 1)
-        lp = _forward_scaled(startprob, trans_t, endprob, rowmax, frameprob, frameprob, scale)
-        if lp != -np.inf:
+        alpha = np.empty(frameprob.shape)
+        lp = _forward_scaled(startprob, trans_t, endprob, rowmax, frameprob, alpha, scale)
+        if lp != -np.inf and _scaled_pass_kept_the_mass(transmat, endprob, frameprob, alpha, scale):
             return lp
     return _forward_log(log_start, log_trans, trans_t, flp, log_end)[0]
 
@@ -630,7 +655,7 @@ def _forward_multi_parallel(startprob, transmat, endprob, framelogprob, rowmax, 
     trans_t = np.ascontiguousarray(transmat.T)
     for k in prange(offsets.shape[0] - 1):
         a, b = offsets[k], offsets[k + 1]
-        log_probs[k] = _forward_one(startprob, trans_t, endprob, log_start, log_trans, log_end,
+        log_probs[k] = _forward_one(startprob, transmat, trans_t, endprob, log_start, log_trans, log_end,
                                     framelogprob[a:b], rowmax[a:b], frameprob[a:b], use_log)
 
 
@@ -641,7 +666,7 @@ def _forward_multi_serial(startprob, transmat, endprob, framelogprob, rowmax, fr
     trans_t = np.ascontiguousarray(transmat.T)
     for k in range(offsets.shape[0] - 1):
         a, b = offsets[k], offsets[k + 1]
-        log_probs[k] = _forward_one(startprob, trans_t, endprob, log_start, log_trans, log_end,
+        log_probs[k] = _forward_one(startprob, transmat, trans_t, endprob, log_start, log_trans, log_end,
                                     framelogprob[a:b], rowmax[a:b], frameprob[a:b], use_log)
 
 
