@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..hmm import kernels as dense_kernels
+
 NEG_INF = -np.inf
 
 
@@ -162,10 +164,10 @@ def _finite_max(v: np.ndarray) -> float:
 
 
 # A frame's normaliser below the smallest normal double, or a frame whose forward and backward
-# posteriors do not sum to one within this tolerance, means the scaled pass lost probability
-# mass to underflow (or overflow): the utterance is redone in log space.
-_MIN_SCALE = np.finfo(np.float64).tiny
-_SUM_TOLERANCE = 1e-6
+# posteriors do not sum to one within the tolerance, means the scaled pass lost probability
+# mass to underflow (or overflow): the utterance is redone in log space. The dense kernels'
+# rule, so both scaled passes fall back alike.
+_MIN_SCALE, _SUM_TOLERANCE = dense_kernels._MIN_SCALE, dense_kernels._SUM_TOLERANCE
 
 
 @njit(cache=True, nogil=True)

@@ -397,9 +397,9 @@ def _forward_scaled(startprob, trans_t, endprob, rowmax, frameprob, alpha, scale
 # see: every fast-math flag but "no NaNs" and "no infs".
 _FASTMATH_FINITE_UNKNOWN = {"contract", "reassoc", "arcp", "nsz", "afn"}
 
-# Forward times backward must sum to one at every frame within this tolerance, as in the graph
-# kernel (gmmhmm.graphs.kernels): otherwise a state's share underflowed although its paths carry
-# the mass, and the sequence is redone in log space.
+# Forward times backward must sum to one at every frame within this tolerance (here and in the
+# graph kernel, gmmhmm.graphs.kernels): otherwise a state's share underflowed although its paths
+# carry the mass, and the sequence is redone in log space.
 _SUM_TOLERANCE = 1e-6
 
 
