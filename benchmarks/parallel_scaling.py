@@ -17,9 +17,10 @@ output) and each of the N workers gets ``cores // N`` threads (gmmhmm's
 worker pools do that themselves), so the speed-up isolates the
 process-level parallelism. The GEMM rate and the in-process E-step run with
 the default thread counts (all cores for BLAS and for gmmhmm), as a user
-gets them. Timings are the best of ``--repeat`` runs,
-1 and N processes alternating, after a warm-up (worker start and numba
-compilation excluded); the load average is printed because a shared
+gets them. Each of ``--repeat`` repeats times 1 then N processes, after a
+warm-up (worker start and numba compilation excluded); the speed-up is the
+median of those paired ratios (their range is printed too), and the best
+times are printed beside it. The load average is printed because a shared
 machine skews every figure. Targets:
 speed-up >= 1.7 on 2 processes, GEMM fraction >= 0.40. Last line: JSON.
 
@@ -79,10 +80,10 @@ def _children_cpu() -> dict[int, float]:
 
 
 def scaling(model, corpus: Corpus, n_jobs: int, repeat: int, client=None) -> dict[str, float]:
-    """Best E-step wall time on 1 and on ``n_jobs`` processes, and the CPU critical path.
+    """E-step speed-up from 1 to ``n_jobs`` processes, best wall times, and the CPU critical path.
 
     The two are timed alternately, so a machine shared with other jobs
-    loads both alike; the minimum over repeats is the least disturbed run.
+    loads both alike; the speed-up is the median of the paired ratios.
     The CPU critical path (driver CPU + the busiest worker's CPU) is what the
     wall time would be on otherwise idle cores. With ``client``, the N-way
     run is on that Dask cluster instead of local processes.
@@ -99,7 +100,11 @@ def scaling(model, corpus: Corpus, n_jobs: int, repeat: int, client=None) -> dic
                 after = _children_cpu()
                 busiest = max((after[p] - before.get(p, 0.0) for p in after), default=0.0) if k else 0.0
                 cpu[k].append(time.process_time() - c0 + busiest)
-    return {"wall_1": min(wall[0]), "wall_n": min(wall[1]), "cpu_1": min(cpu[0]), "cpu_n": min(cpu[1])}
+    # Each repeat times 1 and N processes back to back, so its ratio sees one load; the median of
+    # those paired ratios is steadier than a ratio of two minima taken at different moments.
+    paired = [w1 / wn for w1, wn in zip(wall[0], wall[1])]
+    return {"wall_1": min(wall[0]), "wall_n": min(wall[1]), "cpu_1": min(cpu[0]), "cpu_n": min(cpu[1]),
+            "median_speedup": float(np.median(paired)), "min_speedup": min(paired), "max_speedup": max(paired)}
 
 
 def gemm_gflops(n: int = 2000, repeat: int = 3) -> tuple[float, float]:
@@ -148,13 +153,13 @@ def embedded_model(corpus: Corpus, n_mix: int):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--fsdd", default=str(default_fsdd_dir()))
-    ap.add_argument("--limit", type=int, default=1500, help="FSDD files to use (0: all 3000)")
+    ap.add_argument("--limit", type=int, default=0, help="FSDD files to use (0: all 3000)")
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--n-mix", type=int, default=4, help="Gaussians per phone state")
     ap.add_argument("--gmm-frames", type=int, default=400_000)
     ap.add_argument("--gmm-components", type=int, default=128)
     ap.add_argument("--gmm-dim", type=int, default=39)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=15, help="paired 1 / N process timings")
     ap.add_argument("--dask", action="store_true",
                     help="also time the embedded E-step on a local Dask cluster of --n-jobs workers")
     args = ap.parse_args()
@@ -203,14 +208,15 @@ def main() -> None:
     print(f"embedded E-step model: {which}; load average {load:.1f} on {os.cpu_count()} CPUs")
     print(f"(1 process computing on 1 thread vs {args.n_jobs} worker processes on "
           f"{max(1, gmmhmm.get_num_threads() // args.n_jobs)} thread(s) each)")
-    print(f"{'E-step':<30}{'1 proc s':>10}{f'{args.n_jobs} procs s':>12}{'speed-up':>10}"
+    print(f"{'E-step':<30}{'1 proc s':>10}{f'{args.n_jobs} procs s':>12}{'speed-up':>10}{'range':>13}"
           f"{'CPU-path speed-up':>19}")
-    for name, r in (("embedded training (FSDD)", emb), (f"diag GMM N={N} D={D} K={K}", gmm)):
-        print(f"{name:<30}{r['wall_1']:10.3f}{r['wall_n']:12.3f}{r['wall_1'] / r['wall_n']:10.2f}"
-              f"{r['cpu_1'] / r['cpu_n']:19.2f}")
+    rows = [("embedded training (FSDD)", emb), (f"diag GMM N={N} D={D} K={K}", gmm)]
     if dask:
-        print(f"{'embedded, Dask workers':<30}{dask['wall_1']:10.3f}{dask['wall_n']:12.3f}"
-              f"{dask['wall_1'] / dask['wall_n']:10.2f}{dask['cpu_1'] / dask['cpu_n']:19.2f}")
+        rows.append(("embedded, Dask workers", dask))
+    for name, r in rows:
+        print(f"{name:<30}{r['wall_1']:10.3f}{r['wall_n']:12.3f}{r['median_speedup']:10.2f}"
+              f"{r['min_speedup']:7.2f}-{r['max_speedup']:<5.2f}{r['cpu_1'] / r['cpu_n']:19.2f}")
+    print(f"(speed-up: median over {args.repeat} paired repeats; 1 proc s / {args.n_jobs} procs s: best times)")
     print("(CPU-path speed-up: 1-process CPU time / (driver CPU + busiest worker CPU), i.e. the wall-clock "
           "speed-up on idle cores)")
     print(f"GEMM float64 ({blas} BLAS threads): {peak_wall:.2f} GFLOP/s; in-process diag GMM E-step "
@@ -228,13 +234,15 @@ def main() -> None:
         "fsdd_frames": fsdd.n_frames,
         "embedded_1proc_seconds": round(emb["wall_1"], 4),
         "embedded_nproc_seconds": round(emb["wall_n"], 4),
-        "embedded_speedup": round(emb["wall_1"] / emb["wall_n"], 3),
+        "embedded_speedup": round(emb["median_speedup"], 3),
+        "embedded_speedup_range": [round(emb["min_speedup"], 3), round(emb["max_speedup"], 3)],
         "embedded_cpu_path_speedup": round(emb["cpu_1"] / emb["cpu_n"], 3),
-        "dask_embedded_speedup": round(dask["wall_1"] / dask["wall_n"], 3) if dask else None,
+        "dask_embedded_speedup": round(dask["median_speedup"], 3) if dask else None,
         "gmm_frames": N, "gmm_dim": D, "gmm_components": K,
         "gmm_1proc_seconds": round(gmm["wall_1"], 4),
         "gmm_nproc_seconds": round(gmm["wall_n"], 4),
-        "gmm_speedup": round(gmm["wall_1"] / gmm["wall_n"], 3),
+        "gmm_speedup": round(gmm["median_speedup"], 3),
+        "gmm_speedup_range": [round(gmm["min_speedup"], 3), round(gmm["max_speedup"], 3)],
         "gmm_cpu_path_speedup": round(gmm["cpu_1"] / gmm["cpu_n"], 3),
         "gemm_gflops": round(peak_wall, 3),
         "gmm_estep_gflops": round(flops / t_wall / 1e9, 3),

@@ -124,8 +124,10 @@ def scaling_rows(result: dict) -> list[tuple]:
     for what in ("embedded", "gmm"):
         one, many = result.get(f"{what}_1proc_seconds"), result.get(f"{what}_nproc_seconds")
         if isinstance(one, (int, float)) and isinstance(many, (int, float)) and many > 0:
+            # the ratio is the median of paired repeats, not the ratio of the two best times
+            ratio = result.get(f"{what}_speedup")
             rows.append(("parallel_scaling", f"{what} E-step, {n} procs vs 1", float(many), "1 process",
-                         float(one), float(one) / float(many)))
+                         float(one), float(ratio) if _num(ratio) else float(one) / float(many)))
     return rows
 
 
