@@ -73,14 +73,17 @@ class StatisticsMismatchError(GmmhmmError):
 
 @dataclass
 class _Tally:
-    """Statistics of some shards plus which shards and how many frames they cover."""
+    """Statistics of some shards plus which shards and how many frames they cover, and the
+    ids of the utterances the model skipped in them."""
 
     stats: Any
     shards: tuple[int, ...]
     n_frames: int
+    skipped_ids: tuple[str, ...] = ()
 
     def __add__(self, other: "_Tally") -> "_Tally":
-        return _Tally(self.stats + other.stats, self.shards + other.shards, self.n_frames + other.n_frames)
+        return _Tally(self.stats + other.stats, self.shards + other.shards, self.n_frames + other.n_frames,
+                      self.skipped_ids + other.skipped_ids)
 
 
 # ----------------------------------------------------------------------------
@@ -103,20 +106,28 @@ def _model_call(method: Any, style: str, X: np.ndarray, lengths: np.ndarray, lab
 
 
 def accumulate_shard(model: Any, shard_path: str, shard_index: int = 0,
-                     expected_frames: int | None = None) -> _Tally:
-    """E-step on one shard file (runs on a worker); returns a tally of statistics."""
+                     expected_frames: int | None = None, first_utterance: int = 0) -> _Tally:
+    """E-step on one shard file (runs on a worker); returns a tally of statistics.
+
+    Statistics that list skipped utterances (``skipped``, indices into the
+    shard) get them as corpus indices (``first_utterance``: the corpus index
+    of the shard's first utterance), and the tally carries their ids.
+    """
     from .corpus import load_shard  # noqa: PLC0415 - keeps the worker import explicit
 
     if not os.path.isfile(shard_path):
         from .errors import ModelFileError  # noqa: PLC0415
         raise ModelFileError(f"{shard_path}: corpus shard is missing (is the path shared with the workers?)")
-    X, lengths, _, labels = load_shard(shard_path)
+    X, lengths, ids, labels = load_shard(shard_path)
     if expected_frames is not None and X.shape[0] != expected_frames:
         from .errors import ModelFileError  # noqa: PLC0415
         raise ModelFileError(f"{shard_path}: holds {X.shape[0]} frames, the corpus index says {expected_frames}")
     with _threads.cap_threads(_task_threads()):
         stats = _model_call(model.accumulate, checkpoint.accumulate_style(model), X, lengths, labels)
-    return _Tally(stats, (shard_index,), int(X.shape[0]))
+    skipped = getattr(stats, "skipped", None) or []
+    if skipped:
+        stats.skipped = [first_utterance + i for i in skipped]
+    return _Tally(stats, (shard_index,), int(X.shape[0]), tuple(ids[i] for i in skipped))
 
 
 def _task_threads() -> int:
@@ -136,8 +147,14 @@ def _task_threads() -> int:
     return max(1, cpus // max(1, int(getattr(state, "nthreads", 1))))
 
 
-def _accumulate_pickled(payload: bytes, shard_path: str, shard_index: int, expected_frames: int) -> _Tally:
-    return accumulate_shard(pickle.loads(payload), shard_path, shard_index, expected_frames)
+def _accumulate_pickled(payload: bytes, shard_path: str, shard_index: int, expected_frames: int,
+                        first_utterance: int) -> _Tally:
+    return accumulate_shard(pickle.loads(payload), shard_path, shard_index, expected_frames, first_utterance)
+
+
+def _first_utterances(corpus: Corpus) -> list[int]:
+    """Corpus index of each shard's first utterance."""
+    return np.cumsum([0] + [s.n_utterances for s in corpus.shard_info[:-1]]).tolist()
 
 
 def _add(a: Any, b: Any) -> Any:
@@ -167,8 +184,8 @@ def tree_sum(items: list[Any], add: Callable[[Any, Any], Any] = _add) -> Any:
 
 class _Serial:
     def map_reduce(self, model: Any, corpus: Corpus) -> _Tally:
-        return tree_sum([accumulate_shard(model, s.path, i, s.n_frames)
-                         for i, s in enumerate(corpus.shard_info)])
+        return tree_sum([accumulate_shard(model, s.path, i, s.n_frames, first)
+                         for i, (s, first) in enumerate(zip(corpus.shard_info, _first_utterances(corpus)))])
 
     def close(self) -> None:
         pass
@@ -190,8 +207,8 @@ class _Processes:
     def map_reduce(self, model: Any, corpus: Corpus) -> _Tally:
         pool = self._start()
         payload = pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)
-        futures = [pool.submit(_accumulate_pickled, payload, s.path, i, s.n_frames)
-                   for i, s in enumerate(corpus.shard_info)]
+        futures = [pool.submit(_accumulate_pickled, payload, s.path, i, s.n_frames, first)
+                   for i, (s, first) in enumerate(zip(corpus.shard_info, _first_utterances(corpus)))]
         try:
             return tree_sum([f.result() for f in futures])
         except BrokenProcessPool as exc:
@@ -229,7 +246,8 @@ class _Dask:
             model_future = client.submit(pickle.loads, payload, pure=False)
             futures = client.map(accumulate_shard, [model_future] * len(corpus),
                                  corpus.shards, range(len(corpus)),
-                                 [s.n_frames for s in corpus.shard_info], pure=False)
+                                 [s.n_frames for s in corpus.shard_info], _first_utterances(corpus),
+                                 pure=False)
             total = tree_sum(futures, lambda a, b: client.submit(_add, a, b, pure=False))
             return total.result()
         except (KilledWorker, CommClosedError) as exc:
@@ -284,6 +302,9 @@ class EStep:
     ``EStep(n_jobs, client, max_retries)(model, corpus)`` returns the summed
     statistics of every shard, checked to cover each shard exactly once.
     Use it as a context manager (or call :meth:`close`) to stop the workers.
+    Utterances the model skipped (statistics with a ``skipped`` list) are
+    named by id in a warning the first time this E-step sees them; workers'
+    own log records stay in their processes.
 
     Parameters
     ----------
@@ -298,18 +319,32 @@ class EStep:
     def __init__(self, n_jobs: int = 1, client: Any = None, max_retries: int = 2) -> None:
         self.max_retries = V.check_positive_int(max_retries, "max_retries", minimum=0)
         self._backend = _backend(n_jobs, client)
+        self._reported: set[tuple[str, str]] = set()  # (corpus, utterance id) already warned about
 
     def __call__(self, model: Any, corpus: Corpus | str | os.PathLike) -> Any:
         corpus = corpus if isinstance(corpus, Corpus) else Corpus.open(corpus)
         for attempt in range(self.max_retries + 1):
             try:
-                return _checked(self._backend.map_reduce(model, corpus), corpus)
+                tally = self._backend.map_reduce(model, corpus)
             except _WorkerLost as exc:
                 if attempt == self.max_retries:
                     raise WorkerFailedError(
                         f"E-step failed after {self.max_retries + 1} attempt(s): {exc}") from exc
                 logger.warning("%s; retrying the iteration (%d/%d)", exc, attempt + 1, self.max_retries)
+                continue
+            self._report_skipped(tally.skipped_ids, corpus)
+            return _checked(tally, corpus)
         raise AssertionError("unreachable")
+
+    def _report_skipped(self, ids: tuple[str, ...], corpus: Corpus) -> None:
+        """Warn once per utterance (every E-step of EM skips the same ones), then at DEBUG."""
+        new = [i for i in ids if (corpus.index_path, i) not in self._reported]
+        if new:
+            logger.warning("%d utterance(s) of %s skipped by the model (too short for their transcript, or no "
+                           "path through their graph): %s", len(new), corpus.index_path, " ".join(new))
+        if len(new) < len(ids):
+            logger.debug("%d utterance(s) skipped again", len(ids) - len(new))
+        self._reported.update((corpus.index_path, i) for i in new)
 
     def close(self) -> None:
         self._backend.close()

@@ -485,3 +485,30 @@ def test_embedded_training_over_fsdd_shards(fsdd_path, tmp_path):
     np.testing.assert_allclose(fits[0].corpus_log_likelihood_, history, rtol=1e-10)
     np.testing.assert_allclose(fits[1].corpus_log_likelihood_, fits[0].corpus_log_likelihood_, rtol=1e-10)
     assert history[1] > history[0]
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_skipped_utterances_are_named_by_corpus_index_and_id_once(tmp_path, n_jobs, caplog):
+    """An utterance the trainer skips (too short for its transcript) in a later shard is counted
+    at its corpus index, not its index within the shard, and the E-step driver names it once,
+    whichever process skipped it."""
+    import logging
+
+    from gmmhmm.graphs import EmbeddedTrainer, Lexicon
+    from gmmhmm.parallel import EStep
+
+    rng = np.random.default_rng(0)
+    rows = [(f"u{i}", rng.standard_normal((2 if i == 5 else 60, 13)), ["one"]) for i in range(8)]
+    corpus = Corpus.create(tmp_path / "c", rows, frames_per_shard=150)
+    first_of_shard = np.cumsum([0] + [s.n_utterances for s in corpus.shard_info])
+    assert len(corpus) >= 3 and first_of_shard[1] <= 5 < first_of_shard[-1] and 5 not in first_of_shard
+    trainer = EmbeddedTrainer(Lexicon.digits())
+    trainer.flat_start([x for _, x, _ in rows])
+    in_memory = trainer.accumulate([x for _, x, _ in rows], [w for *_, w in rows])
+    assert in_memory.skipped == [5]
+    with caplog.at_level(logging.WARNING, logger="gmmhmm.parallel"), EStep(n_jobs=n_jobs) as estep:
+        for _ in range(2):  # the same E-step twice, as in EM
+            stats = estep(trainer, corpus)
+            assert stats.skipped == [5] and stats.n_utterances == 7
+    named = [r for r in caplog.records if r.name == "gmmhmm.parallel" and "u5" in r.getMessage()]
+    assert len(named) == 1 and named[0].levelno == logging.WARNING
