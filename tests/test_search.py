@@ -348,15 +348,19 @@ def test_bad_input():
             SearchOptions(**bad)
 
 
+@pytest.mark.parametrize("order", [3, 4])
 @pytest.mark.parametrize("words", [["x", "y", "z"], ["z", "y", "x", "z"], ["y", "x"], ["z"], ["x", "z", "y", "z"]])
-def test_estimated_trigram_scores_are_sentence_log_probs(words):
-    """Backoff chains across orders (trigram -> bigram -> unigram) give exactly the model's probability.
+def test_estimated_ngram_scores_are_sentence_log_probs(words, order):
+    """Backoff chains across orders (4-gram -> trigram -> bigram -> unigram) give exactly the model's
+    probability. A 4-gram grammar cut every n-gram shorter than 3 words to its last word
+    (``gram[len(gram) - 3:]`` of a bigram is its last word), so ``<s> x`` went to history ``x`` and
+    the trigrams and 4-grams after it were never reached.
 
     (No word repeats itself: one long word would beat two short copies.)
     """
     from gmmhmm.lm import estimate
 
-    lm = estimate([["x", "y", "z"], ["x", "y", "y"], ["z", "y", "x"], ["y", "z"], ["x"]], order=3)
+    lm = estimate([["x", "y", "z"], ["x", "y", "y"], ["z", "y", "x"], ["y", "z"], ["x"]], order=order)
     lex = Lexicon.from_text("x X\ny Y\nz Z\n")
     g = compile_graph(ngram_grammar(lm, silence=False), lex, transitions(lex, 1), 1)
     ll = np.full((2 * len(words), g.n_pdf), -80.0)

@@ -122,7 +122,7 @@ def ngram_grammar(lm: NGramLike, silence: bool = True) -> Grammar:
     node = {h: i for i, h in enumerate(ordered)}
 
     def state(context: tuple[str, ...]) -> int:
-        context = context[len(context) - (lm.order - 1):] if lm.order > 1 else ()
+        # the longest suffix that is a history (none is longer than order - 1 words)
         while context not in node:
             context = context[1:]
         return node[context]
