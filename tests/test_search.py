@@ -342,6 +342,17 @@ def test_bad_input():
     # "needs at least 9223372036854775807" frames
     with pytest.raises(InvalidParameterError, match="no final node"):
         compile_graph(Grammar(3, [(0, 1, "a", 0.0)], 0, {2: 0.0}), LEX, transitions(LEX, 1), 1)
+    # a node outside the grammar crashed with an IndexError, and node -1 was silently the last node
+    # (an arc from "-1" decoded as one from node 1); a NaN or +inf weight silently dropped its arc
+    for bad, what in ((Grammar(2, [(-1, 1, "a", 0.0), (0, 1, "a", 0.0)], 0, {1: 0.0}), "arc 0: node -1"),
+                      (Grammar(2, [(0, 5, "a", 0.0)], 0, {1: 0.0}), "arc 0: node 5"),
+                      (Grammar(2, [(0, 1, "a", 0.0)], 2, {1: 0.0}), "start: node 2"),
+                      (Grammar(2, [(0, 1, "a", 0.0)], 0, {1: 0.0, 7: 0.0}), "final weight: node 7"),
+                      (Grammar(2, [(0, 1, "a", 0.0)], 0, {1: 0.0}, {0, 9}), "silence node: node 9"),
+                      (Grammar(2, [(0, 1, "a", 0.0), (0, 1, "ab", math.nan)], 0, {1: 0.0}), "arc 1: log weight nan"),
+                      (Grammar(2, [(0, 1, "a", math.inf)], 0, {1: 0.0}), "arc 0: log weight inf")):
+        with pytest.raises(InvalidParameterError, match=what):
+            compile_graph(bad, LEX, transitions(LEX, 1), 1)
     for bad in ({"beam": 0}, {"beam": float("nan")}, {"max_active": -1}, {"n_best": 0}, {"lm_scale": -1.0},
                 {"word_insertion_penalty": math.inf}, {"max_active": 2.5}):
         with pytest.raises(InvalidParameterError):
