@@ -457,6 +457,7 @@ class TokenPassing:
         elif self.keep_alts:
             fc = _final_closure(final, graph.n_null, graph.node_pdf, graph.arc_start, graph.arc_dst, self.weights)
             n_best = _n_best(graph, options.n_best, T, fc, self.counts, self.buf) or [best]
+            best = n_best[0]  # among exactly tied paths (homophones in different word ends) the same one
         silence = graph.labels[graph.silence_label] if graph.silence_label >= 0 else None
         return DecodeResult(best, n_best, T, silence, stats)
 
@@ -555,7 +556,7 @@ def _n_best(graph: DecodingGraph, n: int, T: int, fc: np.ndarray, counts: np.nda
     for r in np.flatnonzero(rec_frame == T - 1):
         tail = float(fc[rec_node[r]])
         if np.isfinite(tail):
-            heap.append((-(rec_score[r] + tail), tie, int(r), None, 0))
+            heap.append((-(float(rec_score[r]) + tail), tie, int(r), None, 0))
             tie -= 1
     heapq.heapify(heap)
     out: list[Hypothesis] = []
