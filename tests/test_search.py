@@ -333,6 +333,12 @@ def test_bad_input():
         compile_graph(word_loop(["a", "zz", "yy"]), LEX, transitions(LEX, 1), 1)
     with pytest.raises(InvalidParameterError, match="transitions"):
         compile_graph(word_loop(["a"]), LEX, transitions(LEX, 1), 3)
+    # a NaN transition silently cut its arc (a word loop decoded as silence only), +inf said "no path"
+    for bad in (math.nan, math.inf):
+        log_self, log_leave = transitions(LEX, 1)
+        log_self[0] = bad
+        with pytest.raises(InvalidParameterError, match="transitions must be log probabilities"):
+            compile_graph(word_loop(["a", "ab"]), LEX, (log_self, log_leave), 1)
     with pytest.raises(InvalidParameterError, match="cycle"):
         compile_graph(Grammar(2, [(0, 1, None, 0.0), (1, 0, None, 0.0), (0, 1, "a", 0.0)], 0, {1: 0.0}),
                       LEX, transitions(LEX, 1), 1)

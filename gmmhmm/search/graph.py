@@ -226,6 +226,8 @@ def compile_graph(
     if n_states < 1 or log_self.shape != (n_pdf,) or log_leave.shape != (n_pdf,):
         raise InvalidParameterError(f"transitions must be two ({n_pdf},) arrays for {len(phones)} phones x "
                                     f"{n_states} states, got {log_self.shape} and {log_leave.shape}")
+    if not (np.all(log_self < np.inf) and np.all(log_leave < np.inf)):  # NaN fails the comparison too
+        raise InvalidParameterError("transitions must be log probabilities, not NaN or +inf")
     use_silence = bool(grammar.silence_nodes)
     if use_silence and not 0.0 < silence_prob < 1.0:
         raise InvalidParameterError(f"silence_prob must be in (0, 1), got {silence_prob}")
