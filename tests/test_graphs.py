@@ -104,6 +104,16 @@ def test_no_path_gives_minus_infinity():
     assert score == -np.inf and len(states) == 0
 
 
+def test_viterbi_of_no_frames_is_no_path():
+    """Viterbi read frame 0 of a 0-frame matrix (numba does not check bounds): a state both initial
+    and final scored whatever memory followed, and force_align of a one-phone word to an empty
+    log-likelihood matrix crashed with an IndexError in the traceback instead of "no path"."""
+    pdf, src, dst, logp = np.array([0]), np.array([0]), np.array([0]), np.array([0.0])
+    ll = np.full((0, 1), 7.0)
+    score, states, arcs = kernels.viterbi(ll, pdf, src, dst, logp, np.zeros(1), np.zeros(1), 0.0)
+    assert score == -np.inf and states.shape == arcs.shape == (0,)
+
+
 def test_long_sequence_stays_finite():
     lex = Lexicon({"a": ["x", "y"], "b": ["y"]})
     g = utterance_graph(lex, ["a", "b"])

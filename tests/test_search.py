@@ -333,6 +333,12 @@ def test_bad_input():
         compile_graph(word_loop(["a", "zz", "yy"]), LEX, transitions(LEX, 1), 1)
     with pytest.raises(InvalidParameterError, match="transitions"):
         compile_graph(word_loop(["a"]), LEX, transitions(LEX, 1), 3)
+    # a NaN transition silently cut its arc (a word loop decoded as silence only), +inf said "no path"
+    for bad in (math.nan, math.inf):
+        log_self, log_leave = transitions(LEX, 1)
+        log_self[0] = bad
+        with pytest.raises(InvalidParameterError, match="transitions must be log probabilities"):
+            compile_graph(word_loop(["a", "ab"]), LEX, (log_self, log_leave), 1)
     with pytest.raises(InvalidParameterError, match="cycle"):
         compile_graph(Grammar(2, [(0, 1, None, 0.0), (1, 0, None, 0.0), (0, 1, "a", 0.0)], 0, {1: 0.0}),
                       LEX, transitions(LEX, 1), 1)
@@ -342,21 +348,36 @@ def test_bad_input():
     # "needs at least 9223372036854775807" frames
     with pytest.raises(InvalidParameterError, match="no final node"):
         compile_graph(Grammar(3, [(0, 1, "a", 0.0)], 0, {2: 0.0}), LEX, transitions(LEX, 1), 1)
+    # a node outside the grammar crashed with an IndexError, and node -1 was silently the last node
+    # (an arc from "-1" decoded as one from node 1); a NaN or +inf weight silently dropped its arc
+    for bad, what in ((Grammar(2, [(-1, 1, "a", 0.0), (0, 1, "a", 0.0)], 0, {1: 0.0}), "arc 0: node -1"),
+                      (Grammar(2, [(0, 5, "a", 0.0)], 0, {1: 0.0}), "arc 0: node 5"),
+                      (Grammar(2, [(0, 1, "a", 0.0)], 2, {1: 0.0}), "start: node 2"),
+                      (Grammar(2, [(0, 1, "a", 0.0)], 0, {1: 0.0, 7: 0.0}), "final weight: node 7"),
+                      (Grammar(2, [(0, 1, "a", 0.0)], 0, {1: 0.0}, {0, 9}), "silence node: node 9"),
+                      (Grammar(2, [(0, 1, "a", 0.0), (0, 1, "ab", math.nan)], 0, {1: 0.0}), "arc 1: log weight nan"),
+                      (Grammar(2, [(0, 1, "a", math.inf)], 0, {1: 0.0}), "arc 0: log weight inf")):
+        with pytest.raises(InvalidParameterError, match=what):
+            compile_graph(bad, LEX, transitions(LEX, 1), 1)
     for bad in ({"beam": 0}, {"beam": float("nan")}, {"max_active": -1}, {"n_best": 0}, {"lm_scale": -1.0},
                 {"word_insertion_penalty": math.inf}, {"max_active": 2.5}):
         with pytest.raises(InvalidParameterError):
             SearchOptions(**bad)
 
 
+@pytest.mark.parametrize("order", [3, 4])
 @pytest.mark.parametrize("words", [["x", "y", "z"], ["z", "y", "x", "z"], ["y", "x"], ["z"], ["x", "z", "y", "z"]])
-def test_estimated_trigram_scores_are_sentence_log_probs(words):
-    """Backoff chains across orders (trigram -> bigram -> unigram) give exactly the model's probability.
+def test_estimated_ngram_scores_are_sentence_log_probs(words, order):
+    """Backoff chains across orders (4-gram -> trigram -> bigram -> unigram) give exactly the model's
+    probability. A 4-gram grammar cut every n-gram shorter than 3 words to its last word
+    (``gram[len(gram) - 3:]`` of a bigram is its last word), so ``<s> x`` went to history ``x`` and
+    the trigrams and 4-grams after it were never reached.
 
     (No word repeats itself: one long word would beat two short copies.)
     """
     from gmmhmm.lm import estimate
 
-    lm = estimate([["x", "y", "z"], ["x", "y", "y"], ["z", "y", "x"], ["y", "z"], ["x"]], order=3)
+    lm = estimate([["x", "y", "z"], ["x", "y", "y"], ["z", "y", "x"], ["y", "z"], ["x"]], order=order)
     lex = Lexicon.from_text("x X\ny Y\nz Z\n")
     g = compile_graph(ngram_grammar(lm, silence=False), lex, transitions(lex, 1), 1)
     ll = np.full((2 * len(words), g.n_pdf), -80.0)
@@ -467,3 +488,22 @@ def test_n_best_does_not_depend_on_when_word_links_are_collected(seed, monkeypat
         assert whole.stats["garbage_collections"] == 0 and framewise.stats["garbage_collections"] > 0
         assert [(h.words, pytest.approx(h.score)) for h in framewise.n_best] == [
             (h.words, h.score) for h in whole.n_best]
+
+
+def test_first_of_the_n_best_is_the_1_best_among_homophones():
+    """Homophones (two, too, to) tie exactly, and the A* search popped the last-pushed alternative
+    first: n_best[0] was "to" while the 1-best was "two" (for most utterances of a loop with
+    homophones), and rounding of the suffix sums could reorder tied paths deeper in the lattice.
+    In an n-gram graph tied homophones end in different history nodes (different word ends), and
+    the 1-best took the first tied token, the n-best search the last word end."""
+    from gmmhmm.lm import estimate
+
+    lex = Lexicon.from_text("two T UW\ntoo T UW\nto T UW\nsix S IH K S\n")
+    lm = estimate([["two", "six"], ["too", "six"], ["to"], ["six"]], order=3)
+    rng = np.random.default_rng(0)
+    for grammar in (word_loop(lex.words), word_list(lex.words), ngram_grammar(lm)):
+        g = compile_graph(grammar, lex, transitions(lex, 1), 1)
+        for T in (2, 3, 5, 8, 10, 10, 11):
+            res = decode(g, rng.normal(scale=2.0, size=(T, g.n_pdf)), SearchOptions(n_best=3))
+            assert (res.n_best[0].segments, res.n_best[0].score) == (res.best.segments, res.score)
+            assert len(res.n_best) == 3

@@ -303,6 +303,8 @@ def viterbi(ll, pdf, src, dst, logp, init, final, beam):
     """
     T = ll.shape[0]
     S = pdf.shape[0]
+    if T == 0:  # no frame, no path (frame 0 below would be read out of bounds)
+        return -np.inf, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     score = np.empty(S)
     new = np.empty(S)
     back = np.full((T, S), -1, dtype=np.int32)  # arc index that brought the token

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -62,6 +63,26 @@ class Grammar:
     def words(self) -> list[str]:
         """Distinct words on arcs, in first-appearance order."""
         return list(dict.fromkeys(w for _, _, w, _ in self.arcs if w is not None))
+
+    def check(self) -> None:
+        """Raise :class:`InvalidParameterError` for a node outside ``0 .. n_nodes - 1`` (node -1
+        would silently be the last one) or a NaN or +inf log weight (no probability)."""
+        named = ([("start", self.start)] + [(f"arc {k}", g) for k, a in enumerate(self.arcs) for g in a[:2]]
+                 + [("final weight", g) for g in self.final] + [("silence node", g) for g in self.silence_nodes])
+        for what, g in named:
+            if not _is_node(g, self.n_nodes):
+                raise InvalidParameterError(f"grammar {what}: node {g!r} is not one of 0 .. {self.n_nodes - 1}")
+        for what, w in [(f"arc {k}", a[3]) for k, a in enumerate(self.arcs)] + [
+                (f"final weight of node {g}", w) for g, w in self.final.items()]:
+            if math.isnan(w) or w == math.inf:
+                raise InvalidParameterError(f"grammar {what}: log weight {w} is not a log probability")
+
+
+def _is_node(g: object, n_nodes: int) -> bool:
+    try:
+        return 0 <= operator.index(g) < n_nodes
+    except TypeError:  # not an integer
+        return False
 
 
 def word_loop(words: Sequence[str], silence: bool = True) -> Grammar:
@@ -122,7 +143,7 @@ def ngram_grammar(lm: NGramLike, silence: bool = True) -> Grammar:
     node = {h: i for i, h in enumerate(ordered)}
 
     def state(context: tuple[str, ...]) -> int:
-        context = context[len(context) - (lm.order - 1):] if lm.order > 1 else ()
+        # the longest suffix that is a history (none is longer than order - 1 words)
         while context not in node:
             context = context[1:]
         return node[context]

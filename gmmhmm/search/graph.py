@@ -207,8 +207,8 @@ def compile_graph(
     TranscriptError
         Grammar words missing from the lexicon (all listed) or unknown phones.
     InvalidParameterError
-        Bad sizes or probabilities, a context that does not fit the phones, a cycle of epsilon
-        arcs, or no final node reachable from the start through a word.
+        A grammar node out of range, bad sizes or probabilities, a context that does not fit the
+        phones, a cycle of epsilon arcs, or no final node reachable from the start through a word.
     """
     if context is not None:
         if phones is not None and list(phones) != list(context.phones):
@@ -219,12 +219,15 @@ def compile_graph(
             raise InvalidParameterError(f"the lexicon's silence {lexicon.silence!r} is not the context "
                                         f"dependency's silence {context.silence!r}")
         phones = context.phones
+    grammar.check()
     phones = list(lexicon.phones if phones is None else phones)
     log_self, log_leave = (np.asarray(a, dtype=np.float64) for a in transitions)
     n_pdf = len(phones) * n_states if context is None else int(context.n_pdfs)
     if n_states < 1 or log_self.shape != (n_pdf,) or log_leave.shape != (n_pdf,):
         raise InvalidParameterError(f"transitions must be two ({n_pdf},) arrays for {len(phones)} phones x "
                                     f"{n_states} states, got {log_self.shape} and {log_leave.shape}")
+    if not (np.all(log_self < np.inf) and np.all(log_leave < np.inf)):  # NaN fails the comparison too
+        raise InvalidParameterError("transitions must be log probabilities, not NaN or +inf")
     use_silence = bool(grammar.silence_nodes)
     if use_silence and not 0.0 < silence_prob < 1.0:
         raise InvalidParameterError(f"silence_prob must be in (0, 1), got {silence_prob}")

@@ -457,6 +457,7 @@ class TokenPassing:
         elif self.keep_alts:
             fc = _final_closure(final, graph.n_null, graph.node_pdf, graph.arc_start, graph.arc_dst, self.weights)
             n_best = _n_best(graph, options.n_best, T, fc, self.counts, self.buf) or [best]
+            best = n_best[0]  # among exactly tied paths (homophones in different word ends) the same one
         silence = graph.labels[graph.silence_label] if graph.silence_label >= 0 else None
         return DecodeResult(best, n_best, T, silence, stats)
 
@@ -530,7 +531,12 @@ def _n_best(graph: DecodingGraph, n: int, T: int, fc: np.ndarray, counts: np.nda
     A partial path is a suffix from record ``r`` to the end with log weight
     ``tail``; its priority ``rec_score[r] + tail`` is the best complete path
     through it (``rec_score`` is the best forward score of ``r``), so complete
-    paths pop in descending order of score. Suffixes are linked lists (a push
+    paths pop in descending order of score. A step back over an arrival of
+    score ``s`` lowers the priority by ``rec_score[r] - s``: exactly 0.0 for
+    the record's own (best) arrival and for homophones tied with it, so tied
+    paths stay exactly tied (no rounding of suffix sums reorders them) and the
+    1-best traceback, pushed last, pops first among them; ``n_best[0]`` is the
+    1-best path, not a homophone of it. Suffixes are linked lists (a push
     costs O(1), not a copy of the suffix), and of the partial paths that reach
     the same record with the same words after it only the first popped is
     expanded: every completion of a later one has the words and a lower score
@@ -550,14 +556,14 @@ def _n_best(graph: DecodingGraph, n: int, T: int, fc: np.ndarray, counts: np.nda
     for r in np.flatnonzero(rec_frame == T - 1):
         tail = float(fc[rec_node[r]])
         if np.isfinite(tail):
-            heap.append((-(rec_score[r] + tail), tie, int(r), tail, None, 0))
+            heap.append((-(float(rec_score[r]) + tail), tie, int(r), None, 0))
             tie -= 1
     heapq.heapify(heap)
     out: list[Hypothesis] = []
     expanded: set[tuple[int, int]] = set()  # (record, words after it) already expanded
     pops = 0
     while heap and len(out) < n and pops < max_pops:
-        neg, _, r, tail, suffix, words = heapq.heappop(heap)
+        neg, _, r, suffix, words = heapq.heappop(heap)
         pops += 1
         if (r, words) in expanded:
             continue
@@ -567,19 +573,19 @@ def _n_best(graph: DecodingGraph, n: int, T: int, fc: np.ndarray, counts: np.nda
             while suffix is not None:
                 seg, suffix = suffix
                 segments.append(seg)
-            out.append(_make_hypothesis(graph, segments, tail))
+            out.append(_make_hypothesis(graph, segments, -neg))
             continue
         end = int(rec_frame[r]) + 1
-        edges = [(int(rec_pred[r]), int(rec_label[r]), float(rec_score[r]))]
-        edges += [(int(alt_pred[order[i]]), int(alt_label[order[i]]), float(alt_score[order[i]]))
-                  for i in range(alt_lo[r], alt_hi[r])]
+        # the record's own arrival last: among equal priorities the newest pops first
+        edges = [(int(alt_pred[order[i]]), int(alt_label[order[i]]), float(alt_score[order[i]]))
+                 for i in range(alt_lo[r], alt_hi[r])]
+        edges.append((int(rec_pred[r]), int(rec_label[r]), float(rec_score[r])))
         for p, lab, s in edges:
             ps = float(rec_score[p]) if p >= 0 else 0.0
             start = int(rec_frame[p]) + 1 if p >= 0 else 0
             seg = WordSegment(graph.labels[lab], start, end, s - ps)
-            new_tail = tail + s - ps
             new_words = words if lab == graph.silence_label else word_ids.setdefault((lab, words), len(word_ids) + 1)
-            heapq.heappush(heap, (-(ps + new_tail), tie, p, new_tail, (seg, suffix), new_words))
+            heapq.heappush(heap, (neg + (float(rec_score[r]) - s), tie, p, (seg, suffix), new_words))
             tie -= 1
     if len(out) < n and heap and pops >= max_pops:
         logger.info("n-best search stopped after %d expansions with %d of %d hypotheses", pops, len(out), n)
