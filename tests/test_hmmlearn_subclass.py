@@ -205,6 +205,44 @@ def test_gaussian_hmm_subclass_overriding_one_hook_still_trains():
                                hmmlearn_hmm.GaussianHMM._compute_log_likelihood(slow, X), rtol=1e-10)
 
 
+class _OwnMstep(gmmhmm.GaussianHMM):
+    """Overrides one hook, so ``fit`` runs hmmlearn's per-sequence E-step and lattices."""
+
+    def _do_mstep(self, stats):
+        super()._do_mstep(stats)
+
+
+def _left_to_right_with_extreme_lattices():
+    """Data that reach every lattice extreme: the first frames fit state 2, which the
+    topology forbids there (its backward value is e^1000s times the forward's scale), and
+    outlier frames that every state scores below e^-745 (their frame likelihoods underflow)."""
+    rng = np.random.RandomState(0)
+    X = np.concatenate([rng.normal(8, 0.3, (30, 1)), rng.normal(0, 0.3, (10, 1)),
+                        rng.normal(4, 0.3, (10, 1)), rng.normal(8, 0.3, (10, 1))])
+    X[[35, 45, 55]] += 40.0
+    params = dict(startprob_=np.array([1.0, 0, 0]), means_=np.array([[0.0], [4], [8]]),
+                  transmat_=np.array([[0.9, 0.1, 0], [0, 0.9, 0.1], [0, 0, 1]]), covars_=np.full((3, 1), 0.1))
+    return X, params
+
+
+@pytest.mark.parametrize("implementation", ["log", "scaling"])
+def test_hook_lattices_give_the_expected_transitions_at_extremes(implementation):
+    """The transition counts a subclass's super() call collects from hmmlearn-style lattices
+    equal the compiled path's, even when a backward value or a frame's likelihoods leave the
+    float range (they were NaN, and the transitions silently kept their old values)."""
+    X, params = _left_to_right_with_extreme_lattices()
+    models = []
+    for cls in (gmmhmm.GaussianHMM, _OwnMstep):
+        model = cls(3, n_iter=1, init_params="", params="st", implementation=implementation)
+        for name, value in params.items():
+            setattr(model, name, value.copy())
+        models.append(model.fit(X, [40, 20]))
+    fast, hooked = models
+    assert not np.allclose(fast.transmat_, params["transmat_"])  # the step moves them
+    np.testing.assert_allclose(hooked.transmat_, fast.transmat_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(hooked.startprob_, fast.startprob_, rtol=1e-9, atol=1e-12)
+
+
 # ------------------------------------------------------------------ monitor
 
 class StopAfter3(hmmlearn_base.ConvergenceMonitor):

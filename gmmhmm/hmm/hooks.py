@@ -77,10 +77,13 @@ def lattices(model: Any, X: np.ndarray):
 
     Returns ``(lattice, log_prob, posteriors, fwdlattice, bwdlattice)``:
     log frame likelihoods and log lattices for ``implementation='log'``; for
-    ``'scaling'`` the frame likelihoods and hmmlearn's scaled lattices (the
-    forward rows sum to 1, the backward rows are divided by the same scales,
-    so ``fwd[t, i] * A[i, j] * lattice[t + 1, j] * bwd[t + 1, j]`` sums to the
-    expected transition counts).
+    ``'scaling'`` hmmlearn's scaled lattices: the forward rows sum to 1 and
+    ``fwd[t, i] * A[i, j] * lattice[t + 1, j] * bwd[t + 1, j]`` sums to the
+    expected transition counts. Unlike hmmlearn, each frame's likelihoods are
+    divided by their largest (the backward row carries the factor), so a frame
+    every state scores below e^-745 does not underflow to zeros; and the backward
+    value of a state the forward pass cannot be in is 0, not one that overflows
+    (its transitions in are exactly 0 anyway).
     """
     flp = HookEmission(model).log_likelihood(X)[0]
     log_start, log_trans, log_end = _log_params(model)
@@ -93,35 +96,38 @@ def lattices(model: Any, X: np.ndarray):
         posteriors /= posteriors.sum(axis=1, keepdims=True)
     if model.implementation == "log" or not np.isfinite(log_prob):
         return flp, log_prob, posteriors, fwd, bwd
-    top = fwd.max(axis=1, keepdims=True)
-    cum = top[:, 0] + np.log(np.exp(fwd - top).sum(axis=1))  # log of prod_{s<=t} c_s
+    cum = _row_logsumexp(fwd)  # log of prod_{s<=t} c_s
     before = np.concatenate([[0.0], cum[:-1]])
-    with np.errstate(under="ignore"):
-        return (np.exp(flp), log_prob, posteriors, np.exp(fwd - cum[:, None]),
-                np.exp(bwd - (log_prob - before)[:, None]))
+    rowmax = flp.max(axis=1)  # finite: the likelihood is
+    scaled_fwd = np.exp(fwd - cum[:, None])
+    with np.errstate(over="ignore"):  # only where the forward value is 0, which zeroes it
+        scaled_bwd = np.exp(bwd - (log_prob - before - rowmax)[:, None])
+    return (np.exp(flp - rowmax[:, None]), log_prob, posteriors, scaled_fwd,
+            np.where(scaled_fwd > 0, scaled_bwd, 0.0))
+
+
+def _row_logsumexp(a: np.ndarray) -> np.ndarray:
+    """``log(exp(a).sum(axis=1))`` without overflow (rows with a finite entry)."""
+    top = a.max(axis=1, keepdims=True)
+    return top[:, 0] + np.log(np.exp(a - top).sum(axis=1))
 
 
 def xi_sum(model: Any, lattice: np.ndarray, fwdlattice: np.ndarray, bwdlattice: np.ndarray
            ) -> np.ndarray:
     """Expected transition counts of one sequence from its lattices (as
-    hmmlearn's ``compute_log_xi_sum`` / ``compute_scaling_xi_sum``), one GEMM."""
+    hmmlearn's ``compute_log_xi_sum`` / ``compute_scaling_xi_sum``): one GEMM for
+    scaled lattices, the compiled kernel's exact sum for log ones."""
     A = np.asarray(model.transmat_, dtype=np.float64)
     if len(lattice) < 2:
         return np.zeros_like(A)
     if model.implementation != "log":
         return A * (fwdlattice[:-1].T @ (lattice[1:] * bwdlattice[1:]))
-    log_end = _log_params(model)[2]
-    with np.errstate(invalid="ignore", under="ignore"):
-        last = fwdlattice[-1] + log_end
-        log_prob = last.max() + np.log(np.exp(last - last.max()).sum())
-        v = lattice[1:] + bwdlattice[1:]
-        f = fwdlattice[:-1].max(axis=1)
-        m = v.max(axis=1)
-        ok = np.isfinite(f) & np.isfinite(m)
-        P = np.where(ok[:, None], np.exp(fwdlattice[:-1] - f[:, None]), 0.0)
-        Q = np.where(ok[:, None], np.exp(v - m[:, None]), 0.0)
-        w = np.where(ok, np.exp(f + m - log_prob), 0.0)
-    return A * ((P * w[:, None]).T @ Q)
+    _, log_trans, log_end = _log_params(model)
+    flp, fwd, bwd = (np.ascontiguousarray(a, dtype=np.float64) for a in (lattice, fwdlattice, bwdlattice))
+    log_prob = _row_logsumexp(fwd[-1:] + log_end)[0]
+    xi = np.zeros_like(A)
+    kernels._posteriors_xi_log(log_trans, A, flp, fwd, bwd, log_prob, np.empty_like(flp), xi)
+    return xi
 
 
 def estep(model: Any, X: np.ndarray, lengths: np.ndarray) -> tuple[dict, float]:
