@@ -372,6 +372,9 @@ LIBRARY = [
          "1-D"),
     Case("GaussianHMM.fit", "string lengths", lambda e: GaussianHMM(2).fit(e.X, ["30", "30"]),
          E.InvalidLengthsError, "integers"),
+    Case("GaussianHMM.score", "lengths whose int64 sum wraps round to len(X)",
+         lambda e: e.gh.score(e.X, np.array([2**63 - 1, 2**63 - 1, 62])), E.InvalidLengthsError,
+         "sequence 0 has 9223372036854775807 frames but X has 60"),
     Case("GaussianHMM.fit", "empty X", lambda e: GaussianHMM(2).fit(np.zeros((0, 3))), E.InvalidInputError,
          "0 sample"),
     Case("GaussianHMM.fit", "1-D X", lambda e: GaussianHMM(2).fit(np.ones(5)), E.InvalidInputError, "2-D.*reshape"),
@@ -411,7 +414,7 @@ LIBRARY = [
     Case("GMMHMM.score", "other feature dimension", lambda e: e.gg.score(e.X[:, :1]), E.DimensionMismatchError,
          "expect\\w* 3"),
     Case("GMMHMM.predict", "lengths longer than X", lambda e: e.gg.predict(e.X, [100]), E.InvalidLengthsError,
-         "sum to 100"),
+         "sequence 0 has 100 frames but X has 60"),
     Case("GMMHMM.fit", "n_mix=0", lambda e: GMMHMM(2, n_mix=0).fit(e.X), E.InvalidParameterError, "n_mix"),
     # --- checkpointed training -------------------------------------------
     Case("checkpoint.resume", "no checkpoint in the directory",
