@@ -653,6 +653,7 @@ LIBRARY = [
           (GaussianHMM, "transmat_prior", "x"), (GMMHMM, "weights_prior", float("nan")),
           (GaussianHMM, "means_prior", float("nan")), (GaussianHMM, "means_weight", -1.0),
           (GaussianHMM, "covars_prior", float("inf")), (GaussianHMM, "covars_weight", "x"),
+          (GaussianHMM, "startprob_prior", np.full(3, 2.0)), (GaussianHMM, "transmat_prior", np.full((3, 3), 2.0)),
           (GaussianHMM, "min_covar", [1, 2]), (GMMHMM, "min_covar", None), (GaussianMixture, "verbose", "x"),
           (GaussianMixture, "tol", float("nan")), (GaussianMixture, "reg_covar", -1.0)]],
     Case("Lexicon.pronounce", "unknown word", lambda e: Lexicon.digits().pronounce(["eleven"]), E.TranscriptError,

@@ -50,6 +50,7 @@ from .. import _validation as V
 from .._params import ParamsMixin
 from ..errors import (ConvergenceError, DimensionMismatchError, InvalidInputError,
                       InvalidParameterError, SequenceTooShortError)
+from ..mixture.estimate import _broadcast
 from . import hooks, kernels
 from .monitor import ConvergenceMonitor
 
@@ -196,6 +197,10 @@ class BaseHMM(ParamsMixin):
                         arrays={"startprob_prior": "positive", "transmat_prior": "positive",
                                 "weights_prior": "positive", "means_prior": "finite", "means_weight": "nonneg",
                                 "covars_prior": "finite", "covars_weight": "finite"})
+        S = self.n_components
+        for name, shape in (("startprob_prior", (S,)), ("transmat_prior", (S, S))):
+            # else the M-step makes a parameter of another shape (a 3 x 3 transmat_ for 1 state)
+            _broadcast(getattr(self, name), shape, name)
         for name in ("params", "init_params"):
             if not isinstance(getattr(self, name), str):
                 raise InvalidParameterError(f"{name} must be a string of letters, got "
