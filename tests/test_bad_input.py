@@ -375,6 +375,13 @@ LIBRARY = [
     Case("GaussianHMM.score", "lengths whose int64 sum wraps round to len(X)",
          lambda e: e.gh.score(e.X, np.array([2**63 - 1, 2**63 - 1, 62])), E.InvalidLengthsError,
          "sequence 0 has 9223372036854775807 frames but X has 60"),
+    *[Case("GaussianHMM.covars_", f"{ctype} model given {what}",
+           lambda e, c=ctype, v=value: setattr(GaussianHMM(2, covariance_type=c), "covars_", v),
+           E.InvalidParameterError, f"'{ctype}' covars_ cannot hold")
+      for ctype, what, value in [
+          ("diag", "correlated full matrices", np.array([[[1.0, 0.5], [0.5, 1.0]], [[2.0, 0.0], [0.0, 1.0]]])),
+          ("tied", "a different matrix per state", np.array([np.eye(2), 2 * np.eye(2)])),
+          ("spherical", "a variance per feature", np.array([[1.0, 2.0], [3.0, 3.0]]))]],
     Case("GaussianHMM.fit", "empty X", lambda e: GaussianHMM(2).fit(np.zeros((0, 3))), E.InvalidInputError,
          "0 sample"),
     Case("GaussianHMM.fit", "1-D X", lambda e: GaussianHMM(2).fit(np.ones(5)), E.InvalidInputError, "2-D.*reshape"),

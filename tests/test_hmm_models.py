@@ -337,6 +337,17 @@ def test_em_step_with_an_underflowing_sequence_in_the_batch_matches_log_space():
     np.testing.assert_allclose(new.transmat_, ref.transmat_, atol=1e-9)
 
 
+@pytest.mark.parametrize("covariance_type", ["spherical", "diag", "full", "tied"])
+def test_covars_getter_output_sets_the_same_covariances(covariance_type):
+    """The setter takes the getter's full matrices back (hmmlearn's convention) unchanged."""
+    rng = np.random.default_rng(0)
+    model, dense, _ = _tiny_hmm(covariance_type, 3, rng, with_end=False)
+    compact = model._covars_.copy()
+    model.covars_ = model.covars_
+    np.testing.assert_array_equal(model._covars_, compact)
+    np.testing.assert_array_equal(model.covars_, dense)
+
+
 def test_get_set_params_round_trip():
     # save/load of fitted HMMs: tests/test_modelfile_models.py::test_fitted_hmm_round_trip
     model = GMMHMM(n_components=2, n_mix=2, covariance_type="full", n_iter=3, random_state=0)
