@@ -448,3 +448,21 @@ def test_failed_fit_leaves_the_model_as_it_was(cls):
     for name, value in before.items():
         np.testing.assert_array_equal(getattr(model, name), value, err_msg=name)
     assert model.score(X) == score
+
+
+@pytest.mark.parametrize("cls", [GaussianHMM, GMMHMM])
+@pytest.mark.parametrize("other_states", [1, 2])
+def test_update_with_another_models_statistics_raises_and_changes_nothing(cls, other_states):
+    """Statistics of a model with other states are refused by name; the 1-state model's
+    startprob_ and transmat_ had already taken the 3 states' shapes, and the 2-state one
+    failed inside numpy."""
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.normal(0, 1, (40, 2)), rng.normal(4, 1, (40, 2))])
+    kwargs = {"n_mix": 2} if cls is GMMHMM else {}
+    stats = cls(3, random_state=0, n_iter=2, **kwargs).fit(X).accumulate(X)
+    model = cls(other_states, random_state=0, n_iter=2, **kwargs).fit(X)
+    before = {name: np.copy(getattr(model, name)) for name in cls._saved_attributes if hasattr(model, name)}
+    with pytest.raises(errors.InvalidInputError, match="3 states.*model has %d" % other_states):
+        model.update(stats)
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(model, name), value, err_msg=name)

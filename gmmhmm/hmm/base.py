@@ -362,9 +362,14 @@ class BaseHMM(ParamsMixin):
         return HMMStats(start, trans, end, emission_stats, log_prob, len(lengths), X.shape[0])
 
     def update(self, stats: HMMStats) -> "BaseHMM":
-        """M-step: re-estimate the parameters named in ``params`` from ``stats``."""
+        """M-step: re-estimate the parameters named in ``params`` from ``stats``.
+        A failure (statistics of another model) leaves the model as it was."""
         self._fitted_check()
-        return self._update(stats)
+        S = self.n_components
+        if np.shape(stats.start) != (S,) or np.shape(stats.trans) != (S, S) or np.shape(stats.end) != (S,):
+            raise InvalidInputError(f"statistics of {np.size(stats.start)} states, but the model has {S}")
+        with self._unchanged_on_failure():  # the emission may refuse them after start and transitions
+            return self._update(stats)
 
     def _update(self, stats: HMMStats) -> "BaseHMM":
         """:meth:`update` on parameters known to be valid (inside :meth:`fit`)."""
