@@ -214,6 +214,12 @@ def _old_style_end(e):
     return g
 
 
+def _unreachable_exit(e):
+    g = copy.deepcopy(e.lr)  # starts in state 0, which never leaves; only state 2 exits
+    g.transmat_, g.endprob_ = np.diag([1.0, 1.0, 0.5]), np.array([0.0, 0.0, 0.5])
+    return g
+
+
 def _bad_transmat(e):
     g = copy.deepcopy(e.gh)
     g.transmat_ = np.full((2, 2), 0.7)
@@ -417,6 +423,9 @@ LIBRARY = [
          lambda e: e.lr.decode(e.X[:10], [8, 2]), E.SequenceTooShortError, "sequence 1"),
     Case("GaussianHMM.score", "endprob_ set as a last-frame mask on a stochastic transmat_",
          lambda e: _old_style_end(e).score(e.X), E.InvalidParameterError, "transmat_ plus its endprob_"),
+    Case("GaussianHMM.score", "no state path from a start state to an exit",
+         lambda e: _unreachable_exit(e).score(e.X), E.InvalidParameterError,
+         "no state path leads from a start state to an exit"),
     Case("GMMHMM.fit", "inf in X", lambda e: GMMHMM(2, n_mix=2).fit(_inf(e)), E.NonFiniteInputError, "infinity"),
     Case("GMMHMM.score", "other feature dimension", lambda e: e.gg.score(e.X[:, :1]), E.DimensionMismatchError,
          "expect\\w* 3"),

@@ -290,7 +290,11 @@ class BaseHMM(ParamsMixin):
         if log_probs[i] == np.inf or np.isnan(log_probs[i]):
             raise ConvergenceError(f"sequence {seq} ({n} frames) has a non-finite log-likelihood; "
                                    "the model parameters are degenerate")
-        if need == 0 or n < need:
+        if need == 0:
+            raise InvalidParameterError(
+                "no state path leads from a start state to an exit (startprob_, transmat_, endprob_): "
+                "every sequence has zero probability under the model")
+        if n < need:
             raise SequenceTooShortError(
                 f"sequence {seq} has {n} frame(s) but the model's topology needs at least "
                 f"{need} (it has zero probability under the model)")
