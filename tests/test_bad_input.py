@@ -426,6 +426,9 @@ LIBRARY = [
     Case("GaussianHMM.score", "no state path from a start state to an exit",
          lambda e: _unreachable_exit(e).score(e.X), E.InvalidParameterError,
          "no state path leads from a start state to an exit"),
+    *[Case("GaussianHMM.sample", f"currstate={state!r}", lambda e, s=state: e.gh.sample(3, currstate=s),
+           E.InvalidParameterError, "currstate must be a state of the model")
+      for state in (-1, 2, 1.0)],
     Case("GMMHMM.fit", "inf in X", lambda e: GMMHMM(2, n_mix=2).fit(_inf(e)), E.NonFiniteInputError, "infinity"),
     Case("GMMHMM.score", "other feature dimension", lambda e: e.gg.score(e.X[:, :1]), E.DimensionMismatchError,
          "expect\\w* 3"),

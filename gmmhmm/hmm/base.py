@@ -592,6 +592,10 @@ class BaseHMM(ParamsMixin):
         transmat_cdf = np.cumsum(self._next_state_probs(), axis=1)  # n_samples frames: never exit
         if currstate is None:
             currstate = int((np.cumsum(self.startprob_) > rng.rand()).argmax())
+        elif (isinstance(currstate, bool) or not isinstance(currstate, (int, np.integer))
+              or not 0 <= currstate < self.n_components):  # -1 would be drawn from and returned
+            raise InvalidParameterError(f"currstate must be a state of the model (0 to "
+                                        f"{self.n_components - 1}), got {currstate!r}")
         draw = (self._generate_sample_from_state if hooks.overrides(self, "_generate_sample_from_state")
                 else self._emission().sample)
         states = [currstate]
