@@ -165,6 +165,24 @@ def test_fit_equals_hmmlearns_poisson_hmm(data, implementation):
     np.testing.assert_array_equal(ours.predict(X, lengths), theirs.predict(X, lengths))
 
 
+class PoissonHMMOwnStats(PoissonHMM):
+    """Builds hmmlearn's base statistics dict itself (no super() call), which has no "end"."""
+
+    def _initialize_sufficient_statistics(self):
+        S = self.n_components
+        return {"nobs": 0, "start": np.zeros(S), "trans": np.zeros((S, S)), "post": np.zeros(S),
+                "obs": np.zeros((S, self.n_features))}
+
+
+def test_subclass_with_hmmlearns_own_statistics_dict_fits_as_hmmlearn(data):
+    """gmmhmm's exit counts are an extra key; a dict without it (KeyError 'end') still works."""
+    X, lengths = data
+    ours = _set(PoissonHMMOwnStats(3, init_params="", n_iter=3, tol=-np.inf)).fit(X, lengths)
+    theirs = _set(hmmlearn_hmm.PoissonHMM(3, init_params="", n_iter=3, tol=-np.inf)).fit(X, lengths)
+    for name in ("startprob_", "transmat_", "lambdas_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=1e-7, atol=1e-12)
+
+
 def test_hooks_are_called_in_hmmlearns_order(data):
     X, lengths = data
     model = _set(PoissonHMM(3, init_params="", n_iter=2, tol=-np.inf)).fit(X, lengths)

@@ -699,7 +699,7 @@ class BaseHMM(ParamsMixin):
         """Add one sequence's statistics to ``stats`` (hmmlearn's signature)."""
         stats["nobs"] += 1
         stats["start"] += posteriors[0]
-        stats["end"] += posteriors[-1]
+        stats["end"] = stats.get("end", 0.0) + posteriors[-1]  # not in a dict built as hmmlearn's
         if "t" in self.params:
             stats["trans"] += hooks.xi_sum(self, lattice, fwdlattice, bwdlattice)
         if hooks.overrides(self, "_emission"):  # gmmhmm's own emission: its statistics too
