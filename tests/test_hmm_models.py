@@ -466,3 +466,12 @@ def test_update_with_another_models_statistics_raises_and_changes_nothing(cls, o
         model.update(stats)
     for name, value in before.items():
         np.testing.assert_array_equal(getattr(model, name), value, err_msg=name)
+
+
+def test_spherical_covars_getter_takes_the_dimension_from_n_features_before_means():
+    """As hmmlearn: with n_features known and means_ not yet set, spherical covars_ are
+    n_features x n_features matrices (they were n_components x n_components)."""
+    model = GaussianHMM(3, covariance_type="spherical")
+    model.n_features = 2
+    model.covars_ = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(model.covars_, np.array([1.0, 2.0, 3.0])[:, None, None] * np.eye(2))

@@ -118,7 +118,9 @@ class GaussianHMM(ModelFileMixin, BaseHMM):
     @property
     def covars_(self) -> np.ndarray:
         """Covariances as (n_components, n_features, n_features) matrices."""
-        D = self.means_.shape[1] if hasattr(self, "means_") else self._covars_.shape[-1]
+        # spherical covars_ (n_components,) do not hold the dimension; hmmlearn reads n_features
+        D = (np.shape(self.means_)[1] if hasattr(self, "means_")
+             else getattr(self, "n_features", self._covars_.shape[-1]))
         return full_covariances(self._covars_, self.covariance_type, self.n_components, D)
 
     @covars_.setter
