@@ -356,6 +356,37 @@ def test_subclass_overriding_compute_likelihood_and_n_features_check_as_hmmlearn
         ours.fit(-X, lengths)
 
 
+def _rates_hmm(base):
+    """The exponential HMM leaving params / init_params at hmmlearn's defaults (every
+    letter), so its own 'r' is trained and initialised without being named."""
+
+    class RatesHMM(_exponential_hmm(base)):
+        def __init__(self, n_components=1, n_iter=10, tol=1e-2):
+            base.__init__(self, n_components, n_iter=n_iter, tol=tol, random_state=0)
+
+        def _get_n_fit_scalars_per_param(self):
+            return None  # hmmlearn's _init sums it over every letter of params: no count
+
+        def _init(self, X, lengths=None):
+            super()._init(X, lengths)
+            if self._needs_init("r", "rates_"):
+                self.rates_ = np.linspace(0.5, 5.0, self.n_components)[:, None]
+
+    return RatesHMM
+
+
+def test_subclass_relying_on_hmmlearns_default_params_trains_every_parameter():
+    """hmmlearn's BaseHMM defaults params and init_params to every letter; with gmmhmm's 'st'
+    such a subclass's own parameter silently kept its initial value."""
+    rng = np.random.RandomState(0)
+    X = np.concatenate([rng.exponential(1.0, (60, 1)), rng.exponential(0.1, (40, 1))])
+    ours, theirs = (_rates_hmm(base)(2, n_iter=5, tol=-np.inf).fit(X, [50, 50])
+                    for base in (BaseHMM, hmmlearn_base.BaseHMM))
+    assert not np.allclose(theirs.rates_, np.linspace(0.5, 5.0, 2)[:, None])
+    np.testing.assert_allclose(ours.rates_, theirs.rates_, rtol=1e-8)
+    assert (ours.params, ours.init_params) == (theirs.params, theirs.init_params)
+
+
 class CategoricalHMM(BaseHMM):
     """Discrete symbols, written as hmmlearn 0.3.3's CategoricalHMM is (its likelihood indexes
     an array with the symbols, and its n_features check refuses anything but integers)."""

@@ -40,6 +40,7 @@ parameters belongs to the model subclasses and :mod:`gmmhmm.mixture`.
 from __future__ import annotations
 
 import logging
+import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,7 +171,9 @@ class BaseHMM(ParamsMixin):
 
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2,
-                 verbose=False, params="st", init_params="st", implementation="log"):
+                 verbose=False, params=string.ascii_letters, init_params=string.ascii_letters,
+                 implementation="log"):
+        # every letter by default, as hmmlearn: a subclass's own parameters train unnamed
         self.n_components = n_components
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
