@@ -261,6 +261,26 @@ def test_hook_lattices_give_the_expected_transitions_at_extremes(implementation)
     np.testing.assert_allclose(hooked.startprob_, fast.startprob_, rtol=1e-9, atol=1e-12)
 
 
+def test_hook_lattices_that_cannot_hold_the_counts_raise_rather_than_lose_them():
+    """Two chains that never meet: the middle frames favour state 0 by ~880 nats, so state 1's
+    share of the normalised forward row underflows to 0, though the end makes state 1 the
+    posterior. Scaled lattices cannot hold that sequence (hmmlearn's neither); its transition
+    counts were silently lost. The log lattices and the compiled path handle it."""
+    X = np.concatenate([np.full(2, 10.0), np.zeros(20), np.full(30, 10.0)])[:, None]
+    params = dict(startprob_=np.array([0.99, 0.01]), transmat_=np.eye(2), means_=np.array([[0.0], [10.0]]),
+                  covars_=np.ones((2, 1)))
+    models = {}
+    for cls, implementation in ((gmmhmm.GaussianHMM, "scaling"), (_OwnMstep, "log"), (_OwnMstep, "scaling")):
+        model = cls(2, n_iter=1, init_params="", params="st", implementation=implementation)
+        for name, value in params.items():
+            setattr(model, name, value.copy())
+        models[cls, implementation] = model
+    fast = models[gmmhmm.GaussianHMM, "scaling"].fit(X)
+    np.testing.assert_allclose(models[_OwnMstep, "log"].fit(X).startprob_, fast.startprob_, atol=1e-12)
+    with pytest.raises(gmmhmm.errors.ConvergenceError, match="implementation='log'"):
+        models[_OwnMstep, "scaling"].fit(X)
+
+
 # ------------------------------------------------------------------ monitor
 
 class StopAfter3(hmmlearn_base.ConvergenceMonitor):

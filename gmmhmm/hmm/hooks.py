@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidParameterError
+from ..errors import ConvergenceError, InvalidParameterError
 from . import kernels
 
 #: Hooks whose override switches ``fit`` to the per-sequence hmmlearn E-step.
@@ -79,11 +79,9 @@ def lattices(model: Any, X: np.ndarray):
     log frame likelihoods and log lattices for ``implementation='log'``; for
     ``'scaling'`` hmmlearn's scaled lattices: the forward rows sum to 1 and
     ``fwd[t, i] * A[i, j] * lattice[t + 1, j] * bwd[t + 1, j]`` sums to the
-    expected transition counts. Unlike hmmlearn, each frame's likelihoods are
-    divided by their largest (the backward row carries the factor), so a frame
-    every state scores below e^-745 does not underflow to zeros; and the backward
-    value of a state the forward pass cannot be in is 0, not one that overflows
-    (its transitions in are exactly 0 anyway).
+    expected transition counts (see :func:`_scaled_lattices`). A sequence whose
+    counts that form cannot hold raises :class:`~gmmhmm.errors.ConvergenceError`
+    (hmmlearn fails there too: 'consider using implementation='log'').
     """
     flp = HookEmission(model).log_likelihood(X)[0]
     log_start, log_trans, log_end = _log_params(model)
@@ -96,14 +94,32 @@ def lattices(model: Any, X: np.ndarray):
         posteriors /= posteriors.sum(axis=1, keepdims=True)
     if model.implementation == "log" or not np.isfinite(log_prob):
         return flp, log_prob, posteriors, fwd, bwd
+    lattice, scaled_fwd, scaled_bwd = _scaled_lattices(flp, fwd, bwd, log_prob)
+    A = np.asarray(model.transmat_, dtype=np.float64)
+    if len(X) > 1 and not np.allclose(_scaled_xi_sum(A, lattice, scaled_fwd, scaled_bwd),
+                                      _log_xi_sum(model, flp, fwd, bwd), rtol=1e-6, atol=1e-9 * len(X)):
+        raise ConvergenceError(
+            "hmmlearn's scaled lattices cannot hold the expected transitions of a sequence (its "
+            "forward or backward values leave the float range); use implementation='log'")
+    return lattice, log_prob, posteriors, scaled_fwd, scaled_bwd
+
+
+def _scaled_lattices(flp: np.ndarray, fwd: np.ndarray, bwd: np.ndarray, log_prob: float
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scaled (lattice, forward, backward) from log ones. The forward rows sum to 1. Unlike
+    hmmlearn's, each frame's likelihoods are divided by the largest among the states the
+    forward pass can be in (the backward row carries the factor), so a frame every state
+    scores below e^-745 keeps them; a state the forward pass cannot be in gets likelihood
+    and backward value 0, not ones that overflow (it adds nothing to any count)."""
     cum = _row_logsumexp(fwd)  # log of prod_{s<=t} c_s
     before = np.concatenate([[0.0], cum[:-1]])
-    rowmax = flp.max(axis=1)  # finite: the likelihood is
     scaled_fwd = np.exp(fwd - cum[:, None])
-    with np.errstate(over="ignore"):  # only where the forward value is 0, which zeroes it
-        scaled_bwd = np.exp(bwd - (log_prob - before - rowmax)[:, None])
-    return (np.exp(flp - rowmax[:, None]), log_prob, posteriors, scaled_fwd,
-            np.where(scaled_fwd > 0, scaled_bwd, 0.0))
+    held = scaled_fwd > 0
+    top = np.max(flp, axis=1, where=held, initial=-np.inf)  # each row holds a state
+    with np.errstate(over="ignore"):  # only where not held
+        lattice = np.where(held, np.exp(flp - top[:, None]), 0.0)
+        scaled_bwd = np.where(held, np.exp(bwd - (log_prob - before - top)[:, None]), 0.0)
+    return lattice, scaled_fwd, scaled_bwd
 
 
 def _row_logsumexp(a: np.ndarray) -> np.ndarray:
@@ -121,9 +137,19 @@ def xi_sum(model: Any, lattice: np.ndarray, fwdlattice: np.ndarray, bwdlattice: 
     if len(lattice) < 2:
         return np.zeros_like(A)
     if model.implementation != "log":
-        return A * (fwdlattice[:-1].T @ (lattice[1:] * bwdlattice[1:]))
+        return _scaled_xi_sum(A, lattice, fwdlattice, bwdlattice)
+    return _log_xi_sum(model, lattice, fwdlattice, bwdlattice)
+
+
+def _scaled_xi_sum(A: np.ndarray, lattice: np.ndarray, fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):  # a lattice that cannot hold them: NaN
+        return A * (fwd[:-1].T @ (lattice[1:] * bwd[1:]))
+
+
+def _log_xi_sum(model: Any, lattice: np.ndarray, fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
     _, log_trans, log_end = _log_params(model)
-    flp, fwd, bwd = (np.ascontiguousarray(a, dtype=np.float64) for a in (lattice, fwdlattice, bwdlattice))
+    A = np.asarray(model.transmat_, dtype=np.float64)
+    flp, fwd, bwd = (np.ascontiguousarray(a, dtype=np.float64) for a in (lattice, fwd, bwd))
     log_prob = _row_logsumexp(fwd[-1:] + log_end)[0]
     xi = np.zeros_like(A)
     kernels._posteriors_xi_log(log_trans, A, flp, fwd, bwd, log_prob, np.empty_like(flp), xi)
