@@ -11,7 +11,7 @@ A class written for ``hmmlearn.base.BaseHMM`` overrides some of
 (hmmlearn 0.3.3's names and signatures). When a model overrides one of the
 first four items (``ESTEP_HOOKS``), :meth:`BaseHMM.fit` runs hmmlearn's E-step here, one sequence at
 a time, with hmmlearn's lattices: log-space for ``implementation='log'``, the
-frame likelihoods (each frame's divided by its largest, see :func:`lattices`) and
+frame likelihoods (scaled per frame, see :func:`_scaled_lattices`) and
 hmmlearn's scaled forward/backward lattices for ``'scaling'``. gmmhmm's own
 classes override none of them and keep their batched compiled path.
 """
