@@ -116,6 +116,9 @@ def check_lengths(lengths: Any, n_samples: int) -> np.ndarray:
     if np.any(arr <= 0):
         i = int(np.flatnonzero(arr <= 0)[0])
         raise InvalidLengthsError(f"lengths must be positive; sequence {i} has length {arr[i]}")
+    if np.any(arr > n_samples):  # before summing: int64 sums of huge lengths wrap round
+        i = int(np.flatnonzero(arr > n_samples)[0])
+        raise InvalidLengthsError(f"sequence {i} has {arr[i]} frames but X has {n_samples} samples")
     if int(arr.sum()) != n_samples:
         raise InvalidLengthsError(
             f"lengths sum to {int(arr.sum())} but X has {n_samples} samples"

@@ -214,6 +214,12 @@ def _old_style_end(e):
     return g
 
 
+def _unreachable_exit(e):
+    g = copy.deepcopy(e.lr)  # starts in state 0, which never leaves; only state 2 exits
+    g.transmat_, g.endprob_ = np.diag([1.0, 1.0, 0.5]), np.array([0.0, 0.0, 0.5])
+    return g
+
+
 def _bad_transmat(e):
     g = copy.deepcopy(e.gh)
     g.transmat_ = np.full((2, 2), 0.7)
@@ -372,6 +378,16 @@ LIBRARY = [
          "1-D"),
     Case("GaussianHMM.fit", "string lengths", lambda e: GaussianHMM(2).fit(e.X, ["30", "30"]),
          E.InvalidLengthsError, "integers"),
+    Case("GaussianHMM.score", "lengths whose int64 sum wraps round to len(X)",
+         lambda e: e.gh.score(e.X, np.array([2**63 - 1, 2**63 - 1, 62])), E.InvalidLengthsError,
+         "sequence 0 has 9223372036854775807 frames but X has 60"),
+    *[Case("GaussianHMM.covars_", f"{ctype} model given {what}",
+           lambda e, c=ctype, v=value: setattr(GaussianHMM(2, covariance_type=c), "covars_", v),
+           E.InvalidParameterError, f"'{ctype}' covars_ cannot hold")
+      for ctype, what, value in [
+          ("diag", "correlated full matrices", np.array([[[1.0, 0.5], [0.5, 1.0]], [[2.0, 0.0], [0.0, 1.0]]])),
+          ("tied", "a different matrix per state", np.array([np.eye(2), 2 * np.eye(2)])),
+          ("spherical", "a variance per feature", np.array([[1.0, 2.0], [3.0, 3.0]]))]],
     Case("GaussianHMM.fit", "empty X", lambda e: GaussianHMM(2).fit(np.zeros((0, 3))), E.InvalidInputError,
          "0 sample"),
     Case("GaussianHMM.fit", "1-D X", lambda e: GaussianHMM(2).fit(np.ones(5)), E.InvalidInputError, "2-D.*reshape"),
@@ -407,11 +423,17 @@ LIBRARY = [
          lambda e: e.lr.decode(e.X[:10], [8, 2]), E.SequenceTooShortError, "sequence 1"),
     Case("GaussianHMM.score", "endprob_ set as a last-frame mask on a stochastic transmat_",
          lambda e: _old_style_end(e).score(e.X), E.InvalidParameterError, "transmat_ plus its endprob_"),
+    Case("GaussianHMM.score", "no state path from a start state to an exit",
+         lambda e: _unreachable_exit(e).score(e.X), E.InvalidParameterError,
+         "no state path leads from a start state to an exit"),
+    *[Case("GaussianHMM.sample", f"currstate={state!r}", lambda e, s=state: e.gh.sample(3, currstate=s),
+           E.InvalidParameterError, "currstate must be a state of the model")
+      for state in (-1, 2, 1.0)],
     Case("GMMHMM.fit", "inf in X", lambda e: GMMHMM(2, n_mix=2).fit(_inf(e)), E.NonFiniteInputError, "infinity"),
     Case("GMMHMM.score", "other feature dimension", lambda e: e.gg.score(e.X[:, :1]), E.DimensionMismatchError,
          "expect\\w* 3"),
     Case("GMMHMM.predict", "lengths longer than X", lambda e: e.gg.predict(e.X, [100]), E.InvalidLengthsError,
-         "sum to 100"),
+         "sequence 0 has 100 frames but X has 60"),
     Case("GMMHMM.fit", "n_mix=0", lambda e: GMMHMM(2, n_mix=0).fit(e.X), E.InvalidParameterError, "n_mix"),
     # --- checkpointed training -------------------------------------------
     Case("checkpoint.resume", "no checkpoint in the directory",
@@ -650,6 +672,7 @@ LIBRARY = [
           (GaussianHMM, "transmat_prior", "x"), (GMMHMM, "weights_prior", float("nan")),
           (GaussianHMM, "means_prior", float("nan")), (GaussianHMM, "means_weight", -1.0),
           (GaussianHMM, "covars_prior", float("inf")), (GaussianHMM, "covars_weight", "x"),
+          (GaussianHMM, "startprob_prior", np.full(3, 2.0)), (GaussianHMM, "transmat_prior", np.full((3, 3), 2.0)),
           (GaussianHMM, "min_covar", [1, 2]), (GMMHMM, "min_covar", None), (GaussianMixture, "verbose", "x"),
           (GaussianMixture, "tol", float("nan")), (GaussianMixture, "reg_covar", -1.0)]],
     Case("Lexicon.pronounce", "unknown word", lambda e: Lexicon.digits().pronounce(["eleven"]), E.TranscriptError,

@@ -337,6 +337,17 @@ def test_em_step_with_an_underflowing_sequence_in_the_batch_matches_log_space():
     np.testing.assert_allclose(new.transmat_, ref.transmat_, atol=1e-9)
 
 
+@pytest.mark.parametrize("covariance_type", ["spherical", "diag", "full", "tied"])
+def test_covars_getter_output_sets_the_same_covariances(covariance_type):
+    """The setter takes the getter's full matrices back (hmmlearn's convention) unchanged."""
+    rng = np.random.default_rng(0)
+    model, dense, _ = _tiny_hmm(covariance_type, 3, rng, with_end=False)
+    compact = model._covars_.copy()
+    model.covars_ = model.covars_
+    np.testing.assert_array_equal(model._covars_, compact)
+    np.testing.assert_array_equal(model.covars_, dense)
+
+
 def test_get_set_params_round_trip():
     # save/load of fitted HMMs: tests/test_modelfile_models.py::test_fitted_hmm_round_trip
     model = GMMHMM(n_components=2, n_mix=2, covariance_type="full", n_iter=3, random_state=0)
@@ -437,3 +448,30 @@ def test_failed_fit_leaves_the_model_as_it_was(cls):
     for name, value in before.items():
         np.testing.assert_array_equal(getattr(model, name), value, err_msg=name)
     assert model.score(X) == score
+
+
+@pytest.mark.parametrize("cls", [GaussianHMM, GMMHMM])
+@pytest.mark.parametrize("other_states", [1, 2])
+def test_update_with_another_models_statistics_raises_and_changes_nothing(cls, other_states):
+    """Statistics of a model with other states are refused by name; the 1-state model's
+    startprob_ and transmat_ had already taken the 3 states' shapes, and the 2-state one
+    failed inside numpy."""
+    rng = np.random.RandomState(0)
+    X = np.vstack([rng.normal(0, 1, (40, 2)), rng.normal(4, 1, (40, 2))])
+    kwargs = {"n_mix": 2} if cls is GMMHMM else {}
+    stats = cls(3, random_state=0, n_iter=2, **kwargs).fit(X).accumulate(X)
+    model = cls(other_states, random_state=0, n_iter=2, **kwargs).fit(X)
+    before = {name: np.copy(getattr(model, name)) for name in cls._saved_attributes if hasattr(model, name)}
+    with pytest.raises(errors.InvalidInputError, match="3 states.*model has %d" % other_states):
+        model.update(stats)
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(model, name), value, err_msg=name)
+
+
+def test_spherical_covars_getter_takes_the_dimension_from_n_features_before_means():
+    """As hmmlearn: with n_features known and means_ not yet set, spherical covars_ are
+    n_features x n_features matrices (they were n_components x n_components)."""
+    model = GaussianHMM(3, covariance_type="spherical")
+    model.n_features = 2
+    model.covars_ = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(model.covars_, np.array([1.0, 2.0, 3.0])[:, None, None] * np.eye(2))

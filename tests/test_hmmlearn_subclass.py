@@ -165,6 +165,24 @@ def test_fit_equals_hmmlearns_poisson_hmm(data, implementation):
     np.testing.assert_array_equal(ours.predict(X, lengths), theirs.predict(X, lengths))
 
 
+class PoissonHMMOwnStats(PoissonHMM):
+    """Builds hmmlearn's base statistics dict itself (no super() call), which has no "end"."""
+
+    def _initialize_sufficient_statistics(self):
+        S = self.n_components
+        return {"nobs": 0, "start": np.zeros(S), "trans": np.zeros((S, S)), "post": np.zeros(S),
+                "obs": np.zeros((S, self.n_features))}
+
+
+def test_subclass_with_hmmlearns_own_statistics_dict_fits_as_hmmlearn(data):
+    """gmmhmm's exit counts are an extra key; a dict without it (KeyError 'end') still works."""
+    X, lengths = data
+    ours = _set(PoissonHMMOwnStats(3, init_params="", n_iter=3, tol=-np.inf)).fit(X, lengths)
+    theirs = _set(hmmlearn_hmm.PoissonHMM(3, init_params="", n_iter=3, tol=-np.inf)).fit(X, lengths)
+    for name in ("startprob_", "transmat_", "lambdas_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(theirs, name), rtol=1e-7, atol=1e-12)
+
+
 def test_hooks_are_called_in_hmmlearns_order(data):
     X, lengths = data
     model = _set(PoissonHMM(3, init_params="", n_iter=2, tol=-np.inf)).fit(X, lengths)
@@ -203,6 +221,64 @@ def test_gaussian_hmm_subclass_overriding_one_hook_still_trains():
         np.testing.assert_allclose(getattr(slow, name), getattr(fast, name), rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(slow._compute_log_likelihood(X),
                                hmmlearn_hmm.GaussianHMM._compute_log_likelihood(slow, X), rtol=1e-10)
+
+
+class _OwnMstep(gmmhmm.GaussianHMM):
+    """Overrides one hook, so ``fit`` runs hmmlearn's per-sequence E-step and lattices."""
+
+    def _do_mstep(self, stats):
+        super()._do_mstep(stats)
+
+
+def _left_to_right_with_extreme_lattices():
+    """Data that reach every lattice extreme: the first frames fit state 2, which the
+    topology forbids there (its backward value is e^1000s times the forward's scale), and
+    outlier frames that every state scores below e^-745 (their frame likelihoods underflow)."""
+    rng = np.random.RandomState(0)
+    X = np.concatenate([rng.normal(8, 0.3, (30, 1)), rng.normal(0, 0.3, (10, 1)),
+                        rng.normal(4, 0.3, (10, 1)), rng.normal(8, 0.3, (10, 1))])
+    X[[35, 45, 55]] += 40.0
+    params = dict(startprob_=np.array([1.0, 0, 0]), means_=np.array([[0.0], [4], [8]]),
+                  transmat_=np.array([[0.9, 0.1, 0], [0, 0.9, 0.1], [0, 0, 1]]), covars_=np.full((3, 1), 0.1))
+    return X, params
+
+
+@pytest.mark.parametrize("implementation", ["log", "scaling"])
+def test_hook_lattices_give_the_expected_transitions_at_extremes(implementation):
+    """The transition counts a subclass's super() call collects from hmmlearn-style lattices
+    equal the compiled path's, even when a backward value or a frame's likelihoods leave the
+    float range (they were NaN, and the transitions silently kept their old values)."""
+    X, params = _left_to_right_with_extreme_lattices()
+    models = []
+    for cls in (gmmhmm.GaussianHMM, _OwnMstep):
+        model = cls(3, n_iter=1, init_params="", params="st", implementation=implementation)
+        for name, value in params.items():
+            setattr(model, name, value.copy())
+        models.append(model.fit(X, [40, 20]))
+    fast, hooked = models
+    assert not np.allclose(fast.transmat_, params["transmat_"])  # the step moves them
+    np.testing.assert_allclose(hooked.transmat_, fast.transmat_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(hooked.startprob_, fast.startprob_, rtol=1e-9, atol=1e-12)
+
+
+def test_hook_lattices_that_cannot_hold_the_counts_raise_rather_than_lose_them():
+    """Two chains that never meet: the middle frames favour state 0 by ~880 nats, so state 1's
+    share of the normalised forward row underflows to 0, though the end makes state 1 the
+    posterior. Scaled lattices cannot hold that sequence (hmmlearn's neither); its transition
+    counts were silently lost. The log lattices and the compiled path handle it."""
+    X = np.concatenate([np.full(2, 10.0), np.zeros(20), np.full(30, 10.0)])[:, None]
+    params = dict(startprob_=np.array([0.99, 0.01]), transmat_=np.eye(2), means_=np.array([[0.0], [10.0]]),
+                  covars_=np.ones((2, 1)))
+    models = {}
+    for cls, implementation in ((gmmhmm.GaussianHMM, "scaling"), (_OwnMstep, "log"), (_OwnMstep, "scaling")):
+        model = cls(2, n_iter=1, init_params="", params="st", implementation=implementation)
+        for name, value in params.items():
+            setattr(model, name, value.copy())
+        models[cls, implementation] = model
+    fast = models[gmmhmm.GaussianHMM, "scaling"].fit(X)
+    np.testing.assert_allclose(models[_OwnMstep, "log"].fit(X).startprob_, fast.startprob_, atol=1e-12)
+    with pytest.raises(gmmhmm.errors.ConvergenceError, match="implementation='log'"):
+        models[_OwnMstep, "scaling"].fit(X)
 
 
 # ------------------------------------------------------------------ monitor
@@ -298,6 +374,37 @@ def test_subclass_overriding_compute_likelihood_and_n_features_check_as_hmmlearn
     np.testing.assert_allclose(ours.predict_proba(X, lengths), theirs.predict_proba(X, lengths), atol=1e-10)
     with pytest.raises(ValueError, match="non-negative"):
         ours.fit(-X, lengths)
+
+
+def _rates_hmm(base):
+    """The exponential HMM leaving params / init_params at hmmlearn's defaults (every
+    letter), so its own 'r' is trained and initialised without being named."""
+
+    class RatesHMM(_exponential_hmm(base)):
+        def __init__(self, n_components=1, n_iter=10, tol=1e-2):
+            base.__init__(self, n_components, n_iter=n_iter, tol=tol, random_state=0)
+
+        def _get_n_fit_scalars_per_param(self):
+            return None  # hmmlearn's _init sums it over every letter of params: no count
+
+        def _init(self, X, lengths=None):
+            super()._init(X, lengths)
+            if self._needs_init("r", "rates_"):
+                self.rates_ = np.linspace(0.5, 5.0, self.n_components)[:, None]
+
+    return RatesHMM
+
+
+def test_subclass_relying_on_hmmlearns_default_params_trains_every_parameter():
+    """hmmlearn's BaseHMM defaults params and init_params to every letter; with gmmhmm's 'st'
+    such a subclass's own parameter silently kept its initial value."""
+    rng = np.random.RandomState(0)
+    X = np.concatenate([rng.exponential(1.0, (60, 1)), rng.exponential(0.1, (40, 1))])
+    ours, theirs = (_rates_hmm(base)(2, n_iter=5, tol=-np.inf).fit(X, [50, 50])
+                    for base in (BaseHMM, hmmlearn_base.BaseHMM))
+    assert not np.allclose(theirs.rates_, np.linspace(0.5, 5.0, 2)[:, None])
+    np.testing.assert_allclose(ours.rates_, theirs.rates_, rtol=1e-8)
+    assert (ours.params, ours.init_params) == (theirs.params, theirs.init_params)
 
 
 class CategoricalHMM(BaseHMM):

@@ -40,6 +40,7 @@ parameters belongs to the model subclasses and :mod:`gmmhmm.mixture`.
 from __future__ import annotations
 
 import logging
+import string
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,7 @@ from .. import _validation as V
 from .._params import ParamsMixin
 from ..errors import (ConvergenceError, DimensionMismatchError, InvalidInputError,
                       InvalidParameterError, SequenceTooShortError)
+from ..mixture.estimate import _broadcast
 from . import hooks, kernels
 from .monitor import ConvergenceMonitor
 
@@ -169,7 +171,9 @@ class BaseHMM(ParamsMixin):
 
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0,
                  algorithm="viterbi", random_state=None, n_iter=10, tol=1e-2,
-                 verbose=False, params="st", init_params="st", implementation="log"):
+                 verbose=False, params=string.ascii_letters, init_params=string.ascii_letters,
+                 implementation="log"):
+        # every letter by default, as hmmlearn: a subclass's own parameters train unnamed
         self.n_components = n_components
         self.startprob_prior = startprob_prior
         self.transmat_prior = transmat_prior
@@ -196,6 +200,10 @@ class BaseHMM(ParamsMixin):
                         arrays={"startprob_prior": "positive", "transmat_prior": "positive",
                                 "weights_prior": "positive", "means_prior": "finite", "means_weight": "nonneg",
                                 "covars_prior": "finite", "covars_weight": "finite"})
+        S = self.n_components
+        for name, shape in (("startprob_prior", (S,)), ("transmat_prior", (S, S))):
+            # else the M-step makes a parameter of another shape (a 3 x 3 transmat_ for 1 state)
+            _broadcast(getattr(self, name), shape, name)
         for name in ("params", "init_params"):
             if not isinstance(getattr(self, name), str):
                 raise InvalidParameterError(f"{name} must be a string of letters, got "
@@ -285,7 +293,11 @@ class BaseHMM(ParamsMixin):
         if log_probs[i] == np.inf or np.isnan(log_probs[i]):
             raise ConvergenceError(f"sequence {seq} ({n} frames) has a non-finite log-likelihood; "
                                    "the model parameters are degenerate")
-        if need == 0 or n < need:
+        if need == 0:
+            raise InvalidParameterError(
+                "no state path leads from a start state to an exit (startprob_, transmat_, endprob_): "
+                "every sequence has zero probability under the model")
+        if n < need:
             raise SequenceTooShortError(
                 f"sequence {seq} has {n} frame(s) but the model's topology needs at least "
                 f"{need} (it has zero probability under the model)")
@@ -357,9 +369,14 @@ class BaseHMM(ParamsMixin):
         return HMMStats(start, trans, end, emission_stats, log_prob, len(lengths), X.shape[0])
 
     def update(self, stats: HMMStats) -> "BaseHMM":
-        """M-step: re-estimate the parameters named in ``params`` from ``stats``."""
+        """M-step: re-estimate the parameters named in ``params`` from ``stats``.
+        A failure (statistics of another model) leaves the model as it was."""
         self._fitted_check()
-        return self._update(stats)
+        S = self.n_components
+        if np.shape(stats.start) != (S,) or np.shape(stats.trans) != (S, S) or np.shape(stats.end) != (S,):
+            raise InvalidInputError(f"statistics of {np.size(stats.start)} states, but the model has {S}")
+        with self._unchanged_on_failure():  # the emission may refuse them after start and transitions
+            return self._update(stats)
 
     def _update(self, stats: HMMStats) -> "BaseHMM":
         """:meth:`update` on parameters known to be valid (inside :meth:`fit`)."""
@@ -578,6 +595,10 @@ class BaseHMM(ParamsMixin):
         transmat_cdf = np.cumsum(self._next_state_probs(), axis=1)  # n_samples frames: never exit
         if currstate is None:
             currstate = int((np.cumsum(self.startprob_) > rng.rand()).argmax())
+        elif (isinstance(currstate, bool) or not isinstance(currstate, (int, np.integer))
+              or not 0 <= currstate < self.n_components):  # -1 would be drawn from and returned
+            raise InvalidParameterError(f"currstate must be a state of the model (0 to "
+                                        f"{self.n_components - 1}), got {currstate!r}")
         draw = (self._generate_sample_from_state if hooks.overrides(self, "_generate_sample_from_state")
                 else self._emission().sample)
         states = [currstate]
@@ -681,7 +702,7 @@ class BaseHMM(ParamsMixin):
         """Add one sequence's statistics to ``stats`` (hmmlearn's signature)."""
         stats["nobs"] += 1
         stats["start"] += posteriors[0]
-        stats["end"] += posteriors[-1]
+        stats["end"] = stats.get("end", 0.0) + posteriors[-1]  # not in a dict built as hmmlearn's
         if "t" in self.params:
             stats["trans"] += hooks.xi_sum(self, lattice, fwdlattice, bwdlattice)
         if hooks.overrides(self, "_emission"):  # gmmhmm's own emission: its statistics too

@@ -14,6 +14,23 @@ from .base import BaseHMM
 from .emissions import GaussianEmission, full_covariances
 
 
+def _compact_covariances(given: np.ndarray, ctype: str) -> np.ndarray:
+    """``covars_`` in the shape of ``ctype``, from that shape, the getter's full matrices or
+    (spherical) per-feature variances. Values the shape cannot hold (correlations in a diag
+    model, a matrix per state in a tied one) are refused, not dropped, as hmmlearn does."""
+    compact = given
+    if given.ndim == 3 and ctype != "full":
+        compact = given[0] if ctype == "tied" else np.diagonal(given, axis1=1, axis2=2).copy()
+    if ctype == "spherical" and compact.ndim == 2:
+        compact = compact.mean(axis=1)
+    if compact.ndim < given.ndim and np.all(np.isfinite(given)):  # NaN: _check_emission says so
+        back = (full_covariances(compact, ctype, given.shape[0], given.shape[-1]) if given.ndim == 3
+                else compact[:, None])
+        if not np.allclose(back, given, rtol=1e-9, atol=1e-12 * np.abs(given).max(initial=0.0)):
+            raise InvalidParameterError(f"{ctype!r} covars_ cannot hold the given {given.shape} values")
+    return compact
+
+
 @register_model_class
 class GaussianHMM(ModelFileMixin, BaseHMM):
     """Hidden Markov model with one Gaussian per state.
@@ -70,9 +87,10 @@ class GaussianHMM(ModelFileMixin, BaseHMM):
     means_ : ndarray (n_components, n_features)
     covars_ : ndarray (n_components, n_features, n_features)
         As in hmmlearn the getter always returns full matrices; the setter
-        also accepts the compact shape of ``covariance_type``
+        takes the compact shape of ``covariance_type``
         ((n_components,) spherical, (n_components, n_features) diag,
-        (n_features, n_features) tied).
+        (n_features, n_features) tied) or full matrices that shape can hold
+        (others raise InvalidParameterError).
     monitor_ : ConvergenceMonitor
     """
 
@@ -100,21 +118,15 @@ class GaussianHMM(ModelFileMixin, BaseHMM):
     @property
     def covars_(self) -> np.ndarray:
         """Covariances as (n_components, n_features, n_features) matrices."""
-        D = self.means_.shape[1] if hasattr(self, "means_") else self._covars_.shape[-1]
+        # spherical covars_ (n_components,) do not hold the dimension; hmmlearn reads n_features
+        D = (np.shape(self.means_)[1] if hasattr(self, "means_")
+             else getattr(self, "n_features", self._covars_.shape[-1]))
         return full_covariances(self._covars_, self.covariance_type, self.n_components, D)
 
     @covars_.setter
     def covars_(self, covars) -> None:
-        covars = np.array(covars, dtype=np.float64)
-        ctype = check_covariance_type(self.covariance_type)
-        if covars.ndim == 3 and ctype != "full":  # full matrices from the getter
-            if ctype == "tied":
-                covars = covars[0]
-            else:
-                covars = np.diagonal(covars, axis1=1, axis2=2).copy()
-        if ctype == "spherical" and covars.ndim == 2:
-            covars = covars.mean(axis=1)
-        self._covars_ = covars
+        self._covars_ = _compact_covariances(np.array(covars, dtype=np.float64),
+                                             check_covariance_type(self.covariance_type))
 
     # ------------------------------------------------ emission interface
 

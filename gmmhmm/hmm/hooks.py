@@ -11,9 +11,9 @@ A class written for ``hmmlearn.base.BaseHMM`` overrides some of
 (hmmlearn 0.3.3's names and signatures). When a model overrides one of the
 first four items (``ESTEP_HOOKS``), :meth:`BaseHMM.fit` runs hmmlearn's E-step here, one sequence at
 a time, with hmmlearn's lattices: log-space for ``implementation='log'``, the
-frame likelihoods and hmmlearn's scaled forward/backward lattices for
-``'scaling'``. gmmhmm's own classes override none of them and keep their
-batched compiled path.
+frame likelihoods (scaled per frame, see :func:`_scaled_lattices`) and
+hmmlearn's scaled forward/backward lattices for ``'scaling'``. gmmhmm's own
+classes override none of them and keep their batched compiled path.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidParameterError
+from ..errors import ConvergenceError, InvalidParameterError
 from . import kernels
 
 #: Hooks whose override switches ``fit`` to the per-sequence hmmlearn E-step.
@@ -77,10 +77,11 @@ def lattices(model: Any, X: np.ndarray):
 
     Returns ``(lattice, log_prob, posteriors, fwdlattice, bwdlattice)``:
     log frame likelihoods and log lattices for ``implementation='log'``; for
-    ``'scaling'`` the frame likelihoods and hmmlearn's scaled lattices (the
-    forward rows sum to 1, the backward rows are divided by the same scales,
-    so ``fwd[t, i] * A[i, j] * lattice[t + 1, j] * bwd[t + 1, j]`` sums to the
-    expected transition counts).
+    ``'scaling'`` hmmlearn's scaled lattices: the forward rows sum to 1 and
+    ``fwd[t, i] * A[i, j] * lattice[t + 1, j] * bwd[t + 1, j]`` sums to the
+    expected transition counts (see :func:`_scaled_lattices`). A sequence whose
+    counts that form cannot hold raises :class:`~gmmhmm.errors.ConvergenceError`
+    (hmmlearn fails there too: 'consider using implementation='log'').
     """
     flp = HookEmission(model).log_likelihood(X)[0]
     log_start, log_trans, log_end = _log_params(model)
@@ -93,35 +94,66 @@ def lattices(model: Any, X: np.ndarray):
         posteriors /= posteriors.sum(axis=1, keepdims=True)
     if model.implementation == "log" or not np.isfinite(log_prob):
         return flp, log_prob, posteriors, fwd, bwd
-    top = fwd.max(axis=1, keepdims=True)
-    cum = top[:, 0] + np.log(np.exp(fwd - top).sum(axis=1))  # log of prod_{s<=t} c_s
+    lattice, scaled_fwd, scaled_bwd = _scaled_lattices(flp, fwd, bwd, log_prob)
+    A = np.asarray(model.transmat_, dtype=np.float64)
+    if len(X) > 1 and not np.allclose(_scaled_xi_sum(A, lattice, scaled_fwd, scaled_bwd),
+                                      _log_xi_sum(model, flp, fwd, bwd), rtol=1e-6, atol=1e-9 * len(X)):
+        raise ConvergenceError(
+            "hmmlearn's scaled lattices cannot hold the expected transitions of a sequence (its "
+            "forward or backward values leave the float range); use implementation='log'")
+    return lattice, log_prob, posteriors, scaled_fwd, scaled_bwd
+
+
+def _scaled_lattices(flp: np.ndarray, fwd: np.ndarray, bwd: np.ndarray, log_prob: float
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scaled (lattice, forward, backward) from log ones. The forward rows sum to 1. Unlike
+    hmmlearn's, each frame's likelihoods are divided by the largest among the states the
+    forward pass can be in (the backward row carries the factor), so a frame every state
+    scores below e^-745 keeps them; a state the forward pass cannot be in gets likelihood
+    and backward value 0, not ones that overflow (it adds nothing to any count)."""
+    cum = _row_logsumexp(fwd)  # log of prod_{s<=t} c_s
     before = np.concatenate([[0.0], cum[:-1]])
-    with np.errstate(under="ignore"):
-        return (np.exp(flp), log_prob, posteriors, np.exp(fwd - cum[:, None]),
-                np.exp(bwd - (log_prob - before)[:, None]))
+    scaled_fwd = np.exp(fwd - cum[:, None])
+    held = scaled_fwd > 0
+    top = np.max(flp, axis=1, where=held, initial=-np.inf)  # each row holds a state
+    with np.errstate(over="ignore"):  # only where not held
+        lattice = np.where(held, np.exp(flp - top[:, None]), 0.0)
+        scaled_bwd = np.where(held, np.exp(bwd - (log_prob - before - top)[:, None]), 0.0)
+    return lattice, scaled_fwd, scaled_bwd
+
+
+def _row_logsumexp(a: np.ndarray) -> np.ndarray:
+    """``log(exp(a).sum(axis=1))`` without overflow (rows with a finite entry)."""
+    top = a.max(axis=1, keepdims=True)
+    return top[:, 0] + np.log(np.exp(a - top).sum(axis=1))
 
 
 def xi_sum(model: Any, lattice: np.ndarray, fwdlattice: np.ndarray, bwdlattice: np.ndarray
            ) -> np.ndarray:
     """Expected transition counts of one sequence from its lattices (as
-    hmmlearn's ``compute_log_xi_sum`` / ``compute_scaling_xi_sum``), one GEMM."""
+    hmmlearn's ``compute_log_xi_sum`` / ``compute_scaling_xi_sum``): one GEMM for
+    scaled lattices, the compiled kernel's exact sum for log ones."""
     A = np.asarray(model.transmat_, dtype=np.float64)
     if len(lattice) < 2:
         return np.zeros_like(A)
     if model.implementation != "log":
-        return A * (fwdlattice[:-1].T @ (lattice[1:] * bwdlattice[1:]))
-    log_end = _log_params(model)[2]
-    with np.errstate(invalid="ignore", under="ignore"):
-        last = fwdlattice[-1] + log_end
-        log_prob = last.max() + np.log(np.exp(last - last.max()).sum())
-        v = lattice[1:] + bwdlattice[1:]
-        f = fwdlattice[:-1].max(axis=1)
-        m = v.max(axis=1)
-        ok = np.isfinite(f) & np.isfinite(m)
-        P = np.where(ok[:, None], np.exp(fwdlattice[:-1] - f[:, None]), 0.0)
-        Q = np.where(ok[:, None], np.exp(v - m[:, None]), 0.0)
-        w = np.where(ok, np.exp(f + m - log_prob), 0.0)
-    return A * ((P * w[:, None]).T @ Q)
+        return _scaled_xi_sum(A, lattice, fwdlattice, bwdlattice)
+    return _log_xi_sum(model, lattice, fwdlattice, bwdlattice)
+
+
+def _scaled_xi_sum(A: np.ndarray, lattice: np.ndarray, fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore"):  # a lattice that cannot hold them: NaN
+        return A * (fwd[:-1].T @ (lattice[1:] * bwd[1:]))
+
+
+def _log_xi_sum(model: Any, lattice: np.ndarray, fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
+    _, log_trans, log_end = _log_params(model)
+    A = np.asarray(model.transmat_, dtype=np.float64)
+    flp, fwd, bwd = (np.ascontiguousarray(a, dtype=np.float64) for a in (lattice, fwd, bwd))
+    log_prob = _row_logsumexp(fwd[-1:] + log_end)[0]
+    xi = np.zeros_like(A)
+    kernels._posteriors_xi_log(log_trans, A, flp, fwd, bwd, log_prob, np.empty_like(flp), xi)
+    return xi
 
 
 def estep(model: Any, X: np.ndarray, lengths: np.ndarray) -> tuple[dict, float]:
