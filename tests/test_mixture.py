@@ -416,6 +416,24 @@ def test_float32_variances_of_data_far_from_the_origin_and_from_each_other(covar
     np.testing.assert_allclose(gm.covariances_, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
 
 
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_data_far_from_the_origin_are_fitted_as_near_it(covariance_type):
+    """EM, its k-means initialisation included, is translation-equivariant. 1e8 from the origin
+    raw second moments are ~1e16, and variances of order one formed from them (s2/n - m^2) are
+    rounding noise (scikit-learn's full covariances are centred and get it right)."""
+    X, _, _ = blobs(n=300, seed=4)
+    kw = dict(covariance_type=covariance_type, random_state=0, max_iter=20, tol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        near = GaussianMixture(3, **kw).fit(X)
+        far = GaussianMixture(3, **kw).fit(X + 1e8)
+    np.testing.assert_allclose(far.means_ - 1e8, near.means_, atol=1e-6)
+    for name in ("weights_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(far, name), getattr(near, name), rtol=1e-5, atol=1e-8, err_msg=name)
+    assert far.lower_bound_ == pytest.approx(near.lower_bound_, abs=1e-6)
+    np.testing.assert_allclose(far.score_samples(X + 1e8), near.score_samples(X), atol=1e-5)
+
+
 def test_failed_fit_leaves_the_model_as_it_was():
     """A fit that raises changes nothing: a fitted model keeps its parameters, and an unfitted
     warm-start model is not left half-initialised (the next fit crashed with AttributeError,

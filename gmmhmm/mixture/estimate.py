@@ -40,7 +40,7 @@ raised to 1), so every variance along every direction is at least the floor.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -326,6 +326,14 @@ def update_gaussians(stats: GaussianStats, covariance_type: str, options: Gaussi
     same_layout = {"diag": "spherical", "spherical": "diag"}.get(covariance_type)  # (K, D) second moments
     if covariance_type != "tied" and pooled or stats.covariance_type not in (covariance_type, "full", same_layout):
         raise InvalidInputError(f"{stats.covariance_type!r} statistics cannot give {covariance_type!r} covariances")
+    if stats.center is not None:
+        # estimate about the statistics' centre, then move the means back: raw moments of data
+        # far from the origin cancel in s2/n - m^2 (every rule here is translation-equivariant)
+        c = stats.center
+        moved = None if previous is None else replace(previous, means=previous.means - c)
+        options = replace(options, means_prior=np.asarray(options.means_prior, dtype=np.float64) - c)
+        new, report = update_gaussians(replace(stats, center=None), covariance_type, options, moved, n_mix, params)
+        return replace(new, means=new.means + c), report
     if previous is None:
         if options.map_tau:
             raise InvalidInputError("MAP adaptation (map_tau) needs the previous parameters as its prior")

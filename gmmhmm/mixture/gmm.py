@@ -358,7 +358,8 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         need_resp = self.weights_init is None or self.means_init is None or self.precisions_init is None
         if need_resp:
             resp = self._initial_resp(X, rng, sample_weight) * sample_weight[:, None]
-            stats = GaussianStats.from_posteriors(X, resp, self.covariance_type)
+            # about the data's mean: the raw moments of data far from the origin would cancel
+            stats = GaussianStats.from_posteriors(X, resp, self.covariance_type, X.mean(axis=0, dtype=np.float64))
             first, _ = update_gaussians(stats, self.covariance_type, self._update_options())
             weights = (stats.n + 10 * np.finfo(np.float64).eps) / sample_weight.sum()
             means, covariances = first.means, first.covars
