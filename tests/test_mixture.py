@@ -301,6 +301,26 @@ def test_empty_component_keeps_previous_parameters():
     assert gmm.weights_[1] < 1e-12
 
 
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_a_starved_component_keeps_its_variances_at_least_reg_covar(covariance_type):
+    """reg_covar is a floor after every M-step, on every component: a component that gets no data
+    keeps its previous parameters, but variances below reg_covar (from precisions_init) are raised
+    to it, in every direction (scikit-learn re-estimates it: reg_covar exactly)."""
+    X = np.random.default_rng(13).normal(size=(100, 2))
+    sharp = {"full": np.array([np.eye(2), np.eye(2) * 1e9]), "diag": np.array([[1.0, 1.0], [1e9, 1e9]]),
+             "spherical": np.array([1.0, 1e9])}[covariance_type]
+    gmm = GaussianMixture(2, covariance_type=covariance_type, means_init=[[0.0, 0.0], [1e3, 1e3]],
+                          weights_init=[0.5, 0.5], precisions_init=sharp, reg_covar=1e-6, max_iter=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm.fit(X)
+    starved = gmm.covariances_[1]
+    variances = np.linalg.eigvalsh(starved) if covariance_type == "full" else np.atleast_1d(starved)
+    np.testing.assert_allclose(variances, 1e-6, rtol=1e-9)
+    np.testing.assert_allclose(gmm.precisions_[1], np.linalg.inv(starved) if covariance_type == "full" else 1 / starved,
+                               rtol=1e-9)
+
+
 def test_zero_variance_feature_is_floored():
     rng = np.random.default_rng(14)
     X = np.column_stack([rng.normal(size=200), np.full(200, 7.0)])

@@ -242,26 +242,25 @@ def _ml_moments(stats: GaussianStats, covariance_type: str) -> tuple[np.ndarray,
 
 def _apply_floor(covars: np.ndarray, floor: np.ndarray, covariance_type: str,
                  reg_covar: float = 0.0) -> tuple[np.ndarray, int]:
-    """Raise covariances to the floor (D,); returns (floored, number of variances / directions raised).
+    """Raise covariances to the floor (D,) and to ``reg_covar``; returns (floored, number of
+    variances / directions raised to a floor, 0 when the floor is 0).
 
-    Full / tied: the floor is in the Loewner order, C >= diag(floor) (Kaldi
-    SpMatrix::ApplyFloor): whiten by the floor, raise eigenvalues below 1 to
-    1, unwhiten. The same decomposition keeps the promise of ``reg_covar``
-    (added to a scatter, which is never negative): C >= reg_covar I, so the
-    eigenvalues rounding left negative (float32 E-steps above all) are raised
-    too, to 0 when there is neither. Matrices holding NaN or infinity are
-    left as they are for the caller's check to report (LAPACK's answer for
-    them is unspecified).
+    ``reg_covar`` is added to a scatter, which is never negative, so it bounds every variance
+    of an updated component from below; raising the others too (components that kept their
+    previous parameters, say from ``precisions_init``) keeps that promise for all of them.
+    Diag / spherical: variances raised to the larger of the two. Full / tied: the floor is in
+    the Loewner order, C >= diag(floor) (Kaldi SpMatrix::ApplyFloor): whiten by the floor,
+    raise eigenvalues below 1 to 1, unwhiten; the same decomposition gives C >= reg_covar I,
+    so the eigenvalues rounding left negative (float32 E-steps above all) are raised too, to 0
+    when there is neither. Matrices holding NaN or infinity are left as they are for the
+    caller's check to report (LAPACK's answer for them is unspecified).
     """
-    if covariance_type == "diag":
-        low = covars < floor
-        return np.where(low, floor, covars), int(low.sum())
-    if covariance_type == "spherical":
-        f = floor.mean()
-        low = covars < f
-        return np.where(low, f, covars), int(low.sum())
-    D = floor.shape[0]
     floored = bool(np.any(floor > 0))
+    if covariance_type in ("diag", "spherical"):
+        f = np.maximum(floor if covariance_type == "diag" else floor.mean(), reg_covar)
+        low = covars < f
+        return np.where(low, f, covars), int(low.sum()) if floored else 0
+    D = floor.shape[0]
     f = np.maximum(floor, reg_covar)
     # a zero floor in some dimension: almost no floor there
     s = np.sqrt(np.maximum(f, f.max() * 1e-12)) if f.max() > 0 else np.ones(D)
