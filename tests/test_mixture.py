@@ -321,6 +321,23 @@ def test_a_starved_component_keeps_its_variances_at_least_reg_covar(covariance_t
                                rtol=1e-9)
 
 
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("dtype, far", [(np.float64, 1e155), (np.float32, 1e20)])
+def test_rows_whose_squares_overflow_score_minus_infinity(covariance_type, dtype, far):
+    """Finite rows so far out that their squares overflow are impossible under every component:
+    log p(x) = -inf and component -1e308-ish scores, as scikit-learn's, never NaN (the cross terms
+    x_i x_j of a full design row meet as +inf and -inf)."""
+    X, _, _ = blobs(n=200, d=2, k=2, seed=9)
+    gmm = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X.astype(dtype))
+    rows = np.array([[far, -far], [far, far], [0.0, far], [1.0, 2.0]], dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scores = gmm.score_samples(rows)
+        labels = gmm.predict(rows)
+    assert not np.isnan(scores).any()
+    np.testing.assert_array_equal(scores[:3], -np.inf)
+    assert np.isfinite(scores[3]) and np.all((labels >= 0) & (labels < 2))
+
+
 def test_zero_variance_feature_is_floored():
     rng = np.random.default_rng(14)
     X = np.column_stack([rng.normal(size=200), np.full(200, 7.0)])

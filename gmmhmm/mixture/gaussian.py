@@ -261,7 +261,9 @@ class DensityPlan:
             xb = np.asarray(X[start:start + step], dtype=self.dtype)
             if self.covariance_type != "tied" and not hasattr(buffers, "design"):
                 buffers.design = np.empty((min(step, n), self.n_design), dtype=self.dtype)
-            self.log_density(self.design(xb, getattr(buffers, "design", None)), out=out[start:start + step])
+            res = self.log_density(self.design(xb, getattr(buffers, "design", None)), out=out[start:start + step])
+            # finite rows whose squares overflow meet +inf and -inf terms: NaN for a density of 0
+            np.copyto(res, -np.inf, where=np.isnan(res))
 
         with _threads.compute() as n_threads:  # blocks on gmmhmm's threads, BLAS single-threaded
             for _ in _threads.map_ordered(block, range(0, n, step), n_threads):
