@@ -471,6 +471,38 @@ def test_data_far_from_the_origin_are_fitted_as_near_it(covariance_type):
     np.testing.assert_allclose(far.score_samples(X + 1e8), near.score_samples(X), atol=1e-5)
 
 
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_float32_densities_of_components_far_from_the_others(covariance_type):
+    """float32 log-densities expanded about the mean of the means lose about eps32 * (distance /
+    std)^2 nats: some 20 for components 1e4 standard deviations out. Two components overlapping
+    there must share their rows as in float64, and scores must be those of the parameters."""
+    rng = np.random.default_rng(0)
+    off = 1e4
+    X = np.vstack([rng.normal(size=(300, 2)) * [1.0, 3.0] + off, rng.normal(size=(300, 2)) * [3.0, 1.0] + off,
+                   rng.normal(size=(300, 2)) - off])
+    k, d = 3, 2
+    precisions = {"full": np.tile(np.eye(d), (k, 1, 1)), "tied": np.eye(d), "diag": np.ones((k, d)),
+                  "spherical": np.ones(k)}[covariance_type]
+    kw = dict(covariance_type=covariance_type, means_init=[[off, off], [off + 0.1, off], [-off, -off]],
+              weights_init=np.full(k, 1 / k), precisions_init=precisions, max_iter=10, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = GaussianMixture(k, **kw).fit(X)
+        got = GaussianMixture(k, **kw).fit(X.astype(np.float32))
+    assert got.means_.dtype == np.float32
+    np.testing.assert_allclose(got.weights_, ref.weights_, atol=1e-3)
+    X32 = X.astype(np.float32)
+    scores = got.score_samples(X32)
+    assert scores.dtype == np.float32
+    cov = got.covariances_.astype(np.float64)
+    full = {"full": lambda: cov, "tied": lambda: np.broadcast_to(cov, (k, d, d)),
+            "diag": lambda: cov[:, :, None] * np.eye(d), "spherical": lambda: cov[:, None, None] * np.eye(d)}
+    full = full[covariance_type]()
+    want = logsumexp([np.log(got.weights_[j]) + multivariate_normal(got.means_[j].astype(np.float64), full[j])
+                      .logpdf(X32.astype(np.float64)) for j in range(k)], axis=0)
+    np.testing.assert_allclose(scores, want, atol=1e-2)
+
+
 def test_failed_fit_leaves_the_model_as_it_was():
     """A fit that raises changes nothing: a fitted model keeps its parameters, and an unfitted
     warm-start model is not left half-initialised (the next fit crashed with AttributeError,

@@ -446,15 +446,17 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
     def _accumulate(self, X: np.ndarray, sample_weight: np.ndarray) -> MixtureStats:
         ct = self.covariance_type
         k, d = self.means_.shape
-        dt = self.means_.dtype
-        plan = DensityPlan(self.means_, self.precisions_cholesky_, ct, dtype=dt, log_weights=np.log(self.weights_))
+        plan = DensityPlan(self.means_, self.precisions_cholesky_, ct, dtype=self.means_.dtype,
+                           log_weights=np.log(self.weights_))
+        dt = plan.dtype  # float64 for float32 means too far apart for float32 densities
         step = plan.block_rows()
         n = X.shape[0]
         cutoff = _kernels.flush_cutoff(dt)
         buffers = threading.local()  # one set of work arrays per thread
         # float32 design rows and sums of rows centred on the mean of the means lose about
         # eps32 * max_distance2 of a variance (means far apart compared with their spread): then
-        # the statistics are summed from float64 rows (the densities stay float32)
+        # the statistics are summed from float64 rows (the densities stay float32 until they
+        # too would lose more than DensityPlan allows, and the plan computes in float64)
         exact = dt == np.float32 and np.finfo(dt).eps * plan.max_distance2 > _STATS_RTOL
         stats_dt = np.dtype(np.float64) if exact else dt
         center = plan.center.astype(stats_dt)
