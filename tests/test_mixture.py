@@ -279,13 +279,28 @@ def test_split_grows_model_htk_style(covariance_type):
     np.testing.assert_allclose(gmm.weights_, [w0[0] / 2] * 2)
     step = 0.2 * np.sqrt(var)  # HHEd MU: every dimension, +-0.2 standard deviations
     np.testing.assert_allclose(gmm.means_, np.stack([m0[0] + step, m0[0] - step]))
-    lb_before = gmm.lower_bound_
+    lb_before = gmm.score(X)
     gmm.split(4)
     assert gmm.warm_start is False  # split changes no hyperparameter but n_components
     gmm.set_params(warm_start=True).fit(X)  # continues EM from the split model
     assert gmm.means_.shape == (4, 2) and gmm.lower_bound_ > lb_before
     with pytest.raises(InvalidParameterError):
         gmm.split(2)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_warm_start_after_split_runs_em_to_convergence(covariance_type):
+    """A split moves means by 0.2 standard deviations, which hardly changes the likelihood: a warm
+    fit must not measure its first change against the bound of the model before the split and stop
+    after one iteration, but run EM until it converges (as fitting the same split model afresh)."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 4])
+    gmm = GaussianMixture(1, covariance_type=covariance_type, random_state=0).fit(X).split(2)
+    start = dict(weights_init=gmm.weights_, means_init=gmm.means_, precisions_init=gmm.precisions_)
+    fresh = GaussianMixture(2, covariance_type=covariance_type, **start).fit(X)
+    gmm.set_params(warm_start=True).fit(X)
+    assert gmm.converged_ and gmm.n_iter_ == fresh.n_iter_ > 1
+    assert gmm.lower_bound_ == pytest.approx(fresh.lower_bound_, rel=1e-9)
 
 
 def test_empty_component_keeps_previous_parameters():

@@ -771,7 +771,8 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         split in two, each half with half its weight, a copy of its
         covariance and the mean moved +/- 0.2 standard deviations along every
         dimension, until there are ``n_components``. Only ``n_components``
-        and the fitted attributes change; ``warm_start`` and the ``*_init``
+        and the fitted attributes change (``lower_bound_`` becomes -inf: the split model has had
+        no E-step yet); ``warm_start`` and the ``*_init``
         hyperparameters stay as they are, so continue EM from the split model
         with ``update(accumulate(X))`` or ``set_params(warm_start=True).fit(X)``.
         """
@@ -785,6 +786,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         self._set_parameters(grown.weights[0], grown.means, grown.covars, pc)
         self.n_components = n_components
         self.converged_ = False
-        if not hasattr(self, "lower_bound_"):
-            self.lower_bound_ = -np.inf
+        # the bound was the unsplit model's: a warm fit measuring its first change against it
+        # would stop after one iteration, the split having hardly changed the likelihood
+        self.lower_bound_ = -np.inf
         return self
