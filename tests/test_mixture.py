@@ -303,6 +303,25 @@ def test_warm_start_after_split_runs_em_to_convergence(covariance_type):
     assert gmm.lower_bound_ == pytest.approx(fresh.lower_bound_, rel=1e-9)
 
 
+@pytest.mark.parametrize("change", [dict(covariance_type="diag"), dict(covariance_type="tied"),
+                                    dict(n_components=3), "features"])
+def test_warm_start_from_a_model_that_does_not_fit_the_parameters_is_refused(change):
+    """A warm fit continues from the fitted parameters; after set_params changed their shapes (the
+    covariance type, the number of components) or for rows of another width it raises naming the
+    mismatch, before any numpy broadcasting error, and leaves the model as it was."""
+    X, _, _ = blobs(n=200, d=2, k=2, seed=8)
+    gmm = GaussianMixture(2, covariance_type="full", warm_start=True, random_state=0).fit(X)
+    before = {name: getattr(gmm, name) for name in ("means_", "covariances_", "lower_bound_")}
+    if change == "features":
+        X = np.column_stack([X, X[:, 0]])
+    else:
+        gmm.set_params(**change)
+    with pytest.raises(InvalidInputError, match="warm start"):
+        gmm.fit(X)
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(gmm, name), value)
+
+
 def test_empty_component_keeps_previous_parameters():
     X = np.random.default_rng(13).normal(size=(100, 2))
     gmm = GaussianMixture(2, covariance_type="diag", means_init=[[0.0, 0.0], [1e3, 1e3]],

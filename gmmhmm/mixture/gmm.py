@@ -619,11 +619,15 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         if do_init:
             self._check_initial_parameters(n_features)
-        elif self.means_.shape != (self.n_components, n_features):
-            raise InvalidInputError(
-                f"warm start: the model has means of shape {self.means_.shape} but X has {n_features} features "
-                f"and n_components={self.n_components}"
-            )
+        else:
+            want = (self.n_components, n_features), covariance_shape(self.covariance_type, self.n_components,
+                                                                     n_features)
+            if (self.means_.shape, self.covariances_.shape) != want:
+                raise InvalidInputError(
+                    f"warm start: the model has means of shape {self.means_.shape} and covariances of shape "
+                    f"{self.covariances_.shape}, but n_components={self.n_components}, covariance_type="
+                    f"{self.covariance_type!r} and X's {n_features} features need {want[0]} and {want[1]}"
+                )
         n_init = self.n_init if do_init else 1
         rng = check_random_state(self.random_state)
 
