@@ -628,6 +628,8 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
                     f"{self.covariances_.shape}, but n_components={self.n_components}, covariance_type="
                     f"{self.covariance_type!r} and X's {n_features} features need {want[0]} and {want[1]}"
                 )
+            # the parameters follow X (or dtype) on every fit, as a fresh one's
+            self._set_parameters(*self._get_parameters(), X.dtype)
         n_init = self.n_init if do_init else 1
         rng = check_random_state(self.random_state)
 
