@@ -144,6 +144,13 @@ def _row_sample(blocks: Iterable[np.ndarray], n_rows: int, rng: np.random.Random
     return kept
 
 
+def _init_array(value, name: str) -> np.ndarray:
+    """A ``*_init`` parameter in float64; complex numbers refused (numpy would drop their imaginary parts)."""
+    if np.iscomplexobj(value):
+        raise InvalidParameterError(f"{name} must be real, got complex numbers")
+    return np.asarray(value, dtype=np.float64)
+
+
 def _estimated_precisions_cholesky(covariances: np.ndarray, covariance_type: str) -> np.ndarray:
     """Precision Cholesky factors of covariances estimated from data; a singular one
     raises ConvergenceError in scikit-learn's words (its tests match on them)."""
@@ -286,7 +293,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         # Messages start with scikit-learn's wording (its own tests match on it).
         k, d = self.n_components, n_features
         if self.weights_init is not None:
-            w = np.asarray(self.weights_init, dtype=np.float64)
+            w = _init_array(self.weights_init, "weights_init")
             if w.shape != (k,):
                 raise InvalidParameterError(f"The parameter 'weights' should have the shape of ({k},), "
                                             f"but got {w.shape} (weights_init)")
@@ -299,7 +306,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
                 raise InvalidParameterError(f"The parameter 'weights' should be normalized, but got "
                                             f"sum(weights) = {w.sum():.5f} (weights_init must sum to 1)")
         if self.means_init is not None:
-            m = np.asarray(self.means_init, dtype=np.float64)
+            m = _init_array(self.means_init, "means_init")
             if m.shape != (k, d):
                 raise InvalidParameterError(f"The parameter 'means' should have the shape of ({k}, {d}), "
                                             f"but got {m.shape} (means_init)")
@@ -307,7 +314,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
                 raise InvalidParameterError("means_init contains NaN or infinity")
         if self.precisions_init is not None:
             ct = self.covariance_type
-            p = np.asarray(self.precisions_init, dtype=np.float64)
+            p = _init_array(self.precisions_init, "precisions_init")
             want = covariance_shape(ct, k, d)
             if p.shape != want:
                 raise InvalidParameterError(f"The parameter '{ct} precision' should have the shape of {want}, "
