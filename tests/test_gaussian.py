@@ -134,6 +134,27 @@ def test_stats_from_posteriors_and_additivity(covariance_type):
         whole + GaussianStats.zeros(3, 3, covariance_type)
 
 
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_stats_about_different_centres_add_up_to_the_raw_ones(covariance_type):
+    """Moments about a centre are those of x - centre; a sum takes the left operand's centre
+    (``+``, ``+=``, ``add_at``) and ``recentered(None)`` gives back the raw moments."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(40, 3)) + 7.0
+    resp = rng.uniform(size=(40, 2))
+    whole = GaussianStats.from_posteriors(X, resp, covariance_type)
+    a = GaussianStats.from_posteriors(X[:15], resp[:15], covariance_type, center=X[:15].mean(axis=0))
+    b = GaussianStats.from_posteriors(X[15:], resp[15:], covariance_type, center=np.array([6.0, 8.0, 7.5]))
+    np.testing.assert_allclose(a.s1, brute_force_stats(X[:15] - a.center, resp[:15], covariance_type)[1], atol=1e-12)
+    inplace = GaussianStats.from_posteriors(X[:15], resp[:15], covariance_type, center=a.center)
+    inplace += b
+    at = GaussianStats.from_posteriors(X[:15], resp[:15], covariance_type, center=a.center).add_at([0, 1], b)
+    for total in (a + b, inplace, at):
+        np.testing.assert_array_equal(total.center, a.center)
+        raw = total.recentered(None)
+        for got, want in ((raw.n, whole.n), (raw.s1, whole.s1), (raw.s2, whole.s2)):
+            np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 @pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
 def test_stats_from_density_design_rows(covariance_type):
     """The design rows kept from the densities give the same statistics as X,

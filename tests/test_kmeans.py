@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import gmmhmm
-from gmmhmm.mixture._kmeans import kmeans, kmeans_plusplus
+from gmmhmm.mixture._kmeans import assign, kmeans, kmeans_plusplus
 
 
 def clustered(n, d, k, seed, spread=3.0):
@@ -77,3 +77,20 @@ def test_kmeans_finds_the_brute_force_optimum_on_a_tiny_case():
         labels, centers = kmeans(X, 3, np.random.RandomState(seed))
         inertia = ((X - centers[labels]) ** 2).sum()
         assert inertia == pytest.approx(best, rel=1e-12)
+
+
+def test_data_far_from_the_origin_are_clustered_as_near_it():
+    """k-means is translation-invariant: 1e8 away from the origin the squared norms behind the
+    distances are ~1e16, and distances expanded from them would be rounding noise."""
+    X = clustered(3_000, 3, 5, seed=6)
+    far = X + 1e8
+    _, seeds = kmeans_plusplus(X, 5, np.random.RandomState(0))
+    _, far_seeds = kmeans_plusplus(far, 5, np.random.RandomState(0))
+    np.testing.assert_array_equal(far_seeds, seeds)
+    labels, centers = kmeans(X, 5, np.random.RandomState(0))
+    far_labels, far_centers = kmeans(far, 5, np.random.RandomState(0))
+    np.testing.assert_array_equal(far_labels, labels)
+    np.testing.assert_allclose(far_centers - 1e8, centers, atol=1e-6)
+    _, dist = assign(X, centers)
+    _, far_dist = assign(far, far_centers)
+    np.testing.assert_allclose(far_dist, dist, rtol=1e-6, atol=1e-6)

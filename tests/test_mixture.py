@@ -279,13 +279,47 @@ def test_split_grows_model_htk_style(covariance_type):
     np.testing.assert_allclose(gmm.weights_, [w0[0] / 2] * 2)
     step = 0.2 * np.sqrt(var)  # HHEd MU: every dimension, +-0.2 standard deviations
     np.testing.assert_allclose(gmm.means_, np.stack([m0[0] + step, m0[0] - step]))
-    lb_before = gmm.lower_bound_
+    lb_before = gmm.score(X)
     gmm.split(4)
     assert gmm.warm_start is False  # split changes no hyperparameter but n_components
     gmm.set_params(warm_start=True).fit(X)  # continues EM from the split model
     assert gmm.means_.shape == (4, 2) and gmm.lower_bound_ > lb_before
     with pytest.raises(InvalidParameterError):
         gmm.split(2)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_warm_start_after_split_runs_em_to_convergence(covariance_type):
+    """A split moves means by 0.2 standard deviations, which hardly changes the likelihood: a warm
+    fit must not measure its first change against the bound of the model before the split and stop
+    after one iteration, but run EM until it converges (as fitting the same split model afresh)."""
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 4])
+    gmm = GaussianMixture(1, covariance_type=covariance_type, random_state=0).fit(X).split(2)
+    start = dict(weights_init=gmm.weights_, means_init=gmm.means_, precisions_init=gmm.precisions_)
+    fresh = GaussianMixture(2, covariance_type=covariance_type, **start).fit(X)
+    gmm.set_params(warm_start=True).fit(X)
+    assert gmm.converged_ and gmm.n_iter_ == fresh.n_iter_ > 1
+    assert gmm.lower_bound_ == pytest.approx(fresh.lower_bound_, rel=1e-9)
+
+
+@pytest.mark.parametrize("change", [dict(covariance_type="diag"), dict(covariance_type="tied"),
+                                    dict(n_components=3), "features"])
+def test_warm_start_from_a_model_that_does_not_fit_the_parameters_is_refused(change):
+    """A warm fit continues from the fitted parameters; after set_params changed their shapes (the
+    covariance type, the number of components) or for rows of another width it raises naming the
+    mismatch, before any numpy broadcasting error, and leaves the model as it was."""
+    X, _, _ = blobs(n=200, d=2, k=2, seed=8)
+    gmm = GaussianMixture(2, covariance_type="full", warm_start=True, random_state=0).fit(X)
+    before = {name: getattr(gmm, name) for name in ("means_", "covariances_", "lower_bound_")}
+    if change == "features":
+        X = np.column_stack([X, X[:, 0]])
+    else:
+        gmm.set_params(**change)
+    with pytest.raises(InvalidInputError, match="warm start"):
+        gmm.fit(X)
+    for name, value in before.items():
+        np.testing.assert_array_equal(getattr(gmm, name), value)
 
 
 def test_empty_component_keeps_previous_parameters():
@@ -299,6 +333,43 @@ def test_empty_component_keeps_previous_parameters():
     np.testing.assert_allclose(gmm.means_[1], [1e3, 1e3])
     np.testing.assert_allclose(gmm.covariances_[1], [1.0, 1.0])
     assert gmm.weights_[1] < 1e-12
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_a_starved_component_keeps_its_variances_at_least_reg_covar(covariance_type):
+    """reg_covar is a floor after every M-step, on every component: a component that gets no data
+    keeps its previous parameters, but variances below reg_covar (from precisions_init) are raised
+    to it, in every direction (scikit-learn re-estimates it: reg_covar exactly)."""
+    X = np.random.default_rng(13).normal(size=(100, 2))
+    sharp = {"full": np.array([np.eye(2), np.eye(2) * 1e9]), "diag": np.array([[1.0, 1.0], [1e9, 1e9]]),
+             "spherical": np.array([1.0, 1e9])}[covariance_type]
+    gmm = GaussianMixture(2, covariance_type=covariance_type, means_init=[[0.0, 0.0], [1e3, 1e3]],
+                          weights_init=[0.5, 0.5], precisions_init=sharp, reg_covar=1e-6, max_iter=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gmm.fit(X)
+    starved = gmm.covariances_[1]
+    variances = np.linalg.eigvalsh(starved) if covariance_type == "full" else np.atleast_1d(starved)
+    np.testing.assert_allclose(variances, 1e-6, rtol=1e-9)
+    np.testing.assert_allclose(gmm.precisions_[1], np.linalg.inv(starved) if covariance_type == "full" else 1 / starved,
+                               rtol=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+@pytest.mark.parametrize("dtype, far", [(np.float64, 1e155), (np.float32, 1e20)])
+def test_rows_whose_squares_overflow_score_minus_infinity(covariance_type, dtype, far):
+    """Finite rows so far out that their squares overflow are impossible under every component:
+    log p(x) = -inf and component -1e308-ish scores, as scikit-learn's, never NaN (the cross terms
+    x_i x_j of a full design row meet as +inf and -inf)."""
+    X, _, _ = blobs(n=200, d=2, k=2, seed=9)
+    gmm = GaussianMixture(2, covariance_type=covariance_type, random_state=0).fit(X.astype(dtype))
+    rows = np.array([[far, -far], [far, far], [0.0, far], [1.0, 2.0]], dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scores = gmm.score_samples(rows)
+        labels = gmm.predict(rows)
+    assert not np.isnan(scores).any()
+    np.testing.assert_array_equal(scores[:3], -np.inf)
+    assert np.isfinite(scores[3]) and np.all((labels >= 0) & (labels < 2))
 
 
 def test_zero_variance_feature_is_floored():
@@ -414,6 +485,56 @@ def test_float32_variances_of_data_far_from_the_origin_and_from_each_other(covar
                          means_init=offsets[:k], random_state=0).fit(X)
     assert gm.covariances_.dtype == np.float32
     np.testing.assert_allclose(gm.covariances_, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_data_far_from_the_origin_are_fitted_as_near_it(covariance_type):
+    """EM, its k-means initialisation included, is translation-equivariant. 1e8 from the origin
+    raw second moments are ~1e16, and variances of order one formed from them (s2/n - m^2) are
+    rounding noise (scikit-learn's full covariances are centred and get it right)."""
+    X, _, _ = blobs(n=300, seed=4)
+    kw = dict(covariance_type=covariance_type, random_state=0, max_iter=20, tol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        near = GaussianMixture(3, **kw).fit(X)
+        far = GaussianMixture(3, **kw).fit(X + 1e8)
+    np.testing.assert_allclose(far.means_ - 1e8, near.means_, atol=1e-6)
+    for name in ("weights_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(far, name), getattr(near, name), rtol=1e-5, atol=1e-8, err_msg=name)
+    assert far.lower_bound_ == pytest.approx(near.lower_bound_, abs=1e-6)
+    np.testing.assert_allclose(far.score_samples(X + 1e8), near.score_samples(X), atol=1e-5)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_float32_densities_of_components_far_from_the_others(covariance_type):
+    """float32 log-densities expanded about the mean of the means lose about eps32 * (distance /
+    std)^2 nats: some 20 for components 1e4 standard deviations out. Two components overlapping
+    there must share their rows as in float64, and scores must be those of the parameters."""
+    rng = np.random.default_rng(0)
+    off = 1e4
+    X = np.vstack([rng.normal(size=(300, 2)) * [1.0, 3.0] + off, rng.normal(size=(300, 2)) * [3.0, 1.0] + off,
+                   rng.normal(size=(300, 2)) - off])
+    k, d = 3, 2
+    precisions = {"full": np.tile(np.eye(d), (k, 1, 1)), "tied": np.eye(d), "diag": np.ones((k, d)),
+                  "spherical": np.ones(k)}[covariance_type]
+    kw = dict(covariance_type=covariance_type, means_init=[[off, off], [off + 0.1, off], [-off, -off]],
+              weights_init=np.full(k, 1 / k), precisions_init=precisions, max_iter=10, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = GaussianMixture(k, **kw).fit(X)
+        got = GaussianMixture(k, **kw).fit(X.astype(np.float32))
+    assert got.means_.dtype == np.float32
+    np.testing.assert_allclose(got.weights_, ref.weights_, atol=1e-3)
+    X32 = X.astype(np.float32)
+    scores = got.score_samples(X32)
+    assert scores.dtype == np.float32
+    cov = got.covariances_.astype(np.float64)
+    full = {"full": lambda: cov, "tied": lambda: np.broadcast_to(cov, (k, d, d)),
+            "diag": lambda: cov[:, :, None] * np.eye(d), "spherical": lambda: cov[:, None, None] * np.eye(d)}
+    full = full[covariance_type]()
+    want = logsumexp([np.log(got.weights_[j]) + multivariate_normal(got.means_[j].astype(np.float64), full[j])
+                      .logpdf(X32.astype(np.float64)) for j in range(k)], axis=0)
+    np.testing.assert_allclose(scores, want, atol=1e-2)
 
 
 def test_failed_fit_leaves_the_model_as_it_was():

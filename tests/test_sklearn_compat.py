@@ -132,6 +132,20 @@ def test_parameter_dtype_follows_X_unless_given(dtype, X_dtype, expected):
     assert gm.score_samples(X).dtype == expected
 
 
+@pytest.mark.parametrize("first, then", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_a_warm_fit_follows_the_new_X_dtype_too(first, then):
+    """The parameters follow X on every fit: a float32 model warm-fitted to float64 rows becomes
+    float64, as scikit-learn's (whose float64 model on float32 rows ends half float32, half float64)."""
+    from gmmhmm import GaussianMixture
+
+    X = np.random.RandomState(0).normal(size=(60, 2))
+    gm = GaussianMixture(2, warm_start=True, random_state=0).fit(X.astype(first))
+    gm.fit(X.astype(then))
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        assert getattr(gm, name).dtype == then, name
+    assert gm.score_samples(X.astype(then)).dtype == then
+
+
 def test_singular_fit_is_worded_as_scikit_learn():
     from gmmhmm import GaussianMixture
     from gmmhmm.errors import ConvergenceError

@@ -10,6 +10,14 @@ from .. import _threads
 _BLOCK_ROWS = 8192
 
 
+def _centred(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows minus their mean in float64, the mean). Distances are expanded as
+    ``|x|^2 - 2 x.c + |c|^2``: about the origin, data far from it (1e8 away: squared
+    norms ~1e16) would leave only rounding noise of distances of order one."""
+    mean = X.mean(axis=0, dtype=np.float64)
+    return np.subtract(X, mean, dtype=np.float64), mean
+
+
 def _row_sq_norms(X: np.ndarray) -> np.ndarray:
     """Squared norm of every row, in float64, without a temporary copy of ``X``."""
     return np.einsum("ij,ij->i", X, X, dtype=np.float64)
@@ -81,11 +89,15 @@ def kmeans_plusplus(X: np.ndarray, n_clusters: int, random_state: np.random.Rand
     Each new seed is the best of ``2 + log(k)`` candidates drawn with
     probability proportional to the (weighted) squared distance to the
     nearest seed so far. ``x_sq``: the rows' squared norms, when the caller
-    has them.
+    has them (of rows it has centred); otherwise the distances are taken about
+    the rows' mean (see :func:`_centred`).
     """
     n = X.shape[0]
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    x_sq = _row_sq_norms(X) if x_sq is None else x_sq
+    rows = X
+    if x_sq is None:
+        X = _centred(X)[0]
+        x_sq = _row_sq_norms(X)
     n_trials = 2 + int(np.log(n_clusters))
     d_cand = np.empty((n_trials, n))
     indices = np.empty(n_clusters, dtype=np.int64)
@@ -105,16 +117,21 @@ def kmeans_plusplus(X: np.ndarray, n_clusters: int, random_state: np.random.Rand
             best = int(np.argmin(pot_cand))
             indices[c] = cand[best]
             closest[:] = d_cand[best]
-    return X[indices].copy(), indices
+    return rows[indices].copy(), indices
 
 
 def assign(X: np.ndarray, centers: np.ndarray, x_sq: np.ndarray | None = None
            ) -> tuple[np.ndarray, np.ndarray]:
     """Nearest centre of every row and its squared distance, in blocks of rows
-    (the (N, C) distance matrix is never held whole)."""
+    (the (N, C) distance matrix is never held whole). ``x_sq``: the rows' squared
+    norms, when the caller has them (rows and centres taken as they are); otherwise
+    both are taken about the rows' mean (see :func:`_centred`)."""
     X = np.asarray(X, dtype=np.float64)
     n = X.shape[0]
-    x_sq = _row_sq_norms(X) if x_sq is None else x_sq
+    if x_sq is None:
+        X, mean = _centred(X)
+        centers = centers - mean
+        x_sq = _row_sq_norms(X)
     labels = np.empty(n, dtype=np.int64)
     dist_min = np.empty(n)
 
@@ -140,8 +157,10 @@ def kmeans(X: np.ndarray, n_clusters: int, random_state: np.random.RandomState,
     assignment step (so no cluster is empty) and the centres their means.
     ``tol`` is relative to the mean feature variance, as in scikit-learn.
     """
+    X64, mean = _centred(X)
     with _threads.compute():  # small GEMMs: single-threaded BLAS, row blocks on gmmhmm's threads
-        return _lloyd(np.asarray(X, dtype=np.float64), n_clusters, random_state, sample_weight, max_iter, tol)
+        labels, centers = _lloyd(X64, n_clusters, random_state, sample_weight, max_iter, tol)
+    return labels, centers + mean
 
 
 @njit(cache=True, nogil=True, fastmath=_SUM_MATH)

@@ -40,7 +40,7 @@ raised to 1), so every variance along every direction is at least the floor.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -242,26 +242,25 @@ def _ml_moments(stats: GaussianStats, covariance_type: str) -> tuple[np.ndarray,
 
 def _apply_floor(covars: np.ndarray, floor: np.ndarray, covariance_type: str,
                  reg_covar: float = 0.0) -> tuple[np.ndarray, int]:
-    """Raise covariances to the floor (D,); returns (floored, number of variances / directions raised).
+    """Raise covariances to the floor (D,) and to ``reg_covar``; returns (floored, number of
+    variances / directions raised to a floor, 0 when the floor is 0).
 
-    Full / tied: the floor is in the Loewner order, C >= diag(floor) (Kaldi
-    SpMatrix::ApplyFloor): whiten by the floor, raise eigenvalues below 1 to
-    1, unwhiten. The same decomposition keeps the promise of ``reg_covar``
-    (added to a scatter, which is never negative): C >= reg_covar I, so the
-    eigenvalues rounding left negative (float32 E-steps above all) are raised
-    too, to 0 when there is neither. Matrices holding NaN or infinity are
-    left as they are for the caller's check to report (LAPACK's answer for
-    them is unspecified).
+    ``reg_covar`` is added to a scatter, which is never negative, so it bounds every variance
+    of an updated component from below; raising the others too (components that kept their
+    previous parameters, say from ``precisions_init``) keeps that promise for all of them.
+    Diag / spherical: variances raised to the larger of the two. Full / tied: the floor is in
+    the Loewner order, C >= diag(floor) (Kaldi SpMatrix::ApplyFloor): whiten by the floor,
+    raise eigenvalues below 1 to 1, unwhiten; the same decomposition gives C >= reg_covar I,
+    so the eigenvalues rounding left negative (float32 E-steps above all) are raised too, to 0
+    when there is neither. Matrices holding NaN or infinity are left as they are for the
+    caller's check to report (LAPACK's answer for them is unspecified).
     """
-    if covariance_type == "diag":
-        low = covars < floor
-        return np.where(low, floor, covars), int(low.sum())
-    if covariance_type == "spherical":
-        f = floor.mean()
-        low = covars < f
-        return np.where(low, f, covars), int(low.sum())
-    D = floor.shape[0]
     floored = bool(np.any(floor > 0))
+    if covariance_type in ("diag", "spherical"):
+        f = np.maximum(floor if covariance_type == "diag" else floor.mean(), reg_covar)
+        low = covars < f
+        return np.where(low, f, covars), int(low.sum()) if floored else 0
+    D = floor.shape[0]
     f = np.maximum(floor, reg_covar)
     # a zero floor in some dimension: almost no floor there
     s = np.sqrt(np.maximum(f, f.max() * 1e-12)) if f.max() > 0 else np.ones(D)
@@ -326,6 +325,14 @@ def update_gaussians(stats: GaussianStats, covariance_type: str, options: Gaussi
     same_layout = {"diag": "spherical", "spherical": "diag"}.get(covariance_type)  # (K, D) second moments
     if covariance_type != "tied" and pooled or stats.covariance_type not in (covariance_type, "full", same_layout):
         raise InvalidInputError(f"{stats.covariance_type!r} statistics cannot give {covariance_type!r} covariances")
+    if stats.center is not None:
+        # estimate about the statistics' centre, then move the means back: raw moments of data
+        # far from the origin cancel in s2/n - m^2 (every rule here is translation-equivariant)
+        c = stats.center
+        moved = None if previous is None else replace(previous, means=previous.means - c)
+        options = replace(options, means_prior=np.asarray(options.means_prior, dtype=np.float64) - c)
+        new, report = update_gaussians(replace(stats, center=None), covariance_type, options, moved, n_mix, params)
+        return replace(new, means=new.means + c), report
     if previous is None:
         if options.map_tau:
             raise InvalidInputError("MAP adaptation (map_tau) needs the previous parameters as its prior")

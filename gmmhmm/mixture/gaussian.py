@@ -161,6 +161,20 @@ def _triu_weights(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return iu, ju, factor
 
 
+# Log-density error (nats) float32 may lose to the expansion about the centre before float64 is used
+_F32_LOG_DENSITY_ATOL = 1e-3
+
+
+def _compute_dtype(dtype: np.dtype, max_distance2: float) -> np.dtype:
+    """float64 for float32 models whose means lie so far apart (squared Mahalanobis distance
+    ``max_distance2`` from their centre) that float32 log-densities, quadratic forms expanded
+    about the centre, would lose over ``_F32_LOG_DENSITY_ATOL`` to cancellation (some 20 nats
+    1e4 standard deviations out); ``dtype`` otherwise."""
+    if dtype == np.float32 and np.finfo(np.float32).eps * max_distance2 > _F32_LOG_DENSITY_ATOL:
+        return np.dtype(np.float64)
+    return dtype
+
+
 class DensityPlan:
     """Everything a block of rows needs to get log N(x | mu_k, Sigma_k) by one GEMM.
 
@@ -188,27 +202,31 @@ class DensityPlan:
         if log_weights is not None:
             const = const + np.asarray(log_weights, dtype=np.float64)
         if covariance_type == "tied":
-            self.U = u.astype(dtype)
             mu_u = mu @ u
-            self.mu_u_t = np.ascontiguousarray(mu_u.T, dtype=dtype)  # (D, K)
             distance2 = (mu_u**2).sum(axis=1)
-            self.max_distance2 = float(distance2.max(initial=0.0))
-            self.b = (-0.5 * distance2 + const).astype(dtype)
-            return
-        if covariance_type in ("diag", "spherical"):
-            prec = u**2 if covariance_type == "diag" else np.repeat((u**2)[:, None], d, axis=1)
-            quad_w = -0.5 * prec
-            p_mu = mu * prec
         else:
-            prec = u @ np.swapaxes(u, 1, 2)
-            iu, ju, factor = _triu_weights(d)
-            quad_w = -0.5 * factor * prec[:, iu, ju]
-            p_mu = np.einsum("kij,kj->ki", prec, mu)
-        distance2 = (mu * p_mu).sum(axis=1)
+            if covariance_type in ("diag", "spherical"):
+                prec = u**2 if covariance_type == "diag" else np.repeat((u**2)[:, None], d, axis=1)
+                quad_w = -0.5 * prec
+                p_mu = mu * prec
+            else:
+                prec = u @ np.swapaxes(u, 1, 2)
+                iu, ju, factor = _triu_weights(d)
+                quad_w = -0.5 * factor * prec[:, iu, ju]
+                p_mu = np.einsum("kij,kj->ki", prec, mu)
+            distance2 = (mu * p_mu).sum(axis=1)
         #: largest squared Mahalanobis distance of a mean from the centre: sums of design rows
-        #: lose about eps * max_distance2 of a variance to cancellation
+        #: lose about eps * max_distance2 of a variance to cancellation, and log-densities that much
         self.max_distance2 = float(distance2.max(initial=0.0))
+        #: results come in ``out_dtype`` (the one asked for); ``dtype`` is the one they are computed in
+        self.out_dtype = dtype
+        self.dtype = dtype = _compute_dtype(dtype, self.max_distance2)
         b = -0.5 * distance2 + const
+        if covariance_type == "tied":
+            self.U = u.astype(dtype)
+            self.mu_u_t = np.ascontiguousarray(mu_u.T, dtype=dtype)  # (D, K)
+            self.b = b.astype(dtype)
+            return
         self.W = np.ascontiguousarray(np.concatenate([quad_w, p_mu, b[:, None]], axis=1).T, dtype=dtype)  # (F, K)
 
     def subset(self, components: np.ndarray) -> "DensityPlan":
@@ -251,7 +269,7 @@ class DensityPlan:
         return _kernels.fill_design(Xb, center, out[:n], self.covariance_type == "full")
 
     def evaluate(self, X: np.ndarray) -> np.ndarray:
-        """(n, K) log-densities (plus log weights if given) of rows ``X``, block by block."""
+        """(n, K) log-densities (plus log weights if given) of rows ``X``, block by block, in ``out_dtype``."""
         n = X.shape[0]
         out = np.empty((n, self.n_components), dtype=self.dtype)
         step = self.block_rows()
@@ -261,12 +279,14 @@ class DensityPlan:
             xb = np.asarray(X[start:start + step], dtype=self.dtype)
             if self.covariance_type != "tied" and not hasattr(buffers, "design"):
                 buffers.design = np.empty((min(step, n), self.n_design), dtype=self.dtype)
-            self.log_density(self.design(xb, getattr(buffers, "design", None)), out=out[start:start + step])
+            res = self.log_density(self.design(xb, getattr(buffers, "design", None)), out=out[start:start + step])
+            # finite rows whose squares overflow meet +inf and -inf terms: NaN for a density of 0
+            np.copyto(res, -np.inf, where=np.isnan(res))
 
         with _threads.compute() as n_threads:  # blocks on gmmhmm's threads, BLAS single-threaded
             for _ in _threads.map_ordered(block, range(0, n, step), n_threads):
                 pass
-        return out
+        return out.astype(self.out_dtype, copy=False)
 
     def log_density(self, design: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """(n, K) log-densities (plus log weights if given) of a block from its design rows."""

@@ -144,6 +144,13 @@ def _row_sample(blocks: Iterable[np.ndarray], n_rows: int, rng: np.random.Random
     return kept
 
 
+def _init_array(value, name: str) -> np.ndarray:
+    """A ``*_init`` parameter in float64; complex numbers refused (numpy would drop their imaginary parts)."""
+    if np.iscomplexobj(value):
+        raise InvalidParameterError(f"{name} must be real, got complex numbers")
+    return np.asarray(value, dtype=np.float64)
+
+
 def _estimated_precisions_cholesky(covariances: np.ndarray, covariance_type: str) -> np.ndarray:
     """Precision Cholesky factors of covariances estimated from data; a singular one
     raises ConvergenceError in scikit-learn's words (its tests match on them)."""
@@ -286,7 +293,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         # Messages start with scikit-learn's wording (its own tests match on it).
         k, d = self.n_components, n_features
         if self.weights_init is not None:
-            w = np.asarray(self.weights_init, dtype=np.float64)
+            w = _init_array(self.weights_init, "weights_init")
             if w.shape != (k,):
                 raise InvalidParameterError(f"The parameter 'weights' should have the shape of ({k},), "
                                             f"but got {w.shape} (weights_init)")
@@ -299,7 +306,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
                 raise InvalidParameterError(f"The parameter 'weights' should be normalized, but got "
                                             f"sum(weights) = {w.sum():.5f} (weights_init must sum to 1)")
         if self.means_init is not None:
-            m = np.asarray(self.means_init, dtype=np.float64)
+            m = _init_array(self.means_init, "means_init")
             if m.shape != (k, d):
                 raise InvalidParameterError(f"The parameter 'means' should have the shape of ({k}, {d}), "
                                             f"but got {m.shape} (means_init)")
@@ -307,7 +314,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
                 raise InvalidParameterError("means_init contains NaN or infinity")
         if self.precisions_init is not None:
             ct = self.covariance_type
-            p = np.asarray(self.precisions_init, dtype=np.float64)
+            p = _init_array(self.precisions_init, "precisions_init")
             want = covariance_shape(ct, k, d)
             if p.shape != want:
                 raise InvalidParameterError(f"The parameter '{ct} precision' should have the shape of {want}, "
@@ -358,7 +365,8 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         need_resp = self.weights_init is None or self.means_init is None or self.precisions_init is None
         if need_resp:
             resp = self._initial_resp(X, rng, sample_weight) * sample_weight[:, None]
-            stats = GaussianStats.from_posteriors(X, resp, self.covariance_type)
+            # about the data's mean: the raw moments of data far from the origin would cancel
+            stats = GaussianStats.from_posteriors(X, resp, self.covariance_type, X.mean(axis=0, dtype=np.float64))
             first, _ = update_gaussians(stats, self.covariance_type, self._update_options())
             weights = (stats.n + 10 * np.finfo(np.float64).eps) / sample_weight.sum()
             means, covariances = first.means, first.covars
@@ -445,15 +453,17 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
     def _accumulate(self, X: np.ndarray, sample_weight: np.ndarray) -> MixtureStats:
         ct = self.covariance_type
         k, d = self.means_.shape
-        dt = self.means_.dtype
-        plan = DensityPlan(self.means_, self.precisions_cholesky_, ct, dtype=dt, log_weights=np.log(self.weights_))
+        plan = DensityPlan(self.means_, self.precisions_cholesky_, ct, dtype=self.means_.dtype,
+                           log_weights=np.log(self.weights_))
+        dt = plan.dtype  # float64 for float32 means too far apart for float32 densities
         step = plan.block_rows()
         n = X.shape[0]
         cutoff = _kernels.flush_cutoff(dt)
         buffers = threading.local()  # one set of work arrays per thread
         # float32 design rows and sums of rows centred on the mean of the means lose about
         # eps32 * max_distance2 of a variance (means far apart compared with their spread): then
-        # the statistics are summed from float64 rows (the densities stay float32)
+        # the statistics are summed from float64 rows (the densities stay float32 until they
+        # too would lose more than DensityPlan allows, and the plan computes in float64)
         exact = dt == np.float32 and np.finfo(dt).eps * plan.max_distance2 > _STATS_RTOL
         stats_dt = np.dtype(np.float64) if exact else dt
         center = plan.center.astype(stats_dt)
@@ -616,11 +626,17 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         if do_init:
             self._check_initial_parameters(n_features)
-        elif self.means_.shape != (self.n_components, n_features):
-            raise InvalidInputError(
-                f"warm start: the model has means of shape {self.means_.shape} but X has {n_features} features "
-                f"and n_components={self.n_components}"
-            )
+        else:
+            want = (self.n_components, n_features), covariance_shape(self.covariance_type, self.n_components,
+                                                                     n_features)
+            if (self.means_.shape, self.covariances_.shape) != want:
+                raise InvalidInputError(
+                    f"warm start: the model has means of shape {self.means_.shape} and covariances of shape "
+                    f"{self.covariances_.shape}, but n_components={self.n_components}, covariance_type="
+                    f"{self.covariance_type!r} and X's {n_features} features need {want[0]} and {want[1]}"
+                )
+            # the parameters follow X (or dtype) on every fit, as a fresh one's
+            self._set_parameters(*self._get_parameters(), X.dtype)
         n_init = self.n_init if do_init else 1
         rng = check_random_state(self.random_state)
 
@@ -768,7 +784,8 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         split in two, each half with half its weight, a copy of its
         covariance and the mean moved +/- 0.2 standard deviations along every
         dimension, until there are ``n_components``. Only ``n_components``
-        and the fitted attributes change; ``warm_start`` and the ``*_init``
+        and the fitted attributes change (``lower_bound_`` becomes -inf: the split model has had
+        no E-step yet); ``warm_start`` and the ``*_init``
         hyperparameters stay as they are, so continue EM from the split model
         with ``update(accumulate(X))`` or ``set_params(warm_start=True).fit(X)``.
         """
@@ -782,6 +799,7 @@ class GaussianMixture(ModelFileMixin, ParamsMixin):
         self._set_parameters(grown.weights[0], grown.means, grown.covars, pc)
         self.n_components = n_components
         self.converged_ = False
-        if not hasattr(self, "lower_bound_"):
-            self.lower_bound_ = -np.inf
+        # the bound was the unsplit model's: a warm fit measuring its first change against it
+        # would stop after one iteration, the split having hardly changed the likelihood
+        self.lower_bound_ = -np.inf
         return self

@@ -7,7 +7,7 @@ so the E-step can run over shards, processes or a cluster and the M-step
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -59,12 +59,19 @@ class GaussianStats:
         ``sum_t w_tk x_t**2`` (K, D) for diag and spherical;
         ``sum_t w_tk x_t x_t^T`` (K, D, D) for full;
         ``sum_t (sum_k w_tk) x_t x_t^T`` (D, D) for tied.
+    center : ndarray of shape (D,) or None
+        The point the moments are taken about: ``x_t`` above stands for
+        ``x_t - center`` (None: the origin). Moments of data far from the
+        origin keep their precision about a point near them (see
+        :meth:`recentered`); :func:`gmmhmm.mixture.estimate.update_gaussians`
+        takes either.
     """
 
     covariance_type: str
     n: np.ndarray
     s1: np.ndarray
     s2: np.ndarray
+    center: np.ndarray | None = None
 
     @property
     def n_components(self) -> int:
@@ -83,8 +90,10 @@ class GaussianStats:
         return cls(covariance_type, np.zeros(k, dtype), np.zeros((k, d), dtype), np.zeros(shape2, dtype))
 
     @classmethod
-    def from_posteriors(cls, X: np.ndarray, resp: np.ndarray, covariance_type: str) -> "GaussianStats":
-        """Statistics of rows ``X`` (N, D) with non-negative frame weights ``resp`` (N, K).
+    def from_posteriors(cls, X: np.ndarray, resp: np.ndarray, covariance_type: str,
+                        center: np.ndarray | None = None) -> "GaussianStats":
+        """Statistics of rows ``X`` (N, D) with non-negative frame weights ``resp`` (N, K),
+        taken about ``center`` (None: the origin).
 
         Accumulated in float64 whatever the input dtype, since raw second
         moments lose precision quickly in float32.
@@ -97,6 +106,9 @@ class GaussianStats:
                 f"X (N, D) and resp (N, K) must have the same number of rows, got {X.shape} and {resp.shape}"
             )
         X = np.ascontiguousarray(X, dtype=np.float64)
+        if center is not None:
+            center = np.asarray(center, dtype=np.float64)
+            X = X - center
         resp = np.ascontiguousarray(resp, dtype=np.float64)
         X, resp = weighted_rows(X, resp)
         n = resp.sum(axis=0)
@@ -107,7 +119,7 @@ class GaussianStats:
             s2 = (X * resp.sum(axis=1)[:, None]).T @ X
         else:
             s2 = ((X * X).T @ resp).T
-        return cls(covariance_type, n, s1, s2)
+        return cls(covariance_type, n, s1, s2, center)
 
     @classmethod
     def from_design(cls, design: np.ndarray, resp: np.ndarray, center: np.ndarray,
@@ -117,19 +129,20 @@ class GaussianStats:
         The rows the densities were computed from (see
         :class:`gmmhmm.mixture.gaussian.DensityPlan`) give all three moments
         in one GEMM against ``resp`` (N, K), with no second pass over ``X``.
-        Not for ``'tied'``, whose design rows are whitened.
+        Not for ``'tied'``, whose design rows are whitened. The moments are
+        raw (about the origin), as the HMMs' statistics consumers read them.
         """
         if covariance_type == "tied":
             raise InvalidInputError("tied design rows are whitened; use from_posteriors")
         design, resp = weighted_rows(design, resp)
         # (F, N) @ (N, K): the orientation OpenBLAS handles fastest
         acc = (design.T @ resp).T
-        return cls.from_centered(covariance_type, acc, np.asarray(center, dtype=np.float64))
+        return cls.from_centered(covariance_type, acc, np.asarray(center, dtype=np.float64)).recentered(None)
 
     @classmethod
     def from_centered(cls, covariance_type: str, acc: np.ndarray, center: np.ndarray,
                       tied_s2: np.ndarray | None = None) -> "GaussianStats":
-        """Raw moments of ``x = (x - c) + c`` from sums ``acc`` (K, F) of centred rows.
+        """Moments about ``c`` from sums ``acc`` (K, F) of centred rows ``x - c``.
 
         ``acc`` columns are ``[quadratic terms, x - c, 1]`` (for tied only
         ``[x - c, 1]``, with the pooled centred second moment in ``tied_s2``).
@@ -138,18 +151,33 @@ class GaussianStats:
         """
         d = center.shape[0]
         n = np.ascontiguousarray(acc[:, -1], dtype=np.float64)
-        s1c = acc[:, -d - 1:-1]
-        s1 = s1c + n[:, None] * center
+        s1 = np.ascontiguousarray(acc[:, -d - 1:-1])
         if covariance_type == "tied":
-            t = s1c.sum(axis=0)
-            s2 = tied_s2 + np.outer(t, center) + np.outer(center, t) + n.sum() * np.outer(center, center)
+            s2 = tied_s2
         elif covariance_type == "full":
-            cross = s1c[:, :, None] * center[None, None, :]
-            s2 = (unpack_upper(acc[:, :-d - 1], d) + cross + np.swapaxes(cross, 1, 2)
-                  + n[:, None, None] * np.outer(center, center))
+            s2 = unpack_upper(acc[:, :-d - 1], d)
         else:
-            s2 = acc[:, :d] + 2.0 * center * s1c + n[:, None] * center**2
-        return cls(covariance_type, n, np.ascontiguousarray(s1), s2)
+            s2 = acc[:, :d]
+        return cls(covariance_type, n, s1, s2, center)
+
+    def recentered(self, center: np.ndarray | None) -> "GaussianStats":
+        """The same statistics taken about ``center`` (None: the origin): with
+        ``delta = old centre - center``, ``x - center = (x - old centre) + delta``."""
+        d = self.n_features
+        old = np.zeros(d) if self.center is None else self.center
+        delta = old - (np.zeros(d) if center is None else center)
+        if not delta.any():
+            return replace(self, center=center)
+        n, s1 = self.n, self.s1
+        if self.covariance_type == "tied":
+            t = s1.sum(axis=0)
+            s2 = self.s2 + np.outer(t, delta) + np.outer(delta, t) + n.sum() * np.outer(delta, delta)
+        elif self.covariance_type == "full":
+            cross = s1[:, :, None] * delta[None, None, :]
+            s2 = self.s2 + cross + np.swapaxes(cross, 1, 2) + n[:, None, None] * np.outer(delta, delta)
+        else:
+            s2 = self.s2 + 2.0 * delta * s1 + n[:, None] * delta**2
+        return GaussianStats(self.covariance_type, n, s1 + n[:, None] * delta, s2, center)
 
     def _check_compatible(self, other: "GaussianStats") -> None:
         if not isinstance(other, GaussianStats):
@@ -162,10 +190,13 @@ class GaussianStats:
 
     def __add__(self, other: "GaussianStats") -> "GaussianStats":
         self._check_compatible(other)
-        return GaussianStats(self.covariance_type, self.n + other.n, self.s1 + other.s1, self.s2 + other.s2)
+        other = other.recentered(self.center)
+        return GaussianStats(self.covariance_type, self.n + other.n, self.s1 + other.s1, self.s2 + other.s2,
+                             self.center)
 
     def __iadd__(self, other: "GaussianStats") -> "GaussianStats":
         self._check_compatible(other)
+        other = other.recentered(self.center)
         self.n += other.n
         self.s1 += other.s1
         self.s2 += other.s2
@@ -180,6 +211,7 @@ class GaussianStats:
             raise InvalidInputError(f"cannot add {other.covariance_type} stats of shape {other.s1.shape} at "
                                     f"{len(components)} distinct component(s) of {self.covariance_type} stats "
                                     f"of shape {self.s1.shape}")
+        other = other.recentered(self.center)
         self.n[components] += other.n
         self.s1[components] += other.s1
         if self.covariance_type == "tied":
