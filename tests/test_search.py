@@ -507,3 +507,29 @@ def test_first_of_the_n_best_is_the_1_best_among_homophones():
             res = decode(g, rng.normal(scale=2.0, size=(T, g.n_pdf)), SearchOptions(n_best=3))
             assert (res.n_best[0].segments, res.n_best[0].score) == (res.best.segments, res.score)
             assert len(res.n_best) == 3
+
+
+@pytest.mark.parametrize("n_best", [1, 3])
+def test_segment_scores_sum_to_the_path_score(n_best):
+    """Each segment's score is its share of the total: with an n-gram LM the end-of-path weight
+    (log p(</s> | h), an optional final silence skipped) belongs to the last segment, for the
+    1-best, the n-best and a partial path alike."""
+    from gmmhmm.lm import estimate
+
+    lex = Lexicon.from_text("two T UW\nsix S IH K S\nsil SIL\n")
+    lm = estimate([["two", "six"], ["six", "two", "two"], ["six"]], order=2)
+    rng = np.random.default_rng(3)
+    g = compile_graph(ngram_grammar(lm), lex, transitions(lex, 1), 1)
+    for T in (4, 7, 12):
+        res = decode(g, rng.normal(scale=2.0, size=(T, g.n_pdf)), SearchOptions(n_best=n_best))
+        for h in [res.best] + res.n_best:
+            assert sum(s.score for s in h.segments) == pytest.approx(h.score, abs=1e-9)
+    # a partial path (the beam prunes every ending): "c", then "ba" in progress
+    g = compile_graph(word_loop(["c", "ba"], silence=False), LEX, transitions(LEX, 1), 1)
+    ll = np.full((4, g.n_pdf), -400.0)
+    ll[0, LEX.phones.index("C")] = -1.0
+    ll[1:, LEX.phones.index("B")] = -2.0
+    res = decode(g, ll, SearchOptions(beam=50.0, allow_partial=True, n_best=n_best))
+    assert res.stats["partial"] and [s.word for s in res.best.segments] == ["c", "ba"]
+    assert [s.score for s in res.best.segments] == pytest.approx([-1.0, -6.0], abs=2.5)  # + transitions
+    assert sum(s.score for s in res.best.segments) == pytest.approx(res.score, abs=1e-9)

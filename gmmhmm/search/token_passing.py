@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from numba import njit
@@ -64,7 +64,8 @@ _MIN_BUFFER = 1024  # initial word-link records / alternatives beyond one frame'
 
 @dataclass(frozen=True)
 class WordSegment:
-    """A labelled stretch of frames ``[start_frame, end_frame)`` of a path; ``score`` is its share of the total."""
+    """A labelled stretch of frames ``[start_frame, end_frame)`` of a path; ``score`` is its share of
+    the total (the last segment's includes the end-of-path weight), so a path's segments sum to its score."""
 
     word: str
     start_frame: int
@@ -442,19 +443,16 @@ class TokenPassing:
         stats = {"peak_active": int(self.peak[0]), "records": int(self.counts[0]),
                  "alternatives": int(self.counts[1]), "peak_records": self.peak_rec,
                  "garbage_collections": self.n_gc}
-        best = _hypothesis(graph, int(self.wlr[row, active[k]]), float(totals[k]), rec_pred, rec_label, rec_frame,
-                           rec_score)
-        n_best = [best]
+        segments = _segments(graph, int(self.wlr[row, active[k]]), rec_pred, rec_label, rec_frame, rec_score)
         if partial:
             stats["partial"] = True
             label = _word_in_progress(graph, int(active[k]))
-            start = best.segments[-1].end_frame if best.segments else 0
+            start = segments[-1].end_frame if segments else 0
             if label >= 0 and start < T:
-                segment = WordSegment(graph.labels[label], start, T, float(totals[k]) - sum(
-                    seg.score for seg in best.segments))
-                best = _make_hypothesis(graph, best.segments + [segment], float(totals[k]))
-                n_best = [best]
-        elif self.keep_alts:
+                segments.append(WordSegment(graph.labels[label], start, T, 0.0))  # scored in _make_hypothesis
+        best = _make_hypothesis(graph, segments, float(totals[k]))
+        n_best = [best]
+        if not partial and self.keep_alts:
             fc = _final_closure(final, graph.n_null, graph.node_pdf, graph.arc_start, graph.arc_dst, self.weights)
             n_best = _n_best(graph, options.n_best, T, fc, self.counts, self.buf) or [best]
             best = n_best[0]  # among exactly tied paths (homophones in different word ends) the same one
@@ -487,8 +485,8 @@ def decode(graph: DecodingGraph, log_likelihood: np.ndarray, options: SearchOpti
     return search.result()
 
 
-def _hypothesis(graph: DecodingGraph, r: int, total: float, rec_pred, rec_label, rec_frame, rec_score) -> Hypothesis:
-    """Traceback of the record chain ending at ``r``."""
+def _segments(graph: DecodingGraph, r: int, rec_pred, rec_label, rec_frame, rec_score) -> list[WordSegment]:
+    """Traceback of the record chain ending at ``r``: segments scored from their predecessor's end to their own."""
     chain = []
     while r >= 0:
         chain.append(r)
@@ -499,7 +497,7 @@ def _hypothesis(graph: DecodingGraph, r: int, total: float, rec_pred, rec_label,
         start = int(rec_frame[p]) + 1 if p >= 0 else 0
         segments.append(WordSegment(graph.labels[rec_label[r]], start, int(rec_frame[r]) + 1,
                                     float(rec_score[r] - (rec_score[p] if p >= 0 else 0.0))))
-    return _make_hypothesis(graph, segments, total)
+    return segments
 
 
 def _word_in_progress(graph: DecodingGraph, node: int) -> int:
@@ -521,6 +519,9 @@ def _word_in_progress(graph: DecodingGraph, node: int) -> int:
 
 def _make_hypothesis(graph: DecodingGraph, segments: list[WordSegment], total: float) -> Hypothesis:
     sil = graph.labels[graph.silence_label] if graph.silence_label >= 0 else None
+    if segments:  # the end-of-path weight (log p(</s> | h), a final silence skipped) is the last word's
+        rest = total - sum(seg.score for seg in segments[:-1])
+        segments = segments[:-1] + [replace(segments[-1], score=rest)]
     return Hypothesis([s.word for s in segments if s.word != sil], segments, total)
 
 
