@@ -209,8 +209,14 @@ def _atomic_target(path: Path) -> Path | None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_texts({path: text})
+
+
+def atomic_write_texts(texts: Mapping[str | os.PathLike, str]) -> None:
+    """Write ``{path: text}`` (UTF-8) as one set, as :func:`atomic_write_files` does."""
     # surrogateescape: file names that are not UTF-8 are written back as the bytes they were
-    atomic_write(path, lambda f: f.write(text.encode("utf-8", "surrogateescape")))
+    atomic_write_files([(path, lambda f, data=text.encode("utf-8", "surrogateescape"): f.write(data))
+                        for path, text in texts.items()])
 
 
 def atomic_savez(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:

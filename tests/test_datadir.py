@@ -112,6 +112,22 @@ def test_empty_transcripts_round_trip_and_a_failed_write_changes_nothing(tmp_pat
     assert {f.name: f.read_text() for f in (tmp_path / "copy").iterdir()} == before
 
 
+def test_a_write_that_fails_midway_leaves_every_table_as_it_was(tmp_path):
+    # the tables are one set: a folder holding the new wav.scp beside the old utt2spk and text would
+    # pair recordings with the wrong speakers and transcripts, or not read at all
+    data = DataDir.read(make_dir(tmp_path))
+    out = data.write(tmp_path / "copy")
+    (out / "spk2utt").unlink()
+    (out / "spk2utt").mkdir()  # the last table cannot be written (an OSError, as on a full disk)
+    before = {f.name: f.read_text() for f in out.iterdir() if f.is_file()}
+    other = data.subset(["spkA-u1", "spkB-u2"])
+    other.text["spkB-u2"] = ["changed"]
+    with pytest.raises(IsADirectoryError):
+        other.write(out)
+    assert {f.name: f.read_text() for f in out.iterdir() if f.is_file()} == before
+    assert not [f for f in out.iterdir() if ".tmp" in f.name]
+
+
 @pytest.mark.parametrize("override, match", [
     ({"utt2spk": "spkB-u0 spkB extra\n"}, r"utt2spk:1: expected 2 fields, got 3"),
     ({"utt2spk": "spkB-u0\n"}, r"utt2spk:1: expected 2 fields, got 1"),
