@@ -358,7 +358,7 @@ def read_packed(path: str | os.PathLike, format_name: str, names_key: str, what:
     format_name : str
         The format the file must have.
     names_key : str
-        Header entry listing one name per utterance.
+        Header entry listing one name per utterance: distinct strings (they key what is read).
     what : str
         Completes the error message ``"<path>: corrupt <what>"``.
     min_length : int
@@ -374,10 +374,15 @@ def read_packed(path: str | os.PathLike, format_name: str, names_key: str, what:
     header, arrays = read_npz(name, format_name)
     X, lengths, names = arrays.get("features"), arrays.get("lengths"), header.get(names_key)
     if (X is None or lengths is None or X.ndim != 2 or lengths.ndim != 1 or lengths.dtype.kind != "i"
-            or not isinstance(names, list) or len(names) != lengths.shape[0]
+            or not _distinct_strings(names) or len(names) != lengths.shape[0]
             or np.any(lengths < min_length) or int(lengths.sum()) != X.shape[0]):
         raise ModelFileError(f"{name}: corrupt {what}")
     return header, X, lengths
+
+
+def _distinct_strings(names: Any) -> bool:
+    """A list of distinct strings: a name twice would drop an utterance from a dict without a word."""
+    return isinstance(names, list) and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)
 
 
 # ----------------------------------------------------------------------------

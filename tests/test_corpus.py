@@ -210,6 +210,8 @@ def test_shards_written_by_hand_in_the_documented_layout_load(tmp_path):
     ({"ids": ["a", "b"], "labels": None}, [0, 5]),        # an empty utterance
     ({"ids": ["a", "b"], "labels": [1]}, [2, 3]),         # fewer labels than utterances
     ({"ids": ["a", "b"], "labels": "ab"}, [2, 3]),        # labels not a list
+    ({"ids": ["a", "a"], "labels": None}, [2, 3]),        # an id twice
+    ({"ids": [{"a": 1}, "b"], "labels": None}, [2, 3]),   # an id that is not a string
 ])
 def test_shard_whose_parts_disagree_is_corrupt(tmp_path, header, lengths):
     path = write_packed_npz(tmp_path / "s.npz", {"format": "gmmhmm-corpus-shard", "version": 1, **header},
