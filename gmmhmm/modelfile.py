@@ -170,8 +170,9 @@ def atomic_write_files(files: Sequence[tuple[str | os.PathLike, Callable[[Binary
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
-            # mkstemp makes the file private (0600); give it the usual permissions
-            os.chmod(tmp, os.stat(target).st_mode & 0o777 if target.exists() else 0o644)
+            # mkstemp makes the file private (0600): a replaced file keeps its permissions, a new
+            # one gets those open() would give it
+            os.chmod(tmp, os.stat(target).st_mode & 0o777 if target.exists() else 0o666 & ~_umask())
         for tmp, target in staged:
             os.replace(tmp, target)
     except BaseException:
@@ -190,6 +191,13 @@ def atomic_write_files(files: Sequence[tuple[str | os.PathLike, Callable[[Binary
                 os.close(dir_fd)
         except OSError:
             pass
+
+
+def _umask() -> int:
+    """The process's umask (it can only be read by setting it: set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _atomic_target(path: Path) -> Path | None:
