@@ -357,6 +357,13 @@ def test_scp_bad_ranges_name_the_entry(tmp_path, spec, what):
     assert "line 2" in str(info.value) and "'bad'" in str(info.value) and "r.scp" in str(info.value)
 
 
+def test_scp_naming_a_file_with_a_nul_byte_names_the_entry(tmp_path):
+    # a corrupt scp line: open() raised a bare ValueError ("embedded null byte")
+    (tmp_path / "r.scp").write_bytes(b"bad /tmp/x\0y.ark:12\n")
+    with pytest.raises(ModelFileError, match=r"line 1 \(key 'bad'\).*null byte"):
+        kaldi_io.read_scp(tmp_path / "r.scp")
+
+
 def test_ark_and_scp_are_written_as_a_pair(tmp_path, monkeypatch):
     """`write_ark(..., scp=...)` replaces both files or neither, and the archive before its index (a
     reader never sees a new scp pointing into an old archive); no temporary file is left behind."""
