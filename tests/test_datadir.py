@@ -68,6 +68,14 @@ def test_segments(tmp_path):
     assert not (tmp_path / "copy" / "segments").exists()
 
 
+def test_writing_a_directory_without_text_over_one_with_text_removes_the_stale_text(tmp_path):
+    # the old transcripts would be read back as those of the new recordings of the same ids
+    DataDir({"u1": "/a.wav"}, {"u1": ["old", "words"]}, {"u1": "s"}).write(tmp_path / "d")
+    DataDir({"u1": "/other.wav"}, {}, {"u1": "t"}).write(tmp_path / "d")
+    assert not (tmp_path / "d" / "text").exists()
+    assert DataDir.read(tmp_path / "d", require_text=False, check_audio=False).text == {}
+
+
 def test_segment_times_are_written_exactly(tmp_path):
     # sub-millisecond times (16 kHz samples are 62.5 us) survive a write and read; rounding to
     # 3 decimals changed them, and made a short segment 0.0001-0.0004 unreadable (start == end)

@@ -572,8 +572,9 @@ class DataDir:
         return out
 
     def write(self, path: str | os.PathLike) -> Path:
-        """Write every table (``spk2utt`` derived, ``segments`` if any) into folder ``path``, as one
-        set: if writing fails, every table already there is left as it was.
+        """Write every table (``spk2utt`` derived, ``text`` and ``segments`` if any) into folder ``path``,
+        as one set: if writing fails, every table already there is left as it was. A ``text`` or
+        ``segments`` file there that this directory has none of is removed (it is another's).
 
         A piped command is written as it was read. A speed-perturbed recording (:attr:`speed`) is
         written as Kaldi's ``utils/data/perturb_data_dir_speed.sh`` writes it, ``rec sox -t wav PATH
@@ -594,8 +595,9 @@ class DataDir:
                 u: f"{s.recording} {float(s.start_s)!r} {float(s.end_s)!r}" for u, s in self.segments.items()})
         # one set: a failure (a full disk) leaves every table as it was, never new ones beside old ones
         atomic_write_texts({d / name: text for name, text in tables.items()})
-        if self.segments is None and (d / "segments").exists():
-            (d / "segments").unlink()  # a stale segments file would change what wav.scp means
+        for name in ("text", "segments"):  # a stale one would give the new recordings its transcripts or times
+            if name not in tables and (d / name).exists():
+                (d / name).unlink()
         return d
 
     def validate(self) -> None:
