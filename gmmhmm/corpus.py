@@ -234,7 +234,8 @@ class Corpus:
         Parameters
         ----------
         out_dir : path
-            Folder for the shards and ``corpus.json`` (created if needed).
+            Folder for the shards and ``corpus.json`` (created if needed). A corpus already
+            there is replaced whole, or left as it was if writing the new one fails.
         utterances : iterable of tuples
             ``(utt_id, features (n_frames, n_features))`` or
             ``(utt_id, features, label)``; every item must have a label or none.
@@ -253,29 +254,54 @@ class Corpus:
         config = _config_dict(feature_config)
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
+        # A corpus already there stays whole until the new index replaces its own: new shards take
+        # names no file has, and its shards are removed only after that (or the new ones on failure).
+        replaced = _shard_names(out / INDEX_NAME)
         writer = _ShardWriter(out, frames_per_shard, dtype)
-        seen: set[str] = set()
-        for item in utterances:
-            if not isinstance(item, tuple) or len(item) not in (2, 3):
-                raise InvalidInputError(
-                    f"each utterance must be (utt_id, features) or (utt_id, features, label), got {item!r:.80}")
-            utt_id = str(item[0])
-            if utt_id in seen:
-                raise InvalidInputError(f"duplicate utterance id {utt_id!r}")
-            seen.add(utt_id)
-            writer.add(utt_id, item[1], item[2] if len(item) == 3 else None, len(item) == 3)
-        writer.flush()
-        if not writer.infos:
-            raise InvalidInputError("a corpus needs at least one utterance")
-        index = {"format": INDEX_FORMAT, "version": VERSION, "n_features": writer.n_features,
-                 "dtype": writer.dtype.str, "has_labels": bool(writer.labelled),
-                 "n_frames": sum(s["n_frames"] for s in writer.infos),
-                 "n_utterances": sum(s["n_utterances"] for s in writer.infos),
-                 "feature_config": config, "shards": writer.infos}
-        atomic_write_text(out / INDEX_NAME, json.dumps(index, indent=1))
+        try:
+            seen: set[str] = set()
+            for item in utterances:
+                if not isinstance(item, tuple) or len(item) not in (2, 3):
+                    raise InvalidInputError(
+                        f"each utterance must be (utt_id, features) or (utt_id, features, label), got {item!r:.80}")
+                utt_id = str(item[0])
+                if utt_id in seen:
+                    raise InvalidInputError(f"duplicate utterance id {utt_id!r}")
+                seen.add(utt_id)
+                writer.add(utt_id, item[1], item[2] if len(item) == 3 else None, len(item) == 3)
+            writer.flush()
+            if not writer.infos:
+                raise InvalidInputError("a corpus needs at least one utterance")
+            index = {"format": INDEX_FORMAT, "version": VERSION, "n_features": writer.n_features,
+                     "dtype": writer.dtype.str, "has_labels": bool(writer.labelled),
+                     "n_frames": sum(s["n_frames"] for s in writer.infos),
+                     "n_utterances": sum(s["n_utterances"] for s in writer.infos),
+                     "feature_config": config, "shards": writer.infos}
+            atomic_write_text(out / INDEX_NAME, json.dumps(index, indent=1))
+        except BaseException:
+            _remove(out, [s["path"] for s in writer.infos])
+            raise
+        _remove(out, replaced - {s["path"] for s in writer.infos})
         logger.info("wrote corpus %s: %d utterances, %d frames, %d shards", out,
                     index["n_utterances"], index["n_frames"], len(writer.infos))
         return cls.open(out / INDEX_NAME)
+
+
+def _shard_names(index: Path) -> set[str]:
+    """File names of the shards an existing index lists beside itself (none without a readable index)."""
+    try:
+        shards = json.loads(index.read_bytes())["shards"]
+        return {s["path"] for s in shards if isinstance(s["path"], str) and os.path.basename(s["path"]) == s["path"]}
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return set()
+
+
+def _remove(folder: Path, names: Iterable[str]) -> None:
+    for name in names:
+        try:
+            (folder / name).unlink()
+        except OSError:  # already gone, or not ours to remove: it only takes space
+            pass
 
 
 def audio_utterances(paths: Iterable[str | os.PathLike], config: Any = None, *,
@@ -337,6 +363,7 @@ class _ShardWriter:
         self._ids: list[str] = []
         self._labels: list[Any] = []
         self._frames = 0
+        self._number = 0
 
     def add(self, utt_id: str, features: Any, label: Any, has_label: bool) -> None:
         if self.labelled is None:
@@ -358,10 +385,16 @@ class _ShardWriter:
         if self._frames >= self.frames_per_shard:
             self.flush()
 
+    def _free_name(self) -> str:
+        """The next ``shard-NNNNN.npz`` that names no file: never one a corpus being replaced still uses."""
+        while (self.out / (name := f"shard-{self._number:05d}.npz")).exists():
+            self._number += 1
+        return name
+
     def flush(self) -> None:
         if not self._arrays:
             return
-        name = f"shard-{len(self.infos):05d}.npz"
+        name = self._free_name()
         lengths = np.array([a.shape[0] for a in self._arrays], dtype=np.int64)
         write_shard(self.out / name, np.concatenate(self._arrays), lengths, self._ids,
                     self._labels if self.labelled else None)

@@ -170,8 +170,9 @@ def atomic_write_files(files: Sequence[tuple[str | os.PathLike, Callable[[Binary
                 write(f)
                 f.flush()
                 os.fsync(f.fileno())
-            # mkstemp makes the file private (0600); give it the usual permissions
-            os.chmod(tmp, os.stat(target).st_mode & 0o777 if target.exists() else 0o644)
+            # mkstemp makes the file private (0600): a replaced file keeps its permissions, a new
+            # one gets those open() would give it
+            os.chmod(tmp, os.stat(target).st_mode & 0o777 if target.exists() else 0o666 & ~_umask())
         for tmp, target in staged:
             os.replace(tmp, target)
     except BaseException:
@@ -192,6 +193,13 @@ def atomic_write_files(files: Sequence[tuple[str | os.PathLike, Callable[[Binary
             pass
 
 
+def _umask() -> int:
+    """The process's umask (it can only be read by setting it: set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_target(path: Path) -> Path | None:
     """The regular file a write to ``path`` replaces (symbolic links followed), None for a device."""
     try:
@@ -209,8 +217,14 @@ def _atomic_target(path: Path) -> Path | None:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_texts({path: text})
+
+
+def atomic_write_texts(texts: Mapping[str | os.PathLike, str]) -> None:
+    """Write ``{path: text}`` (UTF-8) as one set, as :func:`atomic_write_files` does."""
     # surrogateescape: file names that are not UTF-8 are written back as the bytes they were
-    atomic_write(path, lambda f: f.write(text.encode("utf-8", "surrogateescape")))
+    atomic_write_files([(path, lambda f, data=text.encode("utf-8", "surrogateescape"): f.write(data))
+                        for path, text in texts.items()])
 
 
 def atomic_savez(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
@@ -352,7 +366,7 @@ def read_packed(path: str | os.PathLike, format_name: str, names_key: str, what:
     format_name : str
         The format the file must have.
     names_key : str
-        Header entry listing one name per utterance.
+        Header entry listing one name per utterance: distinct strings (they key what is read).
     what : str
         Completes the error message ``"<path>: corrupt <what>"``.
     min_length : int
@@ -368,10 +382,15 @@ def read_packed(path: str | os.PathLike, format_name: str, names_key: str, what:
     header, arrays = read_npz(name, format_name)
     X, lengths, names = arrays.get("features"), arrays.get("lengths"), header.get(names_key)
     if (X is None or lengths is None or X.ndim != 2 or lengths.ndim != 1 or lengths.dtype.kind != "i"
-            or not isinstance(names, list) or len(names) != lengths.shape[0]
+            or not _distinct_strings(names) or len(names) != lengths.shape[0]
             or np.any(lengths < min_length) or int(lengths.sum()) != X.shape[0]):
         raise ModelFileError(f"{name}: corrupt {what}")
     return header, X, lengths
+
+
+def _distinct_strings(names: Any) -> bool:
+    """A list of distinct strings: a name twice would drop an utterance from a dict without a word."""
+    return isinstance(names, list) and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)
 
 
 # ----------------------------------------------------------------------------

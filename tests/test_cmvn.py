@@ -107,6 +107,13 @@ def test_stats_round_trip_through_a_file(tmp_path):
         load_cmvn_stats(tmp_path / "junk.npz")
     with pytest.raises(ModelFileError):
         load_cmvn_stats(tmp_path / "missing.npz")
+    # a speaker twice kept only the last one's statistics, silently
+    from conftest import write_packed_npz
+
+    twice = write_packed_npz(tmp_path / "twice.npz", {"format": "gmmhmm-cmvn", "version": 1,
+                                                      "speakers": ["s", "s"], "counts": [3, 4]}, np.ones((4, 2)), [2, 2])
+    with pytest.raises(ModelFileError, match="corrupt CMVN statistics file"):
+        load_cmvn_stats(twice)
 
 
 # --- the front end -----------------------------------------------------------------

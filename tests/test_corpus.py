@@ -68,6 +68,32 @@ def test_shards_are_written_while_the_input_is_consumed(tmp_path):
     Corpus.create(out, gen(), frames_per_shard=100)
 
 
+def _contents(corpus):
+    return [(ids, X.tolist(), labels) for X, _, ids, labels in corpus]
+
+
+def test_a_failed_create_leaves_the_corpus_it_would_replace_intact(tmp_path):
+    old = _contents(Corpus.create(tmp_path, _utterances(n=10), frames_per_shard=50))
+    files = sorted(os.listdir(tmp_path))
+
+    def gen():  # enough for new shards to be written, then a bad utterance
+        yield from _utterances(n=12, seed=1)
+        yield ("bad", np.zeros((3, 7)), 0)
+    with pytest.raises(DimensionMismatchError):
+        Corpus.create(tmp_path, gen(), frames_per_shard=50)
+    assert _contents(Corpus.open(tmp_path)) == old
+    assert sorted(os.listdir(tmp_path)) == files  # nothing of the failed corpus is left
+
+
+def test_a_corpus_written_over_another_replaces_it_whole(tmp_path):
+    Corpus.create(tmp_path, _utterances(n=20), frames_per_shard=50)
+    new = Corpus.create(tmp_path, _utterances(n=4, seed=1, labels=False), frames_per_shard=50)
+    assert _contents(Corpus.open(tmp_path)) == _contents(new)
+    assert new.n_utterances == 4 and not new.has_labels
+    # the old shards go with the old index
+    assert sorted(os.listdir(tmp_path)) == sorted([INDEX_NAME] + [os.path.basename(p) for p in new.shards])
+
+
 def test_numpy_labels_become_json(tmp_path):
     utts = [("a", np.zeros((2, 2)), np.int64(3)), ("b", np.ones((2, 2)), [np.str_("x"), np.float32(0.5)]),
             ("c", np.ones((1, 2)), np.array([1, 2]))]
@@ -184,6 +210,8 @@ def test_shards_written_by_hand_in_the_documented_layout_load(tmp_path):
     ({"ids": ["a", "b"], "labels": None}, [0, 5]),        # an empty utterance
     ({"ids": ["a", "b"], "labels": [1]}, [2, 3]),         # fewer labels than utterances
     ({"ids": ["a", "b"], "labels": "ab"}, [2, 3]),        # labels not a list
+    ({"ids": ["a", "a"], "labels": None}, [2, 3]),        # an id twice
+    ({"ids": [{"a": 1}, "b"], "labels": None}, [2, 3]),   # an id that is not a string
 ])
 def test_shard_whose_parts_disagree_is_corrupt(tmp_path, header, lengths):
     path = write_packed_npz(tmp_path / "s.npz", {"format": "gmmhmm-corpus-shard", "version": 1, **header},

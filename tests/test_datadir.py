@@ -68,6 +68,14 @@ def test_segments(tmp_path):
     assert not (tmp_path / "copy" / "segments").exists()
 
 
+def test_writing_a_directory_without_text_over_one_with_text_removes_the_stale_text(tmp_path):
+    # the old transcripts would be read back as those of the new recordings of the same ids
+    DataDir({"u1": "/a.wav"}, {"u1": ["old", "words"]}, {"u1": "s"}).write(tmp_path / "d")
+    DataDir({"u1": "/other.wav"}, {}, {"u1": "t"}).write(tmp_path / "d")
+    assert not (tmp_path / "d" / "text").exists()
+    assert DataDir.read(tmp_path / "d", require_text=False, check_audio=False).text == {}
+
+
 def test_segment_times_are_written_exactly(tmp_path):
     # sub-millisecond times (16 kHz samples are 62.5 us) survive a write and read; rounding to
     # 3 decimals changed them, and made a short segment 0.0001-0.0004 unreadable (start == end)
@@ -110,6 +118,22 @@ def test_empty_transcripts_round_trip_and_a_failed_write_changes_nothing(tmp_pat
     with pytest.raises(DataDirError, match="line break"):
         broken.write(tmp_path / "copy")
     assert {f.name: f.read_text() for f in (tmp_path / "copy").iterdir()} == before
+
+
+def test_a_write_that_fails_midway_leaves_every_table_as_it_was(tmp_path):
+    # the tables are one set: a folder holding the new wav.scp beside the old utt2spk and text would
+    # pair recordings with the wrong speakers and transcripts, or not read at all
+    data = DataDir.read(make_dir(tmp_path))
+    out = data.write(tmp_path / "copy")
+    (out / "spk2utt").unlink()
+    (out / "spk2utt").mkdir()  # the last table cannot be written (an OSError, as on a full disk)
+    before = {f.name: f.read_text() for f in out.iterdir() if f.is_file()}
+    other = data.subset(["spkA-u1", "spkB-u2"])
+    other.text["spkB-u2"] = ["changed"]
+    with pytest.raises(IsADirectoryError):
+        other.write(out)
+    assert {f.name: f.read_text() for f in out.iterdir() if f.is_file()} == before
+    assert not [f for f in out.iterdir() if ".tmp" in f.name]
 
 
 @pytest.mark.parametrize("override, match", [

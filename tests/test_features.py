@@ -561,6 +561,9 @@ def test_feature_file_in_the_documented_layout_loads(tmp_path):
     (["a", "b"], [-1, 5], np.zeros((4, 3))),  # negative length
     (["a", "b"], [1, 3], np.zeros(4)),        # frames not 2-D
     ("ab", [1, 3], np.zeros((4, 3))),         # names not a list
+    (["a", "a"], [1, 3], np.zeros((4, 3))),   # a name twice: one utterance would be dropped unsaid
+    ([["a"], "b"], [1, 3], np.zeros((4, 3))), # a name that is not a string (a TypeError)
+    ([1, 2], [1, 3], np.zeros((4, 3))),       # nor are numbers names
 ])
 def test_feature_file_whose_parts_disagree_is_corrupt(tmp_path, names, lengths, features):
     path = write_packed_npz(tmp_path / "f.npz", {"format": "gmmhmm-features", "version": 1, "names": names,

@@ -86,6 +86,20 @@ def test_a_link_to_a_regular_file_keeps_pointing_at_the_new_contents(tmp_path):
     assert link.is_symlink() and target.read_text() == "new"
 
 
+def test_a_new_file_gets_the_permissions_open_would_give_it(tmp_path):
+    # the umask decides, as for any file a program creates: 0600 under umask 077, not 0644
+    old = os.umask(0o077)
+    try:
+        modelfile.atomic_write_text(tmp_path / "private.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "private.txt").stat().st_mode & 0o777 == 0o600
+    (tmp_path / "shared.txt").write_text("old")
+    (tmp_path / "shared.txt").chmod(0o664)
+    modelfile.atomic_write_text(tmp_path / "shared.txt", "new")  # a replaced file keeps its own
+    assert (tmp_path / "shared.txt").stat().st_mode & 0o777 == 0o664
+
+
 def test_a_directory_as_output_is_refused_and_kept(tmp_path, gm):
     (tmp_path / "d").mkdir()
     with pytest.raises(IsADirectoryError):

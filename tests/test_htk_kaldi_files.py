@@ -79,6 +79,15 @@ def test_htk_round_trip_and_bytes(tmp_path):
     assert back.parm_kind == "MFCC_E_D_A_Z"
 
 
+def test_htk_frames_without_features_are_refused_not_written_unreadable(tmp_path):
+    # sampSize 0 is no HTK file (read_htk refuses it): nothing is written
+    with pytest.raises(InvalidParameterError, match="0 features"):
+        htk.write_htk(tmp_path / "x.htk", np.zeros((5, 0)))
+    assert not (tmp_path / "x.htk").exists()
+    htk.write_htk(tmp_path / "y.htk", np.zeros((0, 3)))  # no frames is a file
+    assert htk.read_htk(tmp_path / "y.htk").data.shape == (0, 3)
+
+
 def test_htk_truncated_and_foreign_files(tmp_path):
     X = np.ones((4, 3), dtype=np.float32)
     htk.write_htk(tmp_path / "x.htk", X)
@@ -346,6 +355,13 @@ def test_scp_bad_ranges_name_the_entry(tmp_path, spec, what):
     with pytest.raises(ModelFileError, match=what) as info:
         kaldi_io.read_scp(tmp_path / "r.scp")
     assert "line 2" in str(info.value) and "'bad'" in str(info.value) and "r.scp" in str(info.value)
+
+
+def test_scp_naming_a_file_with_a_nul_byte_names_the_entry(tmp_path):
+    # a corrupt scp line: open() raised a bare ValueError ("embedded null byte")
+    (tmp_path / "r.scp").write_bytes(b"bad /tmp/x\0y.ark:12\n")
+    with pytest.raises(ModelFileError, match=r"line 1 \(key 'bad'\).*null byte"):
+        kaldi_io.read_scp(tmp_path / "r.scp")
 
 
 def test_ark_and_scp_are_written_as_a_pair(tmp_path, monkeypatch):

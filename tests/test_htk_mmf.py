@@ -140,6 +140,11 @@ def test_round_trip_of_trained_models(tmp_path):
     (HAND_MMF.rsplit("<ENDHMM>", 1)[0], "end of file, expected <ENDHMM>"),
     ("~o <VECSIZE> 2", "no HMM definitions"),
     (HAND_MMF.replace(" 0.0 0.8 0.2 0.0", " 0.0 0.6 0.2 0.2"), "tee model"),  # entry -> exit: HTK's sp
+    # a state given twice: the second silently replaced the first
+    (HAND_MMF.replace('~t "T4"\n<ENDHMM>', '<STATE> 3\n<MEAN> 2\n 9.0 9.0\n<VARIANCE> 2\n 1.0 1.0\n~t "T4"\n<ENDHMM>'),
+     "state 3 is defined twice"),
+    (HAND_MMF.replace('~h "yes"', '~t "T4"\n<TRANSP> 4\n' + " 0 1 0 0" * 4 + '\n~h "yes"'),
+     "transition macro 'T4' is defined twice"),  # HTK refuses a macro name given twice
 ])
 def test_bad_mmf_raises_model_file_error(text, match):
     with pytest.raises(ModelFileError, match=match):

@@ -34,7 +34,7 @@ from typing import NamedTuple
 
 from .._textio import read_text_input, split_fields, split_lines
 from ..errors import AudioError, DataDirError, InvalidParameterError
-from ..modelfile import atomic_write_text
+from ..modelfile import atomic_write_text, atomic_write_texts
 
 TABLES = ("wav.scp", "text", "utt2spk", "spk2utt", "segments")
 
@@ -410,6 +410,11 @@ def write_table(path: str | os.PathLike, table: Mapping[str, str | list[str]], e
     An empty value is an error unless ``empty_values`` (``text``: an utterance
     without words is written as its id alone, as Kaldi does).
     """
+    atomic_write_text(path, _table_text(path, table, empty_values))
+
+
+def _table_text(path: str | os.PathLike, table: Mapping[str, str | list[str]], empty_values: bool = False) -> str:
+    """The text :func:`write_table` writes (``path`` names it in errors)."""
     lines = []
     for key in sorted(table):
         value = table[key]
@@ -417,7 +422,7 @@ def write_table(path: str | os.PathLike, table: Mapping[str, str | list[str]], e
         if not _is_token(key) or not (value.strip() or empty_values):
             raise DataDirError(f"{os.fspath(path)}: bad entry {key!r} -> {value!r} (keys need no spaces, values text)")
         lines.append(f"{key} {value}\n" if value.strip() else f"{key}\n")
-    atomic_write_text(path, "".join(lines))
+    return "".join(lines)
 
 
 def _is_token(text: object) -> bool:
@@ -567,7 +572,9 @@ class DataDir:
         return out
 
     def write(self, path: str | os.PathLike) -> Path:
-        """Write every table (``spk2utt`` derived, ``segments`` if any) into folder ``path``.
+        """Write every table (``spk2utt`` derived, ``text`` and ``segments`` if any) into folder ``path``,
+        as one set: if writing fails, every table already there is left as it was. A ``text`` or
+        ``segments`` file there that this directory has none of is removed (it is another's).
 
         A piped command is written as it was read. A speed-perturbed recording (:attr:`speed`) is
         written as Kaldi's ``utils/data/perturb_data_dir_speed.sh`` writes it, ``rec sox -t wav PATH
@@ -576,17 +583,21 @@ class DataDir:
         self.validate()
         d = Path(path)
         d.mkdir(parents=True, exist_ok=True)
-        write_table(d / "wav.scp", {r: wav_scp_value(p, self.speed.get(r, 1.0)) for r, p in self.wav.items()})
+        tables = {"wav.scp": _table_text(d / "wav.scp", {r: wav_scp_value(p, self.speed.get(r, 1.0))
+                                                          for r, p in self.wav.items()})}
         if self.text:
-            write_table(d / "text", self.text, empty_values=True)
-        write_table(d / "utt2spk", self.utt2spk)
-        write_table(d / "spk2utt", self.spk2utt)
+            tables["text"] = _table_text(d / "text", self.text, empty_values=True)
+        tables["utt2spk"] = _table_text(d / "utt2spk", self.utt2spk)
+        tables["spk2utt"] = _table_text(d / "spk2utt", self.spk2utt)
         if self.segments is not None:
             # repr: the shortest text that reads back to the same seconds (no rounding)
-            write_table(d / "segments", {u: f"{s.recording} {float(s.start_s)!r} {float(s.end_s)!r}"
-                                         for u, s in self.segments.items()})
-        elif (d / "segments").exists():
-            (d / "segments").unlink()  # a stale segments file would change what wav.scp means
+            tables["segments"] = _table_text(d / "segments", {
+                u: f"{s.recording} {float(s.start_s)!r} {float(s.end_s)!r}" for u, s in self.segments.items()})
+        # one set: a failure (a full disk) leaves every table as it was, never new ones beside old ones
+        atomic_write_texts({d / name: text for name, text in tables.items()})
+        for name in ("text", "segments"):  # a stale one would give the new recordings its transcripts or times
+            if name not in tables and (d / name).exists():
+                (d / name).unlink()
         return d
 
     def validate(self) -> None:

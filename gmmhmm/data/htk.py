@@ -134,7 +134,7 @@ def write_htk(path: str | os.PathLike, data: np.ndarray, shift_s: float = 0.01,
     if kind & (QUALIFIERS["C"] | QUALIFIERS["K"]):
         raise InvalidParameterError("writing compressed (_C) or checksummed (_K) HTK files is not supported")
     period = int(round(shift_s * HTK_TIME_UNITS_PER_S))
-    if period <= 0 or 4 * X.shape[1] > 32767:
+    if period <= 0 or not 0 < 4 * X.shape[1] <= 32767:  # sampSize is a positive int16
         raise InvalidParameterError(f"cannot store shift_s={shift_s} and {X.shape[1]} features in an HTK header")
     body = X.astype(">f4").tobytes()
     header = struct.pack(">iihh", X.shape[0], period, 4 * X.shape[1], kind - (1 << 16 if kind >= 1 << 15 else 0))

@@ -185,6 +185,8 @@ def _read_hmm(tok: _Tokens, name: str, dim: int | None, trans_macros: dict[str, 
         index = tok.int("<STATE> index")
         if not 2 <= index <= n - 1:
             raise ModelFileError(f"{tok.source}: HMM {name!r}: state {index} outside 2..{n - 1}")
+        if index in states:
+            raise ModelFileError(f"{tok.source}: HMM {name!r}: state {index} is defined twice")
         states[index] = _read_state(tok, dim)
         dim = dim or len(states[index][0][1])
     missing = sorted(set(range(2, n)) - set(states))
@@ -239,6 +241,8 @@ def parse_mmf(text: str, source: str = "MMF") -> tuple[dict[str, Any], dict[str,
             dim = options.get("vecsize", dim)
         elif kind == "~t":
             macro = tok.name()
+            if macro in trans_macros:
+                raise ModelFileError(f"{source}: transition macro {macro!r} is defined twice")
             trans_macros[macro] = _read_transp(tok)
         elif kind == "~v":
             tok.name()

@@ -218,6 +218,8 @@ def read_mat(rxfilename: str) -> np.ndarray:
             matrix = _read_object(f, rxfilename)
     except OSError as exc:
         raise ModelFileError(f"cannot read {rxfilename!r}: {exc.strerror}") from None
+    except ValueError as exc:  # open() of a name holding a NUL byte (a corrupt scp line)
+        raise ModelFileError(f"cannot read {rxfilename!r}: {exc}") from None
     return matrix if range_spec is None else _extract_range(matrix, range_spec, rxfilename)
 
 
