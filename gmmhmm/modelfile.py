@@ -194,7 +194,15 @@ def atomic_write_files(files: Sequence[tuple[str | os.PathLike, Callable[[Binary
 
 
 def _umask() -> int:
-    """The process's umask (it can only be read by setting it: set back at once)."""
+    """The process's umask: from /proc where the kernel lists it (no other thread sees a change),
+    else by setting it and setting it back at once (the only portable way to read it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
