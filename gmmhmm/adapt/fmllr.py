@@ -188,6 +188,28 @@ def _estimate_diag_or_offset(stats: FmllrStats, update_type: str) -> np.ndarray:
     return W
 
 
+def _free_blocks(G: np.ndarray, update_type: str) -> np.ndarray:
+    """The block of each ``G_i`` over row ``i``'s free parameters: all of ``w_i`` (full),
+    ``(a_ii, b_i)`` (diag) or ``b_i`` (offset). Q has a finite maximum iff every block is
+    positive definite."""
+    D = G.shape[0]
+    if update_type == "full":
+        return G
+    rows = np.arange(D)
+    free = np.stack([rows, np.full(D, D)], axis=1) if update_type == "diag" else np.full((D, 1), D)
+    return G[rows[:, None, None], free[:, :, None], free[:, None, :]]
+
+
+def _positive_definite(G: np.ndarray, rcond: float = 1e-12) -> bool:
+    """Is every matrix of ``G`` (..., n, n) numerically positive definite? Rounding leaves a
+    rank-deficient ``G_i`` (fewer distinct frames than ``D + 1``) with tiny eigenvalues of either
+    sign, so ``inv`` succeeds on it and the row update takes square roots of negative numbers."""
+    if not np.all(np.isfinite(G)):
+        return False
+    lam = np.linalg.eigvalsh(G)
+    return bool(np.all(lam[..., 0] > rcond * lam[..., -1]))
+
+
 def estimate_fmllr(stats: FmllrStats, n_iters: int = 40, init: np.ndarray | None = None, min_count: float = 20.0,
                    tol: float | None = 1e-8, update_type: str = "full") -> np.ndarray:
     """Maximum-likelihood fMLLR transform ``W = [A b]`` (D, D+1) from summed statistics.
@@ -223,23 +245,12 @@ def estimate_fmllr(stats: FmllrStats, n_iters: int = 40, init: np.ndarray | None
     if not np.isfinite(stats.beta) or stats.beta < max(min_count, 0.0) or stats.beta <= 0:
         logger.info("fMLLR: occupancy %.1f below min_count %.1f; transform not estimated", stats.beta, min_count)
         return W
-    if update_type != "full":
-        if not np.all(stats.G[:, D, D] > 0):
-            return W
-        with np.errstate(invalid="ignore", divide="ignore"):
-            new = _estimate_diag_or_offset(stats, update_type)
-        if not (np.all(np.isfinite(new)) and fmllr_auxf(stats, new) >= fmllr_auxf(stats, W)):
-            logger.warning("fMLLR: statistics are singular; transform not estimated")
-            return W
-        return new
-    try:
-        G_inv = np.linalg.inv(stats.G)
-    except np.linalg.LinAlgError:
+    if not _positive_definite(_free_blocks(stats.G, update_type)):
         logger.warning("fMLLR: statistics are singular (too few distinct frames); transform not estimated")
         return W
-    if not np.all(np.isfinite(G_inv)):
-        logger.warning("fMLLR: statistics are singular; transform not estimated")
-        return W
+    if update_type != "full":
+        return _estimate_diag_or_offset(stats, update_type)
+    G_inv = np.linalg.inv(stats.G)
     beta = stats.beta
     auxf = fmllr_auxf(stats, W)
     start = auxf
