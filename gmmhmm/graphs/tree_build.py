@@ -113,10 +113,11 @@ def build_tree(stats: TreeStats, questions: Iterable[Iterable[str]], phones: Seq
     index = {p: i for i, p in enumerate(phones)}
     if silence not in index:
         raise InvalidParameterError(f"silence phone {silence!r} is not one of the phones")
-    qs = [q for q in dict.fromkeys(frozenset(q) for q in questions) if 0 < len(q & set(index)) < len(index)]
-    for q in qs:
+    qs = list(dict.fromkeys(frozenset(q) for q in questions))
+    for q in qs:  # before dropping the questions that cannot split: a typo'd one must not vanish quietly
         if not q <= set(index):
             raise InvalidParameterError(f"question names unknown phones {sorted(q - set(index))[:5]}")
+    qs = [q for q in qs if 0 < len(q) < len(index)]
     try:
         keys = np.array([(index[l], index[p], index[r], j) for l, p, r, j in stats.keys], dtype=np.int64)
     except KeyError as exc:
