@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import check_in
-from ..mixture.stats import weighted_rows
+from ..mixture.stats import positive_definite, weighted_rows
 from ..errors import InvalidInputError, InvalidParameterError
 
 logger = logging.getLogger(__name__)
@@ -200,16 +200,6 @@ def _free_blocks(G: np.ndarray, update_type: str) -> np.ndarray:
     return G[rows[:, None, None], free[:, :, None], free[:, None, :]]
 
 
-def _positive_definite(G: np.ndarray, rcond: float = 1e-12) -> bool:
-    """Is every matrix of ``G`` (..., n, n) numerically positive definite? Rounding leaves a
-    rank-deficient ``G_i`` (fewer distinct frames than ``D + 1``) with tiny eigenvalues of either
-    sign, so ``inv`` succeeds on it and the row update takes square roots of negative numbers."""
-    if not np.all(np.isfinite(G)):
-        return False
-    lam = np.linalg.eigvalsh(G)
-    return bool(np.all(lam[..., 0] > rcond * lam[..., -1]))
-
-
 def estimate_fmllr(stats: FmllrStats, n_iters: int = 40, init: np.ndarray | None = None, min_count: float = 20.0,
                    tol: float | None = 1e-8, update_type: str = "full") -> np.ndarray:
     """Maximum-likelihood fMLLR transform ``W = [A b]`` (D, D+1) from summed statistics.
@@ -245,7 +235,7 @@ def estimate_fmllr(stats: FmllrStats, n_iters: int = 40, init: np.ndarray | None
     if not np.isfinite(stats.beta) or stats.beta < max(min_count, 0.0) or stats.beta <= 0:
         logger.info("fMLLR: occupancy %.1f below min_count %.1f; transform not estimated", stats.beta, min_count)
         return W
-    if not _positive_definite(_free_blocks(stats.G, update_type)):
+    if not positive_definite(_free_blocks(stats.G, update_type)):
         logger.warning("fMLLR: statistics are singular (too few distinct frames); transform not estimated")
         return W
     if update_type != "full":
