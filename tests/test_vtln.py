@@ -104,6 +104,9 @@ def test_warp_grid():
         vtln_warp_grid(0.95, 1.1, 0.1)  # misses 1.0
     with pytest.raises(InvalidParameterError):
         vtln_warp_grid(1.05, 1.2)
+    # a range that is not a whole number of steps stops at the last step inside it, never past max_warp
+    np.testing.assert_allclose(vtln_warp_grid(0.8, 1.16, 0.1), [0.8, 0.9, 1.0, 1.1])
+    np.testing.assert_allclose(vtln_warp_grid(0.9, 1.19, 0.1), [0.9, 1.0, 1.1])
 
 
 def test_search_picks_the_factor_a_brute_force_likelihood_prefers():

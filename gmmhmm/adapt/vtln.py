@@ -54,7 +54,8 @@ def vtln_warp_grid(min_warp: float = 0.80, max_warp: float = 1.20, step: float =
     if not 0.5 <= min_warp <= 1.0 <= max_warp <= 2.0 or not step > 0:
         raise InvalidParameterError(
             f"need 0.5 <= min_warp ({min_warp}) <= 1 <= max_warp ({max_warp}) <= 2 and step ({step}) > 0")
-    grid = np.round(min_warp + step * np.arange(int(round((max_warp - min_warp) / step)) + 1), 6)
+    # whole steps inside the range (1e-9: (1.2 - 0.8) / 0.02 is 19.999...); rounding up would pass max_warp
+    grid = np.round(min_warp + step * np.arange(int(np.floor((max_warp - min_warp) / step + 1e-9)) + 1), 6)
     if not np.any(np.isclose(grid, 1.0)):
         raise InvalidParameterError(f"the grid {grid.tolist()} must contain 1.0 (no warp)")
     return grid
