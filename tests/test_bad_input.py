@@ -44,8 +44,9 @@ from gmmhmm.features.transforms import (FeatureTransform, MlltStats, accumulate_
 from gmmhmm.graphs import (EmbeddedTrainer, Lexicon, TreeContext, TreeStats, accumulate_tree_stats, build_tree,
                            parse_transcripts)
 from gmmhmm.graphs.lda_mllt import LdaMlltOptions, train_lda_mllt
-from gmmhmm.graphs.questions import read_phone_classes
+from gmmhmm.graphs.questions import cluster_questions, read_phone_classes
 from gmmhmm.lm import estimate, read_arpa
+from gmmhmm.mixture.stats import GaussianStats
 from gmmhmm.hmm import topology
 from gmmhmm.parallel import accumulate_corpus, fit_corpus
 from gmmhmm.search import SearchOptions, compile_graph, word_list, word_loop
@@ -241,6 +242,13 @@ def _arpa(e, text: str) -> Path:
 _FILES = {"latin1.txt": "a.wav\t1\nb.wav\tcaf\u00e9\n".encode("latin-1"),
           "bom_ref.txt": "\ufeffa.wav\t1\nb.wav\t2\n".encode("utf-8"),
           "classes.txt": b"AA vowel extra\n"}
+
+
+def _tree_stats(*keys: tuple) -> TreeStats:
+    """Tree statistics of one 1-dim frame per context key."""
+    g = GaussianStats.zeros(len(keys), 1, "diag")
+    g.n[:], g.s2[:] = 1.0, 1.0
+    return TreeStats(list(keys), g)
 
 
 def _file(e, name: str) -> Path:
@@ -739,6 +747,12 @@ LIBRARY = [
     Case("build_tree", "a question of unknown phones only (a case typo)",
          lambda e: build_tree(TreeStats.zeros(2), [["A"]], ["a", "sil"], 1, "sil"),
          E.InvalidParameterError, "unknown phones \\['A'\\]"),
+    Case("cluster_questions", "statistics of a phone not in the phone list",
+         lambda e: cluster_questions(_tree_stats(("a", "X", "sil", 0)), ["a", "sil"], 1), E.InvalidInputError,
+         "phone 'X'"),
+    Case("cluster_questions", "statistics of a state past n_states (would count as the next phone's)",
+         lambda e: cluster_questions(_tree_stats(("a", "a", "sil", 1)), ["a", "sil"], 1), E.InvalidInputError,
+         "states outside 0 .. 0"),
     Case("read_phone_classes", "a line with three fields",
          lambda e: read_phone_classes(_file(e, "classes.txt")), E.InvalidInputError, "classes.txt:1: expected"),
     Case("accumulate_tree_stats", "fewer transcripts than utterances",
