@@ -30,6 +30,7 @@ import soundfile as sf
 
 from gmmhmm import GMMHMM, GaussianHMM, GaussianMixture, errors, modelfile
 from gmmhmm import scoring as S
+from gmmhmm.adapt import adaptation_stats, speaker_fmllr_stats
 from gmmhmm.checkpoint import resume as checkpoint_resume
 from gmmhmm.classifier import HMMClassifier
 from gmmhmm.cli import main
@@ -734,6 +735,12 @@ LIBRARY = [
          E.NonFiniteInputError, "NaN"),
     Case("EmbeddedTrainer.accumulate", "fewer transcripts than utterances",
          lambda e: _trainer(e).accumulate([e.X, e.X], [["one"]]), E.InvalidInputError, "transcripts"),
+    Case("adaptation_stats", "NaN in features (not 'no path through the graph')",
+         lambda e: adaptation_stats(_trainer(e).model, e.nan, _trainer(e).graph(["one"])), E.NonFiniteInputError,
+         "NaN.*row 5, column 1"),
+    Case("speaker_fmllr_stats", "NaN in features (not an utterance left out as too short)",
+         lambda e: speaker_fmllr_stats(_trainer(e).model, [e.X, e.nan], [_trainer(e).graph(["one"])] * 2,
+                                       ["s", "s"]), E.NonFiniteInputError, "NaN"),
     # --- decision trees ---------------------------------------------------
     Case("TreeContext", "a node reached twice (not a tree)",
          lambda e: TreeContext(["a", "sil"], 1, "sil", [["a"]], [[0], [1]], [[0, 0, 0, 1], [-1, 0, -1, -1]]),

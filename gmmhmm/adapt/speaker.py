@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _threads
+from .._validation import check_array
 from ..errors import InvalidInputError, SequenceTooShortError
 from ..graphs import kernels
 from ..graphs.graph import Graph, utterance_graph
@@ -136,7 +137,11 @@ def adaptation_stats(model: PhoneModelSet, X: np.ndarray, graph: Graph, transfor
     ------
     SequenceTooShortError
         No path through ``graph`` fits the frames.
+    NonFiniteInputError, DimensionMismatchError
+        ``X`` holds NaN or infinity, or not the model's number of features.
     """
+    # NaN features have no path through any graph: name them, not the graph
+    X = check_array(X, name="features", n_features=model.n_features)
     emission = model.emission() if emission is None else emission
     Xt = X if transform is None else apply_fmllr(transform, X)
     # an utterance visits few pdfs: only theirs are scored, and the statistics need only their Gaussians
