@@ -239,6 +239,14 @@ def test_a_speaker_without_frames_is_named():
         estimate_vtln_warps(gmm, lambda w, utts: {u: np.zeros((0, 2)) for u in utts}, {"u1": "quiet"})
 
 
+@pytest.mark.parametrize("grid", [[], [[0.9, 1.0]], [np.nan, 1.0], [0.0, 1.0]])
+def test_a_bad_warp_grid_is_named(grid):
+    """Not a numpy reduction error, a TypeError or a NaN / zero warp chosen."""
+    gmm = GaussianMixture(1, random_state=0).fit(np.random.default_rng(1).normal(size=(100, 2)))
+    with pytest.raises(InvalidParameterError, match="grid"):
+        estimate_vtln_warps(gmm, lambda w, utts: {u: np.ones((5, 2)) for u in utts}, {"u1": "s"}, grid)
+
+
 def _vowel(f_formants_hz, f0_hz, sr, seconds, rng, scale=1.0):
     """A vowel-like signal: a glottal pulse train through formant resonators, every frequency times ``scale``
     (a shorter vocal tract and a higher voice raise them all alike)."""

@@ -61,6 +61,19 @@ def vtln_warp_grid(min_warp: float = 0.80, max_warp: float = 1.20, step: float =
     return grid
 
 
+def _grid(grid: Sequence[float] | None) -> np.ndarray:
+    """``grid`` as a 1-D array of warp factors (default :func:`vtln_warp_grid`)."""
+    if grid is None:
+        return vtln_warp_grid()
+    try:
+        out = np.asarray(grid, dtype=np.float64)
+    except (TypeError, ValueError):
+        out = np.array([np.nan])
+    if out.ndim != 1 or not len(out) or not np.all(np.isfinite(out) & (out > 0)):
+        raise InvalidParameterError(f"a VTLN warp grid must be a non-empty list of positive factors, got {grid!r:.80}")
+    return out
+
+
 def check_vtln_grid(config, grid: Sequence[float]) -> None:
     """Refuse, before any work, front-end settings (a :class:`~gmmhmm.features.FeatureConfig`)
     that some warp of ``grid`` cannot take: inflection points that fit no warp, or mel filters
@@ -127,7 +140,7 @@ def estimate_vtln_warps(model, features_at: FeaturesAt, utt2spk: Mapping[str, st
     InvalidInputError
         A speaker has no frames, or an utterance no speaker.
     """
-    grid = vtln_warp_grid() if grid is None else np.asarray(grid, dtype=np.float64)
+    grid = _grid(grid)
     utts = list(utt2spk) if utterances is None else list(utterances)
     speakers = list(_by_speaker(utts, utt2spk))
     index = {s: k for k, s in enumerate(speakers)}
@@ -287,7 +300,7 @@ def train_vtln(features_at: FeaturesAt, utt2spk: Mapping[str, str], model_uttera
 
     if n_iter < 0:
         raise InvalidParameterError(f"n_iter must be >= 0, got {n_iter}")
-    grid = vtln_warp_grid() if grid is None else np.asarray(grid, dtype=np.float64)
+    grid = _grid(grid)
     model_utts = list(model_utterances)
     warps: dict[str, float] = {}
     gmm = None
