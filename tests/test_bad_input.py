@@ -46,6 +46,7 @@ from gmmhmm.graphs import (EmbeddedTrainer, Lexicon, TreeContext, TreeStats, acc
                            parse_transcripts)
 from gmmhmm.graphs.lda_mllt import LdaMlltOptions, train_lda_mllt
 from gmmhmm.graphs.questions import cluster_questions, read_phone_classes
+from gmmhmm.graphs.triphones import init_tied_model
 from gmmhmm.lm import estimate, read_arpa
 from gmmhmm.mixture.stats import GaussianStats
 from gmmhmm.hmm import topology
@@ -245,11 +246,17 @@ _FILES = {"latin1.txt": "a.wav\t1\nb.wav\tcaf\u00e9\n".encode("latin-1"),
           "classes.txt": b"AA vowel extra\n"}
 
 
-def _tree_stats(*keys: tuple) -> TreeStats:
-    """Tree statistics of one 1-dim frame per context key."""
-    g = GaussianStats.zeros(len(keys), 1, "diag")
-    g.n[:], g.s2[:] = 1.0, 1.0
+def _tree_stats(*keys: tuple, n_features: int = 1) -> TreeStats:
+    """Tree statistics of one frame (of ones) per context key."""
+    g = GaussianStats.zeros(len(keys), n_features, "diag")
+    g.n[:], g.s1[:], g.s2[:] = 1.0, 1.0, 1.0
     return TreeStats(list(keys), g)
+
+
+def _flat_tree() -> TreeContext:
+    """The unsplit tree (one leaf per phone state) of the digit lexicon's phones, 3 states."""
+    phones = Lexicon.digits().phones
+    return build_tree(TreeStats.zeros(3), [], phones, 3, phones[-1])
 
 
 def _file(e, name: str) -> Path:
@@ -760,6 +767,12 @@ LIBRARY = [
     Case("cluster_questions", "statistics of a state past n_states (would count as the next phone's)",
          lambda e: cluster_questions(_tree_stats(("a", "a", "sil", 1)), ["a", "sil"], 1), E.InvalidInputError,
          "states outside 0 .. 0"),
+    Case("init_tied_model", "tree statistics of another feature dimension",
+         lambda e: init_tied_model(_trainer(e).model, _flat_tree(), _tree_stats(("OW", "W", "AH", 0))),
+         E.DimensionMismatchError, "1 features.*3"),
+    Case("init_tied_model", "tree statistics of a state past n_states",
+         lambda e: init_tied_model(_trainer(e).model, _flat_tree(), _tree_stats(("OW", "W", "AH", 5), n_features=3)),
+         E.InvalidInputError, "states outside 0 .. 2"),
     Case("read_phone_classes", "a line with three fields",
          lambda e: read_phone_classes(_file(e, "classes.txt")), E.InvalidInputError, "classes.txt:1: expected"),
     Case("accumulate_tree_stats", "fewer transcripts than utterances",
