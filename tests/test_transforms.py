@@ -304,3 +304,10 @@ def test_mllt_refuses_a_constant_dimension_rather_than_nan(value):
     var = np.maximum(post.T @ X**2 / n[:, None] - mu**2, 1e-3)
     with pytest.raises(InvalidInputError, match="singular"):
         estimate_mllt(accumulate_mllt_stats(X, post, mu, var), 3)
+
+
+@pytest.mark.parametrize("initial", [np.zeros((3, 3)), np.full((3, 3), np.nan)])
+def test_mllt_refuses_a_singular_or_nan_initial_transform(initial):
+    """Not numpy's LinAlgError, nor a NaN transform returned as the estimate."""
+    with pytest.raises(InvalidParameterError, match="initial MLLT"):
+        estimate_mllt(MlltStats(np.stack([np.eye(3)] * 3), 10.0), 2, initial)

@@ -351,6 +351,8 @@ def estimate_mllt(stats: MlltStats, n_iters: int = 10, initial: np.ndarray | Non
     A = np.eye(D) if initial is None else np.array(initial, dtype=np.float64)
     if A.shape != (D, D):
         raise InvalidParameterError(f"initial MLLT must be ({D}, {D}), got {A.shape}")
+    if not (np.all(np.isfinite(A)) and np.linalg.matrix_rank(A) == D):
+        raise InvalidParameterError("the initial MLLT transform is singular or not finite")
     if not positive_definite(stats.G):
         raise InvalidInputError("MLLT: a statistics matrix G_i is singular (too few frames, or a constant "
                                 "dimension?)")
