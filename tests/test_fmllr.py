@@ -137,6 +137,8 @@ def test_min_count_and_bad_input():
         accumulate_fmllr_stats(X, gamma, np.zeros((1, 3)), np.zeros((1, 3)))
     with pytest.raises(InvalidInputError, match="non-finite"):
         accumulate_fmllr_stats(np.full((10, 3), np.nan), gamma, np.zeros((1, 3)), np.ones((1, 3)))
+    with pytest.raises(InvalidInputError, match="means"):  # not NaN statistics, refused only as a NaN transform
+        accumulate_fmllr_stats(X, gamma, np.full((1, 3), np.nan), np.ones((1, 3)))
     with pytest.raises(InvalidInputError, match="shape"):
         apply_fmllr(np.eye(3), X)
     with pytest.raises(InvalidParameterError, match="singular"):

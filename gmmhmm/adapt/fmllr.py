@@ -128,8 +128,8 @@ def accumulate_fmllr_stats(X: np.ndarray, posteriors: np.ndarray, means: np.ndar
     if means.shape != (gamma.shape[1], D) or variances.shape != means.shape:
         raise InvalidInputError(f"means {means.shape} and variances {variances.shape} must be "
                                 f"({gamma.shape[1]}, {D}) for {gamma.shape[1]} posteriors of {D}-dim features")
-    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(gamma))):
-        raise InvalidInputError("features or posteriors hold non-finite values")
+    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(gamma)) and np.all(np.isfinite(means))):
+        raise InvalidInputError("features, posteriors or means hold non-finite values")
     if np.any(gamma < 0) or not np.all(variances > 0):
         raise InvalidInputError("posteriors must be >= 0 and variances > 0")
     X, gamma = weighted_rows(X, gamma)  # a frame of zero posterior adds nothing, even an overflowing one
