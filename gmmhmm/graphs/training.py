@@ -219,6 +219,10 @@ class EmbeddedTrainer:
             stats_features = [check_array(Y, name=f"stats_features[{i}]") for i, Y in enumerate(stats_features)]
             if len({Y.shape[1] for Y in stats_features}) > 1:
                 raise InvalidInputError("stats_features have different numbers of columns")
+            for i, (X, Y) in enumerate(zip(features, stats_features)):  # per utterance: batch totals can agree
+                if len(X) != len(Y):
+                    raise InvalidInputError(f"utterance {i}: stats_features and features have other frame counts "
+                                            f"({len(Y)} and {len(X)})")
         D = m.n_features if stats_features is None else stats_features[0].shape[1]
         record = EmbeddedStats(GaussianStats.zeros(m.n_pdfs * m.n_mix, D, "diag"), np.zeros(m.n_pdfs),
                                np.zeros(m.n_pdfs))
@@ -226,11 +230,7 @@ class EmbeddedTrainer:
             if stats_features is None:
                 batch.add_gaussian_stats(record.gaussian)
             else:
-                Yb = np.concatenate([stats_features[i] for i in batch.idx])
-                if len(Yb) != len(batch.X):
-                    raise InvalidInputError(f"stats_features of utterances {batch.idx} have other frame counts "
-                                            "than their features")
-                batch.add_gaussian_stats(record.gaussian, Yb)
+                batch.add_gaussian_stats(record.gaussian, np.concatenate([stats_features[i] for i in batch.idx]))
         return record
 
     def posteriors(self, features: Sequence[np.ndarray], transcripts: Sequence[Sequence[str]],
