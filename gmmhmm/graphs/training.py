@@ -25,6 +25,7 @@ from .. import _threads
 from .._validation import check_array
 from ..errors import ConvergenceError, InvalidInputError, InvalidParameterError
 from ..mixture.estimate import GaussianUpdateOptions, update_gaussians
+from ..mixture.mixup import mix_schedule
 from ..mixture.stats import GaussianStats
 from ..hmm.base import frame_batches
 from . import kernels
@@ -360,8 +361,8 @@ class EmbeddedTrainer:
         """
         from .. import checkpoint
 
-        iters = [n_iter] * len(mixtures) if isinstance(n_iter, int) else list(n_iter)
-        schedule = [int(n_mix) for n_mix, k in zip(mixtures, iters) for _ in range(k)]
+        mixes, iters = mix_schedule(mixtures, n_iter, "mixtures")
+        schedule = [n_mix for n_mix, k in zip(mixes, iters) for _ in range(k)]
         path = checkpoint.checkpoint_path(checkpoint_dir) if checkpoint_dir is not None else None
         fingerprint = ""
         if path is not None:
