@@ -239,6 +239,11 @@ def test_a_speaker_without_frames_is_named():
         estimate_vtln_warps(gmm, lambda w, utts: {u: np.zeros((0, 2)) for u in utts}, {"u1": "quiet"})
 
 
+def test_warped_features_name_an_utterance_without_speaker():
+    with pytest.raises(InvalidInputError, match="'v' has no speaker"):
+        warped_features(lambda w, utts: {u: np.ones((5, 2)) for u in utts}, {"s": 0.9}, {"u": "s"}, ["u", "v"])
+
+
 @pytest.mark.parametrize("grid", [[], [[0.9, 1.0]], [np.nan, 1.0], [0.0, 1.0]])
 def test_a_bad_warp_grid_is_named(grid):
     """Not a numpy reduction error, a TypeError or a NaN / zero warp chosen."""

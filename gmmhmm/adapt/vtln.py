@@ -260,8 +260,8 @@ def warped_features(features_at: FeaturesAt, warps: Mapping[str, float], utt2spk
     (1.0 for a speaker without one)."""
     utts = list(utt2spk) if utterances is None else list(utterances)
     by_warp: dict[float, list[str]] = {}
-    for u in utts:
-        by_warp.setdefault(float(warps.get(utt2spk[u], 1.0)), []).append(u)
+    for spk, group in _by_speaker(utts, utt2spk).items():  # names an utterance without a speaker
+        by_warp.setdefault(float(warps.get(spk, 1.0)), []).extend(group)
     out: dict[str, np.ndarray] = {}
     for warp, group in sorted(by_warp.items()):
         feats = features_at(warp, group)
