@@ -30,7 +30,7 @@ import soundfile as sf
 
 from gmmhmm import GMMHMM, GaussianHMM, GaussianMixture, errors, modelfile
 from gmmhmm import scoring as S
-from gmmhmm.adapt import adaptation_stats, speaker_fmllr_stats
+from gmmhmm.adapt import adaptation_stats, apply_speaker_transforms, speaker_fmllr_stats
 from gmmhmm.checkpoint import resume as checkpoint_resume
 from gmmhmm.classifier import HMMClassifier
 from gmmhmm.cli import main
@@ -751,6 +751,8 @@ LIBRARY = [
     Case("speaker_fmllr_stats", "NaN in features (not an utterance left out as too short)",
          lambda e: speaker_fmllr_stats(_trainer(e).model, [e.X, e.nan], [_trainer(e).graph(["one"])] * 2,
                                        ["s", "s"]), E.NonFiniteInputError, "NaN"),
+    Case("apply_speaker_transforms", "fewer speakers than utterances (the last ones dropped)",
+         lambda e: apply_speaker_transforms([e.X, e.X], ["s"], {}), E.InvalidInputError, "2 feature arrays.*1 speaker"),
     # --- decision trees ---------------------------------------------------
     Case("TreeContext", "a node reached twice (not a tree)",
          lambda e: TreeContext(["a", "sil"], 1, "sil", [["a"]], [[0], [1]], [[0, 0, 0, 1], [-1, 0, -1, -1]]),
