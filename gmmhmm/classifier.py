@@ -32,7 +32,7 @@ from ._params import ParamsMixin
 from ._pool import WorkerDied, map_processes
 from .errors import ConvergenceError, InvalidInputError, InvalidParameterError, SequenceTooShortError
 from .mixture.gaussian import check_covariance_type
-from .mixture.mixup import PERTURB, mix_up
+from .mixture.mixup import PERTURB, mix_schedule, mix_up
 from .modelfile import ModelFileMixin, register_model_class
 
 logger = logging.getLogger(__name__)
@@ -254,19 +254,7 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
         V.check_positive_int(self.max_jump, "max_jump")
         check_covariance_type(self.covariance_type)
         V.check_in(self.scoring, SCORINGS, "scoring")
-        mixes = _int_or_list(self.mix_schedule, "mix_schedule")
-        if not mixes:
-            raise InvalidParameterError("mix_schedule must name at least one stage")
-        mixes = [V.check_positive_int(m, "mix_schedule entries") for m in mixes]
-        if any(b < a for a, b in zip(mixes, mixes[1:])):
-            raise InvalidParameterError(f"mix_schedule must be non-decreasing, got {mixes}")
-        iters = _int_or_list(self.n_iter, "n_iter")
-        if len(iters) == 1 and not isinstance(self.n_iter, (list, tuple, np.ndarray)):
-            iters = iters * len(mixes)  # one count for every stage
-        if len(iters) != len(mixes):
-            raise InvalidParameterError(
-                f"n_iter has {len(iters)} entries but mix_schedule has {len(mixes)} stages")
-        iters = [V.check_positive_int(i, "n_iter entries", minimum=0) for i in iters]
+        mixes, iters = mix_schedule(self.mix_schedule, self.n_iter)
         V.check_number(self.min_covar, "min_covar", "positive")
         V.check_number(self.tol, "tol", "not_nan")
         if not isinstance(self.random_state, (np.random.RandomState, np.random.Generator)):
@@ -393,15 +381,6 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
 
 
 # Frames scored per batch: bounds the (frames x states) work arrays.
-def _int_or_list(value: Any, name: str) -> list:
-    """An int, or a list / tuple / array of them, as a list (a string or float is refused)."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        return [value]
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return list(value)
-    raise InvalidParameterError(f"{name} must be an int or a list of ints, got {value!r}")
-
-
 def sequence_scores(model, X: np.ndarray, lengths: np.ndarray, scoring: str = "viterbi") -> np.ndarray:
     """Log-likelihood of each sequence of ``X`` under one HMM, shape (n_sequences,).
 

@@ -30,6 +30,7 @@ import soundfile as sf
 
 from gmmhmm import GMMHMM, GaussianHMM, GaussianMixture, errors, modelfile
 from gmmhmm import scoring as S
+from gmmhmm.adapt import adaptation_stats, apply_speaker_transforms, speaker_fmllr_stats
 from gmmhmm.checkpoint import resume as checkpoint_resume
 from gmmhmm.classifier import HMMClassifier
 from gmmhmm.cli import main
@@ -44,8 +45,10 @@ from gmmhmm.features.transforms import (FeatureTransform, MlltStats, accumulate_
 from gmmhmm.graphs import (EmbeddedTrainer, Lexicon, TreeContext, TreeStats, accumulate_tree_stats, build_tree,
                            parse_transcripts)
 from gmmhmm.graphs.lda_mllt import LdaMlltOptions, train_lda_mllt
-from gmmhmm.graphs.questions import read_phone_classes
+from gmmhmm.graphs.questions import cluster_questions, read_phone_classes
+from gmmhmm.graphs.triphones import init_tied_model
 from gmmhmm.lm import estimate, read_arpa
+from gmmhmm.mixture.stats import GaussianStats
 from gmmhmm.hmm import topology
 from gmmhmm.parallel import accumulate_corpus, fit_corpus
 from gmmhmm.search import SearchOptions, compile_graph, word_list, word_loop
@@ -241,6 +244,19 @@ def _arpa(e, text: str) -> Path:
 _FILES = {"latin1.txt": "a.wav\t1\nb.wav\tcaf\u00e9\n".encode("latin-1"),
           "bom_ref.txt": "\ufeffa.wav\t1\nb.wav\t2\n".encode("utf-8"),
           "classes.txt": b"AA vowel extra\n"}
+
+
+def _tree_stats(*keys: tuple, n_features: int = 1) -> TreeStats:
+    """Tree statistics of one frame (of ones) per context key."""
+    g = GaussianStats.zeros(len(keys), n_features, "diag")
+    g.n[:], g.s1[:], g.s2[:] = 1.0, 1.0, 1.0
+    return TreeStats(list(keys), g)
+
+
+def _flat_tree() -> TreeContext:
+    """The unsplit tree (one leaf per phone state) of the digit lexicon's phones, 3 states."""
+    phones = Lexicon.digits().phones
+    return build_tree(TreeStats.zeros(3), [], phones, 3, phones[-1])
 
 
 def _file(e, name: str) -> Path:
@@ -718,6 +734,9 @@ LIBRARY = [
          "truncated"),
     Case("EmbeddedTrainer.flat_start", "no utterances", lambda e: EmbeddedTrainer(Lexicon.digits()).flat_start([]),
          E.InvalidInputError, "no training"),
+    Case("EmbeddedTrainer.fit", "fewer n_iter entries than mixtures (the last stage dropped)",
+         lambda e: _trainer(e).fit([e.X], [["one"]], mixtures=(1, 2), n_iter=(1,)), E.InvalidParameterError,
+         "n_iter"),
     Case("EmbeddedTrainer.accumulate", "unknown word in a transcript",
          lambda e: _trainer(e).accumulate([e.X], [["eleven"]]), E.TranscriptError, "eleven"),
     Case("EmbeddedTrainer.accumulate", "other feature dimension",
@@ -726,6 +745,14 @@ LIBRARY = [
          E.NonFiniteInputError, "NaN"),
     Case("EmbeddedTrainer.accumulate", "fewer transcripts than utterances",
          lambda e: _trainer(e).accumulate([e.X, e.X], [["one"]]), E.InvalidInputError, "transcripts"),
+    Case("adaptation_stats", "NaN in features (not 'no path through the graph')",
+         lambda e: adaptation_stats(_trainer(e).model, e.nan, _trainer(e).graph(["one"])), E.NonFiniteInputError,
+         "NaN.*row 5, column 1"),
+    Case("speaker_fmllr_stats", "NaN in features (not an utterance left out as too short)",
+         lambda e: speaker_fmllr_stats(_trainer(e).model, [e.X, e.nan], [_trainer(e).graph(["one"])] * 2,
+                                       ["s", "s"]), E.NonFiniteInputError, "NaN"),
+    Case("apply_speaker_transforms", "fewer speakers than utterances (the last ones dropped)",
+         lambda e: apply_speaker_transforms([e.X, e.X], ["s"], {}), E.InvalidInputError, "2 feature arrays.*1 speaker"),
     # --- decision trees ---------------------------------------------------
     Case("TreeContext", "a node reached twice (not a tree)",
          lambda e: TreeContext(["a", "sil"], 1, "sil", [["a"]], [[0], [1]], [[0, 0, 0, 1], [-1, 0, -1, -1]]),
@@ -736,6 +763,21 @@ LIBRARY = [
     Case("build_tree", "negative min_occupancy",
          lambda e: build_tree(TreeStats.zeros(2), [], ["a", "sil"], 1, "sil", min_occupancy=-1),
          E.InvalidParameterError, "min_occupancy"),
+    Case("build_tree", "a question of unknown phones only (a case typo)",
+         lambda e: build_tree(TreeStats.zeros(2), [["A"]], ["a", "sil"], 1, "sil"),
+         E.InvalidParameterError, "unknown phones \\['A'\\]"),
+    Case("cluster_questions", "statistics of a phone not in the phone list",
+         lambda e: cluster_questions(_tree_stats(("a", "X", "sil", 0)), ["a", "sil"], 1), E.InvalidInputError,
+         "phone 'X'"),
+    Case("cluster_questions", "statistics of a state past n_states (would count as the next phone's)",
+         lambda e: cluster_questions(_tree_stats(("a", "a", "sil", 1)), ["a", "sil"], 1), E.InvalidInputError,
+         "states outside 0 .. 0"),
+    Case("init_tied_model", "tree statistics of another feature dimension",
+         lambda e: init_tied_model(_trainer(e).model, _flat_tree(), _tree_stats(("OW", "W", "AH", 0))),
+         E.DimensionMismatchError, "1 features.*3"),
+    Case("init_tied_model", "tree statistics of a state past n_states",
+         lambda e: init_tied_model(_trainer(e).model, _flat_tree(), _tree_stats(("OW", "W", "AH", 5), n_features=3)),
+         E.InvalidInputError, "states outside 0 .. 2"),
     Case("read_phone_classes", "a line with three fields",
          lambda e: read_phone_classes(_file(e, "classes.txt")), E.InvalidInputError, "classes.txt:1: expected"),
     Case("accumulate_tree_stats", "fewer transcripts than utterances",

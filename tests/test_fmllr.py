@@ -137,6 +137,8 @@ def test_min_count_and_bad_input():
         accumulate_fmllr_stats(X, gamma, np.zeros((1, 3)), np.zeros((1, 3)))
     with pytest.raises(InvalidInputError, match="non-finite"):
         accumulate_fmllr_stats(np.full((10, 3), np.nan), gamma, np.zeros((1, 3)), np.ones((1, 3)))
+    with pytest.raises(InvalidInputError, match="means"):  # not NaN statistics, refused only as a NaN transform
+        accumulate_fmllr_stats(X, gamma, np.full((1, 3), np.nan), np.ones((1, 3)))
     with pytest.raises(InvalidInputError, match="shape"):
         apply_fmllr(np.eye(3), X)
     with pytest.raises(InvalidParameterError, match="singular"):
@@ -186,3 +188,23 @@ def test_restricted_updates_are_optimal_within_their_family(seed):
             assert fmllr_auxf(st, W[t] + P) <= q[t] + 1e-9
     with pytest.raises(InvalidParameterError, match="update_type"):
         estimate_fmllr(st, update_type="block")
+
+
+@pytest.mark.parametrize("update_type", ["full", "diag"])
+@pytest.mark.parametrize("n_features, n_frames, repeat", [(13, 10, False), (39, 30, False), (3, 3, False),
+                                                          (3, 50, True)])
+def test_too_few_distinct_frames_give_identity_with_a_warning(update_type, n_features, n_frames, repeat, caplog):
+    """Fewer distinct frames than the parameters of a row: Q has no maximum (rounding hides the
+    singularity from the inverse), so the transform is not estimated; never NaN, never an exception."""
+    rng = np.random.RandomState(11)
+    X = rng.randn(n_frames, n_features)
+    if repeat:
+        X[:] = X[0]  # one frame, many times: rank one, but not exactly singular in floating point
+    elif update_type == "diag":
+        X[:, 0] = 0.3  # a constant dimension: its scale a_0 is unbounded
+    gamma = rng.dirichlet(np.ones(4), n_frames)
+    st = accumulate_fmllr_stats(X, gamma, rng.randn(4, n_features), rng.uniform(0.5, 2.0, (4, n_features)))
+    with caplog.at_level("WARNING", logger="gmmhmm.adapt.fmllr"):
+        W = estimate_fmllr(st, min_count=0, update_type=update_type)
+    np.testing.assert_array_equal(W, identity_transform(n_features))
+    assert "singular" in caplog.text

@@ -62,6 +62,10 @@ def test_two_model_pass_bad_input(corpus, mono):
         mono.accumulate(feats, texts, stats_features=feats[:-1])
     with pytest.raises(InvalidInputError, match="frame counts"):
         mono.accumulate(feats, texts, stats_features=[X[1:] for X in feats])
+    # one frame moved from utterance 1 to utterance 0: the batch totals agree, the frames do not
+    moved = [np.vstack([feats[0], feats[1][:1]]), feats[1][1:], *feats[2:]]
+    with pytest.raises(InvalidInputError, match="utterance 0: .* frame"):
+        mono.accumulate(feats, texts, stats_features=moved)
 
 
 def test_lda_mllt_models_and_likelihood(lda, corpus):

@@ -289,3 +289,25 @@ def test_mllt_bad_input():
         accumulate_mllt_stats(X, resp[:, :3], np.zeros((6, 4)), np.ones((6, 4)))
     with pytest.raises(InvalidInputError, match="cannot add"):
         MlltStats.zeros(3) + MlltStats.zeros(4)
+
+
+@pytest.mark.parametrize("value", [0.1, 7.7, 1e-9])
+def test_mllt_refuses_a_constant_dimension_rather_than_nan(value):
+    """A dimension every frame shares sits at every mean: G_i is singular only up to rounding, the
+    auxiliary function has no maximum (scaling that dimension up is free), so the estimate is refused
+    as for an exactly singular G_i, not returned as NaN or a determinant of e^16."""
+    rng = np.random.default_rng(0)
+    X, post = rng.normal(size=(300, 5)), rng.dirichlet(np.ones(4), 300)
+    X[:, 2] = value
+    n = post.sum(0)
+    mu = post.T @ X / n[:, None]
+    var = np.maximum(post.T @ X**2 / n[:, None] - mu**2, 1e-3)
+    with pytest.raises(InvalidInputError, match="singular"):
+        estimate_mllt(accumulate_mllt_stats(X, post, mu, var), 3)
+
+
+@pytest.mark.parametrize("initial", [np.zeros((3, 3)), np.full((3, 3), np.nan)])
+def test_mllt_refuses_a_singular_or_nan_initial_transform(initial):
+    """Not numpy's LinAlgError, nor a NaN transform returned as the estimate."""
+    with pytest.raises(InvalidParameterError, match="initial MLLT"):
+        estimate_mllt(MlltStats(np.stack([np.eye(3)] * 3), 10.0), 2, initial)

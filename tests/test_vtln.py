@@ -104,6 +104,9 @@ def test_warp_grid():
         vtln_warp_grid(0.95, 1.1, 0.1)  # misses 1.0
     with pytest.raises(InvalidParameterError):
         vtln_warp_grid(1.05, 1.2)
+    # a range that is not a whole number of steps stops at the last step inside it, never past max_warp
+    np.testing.assert_allclose(vtln_warp_grid(0.8, 1.16, 0.1), [0.8, 0.9, 1.0, 1.1])
+    np.testing.assert_allclose(vtln_warp_grid(0.9, 1.19, 0.1), [0.9, 1.0, 1.1])
 
 
 def test_search_picks_the_factor_a_brute_force_likelihood_prefers():
@@ -234,6 +237,19 @@ def test_a_speaker_without_frames_is_named():
     gmm = GaussianMixture(1, random_state=0).fit(np.random.default_rng(1).normal(size=(100, 2)))
     with pytest.raises(InvalidInputError, match="'quiet'"):
         estimate_vtln_warps(gmm, lambda w, utts: {u: np.zeros((0, 2)) for u in utts}, {"u1": "quiet"})
+
+
+def test_warped_features_name_an_utterance_without_speaker():
+    with pytest.raises(InvalidInputError, match="'v' has no speaker"):
+        warped_features(lambda w, utts: {u: np.ones((5, 2)) for u in utts}, {"s": 0.9}, {"u": "s"}, ["u", "v"])
+
+
+@pytest.mark.parametrize("grid", [[], [[0.9, 1.0]], [np.nan, 1.0], [0.0, 1.0]])
+def test_a_bad_warp_grid_is_named(grid):
+    """Not a numpy reduction error, a TypeError or a NaN / zero warp chosen."""
+    gmm = GaussianMixture(1, random_state=0).fit(np.random.default_rng(1).normal(size=(100, 2)))
+    with pytest.raises(InvalidParameterError, match="grid"):
+        estimate_vtln_warps(gmm, lambda w, utts: {u: np.ones((5, 2)) for u in utts}, {"u1": "s"}, grid)
 
 
 def _vowel(f_formants_hz, f0_hz, sr, seconds, rng, scale=1.0):

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .._validation import check_in
-from ..mixture.stats import weighted_rows
+from ..mixture.stats import positive_definite, weighted_rows
 from ..errors import InvalidInputError, InvalidParameterError
 
 logger = logging.getLogger(__name__)
@@ -128,8 +128,8 @@ def accumulate_fmllr_stats(X: np.ndarray, posteriors: np.ndarray, means: np.ndar
     if means.shape != (gamma.shape[1], D) or variances.shape != means.shape:
         raise InvalidInputError(f"means {means.shape} and variances {variances.shape} must be "
                                 f"({gamma.shape[1]}, {D}) for {gamma.shape[1]} posteriors of {D}-dim features")
-    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(gamma))):
-        raise InvalidInputError("features or posteriors hold non-finite values")
+    if not (np.all(np.isfinite(X)) and np.all(np.isfinite(gamma)) and np.all(np.isfinite(means))):
+        raise InvalidInputError("features, posteriors or means hold non-finite values")
     if np.any(gamma < 0) or not np.all(variances > 0):
         raise InvalidInputError("posteriors must be >= 0 and variances > 0")
     X, gamma = weighted_rows(X, gamma)  # a frame of zero posterior adds nothing, even an overflowing one
@@ -188,6 +188,18 @@ def _estimate_diag_or_offset(stats: FmllrStats, update_type: str) -> np.ndarray:
     return W
 
 
+def _free_blocks(G: np.ndarray, update_type: str) -> np.ndarray:
+    """The block of each ``G_i`` over row ``i``'s free parameters: all of ``w_i`` (full),
+    ``(a_ii, b_i)`` (diag) or ``b_i`` (offset). Q has a finite maximum iff every block is
+    positive definite."""
+    D = G.shape[0]
+    if update_type == "full":
+        return G
+    rows = np.arange(D)
+    free = np.stack([rows, np.full(D, D)], axis=1) if update_type == "diag" else np.full((D, 1), D)
+    return G[rows[:, None, None], free[:, :, None], free[:, None, :]]
+
+
 def estimate_fmllr(stats: FmllrStats, n_iters: int = 40, init: np.ndarray | None = None, min_count: float = 20.0,
                    tol: float | None = 1e-8, update_type: str = "full") -> np.ndarray:
     """Maximum-likelihood fMLLR transform ``W = [A b]`` (D, D+1) from summed statistics.
@@ -223,23 +235,12 @@ def estimate_fmllr(stats: FmllrStats, n_iters: int = 40, init: np.ndarray | None
     if not np.isfinite(stats.beta) or stats.beta < max(min_count, 0.0) or stats.beta <= 0:
         logger.info("fMLLR: occupancy %.1f below min_count %.1f; transform not estimated", stats.beta, min_count)
         return W
-    if update_type != "full":
-        if not np.all(stats.G[:, D, D] > 0):
-            return W
-        with np.errstate(invalid="ignore", divide="ignore"):
-            new = _estimate_diag_or_offset(stats, update_type)
-        if not (np.all(np.isfinite(new)) and fmllr_auxf(stats, new) >= fmllr_auxf(stats, W)):
-            logger.warning("fMLLR: statistics are singular; transform not estimated")
-            return W
-        return new
-    try:
-        G_inv = np.linalg.inv(stats.G)
-    except np.linalg.LinAlgError:
+    if not positive_definite(_free_blocks(stats.G, update_type)):
         logger.warning("fMLLR: statistics are singular (too few distinct frames); transform not estimated")
         return W
-    if not np.all(np.isfinite(G_inv)):
-        logger.warning("fMLLR: statistics are singular; transform not estimated")
-        return W
+    if update_type != "full":
+        return _estimate_diag_or_offset(stats, update_type)
+    G_inv = np.linalg.inv(stats.G)
     beta = stats.beta
     auxf = fmllr_auxf(stats, W)
     start = auxf

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _threads
+from .._validation import check_array
 from ..errors import InvalidInputError, SequenceTooShortError
 from ..graphs import kernels
 from ..graphs.graph import Graph, utterance_graph
@@ -80,6 +81,13 @@ class AdaptationStats:
         if isinstance(other, int) and other == 0:
             return self
         return NotImplemented
+
+
+def _check_per_utterance(**lists: Sequence) -> None:
+    """One entry per utterance in every list (zip would silently drop the extra ones)."""
+    if len({len(v) for v in lists.values()}) > 1:
+        counts = ", ".join(f"{len(v)} {'feature arrays' if k == 'features' else k}" for k, v in lists.items())
+        raise InvalidInputError(f"one entry per utterance needed: {counts}")
 
 
 def log_det(W: np.ndarray | None) -> float:
@@ -136,7 +144,11 @@ def adaptation_stats(model: PhoneModelSet, X: np.ndarray, graph: Graph, transfor
     ------
     SequenceTooShortError
         No path through ``graph`` fits the frames.
+    NonFiniteInputError, DimensionMismatchError
+        ``X`` holds NaN or infinity, or not the model's number of features.
     """
+    # NaN features have no path through any graph: name them, not the graph
+    X = check_array(X, name="features", n_features=model.n_features)
     emission = model.emission() if emission is None else emission
     Xt = X if transform is None else apply_fmllr(transform, X)
     # an utterance visits few pdfs: only theirs are scored, and the statistics need only their Gaussians
@@ -168,9 +180,7 @@ def speaker_fmllr_stats(model: PhoneModelSet, features: Sequence[np.ndarray], gr
 
     An utterance with no path through its graph is left out with a warning.
     """
-    if not len(features) == len(graphs) == len(speakers):
-        raise InvalidInputError(f"{len(features)} feature arrays, {len(graphs)} graphs and {len(speakers)} "
-                                "speakers must match")
+    _check_per_utterance(features=features, graphs=graphs, speakers=speakers)
     transforms = transforms or {}
     out: dict[str, AdaptationStats] = {}
     emission = model.emission()
@@ -216,6 +226,7 @@ def estimate_speaker_transforms(stats: Mapping[str, AdaptationStats | FmllrStats
 def apply_speaker_transforms(features: Sequence[np.ndarray], speakers: Sequence[str],
                              transforms: Mapping[str, np.ndarray]) -> list[np.ndarray]:
     """Each utterance through its speaker's transform (unchanged when the speaker has none)."""
+    _check_per_utterance(features=features, speakers=speakers)
     return [apply_fmllr(transforms[s], X) if s in transforms else X for X, s in zip(features, speakers)]
 
 
@@ -245,9 +256,7 @@ def train_sat(trainer: EmbeddedTrainer, features: Sequence[np.ndarray], transcri
     ``update``) from the features transformed by their speaker's transform.
     The trainer's graphs and update rules are used unchanged.
     """
-    if not len(features) == len(transcripts) == len(speakers):
-        raise InvalidInputError(f"{len(features)} feature arrays, {len(transcripts)} transcripts and "
-                                f"{len(speakers)} speakers must match")
+    _check_per_utterance(features=features, transcripts=transcripts, speakers=speakers)
     transforms: dict[str, np.ndarray] = {}
     history: list[float] = []
     speakers = list(speakers)

@@ -54,10 +54,24 @@ def vtln_warp_grid(min_warp: float = 0.80, max_warp: float = 1.20, step: float =
     if not 0.5 <= min_warp <= 1.0 <= max_warp <= 2.0 or not step > 0:
         raise InvalidParameterError(
             f"need 0.5 <= min_warp ({min_warp}) <= 1 <= max_warp ({max_warp}) <= 2 and step ({step}) > 0")
-    grid = np.round(min_warp + step * np.arange(int(round((max_warp - min_warp) / step)) + 1), 6)
+    # whole steps inside the range (1e-9: (1.2 - 0.8) / 0.02 is 19.999...); rounding up would pass max_warp
+    grid = np.round(min_warp + step * np.arange(int(np.floor((max_warp - min_warp) / step + 1e-9)) + 1), 6)
     if not np.any(np.isclose(grid, 1.0)):
         raise InvalidParameterError(f"the grid {grid.tolist()} must contain 1.0 (no warp)")
     return grid
+
+
+def _grid(grid: Sequence[float] | None) -> np.ndarray:
+    """``grid`` as a 1-D array of warp factors (default :func:`vtln_warp_grid`)."""
+    if grid is None:
+        return vtln_warp_grid()
+    try:
+        out = np.asarray(grid, dtype=np.float64)
+    except (TypeError, ValueError):
+        out = np.array([np.nan])
+    if out.ndim != 1 or not len(out) or not np.all(np.isfinite(out) & (out > 0)):
+        raise InvalidParameterError(f"a VTLN warp grid must be a non-empty list of positive factors, got {grid!r:.80}")
+    return out
 
 
 def check_vtln_grid(config, grid: Sequence[float]) -> None:
@@ -126,7 +140,7 @@ def estimate_vtln_warps(model, features_at: FeaturesAt, utt2spk: Mapping[str, st
     InvalidInputError
         A speaker has no frames, or an utterance no speaker.
     """
-    grid = vtln_warp_grid() if grid is None else np.asarray(grid, dtype=np.float64)
+    grid = _grid(grid)
     utts = list(utt2spk) if utterances is None else list(utterances)
     speakers = list(_by_speaker(utts, utt2spk))
     index = {s: k for k, s in enumerate(speakers)}
@@ -246,8 +260,8 @@ def warped_features(features_at: FeaturesAt, warps: Mapping[str, float], utt2spk
     (1.0 for a speaker without one)."""
     utts = list(utt2spk) if utterances is None else list(utterances)
     by_warp: dict[float, list[str]] = {}
-    for u in utts:
-        by_warp.setdefault(float(warps.get(utt2spk[u], 1.0)), []).append(u)
+    for spk, group in _by_speaker(utts, utt2spk).items():  # names an utterance without a speaker
+        by_warp.setdefault(float(warps.get(spk, 1.0)), []).extend(group)
     out: dict[str, np.ndarray] = {}
     for warp, group in sorted(by_warp.items()):
         feats = features_at(warp, group)
@@ -286,7 +300,7 @@ def train_vtln(features_at: FeaturesAt, utt2spk: Mapping[str, str], model_uttera
 
     if n_iter < 0:
         raise InvalidParameterError(f"n_iter must be >= 0, got {n_iter}")
-    grid = vtln_warp_grid() if grid is None else np.asarray(grid, dtype=np.float64)
+    grid = _grid(grid)
     model_utts = list(model_utterances)
     warps: dict[str, float] = {}
     gmm = None

@@ -29,7 +29,7 @@ from scipy import linalg
 
 from .._validation import check_array, check_positive_int
 from ..errors import DimensionMismatchError, InvalidInputError, InvalidParameterError
-from ..mixture.stats import GaussianStats, packed_second_moments, unpack_upper, weighted_rows
+from ..mixture.stats import GaussianStats, packed_second_moments, positive_definite, unpack_upper, weighted_rows
 from ..modelfile import register_model_class
 
 logger = logging.getLogger(__name__)
@@ -351,10 +351,12 @@ def estimate_mllt(stats: MlltStats, n_iters: int = 10, initial: np.ndarray | Non
     A = np.eye(D) if initial is None else np.array(initial, dtype=np.float64)
     if A.shape != (D, D):
         raise InvalidParameterError(f"initial MLLT must be ({D}, {D}), got {A.shape}")
-    try:
-        G_inv = np.linalg.inv(stats.G)
-    except np.linalg.LinAlgError:
-        raise InvalidInputError("MLLT: a statistics matrix G_i is singular (too few frames?)") from None
+    if not (np.all(np.isfinite(A)) and np.linalg.matrix_rank(A) == D):
+        raise InvalidParameterError("the initial MLLT transform is singular or not finite")
+    if not positive_definite(stats.G):
+        raise InvalidInputError("MLLT: a statistics matrix G_i is singular (too few frames, or a constant "
+                                "dimension?)")
+    G_inv = np.linalg.inv(stats.G)
     before = mllt_auxiliary(stats, A)
     for _ in range(n_iters):
         for i in range(D):

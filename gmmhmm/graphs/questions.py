@@ -54,9 +54,9 @@ def class_questions(classes: Mapping[str, Iterable[str]], phones: Sequence[str])
 def phone_state_stats(stats: TreeStats, phones: Sequence[str], n_states: int
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Statistics summed over contexts per (phone, state): ``n (P, S)``, ``s1, s2 (P, S, D)``."""
-    index = {p: i for i, p in enumerate(phones)}
     P, D = len(phones), stats.gaussian.n_features
-    rows = np.array([index[p] * n_states + j for _, p, _, j in stats.keys], dtype=np.int64).reshape(-1)
+    keys = stats.key_indices(phones, n_states)
+    rows = keys[:, 1] * n_states + keys[:, 3]
     n = np.bincount(rows, stats.gaussian.n, minlength=P * n_states)
     s1 = np.zeros((P * n_states, D))
     s2 = np.zeros((P * n_states, D))

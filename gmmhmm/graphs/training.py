@@ -25,6 +25,7 @@ from .. import _threads
 from .._validation import check_array
 from ..errors import ConvergenceError, InvalidInputError, InvalidParameterError
 from ..mixture.estimate import GaussianUpdateOptions, update_gaussians
+from ..mixture.mixup import mix_schedule
 from ..mixture.stats import GaussianStats
 from ..hmm.base import frame_batches
 from . import kernels
@@ -219,6 +220,10 @@ class EmbeddedTrainer:
             stats_features = [check_array(Y, name=f"stats_features[{i}]") for i, Y in enumerate(stats_features)]
             if len({Y.shape[1] for Y in stats_features}) > 1:
                 raise InvalidInputError("stats_features have different numbers of columns")
+            for i, (X, Y) in enumerate(zip(features, stats_features)):  # per utterance: batch totals can agree
+                if len(X) != len(Y):
+                    raise InvalidInputError(f"utterance {i}: stats_features and features have other frame counts "
+                                            f"({len(Y)} and {len(X)})")
         D = m.n_features if stats_features is None else stats_features[0].shape[1]
         record = EmbeddedStats(GaussianStats.zeros(m.n_pdfs * m.n_mix, D, "diag"), np.zeros(m.n_pdfs),
                                np.zeros(m.n_pdfs))
@@ -226,11 +231,7 @@ class EmbeddedTrainer:
             if stats_features is None:
                 batch.add_gaussian_stats(record.gaussian)
             else:
-                Yb = np.concatenate([stats_features[i] for i in batch.idx])
-                if len(Yb) != len(batch.X):
-                    raise InvalidInputError(f"stats_features of utterances {batch.idx} have other frame counts "
-                                            "than their features")
-                batch.add_gaussian_stats(record.gaussian, Yb)
+                batch.add_gaussian_stats(record.gaussian, np.concatenate([stats_features[i] for i in batch.idx]))
         return record
 
     def posteriors(self, features: Sequence[np.ndarray], transcripts: Sequence[Sequence[str]],
@@ -360,8 +361,8 @@ class EmbeddedTrainer:
         """
         from .. import checkpoint
 
-        iters = [n_iter] * len(mixtures) if isinstance(n_iter, int) else list(n_iter)
-        schedule = [int(n_mix) for n_mix, k in zip(mixtures, iters) for _ in range(k)]
+        mixes, iters = mix_schedule(mixtures, n_iter, "mixtures")
+        schedule = [n_mix for n_mix, k in zip(mixes, iters) for _ in range(k)]
         path = checkpoint.checkpoint_path(checkpoint_dir) if checkpoint_dir is not None else None
         fingerprint = ""
         if path is not None:

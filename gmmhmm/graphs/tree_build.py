@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InvalidInputError, InvalidParameterError
+from ..errors import InvalidParameterError
 from .tree import LEAF, LEFT, RIGHT, TreeContext
 from .tree_stats import TreeStats
 
@@ -113,17 +113,12 @@ def build_tree(stats: TreeStats, questions: Iterable[Iterable[str]], phones: Seq
     index = {p: i for i, p in enumerate(phones)}
     if silence not in index:
         raise InvalidParameterError(f"silence phone {silence!r} is not one of the phones")
-    qs = [q for q in dict.fromkeys(frozenset(q) for q in questions) if 0 < len(q & set(index)) < len(index)]
-    for q in qs:
+    qs = list(dict.fromkeys(frozenset(q) for q in questions))
+    for q in qs:  # before dropping the questions that cannot split: a typo'd one must not vanish quietly
         if not q <= set(index):
             raise InvalidParameterError(f"question names unknown phones {sorted(q - set(index))[:5]}")
-    try:
-        keys = np.array([(index[l], index[p], index[r], j) for l, p, r, j in stats.keys], dtype=np.int64)
-    except KeyError as exc:
-        raise InvalidInputError(f"tree statistics name phone {exc.args[0]!r}, not one of the phones") from None
-    keys = keys.reshape(-1, 4)
-    if np.any((keys[:, 3] < 0) | (keys[:, 3] >= n_states)):
-        raise InvalidInputError(f"tree statistics name states outside 0 .. {n_states - 1}")
+    qs = [q for q in qs if 0 < len(q) < len(index)]
+    keys = stats.key_indices(phones, n_states)
     member = np.zeros((len(qs), len(phones)), dtype=bool)
     for k, q in enumerate(qs):
         member[k, [index[p] for p in q]] = True

@@ -63,6 +63,25 @@ class TreeStats:
     def n_frames(self) -> float:
         return float(self.gaussian.n.sum())
 
+    def key_indices(self, phones: Sequence[str], n_states: int) -> np.ndarray:
+        """``(left, phone, right, state)`` of every key as indices into ``phones``, (n_keys, 4).
+
+        Raises
+        ------
+        InvalidInputError
+            A key names a phone not in ``phones`` or a state outside ``0 .. n_states - 1``
+            (statistics of another model: a state past the last would be read as the next phone's).
+        """
+        index = {p: i for i, p in enumerate(phones)}
+        try:
+            keys = np.array([(index[l], index[p], index[r], j) for l, p, r, j in self.keys], dtype=np.int64)
+        except KeyError as exc:
+            raise InvalidInputError(f"tree statistics name phone {exc.args[0]!r}, not one of the phones") from None
+        keys = keys.reshape(-1, 4)
+        if np.any((keys[:, 3] < 0) | (keys[:, 3] >= n_states)):
+            raise InvalidInputError(f"tree statistics name states outside 0 .. {n_states - 1}")
+        return keys
+
     def __add__(self, other: "TreeStats") -> "TreeStats":
         if not isinstance(other, TreeStats):
             return NotImplemented

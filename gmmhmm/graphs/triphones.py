@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import InvalidInputError
+from ..errors import DimensionMismatchError, InvalidInputError
 from .models import PhoneModelSet
 from .questions import class_questions, cluster_questions
 from .training import EmbeddedTrainer
@@ -45,8 +45,11 @@ def init_tied_model(aligner: PhoneModelSet, tree: TreeContext, stats: TreeStats)
     if (tree.phones, tree.n_states) != (aligner.phones, aligner.n_states):
         raise InvalidInputError("the tree's phones and states differ from the aligning model's")
     D, S = aligner.n_features, aligner.n_states
-    rows = np.array([tree.pdfs(l, p, r)[j] for l, p, r, j in stats.keys], dtype=np.int64)
     g = stats.gaussian
+    if g.n_features != D:  # one context of 1-dim statistics would broadcast into every dimension
+        raise DimensionMismatchError(f"tree statistics of {g.n_features} features, but the aligning model has {D}")
+    stats.key_indices(tree.phones, S)  # a state past the last is refused by name
+    rows = np.array([tree.pdfs(l, p, r)[j] for l, p, r, j in stats.keys], dtype=np.int64)
     n = np.bincount(rows, g.n, minlength=tree.n_pdfs) if len(rows) else np.zeros(tree.n_pdfs)
     s1, s2 = np.zeros((tree.n_pdfs, D)), np.zeros((tree.n_pdfs, D))
     np.add.at(s1, rows, g.s1)

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from collections.abc import Sequence
+from typing import Any
+
+from .. import _validation as V
 from ..errors import InvalidParameterError
 from .estimate import GaussianParams
 
-__all__ = ["mix_up", "component_variances"]
+__all__ = ["mix_up", "mix_schedule", "component_variances"]
 
 # HHEd's SplitMix perturbation depth, in standard deviations.
 PERTURB = 0.2
@@ -106,3 +110,34 @@ def mix_up(params: GaussianParams, n_mix: int, perturb: float = PERTURB) -> Gaus
     if params.covariance_type != "tied":
         covars = covars[flat_source]
     return GaussianParams(params.covariance_type, means.reshape(G * n_mix, D), covars.copy(), weights)
+
+
+def _int_or_list(value: Any, name: str) -> list:
+    """An int, or a list / tuple / array of them, as a list (a string or float is refused)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return list(value)
+    raise InvalidParameterError(f"{name} must be an int or a list of ints, got {value!r}")
+
+
+def mix_schedule(mixtures: int | Sequence[int], n_iter: int | Sequence[int],
+                 name: str = "mix_schedule") -> tuple[list[int], list[int]]:
+    """(components per stage, iterations per stage) of a mix-up schedule, checked before any work.
+
+    ``mixtures`` must be non-decreasing (:func:`mix_up` only grows mixtures); an int ``n_iter``
+    applies to every stage, a list must have one entry per stage (a shorter one would silently
+    drop the last stages).
+    """
+    mixes = _int_or_list(mixtures, name)
+    if not mixes:
+        raise InvalidParameterError(f"{name} must name at least one stage")
+    mixes = [V.check_positive_int(m, f"{name} entries") for m in mixes]
+    if any(b < a for a, b in zip(mixes, mixes[1:])):
+        raise InvalidParameterError(f"{name} must be non-decreasing, got {mixes}")
+    iters = _int_or_list(n_iter, "n_iter")
+    if len(iters) == 1 and not isinstance(n_iter, (list, tuple, np.ndarray)):
+        iters = iters * len(mixes)  # one count for every stage
+    if len(iters) != len(mixes):
+        raise InvalidParameterError(f"n_iter has {len(iters)} entries but {name} has {len(mixes)} stages")
+    return mixes, [V.check_positive_int(i, "n_iter entries", minimum=0) for i in iters]

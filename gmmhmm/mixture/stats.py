@@ -233,3 +233,14 @@ def weighted_rows(rows: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.nd
     of an utterance a batch skipped for having no path."""
     live = resp.any(axis=1)
     return (rows, resp) if live.all() else (rows[live], resp[live])
+
+
+def positive_definite(G: np.ndarray, rcond: float = 1e-12) -> bool:
+    """Is every matrix of ``G`` (..., n, n) numerically positive definite? Rounding leaves a
+    rank-deficient statistics matrix (fMLLR's or MLLT's ``G_i`` from too few distinct frames, or a
+    constant dimension) with tiny eigenvalues of either sign, so ``inv`` succeeds on it and a
+    row-by-row update takes square roots of negative numbers or runs away."""
+    if not np.all(np.isfinite(G)):
+        return False
+    lam = np.linalg.eigvalsh(G)
+    return bool(np.all(lam[..., 0] > rcond * lam[..., -1]))
