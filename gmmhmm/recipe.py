@@ -342,8 +342,11 @@ def read_tuning(folder: Path, key: str, stage: str) -> dict:
 
 
 def load_config(path: str | os.PathLike) -> dict:
-    with open(path, "rb") as f:
-        return tomllib.load(f)
+    """A recipe's TOML config, read as the command line reads one: a file that is missing, not
+    UTF-8 or not TOML is an :class:`InvalidParameterError` naming it, never a traceback."""
+    from .cli import _read_toml
+
+    return _read_toml(Path(path))
 
 
 def apply_overrides(cfg: dict, settings: list[str]) -> dict:
@@ -359,7 +362,8 @@ def apply_overrides(cfg: dict, settings: list[str]) -> dict:
     for item in settings:
         name, sep, value = item.partition("=")
         section, dot, key = name.strip().partition(".")
-        if not sep or not dot or section not in cfg or key not in cfg[section]:
+        # a top-level value is no section (``key in "a string"`` would look inside the string)
+        if not sep or not dot or not isinstance(cfg.get(section), dict) or key not in cfg[section]:
             raise InvalidParameterError(f"--set {item!r}: expected SECTION.KEY=VALUE with a key of the config")
         try:
             new = tomllib.loads(f"v = {value}")["v"]

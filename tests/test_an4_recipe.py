@@ -197,6 +197,13 @@ def test_bad_override_is_named(setting):
         an4.apply_overrides(cfg, [setting])
 
 
+@pytest.mark.parametrize("setting", ["name.a=1", "name.e=1", "sizes.x=1"])
+def test_override_of_a_key_under_a_value_that_is_no_section_is_named(setting):
+    """A top-level value is no section: ``name.a`` must not look for "a" inside the string "name"."""
+    with pytest.raises(InvalidParameterError, match="--set"):
+        an4.apply_overrides({"name": "an4 test", "sizes": [1, 2], "data": {"n_jobs": 2}}, [setting])
+
+
 def test_overrides_of_the_configs_types_are_applied():
     cfg = an4.apply_overrides(an4.load_config(REPO_ROOT / "configs" / "an4.toml"),
                               ["tuning.lm_scales=[8, 9.5]", "vtln.min_warp=1", "data.train_speakers=[\"fash\"]",

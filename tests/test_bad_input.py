@@ -92,6 +92,7 @@ def env(tmp_path_factory) -> SimpleNamespace:
     (d / "tiny.toml").write_text(TOML)
     (d / "bad.toml").write_text("[model]\nn_states = -1\n")
     (d / "bad_dir.toml").write_text("[output]\ndir = 3\n")
+    (d / "latin1.toml").write_bytes("# caf\xe9\n[output]\ndir = \"x\"\n".encode("latin-1"))
     (d / "labels.txt").write_text("1_synth_0.wav\t1\n")  # no label for the other files
     (d / "hyp.txt").write_text("a.wav\t1\nb.wav\t2\n")
     (d / "ref.txt").write_text("a.wav\t1\n")
@@ -1092,7 +1093,7 @@ def markdown() -> str:
         rows.append(f"| `{c.command}` | {c.problem} | {c.code} | `{_cell(c.stderr)}` |")
     rows += ["", "| recipe command | exit code | stderr (one line, no traceback) |", "| --- | --- | --- |"]
     for argv, message in RECIPES:
-        rows.append(f"| `python {' '.join(argv).replace('BAD_TOML', 'config-without-[training].toml')}` | 1 "
+        rows.append(f"| `python {' '.join(argv).replace('BAD_TOML', 'config-without-[training].toml').replace('LATIN1_TOML', 'latin1-config.toml')}` | 1 "
                     f"| `{_cell(message)}` |")
     rows += ["", "Chosen behaviour:", "", *CHOSEN_BEHAVIOUR]
     return "\n".join(rows) + "\n"
@@ -1105,9 +1106,11 @@ def _cell(regex: str) -> str:
 RECIPES = [
     (["recipes/fsdd_digits.py", "--fsdd-dir", "/nonexistent/fsdd"], "fsdd_digits: error: FSDD folder .* does not exist"),
     (["recipes/fsdd_digits.py", "--config", "/nonexistent.toml"], "fsdd_digits: error: config file .* does not exist"),
-    (["recipes/fsdd_phones.py", "--config", "/nonexistent.toml"], "fsdd_phones: error: cannot read the config"),
+    (["recipes/fsdd_phones.py", "--config", "/nonexistent.toml"], "fsdd_phones: error: config file .* does not exist"),
     (["recipes/fsdd_phones.py", "--config", "BAD_TOML"], "fsdd_phones: error: the config lacks the key 'training'"),
     (["recipes/an4.py", "--stage", "99"], r"an4: error: --stage 99: the stages are 0 \(data\) to 18"),
+    (["recipes/an4.py", "--config", "LATIN1_TOML"], "an4: error: cannot read config file .* not UTF-8"),
+    (["recipes/fsdd_phones.py", "--config", "LATIN1_TOML"], "fsdd_phones: error: cannot read config file .* not UTF-8"),
     (["recipes/cathy_phones.py", "--stage", "3", "--stop-stage", "1"],
      "cathy_phones: error: --stage 3 --stop-stage 1: .*the first no later than the last"),
 ]
@@ -1115,10 +1118,12 @@ RECIPES = [
 
 @pytest.mark.parametrize("argv, message", RECIPES,
                          ids=["digits: missing FSDD", "digits: missing config", "phones: missing config",
-                              "phones: incomplete config", "an4: stage past the last",
+                              "phones: incomplete config", "an4: stage past the last", "an4: config not UTF-8",
+                              "phones: config not UTF-8",
                               "cathy: first stage after the last"])
 def test_recipes_report_bad_input_in_one_line(argv, message, env) -> None:
-    argv = [str(env.d / "bad.toml") if a == "BAD_TOML" else a for a in argv]
+    argv = [str(env.d / {"BAD_TOML": "bad.toml", "LATIN1_TOML": "latin1.toml"}[a]) if a.endswith("_TOML") else a
+            for a in argv]
     proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
