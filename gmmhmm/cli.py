@@ -1266,12 +1266,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) and usage errors (2)
         return int(exc.code or 0)
-    before = list(logging.getLogger().handlers)
-    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for handler in logging.getLogger().handlers:
-        if handler not in before:  # only our own stderr handler
-            handler.addFilter(_NotSkips())
+    # our own stderr handler for this call, removed at the end (basicConfig is a no-op once the
+    # root logger has a handler: a later call's -v would be ignored, its output sent to a stale stream)
+    root, handler = logging.getLogger(), logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_NotSkips())
+    root_level = root.level
+    root.addHandler(handler)
+    root.setLevel([logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)])
     previous, restore = None, False
     try:
         if args.threads is not None:
@@ -1296,6 +1298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gmmhmm {args.command}: error: out of memory", file=sys.stderr)
         return EXIT_FAILURES
     finally:
+        root.removeHandler(handler)
+        root.setLevel(root_level)
         if restore:
             set_num_threads(previous)
 
