@@ -793,9 +793,13 @@ def cmd_decode(args: argparse.Namespace) -> int:
     loaded = load(args.model, with_metadata=True)
     if isinstance(loaded[0], PhoneModelSet):
         return _decode_graph(args, loaded[0], utts)
-    if args.fmllr:
-        raise InvalidParameterError("--fmllr needs a phone-model file (word models have no speaker adaptation)")
     clf, config = _load_classifier(args.model, loaded)
+    # an option word models have no use for is refused, not ignored (no CTM written, an --lm never read)
+    given = [name for name, default in args.phone_only.items() if getattr(args, name) != default]
+    if given:
+        raise InvalidParameterError(f"{', '.join('--' + n.replace('_', '-') for n in given)}: only for phone-model "
+                                    f"files; {args.model} holds word models (isolated words, no search graph, "
+                                    "no speaker adaptation)")
     feats, failures = _utterance_features(utts, config, args)
     results, too_short = _decode_word(clf, feats) if feats else ([], [])
     failures += [(utts.key[u], msg) for u, msg in too_short]
@@ -1182,32 +1186,35 @@ def build_parser() -> argparse.ArgumentParser:
                     "(searched recursively)")
     sp.add_argument("-o", "--output", help="write 'key<TAB>label(s)<TAB>loglik' lines here (default: stdout); "
                     "key = utterance id for data directories and wav.scp files, else the file path")
-    sp.add_argument("--graph", choices=("phone-loop", "word-loop", "words"), default="word-loop",
-                    help="phone-model files: phone recognition, connected words, or one isolated word")
-    sp.add_argument("--lexicon", help="phone-model files: pronunciation lexicon (default: the model's)")
-    sp.add_argument("--lm", help="phone-model files: ARPA n-gram language model (replaces --graph)")
-    sp.add_argument("--insertion-penalty", type=_finite_float, default=0.0,
-                    help="phone-model files: log weight added per word (per phone in a phone loop)")
-    sp.add_argument("--lexicon-format", default="auto", choices=("auto", "htk", "kaldi", "kaldip", "sphinx", "cmudict"),
-                    help="--lexicon file format (auto: Sphinx/cmudict if words carry (2), else HTK/Kaldi)")
-    sp.add_argument("--lm-scale", type=_finite_float, default=1.0, help="phone-model files: grammar / LM scale")
-    sp.add_argument("--beam", type=float, default=300.0,
-                    help="phone-model files: pruning beam in log-likelihood units (inf: none)")
-    sp.add_argument("--max-active", type=int, default=10000,
-                    help="phone-model files: most tokens expanded per frame (0: no limit)")
-    sp.add_argument("--n-best", type=int, default=1, help="phone-model files: distinct word sequences per utterance")
-    sp.add_argument("--n-best-output", help="phone-model files: write 'key<TAB>rank<TAB>words<TAB>score' here")
-    sp.add_argument("--ctm", help="phone-model files: also write word timings as CTM (keyed by utterance id) here")
-    sp.add_argument("--fmllr", action="store_true",
-                    help="phone-model files: two passes, the second with a per-speaker fMLLR transform estimated "
-                         "from the first pass's hypotheses (speakers from the data directory's utt2spk or "
-                         "--utt2spk; without them each file is its own speaker)")
-    sp.add_argument("--si-model", help="--fmllr: speaker-independent phone models for the first pass (when MODEL "
-                                       "was trained with speaker-adaptive training)")
-    sp.add_argument("--fmllr-update-type", choices=("full", "diag", "offset"), default="full",
-                    help="--fmllr: full matrix, diagonal matrix or offset only (less data: fewer parameters)")
-    sp.add_argument("--fmllr-silence-weight", type=_finite_float, default=0.01,
-                    help="--fmllr: weight of silence frames in the transform's statistics (default 0.01)")
+    phone = sp.add_argument_group("phone-model files only (refused with word models)")
+    phone.add_argument("--graph", choices=("phone-loop", "word-loop", "words"), default="word-loop",
+                       help="phone-model files: phone recognition, connected words, or one isolated word")
+    phone.add_argument("--lexicon", help="phone-model files: pronunciation lexicon (default: the model's)")
+    phone.add_argument("--lm", help="phone-model files: ARPA n-gram language model (replaces --graph)")
+    phone.add_argument("--insertion-penalty", type=_finite_float, default=0.0,
+                       help="phone-model files: log weight added per word (per phone in a phone loop)")
+    phone.add_argument("--lexicon-format", default="auto",
+                       choices=("auto", "htk", "kaldi", "kaldip", "sphinx", "cmudict"),
+                       help="--lexicon file format (auto: Sphinx/cmudict if words carry (2), else HTK/Kaldi)")
+    phone.add_argument("--lm-scale", type=_finite_float, default=1.0, help="phone-model files: grammar / LM scale")
+    phone.add_argument("--beam", type=float, default=300.0,
+                       help="phone-model files: pruning beam in log-likelihood units (inf: none)")
+    phone.add_argument("--max-active", type=int, default=10000,
+                       help="phone-model files: most tokens expanded per frame (0: no limit)")
+    phone.add_argument("--n-best", type=int, default=1, help="phone-model files: distinct word sequences per utterance")
+    phone.add_argument("--n-best-output", help="phone-model files: write 'key<TAB>rank<TAB>words<TAB>score' here")
+    phone.add_argument("--ctm", help="phone-model files: also write word timings as CTM (keyed by utterance id) here")
+    phone.add_argument("--fmllr", action="store_true",
+                       help="phone-model files: two passes, the second with a per-speaker fMLLR transform estimated "
+                            "from the first pass's hypotheses (speakers from the data directory's utt2spk or "
+                            "--utt2spk; without them each file is its own speaker)")
+    phone.add_argument("--si-model", help="--fmllr: speaker-independent phone models for the first pass (when MODEL "
+                                          "was trained with speaker-adaptive training)")
+    phone.add_argument("--fmllr-update-type", choices=("full", "diag", "offset"), default="full",
+                       help="--fmllr: full matrix, diagonal matrix or offset only (less data: fewer parameters)")
+    phone.add_argument("--fmllr-silence-weight", type=_finite_float, default=0.01,
+                       help="--fmllr: weight of silence frames in the transform's statistics (default 0.01)")
+    sp.set_defaults(phone_only={a.dest: a.default for a in phone._group_actions})
     common(sp)
     sp.set_defaults(func=cmd_decode)
 
