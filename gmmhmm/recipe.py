@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from .data import DataDir, Lexicon
     from .graphs import PhoneModelSet
+    from .lm import NGramModel
     from .scoring import ErrorRates
     from .search import DecodeResult, DecodingGraph, SearchOptions
 
@@ -331,6 +332,36 @@ def load_stage_model(path: Path, key: str, stage: str) -> Any:
     model, meta = load(path, with_metadata=True)
     _check_key(path, meta.get("config_key"), key, stage)
     return model
+
+
+def _lm_key(sentences: Sequence[Sequence[str]], lm_cfg: Mapping) -> str:
+    return settings_key({"lm": dict(lm_cfg), "sentences": [list(s) for s in sentences]})
+
+
+def save_stage_lm(path: Path, sentences: Sequence[Sequence[str]], lm_cfg: Mapping) -> "NGramModel":
+    """The ``[lm]`` (``order``, ``method``) n-gram of ``sentences``, written as ARPA to ``path`` with the
+    :func:`settings_key` of both in ``<path>.key`` beside it (the pair replaced as one)."""
+    from .lm import estimate
+    from .lm.arpa import arpa_text
+    from .modelfile import atomic_write_files
+
+    lm = estimate(sentences, order=lm_cfg["order"], method=lm_cfg["method"])
+    key = _lm_key(sentences, lm_cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_files([(path, lambda f: f.write(arpa_text(lm).encode("utf-8"))),
+                        (path.with_name(path.name + ".key"), lambda f: f.write(key.encode()))])
+    return lm
+
+
+def load_stage_lm(path: Path, sentences: Sequence[Sequence[str]], lm_cfg: Mapping, stage: str = "lm") -> "NGramModel":
+    """An LM of :func:`save_stage_lm`, refused (naming ``stage``) if estimated with other ``[lm]`` settings or
+    from other sentences than this run's."""
+    from .lm import read_arpa
+
+    key_path = path.with_name(path.name + ".key")
+    _check_key(path, key_path.read_text(encoding="utf-8").strip() if key_path.is_file() else None,
+               _lm_key(sentences, lm_cfg), stage)
+    return read_arpa(path)
 
 
 def read_tuning(folder: Path, key: str, stage: str) -> dict:

@@ -321,6 +321,20 @@ def test_a_restarted_stage_refuses_models_and_tuning_of_other_settings(small_run
     assert again["errors"] == report["test"]["mono"]["errors"]
 
 
+def test_a_restarted_stage_refuses_a_language_model_of_other_settings(small_run, tmp_path):
+    """The tuning and decoding stages read lm/*.arpa of the lm stage: one estimated with another
+    [lm] order (or from other transcripts) was used as it was, while the tuning was recorded
+    under this run's settings."""
+    import shutil
+
+    args, out, _ = small_run
+    copy = tmp_path / "exp"
+    shutil.copytree(out, copy)
+    with pytest.raises(InvalidParameterError, match=r"lm/bigram_nodev.arpa.*the lm stage"):
+        an4.main(args + ["--out", str(copy), "--stage", "4", "--stop-stage", "4", "--set", "lm.order=3"])
+    an4.main(args + ["--out", str(copy), "--stage", "4", "--stop-stage", "4"])  # the same settings: fine
+
+
 def test_speed_perturbed_training_on_a_slice(small_run, tmp_path, monkeypatch):
     """With [data] speed_perturb = [0.9, 1.0] both trainings see the sp0.9- copies of their training
     speakers (new speakers: own CMVN and VTLN warp) beside the originals; the dev speaker's copies
