@@ -942,6 +942,9 @@ def cmd_score(args: argparse.Namespace) -> int:
             if not plot_confusion(labels, matrix, args.png):
                 print("gmmhmm: matplotlib is not installed; no PNG written", file=sys.stderr)
     else:
+        if args.png:  # a confusion matrix pairs one reference label with one hypothesis label
+            raise InvalidParameterError("--png: a confusion matrix needs isolated labels (one token in every "
+                                        "reference and hypothesis, and no --wer); these are token sequences")
         rates = error_rates(ref_tokens, hyp_tokens, utt_ids=keys)
         result = rates.to_dict()
         text = rates.format(unit=args.unit)

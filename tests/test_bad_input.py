@@ -96,6 +96,8 @@ def env(tmp_path_factory) -> SimpleNamespace:
     (d / "labels.txt").write_text("1_synth_0.wav\t1\n")  # no label for the other files
     (d / "hyp.txt").write_text("a.wav\t1\nb.wav\t2\n")
     (d / "ref.txt").write_text("a.wav\t1\n")
+    (d / "seq_hyp.txt").write_text("u1 a b\nu2 c\n")
+    (d / "seq_ref.txt").write_text("u1 a b c\nu2 c\n")
     (d / "empty.txt").write_text("")
     (d / "dup_text.txt").write_text("u1 a\nu1 b\n")
 
@@ -835,6 +837,10 @@ class CliCase:
     check: Callable[[Any], None] | None = None  # what a batch job still produced
 
 
+def _no_png(e) -> None:
+    assert not (e.out / "c.png").exists()
+
+
 def _n_features_written(e) -> None:
     feats, _ = load_features(e.out / "feats.npz")
     assert sorted(Path(k).name for k in feats) == ["1_synth_0.wav", "2_synth_0.wav"]
@@ -1006,6 +1012,9 @@ CLI = [
     CliCase("decode", "--ctm in a missing folder (checked before decoding)",
             lambda e: ["decode", str(e.d / "phones.npz"), str(e.audio), "-o", str(e.out / "h.txt"), "--ctm",
                        str(e.out / "nowhere" / "w.ctm")], 1, "cannot write CTM file .*: folder .* does not exist"),
+    CliCase("score", "--png of token sequences (no confusion matrix to draw; was ignored)",
+            lambda e: ["score", str(e.d / "seq_hyp.txt"), "--ref", str(e.d / "seq_ref.txt"), "--png",
+                       str(e.out / "c.png")], 1, "--png: .*isolated labels", _no_png),
     CliCase("score", "--png in a missing folder",
             lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(e.d / "hyp.txt"), "--png",
                        str(e.out / "nowhere" / "c.png")], 1, "cannot write PNG file .*: folder .* does not exist"),
