@@ -269,6 +269,7 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
         iters = [V.check_positive_int(i, "n_iter entries", minimum=0) for i in iters]
         V.check_number(self.min_covar, "min_covar", "positive")
         V.check_number(self.tol, "tol", "not_nan")
+        V.resolve_n_jobs(self.n_jobs, 1)  # checked with the rest, not only once training starts
         if not isinstance(self.random_state, (np.random.RandomState, np.random.Generator)):
             V.check_random_state(self.random_state)  # None or an int (a Generator must not be drawn from here)
         return mixes, iters

@@ -171,7 +171,9 @@ def test_read_config(tmp_path):
                       # named at read time, not a ValueError from float() in the middle of training
                       ("[model]\ntol = 'abc'\n", r"\[model\]: tol"), ("[model]\ntol = true\n", r"\[model\]: tol"),
                       ("[model]\nmin_covar = true\n", r"\[model\]: min_covar"),
-                      ("[model]\nrandom_state = 'x'\n", r"\[model\]: random_state")]:
+                      ("[model]\nrandom_state = 'x'\n", r"\[model\]: random_state"),
+                      # named at read time, not after the corpus is featurised, without file or section
+                      ("[model]\nn_jobs = 0\n", r"\[model\]: n_jobs"), ("[model]\nn_jobs = '2'\n", r"\[model\]: n_jobs")]:
         p = tmp_path / "c.toml"
         p.write_text(text)
         with pytest.raises(InvalidParameterError, match=msg):
