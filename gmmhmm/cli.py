@@ -159,6 +159,14 @@ def _report_failures(failures: list[tuple[str, str]]) -> None:
         print(_printable(f"gmmhmm: skipped {path}: {error}"), file=sys.stderr)
 
 
+def _nothing_done(n_done: int, what: str) -> bool:
+    """Whether a batch produced nothing (said on stderr): its outputs are then left as they were, since a
+    run in which every input failed must not replace a user's earlier results with empty files."""
+    if not n_done:
+        print(f"gmmhmm: no {what}; no output written", file=sys.stderr)
+    return not n_done
+
+
 def _printable(text: str) -> str:
     """``text`` with the undecodable bytes of non-UTF-8 file names shown as ``\\xNN``."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
@@ -290,8 +298,7 @@ def cmd_features(args: argparse.Namespace) -> int:
                      for k in spaced]
         feats = {k: X for k, X in feats.items() if k not in spaced}
     _report_failures(failures)
-    if not feats:
-        print("gmmhmm: no file could be featurised", file=sys.stderr)
+    if _nothing_done(len(feats), "file could be featurised"):
         return EXIT_FAILURES
     if scp is not None:
         from .data.kaldi_io import write_ark
@@ -617,6 +624,8 @@ def _decode_graph(args: argparse.Namespace, model, utts: Utterances) -> int:
     failures = unwarped + failures
     _report_failures(_failures_by_key(utts, failures))
     results = [(u, r) for path, r in decoded for u in by_path[path]]
+    if _nothing_done(len(results), "utterance could be decoded"):
+        return EXIT_FAILURES
     silence = model.phones[-1]
 
     def text(words: list[str]) -> str:
@@ -804,6 +813,8 @@ def cmd_decode(args: argparse.Namespace) -> int:
     results, too_short = _decode_word(clf, feats) if feats else ([], [])
     failures += [(utts.key[u], msg) for u, msg in too_short]
     _report_failures(failures)
+    if _nothing_done(len(results), "utterance could be decoded"):
+        return EXIT_FAILURES
     _write_output(args.output, "".join(f"{utts.key[u]}\t{hyp}\t{ll:.4f}\n" for u, hyp, ll in results))
     return EXIT_FAILURES if failures else EXIT_OK
 
@@ -853,11 +864,13 @@ def cmd_align(args: argparse.Namespace) -> int:
                                      log_likelihood=ll)
         except GmmhmmError as exc:
             failures.append((utts.key[u], str(exc)))
+    order = {utts.key[u]: k for k, u in enumerate(utts.ids)}
+    _report_failures(sorted(failures, key=lambda f: order[f[0]]))
+    if _nothing_done(len(aligned), "utterance could be aligned"):
+        return EXIT_FAILURES
     write_alignment(args.output, aligned)
     if args.png:
         _plot_alignments(args.output, aligned, {u: utts.source(u) for u in aligned})
-    order = {utts.key[u]: k for k, u in enumerate(utts.ids)}
-    _report_failures(sorted(failures, key=lambda f: order[f[0]]))
     print(f"aligned {len(aligned)} of {len(utts)} utterance(s) -> {args.output}", file=sys.stderr)
     return EXIT_FAILURES if failures else EXIT_OK
 

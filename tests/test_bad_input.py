@@ -1051,6 +1051,25 @@ def test_cli_bad_input(case: CliCase, env, capsys) -> None:
         case.check(env)
 
 
+def test_a_batch_where_every_input_fails_keeps_the_earlier_outputs(env, capsys) -> None:
+    """A run that decodes or aligns nothing is a failed run: it replaced the user's hypotheses, CTM
+    and alignments with empty files (and deleted the TextGrids) where `features` writes nothing."""
+    kept = env.out / "kept"
+    (kept / "ali").mkdir(parents=True, exist_ok=True)
+    earlier = {kept / "hyp.txt": "u1\tone\t-1.0\n", kept / "w.ctm": "u1 1 0.00 0.50 one\n",
+               kept / "ali" / "u1.TextGrid": "grid\n", kept / "ali" / "words.ctm": "u1 1 0.00 0.50 one\n"}
+    for path, text in earlier.items():
+        path.write_text(text)
+    bad = str(env.bad / "text.wav")
+    for argv in (["decode", str(env.d / "clf.npz"), bad, "-o", str(kept / "hyp.txt")],
+                 ["decode", str(env.d / "phones.npz"), bad, "-o", str(kept / "hyp.txt"), "--ctm", str(kept / "w.ctm")],
+                 ["align", str(env.d / "phones.npz"), str(env.d / "words.txt"), bad, "-o", str(kept / "ali")]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "skipped" in err and "no output written" in err, err
+        assert {p: p.read_text() for p in earlier} == earlier, argv
+
+
 def test_cli_in_a_real_process_prints_no_traceback(env) -> None:
     """The installed entry point path: a real interpreter, exit code and stderr as a user sees them."""
     proc = subprocess.run([sys.executable, "-m", "gmmhmm.cli", "decode", str(env.d / "not_a_model.npz"),
