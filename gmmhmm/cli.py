@@ -1036,12 +1036,13 @@ def cmd_lm(args: argparse.Namespace) -> int:
 
         vocab = set(word_list(read_text_input(args.vocab, "vocabulary file", TranscriptError))) - {"<s>", "</s>"}
     sentences = _lm_sentences(args.text, not args.no_ids)
+    ppl_texts = [(path, _lm_sentences(path, not args.no_ids)) for path in args.ppl or ()]  # read before any write
     model = estimate(sentences, order=args.order, method=args.method, vocab=vocab)
     write_arpa(model, args.output)
     print(f"wrote {args.order}-gram {args.method} model {model.counts()} from {args.text} to {args.output}",
           file=sys.stderr)
-    for path in args.ppl or ():
-        print(f"file {path}: " + model.perplexity(_lm_sentences(path, not args.no_ids)).format())
+    for path, ppl_sentences in ppl_texts:
+        print(f"file {path}: " + model.perplexity(ppl_sentences).format())
     return EXIT_OK
 
 
