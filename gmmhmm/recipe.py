@@ -69,6 +69,9 @@ def setup(args: argparse.Namespace, repo: Path,
             raise InvalidParameterError(f"{given}: the stages are 0 ({names[0]}) to {len(names) - 1} "
                                         f"({names[-1]}), the first no later than the last")
     out = args.out or repo / cfg["output"]["dir"]
+    from .cli import check_output
+
+    check_output(out, "output folder", folder=True)  # named as an output, not as unreadable config or data
     out.mkdir(parents=True, exist_ok=True)
     return cfg, out
 

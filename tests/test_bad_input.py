@@ -1142,6 +1142,7 @@ RECIPES = [
     (["recipes/fsdd_phones.py", "--config", "BAD_TOML"], "fsdd_phones: error: the config lacks the key 'training'"),
     (["recipes/an4.py", "--stage", "99"], r"an4: error: --stage 99: the stages are 0 \(data\) to 18"),
     (["recipes/an4.py", "--config", "LATIN1_TOML"], "an4: error: cannot read config file .* not UTF-8"),
+    (["recipes/an4.py", "--out", "BAD_TOML"], "an4: error: output folder .*bad.toml exists and is not a folder"),
     (["recipes/fsdd_phones.py", "--config", "LATIN1_TOML"], "fsdd_phones: error: cannot read config file .* not UTF-8"),
     (["recipes/cathy_phones.py", "--stage", "3", "--stop-stage", "1"],
      "cathy_phones: error: --stage 3 --stop-stage 1: .*the first no later than the last"),
@@ -1151,6 +1152,7 @@ RECIPES = [
 @pytest.mark.parametrize("argv, message", RECIPES,
                          ids=["digits: missing FSDD", "digits: missing config", "phones: missing config",
                               "phones: incomplete config", "an4: stage past the last", "an4: config not UTF-8",
+                              "an4: --out names a file",
                               "phones: config not UTF-8",
                               "cathy: first stage after the last"])
 def test_recipes_report_bad_input_in_one_line(argv, message, env) -> None:
