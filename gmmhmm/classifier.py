@@ -257,6 +257,7 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
         mixes, iters = mix_schedule(self.mix_schedule, self.n_iter)
         V.check_number(self.min_covar, "min_covar", "positive")
         V.check_number(self.tol, "tol", "not_nan")
+        V.resolve_n_jobs(self.n_jobs, 1)  # checked with the rest, not only once training starts
         if not isinstance(self.random_state, (np.random.RandomState, np.random.Generator)):
             V.check_random_state(self.random_state)  # None or an int (a Generator must not be drawn from here)
         return mixes, iters
@@ -348,6 +349,26 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
                 out[:, j] = sequence_scores(model, X, lengths, self.scoring)
         return out
 
+    def _possible_scores(self, X_list: Sequence[np.ndarray]) -> np.ndarray:
+        """:meth:`predict_log_likelihoods`, refusing a sequence no model can produce (see :meth:`predict`)."""
+        from .hmm.base import min_frames
+
+        seqs = list(X_list) if not isinstance(X_list, np.ndarray) else X_list  # a generator is read once
+        scores = self.predict_log_likelihoods(seqs)
+        impossible = np.flatnonzero(~np.isfinite(scores.max(axis=1)))
+        if len(impossible):
+            need = min(min_frames(m.startprob_, m.transmat_, m._endprob()) or np.inf for m in self.models_)
+            short = [int(i) for i in impossible if len(seqs[i]) < need]
+            if short:
+                lengths = [len(seqs[i]) for i in short[:5]]
+                raise SequenceTooShortError(
+                    f"sequence(s) {short[:5]} ({lengths} frames) cannot be produced by any "
+                    f"model: the shortest model needs at least {need} frames")
+            raise InvalidInputError(
+                f"sequence(s) {impossible[:5].tolist()} have probability zero under every model although "
+                f"long enough (frames far outside the training data?)")
+        return scores
+
     def predict(self, X_list: Sequence[np.ndarray]) -> np.ndarray:
         """Label of the best-scoring model for each sequence.
 
@@ -356,22 +377,16 @@ class HMMClassifier(ParamsMixin, ModelFileMixin):
         chain, :class:`~gmmhmm.errors.InvalidInputError` if every model gives
         a long enough one probability zero, rather than returning an arbitrary label.
         """
-        from .hmm.base import min_frames
-
-        scores = self.predict_log_likelihoods(X_list)
-        impossible = np.flatnonzero(~np.isfinite(scores.max(axis=1)))
-        if len(impossible):
-            need = min(min_frames(m.startprob_, m.transmat_, m._endprob()) or np.inf for m in self.models_)
-            short = [int(i) for i in impossible if len(X_list[i]) < need]
-            if short:
-                lengths = [len(X_list[i]) for i in short[:5]]
-                raise SequenceTooShortError(
-                    f"sequence(s) {short[:5]} ({lengths} frames) cannot be produced by any "
-                    f"model: the shortest model needs at least {need} frames")
-            raise InvalidInputError(
-                f"sequence(s) {impossible[:5].tolist()} have probability zero under every model although "
-                f"long enough (frames far outside the training data?)")
+        scores = self._possible_scores(X_list)  # first: an unfitted model has no classes_ either
         return self.classes_[np.argmax(scores, axis=1)]
+
+    def predict_proba(self, X_list: Sequence[np.ndarray]) -> np.ndarray:
+        """Posterior of each label (columns in ``classes_`` order) under equal priors: the models'
+        scores (:meth:`predict_log_likelihoods`) normalised per sequence. Refuses what :meth:`predict` refuses.
+        """
+        from scipy.special import softmax
+
+        return softmax(self._possible_scores(X_list), axis=1)
 
     def score(self, X_list: Sequence[np.ndarray], y: Sequence[Any]) -> float:
         """Classification accuracy on ``X_list`` with true labels ``y``."""

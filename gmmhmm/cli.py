@@ -159,6 +159,14 @@ def _report_failures(failures: list[tuple[str, str]]) -> None:
         print(_printable(f"gmmhmm: skipped {path}: {error}"), file=sys.stderr)
 
 
+def _nothing_done(n_done: int, what: str) -> bool:
+    """Whether a batch produced nothing (said on stderr): its outputs are then left as they were, since a
+    run in which every input failed must not replace a user's earlier results with empty files."""
+    if not n_done:
+        print(f"gmmhmm: no {what}; no output written", file=sys.stderr)
+    return not n_done
+
+
 def _printable(text: str) -> str:
     """``text`` with the undecodable bytes of non-UTF-8 file names shown as ``\\xNN``."""
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
@@ -290,8 +298,7 @@ def cmd_features(args: argparse.Namespace) -> int:
                      for k in spaced]
         feats = {k: X for k, X in feats.items() if k not in spaced}
     _report_failures(failures)
-    if not feats:
-        print("gmmhmm: no file could be featurised", file=sys.stderr)
+    if _nothing_done(len(feats), "file could be featurised"):
         return EXIT_FAILURES
     if scp is not None:
         from .data.kaldi_io import write_ark
@@ -617,6 +624,8 @@ def _decode_graph(args: argparse.Namespace, model, utts: Utterances) -> int:
     failures = unwarped + failures
     _report_failures(_failures_by_key(utts, failures))
     results = [(u, r) for path, r in decoded for u in by_path[path]]
+    if _nothing_done(len(results), "utterance could be decoded"):
+        return EXIT_FAILURES
     silence = model.phones[-1]
 
     def text(words: list[str]) -> str:
@@ -793,13 +802,19 @@ def cmd_decode(args: argparse.Namespace) -> int:
     loaded = load(args.model, with_metadata=True)
     if isinstance(loaded[0], PhoneModelSet):
         return _decode_graph(args, loaded[0], utts)
-    if args.fmllr:
-        raise InvalidParameterError("--fmllr needs a phone-model file (word models have no speaker adaptation)")
     clf, config = _load_classifier(args.model, loaded)
+    # an option word models have no use for is refused, not ignored (no CTM written, an --lm never read)
+    given = [name for name, default in args.phone_only.items() if getattr(args, name) != default]
+    if given:
+        raise InvalidParameterError(f"{', '.join('--' + n.replace('_', '-') for n in given)}: only for phone-model "
+                                    f"files; {args.model} holds word models (isolated words, no search graph, "
+                                    "no speaker adaptation)")
     feats, failures = _utterance_features(utts, config, args)
     results, too_short = _decode_word(clf, feats) if feats else ([], [])
     failures += [(utts.key[u], msg) for u, msg in too_short]
     _report_failures(failures)
+    if _nothing_done(len(results), "utterance could be decoded"):
+        return EXIT_FAILURES
     _write_output(args.output, "".join(f"{utts.key[u]}\t{hyp}\t{ll:.4f}\n" for u, hyp, ll in results))
     return EXIT_FAILURES if failures else EXIT_OK
 
@@ -849,11 +864,13 @@ def cmd_align(args: argparse.Namespace) -> int:
                                      log_likelihood=ll)
         except GmmhmmError as exc:
             failures.append((utts.key[u], str(exc)))
+    order = {utts.key[u]: k for k, u in enumerate(utts.ids)}
+    _report_failures(sorted(failures, key=lambda f: order[f[0]]))
+    if _nothing_done(len(aligned), "utterance could be aligned"):
+        return EXIT_FAILURES
     write_alignment(args.output, aligned)
     if args.png:
         _plot_alignments(args.output, aligned, {u: utts.source(u) for u in aligned})
-    order = {utts.key[u]: k for k, u in enumerate(utts.ids)}
-    _report_failures(sorted(failures, key=lambda f: order[f[0]]))
     print(f"aligned {len(aligned)} of {len(utts)} utterance(s) -> {args.output}", file=sys.stderr)
     return EXIT_FAILURES if failures else EXIT_OK
 
@@ -938,6 +955,9 @@ def cmd_score(args: argparse.Namespace) -> int:
             if not plot_confusion(labels, matrix, args.png):
                 print("gmmhmm: matplotlib is not installed; no PNG written", file=sys.stderr)
     else:
+        if args.png:  # a confusion matrix pairs one reference label with one hypothesis label
+            raise InvalidParameterError("--png: a confusion matrix needs isolated labels (one token in every "
+                                        "reference and hypothesis, and no --wer); these are token sequences")
         rates = error_rates(ref_tokens, hyp_tokens, utt_ids=keys)
         result = rates.to_dict()
         text = rates.format(unit=args.unit)
@@ -1016,12 +1036,13 @@ def cmd_lm(args: argparse.Namespace) -> int:
 
         vocab = set(word_list(read_text_input(args.vocab, "vocabulary file", TranscriptError))) - {"<s>", "</s>"}
     sentences = _lm_sentences(args.text, not args.no_ids)
+    ppl_texts = [(path, _lm_sentences(path, not args.no_ids)) for path in args.ppl or ()]  # read before any write
     model = estimate(sentences, order=args.order, method=args.method, vocab=vocab)
     write_arpa(model, args.output)
     print(f"wrote {args.order}-gram {args.method} model {model.counts()} from {args.text} to {args.output}",
           file=sys.stderr)
-    for path in args.ppl or ():
-        print(f"file {path}: " + model.perplexity(_lm_sentences(path, not args.no_ids)).format())
+    for path, ppl_sentences in ppl_texts:
+        print(f"file {path}: " + model.perplexity(ppl_sentences).format())
     return EXIT_OK
 
 
@@ -1182,32 +1203,35 @@ def build_parser() -> argparse.ArgumentParser:
                     "(searched recursively)")
     sp.add_argument("-o", "--output", help="write 'key<TAB>label(s)<TAB>loglik' lines here (default: stdout); "
                     "key = utterance id for data directories and wav.scp files, else the file path")
-    sp.add_argument("--graph", choices=("phone-loop", "word-loop", "words"), default="word-loop",
-                    help="phone-model files: phone recognition, connected words, or one isolated word")
-    sp.add_argument("--lexicon", help="phone-model files: pronunciation lexicon (default: the model's)")
-    sp.add_argument("--lm", help="phone-model files: ARPA n-gram language model (replaces --graph)")
-    sp.add_argument("--insertion-penalty", type=_finite_float, default=0.0,
-                    help="phone-model files: log weight added per word (per phone in a phone loop)")
-    sp.add_argument("--lexicon-format", default="auto", choices=("auto", "htk", "kaldi", "kaldip", "sphinx", "cmudict"),
-                    help="--lexicon file format (auto: Sphinx/cmudict if words carry (2), else HTK/Kaldi)")
-    sp.add_argument("--lm-scale", type=_finite_float, default=1.0, help="phone-model files: grammar / LM scale")
-    sp.add_argument("--beam", type=float, default=300.0,
-                    help="phone-model files: pruning beam in log-likelihood units (inf: none)")
-    sp.add_argument("--max-active", type=int, default=10000,
-                    help="phone-model files: most tokens expanded per frame (0: no limit)")
-    sp.add_argument("--n-best", type=int, default=1, help="phone-model files: distinct word sequences per utterance")
-    sp.add_argument("--n-best-output", help="phone-model files: write 'key<TAB>rank<TAB>words<TAB>score' here")
-    sp.add_argument("--ctm", help="phone-model files: also write word timings as CTM (keyed by utterance id) here")
-    sp.add_argument("--fmllr", action="store_true",
-                    help="phone-model files: two passes, the second with a per-speaker fMLLR transform estimated "
-                         "from the first pass's hypotheses (speakers from the data directory's utt2spk or "
-                         "--utt2spk; without them each file is its own speaker)")
-    sp.add_argument("--si-model", help="--fmllr: speaker-independent phone models for the first pass (when MODEL "
-                                       "was trained with speaker-adaptive training)")
-    sp.add_argument("--fmllr-update-type", choices=("full", "diag", "offset"), default="full",
-                    help="--fmllr: full matrix, diagonal matrix or offset only (less data: fewer parameters)")
-    sp.add_argument("--fmllr-silence-weight", type=_finite_float, default=0.01,
-                    help="--fmllr: weight of silence frames in the transform's statistics (default 0.01)")
+    phone = sp.add_argument_group("phone-model files only (refused with word models)")
+    phone.add_argument("--graph", choices=("phone-loop", "word-loop", "words"), default="word-loop",
+                       help="phone-model files: phone recognition, connected words, or one isolated word")
+    phone.add_argument("--lexicon", help="phone-model files: pronunciation lexicon (default: the model's)")
+    phone.add_argument("--lm", help="phone-model files: ARPA n-gram language model (replaces --graph)")
+    phone.add_argument("--insertion-penalty", type=_finite_float, default=0.0,
+                       help="phone-model files: log weight added per word (per phone in a phone loop)")
+    phone.add_argument("--lexicon-format", default="auto",
+                       choices=("auto", "htk", "kaldi", "kaldip", "sphinx", "cmudict"),
+                       help="--lexicon file format (auto: Sphinx/cmudict if words carry (2), else HTK/Kaldi)")
+    phone.add_argument("--lm-scale", type=_finite_float, default=1.0, help="phone-model files: grammar / LM scale")
+    phone.add_argument("--beam", type=float, default=300.0,
+                       help="phone-model files: pruning beam in log-likelihood units (inf: none)")
+    phone.add_argument("--max-active", type=int, default=10000,
+                       help="phone-model files: most tokens expanded per frame (0: no limit)")
+    phone.add_argument("--n-best", type=int, default=1, help="phone-model files: distinct word sequences per utterance")
+    phone.add_argument("--n-best-output", help="phone-model files: write 'key<TAB>rank<TAB>words<TAB>score' here")
+    phone.add_argument("--ctm", help="phone-model files: also write word timings as CTM (keyed by utterance id) here")
+    phone.add_argument("--fmllr", action="store_true",
+                       help="phone-model files: two passes, the second with a per-speaker fMLLR transform estimated "
+                            "from the first pass's hypotheses (speakers from the data directory's utt2spk or "
+                            "--utt2spk; without them each file is its own speaker)")
+    phone.add_argument("--si-model", help="--fmllr: speaker-independent phone models for the first pass (when MODEL "
+                                          "was trained with speaker-adaptive training)")
+    phone.add_argument("--fmllr-update-type", choices=("full", "diag", "offset"), default="full",
+                       help="--fmllr: full matrix, diagonal matrix or offset only (less data: fewer parameters)")
+    phone.add_argument("--fmllr-silence-weight", type=_finite_float, default=0.01,
+                       help="--fmllr: weight of silence frames in the transform's statistics (default 0.01)")
+    sp.set_defaults(phone_only={a.dest: a.default for a in phone._group_actions})
     common(sp)
     sp.set_defaults(func=cmd_decode)
 
@@ -1266,12 +1290,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help (0) and usage errors (2)
         return int(exc.code or 0)
-    before = list(logging.getLogger().handlers)
-    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)],
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    for handler in logging.getLogger().handlers:
-        if handler not in before:  # only our own stderr handler
-            handler.addFilter(_NotSkips())
+    # our own stderr handler for this call, removed at the end (basicConfig is a no-op once the
+    # root logger has a handler: a later call's -v would be ignored, its output sent to a stale stream)
+    root, handler = logging.getLogger(), logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_NotSkips())
+    root_level = root.level
+    root.addHandler(handler)
+    root.setLevel([logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)])
     previous, restore = None, False
     try:
         if args.threads is not None:
@@ -1296,6 +1322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"gmmhmm {args.command}: error: out of memory", file=sys.stderr)
         return EXIT_FAILURES
     finally:
+        root.removeHandler(handler)
+        root.setLevel(root_level)
         if restore:
             set_num_threads(previous)
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from .data import DataDir, Lexicon
     from .graphs import PhoneModelSet
+    from .lm import NGramModel
     from .scoring import ErrorRates
     from .search import DecodeResult, DecodingGraph, SearchOptions
 
@@ -68,6 +69,9 @@ def setup(args: argparse.Namespace, repo: Path,
             raise InvalidParameterError(f"{given}: the stages are 0 ({names[0]}) to {len(names) - 1} "
                                         f"({names[-1]}), the first no later than the last")
     out = args.out or repo / cfg["output"]["dir"]
+    from .cli import check_output
+
+    check_output(out, "output folder", folder=True)  # named as an output, not as unreadable config or data
     out.mkdir(parents=True, exist_ok=True)
     return cfg, out
 
@@ -333,6 +337,36 @@ def load_stage_model(path: Path, key: str, stage: str) -> Any:
     return model
 
 
+def _lm_key(sentences: Sequence[Sequence[str]], lm_cfg: Mapping) -> str:
+    return settings_key({"lm": dict(lm_cfg), "sentences": [list(s) for s in sentences]})
+
+
+def save_stage_lm(path: Path, sentences: Sequence[Sequence[str]], lm_cfg: Mapping) -> "NGramModel":
+    """The ``[lm]`` (``order``, ``method``) n-gram of ``sentences``, written as ARPA to ``path`` with the
+    :func:`settings_key` of both in ``<path>.key`` beside it (the pair replaced as one)."""
+    from .lm import estimate
+    from .lm.arpa import arpa_text
+    from .modelfile import atomic_write_files
+
+    lm = estimate(sentences, order=lm_cfg["order"], method=lm_cfg["method"])
+    key = _lm_key(sentences, lm_cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_files([(path, lambda f: f.write(arpa_text(lm).encode("utf-8"))),
+                        (path.with_name(path.name + ".key"), lambda f: f.write(key.encode()))])
+    return lm
+
+
+def load_stage_lm(path: Path, sentences: Sequence[Sequence[str]], lm_cfg: Mapping, stage: str = "lm") -> "NGramModel":
+    """An LM of :func:`save_stage_lm`, refused (naming ``stage``) if estimated with other ``[lm]`` settings or
+    from other sentences than this run's."""
+    from .lm import read_arpa
+
+    key_path = path.with_name(path.name + ".key")
+    _check_key(path, key_path.read_text(encoding="utf-8").strip() if key_path.is_file() else None,
+               _lm_key(sentences, lm_cfg), stage)
+    return read_arpa(path)
+
+
 def read_tuning(folder: Path, key: str, stage: str) -> dict:
     """``best.json`` of :func:`write_tuning`, refused (naming ``stage``) if tuned under other settings than ``key``."""
     path = folder / "best.json"
@@ -342,8 +376,11 @@ def read_tuning(folder: Path, key: str, stage: str) -> dict:
 
 
 def load_config(path: str | os.PathLike) -> dict:
-    with open(path, "rb") as f:
-        return tomllib.load(f)
+    """A recipe's TOML config, read as the command line reads one: a file that is missing, not
+    UTF-8 or not TOML is an :class:`InvalidParameterError` naming it, never a traceback."""
+    from .cli import _read_toml
+
+    return _read_toml(Path(path))
 
 
 def apply_overrides(cfg: dict, settings: list[str]) -> dict:
@@ -359,7 +396,8 @@ def apply_overrides(cfg: dict, settings: list[str]) -> dict:
     for item in settings:
         name, sep, value = item.partition("=")
         section, dot, key = name.strip().partition(".")
-        if not sep or not dot or section not in cfg or key not in cfg[section]:
+        # a top-level value is no section (``key in "a string"`` would look inside the string)
+        if not sep or not dot or not isinstance(cfg.get(section), dict) or key not in cfg[section]:
             raise InvalidParameterError(f"--set {item!r}: expected SECTION.KEY=VALUE with a key of the config")
         try:
             new = tomllib.loads(f"v = {value}")["v"]

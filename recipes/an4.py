@@ -69,11 +69,12 @@ from gmmhmm.features import FeatureConfig  # noqa: E402
 from gmmhmm.graphs import EmbeddedTrainer, PhoneModelSet, train_triphones  # noqa: E402
 from gmmhmm.graphs.lda_mllt import LdaMlltOptions, static_features, train_lda_mllt  # noqa: E402
 from gmmhmm.graphs.questions import read_phone_classes  # noqa: E402
-from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
+from gmmhmm.lm import NGramModel  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.recipe import (apply_overrides, argument_parser, best_on_dev, chain_settings, decode_grid,  # noqa: E402
-                           kaldi_lines, load_config, load_stage_model, read_features, read_tuning, run, save_stage_model,
-                           settings_key, setup, stage_features, train_monophones, write_tuning)
+                           kaldi_lines, load_config, load_stage_lm, load_stage_model, read_features, read_tuning, run,
+                           save_stage_lm, save_stage_model, settings_key, setup, stage_features, train_monophones,
+                           write_tuning)
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions, to_ctm  # noqa: E402
 
@@ -166,12 +167,9 @@ def dev_split(train: DataDir, cfg: dict) -> tuple[DataDir, DataDir]:
 # ---------------------------------------------------------------------------
 # Stages
 # ---------------------------------------------------------------------------
-def stage_lm(cfg: dict, ds: DataDir, path: Path) -> NGramModel:
-    """Bigram (``[lm]`` order and smoothing) of the transcripts of ``ds``, written as ARPA."""
-    lm = estimate([ds.text[u] for u in ds.utterances], order=cfg["lm"]["order"], method=cfg["lm"]["method"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_arpa(lm, path)
-    return lm
+def lm_sentences(ds: DataDir) -> list[list[str]]:
+    """What the bigram (``[lm]`` order and smoothing) is estimated from: the transcripts of ``ds``."""
+    return [ds.text[u] for u in ds.utterances]
 
 
 def train_mono(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.ndarray],
@@ -406,8 +404,8 @@ def main(argv: list[str] | None = None) -> dict:
                                            {"train": perturbed(train, cfg, keep_original=True), "test": test},
                                            by_speaker=True,
                                            vtln=cfg.get("vtln"), vtln_model_speakers=train_nodev.speakers))
-    run("lm", lambda: (stage_lm(cfg, train_nodev, lm_dir / "bigram_nodev.arpa"),
-                       stage_lm(cfg, train, lm_dir / "bigram.arpa")))
+    run("lm", lambda: (save_stage_lm(lm_dir / "bigram_nodev.arpa", lm_sentences(train_nodev), cfg["lm"]),
+                       save_stage_lm(lm_dir / "bigram.arpa", lm_sentences(train), cfg["lm"])))
 
     def model(system: str, suffix: str) -> PhoneModelSet:
         """A trained system, checked to come from this config (else its training stage is named)."""
@@ -437,8 +435,9 @@ def main(argv: list[str] | None = None) -> dict:
     for k, system in enumerate(chain):
         previous = chain[k - 1] if k else None
         run(f"{system}-train-dev", lambda: train_stage(system, previous, fit["_nodev"], "_nodev", "train minus dev"))
-        lm_dev = lambda: read_arpa(lm_dir / "bigram_nodev.arpa")  # noqa: E731 - read only by the stages run
-        lm_test = lambda: read_arpa(lm_dir / "bigram.arpa")  # noqa: E731
+        # read only by the stages run; refused if made for other [lm] settings or transcripts
+        lm_dev = lambda: load_stage_lm(lm_dir / "bigram_nodev.arpa", lm_sentences(train_nodev), cfg["lm"])  # noqa: E731
+        lm_test = lambda: load_stage_lm(lm_dir / "bigram.arpa", lm_sentences(train), cfg["lm"])  # noqa: E731
         tuned = run(f"{system}-tune", lambda: stage_tune(
             cfg, system, model(system, "_nodev"), lexicon, lm_dev(), dev,
             read_features(out, "train", dev, cfg, train_nodev.speakers), out, adaptation(system, "_nodev", lm_dev())))

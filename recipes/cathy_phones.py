@@ -68,11 +68,11 @@ from gmmhmm.errors import InvalidParameterError, SequenceTooShortError  # noqa: 
 from gmmhmm.features import FeatureConfig  # noqa: E402
 from gmmhmm.graphs import PhoneModelSet, force_align, train_triphones, write_alignment  # noqa: E402
 from gmmhmm.graphs.questions import read_phone_classes  # noqa: E402
-from gmmhmm.lm import NGramModel, estimate, read_arpa, write_arpa  # noqa: E402
+from gmmhmm.lm import NGramModel  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.recipe import (Stages, argument_parser, best_on_dev, chain_settings, decode_grid, kaldi_lines,  # noqa: E402
-                           read_features, run, load_stage_model, read_tuning, save_stage_model, settings_key, setup,
-                           stage_features, train_monophones, write_tuning)
+                           read_features, run, load_stage_lm, load_stage_model, read_tuning, save_stage_lm,
+                           save_stage_model, settings_key, setup, stage_features, train_monophones, write_tuning)
 from gmmhmm.scoring import ErrorRates, error_rates  # noqa: E402
 from gmmhmm.search import SearchOptions  # noqa: E402
 
@@ -119,12 +119,9 @@ def phone_strings(lexicon: Lexicon, ds: DataDir) -> dict[str, list[str]]:
 # ---------------------------------------------------------------------------
 # Stages
 # ---------------------------------------------------------------------------
-def stage_lm(cfg: dict, lexicon: Lexicon, ds: DataDir, path: Path) -> NGramModel:
-    """Phone n-gram (``[lm]`` order and smoothing) of the reference phones of ``ds``, written as ARPA."""
-    lm = estimate(list(phone_strings(lexicon, ds).values()), order=cfg["lm"]["order"], method=cfg["lm"]["method"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_arpa(lm, path)
-    return lm
+def lm_sentences(lexicon: Lexicon, ds: DataDir) -> list[list[str]]:
+    """What the phone n-gram (``[lm]`` order and smoothing) is estimated from: the reference phones of ``ds``."""
+    return list(phone_strings(lexicon, ds).values())
 
 
 def train_mono(cfg: dict, lexicon: Lexicon, ds: DataDir, feats: dict[str, np.ndarray],
@@ -309,13 +306,18 @@ def main(argv: list[str] | None = None) -> dict:
                                                for k, v in report["sets"].items()))
     lm_dir = out / "lm"
     run_stage("features", lambda: stage_features(cfg["features"], dcfg["n_jobs"], out, {"train": train, "test": test}))
-    run_stage("lm", lambda: (stage_lm(cfg, lexicon, train_nodev, lm_dir / "phone_bigram_nodev.arpa"),
-                             stage_lm(cfg, lexicon, train, lm_dir / "phone_bigram.arpa")))
+    run_stage("lm", lambda: (save_stage_lm(lm_dir / "phone_bigram_nodev.arpa", lm_sentences(lexicon, train_nodev),
+                                           cfg["lm"]),
+                             save_stage_lm(lm_dir / "phone_bigram.arpa", lm_sentences(lexicon, train), cfg["lm"])))
 
     def model(name: str, suffix: str) -> PhoneModelSet:
         """A trained system, checked to come from this config (else its training stage is named)."""
         return load_stage_model(out / f"{name}{suffix}" / "model.npz", model_key(cfg, name, suffix),
                                 f"{name}{'-dev' if suffix else ''}")
+
+    def lm(file: str, ds: DataDir) -> NGramModel:
+        """The lm stage's LM of ``ds``, checked to come from this config's [lm] and data."""
+        return load_stage_lm(lm_dir / file, lm_sentences(lexicon, ds), cfg["lm"])
 
     def train_stage(name: str, trainer: Trainer, parent: str | None, ds: DataDir, suffix: str) -> None:
         parent_model = None if parent is None else model(parent, suffix)
@@ -326,11 +328,11 @@ def main(argv: list[str] | None = None) -> dict:
     for name, trainer, parent in SYSTEMS:
         run_stage(f"{name}-dev", lambda: train_stage(name, trainer, parent, train_nodev, "_nodev"))
         report[f"{name}_tuned"] = run_stage(f"{name}-tune", lambda: stage_tune(
-            cfg, model(name, "_nodev"), lexicon, read_arpa(lm_dir / "phone_bigram_nodev.arpa"),
+            cfg, model(name, "_nodev"), lexicon, lm("phone_bigram_nodev.arpa", train_nodev),
             dev, read_features(out, "train", dev, cfg), out / f"{name}_nodev" / "decode_dev", tuning_key(cfg, name)))
         run_stage(name, lambda: train_stage(name, trainer, parent, train, ""))
         report[f"{name}_test"] = run_stage(f"{name}-decode", lambda: stage_decode(
-            cfg, name, model(name, ""), lexicon, read_arpa(lm_dir / "phone_bigram.arpa"), test,
+            cfg, name, model(name, ""), lexicon, lm("phone_bigram.arpa", train), test,
             read_features(out, "test", test, cfg),
             read_tuning(out / f"{name}_nodev" / "decode_dev", tuning_key(cfg, name), f"{name}-tune"), out))
         report[f"{name}_aligned"] = run_stage(f"{name}-align", lambda: stage_align(

@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
 from gmmhmm.classifier import HMMClassifier  # noqa: E402
-from gmmhmm.cli import RecipeConfig, read_config  # noqa: E402
+from gmmhmm.cli import RecipeConfig, check_output, read_config  # noqa: E402
 from gmmhmm.datasets import Utterance, list_fsdd, split, utt2spk  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
 from gmmhmm.errors import GmmhmmError  # noqa: E402
@@ -254,10 +254,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = read_config(args.config)
         out = args.out or (REPO / config.out_dir if not config.out_dir.is_absolute() else config.out_dir)
+        check_output(out, "output folder", folder=True)  # now, not after featurising the corpus
         run(config, args.mode or config.split, args.fsdd_dir, out, progress=args.progress or sys.stderr.isatty(),
             checkpoint_dir=args.checkpoint_dir or (out / "checkpoints" if args.resume else None),
             resume=args.resume)
-    except GmmhmmError as exc:
+    except (GmmhmmError, OSError) as exc:  # bad data or config, a full disk: one line, no traceback
         print(f"fsdd_digits: error: {exc}", file=sys.stderr)
         return 1
     return 0

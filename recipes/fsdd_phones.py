@@ -39,7 +39,6 @@ import json
 import logging
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +50,7 @@ from data_scripts.connected_digits import ConnectedUtterance, make_connected_dig
 from gmmhmm import load, save  # noqa: E402
 from gmmhmm.datasets import Utterance, list_fsdd, split  # noqa: E402
 from gmmhmm.modelfile import atomic_write_text  # noqa: E402
-from gmmhmm.recipe import run  # noqa: E402
+from gmmhmm.recipe import load_config as recipe_config, run  # noqa: E402
 from gmmhmm.errors import InvalidParameterError  # noqa: E402
 from gmmhmm.features import FeatureConfig, extract_features, extract_many  # noqa: E402
 from gmmhmm.decoding import decode_many, decoding_graph  # noqa: E402
@@ -91,13 +90,12 @@ def load_config(path: str, quick: bool = False) -> dict:
 
     Raises
     ------
-    OSError, tomllib.TOMLDecodeError
-        The file is missing or not TOML.
+    InvalidParameterError
+        The file is missing, not UTF-8 or not TOML.
     KeyError
         A section the recipe needs is missing.
     """
-    with open(path, "rb") as f:
-        cfg = tomllib.load(f)
+    cfg = recipe_config(path)
     if quick:
         cfg["training"].update(mixtures=[1, 2, 4], n_iter=[2, 2, 2])
         cfg["connected"]["n_utterances"] = 40

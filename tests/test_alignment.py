@@ -82,3 +82,7 @@ def test_ctm_and_textgrid(data, tmp_path):
     assert (tmp_path / "utt1.TextGrid").read_text() == tg
     assert (tmp_path / "words.ctm").read_text() == to_ctm("utt1", path.words) + to_ctm("utt2", path.words)
     assert (tmp_path / "phones.ctm").read_text() == to_ctm("utt1", path.phones) + to_ctm("utt2", path.phones)
+    # ids of a folder scan hold '/': a re-run that did not align one removes its TextGrid in the subfolder too
+    write_alignment(tmp_path, {"spk1/a": path, "spk1/b": path})
+    write_alignment(tmp_path, {"spk1/a": path})
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.TextGrid")) == ["spk1/a.TextGrid"]

@@ -197,6 +197,13 @@ def test_bad_override_is_named(setting):
         an4.apply_overrides(cfg, [setting])
 
 
+@pytest.mark.parametrize("setting", ["name.a=1", "name.e=1", "sizes.x=1"])
+def test_override_of_a_key_under_a_value_that_is_no_section_is_named(setting):
+    """A top-level value is no section: ``name.a`` must not look for "a" inside the string "name"."""
+    with pytest.raises(InvalidParameterError, match="--set"):
+        an4.apply_overrides({"name": "an4 test", "sizes": [1, 2], "data": {"n_jobs": 2}}, [setting])
+
+
 def test_overrides_of_the_configs_types_are_applied():
     cfg = an4.apply_overrides(an4.load_config(REPO_ROOT / "configs" / "an4.toml"),
                               ["tuning.lm_scales=[8, 9.5]", "vtln.min_warp=1", "data.train_speakers=[\"fash\"]",
@@ -312,6 +319,20 @@ def test_a_restarted_stage_refuses_models_and_tuning_of_other_settings(small_run
         an4.main(args + ["--out", str(copy), "--stage", "6", "--stop-stage", "6", "--set", "tuning.lm_scales=[7.0]"])
     again = an4.main(args + ["--out", str(copy), "--stage", "6", "--stop-stage", "6"])["test"]["mono"]
     assert again["errors"] == report["test"]["mono"]["errors"]
+
+
+def test_a_restarted_stage_refuses_a_language_model_of_other_settings(small_run, tmp_path):
+    """The tuning and decoding stages read lm/*.arpa of the lm stage: one estimated with another
+    [lm] order (or from other transcripts) was used as it was, while the tuning was recorded
+    under this run's settings."""
+    import shutil
+
+    args, out, _ = small_run
+    copy = tmp_path / "exp"
+    shutil.copytree(out, copy)
+    with pytest.raises(InvalidParameterError, match=r"lm/bigram_nodev.arpa.*the lm stage"):
+        an4.main(args + ["--out", str(copy), "--stage", "4", "--stop-stage", "4", "--set", "lm.order=3"])
+    an4.main(args + ["--out", str(copy), "--stage", "4", "--stop-stage", "4"])  # the same settings: fine
 
 
 def test_speed_perturbed_training_on_a_slice(small_run, tmp_path, monkeypatch):

@@ -95,9 +95,12 @@ def env(tmp_path_factory) -> SimpleNamespace:
     (d / "tiny.toml").write_text(TOML)
     (d / "bad.toml").write_text("[model]\nn_states = -1\n")
     (d / "bad_dir.toml").write_text("[output]\ndir = 3\n")
+    (d / "latin1.toml").write_bytes("# caf\xe9\n[output]\ndir = \"x\"\n".encode("latin-1"))
     (d / "labels.txt").write_text("1_synth_0.wav\t1\n")  # no label for the other files
     (d / "hyp.txt").write_text("a.wav\t1\nb.wav\t2\n")
     (d / "ref.txt").write_text("a.wav\t1\n")
+    (d / "seq_hyp.txt").write_text("u1 a b\nu2 c\n")
+    (d / "seq_ref.txt").write_text("u1 a b c\nu2 c\n")
     (d / "empty.txt").write_text("")
     (d / "dup_text.txt").write_text("u1 a\nu1 b\n")
 
@@ -876,6 +879,10 @@ class CliCase:
     check: Callable[[Any], None] | None = None  # what a batch job still produced
 
 
+def _no_png(e) -> None:
+    assert not (e.out / "c.png").exists()
+
+
 def _n_features_written(e) -> None:
     feats, _ = load_features(e.out / "feats.npz")
     assert sorted(Path(k).name for k in feats) == ["1_synth_0.wav", "2_synth_0.wav"]
@@ -929,6 +936,10 @@ CLI = [
             lambda e: ["decode", str(e.d / "clf.npz"), *_good_and_bad(e), "-o", str(e.out / "hyp.txt")],
             1, r"skipped .*huge_rate\.wav: .*implausible sample rate[\s\S]*skipped .*truncated\.wav: .*truncated",
             _decoded_good_ones),
+    CliCase("decode", "--ctm and --lm with word models (no CTM was written, the LM never read)",
+            lambda e: ["decode", str(e.d / "clf.npz"), str(e.audio), "-o", str(e.out / "h.txt"), "--ctm",
+                       str(e.out / "w.ctm"), "--lm", str(e.d / "missing.arpa")], 1,
+            "--lm, --ctm: only for phone-model files; .*clf.npz holds word models"),
     CliCase("decode", "model file is not a model",
             lambda e: ["decode", str(e.d / "not_a_model.npz"), str(e.audio)], 1, "not_a_model.npz"),
     CliCase("decode", "model file holds a GaussianMixture",
@@ -1043,6 +1054,9 @@ CLI = [
     CliCase("decode", "--ctm in a missing folder (checked before decoding)",
             lambda e: ["decode", str(e.d / "phones.npz"), str(e.audio), "-o", str(e.out / "h.txt"), "--ctm",
                        str(e.out / "nowhere" / "w.ctm")], 1, "cannot write CTM file .*: folder .* does not exist"),
+    CliCase("score", "--png of token sequences (no confusion matrix to draw; was ignored)",
+            lambda e: ["score", str(e.d / "seq_hyp.txt"), "--ref", str(e.d / "seq_ref.txt"), "--png",
+                       str(e.out / "c.png")], 1, "--png: .*isolated labels", _no_png),
     CliCase("score", "--png in a missing folder",
             lambda e: ["score", str(e.d / "hyp.txt"), "--ref", str(e.d / "hyp.txt"), "--png",
                        str(e.out / "nowhere" / "c.png")], 1, "cannot write PNG file .*: folder .* does not exist"),
@@ -1077,6 +1091,25 @@ def test_cli_bad_input(case: CliCase, env, capsys) -> None:
         assert lines and all(ln.startswith("gmmhmm") for ln in lines), captured.err
     if case.check is not None:
         case.check(env)
+
+
+def test_a_batch_where_every_input_fails_keeps_the_earlier_outputs(env, capsys) -> None:
+    """A run that decodes or aligns nothing is a failed run: it replaced the user's hypotheses, CTM
+    and alignments with empty files (and deleted the TextGrids) where `features` writes nothing."""
+    kept = env.out / "kept"
+    (kept / "ali").mkdir(parents=True, exist_ok=True)
+    earlier = {kept / "hyp.txt": "u1\tone\t-1.0\n", kept / "w.ctm": "u1 1 0.00 0.50 one\n",
+               kept / "ali" / "u1.TextGrid": "grid\n", kept / "ali" / "words.ctm": "u1 1 0.00 0.50 one\n"}
+    for path, text in earlier.items():
+        path.write_text(text)
+    bad = str(env.bad / "text.wav")
+    for argv in (["decode", str(env.d / "clf.npz"), bad, "-o", str(kept / "hyp.txt")],
+                 ["decode", str(env.d / "phones.npz"), bad, "-o", str(kept / "hyp.txt"), "--ctm", str(kept / "w.ctm")],
+                 ["align", str(env.d / "phones.npz"), str(env.d / "words.txt"), bad, "-o", str(kept / "ali")]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "skipped" in err and "no output written" in err, err
+        assert {p: p.read_text() for p in earlier} == earlier, argv
 
 
 def test_cli_in_a_real_process_prints_no_traceback(env) -> None:
@@ -1134,7 +1167,7 @@ def markdown() -> str:
         rows.append(f"| `{c.command}` | {c.problem} | {c.code} | `{_cell(c.stderr)}` |")
     rows += ["", "| recipe command | exit code | stderr (one line, no traceback) |", "| --- | --- | --- |"]
     for argv, message in RECIPES:
-        rows.append(f"| `python {' '.join(argv).replace('BAD_TOML', 'config-without-[training].toml')}` | 1 "
+        rows.append(f"| `python {' '.join(argv).replace('BAD_TOML', 'config-without-[training].toml').replace('LATIN1_TOML', 'latin1-config.toml')}` | 1 "
                     f"| `{_cell(message)}` |")
     rows += ["", "Chosen behaviour:", "", *CHOSEN_BEHAVIOUR]
     return "\n".join(rows) + "\n"
@@ -1147,9 +1180,12 @@ def _cell(regex: str) -> str:
 RECIPES = [
     (["recipes/fsdd_digits.py", "--fsdd-dir", "/nonexistent/fsdd"], "fsdd_digits: error: FSDD folder .* does not exist"),
     (["recipes/fsdd_digits.py", "--config", "/nonexistent.toml"], "fsdd_digits: error: config file .* does not exist"),
-    (["recipes/fsdd_phones.py", "--config", "/nonexistent.toml"], "fsdd_phones: error: cannot read the config"),
+    (["recipes/fsdd_phones.py", "--config", "/nonexistent.toml"], "fsdd_phones: error: config file .* does not exist"),
     (["recipes/fsdd_phones.py", "--config", "BAD_TOML"], "fsdd_phones: error: the config lacks the key 'training'"),
     (["recipes/an4.py", "--stage", "99"], r"an4: error: --stage 99: the stages are 0 \(data\) to 18"),
+    (["recipes/an4.py", "--config", "LATIN1_TOML"], "an4: error: cannot read config file .* not UTF-8"),
+    (["recipes/an4.py", "--out", "BAD_TOML"], "an4: error: output folder .*bad.toml exists and is not a folder"),
+    (["recipes/fsdd_phones.py", "--config", "LATIN1_TOML"], "fsdd_phones: error: cannot read config file .* not UTF-8"),
     (["recipes/cathy_phones.py", "--stage", "3", "--stop-stage", "1"],
      "cathy_phones: error: --stage 3 --stop-stage 1: .*the first no later than the last"),
 ]
@@ -1157,10 +1193,13 @@ RECIPES = [
 
 @pytest.mark.parametrize("argv, message", RECIPES,
                          ids=["digits: missing FSDD", "digits: missing config", "phones: missing config",
-                              "phones: incomplete config", "an4: stage past the last",
+                              "phones: incomplete config", "an4: stage past the last", "an4: config not UTF-8",
+                              "an4: --out names a file",
+                              "phones: config not UTF-8",
                               "cathy: first stage after the last"])
 def test_recipes_report_bad_input_in_one_line(argv, message, env) -> None:
-    argv = [str(env.d / "bad.toml") if a == "BAD_TOML" else a for a in argv]
+    argv = [str(env.d / {"BAD_TOML": "bad.toml", "LATIN1_TOML": "latin1.toml"}[a]) if a.endswith("_TOML") else a
+            for a in argv]
     proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr

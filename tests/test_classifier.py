@@ -211,3 +211,31 @@ def test_a_long_take_no_model_can_produce_is_not_called_too_short(clf, data):
     with pytest.raises(InvalidInputError, match=r"sequence\(s\) \[1\].*probability zero under every model") as info:
         clf.predict([Xt[0], far])
     assert not isinstance(info.value, SequenceTooShortError)
+
+
+def test_predict_proba_is_the_label_posterior_under_equal_priors(clf, data):
+    """scikit-learn's classifier API: ``predict_proba`` (columns in ``classes_`` order), what
+    ``scoring='neg_log_loss'`` and soft voting call; it was missing."""
+    from scipy.special import softmax
+    from sklearn.model_selection import cross_val_score
+
+    _, (Xt, _) = data
+    proba = clf.predict_proba(Xt)
+    assert proba.shape == (len(Xt), len(clf.classes_))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_allclose(proba, softmax(clf.predict_log_likelihoods(Xt), axis=1))
+    np.testing.assert_array_equal(clf.classes_[proba.argmax(axis=1)], clf.predict(Xt))
+    (X, y), _ = data
+    losses = cross_val_score(HMMClassifier(n_states=3, mix_schedule=(1,), n_iter=2), X, y, cv=2,
+                             scoring="neg_log_loss")
+    assert np.isfinite(losses).all()
+    with pytest.raises(SequenceTooShortError, match=r"sequence\(s\) \[1\]"):  # refused as predict does
+        clf.predict_proba([Xt[0], Xt[1][:2]])
+
+
+def test_a_too_short_take_among_a_generator_of_takes_is_named(clf, data):
+    """Any iterable of sequences is scored; naming a refused one must not index the input (a
+    generator has no ``[i]``: TypeError)."""
+    _, (Xt, _) = data
+    with pytest.raises(SequenceTooShortError, match=r"sequence\(s\) \[1\] \(\[2\] frames\)"):
+        clf.predict(x for x in [Xt[0], Xt[1][:2]])

@@ -171,7 +171,9 @@ def test_read_config(tmp_path):
                       # named at read time, not a ValueError from float() in the middle of training
                       ("[model]\ntol = 'abc'\n", r"\[model\]: tol"), ("[model]\ntol = true\n", r"\[model\]: tol"),
                       ("[model]\nmin_covar = true\n", r"\[model\]: min_covar"),
-                      ("[model]\nrandom_state = 'x'\n", r"\[model\]: random_state")]:
+                      ("[model]\nrandom_state = 'x'\n", r"\[model\]: random_state"),
+                      # named at read time, not after the corpus is featurised, without file or section
+                      ("[model]\nn_jobs = 0\n", r"\[model\]: n_jobs"), ("[model]\nn_jobs = '2'\n", r"\[model\]: n_jobs")]:
         p = tmp_path / "c.toml"
         p.write_text(text)
         with pytest.raises(InvalidParameterError, match=msg):
@@ -339,3 +341,20 @@ def test_a_missing_scp_is_named(tmp_path, capsys):
     assert main(["features", str(tmp_path / "nowhere.scp"), "-o", str(tmp_path / "f.npz")]) == 1
     err = capsys.readouterr().err
     assert "nowhere.scp" in err and "no such" in err.lower()
+
+
+def test_verbose_is_honoured_by_every_call_and_logging_is_left_as_found(tmp_path, capsys):
+    """``main`` configured logging with ``basicConfig``, a no-op once the root logger has a handler
+    (a first call, an embedding program, pytest): ``-v`` of a later call printed nothing, and the first
+    call's handler stayed behind writing to the stream of that call."""
+    import logging
+
+    text = tmp_path / "text"
+    text.write_text("a b c\n")
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    for verbose in ([], ["-v"], []):
+        assert main([*verbose, "lm", str(text), "-o", str(tmp_path / "lm.arpa"), "--no-ids"]) == 0
+        err = capsys.readouterr().err
+        assert ("INFO gmmhmm.lm" in err) == bool(verbose), err
+        assert root.handlers == handlers and root.level == level

@@ -70,6 +70,16 @@ def test_cli_refuses_to_write_the_model_over_an_input(tmp_path, texts, capsys):
     assert kaldi.read_text() == before and plain.read_text().startswith("<s> a b </s>")
 
 
+def test_an_unreadable_ppl_text_fails_before_the_model_is_written(tmp_path, texts, capsys):
+    """A missing --ppl file failed the run (exit 1) after the ARPA file had replaced the user's."""
+    kaldi, _ = texts
+    out = tmp_path / "lm.arpa"
+    out.write_text("an earlier model\n")
+    assert main(["lm", str(kaldi), "-o", str(out), "--ppl", str(tmp_path / "missing.txt")]) == 1
+    assert "cannot read text file" in capsys.readouterr().err
+    assert out.read_text() == "an earlier model\n"
+
+
 @pytest.mark.parametrize("content, args, message", [
     (None, [], "cannot read text file"),
     ("utt1\n", [], "no training sentences"),  # an utterance without words is an empty sentence

@@ -71,6 +71,17 @@ def test_recipe_reports_missing_data(recipe, tmp_path, capsys):
     assert rc == 1 and "does not exist" in capsys.readouterr().err
 
 
+def test_an_output_folder_that_cannot_be_made_is_reported_before_any_work(recipe, tmp_path, monkeypatch, capsys):
+    """--out naming a file raised FileExistsError with a traceback, after every file was featurised."""
+    fsdd = _tiny_fsdd(tmp_path / "fsdd")
+    monkeypatch.setattr(recipe, "extract_many", lambda *a, **k: pytest.fail("featurised before the output was checked"))
+    (tmp_path / "a_file").write_text("kept\n")
+    rc = recipe.main(["--fsdd-dir", str(fsdd), "--out", str(tmp_path / "a_file")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "a_file exists and is not a folder" in err and "Traceback" not in err, err
+    assert (tmp_path / "a_file").read_text() == "kept\n"
+
+
 def _tiny_fsdd(folder, rate=8000):
     """Tones named like FSDD recordings: takes 0 (test) and 5-6 (train) of each digit."""
     import numpy as np

@@ -175,5 +175,6 @@ def write_alignment(out_dir: str | os.PathLike, alignments: Mapping[str, Path]) 
         atomic_write_text(target, to_textgrid(path))
     atomic_write_text(out / "words.ctm", "".join(to_ctm(u, p.words) for u, p in alignments.items()))
     atomic_write_text(out / "phones.ctm", "".join(to_ctm(u, p.phones) for u, p in alignments.items()))
-    for stale in set(out.glob("*.TextGrid")) - {out / f"{u}.TextGrid" for u in alignments}:
+    # rglob: an id holding '/' wrote into a subfolder
+    for stale in set(out.rglob("*.TextGrid")) - {out / f"{u}.TextGrid" for u in alignments}:
         stale.unlink()  # from an earlier run: this run did not align that utterance
