@@ -1167,7 +1167,7 @@ def markdown() -> str:
         rows.append(f"| `{c.command}` | {c.problem} | {c.code} | `{_cell(c.stderr)}` |")
     rows += ["", "| recipe command | exit code | stderr (one line, no traceback) |", "| --- | --- | --- |"]
     for argv, message in RECIPES:
-        rows.append(f"| `python {' '.join(argv).replace('BAD_TOML', 'config-without-[training].toml').replace('LATIN1_TOML', 'latin1-config.toml')}` | 1 "
+        rows.append(f"| `python {' '.join(argv).replace('BAD_TOML', 'config-without-[training].toml').replace('LATIN1_TOML', 'latin1-config.toml').replace('FILE_TOML', 'an-existing-file')}` | 1 "
                     f"| `{_cell(message)}` |")
     rows += ["", "Chosen behaviour:", "", *CHOSEN_BEHAVIOUR]
     return "\n".join(rows) + "\n"
@@ -1184,7 +1184,7 @@ RECIPES = [
     (["recipes/fsdd_phones.py", "--config", "BAD_TOML"], "fsdd_phones: error: the config lacks the key 'training'"),
     (["recipes/an4.py", "--stage", "99"], r"an4: error: --stage 99: the stages are 0 \(data\) to 18"),
     (["recipes/an4.py", "--config", "LATIN1_TOML"], "an4: error: cannot read config file .* not UTF-8"),
-    (["recipes/an4.py", "--out", "BAD_TOML"], "an4: error: output folder .*bad.toml exists and is not a folder"),
+    (["recipes/an4.py", "--out", "FILE_TOML"], "an4: error: output folder .*bad.toml exists and is not a folder"),
     (["recipes/fsdd_phones.py", "--config", "LATIN1_TOML"], "fsdd_phones: error: cannot read config file .* not UTF-8"),
     (["recipes/cathy_phones.py", "--stage", "3", "--stop-stage", "1"],
      "cathy_phones: error: --stage 3 --stop-stage 1: .*the first no later than the last"),
@@ -1198,7 +1198,7 @@ RECIPES = [
                               "phones: config not UTF-8",
                               "cathy: first stage after the last"])
 def test_recipes_report_bad_input_in_one_line(argv, message, env) -> None:
-    argv = [str(env.d / {"BAD_TOML": "bad.toml", "LATIN1_TOML": "latin1.toml"}[a]) if a.endswith("_TOML") else a
+    argv = [str(env.d / {"BAD_TOML": "bad.toml", "FILE_TOML": "bad.toml", "LATIN1_TOML": "latin1.toml"}[a]) if a.endswith("_TOML") else a
             for a in argv]
     proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 1
