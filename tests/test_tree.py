@@ -76,6 +76,11 @@ def test_split_by_hand():
     assert tree.nodes[tree.roots[0][0]][:2] == (0, tree.questions.index(frozenset({"B"})))
     # a gain threshold above the gain stops it
     assert build_tree(stats, [{"B"}], PHONES, 1, "sil", min_occupancy=1, gain_threshold=gain + 1e-6).n_pdfs == 4
+    # max_leaves counts the roots (Kaldi --max-leaves): at or below their number nothing splits
+    assert build_tree(stats, [{"B"}], PHONES, 1, "sil", min_occupancy=1, max_leaves=2).n_pdfs == 4
+    for bad in (0, -3, 2.5, float("nan"), True):
+        with pytest.raises(InvalidParameterError, match="max_leaves"):
+            build_tree(stats, [{"B"}], PHONES, 1, "sil", min_occupancy=1, max_leaves=bad)
 
 
 @pytest.mark.parametrize("seed", range(4))

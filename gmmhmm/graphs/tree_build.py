@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidParameterError
+from .._validation import check_positive_int
 from .tree import LEAF, LEFT, RIGHT, TreeContext
 from .tree_stats import TreeStats
 
@@ -109,6 +110,8 @@ def build_tree(stats: TreeStats, questions: Iterable[Iterable[str]], phones: Seq
     """
     if min_occupancy < 0 or not np.isfinite(min_occupancy):
         raise InvalidParameterError(f"min_occupancy must be finite and >= 0, got {min_occupancy}")
+    if max_leaves is not None:
+        max_leaves = check_positive_int(max_leaves, "max_leaves")
     phones = list(phones)
     index = {p: i for i, p in enumerate(phones)}
     if silence not in index:
