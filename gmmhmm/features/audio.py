@@ -233,7 +233,7 @@ def speed_perturb(signal: np.ndarray, factor: float) -> np.ndarray:
         ``factor`` is not a finite number in [0.5, 2] (:data:`gmmhmm.data.datadir.MIN_SPEED`,
         ``MAX_SPEED``).
     InvalidInputError
-        ``signal`` is not a finite 1-D real array.
+        ``signal`` is not a finite 1-D floating-point array (integer samples are refused).
     """
     from .mfcc import _as_signal
 

@@ -207,6 +207,9 @@ def _as_signal(signal: object) -> np.ndarray:
         raise InvalidInputError(f"signal cannot be converted to an array: {exc}") from exc
     if x.ndim != 1 or x.dtype.kind not in "fiu":
         raise InvalidInputError(f"signal must be a 1-D real array, got shape {x.shape} dtype {x.dtype}")
+    if x.dtype.kind in "iu":  # as librosa: raw integer samples would be taken as full-scale values
+        raise InvalidInputError(f"signal must be floating-point samples in full-scale units, got {x.dtype}: "
+                                "divide int16 samples by 32768 (soundfile.read gives such floats)")
     x = np.asarray(x, dtype=np.float64)
     if not np.isfinite(x).all():
         raise NonFiniteInputError("signal contains NaN or infinity")
@@ -317,7 +320,7 @@ def mfcc(signal: np.ndarray, sample_rate_hz: int, config: FeatureConfig | None =
     AudioError
         The signal is too short for one frame.
     InvalidInputError
-        The signal is not a 1-D real array, or holds NaN or infinity.
+        The signal is not a 1-D floating-point array (integer samples are refused), or holds NaN or infinity.
     InvalidParameterError
         ``config`` is not a FeatureConfig or is at another rate.
     """

@@ -55,7 +55,7 @@ def extract_features(
         The file is unreadable (see :func:`load_audio`) or the audio is
         shorter than one frame.
     InvalidInputError
-        The signal is not a 1-D real array, or holds NaN or infinity, or
+        The signal is not a 1-D floating-point array (integer samples are refused), or holds NaN or infinity, or
         its dimension differs from ``cmvn_stats``'.
     InvalidParameterError
         Bad ``config``, ``sample_rate_hz`` or ``cmvn_stats``.
