@@ -46,6 +46,7 @@ from ._validation import resolve_n_jobs
 from .data.inputs import AUDIO_SUFFIXES, Utterances, audio_files_below, is_data_dir, list_utterances  # noqa: F401
 from .data.datadir import check_speed_factors, speed_copies, speed_prefix
 from .errors import GmmhmmError, InvalidInputError, InvalidParameterError, TranscriptError
+from .mixture.mixup import mix_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -413,17 +414,11 @@ def read_phone_config(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
                                   and not (float in kinds and isinstance(value, int))):
             raise InvalidParameterError(f"{path} [training]: {key} must be {' or '.join(k.__name__ for k in kinds)}, "
                                         f"got {value!r}")
-    mixtures = training.get("mixtures", [1, 2, 4, 8])
-    n_iter = training.get("n_iter", 4)
-    if (not mixtures or any(isinstance(m, bool) or not isinstance(m, int) or m < 1 for m in mixtures)
-            or any(b < a for a, b in zip(mixtures, mixtures[1:]))):
-        raise InvalidParameterError(f"{path} [training]: mixtures must be non-decreasing positive integers, "
-                                    f"got {mixtures!r}")
-    iters = [n_iter] * len(mixtures) if isinstance(n_iter, int) else list(n_iter)
-    if len(iters) != len(mixtures) or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in iters):
-        raise InvalidParameterError(f"{path} [training]: n_iter must be a positive integer or one per "
-                                    f"mixtures stage, got {n_iter!r}")
-    training.update(mixtures=list(mixtures), n_iter=iters)
+    try:
+        mixtures, iters = mix_schedule(training.get("mixtures", [1, 2, 4, 8]), training.get("n_iter", 4), "mixtures")
+    except InvalidParameterError as exc:
+        raise InvalidParameterError(f"{path} [training]: {exc}") from exc
+    training.update(mixtures=mixtures, n_iter=iters)
     return features, training
 
 
@@ -528,10 +523,7 @@ def cmd_train_tri(args: argparse.Namespace) -> int:
     if not isinstance(mono, PhoneModelSet) or not hasattr(mono, "means_"):
         raise InvalidInputError(f"{args.mono} holds a {type(mono).__name__}, not trained phone models "
                                 "(train them with `gmmhmm train-phones`)")
-    iters = args.n_iter if len(args.n_iter) == len(args.mixtures) else args.n_iter * len(args.mixtures)
-    if len(iters) != len(args.mixtures) or any(b < a for a, b in zip(args.mixtures, args.mixtures[1:])):
-        raise InvalidParameterError(f"--mixtures {args.mixtures} must be non-decreasing and --n-iter one number "
-                                    f"or one per mixture stage, got {args.n_iter}")
+    _, iters = mix_schedule(args.mixtures, args.n_iter[0] if len(args.n_iter) == 1 else args.n_iter, "--mixtures")
     classes = read_phone_classes(args.phone_classes) if args.phone_classes else None
     lexicon = mono.lexicon
     data = DataDir.read(args.data, require_text=True)

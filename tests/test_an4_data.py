@@ -195,7 +195,7 @@ def test_train_phones_errors(slice_dir, an4_data, tmp_path, capsys):
 
 @pytest.mark.parametrize("text, match", [
     ("[training]\nmixtures = [2, 1]\n", "non-decreasing"),
-    ("[training]\nmixtures = [1, 2]\nn_iter = [1]\n", "one per"),
+    ("[training]\nmixtures = [1, 2]\nn_iter = [1]\n", "n_iter has 1 entries but mixtures has 2 stages"),
     ("[training]\nsil_prob = 'x'\n", "sil_prob must be float"),
     ("[training]\nmixes = [1]\n", "unknown key"),
     ("[features]\nn_ceps = 0\n", r"\[features\]"),
